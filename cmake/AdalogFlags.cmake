@@ -1,0 +1,26 @@
+# Compiler flags shared by every adalog target. The default build targets generic x86-64;
+# AVX2 / AVX-512 / VNNI code lives in its own translation units compiled with per-file flags
+# (see adalog_isa_sources) and is selected at run time, so no binary dies with SIGILL.
+add_library(adalog_warnings INTERFACE)
+target_compile_options(adalog_warnings INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow=local -Wno-unused-parameter>)
+
+if(ADALOG_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# adalog_isa_sources(<isa> <files...>): compile files for one ISA level.
+#   isa: avx2 | avx512 | avx512vnni
+function(adalog_isa_sources isa)
+  if(isa STREQUAL "avx2")
+    set(flags "-mavx2;-mfma;-mf16c")
+  elseif(isa STREQUAL "avx512")
+    set(flags "-mavx2;-mfma;-mf16c;-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq")
+  elseif(isa STREQUAL "avx512vnni")
+    set(flags "-mavx2;-mfma;-mf16c;-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512vnni")
+  else()
+    message(FATAL_ERROR "adalog_isa_sources: unknown isa ${isa}")
+  endif()
+  set_source_files_properties(${ARGN} PROPERTIES COMPILE_OPTIONS "${flags}")
+endfunction()
