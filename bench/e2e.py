@@ -1,0 +1,297 @@
+#!/usr/bin/python3
+"""End-to-end latency harness: adalog against ONNX Runtime and PyTorch on one ViT, same run.
+
+For every configuration (batch x threads) and every repetition it runs each engine once, in a
+rotated order so no engine always goes first, takes each engine's median over the repetitions and
+prints one Markdown table. Every raw JSON line (plus the command, config and repetition) is saved.
+
+  /usr/bin/python3 bench/e2e.py MODEL.onnx [--batch 1 8] [--threads 1 2] [--repeats 3]
+      [--warmup 3] [--runs 10] [--arch deit_s | --dims IMG,PATCH,DIM,DEPTH,HEADS,CLASSES]
+      [--adalog build/cli/adalog] [--quantized NAME=MODEL_FILE ...] [--engine NAME=CMD ...]
+      [--no-ort] [--no-torch] [--dynint8] [--only NAME ...] [--out FILE.jsonl] [--layout wide|long]
+
+Engines (each prints one JSON line with at least median_ms, p90_ms, images_per_s):
+  adalog-fp32     {adalog} bench {model} --batch {batch} --threads {threads} --json --warmup {warmup} --runs {runs}
+  adalog-NAME     the same command on MODEL_FILE, one per --quantized NAME=MODEL_FILE (e.g. w4a4=out/s.adalog)
+  ort             node bench/peers/ort_bench.js {model} ... (install with bench/peers/setup.sh)
+  torch           /usr/bin/python3 bench/peers/torch_bench.py --arch/--dims ... (FP32 eager)
+  torch-dynint8   the same with --dynint8 (only with --dynint8)
+  NAME            --engine NAME=CMD: any command template; placeholders {model} {batch} {threads}
+                  {warmup} {runs} {adalog} {repo}; it must print a JSON line with median_ms.
+Ratios in the table are adalog-X ms / peer ms: below 1 means adalog is faster.
+
+PyTorch cannot read ONNX: it rebuilds the architecture from models/vit_defs.py. The shape comes from
+--arch/--dims, else it is inferred from the ONNX initializers (patch conv, fc1/fc2, head_dim 64).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = "/usr/bin/python3"
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", help="the FP32 ONNX model (input of ORT, adalog-fp32 and the torch shape)")
+    ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each engine per config (median taken)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed inferences inside each engine run")
+    ap.add_argument("--runs", type=int, default=10, help="timed inferences inside each engine run")
+    ap.add_argument("--arch", default=None, help="torch_bench --arch (deit_t, deit_s, vit_b, ...)")
+    ap.add_argument("--dims", default=None, help="torch_bench --dims IMG,PATCH,DIM,DEPTH,HEADS,CLASSES")
+    ap.add_argument("--adalog", default=os.path.join(REPO, "build", "cli", "adalog"), help="the adalog binary")
+    ap.add_argument("--quantized", action="append", default=[], metavar="NAME=MODEL_FILE",
+                    help="an adalog quantized model file to bench as engine adalog-NAME (repeatable)")
+    ap.add_argument("--engine", action="append", default=[], metavar="NAME=CMD",
+                    help="an extra engine command template (repeatable)")
+    ap.add_argument("--no-ort", action="store_true")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-adalog", action="store_true")
+    ap.add_argument("--dynint8", action="store_true", help="add the torch dynamic-int8 peer")
+    ap.add_argument("--only", nargs="+", default=None, help="run only these engine names")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per engine run")
+    ap.add_argument("--out", default=None, help="raw JSON lines (default out/e2e/<model>-<time>.jsonl)")
+    ap.add_argument("--layout", choices=["wide", "long"], default="wide")
+    ap.add_argument("--dry-run", action="store_true", help="print the commands and stop")
+    a = ap.parse_args(argv)
+    for name in ("repeats", "runs"):
+        if getattr(a, name) < 1:
+            ap.error(f"--{name} must be >= 1")
+    if a.warmup < 0:
+        ap.error("--warmup must be >= 0")
+    if any(b < 1 for b in a.batch) or any(t < 1 for t in a.threads):
+        ap.error("--batch and --threads values must be >= 1")
+    if not os.path.isfile(a.model):
+        ap.error(f"model '{a.model}' not found")
+    return a
+
+
+def split_named(spec, flag):
+    if "=" not in spec or not spec.split("=", 1)[0]:
+        raise SystemExit(f"e2e: error: {flag} wants NAME=VALUE, got '{spec}'")
+    return spec.split("=", 1)
+
+
+def infer_dims(onnx_path):
+    """Timm-style shape of an ONNX ViT from its initializers (head_dim assumed 64). None if unsure."""
+    try:
+        import onnx
+        from onnx import numpy_helper  # noqa: F401
+    except ImportError:
+        return None
+    m = onnx.load(onnx_path, load_external_data=False)
+    inits = {t.name: list(t.dims) for t in m.graph.initializer}
+    conv = next((n for n in m.graph.node if n.op_type == "Conv"), None)
+    if conv is None or len(conv.input) < 2 or conv.input[1] not in inits:
+        return None
+    dim, _, patch, _ = inits[conv.input[1]]
+    shape = m.graph.input[0].type.tensor_type.shape.dim
+    img = shape[2].dim_value if len(shape) == 4 and shape[2].dim_value > 0 else None
+    out = m.graph.output[0].type.tensor_type.shape.dim
+    classes = out[-1].dim_value if out and out[-1].dim_value > 0 else None
+    mlp = sum(1 for d in inits.values() if len(d) == 2 and sorted(d) == sorted([dim, 4 * dim]))
+    depth = mlp // 2
+    if not img or not classes or depth == 0 or dim % 64:
+        return None
+    return f"{img},{patch},{dim},{depth},{dim // 64},{classes}"
+
+
+def guess_arch(path):
+    base = os.path.basename(path).lower().replace("-", "_")
+    for k in ("deit_t", "deit_s", "vit_b", "deit_b"):
+        if k in base:
+            return k
+    return None
+
+
+def build_engines(a):
+    """Ordered list of (name, kind, template, model). kind: 'adalog' | 'peer' | 'custom'."""
+    engines = []
+    fmt_common = "--batch {batch} --threads {threads} --warmup {warmup} --runs {runs}"
+    adalog_cmd = "{adalog} bench {model} --batch {batch} --threads {threads} --json --warmup {warmup} --runs {runs}"
+    if not a.no_adalog:
+        engines.append(("adalog-fp32", "adalog", adalog_cmd, a.model))
+        for spec in a.quantized:
+            name, path = split_named(spec, "--quantized")
+            engines.append((f"adalog-{name}", "adalog", adalog_cmd, path))
+    if not a.no_ort:
+        engines.append(("ort", "peer", f"node {{repo}}/bench/peers/ort_bench.js {{model}} {fmt_common}", a.model))
+    if not a.no_torch:
+        if a.dims:
+            shape = f"--dims {shlex.quote(a.dims)}"
+        elif a.arch or guess_arch(a.model):
+            shape = f"--arch {a.arch or guess_arch(a.model)}"
+        else:
+            dims = infer_dims(a.model)
+            shape = f"--dims {dims}" if dims else None
+            if not dims:
+                print(f"e2e: note: cannot infer the torch architecture of {a.model}; pass --arch or --dims. "
+                      "torch skipped.", file=sys.stderr)
+        if shape:
+            tb = f"{PY} {{repo}}/bench/peers/torch_bench.py {shape} {fmt_common}"
+            engines.append(("torch", "peer", tb, a.model))
+            if a.dynint8:
+                engines.append(("torch-dynint8", "peer", tb + " --dynint8", a.model))
+    for spec in a.engine:
+        name, cmd = split_named(spec, "--engine")
+        engines.append((name, "custom", cmd, a.model))
+    if a.only:
+        known = {e[0] for e in engines}
+        unknown = [n for n in a.only if n not in known]
+        if unknown:
+            raise SystemExit(f"e2e: error: --only {' '.join(unknown)}: no such engine (have {', '.join(sorted(known))})")
+        engines = [e for e in engines if e[0] in a.only]
+    return engines
+
+
+def check_prerequisites(a, engines):
+    """Drops engines that cannot run, each with a clear message."""
+    keep = []
+    for e in engines:
+        name, kind = e[0], e[1]
+        if kind == "adalog" and not (os.path.isfile(a.adalog) and os.access(a.adalog, os.X_OK)):
+            print(f"e2e: note: adalog binary not found at {a.adalog} (build it: cmake --build build --target adalog, "
+                  f"or pass --adalog PATH); engine {name} skipped.", file=sys.stderr)
+            continue
+        if kind == "adalog" and not os.path.isfile(e[3]):
+            print(f"e2e: note: model file {e[3]} not found; engine {name} skipped.", file=sys.stderr)
+            continue
+        if name == "ort" and not os.path.isdir(os.path.join(REPO, "bench", "peers", "node_modules", "onnxruntime-node")):
+            print("e2e: note: onnxruntime-node is not installed (run bench/peers/setup.sh); engine ort skipped.",
+                  file=sys.stderr)
+            continue
+        keep.append(e)
+    return keep
+
+
+def run_one(template, model, cfg, a):
+    cmd = template.format(model=shlex.quote(model), batch=cfg[0], threads=cfg[1], warmup=a.warmup, runs=a.runs,
+                          adalog=shlex.quote(a.adalog), repo=shlex.quote(REPO))
+    try:
+        p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=a.timeout)
+    except subprocess.TimeoutExpired:
+        return cmd, None, f"timed out after {a.timeout:.0f} s"
+    record = None
+    for line in reversed(p.stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                pass
+    if p.returncode != 0 or record is None or "median_ms" not in record:
+        lines = (p.stderr.strip() or p.stdout.strip()).splitlines()
+        tail = [l for l in lines if "error" in l.lower()][:2] or lines[-3:]
+        why = f"exit {p.returncode}" if p.returncode else "no JSON line with median_ms"
+        return cmd, None, f"{why}: {' | '.join(tail)}"
+    return cmd, record, None
+
+
+def machine_line():
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.2f} at start"
+
+
+def fmt_ms(v):
+    return "—" if v is None else (f"{v:.1f}" if v >= 10 else f"{v:.2f}")
+
+
+def fmt_ratio(x, y):
+    return "—" if x is None or y is None or y == 0 else f"{x / y:.2f}"
+
+
+def main(argv):
+    a = parse_args(argv)
+    engines = check_prerequisites(a, build_engines(a))
+    configs = [(b, t) for b in a.batch for t in a.threads]
+    if a.dry_run:
+        for cfg in configs:
+            for name, _, tmpl, model in engines:
+                print(f"[b{cfg[0]} t{cfg[1]}] {name}: " + tmpl.format(
+                    model=shlex.quote(model), batch=cfg[0], threads=cfg[1], warmup=a.warmup, runs=a.runs,
+                    adalog=shlex.quote(a.adalog), repo=shlex.quote(REPO)))
+        return 0
+    if not engines:
+        print("e2e: error: no engine can run (see the notes above)", file=sys.stderr)
+        return 1
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = a.out or os.path.join(REPO, "out", "e2e",
+                                f"{os.path.splitext(os.path.basename(a.model))[0]}-{stamp}.jsonl")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    machine = machine_line()
+    medians = {}  # (cfg, engine) -> list of median_ms
+    errors = {}
+    with open(out, "a") as f:
+        for cfg in configs:
+            for rep in range(a.repeats):
+                k = rep % len(engines)
+                for name, _, tmpl, model in engines[k:] + engines[:k]:
+                    if errors.get((cfg, name)):
+                        continue  # an engine that failed once in this config is not retried
+                    cmd, rec, err = run_one(tmpl, model, cfg, a)
+                    row = {"engine": name, "batch": cfg[0], "threads": cfg[1], "repeat": rep, "cmd": cmd,
+                           "time": datetime.datetime.now().isoformat(timespec="seconds")}
+                    if err:
+                        errors[(cfg, name)] = err
+                        row["error"] = err
+                        print(f"e2e: {name} b{cfg[0]} t{cfg[1]}: FAILED: {err}", file=sys.stderr)
+                    else:
+                        row["result"] = rec
+                        medians.setdefault((cfg, name), []).append(rec["median_ms"])
+                        print(f"e2e: b{cfg[0]} t{cfg[1]} rep {rep}: {name} {rec['median_ms']:.2f} ms",
+                              file=sys.stderr)
+                    f.write(json.dumps(row) + "\n")
+                    f.flush()
+
+    def med(cfg, name):
+        v = medians.get((cfg, name))
+        return statistics.median(v) if v else None
+
+    names = [e[0] for e in engines]
+    ours = [n for n, kind, _, _ in engines if kind == "adalog"]
+    peers = [n for n in ("ort", "torch") if n in names]
+    print(f"\nModel `{os.path.basename(a.model)}`; {machine}; each cell is the median over {a.repeats} engine runs "
+          f"of that engine's median over {a.runs} timed inferences ({a.warmup} warmup). "
+          "Ratios: adalog ms / peer ms (below 1: adalog faster).\n")
+    if a.layout == "wide":
+        cols = ["config"] + [f"{n} ms" for n in names] + [f"{o}/{p}" for o in ours for p in peers]
+        print("| " + " | ".join(cols) + " |")
+        print("|" + "---|" * len(cols))
+        for cfg in configs:
+            cells = [f"b{cfg[0]} t{cfg[1]}"] + [fmt_ms(med(cfg, n)) for n in names]
+            cells += [fmt_ratio(med(cfg, o), med(cfg, p)) for o in ours for p in peers]
+            print("| " + " | ".join(cells) + " |")
+    else:
+        cols = ["config", "engine", "ms", "images/s"] + [f"vs {p}" for p in peers]
+        print("| " + " | ".join(cols) + " |")
+        print("|" + "---|" * len(cols))
+        for cfg in configs:
+            for n in names:
+                m = med(cfg, n)
+                ips = "—" if m is None else f"{cfg[0] * 1000.0 / m:.1f}"
+                print("| " + " | ".join([f"b{cfg[0]} t{cfg[1]}", n, fmt_ms(m), ips] +
+                                        [fmt_ratio(m, med(cfg, p)) for p in peers]) + " |")
+    if errors:
+        print("\nFailures:")
+        for (cfg, name), err in errors.items():
+            print(f"- {name} b{cfg[0]} t{cfg[1]}: {err}")
+    print(f"\nRaw JSON lines: {os.path.relpath(out, os.getcwd())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
