@@ -1,0 +1,154 @@
+// Uniform quantizer (quant/uniform.h): array kernels and per-tensor/channel/head application.
+#include "quant/uniform.h"
+
+#include "quant/error.h"
+
+namespace adalog {
+
+UniformQuantizer::UniformQuantizer(const UniformParams& p) : p_(p) {
+  p_.Validate();
+  lo_ = static_cast<float>(p_.CodeMin() - p_.zero_point);
+  hi_ = static_cast<float>(p_.CodeMax() - p_.zero_point);
+}
+
+void UniformQuantizer::Encode(const float* x, int64_t n, UniformCode* codes) const {
+  ADALOG_CHECK(p_.mode == UniformMode::kAsymmetric,
+               "uniform quantizer: uint8 codes need asymmetric mode");
+  for (int64_t i = 0; i < n; ++i) codes[i] = static_cast<UniformCode>(Encode(x[i]));
+}
+
+void UniformQuantizer::Encode(const float* x, int64_t n, SignedCode* codes) const {
+  ADALOG_CHECK(p_.mode == UniformMode::kSymmetric,
+               "uniform quantizer: int8 codes need symmetric mode");
+  for (int64_t i = 0; i < n; ++i) codes[i] = static_cast<SignedCode>(Encode(x[i]));
+}
+
+void UniformQuantizer::Decode(const UniformCode* codes, int64_t n, float* out) const {
+  for (int64_t i = 0; i < n; ++i) out[i] = Decode(static_cast<int32_t>(codes[i]));
+}
+
+void UniformQuantizer::Decode(const SignedCode* codes, int64_t n, float* out) const {
+  for (int64_t i = 0; i < n; ++i) out[i] = Decode(static_cast<int32_t>(codes[i]));
+}
+
+void UniformQuantizer::FakeQuant(const float* x, int64_t n, float* out) const {
+  // Same equation as Encode + Decode, fused: out = round(clamp(x/s, lo, hi)) * s, NaN -> NaN.
+  const float s = p_.scale, lo = lo_, hi = hi_;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    float t = v / s;
+    t = t >= lo ? t : lo;
+    t = t <= hi ? t : hi;
+    const float r = RoundHalfEvenSmall(t) * s;
+    out[i] = (v == v) ? r : v;
+  }
+}
+
+int64_t NumElements(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    ADALOG_CHECK(shape[i] >= 0, "shape dimension ", i, " = ", shape[i], " is negative");
+    n *= shape[i];
+  }
+  return n;
+}
+
+namespace {
+
+// Splits a row-major shape at `axis` into outer x channels x inner.
+struct AxisSplit {
+  int64_t outer = 1, channels = 1, inner = 1;
+};
+
+AxisSplit SplitAt(const std::vector<int64_t>& shape, int axis, int64_t groups, const char* what) {
+  NumElements(shape);  // validates dims
+  ADALOG_CHECK(axis >= 0 && axis < static_cast<int>(shape.size()), what, ": axis ", axis,
+               " is out of range for a rank-", shape.size(), " tensor");
+  ADALOG_CHECK(shape[static_cast<size_t>(axis)] == groups, what, ": dims[", axis,
+               "] = ", shape[static_cast<size_t>(axis)], " but ", groups,
+               " parameter groups were given");
+  AxisSplit s;
+  for (int i = 0; i < axis; ++i) s.outer *= shape[static_cast<size_t>(i)];
+  s.channels = groups;
+  for (size_t i = static_cast<size_t>(axis) + 1; i < shape.size(); ++i) s.inner *= shape[i];
+  return s;
+}
+
+template <typename Op>
+void ForEachGroup(const AxisSplit& s, const std::vector<UniformQuantizer>& qs, Op op) {
+  for (int64_t o = 0; o < s.outer; ++o) {
+    for (int64_t c = 0; c < s.channels; ++c) {
+      const int64_t off = (o * s.channels + c) * s.inner;
+      op(qs[static_cast<size_t>(c)], off, s.inner);
+    }
+  }
+}
+
+std::vector<UniformQuantizer> MakeGroups(int bits, UniformMode mode,
+                                         const std::vector<float>& scales,
+                                         const std::vector<int32_t>& zps) {
+  std::vector<UniformQuantizer> qs;
+  qs.reserve(scales.size());
+  for (size_t i = 0; i < scales.size(); ++i) qs.emplace_back(UniformParams{bits, scales[i], zps[i], mode});
+  return qs;
+}
+
+}  // namespace
+
+void FakeQuantize(const UniformPerTensor& q, const float* x, const std::vector<int64_t>& shape,
+                  float* out) {
+  UniformQuantizer(q.params).FakeQuant(x, NumElements(shape), out);
+}
+
+void FakeQuantize(const UniformPerChannel& q, const float* x, const std::vector<int64_t>& shape,
+                  float* out) {
+  q.Validate();
+  const AxisSplit s = SplitAt(shape, q.axis, q.num_channels(), "per-channel uniform quantizer");
+  const auto qs = MakeGroups(q.bits, q.mode, q.scales, q.zero_points);
+  ForEachGroup(s, qs, [&](const UniformQuantizer& u, int64_t off, int64_t n) {
+    u.FakeQuant(x + off, n, out + off);
+  });
+}
+
+void FakeQuantize(const UniformPerHead& q, const float* x, const std::vector<int64_t>& shape,
+                  float* out) {
+  q.Validate();
+  ADALOG_CHECK(shape.size() == 4, "per-head uniform quantizer: expects a rank-4 (B, H, N, d) "
+               "tensor, got rank ", shape.size());
+  const AxisSplit s =
+      SplitAt(shape, UniformPerHead::kHeadAxis, q.num_heads(), "per-head uniform quantizer");
+  const auto qs = MakeGroups(q.bits, q.mode, q.scales, q.zero_points);
+  ForEachGroup(s, qs, [&](const UniformQuantizer& u, int64_t off, int64_t n) {
+    u.FakeQuant(x + off, n, out + off);
+  });
+}
+
+void Encode(const UniformPerTensor& q, const float* x, const std::vector<int64_t>& shape,
+            UniformCode* codes) {
+  UniformQuantizer(q.params).Encode(x, NumElements(shape), codes);
+}
+
+void Encode(const UniformPerChannel& q, const float* x, const std::vector<int64_t>& shape,
+            UniformCode* codes) {
+  q.Validate();
+  const AxisSplit s = SplitAt(shape, q.axis, q.num_channels(), "per-channel uniform quantizer");
+  const auto qs = MakeGroups(q.bits, q.mode, q.scales, q.zero_points);
+  ForEachGroup(s, qs, [&](const UniformQuantizer& u, int64_t off, int64_t n) {
+    u.Encode(x + off, n, codes + off);
+  });
+}
+
+void Encode(const UniformPerHead& q, const float* x, const std::vector<int64_t>& shape,
+            UniformCode* codes) {
+  q.Validate();
+  ADALOG_CHECK(shape.size() == 4, "per-head uniform quantizer: expects a rank-4 (B, H, N, d) "
+               "tensor, got rank ", shape.size());
+  const AxisSplit s =
+      SplitAt(shape, UniformPerHead::kHeadAxis, q.num_heads(), "per-head uniform quantizer");
+  const auto qs = MakeGroups(q.bits, q.mode, q.scales, q.zero_points);
+  ForEachGroup(s, qs, [&](const UniformQuantizer& u, int64_t off, int64_t n) {
+    u.Encode(x + off, n, codes + off);
+  });
+}
+
+}  // namespace adalog
