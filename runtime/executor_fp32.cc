@@ -1,0 +1,565 @@
+// FP32 executor: workspace layout, per-batch-size oneDNN plans, the forward pass, capture taps.
+#include "runtime/executor_fp32.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dnnl.hpp>
+#include <map>
+#include <sstream>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "quant/error.h"
+#include "runtime/kernels/float_kernels.h"
+
+namespace adalog {
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+using Dt = memory::data_type;
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+
+// Rounds a float count up to a whole number of 64-byte lines.
+size_t AlignFloats(size_t n) { return (n + 15) & ~size_t{15}; }
+
+void* AlignedAlloc(size_t bytes) {
+  bytes = std::max<size_t>(64, (bytes + 63) & ~size_t{63});
+  void* p = std::aligned_alloc(64, bytes);
+  ADALOG_CHECK(p != nullptr, "executor: out of memory allocating ", bytes, " bytes");
+  return p;
+}
+
+// Sets the calling thread's OpenMP team size (which oneDNN's OpenMP runtime follows) for a scope.
+class ScopedOmpThreads {
+ public:
+  explicit ScopedOmpThreads(int n) : prev_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~ScopedOmpThreads() { omp_set_num_threads(prev_); }
+  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
+  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
+
+ private:
+  int prev_;
+};
+
+// Calls f(begin, end) on contiguous, disjoint row ranges, one per thread. Each row's result is
+// computed by exactly one call, so results do not depend on the thread count.
+template <typename F>
+void ParallelRows(int64_t rows, int threads, const F& f) {
+  if (threads <= 1 || rows < 2) {
+    f(int64_t{0}, rows);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t begin = rows * t / n, end = rows * (t + 1) / n;
+    if (begin < end) f(begin, end);
+  }
+}
+
+// A Linear's weight W [N][K] (PyTorch layout, read in place from the model) and its packed copies,
+// one per oneDNN weight layout a primitive asked for (in practice one).
+struct PackedLinear {
+  int n = 0, k = 0;
+  memory plain;  // logical {K, N}, layout "ba" over W
+  memory bias;   // {1, N}
+  std::vector<memory> packed;
+};
+
+struct Step {
+  dnnl::primitive prim;
+  std::unordered_map<int, memory> args;
+  size_t scratch_bytes = 0;
+  memory::desc scratch_desc;
+};
+
+struct BlockSteps {
+  Step qkv, scores, av, proj, fc1, fc2;
+};
+
+// Everything oneDNN needs to run one batch size, bound to the workspace.
+struct Plan {
+  int batch = 0;
+  Step embed;
+  std::vector<BlockSteps> blocks;
+  Step head, head_dist;
+  std::unique_ptr<void, FreeDeleter> scratch;
+  std::string description;
+};
+
+}  // namespace
+
+const char* TapPointName(TapPoint tap) {
+  switch (tap) {
+    case TapPoint::kPatchEmbedIn: return "patch_embed.in";
+    case TapPoint::kPatchEmbedOut: return "patch_embed.out";
+    case TapPoint::kQkvIn: return "qkv.in";
+    case TapPoint::kQkvOut: return "qkv.out";
+    case TapPoint::kQ: return "q";
+    case TapPoint::kK: return "k";
+    case TapPoint::kV: return "v";
+    case TapPoint::kAttnProbs: return "softmax.out";
+    case TapPoint::kProjIn: return "proj.in";
+    case TapPoint::kProjOut: return "proj.out";
+    case TapPoint::kFc1In: return "fc1.in";
+    case TapPoint::kFc1Out: return "fc1.out";
+    case TapPoint::kGeluOut: return "gelu.out";
+    case TapPoint::kFc2Out: return "fc2.out";
+    case TapPoint::kHeadIn: return "head.in";
+    case TapPoint::kHeadOut: return "head.out";
+    case TapPoint::kHeadDistIn: return "head_dist.in";
+    case TapPoint::kHeadDistOut: return "head_dist.out";
+    case TapPoint::kLogits: return "logits";
+  }
+  return "?";
+}
+
+struct ExecutorFp32::Impl {
+  const VitModel& m;
+  int max_batch;
+  int threads;
+  const FloatKernels& fk;
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  dnnl::stream strm{eng};
+  Fp32Observer* observer = nullptr;
+
+  // Shapes.
+  int D, T, P, pre, heads, hd, F, C, ps, H, W, classes, patch_k;
+
+  // Workspace (one allocation) and its views.
+  std::unique_ptr<void, FreeDeleter> ws;
+  size_t ws_bytes = 0;
+  float *x, *ln, *qkv, *q, *k, *v, *scores, *ctx, *merged, *lin_out, *hidden, *patches,
+      *embed_out, *pooled, *pooled_dist, *logits, *logits_dist;
+
+  PackedLinear embed_w;
+  struct BlockWeights {
+    PackedLinear qkv, proj, fc1, fc2;
+  };
+  std::vector<BlockWeights> block_w;
+  PackedLinear head_w, head_dist_w;
+
+  std::map<int, std::unique_ptr<Plan>> plans;
+  std::string first_description;
+
+  Impl(const VitModel& model, const ExecutorOptions& o)
+      : m(model),
+        max_batch(o.max_batch),
+        threads(o.num_threads > 0 ? o.num_threads : omp_get_max_threads()),
+        fk(SelectFloatKernels(o.isa_cap)) {
+    ValidateVitModel(m);
+    ADALOG_CHECK(max_batch >= 1 && max_batch <= 1024, "executor: max_batch ", max_batch,
+                 " out of range 1..1024");
+    ADALOG_CHECK(o.num_threads >= 0 && o.num_threads <= 1024, "executor: num_threads ",
+                 o.num_threads, " out of range 0..1024");
+    D = m.dim;
+    T = m.num_tokens();
+    P = m.embed.num_patches();
+    pre = m.num_prefix_tokens();
+    heads = m.blocks[0].heads;
+    for (const BlockParams& b : m.blocks) {
+      ADALOG_CHECK(b.heads == heads, "executor: blocks with different head counts (", b.heads,
+                   " vs ", heads, ") are not supported");
+    }
+    hd = D / heads;
+    F = 0;
+    for (const BlockParams& b : m.blocks) F = std::max(F, b.fc1.out);
+    C = m.embed.in_channels;
+    ps = m.embed.patch;
+    H = m.embed.image_h;
+    W = m.embed.image_w;
+    classes = m.num_classes();
+    patch_k = C * ps * ps;
+    AllocateWorkspace();
+    ScopedOmpThreads scoped(threads);
+    embed_w = Pack(m.embed.weight.data(), m.embed.bias.data(), D, patch_k);
+    for (const BlockParams& b : m.blocks) {
+      BlockWeights bw;
+      bw.qkv = Pack(b.qkv);
+      bw.proj = Pack(b.proj);
+      bw.fc1 = Pack(b.fc1);
+      bw.fc2 = Pack(b.fc2);
+      block_w.push_back(std::move(bw));
+    }
+    head_w = Pack(m.head);
+    if (m.pooling == Pooling::kClsDistAvg) head_dist_w = Pack(m.head_dist);
+    // Build the max-batch plan now: it packs the weights into the layout oneDNN prefers, and the
+    // common case (a full batch) then pays nothing at its first Run.
+    GetPlan(max_batch);
+  }
+
+  void AllocateWorkspace() {
+    const size_t R = static_cast<size_t>(max_batch) * T;
+    const size_t sizes[] = {
+        R * D,                                           // x
+        R * D,                                           // ln
+        R * 3 * D,                                       // qkv
+        R * D, R * D, R * D,                             // q, k, v (head-major)
+        static_cast<size_t>(max_batch) * heads * T * T,  // scores
+        R * D,                                           // ctx
+        R * D,                                           // merged
+        R * D,                                           // lin_out
+        R * F,                                           // hidden
+        static_cast<size_t>(max_batch) * P * patch_k,    // patches
+        static_cast<size_t>(max_batch) * P * D,          // embed_out
+        static_cast<size_t>(max_batch) * D,              // pooled
+        static_cast<size_t>(max_batch) * D,              // pooled_dist
+        static_cast<size_t>(max_batch) * classes,        // logits
+        static_cast<size_t>(max_batch) * classes,        // logits_dist
+    };
+    float** views[] = {&x,      &ln,      &qkv,     &q,         &k,      &v,
+                       &scores, &ctx,     &merged,  &lin_out,   &hidden, &patches,
+                       &embed_out, &pooled, &pooled_dist, &logits, &logits_dist};
+    static_assert(sizeof(sizes) / sizeof(sizes[0]) == sizeof(views) / sizeof(views[0]), "views");
+    size_t total = 0;
+    for (size_t s : sizes) total += AlignFloats(s);
+    ws_bytes = total * sizeof(float);
+    ws.reset(AlignedAlloc(ws_bytes));
+    std::memset(ws.get(), 0, ws_bytes);
+    float* base = static_cast<float*>(ws.get());
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); ++i) {
+      *views[i] = base + off;
+      off += AlignFloats(sizes[i]);
+    }
+  }
+
+  PackedLinear Pack(const float* w, const float* b, int n, int kk) {
+    PackedLinear p;
+    p.n = n;
+    p.k = kk;
+    p.plain = memory({{kk, n}, Dt::f32, Tag::ba}, eng, const_cast<float*>(w));
+    p.bias = memory({{1, n}, Dt::f32, Tag::ab}, eng, const_cast<float*>(b));
+    return p;
+  }
+  PackedLinear Pack(const LinearParams& l) { return Pack(l.weight.data(), l.bias.data(), l.out, l.in); }
+
+  memory WeightsFor(PackedLinear& p, const memory::desc& md) {
+    if (md == p.plain.get_desc()) return p.plain;
+    for (const memory& mem : p.packed) {
+      if (mem.get_desc() == md) return mem;
+    }
+    memory packed(md, eng);
+    dnnl::reorder(p.plain, packed).execute(strm, p.plain, packed);
+    strm.wait();
+    p.packed.push_back(packed);
+    return packed;
+  }
+
+  static dnnl::primitive_attr UserScratchAttr() {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return attr;
+  }
+
+  Step MakeStep(const dnnl::matmul::primitive_desc& pd) {
+    Step s;
+    s.prim = dnnl::matmul(pd);
+    s.scratch_desc = pd.scratchpad_desc();
+    s.scratch_bytes = s.scratch_desc.get_size();
+    return s;
+  }
+
+  // y[M][N] = x[M][K] W^T + b.
+  Step LinearStep(PackedLinear& w, int rows, float* src, float* dst, std::ostringstream& desc,
+                  const char* what) {
+    const memory::desc src_md({rows, w.k}, Dt::f32, Tag::ab);
+    const memory::desc wei_md({w.k, w.n}, Dt::f32, Tag::any);
+    const memory::desc bias_md({1, w.n}, Dt::f32, Tag::ab);
+    const memory::desc dst_md({rows, w.n}, Dt::f32, Tag::ab);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md),
+                                          UserScratchAttr(), eng);
+    Step s = MakeStep(pd);
+    s.args = {{DNNL_ARG_SRC, memory(pd.src_desc(), eng, src)},
+              {DNNL_ARG_WEIGHTS, WeightsFor(w, pd.weights_desc())},
+              {DNNL_ARG_BIAS, w.bias},
+              {DNNL_ARG_DST, memory(pd.dst_desc(), eng, dst)}};
+    desc << "  " << what << " " << rows << "x" << w.n << "x" << w.k << ": " << pd.impl_info_str()
+         << "\n";
+    return s;
+  }
+
+  // Batched over bh = batch*heads: scores[bh] = (q[bh] @ k[bh]^T) * scale; [T][hd] x [hd][T].
+  Step ScoresStep(int bh, float scale, std::ostringstream* desc) {
+    const memory::desc src_md({bh, T, hd}, Dt::f32, Tag::abc);
+    const memory::desc wei_md({bh, hd, T}, Dt::f32, Tag::acb);  // k stored [bh][T][hd]
+    const memory::desc dst_md({bh, T, T}, Dt::f32, Tag::abc);
+    dnnl::primitive_attr attr = UserScratchAttr();
+    attr.set_output_scales(0, {scale});
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_md, dst_md), attr, eng);
+    Step s = MakeStep(pd);
+    s.args = {{DNNL_ARG_SRC, memory(src_md, eng, q)},
+              {DNNL_ARG_WEIGHTS, memory(wei_md, eng, k)},
+              {DNNL_ARG_DST, memory(dst_md, eng, scores)}};
+    if (desc) *desc << "  q@k^T " << bh << "x(" << T << "x" << T << "x" << hd << "): " << pd.impl_info_str() << "\n";
+    return s;
+  }
+
+  // ctx[bh] = probs[bh] @ v[bh]; [T][T] x [T][hd].
+  Step AvStep(int bh, std::ostringstream* desc) {
+    const memory::desc src_md({bh, T, T}, Dt::f32, Tag::abc);
+    const memory::desc wei_md({bh, T, hd}, Dt::f32, Tag::abc);
+    const memory::desc dst_md({bh, T, hd}, Dt::f32, Tag::abc);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_md, dst_md),
+                                          UserScratchAttr(), eng);
+    Step s = MakeStep(pd);
+    s.args = {{DNNL_ARG_SRC, memory(src_md, eng, scores)},
+              {DNNL_ARG_WEIGHTS, memory(wei_md, eng, v)},
+              {DNNL_ARG_DST, memory(dst_md, eng, ctx)}};
+    if (desc) *desc << "  probs@v " << bh << "x(" << T << "x" << hd << "x" << T << "): " << pd.impl_info_str() << "\n";
+    return s;
+  }
+
+  Plan& GetPlan(int batch) {
+    auto it = plans.find(batch);
+    if (it != plans.end()) return *it->second;
+    auto plan = std::make_unique<Plan>();
+    plan->batch = batch;
+    std::ostringstream desc;
+    desc << "batch " << batch << " (float islands: " << fk.name << ")\n";
+    const int rows = batch * T;
+    plan->embed = LinearStep(embed_w, batch * P, patches, embed_out, desc, "patch_embed");
+    for (size_t i = 0; i < m.blocks.size(); ++i) {
+      BlockWeights& bw = block_w[i];
+      BlockSteps s;
+      const bool first = i == 0;
+      std::ostringstream ignored;
+      std::ostringstream& d = first ? desc : ignored;
+      s.qkv = LinearStep(bw.qkv, rows, ln, qkv, d, "qkv");
+      s.scores = ScoresStep(batch * heads, m.blocks[i].attn_scale, first ? &desc : nullptr);
+      s.av = AvStep(batch * heads, first ? &desc : nullptr);
+      s.proj = LinearStep(bw.proj, rows, merged, lin_out, d, "proj");
+      s.fc1 = LinearStep(bw.fc1, rows, ln, hidden, d, "fc1");
+      s.fc2 = LinearStep(bw.fc2, rows, hidden, lin_out, d, "fc2");
+      plan->blocks.push_back(std::move(s));
+    }
+    plan->head = LinearStep(head_w, batch, pooled, logits, desc, "head");
+    if (m.pooling == Pooling::kClsDistAvg) {
+      plan->head_dist = LinearStep(head_dist_w, batch, pooled_dist, logits_dist, desc, "head_dist");
+    }
+    // One scratchpad shared by all steps (they run one after another).
+    std::vector<Step*> steps = {&plan->embed, &plan->head};
+    if (m.pooling == Pooling::kClsDistAvg) steps.push_back(&plan->head_dist);
+    for (BlockSteps& b : plan->blocks) {
+      for (Step* s : {&b.qkv, &b.scores, &b.av, &b.proj, &b.fc1, &b.fc2}) steps.push_back(s);
+    }
+    size_t scratch = 0;
+    for (Step* s : steps) scratch = std::max(scratch, s->scratch_bytes);
+    plan->scratch.reset(AlignedAlloc(scratch));
+    for (Step* s : steps) {
+      if (s->scratch_bytes > 0) {
+        s->args.insert({DNNL_ARG_SCRATCHPAD, memory(s->scratch_desc, eng, plan->scratch.get())});
+      }
+    }
+    plan->description = desc.str();
+    if (DispatchVerbose()) std::fprintf(stderr, "adalog: fp32 executor plan, %s", plan->description.c_str());
+    if (first_description.empty()) first_description = plan->description;
+    Plan& ref = *plan;
+    plans.emplace(batch, std::move(plan));
+    return ref;
+  }
+
+  void Exec(const Step& s) { s.prim.execute(strm, s.args); }
+
+  void Observe(TapPoint tap, int block, int batch, const float* data, int rows, int cols,
+               int image = -1, int head = -1) {
+    const TapInfo info{tap, block, image, head, batch, T};
+    observer->OnTensor(info, data, rows, cols);
+  }
+
+  void LayerNormRows(const float* src, float* dst, int64_t rows, const LayerNormParams& n) {
+    ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
+      fk.layer_norm(src + b * D, dst + b * D, e - b, D, n.gamma.data(), n.beta.data(), n.eps);
+    });
+  }
+
+  void AddRows(float* acc, const float* add, int64_t rows, int cols) {
+    ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
+      fk.add(acc + b * cols, add + b * cols, acc + b * cols, (e - b) * cols);
+    });
+  }
+
+  void Run(const float* images, int batch, float* out) {
+    assert(batch >= 1 && batch <= max_batch);
+    ScopedOmpThreads scoped(threads);
+    Plan& plan = GetPlan(batch);
+    const int64_t rows = static_cast<int64_t>(batch) * T;
+    const int gw = m.embed.grid_w();
+    // Patch embedding: im2col rows (image, patch) with columns ordered (c, ky, kx) like OIHW.
+    ParallelRows(static_cast<int64_t>(batch) * P, threads, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t img = r / P;
+        const int p = static_cast<int>(r % P), py = p / gw, px = p % gw;
+        const float* src = images + img * C * H * W;
+        float* dst = patches + r * patch_k;
+        for (int c = 0; c < C; ++c) {
+          for (int ky = 0; ky < ps; ++ky) {
+            std::memcpy(dst + (c * ps + ky) * ps,
+                        src + (static_cast<int64_t>(c) * H + py * ps + ky) * W + px * ps,
+                        sizeof(float) * ps);
+          }
+        }
+      }
+    });
+    if (observer) Observe(TapPoint::kPatchEmbedIn, -1, batch, patches, batch * P, patch_k);
+    Exec(plan.embed);
+    if (observer) Observe(TapPoint::kPatchEmbedOut, -1, batch, embed_out, batch * P, D);
+    // Tokens: prefix tokens, patch tokens, position embedding.
+    const bool has_pos = !m.pos_embed.empty();
+    const int pos_first = m.pos_mode == PosEmbedMode::kAfterPrefix ? 0 : pre;
+    ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t img = r / T;
+        const int t = static_cast<int>(r % T);
+        float* dst = x + r * D;
+        const float* src;
+        if (t < pre) {
+          src = (t == 0 && m.has_cls_token) ? m.cls_token.data() : m.dist_token.data();
+        } else {
+          src = embed_out + (img * P + (t - pre)) * D;
+        }
+        if (has_pos && t >= pos_first) {
+          fk.add(src, m.pos_embed.data() + static_cast<int64_t>(t - pos_first) * D, dst, D);
+        } else {
+          std::memcpy(dst, src, sizeof(float) * D);
+        }
+      }
+    });
+    const int bh = batch * heads;
+    for (size_t bi = 0; bi < m.blocks.size(); ++bi) {
+      const BlockParams& blk = m.blocks[bi];
+      const BlockSteps& s = plan.blocks[bi];
+      const int blk_i = static_cast<int>(bi);
+      const int hidden_n = blk.fc1.out;
+      // Attention.
+      LayerNormRows(x, ln, rows, blk.ln1);
+      if (observer) Observe(TapPoint::kQkvIn, blk_i, batch, ln, static_cast<int>(rows), D);
+      Exec(s.qkv);
+      if (observer) Observe(TapPoint::kQkvOut, blk_i, batch, qkv, static_cast<int>(rows), 3 * D);
+      // Split heads: q/k/v[(img*heads + h)][t][:] = qkv[img*T + t][part*D + h*hd + :].
+      ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          const int64_t img = r / T, t = r % T;
+          const float* src = qkv + r * 3 * D;
+          for (int h = 0; h < heads; ++h) {
+            const int64_t o = ((img * heads + h) * T + t) * hd;
+            std::memcpy(q + o, src + h * hd, sizeof(float) * hd);
+            std::memcpy(k + o, src + D + h * hd, sizeof(float) * hd);
+            std::memcpy(v + o, src + 2 * D + h * hd, sizeof(float) * hd);
+          }
+        }
+      });
+      if (observer) {
+        for (int i = 0; i < bh; ++i) {
+          const int64_t o = static_cast<int64_t>(i) * T * hd;
+          Observe(TapPoint::kQ, blk_i, batch, q + o, T, hd, i / heads, i % heads);
+          Observe(TapPoint::kK, blk_i, batch, k + o, T, hd, i / heads, i % heads);
+          Observe(TapPoint::kV, blk_i, batch, v + o, T, hd, i / heads, i % heads);
+        }
+      }
+      Exec(s.scores);
+      ParallelRows(static_cast<int64_t>(bh) * T, threads, [&](int64_t b, int64_t e) {
+        fk.softmax(scores + b * T, scores + b * T, e - b, T);
+      });
+      if (observer) {
+        for (int i = 0; i < bh; ++i) {
+          Observe(TapPoint::kAttnProbs, blk_i, batch, scores + static_cast<int64_t>(i) * T * T, T,
+                  T, i / heads, i % heads);
+        }
+      }
+      Exec(s.av);
+      // Merge heads: merged[img*T + t][h*hd + :] = ctx[(img*heads + h)][t][:].
+      ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          const int64_t img = r / T, t = r % T;
+          for (int h = 0; h < heads; ++h) {
+            std::memcpy(merged + r * D + h * hd, ctx + ((img * heads + h) * T + t) * hd,
+                        sizeof(float) * hd);
+          }
+        }
+      });
+      if (observer) Observe(TapPoint::kProjIn, blk_i, batch, merged, static_cast<int>(rows), D);
+      Exec(s.proj);
+      if (observer) Observe(TapPoint::kProjOut, blk_i, batch, lin_out, static_cast<int>(rows), D);
+      AddRows(x, lin_out, rows, D);
+      // MLP.
+      LayerNormRows(x, ln, rows, blk.ln2);
+      if (observer) Observe(TapPoint::kFc1In, blk_i, batch, ln, static_cast<int>(rows), D);
+      Exec(s.fc1);
+      if (observer) Observe(TapPoint::kFc1Out, blk_i, batch, hidden, static_cast<int>(rows), hidden_n);
+      const EltwiseFn gelu = blk.gelu == GeluKind::kErf ? fk.gelu_erf : fk.gelu_tanh;
+      ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
+        gelu(hidden + b * hidden_n, hidden + b * hidden_n, (e - b) * hidden_n);
+      });
+      if (observer) Observe(TapPoint::kGeluOut, blk_i, batch, hidden, static_cast<int>(rows), hidden_n);
+      Exec(s.fc2);
+      if (observer) Observe(TapPoint::kFc2Out, blk_i, batch, lin_out, static_cast<int>(rows), D);
+      AddRows(x, lin_out, rows, D);
+    }
+    // Final norm and pooling.
+    if (m.pooling == Pooling::kMeanPatches) {
+      LayerNormRows(x, ln, rows, m.norm);
+      const float inv = 1.f / static_cast<float>(P);
+      ParallelRows(batch, threads, [&](int64_t b, int64_t e) {
+        for (int64_t img = b; img < e; ++img) {
+          float* dst = pooled + img * D;
+          std::memcpy(dst, ln + (img * T + pre) * D, sizeof(float) * D);
+          for (int t = pre + 1; t < T; ++t) fk.add(dst, ln + (img * T + t) * D, dst, D);
+          for (int i = 0; i < D; ++i) dst[i] *= inv;
+        }
+      });
+    } else {
+      for (int img = 0; img < batch; ++img) {
+        std::memcpy(pooled + static_cast<int64_t>(img) * D, x + static_cast<int64_t>(img) * T * D,
+                    sizeof(float) * D);
+        if (m.pooling == Pooling::kClsDistAvg) {
+          std::memcpy(pooled_dist + static_cast<int64_t>(img) * D,
+                      x + (static_cast<int64_t>(img) * T + 1) * D, sizeof(float) * D);
+        }
+      }
+      LayerNormRows(pooled, pooled, batch, m.norm);
+      if (m.pooling == Pooling::kClsDistAvg) LayerNormRows(pooled_dist, pooled_dist, batch, m.norm);
+    }
+    if (observer) Observe(TapPoint::kHeadIn, -1, batch, pooled, batch, D);
+    Exec(plan.head);
+    if (observer) Observe(TapPoint::kHeadOut, -1, batch, logits, batch, classes);
+    const int64_t n_logits = static_cast<int64_t>(batch) * classes;
+    if (m.pooling == Pooling::kClsDistAvg) {
+      if (observer) Observe(TapPoint::kHeadDistIn, -1, batch, pooled_dist, batch, D);
+      Exec(plan.head_dist);
+      if (observer) Observe(TapPoint::kHeadDistOut, -1, batch, logits_dist, batch, classes);
+      for (int64_t i = 0; i < n_logits; ++i) out[i] = (logits[i] + logits_dist[i]) * 0.5f;
+    } else {
+      std::memcpy(out, logits, sizeof(float) * n_logits);
+    }
+    if (observer) Observe(TapPoint::kLogits, -1, batch, out, batch, classes);
+  }
+};
+
+ExecutorFp32::ExecutorFp32(const VitModel& model, const ExecutorOptions& options)
+    : impl_(std::make_unique<Impl>(model, options)) {}
+ExecutorFp32::~ExecutorFp32() = default;
+
+void ExecutorFp32::Run(const float* images, int batch, float* logits) {
+  impl_->Run(images, batch, logits);
+}
+void ExecutorFp32::SetObserver(Fp32Observer* observer) { impl_->observer = observer; }
+int ExecutorFp32::max_batch() const { return impl_->max_batch; }
+int ExecutorFp32::num_threads() const { return impl_->threads; }
+const VitModel& ExecutorFp32::model() const { return impl_->m; }
+std::string ExecutorFp32::DescribeKernels() const { return impl_->first_description; }
+const void* ExecutorFp32::workspace_data() const { return impl_->ws.get(); }
+size_t ExecutorFp32::workspace_bytes() const { return impl_->ws_bytes; }
+
+}  // namespace adalog

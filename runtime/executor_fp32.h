@@ -1,0 +1,100 @@
+// The FP32 executor: runs a VitModel on a batch of NCHW float32 images and returns logits.
+// GEMMs through oneDNN f32 matmul (weights pre-packed at prepare), float islands through the
+// run-time dispatched kernels of runtime/kernels/float_kernels.h, threads through OpenMP.
+//
+// Prepare (the constructor) validates the model, allocates the whole workspace for max_batch and
+// packs the weights; it may throw adalog::Error. Run never allocates once a batch size has been
+// seen: the oneDNN primitives and their argument lists for a batch size are built at the first
+// Run with that batch size (oneDNN picks kernels per M = rows) and cached.
+//
+// Capture: an optional Fp32Observer sees the FP32 input/output of every quantizable op (see
+// TapPoint). With no observer set, the cost is one pointer test per op.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "runtime/cpu_features.h"
+#include "runtime/vit_model.h"
+
+namespace adalog {
+
+// Where a tensor was observed. Row-major; rows/cols as given to OnTensor.
+enum class TapPoint {
+  kPatchEmbedIn,   // im2col patches [B*P][C*p*p]           (input of the patch-embed GEMM)
+  kPatchEmbedOut,  // [B*P][dim]                            (conv output, before tokens/pos)
+  kQkvIn,          // ln1(x) [B*T][dim]
+  kQkvOut,         // [B*T][3*dim]
+  kQ,              // per (image, head): [T][head_dim]
+  kK,              // per (image, head): [T][head_dim]
+  kV,              // per (image, head): [T][head_dim]
+  kAttnProbs,      // per (image, head): softmax output [T][T]
+  kProjIn,         // heads merged attn @ v [B*T][dim]
+  kProjOut,        // [B*T][dim] (before the residual add)
+  kFc1In,          // ln2(x) [B*T][dim]
+  kFc1Out,         // [B*T][hidden] (GELU input)
+  kGeluOut,        // [B*T][hidden] (fc2 input)
+  kFc2Out,         // [B*T][dim] (before the residual add)
+  kHeadIn,         // pooled, normed features [B][dim]
+  kHeadOut,        // [B][classes]
+  kHeadDistIn,     // distilled models only: [B][dim]
+  kHeadDistOut,    // distilled models only: [B][classes]
+  kLogits,         // final logits [B][classes]
+};
+const char* TapPointName(TapPoint tap);
+
+struct TapInfo {
+  TapPoint tap;
+  int block;   // transformer block index; -1 outside blocks (patch embed, head)
+  int image;   // image index within the batch for per-head taps; -1 when rows span the batch
+  int head;    // head index for per-head taps; -1 otherwise
+  int batch;   // images in this Run
+  int tokens;  // tokens per image (rows per image for [B*T] taps)
+};
+
+// Called synchronously from Run (on the calling thread, between ops); `data` is valid only during
+// the call. Implementations must not call back into the executor.
+class Fp32Observer {
+ public:
+  virtual ~Fp32Observer() = default;
+  virtual void OnTensor(const TapInfo& info, const float* data, int rows, int cols) = 0;
+};
+
+struct ExecutorOptions {
+  int max_batch = 1;    // 1..1024
+  int num_threads = 0;  // 0: omp_get_max_threads()
+  // Highest ISA level the float islands may use; defaults to ActiveIsaLevel() (env ADALOG_ISA).
+  IsaLevel isa_cap = ActiveIsaLevel();
+};
+
+class ExecutorFp32 {
+ public:
+  // `model` must outlive the executor (LayerNorm parameters and tokens are read from it).
+  ExecutorFp32(const VitModel& model, const ExecutorOptions& options);
+  ~ExecutorFp32();
+  ExecutorFp32(const ExecutorFp32&) = delete;
+  ExecutorFp32& operator=(const ExecutorFp32&) = delete;
+
+  // images: [batch][C][H][W] float32; logits: [batch][num_classes]. 1 <= batch <= max_batch.
+  // Inputs are trusted here (the public API in adalog_runtime.h validates shape and finiteness).
+  void Run(const float* images, int batch, float* logits);
+
+  // nullptr disables capture. Not owned.
+  void SetObserver(Fp32Observer* observer);
+
+  int max_batch() const;
+  int num_threads() const;
+  const VitModel& model() const;
+  // One line per op kind: the kernel chosen (oneDNN implementation names, float-island table).
+  std::string DescribeKernels() const;
+  // The workspace (fixed at prepare; tests check Run does not move it).
+  const void* workspace_data() const;
+  size_t workspace_bytes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace adalog
