@@ -1,0 +1,173 @@
+// The argument spec of every `adalog` subcommand: the single source of parsing rules and --help.
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace adalog::cli {
+namespace {
+
+constexpr int64_t kMaxThreads = 256;
+constexpr int64_t kMaxBatch = 4096;
+
+OptionSpec Flag(std::string name, std::string help) {
+  OptionSpec o;
+  o.name = std::move(name);
+  o.kind = OptionKind::kFlag;
+  o.help = std::move(help);
+  return o;
+}
+
+OptionSpec Str(std::string name, std::string metavar, std::string help, bool required = false) {
+  OptionSpec o;
+  o.name = std::move(name);
+  o.kind = OptionKind::kString;
+  o.metavar = std::move(metavar);
+  o.help = std::move(help);
+  o.required = required;
+  return o;
+}
+
+OptionSpec Int(std::string name, std::string metavar, std::string help, int64_t min, int64_t max,
+               std::string default_text) {
+  OptionSpec o;
+  o.name = std::move(name);
+  o.kind = OptionKind::kInt;
+  o.metavar = std::move(metavar);
+  o.help = std::move(help);
+  o.min = min;
+  o.max = max;
+  o.default_text = std::move(default_text);
+  return o;
+}
+
+OptionSpec Choice(std::string name, std::vector<std::string> choices, std::string help,
+                  std::string default_text) {
+  OptionSpec o;
+  o.name = std::move(name);
+  o.kind = OptionKind::kChoice;
+  o.choices = std::move(choices);
+  o.help = std::move(help);
+  o.default_text = std::move(default_text);
+  return o;
+}
+
+OptionSpec Threads(const std::string& default_text) {
+  return Int("threads", "N", "worker threads", 1, kMaxThreads, default_text);
+}
+
+OptionSpec Batch(const std::string& default_text) {
+  return Int("batch", "B", "images per inference", 1, kMaxBatch, default_text);
+}
+
+const PositionalSpec kModel{"MODEL", "an FP32 ONNX ViT (.onnx) or an adalog quantized model file"};
+
+std::vector<CommandSpec> MakeCommands() {
+  std::vector<CommandSpec> cmds;
+
+  CommandSpec inspect;
+  inspect.name = "inspect";
+  inspect.summary = "Print what adalog recognized in a model: structure, shapes, parameters, MACs.";
+  inspect.positionals = {kModel};
+  inspect.details =
+      "example:\n  adalog inspect models/tiny/tiny_timm_op17_dyn.onnx\n";
+  cmds.push_back(inspect);
+
+  CommandSpec run;
+  run.name = "run";
+  run.summary = "Run a model on a float32 NCHW .npy and write its logits as float32 .npy.";
+  run.positionals = {kModel};
+  run.options = {
+      Str("input", "X.npy", "float32 input images [N,C,H,W], preprocessed", true),
+      Str("output", "Y.npy", "where to write the logits [N,classes] (float32)", true),
+      Threads("all cores"),
+      Batch("8"),
+  };
+  run.details =
+      "example:\n  adalog run model.onnx --input x.npy --output logits.npy --threads 2\n";
+  cmds.push_back(run);
+
+  CommandSpec eval;
+  eval.name = "eval";
+  eval.summary = "Measure top-1/top-5 accuracy of a model on labelled images.";
+  eval.positionals = {kModel};
+  eval.options = {
+      Str("data", "X.npy|DIR", "float32 NCHW .npy, or an image folder (one subfolder per class)", true),
+      Str("labels", "Y.npy", "integer labels [N] (required with an .npy --data)"),
+      Flag("json", "print one JSON object instead of text"),
+      Threads("all cores"),
+      Batch("8"),
+      Int("limit", "N", "evaluate only the first N images", 1, 100000000, "all"),
+      Int("image-size", "S", "image folders: center-crop size", 1, 4096, "the model's input size"),
+      Str("mean", "a,b,c", "image folders: per-channel mean (default: the model's, ImageNet)"),
+      Str("std", "a,b,c", "image folders: per-channel std (default: the model's, ImageNet)"),
+      Int("resize", "R", "image folders: resize the shorter side to R before cropping", 1, 8192,
+          "S / 0.875"),
+  };
+  eval.details =
+      "examples:\n"
+      "  adalog eval model.onnx --data test_x.npy --labels test_y.npy\n"
+      "  adalog eval model.adalog --data imagenet/val --limit 1000 --json\n";
+  cmds.push_back(eval);
+
+  CommandSpec bench;
+  bench.name = "bench";
+  bench.summary = "Time inference on seeded random input; report median and p90 latency.";
+  bench.positionals = {kModel};
+  bench.options = {
+      Batch("1"),
+      Threads("1"),
+      Flag("json", "print one JSON line (median_ms, p90_ms, images_per_s, ...)"),
+      Int("warmup", "N", "untimed inferences first", 0, 1000000, "3"),
+      Int("runs", "N", "timed inferences", 1, 1000000, "10"),
+  };
+  bench.details =
+      "example:\n  adalog bench model.onnx --batch 8 --threads 2 --json\n"
+      "bench/e2e.py runs this beside ONNX Runtime and PyTorch.\n";
+  cmds.push_back(bench);
+
+  CommandSpec quantize;
+  quantize.name = "quantize";
+  quantize.summary = "Calibrate and quantize an FP32 ONNX ViT with AdaLog; write a model file.";
+  quantize.positionals = {{"MODEL.onnx", "the FP32 ONNX ViT to quantize"}};
+  OptionSpec out = Str("output", "OUT", "the quantized model file to write", true);
+  out.short_name = 'o';
+  OptionSpec bits = Str("bits", "WxAy", "weight and activation bits, e.g. W4A4, W6A6, W8A8");
+  bits.default_text = "W4A4";
+  quantize.options = {
+      Str("calib", "X.npy|DIR", "calibration images: float32 NCHW .npy or an image folder", true),
+      bits,
+      out,
+      Int("wbits", "N", "weight bits (overrides --bits)", 2, 8, "from --bits"),
+      Int("abits", "N", "activation bits (overrides --bits)", 2, 8, "from --bits"),
+      Choice("softmax", {"adalog", "log2", "logsqrt2", "uniform"}, "post-Softmax quantizer", "adalog"),
+      Choice("gelu", {"adalog", "log2", "logsqrt2", "twin", "uniform"}, "post-GELU quantizer",
+             "adalog"),
+      Int("calib-size", "N", "calibration images to use", 1, 100000, "32"),
+      Int("seed", "S", "seed for calibration sampling", 0, 4294967295LL, "0"),
+      Flag("no-fpcs", "skip the FPCS search (plain min/max scales)"),
+      Flag("no-reparam", "skip LayerNorm / GELU-shift reparameterization"),
+      Threads("all cores"),
+  };
+  quantize.details =
+      "example:\n  adalog quantize model.onnx --calib calib_x.npy --bits W4A4 -o model_w4a4.adalog\n";
+  cmds.push_back(quantize);
+
+  return cmds;
+}
+
+}  // namespace
+
+const std::vector<CommandSpec>& AllCommands() {
+  static const std::vector<CommandSpec> cmds = MakeCommands();
+  return cmds;
+}
+
+const CommandSpec* FindCommand(const std::string& name) {
+  for (const CommandSpec& c : AllCommands()) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+}  // namespace adalog::cli

@@ -1,0 +1,27 @@
+// The `adalog` subcommands: their argument specs (command_specs.cc) and their bodies
+// (commands.cc). Each body returns the process exit code; it throws adalog::Error for runtime
+// failures (exit 1) and UsageError for argument combinations the parser cannot check (exit 2).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli/args.h"
+
+namespace adalog::cli {
+
+// All subcommands in the order `adalog --help` lists them.
+const std::vector<CommandSpec>& AllCommands();
+// nullptr when `name` is not a subcommand.
+const CommandSpec* FindCommand(const std::string& name);
+
+int RunInspect(const ParsedArgs& args);
+int RunRun(const ParsedArgs& args);
+int RunEval(const ParsedArgs& args);
+int RunBench(const ParsedArgs& args);
+int RunQuantize(const ParsedArgs& args);
+
+// Dispatches a parsed subcommand to its body.
+int RunCommand(const ParsedArgs& args);
+
+}  // namespace adalog::cli

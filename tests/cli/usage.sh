@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The `adalog` command line contract: usage errors exit 2 with a clear message on stderr,
+# --help/--version exit 0 on stdout, runtime errors exit 1. Needs no model and no runtime.
+#   bash tests/cli/usage.sh <path-to-adalog> <repo-root>
+# Fails (exit 1) on any mismatch, printing the command, what was expected and what came back.
+set -u
+ADALOG=${1:?usage: usage.sh <path-to-adalog> <repo-root>}
+ROOT=${2:?usage: usage.sh <path-to-adalog> <repo-root>}
+[[ -x "$ADALOG" ]] || { echo "usage.sh: $ADALOG is not an executable"; exit 1; }
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+pass=0
+fail=0
+
+# check WANT_RC STREAM WANT_TEXT -- ARGS...
+#   STREAM is stdout or stderr: WANT_TEXT must appear in it (fixed string). The other stream must
+#   be empty for usage errors (stderr only) and for help/version (stdout only).
+check() {
+  local want_rc=$1 stream=$2 want=$3
+  shift 4
+  "$ADALOG" "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  local got other
+  if [[ $stream == stdout ]]; then got=$TMP/out; other=$TMP/err; else got=$TMP/err; other=$TMP/out; fi
+  local problems=()
+  [[ $rc == "$want_rc" ]] || problems+=("exit code $rc, want $want_rc")
+  grep -qF -- "$want" "$got" || problems+=("$stream does not contain: $want")
+  [[ -s $other ]] && problems+=("unexpected output on the other stream: $(head -c 300 "$other")")
+  if ((${#problems[@]})); then
+    fail=$((fail + 1))
+    echo "FAIL: adalog $*"
+    for p in "${problems[@]}"; do echo "      $p"; done
+    echo "      stdout: $(head -c 400 "$TMP/out")"
+    echo "      stderr: $(head -c 400 "$TMP/err")"
+  else
+    pass=$((pass + 1))
+  fi
+}
+
+M=$TMP/missing_model.onnx  # never created: anything that gets past parsing fails at run time
+
+# --- top level
+check 2 stderr "usage: adalog COMMAND" --
+check 0 stdout "usage: adalog COMMAND" -- --help
+check 0 stdout "usage: adalog COMMAND" -- -h
+check 0 stdout "adalog " -- --version
+check 2 stderr "adalog: error: unknown command 'frob' (commands: inspect, run, eval, bench, quantize" -- frob
+check 2 stderr "adalog: error: unknown option '--frob' before the command" -- --frob
+for c in inspect run eval bench quantize; do
+  check 0 stdout "  $c " -- --help
+  check 0 stdout "usage: adalog $c" -- "$c" --help
+  check 0 stdout "usage: adalog $c" -- "$c" -h
+  check 0 stdout "usage: adalog $c" -- help "$c"
+  # --help wins over every other problem on the line
+  check 0 stdout "usage: adalog $c" -- "$c" --no-such-flag --help
+  check 2 stderr "adalog: error: unknown option '--foo' for 'adalog $c' (see adalog $c --help)" -- "$c" "$M" --foo 1
+done
+check 2 stderr "unknown command 'nope'" -- help nope
+
+# --- help text names every option of its command
+check 0 stdout "--input X.npy" -- run --help
+check 0 stdout "--threads N" -- run --help
+check 0 stdout "--labels Y.npy" -- eval --help
+check 0 stdout "--image-size S" -- eval --help
+check 0 stdout "--mean a,b,c" -- eval --help
+check 0 stdout "--warmup N" -- bench --help
+check 0 stdout "--runs N" -- bench --help
+check 0 stdout "-o, --output OUT" -- quantize --help
+check 0 stdout "--softmax adalog|log2|logsqrt2|uniform" -- quantize --help
+check 0 stdout "--gelu adalog|log2|logsqrt2|twin|uniform" -- quantize --help
+check 0 stdout "--no-fpcs" -- quantize --help
+check 0 stdout "--no-reparam" -- quantize --help
+
+# --- integers
+check 2 stderr "option '--threads' of 'adalog bench': 'abc' is not an integer" -- bench "$M" --threads abc
+check 2 stderr "option '--threads' of 'adalog bench': '2x' is not an integer" -- bench "$M" --threads 2x
+check 2 stderr "option '--threads' of 'adalog run': '1.5' is not an integer" -- run "$M" --input a.npy --output b.npy --threads 1.5
+check 2 stderr "option '--batch' of 'adalog bench': 0 is out of range [1, 4096]" -- bench "$M" --batch 0
+check 2 stderr "option '--batch' of 'adalog bench': 100000 is out of range [1, 4096]" -- bench "$M" --batch 100000
+check 2 stderr "option '--batch' of 'adalog run': -3 is out of range [1, 4096]" -- run "$M" --input a.npy --output b.npy --batch -3
+check 2 stderr "option '--threads' of 'adalog eval': 99999999999999999999 is out of range" -- eval "$M" --data d --threads 99999999999999999999
+check 2 stderr "option '--threads' of 'adalog bench': 0 is out of range [1, 256]" -- bench "$M" --threads=0
+check 2 stderr "option '--runs' of 'adalog bench': 0 is out of range" -- bench "$M" --runs 0
+check 2 stderr "option '--warmup' of 'adalog bench': empty value" -- bench "$M" --warmup=
+check 2 stderr "option '--limit' of 'adalog eval': 0 is out of range" -- eval "$M" --data d --limit 0
+
+# --- values, repeats, positionals, required options
+check 2 stderr "option '--threads' of 'adalog bench' needs a value (--threads N)" -- bench "$M" --threads
+check 2 stderr "option '--batch' of 'adalog bench' needs a value" -- bench "$M" --batch --json
+check 2 stderr "option '--batch' given more than once for 'adalog bench'" -- bench "$M" --batch 1 --batch=2
+check 2 stderr "option '--json' given more than once for 'adalog eval'" -- eval "$M" --data d --json --json
+check 2 stderr "option '--json' of 'adalog bench' takes no value" -- bench "$M" --json=yes
+check 2 stderr "missing MODEL for 'adalog bench'" -- bench
+check 2 stderr "missing MODEL for 'adalog run'" -- run --input a.npy --output b.npy
+check 2 stderr "unexpected argument 'extra' for 'adalog inspect'" -- inspect "$M" extra
+check 2 stderr "missing required option '--input X.npy' for 'adalog run'" -- run "$M" --output b.npy
+check 2 stderr "missing required option '--output Y.npy' for 'adalog run'" -- run "$M" --input a.npy
+check 2 stderr "missing required option '--data X.npy|DIR' for 'adalog eval'" -- eval "$M"
+check 2 stderr "missing required option '--calib X.npy|DIR' for 'adalog quantize'" -- quantize "$M" -o out.adalog
+check 2 stderr "missing required option '--output OUT' for 'adalog quantize'" -- quantize "$M" --calib c.npy
+check 2 stderr "did you mean '--threads'?" -- bench "$M" --thread 2
+check 2 stderr "unknown option '-x' for 'adalog bench'" -- bench "$M" -x
+check 2 stderr "--input and --output name the same file" -- run "$M" --input a.npy --output a.npy
+
+# --- eval's data options
+check 2 stderr "it needs --labels Y.npy" -- eval "$M" --data x.npy
+check 2 stderr "--labels is for .npy data" -- eval "$M" --data imgdir --labels y.npy
+check 2 stderr "--image-size applies to image folders" -- eval "$M" --data x.npy --labels y.npy --image-size 224
+check 2 stderr "option '--mean' of 'adalog eval': '1,2' has 2 values, want 3" -- eval "$M" --data d --mean 1,2
+check 2 stderr "option '--std' of 'adalog eval': 'a' is not a finite number" -- eval "$M" --data d --std 1,2,a
+check 2 stderr "option '--std' of 'adalog eval': every value must be > 0" -- eval "$M" --data d --std 0.2,0,0.2
+check 2 stderr "--resize 200 is smaller than --image-size 224" -- eval "$M" --data d --image-size 224 --resize 200
+
+# --- quantize's options
+check 2 stderr "option '--bits' of 'adalog quantize': 'W4' is not of the form WxAy" -- quantize "$M" --calib c.npy -o o --bits W4
+check 2 stderr "option '--bits' of 'adalog quantize' activation bits: 9 is out of range [2, 8]" -- quantize "$M" --calib c.npy -o o --bits W4A9
+check 2 stderr "option '--wbits' of 'adalog quantize': 1 is out of range [2, 8]" -- quantize "$M" --calib c.npy -o o --wbits 1
+check 2 stderr "option '--softmax' of 'adalog quantize': 'log3' is not one of adalog, log2, logsqrt2, uniform" -- quantize "$M" --calib c.npy -o o --softmax log3
+check 2 stderr "option '--gelu' of 'adalog quantize': 'relu' is not one of adalog, log2, logsqrt2, twin, uniform" -- quantize "$M" --calib c.npy -o o --gelu relu
+check 2 stderr "-o would overwrite the input model" -- quantize "$M" --calib c.npy -o "$M"
+
+# --- past parsing: runtime failures exit 1 (a missing model, or a command not wired yet)
+check 1 stderr "adalog: error: " -- bench "$M" --batch 2 --threads 1 --json --warmup 0 --runs 1
+check 1 stderr "adalog: error: " -- inspect "$M"
+check 1 stderr "adalog: error: " -- run "$M" --input "$TMP/x.npy" --output "$TMP/y.npy" --threads 1 --batch 2
+check 1 stderr "adalog: error: " -- eval "$M" --data "$TMP/x.npy" --labels "$TMP/y.npy" --json --limit 5
+check 1 stderr "adalog: error: " -- eval "$M" --data "$TMP/imgs" --image-size 224 --resize 256 --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
+check 1 stderr "adalog: error: " -- quantize "$M" --calib "$TMP/c.npy" --bits w8a8 -o "$TMP/q.adalog" --softmax log2 --gelu twin --calib-size 8 --seed 3 --no-fpcs --no-reparam
+check 1 stderr "adalog: error: " -- bench -- "$M"
+
+echo "cli usage: $pass passed, $fail failed"
+((fail == 0))
