@@ -1,0 +1,246 @@
+// ONNX ModelProto -> graph IR -> folded graph -> VitModel (runtime/onnx_importer.h). This file
+// owns the protobuf boundary: every tensor and attribute from the file is validated here.
+#include "runtime/onnx_importer.h"
+
+#include <onnx/onnx_pb.h>  // defines ONNX_API, then includes onnx-ml.pb.h
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "quant/error.h"
+#include "runtime/graph.h"
+#include "runtime/passes/fold.h"
+#include "runtime/passes/vit_blocks.h"
+
+namespace adalog {
+namespace {
+
+using graph::DType;
+using graph::Tensor;
+
+// Reads little-endian element k of size `sz` from raw bytes.
+template <class T>
+T ReadRaw(const std::string& raw, size_t k) {
+  T v;
+  std::memcpy(&v, raw.data() + k * sizeof(T), sizeof(T));
+  return v;
+}
+
+float HalfToFloat(uint16_t h) {
+  const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  float v;
+  if (e == 0) {
+    v = std::ldexp(static_cast<float>(m), -24);
+  } else if (e == 31) {
+    v = m ? NAN : INFINITY;
+  } else {
+    v = std::ldexp(static_cast<float>(m + 1024), e - 25);
+  }
+  return (h & 0x8000) ? -v : v;
+}
+
+Tensor ConvertTensor(const onnx::TensorProto& tp, const std::string& what) {
+  ADALOG_CHECK(tp.data_location() != onnx::TensorProto::EXTERNAL && tp.external_data_size() == 0,
+               what, ": external tensor data is not supported (save the model with all tensors "
+               "inside the .onnx file)");
+  Tensor t;
+  for (int64_t d : tp.dims()) t.dims.push_back(d);
+  const int64_t n = graph::CheckedNumel(t.dims, what);
+  const int dt = tp.data_type();
+  size_t esz = 0;
+  switch (dt) {
+    case onnx::TensorProto::FLOAT: esz = 4; t.dtype = DType::kFloat; break;
+    case onnx::TensorProto::DOUBLE: esz = 8; t.dtype = DType::kFloat; break;
+    case onnx::TensorProto::FLOAT16: esz = 2; t.dtype = DType::kFloat; break;
+    case onnx::TensorProto::INT64: esz = 8; t.dtype = DType::kInt64; break;
+    case onnx::TensorProto::INT32: esz = 4; t.dtype = DType::kInt64; break;
+    case onnx::TensorProto::INT16: esz = 2; t.dtype = DType::kInt64; break;
+    case onnx::TensorProto::INT8: esz = 1; t.dtype = DType::kInt64; break;
+    case onnx::TensorProto::UINT8: esz = 1; t.dtype = DType::kInt64; break;
+    case onnx::TensorProto::BOOL: esz = 1; t.dtype = DType::kInt64; break;
+    default:
+      Fail(what, ": unsupported tensor element type ", dt, " (",
+           onnx::TensorProto::DataType_IsValid(dt)
+               ? onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(dt))
+               : std::string("invalid"),
+           ")");
+  }
+  ADALOG_CHECK(n <= graph::kMaxFoldedElements * 4, what, ": ", n, " elements is too large");
+  t.has_data = true;
+  if (t.dtype == DType::kFloat) {
+    t.f.resize(static_cast<size_t>(n));
+  } else {
+    t.i.resize(static_cast<size_t>(n));
+  }
+  if (tp.has_raw_data()) {
+    const std::string& raw = tp.raw_data();
+    ADALOG_CHECK(raw.size() == static_cast<size_t>(n) * esz, what, ": raw_data has ", raw.size(),
+                 " bytes, shape ", graph::ShapeStr(t.dims), " needs ", static_cast<size_t>(n) * esz);
+    for (int64_t k = 0; k < n; ++k) {
+      switch (dt) {
+        case onnx::TensorProto::FLOAT: t.f[k] = ReadRaw<float>(raw, k); break;
+        case onnx::TensorProto::DOUBLE: t.f[k] = static_cast<float>(ReadRaw<double>(raw, k)); break;
+        case onnx::TensorProto::FLOAT16: t.f[k] = HalfToFloat(ReadRaw<uint16_t>(raw, k)); break;
+        case onnx::TensorProto::INT64: t.i[k] = ReadRaw<int64_t>(raw, k); break;
+        case onnx::TensorProto::INT32: t.i[k] = ReadRaw<int32_t>(raw, k); break;
+        case onnx::TensorProto::INT16: t.i[k] = ReadRaw<int16_t>(raw, k); break;
+        case onnx::TensorProto::INT8: t.i[k] = ReadRaw<int8_t>(raw, k); break;
+        case onnx::TensorProto::UINT8: t.i[k] = ReadRaw<uint8_t>(raw, k); break;
+        default: t.i[k] = ReadRaw<uint8_t>(raw, k) != 0; break;  // BOOL
+      }
+    }
+    return t;
+  }
+  auto check_count = [&](int have) {
+    ADALOG_CHECK(have == n, what, ": has ", have, " values, shape ", graph::ShapeStr(t.dims),
+                 " needs ", n);
+  };
+  switch (dt) {
+    case onnx::TensorProto::FLOAT:
+      check_count(tp.float_data_size());
+      for (int64_t k = 0; k < n; ++k) t.f[k] = tp.float_data(static_cast<int>(k));
+      break;
+    case onnx::TensorProto::DOUBLE:
+      check_count(tp.double_data_size());
+      for (int64_t k = 0; k < n; ++k) t.f[k] = static_cast<float>(tp.double_data(static_cast<int>(k)));
+      break;
+    case onnx::TensorProto::INT64:
+      check_count(tp.int64_data_size());
+      for (int64_t k = 0; k < n; ++k) t.i[k] = tp.int64_data(static_cast<int>(k));
+      break;
+    case onnx::TensorProto::FLOAT16:
+      check_count(tp.int32_data_size());
+      for (int64_t k = 0; k < n; ++k) {
+        t.f[k] = HalfToFloat(static_cast<uint16_t>(tp.int32_data(static_cast<int>(k))));
+      }
+      break;
+    default:  // int32, int16, int8, uint8, bool live in int32_data
+      check_count(tp.int32_data_size());
+      for (int64_t k = 0; k < n; ++k) t.i[k] = tp.int32_data(static_cast<int>(k));
+      if (dt == onnx::TensorProto::BOOL) {
+        for (auto& v : t.i) v = v != 0;
+      }
+      break;
+  }
+  return t;
+}
+
+graph::Attr ConvertAttr(const onnx::AttributeProto& a, const std::string& what) {
+  graph::Attr r;
+  switch (a.type()) {
+    case onnx::AttributeProto::INT: r.kind = graph::Attr::kInt; r.i = a.i(); break;
+    case onnx::AttributeProto::FLOAT: r.kind = graph::Attr::kFloat; r.f = a.f(); break;
+    case onnx::AttributeProto::STRING: r.kind = graph::Attr::kString; r.s = a.s(); break;
+    case onnx::AttributeProto::INTS:
+      r.kind = graph::Attr::kInts;
+      r.ints.assign(a.ints().begin(), a.ints().end());
+      break;
+    case onnx::AttributeProto::FLOATS:
+      r.kind = graph::Attr::kFloats;
+      r.floats.assign(a.floats().begin(), a.floats().end());
+      break;
+    case onnx::AttributeProto::TENSOR:
+      r.kind = graph::Attr::kTensor;
+      r.t = ConvertTensor(a.t(), what + " attribute '" + a.name() + "'");
+      break;
+    case onnx::AttributeProto::GRAPH:
+    case onnx::AttributeProto::GRAPHS:
+      Fail(what, ": attribute '", a.name(), "' holds a subgraph (control flow is not supported)");
+    default:
+      r.kind = graph::Attr::kNone;  // sparse tensors, type protos: unused by supported ops
+      break;
+  }
+  return r;
+}
+
+graph::Graph ConvertModel(const onnx::ModelProto& mp, const std::string& source) {
+  graph::Graph g;
+  g.ir_version = mp.ir_version();
+  g.producer = mp.producer_name();
+  if (!mp.producer_version().empty()) g.producer += " " + mp.producer_version();
+  for (const auto& os : mp.opset_import()) {
+    if (os.domain().empty() || os.domain() == "ai.onnx") g.opset = os.version();
+  }
+  ADALOG_CHECK(mp.has_graph(), source, ": not an ONNX model (no graph)");
+  ADALOG_CHECK(g.opset != 0, source, ": no default-domain opset import");
+  ADALOG_CHECK(g.opset >= 11 && g.opset <= 18, source, ": opset ", g.opset,
+               " is not supported (supported: 11-18, tested 13-17)");
+  const onnx::GraphProto& gp = mp.graph();
+  g.name = gp.name();
+  for (const auto& tp : gp.initializer()) {
+    ADALOG_CHECK(!tp.name().empty(), source, ": initializer without a name");
+    ADALOG_CHECK(!g.initializers.count(tp.name()), source, ": initializer '", tp.name(),
+                 "' defined twice");
+    g.initializers[tp.name()] = ConvertTensor(tp, "initializer '" + tp.name() + "'");
+  }
+  ADALOG_CHECK(gp.sparse_initializer_size() == 0, source, ": sparse initializers unsupported");
+  for (const auto& vi : gp.input()) {
+    if (g.initializers.count(vi.name())) continue;
+    graph::ValueInfo v;
+    v.name = vi.name();
+    if (vi.type().has_tensor_type()) {
+      const auto& tt = vi.type().tensor_type();
+      v.elem_type = tt.elem_type();
+      if (tt.has_shape()) {
+        v.has_shape = true;
+        for (const auto& d : tt.shape().dim()) {
+          v.dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+          v.dim_params.push_back(d.has_dim_param() ? d.dim_param() : "?");
+        }
+      }
+    }
+    g.inputs.push_back(v);
+  }
+  for (const auto& o : gp.output()) g.outputs.push_back(o.name());
+  ADALOG_CHECK(!g.outputs.empty(), source, ": graph has no outputs");
+  g.nodes.reserve(gp.node_size());
+  for (const auto& np : gp.node()) {
+    graph::Node n;
+    n.op = np.op_type();
+    n.name = np.name();
+    n.domain = np.domain();
+    n.inputs.assign(np.input().begin(), np.input().end());
+    n.outputs.assign(np.output().begin(), np.output().end());
+    for (const auto& a : np.attribute()) n.attrs[a.name()] = ConvertAttr(a, n.Describe());
+    g.nodes.push_back(std::move(n));
+  }
+  return g;
+}
+
+}  // namespace
+
+VitModel ImportOnnxVitFromBytes(const std::string& bytes, ImportReport* report,
+                                const std::string& source_name) {
+  onnx::ModelProto mp;
+  ADALOG_CHECK(!bytes.empty(), source_name, ": empty file, not an ONNX model");
+  ADALOG_CHECK(bytes.size() < (size_t{1} << 31), source_name, ": file larger than 2 GiB");
+  ADALOG_CHECK(mp.ParseFromString(bytes), source_name,
+               ": not a valid ONNX model (protobuf parse failed; truncated or not ONNX?)");
+  const graph::Graph g = ConvertModel(mp, source_name);
+  const graph::Folded f = graph::FoldAndInferShapes(g, /*batch=*/2);
+  ImportReport rep;
+  rep.ir_version = g.ir_version;
+  rep.opset = g.opset;
+  rep.producer = g.producer;
+  rep.nodes_total = static_cast<int>(g.nodes.size());
+  rep.nodes_after_folding = static_cast<int>(f.compute.size());
+  rep.dynamic_batch = f.dynamic_batch;
+  rep.input_name = f.input;
+  VitModel m = graph::RecognizeVit(f, &rep.notes);
+  m.name = g.name;
+  ValidateVitModel(m);
+  if (report) *report = rep;
+  return m;
+}
+
+VitModel ImportOnnxVit(const std::string& path, ImportReport* report) {
+  std::ifstream in(path, std::ios::binary);
+  ADALOG_CHECK(in.good(), "cannot open ONNX file '", path, "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ImportOnnxVitFromBytes(ss.str(), report, path);
+}
+
+}  // namespace adalog
