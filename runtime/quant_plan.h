@@ -1,0 +1,74 @@
+// QuantPlan: every quantizer of a quantized ViT, attached to the op it quantizes (AdaLog spec
+// section 3.2 placement). search/ produces it; the simulated and integer executors consume it;
+// runtime/model_file stores it beside the (rewritten) VitModel.
+//
+// Placement (defaults of the method, W<b>A<b>):
+//   patch_embed: weight per output channel; the image input stays FP32.
+//   qkv, proj, fc1, head(, head_dist): weight per output row + per-tensor uniform input.
+//   fc2: weight per output row + post-GELU input quantizer (Shift-AdaLog by default; with the
+//        shift folded into fc2's bias when `fc2_shift_folded`).
+//   matmul1 (q @ k^T): per-head uniform q and k (unscaled q; attn_scale is applied after).
+//   matmul2 (attn @ v): per-tensor post-softmax quantizer (AdaLog, scale 1 by default) and
+//        per-head uniform v.
+// Everything else (LayerNorm, softmax, GELU, residual adds, tokens, biases, outputs) is FP32.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "quant/params.h"
+
+namespace adalog {
+
+// The quantizer in front of a Linear's input (or of the softmax matmul's probabilities).
+struct ActQuant {
+  enum class Kind {
+    kNone,     // FP32 pass-through
+    kUniform,  // uniform (per tensor)
+    kLog,      // log2 / log-sqrt2 / AdaLog (per tensor); with `shift` for post-GELU
+    kTwin,     // PTQ4ViT twin uniform (post-GELU comparison only)
+  };
+  Kind kind = Kind::kNone;
+  UniformPerTensor uniform;
+  LogParams log;
+  float shift = 0.f;          // log only: Q(x + shift); 0 for softmax
+  bool shift_folded = false;  // log only: the -shift lives in the next layer's bias
+  TwinUniformParams twin;
+};
+
+struct LinearQuant {
+  UniformPerChannel weight;  // axis 0: one (scale, zero point) per output row
+  ActQuant input;
+};
+
+struct AttentionQuant {
+  UniformPerHead q;      // matmul1 A operand
+  UniformPerHead k;      // matmul1 B operand
+  ActQuant probs;        // matmul2 A operand (post-softmax)
+  UniformPerHead v;      // matmul2 B operand
+};
+
+struct BlockQuant {
+  LinearQuant qkv;
+  AttentionQuant attn;
+  LinearQuant proj;
+  LinearQuant fc1;
+  LinearQuant fc2;
+};
+
+struct QuantPlan {
+  int weight_bits = 4;
+  int act_bits = 4;
+  std::string softmax_quantizer = "adalog";  // adalog | log2 | logsqrt2 | uniform
+  std::string gelu_quantizer = "adalog";     // adalog | log2 | logsqrt2 | twin | uniform
+  bool ln_reparam = true;                    // LN reparameterization applied to the model
+  bool fpcs = true;
+  UniformPerChannel patch_embed_weight;      // per output channel over in*p*p
+  std::vector<BlockQuant> blocks;
+  LinearQuant head;
+  LinearQuant head_dist;                     // distilled models only
+  // Provenance, informational: seed, calibration size, source file, search wall time, ...
+  std::vector<std::pair<std::string, std::string>> meta;
+};
+
+}  // namespace adalog
