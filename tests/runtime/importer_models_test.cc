@@ -1,0 +1,243 @@
+// Importer tests on the exported tiny models (models/tiny/MANIFEST.json): recognized structure,
+// folding, parameters against the ONNX initializers, and end-to-end logits against PyTorch through
+// a scalar reference forward.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "quant/error.h"
+#include "runtime/graph.h"
+#include "runtime/onnx_importer.h"
+#include "tests/util/npy_test_io.h"
+#include "tests/util/vit_reference_forward.h"
+
+namespace adalog {
+namespace {
+
+const std::string kTinyDir = std::string(ADALOG_SOURCE_DIR) + "/models/tiny/";
+
+// One manifest entry: every scalar field as text.
+using Entry = std::map<std::string, std::string>;
+
+// Minimal reader for MANIFEST.json: {"models": [ {flat scalars...}, ... ], ...}.
+class ManifestReader {
+ public:
+  explicit ManifestReader(std::string s) : s_(std::move(s)) {}
+  std::vector<Entry> Models() {
+    std::vector<Entry> out;
+    const size_t k = s_.find("\"models\"");
+    if (k == std::string::npos) return out;
+    pos_ = s_.find('[', k) + 1;
+    while (true) {
+      Skip();
+      if (pos_ >= s_.size() || s_[pos_] == ']') break;
+      if (s_[pos_] == ',') {
+        ++pos_;
+        continue;
+      }
+      if (s_[pos_] != '{') break;
+      ++pos_;
+      Entry e;
+      while (true) {
+        Skip();
+        if (s_[pos_] == '}') {
+          ++pos_;
+          break;
+        }
+        if (s_[pos_] == ',') {
+          ++pos_;
+          continue;
+        }
+        const std::string key = String();
+        Skip();
+        ++pos_;  // ':'
+        Skip();
+        e[key] = Value();
+      }
+      out.push_back(e);
+    }
+    return out;
+  }
+
+ private:
+  void Skip() {
+    while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+  }
+  std::string String() {
+    std::string r;
+    ++pos_;  // opening quote
+    while (pos_ < s_.size() && s_[pos_] != '"') {
+      if (s_[pos_] == '\\') ++pos_;
+      r += s_[pos_++];
+    }
+    ++pos_;
+    return r;
+  }
+  std::string Value() {
+    if (s_[pos_] == '"') return String();
+    if (s_[pos_] == '[' || s_[pos_] == '{') {  // skip nested values
+      int depth = 0;
+      const size_t b = pos_;
+      do {
+        if (s_[pos_] == '[' || s_[pos_] == '{') ++depth;
+        if (s_[pos_] == ']' || s_[pos_] == '}') --depth;
+        ++pos_;
+      } while (depth > 0 && pos_ < s_.size());
+      return s_.substr(b, pos_ - b);
+    }
+    const size_t b = pos_;
+    while (pos_ < s_.size() && s_[pos_] != ',' && s_[pos_] != '}' && !std::isspace(s_[pos_])) {
+      ++pos_;
+    }
+    return s_.substr(b, pos_ - b);
+  }
+  std::string s_;
+  size_t pos_ = 0;
+};
+
+std::vector<Entry> LoadManifest() {
+  std::ifstream in(kTinyDir + "MANIFEST.json");
+  if (!in) return {};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ManifestReader(ss.str()).Models();
+}
+
+int Int(const Entry& e, const std::string& k) {
+  auto it = e.find(k);
+  if (it == e.end()) {
+    ADD_FAILURE() << "manifest entry lacks '" << k << "'";
+    return -1;
+  }
+  return std::stoi(it->second);
+}
+
+std::string Str(const Entry& e, const std::string& k) {
+  auto it = e.find(k);
+  return it == e.end() ? "" : it->second;
+}
+
+TEST(ImporterManifest, ListsEnoughModels) {
+  const auto models = LoadManifest();
+  ASSERT_GE(models.size(), 6u) << "models/tiny/MANIFEST.json missing or nearly empty";
+  std::set<std::string> styles, opsets;
+  for (const auto& e : models) {
+    styles.insert(Str(e, "style"));
+    opsets.insert(Str(e, "opset"));
+  }
+  EXPECT_TRUE(styles.count("timm") && styles.count("torchvision") && styles.count("deit-distilled"));
+  EXPECT_TRUE(opsets.count("13") && opsets.count("17"));
+}
+
+class ImporterTinyModel : public ::testing::TestWithParam<Entry> {};
+
+TEST_P(ImporterTinyModel, StructureMatchesManifest) {
+  const Entry& e = GetParam();
+  ImportReport rep;
+  const VitModel m = ImportOnnxVit(kTinyDir + Str(e, "onnx"), &rep);
+  EXPECT_EQ(m.dim, Int(e, "dim"));
+  EXPECT_EQ(static_cast<int>(m.blocks.size()), Int(e, "depth"));
+  EXPECT_EQ(m.embed.in_channels, Int(e, "in_channels"));
+  EXPECT_EQ(m.embed.image_h, Int(e, "image_size"));
+  EXPECT_EQ(m.embed.image_w, Int(e, "image_size"));
+  EXPECT_EQ(m.embed.patch, Int(e, "patch"));
+  EXPECT_EQ(m.num_prefix_tokens(), Int(e, "prefix_tokens"));
+  EXPECT_EQ(m.embed.num_patches(), Int(e, "patch_tokens"));
+  EXPECT_EQ(m.num_tokens(), Int(e, "tokens"));
+  EXPECT_EQ(m.num_classes(), Int(e, "classes"));
+  EXPECT_EQ(m.head_dim(), Int(e, "head_dim"));
+  for (const auto& b : m.blocks) {
+    EXPECT_EQ(b.heads, Int(e, "heads"));
+    EXPECT_EQ(b.fc1.out, Int(e, "mlp_dim"));
+    EXPECT_EQ(b.gelu, Str(e, "gelu") == "tanh" ? GeluKind::kTanh : GeluKind::kErf);
+    EXPECT_NEAR(b.attn_scale, 1.0 / std::sqrt(static_cast<double>(Int(e, "head_dim"))), 1e-6);
+    EXPECT_NEAR(b.ln1.eps, std::stod(Str(e, "layernorm_eps")), 1e-9);
+  }
+  EXPECT_NEAR(m.norm.eps, std::stod(Str(e, "layernorm_eps")), 1e-9);
+  const std::string pooling = Str(e, "pooling");
+  if (pooling == "cls") {
+    EXPECT_EQ(m.pooling, Pooling::kClsToken);
+  } else if (pooling == "mean") {
+    EXPECT_EQ(m.pooling, Pooling::kMeanPatches);
+  } else {
+    EXPECT_EQ(m.pooling, Pooling::kClsDistAvg);
+    EXPECT_TRUE(m.has_dist_token);
+  }
+  EXPECT_EQ(m.has_dist_token, Str(e, "style") == "deit-distilled");
+  // Report.
+  EXPECT_EQ(rep.opset, Int(e, "opset"));
+  EXPECT_EQ(rep.dynamic_batch, Str(e, "dynamic_batch") == "true");
+  EXPECT_EQ(rep.input_name, "input");
+  EXPECT_EQ(rep.producer.rfind("pytorch", 0), 0u) << rep.producer;
+  EXPECT_GE(rep.ir_version, 7);
+  // Notes: embed, tokens, one per block, final norm, head.
+  ASSERT_EQ(rep.notes.size(), m.blocks.size() + 4);
+  EXPECT_NE(rep.notes[0].find("patch embed: Conv"), std::string::npos) << rep.notes[0];
+  EXPECT_NE(rep.notes.back().find(std::to_string(m.num_classes()) + " classes"), std::string::npos);
+  // Folding: shape arithmetic is gone; what is left is about 30-40 compute nodes per block.
+  EXPECT_LT(rep.nodes_after_folding, rep.nodes_total);
+  const int per_block_max = Str(e, "layernorm_export") == "decomposed" ? 56 : 40;
+  EXPECT_LE(rep.nodes_after_folding, 12 + per_block_max * Int(e, "depth"))
+      << "nodes_total " << rep.nodes_total;
+  EXPECT_GE(rep.nodes_after_folding, 20 * Int(e, "depth"));
+  EXPECT_GT(CountParameters(m), 0);
+  EXPECT_GT(CountMacsPerImage(m), 0);
+}
+
+TEST_P(ImporterTinyModel, MatchesPyTorchThroughReferenceForward) {
+  const Entry& e = GetParam();
+  const VitModel m = ImportOnnxVit(kTinyDir + Str(e, "onnx"));
+  const auto in = test::ReadNpyF32ForTest(kTinyDir + Str(e, "input"));
+  const auto want = test::ReadNpyF32ForTest(kTinyDir + Str(e, "output"));
+  ASSERT_EQ(in.shape.size(), 4u);
+  const int batch = static_cast<int>(in.shape[0]);
+  ASSERT_EQ(want.shape, (std::vector<int64_t>{batch, m.num_classes()}));
+  const std::vector<float> got = test::VitReferenceForward(m, in.data, batch);
+  ASSERT_EQ(got.size(), want.data.size());
+  double absmax = 0, diff = 0;
+  for (size_t k = 0; k < got.size(); ++k) {
+    absmax = std::max(absmax, std::fabs(double(want.data[k])));
+    diff = std::max(diff, std::fabs(double(got[k]) - want.data[k]));
+  }
+  ASSERT_GT(absmax, 1e-2) << "reference logits are (nearly) all zero: the test would be vacuous";
+  EXPECT_LE(diff, 1e-4 * absmax) << Str(e, "name") << ": max |diff| " << diff << " absmax "
+                                 << absmax;
+  const int nc = m.num_classes();
+  for (int b = 0; b < batch; ++b) {
+    const auto g0 = got.begin() + b * nc, w0 = want.data.begin() + b * nc;
+    EXPECT_EQ(std::max_element(g0, g0 + nc) - g0, std::max_element(w0, w0 + nc) - w0)
+        << "top-1 differs for image " << b;
+  }
+}
+
+std::string ParamName(const ::testing::TestParamInfo<Entry>& info) {
+  std::string n = Str(info.param, "name");
+  for (auto& c : n) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return n.empty() ? "model" + std::to_string(info.index) : n;
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, ImporterTinyModel, ::testing::ValuesIn(LoadManifest()), ParamName);
+
+// Dynamic batch must fold down to exactly the compute graph of a static export.
+TEST(ImporterFolding, DynamicBatchFoldsLikeStatic) {
+  ImportReport s, d;
+  ImportOnnxVit(kTinyDir + "tiny_timm_op17_static.onnx", &s);
+  ImportOnnxVit(kTinyDir + "tiny_timm_op17_dyn.onnx", &d);
+  EXPECT_FALSE(s.dynamic_batch);
+  EXPECT_TRUE(d.dynamic_batch);
+  EXPECT_GT(d.nodes_total, s.nodes_total);
+  EXPECT_EQ(d.nodes_after_folding, s.nodes_after_folding);
+}
+
+}  // namespace
+}  // namespace adalog
