@@ -1,0 +1,120 @@
+// The public runtime API: model loading by format, sessions over the FP32 executor, top-k scoring.
+#include "runtime/adalog_runtime.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "quant/error.h"
+#include "runtime/cpu_features.h"
+#include "runtime/data/npy.h"
+#include "runtime/executor_fp32.h"
+
+namespace adalog {
+
+std::shared_ptr<const LoadedModel> LoadModel(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  ADALOG_CHECK(in.good(), path, ": cannot open model file");
+  char head[sizeof(kQuantizedModelMagic) - 1] = {};
+  in.read(head, sizeof(head));
+  auto loaded = std::make_shared<LoadedModel>();
+  loaded->path = path;
+  if (in.gcount() == static_cast<std::streamsize>(sizeof(head)) &&
+      std::memcmp(head, kQuantizedModelMagic, sizeof(head)) == 0) {
+    // Extension point: parse the quantized model file here (runtime/model_file.h).
+    loaded->format = ModelFormat::kQuantized;
+    Fail(path, ": adalog quantized model files are not supported by this build yet");
+  }
+  loaded->format = ModelFormat::kOnnx;
+  loaded->model = ImportOnnxVit(path, &loaded->onnx_report);
+  ValidateVitModel(loaded->model);
+  return loaded;
+}
+
+Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& options)
+    : model_(std::move(model)) {
+  ADALOG_CHECK(model_ != nullptr, "session: no model");
+  ADALOG_CHECK(options.max_batch >= 1 && options.max_batch <= 1024, "session: max batch ",
+               options.max_batch, " out of range 1..1024");
+  ADALOG_CHECK(options.num_threads >= 0 && options.num_threads <= 1024, "session: threads ",
+               options.num_threads, " out of range");
+  ExecutorOptions eo;
+  eo.max_batch = options.max_batch;
+  eo.num_threads = options.num_threads;
+  exec_ = std::make_unique<ExecutorFp32>(model_->model, eo);
+}
+
+Session::~Session() = default;
+
+std::vector<int64_t> Session::input_shape(int batch) const {
+  const PatchEmbedParams& e = model_->model.embed;
+  return {batch, e.in_channels, e.image_h, e.image_w};
+}
+
+int Session::num_classes() const { return model_->model.num_classes(); }
+int Session::max_batch() const { return exec_->max_batch(); }
+std::string Session::DescribeKernels() const { return exec_->DescribeKernels(); }
+
+std::vector<float> Session::Run(const float* images, const std::vector<int64_t>& shape) {
+  ADALOG_CHECK(shape.size() == 4, "input: expected shape [B,C,H,W], got rank ", shape.size());
+  std::vector<float> logits(static_cast<size_t>(std::max<int64_t>(shape[0], 0)) * num_classes());
+  Run(images, shape, logits.data());
+  return logits;
+}
+
+void Session::Run(const float* images, const std::vector<int64_t>& shape, float* logits) {
+  auto shape_str = [](const std::vector<int64_t>& s) {
+    std::ostringstream os;
+    os << "[";
+    for (size_t i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
+    os << "]";
+    return os.str();
+  };
+  ADALOG_CHECK(shape.size() == 4, "input: expected shape [B,C,H,W], got ", shape_str(shape));
+  const std::vector<int64_t> want = input_shape(static_cast<int>(shape[0]));
+  ADALOG_CHECK(shape[1] == want[1] && shape[2] == want[2] && shape[3] == want[3], "input: shape ",
+               shape_str(shape), " does not match the model's [B,", want[1], ",", want[2], ",",
+               want[3], "]");
+  ADALOG_CHECK(shape[0] >= 1 && shape[0] <= max_batch(), "input: batch ", shape[0],
+               " outside 1..", max_batch(), " (the session's max batch)");
+  ADALOG_CHECK(images != nullptr && logits != nullptr, "input: null buffer");
+  const int64_t n = shape[0] * shape[1] * shape[2] * shape[3];
+  CheckFinite(images, n, "input", shape);
+  exec_->Run(images, static_cast<int>(shape[0]), logits);
+}
+
+int64_t CountTopKCorrect(const float* logits, int64_t rows, int classes, const int64_t* labels,
+                         int k) {
+  ADALOG_CHECK(classes >= 1 && k >= 1, "top-k: classes ", classes, ", k ", k);
+  int64_t correct = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t label = labels[r];
+    ADALOG_CHECK(label >= 0 && label < classes, "labels: row ", r, " has label ", label,
+                 ", outside 0..", classes - 1);
+    const float* row = logits + r * classes;
+    const float v = row[label];
+    int rank = 0;
+    for (int c = 0; c < classes; ++c) {
+      if (row[c] > v || (row[c] == v && c < label)) ++rank;
+    }
+    if (rank < k) ++correct;
+  }
+  return correct;
+}
+
+double Top1Accuracy(const float* logits, int64_t rows, int classes, const int64_t* labels) {
+  return rows == 0 ? 0.0 : static_cast<double>(CountTopKCorrect(logits, rows, classes, labels, 1)) / rows;
+}
+
+double Top5Accuracy(const float* logits, int64_t rows, int classes, const int64_t* labels) {
+  return rows == 0 ? 0.0 : static_cast<double>(CountTopKCorrect(logits, rows, classes, labels, 5)) / rows;
+}
+
+std::string RuntimeVersionString() {
+  std::ostringstream os;
+  os << "adalog 0.1.0\n" << DescribeCpu();
+  return os.str();
+}
+
+}  // namespace adalog

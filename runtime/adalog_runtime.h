@@ -1,0 +1,79 @@
+// The small public API the CLI uses: load a model, open a session, run batches, score them.
+// Everything thrown is adalog::Error with a message for the user.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/onnx_importer.h"
+#include "runtime/vit_model.h"
+
+namespace adalog {
+
+enum class ModelFormat {
+  kOnnx,       // an ONNX ViT, imported by ImportOnnxVit and run in FP32
+  kQuantized,  // the adalog quantized model file (magic kQuantizedModelMagic); reserved, see LoadModel
+};
+
+// First bytes of a quantized model file (runtime/model_file.h will own the format).
+inline constexpr char kQuantizedModelMagic[] = "ADALOGQ";
+
+struct LoadedModel {
+  std::string path;
+  ModelFormat format = ModelFormat::kOnnx;
+  VitModel model;             // FP32 parameters (for kQuantized: the float parts + structure)
+  ImportReport onnx_report;   // filled for kOnnx
+  // Extension point: the quantized model file adds its QuantPlan here, and Session picks the
+  // integer executor when it is present.
+};
+
+// Detects the format from the file's first bytes and loads it. Quantized files are recognised
+// and rejected with a clear message until the model-file loader lands.
+std::shared_ptr<const LoadedModel> LoadModel(const std::string& path);
+
+struct SessionOptions {
+  int max_batch = 1;    // 1..1024
+  int num_threads = 0;  // 0: all OpenMP threads
+};
+
+class ExecutorFp32;
+
+class Session {
+ public:
+  Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& options);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // images: float32, shape [B][C][H][W] with C/H/W equal to the model's input and 1 <= B <=
+  // max_batch; must be finite. Returns logits [B][num_classes] row-major.
+  std::vector<float> Run(const float* images, const std::vector<int64_t>& shape);
+  // Same, writing into logits (B * num_classes floats).
+  void Run(const float* images, const std::vector<int64_t>& shape, float* logits);
+
+  const LoadedModel& model() const { return *model_; }
+  std::vector<int64_t> input_shape(int batch) const;  // {batch, C, H, W}
+  int num_classes() const;
+  int max_batch() const;
+  // Kernel choices (oneDNN implementations, float-island ISA) for `adalog inspect`/verbose.
+  std::string DescribeKernels() const;
+
+ private:
+  std::shared_ptr<const LoadedModel> model_;
+  std::unique_ptr<ExecutorFp32> exec_;
+};
+
+// Number of rows whose label is among the k largest logits. Ties rank the lower class index first.
+// Labels outside [0, classes) throw adalog::Error.
+int64_t CountTopKCorrect(const float* logits, int64_t rows, int classes, const int64_t* labels,
+                         int k);
+// Fractions in [0, 1]; 0 rows -> 0.
+double Top1Accuracy(const float* logits, int64_t rows, int classes, const int64_t* labels);
+double Top5Accuracy(const float* logits, int64_t rows, int classes, const int64_t* labels);
+
+// "adalog <version>" + CPU features and the selected ISA level (for `adalog --version`).
+std::string RuntimeVersionString();
+
+}  // namespace adalog

@@ -1,0 +1,223 @@
+// .npy round trips, every malformed-header/payload case, NaN/inf detection, dataset label checks.
+#include "runtime/data/npy.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "quant/error.h"
+
+namespace adalog {
+namespace {
+
+std::string TempPath(const std::string& name) {
+  const std::string dir = ::testing::TempDir() + "adalog_npy_test";
+  std::filesystem::create_directories(dir);
+  return dir + "/" + name;
+}
+
+std::string ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void WriteBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+// A version-1 file with the given header dict and payload.
+std::string MakeNpy(const std::string& dict, const std::string& payload, int major = 1) {
+  std::string header = dict;
+  header += '\n';
+  std::string out = "\x93NUMPY";
+  out.push_back(static_cast<char>(major));
+  out.push_back(0);
+  if (major == 1) {
+    out.push_back(static_cast<char>(header.size() & 0xFF));
+    out.push_back(static_cast<char>(header.size() >> 8));
+  } else {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((header.size() >> (8 * i)) & 0xFF));
+  }
+  return out + header + payload;
+}
+
+std::string FloatPayload(int n) { return std::string(static_cast<size_t>(n) * 4, '\0'); }
+
+// Expects ParseNpyFloat32 to throw with a message containing every fragment.
+void ExpectFloatError(const std::string& bytes, const std::vector<std::string>& fragments) {
+  try {
+    ParseNpyFloat32(bytes, "bad.npy");
+    FAIL() << "no error for " << fragments[0];
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("bad.npy"), std::string::npos) << msg;
+    for (const std::string& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << msg;
+  }
+}
+
+TEST(DataNpyTest, Float32RoundTrip) {
+  const std::string path = TempPath("f.npy");
+  std::vector<float> v(2 * 3 * 4 * 5);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i) * 0.25f - 7.f;
+  WriteNpyFloat32(path, v.data(), {2, 3, 4, 5});
+  const NpyFloatArray a = ReadNpyFloat32(path);
+  EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 3, 4, 5}));
+  EXPECT_EQ(a.data, v);
+  // Header padded so the data starts on a 64-byte boundary (NumPy's own writer does the same).
+  EXPECT_EQ(ParseNpyHeader(ReadBytes(path), path).data_offset % 64, 0u);
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp." + std::to_string(::getpid())));
+}
+
+TEST(DataNpyTest, ScalarAndEmptyAndOneDim) {
+  const std::string path = TempPath("s.npy");
+  const float one = 3.5f;
+  WriteNpyFloat32(path, &one, {});
+  NpyFloatArray a = ReadNpyFloat32(path);
+  EXPECT_TRUE(a.shape.empty());
+  ASSERT_EQ(a.data.size(), 1u);
+  EXPECT_EQ(a.data[0], 3.5f);
+  WriteNpyFloat32(path, nullptr, {0, 3});
+  a = ReadNpyFloat32(path);
+  EXPECT_EQ(a.shape, (std::vector<int64_t>{0, 3}));
+  EXPECT_TRUE(a.data.empty());
+  const std::string text = ReadBytes(path);
+  EXPECT_NE(text.find("'shape': (0, 3)"), std::string::npos);
+  const float three[3] = {1, 2, 3};
+  WriteNpyFloat32(path, three, {3});
+  EXPECT_NE(ReadBytes(path).find("'shape': (3,)"), std::string::npos);
+}
+
+TEST(DataNpyTest, LabelsInt64AndInt32) {
+  const std::string path = TempPath("l.npy");
+  const std::vector<int64_t> labels = {0, 5, 999, 3};
+  WriteNpyInt64(path, labels.data(), {4});
+  EXPECT_EQ(ReadNpyLabels(path), labels);
+  std::string payload;
+  for (int32_t v : {7, -1, 2}) payload.append(reinterpret_cast<const char*>(&v), 4);
+  const std::string i4 = MakeNpy("{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", payload);
+  EXPECT_EQ(ParseNpyLabels(i4, "i4.npy"), (std::vector<int64_t>{7, -1, 2}));
+}
+
+TEST(DataNpyTest, VersionTwoHeader) {
+  const std::string b = MakeNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+                                FloatPayload(2), 2);
+  EXPECT_EQ(ParseNpyFloat32(b, "v2.npy").data.size(), 2u);
+}
+
+TEST(DataNpyTest, MalformedFilesNameFileAndProblem) {
+  const std::string ok = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+  ExpectFloatError("", {"bad magic"});
+  ExpectFloatError("\x93NUMPX\x01\x00", {"bad magic"});
+  ExpectFloatError(MakeNpy(ok, FloatPayload(6), 9), {"version 9"});
+  ExpectFloatError(MakeNpy(ok, FloatPayload(5)), {"truncated", "24", "20"});
+  ExpectFloatError(MakeNpy(ok, FloatPayload(7)), {"unexpected bytes"});
+  ExpectFloatError(MakeNpy(ok, "").substr(0, 20), {"truncated npy header"});
+  ExpectFloatError(MakeNpy("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", FloatPayload(6)),
+                   {"dtype '>f4'"});
+  ExpectFloatError(MakeNpy("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", FloatPayload(12)),
+                   {"dtype '<f8'"});
+  ExpectFloatError(MakeNpy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", FloatPayload(6)),
+                   {"fortran_order"});
+  ExpectFloatError(MakeNpy("{'descr': '<f4', 'fortran_order': False, }", FloatPayload(6)), {"'shape'"});
+  ExpectFloatError(MakeNpy("{'fortran_order': False, 'shape': (6,), }", FloatPayload(6)), {"'descr'"});
+  ExpectFloatError(MakeNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }", FloatPayload(6)),
+                   {"'-3'"});
+  ExpectFloatError(MakeNpy("{'descr': '<f4', 'fortran_order': False, 'shape': 6, }", FloatPayload(6)),
+                   {"not a tuple"});
+  ExpectFloatError(MakeNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, }", FloatPayload(6)),
+                   {"unbalanced"});
+  ExpectFloatError(MakeNpy("no dict here", FloatPayload(6)), {"not a dict"});
+  ExpectFloatError(MakeNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }",
+                           FloatPayload(1)),
+                   {"too large"});
+  // Right format, wrong kind.
+  ExpectFloatError(MakeNpy("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", std::string(16, '\0')),
+                   {"expected float32"});
+  EXPECT_THROW(ParseNpyLabels(MakeNpy(ok, FloatPayload(6)), "x.npy"), Error);
+  EXPECT_THROW(ParseNpyLabels(MakeNpy("{'descr': '<i8', 'fortran_order': False, 'shape': (2, 1), }",
+                                      std::string(16, '\0')), "x.npy"),
+               Error);
+}
+
+TEST(DataNpyTest, MissingFileNamesIt) {
+  try {
+    ReadNpyFloat32(TempPath("does_not_exist.npy"));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does_not_exist.npy"), std::string::npos);
+  }
+}
+
+TEST(DataNpyTest, TruncatedFileOnDisk) {
+  const std::string path = TempPath("t.npy");
+  std::vector<float> v(100, 1.f);
+  WriteNpyFloat32(path, v.data(), {10, 10});
+  std::string bytes = ReadBytes(path);
+  WriteBytes(path, bytes.substr(0, bytes.size() - 7));
+  try {
+    ReadNpyFloat32(path);
+    FAIL();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+  }
+}
+
+TEST(DataNpyTest, WriteFailureLeavesNoFile) {
+  EXPECT_THROW(WriteNpyFloat32("/nonexistent_dir_adalog/x.npy", nullptr, {0}), Error);
+}
+
+TEST(DataNpyTest, CheckFiniteReportsIndex) {
+  std::vector<float> v(2 * 3 * 4 * 4, 0.5f);
+  EXPECT_NO_THROW(CheckFinite(v.data(), static_cast<int64_t>(v.size()), "input"));
+  v[1 * 48 + 2 * 16 + 3 * 4 + 1] = std::nanf("");
+  try {
+    CheckFinite(v.data(), static_cast<int64_t>(v.size()), "input", {2, 3, 4, 4});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[1,2,3,1] is NaN"), std::string::npos) << e.what();
+  }
+  v.assign(v.size(), 0.f);
+  v[5] = -INFINITY;
+  try {
+    CheckFinite(v.data(), static_cast<int64_t>(v.size()), "x.npy");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("element 5 is infinite"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DataNpyTest, DatasetLabelCountMismatch) {
+  const std::string images = TempPath("images.npy"), labels = TempPath("labels.npy");
+  std::vector<float> img(4 * 3 * 2 * 2, 0.1f);
+  WriteNpyFloat32(images, img.data(), {4, 3, 2, 2});
+  const std::vector<int64_t> five = {0, 1, 2, 3, 4};
+  WriteNpyInt64(labels, five.data(), {5});
+  try {
+    ReadNpyDataset(images, labels);
+    FAIL();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("label count mismatch"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("5 labels"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("4 images"), std::string::npos) << msg;
+  }
+  WriteNpyInt64(labels, five.data(), {4});
+  EXPECT_EQ(ReadNpyDataset(images, labels, 10).labels.size(), 4u);
+  EXPECT_THROW(ReadNpyDataset(images, labels, 3), Error);  // label 3 outside 0..2
+  img[7] = std::nanf("");
+  WriteNpyFloat32(images, img.data(), {4, 3, 2, 2});
+  EXPECT_THROW(ReadNpyDataset(images, labels), Error);
+}
+
+}  // namespace
+}  // namespace adalog
