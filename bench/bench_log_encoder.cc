@@ -1,6 +1,7 @@
 // Benchmark: the table-based log encoder (quant/log_encoder.h) against naive log2-based
 // encoders, on 64K softmax-like floats, items/second. Run:
-//   ./build-quant/bench/bench_log_encoder --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   ./build-quant/bench/bench_log_encoder --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -32,7 +33,8 @@ std::vector<float> SoftmaxLike() {
 }
 
 adalog::LogParams Params(benchmark::State& st) {
-  return {adalog::LogKind::kAdaLog, static_cast<int>(st.range(0)), 1.0f, static_cast<int>(st.range(1))};
+  return {adalog::LogKind::kAdaLog, static_cast<int>(st.range(0)), 1.0f,
+          static_cast<int>(st.range(1))};
 }
 
 void BM_LogEncode_Table(benchmark::State& st) {
@@ -53,7 +55,8 @@ void BM_LogEncode_NaiveLog2Double(benchmark::State& st) {
   const adalog::LogParams p = Params(st);
   std::vector<adalog::LogCode> c(kN);
   for (auto _ : st) {
-    for (int64_t i = 0; i < kN; ++i) c[i] = static_cast<adalog::LogCode>(adalog::LogEncodeReference(p, x[i]));
+    for (int64_t i = 0; i < kN; ++i)
+      c[i] = static_cast<adalog::LogCode>(adalog::LogEncodeReference(p, x[i]));
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }

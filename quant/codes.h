@@ -20,9 +20,9 @@
 
 namespace adalog {
 
-using UniformCode = uint8_t;     // asymmetric uniform
-using SignedCode = int8_t;       // symmetric uniform, twin uniform
-using LogCode = uint8_t;         // log2 / log-sqrt2 / AdaLog, including the zero code
+using UniformCode = uint8_t;  // asymmetric uniform
+using SignedCode = int8_t;    // symmetric uniform, twin uniform
+using LogCode = uint8_t;      // log2 / log-sqrt2 / AdaLog, including the zero code
 
 // Reserved exact-zero code of a b-bit log quantizer: 2^b (256 at b = 8, never produced).
 constexpr int32_t LogZeroCode(int bits) { return int32_t{1} << bits; }

@@ -36,7 +36,7 @@ template <typename... Args>
 }  // namespace adalog
 
 // ADALOG_CHECK(cond, pieces...): throws adalog::Error with the pieces when cond is false.
-#define ADALOG_CHECK(cond, ...)           \
-  do {                                    \
+#define ADALOG_CHECK(cond, ...)               \
+  do {                                        \
     if (!(cond)) ::adalog::Fail(__VA_ARGS__); \
   } while (0)

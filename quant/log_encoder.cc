@@ -26,11 +26,11 @@ float FromBits(uint32_t b) {
 }  // namespace
 
 LogCodeTable LogCodeTable::Build(int num, int den) {
-  ADALOG_CHECK(num >= 1 && den >= 1 && den * kAdaLogR >= num && num <= kAdaLogR &&
-                   den <= kAdaLogMaxQ,
-               "log code table: ratio ", num, "/", den,
-               " is outside the supported range (level step 2^(den/num) >= 2^(1/37), den <= ",
-               kAdaLogMaxQ, ")");
+  ADALOG_CHECK(
+      num >= 1 && den >= 1 && den * kAdaLogR >= num && num <= kAdaLogR && den <= kAdaLogMaxQ,
+      "log code table: ratio ", num, "/", den,
+      " is outside the supported range (level step 2^(den/num) >= 2^(1/37), den <= ", kAdaLogMaxQ,
+      ")");
   LogCodeTable t;
   t.num = num;
   t.den = den;

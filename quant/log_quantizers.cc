@@ -103,8 +103,8 @@ void ShiftLogQuantizer::FakeQuant(const float* x, int64_t n, float* out) const {
 
 std::vector<float> FoldShiftIntoBias(const float* w_hat, int64_t out_features, int64_t in_features,
                                      const float* bias, float delta) {
-  ADALOG_CHECK(out_features >= 0 && in_features >= 0, "bias fold: bad weight shape [",
-               out_features, ", ", in_features, "]");
+  ADALOG_CHECK(out_features >= 0 && in_features >= 0, "bias fold: bad weight shape [", out_features,
+               ", ", in_features, "]");
   ADALOG_CHECK(std::isfinite(delta), "bias fold: shift = ", delta, " must be finite");
   std::vector<float> folded(static_cast<size_t>(out_features));
   for (int64_t o = 0; o < out_features; ++o) {

@@ -7,8 +7,8 @@
 //
 // Decode, float32 in torch's order of operations, level(c) then x_hat = level(c) * s:
 //   Log2:     level(c) = 2^-c
-//   LogSqrt2: level(c) = 2^-ceil(c/2) * (c odd ? float(sqrt 2) : 1)     (= sqrt2^-c, inference form)
-//   AdaLog:   level(c) = 2^-T1[c] * float(m[c] / D)
+//   LogSqrt2: level(c) = 2^-ceil(c/2) * (c odd ? float(sqrt 2) : 1)     (= sqrt2^-c, inference
+//   form) AdaLog:   level(c) = 2^-T1[c] * float(m[c] / D)
 //             T1[c] = floor(c*q / 37),  m[c] = round_half_even(2^-((c*q mod 37)/37) * D),
 //             D = 2^(b+1) - 2    (m in [D/2, D], b+1 bits)
 //   zero code: level = 0.

@@ -82,9 +82,9 @@ void LogParams::Validate() const {
     ADALOG_CHECK(q >= kAdaLogMinQ && q <= kAdaLogMaxQ, what, ": q = ", q,
                  " is outside the accepted range ", kAdaLogMinQ, "..", kAdaLogMaxQ,
                  " (spec search range ", kAdaLogSpecMinQ, "..", kAdaLogSpecMaxQ, ")");
-    ADALOG_CHECK(bits < 8 || q >= kAdaLogMinQ8Bit, what, ": q = ", q,
-                 " at 8 bits would make the exact-zero state reachable; need q >= ",
-                 kAdaLogMinQ8Bit);
+    ADALOG_CHECK(
+        bits < 8 || q >= kAdaLogMinQ8Bit, what, ": q = ", q,
+        " at 8 bits would make the exact-zero state reachable; need q >= ", kAdaLogMinQ8Bit);
   }
 }
 

@@ -59,8 +59,8 @@ struct UniformPerChannel {
 
   int64_t num_channels() const { return static_cast<int64_t>(scales.size()); }
   UniformParams channel(int64_t c) const {
-    return UniformParams{bits, scales[static_cast<size_t>(c)],
-                         zero_points[static_cast<size_t>(c)], mode};
+    return UniformParams{bits, scales[static_cast<size_t>(c)], zero_points[static_cast<size_t>(c)],
+                         mode};
   }
   // Validates every channel and that scales and zero_points have the same non-zero size.
   void Validate() const;
@@ -77,8 +77,8 @@ struct UniformPerHead {
 
   int64_t num_heads() const { return static_cast<int64_t>(scales.size()); }
   UniformParams head(int64_t h) const {
-    return UniformParams{bits, scales[static_cast<size_t>(h)],
-                         zero_points[static_cast<size_t>(h)], mode};
+    return UniformParams{bits, scales[static_cast<size_t>(h)], zero_points[static_cast<size_t>(h)],
+                         mode};
   }
   void Validate() const;
 };
@@ -127,7 +127,9 @@ struct LogParams {
   int q = kAdaLogR;  // AdaLog only; ignored (and not validated) for kLog2 / kLogSqrt2
 
   // Ratio r/q of the code formula c = round(-log2(u) * num / den).
-  int RatioNum() const { return kind == LogKind::kAdaLog ? kAdaLogR : (kind == LogKind::kLog2 ? 1 : 2); }
+  int RatioNum() const {
+    return kind == LogKind::kAdaLog ? kAdaLogR : (kind == LogKind::kLog2 ? 1 : 2);
+  }
   int RatioDen() const { return kind == LogKind::kAdaLog ? q : 1; }
   // Throws adalog::Error for bits outside 2..8, scale not positive/finite, q outside
   // [kAdaLogMinQ, kAdaLogMaxQ], or q < kAdaLogMinQ8Bit at 8 bits; for Log2/LogSqrt2 at 8 bits

@@ -89,7 +89,8 @@ std::vector<UniformQuantizer> MakeGroups(int bits, UniformMode mode,
                                          const std::vector<int32_t>& zps) {
   std::vector<UniformQuantizer> qs;
   qs.reserve(scales.size());
-  for (size_t i = 0; i < scales.size(); ++i) qs.emplace_back(UniformParams{bits, scales[i], zps[i], mode});
+  for (size_t i = 0; i < scales.size(); ++i)
+    qs.emplace_back(UniformParams{bits, scales[i], zps[i], mode});
   return qs;
 }
 
@@ -113,8 +114,10 @@ void FakeQuantize(const UniformPerChannel& q, const float* x, const std::vector<
 void FakeQuantize(const UniformPerHead& q, const float* x, const std::vector<int64_t>& shape,
                   float* out) {
   q.Validate();
-  ADALOG_CHECK(shape.size() == 4, "per-head uniform quantizer: expects a rank-4 (B, H, N, d) "
-               "tensor, got rank ", shape.size());
+  ADALOG_CHECK(shape.size() == 4,
+               "per-head uniform quantizer: expects a rank-4 (B, H, N, d) "
+               "tensor, got rank ",
+               shape.size());
   const AxisSplit s =
       SplitAt(shape, UniformPerHead::kHeadAxis, q.num_heads(), "per-head uniform quantizer");
   const auto qs = MakeGroups(q.bits, q.mode, q.scales, q.zero_points);
@@ -141,8 +144,10 @@ void Encode(const UniformPerChannel& q, const float* x, const std::vector<int64_
 void Encode(const UniformPerHead& q, const float* x, const std::vector<int64_t>& shape,
             UniformCode* codes) {
   q.Validate();
-  ADALOG_CHECK(shape.size() == 4, "per-head uniform quantizer: expects a rank-4 (B, H, N, d) "
-               "tensor, got rank ", shape.size());
+  ADALOG_CHECK(shape.size() == 4,
+               "per-head uniform quantizer: expects a rank-4 (B, H, N, d) "
+               "tensor, got rank ",
+               shape.size());
   const AxisSplit s =
       SplitAt(shape, UniformPerHead::kHeadAxis, q.num_heads(), "per-head uniform quantizer");
   const auto qs = MakeGroups(q.bits, q.mode, q.scales, q.zero_points);

@@ -31,7 +31,8 @@ class UniformQuantizer {
   int32_t Encode(float x) const {
     float t = x / p_.scale;
     t = (t == t) ? t : 0.0f;  // NaN -> 0
-    t = t >= lo_ ? t : lo_;   // clamp(round(t) + z, cmin, cmax) == round(clamp(t, cmin-z, cmax-z)) + z
+    t = t >= lo_ ? t
+                 : lo_;  // clamp(round(t) + z, cmin, cmax) == round(clamp(t, cmin-z, cmax-z)) + z
     t = t <= hi_ ? t : hi_;
     return static_cast<int32_t>(RoundHalfEvenSmall(t)) + p_.zero_point;
   }

@@ -77,7 +77,8 @@ TEST(FastLogEncoder, EveryDecisionBoundaryOfEveryRatioMatchesReference) {
           continue;
         }
         if (dd < 1e-11) ++ld_refined;
-        ASSERT_GT(dd, 1e-13) << "double too close to call " << Repro("num", r.num, "den", r.den, "u", u);
+        ASSERT_GT(dd, 1e-13) << "double too close to call "
+                             << Repro("num", r.num, "den", r.den, "u", u);
         ASSERT_GT(dist, 1e-15L) << Repro("num", r.num, "den", r.den, "u", u);
       }
     }
@@ -107,17 +108,31 @@ TEST(FastLogEncoder, DenseSweepEveryRatio) {
     const LogCodeTable& t = GetLogCodeTable(r.num, r.den);
     for (uint32_t b = kLoBits; b <= kHiBits; b += 4099) {
       const float u = FloatFromBits(b);
-      ASSERT_EQ(t.RawCode(u), LogRawCodeReference(u, r.num, r.den)) << Repro("num", r.num, "den", r.den, "u", u);
+      ASSERT_EQ(t.RawCode(u), LogRawCodeReference(u, r.num, r.den))
+          << Repro("num", r.num, "den", r.den, "u", u);
     }
   }
 }
 
 TEST(FastLogEncoder, SpecialInputsMatchReferenceForEveryBitsAndQ) {
   const float inf = std::numeric_limits<float>::infinity();
-  const std::vector<float> xs = {0.0f, -0.0f, -1.0f, -inf, inf, std::nanf(""), 1e-40f, -1e-40f,
+  const std::vector<float> xs = {0.0f,
+                                 -0.0f,
+                                 -1.0f,
+                                 -inf,
+                                 inf,
+                                 std::nanf(""),
+                                 1e-40f,
+                                 -1e-40f,
                                  std::numeric_limits<float>::denorm_min(),
-                                 std::numeric_limits<float>::min(), 1e-15f, 9.99e-16f, 1.0f,
-                                 1.0000001f, 2.0f, 1e30f, std::numeric_limits<float>::max()};
+                                 std::numeric_limits<float>::min(),
+                                 1e-15f,
+                                 9.99e-16f,
+                                 1.0f,
+                                 1.0000001f,
+                                 2.0f,
+                                 1e30f,
+                                 std::numeric_limits<float>::max()};
   for (int bits = 2; bits <= 8; ++bits) {
     for (int q = 1; q <= kAdaLogMaxQ; ++q) {
       if (bits == 8 && q < kAdaLogMinQ8Bit) continue;
@@ -149,8 +164,8 @@ TEST(FastLogEncoder, ArrayEncodeEqualsScalarWithAndWithoutUnitScale) {
         seen.insert(codes[i]);
       }
       // Not vacuous: all 16 levels and the zero code where reachable (q = 137: codes 0..13).
-      const size_t reachable = std::min<size_t>(
-          17u, static_cast<size_t>(LogRawCodeReference(kLogClampMin, 37, q)) + 1);
+      const size_t reachable =
+          std::min<size_t>(17u, static_cast<size_t>(LogRawCodeReference(kLogClampMin, 37, q)) + 1);
       EXPECT_EQ(seen.size(), reachable);
     }
   }

@@ -1,7 +1,6 @@
 // Tests of the log2 / log-sqrt2 / AdaLog quantizers, their tables, the shift variants and the
 // bias fold (quant/log_quantizers.h) against the spec 2.3-2.6 formulas written plainly.
 #include "quant/log_quantizers.h"
-#include "quant/uniform.h"
 
 #include <gtest/gtest.h>
 
@@ -9,6 +8,7 @@
 #include <limits>
 #include <set>
 
+#include "quant/uniform.h"
 #include "tests/util/expect_error.h"
 #include "tests/util/test_util.h"
 
@@ -40,7 +40,8 @@ float SpecLogDecode(LogKind kind, int bits, float s, int q, int32_t c) {
   }
   const int D = (1 << (bits + 1)) - 2;
   const float t1 = std::floor(static_cast<float>(c * q) / 37.0f);
-  const float t2 = static_cast<float>(std::nearbyint(std::pow(2.0, -((c * q) % 37) / 37.0) * D) / D);
+  const float t2 =
+      static_cast<float>(std::nearbyint(std::pow(2.0, -((c * q) % 37) / 37.0) * D) / D);
   return std::exp2f(-t1) * t2 * s;
 }
 
@@ -130,7 +131,8 @@ TEST(AdaLogTables, SpecExample4Bit30) {
   const AdaLogTables t = MakeAdaLogTables(4, 30);
   EXPECT_EQ(t.D, 30);
   const std::vector<int32_t> t1 = {0, 0, 1, 2, 3, 4, 4, 5, 6, 7, 8, 8, 9, 10, 11, 12, 0};
-  const std::vector<int32_t> m = {30, 17, 19, 22, 25, 29, 16, 19, 21, 24, 28, 16, 18, 21, 24, 27, 0};
+  const std::vector<int32_t> m = {30, 17, 19, 22, 25, 29, 16, 19, 21,
+                                  24, 28, 16, 18, 21, 24, 27, 0};
   EXPECT_EQ(t.shift, t1);
   EXPECT_EQ(t.mult, m);
 }
@@ -148,8 +150,10 @@ TEST(AdaLogTables, MultipliersInRangeAndIntegerDecodeEqualsFloatDecode) {
         ASSERT_LE(m, t.D);
         ASSERT_EQ(sh, c * q / 37);
         // m is the half-even rounding of 2^-frac * D, also when evaluated in long double.
-        const long double exact = std::pow(2.0L, -static_cast<long double>((c * q) % 37) / 37.0L) * t.D;
-        ASSERT_EQ(m, static_cast<int32_t>(std::nearbyint(exact))) << Repro("bits", bits, "q", q, "c", c);
+        const long double exact =
+            std::pow(2.0L, -static_cast<long double>((c * q) % 37) / 37.0L) * t.D;
+        ASSERT_EQ(m, static_cast<int32_t>(std::nearbyint(exact)))
+            << Repro("bits", bits, "q", q, "c", c);
         ASSERT_GT(std::fabs(exact - std::floor(exact) - 0.5L), 1e-9L);
         // Integer decode s * 2^-T1 * m / D (exact in double, one final rounding) == float decode.
         if (sh <= 100) {
@@ -239,8 +243,10 @@ TEST(BiasFold, PreservesTheLayerFunctionToFloatRounding) {
   std::vector<float> w = test::UniformFloats(rng, out * in, -0.15f, 0.15f), w_hat(w.size());
   wq.FakeQuant(w.data(), static_cast<int64_t>(w.size()), w_hat.data());
   const std::vector<float> bias = test::UniformFloats(rng, out, -0.5f, 0.5f);
-  const std::vector<float> folded = FoldShiftIntoBias(w_hat.data(), out, in, bias.data(), kGeluShift);
-  ShiftLogQuantizer plain({LogKind::kAdaLog, 4, 2.5f, 30}), reparam({LogKind::kAdaLog, 4, 2.5f, 30});
+  const std::vector<float> folded =
+      FoldShiftIntoBias(w_hat.data(), out, in, bias.data(), kGeluShift);
+  ShiftLogQuantizer plain({LogKind::kAdaLog, 4, 2.5f, 30}),
+      reparam({LogKind::kAdaLog, 4, 2.5f, 30});
   reparam.set_bias_reparamed(true);
   const double u = std::ldexp(1.0, -24), gamma = (in + 2) * u / (1 - (in + 2) * u);
   double worst_ratio = 0.0;
@@ -265,9 +271,11 @@ TEST(BiasFold, PreservesTheLayerFunctionToFloatRounding) {
   }
   // Not vacuous: the fold changed the bias.
   double moved = 0.0;
-  for (int64_t o = 0; o < out; ++o) moved += std::fabs(folded[static_cast<size_t>(o)] - bias[static_cast<size_t>(o)]);
+  for (int64_t o = 0; o < out; ++o)
+    moved += std::fabs(folded[static_cast<size_t>(o)] - bias[static_cast<size_t>(o)]);
   EXPECT_GT(moved, 1e-3);
-  ExpectErrorContaining([&] { FoldShiftIntoBias(w_hat.data(), -1, in, nullptr, 0.1f); }, "bad weight shape");
+  ExpectErrorContaining([&] { FoldShiftIntoBias(w_hat.data(), -1, in, nullptr, 0.1f); },
+                        "bad weight shape");
 }
 
 TEST(LogErrors, BadParametersNameTheParameterAndValue) {

@@ -51,7 +51,8 @@ TEST(ReferenceData, UniformMatchesTorch) {
       int code;
       d >> xh >> code >> yh;
       const float x = HexFloat(xh), y = HexFloat(yh);
-      ASSERT_EQ(q.Encode(x), code) << lines[i] << ' ' << Repro("case", cases, "bits", bits, "zp", zp);
+      ASSERT_EQ(q.Encode(x), code)
+          << lines[i] << ' ' << Repro("case", cases, "bits", bits, "zp", zp);
       ASSERT_TRUE(SameFloat(q.FakeQuant(x), y)) << lines[i] << ' ' << Repro("case", cases);
     }
   }
@@ -79,7 +80,8 @@ TEST(ReferenceData, LogQuantizersMatchExactCodeAndTorchDecode) {
       d >> xh >> code >> code_f32 >> yh;
       const float x = HexFloat(xh), y = HexFloat(yh);
       ASSERT_EQ(lq.Encode(x), code) << lines[i] << ' ' << Repro("kind", kind, "bits", bits, "q", q);
-      ASSERT_TRUE(SameFloat(lq.FakeQuant(x), y)) << lines[i] << ' ' << Repro("kind", kind, "bits", bits, "q", q);
+      ASSERT_TRUE(SameFloat(lq.FakeQuant(x), y))
+          << lines[i] << ' ' << Repro("kind", kind, "bits", bits, "q", q);
       // torch's float32 evaluation differs only at floats next to a threshold, by one step.
       ASSERT_LE(std::abs(code - code_f32), 1) << lines[i];
       torch_f32_differs += code != code_f32;

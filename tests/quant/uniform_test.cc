@@ -56,8 +56,19 @@ std::vector<UniformParams> AllConfigs() {
 
 std::vector<float> EdgeInputs(float s) {
   const float inf = std::numeric_limits<float>::infinity();
-  return {0.0f, -0.0f, -1.0f, s, -s, 1e-40f, -1e-40f, inf, -inf, 1000.0f * s, -1000.0f * s,
-          std::numeric_limits<float>::max(), std::numeric_limits<float>::lowest(),
+  return {0.0f,
+          -0.0f,
+          -1.0f,
+          s,
+          -s,
+          1e-40f,
+          -1e-40f,
+          inf,
+          -inf,
+          1000.0f * s,
+          -1000.0f * s,
+          std::numeric_limits<float>::max(),
+          std::numeric_limits<float>::lowest(),
           std::numeric_limits<float>::denorm_min()};
 }
 
@@ -87,8 +98,8 @@ TEST(UniformQuantizer, MatchesSpecFormulaOnRandomAndEdgeInputs) {
     for (float x : xs) {
       const int32_t c = q.Encode(x);
       seen.insert(c);
-      ASSERT_EQ(c, SpecCode(p, x)) << x << ' ' << Repro("seed", seed, "bits", p.bits, "s", p.scale,
-                                                         "z", p.zero_point);
+      ASSERT_EQ(c, SpecCode(p, x))
+          << x << ' ' << Repro("seed", seed, "bits", p.bits, "s", p.scale, "z", p.zero_point);
       ASSERT_TRUE(SameFloat(q.FakeQuant(x), SpecFakeQuant(p, x))) << x;
       ASSERT_EQ(q.Decode(c), SpecFakeQuant(p, x)) << x;
     }
@@ -137,14 +148,16 @@ TEST(UniformQuantizer, ArrayFormsEqualScalarForms) {
       std::vector<UniformCode> codes(xs.size(), 0xAB);
       q.Encode(xs.data(), n, codes.data());
       q.Decode(codes.data(), n, dec.data());
-      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(codes[static_cast<size_t>(i)], q.Encode(xs[static_cast<size_t>(i)]));
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(codes[static_cast<size_t>(i)], q.Encode(xs[static_cast<size_t>(i)]));
       std::vector<SignedCode> wrong(xs.size());
       EXPECT_THROW(q.Encode(xs.data(), n, wrong.data()), Error);
     } else {
       std::vector<SignedCode> codes(xs.size(), 0x5B);
       q.Encode(xs.data(), n, codes.data());
       q.Decode(codes.data(), n, dec.data());
-      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(codes[static_cast<size_t>(i)], q.Encode(xs[static_cast<size_t>(i)]));
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(codes[static_cast<size_t>(i)], q.Encode(xs[static_cast<size_t>(i)]));
     }
     for (size_t i = 0; i < xs.size(); ++i) {
       ASSERT_TRUE(SameFloat(fq[i], q.FakeQuant(xs[i]))) << xs[i];
@@ -192,7 +205,8 @@ TEST(UniformGranularity, PerChannelAxis0And1AndPerHead) {
   FakeQuantize(ph, x.data(), s4, y.data());
   for (int64_t i = 0; i < 60; ++i) {
     const int64_t h = (i / 15) % 2;
-    ASSERT_EQ(y[static_cast<size_t>(i)], UniformQuantizer(ph.head(h)).FakeQuant(x[static_cast<size_t>(i)]));
+    ASSERT_EQ(y[static_cast<size_t>(i)],
+              UniformQuantizer(ph.head(h)).FakeQuant(x[static_cast<size_t>(i)]));
   }
   UniformPerTensor pt{{8, 0.01f, 128, UniformMode::kAsymmetric}};
   FakeQuantize(pt, x.data(), shape, y.data());
@@ -206,8 +220,9 @@ TEST(UniformErrors, BadParametersNameTheParameterAndValue) {
   ExpectErrorContaining(make({4, 0.0f, 0, UniformMode::kAsymmetric}), "scale = 0");
   ExpectErrorContaining(make({4, -1.0f, 0, UniformMode::kAsymmetric}), "scale = -1");
   ExpectErrorContaining(make({4, std::nanf(""), 0, UniformMode::kAsymmetric}), "scale = nan");
-  ExpectErrorContaining(make({4, std::numeric_limits<float>::infinity(), 0,
-                              UniformMode::kAsymmetric}), "scale = inf");
+  ExpectErrorContaining(
+      make({4, std::numeric_limits<float>::infinity(), 0, UniformMode::kAsymmetric}),
+      "scale = inf");
   ExpectErrorContaining(make({4, 0.1f, 16, UniformMode::kAsymmetric}), "zero_point = 16");
   ExpectErrorContaining(make({4, 0.1f, -1, UniformMode::kAsymmetric}), "zero_point = -1");
   ExpectErrorContaining(make({4, 0.1f, 3, UniformMode::kSymmetric}), "zero_point = 3");
