@@ -1,0 +1,445 @@
+// Search objectives (AdaLog spec 4.3) in exact, cheaper forms; see objectives.h.
+#include "search/objectives.h"
+
+#include <dnnl.h>
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+
+#include "quant/error.h"
+#include "quant/log_quantizers.h"
+#include "quant/twin_uniform.h"
+#include "quant/uniform.h"
+
+namespace adalog::search {
+namespace {
+
+using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MapD = Eigen::Map<MatD>;
+using CMapD = Eigen::Map<const MatD>;
+
+// Rows of an output computed per block of this many rows: fixed, so that every element is
+// computed by the same (single-threaded) GEMM call whatever the thread count.
+constexpr int64_t kBlock = 32;
+
+// out [M][N] = A^T B with A [T][M], B [T][N] (row-major doubles).
+void ParallelAtB(const double* a, int64_t T, int64_t M, const double* b, int64_t N, double* out) {
+  const int64_t nblk = (M + kBlock - 1) / kBlock;
+  CMapD A(a, T, M), B(b, T, N);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t blk = 0; blk < nblk; ++blk) {
+    const int64_t r0 = blk * kBlock, rb = std::min(kBlock, M - r0);
+    MapD O(out + r0 * N, rb, N);
+    O.noalias() = A.middleCols(r0, rb).transpose() * B;
+  }
+}
+
+// out [T][N] = A B with A [T][K], B [K][N].
+void ParallelAB(const double* a, int64_t T, int64_t K, const double* b, int64_t N, double* out) {
+  const int64_t nblk = (T + kBlock - 1) / kBlock;
+  CMapD A(a, T, K), B(b, K, N);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t blk = 0; blk < nblk; ++blk) {
+    const int64_t r0 = blk * kBlock, rb = std::min(kBlock, T - r0);
+    MapD O(out + r0 * N, rb, N);
+    O.noalias() = A.middleRows(r0, rb) * B;
+  }
+}
+
+// C [M][N] = A [M][K] * op(B) with op(B) = B [K][N] or B^T (B [N][K]). Single-threaded when
+// called inside a parallel region (oneDNN runs sequentially there); callers only call it there
+// or with one OpenMP thread.
+void Sgemm(int64_t M, int64_t N, int64_t K, const float* a, const float* b, bool b_transposed,
+           float* c) {
+  const dnnl_status_t st = dnnl_sgemm('N', b_transposed ? 'T' : 'N', M, N, K, 1.0f, a, K, b,
+                                      b_transposed ? K : N, 0.0f, c, N);
+  ADALOG_CHECK(st == dnnl_success, "search: oneDNN sgemm failed (status ", static_cast<int>(st),
+               ")");
+}
+
+double SumSqDiff(const float* p, const float* q, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(p[i]) - static_cast<double>(q[i]);
+    s += d * d;
+  }
+  return s;
+}
+
+}  // namespace
+
+FakeQuantFn UniformFq(const UniformParams& p) {
+  auto q = std::make_shared<UniformQuantizer>(p);
+  return [q](const float* x, int64_t n, float* out) { q->FakeQuant(x, n, out); };
+}
+
+FakeQuantFn LogFq(const LogParams& p, float shift) {
+  if (shift == 0.0f) {
+    auto q = std::make_shared<LogQuantizer>(p);
+    return [q](const float* x, int64_t n, float* out) { q->FakeQuant(x, n, out); };
+  }
+  auto q = std::make_shared<ShiftLogQuantizer>(p, shift, false);
+  return [q](const float* x, int64_t n, float* out) { q->FakeQuant(x, n, out); };
+}
+
+FakeQuantFn TwinFq(const TwinUniformParams& p) {
+  auto q = std::make_shared<TwinUniformQuantizer>(p);
+  return [q](const float* x, int64_t n, float* out) { q->FakeQuant(x, n, out); };
+}
+
+// ---------------------------------------------------------------------------------------------
+void WeightSelfErrors(const float* w, int rows, int cols, const UniformCandidates& c,
+                      std::vector<double>* err) {
+  ADALOG_CHECK(c.groups == rows, "W-self: ", c.groups, " groups for ", rows, " rows");
+  err->assign(static_cast<size_t>(rows) * c.count, 0.0);
+  const int64_t pairs = static_cast<int64_t>(rows) * c.count;
+#pragma omp parallel for schedule(dynamic, 16)
+  for (int64_t p = 0; p < pairs; ++p) {
+    const int g = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
+    const UniformQuantizer q(UniformParams{c.bits, c.scale(g, i), c.zp(g, i)});
+    const float* row = w + static_cast<int64_t>(g) * cols;
+    double s = 0;
+    for (int j = 0; j < cols; ++j) {
+      const double d = static_cast<double>(row[j]) - q.FakeQuant(row[j]);
+      s += d * d;
+    }
+    (*err)[static_cast<size_t>(p)] = s;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+ActSelfObjective::ActSelfObjective(const float* x, int64_t rows, int cols, bool per_channel) {
+  ADALOG_CHECK(rows > 0 && cols > 0, "A-self: empty tensor");
+  groups_ = per_channel ? cols : 1;
+  n_ = per_channel ? rows : rows * cols;
+  sorted_.resize(static_cast<size_t>(groups_) * n_);
+  s1_.resize(static_cast<size_t>(groups_) * (n_ + 1));
+  s2_.resize(static_cast<size_t>(groups_) * (n_ + 1));
+  if (per_channel) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int c = 0; c < cols; ++c) sorted_[static_cast<size_t>(c) * n_ + r] = x[r * cols + c];
+  } else {
+    std::copy(x, x + n_, sorted_.begin());
+  }
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int g = 0; g < groups_; ++g) {
+    float* v = sorted_.data() + static_cast<size_t>(g) * n_;
+    std::sort(v, v + n_);
+    double* p1 = s1_.data() + static_cast<size_t>(g) * (n_ + 1);
+    double* p2 = s2_.data() + static_cast<size_t>(g) * (n_ + 1);
+    p1[0] = p2[0] = 0;
+    for (int64_t i = 0; i < n_; ++i) {
+      const double d = v[i];
+      p1[i + 1] = p1[i] + d;
+      p2[i + 1] = p2[i] + d * d;
+    }
+  }
+}
+
+void ActSelfObjective::Eval(const UniformCandidates& c, std::vector<double>* err) const {
+  ADALOG_CHECK(c.groups == groups_, "A-self: ", c.groups, " groups for ", groups_);
+  err->assign(static_cast<size_t>(groups_) * c.count, 0.0);
+  const int64_t pairs = static_cast<int64_t>(groups_) * c.count;
+  const int32_t levels = 1 << c.bits;
+#pragma omp parallel for schedule(dynamic, 8)
+  for (int64_t p = 0; p < pairs; ++p) {
+    const int g = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
+    const UniformQuantizer q(UniformParams{c.bits, c.scale(g, i), c.zp(g, i)});
+    const float* v = sorted_.data() + static_cast<size_t>(g) * n_;
+    const double* p1 = s1_.data() + static_cast<size_t>(g) * (n_ + 1);
+    const double* p2 = s2_.data() + static_cast<size_t>(g) * (n_ + 1);
+    double e = 0;
+    int64_t start = 0;
+    for (int32_t code = 0; code < levels && start < n_; ++code) {
+      // End of this code's bin: the first value whose code exceeds `code` (codes are monotone
+      // in x, so the bins are contiguous in the sorted array).
+      const int64_t end =
+          code == levels - 1
+              ? n_
+              : std::partition_point(v + start, v + n_,
+                                     [&](float x) { return q.Encode(x) <= code; }) - v;
+      if (end > start) {
+        const double val = q.Decode(code);
+        const double cnt = static_cast<double>(end - start);
+        e += (p2[end] - p2[start]) - 2.0 * val * (p1[end] - p1[start]) + cnt * val * val;
+      }
+      start = end;
+    }
+    (*err)[static_cast<size_t>(p)] = e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+WeightOutObjective::WeightOutObjective(const float* xq, int64_t T, int K, const float* y,
+                                       const float* bias, int N)
+    : K_(K), N_(N) {
+  ADALOG_CHECK(T > 0 && K > 0 && N > 0, "W-out: empty operands");
+  std::vector<double> xd(static_cast<size_t>(T) * K), yd(static_cast<size_t>(T) * N);
+  for (int64_t i = 0; i < T * K; ++i) xd[static_cast<size_t>(i)] = xq[i];
+  for (int64_t t = 0; t < T; ++t)
+    for (int o = 0; o < N; ++o)
+      yd[static_cast<size_t>(t * N + o)] =
+          static_cast<double>(y[t * N + o]) - (bias ? static_cast<double>(bias[o]) : 0.0);
+  G_.resize(static_cast<size_t>(K) * K);
+  ParallelAtB(xd.data(), T, K, xd.data(), K, G_.data());
+  C_.resize(static_cast<size_t>(N) * K);
+  ParallelAtB(yd.data(), T, N, xd.data(), K, C_.data());
+  yy_.assign(static_cast<size_t>(N), 0.0);
+  for (int64_t t = 0; t < T; ++t)
+    for (int o = 0; o < N; ++o) yy_[static_cast<size_t>(o)] += yd[t * N + o] * yd[t * N + o];
+}
+
+void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
+                              std::vector<double>* err) const {
+  ADALOG_CHECK(c.groups == N_, "W-out: ", c.groups, " groups for ", N_, " rows");
+  err->assign(static_cast<size_t>(N_) * c.count, 0.0);
+  CMapD G(G_.data(), K_, K_);
+#pragma omp parallel
+  {
+    // Per thread: integer codes (c - z) of each candidate, deduplicated (many refinement
+    // children share codes), as doubles.
+    std::vector<int32_t> codes(static_cast<size_t>(c.count) * K_);
+    std::vector<int> uniq_of(static_cast<size_t>(c.count));
+    std::vector<int> uniq_first;
+    MatD Q, QG;
+    std::vector<UniformCode> tmp(static_cast<size_t>(K_));
+#pragma omp for schedule(dynamic, 1)
+    for (int o = 0; o < N_; ++o) {
+      const float* row = w + static_cast<int64_t>(o) * K_;
+      uniq_first.clear();
+      std::unordered_map<uint64_t, std::vector<int>> by_hash;
+      for (int i = 0; i < c.count; ++i) {
+        const UniformQuantizer q(UniformParams{c.bits, c.scale(o, i), c.zp(o, i)});
+        q.Encode(row, K_, tmp.data());
+        int32_t* ci = codes.data() + static_cast<size_t>(i) * K_;
+        uint64_t h = 1469598103934665603ull;
+        for (int k = 0; k < K_; ++k) {
+          ci[k] = static_cast<int32_t>(tmp[static_cast<size_t>(k)]) - c.zp(o, i);
+          h = (h ^ static_cast<uint64_t>(ci[k] + 512)) * 1099511628211ull;
+        }
+        int found = -1;
+        for (int u : by_hash[h]) {
+          if (std::memcmp(codes.data() + static_cast<size_t>(uniq_first[static_cast<size_t>(u)]) * K_,
+                          ci, sizeof(int32_t) * K_) == 0) {
+            found = u;
+            break;
+          }
+        }
+        if (found < 0) {
+          found = static_cast<int>(uniq_first.size());
+          uniq_first.push_back(i);
+          by_hash[h].push_back(found);
+        }
+        uniq_of[static_cast<size_t>(i)] = found;
+      }
+      const int U = static_cast<int>(uniq_first.size());
+      Q.resize(U, K_);
+      for (int u = 0; u < U; ++u) {
+        const int32_t* ci = codes.data() + static_cast<size_t>(uniq_first[static_cast<size_t>(u)]) * K_;
+        for (int k = 0; k < K_; ++k) Q(u, k) = ci[k];
+      }
+      QG.noalias() = Q * G;
+      Eigen::Map<const Eigen::VectorXd> co(C_.data() + static_cast<size_t>(o) * K_, K_);
+      const Eigen::VectorXd quad = (Q.array() * QG.array()).rowwise().sum();
+      const Eigen::VectorXd lin = Q * co;
+      for (int i = 0; i < c.count; ++i) {
+        const int u = uniq_of[static_cast<size_t>(i)];
+        const double s = c.scale(o, i);
+        (*err)[static_cast<size_t>(o) * c.count + i] =
+            yy_[static_cast<size_t>(o)] - 2.0 * s * lin(u) + s * s * quad(u);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+ActOutObjective::ActOutObjective(const float* x, int64_t T, int K, const float* y,
+                                 const float* bias, int N)
+    : x_(x), y_(y), bias_(bias), T_(T), K_(K), N_(N) {
+  ADALOG_CHECK(T > 0 && K > 0 && N > 0, "A-out: empty operands");
+}
+
+void ActOutObjective::SetWeight(const float* wq) {
+  wq_.assign(wq, wq + static_cast<int64_t>(N_) * K_);
+  H_.clear();
+  R_.clear();
+}
+
+void ActOutObjective::EvalUniform(const UniformCandidates& c, std::vector<double>* err) const {
+  ADALOG_CHECK(c.groups == 1, "A-out: per-tensor candidates expected");
+  ADALOG_CHECK(!wq_.empty(), "A-out: SetWeight not called");
+  if (H_.empty()) {  // once per weight state: H = Wq^T Wq, R = (Y - b) Wq, ||Y - b||^2
+    std::vector<double> wd(wq_.begin(), wq_.end());
+    std::vector<double> yd(static_cast<size_t>(T_) * N_);
+    double yy = 0;
+    for (int64_t t = 0; t < T_; ++t)
+      for (int o = 0; o < N_; ++o) {
+        const double d = static_cast<double>(y_[t * N_ + o]) - (bias_ ? bias_[o] : 0.0f);
+        yd[static_cast<size_t>(t * N_ + o)] = d;
+        yy += d * d;
+      }
+    H_.resize(static_cast<size_t>(K_) * K_);
+    ParallelAtB(wd.data(), N_, K_, wd.data(), K_, H_.data());
+    R_.resize(static_cast<size_t>(T_) * K_);
+    ParallelAB(yd.data(), T_, N_, wd.data(), K_, R_.data());
+    yy_ = yy;
+  }
+  err->assign(static_cast<size_t>(c.count), 0.0);
+  const int64_t TK = T_ * K_;
+  const int K = K_;
+#pragma omp parallel
+  {
+    std::vector<UniformCode> codes(static_cast<size_t>(TK));
+    std::vector<int8_t> codes_s8(static_cast<size_t>(TK));
+    std::vector<int32_t> gram(static_cast<size_t>(K) * K);
+#pragma omp for schedule(dynamic, 1)
+    for (int i = 0; i < c.count; ++i) {
+      const int32_t z = c.zp(0, i);
+      const double s = c.scale(0, i);
+      const UniformQuantizer q(UniformParams{c.bits, c.scale(0, i), z});
+      q.Encode(x_, TK, codes.data());
+      // Integer Gram (C - z)^T (C - z), exact.
+      if (c.bits <= 7) {  // codes and z fit int8; no int16 saturation (2 * 127^2 < 2^15)
+        for (int64_t j = 0; j < TK; ++j) codes_s8[static_cast<size_t>(j)] = static_cast<int8_t>(codes[static_cast<size_t>(j)]);
+        const int32_t co = 0;
+        const dnnl_status_t st = dnnl_gemm_u8s8s32(
+            'T', 'N', 'F', K, K, T_, 1.0f, codes.data(), K, static_cast<uint8_t>(z),
+            codes_s8.data(), K, static_cast<int8_t>(z), 0.0f, gram.data(), K, &co);
+        ADALOG_CHECK(st == dnnl_success, "A-out: oneDNN u8s8s32 gemm failed");
+      } else {
+        std::fill(gram.begin(), gram.end(), 0);
+        for (int64_t t = 0; t < T_; ++t) {
+          const UniformCode* r = codes.data() + t * K;
+          for (int a = 0; a < K; ++a) {
+            const int32_t va = r[a] - z;
+            for (int b = 0; b < K; ++b) gram[static_cast<size_t>(a) * K + b] += va * (r[b] - z);
+          }
+        }
+      }
+      double lin = 0;
+      for (int64_t j = 0; j < TK; ++j)
+        lin += static_cast<double>(static_cast<int32_t>(codes[static_cast<size_t>(j)]) - z) * R_[static_cast<size_t>(j)];
+      double quad = 0;
+      for (int64_t j = 0; j < static_cast<int64_t>(K) * K; ++j)
+        quad += H_[static_cast<size_t>(j)] * static_cast<double>(gram[static_cast<size_t>(j)]);
+      (*err)[static_cast<size_t>(i)] = yy_ - 2.0 * s * lin + s * s * quad;
+    }
+  }
+}
+
+void ActOutObjective::EvalDirect(int count, const std::function<FakeQuantFn(int)>& make_fq,
+                                 std::vector<double>* err) const {
+  ADALOG_CHECK(!wq_.empty(), "A-out: SetWeight not called");
+  err->assign(static_cast<size_t>(count), 0.0);
+  std::vector<FakeQuantFn> fqs;
+  for (int i = 0; i < count; ++i) fqs.push_back(make_fq(i));
+#pragma omp parallel
+  {
+    std::vector<float> qx(static_cast<size_t>(T_) * K_), out(static_cast<size_t>(T_) * N_);
+#pragma omp for schedule(dynamic, 1)
+    for (int i = 0; i < count; ++i) {
+      fqs[static_cast<size_t>(i)](x_, T_ * K_, qx.data());
+      Sgemm(T_, N_, K_, qx.data(), wq_.data(), true, out.data());
+      double e = 0;
+      for (int64_t t = 0; t < T_; ++t)
+        for (int o = 0; o < N_; ++o) {
+          const double d = static_cast<double>(y_[t * N_ + o]) - (bias_ ? bias_[o] : 0.0f) -
+                           out[static_cast<size_t>(t * N_ + o)];
+          e += d * d;
+        }
+      (*err)[static_cast<size_t>(i)] = e;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+MatmulObjective::MatmulObjective(const float* a, const float* b, int heads, int images, int M,
+                                 int K, int N, bool b_transposed)
+    : a_(a), b_(b), heads_(heads), images_(images), M_(M), K_(K), N_(N), bt_(b_transposed) {
+  ADALOG_CHECK(heads > 0 && images > 0 && M > 0 && K > 0 && N > 0, "matmul objective: empty");
+  p_.resize(static_cast<size_t>(heads) * images * M * N);
+  const int64_t pairs = static_cast<int64_t>(heads) * images;
+  const int64_t am = static_cast<int64_t>(M) * K, bm = static_cast<int64_t>(K) * N,
+                pm = static_cast<int64_t>(M) * N;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t p = 0; p < pairs; ++p) Sgemm(M, N, K, a + p * am, b + p * bm, bt_, p_.data() + p * pm);
+}
+
+double MatmulObjective::HeadError(int h, const float* qa_h, const float* qb_h,
+                                  float* scratch) const {
+  const int64_t am = static_cast<int64_t>(M_) * K_, bm = static_cast<int64_t>(K_) * N_,
+                pm = static_cast<int64_t>(M_) * N_;
+  double e = 0;
+  for (int img = 0; img < images_; ++img) {
+    Sgemm(M_, N_, K_, qa_h + img * am, qb_h + img * bm, bt_, scratch);
+    e += SumSqDiff(p_.data() + (static_cast<int64_t>(h) * images_ + img) * pm, scratch, pm);
+  }
+  return e;
+}
+
+void MatmulObjective::EvalAPerHead(const UniformCandidates& c, std::vector<double>* err) const {
+  ADALOG_CHECK(c.groups == heads_, "MM-A: ", c.groups, " groups for ", heads_, " heads");
+  ADALOG_CHECK(static_cast<int64_t>(qb_.size()) == heads_ * b_per_head(), "MM-A: B not set");
+  err->assign(static_cast<size_t>(heads_) * c.count, 0.0);
+  const int64_t pairs = static_cast<int64_t>(heads_) * c.count;
+#pragma omp parallel
+  {
+    std::vector<float> qa(static_cast<size_t>(a_per_head())), scratch(static_cast<size_t>(M_) * N_);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < pairs; ++p) {
+      const int h = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
+      UniformQuantizer(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)})
+          .FakeQuant(a_ + h * a_per_head(), a_per_head(), qa.data());
+      (*err)[static_cast<size_t>(p)] =
+          HeadError(h, qa.data(), qb_.data() + h * b_per_head(), scratch.data());
+    }
+  }
+}
+
+void MatmulObjective::EvalBPerHead(const UniformCandidates& c, std::vector<double>* err) const {
+  ADALOG_CHECK(c.groups == heads_, "MM-B: ", c.groups, " groups for ", heads_, " heads");
+  ADALOG_CHECK(static_cast<int64_t>(qa_.size()) == heads_ * a_per_head(), "MM-B: A not set");
+  err->assign(static_cast<size_t>(heads_) * c.count, 0.0);
+  const int64_t pairs = static_cast<int64_t>(heads_) * c.count;
+#pragma omp parallel
+  {
+    std::vector<float> qb(static_cast<size_t>(b_per_head())), scratch(static_cast<size_t>(M_) * N_);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < pairs; ++p) {
+      const int h = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
+      UniformQuantizer(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)})
+          .FakeQuant(b_ + h * b_per_head(), b_per_head(), qb.data());
+      (*err)[static_cast<size_t>(p)] =
+          HeadError(h, qa_.data() + h * a_per_head(), qb.data(), scratch.data());
+    }
+  }
+}
+
+void MatmulObjective::EvalATensor(int count, const std::function<FakeQuantFn(int)>& make_fq,
+                                  std::vector<double>* err) const {
+  ADALOG_CHECK(static_cast<int64_t>(qb_.size()) == heads_ * b_per_head(), "MM-A: B not set");
+  std::vector<FakeQuantFn> fqs;
+  for (int i = 0; i < count; ++i) fqs.push_back(make_fq(i));
+  std::vector<double> per(static_cast<size_t>(count) * heads_);
+  const int64_t pairs = static_cast<int64_t>(count) * heads_;
+#pragma omp parallel
+  {
+    std::vector<float> qa(static_cast<size_t>(a_per_head())), scratch(static_cast<size_t>(M_) * N_);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < pairs; ++p) {
+      const int i = static_cast<int>(p / heads_), h = static_cast<int>(p % heads_);
+      fqs[static_cast<size_t>(i)](a_ + h * a_per_head(), a_per_head(), qa.data());
+      per[static_cast<size_t>(p)] =
+          HeadError(h, qa.data(), qb_.data() + h * b_per_head(), scratch.data());
+    }
+  }
+  err->assign(static_cast<size_t>(count), 0.0);
+  for (int i = 0; i < count; ++i)
+    for (int h = 0; h < heads_; ++h)
+      (*err)[static_cast<size_t>(i)] += per[static_cast<size_t>(i) * heads_ + h];
+}
+
+}  // namespace adalog::search

@@ -1,0 +1,127 @@
+// The search objectives of AdaLog spec 4.3, evaluated exactly (up to floating-point rounding,
+// all reductions in double) through cheaper equivalent forms:
+//   W-self  per row:      sum_i (W[o,i] - Q(W)[o,i])^2
+//   A-self  per tensor or per channel: sum (x - Q(x))^2, from sorted values + prefix sums
+//           (the code of a sorted array is monotone: each code's bin is found by bisection)
+//   W-out   per row:      ||y_o - b_o||^2 - 2 w.c_o + w^T G w,  G = Xq^T Xq, c_o = Xq^T (y_o - b_o)
+//   A-out   per tensor:   uniform: ||Y - b||^2 - 2 s <C - z, R> + s^2 <H, (C - z)^T (C - z)>
+//                         with R = (Y - b) Wq, H = Wq^T Wq (once per weight state) and the
+//                         integer code Gram from an exact u8s8s32 GEMM; other quantizers
+//                         (log, twin) directly: ||Y - b - Q(X) Wq^T||^2 (float GEMM, double sum)
+//   MM-A / MM-B per head:  sum_images ||A B - Q_A(A) Q_B(B)||^2 with the other operand at its
+//           current quantizer (direct, float GEMM, double sum); per tensor for the softmax side.
+// Errors are SUMS of squares: the official code's means differ by constant factors only, which
+// never change a ranking. Every candidate's error is computed by one thread in a fixed order, so
+// results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "quant/params.h"
+#include "search/fpcs.h"
+#include "search/grids.h"
+
+namespace adalog::search {
+
+// Fake-quantizes n floats (x -> out); must be thread-safe (called concurrently).
+using FakeQuantFn = std::function<void(const float* x, int64_t n, float* out)>;
+
+// W-self for weight [rows][cols]: err[g * count + i] for row g = candidates' group g.
+void WeightSelfErrors(const float* w, int rows, int cols, const UniformCandidates& c,
+                      std::vector<double>* err);
+
+// A-self over x [rows][cols], per tensor (candidates with 1 group) or per channel (cols groups).
+class ActSelfObjective {
+ public:
+  ActSelfObjective(const float* x, int64_t rows, int cols, bool per_channel);
+  void Eval(const UniformCandidates& c, std::vector<double>* err) const;
+
+ private:
+  int64_t n_;      // values per group
+  int groups_;
+  std::vector<float> sorted_;  // [group][n], ascending
+  std::vector<double> s1_, s2_;  // prefix sums [group][n + 1]
+};
+
+// W-out of a Linear: input xq [T][K] (already quantized by the current input quantizer, or FP
+// for the patch embedding), target y [T][N] (the FP output incl. bias), bias [N].
+class WeightOutObjective {
+ public:
+  WeightOutObjective(const float* xq, int64_t T, int K, const float* y, const float* bias, int N);
+  // Candidates: N groups (one per row of w [N][K]).
+  void Eval(const float* w, const UniformCandidates& c, std::vector<double>* err) const;
+
+ private:
+  int K_, N_;
+  std::vector<double> G_;   // [K][K]
+  std::vector<double> C_;   // [N][K]: row o = Xq^T (y_o - b_o)
+  std::vector<double> yy_;  // [N]
+};
+
+// A-out of a Linear: input x [T][K] (FP), target y [T][N], bias [N]; the pointers must outlive
+// the object.
+class ActOutObjective {
+ public:
+  ActOutObjective(const float* x, int64_t T, int K, const float* y, const float* bias, int N);
+  // The current quantized weight wq [N][K] (dequantized values).
+  void SetWeight(const float* wq);
+  // Per-tensor uniform candidates (1 group), via the integer code Gram.
+  void EvalUniform(const UniformCandidates& c, std::vector<double>* err) const;
+  // Any quantizer, directly: err[i] = ||Y - b - fq_i(X) Wq^T||^2 for each of `count` quantizers.
+  void EvalDirect(int count, const std::function<FakeQuantFn(int)>& make_fq,
+                  std::vector<double>* err) const;
+
+ private:
+  const float* x_;
+  const float* y_;
+  const float* bias_;
+  int64_t T_;
+  int K_, N_;
+  std::vector<float> wq_;           // [N][K]
+  // Built lazily by the first EvalUniform after SetWeight (not needed by EvalDirect).
+  mutable std::vector<double> H_;   // [K][K]
+  mutable std::vector<double> R_;   // [T][K]
+  mutable double yy_ = 0;
+};
+
+// A matmul out[h][img] = A[h][img] (M x K) times B[h][img] (K x N when !b_transposed, stored
+// [K][N]; N x K when b_transposed, stored [N][K] so that out = A B^T). Operands are laid out
+// [heads][images][...] contiguously. Targets are the FP products.
+class MatmulObjective {
+ public:
+  MatmulObjective(const float* a, const float* b, int heads, int images, int M, int K, int N,
+                  bool b_transposed);
+  int64_t a_per_head() const { return static_cast<int64_t>(images_) * M_ * K_; }
+  int64_t b_per_head() const { return static_cast<int64_t>(images_) * K_ * N_; }
+  const float* a() const { return a_; }
+  const float* b() const { return b_; }
+  int heads() const { return heads_; }
+  // The operand the search does not vary, already quantized ([heads][...] like the original).
+  void SetQuantizedA(std::vector<float> qa) { qa_ = std::move(qa); }
+  void SetQuantizedB(std::vector<float> qb) { qb_ = std::move(qb); }
+  // Per-head uniform candidates for A (B at its quantized value) or B (A quantized).
+  void EvalAPerHead(const UniformCandidates& c, std::vector<double>* err) const;
+  void EvalBPerHead(const UniformCandidates& c, std::vector<double>* err) const;
+  // Per-tensor candidates for A (softmax side), summed over heads.
+  void EvalATensor(int count, const std::function<FakeQuantFn(int)>& make_fq,
+                   std::vector<double>* err) const;
+
+ private:
+  double HeadError(int h, const float* qa_h, const float* qb_h, float* scratch) const;
+  const float* a_;
+  const float* b_;
+  int heads_, images_, M_, K_, N_;
+  bool bt_;
+  std::vector<float> p_;  // targets [heads][images][M][N]
+  std::vector<float> qa_, qb_;
+};
+
+// Fake quantization of whole tensors with candidate parameters (helpers shared with recipes).
+FakeQuantFn UniformFq(const UniformParams& p);
+FakeQuantFn LogFq(const LogParams& p, float shift);  // Q(x + shift) - shift
+FakeQuantFn TwinFq(const TwinUniformParams& p);
+
+}  // namespace adalog::search

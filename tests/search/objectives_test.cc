@@ -1,0 +1,232 @@
+// Each reformulated objective (spec 4.3) against the plain formula: the same errors (to double
+// rounding) and, under FPCS, the same selected candidate, on small synthetic data.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "quant/log_quantizers.h"
+#include "quant/uniform.h"
+#include "search/fpcs.h"
+#include "search/grids.h"
+#include "search/objectives.h"
+#include "tests/search/plain_reference.h"
+
+namespace adalog::search {
+namespace {
+
+void ExpectClose(const std::vector<double>& got, const std::vector<double>& want, double rel) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], want[i], rel * std::max(1.0, std::abs(want[i]))) << "candidate " << i;
+}
+
+// Argmin per group of [groups][count] errors.
+std::vector<int> Argmins(const std::vector<double>& e, int groups, int count) {
+  std::vector<int> out;
+  for (int g = 0; g < groups; ++g) out.push_back(StableTopK(e.data() + g * count, count, 1)[0]);
+  return out;
+}
+
+TEST(Objectives, WeightSelf) {
+  std::mt19937_64 rng(1);
+  const int rows = 5, cols = 33;
+  const auto w = plain::RandomVec(rng, rows * cols, -1, 1.5f);
+  const UniformGrid g = LinearWeightGrid(w.data(), rows, cols, 4);
+  std::vector<double> got;
+  WeightSelfErrors(w.data(), rows, cols, g.cands, &got);
+  std::vector<double> want;
+  for (int r = 0; r < rows; ++r) {
+    std::vector<float> row(w.begin() + r * cols, w.begin() + (r + 1) * cols);
+    for (int i = 0; i < 128; ++i)
+      want.push_back(plain::SumSq(row, plain::FqUniform(row, 4, {g.cands.scale(r, i), g.cands.zp(r, i)})));
+  }
+  ExpectClose(got, want, 1e-12);
+}
+
+TEST(Objectives, ActSelfSortedPrefixSumsEqualsPlain) {
+  std::mt19937_64 rng(2);
+  const int rows = 300, cols = 7;
+  auto x = plain::RandomVec(rng, rows * cols, -2, 5);
+  x[5] = x[6];  // duplicates
+  for (bool per_channel : {false, true}) {
+    for (int bits : {3, 4, 6}) {
+      const UniformGrid g = per_channel ? ChannelActivationGrid(x.data(), rows, cols, bits)
+                                        : TensorActivationGrid(x.data(), rows * cols, bits);
+      const ActSelfObjective obj(x.data(), rows, cols, per_channel);
+      std::vector<double> got;
+      obj.Eval(g.cands, &got);
+      std::vector<double> want;
+      for (int grp = 0; grp < g.cands.groups; ++grp) {
+        std::vector<float> v;
+        if (per_channel) {
+          for (int r = 0; r < rows; ++r) v.push_back(x[r * cols + grp]);
+        } else {
+          v = x;
+        }
+        for (int i = 0; i < 128; ++i)
+          want.push_back(plain::SumSq(v, plain::FqUniform(v, bits, {g.cands.scale(grp, i), g.cands.zp(grp, i)})));
+      }
+      ExpectClose(got, want, 1e-9);
+      EXPECT_EQ(Argmins(got, g.cands.groups, 128), Argmins(want, g.cands.groups, 128));
+    }
+  }
+}
+
+struct LinearCase {
+  int T = 64, K = 24, N = 9;
+  std::vector<float> x, w, b, y;
+  explicit LinearCase(uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    x = plain::RandomVec(rng, static_cast<size_t>(T) * K, -1, 2);
+    w = plain::RandomVec(rng, static_cast<size_t>(N) * K, -0.5f, 0.5f);
+    b = plain::RandomVec(rng, static_cast<size_t>(N), -0.2f, 0.2f);
+    y = plain::Linear(x, w, b, T, K, N);
+  }
+};
+
+std::vector<float> QuantRows(const std::vector<float>& w, int N, int K, const UniformChoice& c, int bits) {
+  std::vector<float> out(w.size());
+  for (int o = 0; o < N; ++o) {
+    const UniformQuantizer q(UniformParams{bits, c.scales[o], c.zero_points[o]});
+    for (int k = 0; k < K; ++k) out[o * K + k] = q.FakeQuant(w[o * K + k]);
+  }
+  return out;
+}
+
+TEST(Objectives, WeightOutGramEqualsPlainAndSelectsSameCandidate) {
+  const LinearCase lc(3);
+  const int bits = 4;
+  const UniformGrid ag = TensorActivationGrid(lc.x.data(), lc.T * lc.K, bits);
+  const std::vector<float> xq = plain::FqUniform(lc.x, bits, {ag.cands.scale(0, 100), ag.cands.zp(0, 100)});
+  const WeightOutObjective obj(xq.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
+  const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, bits);
+  // The plain formula: quantize the row, run the Linear, sum the squared error of column o.
+  auto plain_obj = [&](const UniformCandidates& c, std::vector<double>* err) {
+    err->clear();
+    for (int o = 0; o < c.groups; ++o)
+      for (int i = 0; i < c.count; ++i) {
+        std::vector<float> wq = lc.w;
+        const UniformQuantizer q(UniformParams{c.bits, c.scale(o, i), c.zp(o, i)});
+        for (int k = 0; k < lc.K; ++k) wq[o * lc.K + k] = q.FakeQuant(lc.w[o * lc.K + k]);
+        err->push_back(plain::OutErr(xq, wq, lc.b, lc.y, lc.T, lc.K, lc.N, o));
+      }
+  };
+  std::vector<double> got, want;
+  obj.Eval(lc.w.data(), wg.cands, &got);
+  plain_obj(wg.cands, &want);
+  ExpectClose(got, want, 1e-6);
+  EXPECT_EQ(Argmins(got, lc.N, 128), Argmins(want, lc.N, 128));
+  // Whole FPCS: identical choices.
+  const UniformChoice a = SearchUniform(
+      wg, [&](const UniformCandidates& c, std::vector<double>* e) { obj.Eval(lc.w.data(), c, e); }, {});
+  const UniformChoice p = SearchUniform(wg, plain_obj, {});
+  EXPECT_EQ(a.scales, p.scales);
+  EXPECT_EQ(a.zero_points, p.zero_points);
+}
+
+TEST(Objectives, ActOutUniformIntegerGramEqualsPlainAndSelectsSameCandidate) {
+  const LinearCase lc(4);
+  for (int bits : {3, 4, 6, 8}) {
+    const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, bits);
+    UniformChoice wc;
+    for (int o = 0; o < lc.N; ++o) {
+      wc.scales.push_back(wg.cands.scale(o, 126));
+      wc.zero_points.push_back(wg.cands.zp(o, 126));
+    }
+    const std::vector<float> wq = QuantRows(lc.w, lc.N, lc.K, wc, bits);
+    ActOutObjective obj(lc.x.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
+    obj.SetWeight(wq.data());
+    const UniformGrid ag = TensorActivationGrid(lc.x.data(), lc.T * lc.K, bits);
+    auto plain_obj = [&](const UniformCandidates& c, std::vector<double>* err) {
+      err->clear();
+      for (int i = 0; i < c.count; ++i)
+        err->push_back(plain::OutErr(plain::FqUniform(lc.x, bits, {c.scale(0, i), c.zp(0, i)}), wq,
+                                     lc.b, lc.y, lc.T, lc.K, lc.N, -1));
+    };
+    std::vector<double> got, want;
+    obj.EvalUniform(ag.cands, &got);
+    plain_obj(ag.cands, &want);
+    ExpectClose(got, want, 1e-6);
+    EXPECT_EQ(Argmins(got, 1, 128), Argmins(want, 1, 128)) << "bits " << bits;
+    FpcsConfig cfg;
+    cfg.scale_floor = kActivationScaleFloor;
+    const UniformChoice a = SearchUniform(
+        ag, [&](const UniformCandidates& c, std::vector<double>* e) { obj.EvalUniform(c, e); }, cfg);
+    const UniformChoice p = SearchUniform(ag, plain_obj, cfg);
+    EXPECT_EQ(a.scales, p.scales) << "bits " << bits;
+    EXPECT_EQ(a.zero_points, p.zero_points) << "bits " << bits;
+  }
+}
+
+TEST(Objectives, ActOutDirectLogEqualsPlain) {
+  LinearCase lc(5);
+  for (auto& v : lc.x) v = std::max(v, -0.16f);  // GELU-like range
+  lc.y = plain::Linear(lc.x, lc.w, lc.b, lc.T, lc.K, lc.N);
+  ActOutObjective obj(lc.x.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
+  obj.SetWeight(lc.w.data());
+  const std::vector<int> qs = {10, 25, 37, 80, 137};
+  std::vector<double> got;
+  obj.EvalDirect(5, [&](int i) { return LogFq(LogParams{LogKind::kAdaLog, 4, 2.1f, qs[i]}, kGeluShift); }, &got);
+  for (int i = 0; i < 5; ++i) {
+    const ShiftLogQuantizer q(LogParams{LogKind::kAdaLog, 4, 2.1f, qs[i]}, kGeluShift, false);
+    std::vector<float> xq(lc.x.size());
+    for (size_t j = 0; j < xq.size(); ++j) xq[j] = q.FakeQuant(lc.x[j]);
+    const double want = plain::OutErr(xq, lc.w, lc.b, lc.y, lc.T, lc.K, lc.N, -1);
+    EXPECT_NEAR(got[i], want, 1e-5 * want) << "q " << qs[i];
+  }
+}
+
+TEST(Objectives, MatmulPerHeadEqualsPlain) {
+  std::mt19937_64 rng(6);
+  const int H = 3, I = 2, M = 10, K = 8, N = 10;
+  const auto a = plain::RandomVec(rng, static_cast<size_t>(H) * I * M * K, -1, 1);
+  const auto b = plain::RandomVec(rng, static_cast<size_t>(H) * I * N * K, -1, 1);  // [N][K] (k)
+  MatmulObjective obj(a.data(), b.data(), H, I, M, K, N, /*b_transposed=*/true);
+  const UniformGrid ga = HeadGrid(a.data(), H, static_cast<int64_t>(I) * M * K, 4);
+  const UniformGrid gb = HeadGrid(b.data(), H, static_cast<int64_t>(I) * N * K, 4);
+  auto quant_heads = [&](const std::vector<float>& v, const UniformGrid& g, int idx) {
+    std::vector<float> out;
+    const size_t per = v.size() / H;
+    for (int h = 0; h < H; ++h) {
+      std::vector<float> part(v.begin() + h * per, v.begin() + (h + 1) * per);
+      const auto q = plain::FqUniform(part, 4, {g.cands.scale(h, idx), g.cands.zp(h, idx)});
+      out.insert(out.end(), q.begin(), q.end());
+    }
+    return out;
+  };
+  const auto qa = quant_heads(a, ga, 126), qb = quant_heads(b, gb, 126);
+  obj.SetQuantizedA(qa);
+  obj.SetQuantizedB(qb);
+  // Plain: sum over images of ||A k^T - Qa Qk^T||^2, per head.
+  auto plain_err = [&](const std::vector<float>& A, const std::vector<float>& B, int h) {
+    double e = 0;
+    for (int img = 0; img < I; ++img)
+      for (int m = 0; m < M; ++m)
+        for (int n = 0; n < N; ++n) {
+          double p = 0, q = 0;
+          for (int k = 0; k < K; ++k) {
+            const size_t ai = ((h * I + img) * M + m) * K + k, bi = ((h * I + img) * N + n) * K + k;
+            p += static_cast<double>(a[ai]) * b[bi];
+            q += static_cast<double>(A[ai]) * B[bi];
+          }
+          e += (p - q) * (p - q);
+        }
+    return e;
+  };
+  std::vector<double> got_a, got_b, want_a, want_b;
+  obj.EvalAPerHead(ga.cands, &got_a);
+  obj.EvalBPerHead(gb.cands, &got_b);
+  for (int h = 0; h < H; ++h)
+    for (int i = 0; i < 128; ++i) {
+      want_a.push_back(plain_err(quant_heads(a, ga, i), qb, h));
+      want_b.push_back(plain_err(qa, quant_heads(b, gb, i), h));
+    }
+  ExpectClose(got_a, want_a, 1e-5);
+  ExpectClose(got_b, want_b, 1e-5);
+  EXPECT_EQ(Argmins(got_a, H, 128), Argmins(want_a, H, 128));
+  EXPECT_EQ(Argmins(got_b, H, 128), Argmins(want_b, H, 128));
+}
+
+}  // namespace
+}  // namespace adalog::search
