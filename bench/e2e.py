@@ -56,10 +56,15 @@ def parse_args(argv):
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-adalog", action="store_true")
     ap.add_argument("--dynint8", action="store_true", help="add the torch dynamic-int8 peer")
+    ap.add_argument("--torch-blas-threads", choices=["1", "match"], default="1",
+                    help="OPENBLAS_NUM_THREADS for torch: 1 (default) or equal to --threads")
     ap.add_argument("--only", nargs="+", default=None, help="run only these engine names")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per engine run")
     ap.add_argument("--out", default=None, help="raw JSON lines (default out/e2e/<model>-<time>.jsonl)")
     ap.add_argument("--layout", choices=["wide", "long"], default="wide")
+    ap.add_argument("--stat", choices=["median_ms", "min_ms", "p90_ms"], default="median_ms",
+                    help="which per-run statistic the table shows (median over rounds of it); min_ms is "
+                         "the least disturbed figure on a busy machine")
     ap.add_argument("--dry-run", action="store_true", help="print the commands and stop")
     a = ap.parse_args(argv)
     for name in ("repeats", "runs"):
@@ -136,7 +141,8 @@ def build_engines(a):
                 print(f"e2e: note: cannot infer the torch architecture of {a.model}; pass --arch or --dims. "
                       "torch skipped.", file=sys.stderr)
         if shape:
-            tb = f"{PY} {{repo}}/bench/peers/torch_bench.py {shape} {fmt_common}"
+            blas = "{threads}" if a.torch_blas_threads == "match" else "1"
+            tb = f"{PY} {{repo}}/bench/peers/torch_bench.py {shape} {fmt_common} --blas-threads {blas}"
             engines.append(("torch", "peer", tb, a.model))
             if a.dynint8:
                 engines.append(("torch-dynint8", "peer", tb + " --dynint8", a.model))
@@ -251,7 +257,8 @@ def main(argv):
                         print(f"e2e: {name} b{cfg[0]} t{cfg[1]}: FAILED: {err}", file=sys.stderr)
                     else:
                         row["result"] = rec
-                        medians.setdefault((cfg, name), []).append(rec["median_ms"])
+                        if a.stat in rec:
+                            medians.setdefault((cfg, name), []).append(rec[a.stat])
                         print(f"e2e: b{cfg[0]} t{cfg[1]} rep {rep}: {name} {rec['median_ms']:.2f} ms",
                               file=sys.stderr)
                     f.write(json.dumps(row) + "\n")
@@ -265,7 +272,7 @@ def main(argv):
     ours = [n for n, kind, _, _ in engines if kind == "adalog"]
     peers = [n for n in ("ort", "torch") if n in names]
     print(f"\nModel `{os.path.basename(a.model)}`; {machine}; each cell is the median over {a.repeats} engine runs "
-          f"of that engine's median over {a.runs} timed inferences ({a.warmup} warmup). "
+          f"of that engine's {a.stat[:-3]} over {a.runs} timed inferences ({a.warmup} warmup). "
           "Ratios: adalog ms / peer ms (below 1: adalog faster).\n")
     if a.layout == "wide":
         cols = ["config"] + [f"{n} ms" for n in names] + [f"{o}/{p}" for o in ours for p in peers]
