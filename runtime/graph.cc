@@ -1,6 +1,7 @@
 // Helpers of the importer's generic graph IR (runtime/graph.h): checked sizes, attributes.
 #include "runtime/graph.h"
 
+#include <cmath>
 #include <sstream>
 
 #include "quant/error.h"
@@ -12,6 +13,14 @@ int64_t Tensor::numel() const {
   int64_t n = 1;
   for (int64_t d : dims) n *= d;
   return n;
+}
+
+int64_t Tensor::AtI(int64_t k) const {
+  if (dtype == DType::kInt64) return i[k];
+  const float v = f[k];
+  ADALOG_CHECK(std::isfinite(v) && std::fabs(v) < 9.0e18f, "float value ", v,
+               " used as an integer");
+  return static_cast<int64_t>(v);
 }
 
 int64_t CheckedNumel(const std::vector<int64_t>& dims, const std::string& what, int64_t cap) {

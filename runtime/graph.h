@@ -16,7 +16,7 @@ enum class DType { kFloat, kInt64 };
 
 // Caps that keep untrusted files from causing huge allocations.
 constexpr int64_t kMaxElements = int64_t{1} << 31;  // any tensor, shape only
-constexpr int64_t kMaxFoldedElements = int64_t{1} << 26;  // any tensor we materialize
+constexpr int64_t kMaxFoldedElements = int64_t{1} << 25;  // any tensor we materialize
 constexpr int kMaxRank = 8;
 
 struct Tensor {
@@ -30,9 +30,8 @@ struct Tensor {
   int rank() const { return static_cast<int>(dims.size()); }
   // Element k as double / int64 regardless of dtype.
   double AtF(int64_t k) const { return dtype == DType::kFloat ? f[k] : static_cast<double>(i[k]); }
-  int64_t AtI(int64_t k) const {
-    return dtype == DType::kInt64 ? i[k] : static_cast<int64_t>(f[k]);
-  }
+  // Throws adalog::Error if a float element is not an exact-enough integer in range.
+  int64_t AtI(int64_t k) const;
 };
 
 // Checked element count: throws adalog::Error on negative dims, rank > kMaxRank or more than

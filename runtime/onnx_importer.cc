@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <fstream>
+#include <new>
 #include <sstream>
 
 #include "quant/error.h"
@@ -211,8 +213,10 @@ graph::Graph ConvertModel(const onnx::ModelProto& mp, const std::string& source)
 
 }  // namespace
 
-VitModel ImportOnnxVitFromBytes(const std::string& bytes, ImportReport* report,
-                                const std::string& source_name) {
+namespace {
+
+VitModel ImportImpl(const std::string& bytes, ImportReport* report,
+                    const std::string& source_name) {
   onnx::ModelProto mp;
   ADALOG_CHECK(!bytes.empty(), source_name, ": empty file, not an ONNX model");
   ADALOG_CHECK(bytes.size() < (size_t{1} << 31), source_name, ": file larger than 2 GiB");
@@ -233,6 +237,25 @@ VitModel ImportOnnxVitFromBytes(const std::string& bytes, ImportReport* report,
   ValidateVitModel(m);
   if (report) *report = rep;
   return m;
+}
+
+}  // namespace
+
+VitModel ImportOnnxVitFromBytes(const std::string& bytes, ImportReport* report,
+                                const std::string& source_name) {
+#ifdef ADALOG_FUZZING
+  return ImportImpl(bytes, report, source_name);  // let the fuzzer see any stray exception
+#else
+  try {
+    return ImportImpl(bytes, report, source_name);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    Fail(source_name, ": out of memory while importing");
+  } catch (const std::exception& e) {
+    Fail(source_name, ": internal importer error: ", e.what());
+  }
+#endif
 }
 
 VitModel ImportOnnxVit(const std::string& path, ImportReport* report) {

@@ -12,7 +12,7 @@ PKGS=(build-essential cmake pkg-config
       libonnx-dev libprotobuf-dev protobuf-compiler
       libgtest-dev libbenchmark-dev libstb-dev
       python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-sklearn
-      libopenblas0-pthread)
+      libopenblas0-pthread clang libclang-rt-14-dev)
 
 missing=()
 # Node.js (for the ONNX Runtime peer in bench/peers) usually ships with the machine.

@@ -133,6 +133,8 @@ double BinaryF(const std::string& op, double a, double b) {
   return (a != 0) || (b != 0);  // Or
 }
 
+bool Small(int64_t v) { return v > -(int64_t{1} << 31) && v < (int64_t{1} << 31); }
+
 int64_t BinaryI(const Node& n, int64_t a, int64_t b) {
   const std::string& op = n.op;
   // Shape arithmetic stays far from overflow; guard anyway (untrusted constants).
@@ -149,7 +151,7 @@ int64_t BinaryI(const Node& n, int64_t a, int64_t b) {
   }
   if (op == "Mul") {
     if (a == 0 || b == 0) return 0;
-    ok(std::llabs(a) <= (int64_t{1} << 31) && std::llabs(b) <= (int64_t{1} << 31));
+    ok(Small(a) && Small(b));
     return a * b;
   }
   if (op == "Div") {
@@ -163,7 +165,7 @@ int64_t BinaryI(const Node& n, int64_t a, int64_t b) {
     ADALOG_CHECK(b >= 0 && b < 64, n.Describe(), ": integer power ", b, " unsupported");
     int64_t r = 1;
     for (int64_t k = 0; k < b; ++k) {
-      ok(std::llabs(r) <= (int64_t{1} << 31) && std::llabs(a) <= (int64_t{1} << 31));
+      ok(Small(r) && Small(a));
       r *= a;
     }
     return r;
@@ -430,12 +432,12 @@ Tensor EvalSlice(const Node& n, const std::vector<const Tensor*>& ins) {
     if (st > 0) {
       s = std::clamp<int64_t>(s, 0, dim);
       e = std::clamp<int64_t>(e, 0, dim);
-      len = e > s ? (e - s + st - 1) / st : 0;
+      len = e > s ? 1 + (e - s - 1) / st : 0;
     } else {
       s = std::clamp<int64_t>(s, -1, dim - 1);
       e = std::clamp<int64_t>(e, -1, dim - 1);
       ADALOG_CHECK(st != std::numeric_limits<int64_t>::min(), n.Describe(), ": bad step");
-      len = s > e ? (s - e + (-st) - 1) / (-st) : 0;
+      len = s > e ? 1 + (s - e - 1) / (-st) : 0;
     }
     begin[a] = s;
     step[a] = st;
@@ -624,7 +626,11 @@ Tensor EvalReduce(const Node& n, const std::vector<const Tensor*>& ins) {
   o.dims = out;
   if (dt == DType::kInt64) {
     Tensor r = MakeTensor(DType::kInt64, out, n.Describe());
-    for (size_t k = 0; k < r.i.size(); ++k) r.i[k] = static_cast<int64_t>(o.f[k]);
+    for (size_t k = 0; k < r.i.size(); ++k) {
+      ADALOG_CHECK(std::isfinite(o.f[k]) && std::fabs(o.f[k]) < 9.0e18f, n.Describe(),
+                   ": integer reduction overflows");
+      r.i[k] = static_cast<int64_t>(o.f[k]);
+    }
     return r;
   }
   return o;
@@ -675,7 +681,9 @@ Tensor EvalRange(const Node& n, const std::vector<const Tensor*>& ins) {
   ADALOG_CHECK(s.numel() == 1 && l.numel() == 1 && d.numel() == 1, n.Describe(),
                ": Range needs scalars");
   const double start = s.AtF(0), limit = l.AtF(0), delta = d.AtF(0);
-  ADALOG_CHECK(delta != 0 && std::isfinite(start) && std::isfinite(limit) && std::isfinite(delta),
+  const double kBig = 9.0e15;
+  ADALOG_CHECK(delta != 0 && std::fabs(start) < kBig && std::fabs(limit) < kBig &&
+                   std::fabs(delta) < kBig,
                n.Describe(), ": bad Range parameters");
   const double cnt = std::max(0.0, std::ceil((limit - start) / delta));
   ADALOG_CHECK(cnt <= static_cast<double>(kMaxFoldedElements), n.Describe(), ": Range of ", cnt,
@@ -686,7 +694,7 @@ Tensor EvalRange(const Node& n, const std::vector<const Tensor*>& ins) {
     if (dt == DType::kFloat) {
       o.f[k] = static_cast<float>(start + k * delta);
     } else {
-      o.i[k] = s.AtI(0) + k * d.AtI(0);
+      o.i[k] = static_cast<int64_t>(start + static_cast<double>(k) * delta);
     }
   }
   return o;

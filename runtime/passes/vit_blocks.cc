@@ -425,6 +425,7 @@ Abs AttentionTracer::Linear(const Node& node, const Abs& a, const Tensor& w, boo
   if (a.kind != Abs::kMap || a.scale != 1.0 || a.bias_open) Bad(node, "Linear on a non-plain input");
   const int64_t in = trans_w ? w.dims[1] : w.dims[0];
   const int64_t out = trans_w ? w.dims[0] : w.dims[1];
+  if (in <= 0 || out <= 0) Bad(node, "empty weight");
   const Space& s = spaces_[a.space];
   if (a.idx.dims.empty() || a.idx.dims.back() != in || s.c != in) {
     Bad(node, "Linear input is not whole tokens");
@@ -750,6 +751,8 @@ VitModel RecognizeVit(const Folded& f, std::vector<std::string>* notes) {
                ": patch-embedding weight must be an initializer");
   const Tensor& cw = f.Value(conv->inputs[1]);
   const int64_t D = cw.dims[0], p = cw.dims[2];
+  ADALOG_CHECK(D >= 1 && D <= 65536 && p >= 1, conv->Describe(), ": patch-embedding weight shape ",
+               ShapeStr(cw.dims));
   {
     std::vector<int64_t> st = conv->GetInts("strides"), pads = conv->GetInts("pads"),
                          dil = conv->GetInts("dilations");
