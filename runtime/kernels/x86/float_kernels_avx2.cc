@@ -53,11 +53,17 @@ inline __m256 Exp(__m256 x) {
   return _mm256_andnot_ps(too_small, y);
 }
 
+// 1/d for d >= 1: rcp (12 bits) + one Newton step, rel err ~2^-22 (vdivps is the bottleneck of
+// GELU otherwise).
+inline __m256 Recip(__m256 d) {
+  const __m256 r = _mm256_rcp_ps(d);
+  return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.f)));
+}
+
 inline __m256 Erf(__m256 x) {
   const __m256 sign_bit = _mm256_set1_ps(-0.f);
   const __m256 ax = _mm256_andnot_ps(sign_bit, x);
-  const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.f),
-                                 _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), ax, _mm256_set1_ps(1.f)));
+  const __m256 t = Recip(_mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), ax, _mm256_set1_ps(1.f)));
   __m256 p = _mm256_set1_ps(1.061405429f);
   p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
   p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
@@ -78,7 +84,7 @@ inline __m256 GeluTanhVec(__m256 x) {
   const __m256 x2 = _mm256_mul_ps(x, x);
   const __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(x2, _mm256_set1_ps(0.044715f)), x, x);
   const __m256 e = Exp(_mm256_mul_ps(inner, _mm256_set1_ps(-2.f * 0.79788456080286536f)));
-  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.f), e));
+  return _mm256_mul_ps(x, Recip(_mm256_add_ps(_mm256_set1_ps(1.f), e)));
 }
 
 void LayerNorm(const float* x, float* y, int64_t rows, int n, const float* gamma,
