@@ -13,10 +13,12 @@
 // Everything else (LayerNorm, softmax, GELU, residual adds, tokens, biases, outputs) is FP32.
 #pragma once
 
+#include <utility>
 #include <string>
 #include <vector>
 
 #include "quant/params.h"
+#include "runtime/vit_model.h"
 
 namespace adalog {
 
@@ -69,6 +71,15 @@ struct QuantPlan {
   LinearQuant head_dist;                     // distilled models only
   // Provenance, informational: seed, calibration size, source file, search wall time, ...
   std::vector<std::pair<std::string, std::string>> meta;
+};
+
+// A calibrated model: the FP32 model after calibration's function-preserving rewrites (LayerNorm
+// reparameterization of ln1/qkv and ln2/fc1, fc2 biases with the GELU shift folded in when
+// `fc2.input.shift_folded`) together with the plan that quantizes it. The pair is consistent
+// only together: the plan's qkv/fc1 input parameters refer to the rewritten LayerNorms.
+struct QuantizedModel {
+  VitModel model;
+  QuantPlan plan;
 };
 
 }  // namespace adalog

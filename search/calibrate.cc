@@ -1,0 +1,114 @@
+// Calibration driver (AdaLog spec 4.2): capture per block, recipes per op, plan assembly.
+#include "search/calibrate.h"
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "quant/error.h"
+#include "search/capture.h"
+
+namespace adalog::search {
+namespace {
+
+void Validate(const VitModel& model, const float* images, int n, const CalibOptions& o) {
+  ValidateVitModel(model);
+  ValidateRecipeOptions(o.recipe);
+  ADALOG_CHECK(o.num_images >= 1, "calibration: num_images must be >= 1, got ", o.num_images);
+  ADALOG_CHECK(n >= o.num_images, "calibration: ", o.num_images, " calibration images asked, but only ",
+               n, " given");
+  ADALOG_CHECK(images != nullptr, "calibration: no image data");
+  ADALOG_CHECK(o.batch >= 1, "calibration: batch must be >= 1, got ", o.batch);
+  for (size_t b = 0; b < model.blocks.size(); ++b)
+    ADALOG_CHECK(model.blocks[b].window_size == 0, "calibration: block ", b,
+                 " uses window attention (Swin), which calibration does not support yet");
+  const int64_t per = static_cast<int64_t>(model.embed.in_channels) * model.embed.image_h *
+                      model.embed.image_w;
+  for (int i = 0; i < o.num_images; ++i)
+    for (int64_t j = 0; j < per; ++j) {
+      const float v = images[i * per + j];
+      ADALOG_CHECK(std::isfinite(v), "calibration: image ", i, " has a non-finite value (",
+                   v, ") at element ", j);
+    }
+}
+
+}  // namespace
+
+QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
+                         const CalibOptions& options, const ProgressFn& progress) {
+  Validate(model, images, n, options);
+  const auto t0 = std::chrono::steady_clock::now();
+  const RecipeOptions& o = options.recipe;
+  const int num = options.num_images;
+  QuantizedModel qm;
+  qm.model = model;
+  QuantPlan& plan = qm.plan;
+  plan.weight_bits = o.weight_bits;
+  plan.act_bits = o.act_bits;
+  plan.softmax_quantizer = o.softmax;
+  plan.gelu_quantizer = o.gelu;
+  plan.ln_reparam = o.ln_reparam;
+  plan.fpcs = o.fpcs;
+  plan.blocks.resize(model.blocks.size());
+
+  const bool dist = model.pooling == Pooling::kClsDistAvg;
+  const int total = 1 + 6 * static_cast<int>(model.blocks.size()) + 1 + (dist ? 1 : 0);
+  int done = 0;
+  auto step = [&](const std::string& label) {
+    ++done;
+    if (progress) progress(done, total, label);
+  };
+
+  // Captures come from the ORIGINAL model: FP inputs and FP targets (spec 4.2).
+  CaptureRunner cap(model, images, num, options.batch, options.threads);
+  {
+    EdgeCapture e;
+    cap.CaptureEdges(&e);
+    const int64_t prow = static_cast<int64_t>(num) * model.embed.num_patches();
+    plan.patch_embed_weight =
+        CalibratePatchEmbed(e.patch_in.data(), prow, e.patch_out.data(), model.embed, o);
+    step("patch_embed");
+    // Head: qhead_a_bit = a_bit, no LN reparam (spec 3.2, 8.13).
+    plan.head = CalibrateUniformLinear(e.head_in.data(), num, e.head_out.data(), model.head,
+                                       o.act_bits, o);
+    step("head");
+    if (dist) {
+      plan.head_dist = CalibrateUniformLinear(e.head_dist_in.data(), num, e.head_dist_out.data(),
+                                              model.head_dist, o.act_bits, o);
+      step("head_dist");
+    }
+  }
+  for (size_t b = 0; b < model.blocks.size(); ++b) {
+    BlockCapture c;
+    cap.CaptureBlock(static_cast<int>(b), &c);
+    BlockParams& mb = qm.model.blocks[b];
+    BlockQuant& bq = plan.blocks[b];
+    const int64_t rows = c.rows();
+    const std::string pre = "block " + std::to_string(b) + " ";
+    bq.qkv = CalibrateLnLinear(c.qkv_in.data(), rows, c.qkv_out.data(), &mb.ln1, &mb.qkv, o);
+    step(pre + "qkv");
+    bq.proj = CalibrateUniformLinear(c.proj_in.data(), rows, c.proj_out.data(), mb.proj,
+                                     o.act_bits, o);
+    step(pre + "proj");
+    CalibrateQkMatmul(c.q.data(), c.k.data(), c.heads, c.images, c.tokens, c.head_dim, o, &bq.attn);
+    step(pre + "matmul1");
+    CalibrateAvMatmul(c.probs.data(), c.v.data(), c.heads, c.images, c.tokens, c.head_dim, o,
+                      &bq.attn);
+    step(pre + "matmul2");
+    bq.fc1 = CalibrateLnLinear(c.fc1_in.data(), rows, c.fc1_out.data(), &mb.ln2, &mb.fc1, o);
+    step(pre + "fc1");
+    bq.fc2 = CalibratePostGeluLinear(c.gelu_out.data(), rows, c.fc2_out.data(), &mb.fc2, o);
+    step(pre + "fc2");
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::ostringstream ss;
+  ss << secs;
+  plan.meta = {{"seed", std::to_string(options.seed)},
+               {"calib_images", std::to_string(num)},
+               {"rounds", std::to_string(o.rounds)},
+               {"search_seconds", ss.str()}};
+  return qm;
+}
+
+}  // namespace adalog::search

@@ -1,0 +1,127 @@
+// FP32 capture through the executor's Fp32Observer taps.
+#include "search/capture.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "quant/error.h"
+
+namespace adalog::search {
+namespace {
+
+void Append(std::vector<float>* v, const float* d, int rows, int cols) {
+  v->insert(v->end(), d, d + static_cast<int64_t>(rows) * cols);
+}
+
+// Keeps one block's taps; `image_base` is the index of the current executor batch's first image.
+class BlockObserver : public Fp32Observer {
+ public:
+  BlockObserver(int block, BlockCapture* out) : block_(block), out_(out) {}
+  int image_base = 0;
+
+  void OnTensor(const TapInfo& info, const float* data, int rows, int cols) override {
+    if (info.block != block_) return;
+    BlockCapture& c = *out_;
+    switch (info.tap) {
+      case TapPoint::kQkvIn: Append(&c.qkv_in, data, rows, cols); break;
+      case TapPoint::kQkvOut: Append(&c.qkv_out, data, rows, cols); break;
+      case TapPoint::kProjIn: Append(&c.proj_in, data, rows, cols); break;
+      case TapPoint::kProjOut: Append(&c.proj_out, data, rows, cols); break;
+      case TapPoint::kFc1In: Append(&c.fc1_in, data, rows, cols); break;
+      case TapPoint::kFc1Out: Append(&c.fc1_out, data, rows, cols); break;
+      case TapPoint::kGeluOut: Append(&c.gelu_out, data, rows, cols); break;
+      case TapPoint::kFc2Out: Append(&c.fc2_out, data, rows, cols); break;
+      case TapPoint::kQ: PerHead(&c.q, info, data, rows, cols); break;
+      case TapPoint::kK: PerHead(&c.k, info, data, rows, cols); break;
+      case TapPoint::kV: PerHead(&c.v, info, data, rows, cols); break;
+      case TapPoint::kAttnProbs: PerHead(&c.probs, info, data, rows, cols); break;
+      default: break;
+    }
+  }
+
+ private:
+  void PerHead(std::vector<float>* v, const TapInfo& info, const float* data, int rows, int cols) {
+    const BlockCapture& c = *out_;
+    const int64_t per = static_cast<int64_t>(rows) * cols;
+    const int64_t img = image_base + info.image;
+    std::memcpy(v->data() + (static_cast<int64_t>(info.head) * c.images + img) * per, data,
+                sizeof(float) * per);
+  }
+  int block_;
+  BlockCapture* out_;
+};
+
+class EdgeObserver : public Fp32Observer {
+ public:
+  explicit EdgeObserver(EdgeCapture* out) : out_(out) {}
+  void OnTensor(const TapInfo& info, const float* data, int rows, int cols) override {
+    EdgeCapture& c = *out_;
+    switch (info.tap) {
+      case TapPoint::kPatchEmbedIn: Append(&c.patch_in, data, rows, cols); break;
+      case TapPoint::kPatchEmbedOut: Append(&c.patch_out, data, rows, cols); break;
+      case TapPoint::kHeadIn: Append(&c.head_in, data, rows, cols); break;
+      case TapPoint::kHeadOut: Append(&c.head_out, data, rows, cols); break;
+      case TapPoint::kHeadDistIn: Append(&c.head_dist_in, data, rows, cols); break;
+      case TapPoint::kHeadDistOut: Append(&c.head_dist_out, data, rows, cols); break;
+      default: break;
+    }
+  }
+
+ private:
+  EdgeCapture* out_;
+};
+
+}  // namespace
+
+CaptureRunner::CaptureRunner(const VitModel& model, const float* images, int n, int batch,
+                             int threads)
+    : model_(model), images_(images), n_(n), batch_(std::max(1, std::min(batch, n))) {
+  ExecutorOptions eo;
+  eo.max_batch = batch_;
+  eo.num_threads = threads;
+  exec_ = std::make_unique<ExecutorFp32>(model, eo);
+}
+
+CaptureRunner::~CaptureRunner() = default;
+
+void CaptureRunner::RunAll(Fp32Observer* obs) {
+  const int64_t img_elems = static_cast<int64_t>(model_.embed.in_channels) * model_.embed.image_h *
+                            model_.embed.image_w;
+  std::vector<float> logits(static_cast<size_t>(batch_) * model_.num_classes());
+  exec_->SetObserver(obs);
+  for (int b0 = 0; b0 < n_; b0 += batch_) {
+    if (auto* bo = dynamic_cast<BlockObserver*>(obs)) bo->image_base = b0;
+    const int nb = std::min(batch_, n_ - b0);
+    exec_->Run(images_ + b0 * img_elems, nb, logits.data());
+  }
+  exec_->SetObserver(nullptr);
+}
+
+void CaptureRunner::CaptureBlock(int block, BlockCapture* out) {
+  const BlockParams& bp = model_.blocks[static_cast<size_t>(block)];
+  *out = BlockCapture{};
+  out->images = n_;
+  out->tokens = model_.num_tokens();
+  out->heads = bp.heads;
+  out->head_dim = model_.dim / bp.heads;
+  const int64_t per_head = static_cast<int64_t>(n_) * out->tokens;
+  out->q.resize(static_cast<size_t>(bp.heads * per_head * out->head_dim));
+  out->k.resize(out->q.size());
+  out->v.resize(out->q.size());
+  out->probs.resize(static_cast<size_t>(bp.heads * per_head * out->tokens));
+  BlockObserver obs(block, out);
+  RunAll(&obs);
+  const int64_t rows = out->rows();
+  ADALOG_CHECK(static_cast<int64_t>(out->qkv_in.size()) == rows * model_.dim &&
+                   static_cast<int64_t>(out->fc2_out.size()) == rows * model_.dim,
+               "capture: block ", block, " taps incomplete");
+}
+
+void CaptureRunner::CaptureEdges(EdgeCapture* out) {
+  *out = EdgeCapture{};
+  EdgeObserver obs(out);
+  RunAll(&obs);
+  ADALOG_CHECK(!out->patch_in.empty() && !out->head_in.empty(), "capture: edge taps incomplete");
+}
+
+}  // namespace adalog::search

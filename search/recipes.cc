@@ -1,0 +1,351 @@
+// Per-op calibration recipes (AdaLog spec 4.6).
+#include "search/recipes.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "quant/error.h"
+#include "quant/log_quantizers.h"
+#include "quant/twin_uniform.h"
+#include "quant/uniform.h"
+#include "search/grids.h"
+#include "search/objectives.h"
+#include "search/reparam.h"
+
+namespace adalog::search {
+namespace {
+
+UniformPerChannel ToPerChannel(const UniformChoice& c, int bits) {
+  UniformPerChannel p;
+  p.bits = bits;
+  p.axis = 0;
+  p.scales = c.scales;
+  p.zero_points = c.zero_points;
+  return p;
+}
+
+UniformPerHead ToPerHead(const UniformChoice& c, int bits) {
+  UniformPerHead p;
+  p.bits = bits;
+  p.scales = c.scales;
+  p.zero_points = c.zero_points;
+  return p;
+}
+
+// The candidate at `index` of every group (initial values, spec 4.4 table: index eq_n - 2).
+UniformChoice GridPick(const UniformGrid& g, int index) {
+  UniformChoice c;
+  for (int grp = 0; grp < g.cands.groups; ++grp) {
+    c.scales.push_back(GuardScale(g.cands.scale(grp, index), 0.0f));
+    c.zero_points.push_back(g.cands.zp(grp, index));
+  }
+  return c;
+}
+
+FpcsConfig WeightCfg(const RecipeOptions& o) {
+  FpcsConfig c;
+  c.fpcs = o.fpcs;
+  return c;
+}
+FpcsConfig ActCfg(const RecipeOptions& o) {
+  FpcsConfig c;
+  c.fpcs = o.fpcs;
+  c.scale_floor = kActivationScaleFloor;
+  return c;
+}
+
+std::vector<float> FakeQuantAll(const FakeQuantFn& fq, const float* x, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(n));
+  // Chunked so that large tensors use every thread; the result is elementwise, hence exact.
+  const int64_t chunk = 1 << 16, nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < nchunks; ++i) {
+    const int64_t b = i * chunk;
+    fq(x + b, std::min(chunk, n - b), out.data() + b);
+  }
+  return out;
+}
+
+std::vector<float> QuantHeads(const float* x, int heads, int64_t per_head, const UniformChoice& c,
+                              int bits) {
+  std::vector<float> out(static_cast<size_t>(heads) * per_head);
+  for (int h = 0; h < heads; ++h) {
+    const std::vector<float> q = FakeQuantAll(
+        UniformFq(UniformParams{bits, c.scales[static_cast<size_t>(h)], c.zero_points[static_cast<size_t>(h)]}),
+        x + h * per_head, per_head);
+    std::copy(q.begin(), q.end(), out.begin() + h * per_head);
+  }
+  return out;
+}
+
+UniformObjective WSelf(const LinearParams& lin) {
+  return [&lin](const UniformCandidates& c, std::vector<double>* e) {
+    WeightSelfErrors(lin.weight.data(), lin.out, lin.in, c, e);
+  };
+}
+
+// W-out search of lin's weight with the input already quantized to xq.
+UniformChoice SearchWeightOut(const std::vector<float>& xq, int64_t T, const float* y,
+                              const LinearParams& lin, const UniformGrid& wgrid,
+                              const RecipeOptions& o) {
+  const WeightOutObjective wout(xq.data(), T, lin.in, y, lin.bias.empty() ? nullptr : lin.bias.data(),
+                                lin.out);
+  return SearchUniform(
+      wgrid,
+      [&](const UniformCandidates& c, std::vector<double>* e) { wout.Eval(lin.weight.data(), c, e); },
+      WeightCfg(o));
+}
+
+bool IsLogKind(const std::string& s) { return s == "adalog" || s == "log2" || s == "logsqrt2"; }
+LogKind ToLogKind(const std::string& s) {
+  return s == "log2" ? LogKind::kLog2 : (s == "logsqrt2" ? LogKind::kLogSqrt2 : LogKind::kAdaLog);
+}
+
+}  // namespace
+
+void ValidateRecipeOptions(const RecipeOptions& o) {
+  ADALOG_CHECK(o.weight_bits >= kMinBits && o.weight_bits <= kMaxBits,
+               "calibration: unsupported weight bit width ", o.weight_bits, " (supported: ",
+               kMinBits, "..", kMaxBits, ")");
+  ADALOG_CHECK(o.act_bits >= kMinBits && o.act_bits <= kMaxBits,
+               "calibration: unsupported activation bit width ", o.act_bits, " (supported: ",
+               kMinBits, "..", kMaxBits, ")");
+  ADALOG_CHECK(o.rounds >= 1, "calibration: rounds must be >= 1, got ", o.rounds);
+  ADALOG_CHECK(IsLogKind(o.softmax) || o.softmax == "uniform", "calibration: unknown softmax quantizer '",
+               o.softmax, "' (adalog | log2 | logsqrt2 | uniform)");
+  ADALOG_CHECK(IsLogKind(o.gelu) || o.gelu == "twin" || o.gelu == "uniform",
+               "calibration: unknown GELU quantizer '", o.gelu,
+               "' (adalog | log2 | logsqrt2 | twin | uniform)");
+}
+
+// ---------------------------------------------------------------------------------------------
+LinearQuant CalibrateUniformLinear(const float* x, int64_t T, const float* y,
+                                   const LinearParams& lin, int act_bits, const RecipeOptions& o) {
+  const int K = lin.in, N = lin.out;
+  const UniformGrid wgrid = LinearWeightGrid(lin.weight.data(), N, K, o.weight_bits);
+  UniformChoice wc = SearchUniform(wgrid, WSelf(lin), WeightCfg(o));
+  const UniformGrid agrid = TensorActivationGrid(x, T * K, act_bits);
+  const ActSelfObjective aself(x, T, K, /*per_channel=*/false);
+  UniformChoice ac = SearchUniform(
+      agrid, [&](const UniformCandidates& c, std::vector<double>* e) { aself.Eval(c, e); }, ActCfg(o));
+  ActOutObjective aout(x, T, K, y, lin.bias.empty() ? nullptr : lin.bias.data(), N);
+  for (int round = 0; round < o.rounds; ++round) {
+    const std::vector<float> xq =
+        FakeQuantAll(UniformFq(UniformParams{act_bits, ac.scales[0], ac.zero_points[0]}), x, T * K);
+    wc = SearchWeightOut(xq, T, y, lin, wgrid, o);
+    const std::vector<float> wq = QuantizeWeight(lin, ToPerChannel(wc, o.weight_bits));
+    aout.SetWeight(wq.data());
+    ac = SearchUniform(
+        agrid, [&](const UniformCandidates& c, std::vector<double>* e) { aout.EvalUniform(c, e); },
+        ActCfg(o));
+  }
+  LinearQuant out;
+  out.weight = ToPerChannel(wc, o.weight_bits);
+  out.input.kind = ActQuant::Kind::kUniform;
+  out.input.uniform.params = UniformParams{act_bits, ac.scales[0], ac.zero_points[0]};
+  return out;
+}
+
+LinearQuant CalibrateLnLinear(float* x, int64_t T, const float* y, LayerNormParams* ln,
+                              LinearParams* lin, const RecipeOptions& o) {
+  if (o.ln_reparam) {
+    const int C = lin->in;
+    const UniformGrid cgrid = ChannelActivationGrid(x, T, C, o.act_bits);
+    const ActSelfObjective cself(x, T, C, /*per_channel=*/true);
+    const UniformChoice pc = SearchUniform(
+        cgrid, [&](const UniformCandidates& c, std::vector<double>* e) { cself.Eval(c, e); },
+        ActCfg(o));
+    ApplyLnReparam(ComputeLnReparam(pc), ln, lin, x, T);
+  }
+  return CalibrateUniformLinear(x, T, y, *lin, o.act_bits, o);
+}
+
+// ---------------------------------------------------------------------------------------------
+LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, LinearParams* fc2,
+                                    const RecipeOptions& o) {
+  if (o.gelu == "uniform") return CalibrateUniformLinear(x, T, y, *fc2, o.act_bits, o);
+  const int K = fc2->in, N = fc2->out;
+  const int64_t TK = T * K;
+  const UniformGrid wgrid = LinearWeightGrid(fc2->weight.data(), N, K, o.weight_bits);
+  UniformChoice wc = SearchUniform(wgrid, WSelf(*fc2), WeightCfg(o));
+  ActOutObjective aout(x, T, K, y, fc2->bias.empty() ? nullptr : fc2->bias.data(), N);
+  LinearQuant out;
+  const int b = o.act_bits;
+  if (o.gelu == "twin") {
+    // PTQ4ViT twin uniform (spec 2.2): s1 = 0.16997 / n fixed; s0 in {2^i s1 : i = -5..24}, all
+    // 30 evaluated (the official loop skips i = 24, spec 8.16); 3 x (s0 search, W-out).
+    TwinUniformParams tp;
+    tp.bits = b;
+    tp.scale_neg = TwinUniformDefaultNegScale(b);
+    float amax = 0;
+    for (int64_t i = 0; i < TK; ++i) amax = std::max(amax, std::abs(x[i]));
+    tp.scale_pos = GuardScale(amax / (static_cast<float>(1 << (b - 1)) - 0.5f), 0.0f);
+    for (int round = 0; round < o.rounds; ++round) {
+      const std::vector<float> wq = QuantizeWeight(*fc2, ToPerChannel(wc, o.weight_bits));
+      aout.SetWeight(wq.data());
+      std::vector<double> err;
+      aout.EvalDirect(30, [&](int i) {
+        TwinUniformParams p = tp;
+        p.scale_pos = std::ldexp(tp.scale_neg, i - 5);
+        return TwinFq(p);
+      }, &err);
+      tp.scale_pos = std::ldexp(tp.scale_neg, StableTopK(err.data(), 30, 1)[0] - 5);
+      const std::vector<float> xq = FakeQuantAll(TwinFq(tp), x, TK);
+      wc = SearchWeightOut(xq, T, y, *fc2, wgrid, o);
+    }
+    out.weight = ToPerChannel(wc, o.weight_bits);
+    out.input.kind = ActQuant::Kind::kTwin;
+    out.input.twin = tp;
+    return out;
+  }
+  // Log kinds: Shift-AdaLog / Shift-Log2 / Shift-LogSqrt2 with delta = -min GELU.
+  const float delta = kGeluShift;
+  const auto ud = PostGeluScaleRange(x, TK, delta);
+  const std::vector<float> ud_grid = Linspace(ud.first, ud.second, kEqN);
+  LogParams lp;
+  lp.kind = ToLogKind(o.gelu);
+  lp.bits = b;
+  lp.scale = GuardScale(ud_grid[kEqN - 2], 0.0f);
+  lp.q = kAdaLogR;
+  for (int round = 0; round < o.rounds; ++round) {
+    const std::vector<float> wq = QuantizeWeight(*fc2, ToPerChannel(wc, o.weight_bits));
+    aout.SetWeight(wq.data());
+    if (lp.kind == LogKind::kAdaLog) {
+      const LogChoice lc = SearchAdaLogJoint(
+          ud.first, ud.second, lp.scale,
+          [&](const LogCandidates& c, std::vector<double>* e) {
+            aout.EvalDirect(static_cast<int>(c.qs.size()), [&](int i) {
+              return LogFq(LogParams{LogKind::kAdaLog, b, c.scales[static_cast<size_t>(i)], c.qs[static_cast<size_t>(i)]}, delta);
+            }, e);
+          },
+          o.fpcs);
+      lp.scale = lc.scale;
+      lp.q = lc.q;
+    } else {
+      // Decision (spec 8.17): a fair ablation searches the log2 / log-sqrt2 quantizer's OWN
+      // scale (uniform FPCS over linspace(ud0, ud1, 128), width 16) instead of reusing the
+      // AdaLog-searched scale under another base as the official code does.
+      UniformGrid sg;
+      sg.cands.bits = b;
+      sg.cands.groups = 1;
+      sg.cands.count = kEqN;
+      sg.cands.scales = ud_grid;
+      sg.cands.zero_points.assign(kEqN, 0);
+      sg.delta = {ud_grid[1] - ud_grid[0]};
+      const UniformChoice sc = SearchUniform(
+          sg,
+          [&](const UniformCandidates& c, std::vector<double>* e) {
+            aout.EvalDirect(c.count, [&](int i) {
+              return LogFq(LogParams{lp.kind, b, c.scale(0, i), kAdaLogR}, delta);
+            }, e);
+          },
+          WeightCfg(o));
+      lp.scale = sc.scales[0];
+    }
+    const std::vector<float> xq = FakeQuantAll(LogFq(lp, delta), x, TK);
+    wc = SearchWeightOut(xq, T, y, *fc2, wgrid, o);
+  }
+  out.weight = ToPerChannel(wc, o.weight_bits);
+  out.input.kind = ActQuant::Kind::kLog;
+  out.input.log = lp;
+  out.input.shift = delta;
+  out.input.shift_folded = true;
+  FoldGeluShiftIntoBias(fc2, out.weight, delta);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+void CalibrateQkMatmul(const float* q, const float* k, int heads, int images, int tokens,
+                       int head_dim, const RecipeOptions& o, AttentionQuant* out) {
+  MatmulObjective mm(q, k, heads, images, tokens, head_dim, tokens, /*b_transposed=*/true);
+  const int b = o.act_bits;
+  const UniformGrid ga = HeadGrid(q, heads, mm.a_per_head(), b);
+  const UniformGrid gb = HeadGrid(k, heads, mm.b_per_head(), b);
+  UniformChoice ca = GridPick(ga, kEqN - 2), cb = GridPick(gb, kEqN - 2);
+  for (int round = 0; round < o.rounds; ++round) {
+    mm.SetQuantizedB(QuantHeads(k, heads, mm.b_per_head(), cb, b));
+    ca = SearchUniform(
+        ga, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalAPerHead(c, e); },
+        WeightCfg(o));
+    mm.SetQuantizedA(QuantHeads(q, heads, mm.a_per_head(), ca, b));
+    cb = SearchUniform(
+        gb, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalBPerHead(c, e); },
+        WeightCfg(o));
+  }
+  out->q = ToPerHead(ca, b);
+  out->k = ToPerHead(cb, b);
+}
+
+void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images, int tokens,
+                       int head_dim, const RecipeOptions& o, AttentionQuant* out) {
+  MatmulObjective mm(probs, v, heads, images, tokens, tokens, head_dim, /*b_transposed=*/false);
+  const int b = o.act_bits;
+  const UniformGrid gb = HeadGrid(v, heads, mm.b_per_head(), b);
+  UniformChoice cb = GridPick(gb, kEqN - 2);
+  const int64_t all_probs = static_cast<int64_t>(heads) * mm.a_per_head();
+  ActQuant& pq = out->probs;
+  if (o.softmax == "uniform") {
+    // Per-tensor uniform probabilities: activation grid (floor 1e-4), init grid[126].
+    const UniformGrid ga = TensorActivationGrid(probs, all_probs, b);
+    UniformChoice ca = GridPick(ga, kEqN - 2);
+    for (int round = 0; round < o.rounds; ++round) {
+      mm.SetQuantizedB(QuantHeads(v, heads, mm.b_per_head(), cb, b));
+      ca = SearchUniform(
+          ga,
+          [&](const UniformCandidates& c, std::vector<double>* e) {
+            mm.EvalATensor(c.count, [&](int i) {
+              return UniformFq(UniformParams{b, c.scale(0, i), c.zp(0, i)});
+            }, e);
+          },
+          ActCfg(o));
+      mm.SetQuantizedA(FakeQuantAll(UniformFq(UniformParams{b, ca.scales[0], ca.zero_points[0]}), probs, all_probs));
+      cb = SearchUniform(
+          gb, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalBPerHead(c, e); },
+          WeightCfg(o));
+    }
+    pq.kind = ActQuant::Kind::kUniform;
+    pq.uniform.params = UniformParams{b, ca.scales[0], ca.zero_points[0]};
+  } else {
+    // Log kinds at scale 1 (spec 8.18). AdaLog: rounds x (exhaustive q search, B FPCS);
+    // log2 / log-sqrt2: one B search (spec 4.6-E).
+    LogParams lp;
+    lp.kind = ToLogKind(o.softmax);
+    lp.bits = b;
+    lp.scale = 1.0f;
+    lp.q = kAdaLogR;
+    const int rounds = lp.kind == LogKind::kAdaLog ? o.rounds : 1;
+    for (int round = 0; round < rounds; ++round) {
+      if (lp.kind == LogKind::kAdaLog) {
+        mm.SetQuantizedB(QuantHeads(v, heads, mm.b_per_head(), cb, b));
+        lp.q = SearchAdaLogQ(1.0f, [&](const LogCandidates& c, std::vector<double>* e) {
+          mm.EvalATensor(static_cast<int>(c.qs.size()), [&](int i) {
+            return LogFq(LogParams{LogKind::kAdaLog, b, c.scales[static_cast<size_t>(i)], c.qs[static_cast<size_t>(i)]}, 0.0f);
+          }, e);
+        });
+      }
+      mm.SetQuantizedA(FakeQuantAll(LogFq(lp, 0.0f), probs, all_probs));
+      cb = SearchUniform(
+          gb, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalBPerHead(c, e); },
+          WeightCfg(o));
+    }
+    pq.kind = ActQuant::Kind::kLog;
+    pq.log = lp;
+    pq.shift = 0.0f;
+    pq.shift_folded = false;
+  }
+  out->v = ToPerHead(cb, b);
+}
+
+// ---------------------------------------------------------------------------------------------
+UniformPerChannel CalibratePatchEmbed(const float* patches, int64_t rows, const float* y,
+                                      const PatchEmbedParams& pe, const RecipeOptions& o) {
+  const int K = pe.in_channels * pe.patch * pe.patch;
+  const UniformGrid wgrid = ConvWeightGrid(pe.weight.data(), pe.dim, K, o.weight_bits);
+  const WeightOutObjective wout(patches, rows, K, y, pe.bias.empty() ? nullptr : pe.bias.data(), pe.dim);
+  const UniformChoice wc = SearchUniform(
+      wgrid, [&](const UniformCandidates& c, std::vector<double>* e) { wout.Eval(pe.weight.data(), c, e); },
+      WeightCfg(o));
+  return ToPerChannel(wc, o.weight_bits);
+}
+
+}  // namespace adalog::search

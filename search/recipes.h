@@ -1,0 +1,55 @@
+// The per-op calibration recipes of AdaLog spec 4.6 (A uniform Linear, B LayerNorm pre-search +
+// reparameterization, C post-GELU fc2, D q@k^T, E attn@v, F patch-embed conv), each on FP
+// inputs and FP targets of that op alone (spec 4.2), with the quantizer options of the CLI.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/quant_plan.h"
+#include "runtime/vit_model.h"
+#include "search/fpcs.h"
+
+namespace adalog::search {
+
+struct RecipeOptions {
+  int weight_bits = 4;
+  int act_bits = 4;   // every activation incl. q/k/v, softmax (s_bit) and the head input
+  bool fpcs = true;   // false: single-grid fallback (spec 4.7)
+  int rounds = 3;     // alternating weight/activation rounds (spec 1, search_round)
+  std::string softmax = "adalog";  // adalog | log2 | logsqrt2 | uniform
+  std::string gelu = "adalog";     // adalog | log2 | logsqrt2 | twin | uniform
+  bool ln_reparam = true;          // false: qkv/fc1 inputs use recipe A directly (--no-reparam)
+};
+
+// Throws adalog::Error for bit widths outside 2..8, unknown quantizer names or rounds < 1.
+void ValidateRecipeOptions(const RecipeOptions& o);
+
+// A. Uniform Linear (proj, head, qkv/fc1 after the reparam): x [T][lin.in] FP input, y
+// [T][lin.out] FP output (incl. bias). W-self + A-self, then `rounds` x (W-out, A-out).
+LinearQuant CalibrateUniformLinear(const float* x, int64_t T, const float* y,
+                                   const LinearParams& lin, int act_bits, const RecipeOptions& o);
+
+// B. qkv / fc1: per-channel A-self pre-search on x, the LN reparameterization rewriting `ln`,
+// `lin` and the cached x in place (spec 2.8), then recipe A. Without ln_reparam: recipe A only.
+LinearQuant CalibrateLnLinear(float* x, int64_t T, const float* y, LayerNormParams* ln,
+                              LinearParams* lin, const RecipeOptions& o);
+
+// C. fc2 with the post-GELU quantizer. For the log kinds the GELU shift is folded into fc2's
+// bias at the end (rewriting fc2->bias; the returned input quantizer has shift_folded = true).
+LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, LinearParams* fc2,
+                                    const RecipeOptions& o);
+
+// D. matmul1 = q @ k^T per head: q, k laid out [heads][images][tokens][head_dim] (unscaled q).
+void CalibrateQkMatmul(const float* q, const float* k, int heads, int images, int tokens,
+                       int head_dim, const RecipeOptions& o, AttentionQuant* out);
+
+// E. matmul2 = probs @ v: probs [heads][images][tokens][tokens], v [heads][images][tokens][hd].
+void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images, int tokens,
+                       int head_dim, const RecipeOptions& o, AttentionQuant* out);
+
+// F. Patch-embed conv weights on the FP input: patches [rows][C*p*p] (im2col), y [rows][dim].
+UniformPerChannel CalibratePatchEmbed(const float* patches, int64_t rows, const float* y,
+                                      const PatchEmbedParams& pe, const RecipeOptions& o);
+
+}  // namespace adalog::search
