@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -125,9 +126,9 @@ struct Region {
 };
 
 // Grows the region of nodes in `ops` whose non-constant inputs are all `start` or region tensors.
-// `extra_inputs` are other tensors allowed as inputs (e.g. the LN input x).
+// `accept` may veto further nodes (e.g. a ReduceMean that is not over the last axis).
 Region GrowRegion(const Folded& f, const std::string& start, const std::set<std::string>& ops,
-                  const std::set<std::string>& extra_inputs) {
+                  const std::function<bool(const Node&)>& accept) {
   Region r;
   std::set<std::string> in_region = {start};
   const Node* first = nullptr;
@@ -143,11 +144,11 @@ Region GrowRegion(const Folded& f, const std::string& start, const std::set<std:
       if (in.empty()) continue;
       if (in_region.count(in)) {
         touches = true;
-      } else if (!f.IsConst(in) && !extra_inputs.count(in)) {
+      } else if (!f.IsConst(in)) {
         ok = false;
       }
     }
-    if (!touches || !ok) continue;
+    if (!touches || !ok || !accept(n)) continue;
     r.nodes.push_back(&n);
     for (const auto& o : n.outputs) in_region.insert(o);
   }
@@ -199,7 +200,7 @@ std::string MatchGelu(const Folded& f, const std::string& h, GeluKind* kind,
                       const std::string& where) {
   static const std::set<std::string> kOps = {"Mul", "Div", "Add", "Sub", "Erf",
                                              "Tanh", "Pow", "Sqrt"};
-  Region r = GrowRegion(f, h, kOps, {});
+  Region r = GrowRegion(f, h, kOps, [](const Node&) { return true; });
   ADALOG_CHECK(!r.nodes.empty() && !r.out.empty(), where,
                ": no GELU (erf or tanh form) found after fc1 output '", h, "'");
   for (const Node* n : r.nodes) {
@@ -292,7 +293,10 @@ bool MatchLayerNorm(const Folded& f, const std::string& x, LnMatch* m) {
     if (!sub) continue;
     static const std::set<std::string> kOps = {"Pow", "Mul", "ReduceMean", "Add",
                                                "Sqrt", "Div", "Reciprocal", "Sub"};
-    Region r = GrowRegion(f, sub->outputs[0], kOps, {});
+    const int rank = xv.rank();
+    Region r = GrowRegion(f, sub->outputs[0], kOps, [&](const Node& n) {
+      return n.op != "ReduceMean" || LastAxisOnly(n, f, rank);
+    });
     if (r.out.empty()) continue;
     LnMatch lm;
     lm.p.dim = static_cast<int>(dim);

@@ -4,9 +4,15 @@ Valid tiny exports (timm opset 17 dynamic, torchvision opset 13, DeiT distilled 
 malformed variants: truncated files, random bytes, flipped bytes, an unsupported op, a missing
 initializer, bad raw_data, external data, a cycle, an absurd shape. Deterministic (seeded).
 
+Also two hand-written ViT variants that the importer must recognize although their graphs differ
+from timm/torchvision (separate q/k/v Linears with the scale split over q and k, chunk -> Split,
+hand-written GELUs, patch-only position embedding, mean pooling). Their reference input/output
+pairs go to tests/fuzz/expected/ for tests/runtime/importer_models_test.cc.
+
     /usr/bin/python3 tests/fuzz/make_corpus.py [out_dir]
 """
 import io
+import math
 import os
 import random
 import sys
@@ -14,11 +20,96 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import onnx  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "models"))
 import vit_defs  # noqa: E402
+
+
+class SepAttention(nn.Module):
+    """Separate q/k/v Linears; head_dim^-0.25 on q and on k; k transposed by permute."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.h, self.hd = heads, dim // heads
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        s = self.hd ** -0.25
+        q = self.q(x).view(B, N, self.h, self.hd).transpose(1, 2) * s
+        k = self.k(x).view(B, N, self.h, self.hd).permute(0, 2, 3, 1) * s
+        v = self.v(x).reshape(B, N, self.h, self.hd).transpose(1, 2)
+        a = (q @ k).softmax(-1)
+        return self.proj((a @ v).transpose(1, 2).flatten(2))
+
+
+class ChunkAttention(nn.Module):
+    """Fused qkv split with chunk (ONNX Split); scores divided by sqrt(head_dim) after q @ k^T."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.h, self.hd = heads, dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q, k, v = [t.view(B, N, self.h, self.hd).transpose(1, 2) for t in self.qkv(x).chunk(3, -1)]
+        a = (q @ k.transpose(-2, -1) / math.sqrt(self.hd)).softmax(dim=-1)
+        return self.proj((a @ v).transpose(1, 2).reshape(B, N, C))
+
+
+class ErfGelu(nn.Module):
+    def forward(self, x):
+        return x * 0.5 * (1.0 + torch.erf(x * 0.7071067811865476))
+
+
+class TanhGelu(nn.Module):
+    def forward(self, x):
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * torch.pow(x, 3))))
+
+
+class VariantBlock(nn.Module):
+    def __init__(self, dim, heads, attn, gelu):
+        super().__init__()
+        self.n1, self.n2 = nn.LayerNorm(dim), nn.LayerNorm(dim)  # eps 1e-5
+        self.attn = attn(dim, heads)
+        self.fc1, self.act, self.fc2 = nn.Linear(dim, 2 * dim), gelu(), nn.Linear(2 * dim, dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.n1(x))
+        return x + self.fc2(self.act(self.fc1(self.n2(x))))
+
+
+class VariantViT(nn.Module):
+    """cls=True: patch-only pos embed, then cls concat, head on x[:, 0, :];
+    cls=False: pos embed, mean pooling over tokens."""
+
+    def __init__(self, attn, gelu, cls, img=8, patch=4, dim=8, heads=2, depth=2, classes=3):
+        super().__init__()
+        self.cls = cls
+        self.conv = nn.Conv2d(3, dim, patch, patch)
+        n = (img // patch) ** 2
+        self.pos = nn.Parameter(torch.randn(1, n, dim) * 0.5)
+        if cls:
+            self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.blocks = nn.Sequential(*[VariantBlock(dim, heads, attn, gelu) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.conv(x)
+        B, C = x.shape[0], x.shape[1]
+        x = x.permute(0, 2, 3, 1).reshape(B, -1, C) + self.pos
+        if self.cls:
+            x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1)
+        x = self.norm(self.blocks(x))
+        return self.head(x[:, 0, :] if self.cls else x.mean(dim=1))
 
 
 def export(model, opset, dynamic, img=8):
@@ -51,6 +142,20 @@ def main():
     files["valid_timm_op17_dyn.onnx"] = base = export(timm, 17, True)
     files["valid_tv_op13.onnx"] = export(tv, 13, False)
     files["valid_deit_op14_dyn.onnx"] = export(deit, 14, True)
+
+    expected = os.path.join(HERE, "expected")
+    os.makedirs(expected, exist_ok=True)
+    for name, model, opset, dyn in [
+            ("variant_separate_qkv_op17", VariantViT(SepAttention, ErfGelu, True), 17, False),
+            ("variant_chunk_qkv_op13_dyn", VariantViT(ChunkAttention, TanhGelu, False), 13, True)]:
+        vit_defs.perturb_(model, 7)
+        model.eval()
+        files[name + ".onnx"] = export(model, opset, dyn)
+        x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(11))
+        with torch.no_grad():
+            y = model(x)
+        np.save(os.path.join(expected, name + ".input.npy"), x.numpy().astype(np.float32))
+        np.save(os.path.join(expected, name + ".output.npy"), y.numpy().astype(np.float32))
 
     rng = random.Random(1234)
     files["truncated_half.onnx"] = base[: len(base) // 2]

@@ -192,11 +192,13 @@ TEST_P(ImporterTinyModel, StructureMatchesManifest) {
   EXPECT_GT(CountMacsPerImage(m), 0);
 }
 
-TEST_P(ImporterTinyModel, MatchesPyTorchThroughReferenceForward) {
-  const Entry& e = GetParam();
-  const VitModel m = ImportOnnxVit(kTinyDir + Str(e, "onnx"));
-  const auto in = test::ReadNpyF32ForTest(kTinyDir + Str(e, "input"));
-  const auto want = test::ReadNpyF32ForTest(kTinyDir + Str(e, "output"));
+// Imports `onnx`, runs the scalar reference forward on `input_npy` and compares with `output_npy`
+// (PyTorch logits): max |diff| <= 1e-4 * max |logit|, identical top-1 for every image.
+void ExpectMatchesPyTorch(const std::string& onnx, const std::string& input_npy,
+                          const std::string& output_npy) {
+  const VitModel m = ImportOnnxVit(onnx);
+  const auto in = test::ReadNpyF32ForTest(input_npy);
+  const auto want = test::ReadNpyF32ForTest(output_npy);
   ASSERT_EQ(in.shape.size(), 4u);
   const int batch = static_cast<int>(in.shape[0]);
   ASSERT_EQ(want.shape, (std::vector<int64_t>{batch, m.num_classes()}));
@@ -208,14 +210,19 @@ TEST_P(ImporterTinyModel, MatchesPyTorchThroughReferenceForward) {
     diff = std::max(diff, std::fabs(double(got[k]) - want.data[k]));
   }
   ASSERT_GT(absmax, 1e-2) << "reference logits are (nearly) all zero: the test would be vacuous";
-  EXPECT_LE(diff, 1e-4 * absmax) << Str(e, "name") << ": max |diff| " << diff << " absmax "
-                                 << absmax;
+  EXPECT_LE(diff, 1e-4 * absmax) << onnx << ": max |diff| " << diff << " absmax " << absmax;
   const int nc = m.num_classes();
   for (int b = 0; b < batch; ++b) {
     const auto g0 = got.begin() + b * nc, w0 = want.data.begin() + b * nc;
     EXPECT_EQ(std::max_element(g0, g0 + nc) - g0, std::max_element(w0, w0 + nc) - w0)
-        << "top-1 differs for image " << b;
+        << onnx << ": top-1 differs for image " << b;
   }
+}
+
+TEST_P(ImporterTinyModel, MatchesPyTorchThroughReferenceForward) {
+  const Entry& e = GetParam();
+  ExpectMatchesPyTorch(kTinyDir + Str(e, "onnx"), kTinyDir + Str(e, "input"),
+                       kTinyDir + Str(e, "output"));
 }
 
 std::string ParamName(const ::testing::TestParamInfo<Entry>& info) {
@@ -237,6 +244,42 @@ TEST(ImporterFolding, DynamicBatchFoldsLikeStatic) {
   EXPECT_TRUE(d.dynamic_batch);
   EXPECT_GT(d.nodes_total, s.nodes_total);
   EXPECT_EQ(d.nodes_after_folding, s.nodes_after_folding);
+}
+
+// Hand-written ViT variants whose graphs differ from timm/torchvision (tests/fuzz/make_corpus.py).
+const std::string kFuzzDir = std::string(ADALOG_SOURCE_DIR) + "/tests/fuzz/";
+
+TEST(ImporterVariants, SeparateQkvScaleSplitOverQAndKPatchOnlyPosEmbed) {
+  const std::string name = "variant_separate_qkv_op17";
+  ImportReport rep;
+  const VitModel m = ImportOnnxVit(kFuzzDir + "corpus/" + name + ".onnx", &rep);
+  EXPECT_EQ(m.pos_mode, PosEmbedMode::kPatchesOnly);
+  EXPECT_EQ(m.pos_embed.size(), 4u * 8u);
+  EXPECT_EQ(m.pooling, Pooling::kClsToken);
+  ASSERT_EQ(m.blocks.size(), 2u);
+  EXPECT_EQ(m.blocks[0].heads, 2);
+  EXPECT_NEAR(m.blocks[0].attn_scale, 0.5, 1e-6);  // 4^-0.25 on q times 4^-0.25 on k
+  EXPECT_EQ(m.blocks[0].gelu, GeluKind::kErf);
+  EXPECT_NEAR(m.norm.eps, 1e-5, 1e-9);
+  EXPECT_NE(rep.notes[2].find("separate q/k/v"), std::string::npos) << rep.notes[2];
+  ExpectMatchesPyTorch(kFuzzDir + "corpus/" + name + ".onnx",
+                       kFuzzDir + "expected/" + name + ".input.npy",
+                       kFuzzDir + "expected/" + name + ".output.npy");
+}
+
+TEST(ImporterVariants, ChunkedQkvTanhGeluMeanPooling) {
+  const std::string name = "variant_chunk_qkv_op13_dyn";
+  ImportReport rep;
+  const VitModel m = ImportOnnxVit(kFuzzDir + "corpus/" + name + ".onnx", &rep);
+  EXPECT_TRUE(rep.dynamic_batch);
+  EXPECT_FALSE(m.has_cls_token);
+  EXPECT_EQ(m.pooling, Pooling::kMeanPatches);
+  ASSERT_EQ(m.blocks.size(), 2u);
+  EXPECT_EQ(m.blocks[1].gelu, GeluKind::kTanh);
+  EXPECT_NEAR(m.blocks[1].attn_scale, 0.5, 1e-6);
+  ExpectMatchesPyTorch(kFuzzDir + "corpus/" + name + ".onnx",
+                       kFuzzDir + "expected/" + name + ".input.npy",
+                       kFuzzDir + "expected/" + name + ".output.npy");
 }
 
 }  // namespace
