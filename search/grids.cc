@@ -117,7 +117,7 @@ namespace {
 
 std::vector<RangeStats> RowStats(const float* w, int64_t rows, int64_t cols) {
   std::vector<RangeStats> st(static_cast<size_t>(rows));
-#pragma omp parallel
+#pragma omp parallel if (rows * cols > (int64_t{1} << 17))
   {
     std::vector<float> buf;
 #pragma omp for schedule(static)
@@ -161,7 +161,7 @@ UniformGrid ChannelActivationGrid(const float* x, int64_t rows, int cols, int bi
   const int n = 1 << (bits - 1);
   const int num_zp = std::min(16, 2 * n);
   std::vector<RangeStats> st(static_cast<size_t>(cols));
-#pragma omp parallel
+#pragma omp parallel if (rows * cols > (int64_t{1} << 17))
   {
     std::vector<float> buf(static_cast<size_t>(rows));
 #pragma omp for schedule(static)

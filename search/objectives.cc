@@ -24,12 +24,16 @@ using CMapD = Eigen::Map<const MatD>;
 // Rows of an output computed per block of this many rows: fixed, so that every element is
 // computed by the same (single-threaded) GEMM call whatever the thread count.
 constexpr int64_t kBlock = 32;
+// Below this much work (multiply-adds) a loop runs on the calling thread: OpenMP barriers cost
+// more than tiny loops, and on a loaded machine spinning threads waste whole time slices. The
+// split never changes results (each result is computed by one thread either way).
+constexpr int64_t kMinParallelWork = int64_t{1} << 17;
 
 // out [M][N] = A^T B with A [T][M], B [T][N] (row-major doubles).
 void ParallelAtB(const double* a, int64_t T, int64_t M, const double* b, int64_t N, double* out) {
   const int64_t nblk = (M + kBlock - 1) / kBlock;
   CMapD A(a, T, M), B(b, T, N);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (T * M * N > kMinParallelWork)
   for (int64_t blk = 0; blk < nblk; ++blk) {
     const int64_t r0 = blk * kBlock, rb = std::min(kBlock, M - r0);
     MapD O(out + r0 * N, rb, N);
@@ -41,7 +45,7 @@ void ParallelAtB(const double* a, int64_t T, int64_t M, const double* b, int64_t
 void ParallelAB(const double* a, int64_t T, int64_t K, const double* b, int64_t N, double* out) {
   const int64_t nblk = (T + kBlock - 1) / kBlock;
   CMapD A(a, T, K), B(b, K, N);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (T * K * N > kMinParallelWork)
   for (int64_t blk = 0; blk < nblk; ++blk) {
     const int64_t r0 = blk * kBlock, rb = std::min(kBlock, T - r0);
     MapD O(out + r0 * N, rb, N);
@@ -96,7 +100,7 @@ void WeightSelfErrors(const float* w, int rows, int cols, const UniformCandidate
   ADALOG_CHECK(c.groups == rows, "W-self: ", c.groups, " groups for ", rows, " rows");
   err->assign(static_cast<size_t>(rows) * c.count, 0.0);
   const int64_t pairs = static_cast<int64_t>(rows) * c.count;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (pairs * cols > kMinParallelWork)
   for (int64_t p = 0; p < pairs; ++p) {
     const int g = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
     const UniformQuantizer q(UniformParams{c.bits, c.scale(g, i), c.zp(g, i)});
@@ -124,7 +128,7 @@ ActSelfObjective::ActSelfObjective(const float* x, int64_t rows, int cols, bool 
   } else {
     std::copy(x, x + n_, sorted_.begin());
   }
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n_ * groups_ > kMinParallelWork)
   for (int g = 0; g < groups_; ++g) {
     float* v = sorted_.data() + static_cast<size_t>(g) * n_;
     std::sort(v, v + n_);
@@ -144,7 +148,7 @@ void ActSelfObjective::Eval(const UniformCandidates& c, std::vector<double>* err
   err->assign(static_cast<size_t>(groups_) * c.count, 0.0);
   const int64_t pairs = static_cast<int64_t>(groups_) * c.count;
   const int32_t levels = 1 << c.bits;
-#pragma omp parallel for schedule(dynamic, 8)
+#pragma omp parallel for schedule(dynamic, 8) if (pairs * levels * 24 > kMinParallelWork)
   for (int64_t p = 0; p < pairs; ++p) {
     const int g = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
     const UniformQuantizer q(UniformParams{c.bits, c.scale(g, i), c.zp(g, i)});
@@ -197,7 +201,7 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
   ADALOG_CHECK(c.groups == N_, "W-out: ", c.groups, " groups for ", N_, " rows");
   err->assign(static_cast<size_t>(N_) * c.count, 0.0);
   CMapD G(G_.data(), K_, K_);
-#pragma omp parallel
+#pragma omp parallel if (static_cast<int64_t>(N_) * c.count * K_ * K_ > kMinParallelWork)
   {
     // Per thread: integer codes (c - z) of each candidate, deduplicated (many refinement
     // children share codes), as doubles.
@@ -290,7 +294,7 @@ void ActOutObjective::EvalUniform(const UniformCandidates& c, std::vector<double
   err->assign(static_cast<size_t>(c.count), 0.0);
   const int64_t TK = T_ * K_;
   const int K = K_;
-#pragma omp parallel
+#pragma omp parallel if (c.count * TK * K > kMinParallelWork)
   {
     std::vector<UniformCode> codes(static_cast<size_t>(TK));
     std::vector<int8_t> codes_s8(static_cast<size_t>(TK));
@@ -336,7 +340,7 @@ void ActOutObjective::EvalDirect(int count, const std::function<FakeQuantFn(int)
   err->assign(static_cast<size_t>(count), 0.0);
   std::vector<FakeQuantFn> fqs;
   for (int i = 0; i < count; ++i) fqs.push_back(make_fq(i));
-#pragma omp parallel
+#pragma omp parallel if (count * T_ * K_ * N_ > kMinParallelWork)
   {
     std::vector<float> qx(static_cast<size_t>(T_) * K_), out(static_cast<size_t>(T_) * N_);
 #pragma omp for schedule(dynamic, 1)
@@ -364,7 +368,7 @@ MatmulObjective::MatmulObjective(const float* a, const float* b, int heads, int 
   const int64_t pairs = static_cast<int64_t>(heads) * images;
   const int64_t am = static_cast<int64_t>(M) * K, bm = static_cast<int64_t>(K) * N,
                 pm = static_cast<int64_t>(M) * N;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (pairs * pm * K > kMinParallelWork)
   for (int64_t p = 0; p < pairs; ++p) Sgemm(M, N, K, a + p * am, b + p * bm, bt_, p_.data() + p * pm);
 }
 
@@ -385,7 +389,7 @@ void MatmulObjective::EvalAPerHead(const UniformCandidates& c, std::vector<doubl
   ADALOG_CHECK(static_cast<int64_t>(qb_.size()) == heads_ * b_per_head(), "MM-A: B not set");
   err->assign(static_cast<size_t>(heads_) * c.count, 0.0);
   const int64_t pairs = static_cast<int64_t>(heads_) * c.count;
-#pragma omp parallel
+#pragma omp parallel if (pairs * a_per_head() * N_ > kMinParallelWork)
   {
     std::vector<float> qa(static_cast<size_t>(a_per_head())), scratch(static_cast<size_t>(M_) * N_);
 #pragma omp for schedule(dynamic, 1)
@@ -404,7 +408,7 @@ void MatmulObjective::EvalBPerHead(const UniformCandidates& c, std::vector<doubl
   ADALOG_CHECK(static_cast<int64_t>(qa_.size()) == heads_ * a_per_head(), "MM-B: A not set");
   err->assign(static_cast<size_t>(heads_) * c.count, 0.0);
   const int64_t pairs = static_cast<int64_t>(heads_) * c.count;
-#pragma omp parallel
+#pragma omp parallel if (pairs * a_per_head() * N_ > kMinParallelWork)
   {
     std::vector<float> qb(static_cast<size_t>(b_per_head())), scratch(static_cast<size_t>(M_) * N_);
 #pragma omp for schedule(dynamic, 1)
@@ -425,7 +429,7 @@ void MatmulObjective::EvalATensor(int count, const std::function<FakeQuantFn(int
   for (int i = 0; i < count; ++i) fqs.push_back(make_fq(i));
   std::vector<double> per(static_cast<size_t>(count) * heads_);
   const int64_t pairs = static_cast<int64_t>(count) * heads_;
-#pragma omp parallel
+#pragma omp parallel if (pairs * a_per_head() * N_ > kMinParallelWork)
   {
     std::vector<float> qa(static_cast<size_t>(a_per_head())), scratch(static_cast<size_t>(M_) * N_);
 #pragma omp for schedule(dynamic, 1)

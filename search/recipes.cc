@@ -58,7 +58,7 @@ std::vector<float> FakeQuantAll(const FakeQuantFn& fq, const float* x, int64_t n
   std::vector<float> out(static_cast<size_t>(n));
   // Chunked so that large tensors use every thread; the result is elementwise, hence exact.
   const int64_t chunk = 1 << 16, nchunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nchunks > 1)
   for (int64_t i = 0; i < nchunks; ++i) {
     const int64_t b = i * chunk;
     fq(x + b, std::min(chunk, n - b), out.data() + b);

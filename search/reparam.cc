@@ -51,7 +51,7 @@ void ApplyLnReparam(const LnReparam& t, LayerNormParams* ln, LinearParams* next,
     next->bias[static_cast<size_t>(o)] = static_cast<float>(next->bias[static_cast<size_t>(o)] + acc);
   }
   if (x != nullptr) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * C > (int64_t{1} << 17))
     for (int64_t i = 0; i < rows; ++i)
       for (int c = 0; c < C; ++c)
         x[i * C + c] = x[i * C + c] / t.r[static_cast<size_t>(c)] - t.beta[static_cast<size_t>(c)];

@@ -1,0 +1,191 @@
+// The calibration driver: determinism across thread counts, function preservation of the model
+// rewrites, progress reporting and bad-input errors. Random-weight models: exactness and
+// determinism only, never accuracy.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "runtime/executor_fp32.h"
+#include "search/calibrate.h"
+#include "tests/util/exec_random_vit.h"
+#include "tests/util/expect_error.h"
+
+namespace adalog::search {
+namespace {
+
+using testing_util::MakeRandomVit;
+using testing_util::RandomImages;
+using testing_util::RandomVitSpec;
+
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
+
+void ExpectSame(const UniformPerChannel& a, const UniformPerChannel& b, const std::string& what) {
+  EXPECT_EQ(a.bits, b.bits) << what;
+  EXPECT_TRUE(SameBits(a.scales, b.scales)) << what;
+  EXPECT_EQ(a.zero_points, b.zero_points) << what;
+}
+void ExpectSame(const UniformPerHead& a, const UniformPerHead& b, const std::string& what) {
+  EXPECT_TRUE(SameBits(a.scales, b.scales)) << what;
+  EXPECT_EQ(a.zero_points, b.zero_points) << what;
+}
+void ExpectSame(const ActQuant& a, const ActQuant& b, const std::string& what) {
+  EXPECT_EQ(a.kind, b.kind) << what;
+  EXPECT_EQ(std::memcmp(&a.uniform.params.scale, &b.uniform.params.scale, 4), 0) << what;
+  EXPECT_EQ(a.uniform.params.zero_point, b.uniform.params.zero_point) << what;
+  EXPECT_EQ(a.log.kind, b.log.kind) << what;
+  EXPECT_EQ(std::memcmp(&a.log.scale, &b.log.scale, 4), 0) << what;
+  EXPECT_EQ(a.log.q, b.log.q) << what;
+  EXPECT_EQ(a.shift, b.shift) << what;
+  EXPECT_EQ(a.shift_folded, b.shift_folded) << what;
+}
+void ExpectSame(const LinearQuant& a, const LinearQuant& b, const std::string& what) {
+  ExpectSame(a.weight, b.weight, what + ".weight");
+  ExpectSame(a.input, b.input, what + ".input");
+}
+
+void ExpectSamePlan(const QuantizedModel& a, const QuantizedModel& b) {
+  ExpectSame(a.plan.patch_embed_weight, b.plan.patch_embed_weight, "patch_embed");
+  ASSERT_EQ(a.plan.blocks.size(), b.plan.blocks.size());
+  for (size_t i = 0; i < a.plan.blocks.size(); ++i) {
+    const std::string p = "block" + std::to_string(i);
+    const BlockQuant &x = a.plan.blocks[i], &y = b.plan.blocks[i];
+    ExpectSame(x.qkv, y.qkv, p + ".qkv");
+    ExpectSame(x.proj, y.proj, p + ".proj");
+    ExpectSame(x.fc1, y.fc1, p + ".fc1");
+    ExpectSame(x.fc2, y.fc2, p + ".fc2");
+    ExpectSame(x.attn.q, y.attn.q, p + ".q");
+    ExpectSame(x.attn.k, y.attn.k, p + ".k");
+    ExpectSame(x.attn.v, y.attn.v, p + ".v");
+    ExpectSame(x.attn.probs, y.attn.probs, p + ".probs");
+    const BlockParams &m = a.model.blocks[i], &n = b.model.blocks[i];
+    EXPECT_TRUE(SameBits(m.ln1.gamma, n.ln1.gamma) && SameBits(m.ln1.beta, n.ln1.beta)) << p;
+    EXPECT_TRUE(SameBits(m.qkv.weight, n.qkv.weight) && SameBits(m.qkv.bias, n.qkv.bias)) << p;
+    EXPECT_TRUE(SameBits(m.fc2.bias, n.fc2.bias)) << p;
+  }
+  ExpectSame(a.plan.head, b.plan.head, "head");
+}
+
+RandomVitSpec SmallSpec() {
+  RandomVitSpec s;
+  s.dim = 32;
+  s.heads = 2;
+  s.depth = 2;
+  s.image = 16;
+  s.patch = 4;
+  s.classes = 10;
+  return s;
+}
+
+TEST(Calibrate, DeterministicAcrossThreadCounts) {
+  const VitModel m = MakeRandomVit(SmallSpec());
+  const int n = 6;
+  const std::vector<float> images = RandomImages(m, n, 9);
+  CalibOptions o;
+  o.num_images = n;
+  o.batch = 4;
+  const int prev = omp_get_max_threads();
+  omp_set_num_threads(1);
+  o.threads = 1;
+  const QuantizedModel a = Calibrate(m, images.data(), n, o);
+  omp_set_num_threads(2);
+  o.threads = 2;
+  const QuantizedModel b = Calibrate(m, images.data(), n, o);
+  omp_set_num_threads(prev);
+  ExpectSamePlan(a, b);
+  // The plan is complete and the quantizers are the defaults of the method.
+  ASSERT_EQ(a.plan.blocks.size(), 2u);
+  EXPECT_EQ(a.plan.blocks[0].fc2.input.kind, ActQuant::Kind::kLog);
+  EXPECT_EQ(a.plan.blocks[0].fc2.input.log.kind, LogKind::kAdaLog);
+  EXPECT_TRUE(a.plan.blocks[0].fc2.input.shift_folded);
+  EXPECT_EQ(a.plan.blocks[0].attn.probs.log.scale, 1.0f);
+  EXPECT_EQ(a.plan.blocks[0].attn.q.scales.size(), 2u);
+  EXPECT_EQ(a.plan.blocks[0].qkv.weight.scales.size(), 96u);
+  EXPECT_EQ(a.plan.patch_embed_weight.scales.size(), 32u);
+  EXPECT_EQ(a.plan.head.input.kind, ActQuant::Kind::kUniform);
+  EXPECT_NO_THROW(a.plan.head.weight.Validate());
+  EXPECT_NO_THROW(a.plan.blocks[1].fc2.input.log.Validate());
+}
+
+TEST(Calibrate, RewritesPreserveTheFpFunction) {
+  // With a uniform GELU quantizer there is no bias fold: the rewritten model (LN reparam) must
+  // compute the same FP function as the original.
+  const VitModel m = MakeRandomVit(SmallSpec());
+  const int n = 3;
+  const std::vector<float> images = RandomImages(m, n, 10);
+  CalibOptions o;
+  o.num_images = n;
+  o.recipe.gelu = "uniform";
+  o.recipe.rounds = 1;
+  const QuantizedModel q = Calibrate(m, images.data(), n, o);
+  EXPECT_FALSE(SameBits(q.model.blocks[0].ln1.gamma, m.blocks[0].ln1.gamma));  // rewritten
+  ExecutorOptions eo;
+  eo.max_batch = n;
+  ExecutorFp32 e1(m, eo), e2(q.model, eo);
+  std::vector<float> l1(static_cast<size_t>(n) * 10), l2(l1.size());
+  e1.Run(images.data(), n, l1.data());
+  e2.Run(images.data(), n, l2.data());
+  for (size_t i = 0; i < l1.size(); ++i) EXPECT_NEAR(l1[i], l2[i], 1e-3f * (1 + std::abs(l1[i])));
+}
+
+TEST(Calibrate, ProgressAndDistilledHead) {
+  RandomVitSpec s = SmallSpec();
+  s.dist = true;
+  s.depth = 1;
+  const VitModel m = MakeRandomVit(s);
+  const std::vector<float> images = RandomImages(m, 2, 11);
+  CalibOptions o;
+  o.num_images = 2;
+  o.recipe.fpcs = false;
+  o.recipe.ln_reparam = false;
+  std::vector<std::string> labels;
+  int last_total = 0;
+  const QuantizedModel q = Calibrate(m, images.data(), 2, o, [&](int done, int total, const std::string& l) {
+    EXPECT_EQ(done, static_cast<int>(labels.size()) + 1);
+    labels.push_back(l);
+    last_total = total;
+  });
+  EXPECT_EQ(static_cast<int>(labels.size()), last_total);
+  EXPECT_EQ(last_total, 1 + 6 + 2);
+  EXPECT_EQ(q.plan.head_dist.weight.scales.size(), 10u);
+  EXPECT_FALSE(q.plan.ln_reparam);
+  EXPECT_TRUE(SameBits(q.model.blocks[0].ln1.gamma, m.blocks[0].ln1.gamma));  // no reparam
+}
+
+TEST(Calibrate, BadInputs) {
+  const VitModel m = MakeRandomVit(SmallSpec());
+  std::vector<float> images = RandomImages(m, 2, 12);
+  CalibOptions o;
+  o.num_images = 4;
+  test::ExpectErrorContaining([&] { Calibrate(m, images.data(), 2, o); },
+                              "4 calibration images asked, but only 2 given");
+  o.num_images = 2;
+  std::vector<float> bad = images;
+  bad[100] = std::numeric_limits<float>::quiet_NaN();
+  test::ExpectErrorContaining([&] { Calibrate(m, bad.data(), 2, o); }, "image 0 has a non-finite value");
+  bad = images;
+  bad[bad.size() - 1] = std::numeric_limits<float>::infinity();
+  test::ExpectErrorContaining([&] { Calibrate(m, bad.data(), 2, o); }, "image 1 has a non-finite value");
+  CalibOptions ob = o;
+  ob.recipe.weight_bits = 9;
+  test::ExpectErrorContaining([&] { Calibrate(m, images.data(), 2, ob); }, "unsupported weight bit width 9");
+  ob = o;
+  ob.recipe.act_bits = 1;
+  test::ExpectErrorContaining([&] { Calibrate(m, images.data(), 2, ob); }, "unsupported activation bit width 1");
+  ob = o;
+  ob.recipe.softmax = "log3";
+  test::ExpectErrorContaining([&] { Calibrate(m, images.data(), 2, ob); }, "unknown softmax quantizer 'log3'");
+  ob = o;
+  ob.recipe.gelu = "ptq4vit";
+  test::ExpectErrorContaining([&] { Calibrate(m, images.data(), 2, ob); }, "unknown GELU quantizer 'ptq4vit'");
+  VitModel sw = m;
+  sw.blocks[0].window_size = 7;
+  test::ExpectErrorContaining([&] { Calibrate(sw, images.data(), 2, o); }, "window attention");
+}
+
+}  // namespace
+}  // namespace adalog::search
