@@ -11,6 +11,7 @@
 #include "quant/log_encoder.h"
 #include "quant/log_quantizers.h"
 #include "quant/log_reference.h"
+#include "quant/uniform.h"
 
 namespace {
 
@@ -92,6 +93,21 @@ void BM_LogFakeQuant_Table(benchmark::State& st) {
   }
   st.SetItemsProcessed(st.iterations() * kN);
 }
+
+// For scale: the uniform quantizer's array fake-quant (SSE2 path, true division) on the same data.
+void BM_UniformFakeQuant(benchmark::State& st) {
+  const auto x = SoftmaxLike();
+  const adalog::UniformQuantizer uq(
+      {static_cast<int>(st.range(0)), 1.0f / 200.0f, 3, adalog::UniformMode::kAsymmetric});
+  std::vector<float> y(kN);
+  for (auto _ : st) {
+    uq.FakeQuant(x.data(), kN, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  st.SetItemsProcessed(st.iterations() * kN);
+}
+BENCHMARK(BM_UniformFakeQuant)->Arg(4);
 
 #define LOG_ARGS ->Args({4, 30})->Args({6, 10})->Args({3, 37})
 BENCHMARK(BM_LogEncode_Table) LOG_ARGS;

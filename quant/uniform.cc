@@ -1,6 +1,12 @@
 // Uniform quantizer (quant/uniform.h): array kernels and per-tensor/channel/head application.
 #include "quant/uniform.h"
 
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "quant/error.h"
 
 namespace adalog {
@@ -14,7 +20,26 @@ UniformQuantizer::UniformQuantizer(const UniformParams& p) : p_(p) {
 void UniformQuantizer::Encode(const float* x, int64_t n, UniformCode* codes) const {
   ADALOG_CHECK(p_.mode == UniformMode::kAsymmetric,
                "uniform quantizer: uint8 codes need asymmetric mode");
-  for (int64_t i = 0; i < n; ++i) codes[i] = static_cast<UniformCode>(Encode(x[i]));
+  int64_t i = 0;
+#if defined(__SSE2__)
+  // 4 lanes of Encode(): NaN -> 0 (maxps returns its 2nd operand if either is NaN, so clamp the
+  // NaN-zeroed t), round via the magic constant (exact after the clamp), then + z. Codes fit
+  // 0..255, so the saturating packs are exact.
+  const __m128 s = _mm_set1_ps(p_.scale), lo = _mm_set1_ps(lo_), hi = _mm_set1_ps(hi_);
+  const __m128 magic = _mm_set1_ps(12582912.0f);
+  const __m128i z = _mm_set1_epi32(p_.zero_point);
+  for (; i + 4 <= n; i += 4) {
+    __m128 t = _mm_div_ps(_mm_loadu_ps(x + i), s);
+    t = _mm_and_ps(t, _mm_cmpord_ps(t, t));  // NaN -> +0
+    t = _mm_min_ps(_mm_max_ps(t, lo), hi);
+    t = _mm_sub_ps(_mm_add_ps(t, magic), magic);
+    const __m128i c = _mm_add_epi32(_mm_cvttps_epi32(t), z);
+    const __m128i c16 = _mm_packs_epi32(c, c);
+    const int32_t packed = _mm_cvtsi128_si32(_mm_packus_epi16(c16, c16));
+    std::memcpy(codes + i, &packed, 4);
+  }
+#endif
+  for (; i < n; ++i) codes[i] = static_cast<UniformCode>(Encode(x[i]));
 }
 
 void UniformQuantizer::Encode(const float* x, int64_t n, SignedCode* codes) const {
@@ -34,7 +59,22 @@ void UniformQuantizer::Decode(const SignedCode* codes, int64_t n, float* out) co
 void UniformQuantizer::FakeQuant(const float* x, int64_t n, float* out) const {
   // Same equation as Encode + Decode, fused: out = round(clamp(x/s, lo, hi)) * s, NaN -> NaN.
   const float s = p_.scale, lo = lo_, hi = hi_;
-  for (int64_t i = 0; i < n; ++i) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  // 4 lanes of the scalar loop below (the scalar loop does not auto-vectorize: its NaN-aware
+  // selects are control flow under -ftrapping-math). maxps/minps return the 2nd operand when
+  // one is NaN, which the final blend overrides with the NaN input.
+  const __m128 vs = _mm_set1_ps(s), vlo = _mm_set1_ps(lo), vhi = _mm_set1_ps(hi);
+  const __m128 magic = _mm_set1_ps(12582912.0f);
+  for (; i + 4 <= n; i += 4) {
+    const __m128 v = _mm_loadu_ps(x + i);
+    __m128 t = _mm_min_ps(_mm_max_ps(_mm_div_ps(v, vs), vlo), vhi);
+    t = _mm_mul_ps(_mm_sub_ps(_mm_add_ps(t, magic), magic), vs);
+    const __m128 ord = _mm_cmpord_ps(v, v);
+    _mm_storeu_ps(out + i, _mm_or_ps(_mm_and_ps(ord, t), _mm_andnot_ps(ord, v)));
+  }
+#endif
+  for (; i < n; ++i) {
     const float v = x[i];
     float t = v / s;
     t = t >= lo ? t : lo;

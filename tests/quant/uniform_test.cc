@@ -137,8 +137,11 @@ TEST(UniformQuantizer, ArrayFormsEqualScalarForms) {
     const UniformQuantizer q(p);
     const float range = static_cast<float>(1 << p.bits) * p.scale;
     std::vector<float> xs = test::UniformFloats(rng, 1001, -1.3f * range, 1.3f * range);
-    for (float e : EdgeInputs(p.scale)) xs.push_back(e);
-    xs.push_back(std::numeric_limits<float>::quiet_NaN());
+    // Edges at both ends, so the vector body and the scalar tail both see them.
+    std::vector<float> edges = EdgeInputs(p.scale);
+    edges.push_back(std::numeric_limits<float>::quiet_NaN());
+    xs.insert(xs.begin(), edges.begin(), edges.end());
+    for (float e : edges) xs.push_back(e);
     const int64_t n = static_cast<int64_t>(xs.size());
     std::vector<float> fq(xs.size()), dec(xs.size());
     test::FillSentinel(fq, test::kFloatSentinel);
