@@ -6,9 +6,11 @@
 //
 // Common epilogue (every kernel here, all implementations, bit-exact):
 //   acc[m][n] = exact integer (int64 in math; the kernels prove their int32 pieces cannot overflow)
-//   y[m][n]   = fmaf(float(acc[m][n]), ldexpf(col_scale[n], -row_exp[m]), col_bias[n])
+//   y[m][n]   = fmaf(ldexpf(float(acc[m][n]), -row_exp[m]), col_scale[n], col_bias[n])
 // float(acc) rounds half-to-even (cvtsi2ss / vcvtdq2ps / vcvtqq2ps); ldexpf is exact unless the
-// result is subnormal (then rounded once, as _mm512_scalef_ps); fmaf rounds once. row_exp is 0
+// result is subnormal (then rounded once, as _mm512_scalef_ps); fmaf rounds once. Scaling the
+// accumulator (not the scale) by 2^-row_exp keeps full precision whenever the output itself is a
+// normal float (a subnormal alpha 2^-E would not). row_exp is 0
 // for the uniform GEMMs; col_bias is 0 when absent (fmaf(x, s, 0) = x*s rounded once, -0 -> +0).
 //
 // Run functions are single-threaded and take a row range; they never allocate (workspaces are
@@ -146,7 +148,7 @@ void Matmul1Head(const uint8_t* q, int64_t ldq, const uint8_t* k, int64_t ldk, i
 //   L_E(c) = 0 if mult[c] == 0, else floor(mult[c] * 2^(E - T1[c]))   (nonnegative; a right
 //            shift by more than 31 gives 0: the saturation of the table's large shifts)
 //   acc    = sum_k L_E(c[m][k]) * (u[n][k] - zu[n])     (exact integer)
-//   y      = fmaf(float(acc), ldexpf(alpha[n], -E_m), bias[n])
+//   y      = fmaf(ldexpf(float(acc), -E_m), alpha[n], bias[n])
 // Designs (runtime/kernels/README.md has the numbers):
 //   kBuckets (a): H = 32, int64. Per row, int32 bucket sums over equal codes, then one multiply
 //                 per (code, column). Exact to 2^-32 of the row's largest level.
@@ -194,6 +196,7 @@ struct LogScratch {
   std::vector<int16_t> l16;       // [max_m][Kp] (kS16)
   std::vector<int32_t> buckets;   // [2^b + 1][N] (kBuckets)
   std::vector<int64_t> lut64;     // [2^b + 1]
+  std::vector<int64_t> acc64;     // [N] (kBuckets)
 };
 LogScratch MakeLogScratch(const LogMatmul& p, int max_m);
 // y rows [m0, m1) of codes c [M][K] (ldc_codes) into y (ldy). cap limits the ISA (AVX-512 VNNI

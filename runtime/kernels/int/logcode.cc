@@ -1,0 +1,195 @@
+// Log-code GEMM (attn@V with AdaLog probabilities, fc2 after Shift-AdaLog): prepare (B operand
+// in each design's layout), per-row exponents and decode, and dispatch to the design's kernel.
+#include <algorithm>
+#include <cmath>
+
+#include "quant/error.h"
+#include "runtime/kernels/int/int_kernels.h"
+#include "runtime/kernels/int/logcode_rows_impl.h"
+
+namespace adalog::intk {
+
+// logcode_avx512vnni.cc
+void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
+                   float* y, int64_t ldy, LogScratch* s);
+
+const char* LogDesignName(LogDesign d) {
+  switch (d) {
+    case LogDesign::kBuckets: return "logcode_buckets_s32";
+    case LogDesign::kS16: return "logcode_matmul_s16";
+    case LogDesign::kU8: return "logcode_matmul_u8s8";
+  }
+  return "?";
+}
+
+int LogDesignHeadroom(LogDesign d, int32_t D) {
+  if (d == LogDesign::kBuckets) return 32;
+  const int32_t limit = d == LogDesign::kS16 ? 32767 : 255;
+  int h = -8;
+  while ((int64_t{D} << (h + 1 + 8)) <= (int64_t{limit} << 8)) ++h;
+  return h;  // largest h with D * 2^h <= limit (D <= 510, so h >= -1)
+}
+
+int64_t LogLevelFixed(const AdaLogTables& t, int32_t code, int32_t e) {
+  const int64_t m = t.mult[static_cast<size_t>(code)];
+  if (m == 0) return 0;
+  const int32_t s = e - t.shift[static_cast<size_t>(code)];
+  if (s >= 0) return m << s;
+  if (-s > 31) return 0;
+  return m >> -s;
+}
+
+int32_t LogRowExp(const LogMatmul& p, const uint8_t* codes_row) {
+  const int cmin = detail::MinCode(codes_row, p.k);
+  if (p.tables.mult[static_cast<size_t>(cmin)] == 0) return 0;
+  return p.tables.shift[static_cast<size_t>(cmin)] + p.headroom;
+}
+
+namespace {
+
+void FillB(LogMatmul* p, const uint8_t* u, int64_t ldu, bool transposed) {
+  // element (n, k) of the uniform operand
+  auto at = [&](int n, int k) -> int32_t {
+    return transposed ? u[k * ldu + n] : u[n * ldu + k];
+  };
+  const int n = p->n, k = p->k;
+  for (int o = 0; o < n; ++o) {
+    for (int j = 0; j < k; ++j) p->u[static_cast<size_t>(o) * k + j] = static_cast<uint8_t>(at(o, j));
+  }
+  switch (p->design) {
+    case LogDesign::kBuckets:
+      for (int j = 0; j < k; ++j) {
+        for (int o = 0; o < n; ++o) {
+          p->b16[static_cast<size_t>(j) * n + o] = static_cast<int16_t>(at(o, j) - p->zu[o]);
+        }
+      }
+      break;
+    case LogDesign::kS16: {
+      std::vector<int16_t> tmp(static_cast<size_t>(n) * k);
+      for (int o = 0; o < n; ++o) {
+        for (int j = 0; j < k; ++j) tmp[static_cast<size_t>(o) * k + j] = static_cast<int16_t>(at(o, j) - p->zu[o]);
+      }
+      PackS16(tmp.data(), k, n, k, &p->packed16);
+      break;
+    }
+    case LogDesign::kU8: {
+      std::vector<int8_t> tmp(static_cast<size_t>(n) * k);
+      for (int o = 0; o < n; ++o) {
+        for (int j = 0; j < k; ++j) tmp[static_cast<size_t>(o) * k + j] = static_cast<int8_t>(at(o, j) - 128);
+        p->col_rowsum_mult[o] = 128 - p->zu[o];
+      }
+      if (p->packed8.data.empty()) {
+        PackS8(tmp.data(), k, n, k, &p->packed8);
+      } else {
+        PackS8Into(tmp.data(), k, n, k, &p->packed8);
+      }
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+LogMatmul PrepareLogMatmul(LogDesign design, const AdaLogTables& t, const uint8_t* u,
+                           int64_t ldu, int n, int k, const int32_t* zu, const float* alpha,
+                           const float* bias) {
+  ADALOG_CHECK(n > 0 && k > 0 && k <= kMaxK, "PrepareLogMatmul: n = ", n, ", k = ", k);
+  ADALOG_CHECK(t.bits >= 2 && t.bits <= 8, "PrepareLogMatmul: bits = ", t.bits);
+  ADALOG_CHECK(t.shift.size() == static_cast<size_t>(LogTableSize(t.bits)) &&
+                   t.mult.size() == t.shift.size(),
+               "PrepareLogMatmul: table size ", t.shift.size());
+  for (size_t c = 0; c < t.mult.size(); ++c) {
+    ADALOG_CHECK(t.mult[c] >= 0 && t.mult[c] <= t.D && t.D <= 510 && t.shift[c] >= 0,
+                 "PrepareLogMatmul: bad table entry ", c);
+    ADALOG_CHECK(c == 0 || t.mult[c] == 0 || t.shift[c] >= t.shift[c - 1],
+                 "PrepareLogMatmul: shift table not non-decreasing at ", c);
+  }
+  LogMatmul p;
+  p.design = design;
+  p.n = n;
+  p.k = k;
+  p.bits = t.bits;
+  p.zero_code = LogZeroCode(t.bits);
+  p.tables = t;
+  p.headroom = LogDesignHeadroom(design, t.D);
+  p.zu.assign(zu, zu + n);
+  for (int o = 0; o < n; ++o) ADALOG_CHECK(zu[o] >= 0 && zu[o] <= 255, "PrepareLogMatmul: zu = ", zu[o]);
+  p.col_scale.assign(alpha, alpha + n);
+  p.col_bias.assign(static_cast<size_t>(n), 0.f);
+  if (bias) p.col_bias.assign(bias, bias + n);
+  p.u.resize(static_cast<size_t>(n) * k);
+  if (design == LogDesign::kBuckets) p.b16.resize(static_cast<size_t>(n) * k);
+  if (design == LogDesign::kU8) p.col_rowsum_mult.resize(static_cast<size_t>(n));
+  FillB(&p, u, ldu, false);
+  return p;
+}
+
+void RepackLogMatmulB(LogMatmul* p, const uint8_t* v, int64_t ldv, bool transposed, int32_t zu,
+                      float alpha) {
+  std::fill(p->zu.begin(), p->zu.end(), zu);
+  std::fill(p->col_scale.begin(), p->col_scale.end(), alpha);
+  FillB(p, v, ldv, transposed);
+}
+
+LogScratch MakeLogScratch(const LogMatmul& p, int max_m) {
+  LogScratch s;
+  s.row_exp.resize(static_cast<size_t>(max_m));
+  const int kp8 = (p.k + 63) / 64 * 64;
+  const int kp16 = (p.k + 31) / 32 * 32;
+  if (p.design == LogDesign::kU8) s.l8.resize(static_cast<size_t>(max_m) * kp8);
+  if (p.design == LogDesign::kS16) s.l16.resize(static_cast<size_t>(max_m) * kp16);
+  if (p.design == LogDesign::kBuckets) {
+    s.buckets.resize(static_cast<size_t>(LogTableSize(p.bits)) * p.n);
+    s.acc64.resize(static_cast<size_t>(p.n));
+  }
+  s.lut64.resize(static_cast<size_t>(LogTableSize(p.bits)));
+  return s;
+}
+
+namespace {
+
+void LogRowsScalar(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
+                   float* y, int64_t ldy, LogScratch* s) {
+  const int kp8 = (p.k + 63) / 64 * 64;
+  const int kp16 = (p.k + 31) / 32 * 32;
+  Epilogue ep;
+  ep.col_scale = p.col_scale.data();
+  ep.col_bias = p.col_bias.data();
+  ep.row_exp = s->row_exp.data();
+  for (int m = m0; m < m1; ++m) {
+    const uint8_t* c = codes + m * ld_codes;
+    const int32_t e = LogRowExp(p, c);
+    s->row_exp[static_cast<size_t>(m)] = e;
+    if (p.design == LogDesign::kBuckets) {
+      detail::BucketRow(p, c, e, s->buckets.data(), s->lut64.data(), s->acc64.data(), y + m * ldy);
+    } else if (p.design == LogDesign::kU8) {
+      uint8_t lut[257];
+      detail::BuildLevelLut(p.tables, e, lut);
+      detail::DecodeRow(c, p.k, kp8, lut, s->l8.data() + static_cast<int64_t>(m) * kp8);
+    } else {
+      int16_t lut[257];
+      detail::BuildLevelLut(p.tables, e, lut);
+      detail::DecodeRow(c, p.k, kp16, lut, s->l16.data() + static_cast<int64_t>(m) * kp16);
+    }
+  }
+  if (p.design == LogDesign::kU8) {
+    ep.col_rowsum_mult = p.col_rowsum_mult.data();
+    QgemmU8S8Packed(s->l8.data(), kp8, m0, m1, p.packed8, ep, y, ldy);
+  } else if (p.design == LogDesign::kS16) {
+    QgemmS16S16Packed(s->l16.data(), kp16, m0, m1, p.packed16, ep, y, ldy);
+  }
+}
+
+}  // namespace
+
+void RunLogMatmul(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
+                  float* y, int64_t ldy, LogScratch* s, IsaLevel cap) {
+  if (static_cast<int>(cap) >= static_cast<int>(IsaLevel::kAvx512Vnni) &&
+      IsaSupported(IsaLevel::kAvx512Vnni)) {
+    LogRowsAvx512(p, codes, ld_codes, m0, m1, y, ldy, s);
+  } else {
+    LogRowsScalar(p, codes, ld_codes, m0, m1, y, ldy, s);
+  }
+}
+
+}  // namespace adalog::intk

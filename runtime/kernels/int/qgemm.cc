@@ -1,0 +1,245 @@
+// Packing, prepare (weight re-centering, zero-point folding), the scalar packed fallbacks, the
+// ordered implementation list of the uniform int8 GEMM, and q@k^T per head.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "quant/error.h"
+#include "runtime/kernels/int/int_kernels.h"
+
+namespace adalog::intk {
+
+int64_t PackedS8Size(int n, int k) { return int64_t{(n + 15) / 16} * ((k + 3) / 4 * 4) * 16; }
+int64_t PackedS16Size(int n, int k) { return int64_t{(n + 15) / 16} * ((k + 1) / 2 * 2) * 16; }
+
+void PackS8Into(const int8_t* b, int64_t ldb, int n, int k, PackedS8* p) {
+  p->n = n;
+  p->k = k;
+  p->kp = (k + 3) / 4 * 4;
+  int8_t* out = p->data.data();
+  const int nb = (n + 15) / 16;
+  for (int v = 0; v < nb; ++v) {
+    int8_t* panel = out + int64_t{v} * p->kp * 16;
+    for (int s = 0; s < p->kp / 4; ++s) {
+      for (int col = 0; col < 16; ++col) {
+        const int j = v * 16 + col;
+        for (int e = 0; e < 4; ++e) {
+          const int t = 4 * s + e;
+          panel[s * 64 + col * 4 + e] = (j < n && t < k) ? b[j * ldb + t] : int8_t{0};
+        }
+      }
+    }
+  }
+}
+
+void PackS8(const int8_t* b, int64_t ldb, int n, int k, PackedS8* out) {
+  out->data.assign(static_cast<size_t>(PackedS8Size(n, k)), 0);
+  PackS8Into(b, ldb, n, k, out);
+}
+
+void PackS16(const int16_t* b, int64_t ldb, int n, int k, PackedS16* p) {
+  p->n = n;
+  p->k = k;
+  p->kp = (k + 1) / 2 * 2;
+  p->data.assign(static_cast<size_t>(PackedS16Size(n, k)), 0);
+  const int nb = (n + 15) / 16;
+  for (int v = 0; v < nb; ++v) {
+    int16_t* panel = p->data.data() + int64_t{v} * p->kp * 16;
+    for (int s = 0; s < p->kp / 2; ++s) {
+      for (int col = 0; col < 16; ++col) {
+        const int j = v * 16 + col;
+        for (int e = 0; e < 2; ++e) {
+          const int t = 2 * s + e;
+          panel[s * 32 + col * 2 + e] = (j < n && t < k) ? b[j * ldb + t] : int16_t{0};
+        }
+      }
+    }
+  }
+}
+
+namespace {
+
+inline float Finish(int64_t acc, const Epilogue& ep, int m, int n) {
+  if (ep.col_acc_bias) acc += ep.col_acc_bias[n];
+  float accf = static_cast<float>(acc);
+  if (ep.row_exp) accf = std::ldexp(accf, -ep.row_exp[m]);
+  return std::fmaf(accf, ep.col_scale[n], ep.col_bias ? ep.col_bias[n] : 0.f);
+}
+
+}  // namespace
+
+void QgemmU8S8Packed(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b,
+                     const Epilogue& ep, float* c, int64_t ldc) {
+  for (int m = m0; m < m1; ++m) {
+    const uint8_t* ar = a + m * lda;
+    int64_t rowsum = 0;
+    for (int t = 0; t < b.k; ++t) rowsum += ar[t];
+    for (int n = 0; n < b.n; ++n) {
+      const int8_t* panel = b.data.data() + int64_t{n / 16} * b.kp * 16 + (n % 16) * 4;
+      int64_t acc = 0;
+      for (int t = 0; t < b.k; ++t) acc += int64_t{ar[t]} * panel[(t / 4) * 64 + t % 4];
+      if (ep.col_rowsum_mult) acc += int64_t{ep.col_rowsum_mult[n]} * rowsum;
+      c[m * ldc + n] = Finish(acc, ep, m, n);
+    }
+  }
+}
+
+void QgemmS16S16Packed(const int16_t* a, int64_t lda, int m0, int m1, const PackedS16& b,
+                       const Epilogue& ep, float* c, int64_t ldc) {
+  for (int m = m0; m < m1; ++m) {
+    const int16_t* ar = a + m * lda;
+    int64_t rowsum = 0;
+    for (int t = 0; t < b.k; ++t) rowsum += ar[t];
+    for (int n = 0; n < b.n; ++n) {
+      const int16_t* panel = b.data.data() + int64_t{n / 16} * b.kp * 16 + (n % 16) * 2;
+      int64_t acc = 0;
+      for (int t = 0; t < b.k; ++t) acc += int64_t{ar[t]} * panel[(t / 2) * 32 + t % 2];
+      if (ep.col_rowsum_mult) acc += int64_t{ep.col_rowsum_mult[n]} * rowsum;
+      c[m * ldc + n] = Finish(acc, ep, m, n);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+const char* QgemmImplName(QgemmImpl impl) {
+  switch (impl) {
+    case QgemmImpl::kAuto: return "auto";
+    case QgemmImpl::kAvx512Vnni: return "qgemm_u8s8_s32__avx512vnni";
+    case QgemmImpl::kOnednn: return "qgemm_u8s8_s32__onednn";
+    case QgemmImpl::kPackedScalar: return "qgemm_u8s8_s32__scalar";
+    case QgemmImpl::kReference: return "qgemm_u8s8_s32__reference";
+  }
+  return "?";
+}
+
+Epilogue QLinear::epilogue() const {
+  Epilogue ep;
+  ep.col_acc_bias = col_acc_bias.data();
+  ep.col_rowsum_mult = col_rowsum_mult.empty() ? nullptr : col_rowsum_mult.data();
+  ep.col_scale = col_scale.data();
+  ep.col_bias = col_bias.data();
+  return ep;
+}
+
+QLinear PrepareQLinear(const uint8_t* w, int n, int k, int bits, const float* sw,
+                       const int32_t* zw, float sa, int32_t za, const float* bias) {
+  ADALOG_CHECK(n > 0 && k > 0, "PrepareQLinear: n = ", n, ", k = ", k, " must be positive");
+  ADALOG_CHECK(k <= kMaxK, "PrepareQLinear: k = ", k, " exceeds ", kMaxK);
+  ADALOG_CHECK(bits >= 2 && bits <= 8, "PrepareQLinear: bits = ", bits);
+  ADALOG_CHECK(za >= 0 && za <= 255, "PrepareQLinear: za = ", za);
+  QLinear p;
+  p.n = n;
+  p.k = k;
+  p.bits = bits;
+  p.za = za;
+  p.sa = sa;
+  const int32_t wmax = (1 << bits) - 1;
+  p.w8.resize(static_cast<size_t>(n) * k);
+  p.col_acc_bias.resize(static_cast<size_t>(n));
+  p.col_scale.resize(static_cast<size_t>(n));
+  p.col_bias.assign(static_cast<size_t>(n), 0.f);
+  if (bits == 8) p.col_rowsum_mult.resize(static_cast<size_t>(n));
+  for (int j = 0; j < n; ++j) {
+    ADALOG_CHECK(zw[j] >= 0 && zw[j] <= wmax, "PrepareQLinear: zw[", j, "] = ", zw[j]);
+    const int32_t cj = bits == 8 ? 128 : zw[j];
+    const int32_t e = cj - zw[j];
+    int64_t wsum = 0;
+    for (int t = 0; t < k; ++t) {
+      const int32_t code = w[int64_t{j} * k + t];
+      ADALOG_CHECK(code <= wmax, "PrepareQLinear: weight code ", code, " > ", wmax);
+      const int32_t v = code - cj;
+      p.w8[static_cast<size_t>(j) * k + t] = static_cast<int8_t>(v);
+      wsum += v;
+    }
+    p.col_acc_bias[j] = static_cast<int32_t>(-int64_t{za} * wsum - int64_t{k} * za * e);
+    if (bits == 8) p.col_rowsum_mult[j] = e;
+    p.col_scale[j] = sa * sw[j];
+    if (bias) p.col_bias[j] = bias[j];
+  }
+  PackS8(p.w8.data(), k, n, k, &p.packed);
+  return p;
+}
+
+QgemmImpl SelectQgemmImpl(IsaLevel cap) {
+  const bool verbose = DispatchVerbose();
+  // Ordered list: own VNNI microkernel (measured faster than oneDNN at M = 197 and 1576, see
+  // runtime/kernels/README.md), then the portable packed kernel. oneDNN is kept as an explicit
+  // choice (fixed M, not row-ranged).
+  if (static_cast<int>(cap) >= static_cast<int>(IsaLevel::kAvx512Vnni) &&
+      IsaSupported(IsaLevel::kAvx512Vnni)) {
+    if (verbose) std::fprintf(stderr, "adalog: qgemm: selected %s\n",
+                              QgemmImplName(QgemmImpl::kAvx512Vnni));
+    return QgemmImpl::kAvx512Vnni;
+  }
+  if (verbose) {
+    std::fprintf(stderr, "adalog: qgemm: %s declined: %s\n", QgemmImplName(QgemmImpl::kAvx512Vnni),
+                 IsaSupported(IsaLevel::kAvx512Vnni) ? "ISA capped" : "CPU lacks avx512vnni");
+    std::fprintf(stderr, "adalog: qgemm: selected %s\n", QgemmImplName(QgemmImpl::kPackedScalar));
+  }
+  return QgemmImpl::kPackedScalar;
+}
+
+void RunOnednnQgemm(OnednnQgemm* d, const QLinear& p, const uint8_t* a, int64_t lda, int m,
+                    float* c, int64_t ldc);  // qgemm_onednn.cc
+
+void RunQLinear(const QLinear& p, QgemmImpl impl, const uint8_t* a, int64_t lda, int m0, int m1,
+                float* c, int64_t ldc, OnednnQgemm* dnn) {
+  if (impl == QgemmImpl::kAuto) impl = SelectQgemmImpl(ActiveIsaLevel());
+  switch (impl) {
+    case QgemmImpl::kAvx512Vnni:
+      QgemmU8S8Avx512Vnni(a, lda, m0, m1, p.packed, p.epilogue(), c, ldc);
+      return;
+    case QgemmImpl::kOnednn:
+      RunOnednnQgemm(dnn, p, a, lda, m1, c, ldc);
+      return;
+    case QgemmImpl::kReference:  // the reference lives in kernels/reference (tests call it)
+    case QgemmImpl::kPackedScalar:
+    case QgemmImpl::kAuto:
+      QgemmU8S8Packed(a, lda, m0, m1, p.packed, p.epilogue(), c, ldc);
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+Matmul1Workspace MakeMatmul1Workspace(int max_tokens, int head_dim) {
+  ADALOG_CHECK(max_tokens > 0 && head_dim > 0 && head_dim <= kMaxK,
+               "MakeMatmul1Workspace: tokens = ", max_tokens, ", head_dim = ", head_dim);
+  Matmul1Workspace ws;
+  ws.packed.data.assign(static_cast<size_t>(PackedS8Size(max_tokens, head_dim)), 0);
+  ws.k8.resize(static_cast<size_t>(max_tokens) * head_dim);
+  ws.col_acc_bias.resize(static_cast<size_t>(max_tokens));
+  ws.col_rowsum_mult.resize(static_cast<size_t>(max_tokens));
+  ws.col_scale.resize(static_cast<size_t>(max_tokens));
+  return ws;
+}
+
+void Matmul1Head(const uint8_t* q, int64_t ldq, const uint8_t* k, int64_t ldk, int tq, int tk,
+                 int d, int32_t zq, int32_t zk, float alpha, float* s, int64_t lds,
+                 Matmul1Workspace* ws, IsaLevel cap) {
+  const int32_t e = 128 - zk;
+  for (int j = 0; j < tk; ++j) {
+    int32_t sum = 0;
+    int8_t* dst = ws->k8.data() + static_cast<int64_t>(j) * d;
+    for (int t = 0; t < d; ++t) {
+      const int32_t v = k[j * ldk + t] - 128;
+      dst[t] = static_cast<int8_t>(v);
+      sum += v;
+    }
+    ws->col_acc_bias[j] = -zq * sum - d * zq * e;
+    ws->col_rowsum_mult[j] = e;
+    ws->col_scale[j] = alpha;
+  }
+  PackS8Into(ws->k8.data(), d, tk, d, &ws->packed);
+  Epilogue ep;
+  ep.col_acc_bias = ws->col_acc_bias.data();
+  ep.col_rowsum_mult = ws->col_rowsum_mult.data();
+  ep.col_scale = ws->col_scale.data();
+  if (static_cast<int>(cap) >= static_cast<int>(IsaLevel::kAvx512Vnni) &&
+      IsaSupported(IsaLevel::kAvx512Vnni)) {
+    QgemmU8S8Avx512Vnni(q, ldq, 0, tq, ws->packed, ep, s, lds);
+  } else {
+    QgemmU8S8Packed(q, ldq, 0, tq, ws->packed, ep, s, lds);
+  }
+}
+
+}  // namespace adalog::intk

@@ -1,0 +1,297 @@
+// qgemm_u8s8_s32__avx512vnni and qgemm_s16s16_s32__avx512vnni: register-blocked microkernels
+// (up to 6 rows x 64 columns, 24 zmm accumulators) on the packed B panels of int_kernels.h, with
+// the fused fp32 epilogue. Compiled with -mavx512vnni; called only after a run-time check.
+//
+// Loop order: M tiles of 6 rows outer (A tile stays in L1), 64-column panels inner (B streams
+// from L2; ViT weights <= 600 KB fit Zen 4's 1 MB L2). One k step is one dword of A (4 u8 or
+// 2 s16) broadcast against one 64-byte panel line per 16 columns.
+// Overflow: u8 x s8: |sum| <= 255*128*4096 < 2^31. s16 x s16: one vpdpwssd lane adds at most
+// 2 * 32767 * 255 = 16.7e6, so int32 partial sums are flushed to int64 every 128 steps (256 k).
+// GCC 12 reports its own _mm512_undefined_*() inside intrinsics (reduce/scalef/extract) as
+// (maybe-)uninitialized (GCC bug 105593, fixed in GCC 13); the file is exempted.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "runtime/kernels/int/int_kernels.h"
+
+namespace adalog::intk {
+namespace {
+
+constexpr int kMr = 6;
+constexpr int kNv = 4;             // zmm column vectors per microkernel (64 columns)
+constexpr int kS16FlushSteps = 128;  // dword steps per int32 chunk (s16)
+
+inline __mmask16 ColMask(int remaining) {
+  return remaining >= 16 ? static_cast<__mmask16>(0xFFFF)
+                         : static_cast<__mmask16>((1u << remaining) - 1u);
+}
+
+// Sum of K u8 values (vpsadbw, masked tail load).
+inline int32_t RowSumU8(const uint8_t* a, int k) {
+  __m512i s = _mm512_setzero_si512();
+  int t = 0;
+  for (; t + 64 <= k; t += 64) {
+    s = _mm512_add_epi64(s, _mm512_sad_epu8(_mm512_loadu_si512(a + t), _mm512_setzero_si512()));
+  }
+  if (t < k) {
+    const __mmask64 m = (~__mmask64{0}) >> (64 - (k - t));
+    s = _mm512_add_epi64(s, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(m, a + t),
+                                            _mm512_setzero_si512()));
+  }
+  return static_cast<int32_t>(_mm512_reduce_add_epi64(s));
+}
+
+// Epilogue of 16 columns from int32 sums:
+//   y = fmaf(ldexpf(float(acc + mult*rowsum + accbias), -row_exp), scale, bias).
+inline void StoreEpilogue32(__m512i acc, int32_t rowsum, const Epilogue& ep, int row, int n0,
+                            int n_total, float* out) {
+  const int rem = n_total - n0;
+  const __mmask16 mask = ColMask(rem);
+  if (ep.col_rowsum_mult) {
+    const __m512i mult = _mm512_maskz_loadu_epi32(mask, ep.col_rowsum_mult + n0);
+    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(mult, _mm512_set1_epi32(rowsum)));
+  }
+  if (ep.col_acc_bias) {
+    acc = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, ep.col_acc_bias + n0));
+  }
+  const __m512 scale = _mm512_maskz_loadu_ps(mask, ep.col_scale + n0);
+  __m512 accf = _mm512_cvtepi32_ps(acc);
+  if (ep.row_exp) {
+    accf = _mm512_scalef_ps(accf, _mm512_set1_ps(static_cast<float>(-ep.row_exp[row])));
+  }
+  const __m512 bias =
+      ep.col_bias ? _mm512_maskz_loadu_ps(mask, ep.col_bias + n0) : _mm512_setzero_ps();
+  const __m512 y = _mm512_fmadd_ps(accf, scale, bias);
+  if (rem >= 16) {
+    _mm512_storeu_ps(out, y);
+  } else {
+    _mm512_mask_storeu_ps(out, mask, y);
+  }
+}
+
+// Same from int64 sums (lo: columns 0..7, hi: 8..15); no compensation terms (s16 kernels).
+inline void StoreEpilogue64(__m512i lo, __m512i hi, const Epilogue& ep, int row, int n0,
+                            int n_total, float* out) {
+  const int rem = n_total - n0;
+  const __mmask16 mask = ColMask(rem);
+  if (ep.col_acc_bias) {
+    const __m512i b = _mm512_maskz_loadu_epi32(mask, ep.col_acc_bias + n0);
+    lo = _mm512_add_epi64(lo, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(b)));
+    hi = _mm512_add_epi64(hi, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(b, 1)));
+  }
+  __m512 accf =
+      _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtepi64_ps(lo)), _mm512_cvtepi64_ps(hi), 1);
+  const __m512 scale = _mm512_maskz_loadu_ps(mask, ep.col_scale + n0);
+  if (ep.row_exp) {
+    accf = _mm512_scalef_ps(accf, _mm512_set1_ps(static_cast<float>(-ep.row_exp[row])));
+  }
+  const __m512 bias =
+      ep.col_bias ? _mm512_maskz_loadu_ps(mask, ep.col_bias + n0) : _mm512_setzero_ps();
+  const __m512 y = _mm512_fmadd_ps(accf, scale, bias);
+  if (rem >= 16) {
+    _mm512_storeu_ps(out, y);
+  } else {
+    _mm512_mask_storeu_ps(out, mask, y);
+  }
+}
+
+inline uint32_t LoadDword(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// u8 x s8 microkernel: rows [m, m + MR), columns [n0, n0 + 16 NV).
+template <int MR, int NV>
+void TileU8S8(const uint8_t* a, int64_t lda, int m, const PackedS8& b, int n0,
+              const int32_t* rowsum, const Epilogue& ep, float* c, int64_t ldc) {
+  __m512i acc[MR][NV];
+  for (int r = 0; r < MR; ++r) {
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_si512();
+  }
+  const int k = b.k;
+  const int kfull = k / 4;
+  const int8_t* panel = b.data.data() + static_cast<int64_t>(n0 / 16) * b.kp * 16;
+  const int64_t panel_stride = static_cast<int64_t>(b.kp) * 16;
+  const uint8_t* arow[MR];
+  for (int r = 0; r < MR; ++r) arow[r] = a + (m + r) * lda;
+  for (int s = 0; s < kfull; ++s) {
+    __m512i bv[NV];
+    for (int j = 0; j < NV; ++j) {
+      bv[j] = _mm512_loadu_si512(panel + j * panel_stride + s * 64);
+    }
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = _mm512_set1_epi32(static_cast<int>(LoadDword(arow[r] + 4 * s)));
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+    }
+  }
+  if (k % 4 != 0) {
+    __m512i bv[NV];
+    for (int j = 0; j < NV; ++j) {
+      bv[j] = _mm512_loadu_si512(panel + j * panel_stride + kfull * 64);
+    }
+    for (int r = 0; r < MR; ++r) {
+      uint32_t d = 0;
+      std::memcpy(&d, arow[r] + 4 * kfull, static_cast<size_t>(k % 4));
+      const __m512i av = _mm512_set1_epi32(static_cast<int>(d));
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int j = 0; j < NV; ++j) {
+      StoreEpilogue32(acc[r][j], rowsum[r], ep, m + r, n0 + 16 * j, b.n,
+                      c + (m + r) * ldc + n0 + 16 * j);
+    }
+  }
+}
+
+// s16 x s16 microkernel with int64 flushes for long K.
+template <int MR, int NV>
+void TileS16(const int16_t* a, int64_t lda, int m, const PackedS16& b, int n0, const Epilogue& ep,
+             float* c, int64_t ldc) {
+  const int k = b.k;
+  const int kfull = k / 2;
+  const int steps = (k + 1) / 2;
+  const int16_t* panel = b.data.data() + static_cast<int64_t>(n0 / 16) * b.kp * 16;
+  const int64_t panel_stride = static_cast<int64_t>(b.kp) * 16;
+  const int16_t* arow[MR];
+  for (int r = 0; r < MR; ++r) arow[r] = a + (m + r) * lda;
+  const bool wide = steps > kS16FlushSteps;
+  __m512i acc64[MR][NV][2];
+  for (int r = 0; r < MR; ++r) {
+    for (int j = 0; j < NV; ++j) acc64[r][j][0] = acc64[r][j][1] = _mm512_setzero_si512();
+  }
+  __m512i acc[MR][NV];
+  for (int s0 = 0; s0 < steps; s0 += kS16FlushSteps) {
+    const int s1 = s0 + kS16FlushSteps < steps ? s0 + kS16FlushSteps : steps;
+    for (int r = 0; r < MR; ++r) {
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_si512();
+    }
+    for (int s = s0; s < s1; ++s) {
+      __m512i bv[NV];
+      for (int j = 0; j < NV; ++j) {
+        bv[j] = _mm512_loadu_si512(panel + j * panel_stride + s * 32);
+      }
+      for (int r = 0; r < MR; ++r) {
+        uint32_t d;
+        if (s < kfull) {
+          d = LoadDword(arow[r] + 2 * s);
+        } else {
+          uint16_t lo;
+          std::memcpy(&lo, arow[r] + 2 * s, 2);
+          d = lo;
+        }
+        const __m512i av = _mm512_set1_epi32(static_cast<int>(d));
+        for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpwssd_epi32(acc[r][j], av, bv[j]);
+      }
+    }
+    if (wide) {
+      for (int r = 0; r < MR; ++r) {
+        for (int j = 0; j < NV; ++j) {
+          acc64[r][j][0] = _mm512_add_epi64(
+              acc64[r][j][0], _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc[r][j])));
+          acc64[r][j][1] = _mm512_add_epi64(
+              acc64[r][j][1], _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc[r][j], 1)));
+        }
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int j = 0; j < NV; ++j) {
+      float* out = c + (m + r) * ldc + n0 + 16 * j;
+      if (wide) {
+        StoreEpilogue64(acc64[r][j][0], acc64[r][j][1], ep, m + r, n0 + 16 * j, b.n, out);
+      } else {
+        StoreEpilogue32(acc[r][j], 0, ep, m + r, n0 + 16 * j, b.n, out);
+      }
+    }
+  }
+}
+
+using TileU8Fn = void (*)(const uint8_t*, int64_t, int, const PackedS8&, int, const int32_t*,
+                          const Epilogue&, float*, int64_t);
+using TileS16Fn = void (*)(const int16_t*, int64_t, int, const PackedS16&, int, const Epilogue&,
+                           float*, int64_t);
+
+template <int MR>
+constexpr TileU8Fn U8Row(int nv) {
+  return nv == 1 ? &TileU8S8<MR, 1> : nv == 2 ? &TileU8S8<MR, 2> : nv == 3 ? &TileU8S8<MR, 3>
+                                                                           : &TileU8S8<MR, 4>;
+}
+TileU8Fn PickU8(int mr, int nv) {
+  switch (mr) {
+    case 1: return U8Row<1>(nv);
+    case 2: return U8Row<2>(nv);
+    case 3: return U8Row<3>(nv);
+    case 4: return U8Row<4>(nv);
+    case 5: return U8Row<5>(nv);
+    default: return U8Row<6>(nv);
+  }
+}
+template <int MR>
+constexpr TileS16Fn S16Row(int nv) {
+  return nv == 1 ? &TileS16<MR, 1> : nv == 2 ? &TileS16<MR, 2> : nv == 3 ? &TileS16<MR, 3>
+                                                                         : &TileS16<MR, 4>;
+}
+TileS16Fn PickS16(int mr, int nv) {
+  switch (mr) {
+    case 1: return S16Row<1>(nv);
+    case 2: return S16Row<2>(nv);
+    case 3: return S16Row<3>(nv);
+    case 4: return S16Row<4>(nv);
+    case 5: return S16Row<5>(nv);
+    default: return S16Row<6>(nv);
+  }
+}
+
+}  // namespace
+
+void QgemmU8S8Avx512Vnni(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b,
+                         const Epilogue& ep, float* c, int64_t ldc) {
+  const int nvec = (b.n + 15) / 16;
+  for (int m = m0; m < m1; m += kMr) {
+    const int mr = m1 - m < kMr ? m1 - m : kMr;
+    int32_t rowsum[kMr] = {0, 0, 0, 0, 0, 0};
+    if (ep.col_rowsum_mult) {
+      for (int r = 0; r < mr; ++r) rowsum[r] = RowSumU8(a + (m + r) * lda, b.k);
+    }
+    for (int v = 0; v < nvec; v += kNv) {
+      const int nv = nvec - v < kNv ? nvec - v : kNv;
+      PickU8(mr, nv)(a, lda, m, b, v * 16, rowsum, ep, c, ldc);
+    }
+  }
+}
+
+void QgemmS16S16Avx512Vnni(const int16_t* a, int64_t lda, int m0, int m1, const PackedS16& b,
+                           const Epilogue& ep, float* c, int64_t ldc) {
+  const int nvec = (b.n + 15) / 16;
+  for (int m = m0; m < m1; m += kMr) {
+    const int mr = m1 - m < kMr ? m1 - m : kMr;
+    for (int v = 0; v < nvec; v += kNv) {
+      const int nv = nvec - v < kNv ? nvec - v : kNv;
+      PickS16(mr, nv)(a, lda, m, b, v * 16, ep, c, ldc);
+    }
+  }
+}
+
+}  // namespace adalog::intk
+
+namespace adalog::intk {
+
+// Epilogue over a dense int32 accumulator (the oneDNN path). Needs only AVX-512F/BW.
+void EpilogueS32Avx512(const int32_t* acc, int64_t ldacc, const uint8_t* a, int64_t lda, int k,
+                       int m0, int m1, int n, const Epilogue& ep, float* c, int64_t ldc) {
+  for (int m = m0; m < m1; ++m) {
+    const int32_t rowsum = ep.col_rowsum_mult ? RowSumU8(a + m * lda, k) : 0;
+    for (int j = 0; j < n; j += 16) {
+      const __mmask16 mask = ColMask(n - j);
+      StoreEpilogue32(_mm512_maskz_loadu_epi32(mask, acc + m * ldacc + j), rowsum, ep, m, j, n,
+                      c + m * ldc + j);
+    }
+  }
+}
+
+}  // namespace adalog::intk

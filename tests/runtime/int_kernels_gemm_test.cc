@@ -1,0 +1,192 @@
+// Bit-exact tests of the uniform integer GEMMs (runtime/kernels/int/int_kernels.h) against the
+// plain references (runtime/kernels/reference/int_gemm_ref.h): every implementation, tile edges,
+// odd K, bit widths 2..8, zero-point sweeps, per-head zero points, sentinel-filled outputs.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "quant/error.h"
+#include "runtime/cpu_features.h"
+#include "runtime/kernels/int/int_kernels.h"
+#include "runtime/kernels/reference/int_gemm_ref.h"
+#include "tests/util/test_util.h"
+
+namespace adalog::intk {
+namespace {
+
+using test::kFloatSentinel;
+using test::Repro;
+
+struct Case {
+  int m, n, k, bits, za;
+};
+
+std::vector<uint8_t> RandomCodes(std::mt19937_64& rng, int64_t count, int bits) {
+  std::uniform_int_distribution<int> d(0, (1 << bits) - 1);
+  std::vector<uint8_t> v(static_cast<size_t>(count));
+  for (auto& e : v) e = static_cast<uint8_t>(d(rng));
+  return v;
+}
+
+// Checks c against ref over [m0, m1) x [0, n) and that the rest of the ldc-wide buffer kept the
+// sentinel; rejects cases whose outputs are mostly zero.
+void ExpectSame(const std::vector<float>& c, const std::vector<float>& ref, int rows, int m0,
+                int m1, int n, int64_t ldc, const std::string& repro) {
+  int64_t zeros = 0, bad = 0;
+  for (int i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < ldc; ++j) {
+      const float got = c[static_cast<size_t>(i * ldc + j)];
+      const bool inside = i >= m0 && i < m1 && j < n;
+      if (!inside) {
+        if (got != kFloatSentinel && ++bad < 3) ADD_FAILURE() << "wrote outside at " << i << "," << j << " " << repro;
+        continue;
+      }
+      const float want = ref[static_cast<size_t>(i * n + j)];
+      if (want == 0.f) ++zeros;
+      if (!test::SameFloat(got, want) && ++bad < 3) {
+        ADD_FAILURE() << "y[" << i << "][" << j << "] = " << got << ", reference " << want << " "
+                      << repro;
+      }
+    }
+  }
+  EXPECT_EQ(bad, 0) << repro;
+  const int64_t total = int64_t{m1 - m0} * n;
+  EXPECT_LE(zeros * 2, total + 1) << "mostly zero outputs: vacuous case " << repro;
+}
+
+std::vector<QgemmImpl> Impls() {
+  std::vector<QgemmImpl> v = {QgemmImpl::kPackedScalar};
+  if (IsaSupported(IsaLevel::kAvx512Vnni)) v.push_back(QgemmImpl::kAvx512Vnni);
+  return v;
+}
+
+void RunCase(const Case& cs, uint64_t seed, bool with_onednn) {
+  auto rng = test::SeededRng(seed);
+  const std::string repro =
+      Repro("seed", seed, "m", cs.m, "n", cs.n, "k", cs.k, "bits", cs.bits, "za", cs.za);
+  const auto a = RandomCodes(rng, int64_t{cs.m} * cs.k, 8);
+  const auto w = RandomCodes(rng, int64_t{cs.n} * cs.k, cs.bits);
+  std::uniform_int_distribution<int> zd(0, (1 << cs.bits) - 1);
+  std::vector<int32_t> zw(static_cast<size_t>(cs.n));
+  for (auto& z : zw) z = zd(rng);
+  if (cs.n > 2) {
+    zw[0] = 0;
+    zw[1] = (1 << cs.bits) - 1;
+  }
+  const auto sw = test::UniformFloats(rng, cs.n, 1e-3f, 2e-2f);
+  const auto bias = test::UniformFloats(rng, cs.n, -1.f, 1.f);
+  const float sa = 0.037f;
+  std::vector<float> ref(static_cast<size_t>(cs.m) * cs.n);
+  ref::QLinearRef(a.data(), cs.k, cs.m, w.data(), cs.n, cs.k, sw.data(), zw.data(), sa, cs.za,
+                  bias.data(), ref.data(), cs.n);
+  const QLinear p = PrepareQLinear(w.data(), cs.n, cs.k, cs.bits, sw.data(), zw.data(), sa, cs.za,
+                                   bias.data());
+  const int64_t ldc = cs.n + 5;
+  for (QgemmImpl impl : Impls()) {
+    std::vector<float> c(static_cast<size_t>(cs.m * ldc), kFloatSentinel);
+    RunQLinear(p, impl, a.data(), cs.k, 0, cs.m, c.data(), ldc);
+    ExpectSame(c, ref, cs.m, 0, cs.m, cs.n, ldc, repro + " impl=" + QgemmImplName(impl));
+    // A row sub-range leaves the other rows untouched.
+    if (cs.m > 2) {
+      std::vector<float> c2(static_cast<size_t>(cs.m * ldc), kFloatSentinel);
+      RunQLinear(p, impl, a.data(), cs.k, 1, cs.m - 1, c2.data(), ldc);
+      ExpectSame(c2, ref, cs.m, 1, cs.m - 1, cs.n, ldc, repro + " rows=[1,m-1) impl=" + QgemmImplName(impl));
+    }
+  }
+  if (with_onednn) {
+    OnednnQgemm* d = MakeOnednnQgemm(p, cs.m);
+    ASSERT_NE(d, nullptr) << repro;
+    std::vector<float> c(static_cast<size_t>(cs.m * ldc), kFloatSentinel);
+    RunQLinear(p, QgemmImpl::kOnednn, a.data(), cs.k, 0, cs.m, c.data(), ldc, d);
+    ExpectSame(c, ref, cs.m, 0, cs.m, cs.n, ldc, repro + " impl=onednn");
+    FreeOnednnQgemm(d);
+  }
+}
+
+TEST(IntQgemm, BitExactTileEdgesAndOddK) {
+  const int ms[] = {1, 15, 16, 17, 63, 64, 65, 197};
+  const int ns[] = {1, 15, 16, 17, 63, 64, 65, 197};
+  const int ks[] = {1, 3, 63, 65, 383, 384};
+  uint64_t seed = 1000;
+  // Every M and every N against every K, with the other dimension drawn from the list.
+  for (int k : ks) {
+    for (int i = 0; i < 8; ++i) {
+      const int bits = 2 + static_cast<int>(seed % 7);
+      const int za = static_cast<int>((seed * 37) % 256);
+      RunCase({ms[i], ns[(i * 3 + k) % 8], k, bits, za}, seed++, false);
+      RunCase({ms[(i * 5 + k) % 8], ns[i], k, bits, 255 - za}, seed++, false);
+    }
+  }
+}
+
+TEST(IntQgemm, EveryBitWidthAndZeroPointSweep) {
+  uint64_t seed = 2000;
+  for (int bits = 2; bits <= 8; ++bits) {
+    for (int za : {0, 1, 127, 128, 255}) RunCase({17, 33, 65, bits, za}, seed++, false);
+  }
+}
+
+TEST(IntQgemm, OnednnMatchesReference) {
+  uint64_t seed = 3000;
+  for (const Case& cs : {Case{197, 384, 384, 8, 131}, Case{17, 65, 63, 4, 7},
+                         Case{64, 1152, 384, 6, 0}, Case{1, 17, 3, 3, 255}}) {
+    RunCase(cs, seed++, true);
+  }
+}
+
+TEST(IntQgemm, PrepareRejectsBadParameters) {
+  std::vector<uint8_t> w(16, 3);
+  std::vector<float> sw(4, 1.f);
+  std::vector<int32_t> zw(4, 0);
+  EXPECT_THROW(PrepareQLinear(w.data(), 4, 4, 9, sw.data(), zw.data(), 1.f, 0, nullptr), Error);
+  EXPECT_THROW(PrepareQLinear(w.data(), 4, 4, 4, sw.data(), zw.data(), 1.f, 256, nullptr), Error);
+  zw[2] = 16;
+  EXPECT_THROW(PrepareQLinear(w.data(), 4, 4, 4, sw.data(), zw.data(), 1.f, 0, nullptr), Error);
+  zw[2] = 0;
+  w[5] = 200;
+  EXPECT_THROW(PrepareQLinear(w.data(), 4, 4, 4, sw.data(), zw.data(), 1.f, 0, nullptr), Error);
+}
+
+// q @ k^T per head, per-head zero points, heads 1..16, tokens 1..577, head_dim 32 / 64.
+TEST(IntMatmul1, BitExactPerHead) {
+  uint64_t seed = 4000;
+  const int tokens[] = {1, 2, 17, 65, 197};
+  for (int heads : {1, 3, 16}) {
+    for (int d : {32, 64}) {
+      const int t = tokens[(heads + d) % 5];
+      auto rng = test::SeededRng(seed);
+      const int width = heads * d;  // q and k live in a [T][heads * d] tensor (stride = width)
+      const auto q = RandomCodes(rng, int64_t{t} * width, 8);
+      const auto k = RandomCodes(rng, int64_t{t} * width, 8);
+      Matmul1Workspace ws = MakeMatmul1Workspace(577, 64);
+      for (int h = 0; h < heads; ++h) {
+        const int zq = static_cast<int>((h * 53 + seed) % 256), zk = (h * 101) % 256;
+        const float alpha = 0.01f * (h + 1) * 0.125f;
+        const std::string repro = Repro("seed", seed, "heads", heads, "head", h, "tokens", t, "d", d);
+        std::vector<float> ref(static_cast<size_t>(t) * t);
+        ref::Matmul1Ref(q.data() + h * d, width, k.data() + h * d, width, t, t, d, zq, zk, alpha,
+                        ref.data(), t);
+        for (IsaLevel cap : {IsaLevel::kRef, IsaLevel::kAvx512Vnni}) {
+          std::vector<float> s(static_cast<size_t>(t) * (t + 3), kFloatSentinel);
+          Matmul1Head(q.data() + h * d, width, k.data() + h * d, width, t, t, d, zq, zk, alpha,
+                      s.data(), t + 3, &ws, cap);
+          ExpectSame(s, ref, t, 0, t, t, t + 3, repro + " cap=" + IsaLevelName(cap));
+        }
+      }
+      ++seed;
+    }
+  }
+  // The longest token count once (ViT 384: 577 tokens).
+  auto rng = test::SeededRng(seed);
+  const auto q = RandomCodes(rng, 577 * 64, 8);
+  const auto k = RandomCodes(rng, 577 * 64, 8);
+  Matmul1Workspace ws = MakeMatmul1Workspace(577, 64);
+  std::vector<float> ref(577 * 577), s(577 * 577, kFloatSentinel);
+  ref::Matmul1Ref(q.data(), 64, k.data(), 64, 577, 577, 64, 77, 200, 0.003f, ref.data(), 577);
+  Matmul1Head(q.data(), 64, k.data(), 64, 577, 577, 64, 77, 200, 0.003f, s.data(), 577, &ws);
+  ExpectSame(s, ref, 577, 0, 577, 577, 577, Repro("seed", seed, "tokens", 577, "d", 64));
+}
+
+}  // namespace
+}  // namespace adalog::intk

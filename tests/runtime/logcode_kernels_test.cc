@@ -1,0 +1,276 @@
+// Tests of the log-code GEMMs (runtime/kernels/int/int_kernels.h, section 3): every design is
+// bit-exact against the plain reference (runtime/kernels/reference/logcode_ref.h) with its
+// headroom, at every ISA level, on attn@V and fc2 shapes (heads 1..16, tokens 1..577, bits 3..8,
+// q in 10..137 including 37, zero codes present); and each design's deviation from the
+// real-valued log decode stays within the proven bound (named tolerance below).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "quant/log_quantizers.h"
+#include "runtime/cpu_features.h"
+#include "runtime/kernels/int/int_kernels.h"
+#include "runtime/kernels/reference/logcode_ref.h"
+#include "tests/util/test_util.h"
+
+namespace adalog::intk {
+namespace {
+
+using test::kFloatSentinel;
+using test::Repro;
+
+constexpr LogDesign kDesigns[] = {LogDesign::kBuckets, LogDesign::kS16, LogDesign::kU8};
+
+// Log codes: softmax-like rows (geometric: most mass on small codes) mixed with uniform codes,
+// zero codes present for bits <= 7, and an all-zero row when rows > 3.
+std::vector<uint8_t> LogCodes(std::mt19937_64& rng, int rows, int cols, int bits) {
+  const int zero = LogZeroCode(bits);
+  const int top = bits == 8 ? 255 : zero;  // 8 bits: no zero code
+  std::vector<uint8_t> v(static_cast<size_t>(rows) * cols);
+  std::uniform_int_distribution<int> uni(0, top);
+  std::geometric_distribution<int> geo(0.25);
+  for (int r = 0; r < rows; ++r) {
+    const bool peaked = (r % 2) == 0;
+    const int base = uni(rng) / 2;  // row offset: rows whose largest level is small
+    for (int c = 0; c < cols; ++c) {
+      const int x = peaked ? std::min(top, base + geo(rng)) : uni(rng);
+      v[static_cast<size_t>(r) * cols + c] = static_cast<uint8_t>(x);
+    }
+    if (bits < 8 && cols > 1) v[static_cast<size_t>(r) * cols] = static_cast<uint8_t>(zero);
+  }
+  if (rows > 3 && bits < 8) {
+    std::fill(v.begin() + cols * 3, v.begin() + cols * 4, static_cast<uint8_t>(zero));
+  }
+  return v;
+}
+
+std::vector<uint8_t> Codes(std::mt19937_64& rng, int64_t count, int bits) {
+  std::uniform_int_distribution<int> d(0, (1 << bits) - 1);
+  std::vector<uint8_t> v(static_cast<size_t>(count));
+  for (auto& e : v) e = static_cast<uint8_t>(d(rng));
+  return v;
+}
+
+int CheckBitExact(const std::vector<float>& y, const std::vector<float>& ref, int m, int n,
+                  int64_t ldy, const std::string& repro) {
+  int bad = 0;
+  int64_t zeros = 0;
+  for (int i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < ldy; ++j) {
+      const float got = y[static_cast<size_t>(i * ldy + j)];
+      if (j >= n) {
+        if (got != kFloatSentinel && ++bad < 3) ADD_FAILURE() << "wrote padding " << repro;
+        continue;
+      }
+      const float want = ref[static_cast<size_t>(i) * n + j];
+      zeros += want == 0.f;
+      if (!test::SameFloat(got, want) && ++bad < 3) {
+        ADD_FAILURE() << "y[" << i << "][" << j << "] = " << got << ", reference " << want << " "
+                      << repro;
+      }
+    }
+  }
+  EXPECT_EQ(bad, 0) << repro;
+  // All-zero rows are deliberate (one per case); the rest must be mostly nonzero.
+  EXPECT_LE(zeros, int64_t{m} * n / 2 + n) << "mostly zero outputs: vacuous " << repro;
+  return bad;
+}
+
+struct LogCase {
+  int m, n, k, bits, q;
+  bool attn;  // attn@V (B = V [k][n], one zero point) vs fc2 (B = W [n][k], per-row)
+};
+
+void RunLogCase(const LogCase& cs, uint64_t seed) {
+  auto rng = test::SeededRng(seed);
+  const AdaLogTables t = MakeAdaLogTables(cs.bits, cs.q);
+  const auto codes = LogCodes(rng, cs.m, cs.k, cs.bits);
+  const auto ub = Codes(rng, int64_t{cs.n} * cs.k, 8);  // uniform operand, 8-bit codes
+  std::vector<int32_t> zu(static_cast<size_t>(cs.n));
+  std::vector<float> alpha(static_cast<size_t>(cs.n)), bias;
+  std::uniform_int_distribution<int> zd(0, 255);
+  const int zv = zd(rng);
+  for (int o = 0; o < cs.n; ++o) {
+    zu[o] = cs.attn ? zv : zd(rng);
+    alpha[o] = cs.attn ? 0.02f / t.D : (1e-3f + 1e-4f * (o % 13)) * 0.5f / t.D;
+  }
+  if (!cs.attn) bias = test::UniformFloats(rng, cs.n, -1.f, 1.f);
+  const float* bias_p = cs.attn ? nullptr : bias.data();
+  // ub is [n][k] for fc2; for attn it is read as V [k][n] (transposed view of the same bytes).
+  std::vector<uint8_t> u_nk(static_cast<size_t>(cs.n) * cs.k);
+  for (int o = 0; o < cs.n; ++o) {
+    for (int j = 0; j < cs.k; ++j) {
+      u_nk[static_cast<size_t>(o) * cs.k + j] =
+          cs.attn ? ub[static_cast<size_t>(j) * cs.n + o] : ub[static_cast<size_t>(o) * cs.k + j];
+    }
+  }
+  const int64_t ldy = cs.n + 3;
+  for (LogDesign design : kDesigns) {
+    const std::string repro = Repro("seed", seed, "m", cs.m, "n", cs.n, "k", cs.k, "bits", cs.bits,
+                                    "q", cs.q, "attn", cs.attn, "design", LogDesignName(design));
+    LogMatmul p;
+    if (cs.attn) {
+      // Prepare once with a dummy operand, then repack per head like the executor.
+      std::vector<uint8_t> dummy(static_cast<size_t>(cs.n) * cs.k, 0);
+      std::vector<int32_t> z0(static_cast<size_t>(cs.n), 0);
+      p = PrepareLogMatmul(design, t, dummy.data(), cs.k, cs.n, cs.k, z0.data(), alpha.data(),
+                           nullptr);
+      RepackLogMatmulB(&p, ub.data(), cs.n, true, zv, alpha[0]);
+    } else {
+      p = PrepareLogMatmul(design, t, ub.data(), cs.k, cs.n, cs.k, zu.data(), alpha.data(), bias_p);
+    }
+    std::vector<float> ref(static_cast<size_t>(cs.m) * cs.n);
+    ref::LogMatmulRef(t, p.headroom, codes.data(), cs.k, cs.m, u_nk.data(), cs.k, cs.n, cs.k,
+                      zu.data(), alpha.data(), bias_p, ref.data(), cs.n);
+    LogScratch s = MakeLogScratch(p, cs.m);
+    for (IsaLevel cap : {IsaLevel::kRef, IsaLevel::kAvx512Vnni}) {
+      std::vector<float> y(static_cast<size_t>(cs.m * ldy), kFloatSentinel);
+      RunLogMatmul(p, codes.data(), cs.k, 0, cs.m, y.data(), ldy, &s, cap);
+      CheckBitExact(y, ref, cs.m, cs.n, ldy, repro + " cap=" + IsaLevelName(cap));
+    }
+  }
+}
+
+TEST(LogCodeMatmul, AttnVBitExactEveryDesign) {
+  const int tokens[] = {1, 2, 17, 64, 65, 197};
+  const int qs[] = {10, 37, 137, 23, 61, 100};
+  uint64_t seed = 5000;
+  for (int bits = 3; bits <= 8; ++bits) {
+    for (int i = 0; i < 3; ++i) {
+      const int t = tokens[(bits + i * 2) % 6];
+      const int d = (i % 2) ? 32 : 64;
+      const int q = qs[(bits + i) % 6];
+      RunLogCase({t, d, t, bits, q, true}, seed++);
+    }
+  }
+  RunLogCase({577, 64, 577, 4, 37, true}, seed++);  // longest token count once
+}
+
+TEST(LogCodeMatmul, AttnVHeadsLoop) {
+  // 1..16 heads of one image: the same prepared kernel repacked per head.
+  uint64_t seed = 5500;
+  for (int heads : {1, 6, 16}) {
+    for (int h = 0; h < heads; h += (heads > 6 ? 5 : 1)) {
+      RunLogCase({33, 64, 33, 4 + h % 3, 10 + (h * 29) % 128, true}, seed++);
+    }
+  }
+}
+
+TEST(LogCodeMatmul, Fc2BitExactEveryDesign) {
+  const int ms[] = {1, 15, 17, 64, 65};
+  const int ns[] = {1, 15, 16, 17, 63, 65};
+  const int ks[] = {1, 3, 63, 65, 383, 384};
+  uint64_t seed = 6000;
+  for (int bits = 3; bits <= 8; ++bits) {
+    for (int i = 0; i < 4; ++i) {
+      const int q = (bits * 17 + i * 31) % 128 + 10;
+      RunLogCase({ms[(bits + i) % 5], ns[(bits * 2 + i) % 6], ks[(bits + 3 * i) % 6], bits,
+                  i == 0 ? 37 : q, false},
+                 seed++);
+    }
+  }
+  RunLogCase({17, 40, 1536, 4, 30, false}, seed++);  // fc2 K, int64 flush path of s16
+}
+
+// Named tolerance: each decoded level loses < 1 unit of 2^-E to the floor, so
+//   |y - y_real| <= |alpha| 2^-E sum_k |u - zu| + kFp32Slack * (|alpha| sum_k level |u - zu| + |bias|)
+// with kFp32Slack covering float(acc) and fmaf (two roundings, 2^-23 together) and alpha's own
+// rounding. The test also prints each design's measured deviation relative to the output's full
+// scale alpha * sum_k level_k * max_k |u - zu| (random codes, and codes of real softmax rows).
+constexpr double kFp32Slack = 4.0 / (1 << 23);
+
+// Codes of softmax rows of random logits (N(0, sigma^2)), encoded by quant's AdaLog quantizer.
+std::vector<uint8_t> SoftmaxCodes(std::mt19937_64& rng, int rows, int cols, int bits, int q) {
+  LogParams lp;
+  lp.kind = LogKind::kAdaLog;
+  lp.bits = bits;
+  lp.q = q;
+  lp.scale = 1.f;
+  const LogQuantizer quant(lp);
+  std::normal_distribution<float> nd(0.f, 2.5f);
+  std::vector<uint8_t> codes(static_cast<size_t>(rows) * cols);
+  std::vector<float> x(static_cast<size_t>(cols));
+  for (int r = 0; r < rows; ++r) {
+    float mx = -1e30f, sum = 0.f;
+    for (auto& v : x) mx = std::max(mx, v = nd(rng));
+    for (auto& v : x) sum += (v = std::exp(v - mx));
+    for (auto& v : x) v /= sum;
+    quant.Encode(x.data(), cols, codes.data() + static_cast<size_t>(r) * cols);
+  }
+  return codes;
+}
+
+TEST(LogCodeMatmul, DeviationFromRealDecodeWithinBound) {
+  uint64_t seed = 7000;
+  for (LogDesign design : kDesigns) {
+    double worst[2] = {0, 0};
+    for (int softmax = 0; softmax < 2; ++softmax) {
+      for (int bits : {3, 4, 6, 8}) {
+        for (int q : {10, 37, 90}) {
+          auto rng = test::SeededRng(seed++);
+          const int m = 33, n = 40, k = 197;
+          const AdaLogTables t = MakeAdaLogTables(bits, q);
+          const auto codes = softmax ? SoftmaxCodes(rng, m, k, bits, q) : LogCodes(rng, m, k, bits);
+          const auto u = Codes(rng, int64_t{n} * k, 8);
+          std::vector<int32_t> zu(n, 128);
+          std::vector<float> alpha(n, 0.5f / t.D);
+          LogMatmul p =
+              PrepareLogMatmul(design, t, u.data(), k, n, k, zu.data(), alpha.data(), nullptr);
+          LogScratch s = MakeLogScratch(p, m);
+          std::vector<float> y(static_cast<size_t>(m) * n);
+          RunLogMatmul(p, codes.data(), k, 0, m, y.data(), n, &s);
+          std::vector<double> real(static_cast<size_t>(m) * n);
+          ref::LogMatmulRealRef(t, codes.data(), k, m, u.data(), k, n, k, zu.data(), alpha.data(),
+                                nullptr, real.data(), n);
+          for (int i = 0; i < m; ++i) {
+            const int32_t e = LogRowExp(p, codes.data() + i * k);
+            for (int o = 0; o < n; ++o) {
+              double sum_abs = 0, mag = 0, levels = 0, umax = 0;
+              for (int j = 0; j < k; ++j) {
+                const int c = codes[i * k + j];
+                const double du = std::abs(u[o * k + j] - zu[o]);
+                const double level = t.mult[c] * std::ldexp(1.0, -t.shift[c]);
+                sum_abs += du;
+                mag += level * du;
+                levels += level;
+                umax = std::max(umax, du);
+              }
+              const double floor_bound = alpha[o] * std::ldexp(sum_abs, -e);
+              const double tol = floor_bound + kFp32Slack * alpha[o] * mag + 1e-30;
+              const double dev = std::abs(y[i * n + o] - real[i * n + o]);
+              ASSERT_LE(dev, tol) << Repro("seed", seed - 1, "bits", bits, "q", q, "row", i,
+                                           "col", o, "design", LogDesignName(design));
+              // Rows whose output underflows float32 say nothing about precision.
+              const double full = alpha[o] * levels * umax;
+              if (full > 1e-30) worst[softmax] = std::max(worst[softmax], dev / full);
+            }
+          }
+        }
+      }
+    }
+    std::printf("[ info ] %s: max |y - y_real| / (alpha sum_k level max|u - zu|): random codes "
+                "%.3g, softmax codes %.3g\n",
+                LogDesignName(design), worst[0], worst[1]);
+  }
+}
+
+TEST(LogCodeMatmul, HeadroomFitsStorage) {
+  for (int bits = 2; bits <= 8; ++bits) {
+    const int32_t D = (1 << (bits + 1)) - 2;
+    const int h16 = LogDesignHeadroom(LogDesign::kS16, D);
+    const int h8 = LogDesignHeadroom(LogDesign::kU8, D);
+    EXPECT_LE(int64_t{D} << h16, 32767);
+    EXPECT_GT(int64_t{D} << (h16 + 1), 32767);
+    EXPECT_LE(h8 >= 0 ? (D << h8) : (D >> -h8), 255);
+    EXPECT_GT(int64_t{D} << (h8 + 1), 255);
+  }
+  EXPECT_EQ(LogDesignHeadroom(LogDesign::kU8, 510), -1);
+  EXPECT_EQ(LogDesignHeadroom(LogDesign::kS16, 510), 6);
+}
+
+}  // namespace
+}  // namespace adalog::intk
