@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dnnl.hpp>
 #include <sstream>
 
 namespace adalog {
@@ -91,6 +92,26 @@ IsaLevel ComputeDetected(const CpuFeatures& f) {
   return IsaLevel::kRef;
 }
 
+// Applies the same cap to oneDNN's JIT kernels so that ADALOG_ISA exercises the GEMM fallbacks
+// too. oneDNN accepts this only before its first primitive is created; later it keeps its setting
+// (reported under ADALOG_VERBOSE).
+void CapOnednnIsa(IsaLevel cap) {
+  dnnl::cpu_isa isa = dnnl::cpu_isa::all;
+  switch (cap) {
+    case IsaLevel::kRef: isa = dnnl::cpu_isa::sse41; break;
+    case IsaLevel::kAvx2: isa = dnnl::cpu_isa::avx2; break;
+    case IsaLevel::kAvx512: isa = dnnl::cpu_isa::avx512_core; break;
+    case IsaLevel::kAvx512Vnni: isa = dnnl::cpu_isa::avx512_core_vnni; break;
+  }
+  try {
+    dnnl::set_max_cpu_isa(isa);
+  } catch (const dnnl::error&) {
+    if (DispatchVerbose()) {
+      std::fprintf(stderr, "adalog: oneDNN ISA cap not applied (primitives already created)\n");
+    }
+  }
+}
+
 struct IsaState {
   IsaLevel detected;
   IsaLevel active;
@@ -112,6 +133,7 @@ const IsaState& State() {
       } else if (static_cast<int>(cap) < static_cast<int>(s.detected)) {
         s.active = cap;
         s.capped = true;
+        CapOnednnIsa(cap);
       }
     }
     return s;

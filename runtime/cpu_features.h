@@ -2,7 +2,8 @@
 // dispatch may use. The only file in adalog that executes cpuid.
 //
 // Environment:
-//   ADALOG_ISA=ref|avx2|avx512|avx512vnni  caps the level (to exercise fallbacks); a cap above
+//   ADALOG_ISA=ref|avx2|avx512|avx512vnni  caps the level (to exercise fallbacks), for adalog kernels
+//                                          and oneDNN (set_max_cpu_isa) alike; a cap above
 //                                          what the CPU/OS supports is clamped to the detected one.
 //   ADALOG_VERBOSE=1                       dispatchers print the implementation chosen per op and
 //                                          why each faster one declined (to stderr).

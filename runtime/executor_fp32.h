@@ -78,6 +78,8 @@ class ExecutorFp32 {
 
   // images: [batch][C][H][W] float32; logits: [batch][num_classes]. 1 <= batch <= max_batch.
   // Inputs are trusted here (the public API in adalog_runtime.h validates shape and finiteness).
+  // One Run at a time per executor (the workspace is shared); use one executor per thread.
+  // Runs on `num_threads` OpenMP threads; the caller's OpenMP setting is restored afterwards.
   void Run(const float* images, int batch, float* logits);
 
   // nullptr disables capture. Not owned.

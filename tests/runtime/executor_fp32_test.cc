@@ -185,6 +185,33 @@ TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreads) {
   }
 }
 
+// At DeiT-S width and token count (one block), where oneDNN could choose K-splitting schedules.
+TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreadsDeitSShapes) {
+  RandomVitSpec s;
+  s.dim = 384;
+  s.heads = 6;
+  s.depth = 1;
+  s.image = 224;
+  s.patch = 16;
+  s.classes = 1000;
+  s.seed = 10;
+  const VitModel m = MakeRandomVit(s);
+  for (int batch : {1, 2}) {
+    const std::vector<float> images = RandomImages(m, batch, 4);
+    std::vector<std::vector<float>> outs;
+    for (int threads : {1, 2}) {
+      ExecutorOptions opt;
+      opt.max_batch = batch;
+      opt.num_threads = threads;
+      ExecutorFp32 exec(m, opt);
+      outs.emplace_back(static_cast<size_t>(batch) * m.num_classes());
+      exec.Run(images.data(), batch, outs.back().data());
+    }
+    EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * sizeof(float)))
+        << "batch " << batch;
+  }
+}
+
 TEST(ExecutorFp32Test, RepeatedRunsAreIdentical) {
   RandomVitSpec s;
   s.seed = 21;
