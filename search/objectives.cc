@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
-#include <unordered_map>
 
 #include "quant/error.h"
 #include "quant/log_quantizers.h"
@@ -189,6 +188,7 @@ WeightOutObjective::WeightOutObjective(const float* xq, int64_t T, int K, const 
           static_cast<double>(y[t * N + o]) - (bias ? static_cast<double>(bias[o]) : 0.0);
   G_.resize(static_cast<size_t>(K) * K);
   ParallelAtB(xd.data(), T, K, xd.data(), K, G_.data());
+  Gf_.assign(G_.begin(), G_.end());
   C_.resize(static_cast<size_t>(N) * K);
   ParallelAtB(yd.data(), T, N, xd.data(), K, C_.data());
   yy_.assign(static_cast<size_t>(N), 0.0);
@@ -201,59 +201,45 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
   ADALOG_CHECK(c.groups == N_, "W-out: ", c.groups, " groups for ", N_, " rows");
   err->assign(static_cast<size_t>(N_) * c.count, 0.0);
   CMapD G(G_.data(), K_, K_);
-#pragma omp parallel if (static_cast<int64_t>(N_) * c.count * K_ * K_ > kMinParallelWork)
+  const int K = K_, M = c.count;
+#pragma omp parallel if (static_cast<int64_t>(N_) * M * K * K > kMinParallelWork)
   {
-    // Per thread: integer codes (c - z) of each candidate, deduplicated (many refinement
-    // children share codes), as doubles.
-    std::vector<int32_t> codes(static_cast<size_t>(c.count) * K_);
-    std::vector<int> uniq_of(static_cast<size_t>(c.count));
-    std::vector<int> uniq_first;
-    MatD Q, QG;
-    std::vector<UniformCode> tmp(static_cast<size_t>(K_));
+    std::vector<UniformCode> codes(static_cast<size_t>(K));
+    std::vector<double> ed(static_cast<size_t>(M) * K);
+    std::vector<float> ef(static_cast<size_t>(M) * K), eg(static_cast<size_t>(M) * K);
+    Eigen::VectorXd wd(K);
 #pragma omp for schedule(dynamic, 1)
     for (int o = 0; o < N_; ++o) {
-      const float* row = w + static_cast<int64_t>(o) * K_;
-      uniq_first.clear();
-      std::unordered_map<uint64_t, std::vector<int>> by_hash;
-      for (int i = 0; i < c.count; ++i) {
+      const float* row = w + static_cast<int64_t>(o) * K;
+      for (int k = 0; k < K; ++k) wd(k) = row[k];
+      // Re-centred on the FP row: with e = w_hat - w and r0 = y_o - b_o - Xq w,
+      //   err(w_hat) = ||r0||^2 - 2 e.g0 + e^T G e,   g0 = Xq^T r0 = c_o - G w.
+      // e^T G e is of the size of err itself (no cancellation), so its float GEMM is accurate
+      // to float rounding of err; ||r0||^2 and g0 are exact in double.
+      Eigen::Map<const Eigen::VectorXd> co(C_.data() + static_cast<size_t>(o) * K, K);
+      const Eigen::VectorXd gw = G * wd;
+      const Eigen::VectorXd g0 = co - gw;
+      const double rr = yy_[static_cast<size_t>(o)] - 2.0 * co.dot(wd) + wd.dot(gw);
+      for (int i = 0; i < M; ++i) {
         const UniformQuantizer q(UniformParams{c.bits, c.scale(o, i), c.zp(o, i)});
-        q.Encode(row, K_, tmp.data());
-        int32_t* ci = codes.data() + static_cast<size_t>(i) * K_;
-        uint64_t h = 1469598103934665603ull;
-        for (int k = 0; k < K_; ++k) {
-          ci[k] = static_cast<int32_t>(tmp[static_cast<size_t>(k)]) - c.zp(o, i);
-          h = (h ^ static_cast<uint64_t>(ci[k] + 512)) * 1099511628211ull;
-        }
-        int found = -1;
-        for (int u : by_hash[h]) {
-          if (std::memcmp(codes.data() + static_cast<size_t>(uniq_first[static_cast<size_t>(u)]) * K_,
-                          ci, sizeof(int32_t) * K_) == 0) {
-            found = u;
-            break;
-          }
-        }
-        if (found < 0) {
-          found = static_cast<int>(uniq_first.size());
-          uniq_first.push_back(i);
-          by_hash[h].push_back(found);
-        }
-        uniq_of[static_cast<size_t>(i)] = found;
-      }
-      const int U = static_cast<int>(uniq_first.size());
-      Q.resize(U, K_);
-      for (int u = 0; u < U; ++u) {
-        const int32_t* ci = codes.data() + static_cast<size_t>(uniq_first[static_cast<size_t>(u)]) * K_;
-        for (int k = 0; k < K_; ++k) Q(u, k) = ci[k];
-      }
-      QG.noalias() = Q * G;
-      Eigen::Map<const Eigen::VectorXd> co(C_.data() + static_cast<size_t>(o) * K_, K_);
-      const Eigen::VectorXd quad = (Q.array() * QG.array()).rowwise().sum();
-      const Eigen::VectorXd lin = Q * co;
-      for (int i = 0; i < c.count; ++i) {
-        const int u = uniq_of[static_cast<size_t>(i)];
+        q.Encode(row, K, codes.data());
         const double s = c.scale(o, i);
-        (*err)[static_cast<size_t>(o) * c.count + i] =
-            yy_[static_cast<size_t>(o)] - 2.0 * s * lin(u) + s * s * quad(u);
+        const int32_t z = c.zp(o, i);
+        for (int k = 0; k < K; ++k) {
+          const double e = s * static_cast<double>(static_cast<int32_t>(codes[static_cast<size_t>(k)]) - z) - wd(k);
+          ed[static_cast<size_t>(i) * K + k] = e;
+          ef[static_cast<size_t>(i) * K + k] = static_cast<float>(e);
+        }
+      }
+      Sgemm(M, K, K, ef.data(), Gf_.data(), false, eg.data());
+      for (int i = 0; i < M; ++i) {
+        double quad = 0, lin = 0;
+        for (int k = 0; k < K; ++k) {
+          const size_t at = static_cast<size_t>(i) * K + k;
+          quad += static_cast<double>(ef[at]) * eg[at];
+          lin += ed[at] * g0(k);
+        }
+        (*err)[static_cast<size_t>(o) * M + i] = rr - 2.0 * lin + quad;
       }
     }
   }

@@ -4,6 +4,9 @@
 //   A-self  per tensor or per channel: sum (x - Q(x))^2, from sorted values + prefix sums
 //           (the code of a sorted array is monotone: each code's bin is found by bisection)
 //   W-out   per row:      ||y_o - b_o||^2 - 2 w.c_o + w^T G w,  G = Xq^T Xq, c_o = Xq^T (y_o - b_o)
+//           (G, c_o in double once per activation state), evaluated re-centred on the FP row
+//           w: ||r0||^2 - 2 e.(c_o - G w) + e^T G e with e = Q(w) - w; only e^T G e, which has
+//           the size of the error itself, goes through a float GEMM
 //   A-out   per tensor:   uniform: ||Y - b||^2 - 2 s <C - z, R> + s^2 <H, (C - z)^T (C - z)>
 //                         with R = (Y - b) Wq, H = Wq^T Wq (once per weight state) and the
 //                         integer code Gram from an exact u8s8s32 GEMM; other quantizers
@@ -57,6 +60,7 @@ class WeightOutObjective {
  private:
   int K_, N_;
   std::vector<double> G_;   // [K][K]
+  std::vector<float> Gf_;   // G rounded to float (the candidate GEMM)
   std::vector<double> C_;   // [N][K]: row o = Xq^T (y_o - b_o)
   std::vector<double> yy_;  // [N]
 };

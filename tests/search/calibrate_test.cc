@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -185,6 +188,32 @@ TEST(Calibrate, BadInputs) {
   VitModel sw = m;
   sw.blocks[0].window_size = 7;
   test::ExpectErrorContaining([&] { Calibrate(sw, images.data(), 2, o); }, "window attention");
+}
+
+// Timing probe (not part of the suite): a random-weight DeiT-S-shaped model (224^2, dim 384,
+// 6 heads), ADALOG_TIMING_DEPTH blocks (default 1), 32 images; prints per-op wall times.
+// Run: adalog_search_tests --gtest_also_run_disabled_tests --gtest_filter='*TimingDeitS*'
+TEST(Calibrate, DISABLED_TimingDeitS) {
+  RandomVitSpec s;
+  s.dim = 384;
+  s.heads = 6;
+  s.depth = std::getenv("ADALOG_TIMING_DEPTH") ? std::atoi(std::getenv("ADALOG_TIMING_DEPTH")) : 1;
+  s.image = 224;
+  s.patch = 16;
+  s.classes = 1000;
+  const VitModel m = MakeRandomVit(s);
+  const int n = 32;
+  const std::vector<float> images = RandomImages(m, n, 13);
+  CalibOptions o;
+  o.num_images = n;
+  auto t0 = std::chrono::steady_clock::now();
+  Calibrate(m, images.data(), n, o, [&](int done, int total, const std::string& label) {
+    const auto t1 = std::chrono::steady_clock::now();
+    std::printf("[%d/%d] %-18s %.2f s\n", done, total, label.c_str(),
+                std::chrono::duration<double>(t1 - t0).count());
+    std::fflush(stdout);
+    t0 = t1;
+  });
 }
 
 }  // namespace
