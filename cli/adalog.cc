@@ -8,10 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-
-#ifndef ADALOG_VERSION
-#define ADALOG_VERSION "0.1.0-dev"
-#endif
+#include "runtime/adalog_runtime.h"
 
 namespace adalog::cli {
 namespace {
@@ -45,7 +42,9 @@ int Main(const std::vector<std::string>& argv) {
   }
   const std::string& first = argv[0];
   if (first == "--version" || first == "-V" || first == "version") {
-    std::printf("adalog %s\n", ADALOG_VERSION);
+    std::string v = RuntimeVersionString();
+    while (!v.empty() && v.back() == '\n') v.pop_back();
+    std::printf("%s\n", v.c_str());
     return 0;
   }
   if (first == "--help" || first == "-h" || first == "help") {

@@ -8,7 +8,7 @@ namespace adalog::cli {
 namespace {
 
 constexpr int64_t kMaxThreads = 256;
-constexpr int64_t kMaxBatch = 4096;
+constexpr int64_t kMaxBatch = 1024;  // SessionOptions::max_batch
 
 OptionSpec Flag(std::string name, std::string help) {
   OptionSpec o;

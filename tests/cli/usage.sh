@@ -76,9 +76,9 @@ check 0 stdout "--no-reparam" -- quantize --help
 check 2 stderr "option '--threads' of 'adalog bench': 'abc' is not an integer" -- bench "$M" --threads abc
 check 2 stderr "option '--threads' of 'adalog bench': '2x' is not an integer" -- bench "$M" --threads 2x
 check 2 stderr "option '--threads' of 'adalog run': '1.5' is not an integer" -- run "$M" --input a.npy --output b.npy --threads 1.5
-check 2 stderr "option '--batch' of 'adalog bench': 0 is out of range [1, 4096]" -- bench "$M" --batch 0
-check 2 stderr "option '--batch' of 'adalog bench': 100000 is out of range [1, 4096]" -- bench "$M" --batch 100000
-check 2 stderr "option '--batch' of 'adalog run': -3 is out of range [1, 4096]" -- run "$M" --input a.npy --output b.npy --batch -3
+check 2 stderr "option '--batch' of 'adalog bench': 0 is out of range [1, 1024]" -- bench "$M" --batch 0
+check 2 stderr "option '--batch' of 'adalog bench': 100000 is out of range [1, 1024]" -- bench "$M" --batch 100000
+check 2 stderr "option '--batch' of 'adalog run': -3 is out of range [1, 1024]" -- run "$M" --input a.npy --output b.npy --batch -3
 check 2 stderr "option '--threads' of 'adalog eval': 99999999999999999999 is out of range" -- eval "$M" --data d --threads 99999999999999999999
 check 2 stderr "option '--threads' of 'adalog bench': 0 is out of range [1, 256]" -- bench "$M" --threads=0
 check 2 stderr "option '--runs' of 'adalog bench': 0 is out of range" -- bench "$M" --runs 0
