@@ -177,15 +177,14 @@ struct LogMatmul {
   std::vector<float> col_scale;      // alpha[n]
   std::vector<float> col_bias;       // [N] (0 when none)
   std::vector<int32_t> zu;           // [N]
-  std::vector<uint8_t> u;            // [N][K] codes (reference use)
 };
 // u: [n][k] codes (ldu) with zu[n]; alpha[n]; bias or null. Throws on bad sizes / tables.
 LogMatmul PrepareLogMatmul(LogDesign design, const AdaLogTables& t, const uint8_t* u,
                            int64_t ldu, int n, int k, const int32_t* zu, const float* alpha,
                            const float* bias);
 // Re-packs the B operand in place (attn@V: a new V per head and image), keeping the tables.
-// u[n][k] = v[k][n]: pass v with transposed=true (v: [k][n], ldv). Never allocates once `p`
-// was prepared with n, k at least as large... (sizes must equal p.n, p.k).
+// u[n][k] = v[k][n]: pass v with transposed=true (v: [k][n], ldv). Sizes are p.n, p.k; never
+// allocates.
 void RepackLogMatmulB(LogMatmul* p, const uint8_t* v, int64_t ldv, bool transposed,
                       int32_t zu, float alpha);
 

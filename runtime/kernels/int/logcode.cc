@@ -47,15 +47,11 @@ int32_t LogRowExp(const LogMatmul& p, const uint8_t* codes_row) {
 
 namespace {
 
-void FillB(LogMatmul* p, const uint8_t* u, int64_t ldu, bool transposed) {
-  // element (n, k) of the uniform operand
-  auto at = [&](int n, int k) -> int32_t {
-    return transposed ? u[k * ldu + n] : u[n * ldu + k];
-  };
+// Writes the uniform operand (element (n, k) = at(n, k)) into the design's layout, in place
+// (no allocation once the storage exists: RepackLogMatmulB runs per head at inference).
+template <typename At>
+void FillLayout(LogMatmul* p, At at) {
   const int n = p->n, k = p->k;
-  for (int o = 0; o < n; ++o) {
-    for (int j = 0; j < k; ++j) p->u[static_cast<size_t>(o) * k + j] = static_cast<uint8_t>(at(o, j));
-  }
   switch (p->design) {
     case LogDesign::kBuckets:
       for (int j = 0; j < k; ++j) {
@@ -65,26 +61,54 @@ void FillB(LogMatmul* p, const uint8_t* u, int64_t ldu, bool transposed) {
       }
       break;
     case LogDesign::kS16: {
-      std::vector<int16_t> tmp(static_cast<size_t>(n) * k);
-      for (int o = 0; o < n; ++o) {
-        for (int j = 0; j < k; ++j) tmp[static_cast<size_t>(o) * k + j] = static_cast<int16_t>(at(o, j) - p->zu[o]);
+      PackedS16& b = p->packed16;
+      b.n = n;
+      b.k = k;
+      b.kp = (k + 1) / 2 * 2;
+      for (int v = 0; v < (n + 15) / 16; ++v) {
+        int16_t* panel = b.data.data() + int64_t{v} * b.kp * 16;
+        for (int s = 0; s < b.kp / 2; ++s) {
+          for (int col = 0; col < 16; ++col) {
+            const int o = v * 16 + col;
+            for (int e = 0; e < 2; ++e) {
+              const int j = 2 * s + e;
+              panel[s * 32 + col * 2 + e] =
+                  (o < n && j < k) ? static_cast<int16_t>(at(o, j) - p->zu[o]) : int16_t{0};
+            }
+          }
+        }
       }
-      PackS16(tmp.data(), k, n, k, &p->packed16);
       break;
     }
     case LogDesign::kU8: {
-      std::vector<int8_t> tmp(static_cast<size_t>(n) * k);
-      for (int o = 0; o < n; ++o) {
-        for (int j = 0; j < k; ++j) tmp[static_cast<size_t>(o) * k + j] = static_cast<int8_t>(at(o, j) - 128);
-        p->col_rowsum_mult[o] = 128 - p->zu[o];
+      PackedS8& b = p->packed8;
+      b.n = n;
+      b.k = k;
+      b.kp = (k + 3) / 4 * 4;
+      for (int v = 0; v < (n + 15) / 16; ++v) {
+        int8_t* panel = b.data.data() + int64_t{v} * b.kp * 16;
+        for (int s = 0; s < b.kp / 4; ++s) {
+          for (int col = 0; col < 16; ++col) {
+            const int o = v * 16 + col;
+            for (int e = 0; e < 4; ++e) {
+              const int j = 4 * s + e;
+              panel[s * 64 + col * 4 + e] =
+                  (o < n && j < k) ? static_cast<int8_t>(at(o, j) - 128) : int8_t{0};
+            }
+          }
+        }
       }
-      if (p->packed8.data.empty()) {
-        PackS8(tmp.data(), k, n, k, &p->packed8);
-      } else {
-        PackS8Into(tmp.data(), k, n, k, &p->packed8);
-      }
+      for (int o = 0; o < n; ++o) p->col_rowsum_mult[o] = 128 - p->zu[o];
       break;
     }
+  }
+}
+
+void FillB(LogMatmul* p, const uint8_t* u, int64_t ldu, bool transposed) {
+  if (transposed) {
+    FillLayout(p, [u, ldu](int o, int j) -> int32_t { return u[j * ldu + o]; });
+  } else {
+    FillLayout(p, [u, ldu](int o, int j) -> int32_t { return u[o * ldu + j]; });
   }
 }
 
@@ -117,9 +141,12 @@ LogMatmul PrepareLogMatmul(LogDesign design, const AdaLogTables& t, const uint8_
   p.col_scale.assign(alpha, alpha + n);
   p.col_bias.assign(static_cast<size_t>(n), 0.f);
   if (bias) p.col_bias.assign(bias, bias + n);
-  p.u.resize(static_cast<size_t>(n) * k);
   if (design == LogDesign::kBuckets) p.b16.resize(static_cast<size_t>(n) * k);
-  if (design == LogDesign::kU8) p.col_rowsum_mult.resize(static_cast<size_t>(n));
+  if (design == LogDesign::kS16) p.packed16.data.assign(static_cast<size_t>(PackedS16Size(n, k)), 0);
+  if (design == LogDesign::kU8) {
+    p.col_rowsum_mult.resize(static_cast<size_t>(n));
+    p.packed8.data.assign(static_cast<size_t>(PackedS8Size(n, k)), 0);
+  }
   FillB(&p, u, ldu, false);
   return p;
 }

@@ -22,11 +22,17 @@ namespace {
 
 constexpr int kMr = 6;
 constexpr int kNv = 4;             // zmm column vectors per microkernel (64 columns)
-constexpr int kS16FlushSteps = 128;  // dword steps per int32 chunk (s16)
+constexpr int kS16FlushSteps = 128;  // dword steps per int32 chunk (s16): 256 k
 
 inline __mmask16 ColMask(int remaining) {
   return remaining >= 16 ? static_cast<__mmask16>(0xFFFF)
                          : static_cast<__mmask16>((1u << remaining) - 1u);
+}
+
+inline uint32_t LoadDword(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
 }
 
 // Sum of K u8 values (vpsadbw, masked tail load).
@@ -98,52 +104,99 @@ inline void StoreEpilogue64(__m512i lo, __m512i hi, const Epilogue& ep, int row,
   }
 }
 
-inline uint32_t LoadDword(const void* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
+
+// Accumulation cores: local register accumulators, a loop with no other live state, then one
+// store to `out` ([MR][NV][16] int32). Keeping the epilogue and the K tail out of this function
+// is what lets GCC keep all 24 accumulators in registers (with them inline it spilled every one
+// of them to the stack on every k step: 2.3x slower).
+// One k step: NV panel lines, MR broadcast dwords of A (rows[r] + off), MR x NV dot products.
+template <int MR, int NV, bool kS16>
+__attribute__((always_inline)) inline void Step(__m512i* acc, const void* const* rows,
+                                                int64_t off, const void* bp,
+                                                int64_t panel_bytes) {
+  __m512i bv[NV];
+#pragma GCC unroll 4
+  for (int j = 0; j < NV; ++j) {
+    bv[j] = _mm512_loadu_si512(static_cast<const char*>(bp) + j * panel_bytes);
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    const __m512i av = _mm512_set1_epi32(
+        static_cast<int>(LoadDword(static_cast<const char*>(rows[r]) + off)));
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      acc[r * NV + j] = kS16 ? _mm512_dpwssd_epi32(acc[r * NV + j], av, bv[j])
+                             : _mm512_dpbusd_epi32(acc[r * NV + j], av, bv[j]);
+    }
+  }
+}
+
+// Dword steps [s0, s1) (4 bytes of A each), all from rows[r] + 4 s.
+template <int MR, int NV, bool kS16>
+__attribute__((noinline)) void Accumulate(const void* const* rows, const char* panel,
+                                          int64_t panel_bytes, int s0, int s1, int32_t* out) {
+  __m512i acc[MR * NV];
+#pragma GCC unroll 24
+  for (int i = 0; i < MR * NV; ++i) acc[i] = _mm512_setzero_si512();
+  for (int s = s0; s < s1; ++s) {
+    Step<MR, NV, kS16>(acc, rows, int64_t{4} * s, panel + int64_t{s} * 64, panel_bytes);
+  }
+#pragma GCC unroll 24
+  for (int i = 0; i < MR * NV; ++i) _mm512_storeu_si512(out + 16 * i, acc[i]);
+}
+
+// Rows [m, m + MR) x columns [n0, n0 + 16 NV) into acc32 ([MR][NV][16]) or, for long s16 K,
+// acc64 ([MR][NV][16] int64). Returns true when acc64 holds the result.
+template <int MR, int NV, bool kS16>
+bool TileAccumulate(const char* a, int64_t lda_bytes, int m, int k_bytes, int kp_elems,
+                    const char* panel, int32_t* acc32, int64_t* acc64) {
+  const int64_t panel_bytes = static_cast<int64_t>(kp_elems) * 16 * (kS16 ? 2 : 1);
+  const void* rows[MR];
+  for (int r = 0; r < MR; ++r) rows[r] = a + (m + r) * lda_bytes;
+  const int full = k_bytes / 4;
+  const int steps = (k_bytes + 3) / 4;
+  const int chunk = kS16 ? kS16FlushSteps : steps;
+  const bool wide = steps > chunk;
+  if (wide) {
+    for (int i = 0; i < MR * NV * 16; ++i) acc64[i] = 0;
+  }
+  for (int s0 = 0; s0 < steps; s0 += chunk) {
+    const int s1 = s0 + chunk < steps ? s0 + chunk : steps;
+    const int sf = s1 < full ? s1 : full;  // whole dwords inside this chunk
+    Accumulate<MR, NV, kS16>(rows, panel, panel_bytes, s0, sf, acc32);
+    if (sf < s1) {  // the partial last dword: copy it to a zero-padded buffer
+      alignas(64) int32_t tail_acc[MR * NV * 16];
+      uint32_t tail[MR];
+      const void* trows[MR];
+      for (int r = 0; r < MR; ++r) {
+        tail[r] = 0;
+        std::memcpy(&tail[r], static_cast<const char*>(rows[r]) + 4 * full,
+                    static_cast<size_t>(k_bytes - 4 * full));
+        trows[r] = reinterpret_cast<const char*>(&tail[r]) - int64_t{4} * full;
+      }
+      Accumulate<MR, NV, kS16>(trows, panel, panel_bytes, full, full + 1, tail_acc);
+      for (int i = 0; i < MR * NV * 16; ++i) acc32[i] += tail_acc[i];
+    }
+    if (wide) {
+      for (int i = 0; i < MR * NV * 16; ++i) acc64[i] += acc32[i];
+    }
+  }
+  return wide;
 }
 
 // u8 x s8 microkernel: rows [m, m + MR), columns [n0, n0 + 16 NV).
 template <int MR, int NV>
 void TileU8S8(const uint8_t* a, int64_t lda, int m, const PackedS8& b, int n0,
               const int32_t* rowsum, const Epilogue& ep, float* c, int64_t ldc) {
-  __m512i acc[MR][NV];
-  for (int r = 0; r < MR; ++r) {
-    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_si512();
-  }
-  const int k = b.k;
-  const int kfull = k / 4;
-  const int8_t* panel = b.data.data() + static_cast<int64_t>(n0 / 16) * b.kp * 16;
-  const int64_t panel_stride = static_cast<int64_t>(b.kp) * 16;
-  const uint8_t* arow[MR];
-  for (int r = 0; r < MR; ++r) arow[r] = a + (m + r) * lda;
-  for (int s = 0; s < kfull; ++s) {
-    __m512i bv[NV];
-    for (int j = 0; j < NV; ++j) {
-      bv[j] = _mm512_loadu_si512(panel + j * panel_stride + s * 64);
-    }
-    for (int r = 0; r < MR; ++r) {
-      const __m512i av = _mm512_set1_epi32(static_cast<int>(LoadDword(arow[r] + 4 * s)));
-      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
-    }
-  }
-  if (k % 4 != 0) {
-    __m512i bv[NV];
-    for (int j = 0; j < NV; ++j) {
-      bv[j] = _mm512_loadu_si512(panel + j * panel_stride + kfull * 64);
-    }
-    for (int r = 0; r < MR; ++r) {
-      uint32_t d = 0;
-      std::memcpy(&d, arow[r] + 4 * kfull, static_cast<size_t>(k % 4));
-      const __m512i av = _mm512_set1_epi32(static_cast<int>(d));
-      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
-    }
-  }
+  alignas(64) int32_t acc[MR * NV * 16];
+  const char* panel =
+      reinterpret_cast<const char*>(b.data.data()) + static_cast<int64_t>(n0 / 16) * b.kp * 16;
+  TileAccumulate<MR, NV, false>(reinterpret_cast<const char*>(a), lda, m, b.k, b.kp, panel, acc,
+                                nullptr);
   for (int r = 0; r < MR; ++r) {
     for (int j = 0; j < NV; ++j) {
-      StoreEpilogue32(acc[r][j], rowsum[r], ep, m + r, n0 + 16 * j, b.n,
-                      c + (m + r) * ldc + n0 + 16 * j);
+      StoreEpilogue32(_mm512_load_si512(acc + (r * NV + j) * 16), rowsum[r], ep, m + r,
+                      n0 + 16 * j, b.n, c + (m + r) * ldc + n0 + 16 * j);
     }
   }
 }
@@ -152,60 +205,21 @@ void TileU8S8(const uint8_t* a, int64_t lda, int m, const PackedS8& b, int n0,
 template <int MR, int NV>
 void TileS16(const int16_t* a, int64_t lda, int m, const PackedS16& b, int n0, const Epilogue& ep,
              float* c, int64_t ldc) {
-  const int k = b.k;
-  const int kfull = k / 2;
-  const int steps = (k + 1) / 2;
-  const int16_t* panel = b.data.data() + static_cast<int64_t>(n0 / 16) * b.kp * 16;
-  const int64_t panel_stride = static_cast<int64_t>(b.kp) * 16;
-  const int16_t* arow[MR];
-  for (int r = 0; r < MR; ++r) arow[r] = a + (m + r) * lda;
-  const bool wide = steps > kS16FlushSteps;
-  __m512i acc64[MR][NV][2];
-  for (int r = 0; r < MR; ++r) {
-    for (int j = 0; j < NV; ++j) acc64[r][j][0] = acc64[r][j][1] = _mm512_setzero_si512();
-  }
-  __m512i acc[MR][NV];
-  for (int s0 = 0; s0 < steps; s0 += kS16FlushSteps) {
-    const int s1 = s0 + kS16FlushSteps < steps ? s0 + kS16FlushSteps : steps;
-    for (int r = 0; r < MR; ++r) {
-      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_si512();
-    }
-    for (int s = s0; s < s1; ++s) {
-      __m512i bv[NV];
-      for (int j = 0; j < NV; ++j) {
-        bv[j] = _mm512_loadu_si512(panel + j * panel_stride + s * 32);
-      }
-      for (int r = 0; r < MR; ++r) {
-        uint32_t d;
-        if (s < kfull) {
-          d = LoadDword(arow[r] + 2 * s);
-        } else {
-          uint16_t lo;
-          std::memcpy(&lo, arow[r] + 2 * s, 2);
-          d = lo;
-        }
-        const __m512i av = _mm512_set1_epi32(static_cast<int>(d));
-        for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpwssd_epi32(acc[r][j], av, bv[j]);
-      }
-    }
-    if (wide) {
-      for (int r = 0; r < MR; ++r) {
-        for (int j = 0; j < NV; ++j) {
-          acc64[r][j][0] = _mm512_add_epi64(
-              acc64[r][j][0], _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc[r][j])));
-          acc64[r][j][1] = _mm512_add_epi64(
-              acc64[r][j][1], _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc[r][j], 1)));
-        }
-      }
-    }
-  }
+  alignas(64) int32_t acc[MR * NV * 16];
+  alignas(64) int64_t acc64[MR * NV * 16];
+  const char* panel =
+      reinterpret_cast<const char*>(b.data.data()) + static_cast<int64_t>(n0 / 16) * b.kp * 32;
+  const bool wide = TileAccumulate<MR, NV, true>(reinterpret_cast<const char*>(a), lda * 2, m,
+                                                 b.k * 2, b.kp, panel, acc, acc64);
   for (int r = 0; r < MR; ++r) {
     for (int j = 0; j < NV; ++j) {
       float* out = c + (m + r) * ldc + n0 + 16 * j;
+      const int i = (r * NV + j) * 16;
       if (wide) {
-        StoreEpilogue64(acc64[r][j][0], acc64[r][j][1], ep, m + r, n0 + 16 * j, b.n, out);
+        StoreEpilogue64(_mm512_load_si512(acc64 + i), _mm512_load_si512(acc64 + i + 8), ep, m + r,
+                        n0 + 16 * j, b.n, out);
       } else {
-        StoreEpilogue32(acc[r][j], 0, ep, m + r, n0 + 16 * j, b.n, out);
+        StoreEpilogue32(_mm512_load_si512(acc + i), 0, ep, m + r, n0 + 16 * j, b.n, out);
       }
     }
   }

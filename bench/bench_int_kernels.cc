@@ -1,0 +1,243 @@
+// Benchmarks of the integer kernels (runtime/kernels/int): the VNNI register peak, the uniform
+// int8 GEMM (own VNNI microkernel vs oneDNN u8s8s32) at DeiT-S shapes, the log-code kernels
+// (attn@V per head x 6 heads, fc2 197x1536->384) in every design against the int8 GEMM on the
+// same shapes, and the oneDNN f32 GEMM for comparison. Reports GOP/s (2 ops per multiply-add).
+// Shapes: DeiT-S rows of bench/shapes/vit.txt (batch 1: M = 197, batch 8: M = 1576).
+// Single-threaded kernels; run with OMP_NUM_THREADS=1 so oneDNN uses one thread too.
+// Results: bench/RESULTS.md, section "Integer kernels".
+// GCC 12 flags its own _mm512_undefined_*() inside reduce intrinsics (bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include <dnnl.hpp>
+#include <random>
+#include <vector>
+
+#include "quant/log_quantizers.h"
+#include "runtime/cpu_features.h"
+#include "runtime/kernels/int/int_kernels.h"
+
+namespace adalog::intk {
+namespace {
+
+std::vector<uint8_t> Codes(std::mt19937_64& rng, int64_t n, int bits) {
+  std::uniform_int_distribution<int> d(0, (1 << bits) - 1);
+  std::vector<uint8_t> v(static_cast<size_t>(n));
+  for (auto& e : v) e = static_cast<uint8_t>(d(rng));
+  return v;
+}
+
+// Softmax-like log codes: per row a small offset plus a geometric tail, zero codes sprinkled.
+std::vector<uint8_t> LogCodes(std::mt19937_64& rng, int rows, int cols, int bits) {
+  std::geometric_distribution<int> geo(0.3);
+  const int top = bits == 8 ? 255 : (1 << bits);
+  std::vector<uint8_t> v(static_cast<size_t>(rows) * cols);
+  for (auto& e : v) e = static_cast<uint8_t>(std::min(top, geo(rng)));
+  return v;
+}
+
+void SetOps(benchmark::State& state, double ops) {
+  state.counters["GOP/s"] =
+      benchmark::Counter(ops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// ---- VNNI peak: 24 independent vpdpbusd chains on registers, no memory operands (inline asm:
+// with intrinsics GCC 12 kept the accumulator array on the stack).
+__attribute__((target("avx512f,avx512vnni"), noinline)) void VnniPeakLoop(int64_t iters) {
+  __asm__ volatile(
+      "vpternlogd $0xff, %%zmm30, %%zmm30, %%zmm30\n"
+      "vpternlogd $0xff, %%zmm31, %%zmm31, %%zmm31\n"
+      "1:\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm0\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm1\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm2\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm3\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm4\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm5\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm6\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm7\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm8\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm9\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm10\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm11\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm12\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm13\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm14\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm15\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm16\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm17\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm18\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm19\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm20\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm21\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm22\n"
+      "vpdpbusd %%zmm31, %%zmm30, %%zmm23\n"
+      "dec %0\n"
+      "jnz 1b\n"
+      : "+r"(iters)
+      :
+      : "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12", "zmm13", "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", "zmm20", "zmm21", "zmm22", "zmm23", "zmm30", "zmm31", "cc");
+}
+constexpr int kPeakChains = 24;
+
+void BM_VnniPeak(benchmark::State& state) {
+  if (!IsaSupported(IsaLevel::kAvx512Vnni)) {
+    state.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  const int64_t iters = 1 << 16;
+  for (auto _ : state) VnniPeakLoop(iters);
+  SetOps(state, double(iters) * kPeakChains * 16 * 4 * 2);
+}
+BENCHMARK(BM_VnniPeak);
+
+// ---- Uniform int8 GEMM. Args: M, N, K, impl (0 = VNNI microkernel, 1 = oneDNN).
+void BM_Qgemm(benchmark::State& state) {
+  const int m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1)),
+            k = static_cast<int>(state.range(2));
+  const bool dnn = state.range(3) == 1;
+  if (!dnn && !IsaSupported(IsaLevel::kAvx512Vnni)) {
+    state.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  auto rng = std::mt19937_64(1);
+  const auto a = Codes(rng, int64_t{m} * k, 8);
+  const auto w = Codes(rng, int64_t{n} * k, 4);
+  std::vector<float> sw(n, 0.01f), bias(n, 0.5f);
+  std::vector<int32_t> zw(n, 7);
+  const QLinear p = PrepareQLinear(w.data(), n, k, 4, sw.data(), zw.data(), 0.02f, 100, bias.data());
+  std::vector<float> c(static_cast<size_t>(m) * n);
+  OnednnQgemm* d = dnn ? MakeOnednnQgemm(p, m) : nullptr;
+  for (auto _ : state) {
+    RunQLinear(p, dnn ? QgemmImpl::kOnednn : QgemmImpl::kAvx512Vnni, a.data(), k, 0, m, c.data(),
+               n, d);
+    benchmark::ClobberMemory();
+  }
+  if (d) FreeOnednnQgemm(d);
+  SetOps(state, 2.0 * m * n * k);
+  state.SetLabel(dnn ? "qgemm_u8s8_s32__onednn" : "qgemm_u8s8_s32__avx512vnni");
+}
+void QgemmArgs(benchmark::internal::Benchmark* b) {
+  for (int impl : {0, 1}) {
+    for (int m : {197, 1576}) {
+      for (auto nk : {std::pair<int, int>{1152, 384}, {384, 384}, {1536, 384}, {384, 1536}}) {
+        b->Args({m, nk.first, nk.second, impl});
+      }
+    }
+  }
+  // attn@V-shaped int8 GEMM (197 x 64 x 197), the log-code kernels' comparison point.
+  b->Args({197, 64, 197, 0});
+  b->Args({197, 64, 197, 1});
+}
+BENCHMARK(BM_Qgemm)->Apply(QgemmArgs);
+
+// ---- q @ k^T per head (197 x 197 x 64), 6 heads (k packed per call).
+void BM_Matmul1(benchmark::State& state) {
+  const int t = 197, d = 64, heads = 6;
+  auto rng = std::mt19937_64(2);
+  const auto q = Codes(rng, int64_t{t} * heads * d, 8);
+  const auto k = Codes(rng, int64_t{t} * heads * d, 8);
+  std::vector<float> s(static_cast<size_t>(t) * t);
+  Matmul1Workspace ws = MakeMatmul1Workspace(t, d);
+  for (auto _ : state) {
+    for (int h = 0; h < heads; ++h) {
+      Matmul1Head(q.data() + h * d, heads * d, k.data() + h * d, heads * d, t, t, d, 120, 130,
+                  0.01f, s.data(), t, &ws);
+    }
+    benchmark::ClobberMemory();
+  }
+  SetOps(state, 2.0 * heads * t * t * d);
+}
+BENCHMARK(BM_Matmul1);
+
+// ---- Log-code attn@V: 6 heads of P [197][197] (4-bit AdaLog, q = 30) x V [197][64]; V is
+// repacked per head (part of the cost at inference). Arg: design.
+void BM_LogAttnV(benchmark::State& state) {
+  const auto design = static_cast<LogDesign>(state.range(0));
+  const int bits = static_cast<int>(state.range(1));
+  const int t = 197, d = 64, heads = 6;
+  auto rng = std::mt19937_64(3);
+  const AdaLogTables tables = MakeAdaLogTables(bits, 30);
+  std::vector<std::vector<uint8_t>> p_codes, v_codes;
+  for (int h = 0; h < heads; ++h) {
+    p_codes.push_back(LogCodes(rng, t, t, bits));
+    v_codes.push_back(Codes(rng, int64_t{t} * d, 8));
+  }
+  std::vector<int32_t> zu(d, 128);
+  std::vector<float> alpha(d, 0.01f);
+  LogMatmul p = PrepareLogMatmul(design, tables, v_codes[0].data(), t, d, t, zu.data(),
+                                 alpha.data(), nullptr);
+  LogScratch s = MakeLogScratch(p, t);
+  std::vector<float> y(static_cast<size_t>(t) * d);
+  for (auto _ : state) {
+    for (int h = 0; h < heads; ++h) {
+      RepackLogMatmulB(&p, v_codes[h].data(), d, true, 120 + h, 0.01f);
+      RunLogMatmul(p, p_codes[h].data(), t, 0, t, y.data(), d, &s);
+    }
+    benchmark::ClobberMemory();
+  }
+  SetOps(state, 2.0 * heads * t * t * d);
+  state.SetLabel(LogDesignName(design));
+}
+BENCHMARK(BM_LogAttnV)->ArgsProduct({{0, 1, 2}, {4, 8}});
+
+// ---- Log-code fc2: 197 x 1536 -> 384 (post-GELU codes, 4-bit weights). Arg: design, bits.
+void BM_LogFc2(benchmark::State& state) {
+  const auto design = static_cast<LogDesign>(state.range(0));
+  const int bits = static_cast<int>(state.range(1));
+  const int m = static_cast<int>(state.range(2)), n = 384, k = 1536;
+  auto rng = std::mt19937_64(4);
+  const AdaLogTables tables = MakeAdaLogTables(bits, 30);
+  const auto codes = LogCodes(rng, m, k, bits);
+  const auto w = Codes(rng, int64_t{n} * k, 4);
+  std::vector<int32_t> zw(n, 8);
+  std::vector<float> alpha(n, 0.001f), bias(n, 0.1f);
+  LogMatmul p =
+      PrepareLogMatmul(design, tables, w.data(), k, n, k, zw.data(), alpha.data(), bias.data());
+  LogScratch s = MakeLogScratch(p, m);
+  std::vector<float> y(static_cast<size_t>(m) * n);
+  for (auto _ : state) {
+    RunLogMatmul(p, codes.data(), k, 0, m, y.data(), n, &s);
+    benchmark::ClobberMemory();
+  }
+  SetOps(state, 2.0 * m * n * k);
+  state.SetLabel(LogDesignName(design));
+}
+BENCHMARK(BM_LogFc2)->ArgsProduct({{0, 1, 2}, {4, 8}, {197}});
+
+// ---- oneDNN f32 matmul, for comparison. Args: M, N, K.
+void BM_F32Onednn(benchmark::State& state) {
+  const int m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1)),
+            k = static_cast<int>(state.range(2));
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream strm(eng);
+  const dnnl::memory::desc a_md({m, k}, dt::f32, tag::ab), c_md({m, n}, dt::f32, tag::ab);
+  const dnnl::memory::desc b_any({k, n}, dt::f32, tag::any);
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_any, c_md), eng);
+  dnnl::matmul prim(pd);
+  std::vector<float> a(static_cast<size_t>(m) * k, 0.5f), b(static_cast<size_t>(k) * n, 0.25f),
+      c(static_cast<size_t>(m) * n);
+  dnnl::memory bu({{k, n}, dt::f32, tag::ba}, eng, b.data());
+  dnnl::memory bm(pd.weights_desc(), eng);
+  dnnl::reorder(bu, bm).execute(strm, bu, bm);
+  dnnl::memory am(a_md, eng, a.data()), cm(c_md, eng, c.data());
+  for (auto _ : state) {
+    prim.execute(strm, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    strm.wait();
+  }
+  SetOps(state, 2.0 * m * n * k);
+}
+BENCHMARK(BM_F32Onednn)
+    ->Args({197, 1152, 384})
+    ->Args({197, 384, 1536})
+    ->Args({197, 64, 197})
+    ->Args({1576, 1152, 384});
+
+}  // namespace
+}  // namespace adalog::intk
+
+BENCHMARK_MAIN();
