@@ -116,7 +116,7 @@ def main():
                          augmentation=aug, seed=TRAIN_SEED, threads=a.threads,
                          model_selection="final epoch (no selection on test)"),
         "train_wall_s": round(wall, 1),
-        "command": "OPENBLAS_NUM_THREADS=1 /usr/bin/python3 models/train_digits.py"
+        "command": f"OPENBLAS_NUM_THREADS=1 /usr/bin/python3 models/train_digits.py --threads {a.threads}"
                    + (f" --split {a.split}" if a.split != "stratified" else ""),
         "date": time.strftime("%Y-%m-%d"),
     }
