@@ -12,6 +12,7 @@ namespace adalog::intk {
 // logcode_avx512vnni.cc
 void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
                    float* y, int64_t ldy, LogScratch* s);
+void PackVTransposedS8Avx512(const uint8_t* v, int64_t ldv, int n, int k, PackedS8* b);
 
 const char* LogDesignName(LogDesign d) {
   switch (d) {
@@ -99,12 +100,22 @@ void FillLayout(LogMatmul* p, At at) {
         }
       }
       for (int o = 0; o < n; ++o) p->col_rowsum_mult[o] = 128 - p->zu[o];
+      // The decoded rows are zero-padded to a multiple of 64 and the pad rows of B are 0, so the
+      // kernel may run over kp: no partial dword step (same integer result).
+      b.k = b.kp;
       break;
     }
   }
 }
 
 void FillB(LogMatmul* p, const uint8_t* u, int64_t ldu, bool transposed) {
+  if (transposed && p->design == LogDesign::kU8 &&
+      static_cast<int>(ActiveIsaLevel()) >= static_cast<int>(IsaLevel::kAvx512Vnni)) {
+    PackVTransposedS8Avx512(u, ldu, p->n, p->k, &p->packed8);  // same bytes, vectorized
+    for (int o = 0; o < p->n; ++o) p->col_rowsum_mult[o] = 128 - p->zu[o];
+    p->packed8.k = p->packed8.kp;  // see FillLayout
+    return;
+  }
   if (transposed) {
     FillLayout(p, [u, ldu](int o, int j) -> int32_t { return u[j * ldu + o]; });
   } else {
