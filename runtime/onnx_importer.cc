@@ -70,6 +70,9 @@ Tensor ConvertTensor(const onnx::TensorProto& tp, const std::string& what) {
            ")");
   }
   ADALOG_CHECK(n <= graph::kMaxFoldedElements * 4, what, ": ", n, " elements is too large");
+  // Integer tensors are shape/index data in a ViT; stored as int64 they would grow up to 8x.
+  ADALOG_CHECK(t.dtype == DType::kFloat || n <= (int64_t{1} << 24), what, ": integer tensor of ",
+               n, " elements is too large");
   t.has_data = true;
   if (t.dtype == DType::kFloat) {
     t.f.resize(static_cast<size_t>(n));
