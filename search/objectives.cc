@@ -188,7 +188,12 @@ WeightOutObjective::WeightOutObjective(const float* xq, int64_t T, int K, const 
           static_cast<double>(y[t * N + o]) - (bias ? static_cast<double>(bias[o]) : 0.0);
   G_.resize(static_cast<size_t>(K) * K);
   ParallelAtB(xd.data(), T, K, xd.data(), K, G_.data());
-  Gf_.assign(G_.begin(), G_.end());
+  if (T < K) {
+    xq_.assign(xq, xq + T * K);  // e^T G e = ||Xq e||^2 is cheaper (the head: T = images)
+    T_ = T;
+  } else {
+    Gf_.assign(G_.begin(), G_.end());
+  }
   C_.resize(static_cast<size_t>(N) * K);
   ParallelAtB(yd.data(), T, N, xd.data(), K, C_.data());
   yy_.assign(static_cast<size_t>(N), 0.0);
@@ -206,7 +211,8 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
   {
     std::vector<UniformCode> codes(static_cast<size_t>(K));
     std::vector<double> ed(static_cast<size_t>(M) * K);
-    std::vector<float> ef(static_cast<size_t>(M) * K), eg(static_cast<size_t>(M) * K);
+    std::vector<float> ef(static_cast<size_t>(M) * K);
+    std::vector<float> eg(static_cast<size_t>(M) * (xq_.empty() ? K : T_));
     Eigen::VectorXd wd(K);
 #pragma omp for schedule(dynamic, 1)
     for (int o = 0; o < N_; ++o) {
@@ -231,13 +237,23 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
           ef[static_cast<size_t>(i) * K + k] = static_cast<float>(e);
         }
       }
-      Sgemm(M, K, K, ef.data(), Gf_.data(), false, eg.data());
+      if (xq_.empty()) {
+        Sgemm(M, K, K, ef.data(), Gf_.data(), false, eg.data());
+      } else {
+        Sgemm(M, T_, K, ef.data(), xq_.data(), true, eg.data());  // rows: (Xq e_i)^T
+      }
       for (int i = 0; i < M; ++i) {
         double quad = 0, lin = 0;
         for (int k = 0; k < K; ++k) {
           const size_t at = static_cast<size_t>(i) * K + k;
-          quad += static_cast<double>(ef[at]) * eg[at];
+          if (xq_.empty()) quad += static_cast<double>(ef[at]) * eg[at];
           lin += ed[at] * g0(k);
+        }
+        if (!xq_.empty()) {
+          for (int64_t t = 0; t < T_; ++t) {
+            const double v = eg[static_cast<size_t>(i * T_ + t)];
+            quad += v * v;
+          }
         }
         (*err)[static_cast<size_t>(o) * M + i] = rr - 2.0 * lin + quad;
       }

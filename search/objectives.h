@@ -60,7 +60,9 @@ class WeightOutObjective {
  private:
   int K_, N_;
   std::vector<double> G_;   // [K][K]
-  std::vector<float> Gf_;   // G rounded to float (the candidate GEMM)
+  std::vector<float> Gf_;   // G rounded to float (the candidate GEMM), when T >= K
+  std::vector<float> xq_;   // Xq, when T < K: e^T G e = ||Xq e||^2 costs T K, not K^2
+  int64_t T_ = 0;
   std::vector<double> C_;   // [N][K]: row o = Xq^T (y_o - b_o)
   std::vector<double> yy_;  // [N]
 };

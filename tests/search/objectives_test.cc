@@ -76,7 +76,7 @@ TEST(Objectives, ActSelfSortedPrefixSumsEqualsPlain) {
 struct LinearCase {
   int T = 64, K = 24, N = 9;
   std::vector<float> x, w, b, y;
-  explicit LinearCase(uint64_t seed) {
+  explicit LinearCase(uint64_t seed, int tokens = 64) : T(tokens) {
     std::mt19937_64 rng(seed);
     x = plain::RandomVec(rng, static_cast<size_t>(T) * K, -1, 2);
     w = plain::RandomVec(rng, static_cast<size_t>(N) * K, -0.5f, 0.5f);
@@ -95,7 +95,9 @@ std::vector<float> QuantRows(const std::vector<float>& w, int N, int K, const Un
 }
 
 TEST(Objectives, WeightOutGramEqualsPlainAndSelectsSameCandidate) {
-  const LinearCase lc(3);
+  for (int tokens : {64, 10}) {  // T >= K: e^T G e by GEMM with G; T < K: ||Xq e||^2
+  SCOPED_TRACE(tokens);
+  const LinearCase lc(3, tokens);
   const int bits = 4;
   const UniformGrid ag = TensorActivationGrid(lc.x.data(), lc.T * lc.K, bits);
   const std::vector<float> xq = plain::FqUniform(lc.x, bits, {ag.cands.scale(0, 100), ag.cands.zp(0, 100)});
@@ -123,6 +125,7 @@ TEST(Objectives, WeightOutGramEqualsPlainAndSelectsSameCandidate) {
   const UniformChoice p = SearchUniform(wg, plain_obj, {});
   EXPECT_EQ(a.scales, p.scales);
   EXPECT_EQ(a.zero_points, p.zero_points);
+  }
 }
 
 TEST(Objectives, ActOutUniformIntegerGramEqualsPlainAndSelectsSameCandidate) {
