@@ -934,23 +934,46 @@ VitModel RecognizeVit(const Folded& f, std::vector<std::string>* notes) {
                    ": head input must pick one token on axis 1");
       hu.token = ind.AtI(0) < 0 ? ind.AtI(0) + N : ind.AtI(0);
       pooled = c->outputs[0];
-    } else if (c->op == "ReduceMean") {
-      std::vector<int64_t> axes = c->GetInts("axes");
-      if (axes.empty() && c->inputs.size() > 1 && f.IsConst(c->inputs[1])) {
-        for (int64_t k = 0; k < f.Value(c->inputs[1]).numel(); ++k) {
-          axes.push_back(f.Value(c->inputs[1]).AtI(k));
+    } else if (c->op == "ReduceMean" || c->op == "Slice") {
+      const Node* rm = c;
+      if (c->op == "Slice") {
+        // x[:, prefix:] before the mean: must drop exactly the prefix tokens on axis 1.
+        std::vector<const Tensor*> ins;
+        Tensor probe = Iota(f.Value(x).dims, "pooling index map");
+        for (size_t k = 0; k < c->inputs.size(); ++k) {
+          ins.push_back(c->inputs[k].empty() ? nullptr : k == 0 ? &probe : &f.Value(c->inputs[k]));
+        }
+        const Tensor sl = EvalNode(*c, ins, f.opset)[0];
+        const int64_t pre = static_cast<int64_t>(prefix.size());
+        bool ok = sl.dims == std::vector<int64_t>{B, N - pre, D};
+        for (int64_t k = 0; ok && k < sl.numel(); ++k) {
+          const int64_t b = k / ((N - pre) * D), rest = k % ((N - pre) * D);
+          ok = sl.i[k] == b * N * D + pre * D + rest;
+        }
+        ADALOG_CHECK(ok && pre > 0, c->Describe(),
+                     ": token slice before pooling must drop exactly the prefix tokens");
+        const auto cc = f.Consumers(c->outputs[0]);
+        ADALOG_CHECK(cc.size() == 1 && cc[0]->op == "ReduceMean", c->Describe(),
+                     ": sliced tokens are not mean-pooled");
+        rm = cc[0];
+      }
+      std::vector<int64_t> axes = rm->GetInts("axes");
+      if (axes.empty() && rm->inputs.size() > 1 && f.IsConst(rm->inputs[1])) {
+        for (int64_t k = 0; k < f.Value(rm->inputs[1]).numel(); ++k) {
+          axes.push_back(f.Value(rm->inputs[1]).AtI(k));
         }
       }
-      ADALOG_CHECK(axes.size() == 1 && (axes[0] == 1 || axes[0] == -2), c->Describe(),
+      ADALOG_CHECK(axes.size() == 1 && (axes[0] == 1 || axes[0] == -2), rm->Describe(),
                    ": pooling must average over tokens (axis 1)");
-      ADALOG_CHECK(prefix.empty(), c->Describe(), ": mean pooling over prefix tokens is not supported");
+      ADALOG_CHECK(prefix.empty() || rm != c, rm->Describe(),
+                   ": mean pooling over prefix tokens is not supported");
       hu.token = -1;
-      pooled = c->outputs[0];
-      if (c->GetInt("keepdims", 1) != 0) {
+      pooled = rm->outputs[0];
+      if (rm->GetInt("keepdims", 1) != 0) {
         const auto cc = f.Consumers(pooled);
         ADALOG_CHECK(cc.size() == 1 && (cc[0]->op == "Squeeze" || cc[0]->op == "Reshape" ||
                                         cc[0]->op == "Flatten"),
-                     c->Describe(), ": pooled tokens are not squeezed");
+                     rm->Describe(), ": pooled tokens are not squeezed");
         pooled = cc[0]->outputs[0];
       }
     } else {

@@ -282,5 +282,17 @@ TEST(ImporterVariants, ChunkedQkvTanhGeluMeanPooling) {
                        kFuzzDir + "expected/" + name + ".output.npy");
 }
 
+TEST(ImporterVariants, ClsTokenWithMeanOverPatchTokens) {
+  const std::string name = "variant_cls_avgpool_op15_dyn";
+  ImportReport rep;
+  const VitModel m = ImportOnnxVit(kFuzzDir + "corpus/" + name + ".onnx", &rep);
+  EXPECT_TRUE(m.has_cls_token);
+  EXPECT_EQ(m.pooling, Pooling::kMeanPatches);  // x[:, 1:].mean(1): Slice + ReduceMean
+  EXPECT_EQ(rep.opset, 15);
+  ExpectMatchesPyTorch(kFuzzDir + "corpus/" + name + ".onnx",
+                       kFuzzDir + "expected/" + name + ".input.npy",
+                       kFuzzDir + "expected/" + name + ".output.npy");
+}
+
 }  // namespace
 }  // namespace adalog
