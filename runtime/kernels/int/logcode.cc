@@ -13,6 +13,8 @@ namespace adalog::intk {
 void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
                    float* y, int64_t ldy, LogScratch* s);
 void PackVTransposedS8Avx512(const uint8_t* v, int64_t ldv, int n, int k, PackedS8* b);
+void PackVTransposedS16Avx512(const uint8_t* v, int64_t ldv, int n, int k, int32_t zv,
+                              PackedS16* b);
 
 const char* LogDesignName(LogDesign d) {
   switch (d) {
@@ -79,6 +81,8 @@ void FillLayout(LogMatmul* p, At at) {
           }
         }
       }
+      // Decoded rows are zero-padded (to a multiple of 32) and pad rows of B are 0: run over kp.
+      b.k = b.kp;
       break;
     }
     case LogDesign::kU8: {
@@ -114,6 +118,13 @@ void FillB(LogMatmul* p, const uint8_t* u, int64_t ldu, bool transposed) {
     PackVTransposedS8Avx512(u, ldu, p->n, p->k, &p->packed8);  // same bytes, vectorized
     for (int o = 0; o < p->n; ++o) p->col_rowsum_mult[o] = 128 - p->zu[o];
     p->packed8.k = p->packed8.kp;  // see FillLayout
+    return;
+  }
+  if (transposed && p->design == LogDesign::kS16 &&
+      static_cast<int>(ActiveIsaLevel()) >= static_cast<int>(IsaLevel::kAvx512Vnni) &&
+      std::all_of(p->zu.begin(), p->zu.end(), [&](int32_t z) { return z == p->zu[0]; })) {
+    PackVTransposedS16Avx512(u, ldu, p->n, p->k, p->zu[0], &p->packed16);
+    p->packed16.k = p->packed16.kp;  // see FillLayout
     return;
   }
   if (transposed) {

@@ -58,14 +58,32 @@ void DecodeRowU8Window(const uint8_t* c, int k, int kp, const WindowLut& w, uint
   }
 }
 
+// s16 decode through a window of at most 64 codes starting at cmin: one vpermi2w per 32 codes.
+struct WindowLut16 {
+  __m512i lo, hi;  // entries 0..31 and 32..63 of the window
+  int span = 0;
+  int cmin = 0;
+};
+
+void DecodeRowS16Window(const uint8_t* c, int k, int kp, const WindowLut16& w, int16_t* out) {
+  const __m512i base = _mm512_set1_epi16(static_cast<int16_t>(w.cmin));
+  const __m512i span = _mm512_set1_epi16(static_cast<int16_t>(w.span));
+  for (int j = 0; j < kp; j += 32) {
+    const int rem = k - j;
+    const __mmask32 m = rem >= 32 ? ~__mmask32{0} : rem <= 0 ? 0 : (~__mmask32{0}) >> (32 - rem);
+    const __m512i v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, c + j));
+    const __m512i idx = _mm512_subs_epu16(v, base);
+    const __mmask32 in = _mm512_cmplt_epu16_mask(idx, span) & m;
+    _mm512_storeu_si512(out + j, _mm512_maskz_permutex2var_epi16(in, w.lo, idx, w.hi));
+  }
+}
+
 }  // namespace
 
 void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
                    float* y, int64_t ldy, LogScratch* s) {
   const int kp8 = (p.k + 63) / 64 * 64;
   const int kp16 = (p.k + 31) / 32 * 32;
-  const int32_t zero_mult_code = -1;
-  (void)zero_mult_code;
   Epilogue ep;
   ep.col_scale = p.col_scale.data();
   ep.col_bias = p.col_bias.data();
@@ -76,6 +94,7 @@ void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, i
   uint8_t lut8[257];
   int16_t lut16[257];
   WindowLut window;
+  WindowLut16 window16;
   bool window_ok = false;
   for (int m = m0; m < m1; ++m) {
     const uint8_t* c = codes + m * ld_codes;
@@ -89,11 +108,29 @@ void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, i
       continue;
     }
     if (p.design == LogDesign::kS16) {
-      if (e != lut_e) {
-        detail::BuildLevelLut(p.tables, e, lut16);
+      if (e != lut_e || cmin != lut_cmin) {
+        if (e != lut_e) detail::BuildLevelLut(p.tables, e, lut16);
         lut_e = e;
+        lut_cmin = cmin;
+        int last = table_size - 1;
+        while (last >= cmin && lut16[last] == 0) --last;
+        const int span = last - cmin + 1;
+        window_ok = span <= 64;
+        if (window_ok) {
+          alignas(64) int16_t t64[64];
+          for (int i = 0; i < 64; ++i) t64[i] = i < span ? lut16[cmin + i] : 0;
+          window16.lo = _mm512_load_si512(t64);
+          window16.hi = _mm512_load_si512(t64 + 32);
+          window16.span = span < 1 ? 0 : span;
+          window16.cmin = cmin;
+        }
       }
-      detail::DecodeRow(c, p.k, kp16, lut16, s->l16.data() + static_cast<int64_t>(m) * kp16);
+      int16_t* out = s->l16.data() + static_cast<int64_t>(m) * kp16;
+      if (window_ok) {
+        DecodeRowS16Window(c, p.k, kp16, window16, out);
+      } else {
+        detail::DecodeRow(c, p.k, kp16, lut16, out);
+      }
       continue;
     }
     if (e != lut_e || cmin != lut_cmin) {
@@ -163,6 +200,37 @@ void PackVTransposedS8Avx512(const uint8_t* v, int64_t ldv, int n, int k, Packed
       _mm_storeu_si128(reinterpret_cast<__m128i*>(line + 16), _mm_unpackhi_epi16(lo01, lo23));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(line + 32), _mm_unpacklo_epi16(hi01, hi23));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(line + 48), _mm_unpackhi_epi16(hi01, hi23));
+    }
+  }
+}
+
+// attn@V repack for the s16 design: V [k][n] u8 -> packed (v - zv) int16 panels
+// [n/16][kp/2][16][2]; 2 rows x 16 columns per step. Columns beyond n and rows beyond k are 0.
+void PackVTransposedS16Avx512(const uint8_t* v, int64_t ldv, int n, int k, int32_t zv,
+                              PackedS16* b) {
+  b->n = n;
+  b->k = k;
+  b->kp = (k + 1) / 2 * 2;
+  const __m256i z = _mm256_set1_epi16(static_cast<int16_t>(zv));
+  for (int p = 0; p < (n + 15) / 16; ++p) {
+    int16_t* panel = b->data.data() + int64_t{p} * b->kp * 16;
+    const int cols = n - 16 * p < 16 ? n - 16 * p : 16;
+    const __mmask16 cm = static_cast<__mmask16>(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
+    for (int s = 0; s < b->kp / 2; ++s) {
+      __m256i r[2];
+      for (int e = 0; e < 2; ++e) {
+        const int t = 2 * s + e;
+        r[e] = t < k ? _mm256_maskz_sub_epi16(
+                           cm, _mm256_cvtepu8_epi16(_mm_maskz_loadu_epi8(cm, v + t * ldv + 16 * p)),
+                           z)
+                     : _mm256_setzero_si256();
+      }
+      const __m256i lo = _mm256_unpacklo_epi16(r[0], r[1]);  // cols 0-3 | 8-11
+      const __m256i hi = _mm256_unpackhi_epi16(r[0], r[1]);  // cols 4-7 | 12-15
+      int16_t* line = panel + s * 32;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(line), _mm256_permute2x128_si256(lo, hi, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(line + 16),
+                          _mm256_permute2x128_si256(lo, hi, 0x31));
     }
   }
 }

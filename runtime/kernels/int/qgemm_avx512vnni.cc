@@ -138,6 +138,7 @@ __attribute__((noinline)) void Accumulate(const void* const* rows, const char* p
   __m512i acc[MR * NV];
 #pragma GCC unroll 24
   for (int i = 0; i < MR * NV; ++i) acc[i] = _mm512_setzero_si512();
+#pragma GCC unroll 4
   for (int s = s0; s < s1; ++s) {
     Step<MR, NV, kS16>(acc, rows, int64_t{4} * s, panel + int64_t{s} * 64, panel_bytes);
   }
