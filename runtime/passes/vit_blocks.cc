@@ -927,13 +927,41 @@ VitModel RecognizeVit(const Folded& f, std::vector<std::string>* notes) {
   for (const Node* c : f.Consumers(x)) {
     HeadUse hu;
     std::string pooled;
-    if (c->op == "Gather" && f.IsConst(c->inputs[1])) {
-      const Tensor& ind = f.Value(c->inputs[1]);
-      const int64_t axis = c->GetInt("axis", 0);
-      ADALOG_CHECK((axis == 1 || axis == -2) && ind.numel() == 1 && ind.rank() == 0, c->Describe(),
-                   ": head input must pick one token on axis 1");
-      hu.token = ind.AtI(0) < 0 ? ind.AtI(0) + N : ind.AtI(0);
-      pooled = c->outputs[0];
+    const bool slice_then_mean =
+        c->op == "Slice" && f.Consumers(c->outputs[0]).size() == 1 &&
+        f.Consumers(c->outputs[0])[0]->op == "ReduceMean";
+    if (IsLayoutOp(c->op) && c->inputs[0] == x && !slice_then_mean) {
+      // A token pick: Gather(x, t, axis 1), or Slice t:t+1 then Squeeze/Reshape/Flatten.
+      // Verified with an index map: the [B, D] result must be row t of every image.
+      Tensor map = Iota(f.Value(x).dims, "token index map");
+      std::string t = x;
+      const Node* n = c;
+      for (int step = 0; step < 4 && map.dims != std::vector<int64_t>{B, D}; ++step) {
+        ADALOG_CHECK(n && IsLayoutOp(n->op) && n->op != "Concat" && n->op != "Expand" &&
+                         n->inputs[0] == t,
+                     "not a ViT: cannot follow the classifier input after the final norm at ",
+                     n ? n->Describe() : t);
+        std::vector<const Tensor*> ins;
+        for (size_t k = 0; k < n->inputs.size(); ++k) {
+          ins.push_back(n->inputs[k].empty() ? nullptr : k == 0 ? &map : &f.Value(n->inputs[k]));
+        }
+        std::vector<Tensor> outs = EvalNode(*n, ins, f.opset);
+        ADALOG_CHECK(outs.size() == 1, n->Describe(), ": unexpected outputs before the head");
+        map = std::move(outs[0]);
+        t = n->outputs[0];
+        const auto next = f.Consumers(t);
+        n = next.size() == 1 ? next[0] : nullptr;
+      }
+      ADALOG_CHECK(map.dims == (std::vector<int64_t>{B, D}), "not a ViT: classifier input '", t,
+                   "' has shape ", ShapeStr(map.dims), ", expected ", ShapeStr({B, D}));
+      const int64_t tok = (map.i[0] / D) % N;
+      bool ok = map.i[0] % D == 0;
+      for (int64_t k = 0; ok && k < B * D; ++k) {
+        ok = map.i[k] == ((k / D) * N + tok) * D + k % D;
+      }
+      ADALOG_CHECK(ok, "not a ViT: classifier input '", t, "' is not one token of every image");
+      hu.token = tok;
+      pooled = t;
     } else if (c->op == "ReduceMean" || c->op == "Slice") {
       const Node* rm = c;
       if (c->op == "Slice") {

@@ -88,13 +88,13 @@ class VariantBlock(nn.Module):
 
 class VariantViT(nn.Module):
     """cls=True: patch-only pos embed, then cls concat, head on x[:, 0, :] (or, with
-    avg_patches=True, on the mean of the patch tokens x[:, 1:]); cls=False: pos embed, mean
-    pooling over tokens."""
+    avg_patches=True, on the mean of the patch tokens x[:, 1:]; with slice_token=True on
+    x[:, :1].flatten(1)); cls=False: pos embed, mean pooling over tokens."""
 
     def __init__(self, attn, gelu, cls, img=8, patch=4, dim=8, heads=2, depth=2, classes=3,
-                 avg_patches=False):
+                 avg_patches=False, slice_token=False):
         super().__init__()
-        self.cls, self.avg_patches = cls, avg_patches
+        self.cls, self.avg_patches, self.slice_token = cls, avg_patches, slice_token
         self.conv = nn.Conv2d(3, dim, patch, patch)
         n = (img // patch) ** 2
         self.pos = nn.Parameter(torch.randn(1, n, dim) * 0.5)
@@ -111,6 +111,8 @@ class VariantViT(nn.Module):
         if self.cls:
             x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1)
         x = self.norm(self.blocks(x))
+        if self.cls and self.slice_token:
+            return self.head(x[:, :1].flatten(1))  # Slice + Flatten instead of Gather
         if self.cls and self.avg_patches:
             return self.head(x[:, 1:].mean(dim=1))
         return self.head(x[:, 0, :] if self.cls else x.mean(dim=1))
@@ -153,7 +155,9 @@ def main():
             ("variant_separate_qkv_op17", VariantViT(SepAttention, ErfGelu, True), 17, False),
             ("variant_chunk_qkv_op13_dyn", VariantViT(ChunkAttention, TanhGelu, False), 13, True),
             ("variant_cls_avgpool_op15_dyn",
-             VariantViT(SepAttention, ErfGelu, True, avg_patches=True), 15, True)]:
+             VariantViT(SepAttention, ErfGelu, True, avg_patches=True), 15, True),
+            ("variant_slice_token_op17_dyn",
+             VariantViT(ChunkAttention, ErfGelu, True, slice_token=True), 17, True)]:
         vit_defs.perturb_(model, 7)
         model.eval()
         files[name + ".onnx"] = export(model, opset, dyn)

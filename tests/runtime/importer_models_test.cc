@@ -294,5 +294,14 @@ TEST(ImporterVariants, ClsTokenWithMeanOverPatchTokens) {
                        kFuzzDir + "expected/" + name + ".output.npy");
 }
 
+TEST(ImporterVariants, ClassifierOnSlicedAndFlattenedClsToken) {
+  const std::string name = "variant_slice_token_op17_dyn";
+  const VitModel m = ImportOnnxVit(kFuzzDir + "corpus/" + name + ".onnx");
+  EXPECT_EQ(m.pooling, Pooling::kClsToken);  // x[:, :1].flatten(1): Slice + Flatten
+  ExpectMatchesPyTorch(kFuzzDir + "corpus/" + name + ".onnx",
+                       kFuzzDir + "expected/" + name + ".input.npy",
+                       kFuzzDir + "expected/" + name + ".output.npy");
+}
+
 }  // namespace
 }  // namespace adalog
