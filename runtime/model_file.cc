@@ -1,0 +1,589 @@
+// Quantized model file: writer, validating reader, atomic save (format: docs/model_format.md).
+#include "runtime/model_file.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "quant/error.h"
+#include "quant/uniform.h"
+
+namespace adalog {
+namespace {
+
+constexpr char kMagic[8] = {'A', 'D', 'A', 'L', 'O', 'G', 'Q', '\0'};
+constexpr size_t kHeaderBytes = 24;  // magic, version, flags, payload bytes
+constexpr size_t kChecksumBytes = 8;
+constexpr int64_t kMaxDim = int64_t{1} << 20;  // sanity bound on any single dimension
+
+uint64_t Fnv1a64(const char* p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<uint8_t>(p[i])) * 1099511628211ull;
+  return h;
+}
+
+// ---------------------------------------------------------------------------------------------
+class Writer {
+ public:
+  void U8(uint8_t v) { s_.push_back(static_cast<char>(v)); }
+  void U32(uint32_t v) {
+    for (int i = 0; i < 4; ++i) U8(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void I32(int32_t v) { U32(static_cast<uint32_t>(v)); }
+  void U64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) U8(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void F32(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    U32(b);
+  }
+  void Str(const std::string& v) {
+    U32(static_cast<uint32_t>(v.size()));
+    s_.append(v);
+  }
+  void F32s(const std::vector<float>& v) {
+    U64(v.size());
+    for (float f : v) F32(f);
+  }
+  void Bytes(const std::vector<uint8_t>& v) {
+    U64(v.size());
+    s_.append(reinterpret_cast<const char*>(v.data()), v.size());
+  }
+  // Section: tag, zero, u64 length (patched at End), body.
+  size_t Begin(const char tag[4]) {
+    s_.append(tag, 4);
+    U32(0);
+    const size_t at = s_.size();
+    U64(0);
+    return at;
+  }
+  void End(size_t at) {
+    const uint64_t len = s_.size() - (at + 8);
+    for (int i = 0; i < 8; ++i) s_[at + static_cast<size_t>(i)] = static_cast<char>(len >> (8 * i));
+  }
+  std::string& str() { return s_; }
+
+ private:
+  std::string s_;
+};
+
+class Reader {
+ public:
+  Reader(const std::string& bytes, size_t begin, size_t end, std::string source)
+      : b_(bytes), pos_(begin), end_(end), src_(std::move(source)) {}
+  void Need(uint64_t n, const char* what) {
+    ADALOG_CHECK(n <= end_ - pos_, "model file '", src_, "': truncated or inconsistent ", ctx_,
+                 ": ", what, " needs ", n, " bytes at offset ", pos_, ", ", end_ - pos_, " left");
+  }
+  uint8_t U8(const char* what) {
+    Need(1, what);
+    return static_cast<uint8_t>(b_[pos_++]);
+  }
+  uint32_t U32(const char* what) {
+    Need(4, what);
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(b_[pos_++])) << (8 * i);
+    return v;
+  }
+  int32_t I32(const char* what) { return static_cast<int32_t>(U32(what)); }
+  uint64_t U64(const char* what) {
+    Need(8, what);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(b_[pos_++])) << (8 * i);
+    return v;
+  }
+  float F32(const char* what) {
+    const uint32_t u = U32(what);
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  // A dimension in [lo, kMaxDim].
+  int Dim(const char* what, int lo = 1) {
+    const int32_t v = I32(what);
+    ADALOG_CHECK(v >= lo && v <= kMaxDim, "model file '", src_, "': ", ctx_, ": ", what, " = ", v,
+                 " out of range [", lo, ", ", kMaxDim, "]");
+    return v;
+  }
+  std::string Str(const char* what) {
+    const uint32_t n = U32(what);
+    Need(n, what);
+    std::string s = b_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  std::vector<float> F32s(const char* what, uint64_t expect) {
+    const uint64_t n = U64(what);
+    ADALOG_CHECK(n == expect, "model file '", src_, "': ", ctx_, ": ", what, " has ", n,
+                 " values, expected ", expect);
+    Need(n * 4, what);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& f : v) f = F32(what);
+    return v;
+  }
+  std::vector<uint8_t> Bytes(const char* what, uint64_t expect) {
+    const uint64_t n = U64(what);
+    ADALOG_CHECK(n == expect, "model file '", src_, "': ", ctx_, ": ", what, " has ", n,
+                 " bytes, expected ", expect);
+    Need(n, what);
+    std::vector<uint8_t> v(b_.begin() + static_cast<std::ptrdiff_t>(pos_),
+                           b_.begin() + static_cast<std::ptrdiff_t>(pos_ + n));
+    pos_ += n;
+    return v;
+  }
+  // Opens a section with the given tag; returns its end offset.
+  size_t Begin(const char tag[4], const std::string& ctx) {
+    ctx_ = "section '" + std::string(tag, 4) + "'" + (ctx.empty() ? "" : " (" + ctx + ")");
+    Need(16, "section header");
+    ADALOG_CHECK(b_.compare(pos_, 4, tag, 4) == 0, "model file '", src_, "': expected ", ctx_,
+                 " at offset ", pos_, ", found tag '", b_.substr(pos_, 4), "'");
+    pos_ += 4;
+    U32("section flags");
+    const uint64_t len = U64("section length");
+    Need(len, "section body");
+    return pos_ + static_cast<size_t>(len);
+  }
+  void End(size_t end) {
+    ADALOG_CHECK(pos_ == end, "model file '", src_, "': ", ctx_, " has ",
+                 static_cast<int64_t>(end) - static_cast<int64_t>(pos_), " unread bytes");
+  }
+  void Fail(const std::string& what) { adalog::Fail("model file '", src_, "': ", ctx_, ": ", what); }
+  const std::string& source() const { return src_; }
+  size_t pos() const { return pos_; }
+
+ private:
+  const std::string& b_;
+  size_t pos_, end_;
+  std::string src_;
+  std::string ctx_ = "header";
+};
+
+// Packs b-bit codes LSB-first into a little-endian bit stream.
+std::vector<uint8_t> PackCodes(const std::vector<UniformCode>& codes, int bits) {
+  std::vector<uint8_t> out((codes.size() * static_cast<size_t>(bits) + 7) / 8, 0);
+  size_t bit = 0;
+  for (UniformCode c : codes) {
+    for (int i = 0; i < bits; ++i, ++bit)
+      if ((c >> i) & 1) out[bit / 8] = static_cast<uint8_t>(out[bit / 8] | (1u << (bit % 8)));
+  }
+  return out;
+}
+
+std::vector<UniformCode> UnpackCodes(const std::vector<uint8_t>& packed, size_t n, int bits) {
+  std::vector<UniformCode> out(n, 0);
+  size_t bit = 0;
+  for (size_t k = 0; k < n; ++k)
+    for (int i = 0; i < bits; ++i, ++bit)
+      if ((packed[bit / 8] >> (bit % 8)) & 1) out[k] = static_cast<UniformCode>(out[k] | (1u << i));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+void WriteLn(Writer& w, const LayerNormParams& n) {
+  w.I32(n.dim);
+  w.F32(n.eps);
+  w.F32s(n.gamma);
+  w.F32s(n.beta);
+}
+
+LayerNormParams ReadLn(Reader& r, int dim) {
+  LayerNormParams n;
+  n.dim = r.Dim("layernorm dim");
+  if (n.dim != dim) r.Fail("layernorm dim " + std::to_string(n.dim) + " != model dim " + std::to_string(dim));
+  n.eps = r.F32("layernorm eps");
+  if (!(n.eps > 0.0f) || !std::isfinite(n.eps)) r.Fail("layernorm eps must be positive and finite");
+  n.gamma = r.F32s("layernorm gamma", static_cast<uint64_t>(dim));
+  n.beta = r.F32s("layernorm beta", static_cast<uint64_t>(dim));
+  return n;
+}
+
+void WriteAct(Writer& w, const ActQuant& a) {
+  w.U8(static_cast<uint8_t>(a.kind));
+  switch (a.kind) {
+    case ActQuant::Kind::kNone: break;
+    case ActQuant::Kind::kUniform:
+      w.I32(a.uniform.params.bits);
+      w.F32(a.uniform.params.scale);
+      w.I32(a.uniform.params.zero_point);
+      break;
+    case ActQuant::Kind::kLog:
+      w.U8(static_cast<uint8_t>(a.log.kind));
+      w.I32(a.log.bits);
+      w.F32(a.log.scale);
+      w.I32(a.log.q);
+      w.F32(a.shift);
+      w.U8(a.shift_folded ? 1 : 0);
+      break;
+    case ActQuant::Kind::kTwin:
+      w.I32(a.twin.bits);
+      w.F32(a.twin.scale_pos);
+      w.F32(a.twin.scale_neg);
+      break;
+  }
+}
+
+ActQuant ReadAct(Reader& r) {
+  ActQuant a;
+  const uint8_t kind = r.U8("activation quantizer kind");
+  if (kind > static_cast<uint8_t>(ActQuant::Kind::kTwin)) r.Fail("unknown activation quantizer kind " + std::to_string(kind));
+  a.kind = static_cast<ActQuant::Kind>(kind);
+  try {
+    switch (a.kind) {
+      case ActQuant::Kind::kNone: break;
+      case ActQuant::Kind::kUniform:
+        a.uniform.params.bits = r.I32("uniform bits");
+        a.uniform.params.scale = r.F32("uniform scale");
+        a.uniform.params.zero_point = r.I32("uniform zero point");
+        a.uniform.Validate();
+        break;
+      case ActQuant::Kind::kLog: {
+        const uint8_t lk = r.U8("log kind");
+        if (lk > static_cast<uint8_t>(LogKind::kAdaLog)) r.Fail("unknown log quantizer kind " + std::to_string(lk));
+        a.log.kind = static_cast<LogKind>(lk);
+        a.log.bits = r.I32("log bits");
+        a.log.scale = r.F32("log scale");
+        a.log.q = r.I32("log q");
+        a.shift = r.F32("log shift");
+        a.shift_folded = r.U8("log shift folded") != 0;
+        a.log.Validate();
+        if (!std::isfinite(a.shift)) r.Fail("log shift is not finite");
+        break;
+      }
+      case ActQuant::Kind::kTwin:
+        a.twin.bits = r.I32("twin bits");
+        a.twin.scale_pos = r.F32("twin scale_pos");
+        a.twin.scale_neg = r.F32("twin scale_neg");
+        a.twin.Validate();
+        break;
+    }
+  } catch (const Error& e) {
+    if (std::string(e.what()).rfind("model file", 0) == 0) throw;
+    r.Fail(std::string("activation quantizer: ") + e.what());
+  }
+  return a;
+}
+
+void WriteWeightQuant(Writer& w, const UniformPerChannel& q, const float* weight, int rows, int cols) {
+  ADALOG_CHECK(static_cast<int>(q.scales.size()) == rows && static_cast<int>(q.zero_points.size()) == rows,
+               "model file: weight quantizer has ", q.scales.size(), " channels for ", rows, " rows");
+  w.I32(q.bits);
+  w.F32s(q.scales);
+  for (int32_t z : q.zero_points) w.I32(z);
+  std::vector<UniformCode> codes(static_cast<size_t>(rows) * cols);
+  // Codes of every row under its own parameters (an invalid plan writes code 0; Parse rejects it).
+  for (int o = 0; o < rows; ++o) {
+    const UniformParams p = q.channel(o);
+    bool ok = true;
+    try {
+      p.Validate();
+    } catch (const Error&) {
+      ok = false;
+    }
+    if (ok) UniformQuantizer(p).Encode(weight + static_cast<int64_t>(o) * cols, cols, codes.data() + static_cast<size_t>(o) * cols);
+  }
+  w.Bytes(PackCodes(codes, std::max(1, std::min(q.bits, 8))));
+}
+
+// Reads a weight quantizer and its codes; returns the dequantized weight.
+std::vector<float> ReadWeightQuant(Reader& r, int rows, int cols, UniformPerChannel* q) {
+  q->bits = r.I32("weight bits");
+  if (q->bits < kMinBits || q->bits > kMaxBits) r.Fail("weight bits " + std::to_string(q->bits) + " outside 2..8");
+  q->axis = 0;
+  q->scales = r.F32s("weight scales", static_cast<uint64_t>(rows));
+  q->zero_points.resize(static_cast<size_t>(rows));
+  for (auto& z : q->zero_points) z = r.I32("weight zero point");
+  try {
+    q->Validate();
+  } catch (const Error& e) {
+    r.Fail(std::string("weight quantizer: ") + e.what());
+  }
+  const uint64_t n = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
+  const std::vector<uint8_t> packed = r.Bytes("weight codes", (n * static_cast<uint64_t>(q->bits) + 7) / 8);
+  const std::vector<UniformCode> codes = UnpackCodes(packed, static_cast<size_t>(n), q->bits);
+  std::vector<float> w(static_cast<size_t>(n));
+  for (int o = 0; o < rows; ++o) {
+    const UniformQuantizer uq(q->channel(o));
+    uq.Decode(codes.data() + static_cast<size_t>(o) * cols, cols, w.data() + static_cast<size_t>(o) * cols);
+  }
+  return w;
+}
+
+void WriteLinear(Writer& w, const LinearParams& l, const LinearQuant& q) {
+  w.I32(l.in);
+  w.I32(l.out);
+  WriteWeightQuant(w, q.weight, l.weight.data(), l.out, l.in);
+  w.F32s(l.bias);
+  WriteAct(w, q.input);
+}
+
+void ReadLinear(Reader& r, LinearParams* l, LinearQuant* q, int in, int out) {
+  l->in = r.Dim("linear in");
+  l->out = r.Dim("linear out");
+  if ((in > 0 && l->in != in) || (out > 0 && l->out != out))
+    r.Fail("linear shape " + std::to_string(l->out) + "x" + std::to_string(l->in) + " does not match the model");
+  l->weight = ReadWeightQuant(r, l->out, l->in, &q->weight);
+  l->bias = r.F32s("linear bias", static_cast<uint64_t>(l->out));
+  q->input = ReadAct(r);
+}
+
+void WriteHeads(Writer& w, const UniformPerHead& h) {
+  w.I32(h.bits);
+  w.F32s(h.scales);
+  for (int32_t z : h.zero_points) w.I32(z);
+}
+
+UniformPerHead ReadHeads(Reader& r, int heads, const char* what) {
+  UniformPerHead h;
+  h.bits = r.I32(what);
+  h.scales = r.F32s(what, static_cast<uint64_t>(heads));
+  h.zero_points.resize(static_cast<size_t>(heads));
+  for (auto& z : h.zero_points) z = r.I32(what);
+  try {
+    h.Validate();
+  } catch (const Error& e) {
+    r.Fail(std::string(what) + ": " + e.what());
+  }
+  return h;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+std::string SerializeQuantizedModel(const QuantizedModel& qm) {
+  const VitModel& m = qm.model;
+  const QuantPlan& p = qm.plan;
+  ValidateVitModel(m);
+  ADALOG_CHECK(p.blocks.size() == m.blocks.size(), "model file: plan has ", p.blocks.size(),
+               " blocks, model ", m.blocks.size());
+  Writer w;
+  w.str().append(kMagic, 8);
+  w.U32(kModelFileVersion);
+  w.U32(0);
+  w.U64(0);  // payload bytes, patched below
+  size_t s = w.Begin("MODL");
+  w.Str(m.name);
+  w.Str(m.style);
+  w.I32(m.dim);
+  w.I32(static_cast<int32_t>(m.blocks.size()));
+  w.I32(m.num_classes());
+  w.U8(m.has_cls_token);
+  w.U8(m.has_dist_token);
+  w.U8(static_cast<uint8_t>(m.pos_mode));
+  w.U8(static_cast<uint8_t>(m.pooling));
+  w.I32(m.preprocess.resize_shorter);
+  for (int c = 0; c < 3; ++c) w.F32(m.preprocess.mean[c]);
+  for (int c = 0; c < 3; ++c) w.F32(m.preprocess.std[c]);
+  w.I32(p.weight_bits);
+  w.I32(p.act_bits);
+  w.Str(p.softmax_quantizer);
+  w.Str(p.gelu_quantizer);
+  w.U8(p.ln_reparam);
+  w.U8(p.fpcs);
+  w.End(s);
+  s = w.Begin("EMBD");
+  const PatchEmbedParams& e = m.embed;
+  w.I32(e.in_channels);
+  w.I32(e.image_h);
+  w.I32(e.image_w);
+  w.I32(e.patch);
+  WriteWeightQuant(w, p.patch_embed_weight, e.weight.data(), e.dim, e.in_channels * e.patch * e.patch);
+  w.F32s(e.bias);
+  w.F32s(m.cls_token);
+  w.F32s(m.dist_token);
+  w.F32s(m.pos_embed);
+  w.End(s);
+  for (size_t b = 0; b < m.blocks.size(); ++b) {
+    const BlockParams& bp = m.blocks[b];
+    const BlockQuant& bq = p.blocks[b];
+    s = w.Begin("BLCK");
+    w.I32(bp.heads);
+    w.F32(bp.attn_scale);
+    w.U8(static_cast<uint8_t>(bp.gelu));
+    w.I32(bp.window_size);
+    w.I32(bp.shift_size);
+    WriteLn(w, bp.ln1);
+    WriteLinear(w, bp.qkv, bq.qkv);
+    WriteHeads(w, bq.attn.q);
+    WriteHeads(w, bq.attn.k);
+    WriteAct(w, bq.attn.probs);
+    WriteHeads(w, bq.attn.v);
+    WriteLinear(w, bp.proj, bq.proj);
+    WriteLn(w, bp.ln2);
+    WriteLinear(w, bp.fc1, bq.fc1);
+    WriteLinear(w, bp.fc2, bq.fc2);
+    w.End(s);
+  }
+  s = w.Begin("HEAD");
+  WriteLn(w, m.norm);
+  WriteLinear(w, m.head, p.head);
+  if (m.pooling == Pooling::kClsDistAvg) WriteLinear(w, m.head_dist, p.head_dist);
+  w.End(s);
+  s = w.Begin("META");
+  w.U32(static_cast<uint32_t>(p.meta.size()));
+  for (const auto& kv : p.meta) {
+    w.Str(kv.first);
+    w.Str(kv.second);
+  }
+  w.End(s);
+  std::string& out = w.str();
+  const uint64_t payload = out.size() - kHeaderBytes;
+  for (int i = 0; i < 8; ++i) out[16 + static_cast<size_t>(i)] = static_cast<char>(payload >> (8 * i));
+  const uint64_t sum = Fnv1a64(out.data(), out.size());
+  w.U64(sum);
+  return std::move(out);
+}
+
+QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& source) {
+  ADALOG_CHECK(bytes.size() >= 8 && std::memcmp(bytes.data(), kMagic, 8) == 0, "model file '", source,
+               "': not an adalog quantized model (bad magic)");
+  ADALOG_CHECK(bytes.size() >= kHeaderBytes + kChecksumBytes, "model file '", source,
+               "': truncated header (", bytes.size(), " bytes)");
+  Reader h(bytes, 8, kHeaderBytes, source);
+  const uint32_t version = h.U32("version");
+  ADALOG_CHECK(version == kModelFileVersion, "model file '", source, "': unsupported format version ",
+               version, " (this build reads version ", kModelFileVersion, ")");
+  h.U32("flags");
+  const uint64_t payload = h.U64("payload bytes");
+  ADALOG_CHECK(payload == bytes.size() - kHeaderBytes - kChecksumBytes, "model file '", source,
+               "': size mismatch: header declares ", payload, " payload bytes, file has ",
+               bytes.size() - kHeaderBytes - kChecksumBytes, " (truncated or extended file)");
+  Reader cs(bytes, bytes.size() - kChecksumBytes, bytes.size(), source);
+  ADALOG_CHECK(cs.U64("checksum") == Fnv1a64(bytes.data(), bytes.size() - kChecksumBytes),
+               "model file '", source, "': checksum mismatch (the file is corrupted)");
+
+  Reader r(bytes, kHeaderBytes, bytes.size() - kChecksumBytes, source);
+  QuantizedModel qm;
+  VitModel& m = qm.model;
+  QuantPlan& p = qm.plan;
+  size_t end = r.Begin("MODL", "");
+  m.name = r.Str("name");
+  m.style = r.Str("style");
+  m.dim = r.Dim("dim");
+  const int depth = r.Dim("depth", 0);
+  const int classes = r.Dim("classes");
+  m.has_cls_token = r.U8("has_cls_token") != 0;
+  m.has_dist_token = r.U8("has_dist_token") != 0;
+  const uint8_t pos_mode = r.U8("pos_mode"), pooling = r.U8("pooling");
+  if (pos_mode > static_cast<uint8_t>(PosEmbedMode::kPatchesOnly)) r.Fail("unknown pos_mode " + std::to_string(pos_mode));
+  if (pooling > static_cast<uint8_t>(Pooling::kMeanPatches)) r.Fail("unknown pooling " + std::to_string(pooling));
+  m.pos_mode = static_cast<PosEmbedMode>(pos_mode);
+  m.pooling = static_cast<Pooling>(pooling);
+  m.preprocess.resize_shorter = r.I32("resize_shorter");
+  for (int c = 0; c < 3; ++c) m.preprocess.mean[c] = r.F32("mean");
+  for (int c = 0; c < 3; ++c) m.preprocess.std[c] = r.F32("std");
+  p.weight_bits = r.I32("weight_bits");
+  p.act_bits = r.I32("act_bits");
+  if (p.weight_bits < kMinBits || p.weight_bits > kMaxBits || p.act_bits < kMinBits || p.act_bits > kMaxBits)
+    r.Fail("plan bit widths W" + std::to_string(p.weight_bits) + "A" + std::to_string(p.act_bits) + " outside 2..8");
+  p.softmax_quantizer = r.Str("softmax quantizer");
+  p.gelu_quantizer = r.Str("gelu quantizer");
+  p.ln_reparam = r.U8("ln_reparam") != 0;
+  p.fpcs = r.U8("fpcs") != 0;
+  r.End(end);
+
+  end = r.Begin("EMBD", "");
+  PatchEmbedParams& e = m.embed;
+  e.in_channels = r.Dim("in_channels");
+  e.image_h = r.Dim("image_h");
+  e.image_w = r.Dim("image_w");
+  e.patch = r.Dim("patch");
+  e.dim = m.dim;
+  if (e.image_h % e.patch != 0 || e.image_w % e.patch != 0) r.Fail("image size not a multiple of the patch");
+  const int pk = e.in_channels * e.patch * e.patch;
+  e.weight = ReadWeightQuant(r, e.dim, pk, &p.patch_embed_weight);
+  e.bias = r.F32s("patch bias", static_cast<uint64_t>(m.dim));
+  m.cls_token = r.F32s("cls token", m.has_cls_token ? static_cast<uint64_t>(m.dim) : 0);
+  m.dist_token = r.F32s("dist token", m.has_dist_token ? static_cast<uint64_t>(m.dim) : 0);
+  {
+    const uint64_t n = r.U64("pos embed");
+    const uint64_t rows = m.pos_mode == PosEmbedMode::kAfterPrefix ? static_cast<uint64_t>(m.num_tokens())
+                                                                   : static_cast<uint64_t>(e.num_patches());
+    if (n != 0 && n != rows * static_cast<uint64_t>(m.dim)) r.Fail("pos embed has " + std::to_string(n) + " values");
+    r.Need(n * 4, "pos embed");
+    m.pos_embed.resize(static_cast<size_t>(n));
+    for (auto& f : m.pos_embed) f = r.F32("pos embed");
+  }
+  r.End(end);
+
+  m.blocks.resize(static_cast<size_t>(depth));
+  p.blocks.resize(static_cast<size_t>(depth));
+  for (int b = 0; b < depth; ++b) {
+    BlockParams& bp = m.blocks[static_cast<size_t>(b)];
+    BlockQuant& bq = p.blocks[static_cast<size_t>(b)];
+    end = r.Begin("BLCK", "block " + std::to_string(b));
+    bp.heads = r.Dim("heads");
+    if (m.dim % bp.heads != 0) r.Fail("heads " + std::to_string(bp.heads) + " do not divide dim");
+    bp.attn_scale = r.F32("attn_scale");
+    const uint8_t gelu = r.U8("gelu");
+    if (gelu > static_cast<uint8_t>(GeluKind::kTanh)) r.Fail("unknown gelu kind");
+    bp.gelu = static_cast<GeluKind>(gelu);
+    bp.window_size = r.Dim("window_size", 0);
+    bp.shift_size = r.Dim("shift_size", 0);
+    bp.ln1 = ReadLn(r, m.dim);
+    ReadLinear(r, &bp.qkv, &bq.qkv, m.dim, 3 * m.dim);
+    bq.attn.q = ReadHeads(r, bp.heads, "q quantizer");
+    bq.attn.k = ReadHeads(r, bp.heads, "k quantizer");
+    bq.attn.probs = ReadAct(r);
+    bq.attn.v = ReadHeads(r, bp.heads, "v quantizer");
+    ReadLinear(r, &bp.proj, &bq.proj, m.dim, m.dim);
+    bp.ln2 = ReadLn(r, m.dim);
+    ReadLinear(r, &bp.fc1, &bq.fc1, m.dim, 0);
+    ReadLinear(r, &bp.fc2, &bq.fc2, bp.fc1.out, m.dim);
+    r.End(end);
+  }
+  end = r.Begin("HEAD", "");
+  m.norm = ReadLn(r, m.dim);
+  ReadLinear(r, &m.head, &p.head, m.dim, classes);
+  if (m.pooling == Pooling::kClsDistAvg) ReadLinear(r, &m.head_dist, &p.head_dist, m.dim, classes);
+  r.End(end);
+  end = r.Begin("META", "");
+  const uint32_t nmeta = r.U32("meta count");
+  for (uint32_t i = 0; i < nmeta; ++i) {
+    std::string k = r.Str("meta key");
+    p.meta.emplace_back(std::move(k), r.Str("meta value"));
+  }
+  r.End(end);
+  ADALOG_CHECK(r.pos() == bytes.size() - kChecksumBytes, "model file '", source, "': ",
+               bytes.size() - kChecksumBytes - r.pos(), " trailing bytes after the last section");
+  try {
+    ValidateVitModel(m);
+  } catch (const Error& err) {
+    Fail("model file '", source, "': ", err.what());
+  }
+  return qm;
+}
+
+void SaveQuantizedModel(const QuantizedModel& qm, const std::string& path) {
+  const std::string bytes = SerializeQuantizedModel(qm);
+  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(getpid()));
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    ADALOG_CHECK(f.good(), "model file '", path, "': cannot create temporary file '", tmp, "'");
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    f.flush();
+    if (!f.good()) {
+      f.close();
+      std::remove(tmp.c_str());
+      Fail("model file '", path, "': write failed (disk full?)");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    Fail("model file '", path, "': cannot rename the temporary file into place");
+  }
+}
+
+QuantizedModel LoadQuantizedModel(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  ADALOG_CHECK(f.good(), "model file '", path, "': cannot open");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ParseQuantizedModel(ss.str(), path);
+}
+
+}  // namespace adalog

@@ -1,0 +1,164 @@
+// Quantized model file: round trip of a calibrated model, packed codes, atomic save, and clear
+// errors on corrupted, truncated or out-of-range files.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "quant/uniform.h"
+#include "runtime/model_file.h"
+#include "search/calibrate.h"
+#include "tests/util/exec_random_vit.h"
+#include "tests/util/expect_error.h"
+
+namespace adalog {
+namespace {
+
+using testing_util::MakeRandomVit;
+using testing_util::RandomImages;
+using testing_util::RandomVitSpec;
+
+QuantizedModel SmallQuantized(int bits, bool dist) {
+  RandomVitSpec s;
+  s.dim = 16;
+  s.heads = 2;
+  s.depth = 1;
+  s.image = 8;
+  s.patch = 4;
+  s.classes = 5;
+  s.dist = dist;
+  const VitModel m = MakeRandomVit(s);
+  const std::vector<float> images = RandomImages(m, 2, 3);
+  search::CalibOptions o;
+  o.num_images = 2;
+  o.recipe.weight_bits = o.recipe.act_bits = bits;
+  o.recipe.fpcs = false;
+  o.recipe.rounds = 1;
+  return search::Calibrate(m, images.data(), 2, o);
+}
+
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), 4 * a.size()) == 0);
+}
+
+std::vector<float> Dequant(const std::vector<float>& w, const UniformPerChannel& q, int rows, int cols) {
+  std::vector<float> out(w.size());
+  FakeQuantize(q, w.data(), {rows, cols}, out.data());
+  return out;
+}
+
+TEST(ModelFile, RoundTripKeepsPlanAndDequantizedWeights) {
+  for (int bits : {3, 4, 6, 8}) {
+    const QuantizedModel qm = SmallQuantized(bits, bits == 4);
+    const std::string bytes = SerializeQuantizedModel(qm);
+    const QuantizedModel back = ParseQuantizedModel(bytes, "mem");
+    const VitModel &a = qm.model, &b = back.model;
+    EXPECT_EQ(b.dim, a.dim);
+    EXPECT_EQ(b.pooling, a.pooling);
+    EXPECT_TRUE(SameBits(b.pos_embed, a.pos_embed));
+    EXPECT_TRUE(SameBits(b.cls_token, a.cls_token));
+    EXPECT_TRUE(SameBits(b.embed.weight, Dequant(a.embed.weight, qm.plan.patch_embed_weight, a.dim, 3 * 16)));
+    ASSERT_EQ(b.blocks.size(), a.blocks.size());
+    const BlockParams &x = a.blocks[0], &y = b.blocks[0];
+    EXPECT_TRUE(SameBits(y.ln1.gamma, x.ln1.gamma) && SameBits(y.ln1.beta, x.ln1.beta));
+    EXPECT_TRUE(SameBits(y.qkv.weight, Dequant(x.qkv.weight, qm.plan.blocks[0].qkv.weight, x.qkv.out, x.qkv.in)));
+    EXPECT_TRUE(SameBits(y.fc2.weight, Dequant(x.fc2.weight, qm.plan.blocks[0].fc2.weight, x.fc2.out, x.fc2.in)));
+    EXPECT_TRUE(SameBits(y.fc2.bias, x.fc2.bias));
+    const BlockQuant &p = qm.plan.blocks[0], &q = back.plan.blocks[0];
+    EXPECT_TRUE(SameBits(q.qkv.weight.scales, p.qkv.weight.scales));
+    EXPECT_EQ(q.qkv.weight.zero_points, p.qkv.weight.zero_points);
+    EXPECT_EQ(q.fc2.input.kind, p.fc2.input.kind);
+    EXPECT_EQ(q.fc2.input.log.q, p.fc2.input.log.q);
+    EXPECT_EQ(q.fc2.input.log.scale, p.fc2.input.log.scale);
+    EXPECT_EQ(q.fc2.input.shift_folded, p.fc2.input.shift_folded);
+    EXPECT_EQ(q.attn.probs.log.q, p.attn.probs.log.q);
+    EXPECT_TRUE(SameBits(q.attn.v.scales, p.attn.v.scales));
+    EXPECT_EQ(q.proj.input.uniform.params.zero_point, p.proj.input.uniform.params.zero_point);
+    EXPECT_EQ(back.plan.meta, qm.plan.meta);
+    EXPECT_EQ(back.plan.weight_bits, bits);
+    if (bits == 4) {
+      EXPECT_TRUE(SameBits(b.head_dist.weight, Dequant(a.head_dist.weight, qm.plan.head_dist.weight, 5, 16)));
+    }
+    // Re-serializing the loaded model is a fixed point (codes of dequantized weights are stable).
+    EXPECT_EQ(SerializeQuantizedModel(back), bytes) << "bits " << bits;
+  }
+}
+
+TEST(ModelFile, WeightsArePackedAtTheirBitWidth) {
+  const QuantizedModel q3 = SmallQuantized(3, false), q8 = SmallQuantized(8, false);
+  int64_t weights = 0;
+  const VitModel& m = q3.model;
+  weights += static_cast<int64_t>(m.embed.weight.size()) + m.head.weight.size();
+  for (const auto& b : m.blocks)
+    weights += static_cast<int64_t>(b.qkv.weight.size() + b.proj.weight.size() + b.fc1.weight.size() + b.fc2.weight.size());
+  const int64_t diff = static_cast<int64_t>(SerializeQuantizedModel(q8).size()) -
+                       static_cast<int64_t>(SerializeQuantizedModel(q3).size());
+  // 8-bit codes take 5/8 of a byte more per weight than 3-bit ones (plus < 1 byte per tensor).
+  EXPECT_NEAR(static_cast<double>(diff), weights * 5.0 / 8.0, 8.0);
+}
+
+TEST(ModelFile, AtomicSaveAndLoad) {
+  const QuantizedModel qm = SmallQuantized(4, false);
+  const std::string path = ::testing::TempDir() + "adalog_model_file_test_" + std::to_string(getpid()) + ".adq";
+  SaveQuantizedModel(qm, path);
+  const QuantizedModel back = LoadQuantizedModel(path);
+  EXPECT_EQ(back.plan.blocks.size(), 1u);
+  std::ifstream tmp(path + ".tmp." + std::to_string(getpid()));
+  EXPECT_FALSE(tmp.good());  // no temporary left behind
+  std::remove(path.c_str());
+  test::ExpectErrorContaining([&] { LoadQuantizedModel(path); }, "cannot open");
+  test::ExpectErrorContaining([&] { SaveQuantizedModel(qm, "/nonexistent_dir_adalog/x.adq"); },
+                              "cannot create temporary file");
+}
+
+// Rewrites the payload size and checksum after a patch, so that only the patched field is wrong.
+std::string Reseal(std::string b) {
+  uint64_t h = 1469598103934665603ull;
+  b.resize(b.size() - 8);
+  for (char c : b) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+  for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>(h >> (8 * i)));
+  return b;
+}
+
+TEST(ModelFile, CorruptionIsReportedClearly) {
+  const QuantizedModel qm = SmallQuantized(4, false);
+  const std::string good = SerializeQuantizedModel(qm);
+  // Truncation anywhere.
+  for (size_t n = 0; n < good.size(); n += 37) {
+    try {
+      ParseQuantizedModel(good.substr(0, n), "t.adq");
+      ADD_FAILURE() << "truncation to " << n << " bytes accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("t.adq"), std::string::npos) << e.what();
+    }
+  }
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(good.substr(0, good.size() - 1), "t.adq"); }, "size mismatch");
+  std::string bad = good;
+  bad[0] = 'X';
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(bad, "t.adq"); }, "bad magic");
+  bad = good;
+  bad[8] = 2;
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(bad), "t.adq"); }, "unsupported format version 2");
+  bad = good;
+  bad[good.size() / 2] ^= 0x40;
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(bad, "t.adq"); }, "checksum mismatch");
+  // Out-of-range parameters survive serialization and are rejected at load.
+  QuantizedModel q2 = qm;
+  q2.plan.blocks[0].proj.input.uniform.params.zero_point = 99;
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(SerializeQuantizedModel(q2), "t.adq"); }, "zero_point = 99");
+  q2 = qm;
+  q2.plan.blocks[0].fc1.weight.scales[3] = -1.0f;
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(SerializeQuantizedModel(q2), "t.adq"); }, "weight quantizer");
+  q2 = qm;
+  q2.plan.blocks[0].attn.probs.log.q = 1000;
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(SerializeQuantizedModel(q2), "t.adq"); }, "activation quantizer");
+  // Size mismatch between the plan and the model is refused at save.
+  q2 = qm;
+  q2.plan.blocks[0].qkv.weight.scales.pop_back();
+  test::ExpectErrorContaining([&] { SerializeQuantizedModel(q2); }, "channels for");
+}
+
+}  // namespace
+}  // namespace adalog
