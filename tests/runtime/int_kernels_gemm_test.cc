@@ -120,6 +120,12 @@ TEST(IntQgemm, BitExactTileEdgesAndOddK) {
   }
 }
 
+TEST(IntQgemm, ManyRowsColumnOuterOrder) {
+  // More than 256 rows switches the VNNI kernel to column panels outer.
+  RunCase({577, 81, 383, 8, 3}, 1500, false);
+  RunCase({300, 64, 64, 5, 200}, 1501, true);
+}
+
 TEST(IntQgemm, EveryBitWidthAndZeroPointSweep) {
   uint64_t seed = 2000;
   for (int bits = 2; bits <= 8; ++bits) {
