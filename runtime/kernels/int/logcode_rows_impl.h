@@ -10,6 +10,10 @@
 #include "runtime/kernels/int/int_kernels.h"
 
 namespace adalog::intk::detail {
+// Internal linkage on purpose: this header is compiled with different -m flags in different
+// translation units; shared inline (vague-linkage) copies could let the linker pick the AVX-512
+// one for the baseline caller (an ODR trap that ends in SIGILL on older CPUs).
+namespace {
 
 // lut[c] = L_E(c) for c in 0 .. 2^b (see int_kernels.h).
 template <typename T>
@@ -70,4 +74,5 @@ inline void BucketRow(const LogMatmul& p, const uint8_t* c, int32_t e, int32_t* 
   }
 }
 
+}  // namespace
 }  // namespace adalog::intk::detail
