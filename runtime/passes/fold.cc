@@ -1006,9 +1006,7 @@ Folded FoldAndInferShapes(const Graph& g, int64_t batch) {
       folded = folded && outs[o].has_data;
       f.values[n.outputs[o]] = std::move(outs[o]);
     }
-    if (!folded || n.op == "Shape") {
-      if (!folded) compute.push_back(std::move(n));
-    }
+    if (!folded) compute.push_back(std::move(n));
   }
   for (const auto& o : g.outputs) f.outputs.push_back(resolve(o));
 

@@ -556,8 +556,6 @@ AttnResult AttentionTracer::Trace(const std::string& y, const std::string& x,
       }
       abs[n.outputs[0]] =
           Linear(n, in_abs(0), f_.Value(n.inputs[1]), n.GetInt("transB", 0) != 0, bias);
-      abs[n.outputs[0]].bias_open = false;
-      if (!bias) abs[n.outputs[0]].bias_open = true;
     } else if (n.op == "Add") {
       const bool c0 = f_.IsConst(n.inputs[0]);
       const std::string& v = c0 ? n.inputs[1] : n.inputs[0];
@@ -582,10 +580,7 @@ AttnResult AttentionTracer::Trace(const std::string& y, const std::string& x,
       if (c == 0 || !std::isfinite(c)) Bad(n, "zero or non-finite scale");
       Abs a = abs.at(c0 ? n.inputs[1] : n.inputs[0]);
       if (a.bias_open) Bad(n, "scale before the projection bias");
-      a.scale *= n.op == "Mul" ? c : 1.0 / c;
-      if (a.kind == Abs::kMap && !a.idx.dims.empty()) {
-        // Keep the map's shape as the broadcast result (scalar constants keep it).
-      }
+      a.scale *= n.op == "Mul" ? c : 1.0 / c;  // a scalar constant keeps the map's shape
       abs[n.outputs[0]] = std::move(a);
     } else if (n.op == "MatMul") {
       const Abs& A = in_abs(0);
