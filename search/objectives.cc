@@ -386,6 +386,80 @@ double MatmulObjective::HeadError(int h, const float* qa_h, const float* qb_h,
   return e;
 }
 
+void MatmulObjective::SetQuantizedA(std::vector<float> qa) {
+  qa_ = std::move(qa);
+  res_b_.ready = false;
+  if (bt_ && K_ < M_) PrepareResidual(/*for_a=*/false, &res_b_);
+}
+
+void MatmulObjective::SetQuantizedB(std::vector<float> qb) {
+  qb_ = std::move(qb);
+  res_a_.ready = false;
+  if (bt_ && K_ < N_) PrepareResidual(/*for_a=*/true, &res_a_);
+}
+
+void MatmulObjective::PrepareResidual(bool for_a, Residual* res) const {
+  // for_a: X = A (M x K), Y = Qb (N x K), target P (M x N).
+  // else:  X = B (N x K), Y = Qa (M x K), target P^T (N x M).
+  const int rows = for_a ? M_ : N_, cols = for_a ? N_ : M_, K = K_;
+  const float* xs = for_a ? a_ : b_;
+  const float* ys = for_a ? qb_.data() : qa_.data();
+  const int64_t pairs = static_cast<int64_t>(heads_) * images_;
+  res->rows = rows;
+  res->R.resize(static_cast<size_t>(pairs) * rows * K);
+  res->H.resize(static_cast<size_t>(pairs) * K * K);
+  res->rr.assign(static_cast<size_t>(pairs), 0.0);
+#pragma omp parallel if (pairs * rows * cols * K > kMinParallelWork)
+  {
+    std::vector<float> r0(static_cast<size_t>(rows) * cols);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < pairs; ++p) {
+      const float* x = xs + p * rows * K;
+      const float* y = ys + p * cols * K;
+      const float* tgt = p_.data() + p * M_ * N_;
+      Sgemm(rows, cols, K, x, y, /*b_transposed=*/true, r0.data());  // X Y^T
+      double rr = 0;
+      for (int i = 0; i < rows; ++i)
+        for (int j = 0; j < cols; ++j) {
+          const float t = for_a ? tgt[i * N_ + j] : tgt[j * N_ + i];
+          const double d = static_cast<double>(t) - r0[static_cast<size_t>(i) * cols + j];
+          r0[static_cast<size_t>(i) * cols + j] = static_cast<float>(d);
+          rr += d * d;
+        }
+      res->rr[static_cast<size_t>(p)] = rr;
+      Sgemm(rows, K, cols, r0.data(), y, /*b_transposed=*/false, res->R.data() + p * rows * K);
+      float* H = res->H.data() + p * K * K;
+      for (int a = 0; a < K; ++a)
+        for (int b = 0; b < K; ++b) {
+          double acc = 0;
+          for (int j = 0; j < cols; ++j) acc += static_cast<double>(y[j * K + a]) * y[j * K + b];
+          H[a * K + b] = static_cast<float>(acc);
+        }
+    }
+  }
+  res->ready = true;
+}
+
+double MatmulObjective::ResidualHeadError(const Residual& res, int h, const float* x_h,
+                                          const float* qx_h, float* e, float* eh) const {
+  const int rows = res.rows, K = K_;
+  const int64_t per = static_cast<int64_t>(rows) * K;
+  double err = 0;
+  for (int img = 0; img < images_; ++img) {
+    const int64_t p = static_cast<int64_t>(h) * images_ + img;
+    for (int64_t i = 0; i < per; ++i) e[i] = qx_h[img * per + i] - x_h[img * per + i];
+    Sgemm(rows, K, K, e, res.H.data() + p * K * K, false, eh);
+    const float* R = res.R.data() + p * per;
+    double lin = 0, quad = 0;
+    for (int64_t i = 0; i < per; ++i) {
+      lin += static_cast<double>(e[i]) * R[i];
+      quad += static_cast<double>(e[i]) * eh[i];
+    }
+    err += res.rr[static_cast<size_t>(p)] - 2.0 * lin + quad;
+  }
+  return err;
+}
+
 void MatmulObjective::EvalAPerHead(const UniformCandidates& c, std::vector<double>* err) const {
   ADALOG_CHECK(c.groups == heads_, "MM-A: ", c.groups, " groups for ", heads_, " heads");
   ADALOG_CHECK(static_cast<int64_t>(qb_.size()) == heads_ * b_per_head(), "MM-A: B not set");
@@ -394,13 +468,15 @@ void MatmulObjective::EvalAPerHead(const UniformCandidates& c, std::vector<doubl
 #pragma omp parallel if (pairs * a_per_head() * N_ > kMinParallelWork)
   {
     std::vector<float> qa(static_cast<size_t>(a_per_head())), scratch(static_cast<size_t>(M_) * N_);
+    std::vector<float> e(static_cast<size_t>(M_) * K_), eh(e.size());
 #pragma omp for schedule(dynamic, 1)
     for (int64_t p = 0; p < pairs; ++p) {
       const int h = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
       UniformQuantizer(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)})
           .FakeQuant(a_ + h * a_per_head(), a_per_head(), qa.data());
       (*err)[static_cast<size_t>(p)] =
-          HeadError(h, qa.data(), qb_.data() + h * b_per_head(), scratch.data());
+          res_a_.ready ? ResidualHeadError(res_a_, h, a_ + h * a_per_head(), qa.data(), e.data(), eh.data())
+                       : HeadError(h, qa.data(), qb_.data() + h * b_per_head(), scratch.data());
     }
   }
 }
@@ -413,13 +489,15 @@ void MatmulObjective::EvalBPerHead(const UniformCandidates& c, std::vector<doubl
 #pragma omp parallel if (pairs * a_per_head() * N_ > kMinParallelWork)
   {
     std::vector<float> qb(static_cast<size_t>(b_per_head())), scratch(static_cast<size_t>(M_) * N_);
+    std::vector<float> e(static_cast<size_t>(N_) * K_), eh(e.size());
 #pragma omp for schedule(dynamic, 1)
     for (int64_t p = 0; p < pairs; ++p) {
       const int h = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
       UniformQuantizer(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)})
           .FakeQuant(b_ + h * b_per_head(), b_per_head(), qb.data());
       (*err)[static_cast<size_t>(p)] =
-          HeadError(h, qa_.data() + h * a_per_head(), qb.data(), scratch.data());
+          res_b_.ready ? ResidualHeadError(res_b_, h, b_ + h * b_per_head(), qb.data(), e.data(), eh.data())
+                       : HeadError(h, qa_.data() + h * a_per_head(), qb.data(), scratch.data());
     }
   }
 }

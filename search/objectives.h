@@ -12,7 +12,9 @@
 //                         integer code Gram from an exact u8s8s32 GEMM; other quantizers
 //                         (log, twin) directly: ||Y - b - Q(X) Wq^T||^2 (float GEMM, double sum)
 //   MM-A / MM-B per head:  sum_images ||A B - Q_A(A) Q_B(B)||^2 with the other operand at its
-//           current quantizer (direct, float GEMM, double sum); per tensor for the softmax side.
+//           current quantizer; for q @ k^T (head_dim < tokens) in the residual form
+//           ||r0||^2 - 2 <E, R> + <E H, E> with E = Q(X) - X (see MatmulObjective), otherwise
+//           directly (float GEMM, double sum); per tensor for the softmax side.
 // Errors are SUMS of squares: the official code's means differ by constant factors only, which
 // never change a ranking. Every candidate's error is computed by one thread in a fixed order, so
 // results do not depend on the thread count.
@@ -106,8 +108,9 @@ class MatmulObjective {
   const float* b() const { return b_; }
   int heads() const { return heads_; }
   // The operand the search does not vary, already quantized ([heads][...] like the original).
-  void SetQuantizedA(std::vector<float> qa) { qa_ = std::move(qa); }
-  void SetQuantizedB(std::vector<float> qb) { qb_ = std::move(qb); }
+  // Setting one operand prepares the residual form used to search the other one (when cheaper).
+  void SetQuantizedA(std::vector<float> qa);
+  void SetQuantizedB(std::vector<float> qb);
   // Per-head uniform candidates for A (B at its quantized value) or B (A quantized).
   void EvalAPerHead(const UniformCandidates& c, std::vector<double>* err) const;
   void EvalBPerHead(const UniformCandidates& c, std::vector<double>* err) const;
@@ -123,6 +126,20 @@ class MatmulObjective {
   bool bt_;
   std::vector<float> p_;  // targets [heads][images][M][N]
   std::vector<float> qa_, qb_;
+  // Residual form for q @ k^T (b_transposed, head_dim < tokens), per (head, image): searching
+  // X (rows x K, the varying operand) against the fixed quantized Y (cols x K):
+  //   err = ||r0||^2 - 2 <E, R> + <E H, E>,  E = Q(X) - X,  r0 = target - X Y^T (rows x cols),
+  //   R = r0 Y (rows x K),  H = Y^T Y (K x K):  rows K (K + 1) instead of rows cols K per image.
+  struct Residual {
+    bool ready = false;
+    int rows = 0;
+    std::vector<float> R, H;  // [head][image][rows][K], [head][image][K][K]
+    std::vector<double> rr;   // [head][image]
+  };
+  void PrepareResidual(bool for_a, Residual* out) const;
+  double ResidualHeadError(const Residual& res, int h, const float* x_h, const float* qx_h,
+                           float* e, float* eh) const;
+  Residual res_a_, res_b_;
 };
 
 // Fake quantization of whole tensors with candidate parameters (helpers shared with recipes).
