@@ -18,6 +18,7 @@
 #include "quant/log_quantizers.h"
 #include "runtime/cpu_features.h"
 #include "runtime/kernels/int/int_kernels.h"
+#include "runtime/kernels/int/logcode_writers.h"
 
 namespace adalog::intk {
 namespace {
@@ -206,6 +207,63 @@ void BM_LogFc2(benchmark::State& state) {
   state.SetLabel(LogDesignName(design));
 }
 BENCHMARK(BM_LogFc2)->ArgsProduct({{0, 1, 2}, {4, 8}, {197}});
+
+// ---- Log-code writers: softmax rows of 6 heads (6 x 197 x 197) -> AdaLog 4-bit codes, and GELU of
+// fc1's output (197 x 1536) -> Shift-AdaLog 4-bit codes. Arg: ISA level (0 ref, 1 avx2, 2 avx512).
+// Reported as elements per second (G/s).
+void BM_SoftmaxCodes(benchmark::State& state) {
+  const auto level = static_cast<IsaLevel>(state.range(0));
+  if (!IsaSupported(level)) {
+    state.SkipWithError("ISA not supported");
+    return;
+  }
+  LogParams lp;
+  lp.kind = LogKind::kAdaLog;
+  lp.bits = 4;
+  lp.q = 30;
+  const LogCodeWriter w = MakeLogCodeWriter(lp);
+  const int rows = 6 * 197, n = 197;
+  auto rng = std::mt19937_64(5);
+  std::normal_distribution<float> nd(0.f, 3.f);
+  std::vector<float> x(static_cast<size_t>(rows) * n);
+  for (auto& v : x) v = nd(rng);
+  std::vector<uint8_t> codes(x.size());
+  for (auto _ : state) {
+    SoftmaxToLogCodes(w, x.data(), rows, n, codes.data(), level);
+    benchmark::ClobberMemory();
+  }
+  state.counters["Gelem/s"] =
+      benchmark::Counter(double(x.size()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(IsaLevelName(level));
+}
+BENCHMARK(BM_SoftmaxCodes)->Arg(0)->Arg(1)->Arg(2);
+
+void BM_GeluCodes(benchmark::State& state) {
+  const auto level = static_cast<IsaLevel>(state.range(0));
+  if (!IsaSupported(level)) {
+    state.SkipWithError("ISA not supported");
+    return;
+  }
+  LogParams lp;
+  lp.kind = LogKind::kAdaLog;
+  lp.bits = 4;
+  lp.q = 30;
+  lp.scale = 2.5f;
+  const LogCodeWriter w = MakeLogCodeWriter(lp, kGeluShift);
+  auto rng = std::mt19937_64(6);
+  std::normal_distribution<float> nd(0.f, 1.5f);
+  std::vector<float> x(197 * 1536);
+  for (auto& v : x) v = nd(rng);
+  std::vector<uint8_t> codes(x.size());
+  for (auto _ : state) {
+    GeluToLogCodes(w, x.data(), static_cast<int64_t>(x.size()), codes.data(), level);
+    benchmark::ClobberMemory();
+  }
+  state.counters["Gelem/s"] =
+      benchmark::Counter(double(x.size()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(IsaLevelName(level));
+}
+BENCHMARK(BM_GeluCodes)->Arg(0)->Arg(1)->Arg(2);
 
 // ---- oneDNN f32 matmul, for comparison. Args: M, N, K.
 void BM_F32Onednn(benchmark::State& state) {

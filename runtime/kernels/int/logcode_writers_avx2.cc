@@ -111,14 +111,14 @@ void SoftmaxToLogCodesAvx2(const LogCodeWriter& w, const float* x, int64_t rows,
     _mm256_store_ps(lanes + 8, a1);
     float total = lanes[0];
     for (int l = 1; l < 16; ++l) total += lanes[l];
-    const __m256 vt = Set(total);
+    const __m256 vt = Set(1.f / total);
     for (int i = 0; i < n; i += 16) {
       Load16(xr, i, n, &lo, &hi);
       const int count = n - i < 16 ? n - i : 16;
-      StoreCodes(cr + i, Encode(w, _mm256_div_ps(ExpPoly(_mm256_sub_ps(lo, m)), vt)),
+      StoreCodes(cr + i, Encode(w, _mm256_mul_ps(ExpPoly(_mm256_sub_ps(lo, m)), vt)),
                  count < 8 ? count : 8);
       if (count > 8) {
-        StoreCodes(cr + i + 8, Encode(w, _mm256_div_ps(ExpPoly(_mm256_sub_ps(hi, m)), vt)),
+        StoreCodes(cr + i + 8, Encode(w, _mm256_mul_ps(ExpPoly(_mm256_sub_ps(hi, m)), vt)),
                    count - 8);
       }
     }

@@ -94,11 +94,11 @@ void SoftmaxToLogCodesAvx512(const LogCodeWriter& w, const float* x, int64_t row
     _mm512_store_ps(lanes, acc);
     float total = lanes[0];
     for (int l = 1; l < 16; ++l) total += lanes[l];
-    const __m512 vt = _mm512_set1_ps(total);
+    const __m512 vt = _mm512_set1_ps(1.f / total);
     for (int i = 0; i < n; i += 16) {
       const __mmask16 mk = Mask(n - i);
       const __m512 v = _mm512_mask_loadu_ps(neg_inf, mk, xr + i);
-      const __m512 p = _mm512_div_ps(ExpPoly(_mm512_sub_ps(v, m)), vt);
+      const __m512 p = _mm512_mul_ps(ExpPoly(_mm512_sub_ps(v, m)), vt);
       _mm512_mask_cvtepi32_storeu_epi8(cr + i, mk, Encode(w, p));
     }
   }

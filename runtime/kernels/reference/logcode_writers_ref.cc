@@ -53,7 +53,8 @@ void SoftmaxPolyRef(const float* x, int64_t rows, int n, float* probs) {
     for (int i = 0; i < n; ++i) lanes[i % 16] += ExpPoly(xr[i] - m);
     float total = lanes[0];
     for (int l = 1; l < 16; ++l) total += lanes[l];
-    for (int i = 0; i < n; ++i) probs[r * n + i] = ExpPoly(xr[i] - m) / total;
+    const float inv = 1.f / total;
+    for (int i = 0; i < n; ++i) probs[r * n + i] = ExpPoly(xr[i] - m) * inv;
   }
 }
 

@@ -13,7 +13,7 @@
 //   exp = small ? 0 : p * float_from_bits((n + 127) << 23)
 // Softmax row (n elements): m = max_i x_i; e_i = ExpPoly(x_i - m);
 //   lane sums S[l] = sum over i = l (mod 16) of e_i in increasing i; total = S[0] + S[1] + ... + S[15]
-//   (left to right); p_i = e_i / total (true division); code_i = Encode(p_i).
+//   (left to right); p_i = e_i * (1 / total) (one division per row); code_i = Encode(p_i).
 // GELU (erf form, Abramowitz-Stegun 7.1.26, |erf error| < 1.5e-7):
 //   z = x * 0.707106781f; a = |z|; t = 1 / fmaf(0.3275911f, a, 1)
 //   q = 1.061405429f; q = fmaf(q, t, c) for c = -1.453152027f, 1.421413741f, -0.284496736f,
