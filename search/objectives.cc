@@ -26,7 +26,7 @@ constexpr int64_t kBlock = 32;
 // Below this much work (multiply-adds) a loop runs on the calling thread: OpenMP barriers cost
 // more than tiny loops, and on a loaded machine spinning threads waste whole time slices. The
 // split never changes results (each result is computed by one thread either way).
-constexpr int64_t kMinParallelWork = int64_t{1} << 17;
+constexpr int64_t kMinParallelWork = int64_t{1} << 22;
 
 // out [M][N] = A^T B with A [T][M], B [T][N] (row-major doubles).
 void ParallelAtB(const double* a, int64_t T, int64_t M, const double* b, int64_t N, double* out) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <cstring>
 #include <limits>
 
@@ -207,12 +208,16 @@ TEST(Calibrate, DISABLED_TimingDeitS) {
   CalibOptions o;
   o.num_images = n;
   auto t0 = std::chrono::steady_clock::now();
+  std::clock_t c0 = std::clock();
   Calibrate(m, images.data(), n, o, [&](int done, int total, const std::string& label) {
     const auto t1 = std::chrono::steady_clock::now();
-    std::printf("[%d/%d] %-18s %.2f s\n", done, total, label.c_str(),
-                std::chrono::duration<double>(t1 - t0).count());
+    const std::clock_t c1 = std::clock();
+    std::printf("[%d/%d] %-18s wall %.2f s  cpu %.2f s\n", done, total, label.c_str(),
+                std::chrono::duration<double>(t1 - t0).count(),
+                static_cast<double>(c1 - c0) / CLOCKS_PER_SEC);
     std::fflush(stdout);
     t0 = t1;
+    c0 = c1;
   });
 }
 

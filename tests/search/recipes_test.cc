@@ -263,6 +263,51 @@ TEST(Recipes, PostGeluLog2SearchesItsOwnScale) {
   }
 }
 
+TEST(Recipes, PostGeluLog2OwnScaleMatchesPlain) {
+  // Decision of spec 8.17: the log2 ablation searches its own scale: uniform FPCS over
+  // linspace(ud0, ud1, 128) (width 16, expansion 8) on A-out, alternating with W-out.
+  LinCase c(32, 12, 4, 91, -2.0f, 3.0f);
+  for (auto& v : c.x) v = Gelu(v);
+  c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
+  RecipeOptions o;
+  o.gelu = "log2";
+  LinearParams fc2 = c.lin;
+  const LinearQuant got = CalibratePostGeluLinear(c.x.data(), c.T, c.y.data(), &fc2, o);
+  const int T = c.T, K = c.K, N = c.N;
+  const float d = kGeluShift;
+  std::vector<Cand> wc;
+  for (int o2 = 0; o2 < N; ++o2) {
+    const auto row = Row(c.lin.weight, o2, K);
+    wc.push_back(plain::Fpcs(plain::Grid(row, 4, 8, 0),
+                             [&](Cand cc) { return plain::SumSq(row, plain::FqUniform(row, 4, cc)); }, 0));
+  }
+  std::vector<float> pos;
+  for (float v : c.x)
+    if (v > 0) pos.push_back(v);
+  std::sort(pos.begin(), pos.end());
+  const float ud0 = pos[static_cast<size_t>(std::ceil(pos.size() * 0.9)) - 1] + d, ud1 = pos.back() + d;
+  std::vector<Cand> sgrid;
+  for (float s : plain::Linspace(ud0, ud1, 128)) sgrid.push_back({s, 0});
+  auto fq = [&](float s) {
+    const ShiftLogQuantizer lq(LogParams{LogKind::kLog2, 4, s, 37}, d, false);
+    std::vector<float> out;
+    for (float v : c.x) out.push_back(lq.FakeQuant(v));
+    return out;
+  };
+  float s = sgrid[126].s;
+  for (int round = 0; round < 3; ++round) {
+    const auto wq = QuantW(c.lin.weight, N, K, 4, wc);
+    s = plain::Fpcs(sgrid, [&](Cand cc) { return plain::OutErr(fq(cc.s), wq, c.lin.bias, c.y, T, K, N, -1); }, 0).s;
+    wc = PlainWeightOut(fq(s), c.lin.weight, c.lin.bias, c.y, T, K, N, 4, 8);
+  }
+  EXPECT_EQ(got.input.log.kind, LogKind::kLog2);
+  EXPECT_TRUE(ScaleEq(got.input.log.scale, s));
+  for (int o2 = 0; o2 < N; ++o2) {
+    EXPECT_TRUE(ScaleEq(got.weight.scales[o2], wc[o2].s));
+    EXPECT_EQ(got.weight.zero_points[o2], wc[o2].z);
+  }
+}
+
 // Per-head data [H][I][rows][cols].
 struct HeadCase {
   int H = 2, I = 2, T = 9, hd = 6;
