@@ -1,6 +1,6 @@
 // Image-folder loader: scanning and labels, PNG/JPEG decoding, grayscale and alpha, resize + crop +
-// normalise against hand-computed values, unreadable images, class-count mismatch. Images are
-// written by the test itself (stb_image_write), a few hundred bytes each.
+// normalise against hand-computed values, unreadable images, class-count mismatch. PNGs are
+// written by the test itself (stb_image_write); JPEGs are committed under tests/data/images/.
 #include "runtime/data/image_folder.h"
 
 #include <gtest/gtest.h>
@@ -29,6 +29,12 @@ namespace adalog {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Committed JPEGs (tests/data/images/README.md): the sanitizer build must not run stb's JPEG
+// encoder, which shifts negative values.
+std::string TestImage(const std::string& name) {
+  return std::string(ADALOG_SOURCE_DIR) + "/tests/data/images/" + name;
+}
 
 std::string FreshDir(const std::string& name) {
   const fs::path dir = fs::path(::testing::TempDir()) / ("adalog_img_" + name);
@@ -70,7 +76,7 @@ TEST(DataImageFolderTest, ScanSortsClassesAndFiles) {
   WritePng(root + "/zebra/b.png", 8, 8, 3, px);
   WritePng(root + "/zebra/a.PNG", 8, 8, 3, px);
   WritePng(root + "/ant/x.png", 8, 8, 3, px);
-  ASSERT_NE(stbi_write_jpg((root + "/mouse/m.jpg").c_str(), 8, 8, 3, px.data(), 90), 0);
+  fs::copy_file(TestImage("gradient_8x8.jpg"), root + "/mouse/m.jpg");
   std::ofstream(root + "/mouse/readme.txt") << "not an image";
   const ImageFolder f = ScanImageFolder(root, 3);
   ASSERT_EQ(f.classes, (std::vector<std::string>{"ant", "mouse", "zebra"}));
@@ -195,10 +201,8 @@ TEST(DataImageFolderTest, ResizeShorterSideThenCentreCrop) {
 
 TEST(DataImageFolderTest, JpegDecodesCloseToSource) {
   const std::string root = FreshDir("jpeg");
-  std::vector<uint8_t> px(16 * 16 * 3, 200);
-  ASSERT_NE(stbi_write_jpg((root + "/c.jpg").c_str(), 16, 16, 3, px.data(), 95), 0);
   std::vector<float> out(3 * 16 * 16);
-  LoadImageChw(root + "/c.jpg", Plain(16, 16), out.data());
+  LoadImageChw(TestImage("solid200_16x16.jpg"), Plain(16, 16), out.data());
   for (float v : out) EXPECT_NEAR(v, 200.f / 255.f, 3.f / 255.f);
 }
 
