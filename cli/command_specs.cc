@@ -82,6 +82,7 @@ std::vector<CommandSpec> MakeCommands() {
       Str("output", "Y.npy", "where to write the logits [N,classes] (float32)", true),
       Threads("all cores"),
       Batch("8"),
+      Flag("simulate", "quantized models: run the simulated (fake-quant) executor"),
   };
   run.details =
       "example:\n  adalog run model.onnx --input x.npy --output logits.npy --threads 2\n";
@@ -103,11 +104,18 @@ std::vector<CommandSpec> MakeCommands() {
       Str("std", "a,b,c", "image folders: per-channel std (default: the model's, ImageNet)"),
       Int("resize", "R", "image folders: resize the shorter side to R before cropping", 1, 8192,
           "S / 0.875"),
+      Flag("simulate", "quantized models: run the simulated (fake-quant) executor"),
+      Str("reference-logits", "R.npy",
+          "also report logits fidelity (mean cosine, top-1 agreement) against these logits [N,classes]"),
   };
   eval.details =
       "examples:\n"
       "  adalog eval model.onnx --data test_x.npy --labels test_y.npy\n"
-      "  adalog eval model.adalog --data imagenet/val --limit 1000 --json\n";
+      "  adalog eval model.adalog --data imagenet/val --limit 1000 --json\n"
+      "  adalog run model.onnx --input x.npy --output fp.npy\n"
+      "  adalog eval model.adalog --data x.npy --labels y.npy --reference-logits fp.npy\n"
+      "Quantized models run on the simulated (fake-quant) executor; --simulate selects it\n"
+      "explicitly (it is the only executor for quantized models in this build).\n";
   cmds.push_back(eval);
 
   CommandSpec bench;
@@ -120,6 +128,7 @@ std::vector<CommandSpec> MakeCommands() {
       Flag("json", "print one JSON line (median_ms, p90_ms, images_per_s, ...)"),
       Int("warmup", "N", "untimed inferences first", 0, 1000000, "3"),
       Int("runs", "N", "timed inferences", 1, 1000000, "10"),
+      Flag("simulate", "quantized models: run the simulated (fake-quant) executor"),
   };
   bench.details =
       "example:\n  adalog bench model.onnx --batch 8 --threads 2 --json\n"
@@ -144,13 +153,16 @@ std::vector<CommandSpec> MakeCommands() {
       Choice("gelu", {"adalog", "log2", "logsqrt2", "twin", "uniform"}, "post-GELU quantizer",
              "adalog"),
       Int("calib-size", "N", "calibration images to use", 1, 100000, "32"),
-      Int("seed", "S", "seed for calibration sampling", 0, 4294967295LL, "0"),
+      Int("seed", "S", "seed choosing --calib-size images when more are given", 0, 4294967295LL, "0"),
       Flag("no-fpcs", "skip the FPCS search (plain min/max scales)"),
       Flag("no-reparam", "skip LayerNorm / GELU-shift reparameterization"),
       Threads("all cores"),
   };
   quantize.details =
-      "example:\n  adalog quantize model.onnx --calib calib_x.npy --bits W4A4 -o model_w4a4.adalog\n";
+      "example:\n  adalog quantize model.onnx --calib calib_x.npy --bits W4A4 -o model_w4a4.adalog\n"
+      "With more calibration images than --calib-size, the seed picks which (the same seed picks\n"
+      "the same images); with exactly --calib-size images all are used. The output is written\n"
+      "atomically: on any error or Ctrl-C no output file is left.\n";
   cmds.push_back(quantize);
 
   return cmds;

@@ -2,11 +2,18 @@
 // checking the combinations the parser cannot (UsageError, exit 2), then calls the runtime's public
 // API (runtime/adalog_runtime.h), whose failures are adalog::Error (exit 1).
 //
-// quantize is parsed and validated but not implemented yet (it says so and exits 1).
+// Quantized model files run on the simulated (fake-quant) executor (SessionOptions::simulate).
+#include <omp.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <sstream>
 #include <string>
@@ -16,6 +23,8 @@
 #include "runtime/adalog_runtime.h"
 #include "runtime/data/image_folder.h"
 #include "runtime/data/npy.h"
+#include "runtime/model_file.h"
+#include "search/calibrate.h"
 
 namespace adalog::cli {
 namespace {
@@ -34,6 +43,7 @@ struct RunOptions {
   std::string output;  // float32 [N, classes] .npy
   int threads = 0;  // 0: all cores
   int batch = 8;
+  bool simulate = false;
 };
 
 struct EvalOptions {
@@ -50,6 +60,8 @@ struct EvalOptions {
   int resize = 0;
   std::vector<float> mean;
   std::vector<float> std;
+  bool simulate = false;
+  std::string reference_logits;  // optional [N, classes] float32 .npy
 };
 
 struct BenchOptions {
@@ -59,6 +71,7 @@ struct BenchOptions {
   bool json = false;
   int warmup = 3;
   int runs = 10;
+  bool simulate = false;
 };
 
 struct QuantizeOptions {
@@ -85,6 +98,7 @@ RunOptions GetRun(const ParsedArgs& a) {
   o.output = a.String("output");
   o.threads = static_cast<int>(a.Int("threads", 0));
   o.batch = static_cast<int>(a.Int("batch", 8));
+  o.simulate = a.Flag("simulate");
   if (o.input == o.output) throw UsageError("'adalog run': --input and --output name the same file");
   return o;
 }
@@ -99,6 +113,8 @@ EvalOptions GetEval(const ParsedArgs& a) {
   o.threads = static_cast<int>(a.Int("threads", 0));
   o.batch = static_cast<int>(a.Int("batch", 8));
   o.limit = a.Int("limit", 0);
+  o.simulate = a.Flag("simulate");
+  o.reference_logits = a.String("reference-logits");
   const std::string cmd = "'adalog eval'";
   if (o.data_is_npy) {
     if (o.labels.empty()) throw UsageError(cmd + ": --data " + o.data + " is an .npy; it needs --labels Y.npy");
@@ -135,6 +151,7 @@ BenchOptions GetBench(const ParsedArgs& a) {
   o.json = a.Flag("json");
   o.warmup = static_cast<int>(a.Int("warmup", 3));
   o.runs = static_cast<int>(a.Int("runs", 10));
+  o.simulate = a.Flag("simulate");
   return o;
 }
 
@@ -218,6 +235,260 @@ void RunAll(Session& session, const float* images, const std::vector<int64_t>& s
   }
 }
 
+
+// Fidelity of logits against reference logits (e.g. the FP32 model's on the same images).
+struct LogitsFidelity {
+  double mean_cosine = 0;
+  double min_cosine = 0;
+  double top1_agreement = 0;
+};
+
+int ArgMax(const float* row, int classes) {
+  int best = 0;
+  for (int c = 1; c < classes; ++c) {
+    if (row[c] > row[best]) best = c;
+  }
+  return best;
+}
+
+LogitsFidelity CompareLogits(const std::vector<float>& logits, int64_t n, int classes,
+                             const std::string& reference_path) {
+  NpyFloatArray ref = ReadNpyFloat32(reference_path);
+  ADALOG_CHECK(ref.shape.size() == 2 && ref.shape[1] == classes && ref.shape[0] >= n, reference_path,
+               ": reference logits must be float32 [N,", classes, "] with N >= ", n,
+               " (the images evaluated), got shape ", ShapeString(ref.shape));
+  CheckFinite(ref.data.data(), static_cast<int64_t>(ref.data.size()), reference_path, ref.shape);
+  LogitsFidelity f;
+  f.min_cosine = 1.0;
+  int64_t agree = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    const float* a = logits.data() + r * classes;
+    const float* b = ref.data.data() + r * classes;
+    double ab = 0, aa = 0, bb = 0;
+    for (int c = 0; c < classes; ++c) {
+      ab += static_cast<double>(a[c]) * b[c];
+      aa += static_cast<double>(a[c]) * a[c];
+      bb += static_cast<double>(b[c]) * b[c];
+    }
+    const double cos = (aa > 0 && bb > 0) ? ab / std::sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
+    f.mean_cosine += cos / static_cast<double>(n);
+    f.min_cosine = std::min(f.min_cosine, cos);
+    if (ArgMax(a, classes) == ArgMax(b, classes)) ++agree;
+  }
+  f.top1_agreement = n > 0 ? static_cast<double>(agree) / static_cast<double>(n) : 0.0;
+  return f;
+}
+
+// ---- inspect of a quantized model: one line per quantizer ----
+
+template <typename T>
+std::string Range(const std::vector<T>& v, const char* fmt) {
+  if (v.empty()) return "-";
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  char a[64], b[64];
+  std::snprintf(a, sizeof(a), fmt, static_cast<double>(*lo));
+  std::snprintf(b, sizeof(b), fmt, static_cast<double>(*hi));
+  return *lo == *hi ? std::string(a) : "[" + std::string(a) + ", " + b + "]";
+}
+
+std::string DescribePerChannel(const UniformPerChannel& q) {
+  if (q.scales.empty()) return "FP32";
+  std::ostringstream os;
+  os << "uniform " << q.bits << "-bit per-channel x" << q.num_channels() << ", scale "
+     << Range(q.scales, "%.4g") << ", zp " << Range(q.zero_points, "%.0f");
+  return os.str();
+}
+
+std::string DescribePerHead(const UniformPerHead& q) {
+  if (q.scales.empty()) return "FP32";
+  std::ostringstream os;
+  os << "uniform " << q.bits << "-bit per-head x" << q.num_heads() << ", scale "
+     << Range(q.scales, "%.4g") << ", zp " << Range(q.zero_points, "%.0f");
+  return os.str();
+}
+
+std::string DescribeAct(const ActQuant& a) {
+  char buf[256];
+  switch (a.kind) {
+    case ActQuant::Kind::kNone: return "FP32";
+    case ActQuant::Kind::kUniform:
+      std::snprintf(buf, sizeof(buf), "uniform %d-bit per-tensor, scale %.4g, zp %d", a.uniform.params.bits,
+                    static_cast<double>(a.uniform.params.scale), a.uniform.params.zero_point);
+      return buf;
+    case ActQuant::Kind::kTwin:
+      std::snprintf(buf, sizeof(buf), "twin-uniform %d-bit per-tensor, scale+ %.4g, scale- %.4g", a.twin.bits,
+                    static_cast<double>(a.twin.scale_pos), static_cast<double>(a.twin.scale_neg));
+      return buf;
+    case ActQuant::Kind::kLog: {
+      std::string s = a.shift != 0.f || a.shift_folded ? "shift-" : "";
+      s += LogKindName(a.log.kind);
+      if (a.log.kind == LogKind::kAdaLog) {
+        std::snprintf(buf, sizeof(buf), " %d-bit per-tensor, scale %.4g, q %d (base 2^(%d/37) = %.4f)", a.log.bits,
+                      static_cast<double>(a.log.scale), a.log.q, a.log.q, std::pow(2.0, a.log.q / 37.0));
+      } else {
+        std::snprintf(buf, sizeof(buf), " %d-bit per-tensor, scale %.4g", a.log.bits,
+                      static_cast<double>(a.log.scale));
+      }
+      s += buf;
+      if (a.shift != 0.f || a.shift_folded) {
+        std::snprintf(buf, sizeof(buf), ", shift %.5f%s", static_cast<double>(a.shift),
+                      a.shift_folded ? " (folded into fc2's bias)" : "");
+        s += buf;
+      }
+      return s;
+    }
+  }
+  return "?";
+}
+
+void PrintLinearQuant(const std::string& name, const LinearQuant& l) {
+  std::printf("  %-10s weight %s\n  %-10s input  %s\n", name.c_str(), DescribePerChannel(l.weight).c_str(), "",
+              DescribeAct(l.input).c_str());
+}
+
+void PrintPlan(const QuantPlan& p, const VitModel& m) {
+  std::printf("quant      W%dA%d, softmax %s, gelu %s, LN reparam %s, FPCS %s\n", p.weight_bits, p.act_bits,
+              p.softmax_quantizer.c_str(), p.gelu_quantizer.c_str(), p.ln_reparam ? "yes" : "no",
+              p.fpcs ? "yes" : "no");
+  if (!p.meta.empty()) {
+    std::printf("meta      ");
+    for (const auto& [k, v] : p.meta) std::printf(" %s=%s", k.c_str(), v.c_str());
+    std::printf("\n");
+  }
+  std::printf("quantizers (spec 3.2 placement; LayerNorm, softmax, GELU, residuals, biases stay FP32)\n");
+  std::printf("patch_embed\n  %-10s weight %s\n  %-10s input  FP32 (the image)\n", "conv",
+              DescribePerChannel(p.patch_embed_weight).c_str(), "");
+  for (size_t b = 0; b < p.blocks.size(); ++b) {
+    const BlockQuant& q = p.blocks[b];
+    std::printf("block %zu\n", b);
+    PrintLinearQuant("qkv", q.qkv);
+    std::printf("  %-10s q      %s\n", "q@k^T", DescribePerHead(q.attn.q).c_str());
+    std::printf("  %-10s k      %s\n", "", DescribePerHead(q.attn.k).c_str());
+    std::printf("  %-10s probs  %s\n", "probs@v", DescribeAct(q.attn.probs).c_str());
+    std::printf("  %-10s v      %s\n", "", DescribePerHead(q.attn.v).c_str());
+    PrintLinearQuant("proj", q.proj);
+    PrintLinearQuant("fc1", q.fc1);
+    PrintLinearQuant("fc2", q.fc2);
+  }
+  std::printf("head\n");
+  PrintLinearQuant("head", p.head);
+  if (m.pooling == Pooling::kClsDistAvg) PrintLinearQuant("head_dist", p.head_dist);
+}
+
+// ---- quantize ----
+
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void OnSigint(int) {
+  g_interrupted.store(true);
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once (no output exists yet)
+}
+
+// Installs the SIGINT flag handler for the scope of a quantize run.
+class ScopedSigint {
+ public:
+  ScopedSigint() {
+    g_interrupted.store(false);
+    prev_ = std::signal(SIGINT, OnSigint);
+  }
+  ~ScopedSigint() { std::signal(SIGINT, prev_ == SIG_ERR ? SIG_DFL : prev_); }
+  ScopedSigint(const ScopedSigint&) = delete;
+  ScopedSigint& operator=(const ScopedSigint&) = delete;
+
+ private:
+  void (*prev_)(int) = SIG_DFL;
+};
+
+// Fails before any long work if `path` cannot be created: its directory must exist and accept a
+// new file (checked by creating and removing a probe file), and `path` must not be a directory.
+void CheckOutputWritable(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p(path);
+  ADALOG_CHECK(!fs::is_directory(p, ec), "output '", path, "' is a directory; give a file name");
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  ADALOG_CHECK(fs::is_directory(dir, ec), "output '", path, "': directory '", dir.string(),
+               "' does not exist");
+  const std::string probe = path + ".probe." + std::to_string(static_cast<long>(getpid()));
+  std::FILE* f = std::fopen(probe.c_str(), "wb");
+  ADALOG_CHECK(f != nullptr, "output '", path, "': cannot create files in directory '", dir.string(),
+               "' (not writable)");
+  std::fclose(f);
+  std::remove(probe.c_str());
+}
+
+// Calibration images [n][C][H][W], chosen and loaded per the options.
+struct CalibSet {
+  std::vector<float> images;
+  int64_t available = 0;          // images in the source
+  std::vector<int64_t> selected;  // source indices used, ascending
+};
+
+// Chooses `want` of `n` indices: all of them when n == want, else `want` distinct indices drawn
+// with mt19937(seed) (partial Fisher-Yates), returned in ascending order.
+std::vector<int64_t> ChooseIndices(int64_t n, int64_t want, uint32_t seed) {
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
+  if (want < n) {
+    std::mt19937 rng(seed);
+    for (int64_t i = 0; i < want; ++i) {
+      std::uniform_int_distribution<int64_t> pick(i, n - 1);
+      std::swap(idx[static_cast<size_t>(i)], idx[static_cast<size_t>(pick(rng))]);
+    }
+    idx.resize(static_cast<size_t>(want));
+    std::sort(idx.begin(), idx.end());
+  }
+  return idx;
+}
+
+CalibSet LoadCalibration(const std::string& source, const VitModel& m, int want, uint32_t seed) {
+  const int64_t C = m.embed.in_channels, H = m.embed.image_h, W = m.embed.image_w, per = C * H * W;
+  CalibSet set;
+  if (EndsWith(source, ".npy")) {
+    NpyFloatArray x = ReadNpyFloat32(source);
+    ADALOG_CHECK(x.shape.size() == 4, source, ": calibration images must be float32 [N,C,H,W], got shape ",
+                 ShapeString(x.shape));
+    ADALOG_CHECK(x.shape[1] == C && x.shape[2] == H && x.shape[3] == W, source, ": calibration images are ",
+                 ShapeString(x.shape), " but the model expects [N,", C, ",", H, ",", W, "]");
+    CheckFinite(x.data.data(), static_cast<int64_t>(x.data.size()), source + ": calibration images", x.shape);
+    set.available = x.shape[0];
+    ADALOG_CHECK(set.available >= want, "calibration set ", source, " has ", set.available,
+                 " images, --calib-size asks for ", want);
+    set.selected = ChooseIndices(set.available, want, seed);
+    set.images.resize(static_cast<size_t>(want * per));
+    for (size_t i = 0; i < set.selected.size(); ++i) {
+      std::copy_n(x.data.data() + set.selected[i] * per, per, set.images.data() + i * per);
+    }
+  } else {
+    ImageFolder folder = ScanImageFolder(source, 0);
+    ADALOG_CHECK(C == 3, source, ": image folders give 3-channel images, the model expects ", C, " channels");
+    ADALOG_CHECK(H == W, source, ": image folders give square crops, the model expects ", H, "x", W);
+    set.available = static_cast<int64_t>(folder.items.size());
+    ADALOG_CHECK(set.available >= want, "calibration set ", source, " has ", set.available,
+                 " images, --calib-size asks for ", want);
+    set.selected = ChooseIndices(set.available, want, seed);
+    const ImagePreprocessOptions pre = PreprocessOptionsFor(m);
+    set.images.resize(static_cast<size_t>(want * per));
+    for (size_t i = 0; i < set.selected.size(); ++i) {
+      LoadImageChw(folder.items[static_cast<size_t>(set.selected[i])].path, pre, set.images.data() + i * per);
+    }
+    CheckFinite(set.images.data(), static_cast<int64_t>(set.images.size()), source + ": calibration images",
+                {want, C, H, W});
+  }
+  return set;
+}
+
+std::string FormatSeconds(double s) {
+  char buf[32];
+  const long t = static_cast<long>(s + 0.5);
+  if (t >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%ld:%02ld", t / 60, t % 60);
+  }
+  return buf;
+}
+
 }  // namespace
 
 int RunInspect(const ParsedArgs& args) {
@@ -234,7 +505,7 @@ int RunInspect(const ParsedArgs& args) {
                 r.dynamic_batch ? "batch" : "static", m.embed.in_channels, m.embed.image_h,
                 m.embed.image_w);
   } else {
-    std::printf("format     adalog quantized model\n");
+    std::printf("format     adalog quantized model file (version %u)\n", kModelFileVersion);
   }
   if (!m.name.empty() || !m.style.empty()) {
     std::printf("name       %s%s%s\n", m.name.c_str(), m.style.empty() ? "" : "  style: ", m.style.c_str());
@@ -253,6 +524,8 @@ int RunInspect(const ParsedArgs& args) {
               m.preprocess.mean[2], m.preprocess.std[0], m.preprocess.std[1], m.preprocess.std[2]);
   if (loaded->format == ModelFormat::kOnnx) {
     for (const std::string& note : loaded->onnx_report.notes) std::printf("note       %s\n", note.c_str());
+  } else {
+    PrintPlan(loaded->plan, m);
   }
   return 0;
 }
@@ -265,6 +538,7 @@ int RunRun(const ParsedArgs& args) {
   SessionOptions so;
   so.max_batch = static_cast<int>(std::min<int64_t>(o.batch, n));
   so.num_threads = o.threads;
+  so.simulate = o.simulate;
   Session session(loaded, so);
   std::vector<float> logits(static_cast<size_t>(n) * session.num_classes());
   RunAll(session, x.data.data(), x.shape, n, logits.data());
@@ -292,6 +566,7 @@ int RunEval(const ParsedArgs& args) {
     SessionOptions so;
     so.max_batch = static_cast<int>(std::min<int64_t>(o.batch, n));
     so.num_threads = o.threads;
+    so.simulate = o.simulate;
     Session session(loaded, so);
     logits.resize(static_cast<size_t>(n) * classes);
     RunAll(session, d.images.data.data(), d.images.shape, n, logits.data());
@@ -312,6 +587,7 @@ int RunEval(const ParsedArgs& args) {
     SessionOptions so;
     so.max_batch = static_cast<int>(std::min<int64_t>(o.batch, n));
     so.num_threads = o.threads;
+    so.simulate = o.simulate;
     Session session(loaded, so);
     const std::vector<int64_t> shape = session.input_shape(session.max_batch());
     const int64_t per = PerImage(shape);
@@ -327,16 +603,30 @@ int RunEval(const ParsedArgs& args) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int64_t top1 = CountTopKCorrect(logits.data(), n, classes, labels.data(), 1);
   const int64_t top5 = CountTopKCorrect(logits.data(), n, classes, labels.data(), std::min(5, classes));
+  LogitsFidelity fid;
+  if (!o.reference_logits.empty()) fid = CompareLogits(logits, n, classes, o.reference_logits);
+  const char* executor = loaded->format == ModelFormat::kOnnx ? "fp32" : "sim";
   if (o.json) {
-    std::printf("{\"model\":\"%s\",\"data\":\"%s\",\"images\":%lld,\"top1\":%.6f,\"top5\":%.6f,"
-                "\"top1_correct\":%lld,\"top5_correct\":%lld,\"seconds\":%.3f}\n",
-                JsonEscape(o.model).c_str(), JsonEscape(o.data).c_str(), static_cast<long long>(n),
+    std::string ref;
+    if (!o.reference_logits.empty()) {
+      char buf[256];
+      std::snprintf(buf, sizeof(buf), ",\"ref_cosine\":%.6f,\"ref_cosine_min\":%.6f,\"ref_top1_agreement\":%.6f",
+                    fid.mean_cosine, fid.min_cosine, fid.top1_agreement);
+      ref = buf;
+    }
+    std::printf("{\"model\":\"%s\",\"data\":\"%s\",\"executor\":\"%s\",\"images\":%lld,\"top1\":%.6f,"
+                "\"top5\":%.6f,\"top1_correct\":%lld,\"top5_correct\":%lld,\"seconds\":%.3f%s}\n",
+                JsonEscape(o.model).c_str(), JsonEscape(o.data).c_str(), executor, static_cast<long long>(n),
                 static_cast<double>(top1) / n, static_cast<double>(top5) / n, static_cast<long long>(top1),
-                static_cast<long long>(top5), seconds);
+                static_cast<long long>(top5), seconds, ref.c_str());
   } else {
     std::printf("%s on %s: %lld images, top-1 %.2f%% (%lld), top-5 %.2f%% (%lld), %.1f s\n", o.model.c_str(),
                 o.data.c_str(), static_cast<long long>(n), 100.0 * top1 / n, static_cast<long long>(top1),
                 100.0 * top5 / n, static_cast<long long>(top5), seconds);
+    if (!o.reference_logits.empty()) {
+      std::printf("vs %s: mean logits cosine %.6f (min %.6f), top-1 agreement %.2f%%\n",
+                  o.reference_logits.c_str(), fid.mean_cosine, fid.min_cosine, 100.0 * fid.top1_agreement);
+    }
   }
   return 0;
 }
@@ -347,6 +637,7 @@ int RunBench(const ParsedArgs& args) {
   SessionOptions so;
   so.max_batch = o.batch;
   so.num_threads = o.threads;
+  so.simulate = o.simulate;
   Session session(loaded, so);
   const std::vector<int64_t> shape = session.input_shape(o.batch);
   std::vector<float> images(static_cast<size_t>(shape[0] * PerImage(shape)));
@@ -370,7 +661,7 @@ int RunBench(const ParsedArgs& args) {
   const double p90 = s[std::min(n - 1, (9 * n + 9) / 10 - 1)];
   double mean = 0;
   for (double v : ms) mean += v / n;
-  const char* format = loaded->format == ModelFormat::kOnnx ? "fp32" : "quantized";
+  const char* format = session.simulated() ? "sim" : "fp32";
   if (o.json) {
     std::printf("{\"peer\":\"adalog\",\"engine\":\"adalog-%s\",\"model\":\"%s\",\"batch\":%d,\"threads\":%d,"
                 "\"median_ms\":%.3f,\"p90_ms\":%.3f,\"min_ms\":%.3f,\"mean_ms\":%.3f,\"images_per_s\":%.3f,"
@@ -388,8 +679,84 @@ int RunBench(const ParsedArgs& args) {
 
 int RunQuantize(const ParsedArgs& args) {
   QuantizeOptions o = GetQuantize(args);
-  Fail("'adalog quantize' is not implemented yet (arguments accepted: W", o.weight_bits, "A", o.act_bits,
-       ", softmax ", o.softmax, ", gelu ", o.gelu, ")");
+  const auto t0 = std::chrono::steady_clock::now();
+  // Cheap checks first: nothing long runs when the output cannot be written.
+  CheckOutputWritable(o.output);
+  auto loaded = LoadModel(o.model);
+  ADALOG_CHECK(loaded->format == ModelFormat::kOnnx, o.model,
+               " is already an adalog quantized model; quantize takes an FP32 ONNX model");
+  const VitModel& m = loaded->model;
+  CalibSet calib = LoadCalibration(o.calib, m, o.calib_size, o.seed);
+
+  search::CalibOptions co;
+  co.recipe.weight_bits = o.weight_bits;
+  co.recipe.act_bits = o.act_bits;
+  co.recipe.fpcs = o.fpcs;
+  co.recipe.softmax = o.softmax;
+  co.recipe.gelu = o.gelu;
+  co.recipe.ln_reparam = o.reparam;
+  search::ValidateRecipeOptions(co.recipe);
+  co.num_images = o.calib_size;
+  co.threads = o.threads;
+  co.seed = o.seed;
+
+  const bool tty = isatty(fileno(stderr)) != 0;
+  std::fprintf(stderr, "adalog: quantizing %s at W%dA%d (softmax %s, gelu %s%s%s) on %d of %lld calibration images\n",
+               o.model.c_str(), o.weight_bits, o.act_bits, o.softmax.c_str(), o.gelu.c_str(),
+               o.fpcs ? "" : ", no FPCS", o.reparam ? "" : ", no reparam", o.calib_size,
+               static_cast<long long>(calib.available));
+  ScopedSigint sigint;
+  const auto search_t0 = std::chrono::steady_clock::now();
+  auto progress = [&](int done, int total, const std::string& label) {
+    if (g_interrupted.load()) Fail("interrupted (SIGINT) during calibration; no output written");
+    if (!tty) return;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - search_t0).count();
+    const double eta = done > 0 ? el * (total - done) / done : 0.0;
+    constexpr int kWidth = 30;
+    const int fill = total > 0 ? kWidth * done / total : kWidth;
+    std::fprintf(stderr, "\r\033[K[%s%s] %d/%d %-20s %s elapsed, ETA %s", std::string(fill, '#').c_str(),
+                 std::string(kWidth - fill, '.').c_str(), done, total, label.c_str(), FormatSeconds(el).c_str(),
+                 FormatSeconds(eta).c_str());
+    if (done == total) std::fprintf(stderr, "\n");
+  };
+  QuantizedModel qm;
+  {
+    const int prev_threads = omp_get_max_threads();
+    if (o.threads > 0) omp_set_num_threads(o.threads);  // the search loops use the current team size
+    try {
+      qm = search::Calibrate(m, calib.images.data(), o.calib_size, co, progress);
+    } catch (...) {
+      omp_set_num_threads(prev_threads);
+      if (tty) std::fprintf(stderr, "\n");
+      throw;
+    }
+    omp_set_num_threads(prev_threads);
+  }
+  ADALOG_CHECK(!g_interrupted.load(), "interrupted (SIGINT); no output written");
+  qm.plan.meta.push_back({"source", o.model});
+  qm.plan.meta.push_back({"calib", o.calib});
+  qm.plan.meta.push_back({"calib_available", std::to_string(calib.available)});
+  SaveQuantizedModel(qm, o.output);  // atomic: temporary file + rename
+  if (g_interrupted.load()) {
+    std::remove(o.output.c_str());
+    Fail("interrupted (SIGINT) while writing; output removed");
+  }
+  const double search_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - search_t0).count();
+  const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(o.output, ec);
+  std::printf("quantized  %s -> %s (%.1f KiB)\n", o.model.c_str(), o.output.c_str(),
+              ec ? 0.0 : static_cast<double>(bytes) / 1024.0);
+  std::printf("bits       W%dA%d: weights uniform per-channel %d-bit; q/k/v per-head %d-bit; "
+              "linear inputs per-tensor %d-bit; image FP32\n",
+              o.weight_bits, o.act_bits, o.weight_bits, o.act_bits, o.act_bits);
+  std::printf("quantizers post-softmax %s, post-GELU %s, FPCS %s, LN reparam %s\n", o.softmax.c_str(),
+              o.gelu.c_str(), o.fpcs ? "on" : "off", o.reparam ? "on" : "off");
+  std::printf("calib      %d images of %lld from %s (seed %u%s)\n", o.calib_size,
+              static_cast<long long>(calib.available), o.calib.c_str(), o.seed,
+              calib.available == o.calib_size ? ", all used" : "");
+  std::printf("time       %.1f s calibration, %.1f s total\n", search_s, total_s);
+  return 0;
 }
 
 int RunCommand(const ParsedArgs& args) {

@@ -1,4 +1,5 @@
-// The public runtime API: model loading by format, sessions over the FP32 executor, top-k scoring.
+// The public runtime API: model loading by format, sessions over the FP32 or simulated executor,
+// top-k scoring.
 #include "runtime/adalog_runtime.h"
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include "runtime/cpu_features.h"
 #include "runtime/data/npy.h"
 #include "runtime/executor_fp32.h"
+#include "runtime/executor_sim.h"
+#include "runtime/model_file.h"
 
 namespace adalog {
 
@@ -22,9 +25,13 @@ std::shared_ptr<const LoadedModel> LoadModel(const std::string& path) {
   loaded->path = path;
   if (in.gcount() == static_cast<std::streamsize>(sizeof(head)) &&
       std::memcmp(head, kQuantizedModelMagic, sizeof(head)) == 0) {
-    // Extension point: parse the quantized model file here (runtime/model_file.h).
+    in.close();
     loaded->format = ModelFormat::kQuantized;
-    Fail(path, ": adalog quantized model files are not supported by this build yet");
+    QuantizedModel qm = LoadQuantizedModel(path);
+    loaded->model = std::move(qm.model);
+    loaded->plan = std::move(qm.plan);
+    ValidateVitModel(loaded->model);
+    return loaded;
   }
   loaded->format = ModelFormat::kOnnx;
   loaded->model = ImportOnnxVit(path, &loaded->onnx_report);
@@ -42,7 +49,14 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   ExecutorOptions eo;
   eo.max_batch = options.max_batch;
   eo.num_threads = options.num_threads;
-  exec_ = std::make_unique<ExecutorFp32>(model_->model, eo);
+  if (model_->format == ModelFormat::kQuantized) {
+    // Only the simulated executor exists in this build, so `simulate` false (the fastest
+    // available executor) and true both select it.
+    QuantizedModel qm{model_->model, model_->plan};
+    sim_ = std::make_unique<ExecutorSim>(qm, eo);
+  } else {
+    exec_ = std::make_unique<ExecutorFp32>(model_->model, eo);
+  }
 }
 
 Session::~Session() = default;
@@ -53,8 +67,10 @@ std::vector<int64_t> Session::input_shape(int batch) const {
 }
 
 int Session::num_classes() const { return model_->model.num_classes(); }
-int Session::max_batch() const { return exec_->max_batch(); }
-std::string Session::DescribeKernels() const { return exec_->DescribeKernels(); }
+int Session::max_batch() const { return sim_ ? sim_->max_batch() : exec_->max_batch(); }
+std::string Session::DescribeKernels() const {
+  return sim_ ? sim_->DescribeKernels() : exec_->DescribeKernels();
+}
 
 std::vector<float> Session::Run(const float* images, const std::vector<int64_t>& shape) {
   ADALOG_CHECK(shape.size() == 4, "input: expected shape [B,C,H,W], got rank ", shape.size());
@@ -81,7 +97,11 @@ void Session::Run(const float* images, const std::vector<int64_t>& shape, float*
   ADALOG_CHECK(images != nullptr && logits != nullptr, "input: null buffer");
   const int64_t n = shape[0] * shape[1] * shape[2] * shape[3];
   CheckFinite(images, n, "input", shape);
-  exec_->Run(images, static_cast<int>(shape[0]), logits);
+  if (sim_) {
+    sim_->Run(images, static_cast<int>(shape[0]), logits);
+  } else {
+    exec_->Run(images, static_cast<int>(shape[0]), logits);
+  }
 }
 
 int64_t CountTopKCorrect(const float* logits, int64_t rows, int classes, const int64_t* labels,

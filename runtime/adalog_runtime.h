@@ -8,37 +8,44 @@
 #include <vector>
 
 #include "runtime/onnx_importer.h"
+#include "runtime/quant_plan.h"
 #include "runtime/vit_model.h"
 
 namespace adalog {
 
 enum class ModelFormat {
   kOnnx,       // an ONNX ViT, imported by ImportOnnxVit and run in FP32
-  kQuantized,  // the adalog quantized model file (magic kQuantizedModelMagic); reserved, see LoadModel
+  kQuantized,  // the adalog quantized model file (magic kQuantizedModelMagic, runtime/model_file.h)
 };
 
-// First bytes of a quantized model file (runtime/model_file.h will own the format).
+// First bytes of a quantized model file (docs/model_format.md).
 inline constexpr char kQuantizedModelMagic[] = "ADALOGQ";
 
 struct LoadedModel {
   std::string path;
   ModelFormat format = ModelFormat::kOnnx;
-  VitModel model;             // FP32 parameters (for kQuantized: the float parts + structure)
+  VitModel model;             // kOnnx: FP32 parameters. kQuantized: the calibrated (rewritten)
+                              // model, weights holding their dequantized values
   ImportReport onnx_report;   // filled for kOnnx
-  // Extension point: the quantized model file adds its QuantPlan here, and Session picks the
-  // integer executor when it is present.
+  QuantPlan plan;             // filled for kQuantized: every quantizer of the model
 };
 
-// Detects the format from the file's first bytes and loads it. Quantized files are recognised
-// and rejected with a clear message until the model-file loader lands.
+// Detects the format from the file's first bytes (kQuantizedModelMagic: the quantized model file,
+// validated by LoadQuantizedModel; anything else: ONNX) and loads it.
 std::shared_ptr<const LoadedModel> LoadModel(const std::string& path);
 
 struct SessionOptions {
   int max_batch = 1;    // 1..1024
   int num_threads = 0;  // 0: all OpenMP threads
+  // Quantized models only (ignored for ONNX models, which always run in FP32).
+  //   true:  the simulated (fake-quant) executor, the accuracy reference (executor_sim.h).
+  //   false: the fastest executor the build has for the model: the integer executor once it is
+  //          part of the build; this build has only the simulated executor, which it then runs.
+  bool simulate = false;
 };
 
 class ExecutorFp32;
+class ExecutorSim;
 
 class Session {
  public:
@@ -57,12 +64,15 @@ class Session {
   std::vector<int64_t> input_shape(int batch) const;  // {batch, C, H, W}
   int num_classes() const;
   int max_batch() const;
+  // True when the session runs the simulated (fake-quant) executor.
+  bool simulated() const { return sim_ != nullptr; }
   // Kernel choices (oneDNN implementations, float-island ISA) for `adalog inspect`/verbose.
   std::string DescribeKernels() const;
 
  private:
   std::shared_ptr<const LoadedModel> model_;
-  std::unique_ptr<ExecutorFp32> exec_;
+  std::unique_ptr<ExecutorFp32> exec_;  // kOnnx
+  std::unique_ptr<ExecutorSim> sim_;    // kQuantized
 };
 
 // Number of rows whose label is among the k largest logits. Ties rank the lower class index first.

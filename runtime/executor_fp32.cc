@@ -133,6 +133,7 @@ struct ExecutorFp32::Impl {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream strm{eng};
   Fp32Observer* observer = nullptr;
+  Fp32Rewriter* rewriter = nullptr;
 
   // Shapes.
   int D, T, P, pre, heads, hd, F, C, ps, H, W, classes, patch_k;
@@ -378,6 +379,14 @@ struct ExecutorFp32::Impl {
     observer->OnTensor(info, data, rows, cols);
   }
 
+  // Input-side tap: rewrite in place (if a rewriter is set), then observe.
+  void Tap(TapPoint tap, int block, int batch, float* data, int rows, int cols, int image = -1,
+           int head = -1) {
+    const TapInfo info{tap, block, image, head, batch, T};
+    if (rewriter) rewriter->Rewrite(info, data, rows, cols);
+    if (observer) observer->OnTensor(info, data, rows, cols);
+  }
+
   void LayerNormRows(const float* src, float* dst, int64_t rows, const LayerNormParams& n) {
     ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
       fk.layer_norm(src + b * D, dst + b * D, e - b, D, n.gamma.data(), n.beta.data(), n.eps);
@@ -412,7 +421,7 @@ struct ExecutorFp32::Impl {
         }
       }
     });
-    if (observer) Observe(TapPoint::kPatchEmbedIn, -1, batch, patches, batch * P, patch_k);
+    if (observer || rewriter) Tap(TapPoint::kPatchEmbedIn, -1, batch, patches, batch * P, patch_k);
     Exec(plan.embed);
     if (observer) Observe(TapPoint::kPatchEmbedOut, -1, batch, embed_out, batch * P, D);
     // Tokens: prefix tokens, patch tokens, position embedding.
@@ -444,7 +453,7 @@ struct ExecutorFp32::Impl {
       const int hidden_n = blk.fc1.out;
       // Attention.
       LayerNormRows(x, ln, rows, blk.ln1);
-      if (observer) Observe(TapPoint::kQkvIn, blk_i, batch, ln, static_cast<int>(rows), D);
+      if (observer || rewriter) Tap(TapPoint::kQkvIn, blk_i, batch, ln, static_cast<int>(rows), D);
       Exec(s.qkv);
       if (observer) Observe(TapPoint::kQkvOut, blk_i, batch, qkv, static_cast<int>(rows), 3 * D);
       // Split heads: q/k/v[(img*heads + h)][t][:] = qkv[img*T + t][part*D + h*hd + :].
@@ -460,21 +469,21 @@ struct ExecutorFp32::Impl {
           }
         }
       });
-      if (observer) {
+      if (observer || rewriter) {
         for (int i = 0; i < bh; ++i) {
           const int64_t o = static_cast<int64_t>(i) * T * hd;
-          Observe(TapPoint::kQ, blk_i, batch, q + o, T, hd, i / heads, i % heads);
-          Observe(TapPoint::kK, blk_i, batch, k + o, T, hd, i / heads, i % heads);
-          Observe(TapPoint::kV, blk_i, batch, v + o, T, hd, i / heads, i % heads);
+          Tap(TapPoint::kQ, blk_i, batch, q + o, T, hd, i / heads, i % heads);
+          Tap(TapPoint::kK, blk_i, batch, k + o, T, hd, i / heads, i % heads);
+          Tap(TapPoint::kV, blk_i, batch, v + o, T, hd, i / heads, i % heads);
         }
       }
       Exec(s.scores);
       ParallelRows(static_cast<int64_t>(bh) * T, threads, [&](int64_t b, int64_t e) {
         fk.softmax(scores + b * T, scores + b * T, e - b, T);
       });
-      if (observer) {
+      if (observer || rewriter) {
         for (int i = 0; i < bh; ++i) {
-          Observe(TapPoint::kAttnProbs, blk_i, batch, scores + static_cast<int64_t>(i) * T * T, T,
+          Tap(TapPoint::kAttnProbs, blk_i, batch, scores + static_cast<int64_t>(i) * T * T, T,
                   T, i / heads, i % heads);
         }
       }
@@ -489,20 +498,20 @@ struct ExecutorFp32::Impl {
           }
         }
       });
-      if (observer) Observe(TapPoint::kProjIn, blk_i, batch, merged, static_cast<int>(rows), D);
+      if (observer || rewriter) Tap(TapPoint::kProjIn, blk_i, batch, merged, static_cast<int>(rows), D);
       Exec(s.proj);
       if (observer) Observe(TapPoint::kProjOut, blk_i, batch, lin_out, static_cast<int>(rows), D);
       AddRows(x, lin_out, rows, D);
       // MLP.
       LayerNormRows(x, ln, rows, blk.ln2);
-      if (observer) Observe(TapPoint::kFc1In, blk_i, batch, ln, static_cast<int>(rows), D);
+      if (observer || rewriter) Tap(TapPoint::kFc1In, blk_i, batch, ln, static_cast<int>(rows), D);
       Exec(s.fc1);
       if (observer) Observe(TapPoint::kFc1Out, blk_i, batch, hidden, static_cast<int>(rows), hidden_n);
       const EltwiseFn gelu = blk.gelu == GeluKind::kErf ? fk.gelu_erf : fk.gelu_tanh;
       ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
         gelu(hidden + b * hidden_n, hidden + b * hidden_n, (e - b) * hidden_n);
       });
-      if (observer) Observe(TapPoint::kGeluOut, blk_i, batch, hidden, static_cast<int>(rows), hidden_n);
+      if (observer || rewriter) Tap(TapPoint::kGeluOut, blk_i, batch, hidden, static_cast<int>(rows), hidden_n);
       Exec(s.fc2);
       if (observer) Observe(TapPoint::kFc2Out, blk_i, batch, lin_out, static_cast<int>(rows), D);
       AddRows(x, lin_out, rows, D);
@@ -531,12 +540,12 @@ struct ExecutorFp32::Impl {
       LayerNormRows(pooled, pooled, batch, m.norm);
       if (m.pooling == Pooling::kClsDistAvg) LayerNormRows(pooled_dist, pooled_dist, batch, m.norm);
     }
-    if (observer) Observe(TapPoint::kHeadIn, -1, batch, pooled, batch, D);
+    if (observer || rewriter) Tap(TapPoint::kHeadIn, -1, batch, pooled, batch, D);
     Exec(plan.head);
     if (observer) Observe(TapPoint::kHeadOut, -1, batch, logits, batch, classes);
     const int64_t n_logits = static_cast<int64_t>(batch) * classes;
     if (m.pooling == Pooling::kClsDistAvg) {
-      if (observer) Observe(TapPoint::kHeadDistIn, -1, batch, pooled_dist, batch, D);
+      if (observer || rewriter) Tap(TapPoint::kHeadDistIn, -1, batch, pooled_dist, batch, D);
       Exec(plan.head_dist);
       if (observer) Observe(TapPoint::kHeadDistOut, -1, batch, logits_dist, batch, classes);
       for (int64_t i = 0; i < n_logits; ++i) out[i] = (logits[i] + logits_dist[i]) * 0.5f;
@@ -555,6 +564,7 @@ void ExecutorFp32::Run(const float* images, int batch, float* logits) {
   impl_->Run(images, batch, logits);
 }
 void ExecutorFp32::SetObserver(Fp32Observer* observer) { impl_->observer = observer; }
+void ExecutorFp32::SetRewriter(Fp32Rewriter* rewriter) { impl_->rewriter = rewriter; }
 int ExecutorFp32::max_batch() const { return impl_->max_batch; }
 int ExecutorFp32::num_threads() const { return impl_->threads; }
 const VitModel& ExecutorFp32::model() const { return impl_->m; }

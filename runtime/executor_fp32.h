@@ -9,6 +9,11 @@
 //
 // Capture: an optional Fp32Observer sees the FP32 input/output of every quantizable op (see
 // TapPoint). With no observer set, the cost is one pointer test per op.
+//
+// Rewrite: an optional Fp32Rewriter may modify, in place, every INPUT-side tap (the tensors a
+// GEMM consumes next: kPatchEmbedIn, kQkvIn, kQ, kK, kV, kAttnProbs, kProjIn, kFc1In, kGeluOut,
+// kHeadIn, kHeadDistIn). It runs before the observer, so the next op and the observer both see
+// the rewritten values. The simulated (fake-quant) executor (executor_sim.h) is built on it.
 #pragma once
 
 #include <cstddef>
@@ -61,6 +66,15 @@ class Fp32Observer {
   virtual void OnTensor(const TapInfo& info, const float* data, int rows, int cols) = 0;
 };
 
+// Called synchronously from Run (on the calling thread, between ops) at the input-side taps only.
+// `data` is the exact buffer the next GEMM reads; rewriting it in place changes what that GEMM
+// computes. It may use OpenMP internally. Implementations must not call back into the executor.
+class Fp32Rewriter {
+ public:
+  virtual ~Fp32Rewriter() = default;
+  virtual void Rewrite(const TapInfo& info, float* data, int rows, int cols) = 0;
+};
+
 struct ExecutorOptions {
   int max_batch = 1;    // 1..1024
   int num_threads = 0;  // 0: omp_get_max_threads()
@@ -84,6 +98,8 @@ class ExecutorFp32 {
 
   // nullptr disables capture. Not owned.
   void SetObserver(Fp32Observer* observer);
+  // nullptr disables rewriting (the default). Not owned.
+  void SetRewriter(Fp32Rewriter* rewriter);
 
   int max_batch() const;
   int num_threads() const;
