@@ -89,7 +89,6 @@ void QgemmS16S16Packed(const int16_t* a, int64_t lda, int m0, int m1, const Pack
 enum class QgemmImpl { kAuto, kAvx512Vnni, kOnednn, kPackedScalar, kReference };
 const char* QgemmImplName(QgemmImpl impl);
 
-struct QLinear;  // forward, defined below
 struct OnednnQgemm;  // opaque oneDNN state (runtime/kernels/int/qgemm_onednn.cc)
 
 struct QLinear {
@@ -114,7 +113,8 @@ void RunQLinear(const QLinear& p, QgemmImpl impl, const uint8_t* a, int64_t lda,
                 float* c, int64_t ldc, OnednnQgemm* dnn = nullptr);
 
 // oneDNN u8 x s8 -> s32 matmul for a fixed M (weights reordered to the primitive's preferred
-// layout at creation), followed by this file's epilogue. Returns null when oneDNN declines.
+// layout at creation), followed by this file's epilogue. Returns null when oneDNN declines, and
+// below the avx512vnni level (oneDNN's pre-VNNI int8 path saturates int16 pair sums).
 OnednnQgemm* MakeOnednnQgemm(const QLinear& p, int m);
 void FreeOnednnQgemm(OnednnQgemm* d);
 

@@ -37,6 +37,9 @@ int64_t LogLevelFixed(const AdaLogTables& t, int32_t code, int32_t e) {
   const int64_t m = t.mult[static_cast<size_t>(code)];
   if (m == 0) return 0;
   const int32_t s = e - t.shift[static_cast<size_t>(code)];
+  // s > 32 only for codes below the row's minimum code, which never occur in that row (decode
+  // tables are built for every code): give them 0 rather than an overflowing shift.
+  if (s > 32) return 0;
   if (s >= 0) return m << s;
   if (-s > 31) return 0;
   return m >> -s;

@@ -24,6 +24,10 @@ struct OnednnQgemm {
 };
 
 OnednnQgemm* MakeOnednnQgemm(const QLinear& p, int m) {
+  // Without VNNI oneDNN's int8 kernels go through vpmaddubsw, whose int16 pair sums saturate
+  // (255 * 128 * 2 > 32767): results would not be exact. Measured: ADALOG_ISA=avx512 caps oneDNN
+  // to avx512_core and 75562 of 75648 outputs of a 197x384x384 8-bit case differed.
+  if (ActiveIsaLevel() < IsaLevel::kAvx512Vnni) return nullptr;
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
   auto* d = new OnednnQgemm;
