@@ -1,6 +1,7 @@
 // Log-code GEMM (attn@V with AdaLog probabilities, fc2 after Shift-AdaLog): prepare (B operand
 // in each design's layout), per-row exponents and decode, and dispatch to the design's kernel.
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 
 #include "quant/error.h"
@@ -236,6 +237,7 @@ void LogRowsScalar(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, i
 
 void RunLogMatmul(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
                   float* y, int64_t ldy, LogScratch* s, IsaLevel cap) {
+  assert(m1 <= static_cast<int>(s->row_exp.size()) && "scratch made for fewer rows");
   if (static_cast<int>(cap) >= static_cast<int>(IsaLevel::kAvx512Vnni) &&
       IsaSupported(IsaLevel::kAvx512Vnni)) {
     LogRowsAvx512(p, codes, ld_codes, m0, m1, y, ldy, s);

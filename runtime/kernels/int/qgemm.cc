@@ -1,5 +1,6 @@
 // Packing, prepare (weight re-centering, zero-point folding), the scalar packed fallbacks, the
 // ordered implementation list of the uniform int8 GEMM, and q@k^T per head.
+#include <cassert>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -216,6 +217,8 @@ Matmul1Workspace MakeMatmul1Workspace(int max_tokens, int head_dim) {
 void Matmul1Head(const uint8_t* q, int64_t ldq, const uint8_t* k, int64_t ldk, int tq, int tk,
                  int d, int32_t zq, int32_t zk, float alpha, float* s, int64_t lds,
                  Matmul1Workspace* ws, IsaLevel cap) {
+  assert(static_cast<size_t>(tk) * d <= ws->k8.size() && "workspace made for fewer tokens / dims");
+  assert(static_cast<size_t>(tk) <= ws->col_scale.size());
   const int32_t e = 128 - zk;
   for (int j = 0; j < tk; ++j) {
     int32_t sum = 0;
