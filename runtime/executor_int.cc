@@ -1,0 +1,798 @@
+// The integer executor: prepare (weight codes, QLinear / LogMatmul packing, quantizers, workspace)
+// and the forward pass over the integer kernels with FP32 float islands.
+#include "runtime/executor_int.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dnnl.hpp>
+#include <optional>
+#include <sstream>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "quant/error.h"
+#include "quant/log_quantizers.h"
+#include "quant/uniform.h"
+#include "runtime/kernels/float_kernels.h"
+#include "runtime/kernels/int/logcode_writers.h"
+
+namespace adalog {
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+using Dt = memory::data_type;
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+
+void* AlignedAlloc(size_t bytes) {
+  bytes = std::max<size_t>(64, (bytes + 63) & ~size_t{63});
+  void* p = std::aligned_alloc(64, bytes);
+  ADALOG_CHECK(p != nullptr, "integer executor: out of memory allocating ", bytes, " bytes");
+  return p;
+}
+
+size_t Align64(size_t bytes) { return (bytes + 63) & ~size_t{63}; }
+
+class ScopedOmpThreads {
+ public:
+  explicit ScopedOmpThreads(int n) : prev_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~ScopedOmpThreads() { omp_set_num_threads(prev_); }
+  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
+  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
+
+ private:
+  int prev_;
+};
+
+// Splits [0, n) into exactly `chunks` contiguous pieces (piece c = [n c / chunks, n (c+1) / chunks),
+// at most ceil(n / chunks) items) and calls f(thread, begin, end) for each non-empty piece, on up
+// to `chunks` OpenMP threads; `thread` < chunks indexes per-thread scratch. Each item is handled
+// by exactly one call with the same code, so results do not depend on the thread count.
+template <typename F>
+void ParallelChunks(int64_t n, int chunks, const F& f) {
+  if (chunks <= 1 || n < 2) {
+    if (n > 0) f(0, int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(chunks)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    for (int c = t; c < chunks; c += nt) {
+      const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+      if (b < e) f(t, b, e);
+    }
+  }
+}
+
+[[noreturn]] void Unsupported(const std::string& quantizer, const std::string& op) {
+  Fail("integer path does not support ", quantizer, " for ", op, "; use --simulate");
+}
+
+std::string ActName(const ActQuant& a) {
+  switch (a.kind) {
+    case ActQuant::Kind::kNone: return "an unquantized (FP32) input";
+    case ActQuant::Kind::kUniform:
+      return a.uniform.params.mode == UniformMode::kAsymmetric ? "uniform" : "symmetric uniform";
+    case ActQuant::Kind::kLog: return LogKindName(a.log.kind);
+    case ActQuant::Kind::kTwin: return "twin uniform";
+  }
+  return "?";
+}
+
+// The uniform per-tensor input quantizer of a u8 GEMM operand.
+UniformQuantizer UniformInput(const ActQuant& a, const std::string& op) {
+  if (a.kind != ActQuant::Kind::kUniform || a.uniform.params.mode != UniformMode::kAsymmetric) {
+    Unsupported(ActName(a), op);
+  }
+  return UniformQuantizer(a.uniform.params);
+}
+
+// Per-head asymmetric uniform quantizers (q / k / v).
+std::vector<UniformQuantizer> HeadInputs(const UniformPerHead& q, int heads, const std::string& op) {
+  if (q.scales.empty()) Unsupported("an unquantized (FP32) input", op);
+  q.Validate();
+  if (q.mode != UniformMode::kAsymmetric) Unsupported("symmetric uniform", op);
+  ADALOG_CHECK(q.num_heads() == heads, "quantized model: ", op, " has ", q.num_heads(),
+               " per-head parameters, the model has ", heads, " heads");
+  std::vector<UniformQuantizer> out;
+  for (int h = 0; h < heads; ++h) out.emplace_back(q.head(h));
+  return out;
+}
+
+// A weight as asymmetric u8 codes (symmetric codes c are stored as c + 2^(b-1) with zero point
+// 2^(b-1): the same dequantized value), its per-row (scale, zero point) and the dequantized values.
+struct WeightCodes {
+  int bits = 8;
+  std::vector<uint8_t> u;
+  std::vector<float> s;
+  std::vector<int32_t> z;
+  std::vector<float> w_hat;
+};
+
+WeightCodes EncodeWeight(const UniformPerChannel& q, const std::vector<float>& w, int out, int in,
+                         const std::string& op) {
+  if (q.scales.empty()) Unsupported("an unquantized (FP32) weight", op);
+  q.Validate();
+  ADALOG_CHECK(q.axis == 0 && q.num_channels() == out, "quantized model: ", op, " weight has ",
+               q.num_channels(), " per-channel parameters on axis ", q.axis, ", expected ", out,
+               " on axis 0");
+  ADALOG_CHECK(static_cast<int64_t>(w.size()) == static_cast<int64_t>(out) * in,
+               "quantized model: ", op, " weight size mismatch");
+  WeightCodes c;
+  c.bits = q.bits;
+  c.u.resize(w.size());
+  c.w_hat.resize(w.size());
+  c.s.resize(static_cast<size_t>(out));
+  c.z.resize(static_cast<size_t>(out));
+  std::vector<int8_t> sc(static_cast<size_t>(in));
+  for (int o = 0; o < out; ++o) {
+    const UniformParams p = q.channel(o);
+    const UniformQuantizer uq(p);
+    const size_t off = static_cast<size_t>(o) * in;
+    if (p.mode == UniformMode::kAsymmetric) {
+      uq.Encode(w.data() + off, in, c.u.data() + off);
+      c.z[o] = p.zero_point;
+    } else {
+      uq.Encode(w.data() + off, in, sc.data());
+      const int32_t half = 1 << (p.bits - 1);
+      for (int i = 0; i < in; ++i) c.u[off + i] = static_cast<uint8_t>(sc[i] + half);
+      c.z[o] = half;
+    }
+    c.s[o] = p.scale;
+    for (int i = 0; i < in; ++i) {
+      c.w_hat[off + i] = static_cast<float>(static_cast<int32_t>(c.u[off + i]) - c.z[o]) * p.scale;
+    }
+  }
+  return c;
+}
+
+intk::QLinear PrepareLinear(const LinearParams& l, const LinearQuant& lq, const std::string& op,
+                            std::optional<UniformQuantizer>* input) {
+  input->emplace(UniformInput(lq.input, op + " input"));
+  const WeightCodes wc = EncodeWeight(lq.weight, l.weight, l.out, l.in, op);
+  const UniformParams& a = lq.input.uniform.params;
+  ADALOG_CHECK(l.in <= intk::kMaxK, "integer path: ", op, " has K = ", l.in, " > ", intk::kMaxK);
+  return intk::PrepareQLinear(wc.u.data(), l.out, l.in, wc.bits, wc.s.data(), wc.z.data(), a.scale,
+                              a.zero_point, l.bias.data());
+}
+
+AdaLogTables IntegerLogTables(const LogParams& p, const std::string& op) {
+  if (p.kind == LogKind::kLogSqrt2) Unsupported("logsqrt2", op);
+  p.Validate();
+  return p.kind == LogKind::kLog2 ? MakeLog2Tables(p.bits) : MakeAdaLogTables(p.bits, p.q);
+}
+
+const char* WriterIsa(IsaLevel cap) {
+  if (cap >= IsaLevel::kAvx512 && IsaSupported(IsaLevel::kAvx512)) return "avx512";
+  if (cap >= IsaLevel::kAvx2 && IsaSupported(IsaLevel::kAvx2)) return "avx2";
+  return "ref";
+}
+
+const char* LogIsa(IsaLevel cap) {
+  return cap >= IsaLevel::kAvx512Vnni && IsaSupported(IsaLevel::kAvx512Vnni) ? "avx512vnni"
+                                                                             : "scalar";
+}
+
+// Grows every buffer of `dst` to at least the size the same buffer has in `src`.
+void MergeScratch(const intk::LogScratch& src, intk::LogScratch* dst) {
+  auto grow = [](auto& d, const auto& s) {
+    if (d.size() < s.size()) d.resize(s.size());
+  };
+  grow(dst->row_exp, src.row_exp);
+  grow(dst->l8, src.l8);
+  grow(dst->l16, src.l16);
+  grow(dst->buckets, src.buckets);
+  grow(dst->lut64, src.lut64);
+  grow(dst->acc64, src.acc64);
+}
+
+struct BlockInt {
+  std::optional<UniformQuantizer> qkv_in, proj_in, fc1_in, fc2_in;
+  intk::QLinear qkv, proj, fc1, fc2_uniform;
+  std::vector<UniformQuantizer> q, k, v;
+  std::vector<float> alpha_qk;  // per head: sq * sk * attn_scale
+  // Softmax / attn@V.
+  bool probs_log = true;
+  std::optional<intk::LogCodeWriter> softmax_writer;
+  AdaLogTables probs_tables;
+  std::optional<UniformQuantizer> probs_uniform;
+  std::vector<float> alpha_av;  // per head: s_p sv / D (log) or s_p sv (uniform)
+  // GELU / fc2.
+  bool gelu_log = true;
+  std::optional<intk::LogCodeWriter> gelu_writer;    // erf GELU
+  std::optional<ShiftLogQuantizer> gelu_encoder;     // tanh GELU (FP32 GELU + quant's encode)
+  intk::LogMatmul fc2_log;
+};
+
+struct AttnThread {
+  intk::Matmul1Workspace m1;        // q @ k^T
+  intk::Matmul1Workspace m2;        // uniform probs @ v
+  std::vector<float> scores;        // [T][T]
+  std::vector<uint8_t> pcodes;      // [T][T]
+  std::vector<uint8_t> vt;          // [hd][T] (uniform probs)
+  std::vector<intk::LogMatmul> av;  // per block (log probs)
+  intk::LogScratch av_scratch;
+};
+
+}  // namespace
+
+bool ParseLogDesign(const std::string& text, intk::LogDesign* design) {
+  if (text == "buckets") *design = intk::LogDesign::kBuckets;
+  else if (text == "s16") *design = intk::LogDesign::kS16;
+  else if (text == "u8") *design = intk::LogDesign::kU8;
+  else return false;
+  return true;
+}
+
+IntPathOptions DefaultIntPathOptions() {
+  IntPathOptions o;
+  const char* env = std::getenv("ADALOG_LOG_DESIGN");
+  if (env != nullptr && *env != '\0') {
+    intk::LogDesign d;
+    ADALOG_CHECK(ParseLogDesign(env, &d), "ADALOG_LOG_DESIGN=", env,
+                 ": expected buckets, s16 or u8");
+    o.attn_design = o.fc2_design = d;
+  }
+  return o;
+}
+
+struct ExecutorInt::Impl {
+  VitModel m;  // the model's FP32 parts (Linear weights cleared after packing)
+  int max_batch, threads;
+  IsaLevel cap;
+  IntPathOptions io;
+  const FloatKernels& fk;
+  intk::QgemmImpl qimpl;
+  int D, T, P, pre, heads, hd, F, C, ps, H, W, classes, patch_k;
+
+  std::vector<BlockInt> blocks;
+  std::optional<UniformQuantizer> head_in, head_dist_in;
+  intk::QLinear head, head_dist;
+
+  // Patch embedding: oneDNN f32 matmul for one image (M = P), run once per image.
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  dnnl::stream strm{eng};
+  std::vector<float> embed_w_hat;
+  dnnl::primitive embed_prim;
+  memory embed_src, embed_dst, embed_wei, embed_bias;
+  std::unordered_map<int, memory> embed_args;
+  std::unique_ptr<void, FreeDeleter> embed_scratch;
+  std::string embed_impl;
+
+  // Workspace.
+  std::unique_ptr<void, FreeDeleter> ws;
+  size_t ws_bytes = 0;
+  float *x, *ln, *qkvf, *merged, *lin_out, *hidden, *patches, *embed_out, *pooled, *pooled_dist,
+      *logits, *logits_dist;
+  uint8_t *acodes, *qkvc, *hcodes;
+  std::vector<AttnThread> attn_threads;
+  std::vector<intk::LogScratch> row_scratch;  // fc2 LogMatmul, per thread, relative rows
+  int max_chunk_rows = 0;
+  std::string description;
+  Fp32Observer* observer = nullptr;
+
+  Impl(const QuantizedModel& qm, const ExecutorOptions& o, const IntPathOptions& iopt)
+      : m(qm.model),
+        max_batch(o.max_batch),
+        threads(o.num_threads > 0 ? o.num_threads : omp_get_max_threads()),
+        cap(o.isa_cap),
+        io(iopt),
+        fk(SelectFloatKernels(o.isa_cap)),
+        qimpl(intk::SelectQgemmImpl(o.isa_cap)) {
+    ValidateVitModel(m);
+    ADALOG_CHECK(max_batch >= 1 && max_batch <= 1024, "executor: max_batch ", max_batch,
+                 " out of range 1..1024");
+    ADALOG_CHECK(o.num_threads >= 0 && o.num_threads <= 1024, "executor: num_threads ",
+                 o.num_threads, " out of range 0..1024");
+    const QuantPlan& plan = qm.plan;
+    ADALOG_CHECK(plan.blocks.size() == m.blocks.size(), "quantized model: the plan has ",
+                 plan.blocks.size(), " blocks, the model ", m.blocks.size());
+    D = m.dim;
+    T = m.num_tokens();
+    P = m.embed.num_patches();
+    pre = m.num_prefix_tokens();
+    heads = m.blocks[0].heads;
+    F = 0;
+    for (const BlockParams& b : m.blocks) {
+      ADALOG_CHECK(b.heads == heads, "executor: blocks with different head counts (", b.heads,
+                   " vs ", heads, ") are not supported");
+      F = std::max(F, b.fc1.out);
+    }
+    hd = D / heads;
+    C = m.embed.in_channels;
+    ps = m.embed.patch;
+    H = m.embed.image_h;
+    W = m.embed.image_w;
+    classes = m.num_classes();
+    patch_k = C * ps * ps;
+    ADALOG_CHECK(T <= intk::kMaxSoftmaxRow && T <= intk::kMaxK, "integer path: ", T,
+                 " tokens exceed the kernels' limit ", intk::kMaxK);
+    for (size_t b = 0; b < m.blocks.size(); ++b) PrepareBlock(plan, b);
+    head = PrepareLinear(m.head, plan.head, "head", &head_in);
+    if (m.pooling == Pooling::kClsDistAvg) {
+      head_dist = PrepareLinear(m.head_dist, plan.head_dist, "head_dist", &head_dist_in);
+    }
+    AllocateWorkspace();
+    PreparePatchEmbed(plan);
+    PrepareThreads();
+    // Drop the FP32 Linear weights: the packed codes replace them.
+    for (BlockParams& b : m.blocks) {
+      for (LinearParams* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) std::vector<float>().swap(l->weight);
+    }
+    std::vector<float>().swap(m.head.weight);
+    std::vector<float>().swap(m.head_dist.weight);
+    std::vector<float>().swap(m.embed.weight);
+    Describe(plan);
+  }
+
+  void PrepareBlock(const QuantPlan& plan, size_t bi) {
+    const BlockParams& mb = m.blocks[bi];
+    const BlockQuant& bq = plan.blocks[bi];
+    const std::string pre_s = "block " + std::to_string(bi) + " ";
+    BlockInt b;
+    b.qkv = PrepareLinear(mb.qkv, bq.qkv, pre_s + "qkv", &b.qkv_in);
+    b.proj = PrepareLinear(mb.proj, bq.proj, pre_s + "proj", &b.proj_in);
+    b.fc1 = PrepareLinear(mb.fc1, bq.fc1, pre_s + "fc1", &b.fc1_in);
+    b.q = HeadInputs(bq.attn.q, heads, pre_s + "q");
+    b.k = HeadInputs(bq.attn.k, heads, pre_s + "k");
+    b.v = HeadInputs(bq.attn.v, heads, pre_s + "v");
+    for (int h = 0; h < heads; ++h) {
+      b.alpha_qk.push_back(bq.attn.q.scales[h] * bq.attn.k.scales[h] * mb.attn_scale);
+    }
+    // Softmax -> attn@V.
+    const ActQuant& pq = bq.attn.probs;
+    const std::string sm = pre_s + "softmax (attn@v input)";
+    if (pq.kind == ActQuant::Kind::kLog) {
+      if (pq.shift != 0.f) Unsupported("a shifted log quantizer", sm);
+      b.probs_log = true;
+      b.probs_tables = IntegerLogTables(pq.log, sm);
+      b.softmax_writer.emplace(intk::MakeLogCodeWriter(pq.log, 0.f));
+      for (int h = 0; h < heads; ++h) {
+        b.alpha_av.push_back(static_cast<float>(static_cast<double>(pq.log.scale) *
+                                                bq.attn.v.scales[h] / b.probs_tables.D));
+      }
+    } else {
+      b.probs_log = false;
+      b.probs_uniform.emplace(UniformInput(pq, sm));
+      for (int h = 0; h < heads; ++h) {
+        b.alpha_av.push_back(pq.uniform.params.scale * bq.attn.v.scales[h]);
+      }
+    }
+    // GELU -> fc2.
+    const ActQuant& gq = bq.fc2.input;
+    const std::string f2 = pre_s + "fc2";
+    if (gq.kind == ActQuant::Kind::kLog) {
+      b.gelu_log = true;
+      const AdaLogTables t = IntegerLogTables(gq.log, f2 + " input");
+      if (mb.gelu == GeluKind::kErf) {
+        b.gelu_writer.emplace(intk::MakeLogCodeWriter(gq.log, gq.shift));
+      } else {
+        b.gelu_encoder.emplace(gq.log, gq.shift, gq.shift_folded);
+      }
+      const WeightCodes wc = EncodeWeight(bq.fc2.weight, mb.fc2.weight, mb.fc2.out, mb.fc2.in, f2);
+      ADALOG_CHECK(mb.fc2.in <= intk::kMaxK, "integer path: ", f2, " has K = ", mb.fc2.in, " > ",
+                   intk::kMaxK);
+      std::vector<float> alpha(static_cast<size_t>(mb.fc2.out));
+      for (int o = 0; o < mb.fc2.out; ++o) {
+        alpha[o] = static_cast<float>(static_cast<double>(gq.log.scale) * wc.s[o] / t.D);
+      }
+      // The simulated path computes fc2(Q(x + shift) - shift) unless the shift is folded; fold
+      // it here the same way calibration does (quant's FoldShiftIntoBias over W_hat).
+      std::vector<float> bias = mb.fc2.bias;
+      if (!gq.shift_folded && gq.shift != 0.f) {
+        bias = FoldShiftIntoBias(wc.w_hat.data(), mb.fc2.out, mb.fc2.in, mb.fc2.bias.data(),
+                                 gq.shift);
+      }
+      b.fc2_log = intk::PrepareLogMatmul(io.fc2_design, t, wc.u.data(), mb.fc2.in, mb.fc2.out,
+                                         mb.fc2.in, wc.z.data(), alpha.data(), bias.data());
+    } else {
+      b.gelu_log = false;
+      b.fc2_uniform = PrepareLinear(mb.fc2, bq.fc2, f2, &b.fc2_in);
+    }
+    blocks.push_back(std::move(b));
+  }
+
+  void AllocateWorkspace() {
+    const size_t R = static_cast<size_t>(max_batch) * T;
+    const size_t B = static_cast<size_t>(max_batch);
+    const size_t fsizes[] = {R * D,     R * D,     R * 3 * D, R * D,     R * D,     R * F,
+                             B * P * patch_k,      B * P * D, B * D,     B * D,
+                             B * classes,          B * classes};
+    float** fviews[] = {&x,       &ln,        &qkvf,   &merged,      &lin_out, &hidden,
+                        &patches, &embed_out, &pooled, &pooled_dist, &logits,  &logits_dist};
+    const size_t bsizes[] = {R * std::max(D, F), R * 3 * D, R * F};
+    uint8_t** bviews[] = {&acodes, &qkvc, &hcodes};
+    static_assert(sizeof(fsizes) / sizeof(fsizes[0]) == sizeof(fviews) / sizeof(fviews[0]), "");
+    static_assert(sizeof(bsizes) / sizeof(bsizes[0]) == sizeof(bviews) / sizeof(bviews[0]), "");
+    size_t total = 0;
+    for (size_t s : fsizes) total += Align64(s * sizeof(float));
+    for (size_t s : bsizes) total += Align64(s);
+    ws_bytes = total;
+    ws.reset(AlignedAlloc(ws_bytes));
+    std::memset(ws.get(), 0, ws_bytes);
+    char* base = static_cast<char*>(ws.get());
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof(fsizes) / sizeof(fsizes[0]); ++i) {
+      *fviews[i] = reinterpret_cast<float*>(base + off);
+      off += Align64(fsizes[i] * sizeof(float));
+    }
+    for (size_t i = 0; i < sizeof(bsizes) / sizeof(bsizes[0]); ++i) {
+      *bviews[i] = reinterpret_cast<uint8_t*>(base + off);
+      off += Align64(bsizes[i]);
+    }
+  }
+
+  void PreparePatchEmbed(const QuantPlan& plan) {
+    // Dequantized weights, exactly the simulated executor's (fake-quantized) values.
+    embed_w_hat = m.embed.weight;
+    if (!plan.patch_embed_weight.scales.empty()) {
+      ADALOG_CHECK(plan.patch_embed_weight.num_channels() == D, "quantized model: patch_embed weight has ",
+                   plan.patch_embed_weight.num_channels(), " per-channel parameters, expected ", D);
+      FakeQuantize(plan.patch_embed_weight, embed_w_hat.data(), {D, patch_k}, embed_w_hat.data());
+    }
+    ScopedOmpThreads scoped(threads);
+    const memory::desc src_md({P, patch_k}, Dt::f32, Tag::ab);
+    const memory::desc wei_md({patch_k, D}, Dt::f32, Tag::any);
+    const memory::desc bias_md({1, D}, Dt::f32, Tag::ab);
+    const memory::desc dst_md({P, D}, Dt::f32, Tag::ab);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md), attr,
+                                          eng);
+    embed_prim = dnnl::matmul(pd);
+    embed_impl = pd.impl_info_str();
+    memory plain({{patch_k, D}, Dt::f32, Tag::ba}, eng, embed_w_hat.data());
+    embed_wei = memory(pd.weights_desc(), eng);
+    dnnl::reorder(plain, embed_wei).execute(strm, plain, embed_wei);
+    strm.wait();
+    embed_bias = memory(bias_md, eng, m.embed.bias.data());
+    embed_src = memory(pd.src_desc(), eng, patches);
+    embed_dst = memory(pd.dst_desc(), eng, embed_out);
+    embed_args = {{DNNL_ARG_SRC, embed_src},
+                  {DNNL_ARG_WEIGHTS, embed_wei},
+                  {DNNL_ARG_BIAS, embed_bias},
+                  {DNNL_ARG_DST, embed_dst}};
+    const size_t scratch = pd.scratchpad_desc().get_size();
+    if (scratch > 0) {
+      embed_scratch.reset(AlignedAlloc(scratch));
+      embed_args.insert(
+          {DNNL_ARG_SCRATCHPAD, memory(pd.scratchpad_desc(), eng, embed_scratch.get())});
+    }
+    std::vector<float>().swap(embed_w_hat);  // the reordered copy is what runs
+  }
+
+  void PrepareThreads() {
+    const int R = max_batch * T;
+    max_chunk_rows = (R + threads - 1) / threads;
+    bool any_uniform_probs = false;
+    for (const BlockInt& b : blocks) any_uniform_probs |= !b.probs_log;
+    const std::vector<uint8_t> zeros(static_cast<size_t>(hd) * T, 0);
+    const std::vector<int32_t> zu(static_cast<size_t>(hd), 0);
+    const std::vector<float> ones(static_cast<size_t>(hd), 1.f);
+    attn_threads.resize(static_cast<size_t>(threads));
+    row_scratch.resize(static_cast<size_t>(threads));
+    for (int t = 0; t < threads; ++t) {
+      AttnThread& a = attn_threads[t];
+      a.m1 = intk::MakeMatmul1Workspace(T, hd);
+      if (any_uniform_probs) {
+        a.m2 = intk::MakeMatmul1Workspace(hd, T);
+        a.vt.resize(static_cast<size_t>(hd) * T);
+      }
+      a.scores.resize(static_cast<size_t>(T) * T);
+      a.pcodes.resize(static_cast<size_t>(T) * T);
+      for (const BlockInt& b : blocks) {
+        if (b.probs_log) {
+          a.av.push_back(intk::PrepareLogMatmul(io.attn_design, b.probs_tables, zeros.data(), T, hd,
+                                                T, zu.data(), ones.data(), nullptr));
+          MergeScratch(intk::MakeLogScratch(a.av.back(), T), &a.av_scratch);
+        } else {
+          a.av.emplace_back();
+        }
+        if (b.gelu_log) MergeScratch(intk::MakeLogScratch(b.fc2_log, max_chunk_rows), &row_scratch[t]);
+      }
+    }
+  }
+
+  void Describe(const QuantPlan& plan) {
+    std::ostringstream d;
+    const char* q = intk::QgemmImplName(qimpl);
+    d << "integer executor (W" << plan.weight_bits << "A" << plan.act_bits << ", max batch "
+      << max_batch << ", " << threads << " threads, ISA cap " << IsaLevelName(cap) << ")\n";
+    d << "  patch_embed: fp32 gemm over dequantized weights (oneDNN " << embed_impl << ")\n";
+    d << "  qkv: " << q << "\n";
+    d << "  q@k^T: matmul1 per (image, head), " << q << "\n";
+    const BlockInt& b0 = blocks[0];
+    if (b0.probs_log) {
+      d << "  softmax: softmax -> " << LogKindName(plan.blocks[0].attn.probs.log.kind)
+        << " codes (logcode writer, " << WriterIsa(cap) << ")\n";
+      d << "  attn@v: " << intk::LogDesignName(io.attn_design) << " (" << LogIsa(cap) << ")\n";
+    } else {
+      d << "  softmax: fp32 softmax (" << fk.name << ") + uniform encode\n";
+      d << "  attn@v: matmul1 (u8 probs x v^T), " << q << "\n";
+    }
+    d << "  proj: " << q << "\n";
+    d << "  fc1: " << q << "\n";
+    if (b0.gelu_log) {
+      d << "  gelu: gelu -> shift-" << LogKindName(plan.blocks[0].fc2.input.log.kind) << " codes ("
+        << (b0.gelu_writer ? std::string("logcode writer, ") + WriterIsa(cap)
+                           : std::string("fp32 tanh gelu + quant encode"))
+        << ")\n";
+      d << "  fc2: " << intk::LogDesignName(io.fc2_design) << " (" << LogIsa(cap) << ")\n";
+    } else {
+      d << "  gelu: fp32 gelu (" << fk.name << ") + uniform encode\n";
+      d << "  fc2: " << q << "\n";
+    }
+    d << "  head: " << q << "\n";
+    d << "  float islands (layernorm, residual add, pooling): " << fk.name << "\n";
+    description = d.str();
+    if (DispatchVerbose()) std::fprintf(stderr, "adalog: %s", description.c_str());
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Row-local pieces (rows [r0, r1) of the [batch*T] activations).
+  void QkvRows(const BlockInt& b, const BlockParams& mb, int64_t r0, int64_t r1) {
+    const int64_t n = r1 - r0;
+    fk.layer_norm(x + r0 * D, ln + r0 * D, n, D, mb.ln1.gamma.data(), mb.ln1.beta.data(), mb.ln1.eps);
+    b.qkv_in->Encode(ln + r0 * D, n * D, acodes + r0 * D);
+    intk::RunQLinear(b.qkv, qimpl, acodes, D, static_cast<int>(r0), static_cast<int>(r1), qkvf,
+                     3 * D);
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* src = qkvf + r * 3 * D;
+      uint8_t* dst = qkvc + r * 3 * D;
+      for (int h = 0; h < heads; ++h) {
+        b.q[h].Encode(src + h * hd, hd, dst + h * hd);
+        b.k[h].Encode(src + D + h * hd, hd, dst + D + h * hd);
+        b.v[h].Encode(src + 2 * D + h * hd, hd, dst + 2 * D + h * hd);
+      }
+    }
+  }
+
+  void ProjRows(const BlockInt& b, int64_t r0, int64_t r1) {
+    b.proj_in->Encode(merged + r0 * D, (r1 - r0) * D, acodes + r0 * D);
+    intk::RunQLinear(b.proj, qimpl, acodes, D, static_cast<int>(r0), static_cast<int>(r1), lin_out,
+                     D);
+  }
+
+  void AddRows(int64_t r0, int64_t r1) {
+    fk.add(x + r0 * D, lin_out + r0 * D, x + r0 * D, (r1 - r0) * D);
+  }
+
+  void Fc1Rows(const BlockInt& b, const BlockParams& mb, int64_t r0, int64_t r1) {
+    const int64_t n = r1 - r0;
+    fk.layer_norm(x + r0 * D, ln + r0 * D, n, D, mb.ln2.gamma.data(), mb.ln2.beta.data(), mb.ln2.eps);
+    b.fc1_in->Encode(ln + r0 * D, n * D, acodes + r0 * D);
+    intk::RunQLinear(b.fc1, qimpl, acodes, D, static_cast<int>(r0), static_cast<int>(r1), hidden,
+                     mb.fc1.out);
+  }
+
+  // GELU -> codes -> fc2 into lin_out. `t` indexes the per-thread LogMatmul scratch.
+  void Fc2Rows(const BlockInt& b, const BlockParams& mb, int t, int64_t r0, int64_t r1) {
+    const int64_t n = r1 - r0;
+    const int hn = mb.fc1.out;
+    float* h = hidden + r0 * hn;
+    uint8_t* hc = hcodes + r0 * hn;
+    if (b.gelu_log) {
+      if (b.gelu_writer) {
+        intk::GeluToLogCodes(*b.gelu_writer, h, n * hn, hc, cap);
+      } else {
+        fk.gelu_tanh(h, h, n * hn);
+        b.gelu_encoder->Encode(h, n * hn, hc);
+      }
+      intk::RunLogMatmul(b.fc2_log, hc, hn, 0, static_cast<int>(n), lin_out + r0 * D, D,
+                         &row_scratch[t], cap);
+    } else {
+      (mb.gelu == GeluKind::kErf ? fk.gelu_erf : fk.gelu_tanh)(h, h, n * hn);
+      b.fc2_in->Encode(h, n * hn, hc);
+      intk::RunQLinear(b.fc2_uniform, qimpl, hcodes, hn, static_cast<int>(r0), static_cast<int>(r1),
+                       lin_out, D);
+    }
+  }
+
+  // One (image, head) of the attention: q@k^T, softmax, attn@V into merged.
+  void AttentionUnit(size_t bi, int t, int unit) {
+    const BlockInt& b = blocks[bi];
+    AttnThread& a = attn_threads[t];
+    const int img = unit / heads, h = unit % heads;
+    const int64_t ld = 3 * D;
+    const uint8_t* qc = qkvc + static_cast<int64_t>(img) * T * ld + h * hd;
+    const uint8_t* kc = qc + D;
+    const uint8_t* vc = qc + 2 * D;
+    float* out = merged + static_cast<int64_t>(img) * T * D + h * hd;
+    const UniformParams& qp = b.q[h].params();
+    const UniformParams& kp = b.k[h].params();
+    intk::Matmul1Head(qc, ld, kc, ld, T, T, hd, qp.zero_point, kp.zero_point, b.alpha_qk[h],
+                      a.scores.data(), T, &a.m1, cap);
+    const int32_t zv = b.v[h].params().zero_point;
+    if (b.probs_log) {
+      intk::SoftmaxToLogCodes(*b.softmax_writer, a.scores.data(), T, T, a.pcodes.data(), cap);
+      intk::LogMatmul& av = a.av[bi];
+      intk::RepackLogMatmulB(&av, vc, ld, /*transposed=*/true, zv, b.alpha_av[h]);
+      intk::RunLogMatmul(av, a.pcodes.data(), T, 0, T, out, D, &a.av_scratch, cap);
+    } else {
+      fk.softmax(a.scores.data(), a.scores.data(), T, T);
+      b.probs_uniform->Encode(a.scores.data(), static_cast<int64_t>(T) * T, a.pcodes.data());
+      for (int j = 0; j < T; ++j) {
+        for (int c = 0; c < hd; ++c) a.vt[static_cast<size_t>(c) * T + j] = vc[j * ld + c];
+      }
+      intk::Matmul1Head(a.pcodes.data(), T, a.vt.data(), T, T, hd, T,
+                        b.probs_uniform->params().zero_point, zv, b.alpha_av[h], out, D, &a.m2,
+                        cap);
+    }
+  }
+
+  void Run(const float* images, int batch, float* out) {
+    assert(batch >= 1 && batch <= max_batch);
+    ScopedOmpThreads scoped(threads);
+    const int64_t rows = static_cast<int64_t>(batch) * T;
+    const int gw = m.embed.grid_w();
+    // Patch embedding (FP32): im2col rows (image, patch), columns (c, ky, kx) like OIHW.
+    ParallelChunks(static_cast<int64_t>(batch) * P, threads, [&](int, int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t img = r / P;
+        const int p = static_cast<int>(r % P), py = p / gw, px = p % gw;
+        const float* src = images + img * C * H * W;
+        float* dst = patches + r * patch_k;
+        for (int c = 0; c < C; ++c) {
+          for (int ky = 0; ky < ps; ++ky) {
+            std::memcpy(dst + (c * ps + ky) * ps,
+                        src + (static_cast<int64_t>(c) * H + py * ps + ky) * W + px * ps,
+                        sizeof(float) * ps);
+          }
+        }
+      }
+    });
+    for (int img = 0; img < batch; ++img) {
+      embed_src.set_data_handle(patches + static_cast<int64_t>(img) * P * patch_k);
+      embed_dst.set_data_handle(embed_out + static_cast<int64_t>(img) * P * D);
+      embed_prim.execute(strm, embed_args);
+    }
+    strm.wait();
+    // Tokens, position embedding, then block 0's LN1 -> qkv.
+    const bool has_pos = !m.pos_embed.empty();
+    const int pos_first = m.pos_mode == PosEmbedMode::kAfterPrefix ? 0 : pre;
+    ParallelChunks(rows, threads, [&](int, int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t img = r / T;
+        const int t = static_cast<int>(r % T);
+        float* dst = x + r * D;
+        const float* src;
+        if (t < pre) {
+          src = (t == 0 && m.has_cls_token) ? m.cls_token.data() : m.dist_token.data();
+        } else {
+          src = embed_out + (img * P + (t - pre)) * D;
+        }
+        if (has_pos && t >= pos_first) {
+          fk.add(src, m.pos_embed.data() + static_cast<int64_t>(t - pos_first) * D, dst, D);
+        } else {
+          std::memcpy(dst, src, sizeof(float) * D);
+        }
+      }
+      if (!observer) QkvRows(blocks[0], m.blocks[0], b, e);
+    });
+    if (observer) {
+      Observe(TapPoint::kPatchEmbedOut, -1, batch, embed_out, batch * P, D);
+      ObservedQkv(0, batch, rows);
+    }
+    const int bh = batch * heads;
+    for (size_t bi = 0; bi < m.blocks.size(); ++bi) {
+      const BlockInt& b = blocks[bi];
+      const BlockParams& mb = m.blocks[bi];
+      ParallelChunks(bh, threads, [&](int t, int64_t u0, int64_t u1) {
+        for (int64_t u = u0; u < u1; ++u) AttentionUnit(bi, t, static_cast<int>(u));
+      });
+      const bool last = bi + 1 == m.blocks.size();
+      if (!observer) {
+        // Everything up to the next attention is row-local: one parallel region.
+        ParallelChunks(rows, threads, [&](int t, int64_t r0, int64_t r1) {
+          ProjRows(b, r0, r1);
+          AddRows(r0, r1);
+          Fc1Rows(b, mb, r0, r1);
+          Fc2Rows(b, mb, t, r0, r1);
+          AddRows(r0, r1);
+          if (!last) QkvRows(blocks[bi + 1], m.blocks[bi + 1], r0, r1);
+        });
+        continue;
+      }
+      // Observed: the same row functions, one region per op, tensors reported in between.
+      const int bl = static_cast<int>(bi);
+      const int ri = static_cast<int>(rows);
+      const int hn = mb.fc1.out;
+      Observe(TapPoint::kProjIn, bl, batch, merged, ri, D);
+      ParallelChunks(rows, threads, [&](int, int64_t r0, int64_t r1) { ProjRows(b, r0, r1); });
+      Observe(TapPoint::kProjOut, bl, batch, lin_out, ri, D);
+      ParallelChunks(rows, threads, [&](int, int64_t r0, int64_t r1) {
+        AddRows(r0, r1);
+        Fc1Rows(b, mb, r0, r1);
+      });
+      Observe(TapPoint::kFc1In, bl, batch, ln, ri, D);
+      Observe(TapPoint::kFc1Out, bl, batch, hidden, ri, hn);
+      ParallelChunks(rows, threads, [&](int t, int64_t r0, int64_t r1) { Fc2Rows(b, mb, t, r0, r1); });
+      Observe(TapPoint::kFc2Out, bl, batch, lin_out, ri, D);
+      ParallelChunks(rows, threads, [&](int, int64_t r0, int64_t r1) { AddRows(r0, r1); });
+      if (!last) ObservedQkv(bi + 1, batch, rows);
+    }
+    // Final norm, pooling, head.
+    if (m.pooling == Pooling::kMeanPatches) {
+      ParallelChunks(rows, threads, [&](int, int64_t b, int64_t e) {
+        fk.layer_norm(x + b * D, ln + b * D, e - b, D, m.norm.gamma.data(), m.norm.beta.data(),
+                      m.norm.eps);
+      });
+      const float inv = 1.f / static_cast<float>(P);
+      for (int64_t img = 0; img < batch; ++img) {
+        float* dst = pooled + img * D;
+        std::memcpy(dst, ln + (img * T + pre) * D, sizeof(float) * D);
+        for (int t = pre + 1; t < T; ++t) fk.add(dst, ln + (img * T + t) * D, dst, D);
+        for (int i = 0; i < D; ++i) dst[i] *= inv;
+      }
+    } else {
+      for (int img = 0; img < batch; ++img) {
+        std::memcpy(pooled + static_cast<int64_t>(img) * D, x + static_cast<int64_t>(img) * T * D,
+                    sizeof(float) * D);
+        if (m.pooling == Pooling::kClsDistAvg) {
+          std::memcpy(pooled_dist + static_cast<int64_t>(img) * D,
+                      x + (static_cast<int64_t>(img) * T + 1) * D, sizeof(float) * D);
+        }
+      }
+      fk.layer_norm(pooled, pooled, batch, D, m.norm.gamma.data(), m.norm.beta.data(), m.norm.eps);
+      if (m.pooling == Pooling::kClsDistAvg) {
+        fk.layer_norm(pooled_dist, pooled_dist, batch, D, m.norm.gamma.data(), m.norm.beta.data(),
+                      m.norm.eps);
+      }
+    }
+    if (observer) Observe(TapPoint::kHeadIn, -1, batch, pooled, batch, D);
+    head_in->Encode(pooled, static_cast<int64_t>(batch) * D, acodes);
+    intk::RunQLinear(head, qimpl, acodes, D, 0, batch, logits, classes);
+    if (observer) Observe(TapPoint::kHeadOut, -1, batch, logits, batch, classes);
+    const int64_t n_logits = static_cast<int64_t>(batch) * classes;
+    if (m.pooling == Pooling::kClsDistAvg) {
+      if (observer) Observe(TapPoint::kHeadDistIn, -1, batch, pooled_dist, batch, D);
+      head_dist_in->Encode(pooled_dist, static_cast<int64_t>(batch) * D, acodes);
+      intk::RunQLinear(head_dist, qimpl, acodes, D, 0, batch, logits_dist, classes);
+      if (observer) Observe(TapPoint::kHeadDistOut, -1, batch, logits_dist, batch, classes);
+      for (int64_t i = 0; i < n_logits; ++i) out[i] = (logits[i] + logits_dist[i]) * 0.5f;
+    } else {
+      std::memcpy(out, logits, sizeof(float) * n_logits);
+    }
+    if (observer) Observe(TapPoint::kLogits, -1, batch, out, batch, classes);
+  }
+
+  void Observe(TapPoint tap, int block, int batch, const float* data, int rows, int cols) {
+    const TapInfo info{tap, block, -1, -1, batch, T};
+    observer->OnTensor(info, data, rows, cols);
+  }
+
+  void ObservedQkv(size_t bi, int batch, int64_t rows) {
+    ParallelChunks(rows, threads, [&](int, int64_t r0, int64_t r1) {
+      QkvRows(blocks[bi], m.blocks[bi], r0, r1);
+    });
+    Observe(TapPoint::kQkvIn, static_cast<int>(bi), batch, ln, static_cast<int>(rows), D);
+    Observe(TapPoint::kQkvOut, static_cast<int>(bi), batch, qkvf, static_cast<int>(rows), 3 * D);
+  }
+};
+
+ExecutorInt::ExecutorInt(const QuantizedModel& qm, const ExecutorOptions& options,
+                         const IntPathOptions& int_options)
+    : impl_(std::make_unique<Impl>(qm, options, int_options)) {}
+ExecutorInt::~ExecutorInt() = default;
+
+void ExecutorInt::Run(const float* images, int batch, float* logits) {
+  impl_->Run(images, batch, logits);
+}
+int ExecutorInt::max_batch() const { return impl_->max_batch; }
+int ExecutorInt::num_threads() const { return impl_->threads; }
+void ExecutorInt::SetObserver(Fp32Observer* observer) { impl_->observer = observer; }
+std::string ExecutorInt::DescribeKernels() const { return impl_->description; }
+const void* ExecutorInt::workspace_data() const { return impl_->ws.get(); }
+size_t ExecutorInt::workspace_bytes() const { return impl_->ws_bytes; }
+
+}  // namespace adalog

@@ -1,0 +1,94 @@
+// The integer executor: runs a QuantizedModel with the integer kernels of runtime/kernels/int/
+// (u8 activation codes x s8 weights, log-code GEMMs) and FP32 float islands, and returns logits.
+// It computes the same math as the simulated executor (executor_sim.h), which is its judge:
+// activation codes are bit-identical wherever they come from the same float input through the
+// same quantizer; outputs differ only by fp32 summation order / epilogue rounding, by the
+// polynomial exp/erf of the log-code writers (a code can move across a decision boundary), and by
+// the log-code GEMM design's named approximation (int_kernels.h, "Designs").
+//
+// Per op (AdaLog spec 3.2 placement, quant_plan.h):
+//   patch_embed          FP32 GEMM (oneDNN) over the dequantized weights; the image stays FP32
+//   qkv, proj, fc1,      Encode input (uniform per tensor, quant/uniform.h) -> u8 codes ->
+//   head(, head_dist)    qgemm u8 x s8 with the per-row weight zero points folded into an int32
+//                        bias, fp32 epilogue sa*sw[n] + bias[n] (PrepareQLinear / RunQLinear)
+//   q@k^T                per (image, head): q, k encoded per head straight from the qkv output
+//                        rows; Matmul1Head with alpha = sq*sk*attn_scale
+//   softmax              log probs: SoftmaxToLogCodes (AdaLog / Log2 codes, no float probs);
+//                        uniform probs: FP32 softmax + Encode
+//   attn@V               log probs: LogMatmul (B = this head's v codes, repacked per (image, head));
+//                        uniform probs: Matmul1Head(P codes, v^T codes)
+//   GELU -> fc2          log: GeluToLogCodes (erf GELU; tanh GELU: FP32 GELU + quant's encode) ->
+//                        LogMatmul over fc2's weight codes, bias = bias' (the GELU shift folded:
+//                        by calibration when shift_folded, else here at prepare);
+//                        uniform: FP32 GELU + Encode -> qgemm
+//   LayerNorm, residual adds, tokens, pooling: FP32 (float_kernels.h)
+// Not supported (Prepare throws adalog::Error "integer path does not support <quantizer> for
+// <op>; use --simulate"): log-sqrt2 (no integer decode table), twin uniform, symmetric or
+// missing (FP32) activation quantizers, missing weight quantizers, K > 4096.
+//
+// Prepare (the constructor) validates, packs every weight and allocates the whole workspace for
+// max_batch; it may throw adalog::Error. Run never allocates. Threads: OpenMP over row chunks
+// (everything between two attentions is row-local, so one parallel region runs
+// proj .. fc2 .. next LN1 .. qkv) and over (image, head) pairs for the attention; every row's
+// result is computed by one thread with the same code, so the output bytes do not depend on the
+// thread count.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "runtime/executor_fp32.h"
+#include "runtime/kernels/int/int_kernels.h"
+#include "runtime/quant_plan.h"
+
+namespace adalog {
+
+struct IntPathOptions {
+  // Log-code GEMM designs (runtime/kernels/int/README.md): kS16 is ~100x closer to the real-valued
+  // decode than kU8 at 45-60% of its speed; kBuckets is exact and slow (checking only).
+  intk::LogDesign attn_design = intk::LogDesign::kS16;
+  intk::LogDesign fc2_design = intk::LogDesign::kS16;
+};
+
+// The defaults, overridden by ADALOG_LOG_DESIGN=buckets|s16|u8 (both ops) when set; an unknown
+// value throws adalog::Error.
+IntPathOptions DefaultIntPathOptions();
+// "buckets" | "s16" | "u8" -> design; false for anything else.
+bool ParseLogDesign(const std::string& text, intk::LogDesign* design);
+
+class ExecutorInt {
+ public:
+  // Prepares from `qm` (copied what it needs; qm need not outlive the executor). May throw
+  // adalog::Error (unsupported plan, inconsistent shapes / parameters).
+  ExecutorInt(const QuantizedModel& qm, const ExecutorOptions& options,
+              const IntPathOptions& int_options = DefaultIntPathOptions());
+  ~ExecutorInt();
+  ExecutorInt(const ExecutorInt&) = delete;
+  ExecutorInt& operator=(const ExecutorInt&) = delete;
+
+  // images: [batch][C][H][W] float32; logits: [batch][num_classes]; 1 <= batch <= max_batch.
+  // Inputs are trusted (adalog_runtime.h validates them). One Run at a time per executor.
+  void Run(const float* images, int batch, float* logits);
+
+  // Test / debugging hook: reports, between ops, the float tensors the integer path computes at
+  // kPatchEmbedOut, kQkvIn (LN1 output, before encode), kQkvOut, kProjIn (merged attn@V output),
+  // kProjOut, kFc1In, kFc1Out (GELU input), kFc2Out, kHeadIn, kHeadOut, kHeadDistIn,
+  // kHeadDistOut, kLogits (block / batch / tokens filled; image = head = -1). With an observer
+  // set, the row-local ops run one parallel region each (same row code, same results). Not owned.
+  void SetObserver(Fp32Observer* observer);
+
+  int max_batch() const;
+  int num_threads() const;
+  // One line per op: the kernel selected for this CPU / ISA cap.
+  std::string DescribeKernels() const;
+  // The workspace (fixed at prepare; tests check Run does not move it).
+  const void* workspace_data() const;
+  size_t workspace_bytes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace adalog

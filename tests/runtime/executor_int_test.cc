@@ -1,0 +1,731 @@
+// The integer executor: (1) agreement with the simulated executor (the judge) on random small
+// ViTs with hand-made plans, (2) bit-exactness of the executor's glue per op (encode + kernel +
+// epilogue, from the tensors the executor observed) against plain scalar references, (3) the same
+// output bytes with 1 and 2 threads, unsupported plans, workspace stability, and (Long*) the
+// shipped trained models against the simulated executor on their whole test sets.
+#include "runtime/executor_int.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "quant/error.h"
+#include "quant/log_quantizers.h"
+#include "quant/uniform.h"
+#include "runtime/adalog_runtime.h"
+#include "runtime/data/npy.h"
+#include "runtime/executor_sim.h"
+#include "runtime/kernels/float_kernels.h"
+#include "runtime/kernels/int/logcode_writers.h"
+#include "runtime/kernels/reference/logcode_ref.h"
+#include "runtime/kernels/reference/logcode_writers_ref.h"
+#include "runtime/model_file.h"
+#include "tests/util/exec_random_vit.h"
+#include "tests/util/expect_error.h"
+
+namespace adalog {
+namespace {
+
+using testing_util::MakeRandomVit;
+using testing_util::RandomImages;
+using testing_util::RandomVitSpec;
+
+// Min/max of every FP32 tap, keyed by (tap, block, head).
+class RangeObserver : public Fp32Observer {
+ public:
+  void OnTensor(const TapInfo& t, const float* d, int rows, int cols) override {
+    auto it = ranges.try_emplace({static_cast<int>(t.tap), t.block, t.head},
+                                 std::numeric_limits<float>::infinity(),
+                                 -std::numeric_limits<float>::infinity()).first;
+    for (int64_t i = 0; i < int64_t(rows) * cols; ++i) {
+      it->second.first = std::min(it->second.first, d[i]);
+      it->second.second = std::max(it->second.second, d[i]);
+    }
+  }
+  std::pair<float, float> Get(TapPoint tap, int block, int head = -1) const {
+    std::pair<float, float> r{std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity()};
+    for (const auto& [key, v] : ranges) {
+      if (std::get<0>(key) == static_cast<int>(tap) && std::get<1>(key) == block &&
+          (head < 0 || std::get<2>(key) == head)) {
+        r.first = std::min(r.first, v.first);
+        r.second = std::max(r.second, v.second);
+      }
+    }
+    return r;
+  }
+  std::map<std::tuple<int, int, int>, std::pair<float, float>> ranges;
+};
+
+UniformParams MinMaxParams(float lo, float hi, int bits) {
+  lo = std::min(lo, 0.f);
+  hi = std::max(hi, 0.f);
+  const int levels = (1 << bits) - 1;
+  UniformParams p;
+  p.bits = bits;
+  p.scale = std::max(hi - lo, 1e-6f) / levels;
+  p.zero_point = std::clamp(static_cast<int32_t>(std::nearbyint(-lo / p.scale)), 0, levels);
+  return p;
+}
+
+UniformPerChannel RowQuant(const std::vector<float>& w, int out, int in, int bits) {
+  UniformPerChannel q;
+  q.bits = bits;
+  for (int o = 0; o < out; ++o) {
+    const auto [lo, hi] =
+        std::minmax_element(w.begin() + int64_t(o) * in, w.begin() + int64_t(o + 1) * in);
+    const UniformParams p = MinMaxParams(*lo, *hi, bits);
+    q.scales.push_back(p.scale);
+    q.zero_points.push_back(p.zero_point);
+  }
+  return q;
+}
+
+ActQuant UniformAct(std::pair<float, float> r, int bits) {
+  ActQuant a;
+  a.kind = ActQuant::Kind::kUniform;
+  a.uniform.params = MinMaxParams(r.first, r.second, bits);
+  return a;
+}
+
+UniformPerHead HeadQuant(const RangeObserver& obs, TapPoint tap, int block, int heads, int bits) {
+  UniformPerHead q;
+  q.bits = bits;
+  for (int h = 0; h < heads; ++h) {
+    const auto r = obs.Get(tap, block, h);
+    const UniformParams p = MinMaxParams(r.first, r.second, bits);
+    q.scales.push_back(p.scale);
+    q.zero_points.push_back(p.zero_point);
+  }
+  return q;
+}
+
+// Post-softmax / post-GELU quantizer combinations the integer path runs.
+enum class PlanKind {
+  kAdaLog,   // softmax AdaLog (scale 1), GELU shift-AdaLog with the shift folded into fc2's bias
+  kLog2,     // softmax Log2, GELU shift-Log2, shift NOT folded (the executor folds it)
+  kUniform,  // uniform softmax and GELU (the int8 GEMM path)
+  kMixed,    // block b: kAdaLog, kLog2, kUniform by b % 3
+};
+
+// A hand-made plan from FP32 min/max ranges over `images` (calibration stand-in).
+QuantizedModel MakePlan(const VitModel& m, const std::vector<float>& images, int batch, int wb,
+                        int ab, PlanKind kind, uint32_t seed = 7) {
+  RangeObserver obs;
+  {
+    ExecutorOptions eo;
+    eo.max_batch = batch;
+    eo.num_threads = 1;
+    ExecutorFp32 fp(m, eo);
+    fp.SetObserver(&obs);
+    std::vector<float> logits(size_t(batch) * m.num_classes());
+    fp.Run(images.data(), batch, logits.data());
+  }
+  std::mt19937 rng(seed);
+  QuantizedModel qm;
+  qm.model = m;
+  QuantPlan& p = qm.plan;
+  p.weight_bits = wb;
+  p.act_bits = ab;
+  const int pk = m.embed.in_channels * m.embed.patch * m.embed.patch;
+  p.patch_embed_weight = RowQuant(m.embed.weight, m.dim, pk, wb);
+  for (size_t b = 0; b < m.blocks.size(); ++b) {
+    const int bi = static_cast<int>(b);
+    BlockParams& mb = qm.model.blocks[b];
+    BlockQuant bq;
+    bq.qkv.weight = RowQuant(mb.qkv.weight, mb.qkv.out, mb.qkv.in, wb);
+    bq.qkv.input = UniformAct(obs.Get(TapPoint::kQkvIn, bi), ab);
+    bq.proj.weight = RowQuant(mb.proj.weight, mb.proj.out, mb.proj.in, wb);
+    bq.proj.input = UniformAct(obs.Get(TapPoint::kProjIn, bi), ab);
+    bq.fc1.weight = RowQuant(mb.fc1.weight, mb.fc1.out, mb.fc1.in, wb);
+    bq.fc1.input = UniformAct(obs.Get(TapPoint::kFc1In, bi), ab);
+    bq.fc2.weight = RowQuant(mb.fc2.weight, mb.fc2.out, mb.fc2.in, wb);
+    bq.attn.q = HeadQuant(obs, TapPoint::kQ, bi, mb.heads, ab);
+    bq.attn.k = HeadQuant(obs, TapPoint::kK, bi, mb.heads, ab);
+    bq.attn.v = HeadQuant(obs, TapPoint::kV, bi, mb.heads, ab);
+    const float gelu_hi = obs.Get(TapPoint::kGeluOut, bi).second;
+    PlanKind k = kind;
+    if (kind == PlanKind::kMixed) {
+      k = b % 3 == 0 ? PlanKind::kAdaLog : (b % 3 == 1 ? PlanKind::kLog2 : PlanKind::kUniform);
+    }
+    // AdaLog q: at 8 bits q >= 8; pick from a range that keeps the zero code reachable below.
+    const int q_probs = std::uniform_int_distribution<int>(ab == 8 ? 8 : 12, 40)(rng);
+    const int q_gelu = std::uniform_int_distribution<int>(ab == 8 ? 8 : 12, 40)(rng);
+    ActQuant& probs = bq.attn.probs;
+    ActQuant& gelu = bq.fc2.input;
+    switch (k) {
+      case PlanKind::kAdaLog:
+      case PlanKind::kMixed: {
+        probs.kind = ActQuant::Kind::kLog;
+        probs.log = LogParams{LogKind::kAdaLog, ab, 1.f, q_probs};
+        gelu.kind = ActQuant::Kind::kLog;
+        gelu.log = LogParams{LogKind::kAdaLog, ab, gelu_hi + kGeluShift, q_gelu};
+        gelu.shift = kGeluShift;
+        gelu.shift_folded = true;
+        std::vector<float> w_hat = mb.fc2.weight;
+        FakeQuantize(bq.fc2.weight, w_hat.data(), {mb.fc2.out, mb.fc2.in}, w_hat.data());
+        mb.fc2.bias = FoldShiftIntoBias(w_hat.data(), mb.fc2.out, mb.fc2.in, mb.fc2.bias.data(),
+                                        kGeluShift);
+        break;
+      }
+      case PlanKind::kLog2:
+        probs.kind = ActQuant::Kind::kLog;
+        probs.log = LogParams{LogKind::kLog2, ab, 1.f, kAdaLogR};
+        gelu.kind = ActQuant::Kind::kLog;
+        gelu.log = LogParams{LogKind::kLog2, ab, gelu_hi + kGeluShift, kAdaLogR};
+        gelu.shift = kGeluShift;
+        gelu.shift_folded = false;
+        break;
+      case PlanKind::kUniform:
+        probs = UniformAct({0.f, 1.f}, ab);
+        gelu = UniformAct(obs.Get(TapPoint::kGeluOut, bi), ab);
+        break;
+    }
+    p.blocks.push_back(bq);
+  }
+  p.head.weight = RowQuant(m.head.weight, m.head.out, m.head.in, wb);
+  p.head.input = UniformAct(obs.Get(TapPoint::kHeadIn, -1), ab);
+  if (m.pooling == Pooling::kClsDistAvg) {
+    p.head_dist.weight = RowQuant(m.head_dist.weight, m.head_dist.out, m.head_dist.in, wb);
+    p.head_dist.input = UniformAct(obs.Get(TapPoint::kHeadDistIn, -1), ab);
+  }
+  return qm;
+}
+
+struct Agreement {
+  double top1_same = 0, mean_cos = 0, min_cos = 1, max_rel = 0;  // max_rel: max |d| / max |sim|
+};
+
+Agreement Compare(const std::vector<float>& a, const std::vector<float>& b, int rows, int classes) {
+  Agreement g;
+  int same = 0;
+  for (int r = 0; r < rows; ++r) {
+    const float* x = a.data() + size_t(r) * classes;
+    const float* y = b.data() + size_t(r) * classes;
+    same += std::max_element(x, x + classes) - x == std::max_element(y, y + classes) - y;
+    double xy = 0, xx = 0, yy = 0, amax = 0, dmax = 0;
+    for (int c = 0; c < classes; ++c) {
+      xy += double(x[c]) * y[c];
+      xx += double(x[c]) * x[c];
+      yy += double(y[c]) * y[c];
+      amax = std::max(amax, std::fabs(double(y[c])));
+      dmax = std::max(dmax, std::fabs(double(x[c]) - y[c]));
+    }
+    const double cos = xy / std::sqrt(std::max(xx * yy, 1e-300));
+    g.mean_cos += cos / rows;
+    g.min_cos = std::min(g.min_cos, cos);
+    g.max_rel = std::max(g.max_rel, dmax / std::max(amax, 1e-30));
+  }
+  g.top1_same = double(same) / rows;
+  return g;
+}
+
+ExecutorOptions Opts(int batch, int threads) {
+  ExecutorOptions eo;
+  eo.max_batch = batch;
+  eo.num_threads = threads;
+  return eo;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (1) Integer vs simulated executor on random small ViTs.
+//
+// Gated with the exact log-code design (kBuckets: exact up to fp32 rounding), so only the float
+// islands separate the paths; the default s16 design and the fast u8 design are reported ([ info ])
+// with their own, looser gates (their floor per level is a named approximation of the kernels,
+// int_kernels.h "Designs": about T / 2^15 of a row's largest level for s16, T / 2^8 for u8).
+//
+// Named whole-network tolerance (per logits row): max_c |int - sim| <= 0.1 * max_c |sim|.
+// Reason: every activation code is bit-identical between the two paths as long as the float
+// inputs of the encoders are identical; they are not, by fp32 summation order (~1e-7 relative)
+// and the polynomial exp/erf of the log-code writers (~2e-6 relative). Each such difference flips
+// a code only when a value sits within that distance of a decision threshold; one flipped code
+// moves its op's output by one quantization step of one element, and later blocks (random
+// weights: no trained robustness) propagate it. Measured worst case here: 0.085 (W8A8 AdaLog,
+// where steps are finest and flips most frequent); a wrong zero point, scale, head offset or
+// layout (each off by far more than one step on many elements) exceeds it by far, and the glue
+// test below pins every op bit for bit. The spec-level gates are top-1 agreement >= 99.5% and
+// mean cosine >= 0.9999.
+struct SimCase {
+  const char* name;
+  RandomVitSpec spec;
+  int wb, ab;
+  PlanKind kind;
+};
+
+std::vector<SimCase> SimCases() {
+  std::vector<SimCase> v;
+  RandomVitSpec s;
+  s.dim = 48;
+  s.heads = 3;
+  s.depth = 3;
+  s.classes = 10;
+  v.push_back({"adalog_w4a4", s, 4, 4, PlanKind::kAdaLog});
+  v.push_back({"adalog_w8a8", s, 8, 8, PlanKind::kAdaLog});
+  v.push_back({"log2_w6a6", s, 6, 6, PlanKind::kLog2});
+  v.push_back({"uniform_w8a8", s, 8, 8, PlanKind::kUniform});
+  RandomVitSpec d = s;
+  d.dist = true;
+  d.seed = 3;
+  v.push_back({"mixed_dist_w4a4", d, 4, 4, PlanKind::kMixed});
+  RandomVitSpec mp = s;
+  mp.mean_pool = true;
+  mp.gelu = GeluKind::kTanh;
+  mp.heads = 4;
+  mp.dim = 64;
+  mp.seed = 5;
+  v.push_back({"mixed_meanpool_tanh_w6a6", mp, 6, 6, PlanKind::kMixed});
+  RandomVitSpec nc = s;
+  nc.no_cls = true;
+  nc.pos_mode = PosEmbedMode::kPatchesOnly;
+  nc.seed = 9;
+  v.push_back({"adalog_nocls_w3a3", nc, 3, 3, PlanKind::kAdaLog});
+  return v;
+}
+
+TEST(ExecutorInt, AgreesWithSimulatedExecutor) {
+  constexpr int kBatch = 200;
+  for (const SimCase& c : SimCases()) {
+    SCOPED_TRACE(c.name);
+    const VitModel m = MakeRandomVit(c.spec);
+    const std::vector<float> calib = RandomImages(m, 16, 11);
+    const QuantizedModel qm = MakePlan(m, calib, 16, c.wb, c.ab, c.kind);
+    const std::vector<float> images = RandomImages(m, kBatch, 12);
+    std::vector<float> ls(size_t(kBatch) * m.num_classes(), -2.f);
+    ExecutorSim se(qm, Opts(kBatch, 2));
+    se.Run(images.data(), kBatch, ls.data());
+    // Not vacuous: the simulated logits spread over several top-1 classes and vary per image.
+    std::vector<int> top(m.num_classes(), 0);
+    for (int r = 0; r < kBatch; ++r) {
+      const float* row = ls.data() + size_t(r) * m.num_classes();
+      ++top[std::max_element(row, row + m.num_classes()) - row];
+    }
+    EXPECT_GE(std::count_if(top.begin(), top.end(), [](int v) { return v > 0; }), 3);
+    EXPECT_NE(0, std::memcmp(ls.data(), ls.data() + m.num_classes(), m.num_classes() * 4));
+    for (intk::LogDesign design :
+         {intk::LogDesign::kBuckets, intk::LogDesign::kS16, intk::LogDesign::kU8}) {
+      IntPathOptions io;
+      io.attn_design = io.fc2_design = design;
+      ExecutorInt ie(qm, Opts(kBatch, 2), io);
+      std::vector<float> li(ls.size(), -1.f);
+      ie.Run(images.data(), kBatch, li.data());
+      const Agreement g = Compare(li, ls, kBatch, m.num_classes());
+      std::printf("[ info ] %-26s %-20s top1 same %.4f  cos mean %.7f min %.6f  max|d|/max|sim| %.4f\n",
+                  c.name, intk::LogDesignName(design), g.top1_same, g.mean_cos, g.min_cos, g.max_rel);
+      if (design == intk::LogDesign::kBuckets) {
+        EXPECT_GE(g.top1_same, 0.995);
+        EXPECT_GE(g.mean_cos, 0.9999);
+        EXPECT_LE(g.max_rel, 0.1);
+      } else if (design == intk::LogDesign::kS16) {
+        // The design's own approximation (a biased floor per level) adds to the islands' flips.
+        EXPECT_GE(g.top1_same, 0.95);
+        EXPECT_GE(g.mean_cos, 0.999);
+      }  // kU8: reported only (its 8-bit levels are far from the simulated path on softmax rows)
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (2) The executor's glue per op, bit-exact: each op's output as observed in the integer
+// executor against a plain scalar reference computed from the op's observed float input and the
+// plan (scalar UniformQuantizer::Encode, int64 dot products, the kernels' documented epilogue
+// fmaf(float(acc), sa * sw[n], bias[n]), the log writers' scalar references and the plain log
+// GEMM reference with the design's headroom). Float islands are not re-derived: the reference
+// starts from the executor's own observed float inputs.
+class Capture : public Fp32Observer {
+ public:
+  void OnTensor(const TapInfo& t, const float* d, int rows, int cols) override {
+    tensors[{static_cast<int>(t.tap), t.block}] = std::vector<float>(d, d + int64_t(rows) * cols);
+  }
+  const std::vector<float>& Get(TapPoint tap, int block) const {
+    return tensors.at({static_cast<int>(tap), block});
+  }
+  std::map<std::pair<int, int>, std::vector<float>> tensors;
+};
+
+// Weight codes as the plan defines them (scalar encode), row-major [out][in].
+std::vector<int32_t> WeightCodesRef(const UniformPerChannel& q, const std::vector<float>& w, int out,
+                                    int in) {
+  std::vector<int32_t> c(w.size());
+  for (int o = 0; o < out; ++o) {
+    const UniformQuantizer uq(q.channel(o));
+    for (int i = 0; i < in; ++i) c[size_t(o) * in + i] = uq.Encode(w[size_t(o) * in + i]);
+  }
+  return c;
+}
+
+// y = fmaf(float(sum_k (a - za)(w - zw)), sa * sw[n], bias[n]) for every row of x.
+std::vector<float> LinearRef(const LinearQuant& lq, const LinearParams& l, const std::vector<float>& x,
+                             int rows) {
+  const UniformQuantizer aq(lq.input.uniform.params);
+  const std::vector<int32_t> wc = WeightCodesRef(lq.weight, l.weight, l.out, l.in);
+  std::vector<float> y(size_t(rows) * l.out);
+  std::vector<int32_t> a(l.in);
+  for (int r = 0; r < rows; ++r) {
+    for (int k = 0; k < l.in; ++k) a[k] = aq.Encode(x[size_t(r) * l.in + k]);
+    for (int n = 0; n < l.out; ++n) {
+      int64_t acc = 0;
+      for (int k = 0; k < l.in; ++k) {
+        acc += int64_t(a[k] - aq.params().zero_point) *
+               (wc[size_t(n) * l.in + k] - lq.weight.zero_points[n]);
+      }
+      const float scale = aq.params().scale * lq.weight.scales[n];
+      y[size_t(r) * l.out + n] = std::fmaf(static_cast<float>(acc), scale, l.bias[n]);
+    }
+  }
+  return y;
+}
+
+int CountBitDiffs(const std::vector<float>& got, const std::vector<float>& want, const char* what) {
+  EXPECT_EQ(got.size(), want.size()) << what;
+  int diffs = 0;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    if (std::memcmp(&got[i], &want[i], 4) != 0 && ++diffs <= 3) {
+      ADD_FAILURE() << what << " element " << i << ": got " << got[i] << " want " << want[i];
+    }
+  }
+  return diffs;
+}
+
+// Attention of one block from the observed qkv output: q/k/v codes per head, s = fmaf(acc,
+// sq*sk*attn_scale, 0), probs codes by the writer's scalar reference (log) or FP32 softmax +
+// encode (uniform), attn@V by the plain log GEMM reference (headroom of `design`) or an int64 dot.
+std::vector<float> AttentionRef(const BlockQuant& bq, const BlockParams& mb, const std::vector<float>& qkv,
+                                int batch, int T, intk::LogDesign design, const FloatKernels& fk) {
+  const int D = mb.qkv.in, heads = mb.heads, hd = D / heads;
+  std::vector<float> merged(size_t(batch) * T * D);
+  std::vector<uint8_t> qc(size_t(T) * hd), kc(qc.size()), vt(qc.size()), pc(size_t(T) * T);
+  std::vector<float> s(size_t(T) * T);
+  for (int img = 0; img < batch; ++img) {
+    for (int h = 0; h < heads; ++h) {
+      const UniformQuantizer qq(bq.attn.q.head(h)), kq(bq.attn.k.head(h)), vq(bq.attn.v.head(h));
+      for (int t = 0; t < T; ++t) {
+        const float* row = qkv.data() + (size_t(img) * T + t) * 3 * D;
+        for (int c = 0; c < hd; ++c) {
+          qc[size_t(t) * hd + c] = uint8_t(qq.Encode(row[h * hd + c]));
+          kc[size_t(t) * hd + c] = uint8_t(kq.Encode(row[D + h * hd + c]));
+          vt[size_t(c) * T + t] = uint8_t(vq.Encode(row[2 * D + h * hd + c]));  // u[n][k] = v[k][n]
+        }
+      }
+      const float alpha = bq.attn.q.scales[h] * bq.attn.k.scales[h] * mb.attn_scale;
+      for (int i = 0; i < T; ++i) {
+        for (int j = 0; j < T; ++j) {
+          int64_t acc = 0;
+          for (int c = 0; c < hd; ++c) {
+            acc += int64_t(qc[size_t(i) * hd + c] - bq.attn.q.zero_points[h]) *
+                   (kc[size_t(j) * hd + c] - bq.attn.k.zero_points[h]);
+          }
+          s[size_t(i) * T + j] = std::fmaf(static_cast<float>(acc), alpha, 0.f);
+        }
+      }
+      float* out = merged.data() + size_t(img) * T * D + h * hd;
+      const int32_t zv = bq.attn.v.zero_points[h];
+      const ActQuant& pq = bq.attn.probs;
+      if (pq.kind == ActQuant::Kind::kLog) {
+        const FastLogEncoder enc(pq.log);
+        intk::ref::SoftmaxToLogCodesRef(enc, s.data(), T, T, pc.data());
+        const AdaLogTables tab = pq.log.kind == LogKind::kLog2 ? MakeLog2Tables(pq.log.bits)
+                                                               : MakeAdaLogTables(pq.log.bits, pq.log.q);
+        const float a = static_cast<float>(double(pq.log.scale) * bq.attn.v.scales[h] / tab.D);
+        const std::vector<int32_t> zu(hd, zv);
+        const std::vector<float> alphas(hd, a);
+        intk::ref::LogMatmulRef(tab, intk::LogDesignHeadroom(design, tab.D), pc.data(), T, T,
+                                vt.data(), T, hd, T, zu.data(), alphas.data(), nullptr, out, D);
+      } else {
+        fk.softmax(s.data(), s.data(), T, T);
+        const UniformQuantizer pq_u(pq.uniform.params);
+        for (size_t i = 0; i < pc.size(); ++i) pc[i] = uint8_t(pq_u.Encode(s[i]));
+        const float a = pq.uniform.params.scale * bq.attn.v.scales[h];
+        for (int i = 0; i < T; ++i) {
+          for (int c = 0; c < hd; ++c) {
+            int64_t acc = 0;
+            for (int j = 0; j < T; ++j) {
+              acc += int64_t(pc[size_t(i) * T + j] - pq.uniform.params.zero_point) *
+                     (vt[size_t(c) * T + j] - zv);
+            }
+            out[size_t(i) * D + c] = std::fmaf(static_cast<float>(acc), a, 0.f);
+          }
+        }
+      }
+    }
+  }
+  return merged;
+}
+
+// fc2 from the observed fc1 output (GELU input).
+std::vector<float> Fc2Ref(const BlockQuant& bq, const BlockParams& mb, const std::vector<float>& h,
+                          int rows, intk::LogDesign design, const FloatKernels& fk) {
+  const ActQuant& gq = bq.fc2.input;
+  const LinearParams& l = mb.fc2;
+  if (gq.kind != ActQuant::Kind::kLog) {
+    std::vector<float> g(h.size());
+    (mb.gelu == GeluKind::kErf ? fk.gelu_erf : fk.gelu_tanh)(h.data(), g.data(), int64_t(g.size()));
+    return LinearRef(bq.fc2, l, g, rows);
+  }
+  std::vector<uint8_t> codes(h.size());
+  const FastLogEncoder enc(gq.log);
+  if (mb.gelu == GeluKind::kErf) {
+    intk::ref::GeluToLogCodesRef(enc, gq.shift, h.data(), int64_t(h.size()), codes.data());
+  } else {
+    std::vector<float> g(h.size());
+    fk.gelu_tanh(h.data(), g.data(), int64_t(g.size()));
+    for (size_t i = 0; i < g.size(); ++i) codes[i] = enc.Encode(g[i] + gq.shift);
+  }
+  const AdaLogTables tab = gq.log.kind == LogKind::kLog2 ? MakeLog2Tables(gq.log.bits)
+                                                         : MakeAdaLogTables(gq.log.bits, gq.log.q);
+  const std::vector<int32_t> wc = WeightCodesRef(bq.fc2.weight, l.weight, l.out, l.in);
+  std::vector<uint8_t> u(wc.begin(), wc.end());
+  std::vector<float> alpha(l.out), w_hat(l.weight.size());
+  for (int o = 0; o < l.out; ++o) {
+    alpha[o] = static_cast<float>(double(gq.log.scale) * bq.fc2.weight.scales[o] / tab.D);
+    for (int i = 0; i < l.in; ++i) {
+      w_hat[size_t(o) * l.in + i] =
+          static_cast<float>(wc[size_t(o) * l.in + i] - bq.fc2.weight.zero_points[o]) *
+          bq.fc2.weight.scales[o];
+    }
+  }
+  const std::vector<float> bias =
+      gq.shift_folded || gq.shift == 0.f
+          ? l.bias
+          : FoldShiftIntoBias(w_hat.data(), l.out, l.in, l.bias.data(), gq.shift);
+  std::vector<float> y(size_t(rows) * l.out);
+  intk::ref::LogMatmulRef(tab, intk::LogDesignHeadroom(design, tab.D), codes.data(), l.in, rows,
+                          u.data(), l.in, l.out, l.in, bq.fc2.weight.zero_points.data(), alpha.data(),
+                          bias.data(), y.data(), l.out);
+  return y;
+}
+
+TEST(ExecutorInt, GlueBitExactPerOpAtRandomShapes) {
+  std::mt19937 rng(2024);
+  const FloatKernels& fk = SelectFloatKernels(ActiveIsaLevel());
+  const int kCases = 10;
+  for (int cs = 0; cs < kCases; ++cs) {
+    RandomVitSpec s;
+    s.heads = std::uniform_int_distribution<int>(1, 16)(rng);
+    const int hd = std::uniform_int_distribution<int>(1, 5)(rng) * 4 + (cs % 3 == 0 ? 1 : 0);
+    s.dim = s.heads * hd;
+    s.depth = 2;
+    s.mlp_ratio = std::uniform_int_distribution<int>(1, 4)(rng);
+    s.patch = 4;
+    s.image = 4 * std::uniform_int_distribution<int>(1, 6)(rng);  // 1..36 patches
+    s.dist = cs % 4 == 1;
+    s.mean_pool = cs % 4 == 2;
+    s.gelu = cs % 5 == 3 ? GeluKind::kTanh : GeluKind::kErf;
+    s.classes = std::uniform_int_distribution<int>(2, 20)(rng);
+    s.seed = 100 + cs;
+    const int wb = std::uniform_int_distribution<int>(3, 8)(rng);
+    const int ab = std::uniform_int_distribution<int>(3, 8)(rng);
+    const PlanKind kind = static_cast<PlanKind>(cs % 4);
+    const intk::LogDesign design = static_cast<intk::LogDesign>(cs % 3);
+    const int batch = std::uniform_int_distribution<int>(1, 3)(rng);
+    const VitModel m = MakeRandomVit(s);
+    const int T = m.num_tokens();
+    const std::string repro = "case " + std::to_string(cs) + ": heads " + std::to_string(s.heads) +
+                              " hd " + std::to_string(hd) + " tokens " + std::to_string(T) + " W" +
+                              std::to_string(wb) + "A" + std::to_string(ab) + " plan " +
+                              std::to_string(cs % 4) + " design " + intk::LogDesignName(design) +
+                              " batch " + std::to_string(batch);
+    SCOPED_TRACE(repro);
+    const std::vector<float> images = RandomImages(m, batch, 300 + cs);
+    const QuantizedModel qm = MakePlan(m, images, batch, wb, ab, kind, cs);
+    IntPathOptions io;
+    io.attn_design = io.fc2_design = design;
+    ExecutorInt ie(qm, Opts(batch, 2), io);
+    Capture cap;
+    ie.SetObserver(&cap);
+    std::vector<float> logits(size_t(batch) * m.num_classes());
+    ie.Run(images.data(), batch, logits.data());
+    const int rows = batch * T;
+    int diffs = 0;
+    for (size_t b = 0; b < m.blocks.size(); ++b) {
+      const int bi = static_cast<int>(b);
+      const BlockQuant& bq = qm.plan.blocks[b];
+      const BlockParams& mb = qm.model.blocks[b];
+      diffs += CountBitDiffs(cap.Get(TapPoint::kQkvOut, bi),
+                             LinearRef(bq.qkv, mb.qkv, cap.Get(TapPoint::kQkvIn, bi), rows), "qkv");
+      diffs += CountBitDiffs(cap.Get(TapPoint::kProjIn, bi),
+                             AttentionRef(bq, mb, cap.Get(TapPoint::kQkvOut, bi), batch, T, design, fk),
+                             "attention");
+      diffs += CountBitDiffs(cap.Get(TapPoint::kProjOut, bi),
+                             LinearRef(bq.proj, mb.proj, cap.Get(TapPoint::kProjIn, bi), rows), "proj");
+      diffs += CountBitDiffs(cap.Get(TapPoint::kFc1Out, bi),
+                             LinearRef(bq.fc1, mb.fc1, cap.Get(TapPoint::kFc1In, bi), rows), "fc1");
+      diffs += CountBitDiffs(cap.Get(TapPoint::kFc2Out, bi),
+                             Fc2Ref(bq, mb, cap.Get(TapPoint::kFc1Out, bi), rows, design, fk), "fc2");
+    }
+    diffs += CountBitDiffs(cap.Get(TapPoint::kHeadOut, -1),
+                           LinearRef(qm.plan.head, m.head, cap.Get(TapPoint::kHeadIn, -1), batch),
+                           "head");
+    if (m.pooling == Pooling::kClsDistAvg) {
+      diffs += CountBitDiffs(cap.Get(TapPoint::kHeadDistOut, -1),
+                             LinearRef(qm.plan.head_dist, m.head_dist,
+                                       cap.Get(TapPoint::kHeadDistIn, -1), batch),
+                             "head_dist");
+    }
+    EXPECT_EQ(diffs, 0);
+    // Not vacuous: the logits vary.
+    const auto [lo, hi] = std::minmax_element(logits.begin(), logits.end());
+    EXPECT_LT(*lo, *hi);
+    // The observed run and an unobserved run give the same bytes.
+    std::vector<float> again(logits.size(), -7.f);
+    ie.SetObserver(nullptr);
+    ie.Run(images.data(), batch, again.data());
+    EXPECT_EQ(0, std::memcmp(again.data(), logits.data(), logits.size() * 4));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (3) Determinism and workspace.
+TEST(ExecutorInt, SameBytesWithOneAndTwoThreadsAndStableWorkspace) {
+  for (PlanKind kind : {PlanKind::kAdaLog, PlanKind::kMixed}) {
+    RandomVitSpec s;
+    s.dim = 64;
+    s.heads = 4;
+    s.depth = 3;
+    s.dist = kind == PlanKind::kMixed;
+    const VitModel m = MakeRandomVit(s);
+    const int batch = 5;
+    const std::vector<float> images = RandomImages(m, batch, 21);
+    const QuantizedModel qm = MakePlan(m, images, batch, 4, 4, kind);
+    ExecutorInt one(qm, Opts(batch, 1));
+    ExecutorInt two(qm, Opts(batch, 2));
+    std::vector<float> a(size_t(batch) * m.num_classes(), 1.f), b(a.size(), 2.f);
+    one.Run(images.data(), batch, a.data());
+    const void* ws = two.workspace_data();
+    two.Run(images.data(), batch, b.data());
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
+    // Smaller batches: same rows as the full batch (rows are independent).
+    std::vector<float> c(size_t(2) * m.num_classes());
+    two.Run(images.data(), 2, c.data());
+    EXPECT_EQ(0, std::memcmp(a.data(), c.data(), c.size() * 4));
+    EXPECT_EQ(ws, two.workspace_data());
+    EXPECT_GT(two.workspace_bytes(), 0u);
+  }
+}
+
+TEST(ExecutorInt, UnsupportedPlansThrowWithTheSimulateHint) {
+  RandomVitSpec s;
+  const VitModel m = MakeRandomVit(s);
+  const std::vector<float> images = RandomImages(m, 2, 1);
+  const QuantizedModel base = MakePlan(m, images, 2, 4, 4, PlanKind::kAdaLog);
+  auto expect = [&](QuantizedModel qm, const std::string& what) {
+    try {
+      ExecutorInt ie(qm, Opts(1, 1));
+      ADD_FAILURE() << "no error for " << what;
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("integer path does not support " + what), std::string::npos) << msg;
+      EXPECT_NE(msg.find("use --simulate"), std::string::npos) << msg;
+    }
+  };
+  QuantizedModel q = base;
+  q.plan.blocks[1].attn.probs.log.kind = LogKind::kLogSqrt2;
+  expect(q, "logsqrt2 for block 1 softmax");
+  q = base;
+  q.plan.blocks[0].fc2.input.kind = ActQuant::Kind::kTwin;
+  q.plan.blocks[0].fc2.input.twin.bits = 4;
+  expect(q, "twin uniform for block 0 fc2 input");
+  q = base;
+  q.plan.blocks[0].proj.input.kind = ActQuant::Kind::kNone;
+  expect(q, "an unquantized (FP32) input for block 0 proj input");
+  q = base;
+  q.plan.head.weight = UniformPerChannel{};
+  expect(q, "an unquantized (FP32) weight for head");
+}
+
+TEST(ExecutorInt, DescribeKernelsNamesEveryOp) {
+  RandomVitSpec s;
+  const VitModel m = MakeRandomVit(s);
+  const std::vector<float> images = RandomImages(m, 2, 1);
+  const QuantizedModel qm = MakePlan(m, images, 2, 4, 4, PlanKind::kAdaLog);
+  const std::string d = ExecutorInt(qm, Opts(1, 1)).DescribeKernels();
+  for (const char* op : {"patch_embed:", "qkv:", "q@k^T:", "softmax:", "attn@v:", "proj:", "fc1:",
+                         "gelu:", "fc2:", "head:", "logcode_matmul_s16"}) {
+    EXPECT_NE(d.find(op), std::string::npos) << op << " missing in\n" << d;
+  }
+}
+
+// The reference kernels (no VNNI / AVX-512) compute the same bytes.
+TEST(ExecutorInt, IsaCapsGiveTheSameBytes) {
+  RandomVitSpec s;
+  s.dim = 48;
+  s.heads = 3;
+  const VitModel m = MakeRandomVit(s);
+  const int batch = 3;
+  const std::vector<float> images = RandomImages(m, batch, 4);
+  const QuantizedModel qm = MakePlan(m, images, batch, 4, 4, PlanKind::kMixed);
+  std::vector<float> best(size_t(batch) * m.num_classes());
+  ExecutorInt(qm, Opts(batch, 1)).Run(images.data(), batch, best.data());
+  for (IsaLevel cap : {IsaLevel::kRef, IsaLevel::kAvx2, IsaLevel::kAvx512}) {
+    if (!IsaSupported(cap)) continue;
+    ExecutorOptions eo = Opts(batch, 1);
+    eo.isa_cap = cap;
+    ExecutorInt ie(qm, eo);
+    std::vector<float> got(best.size(), -3.f);
+    ie.Run(images.data(), batch, got.data());
+    // Integer parts and log writers are bit-identical across ISAs; the float islands (LayerNorm,
+    // FP32 softmax/GELU of uniform blocks) are not, so compare with the agreement metrics.
+    const Agreement g = Compare(got, best, batch, m.num_classes());
+    EXPECT_GE(g.mean_cos, 0.9999) << IsaLevelName(cap);
+    EXPECT_EQ(ie.DescribeKernels().find("avx512vnni") == std::string::npos || cap == IsaLevel::kAvx512Vnni,
+              true) << ie.DescribeKernels();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (4) Shipped trained models: integer vs simulated executor on the whole test sets. Needs
+// quantized files made by scripts/make_int_test_models.sh (adalog quantize on calib.npy, W4A4):
+// build/models-int/<name>_w4a4.adq; skipped when absent. Long*: excluded from the default suite.
+TEST(LongExecutorInt, ShippedModelsAgreeWithSimulatedExecutor) {
+  const std::string src = ADALOG_SOURCE_DIR;
+  int ran = 0;
+  for (const char* name : {"digits", "shapes"}) {
+    const char* dir = std::getenv("ADALOG_INT_TEST_MODELS");
+    const std::string qpath = std::string(dir ? dir : (src + "/out/int_models")) + "/" + name + "_w4a4.adq";
+    if (!std::filesystem::exists(qpath)) {
+      std::printf("[ info ] %s: %s missing (run scripts/make_int_test_models.sh)\n", name, qpath.c_str());
+      continue;
+    }
+    SCOPED_TRACE(name);
+    const QuantizedModel qm = LoadQuantizedModel(qpath);
+    const NpyFloatArray x = ReadNpyFloat32(src + "/models/" + name + "/test_x.npy");
+    const std::vector<int64_t> labels = ReadNpyLabels(src + "/models/" + name + "/test_y.npy");
+    const int n = static_cast<int>(x.shape[0]);
+    const int classes = qm.model.num_classes();
+    const int64_t per = static_cast<int64_t>(x.data.size()) / n;
+    const int batch = 64;
+    ExecutorInt ie(qm, Opts(batch, 2));
+    ExecutorSim se(qm, Opts(batch, 2));
+    std::vector<float> li(size_t(n) * classes), ls(li.size());
+    const std::vector<float>& xf = x.data;
+    for (int i = 0; i < n; i += batch) {
+      const int b = std::min(batch, n - i);
+      ie.Run(xf.data() + i * per, b, li.data() + size_t(i) * classes);
+      se.Run(xf.data() + i * per, b, ls.data() + size_t(i) * classes);
+    }
+    const double acc_i = Top1Accuracy(li.data(), n, classes, labels.data());
+    const double acc_s = Top1Accuracy(ls.data(), n, classes, labels.data());
+    const Agreement g = Compare(li, ls, n, classes);
+    std::printf("[ info ] %s (%d images): acc int %.4f sim %.4f  top1 same %.4f  cos mean %.7f min %.6f\n",
+                name, n, acc_i, acc_s, g.top1_same, g.mean_cos, g.min_cos);
+    EXPECT_GE(g.top1_same, 0.995);
+    EXPECT_GE(g.mean_cos, 0.9999);
+    EXPECT_LE(std::fabs(acc_i - acc_s), 0.002);
+    ++ran;
+  }
+  if (ran == 0) GTEST_SKIP() << "no quantized shipped models found";
+}
+
+}  // namespace
+}  // namespace adalog
