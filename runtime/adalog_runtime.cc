@@ -1,8 +1,9 @@
-// The public runtime API: model loading by format, sessions over the FP32 or simulated executor,
+// The public runtime API: model loading by format, sessions over the FP32, integer or simulated executor,
 // top-k scoring.
 #include "runtime/adalog_runtime.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -11,6 +12,7 @@
 #include "runtime/cpu_features.h"
 #include "runtime/data/npy.h"
 #include "runtime/executor_fp32.h"
+#include "runtime/executor_int.h"
 #include "runtime/executor_sim.h"
 #include "runtime/model_file.h"
 
@@ -50,10 +52,21 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   eo.max_batch = options.max_batch;
   eo.num_threads = options.num_threads;
   if (model_->format == ModelFormat::kQuantized) {
-    // Only the simulated executor exists in this build, so `simulate` false (the fastest
-    // available executor) and true both select it.
     QuantizedModel qm{model_->model, model_->plan};
-    sim_ = std::make_unique<ExecutorSim>(qm, eo);
+    if (options.simulate) {
+      sim_ = std::make_unique<ExecutorSim>(qm, eo);
+    } else {
+      try {
+        int_ = std::make_unique<ExecutorInt>(qm, eo);
+      } catch (const Error& e) {
+        const std::string msg = e.what();
+        const std::string unsupported = "integer path does not support ";
+        if (msg.find(unsupported) == std::string::npos) throw;
+        std::fprintf(stderr, "adalog: %s; running the simulated executor\n",
+                     msg.substr(0, msg.find("; use --simulate")).c_str());
+        sim_ = std::make_unique<ExecutorSim>(qm, eo);
+      }
+    }
   } else {
     exec_ = std::make_unique<ExecutorFp32>(model_->model, eo);
   }
@@ -67,9 +80,11 @@ std::vector<int64_t> Session::input_shape(int batch) const {
 }
 
 int Session::num_classes() const { return model_->model.num_classes(); }
-int Session::max_batch() const { return sim_ ? sim_->max_batch() : exec_->max_batch(); }
+int Session::max_batch() const {
+  return sim_ ? sim_->max_batch() : (int_ ? int_->max_batch() : exec_->max_batch());
+}
 std::string Session::DescribeKernels() const {
-  return sim_ ? sim_->DescribeKernels() : exec_->DescribeKernels();
+  return sim_ ? sim_->DescribeKernels() : (int_ ? int_->DescribeKernels() : exec_->DescribeKernels());
 }
 
 std::vector<float> Session::Run(const float* images, const std::vector<int64_t>& shape) {
@@ -99,6 +114,8 @@ void Session::Run(const float* images, const std::vector<int64_t>& shape, float*
   CheckFinite(images, n, "input", shape);
   if (sim_) {
     sim_->Run(images, static_cast<int>(shape[0]), logits);
+  } else if (int_) {
+    int_->Run(images, static_cast<int>(shape[0]), logits);
   } else {
     exec_->Run(images, static_cast<int>(shape[0]), logits);
   }

@@ -39,13 +39,16 @@ struct SessionOptions {
   int num_threads = 0;  // 0: all OpenMP threads
   // Quantized models only (ignored for ONNX models, which always run in FP32).
   //   true:  the simulated (fake-quant) executor, the accuracy reference (executor_sim.h).
-  //   false: the fastest executor the build has for the model: the integer executor once it is
-  //          part of the build; this build has only the simulated executor, which it then runs.
+  //   false: the integer executor (executor_int.h). For a plan it cannot run exactly (log-sqrt2,
+  //          twin uniform, FP32 inputs, ...) the Session falls back to the simulated executor
+  //          and says so once on stderr ("adalog: integer path does not support <quantizer> for
+  //          <op>; running the simulated executor"); executor_kind() tells which one runs.
   bool simulate = false;
 };
 
 class ExecutorFp32;
 class ExecutorSim;
+class ExecutorInt;
 
 class Session {
  public:
@@ -66,13 +69,16 @@ class Session {
   int max_batch() const;
   // True when the session runs the simulated (fake-quant) executor.
   bool simulated() const { return sim_ != nullptr; }
+  // "fp32" (ONNX models), "sim" (simulated) or "int" (integer executor).
+  const char* executor_kind() const { return sim_ ? "sim" : (int_ ? "int" : "fp32"); }
   // Kernel choices (oneDNN implementations, float-island ISA) for `adalog inspect`/verbose.
   std::string DescribeKernels() const;
 
  private:
   std::shared_ptr<const LoadedModel> model_;
   std::unique_ptr<ExecutorFp32> exec_;  // kOnnx
-  std::unique_ptr<ExecutorSim> sim_;    // kQuantized
+  std::unique_ptr<ExecutorSim> sim_;    // kQuantized, simulate = true
+  std::unique_ptr<ExecutorInt> int_;    // kQuantized, simulate = false
 };
 
 // Number of rows whose label is among the k largest logits. Ties rank the lower class index first.

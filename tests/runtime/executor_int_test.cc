@@ -683,6 +683,36 @@ TEST(ExecutorInt, IsaCapsGiveTheSameBytes) {
   }
 }
 
+// Session: a quantized file runs on the integer executor by default, the simulated one with
+// simulate = true, and falls back to the simulated one for plans the integer path cannot run.
+TEST(ExecutorInt, SessionSelectsTheIntegerExecutorByDefault) {
+  RandomVitSpec s;
+  const VitModel m = MakeRandomVit(s);
+  const int batch = 3;
+  const std::vector<float> x = RandomImages(m, batch, 13);
+  QuantizedModel qm = MakePlan(m, x, batch, 4, 4, PlanKind::kAdaLog);
+  const std::string dir = ::testing::TempDir() + "adalog_int_test";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/model.adalog";
+  SaveQuantizedModel(qm, path);
+  auto loaded = LoadModel(path);
+  const std::vector<int64_t> shape = {batch, m.embed.in_channels, m.embed.image_h, m.embed.image_w};
+  Session session(loaded, SessionOptions{batch, 1, false});
+  EXPECT_STREQ(session.executor_kind(), "int");
+  EXPECT_NE(session.DescribeKernels().find("integer executor"), std::string::npos);
+  const std::vector<float> got = session.Run(x.data(), shape);
+  std::vector<float> want(got.size(), -5.f);
+  ExecutorInt(QuantizedModel{loaded->model, loaded->plan}, Opts(batch, 1)).Run(x.data(), batch, want.data());
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4));
+  Session sim(loaded, SessionOptions{batch, 1, true});
+  EXPECT_STREQ(sim.executor_kind(), "sim");
+  qm.plan.blocks[0].attn.probs.log.kind = LogKind::kLogSqrt2;
+  SaveQuantizedModel(qm, path);
+  Session fallback(LoadModel(path), SessionOptions{batch, 1, false});
+  EXPECT_STREQ(fallback.executor_kind(), "sim");
+  std::filesystem::remove_all(dir);
+}
+
 // ---------------------------------------------------------------------------------------------
 // (4) Shipped trained models: integer vs simulated executor on the whole test sets. Needs
 // quantized files made by scripts/make_int_test_models.sh (adalog quantize on calib.npy, W4A4):
