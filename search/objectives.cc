@@ -5,6 +5,7 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -292,6 +293,33 @@ void ActOutObjective::EvalUniform(const UniformCandidates& c, std::vector<double
     R_.resize(static_cast<size_t>(T_) * K_);
     ParallelAB(yd.data(), T_, N_, wd.data(), K_, R_.data());
     yy_ = yy;
+    if (xs_.empty() && T_ * K_ < (int64_t{1} << 32)) {  // once: X sorted (no NaN)
+      const int64_t n = T_ * K_;
+      bool nan = false;
+      std::vector<uint64_t> keys(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        nan = nan || std::isnan(x_[i]);
+        uint32_t b;
+        std::memcpy(&b, &x_[i], sizeof b);
+        b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+        keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(b) << 32) | static_cast<uint64_t>(i);
+      }
+      if (!nan) {
+        std::sort(keys.begin(), keys.end());
+        xs_.resize(static_cast<size_t>(n));
+        xidx_.resize(static_cast<size_t>(n));
+        for (int64_t p = 0; p < n; ++p) {
+          const uint32_t i = static_cast<uint32_t>(keys[static_cast<size_t>(p)] & 0xffffffffu);
+          xidx_[static_cast<size_t>(p)] = i;
+          xs_[static_cast<size_t>(p)] = x_[i];
+        }
+      }
+    }
+    if (!xs_.empty()) {
+      rpre_.resize(xs_.size() + 1);
+      rpre_[0] = 0;
+      for (size_t p = 0; p < xs_.size(); ++p) rpre_[p + 1] = rpre_[p] + R_[xidx_[p]];
+    }
   }
   err->assign(static_cast<size_t>(c.count), 0.0);
   const int64_t TK = T_ * K_;
@@ -326,8 +354,24 @@ void ActOutObjective::EvalUniform(const UniformCandidates& c, std::vector<double
         }
       }
       double lin = 0;
-      for (int64_t j = 0; j < TK; ++j)
-        lin += static_cast<double>(static_cast<int32_t>(codes[static_cast<size_t>(j)]) - z) * R_[static_cast<size_t>(j)];
+      if (!xs_.empty()) {  // sum over codes of (code - z) * (sum of R over the code's range)
+        const int32_t levels = 1 << c.bits;
+        const int64_t n = TK;
+        int64_t start = 0;
+        for (int32_t code = 0; code < levels && start < n; ++code) {
+          const int64_t end =
+              code == levels - 1
+                  ? n
+                  : std::partition_point(xs_.data() + start, xs_.data() + n,
+                                         [&](float v) { return q.Encode(v) <= code; }) - xs_.data();
+          if (end > start)
+            lin += static_cast<double>(code - z) * (rpre_[static_cast<size_t>(end)] - rpre_[static_cast<size_t>(start)]);
+          start = end;
+        }
+      } else {
+        for (int64_t j = 0; j < TK; ++j)
+          lin += static_cast<double>(static_cast<int32_t>(codes[static_cast<size_t>(j)]) - z) * R_[static_cast<size_t>(j)];
+      }
       double quad = 0;
       for (int64_t j = 0; j < static_cast<int64_t>(K) * K; ++j)
         quad += H_[static_cast<size_t>(j)] * static_cast<double>(gram[static_cast<size_t>(j)]);

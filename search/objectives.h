@@ -93,6 +93,12 @@ class ActOutObjective {
   mutable std::vector<double> H_;   // [K][K]
   mutable std::vector<double> R_;   // [T][K]
   mutable double yy_ = 0;
+  // <C - z, R> from sorted values: X sorted once (the uniform code is monotone in x, so each
+  // code's elements are a contiguous range, found by bisection with the quantizer's Encode), and
+  // prefix sums of R in that order, once per weight state. Empty when X has a NaN.
+  mutable std::vector<float> xs_;       // X ascending
+  mutable std::vector<uint32_t> xidx_;  // flat index of each sorted element
+  mutable std::vector<double> rpre_;    // [T*K + 1] prefix sums of R in sorted order
 };
 
 // A matmul out[h][img] = A[h][img] (M x K) times B[h][img] (K x N when !b_transposed, stored

@@ -3,12 +3,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "quant/error.h"
 #include "quant/log_quantizers.h"
 #include "quant/twin_uniform.h"
 #include "quant/uniform.h"
 #include "search/grids.h"
+#include "search/log_act_out.h"
 #include "search/objectives.h"
 #include "search/reparam.h"
 
@@ -96,6 +99,13 @@ UniformChoice SearchWeightOut(const std::vector<float>& xq, int64_t T, const flo
       WeightCfg(o));
 }
 
+// Rounds are coordinate descent between two searches, each a deterministic function of the
+// other's last result (and of fixed data). Once a result repeats, every later round repeats the
+// last one exactly, so the loops below stop there: the same plan as running all rounds.
+bool Same(const UniformChoice& a, const UniformChoice& b) {
+  return a.scales == b.scales && a.zero_points == b.zero_points;
+}
+
 bool IsLogKind(const std::string& s) { return s == "adalog" || s == "log2" || s == "logsqrt2"; }
 LogKind ToLogKind(const std::string& s) {
   return s == "log2" ? LogKind::kLog2 : (s == "logsqrt2" ? LogKind::kLogSqrt2 : LogKind::kAdaLog);
@@ -132,12 +142,17 @@ LinearQuant CalibrateUniformLinear(const float* x, int64_t T, const float* y,
   for (int round = 0; round < o.rounds; ++round) {
     const std::vector<float> xq =
         FakeQuantAll(UniformFq(UniformParams{act_bits, ac.scales[0], ac.zero_points[0]}), x, T * K);
+    const UniformChoice wprev = wc;
     wc = SearchWeightOut(xq, T, y, lin, wgrid, o);
+    // Same weight as the previous round: the A-out search would return the same activation.
+    if (round > 0 && Same(wc, wprev)) break;
     const std::vector<float> wq = QuantizeWeight(lin, ToPerChannel(wc, o.weight_bits));
     aout.SetWeight(wq.data());
+    const UniformChoice aprev = ac;
     ac = SearchUniform(
         agrid, [&](const UniformCandidates& c, std::vector<double>* e) { aout.EvalUniform(c, e); },
         ActCfg(o));
+    if (Same(ac, aprev)) break;  // the next W-out would see the same input
   }
   LinearQuant out;
   out.weight = ToPerChannel(wc, o.weight_bits);
@@ -189,7 +204,10 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
         p.scale_pos = std::ldexp(tp.scale_neg, i - 5);
         return TwinFq(p);
       }, &err);
+      const float prev = tp.scale_pos;
       tp.scale_pos = std::ldexp(tp.scale_neg, StableTopK(err.data(), 30, 1)[0] - 5);
+      // Same input quantizer as the previous round: W-out (and every later round) repeats.
+      if (round > 0 && tp.scale_pos == prev) break;
       const std::vector<float> xq = FakeQuantAll(TwinFq(tp), x, TK);
       wc = SearchWeightOut(xq, T, y, *fc2, wgrid, o);
     }
@@ -207,18 +225,17 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
   lp.bits = b;
   lp.scale = GuardScale(ud_grid[kEqN - 2], 0.0f);
   lp.q = kAdaLogR;
+  // Exact incremental A-out (log_act_out.h): the same errors as aout.EvalDirect up to rounding.
+  ShiftLogActOut lout(x, T, K, y, fc2->bias.empty() ? nullptr : fc2->bias.data(), N, lp.kind, b,
+                      delta);
   for (int round = 0; round < o.rounds; ++round) {
     const std::vector<float> wq = QuantizeWeight(*fc2, ToPerChannel(wc, o.weight_bits));
-    aout.SetWeight(wq.data());
+    lout.SetWeight(wq.data());
+    const LogParams prev = lp;
     if (lp.kind == LogKind::kAdaLog) {
       const LogChoice lc = SearchAdaLogJoint(
           ud.first, ud.second, lp.scale,
-          [&](const LogCandidates& c, std::vector<double>* e) {
-            aout.EvalDirect(static_cast<int>(c.qs.size()), [&](int i) {
-              return LogFq(LogParams{LogKind::kAdaLog, b, c.scales[static_cast<size_t>(i)], c.qs[static_cast<size_t>(i)]}, delta);
-            }, e);
-          },
-          o.fpcs);
+          [&](const LogCandidates& c, std::vector<double>* e) { lout.Eval(c, e); }, o.fpcs);
       lp.scale = lc.scale;
       lp.q = lc.q;
     } else {
@@ -235,16 +252,27 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
       const UniformChoice sc = SearchUniform(
           sg,
           [&](const UniformCandidates& c, std::vector<double>* e) {
-            aout.EvalDirect(c.count, [&](int i) {
-              return LogFq(LogParams{lp.kind, b, c.scale(0, i), kAdaLogR}, delta);
-            }, e);
+            LogCandidates lc;
+            for (int i = 0; i < c.count; ++i) {
+              lc.scales.push_back(c.scale(0, i));
+              lc.qs.push_back(kAdaLogR);
+            }
+            lout.Eval(lc, e);
           },
           WeightCfg(o));
       lp.scale = sc.scales[0];
     }
+    // Same (scale, q) as the previous round: W-out returns the previous weight, and the next
+    // joint search (same weight, same starting scale) the same (scale, q).
+    if (round > 0 && lp.scale == prev.scale && lp.q == prev.q) break;
     const std::vector<float> xq = FakeQuantAll(LogFq(lp, delta), x, TK);
     wc = SearchWeightOut(xq, T, y, *fc2, wgrid, o);
   }
+  if (std::getenv("ADALOG_SEARCH_STATS"))
+    std::fprintf(stderr, "[search] fc2 A-out: %lld from scratch, %lld incremental, %.3g%% of codes updated per incremental\n",
+                 static_cast<long long>(lout.stats().full), static_cast<long long>(lout.stats().incremental),
+                 100.0 * static_cast<double>(lout.stats().changed) /
+                     (static_cast<double>(std::max<int64_t>(1, lout.stats().incremental)) * static_cast<double>(TK)));
   out.weight = ToPerChannel(wc, o.weight_bits);
   out.input.kind = ActQuant::Kind::kLog;
   out.input.log = lp;
@@ -264,13 +292,16 @@ void CalibrateQkMatmul(const float* q, const float* k, int heads, int images, in
   UniformChoice ca = GridPick(ga, kEqN - 2), cb = GridPick(gb, kEqN - 2);
   for (int round = 0; round < o.rounds; ++round) {
     mm.SetQuantizedB(QuantHeads(k, heads, mm.b_per_head(), cb, b));
+    const UniformChoice aprev = ca, bprev = cb;
     ca = SearchUniform(
         ga, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalAPerHead(c, e); },
         WeightCfg(o));
+    if (round > 0 && Same(ca, aprev)) break;  // B's search would repeat
     mm.SetQuantizedA(QuantHeads(q, heads, mm.a_per_head(), ca, b));
     cb = SearchUniform(
         gb, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalBPerHead(c, e); },
         WeightCfg(o));
+    if (Same(cb, bprev)) break;  // A's next search would repeat
   }
   out->q = ToPerHead(ca, b);
   out->k = ToPerHead(cb, b);
@@ -290,6 +321,7 @@ void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images
     UniformChoice ca = GridPick(ga, kEqN - 2);
     for (int round = 0; round < o.rounds; ++round) {
       mm.SetQuantizedB(QuantHeads(v, heads, mm.b_per_head(), cb, b));
+      const UniformChoice aprev = ca, bprev = cb;
       ca = SearchUniform(
           ga,
           [&](const UniformCandidates& c, std::vector<double>* e) {
@@ -298,10 +330,12 @@ void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images
             }, e);
           },
           ActCfg(o));
+      if (round > 0 && Same(ca, aprev)) break;  // B's search would repeat
       mm.SetQuantizedA(FakeQuantAll(UniformFq(UniformParams{b, ca.scales[0], ca.zero_points[0]}), probs, all_probs));
       cb = SearchUniform(
           gb, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalBPerHead(c, e); },
           WeightCfg(o));
+      if (Same(cb, bprev)) break;  // A's next search would repeat
     }
     pq.kind = ActQuant::Kind::kUniform;
     pq.uniform.params = UniformParams{b, ca.scales[0], ca.zero_points[0]};
@@ -315,6 +349,8 @@ void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images
     lp.q = kAdaLogR;
     const int rounds = lp.kind == LogKind::kAdaLog ? o.rounds : 1;
     for (int round = 0; round < rounds; ++round) {
+      const int qprev = lp.q;
+      const UniformChoice bprev = cb;
       if (lp.kind == LogKind::kAdaLog) {
         mm.SetQuantizedB(QuantHeads(v, heads, mm.b_per_head(), cb, b));
         lp.q = SearchAdaLogQ(1.0f, [&](const LogCandidates& c, std::vector<double>* e) {
@@ -322,11 +358,13 @@ void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images
             return LogFq(LogParams{LogKind::kAdaLog, b, c.scales[static_cast<size_t>(i)], c.qs[static_cast<size_t>(i)]}, 0.0f);
           }, e);
         });
+        if (round > 0 && lp.q == qprev) break;  // B's search would repeat
       }
       mm.SetQuantizedA(FakeQuantAll(LogFq(lp, 0.0f), probs, all_probs));
       cb = SearchUniform(
           gb, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalBPerHead(c, e); },
           WeightCfg(o));
+      if (Same(cb, bprev)) break;  // the next q search would repeat
     }
     pq.kind = ActQuant::Kind::kLog;
     pq.log = lp;

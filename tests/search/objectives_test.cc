@@ -9,6 +9,7 @@
 #include "quant/uniform.h"
 #include "search/fpcs.h"
 #include "search/grids.h"
+#include "search/log_act_out.h"
 #include "search/objectives.h"
 #include "tests/search/plain_reference.h"
 
@@ -178,6 +179,96 @@ TEST(Objectives, ActOutDirectLogEqualsPlain) {
     const double want = plain::OutErr(xq, lc.w, lc.b, lc.y, lc.T, lc.K, lc.N, -1);
     EXPECT_NEAR(got[i], want, 1e-5 * want) << "q " << qs[i];
   }
+}
+
+// fc2 A-out with a shifted log input (log_act_out.h): the incremental sparse updates and the
+// from-scratch GEMMs give the plain formula's errors, and the joint AdaLog FPCS selects the same
+// (scale, q) as with the plain formula.
+TEST(Objectives, ShiftLogActOutIncrementalEqualsPlainAndSelectsSameCandidate) {
+  LinearCase lc(17, 150);
+  std::mt19937_64 rng(99);
+  std::normal_distribution<float> nd(0.0f, 1.2f);
+  for (auto& v : lc.x) {
+    const float u = nd(rng);
+    v = 0.5f * u * (1.0f + std::erf(u / std::sqrt(2.0f)));  // GELU
+  }
+  lc.x[3] = lc.x[4];  // duplicates
+  lc.x[7] = 0.0f;
+  lc.x[8] = -kGeluShift;
+  lc.y = plain::Linear(lc.x, lc.w, lc.b, lc.T, lc.K, lc.N);
+  const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, 4);
+  UniformChoice wc;
+  for (int o = 0; o < lc.N; ++o) {
+    wc.scales.push_back(wg.cands.scale(o, 100));
+    wc.zero_points.push_back(wg.cands.zp(o, 100));
+  }
+  const std::vector<float> wq = QuantRows(lc.w, lc.N, lc.K, wc, 4);
+  for (LogKind kind : {LogKind::kAdaLog, LogKind::kLog2, LogKind::kLogSqrt2}) {
+    for (int bits : {3, 4}) {
+      SCOPED_TRACE(testing::Message() << "kind " << static_cast<int>(kind) << " bits " << bits);
+      auto plain_obj = [&](const LogCandidates& c, std::vector<double>* err) {
+        err->clear();
+        for (size_t i = 0; i < c.qs.size(); ++i) {
+          const ShiftLogQuantizer q(LogParams{kind, bits, c.scales[i], kind == LogKind::kAdaLog ? c.qs[i] : kAdaLogR},
+                                    kGeluShift, false);
+          std::vector<float> xq(lc.x.size());
+          for (size_t j = 0; j < xq.size(); ++j) xq[j] = q.FakeQuant(lc.x[j]);
+          err->push_back(plain::OutErr(xq, wq, lc.b, lc.y, lc.T, lc.K, lc.N, -1));
+        }
+      };
+      // Candidates: several q, each at scales from far apart (many codes change) to very close
+      // (few change), in an order that is not sorted.
+      LogCandidates cands;
+      for (int q : {37, 10, 80, 37, 137, 25}) {
+        for (float s : {2.1f, 2.1001f, 1.3f, 2.2f, 2.09f, 4.0f, 2.1f, 0.9f}) {
+          cands.scales.push_back(s);
+          cands.qs.push_back(q);
+        }
+      }
+      std::vector<double> want;
+      plain_obj(cands, &want);
+      for (double frac : {0.0, 1.0, 0.25}) {
+        SCOPED_TRACE(frac);
+        ShiftLogActOut obj(lc.x.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N, kind, bits, kGeluShift);
+        obj.set_max_changed_fraction(frac);
+        // A first weight state, then the real one: SetWeight must drop the cached states.
+        obj.SetWeight(lc.w.data());
+        std::vector<double> got;
+        obj.Eval(cands, &got);
+        obj.SetWeight(wq.data());
+        obj.Eval(cands, &got);
+        ExpectClose(got, want, 1e-5);
+        EXPECT_EQ(StableTopK(got.data(), static_cast<int>(got.size()), 5),
+                  StableTopK(want.data(), static_cast<int>(want.size()), 5));
+        if (frac == 1.0) {
+          EXPECT_GT(obj.stats().changed, 0);
+        }
+        if (frac == 0.0) {  // only unchanged codes are reused
+          EXPECT_EQ(obj.stats().changed, 0);
+        }
+      }
+      if (kind == LogKind::kAdaLog) {
+        ShiftLogActOut obj(lc.x.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N, kind, bits, kGeluShift);
+        obj.SetWeight(wq.data());
+        const LogChoice a = SearchAdaLogJoint(
+            1.0f, 3.5f, 3.0f, [&](const LogCandidates& c, std::vector<double>* e) { obj.Eval(c, e); }, true);
+        const LogChoice p = SearchAdaLogJoint(1.0f, 3.5f, 3.0f, plain_obj, true);
+        EXPECT_EQ(a.q, p.q);
+        EXPECT_EQ(a.scale, p.scale);
+        EXPECT_GT(obj.stats().incremental, 0);
+      }
+    }
+  }
+  // NaN input: every plain error is NaN.
+  lc.x[5] = std::nanf("");
+  ShiftLogActOut obj(lc.x.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N, LogKind::kAdaLog, 4, kGeluShift);
+  obj.SetWeight(wq.data());
+  std::vector<double> got;
+  LogCandidates one;
+  one.scales = {2.0f};
+  one.qs = {37};
+  obj.Eval(one, &got);
+  EXPECT_TRUE(std::isnan(got[0]));
 }
 
 TEST(Objectives, MatmulPerHeadEqualsPlain) {
