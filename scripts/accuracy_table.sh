@@ -5,7 +5,9 @@
 # and LN-reparameterization ablations. All numbers come from the CLI; this script only
 # orchestrates and averages.
 #
-#   scripts/accuracy_table.sh [--adalog BIN] [--out DIR] [--jobs N] [--set priority|full]
+#   scripts/accuracy_table.sh [--adalog BIN] [--out DIR] [--jobs N] [--set priority|full|FILE]
+# (FILE: one job per line, "model bits softmax gelu seed flags", e.g. "shapes W4A4 adalog adalog 1 -";
+#  --set summary only rebuilds DIR/table.md from the results present.)
 #
 # Calibration: 32 images drawn with --seed S from models/<m>/calib_pool.npy (256 training images,
 # models/make_calib_pool.py), seeds 1 2 3. Each job runs with --threads 1; --jobs runs N at once.
@@ -23,7 +25,7 @@ while (($#)); do
     --out) OUT=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
     --set) SET=$2; shift 2 ;;
-    *) echo "usage: $0 [--adalog BIN] [--out DIR] [--jobs N] [--set priority|full]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--adalog BIN] [--out DIR] [--jobs N] [--set priority|full|summary|FILE]" >&2; exit 2 ;;
   esac
 done
 [[ -x $ADALOG ]] || { echo "$ADALOG: not built (cmake --build build --target adalog)" >&2; exit 1; }
@@ -85,7 +87,12 @@ export -f run_job onnx
 export ADALOG OUT
 
 start=$(date +%s)
-{ if [[ $SET == full ]]; then jobs_full; else jobs_priority; fi; } |
+{ case $SET in
+    full) jobs_full ;;
+    priority) jobs_priority ;;
+    summary) ;;
+    *) grep -v '^#' "$SET" ;;
+  esac; } |
   xargs -P "$JOBS" -L 1 bash -c 'run_job "$@"' _
 echo "wall time: $(($(date +%s) - start)) s for this invocation"
 
