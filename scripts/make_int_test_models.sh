@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Quantized files of the shipped trained models for LongExecutorInt.ShippedModelsAgreeWithSimulatedExecutor
+# (tests/runtime/executor_int_test.cc): adalog quantize on each model's calib.npy at W4A4 (default
+# AdaLog recipe, FPCS on). Minutes on a loaded 2-core machine, hence not part of the default suite.
+#   scripts/make_int_test_models.sh [ADALOG_BINARY] [OUT_DIR]
+#   then: ADALOG_INT_TEST_MODELS=OUT_DIR adalog_runtime_tests --gtest_filter='LongExecutorInt.*'
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ADALOG=${1:-$ROOT/build/cli/adalog}
+OUT=${2:-$ROOT/out/int_models}
+mkdir -p "$OUT"
+for name in digits shapes; do
+  "$ADALOG" quantize "$ROOT/models/$name/${name}_vit.onnx" --calib "$ROOT/models/$name/calib.npy" \
+    --bits W4A4 -o "$OUT/${name}_w4a4.adq"
+done
