@@ -715,8 +715,12 @@ TEST(ExecutorInt, SessionSelectsTheIntegerExecutorByDefault) {
 
 // ---------------------------------------------------------------------------------------------
 // (4) Shipped trained models: integer vs simulated executor on the whole test sets. Needs
-// quantized files made by scripts/make_int_test_models.sh (adalog quantize on calib.npy, W4A4):
-// build/models-int/<name>_w4a4.adq; skipped when absent. Long*: excluded from the default suite.
+// quantized files made by scripts/make_int_test_models.sh (adalog quantize on calib.npy, W4A4,
+// measured 249 s (digits) and 284 s (shapes) on one thread of the loaded 2-core machine, hence a
+// script and not the test): out/int_models/<name>_w4a4.adq, or $ADALOG_INT_TEST_MODELS/...;
+// skipped when absent. Long*: excluded from the default suite (scripts/test.sh).
+// Measured (default s16 design): digits acc 97.20 both, top-1 same 100%, mean cos 0.9999235;
+// shapes acc 85.75 both, top-1 same 100%, mean cos 0.9999753.
 TEST(LongExecutorInt, ShippedModelsAgreeWithSimulatedExecutor) {
   const std::string src = ADALOG_SOURCE_DIR;
   int ran = 0;
