@@ -75,7 +75,7 @@ class ShiftLogActOut {
   LogKind kind_;
   int bits_;
   float shift_;
-  double max_changed_fraction_ = 0.25;
+  double max_changed_fraction_ = 0.15;
   bool prepared_ = false;
   std::vector<float> xs_;      // X sorted ascending [T*K]
   std::vector<uint32_t> idx_;  // flat index t*K + k of each sorted element

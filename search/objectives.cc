@@ -208,6 +208,15 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
   err->assign(static_cast<size_t>(N_) * c.count, 0.0);
   CMapD G(G_.data(), K_, K_);
   const int K = K_, M = c.count;
+  // g0 and ||r0||^2 depend on the FP row only: computed on the first Eval of a weight and
+  // reused by the later FPCS steps (the same numbers as recomputing them).
+  const size_t NK = static_cast<size_t>(N_) * K;
+  if (wcache_.size() != NK || !std::equal(wcache_.begin(), wcache_.end(), w)) {
+    wcache_.assign(w, w + NK);
+    g0_.assign(NK, 0.0);
+    rr_.assign(static_cast<size_t>(N_), 0.0);
+    row_ready_.assign(static_cast<size_t>(N_), 0);
+  }
 #pragma omp parallel if (static_cast<int64_t>(N_) * M * K * K > kMinParallelWork)
   {
     std::vector<UniformCode> codes(static_cast<size_t>(K));
@@ -223,10 +232,15 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
       //   err(w_hat) = ||r0||^2 - 2 e.g0 + e^T G e,   g0 = Xq^T r0 = c_o - G w.
       // e^T G e is of the size of err itself (no cancellation), so its float GEMM is accurate
       // to float rounding of err; ||r0||^2 and g0 are exact in double.
-      Eigen::Map<const Eigen::VectorXd> co(C_.data() + static_cast<size_t>(o) * K, K);
-      const Eigen::VectorXd gw = G * wd;
-      const Eigen::VectorXd g0 = co - gw;
-      const double rr = yy_[static_cast<size_t>(o)] - 2.0 * co.dot(wd) + wd.dot(gw);
+      Eigen::Map<Eigen::VectorXd> g0(g0_.data() + static_cast<size_t>(o) * K, K);
+      if (!row_ready_[static_cast<size_t>(o)]) {
+        Eigen::Map<const Eigen::VectorXd> co(C_.data() + static_cast<size_t>(o) * K, K);
+        const Eigen::VectorXd gw = G * wd;
+        g0 = co - gw;
+        rr_[static_cast<size_t>(o)] = yy_[static_cast<size_t>(o)] - 2.0 * co.dot(wd) + wd.dot(gw);
+        row_ready_[static_cast<size_t>(o)] = 1;
+      }
+      const double rr = rr_[static_cast<size_t>(o)];
       for (int i = 0; i < M; ++i) {
         const UniformQuantizer q(UniformParams{c.bits, c.scale(o, i), c.zp(o, i)});
         q.Encode(row, K, codes.data());

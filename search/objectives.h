@@ -67,6 +67,10 @@ class WeightOutObjective {
   int64_t T_ = 0;
   std::vector<double> C_;   // [N][K]: row o = Xq^T (y_o - b_o)
   std::vector<double> yy_;  // [N]
+  // Per FP weight (cached across the FPCS steps): g0 = c_o - G w [N][K], ||r0||^2 [N].
+  mutable std::vector<float> wcache_;
+  mutable std::vector<double> g0_, rr_;
+  mutable std::vector<char> row_ready_;
 };
 
 // A-out of a Linear: input x [T][K] (FP), target y [T][N], bias [N]; the pointers must outlive

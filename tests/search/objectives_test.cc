@@ -2,12 +2,17 @@
 // rounding) and, under FPCS, the same selected candidate, on small synthetic data.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 #include <random>
 
 #include "quant/log_quantizers.h"
 #include "quant/uniform.h"
 #include "search/fpcs.h"
+#include "runtime/cpu_features.h"
+#include "search/axpy.h"
 #include "search/grids.h"
 #include "search/log_act_out.h"
 #include "search/objectives.h"
@@ -320,6 +325,77 @@ TEST(Objectives, MatmulPerHeadEqualsPlain) {
   ExpectClose(got_b, want_b, 1e-5);
   EXPECT_EQ(Argmins(got_a, H, 128), Argmins(want_a, H, 128));
   EXPECT_EQ(Argmins(got_b, H, 128), Argmins(want_b, H, 128));
+}
+
+
+// The dispatched axpy kernels are bit-identical to the reference (no fused multiply-add).
+TEST(Objectives, AxpyKernelsBitIdentical) {
+  std::mt19937_64 rng(3);
+  for (int n : {1, 7, 16, 37, 384}) {
+    const auto w = plain::RandomVec(rng, static_cast<size_t>(n), -3, 3);
+    const auto a0 = plain::RandomVec(rng, static_cast<size_t>(n), -5, 5);
+    std::vector<double> ref(a0.begin(), a0.end());
+    const double d = 0.3713;
+    AxpyF32F64Ref(ref.data(), d, w.data(), n);
+    if (IsaSupported(IsaLevel::kAvx2)) {
+      std::vector<double> got(a0.begin(), a0.end());
+      AxpyF32F64Avx2(got.data(), d, w.data(), n);
+      EXPECT_EQ(got, ref) << n;
+    }
+    if (IsaSupported(IsaLevel::kAvx512)) {
+      std::vector<double> got(a0.begin(), a0.end());
+      AxpyF32F64Avx512(got.data(), d, w.data(), n);
+      EXPECT_EQ(got, ref) << n;
+    }
+  }
+}
+
+// Cost probe at DeiT-S fc2 shapes (T = 32 x 197, K = 1536, N = 384): one joint AdaLog FPCS with
+// the incremental A-out. Run: adalog_search_tests --gtest_also_run_disabled_tests
+// --gtest_filter='*TimingFc2*'
+TEST(Objectives, DISABLED_TimingFc2LogActOut) {
+  const int T = 32 * 197, K = 1536, N = 384;
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(T) * K), w(static_cast<size_t>(N) * K), b(N, 0.01f);
+  for (auto& v : x) {
+    const float u = nd(rng);
+    v = 0.5f * u * (1.0f + std::erf(u / std::sqrt(2.0f)));
+  }
+  for (auto& v : w) v = nd(rng) / std::sqrt(static_cast<float>(K));
+  std::vector<float> y(static_cast<size_t>(T) * N);
+  for (int t = 0; t < T; ++t)
+    for (int o = 0; o < N; ++o) {
+      float acc = b[o];
+      for (int k = 0; k < K; ++k) acc += x[static_cast<size_t>(t) * K + k] * w[static_cast<size_t>(o) * K + k];
+      y[static_cast<size_t>(t) * N + o] = acc;
+    }
+  std::vector<float> pos;
+  for (float v : x)
+    if (v > 0) pos.push_back(v);
+  std::sort(pos.begin(), pos.end());
+  const float ud0 = pos[pos.size() * 9 / 10] + kGeluShift, ud1 = pos.back() + kGeluShift;
+  ShiftLogActOut obj(x.data(), T, K, y.data(), b.data(), N, LogKind::kAdaLog, 4, kGeluShift);
+  obj.SetWeight(w.data());
+  const std::clock_t c0 = std::clock();
+  int stage = 0;
+  const LogChoice a = SearchAdaLogJoint(
+      ud0, ud1, ud1 - (ud1 - ud0) / 127.0f,
+      [&](const LogCandidates& c, std::vector<double>* e) {
+        const auto s0 = obj.stats();
+        const std::clock_t t0 = std::clock();
+        obj.Eval(c, e);
+        std::printf("stage %d: %zu candidates, cpu %.2f s, %lld full, %lld incremental, %.3g%% changed/inc\n", stage++,
+                    c.qs.size(), static_cast<double>(std::clock() - t0) / CLOCKS_PER_SEC,
+                    static_cast<long long>(obj.stats().full - s0.full),
+                    static_cast<long long>(obj.stats().incremental - s0.incremental),
+                    100.0 * static_cast<double>(obj.stats().changed - s0.changed) /
+                        std::max<double>(1.0, static_cast<double>(obj.stats().incremental - s0.incremental)) / (double(T) * K));
+        std::fflush(stdout);
+      },
+      true);
+  std::printf("AdaLog joint FPCS: s %g q %d, cpu %.2f s\n", a.scale, a.q,
+              static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
 }
 
 }  // namespace
