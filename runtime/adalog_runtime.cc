@@ -52,19 +52,18 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   eo.max_batch = options.max_batch;
   eo.num_threads = options.num_threads;
   if (model_->format == ModelFormat::kQuantized) {
-    QuantizedModel qm{model_->model, model_->plan};
     if (options.simulate) {
-      sim_ = std::make_unique<ExecutorSim>(qm, eo);
+      sim_ = std::make_unique<ExecutorSim>(QuantizedModel{model_->model, model_->plan}, eo);
     } else {
       try {
-        int_ = std::make_unique<ExecutorInt>(qm, eo);
+        int_ = std::make_unique<ExecutorInt>(model_->model, model_->plan, eo);
       } catch (const Error& e) {
         const std::string msg = e.what();
         const std::string unsupported = "integer path does not support ";
         if (msg.find(unsupported) == std::string::npos) throw;
         std::fprintf(stderr, "adalog: %s; running the simulated executor\n",
                      msg.substr(0, msg.find("; use --simulate")).c_str());
-        sim_ = std::make_unique<ExecutorSim>(qm, eo);
+        sim_ = std::make_unique<ExecutorSim>(QuantizedModel{model_->model, model_->plan}, eo);
       }
     }
   } else {

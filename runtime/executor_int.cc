@@ -246,8 +246,63 @@ IntPathOptions DefaultIntPathOptions() {
   return o;
 }
 
+namespace {
+
+LinearParams WithoutWeight(const LinearParams& l) {
+  LinearParams o;
+  o.in = l.in;
+  o.out = l.out;
+  o.bias = l.bias;
+  return o;
+}
+
+// Validates `src` and copies everything but the Linear / patch-embed weights (packed codes
+// replace them; copying ~4 bytes per weight only to drop it would raise the peak memory).
+VitModel Skeleton(const VitModel& src) {
+  ValidateVitModel(src);
+  VitModel m;
+  m.name = src.name;
+  m.style = src.style;
+  m.embed.in_channels = src.embed.in_channels;
+  m.embed.image_h = src.embed.image_h;
+  m.embed.image_w = src.embed.image_w;
+  m.embed.patch = src.embed.patch;
+  m.embed.dim = src.embed.dim;
+  m.embed.bias = src.embed.bias;
+  m.dim = src.dim;
+  m.has_cls_token = src.has_cls_token;
+  m.has_dist_token = src.has_dist_token;
+  m.cls_token = src.cls_token;
+  m.dist_token = src.dist_token;
+  m.pos_mode = src.pos_mode;
+  m.pos_embed = src.pos_embed;
+  for (const BlockParams& b : src.blocks) {
+    BlockParams o;
+    o.ln1 = b.ln1;
+    o.qkv = WithoutWeight(b.qkv);
+    o.heads = b.heads;
+    o.attn_scale = b.attn_scale;
+    o.proj = WithoutWeight(b.proj);
+    o.ln2 = b.ln2;
+    o.fc1 = WithoutWeight(b.fc1);
+    o.gelu = b.gelu;
+    o.fc2 = WithoutWeight(b.fc2);
+    o.window_size = b.window_size;
+    o.shift_size = b.shift_size;
+    m.blocks.push_back(std::move(o));
+  }
+  m.norm = src.norm;
+  m.pooling = src.pooling;
+  m.head = WithoutWeight(src.head);
+  m.head_dist = WithoutWeight(src.head_dist);
+  m.preprocess = src.preprocess;
+  return m;
+}
+
+}  // namespace
+
 struct ExecutorInt::Impl {
-  VitModel m;  // the model's FP32 parts (Linear weights cleared after packing)
+  VitModel m;  // the model's FP32 parts without the Linear / patch-embed weights (Skeleton)
   int max_batch, threads;
   IsaLevel cap;
   IntPathOptions io;
@@ -281,20 +336,19 @@ struct ExecutorInt::Impl {
   std::string description;
   Fp32Observer* observer = nullptr;
 
-  Impl(const QuantizedModel& qm, const ExecutorOptions& o, const IntPathOptions& iopt)
-      : m(qm.model),
+  Impl(const VitModel& src, const QuantPlan& plan, const ExecutorOptions& o,
+       const IntPathOptions& iopt)
+      : m(Skeleton(src)),
         max_batch(o.max_batch),
         threads(o.num_threads > 0 ? o.num_threads : omp_get_max_threads()),
         cap(o.isa_cap),
         io(iopt),
         fk(SelectFloatKernels(o.isa_cap)),
         qimpl(intk::SelectQgemmImpl(o.isa_cap)) {
-    ValidateVitModel(m);
     ADALOG_CHECK(max_batch >= 1 && max_batch <= 1024, "executor: max_batch ", max_batch,
                  " out of range 1..1024");
     ADALOG_CHECK(o.num_threads >= 0 && o.num_threads <= 1024, "executor: num_threads ",
                  o.num_threads, " out of range 0..1024");
-    const QuantPlan& plan = qm.plan;
     ADALOG_CHECK(plan.blocks.size() == m.blocks.size(), "quantized model: the plan has ",
                  plan.blocks.size(), " blocks, the model ", m.blocks.size());
     D = m.dim;
@@ -317,26 +371,19 @@ struct ExecutorInt::Impl {
     patch_k = C * ps * ps;
     ADALOG_CHECK(T <= intk::kMaxSoftmaxRow && T <= intk::kMaxK, "integer path: ", T,
                  " tokens exceed the kernels' limit ", intk::kMaxK);
-    for (size_t b = 0; b < m.blocks.size(); ++b) PrepareBlock(plan, b);
-    head = PrepareLinear(m.head, plan.head, "head", &head_in);
+    for (size_t b = 0; b < m.blocks.size(); ++b) PrepareBlock(plan, src.blocks[b], b);
+    head = PrepareLinear(src.head, plan.head, "head", &head_in);
     if (m.pooling == Pooling::kClsDistAvg) {
-      head_dist = PrepareLinear(m.head_dist, plan.head_dist, "head_dist", &head_dist_in);
+      head_dist = PrepareLinear(src.head_dist, plan.head_dist, "head_dist", &head_dist_in);
     }
     AllocateWorkspace();
-    PreparePatchEmbed(plan);
+    PreparePatchEmbed(plan, src.embed.weight);
     PrepareThreads();
-    // Drop the FP32 Linear weights: the packed codes replace them.
-    for (BlockParams& b : m.blocks) {
-      for (LinearParams* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) std::vector<float>().swap(l->weight);
-    }
-    std::vector<float>().swap(m.head.weight);
-    std::vector<float>().swap(m.head_dist.weight);
-    std::vector<float>().swap(m.embed.weight);
     Describe(plan);
   }
 
-  void PrepareBlock(const QuantPlan& plan, size_t bi) {
-    const BlockParams& mb = m.blocks[bi];
+  // mb: the source model's block (with its FP32 / dequantized weights).
+  void PrepareBlock(const QuantPlan& plan, const BlockParams& mb, size_t bi) {
     const BlockQuant& bq = plan.blocks[bi];
     const std::string pre_s = "block " + std::to_string(bi) + " ";
     BlockInt b;
@@ -432,9 +479,9 @@ struct ExecutorInt::Impl {
     }
   }
 
-  void PreparePatchEmbed(const QuantPlan& plan) {
+  void PreparePatchEmbed(const QuantPlan& plan, const std::vector<float>& weight) {
     // Dequantized weights, exactly the simulated executor's (fake-quantized) values.
-    embed_w_hat = m.embed.weight;
+    embed_w_hat = weight;
     if (!plan.patch_embed_weight.scales.empty()) {
       ADALOG_CHECK(plan.patch_embed_weight.num_channels() == D, "quantized model: patch_embed weight has ",
                    plan.patch_embed_weight.num_channels(), " per-channel parameters, expected ", D);
@@ -782,7 +829,10 @@ struct ExecutorInt::Impl {
 
 ExecutorInt::ExecutorInt(const QuantizedModel& qm, const ExecutorOptions& options,
                          const IntPathOptions& int_options)
-    : impl_(std::make_unique<Impl>(qm, options, int_options)) {}
+    : impl_(std::make_unique<Impl>(qm.model, qm.plan, options, int_options)) {}
+ExecutorInt::ExecutorInt(const VitModel& model, const QuantPlan& plan,
+                         const ExecutorOptions& options, const IntPathOptions& int_options)
+    : impl_(std::make_unique<Impl>(model, plan, options, int_options)) {}
 ExecutorInt::~ExecutorInt() = default;
 
 void ExecutorInt::Run(const float* images, int batch, float* logits) {

@@ -63,6 +63,9 @@ class ExecutorInt {
   // adalog::Error (unsupported plan, inconsistent shapes / parameters).
   ExecutorInt(const QuantizedModel& qm, const ExecutorOptions& options,
               const IntPathOptions& int_options = DefaultIntPathOptions());
+  // The same from the pair (no QuantizedModel copy needed: Session uses it on a LoadedModel).
+  ExecutorInt(const VitModel& model, const QuantPlan& plan, const ExecutorOptions& options,
+              const IntPathOptions& int_options = DefaultIntPathOptions());
   ~ExecutorInt();
   ExecutorInt(const ExecutorInt&) = delete;
   ExecutorInt& operator=(const ExecutorInt&) = delete;
