@@ -93,7 +93,7 @@ start=$(date +%s)
     summary) ;;
     *) grep -v '^#' "$SET" ;;
   esac; } |
-  xargs -P "$JOBS" -L 1 bash -c 'run_job "$@"' _
+  xargs -r -P "$JOBS" -L 1 bash -c 'run_job "$@"' _
 echo "wall time: $(($(date +%s) - start)) s for this invocation"
 
 # Summary: mean and spread (min..max) over the seeds present.
@@ -103,7 +103,9 @@ echo "wall time: $(($(date +%s) - start)) s for this invocation"
   for m in shapes digits; do
     fp=$(grep -o '"top1":[0-9.]*' "$OUT/results/$m.fp32.json" | cut -d: -f2)
     printf '| %s | FP32 | - | - | - | %.2f | 1 | 100 | - |\n' "$m" "$(echo "$fp * 100" | bc -l)"
-    for f in "$OUT"/results/$m.*.s*.json; do [[ -e $f ]] && basename "$f" | sed -E 's/\.s[0-9]+\.json$//'; done | sort -u |
+    for f in "$OUT"/results/$m.*.s*.json; do
+      if [[ -e $f ]]; then basename "$f" | sed -E 's/\.s[0-9]+\.json$//'; fi
+    done | sort -u |
     while read -r key; do
       cat "$OUT"/results/$key.s*.json | awk -v key="$key" '
         { match($0, /"top1":[0-9.]+/); t = substr($0, RSTART + 7, RLENGTH - 7) * 100
