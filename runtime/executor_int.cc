@@ -203,7 +203,8 @@ struct BlockInt {
   std::vector<float> alpha_qk;  // per head: sq * sk * attn_scale
   // Softmax / attn@V.
   bool probs_log = true;
-  std::optional<intk::LogCodeWriter> softmax_writer;
+  std::optional<intk::LogCodeWriter> softmax_writer;  // fused writer
+  std::optional<LogQuantizer> probs_encoder;          // FP32 softmax + quant's encoder
   AdaLogTables probs_tables;
   std::optional<UniformQuantizer> probs_uniform;
   std::vector<float> alpha_av;  // per head: s_p sv / D (log) or s_p sv (uniform)
@@ -242,6 +243,12 @@ IntPathOptions DefaultIntPathOptions() {
     ADALOG_CHECK(ParseLogDesign(env, &d), "ADALOG_LOG_DESIGN=", env,
                  ": expected buckets, s16 or u8");
     o.attn_design = o.fc2_design = d;
+  }
+  const char* fused = std::getenv("ADALOG_LOG_WRITERS");
+  if (fused != nullptr && *fused != '\0') {
+    ADALOG_CHECK(std::string(fused) == "fused" || std::string(fused) == "islands",
+                 "ADALOG_LOG_WRITERS=", fused, ": expected fused or islands");
+    o.fused_log_writers = std::string(fused) == "fused";
   }
   return o;
 }
@@ -403,7 +410,11 @@ struct ExecutorInt::Impl {
       if (pq.shift != 0.f) Unsupported("a shifted log quantizer", sm);
       b.probs_log = true;
       b.probs_tables = IntegerLogTables(pq.log, sm);
-      b.softmax_writer.emplace(intk::MakeLogCodeWriter(pq.log, 0.f));
+      if (io.fused_log_writers) {
+        b.softmax_writer.emplace(intk::MakeLogCodeWriter(pq.log, 0.f));
+      } else {
+        b.probs_encoder.emplace(pq.log);
+      }
       for (int h = 0; h < heads; ++h) {
         b.alpha_av.push_back(static_cast<float>(static_cast<double>(pq.log.scale) *
                                                 bq.attn.v.scales[h] / b.probs_tables.D));
@@ -421,7 +432,7 @@ struct ExecutorInt::Impl {
     if (gq.kind == ActQuant::Kind::kLog) {
       b.gelu_log = true;
       const AdaLogTables t = IntegerLogTables(gq.log, f2 + " input");
-      if (mb.gelu == GeluKind::kErf) {
+      if (mb.gelu == GeluKind::kErf && io.fused_log_writers) {
         b.gelu_writer.emplace(intk::MakeLogCodeWriter(gq.log, gq.shift));
       } else {
         b.gelu_encoder.emplace(gq.log, gq.shift, gq.shift_folded);
@@ -560,8 +571,10 @@ struct ExecutorInt::Impl {
     d << "  q@k^T: matmul1 per (image, head), " << q << "\n";
     const BlockInt& b0 = blocks[0];
     if (b0.probs_log) {
-      d << "  softmax: softmax -> " << LogKindName(plan.blocks[0].attn.probs.log.kind)
-        << " codes (logcode writer, " << WriterIsa(cap) << ")\n";
+      d << "  softmax: softmax -> " << LogKindName(plan.blocks[0].attn.probs.log.kind) << " codes ("
+        << (b0.softmax_writer ? std::string("logcode writer, ") + WriterIsa(cap)
+                              : std::string("fp32 softmax ") + fk.name + " + quant encoder")
+        << ")\n";
       d << "  attn@v: " << intk::LogDesignName(io.attn_design) << " (" << LogIsa(cap) << ")\n";
     } else {
       d << "  softmax: fp32 softmax (" << fk.name << ") + uniform encode\n";
@@ -572,7 +585,7 @@ struct ExecutorInt::Impl {
     if (b0.gelu_log) {
       d << "  gelu: gelu -> shift-" << LogKindName(plan.blocks[0].fc2.input.log.kind) << " codes ("
         << (b0.gelu_writer ? std::string("logcode writer, ") + WriterIsa(cap)
-                           : std::string("fp32 tanh gelu + quant encode"))
+                           : std::string("fp32 gelu ") + fk.name + " + quant encoder")
         << ")\n";
       d << "  fc2: " << intk::LogDesignName(io.fc2_design) << " (" << LogIsa(cap) << ")\n";
     } else {
@@ -632,7 +645,7 @@ struct ExecutorInt::Impl {
       if (b.gelu_writer) {
         intk::GeluToLogCodes(*b.gelu_writer, h, n * hn, hc, cap);
       } else {
-        fk.gelu_tanh(h, h, n * hn);
+        (mb.gelu == GeluKind::kErf ? fk.gelu_erf : fk.gelu_tanh)(h, h, n * hn);
         b.gelu_encoder->Encode(h, n * hn, hc);
       }
       intk::RunLogMatmul(b.fc2_log, hc, hn, 0, static_cast<int>(n), lin_out + r0 * D, D,
@@ -661,7 +674,12 @@ struct ExecutorInt::Impl {
                       a.scores.data(), T, &a.m1, cap);
     const int32_t zv = b.v[h].params().zero_point;
     if (b.probs_log) {
-      intk::SoftmaxToLogCodes(*b.softmax_writer, a.scores.data(), T, T, a.pcodes.data(), cap);
+      if (b.softmax_writer) {
+        intk::SoftmaxToLogCodes(*b.softmax_writer, a.scores.data(), T, T, a.pcodes.data(), cap);
+      } else {
+        fk.softmax(a.scores.data(), a.scores.data(), T, T);
+        b.probs_encoder->Encode(a.scores.data(), static_cast<int64_t>(T) * T, a.pcodes.data());
+      }
       intk::LogMatmul& av = a.av[bi];
       intk::RepackLogMatmulB(&av, vc, ld, /*transposed=*/true, zv, b.alpha_av[h]);
       intk::RunLogMatmul(av, a.pcodes.data(), T, 0, T, out, D, &a.av_scratch, cap);

@@ -49,6 +49,13 @@ struct IntPathOptions {
   // decode than kU8 at 45-60% of its speed; kBuckets is exact and slow (checking only).
   intk::LogDesign attn_design = intk::LogDesign::kS16;
   intk::LogDesign fc2_design = intk::LogDesign::kS16;
+  // Log codes of softmax / GELU: true = the fused writers (logcode_writers.h: polynomial exp/erf,
+  // codes without a float tensor); false = the FP32 island kernels (float_kernels.h) followed by
+  // quant's encoder, which gives the simulated executor's codes exactly whenever the island's
+  // input is the same. Default islands: measured faster on this CPU (DeiT-S W4A4 batch 8, 1
+  // thread: ~10% less CPU time per forward; digits eval 0.8 s vs 1.1 s) and exact against the
+  // simulated path's codes. Env ADALOG_LOG_WRITERS=fused|islands.
+  bool fused_log_writers = false;
 };
 
 // The defaults, overridden by ADALOG_LOG_DESIGN=buckets|s16|u8 (both ops) when set; an unknown

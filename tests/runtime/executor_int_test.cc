@@ -402,7 +402,8 @@ int CountBitDiffs(const std::vector<float>& got, const std::vector<float>& want,
 // sq*sk*attn_scale, 0), probs codes by the writer's scalar reference (log) or FP32 softmax +
 // encode (uniform), attn@V by the plain log GEMM reference (headroom of `design`) or an int64 dot.
 std::vector<float> AttentionRef(const BlockQuant& bq, const BlockParams& mb, const std::vector<float>& qkv,
-                                int batch, int T, intk::LogDesign design, const FloatKernels& fk) {
+                                int batch, int T, intk::LogDesign design, const FloatKernels& fk,
+                                bool fused) {
   const int D = mb.qkv.in, heads = mb.heads, hd = D / heads;
   std::vector<float> merged(size_t(batch) * T * D);
   std::vector<uint8_t> qc(size_t(T) * hd), kc(qc.size()), vt(qc.size()), pc(size_t(T) * T);
@@ -434,7 +435,13 @@ std::vector<float> AttentionRef(const BlockQuant& bq, const BlockParams& mb, con
       const ActQuant& pq = bq.attn.probs;
       if (pq.kind == ActQuant::Kind::kLog) {
         const FastLogEncoder enc(pq.log);
-        intk::ref::SoftmaxToLogCodesRef(enc, s.data(), T, T, pc.data());
+        if (fused) {
+          intk::ref::SoftmaxToLogCodesRef(enc, s.data(), T, T, pc.data());
+        } else {
+          fk.softmax(s.data(), s.data(), T, T);
+          const LogQuantizer lq(pq.log);
+          for (size_t i = 0; i < pc.size(); ++i) pc[i] = lq.Encode(s[i]);
+        }
         const AdaLogTables tab = pq.log.kind == LogKind::kLog2 ? MakeLog2Tables(pq.log.bits)
                                                                : MakeAdaLogTables(pq.log.bits, pq.log.q);
         const float a = static_cast<float>(double(pq.log.scale) * bq.attn.v.scales[h] / tab.D);
@@ -465,7 +472,7 @@ std::vector<float> AttentionRef(const BlockQuant& bq, const BlockParams& mb, con
 
 // fc2 from the observed fc1 output (GELU input).
 std::vector<float> Fc2Ref(const BlockQuant& bq, const BlockParams& mb, const std::vector<float>& h,
-                          int rows, intk::LogDesign design, const FloatKernels& fk) {
+                          int rows, intk::LogDesign design, const FloatKernels& fk, bool fused) {
   const ActQuant& gq = bq.fc2.input;
   const LinearParams& l = mb.fc2;
   if (gq.kind != ActQuant::Kind::kLog) {
@@ -475,11 +482,11 @@ std::vector<float> Fc2Ref(const BlockQuant& bq, const BlockParams& mb, const std
   }
   std::vector<uint8_t> codes(h.size());
   const FastLogEncoder enc(gq.log);
-  if (mb.gelu == GeluKind::kErf) {
+  if (mb.gelu == GeluKind::kErf && fused) {
     intk::ref::GeluToLogCodesRef(enc, gq.shift, h.data(), int64_t(h.size()), codes.data());
   } else {
     std::vector<float> g(h.size());
-    fk.gelu_tanh(h.data(), g.data(), int64_t(g.size()));
+    (mb.gelu == GeluKind::kErf ? fk.gelu_erf : fk.gelu_tanh)(h.data(), g.data(), int64_t(g.size()));
     for (size_t i = 0; i < g.size(); ++i) codes[i] = enc.Encode(g[i] + gq.shift);
   }
   const AdaLogTables tab = gq.log.kind == LogKind::kLog2 ? MakeLog2Tables(gq.log.bits)
@@ -535,12 +542,14 @@ TEST(ExecutorInt, GlueBitExactPerOpAtRandomShapes) {
                               " hd " + std::to_string(hd) + " tokens " + std::to_string(T) + " W" +
                               std::to_string(wb) + "A" + std::to_string(ab) + " plan " +
                               std::to_string(cs % 4) + " design " + intk::LogDesignName(design) +
-                              " batch " + std::to_string(batch);
+                              " batch " + std::to_string(batch) + (cs % 2 ? " fused writers" : " islands");
     SCOPED_TRACE(repro);
     const std::vector<float> images = RandomImages(m, batch, 300 + cs);
     const QuantizedModel qm = MakePlan(m, images, batch, wb, ab, kind, cs);
     IntPathOptions io;
     io.attn_design = io.fc2_design = design;
+    const bool fused = cs % 2 == 1;
+    io.fused_log_writers = fused;
     ExecutorInt ie(qm, Opts(batch, 2), io);
     Capture cap;
     ie.SetObserver(&cap);
@@ -555,14 +564,14 @@ TEST(ExecutorInt, GlueBitExactPerOpAtRandomShapes) {
       diffs += CountBitDiffs(cap.Get(TapPoint::kQkvOut, bi),
                              LinearRef(bq.qkv, mb.qkv, cap.Get(TapPoint::kQkvIn, bi), rows), "qkv");
       diffs += CountBitDiffs(cap.Get(TapPoint::kProjIn, bi),
-                             AttentionRef(bq, mb, cap.Get(TapPoint::kQkvOut, bi), batch, T, design, fk),
+                             AttentionRef(bq, mb, cap.Get(TapPoint::kQkvOut, bi), batch, T, design, fk, fused),
                              "attention");
       diffs += CountBitDiffs(cap.Get(TapPoint::kProjOut, bi),
                              LinearRef(bq.proj, mb.proj, cap.Get(TapPoint::kProjIn, bi), rows), "proj");
       diffs += CountBitDiffs(cap.Get(TapPoint::kFc1Out, bi),
                              LinearRef(bq.fc1, mb.fc1, cap.Get(TapPoint::kFc1In, bi), rows), "fc1");
       diffs += CountBitDiffs(cap.Get(TapPoint::kFc2Out, bi),
-                             Fc2Ref(bq, mb, cap.Get(TapPoint::kFc1Out, bi), rows, design, fk), "fc2");
+                             Fc2Ref(bq, mb, cap.Get(TapPoint::kFc1Out, bi), rows, design, fk, fused), "fc2");
     }
     diffs += CountBitDiffs(cap.Get(TapPoint::kHeadOut, -1),
                            LinearRef(qm.plan.head, m.head, cap.Get(TapPoint::kHeadIn, -1), batch),
