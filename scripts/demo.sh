@@ -2,7 +2,7 @@
 # The README's first command: sets up (packages + build), then quantizes the shipped digits ViT
 # with AdaLog W4A4 on its 32 calibration images and compares it with FP32: top-1 on the 500 test
 # images, logits fidelity, and latency (batch 8 and 1). About 3-5 minutes on 2 cores.
-#   scripts/demo.sh                      (ADALOG_BUILD_DIR=dir to build elsewhere)
+#   scripts/demo.sh        (ADALOG_BUILD_DIR=dir: build elsewhere; ADALOG_THREADS=n: threads, default nproc)
 # Quantized models run on the simulated (fake-quant) executor, the accuracy reference; its
 # latency is the FP32 engine's plus fake-quantization, not the integer engine's.
 set -euo pipefail
@@ -14,7 +14,7 @@ M=models/digits/digits_vit.onnx
 D=models/digits
 OUT=out/demo
 mkdir -p "$OUT"
-THREADS=$(nproc)
+THREADS=${ADALOG_THREADS:-$(nproc)}
 
 echo
 echo "== 1. the model"
@@ -22,7 +22,10 @@ echo "== 1. the model"
 
 echo
 echo "== 2. quantize: AdaLog W4A4, 32 calibration images"
-"$ADALOG" quantize "$M" --calib "$D/calib.npy" --bits W4A4 -o "$OUT/digits_w4a4.adalog" --threads "$THREADS"
+# Passive OpenMP waiting: on a shared machine, spinning threads at the search's many short
+# parallel loops cost several times the work itself (environment notes).
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} \
+  "$ADALOG" quantize "$M" --calib "$D/calib.npy" --bits W4A4 -o "$OUT/digits_w4a4.adalog" --threads "$THREADS"
 
 echo
 echo "== 3. accuracy on $D/test_x.npy"
