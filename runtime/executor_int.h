@@ -2,9 +2,10 @@
 // (u8 activation codes x s8 weights, log-code GEMMs) and FP32 float islands, and returns logits.
 // It computes the same math as the simulated executor (executor_sim.h), which is its judge:
 // activation codes are bit-identical wherever they come from the same float input through the
-// same quantizer; outputs differ only by fp32 summation order / epilogue rounding, by the
-// polynomial exp/erf of the log-code writers (a code can move across a decision boundary), and by
-// the log-code GEMM design's named approximation (int_kernels.h, "Designs").
+// same quantizer; outputs differ only by fp32 summation order / epilogue rounding (a code can
+// then move across a decision boundary downstream), by the polynomial exp/erf of the fused log-code
+// writers when selected, and by the log-code GEMM design's named approximation (int_kernels.h,
+// "Designs").
 //
 // Per op (AdaLog spec 3.2 placement, quant_plan.h):
 //   patch_embed          FP32 GEMM (oneDNN) over the dequantized weights; the image stays FP32
@@ -13,17 +14,20 @@
 //                        bias, fp32 epilogue sa*sw[n] + bias[n] (PrepareQLinear / RunQLinear)
 //   q@k^T                per (image, head): q, k encoded per head straight from the qkv output
 //                        rows; Matmul1Head with alpha = sq*sk*attn_scale
-//   softmax              log probs: SoftmaxToLogCodes (AdaLog / Log2 codes, no float probs);
+//   softmax              log probs: FP32 softmax + quant's LogQuantizer::Encode (default), or the
+//                        fused SoftmaxToLogCodes writer (IntPathOptions::fused_log_writers);
 //                        uniform probs: FP32 softmax + Encode
 //   attn@V               log probs: LogMatmul (B = this head's v codes, repacked per (image, head));
 //                        uniform probs: Matmul1Head(P codes, v^T codes)
-//   GELU -> fc2          log: GeluToLogCodes (erf GELU; tanh GELU: FP32 GELU + quant's encode) ->
-//                        LogMatmul over fc2's weight codes, bias = bias' (the GELU shift folded:
+//   GELU -> fc2          log: FP32 GELU + quant's ShiftLogQuantizer::Encode (default), or the fused
+//                        GeluToLogCodes writer (erf GELU) -> LogMatmul over fc2's weight codes,
+//                        bias = bias' (the GELU shift folded:
 //                        by calibration when shift_folded, else here at prepare);
 //                        uniform: FP32 GELU + Encode -> qgemm
 //   LayerNorm, residual adds, tokens, pooling: FP32 (float_kernels.h)
 // Not supported (Prepare throws adalog::Error "integer path does not support <quantizer> for
-// <op>; use --simulate"): log-sqrt2 (no integer decode table), twin uniform, symmetric or
+// <op>; use --simulate"; Session then falls back to the simulated executor): log-sqrt2 (no
+// integer decode table), twin uniform, symmetric or
 // missing (FP32) activation quantizers, missing weight quantizers, K > 4096.
 //
 // Prepare (the constructor) validates, packs every weight and allocates the whole workspace for
