@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(build-essential cmake pkg-config
+PKGS=(build-essential cmake pkg-config bc
       libdnnl-dev ocl-icd-opencl-dev libeigen3-dev
       libonnx-dev libprotobuf-dev protobuf-compiler
       libgtest-dev libbenchmark-dev libstb-dev
