@@ -116,17 +116,39 @@ void ShiftLogActOut::Recompute(State* st, float scale, int q) {
   const ShiftLogQuantizer enc(LogParams{kind_, bits_, scale, q}, shift_, false);
   const std::vector<float>& lv = enc.base().levels();
   st->A.resize(static_cast<size_t>(T_) * N_);
+  st->ge = Bounds(scale, q);
+  // Codes without a per-element encode: code(x) >= c  <=>  sorted position < ge[c]  <=>
+  // x < xs[ge[c]] (equal values share a code, so a boundary never splits them; +-0 compare
+  // equal as they encode equally). ge[c] == n: every element has code >= c.
+  const int64_t n = T_ * K_;
+  const int32_t zc = LogZeroCode(bits_);
+  int32_t always = 0;
+  std::vector<float> thr;
+  for (int32_t c = 1; c <= zc; ++c) {
+    const int64_t g = st->ge[static_cast<size_t>(c)];
+    if (g == n) {
+      always = c;
+    } else {
+      thr.push_back(xs_[static_cast<size_t>(g)]);
+    }
+  }
   const int64_t nblk = (T_ + kGemmRows - 1) / kGemmRows;
   const int K = K_, N = N_;
 #pragma omp parallel
   {
-    std::vector<LogCode> codes(static_cast<size_t>(kGemmRows) * K);
+    std::vector<int32_t> code(static_cast<size_t>(K));
     std::vector<float> lx(static_cast<size_t>(kGemmRows) * K), out(static_cast<size_t>(kGemmRows) * N);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < nblk; ++blk) {
       const int64_t t0 = blk * kGemmRows, rows = std::min(kGemmRows, T_ - t0);
-      enc.Encode(x_ + t0 * K, rows * K, codes.data());
-      for (int64_t j = 0; j < rows * K; ++j) lx[static_cast<size_t>(j)] = lv[codes[static_cast<size_t>(j)]];
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x_ + (t0 + r) * K;
+        std::fill(code.begin(), code.end(), always);
+        for (float th : thr)
+          for (int k = 0; k < K; ++k) code[static_cast<size_t>(k)] += xr[k] < th ? 1 : 0;
+        float* l = lx.data() + r * K;
+        for (int k = 0; k < K; ++k) l[k] = lv[static_cast<size_t>(code[static_cast<size_t>(k)])];
+      }
       const dnnl_status_t s = dnnl_sgemm('N', 'T', rows, N, K, 1.0f, lx.data(), K, wq_.data(), K,
                                          0.0f, out.data(), N);
       ADALOG_CHECK(s == dnnl_success, "A-out (log): oneDNN sgemm failed");
@@ -136,7 +158,6 @@ void ShiftLogActOut::Recompute(State* st, float scale, int q) {
   }
   st->q = q;
   st->scale = scale;
-  st->ge = Bounds(scale, q);
 }
 
 void ShiftLogActOut::Move(State* st, const std::vector<int64_t>& ge_new, int q) {

@@ -328,6 +328,46 @@ TEST(Objectives, MatmulPerHeadEqualsPlain) {
 }
 
 
+// With an identity weight every element's code shows in the error: the from-scratch codes
+// (thresholds from the sorted order) and the incremental ones must equal the quantizer's Encode,
+// including duplicates, +-0, -shift and values on both sides of code boundaries.
+TEST(Objectives, ShiftLogActOutCodesExactOnSmallInputs) {
+  const int T = 30, K = 4, N = 4;
+  std::mt19937_64 rng(41);
+  std::vector<float> x = plain::RandomVec(rng, static_cast<size_t>(T) * K, -0.17f, 3.0f);
+  x[0] = 0.0f;
+  x[1] = -0.0f;
+  x[2] = -kGeluShift;
+  x[3] = x[4] = x[5];
+  x[6] = 2.0f - kGeluShift;  // x + d = s: code 0 boundary for s = 2
+  x[7] = std::nextafter(x[6], 0.0f);
+  x[8] = std::nextafter(x[6], 4.0f);
+  std::vector<float> w(static_cast<size_t>(N) * K, 0.0f), b(N, 0.0f);
+  for (int i = 0; i < K; ++i) w[static_cast<size_t>(i) * K + i] = 1.0f;
+  const std::vector<float> y = plain::Linear(x, w, b, T, K, N);
+  LogCandidates c;
+  for (int q : {37, 12, 100})
+    for (float sc : {2.0f, 2.0001f, 1.7f, 2.6f, 0.5f, 3.0f}) {
+      c.scales.push_back(sc);
+      c.qs.push_back(q);
+    }
+  std::vector<double> want;
+  for (size_t i = 0; i < c.qs.size(); ++i) {
+    const ShiftLogQuantizer q(LogParams{LogKind::kAdaLog, 4, c.scales[i], c.qs[i]}, kGeluShift, false);
+    std::vector<float> xq(x.size());
+    for (size_t j = 0; j < xq.size(); ++j) xq[j] = q.FakeQuant(x[j]);
+    want.push_back(plain::OutErr(xq, w, b, y, T, K, N, -1));
+  }
+  for (double frac : {0.0, 1.0}) {
+    ShiftLogActOut obj(x.data(), T, K, y.data(), b.data(), N, LogKind::kAdaLog, 4, kGeluShift);
+    obj.set_max_changed_fraction(frac);
+    obj.SetWeight(w.data());
+    std::vector<double> got;
+    obj.Eval(c, &got);
+    ExpectClose(got, want, 1e-6);
+  }
+}
+
 // The dispatched axpy kernels are bit-identical to the reference (no fused multiply-add).
 TEST(Objectives, AxpyKernelsBitIdentical) {
   std::mt19937_64 rng(3);
@@ -396,6 +436,17 @@ TEST(Objectives, DISABLED_TimingFc2LogActOut) {
       true);
   std::printf("AdaLog joint FPCS: s %g q %d, cpu %.2f s\n", a.scale, a.q,
               static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
+  // One W-out FPCS of fc2's weight at the chosen input quantizer.
+  std::clock_t c1 = std::clock();
+  const ShiftLogQuantizer lq(LogParams{LogKind::kAdaLog, 4, a.scale, a.q}, kGeluShift, false);
+  std::vector<float> xq(x.size());
+  lq.FakeQuant(x.data(), static_cast<int64_t>(x.size()), xq.data());
+  const WeightOutObjective wout(xq.data(), T, K, y.data(), b.data(), N);
+  std::printf("W-out G and c build: cpu %.2f s\n", static_cast<double>(std::clock() - c1) / CLOCKS_PER_SEC);
+  c1 = std::clock();
+  const UniformGrid wg = LinearWeightGrid(w.data(), N, K, 4);
+  SearchUniform(wg, [&](const UniformCandidates& c, std::vector<double>* e) { wout.Eval(w.data(), c, e); }, {});
+  std::printf("W-out FPCS: cpu %.2f s\n", static_cast<double>(std::clock() - c1) / CLOCKS_PER_SEC);
 }
 
 }  // namespace
