@@ -556,6 +556,7 @@ int RunEval(const ParsedArgs& args) {
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<float> logits;
   std::vector<int64_t> labels;
+  std::string executor_kind;
   int64_t n = 0;
   if (o.data_is_npy) {
     NpyDataset d = ReadNpyDataset(o.data, o.labels, classes);
@@ -568,6 +569,7 @@ int RunEval(const ParsedArgs& args) {
     so.num_threads = o.threads;
     so.simulate = o.simulate;
     Session session(loaded, so);
+    executor_kind = session.executor_kind();
     logits.resize(static_cast<size_t>(n) * classes);
     RunAll(session, d.images.data.data(), d.images.shape, n, logits.data());
     labels.assign(d.labels.begin(), d.labels.begin() + n);
@@ -589,6 +591,7 @@ int RunEval(const ParsedArgs& args) {
     so.num_threads = o.threads;
     so.simulate = o.simulate;
     Session session(loaded, so);
+    executor_kind = session.executor_kind();
     const std::vector<int64_t> shape = session.input_shape(session.max_batch());
     const int64_t per = PerImage(shape);
     std::vector<float> images(static_cast<size_t>(session.max_batch()) * per);
@@ -605,7 +608,7 @@ int RunEval(const ParsedArgs& args) {
   const int64_t top5 = CountTopKCorrect(logits.data(), n, classes, labels.data(), std::min(5, classes));
   LogitsFidelity fid;
   if (!o.reference_logits.empty()) fid = CompareLogits(logits, n, classes, o.reference_logits);
-  const char* executor = loaded->format == ModelFormat::kOnnx ? "fp32" : "sim";
+  const char* executor = executor_kind.c_str();
   if (o.json) {
     std::string ref;
     if (!o.reference_logits.empty()) {
@@ -661,7 +664,7 @@ int RunBench(const ParsedArgs& args) {
   const double p90 = s[std::min(n - 1, (9 * n + 9) / 10 - 1)];
   double mean = 0;
   for (double v : ms) mean += v / n;
-  const char* format = session.simulated() ? "sim" : "fp32";
+  const char* format = session.executor_kind();
   if (o.json) {
     std::printf("{\"peer\":\"adalog\",\"engine\":\"adalog-%s\",\"model\":\"%s\",\"batch\":%d,\"threads\":%d,"
                 "\"median_ms\":%.3f,\"p90_ms\":%.3f,\"min_ms\":%.3f,\"mean_ms\":%.3f,\"images_per_s\":%.3f,"

@@ -77,7 +77,7 @@ run_job() {  # model bits softmax gelu seed flags
   fi
   t1=$(date +%s.%N)
   local e
-  e=$("$ADALOG" eval "$q" --data models/$m/test_x.npy --labels models/$m/test_y.npy --json --threads 1 \
+  e=$("$ADALOG" eval "$q" --simulate --data models/$m/test_x.npy --labels models/$m/test_y.npy --json --threads 1 \
       --reference-logits "$OUT/fp32_$m.npy")
   echo "${e%\}},\"quantize_seconds\":$(echo "$t1 - $t0" | bc)}" >"$res.part" && mv "$res.part" "$res"
   rm -f "$q"

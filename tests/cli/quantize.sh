@@ -84,11 +84,11 @@ for bits in W8A8 W4A4; do
     if ! echo "$out" | "$PY" -c '
 import json, sys
 r = json.loads(sys.stdin.read()); bits = sys.argv[1]
-assert r["executor"] == "sim", r
+assert r["executor"] == ("sim" if sys.argv[2] == "--simulate" else r["executor"]) and r["executor"] in ("sim", "int"), r
 lo = 0.99 if bits == "W8A8" else 0.5
 assert lo <= r["ref_cosine"] <= 1.0 + 1e-6, r
 if bits == "W8A8": assert r["top1"] >= 0.8, r
-' $bits; then
+' $bits "$sim"; then
       bad "eval $bits $sim: $out $(cat "$TMP/e.err")"
     else
       ok
