@@ -144,8 +144,11 @@ void ShiftLogActOut::Recompute(State* st, float scale, int q) {
       for (int64_t r = 0; r < rows; ++r) {
         const float* xr = x_ + (t0 + r) * K;
         std::fill(code.begin(), code.end(), always);
-        for (float th : thr)
-          for (int k = 0; k < K; ++k) code[static_cast<size_t>(k)] += xr[k] < th ? 1 : 0;
+        int32_t* cd = code.data();
+        for (float th : thr) {
+#pragma omp simd
+          for (int k = 0; k < K; ++k) cd[k] += xr[k] < th ? 1 : 0;
+        }
         float* l = lx.data() + r * K;
         for (int k = 0; k < K; ++k) l[k] = lv[static_cast<size_t>(code[static_cast<size_t>(k)])];
       }
