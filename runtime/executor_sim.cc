@@ -96,11 +96,13 @@ void FakeQuantWeight(const UniformPerChannel& q, int out, int in, std::vector<fl
 // The rewriter: fake-quantizes the input of every quantized op at its tap.
 class SimRewriter : public Fp32Rewriter {
  public:
-  SimRewriter(const QuantPlan& plan, const VitModel& m) {
+  SimRewriter(const QuantPlan& plan, const VitModel& m) : blocks_(plan.blocks.size()) {
+    // Blocks are filled in place: moving a Block (std::optional members) trips GCC 12's
+    // -Wmaybe-uninitialized false positive.
     for (size_t b = 0; b < plan.blocks.size(); ++b) {
       const BlockQuant& bq = plan.blocks[b];
       const int heads = m.blocks[b].heads;
-      Block blk;
+      Block& blk = blocks_[b];
       blk.qkv = ActFq(bq.qkv.input);
       blk.proj = ActFq(bq.proj.input);
       blk.fc1 = ActFq(bq.fc1.input);
@@ -109,7 +111,6 @@ class SimRewriter : public Fp32Rewriter {
       blk.q = HeadQuantizers(bq.attn.q, heads, "q", b);
       blk.k = HeadQuantizers(bq.attn.k, heads, "k", b);
       blk.v = HeadQuantizers(bq.attn.v, heads, "v", b);
-      blocks_.push_back(std::move(blk));
     }
     head_ = ActFq(plan.head.input);
     if (m.pooling == Pooling::kClsDistAvg) head_dist_ = ActFq(plan.head_dist.input);
