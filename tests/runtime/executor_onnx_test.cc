@@ -1,5 +1,6 @@
-// End to end: every committed tiny ONNX model (models/tiny) through LoadModel + Session, against the
-// PyTorch logits stored beside it and against the plain reference forward.
+// End to end: every committed ONNX model (models/tiny, and the trained models/digits and
+// models/shapes) through LoadModel + Session, against the PyTorch logits stored beside it (max
+// error <= 1e-4 of the logits' scale, identical top-1) and against the plain reference forward.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,10 +24,12 @@ float MaxAbs(const std::vector<float>& v) {
   return m;
 }
 
-TEST(ExecutorOnnxTest, TinyModelsMatchPyTorchAndReference) {
-  const fs::path dir = fs::path(ADALOG_SOURCE_DIR) / "models" / "tiny";
-  if (!fs::is_directory(dir)) GTEST_SKIP() << dir << " not present";
-  int checked = 0;
+int ArgMax(const float* v, int n) { return static_cast<int>(std::max_element(v, v + n) - v); }
+
+// Checks every NAME.onnx in `dir` that has NAME.input.npy / NAME.output.npy; counts them in
+// *checked (an out-parameter, so gtest's ASSERT_* can be used here).
+void CheckModelsIn(const fs::path& dir, int* checked) {
+  *checked = 0;
   for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
     if (e.path().extension() != ".onnx") continue;
     const std::string stem = (dir / e.path().stem()).string();
@@ -53,9 +56,33 @@ TEST(ExecutorOnnxTest, TinyModelsMatchPyTorchAndReference) {
     }
     EXPECT_LE(diff_ref, 1e-4f * scale) << "vs plain reference";
     EXPECT_LE(diff_torch, 1e-4f * scale) << "vs PyTorch logits";
-    ++checked;
+    const int classes = s.num_classes();
+    for (int b = 0; b < batch; ++b) {
+      EXPECT_EQ(ArgMax(got.data() + b * classes, classes),
+                ArgMax(want.data.data() + b * classes, classes))
+          << "top-1 differs from PyTorch for image " << b;
+    }
+    ++*checked;
   }
-  EXPECT_GT(checked, 0) << "no tiny models with input/output .npy found in " << dir;
+}
+
+TEST(ExecutorOnnxTest, TinyModelsMatchPyTorchAndReference) {
+  const fs::path dir = fs::path(ADALOG_SOURCE_DIR) / "models" / "tiny";
+  ASSERT_TRUE(fs::is_directory(dir)) << dir;
+  int checked = 0;
+  CheckModelsIn(dir, &checked);
+  EXPECT_GE(checked, 10) << "tiny models with input/output .npy in " << dir;
+}
+
+TEST(ExecutorOnnxTest, TrainedModelsMatchPyTorchAndReference) {
+  for (const char* name : {"digits", "shapes"}) {
+    const fs::path dir = fs::path(ADALOG_SOURCE_DIR) / "models" / name;
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(fs::is_directory(dir)) << dir;
+    int checked = 0;
+    CheckModelsIn(dir, &checked);
+    EXPECT_EQ(checked, 1) << "trained model with input/output .npy in " << dir;
+  }
 }
 
 }  // namespace
