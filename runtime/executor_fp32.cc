@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "quant/error.h"
+#include "runtime/executor_common.h"
 #include "runtime/kernels/float_kernels.h"
 
 namespace adalog {
@@ -26,31 +27,13 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 using Dt = memory::data_type;
 
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
+using exec::FreeDeleter;
+using exec::ScopedOmpThreads;
 
 // Rounds a float count up to a whole number of 64-byte lines.
 size_t AlignFloats(size_t n) { return (n + 15) & ~size_t{15}; }
 
-void* AlignedAlloc(size_t bytes) {
-  bytes = std::max<size_t>(64, (bytes + 63) & ~size_t{63});
-  void* p = std::aligned_alloc(64, bytes);
-  ADALOG_CHECK(p != nullptr, "executor: out of memory allocating ", bytes, " bytes");
-  return p;
-}
-
-// Sets the calling thread's OpenMP team size (which oneDNN's OpenMP runtime follows) for a scope.
-class ScopedOmpThreads {
- public:
-  explicit ScopedOmpThreads(int n) : prev_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~ScopedOmpThreads() { omp_set_num_threads(prev_); }
-  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
-  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
-
- private:
-  int prev_;
-};
+void* AlignedAlloc(size_t bytes) { return exec::AlignedAlloc(bytes, "executor"); }
 
 // Calls f(begin, end) on contiguous, disjoint row ranges, one per thread. Each row's result is
 // computed by exactly one call, so results do not depend on the thread count.

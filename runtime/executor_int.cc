@@ -20,6 +20,7 @@
 #include "quant/error.h"
 #include "quant/log_quantizers.h"
 #include "quant/uniform.h"
+#include "runtime/executor_common.h"
 #include "runtime/kernels/float_kernels.h"
 #include "runtime/kernels/int/logcode_writers.h"
 
@@ -30,29 +31,12 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 using Dt = memory::data_type;
 
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
+using exec::FreeDeleter;
+using exec::ScopedOmpThreads;
 
-void* AlignedAlloc(size_t bytes) {
-  bytes = std::max<size_t>(64, (bytes + 63) & ~size_t{63});
-  void* p = std::aligned_alloc(64, bytes);
-  ADALOG_CHECK(p != nullptr, "integer executor: out of memory allocating ", bytes, " bytes");
-  return p;
-}
+void* AlignedAlloc(size_t bytes) { return exec::AlignedAlloc(bytes, "integer executor"); }
 
 size_t Align64(size_t bytes) { return (bytes + 63) & ~size_t{63}; }
-
-class ScopedOmpThreads {
- public:
-  explicit ScopedOmpThreads(int n) : prev_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~ScopedOmpThreads() { omp_set_num_threads(prev_); }
-  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
-  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
-
- private:
-  int prev_;
-};
 
 // Splits [0, n) into exactly `chunks` contiguous pieces (piece c = [n c / chunks, n (c+1) / chunks),
 // at most ceil(n / chunks) items) and calls f(thread, begin, end) for each non-empty piece, on up
