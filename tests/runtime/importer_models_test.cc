@@ -16,7 +16,7 @@
 #include "quant/error.h"
 #include "runtime/graph.h"
 #include "runtime/onnx_importer.h"
-#include "tests/util/npy_test_io.h"
+#include "runtime/data/npy.h"
 #include "tests/util/vit_reference_forward.h"
 
 namespace adalog {
@@ -197,8 +197,8 @@ TEST_P(ImporterTinyModel, StructureMatchesManifest) {
 void ExpectMatchesPyTorch(const std::string& onnx, const std::string& input_npy,
                           const std::string& output_npy) {
   const VitModel m = ImportOnnxVit(onnx);
-  const auto in = test::ReadNpyF32ForTest(input_npy);
-  const auto want = test::ReadNpyF32ForTest(output_npy);
+  const auto in = ReadNpyFloat32(input_npy);
+  const auto want = ReadNpyFloat32(output_npy);
   ASSERT_EQ(in.shape.size(), 4u);
   const int batch = static_cast<int>(in.shape[0]);
   ASSERT_EQ(want.shape, (std::vector<int64_t>{batch, m.num_classes()}));
