@@ -1,14 +1,18 @@
-// Prepare-time helpers shared by the executors: 64-byte aligned workspace allocation and a scoped
-// OpenMP team size (which oneDNN's OpenMP runtime follows).
+// Helpers shared by the executors: 64-byte aligned workspace allocation, a scoped OpenMP team
+// size (which oneDNN's OpenMP runtime follows), and the token assembly after the patch embedding.
 #pragma once
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include "quant/error.h"
+#include "runtime/kernels/float_kernels.h"
+#include "runtime/vit_model.h"
 
 namespace adalog::exec {
 
@@ -36,5 +40,31 @@ class ScopedOmpThreads {
  private:
   int prev_;
 };
+
+// Rows [r0, r1) of the residual stream x [batch*T][D]: prefix tokens (cls, then dist), then the
+// patch embeddings embed_out [batch*P][D], plus the position embedding where the model adds it.
+inline void AssembleTokenRows(const VitModel& m, const FloatKernels& fk, const float* embed_out,
+                              float* x, int64_t r0, int64_t r1) {
+  const int D = m.dim, T = m.num_tokens(), P = m.embed.num_patches();
+  const int pre = m.num_prefix_tokens();
+  const bool has_pos = !m.pos_embed.empty();
+  const int pos_first = m.pos_mode == PosEmbedMode::kAfterPrefix ? 0 : pre;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t img = r / T;
+    const int t = static_cast<int>(r % T);
+    float* dst = x + r * D;
+    const float* src;
+    if (t < pre) {
+      src = (t == 0 && m.has_cls_token) ? m.cls_token.data() : m.dist_token.data();
+    } else {
+      src = embed_out + (img * P + (t - pre)) * D;
+    }
+    if (has_pos && t >= pos_first) {
+      fk.add(src, m.pos_embed.data() + static_cast<int64_t>(t - pos_first) * D, dst, D);
+    } else {
+      std::memcpy(dst, src, sizeof(float) * D);
+    }
+  }
+}
 
 }  // namespace adalog::exec

@@ -408,25 +408,8 @@ struct ExecutorFp32::Impl {
     Exec(plan.embed);
     if (observer) Observe(TapPoint::kPatchEmbedOut, -1, batch, embed_out, batch * P, D);
     // Tokens: prefix tokens, patch tokens, position embedding.
-    const bool has_pos = !m.pos_embed.empty();
-    const int pos_first = m.pos_mode == PosEmbedMode::kAfterPrefix ? 0 : pre;
     ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        const int64_t img = r / T;
-        const int t = static_cast<int>(r % T);
-        float* dst = x + r * D;
-        const float* src;
-        if (t < pre) {
-          src = (t == 0 && m.has_cls_token) ? m.cls_token.data() : m.dist_token.data();
-        } else {
-          src = embed_out + (img * P + (t - pre)) * D;
-        }
-        if (has_pos && t >= pos_first) {
-          fk.add(src, m.pos_embed.data() + static_cast<int64_t>(t - pos_first) * D, dst, D);
-        } else {
-          std::memcpy(dst, src, sizeof(float) * D);
-        }
-      }
+      exec::AssembleTokenRows(m, fk, embed_out, x, b, e);
     });
     const int bh = batch * heads;
     for (size_t bi = 0; bi < m.blocks.size(); ++bi) {

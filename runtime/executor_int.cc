@@ -707,25 +707,8 @@ struct ExecutorInt::Impl {
     }
     strm.wait();
     // Tokens, position embedding, then block 0's LN1 -> qkv.
-    const bool has_pos = !m.pos_embed.empty();
-    const int pos_first = m.pos_mode == PosEmbedMode::kAfterPrefix ? 0 : pre;
     ParallelChunks(rows, threads, [&](int, int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        const int64_t img = r / T;
-        const int t = static_cast<int>(r % T);
-        float* dst = x + r * D;
-        const float* src;
-        if (t < pre) {
-          src = (t == 0 && m.has_cls_token) ? m.cls_token.data() : m.dist_token.data();
-        } else {
-          src = embed_out + (img * P + (t - pre)) * D;
-        }
-        if (has_pos && t >= pos_first) {
-          fk.add(src, m.pos_embed.data() + static_cast<int64_t>(t - pos_first) * D, dst, D);
-        } else {
-          std::memcpy(dst, src, sizeof(float) * D);
-        }
-      }
+      exec::AssembleTokenRows(m, fk, embed_out, x, b, e);
       if (!observer) QkvRows(blocks[0], m.blocks[0], b, e);
     });
     if (observer) {
