@@ -67,4 +67,30 @@ inline void AssembleTokenRows(const VitModel& m, const FloatKernels& fk, const f
   }
 }
 
+// Mean pooling over patch tokens for images [img0, img1): pooled[img] = mean_{t >= prefix} ln[img*T + t].
+inline void MeanPoolPatchRows(const VitModel& m, const FloatKernels& fk, const float* ln,
+                              float* pooled, int64_t img0, int64_t img1) {
+  const int D = m.dim, T = m.num_tokens(), pre = m.num_prefix_tokens();
+  const float inv = 1.f / static_cast<float>(m.embed.num_patches());
+  for (int64_t img = img0; img < img1; ++img) {
+    float* dst = pooled + img * D;
+    std::memcpy(dst, ln + (img * T + pre) * D, sizeof(float) * D);
+    for (int t = pre + 1; t < T; ++t) fk.add(dst, ln + (img * T + t) * D, dst, D);
+    for (int i = 0; i < D; ++i) dst[i] *= inv;
+  }
+}
+
+// Token pick before the final norm: pooled[img] = x[img*T + 0]; for distilled models also
+// pooled_dist[img] = x[img*T + 1].
+inline void GatherPrefixRows(const VitModel& m, const float* x, int batch, float* pooled,
+                             float* pooled_dist) {
+  const int64_t D = m.dim, T = m.num_tokens();
+  for (int64_t img = 0; img < batch; ++img) {
+    std::memcpy(pooled + img * D, x + img * T * D, sizeof(float) * D);
+    if (m.pooling == Pooling::kClsDistAvg) {
+      std::memcpy(pooled_dist + img * D, x + (img * T + 1) * D, sizeof(float) * D);
+    }
+  }
+}
+
 }  // namespace adalog::exec

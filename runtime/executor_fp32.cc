@@ -485,24 +485,11 @@ struct ExecutorFp32::Impl {
     // Final norm and pooling.
     if (m.pooling == Pooling::kMeanPatches) {
       LayerNormRows(x, ln, rows, m.norm);
-      const float inv = 1.f / static_cast<float>(P);
       ParallelRows(batch, threads, [&](int64_t b, int64_t e) {
-        for (int64_t img = b; img < e; ++img) {
-          float* dst = pooled + img * D;
-          std::memcpy(dst, ln + (img * T + pre) * D, sizeof(float) * D);
-          for (int t = pre + 1; t < T; ++t) fk.add(dst, ln + (img * T + t) * D, dst, D);
-          for (int i = 0; i < D; ++i) dst[i] *= inv;
-        }
+        exec::MeanPoolPatchRows(m, fk, ln, pooled, b, e);
       });
     } else {
-      for (int img = 0; img < batch; ++img) {
-        std::memcpy(pooled + static_cast<int64_t>(img) * D, x + static_cast<int64_t>(img) * T * D,
-                    sizeof(float) * D);
-        if (m.pooling == Pooling::kClsDistAvg) {
-          std::memcpy(pooled_dist + static_cast<int64_t>(img) * D,
-                      x + (static_cast<int64_t>(img) * T + 1) * D, sizeof(float) * D);
-        }
-      }
+      exec::GatherPrefixRows(m, x, batch, pooled, pooled_dist);
       LayerNormRows(pooled, pooled, batch, m.norm);
       if (m.pooling == Pooling::kClsDistAvg) LayerNormRows(pooled_dist, pooled_dist, batch, m.norm);
     }

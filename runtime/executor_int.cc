@@ -759,22 +759,9 @@ struct ExecutorInt::Impl {
         fk.layer_norm(x + b * D, ln + b * D, e - b, D, m.norm.gamma.data(), m.norm.beta.data(),
                       m.norm.eps);
       });
-      const float inv = 1.f / static_cast<float>(P);
-      for (int64_t img = 0; img < batch; ++img) {
-        float* dst = pooled + img * D;
-        std::memcpy(dst, ln + (img * T + pre) * D, sizeof(float) * D);
-        for (int t = pre + 1; t < T; ++t) fk.add(dst, ln + (img * T + t) * D, dst, D);
-        for (int i = 0; i < D; ++i) dst[i] *= inv;
-      }
+      exec::MeanPoolPatchRows(m, fk, ln, pooled, 0, batch);
     } else {
-      for (int img = 0; img < batch; ++img) {
-        std::memcpy(pooled + static_cast<int64_t>(img) * D, x + static_cast<int64_t>(img) * T * D,
-                    sizeof(float) * D);
-        if (m.pooling == Pooling::kClsDistAvg) {
-          std::memcpy(pooled_dist + static_cast<int64_t>(img) * D,
-                      x + (static_cast<int64_t>(img) * T + 1) * D, sizeof(float) * D);
-        }
-      }
+      exec::GatherPrefixRows(m, x, batch, pooled, pooled_dist);
       fk.layer_norm(pooled, pooled, batch, D, m.norm.gamma.data(), m.norm.beta.data(), m.norm.eps);
       if (m.pooling == Pooling::kClsDistAvg) {
         fk.layer_norm(pooled_dist, pooled_dist, batch, D, m.norm.gamma.data(), m.norm.beta.data(),
