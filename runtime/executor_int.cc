@@ -22,6 +22,7 @@
 #include "quant/uniform.h"
 #include "runtime/executor_common.h"
 #include "runtime/kernels/float_kernels.h"
+#include "runtime/kernels/int/code_encoders.h"
 #include "runtime/kernels/int/logcode_writers.h"
 
 namespace adalog {
@@ -74,22 +75,23 @@ std::string ActName(const ActQuant& a) {
 }
 
 // The uniform per-tensor input quantizer of a u8 GEMM operand.
-UniformQuantizer UniformInput(const ActQuant& a, const std::string& op) {
+intk::VectorUniformEncoder UniformInput(const ActQuant& a, const std::string& op, IsaLevel cap) {
   if (a.kind != ActQuant::Kind::kUniform || a.uniform.params.mode != UniformMode::kAsymmetric) {
     Unsupported(ActName(a), op);
   }
-  return UniformQuantizer(a.uniform.params);
+  return intk::VectorUniformEncoder(UniformQuantizer(a.uniform.params), cap);
 }
 
 // Per-head asymmetric uniform quantizers (q / k / v).
-std::vector<UniformQuantizer> HeadInputs(const UniformPerHead& q, int heads, const std::string& op) {
+std::vector<intk::VectorUniformEncoder> HeadInputs(const UniformPerHead& q, int heads,
+                                                   const std::string& op, IsaLevel cap) {
   if (q.scales.empty()) Unsupported("an unquantized (FP32) input", op);
   q.Validate();
   if (q.mode != UniformMode::kAsymmetric) Unsupported("symmetric uniform", op);
   ADALOG_CHECK(q.num_heads() == heads, "quantized model: ", op, " has ", q.num_heads(),
                " per-head parameters, the model has ", heads, " heads");
-  std::vector<UniformQuantizer> out;
-  for (int h = 0; h < heads; ++h) out.emplace_back(q.head(h));
+  std::vector<intk::VectorUniformEncoder> out;
+  for (int h = 0; h < heads; ++h) out.emplace_back(UniformQuantizer(q.head(h)), cap);
   return out;
 }
 
@@ -141,8 +143,8 @@ WeightCodes EncodeWeight(const UniformPerChannel& q, const std::vector<float>& w
 }
 
 intk::QLinear PrepareLinear(const LinearParams& l, const LinearQuant& lq, const std::string& op,
-                            std::optional<UniformQuantizer>* input) {
-  input->emplace(UniformInput(lq.input, op + " input"));
+                            std::optional<intk::VectorUniformEncoder>* input, IsaLevel cap) {
+  input->emplace(UniformInput(lq.input, op + " input", cap));
   const WeightCodes wc = EncodeWeight(lq.weight, l.weight, l.out, l.in, op);
   const UniformParams& a = lq.input.uniform.params;
   ADALOG_CHECK(l.in <= intk::kMaxK, "integer path: ", op, " has K = ", l.in, " > ", intk::kMaxK);
@@ -181,21 +183,22 @@ void MergeScratch(const intk::LogScratch& src, intk::LogScratch* dst) {
 }
 
 struct BlockInt {
-  std::optional<UniformQuantizer> qkv_in, proj_in, fc1_in, fc2_in;
+  // Float -> code encoders: quant's codes bit for bit (runtime/kernels/int/code_encoders.h).
+  std::optional<intk::VectorUniformEncoder> qkv_in, proj_in, fc1_in, fc2_in;
   intk::QLinear qkv, proj, fc1, fc2_uniform;
-  std::vector<UniformQuantizer> q, k, v;
+  std::vector<intk::VectorUniformEncoder> q, k, v;
   std::vector<float> alpha_qk;  // per head: sq * sk * attn_scale
   // Softmax / attn@V.
   bool probs_log = true;
   std::optional<intk::LogCodeWriter> softmax_writer;  // fused writer
-  std::optional<LogQuantizer> probs_encoder;          // FP32 softmax + quant's encoder
+  std::optional<intk::ThresholdLogEncoder> probs_encoder;  // FP32 softmax + quant's codes
   AdaLogTables probs_tables;
-  std::optional<UniformQuantizer> probs_uniform;
+  std::optional<intk::VectorUniformEncoder> probs_uniform;
   std::vector<float> alpha_av;  // per head: s_p sv / D (log) or s_p sv (uniform)
   // GELU / fc2.
   bool gelu_log = true;
   std::optional<intk::LogCodeWriter> gelu_writer;    // erf GELU
-  std::optional<ShiftLogQuantizer> gelu_encoder;     // tanh GELU (FP32 GELU + quant's encode)
+  std::optional<intk::ThresholdLogEncoder> gelu_encoder;  // FP32 GELU + quant's shift codes
   intk::LogMatmul fc2_log;
 };
 
@@ -302,7 +305,7 @@ struct ExecutorInt::Impl {
   int D, T, P, pre, heads, hd, F, C, ps, H, W, classes, patch_k;
 
   std::vector<BlockInt> blocks;
-  std::optional<UniformQuantizer> head_in, head_dist_in;
+  std::optional<intk::VectorUniformEncoder> head_in, head_dist_in;
   intk::QLinear head, head_dist;
 
   // Patch embedding: oneDNN f32 matmul for one image (M = P), run once per image.
@@ -363,9 +366,9 @@ struct ExecutorInt::Impl {
     ADALOG_CHECK(T <= intk::kMaxSoftmaxRow && T <= intk::kMaxK, "integer path: ", T,
                  " tokens exceed the kernels' limit ", intk::kMaxK);
     for (size_t b = 0; b < m.blocks.size(); ++b) PrepareBlock(plan, src.blocks[b], b);
-    head = PrepareLinear(src.head, plan.head, "head", &head_in);
+    head = PrepareLinear(src.head, plan.head, "head", &head_in, cap);
     if (m.pooling == Pooling::kClsDistAvg) {
-      head_dist = PrepareLinear(src.head_dist, plan.head_dist, "head_dist", &head_dist_in);
+      head_dist = PrepareLinear(src.head_dist, plan.head_dist, "head_dist", &head_dist_in, cap);
     }
     AllocateWorkspace();
     PreparePatchEmbed(plan, src.embed.weight);
@@ -378,12 +381,12 @@ struct ExecutorInt::Impl {
     const BlockQuant& bq = plan.blocks[bi];
     const std::string pre_s = "block " + std::to_string(bi) + " ";
     BlockInt b;
-    b.qkv = PrepareLinear(mb.qkv, bq.qkv, pre_s + "qkv", &b.qkv_in);
-    b.proj = PrepareLinear(mb.proj, bq.proj, pre_s + "proj", &b.proj_in);
-    b.fc1 = PrepareLinear(mb.fc1, bq.fc1, pre_s + "fc1", &b.fc1_in);
-    b.q = HeadInputs(bq.attn.q, heads, pre_s + "q");
-    b.k = HeadInputs(bq.attn.k, heads, pre_s + "k");
-    b.v = HeadInputs(bq.attn.v, heads, pre_s + "v");
+    b.qkv = PrepareLinear(mb.qkv, bq.qkv, pre_s + "qkv", &b.qkv_in, cap);
+    b.proj = PrepareLinear(mb.proj, bq.proj, pre_s + "proj", &b.proj_in, cap);
+    b.fc1 = PrepareLinear(mb.fc1, bq.fc1, pre_s + "fc1", &b.fc1_in, cap);
+    b.q = HeadInputs(bq.attn.q, heads, pre_s + "q", cap);
+    b.k = HeadInputs(bq.attn.k, heads, pre_s + "k", cap);
+    b.v = HeadInputs(bq.attn.v, heads, pre_s + "v", cap);
     for (int h = 0; h < heads; ++h) {
       b.alpha_qk.push_back(bq.attn.q.scales[h] * bq.attn.k.scales[h] * mb.attn_scale);
     }
@@ -397,7 +400,7 @@ struct ExecutorInt::Impl {
       if (io.fused_log_writers) {
         b.softmax_writer.emplace(intk::MakeLogCodeWriter(pq.log, 0.f));
       } else {
-        b.probs_encoder.emplace(pq.log);
+        b.probs_encoder.emplace(LogQuantizer(pq.log), cap);
       }
       for (int h = 0; h < heads; ++h) {
         b.alpha_av.push_back(static_cast<float>(static_cast<double>(pq.log.scale) *
@@ -405,7 +408,7 @@ struct ExecutorInt::Impl {
       }
     } else {
       b.probs_log = false;
-      b.probs_uniform.emplace(UniformInput(pq, sm));
+      b.probs_uniform.emplace(UniformInput(pq, sm, cap));
       for (int h = 0; h < heads; ++h) {
         b.alpha_av.push_back(pq.uniform.params.scale * bq.attn.v.scales[h]);
       }
@@ -419,7 +422,7 @@ struct ExecutorInt::Impl {
       if (mb.gelu == GeluKind::kErf && io.fused_log_writers) {
         b.gelu_writer.emplace(intk::MakeLogCodeWriter(gq.log, gq.shift));
       } else {
-        b.gelu_encoder.emplace(gq.log, gq.shift, gq.shift_folded);
+        b.gelu_encoder.emplace(ShiftLogQuantizer(gq.log, gq.shift, gq.shift_folded), cap);
       }
       const WeightCodes wc = EncodeWeight(bq.fc2.weight, mb.fc2.weight, mb.fc2.out, mb.fc2.in, f2);
       ADALOG_CHECK(mb.fc2.in <= intk::kMaxK, "integer path: ", f2, " has K = ", mb.fc2.in, " > ",
@@ -439,7 +442,7 @@ struct ExecutorInt::Impl {
                                          mb.fc2.in, wc.z.data(), alpha.data(), bias.data());
     } else {
       b.gelu_log = false;
-      b.fc2_uniform = PrepareLinear(mb.fc2, bq.fc2, f2, &b.fc2_in);
+      b.fc2_uniform = PrepareLinear(mb.fc2, bq.fc2, f2, &b.fc2_in, cap);
     }
     blocks.push_back(std::move(b));
   }
@@ -557,7 +560,7 @@ struct ExecutorInt::Impl {
     if (b0.probs_log) {
       d << "  softmax: softmax -> " << LogKindName(plan.blocks[0].attn.probs.log.kind) << " codes ("
         << (b0.softmax_writer ? std::string("logcode writer, ") + WriterIsa(cap)
-                              : std::string("fp32 softmax ") + fk.name + " + quant encoder")
+                              : std::string("fp32 softmax ") + fk.name + " + threshold encoder, " + IsaLevelName(b0.probs_encoder->isa()))
         << ")\n";
       d << "  attn@v: " << intk::LogDesignName(io.attn_design) << " (" << LogIsa(cap) << ")\n";
     } else {
@@ -569,7 +572,7 @@ struct ExecutorInt::Impl {
     if (b0.gelu_log) {
       d << "  gelu: gelu -> shift-" << LogKindName(plan.blocks[0].fc2.input.log.kind) << " codes ("
         << (b0.gelu_writer ? std::string("logcode writer, ") + WriterIsa(cap)
-                           : std::string("fp32 gelu ") + fk.name + " + quant encoder")
+                           : std::string("fp32 gelu ") + fk.name + " + threshold encoder, " + IsaLevelName(b0.gelu_encoder->isa()))
         << ")\n";
       d << "  fc2: " << intk::LogDesignName(io.fc2_design) << " (" << LogIsa(cap) << ")\n";
     } else {
@@ -674,7 +677,7 @@ struct ExecutorInt::Impl {
         for (int c = 0; c < hd; ++c) a.vt[static_cast<size_t>(c) * T + j] = vc[j * ld + c];
       }
       intk::Matmul1Head(a.pcodes.data(), T, a.vt.data(), T, T, hd, T,
-                        b.probs_uniform->params().zero_point, zv, b.alpha_av[h], out, D, &a.m2,
+                        b.probs_uniform->quantizer().params().zero_point, zv, b.alpha_av[h], out, D, &a.m2,
                         cap);
     }
   }

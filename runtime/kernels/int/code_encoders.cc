@@ -1,0 +1,154 @@
+// Threshold tables and dispatch for the vector code encoders (code_encoders.h).
+#include "runtime/kernels/int/code_encoders.h"
+
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "quant/error.h"
+
+namespace adalog::intk {
+namespace {
+
+// Floats in increasing order <-> uint32 keys in increasing order (-0 just below +0).
+uint32_t Key(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+float FromKey(uint32_t k) {
+  const uint32_t b = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+
+int32_t CountByCompare(const std::vector<float>& thr, float x) {
+  int32_t n = 0;
+  for (float t : thr) n += static_cast<int32_t>(x < t);
+  return n;
+}
+
+}  // namespace
+
+ThresholdLogEncoder::ThresholdLogEncoder(std::function<int32_t(float)> code, IsaLevel cap)
+    : code_(std::move(code)) {
+  const float lo_f = -FLT_MAX, hi_f = FLT_MAX;
+  max_code_ = code_(lo_f);
+  const int32_t min_code = code_(hi_f);
+  ADALOG_CHECK(max_code_ >= 0 && max_code_ <= 255 && min_code >= 0 && min_code <= max_code_,
+               "threshold encoder: code range [", min_code, ", ", max_code_,
+               "] is not a non-increasing range within 0..255 (internal error)");
+  while (padded_ < max_code_) {
+    padded_ <<= 1;
+    ++log2_padded_;
+  }
+  thr_.assign(static_cast<size_t>(padded_), -std::numeric_limits<float>::infinity());
+  const uint32_t klo = Key(lo_f), khi = Key(hi_f);
+  for (int32_t c = 0; c < max_code_; ++c) {
+    if (code_(hi_f) > c) {  // no finite x reaches a code <= c
+      thr_[static_cast<size_t>(c)] = std::numeric_limits<float>::infinity();
+      continue;
+    }
+    uint32_t a = klo, b = khi;  // code(a) > c >= code(b)
+    while (b - a > 1) {
+      const uint32_t mid = a + (b - a) / 2;
+      if (code_(FromKey(mid)) <= c) {
+        b = mid;
+      } else {
+        a = mid;
+      }
+    }
+    thr_[static_cast<size_t>(c)] = FromKey(b);
+  }
+  // Re-check the equation at every threshold's neighbourhood and on spread-out samples: a
+  // non-monotone code function (or a jump between -0 and +0) would fail here, not at run time.
+  auto check = [&](float x) {
+    if (!std::isfinite(x)) return;
+    const int32_t want = code_(x), got = CountByCompare(thr_, x);
+    ADALOG_CHECK(want == got && ThresholdCount(thr_.data(), log2_padded_, x) == want,
+                 "threshold encoder: table gives code ", got, " for x = ", x, ", quant's Encode ",
+                 want, " (the code function is not monotone; internal error)");
+  };
+  for (int32_t c = 0; c < max_code_; ++c) {
+    const float t = thr_[static_cast<size_t>(c)];
+    if (!std::isfinite(t)) continue;
+    const uint32_t k = Key(t);
+    for (uint32_t d = 0; d < 3; ++d) {
+      if (k - d >= klo) check(FromKey(k - d));
+      if (k + d <= khi) check(FromKey(k + d));
+    }
+  }
+  uint32_t s = 0x9e3779b9u;
+  for (int i = 0; i < 1024; ++i) {
+    s = s * 1664525u + 1013904223u;
+    check(FromKey(klo + static_cast<uint32_t>((static_cast<uint64_t>(s) * (khi - klo)) >> 32)));
+  }
+  for (float x : {0.0f, -0.0f, 1.0f, -1.0f, FLT_MIN, -FLT_MIN, lo_f, hi_f}) check(x);
+
+  if (cap >= IsaLevel::kAvx512 && IsaSupported(IsaLevel::kAvx512)) {
+    isa_ = IsaLevel::kAvx512;
+  } else if (cap >= IsaLevel::kAvx2 && IsaSupported(IsaLevel::kAvx2)) {
+    isa_ = IsaLevel::kAvx2;
+  }
+}
+
+ThresholdLogEncoder::ThresholdLogEncoder(const LogQuantizer& q, IsaLevel cap)
+    : ThresholdLogEncoder([q](float x) { return static_cast<int32_t>(q.Encode(x)); }, cap) {}
+
+ThresholdLogEncoder::ThresholdLogEncoder(const ShiftLogQuantizer& q, IsaLevel cap)
+    : ThresholdLogEncoder([q](float x) { return static_cast<int32_t>(q.Encode(x)); }, cap) {}
+
+void ThresholdLogEncoder::Encode(const float* x, int64_t n, uint8_t* codes) const {
+  bool nonfinite = false;
+  switch (isa_) {
+    case IsaLevel::kAvx512:
+    case IsaLevel::kAvx512Vnni:
+      nonfinite = EncodeLogThresholdsAvx512(thr_.data(), log2_padded_, x, n, codes);
+      break;
+    case IsaLevel::kAvx2:
+      nonfinite = EncodeLogThresholdsAvx2(thr_.data(), log2_padded_, x, n, codes);
+      break;
+    case IsaLevel::kRef:
+      for (int64_t i = 0; i < n; ++i) codes[i] = static_cast<uint8_t>(code_(x[i]));
+      return;
+  }
+  if (nonfinite) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (!std::isfinite(x[i])) codes[i] = static_cast<uint8_t>(code_(x[i]));
+    }
+  }
+}
+
+VectorUniformEncoder::VectorUniformEncoder(const UniformQuantizer& q, IsaLevel cap) : q_(q) {
+  const UniformParams& p = q.params();
+  ADALOG_CHECK(p.mode == UniformMode::kAsymmetric,
+               "vector uniform encoder: uint8 codes need an asymmetric quantizer");
+  lo_ = static_cast<float>(0 - p.zero_point);
+  hi_ = static_cast<float>(((int32_t{1} << p.bits) - 1) - p.zero_point);
+  if (cap >= IsaLevel::kAvx512 && IsaSupported(IsaLevel::kAvx512)) {
+    isa_ = IsaLevel::kAvx512;
+  } else if (cap >= IsaLevel::kAvx2 && IsaSupported(IsaLevel::kAvx2)) {
+    isa_ = IsaLevel::kAvx2;
+  }
+}
+
+void VectorUniformEncoder::Encode(const float* x, int64_t n, uint8_t* codes) const {
+  const UniformParams& p = q_.params();
+  switch (isa_) {
+    case IsaLevel::kAvx512:
+    case IsaLevel::kAvx512Vnni:
+      EncodeUniformU8Avx512(p.scale, lo_, hi_, p.zero_point, x, n, codes);
+      return;
+    case IsaLevel::kAvx2:
+      EncodeUniformU8Avx2(p.scale, lo_, hi_, p.zero_point, x, n, codes);
+      return;
+    case IsaLevel::kRef:
+      q_.Encode(x, n, codes);
+      return;
+  }
+}
+
+}  // namespace adalog::intk

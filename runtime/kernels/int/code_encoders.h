@@ -1,0 +1,97 @@
+// Vector encoders for the float islands of the integer executor: float activations -> the codes
+// quant/ defines, bit for bit, without a per-element log2, division or table gather.
+//
+// Log kinds (LogQuantizer, ShiftLogQuantizer: softmax probabilities, shifted GELU outputs).
+// quant's code is a monotone non-increasing function of the float input x over the finite
+// floats (the exact rounding of a decreasing real function of x, clamped; the shift is one
+// float add, which is monotone too). So with
+//     t_c = the smallest finite float x with code(x) <= c     (c = 0 .. C - 1, C = code(-FLT_MAX))
+// every finite x has
+//     code(x) = #{ c : x < t_c }
+// and, t being non-increasing, the count is a prefix length found by a branch-free binary search
+// over a table padded to a power of two P >= C with -inf (never counted). The thresholds are
+// found once, by bisection over the ordered float bit patterns, on quant's own scalar Encode;
+// the builder re-checks the equation at every threshold and its neighbours and throws
+// adalog::Error (internal error) if quant's code were not monotone. Non-finite inputs take
+// quant's scalar Encode (no threshold can express NaN, and +-inf are not finite).
+//
+// Lookups per 16 lanes: P <= 16 one vpermps, P <= 64 vpermi2ps (+ a blend for 64), P > 64
+// (6-bit shift codes at some scales, 7 and 8 bits) a gather; log2(P) + 1 steps. AVX2: gathers.
+//
+// Uniform asymmetric kind (UniformQuantizer with uint8 codes): the same float operations as
+// quant's Encode (IEEE division, NaN -> 0, clamp, round half to even, + z), 16 or 8 lanes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "quant/log_quantizers.h"
+#include "quant/uniform.h"
+#include "runtime/cpu_features.h"
+
+namespace adalog::intk {
+
+class ThresholdLogEncoder {
+ public:
+  // From quant's scalar code function (must be monotone non-increasing in x over the finite
+  // floats, codes 0..255). Throws adalog::Error if the built table does not reproduce it.
+  ThresholdLogEncoder(std::function<int32_t(float)> code, IsaLevel cap = ActiveIsaLevel());
+  explicit ThresholdLogEncoder(const LogQuantizer& q, IsaLevel cap = ActiveIsaLevel());
+  explicit ThresholdLogEncoder(const ShiftLogQuantizer& q, IsaLevel cap = ActiveIsaLevel());
+
+  // codes[i] = code(x[i]) for i < n.
+  void Encode(const float* x, int64_t n, uint8_t* codes) const;
+
+  // Table: thr[0..padded) (non-increasing, -inf padded), padded a power of two >= max_code.
+  const std::vector<float>& thresholds() const { return thr_; }
+  int max_code() const { return max_code_; }
+  int padded() const { return padded_; }
+  int32_t Scalar(float x) const { return code_(x); }  // quant's code (reference)
+  IsaLevel isa() const { return isa_; }
+
+ private:
+  std::function<int32_t(float)> code_;
+  std::vector<float> thr_;
+  int max_code_ = 0;
+  int padded_ = 1;
+  int log2_padded_ = 0;
+  IsaLevel isa_ = IsaLevel::kRef;
+};
+
+// quant's UniformQuantizer::Encode (asymmetric, uint8 codes) on n floats, at the given ISA.
+class VectorUniformEncoder {
+ public:
+  explicit VectorUniformEncoder(const UniformQuantizer& q, IsaLevel cap = ActiveIsaLevel());
+  void Encode(const float* x, int64_t n, uint8_t* codes) const;
+  const UniformQuantizer& quantizer() const { return q_; }
+  const UniformParams& params() const { return q_.params(); }
+  IsaLevel isa() const { return isa_; }
+
+ private:
+  UniformQuantizer q_;
+  float lo_, hi_;  // clamp bounds of x / s: CodeMin - z, CodeMax - z
+  IsaLevel isa_ = IsaLevel::kRef;
+};
+
+// Per-ISA entry points (own translation units). The log ones encode n elements with the table
+// thr (1 << log2_padded entries) and return true if any x was non-finite; those elements hold
+// an unspecified code, which the caller overwrites with quant's scalar Encode.
+bool EncodeLogThresholdsAvx512(const float* thr, int log2_padded, const float* x, int64_t n,
+                               uint8_t* codes);
+bool EncodeLogThresholdsAvx2(const float* thr, int log2_padded, const float* x, int64_t n,
+                             uint8_t* codes);
+// The same binary search, one element (finite x only): the tails of the vector kernels.
+inline int32_t ThresholdCount(const float* thr, int log2_padded, float x) {
+  int32_t pos = 0;
+  for (int32_t step = (int32_t{1} << log2_padded) >> 1; step >= 1; step >>= 1) {
+    if (x < thr[pos + step - 1]) pos += step;
+  }
+  return pos + static_cast<int32_t>(x < thr[pos]);
+}
+void EncodeUniformU8Avx512(float scale, float lo, float hi, int32_t zero_point, const float* x,
+                           int64_t n, uint8_t* codes);
+void EncodeUniformU8Avx2(float scale, float lo, float hi, int32_t zero_point, const float* x,
+                         int64_t n, uint8_t* codes);
+
+}  // namespace adalog::intk

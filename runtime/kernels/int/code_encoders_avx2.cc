@@ -1,0 +1,81 @@
+// AVX2 code encoders (code_encoders.h), 8 lanes: the threshold binary search with gathers for
+// the log kinds and quant's uniform Encode arithmetic. Run-time checked.
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "runtime/kernels/int/code_encoders.h"
+#include "quant/rounding.h"
+
+namespace adalog::intk {
+namespace {
+
+inline void StoreLowBytes(__m256i v, uint8_t* out) {  // byte 0 of each of 8 dwords
+  const __m256i sel = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                       0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i b = _mm256_shuffle_epi8(v, sel);
+  const __m128i packed =
+      _mm_unpacklo_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(out), packed);
+}
+
+}  // namespace
+
+bool EncodeLogThresholdsAvx2(const float* thr, int log2_padded, const float* x, int64_t n,
+                             uint8_t* codes) {
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 inf = _mm256_set1_ps(__builtin_inff());
+  const __m256i one = _mm256_set1_epi32(1);
+  int finite = 0xff;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    finite &= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(v, absmask), inf, _CMP_LT_OQ));
+    __m256i pos = _mm256_setzero_si256();
+    for (int32_t step = (1 << log2_padded) >> 1; step >= 1; step >>= 1) {
+      const __m256 t =
+          _mm256_i32gather_ps(thr, _mm256_add_epi32(pos, _mm256_set1_epi32(step - 1)), 4);
+      const __m256i lt = _mm256_castps_si256(_mm256_cmp_ps(v, t, _CMP_LT_OQ));
+      pos = _mm256_add_epi32(pos, _mm256_and_si256(lt, _mm256_set1_epi32(step)));
+    }
+    const __m256 t = _mm256_i32gather_ps(thr, pos, 4);
+    pos = _mm256_add_epi32(
+        pos, _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v, t, _CMP_LT_OQ)), one));
+    StoreLowBytes(pos, codes + i);
+  }
+  bool nonfinite = finite != 0xff;
+  for (; i < n; ++i) {
+    if (!std::isfinite(x[i])) {
+      nonfinite = true;
+      codes[i] = 0;
+    } else {
+      codes[i] = static_cast<uint8_t>(ThresholdCount(thr, log2_padded, x[i]));
+    }
+  }
+  return nonfinite;
+}
+
+void EncodeUniformU8Avx2(float scale, float lo, float hi, int32_t zero_point, const float* x,
+                         int64_t n, uint8_t* codes) {
+  // quant's UniformQuantizer::Encode lane for lane (see the AVX-512 version).
+  const __m256 s = _mm256_set1_ps(scale), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+  const __m256 magic = _mm256_set1_ps(12582912.0f);
+  const __m256i z = _mm256_set1_epi32(zero_point);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 t = _mm256_div_ps(_mm256_loadu_ps(x + i), s);
+    t = _mm256_and_ps(t, _mm256_cmp_ps(t, t, _CMP_ORD_Q));
+    t = _mm256_min_ps(_mm256_max_ps(t, vlo), vhi);
+    t = _mm256_sub_ps(_mm256_add_ps(t, magic), magic);
+    StoreLowBytes(_mm256_add_epi32(_mm256_cvttps_epi32(t), z), codes + i);
+  }
+  for (; i < n; ++i) {
+    float t = x[i] / scale;
+    t = (t == t) ? t : 0.0f;
+    t = t >= lo ? t : lo;
+    t = t <= hi ? t : hi;
+    codes[i] = static_cast<uint8_t>(static_cast<int32_t>(RoundHalfEvenSmall(t)) + zero_point);
+  }
+}
+
+}  // namespace adalog::intk
