@@ -175,11 +175,21 @@ std::vector<uint8_t> PackCodes(const std::vector<UniformCode>& codes, int bits) 
 }
 
 std::vector<UniformCode> UnpackCodes(const std::vector<uint8_t>& packed, size_t n, int bits) {
+  // LSB-first bit stream (as PackCodes writes it), read through a 64-bit window.
   std::vector<UniformCode> out(n, 0);
-  size_t bit = 0;
-  for (size_t k = 0; k < n; ++k)
-    for (int i = 0; i < bits; ++i, ++bit)
-      if ((packed[bit / 8] >> (bit % 8)) & 1) out[k] = static_cast<UniformCode>(out[k] | (1u << i));
+  const uint64_t mask = (uint64_t{1} << bits) - 1;
+  uint64_t window = 0;
+  int have = 0;
+  size_t p = 0;
+  for (size_t k = 0; k < n; ++k) {
+    while (have < bits) {
+      window |= static_cast<uint64_t>(packed[p++]) << have;
+      have += 8;
+    }
+    out[k] = static_cast<UniformCode>(window & mask);
+    window >>= bits;
+    have -= bits;
+  }
   return out;
 }
 
