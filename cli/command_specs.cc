@@ -154,7 +154,11 @@ std::vector<CommandSpec> MakeCommands() {
              "adalog"),
       Int("calib-size", "N", "calibration images to use", 1, 100000, "32"),
       Int("seed", "S", "seed choosing --calib-size images when more are given", 0, 4294967295LL, "0"),
-      Flag("no-fpcs", "skip the FPCS search (plain min/max scales)"),
+      Flag("no-fpcs", "no FPCS: each search is the top-1 of its percentile grid (spec 4.7)"),
+      Choice("fpcs-mode", {"official", "best"},
+             "FPCS variant: official (spec 4.5 as published) or best (never returns worse than "
+             "a candidate it evaluated; search/README.md)",
+             "official"),
       Flag("no-reparam", "skip LayerNorm / GELU-shift reparameterization"),
       Threads("all cores"),
   };

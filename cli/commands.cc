@@ -85,6 +85,7 @@ struct QuantizeOptions {
   int calib_size = 32;
   uint32_t seed = 0;
   bool fpcs = true;
+  std::string fpcs_mode = "official";  // official | best (search/fpcs.h FpcsMode)
   bool reparam = true;
   int threads = 0;
 };
@@ -169,6 +170,9 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
   o.calib_size = static_cast<int>(a.Int("calib-size", 32));
   o.seed = static_cast<uint32_t>(a.Int("seed", 0));
   o.fpcs = !a.Flag("no-fpcs");
+  o.fpcs_mode = a.String("fpcs-mode", "official");
+  if (!o.fpcs && a.Has("fpcs-mode"))
+    throw UsageError(cmd + ": --fpcs-mode chooses the FPCS variant; --no-fpcs turns FPCS off");
   o.reparam = !a.Flag("no-reparam");
   o.threads = static_cast<int>(a.Int("threads", 0));
   if (o.output == o.model) throw UsageError(cmd + ": -o would overwrite the input model " + o.model);
@@ -695,6 +699,7 @@ int RunQuantize(const ParsedArgs& args) {
   co.recipe.weight_bits = o.weight_bits;
   co.recipe.act_bits = o.act_bits;
   co.recipe.fpcs = o.fpcs;
+  co.recipe.fpcs_mode = search::ParseFpcsMode(o.fpcs_mode);
   co.recipe.softmax = o.softmax;
   co.recipe.gelu = o.gelu;
   co.recipe.ln_reparam = o.reparam;
@@ -706,7 +711,7 @@ int RunQuantize(const ParsedArgs& args) {
   const bool tty = isatty(fileno(stderr)) != 0;
   std::fprintf(stderr, "adalog: quantizing %s at W%dA%d (softmax %s, gelu %s%s%s) on %d of %lld calibration images\n",
                o.model.c_str(), o.weight_bits, o.act_bits, o.softmax.c_str(), o.gelu.c_str(),
-               o.fpcs ? "" : ", no FPCS", o.reparam ? "" : ", no reparam", o.calib_size,
+               o.fpcs ? (o.fpcs_mode == "official" ? "" : ", FPCS best") : ", no FPCS", o.reparam ? "" : ", no reparam", o.calib_size,
                static_cast<long long>(calib.available));
   ScopedSigint sigint;
   const auto search_t0 = std::chrono::steady_clock::now();
@@ -739,6 +744,7 @@ int RunQuantize(const ParsedArgs& args) {
   qm.plan.meta.push_back({"source", o.model});
   qm.plan.meta.push_back({"calib", o.calib});
   qm.plan.meta.push_back({"calib_available", std::to_string(calib.available)});
+  if (o.fpcs) qm.plan.meta.push_back({"fpcs_mode", o.fpcs_mode});
   SaveQuantizedModel(qm, o.output);  // atomic: temporary file + rename
   if (g_interrupted.load()) {
     std::remove(o.output.c_str());
@@ -754,7 +760,7 @@ int RunQuantize(const ParsedArgs& args) {
               "linear inputs per-tensor %d-bit; image FP32\n",
               o.weight_bits, o.act_bits, o.weight_bits, o.act_bits, o.act_bits);
   std::printf("quantizers post-softmax %s, post-GELU %s, FPCS %s, LN reparam %s\n", o.softmax.c_str(),
-              o.gelu.c_str(), o.fpcs ? "on" : "off", o.reparam ? "on" : "off");
+              o.gelu.c_str(), o.fpcs ? o.fpcs_mode.c_str() : "off", o.reparam ? "on" : "off");
   std::printf("calib      %d images of %lld from %s (seed %u%s)\n", o.calib_size,
               static_cast<long long>(calib.available), o.calib.c_str(), o.seed,
               calib.available == o.calib_size ? ", all used" : "");

@@ -42,7 +42,8 @@ for m in shapes digits; do
       >"$OUT/results/$m.fp32.json"
 done
 
-# Job list: "model bits softmax gelu seed flags" (flags: - | no-fpcs | no-reparam), most important first.
+# Job list: "model bits softmax gelu seed flags" (flags: - | no-fpcs | no-reparam | fpcs-official |
+# fpcs-best; fpcs-X = --fpcs-mode X), most important first.
 jobs_priority() {
   local s
   for s in 1 2 3; do
@@ -68,7 +69,11 @@ run_job() {  # model bits softmax gelu seed flags
   local res="$OUT/results/$name.json"
   [[ -f $res ]] && return 0
   local extra=()
-  [[ $fl != - ]] && extra=(--$fl)
+  case $fl in
+    -) ;;
+    fpcs-*) extra=(--fpcs-mode "${fl#fpcs-}") ;;  # fpcs-official | fpcs-best
+    *) extra=(--$fl) ;;
+  esac
   local q="$OUT/models/$name.adalog" t0 t1
   t0=$(date +%s.%N)
   if ! "$ADALOG" quantize "$(onnx $m)" --calib models/$m/calib_pool.npy --calib-size 32 --seed "$s" --bits "$b" \

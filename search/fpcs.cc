@@ -10,6 +10,139 @@
 
 namespace adalog::search {
 
+FpcsMode ParseFpcsMode(const std::string& name) {
+  if (name == "official") return FpcsMode::kOfficial;
+  if (name == "best") return FpcsMode::kBest;
+  throw Error("unknown FPCS mode '" + name + "' (official | best)");
+}
+
+const char* FpcsModeName(FpcsMode m) { return m == FpcsMode::kBest ? "best" : "official"; }
+
+namespace {
+
+// NaN ranks last, as in StableTopK.
+double RankKey(double e) { return std::isnan(e) ? std::numeric_limits<double>::infinity() : e; }
+
+// One group's beam in FpcsMode::kBest: candidates with their known errors, in the order they
+// were first seen (survivors carried from earlier stages first, then the new children).
+struct BeamPool {
+  std::vector<float> s;
+  std::vector<int32_t> z;
+  std::vector<double> e;
+  void Add(float sc, int32_t zp, double err) {
+    s.push_back(sc);
+    z.push_back(zp);
+    e.push_back(err);
+  }
+};
+
+// The best candidate seen so far for one group: strictly lower error wins, so ties keep the one
+// seen first and a NaN never replaces anything.
+struct BestSeen {
+  float s = 0;
+  int32_t z = 0;
+  double e = 0;
+  bool set = false;
+  void Offer(float sc, int32_t zp, double err) {
+    if (!set || RankKey(err) < RankKey(e)) {
+      s = sc;
+      z = zp;
+      e = err;
+      set = true;
+    }
+  }
+};
+
+UniformChoice SearchUniformBest(const UniformGrid& grid, const UniformObjective& objective,
+                                const FpcsConfig& cfg, const UniformChoice* incumbent) {
+  const UniformCandidates& g0 = grid.cands;
+  const int G = g0.groups, N = g0.count, W = cfg.width;
+  ADALOG_CHECK(W > 0 && N % W == 0 && W <= N, "FPCS: width ", W, " does not divide ", N);
+  const int E = N / W;
+  std::vector<double> err;
+  UniformCandidates cur = g0;
+  for (auto& s : cur.scales) s = GuardScale(s, cfg.scale_floor);
+  objective(cur, &err);
+  ADALOG_CHECK(err.size() == static_cast<size_t>(G) * N, "FPCS: objective returned ", err.size(),
+               " errors for ", G * N, " candidates");
+  std::vector<BeamPool> pool(static_cast<size_t>(G));
+  std::vector<BestSeen> best(static_cast<size_t>(G));
+  for (int g = 0; g < G; ++g) {
+    for (int i = 0; i < N; ++i) {
+      const double e = err[static_cast<size_t>(g) * N + i];
+      pool[static_cast<size_t>(g)].Add(cur.scale(g, i), cur.zp(g, i), e);
+      best[static_cast<size_t>(g)].Offer(cur.scale(g, i), cur.zp(g, i), e);
+    }
+  }
+  if (incumbent != nullptr) {
+    ADALOG_CHECK(incumbent->scales.size() == static_cast<size_t>(G) &&
+                     incumbent->zero_points.size() == static_cast<size_t>(G),
+                 "FPCS: incumbent has ", incumbent->scales.size(), " groups, grid ", G);
+    UniformCandidates ic;
+    ic.bits = g0.bits;
+    ic.groups = G;
+    ic.count = 1;
+    for (int g = 0; g < G; ++g) {
+      ic.scales.push_back(GuardScale(incumbent->scales[static_cast<size_t>(g)], cfg.scale_floor));
+      ic.zero_points.push_back(incumbent->zero_points[static_cast<size_t>(g)]);
+    }
+    objective(ic, &err);
+    ADALOG_CHECK(err.size() == static_cast<size_t>(G), "FPCS: objective size (incumbent)");
+    // The incumbent competes for the result only, not for the beam: the beam (and so every
+    // other candidate) stays a function of the grid and the objective alone, which keeps the
+    // recipes' "same result -> stop the rounds" shortcut exact.
+    for (int g = 0; g < G; ++g) {
+      best[static_cast<size_t>(g)].Offer(ic.scales[static_cast<size_t>(g)], ic.zero_points[static_cast<size_t>(g)],
+                                         err[static_cast<size_t>(g)]);
+    }
+  }
+  const std::vector<float> lin = Linspace(0.0f, 1.0f, E);
+  std::vector<float> delta = grid.delta;
+  for (int step = 2; step <= cfg.steps && cfg.fpcs; ++step) {
+    UniformCandidates next;
+    next.bits = g0.bits;
+    next.groups = G;
+    next.count = W * E;
+    next.scales.resize(static_cast<size_t>(G) * next.count);
+    next.zero_points.resize(static_cast<size_t>(G) * next.count);
+    std::vector<BeamPool> carried(static_cast<size_t>(G));
+    for (int g = 0; g < G; ++g) {
+      const BeamPool& p = pool[static_cast<size_t>(g)];
+      const std::vector<int> keep = StableTopK(p.e.data(), static_cast<int>(p.e.size()), W);
+      const float d = delta[static_cast<size_t>(g)];
+      for (int k = 0; k < static_cast<int>(keep.size()); ++k) {
+        const size_t src = static_cast<size_t>(keep[static_cast<size_t>(k)]);
+        carried[static_cast<size_t>(g)].Add(p.s[src], p.z[src], p.e[src]);
+        for (int j = 0; j < E; ++j) {
+          const size_t at = static_cast<size_t>(g) * next.count + static_cast<size_t>(k) * E + j;
+          next.scales[at] = GuardScale(p.s[src] + (lin[static_cast<size_t>(j)] - 0.5f) * d, cfg.scale_floor);
+          next.zero_points[at] = p.z[src];
+        }
+      }
+      delta[static_cast<size_t>(g)] = d / (static_cast<float>(E) - 0.5f);
+    }
+    objective(next, &err);
+    ADALOG_CHECK(err.size() == static_cast<size_t>(G) * next.count, "FPCS: objective size");
+    for (int g = 0; g < G; ++g) {
+      BeamPool& p = carried[static_cast<size_t>(g)];
+      for (int i = 0; i < next.count; ++i) {
+        const double e = err[static_cast<size_t>(g) * next.count + i];
+        p.Add(next.scale(g, i), next.zp(g, i), e);
+        best[static_cast<size_t>(g)].Offer(next.scale(g, i), next.zp(g, i), e);
+      }
+    }
+    pool = std::move(carried);
+  }
+  UniformChoice out;
+  for (const BestSeen& b : best) {
+    out.scales.push_back(b.s);
+    out.zero_points.push_back(b.z);
+  }
+  return out;
+}
+
+}  // namespace
+
 float GuardScale(float s, float floor) {
   if (floor > 0.0f) s = std::max(s, floor);  // NaN compares false: handled below
   if (!(s > 0.0f) || !std::isfinite(s)) return std::numeric_limits<float>::min();
@@ -36,7 +169,8 @@ std::vector<int> StableTopK(const double* err, int n, int k) {
 }
 
 UniformChoice SearchUniform(const UniformGrid& grid, const UniformObjective& objective,
-                            const FpcsConfig& cfg) {
+                            const FpcsConfig& cfg, const UniformChoice* incumbent) {
+  if (cfg.mode == FpcsMode::kBest && cfg.fpcs) return SearchUniformBest(grid, objective, cfg, incumbent);
   const UniformCandidates& g0 = grid.cands;
   const int G = g0.groups, N = g0.count;
   ADALOG_CHECK(G > 0 && N > 0, "FPCS: empty candidate grid");
@@ -112,7 +246,7 @@ int SearchAdaLogQ(float scale, const LogObjective& objective) {
 }
 
 LogChoice SearchAdaLogJoint(float ud0, float ud1, float current_scale,
-                            const LogObjective& objective, bool fpcs) {
+                            const LogObjective& objective, bool fpcs, FpcsMode mode) {
   constexpr int kBaseNum = 8, kScaleNum = 16, kWidth = 32, kSteps = 6, kExpand = 4;
   std::vector<double> err;
   auto eval = [&](const LogCandidates& c) {
@@ -137,6 +271,64 @@ LogChoice SearchAdaLogJoint(float ud0, float ud1, float current_scale,
     return out;
   }
   const std::vector<int> qkeep = StableTopK(err.data(), static_cast<int>(err.size()), kBaseNum);
+  if (mode == FpcsMode::kBest) {
+    BestSeen best;
+    for (size_t i = 0; i < qc.qs.size(); ++i) best.Offer(qc.scales[i], qc.qs[i], err[i]);
+    // Pool: the q-stage survivors (carried, known errors) then the combine grid.
+    std::vector<float> ps;
+    std::vector<int> pq;
+    std::vector<double> pe;
+    for (int qi : qkeep) {
+      ps.push_back(qc.scales[static_cast<size_t>(qi)]);
+      pq.push_back(qc.qs[static_cast<size_t>(qi)]);
+      pe.push_back(err[static_cast<size_t>(qi)]);
+    }
+    LogCandidates comb;
+    for (int qi : qkeep) {
+      for (float s : Linspace(ud0, ud1, kScaleNum)) {
+        comb.scales.push_back(GuardScale(s, 0.0f));
+        comb.qs.push_back(qc.qs[static_cast<size_t>(qi)]);
+      }
+    }
+    eval(comb);
+    for (size_t i = 0; i < comb.qs.size(); ++i) {
+      ps.push_back(comb.scales[i]);
+      pq.push_back(comb.qs[i]);
+      pe.push_back(err[i]);
+      best.Offer(comb.scales[i], comb.qs[i], err[i]);
+    }
+    float d = (ud1 - ud0) / static_cast<float>(kScaleNum - 1);
+    const std::vector<float> lin4 = Linspace(0.0f, 1.0f, kExpand);
+    for (int step = 2; step <= kSteps; ++step) {
+      const std::vector<int> keep = StableTopK(pe.data(), static_cast<int>(pe.size()), kWidth);
+      std::vector<float> ns;
+      std::vector<int> nq;
+      std::vector<double> ne;
+      LogCandidates next;
+      for (int k : keep) {
+        ns.push_back(ps[static_cast<size_t>(k)]);
+        nq.push_back(pq[static_cast<size_t>(k)]);
+        ne.push_back(pe[static_cast<size_t>(k)]);
+        for (int j = 0; j < kExpand; ++j) {
+          next.scales.push_back(GuardScale(
+              ps[static_cast<size_t>(k)] + (lin4[static_cast<size_t>(j)] - 0.5f) * d, 0.0f));
+          next.qs.push_back(pq[static_cast<size_t>(k)]);
+        }
+      }
+      d = d / (static_cast<float>(kExpand) - 0.5f);
+      eval(next);
+      for (size_t i = 0; i < next.qs.size(); ++i) {
+        ns.push_back(next.scales[i]);
+        nq.push_back(next.qs[i]);
+        ne.push_back(err[i]);
+        best.Offer(next.scales[i], next.qs[i], err[i]);
+      }
+      ps = std::move(ns);
+      pq = std::move(nq);
+      pe = std::move(ne);
+    }
+    return LogChoice{best.s, best.z};
+  }
   // Combine stage.
   LogCandidates cur;
   const std::vector<float> grid = Linspace(ud0, ud1, kScaleNum);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "search/grids.h"
@@ -19,8 +20,26 @@ namespace adalog::search {
 // candidate; lower is better. Must be deterministic.
 using UniformObjective = std::function<void(const UniformCandidates&, std::vector<double>* err)>;
 
+// kOfficial: the official beam search bit for bit, quirks included (spec 8.5-8.7): a survivor's
+//   own scale is not among its children, so the final top-1 can be worse than a candidate seen
+//   earlier, and every call starts from the percentile grid alone.
+// kBest: the same candidates, plus three changes that can only lower the returned objective:
+//   (1) the result is the best candidate evaluated in ANY stage (per group; ties -> the one seen
+//       first); (2) the survivors of a stage compete again, with their known errors, in the next
+//       stage's top-W (the beam is elitist; this is "offset 0" without evaluating it twice);
+//   (3) an optional incumbent (the quantizer's current value, e.g. the previous round's result)
+//       is evaluated once beside the grid and competes for the result (not for the beam), so an
+//       alternating round never makes a quantizer's own objective worse than keeping its current
+//       value. Not bit-compatible with the official code.
+enum class FpcsMode { kOfficial, kBest };
+
+// "official" / "best"; throws adalog::Error for anything else.
+FpcsMode ParseFpcsMode(const std::string& name);
+const char* FpcsModeName(FpcsMode m);
+
 struct FpcsConfig {
   bool fpcs = true;       // false: top-1 over the initial grid only (spec 4.7)
+  FpcsMode mode = FpcsMode::kOfficial;
   int width = 16;         // survivors per group
   int steps = 6;          // 1 coarse stage + (steps - 1) refinements
   float scale_floor = 0;  // activations: 1e-4 (spec 4.5); others 0 (positivity guard only)
@@ -44,8 +63,10 @@ std::vector<int> StableTopK(const double* err, int n, int k);
 // Uniform FPCS from `grid` (its spacing delta per group). Offsets are
 // (linspace(0, 1, E) - 0.5) * delta with E = count / width (0 excluded), then delta /= E - 0.5;
 // survivors keep their zero point; child index = survivor_rank * E + j.
+// `incumbent` (one candidate per group) is used only by FpcsMode::kBest with cfg.fpcs (the
+// non-FPCS fallback and the official mode ignore it); nullptr: none.
 UniformChoice SearchUniform(const UniformGrid& grid, const UniformObjective& objective,
-                            const FpcsConfig& cfg);
+                            const FpcsConfig& cfg, const UniformChoice* incumbent = nullptr);
 
 // Log-quantizer candidates (per tensor): candidate i is (scales[i], qs[i]).
 struct LogCandidates {
@@ -67,8 +88,13 @@ std::vector<int> AdaLogQRange();
 // 5 levels of 4 children s + {-1/2, -1/6, 1/6, 1/2} * delta, delta /= 3.5, keep 32 (1 at the
 // end). Without FPCS (spec 4.7): q top-1 at current_scale, then scale top-1 over
 // linspace(ud0, ud1, 128) at that q. No scale floor, positivity guard only.
+// FpcsMode::kBest (with fpcs): the result is the best (scale, q) evaluated in any stage,
+// including the q stage, which evaluates the incumbent (current_scale, current q) whenever the
+// current q is in 10..137; the refinement beams are elitist (the q-stage survivors join the
+// first one). The non-FPCS fallback ignores the mode.
 LogChoice SearchAdaLogJoint(float ud0, float ud1, float current_scale,
-                            const LogObjective& objective, bool fpcs);
+                            const LogObjective& objective, bool fpcs,
+                            FpcsMode mode = FpcsMode::kOfficial);
 
 // Exhaustive top-1 over q in AdaLogQRange() at a fixed scale (softmax matmul, spec 4.6-E).
 int SearchAdaLogQ(float scale, const LogObjective& objective);

@@ -48,11 +48,13 @@ UniformChoice GridPick(const UniformGrid& g, int index) {
 FpcsConfig WeightCfg(const RecipeOptions& o) {
   FpcsConfig c;
   c.fpcs = o.fpcs;
+  c.mode = o.fpcs_mode;
   return c;
 }
 FpcsConfig ActCfg(const RecipeOptions& o) {
   FpcsConfig c;
   c.fpcs = o.fpcs;
+  c.mode = o.fpcs_mode;
   c.scale_floor = kActivationScaleFloor;
   return c;
 }
@@ -87,21 +89,24 @@ UniformObjective WSelf(const LinearParams& lin) {
   };
 }
 
-// W-out search of lin's weight with the input already quantized to xq.
+// W-out search of lin's weight with the input already quantized to xq. `incumbent`: the
+// weight's current quantizer (used by FpcsMode::kBest only).
 UniformChoice SearchWeightOut(const std::vector<float>& xq, int64_t T, const float* y,
                               const LinearParams& lin, const UniformGrid& wgrid,
-                              const RecipeOptions& o) {
+                              const RecipeOptions& o, const UniformChoice* incumbent) {
   const WeightOutObjective wout(xq.data(), T, lin.in, y, lin.bias.empty() ? nullptr : lin.bias.data(),
                                 lin.out);
   return SearchUniform(
       wgrid,
       [&](const UniformCandidates& c, std::vector<double>* e) { wout.Eval(lin.weight.data(), c, e); },
-      WeightCfg(o));
+      WeightCfg(o), incumbent);
 }
 
 // Rounds are coordinate descent between two searches, each a deterministic function of the
 // other's last result (and of fixed data). Once a result repeats, every later round repeats the
-// last one exactly, so the loops below stop there: the same plan as running all rounds.
+// last one exactly, so the loops below stop there: the same plan as running all rounds. With
+// FpcsMode::kBest a search also sees its own previous result (the incumbent), but only as a
+// competitor for the result: min(beam result, incumbent) repeats once the beam's inputs repeat.
 bool Same(const UniformChoice& a, const UniformChoice& b) {
   return a.scales == b.scales && a.zero_points == b.zero_points;
 }
@@ -143,7 +148,7 @@ LinearQuant CalibrateUniformLinear(const float* x, int64_t T, const float* y,
     const std::vector<float> xq =
         FakeQuantAll(UniformFq(UniformParams{act_bits, ac.scales[0], ac.zero_points[0]}), x, T * K);
     const UniformChoice wprev = wc;
-    wc = SearchWeightOut(xq, T, y, lin, wgrid, o);
+    wc = SearchWeightOut(xq, T, y, lin, wgrid, o, &wprev);
     // Same weight as the previous round: the A-out search would return the same activation.
     if (round > 0 && Same(wc, wprev)) break;
     const std::vector<float> wq = QuantizeWeight(lin, ToPerChannel(wc, o.weight_bits));
@@ -151,7 +156,7 @@ LinearQuant CalibrateUniformLinear(const float* x, int64_t T, const float* y,
     const UniformChoice aprev = ac;
     ac = SearchUniform(
         agrid, [&](const UniformCandidates& c, std::vector<double>* e) { aout.EvalUniform(c, e); },
-        ActCfg(o));
+        ActCfg(o), &aprev);
     if (Same(ac, aprev)) break;  // the next W-out would see the same input
   }
   LinearQuant out;
@@ -209,7 +214,8 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
       // Same input quantizer as the previous round: W-out (and every later round) repeats.
       if (round > 0 && tp.scale_pos == prev) break;
       const std::vector<float> xq = FakeQuantAll(TwinFq(tp), x, TK);
-      wc = SearchWeightOut(xq, T, y, *fc2, wgrid, o);
+      const UniformChoice wprev = wc;
+      wc = SearchWeightOut(xq, T, y, *fc2, wgrid, o, &wprev);
     }
     out.weight = ToPerChannel(wc, o.weight_bits);
     out.input.kind = ActQuant::Kind::kTwin;
@@ -235,7 +241,8 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
     if (lp.kind == LogKind::kAdaLog) {
       const LogChoice lc = SearchAdaLogJoint(
           ud.first, ud.second, lp.scale,
-          [&](const LogCandidates& c, std::vector<double>* e) { lout.Eval(c, e); }, o.fpcs);
+          [&](const LogCandidates& c, std::vector<double>* e) { lout.Eval(c, e); }, o.fpcs,
+          o.fpcs_mode);
       lp.scale = lc.scale;
       lp.q = lc.q;
     } else {
@@ -249,6 +256,9 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
       sg.cands.scales = ud_grid;
       sg.cands.zero_points.assign(kEqN, 0);
       sg.delta = {ud_grid[1] - ud_grid[0]};
+      UniformChoice sprev;  // the current scale (zero point unused by the log quantizers)
+      sprev.scales = {lp.scale};
+      sprev.zero_points = {0};
       const UniformChoice sc = SearchUniform(
           sg,
           [&](const UniformCandidates& c, std::vector<double>* e) {
@@ -259,14 +269,15 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
             }
             lout.Eval(lc, e);
           },
-          WeightCfg(o));
+          WeightCfg(o), round > 0 ? &sprev : nullptr);
       lp.scale = sc.scales[0];
     }
     // Same (scale, q) as the previous round: W-out returns the previous weight, and the next
     // joint search (same weight, same starting scale) the same (scale, q).
     if (round > 0 && lp.scale == prev.scale && lp.q == prev.q) break;
     const std::vector<float> xq = FakeQuantAll(LogFq(lp, delta), x, TK);
-    wc = SearchWeightOut(xq, T, y, *fc2, wgrid, o);
+    const UniformChoice wprev = wc;
+    wc = SearchWeightOut(xq, T, y, *fc2, wgrid, o, &wprev);
   }
   if (std::getenv("ADALOG_SEARCH_STATS"))
     std::fprintf(stderr, "[search] fc2 A-out: %lld from scratch, %lld incremental, %.3g%% of codes updated per incremental\n",
@@ -295,12 +306,12 @@ void CalibrateQkMatmul(const float* q, const float* k, int heads, int images, in
     const UniformChoice aprev = ca, bprev = cb;
     ca = SearchUniform(
         ga, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalAPerHead(c, e); },
-        WeightCfg(o));
+        WeightCfg(o), &aprev);
     if (round > 0 && Same(ca, aprev)) break;  // B's search would repeat
     mm.SetQuantizedA(QuantHeads(q, heads, mm.a_per_head(), ca, b));
     cb = SearchUniform(
         gb, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalBPerHead(c, e); },
-        WeightCfg(o));
+        WeightCfg(o), &bprev);
     if (Same(cb, bprev)) break;  // A's next search would repeat
   }
   out->q = ToPerHead(ca, b);
@@ -329,12 +340,12 @@ void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images
               return UniformFq(UniformParams{b, c.scale(0, i), c.zp(0, i)});
             }, e);
           },
-          ActCfg(o));
+          ActCfg(o), &aprev);
       if (round > 0 && Same(ca, aprev)) break;  // B's search would repeat
       mm.SetQuantizedA(FakeQuantAll(UniformFq(UniformParams{b, ca.scales[0], ca.zero_points[0]}), probs, all_probs));
       cb = SearchUniform(
           gb, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalBPerHead(c, e); },
-          WeightCfg(o));
+          WeightCfg(o), &bprev);
       if (Same(cb, bprev)) break;  // A's next search would repeat
     }
     pq.kind = ActQuant::Kind::kUniform;
@@ -363,7 +374,7 @@ void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images
       mm.SetQuantizedA(FakeQuantAll(LogFq(lp, 0.0f), probs, all_probs));
       cb = SearchUniform(
           gb, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalBPerHead(c, e); },
-          WeightCfg(o));
+          WeightCfg(o), &bprev);
       if (Same(cb, bprev)) break;  // the next q search would repeat
     }
     pq.kind = ActQuant::Kind::kLog;

@@ -16,6 +16,10 @@ struct RecipeOptions {
   int weight_bits = 4;
   int act_bits = 4;   // every activation incl. q/k/v, softmax (s_bit) and the head input
   bool fpcs = true;   // false: single-grid fallback (spec 4.7)
+  // FPCS variant (search/fpcs.h): kOfficial = the official beam search bit for bit; kBest = never
+  // returns worse than a candidate it evaluated, elitist beam, and each round's search also
+  // evaluates the quantizer's current value (the incumbent). Ignored when fpcs is false.
+  FpcsMode fpcs_mode = FpcsMode::kOfficial;
   int rounds = 3;     // alternating weight/activation rounds (spec 1, search_round)
   std::string softmax = "adalog";  // adalog | log2 | logsqrt2 | uniform
   std::string gelu = "adalog";     // adalog | log2 | logsqrt2 | twin | uniform

@@ -53,6 +53,23 @@ done
   --no-reparam -o "$TMP/q_uni.adalog" --calib-size 16 "${T1[@]}" >/dev/null 2>"$TMP/q.err" && ok ||
   bad "quantize --softmax uniform --gelu twin: $(cat "$TMP/q.err")"
 
+# --fpcs-mode: the variant is printed and recorded in the plan's meta; with --no-fpcs (nothing to
+# choose) it is a usage error.
+"$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits W4A4 --fpcs-mode best -o "$TMP/q_best.adalog" \
+  --calib-size 16 "${T1[@]}" >"$TMP/q.out" 2>"$TMP/q.err" && grep -q "FPCS best" "$TMP/q.out" &&
+  "$ADALOG" inspect "$TMP/q_best.adalog" 2>/dev/null | grep "^meta" | grep -q "fpcs_mode=best" && ok ||
+  bad "quantize --fpcs-mode best: $(cat "$TMP/q.out" "$TMP/q.err")"
+"$ADALOG" inspect "$TMP/q_W4A4.adalog" 2>/dev/null | grep "^meta" | grep -q "fpcs_mode=" && ok ||
+  bad "inspect: the default quantize records no fpcs_mode in meta"
+"$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --no-fpcs --fpcs-mode best -o "$TMP/e8.adalog" \
+  >/dev/null 2>"$TMP/x.err"
+rc=$?
+[[ $rc == 2 && ! -e $TMP/e8.adalog ]] && grep -q -- "--no-fpcs turns FPCS off" "$TMP/x.err" && ok ||
+  bad "--no-fpcs --fpcs-mode best: rc $rc, $(cat "$TMP/x.err")"
+"$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --fpcs-mode fast -o "$TMP/e9.adalog" >/dev/null 2>"$TMP/x.err"
+rc=$?
+[[ $rc == 2 && ! -e $TMP/e9.adalog ]] && ok || bad "--fpcs-mode fast: rc $rc, $(cat "$TMP/x.err")"
+
 # Same seed -> identical file; with exactly --calib-size images the seed does not matter.
 "$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits W4A4 -o "$TMP/q_again.adalog" --calib-size 32 --seed 3 \
   "${T1[@]}" >/dev/null 2>&1

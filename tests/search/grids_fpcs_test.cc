@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "search/fpcs.h"
@@ -159,6 +160,124 @@ TEST(Fpcs, UniformMatchesPlainSpecFpcs) {
   }
 }
 
+void BumpyErrors(const UniformCandidates& c, std::vector<double>* err) {
+  err->resize(static_cast<size_t>(c.groups) * c.count);
+  for (int g = 0; g < c.groups; ++g)
+    for (int i = 0; i < c.count; ++i)
+      (*err)[static_cast<size_t>(g) * c.count + i] = Bumpy(g, c.scale(g, i), c.zp(g, i));
+}
+
+TEST(Fpcs, BestModeMatchesPlainReference) {
+  std::mt19937_64 rng(12);
+  const int rows = 4, cols = 40;
+  const auto w = plain::RandomVec(rng, rows * cols, -1, 1);
+  for (bool with_incumbent : {false, true}) {
+    for (int bits : {3, 4, 6}) {
+      const UniformGrid grid = LinearWeightGrid(w.data(), rows, cols, bits);
+      FpcsConfig cfg;
+      cfg.mode = FpcsMode::kBest;
+      UniformChoice inc;
+      for (int r = 0; r < rows; ++r) {
+        // Some incumbents win (near a Bumpy minimum), others lose.
+        inc.scales.push_back(r % 2 ? grid.cands.scale(r, 5) * 1.013f : std::exp((0.5 - 0.37 * r) / 3.0));
+        inc.zero_points.push_back(r % 2 ? grid.cands.zp(r, 5) : 6);
+      }
+      const UniformChoice got = SearchUniform(grid, BumpyErrors, cfg, with_incumbent ? &inc : nullptr);
+      for (int r = 0; r < rows; ++r) {
+        std::vector<float> row(w.begin() + r * cols, w.begin() + (r + 1) * cols);
+        const plain::Cand pinc{inc.scales[static_cast<size_t>(r)], inc.zero_points[static_cast<size_t>(r)]};
+        const plain::Cand want = plain::FpcsBest(
+            plain::Grid(row, bits, std::min(16, 1 << (bits - 1)), 0),
+            [r](plain::Cand c) { return Bumpy(r, c.s, c.z); }, 0, with_incumbent ? &pinc : nullptr);
+        EXPECT_EQ(got.scales[static_cast<size_t>(r)], want.s) << "bits " << bits << " row " << r;
+        EXPECT_EQ(got.zero_points[static_cast<size_t>(r)], want.z);
+      }
+    }
+  }
+}
+
+// Bumpy plus deterministic pseudo-random noise in the scale: a rugged objective on which the
+// official search's last stage (no centres, spec 8.5) regularly misses the best candidate seen.
+double Noisy(int g, float s, int z) {
+  const double h = std::sin(static_cast<double>(s) * 91234.567 + g * 7.0 + z) * 43758.5453;
+  return Bumpy(g, s, z) + 0.3 * (h - std::floor(h));
+}
+
+void NoisyErrors(const UniformCandidates& c, std::vector<double>* err) {
+  err->resize(static_cast<size_t>(c.groups) * c.count);
+  for (int g = 0; g < c.groups; ++g)
+    for (int i = 0; i < c.count; ++i)
+      (*err)[static_cast<size_t>(g) * c.count + i] = Noisy(g, c.scale(g, i), c.zp(g, i));
+}
+
+TEST(Fpcs, BestModeNeverWorseThanAnyEvaluatedCandidate) {
+  std::mt19937_64 rng(13);
+  const int rows = 6, cols = 50;
+  const auto w = plain::RandomVec(rng, rows * cols, -1, 1);
+  int official_worse = 0;
+  for (int bits : {3, 4, 6}) {
+    const UniformGrid grid = LinearWeightGrid(w.data(), rows, cols, bits);
+    UniformChoice inc;
+    for (int r = 0; r < rows; ++r) {
+      inc.scales.push_back(std::exp((0.5 - 0.37 * r) / 3.0));  // t = 0.5 exactly: the quadratic's centre
+      inc.zero_points.push_back(6);
+    }
+    for (FpcsMode mode : {FpcsMode::kOfficial, FpcsMode::kBest}) {
+      std::vector<double> min_seen(rows, std::numeric_limits<double>::infinity());
+      const UniformChoice got = SearchUniform(
+          grid,
+          [&](const UniformCandidates& c, std::vector<double>* err) {
+            NoisyErrors(c, err);
+            for (int g = 0; g < c.groups; ++g)
+              for (int i = 0; i < c.count; ++i)
+                min_seen[static_cast<size_t>(g)] =
+                    std::min(min_seen[static_cast<size_t>(g)], (*err)[static_cast<size_t>(g) * c.count + i]);
+          },
+          FpcsConfig{true, mode}, &inc);
+      FpcsConfig nf;
+      nf.fpcs = false;
+      const UniformChoice top1 = SearchUniform(grid, NoisyErrors, nf);
+      for (int r = 0; r < rows; ++r) {
+        const double e = Noisy(r, got.scales[static_cast<size_t>(r)], got.zero_points[static_cast<size_t>(r)]);
+        if (mode == FpcsMode::kBest) {
+          EXPECT_EQ(e, min_seen[static_cast<size_t>(r)]) << "bits " << bits << " row " << r;
+          EXPECT_LE(e, Noisy(r, inc.scales[static_cast<size_t>(r)], 6));
+          EXPECT_LE(e, Noisy(r, top1.scales[static_cast<size_t>(r)], top1.zero_points[static_cast<size_t>(r)]));
+        } else if (e > min_seen[static_cast<size_t>(r)]) {
+          ++official_worse;  // spec 8.5: the official search can end worse than a candidate it saw
+        }
+      }
+    }
+  }
+  EXPECT_GT(official_worse, 0) << "the synthetic objective no longer shows the official quirk";
+}
+
+TEST(Fpcs, OfficialModeIgnoresIncumbent) {
+  std::mt19937_64 rng(14);
+  const auto w = plain::RandomVec(rng, 3 * 30, -1, 1);
+  const UniformGrid grid = LinearWeightGrid(w.data(), 3, 30, 4);
+  UniformChoice inc{{0.1f, 0.2f, 0.3f}, {6, 6, 6}};
+  int calls = 0;
+  auto obj = [&](const UniformCandidates& c, std::vector<double>* err) {
+    ++calls;
+    BumpyErrors(c, err);
+  };
+  const UniformChoice a = SearchUniform(grid, obj, FpcsConfig{}, &inc);
+  const UniformChoice b = SearchUniform(grid, obj, FpcsConfig{});
+  EXPECT_EQ(a.scales, b.scales);
+  EXPECT_EQ(a.zero_points, b.zero_points);
+  EXPECT_EQ(calls, 12);  // 6 stages each, no extra incumbent evaluation
+  calls = 0;
+  FpcsConfig best;
+  best.mode = FpcsMode::kBest;
+  SearchUniform(grid, obj, best, &inc);
+  EXPECT_EQ(calls, 7);  // + 1 batch for the incumbent
+  EXPECT_EQ(ParseFpcsMode("best"), FpcsMode::kBest);
+  EXPECT_EQ(ParseFpcsMode("official"), FpcsMode::kOfficial);
+  EXPECT_STREQ(FpcsModeName(FpcsMode::kBest), "best");
+  EXPECT_THROW(ParseFpcsMode("fast"), Error);
+}
+
 TEST(Fpcs, PositivityGuardKeepsScalesPositive) {
   // A grid whose delta dwarfs its smallest scale: refinement would step below 0.
   UniformGrid g;
@@ -221,6 +340,30 @@ TEST(Fpcs, AdaLogJointMatchesPlainSpec) {
               for (size_t i = 0; i < c.qs.size(); ++i) err->push_back(LogBumpy(c.scales[i], c.qs[i]));
             }),
             best_q);
+}
+
+TEST(Fpcs, AdaLogJointBestModeMatchesPlainAndNeverWorse) {
+  for (float s_cur : {1.7f, 1.3f, 2.05f}) {
+    double min_seen = std::numeric_limits<double>::infinity();
+    const LogChoice got = SearchAdaLogJoint(
+        0.9f, 2.2f, s_cur,
+        [&](const LogCandidates& c, std::vector<double>* err) {
+          err->clear();
+          for (size_t i = 0; i < c.qs.size(); ++i) {
+            err->push_back(LogBumpy(c.scales[i], c.qs[i]));
+            min_seen = std::min(min_seen, err->back());
+          }
+        },
+        true, FpcsMode::kBest);
+    const plain::LogCand want = plain::AdaLogFpcsBest(0.9f, 2.2f, s_cur, [](plain::LogCand c) {
+      return LogBumpy(c.s, c.q);
+    });
+    EXPECT_EQ(got.scale, want.s) << s_cur;
+    EXPECT_EQ(got.q, want.q) << s_cur;
+    EXPECT_EQ(LogBumpy(got.scale, got.q), min_seen) << s_cur;
+    // The incumbent (s_cur, any q in 10..137) is in the q stage, so never beaten by the result.
+    EXPECT_LE(LogBumpy(got.scale, got.q), LogBumpy(s_cur, 37));
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <utility>
@@ -123,6 +124,101 @@ inline LogCand AdaLogFpcs(float ud0, float ud1, float s_cur,
     for (auto& c : cur) e.push_back(err(c));
   }
   return cur[TopK(e, 1)[0]];
+}
+
+// ---- the improved FPCS (adalog's FpcsMode::kBest, search/fpcs.h), written from its description:
+// the official candidates, but (1) the answer is the best candidate evaluated anywhere (first seen
+// wins ties), (2) each stage's top-W is taken over the previous survivors (with their known
+// errors, listed first in rank order) and their new children, (3) an optional incumbent is
+// evaluated once after the grid and competes for the answer only.
+struct Seen {
+  Cand c;
+  double e;
+};
+
+inline Cand FpcsBest(const std::vector<Cand>& grid, const std::function<double(Cand)>& err,
+                     float floor, const Cand* incumbent = nullptr) {
+  auto guard = [&](float s) {
+    if (floor > 0) s = std::max(s, floor);
+    return s > 0 ? s : std::numeric_limits<float>::min();
+  };
+  std::vector<Seen> seen, pool;
+  for (Cand c : grid) {
+    c.s = guard(c.s);
+    pool.push_back({c, err(c)});
+  }
+  seen = pool;
+  if (incumbent) {
+    const Cand c{guard(incumbent->s), incumbent->z};
+    seen.push_back({c, err(c)});
+  }
+  float delta = grid[1].s - grid[0].s;
+  const std::vector<float> lin = Linspace(0, 1, 8);
+  for (int step = 2; step <= 6; ++step) {
+    std::vector<double> e;
+    for (const Seen& p : pool) e.push_back(p.e);
+    const std::vector<int> keep = TopK(e, 16);
+    std::vector<Seen> next;
+    for (int k : keep) next.push_back(pool[k]);
+    for (int k : keep)
+      for (int j = 0; j < 8; ++j) {
+        const Cand c{guard(pool[k].c.s + (lin[j] - 0.5f) * delta), pool[k].c.z};
+        next.push_back({c, err(c)});
+        seen.push_back(next.back());
+      }
+    delta = delta / 7.5f;
+    pool = next;
+  }
+  Seen best = seen[0];
+  for (const Seen& s : seen)
+    if (s.e < best.e) best = s;
+  return best.c;
+}
+
+// The AdaLog joint search in the same mode: the q stage at s_cur (which evaluates the incumbent
+// (s_cur, current q)), the 8 q-stage survivors then the 8 x 16 combine grid as the first pool,
+// 5 elitist refinement levels; answer = best (scale, q) evaluated anywhere.
+inline LogCand AdaLogFpcsBest(float ud0, float ud1, float s_cur,
+                              const std::function<double(LogCand)>& err) {
+  struct LogSeen {
+    LogCand c;
+    double e;
+  };
+  std::vector<LogSeen> seen, pool;
+  std::vector<double> e;
+  for (int q = 10; q <= 137; ++q) {
+    seen.push_back({{s_cur, q}, err({s_cur, q})});
+    e.push_back(seen.back().e);
+  }
+  const std::vector<int> qkeep = TopK(e, 8);
+  for (int qi : qkeep) pool.push_back(seen[qi]);
+  for (int qi : qkeep)
+    for (float s : Linspace(ud0, ud1, 16)) {
+      const LogCand c{s, 10 + qi};
+      pool.push_back({c, err(c)});
+      seen.push_back(pool.back());
+    }
+  float delta = (ud1 - ud0) / 15.0f;
+  const std::vector<float> lin = Linspace(0, 1, 4);
+  for (int step = 2; step <= 6; ++step) {
+    e.clear();
+    for (const LogSeen& p : pool) e.push_back(p.e);
+    const std::vector<int> keep = TopK(e, 32);
+    std::vector<LogSeen> next;
+    for (int k : keep) next.push_back(pool[k]);
+    for (int k : keep)
+      for (int j = 0; j < 4; ++j) {
+        const LogCand c{pool[k].c.s + (lin[j] - 0.5f) * delta, pool[k].c.q};
+        next.push_back({c, err(c)});
+        seen.push_back(next.back());
+      }
+    delta /= 3.5f;
+    pool = next;
+  }
+  LogSeen best = seen[0];
+  for (const LogSeen& s : seen)
+    if (s.e < best.e) best = s;
+  return best.c;
 }
 
 // ---- objectives, straight from the formulas (double sums of float fake-quant values) ----

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <random>
 
 #include "quant/log_quantizers.h"
@@ -47,41 +48,54 @@ std::vector<float> QuantW(const std::vector<float>& W, int N, int K, int bits, c
   return out;
 }
 
-// Per-row W-out FPCS with input xq.
+// Per-row W-out FPCS with input xq. best: FpcsMode::kBest with the rows of `incumbent` (the
+// weight's current quantizer).
 std::vector<Cand> PlainWeightOut(const std::vector<float>& xq, const std::vector<float>& W,
                                  const std::vector<float>& b, const std::vector<float>& y, int T,
-                                 int K, int N, int bits, int num_zp) {
+                                 int K, int N, int bits, int num_zp, bool best = false,
+                                 const std::vector<Cand>* incumbent = nullptr) {
   std::vector<Cand> wc;
   for (int o = 0; o < N; ++o) {
     const auto row = Row(W, o, K);
-    wc.push_back(plain::Fpcs(plain::Grid(row, bits, num_zp, 0), [&](Cand c) {
+    const auto err = [&](Cand c) {
       std::vector<float> wq = W;
       const auto q = plain::FqUniform(row, bits, c);
       std::copy(q.begin(), q.end(), wq.begin() + o * K);
       return plain::OutErr(xq, wq, b, y, T, K, N, o);
-    }, 0));
+    };
+    const auto grid = plain::Grid(row, bits, num_zp, 0);
+    wc.push_back(best ? plain::FpcsBest(grid, err, 0, incumbent ? &(*incumbent)[o] : nullptr)
+                      : plain::Fpcs(grid, err, 0));
   }
   return wc;
 }
 
+// best: FpcsMode::kBest, every round's search with the previous result as its incumbent (the
+// self searches have none). All 3 rounds always run (the recipe may stop early).
 PlainLinearResult PlainRecipeA(const std::vector<float>& x, const std::vector<float>& W,
                                const std::vector<float>& b, const std::vector<float>& y, int T,
-                               int K, int N, int wb, int ab) {
+                               int K, int N, int wb, int ab, bool best = false) {
   PlainLinearResult r;
   const int wzp = std::min(16, 1 << (wb - 1)), azp = std::min(16, 2 << (ab - 1));
+  auto fpcs = [best](const std::vector<Cand>& grid, const std::function<double(Cand)>& err, float floor,
+                     const Cand* inc) {
+    return best ? plain::FpcsBest(grid, err, floor, inc) : plain::Fpcs(grid, err, floor);
+  };
   for (int o = 0; o < N; ++o) {
     const auto row = Row(W, o, K);
-    r.w.push_back(plain::Fpcs(plain::Grid(row, wb, wzp, 0),
-                              [&](Cand c) { return plain::SumSq(row, plain::FqUniform(row, wb, c)); }, 0));
+    r.w.push_back(fpcs(plain::Grid(row, wb, wzp, 0),
+                       [&](Cand c) { return plain::SumSq(row, plain::FqUniform(row, wb, c)); }, 0, nullptr));
   }
   const auto agrid = plain::Grid(x, ab, azp, 1e-4f);
-  r.a = plain::Fpcs(agrid, [&](Cand c) { return plain::SumSq(x, plain::FqUniform(x, ab, c)); }, 1e-4f);
+  r.a = fpcs(agrid, [&](Cand c) { return plain::SumSq(x, plain::FqUniform(x, ab, c)); }, 1e-4f, nullptr);
   for (int round = 0; round < 3; ++round) {
-    r.w = PlainWeightOut(plain::FqUniform(x, ab, r.a), W, b, y, T, K, N, wb, wzp);
+    const std::vector<Cand> wprev = r.w;
+    r.w = PlainWeightOut(plain::FqUniform(x, ab, r.a), W, b, y, T, K, N, wb, wzp, best, &wprev);
     const auto wq = QuantW(W, N, K, wb, r.w);
-    r.a = plain::Fpcs(agrid, [&](Cand c) {
+    const Cand aprev = r.a;
+    r.a = fpcs(agrid, [&](Cand c) {
       return plain::OutErr(plain::FqUniform(x, ab, c), wq, b, y, T, K, N, -1);
-    }, 1e-4f);
+    }, 1e-4f, &aprev);
   }
   return r;
 }
@@ -121,6 +135,17 @@ TEST(Recipes, UniformLinearMatchesPlain) {
     o.weight_bits = o.act_bits = bits;
     const LinearQuant got = CalibrateUniformLinear(c.x.data(), c.T, c.y.data(), c.lin, bits, o);
     ExpectLinearEq(got, PlainRecipeA(c.x, c.lin.weight, c.lin.bias, c.y, c.T, c.K, c.N, bits, bits));
+  }
+}
+
+TEST(Recipes, UniformLinearBestFpcsMatchesPlain) {
+  for (int bits : {3, 4}) {
+    const LinCase c(40, 12, 6, 21 + bits, -1.0f, 1.5f);
+    RecipeOptions o;
+    o.weight_bits = o.act_bits = bits;
+    o.fpcs_mode = FpcsMode::kBest;
+    const LinearQuant got = CalibrateUniformLinear(c.x.data(), c.T, c.y.data(), c.lin, bits, o);
+    ExpectLinearEq(got, PlainRecipeA(c.x, c.lin.weight, c.lin.bias, c.y, c.T, c.K, c.N, bits, bits, true));
   }
 }
 
@@ -237,6 +262,50 @@ TEST(Recipes, PostGeluAdaLogMatchesPlainAndFoldsShift) {
     double rs = 0;
     for (int k = 0; k < K; ++k) rs += wq[o2 * K + k];
     EXPECT_NEAR(fc2.bias[o2], c.lin.bias[o2] - d * rs, 1e-6);
+  }
+}
+
+TEST(Recipes, PostGeluAdaLogBestFpcsMatchesPlain) {
+  LinCase c(40, 16, 5, 41, -2.5f, 3.0f);
+  for (auto& v : c.x) v = Gelu(v);
+  c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
+  RecipeOptions o;
+  o.fpcs_mode = FpcsMode::kBest;
+  LinearParams fc2 = c.lin;
+  const LinearQuant got = CalibratePostGeluLinear(c.x.data(), c.T, c.y.data(), &fc2, o);
+  const int T = c.T, K = c.K, N = c.N;
+  const float d = kGeluShift;
+  std::vector<Cand> wc;
+  for (int o2 = 0; o2 < N; ++o2) {
+    const auto row = Row(c.lin.weight, o2, K);
+    wc.push_back(plain::FpcsBest(plain::Grid(row, 4, 8, 0),
+                                 [&](Cand cc) { return plain::SumSq(row, plain::FqUniform(row, 4, cc)); }, 0));
+  }
+  std::vector<float> pos;
+  for (float v : c.x)
+    if (v > 0) pos.push_back(v);
+  std::sort(pos.begin(), pos.end());
+  const float ud0 = pos[static_cast<size_t>(std::ceil(pos.size() * 0.9)) - 1] + d, ud1 = pos.back() + d;
+  auto fq_log = [&](float s, int q) {
+    const ShiftLogQuantizer lq(LogParams{LogKind::kAdaLog, 4, s, q}, d, false);
+    std::vector<float> out;
+    for (float v : c.x) out.push_back(lq.FakeQuant(v));
+    return out;
+  };
+  plain::LogCand a{plain::Linspace(ud0, ud1, 128)[126], 37};
+  for (int round = 0; round < 3; ++round) {
+    const auto wq = QuantW(c.lin.weight, N, K, 4, wc);
+    a = plain::AdaLogFpcsBest(ud0, ud1, a.s, [&](plain::LogCand lc) {
+      return plain::OutErr(fq_log(lc.s, lc.q), wq, c.lin.bias, c.y, T, K, N, -1);
+    });
+    const std::vector<Cand> wprev = wc;
+    wc = PlainWeightOut(fq_log(a.s, a.q), c.lin.weight, c.lin.bias, c.y, T, K, N, 4, 8, true, &wprev);
+  }
+  EXPECT_TRUE(ScaleEq(got.input.log.scale, a.s));
+  EXPECT_EQ(got.input.log.q, a.q);
+  for (int o2 = 0; o2 < N; ++o2) {
+    EXPECT_TRUE(ScaleEq(got.weight.scales[o2], wc[o2].s));
+    EXPECT_EQ(got.weight.zero_points[o2], wc[o2].z);
   }
 }
 
