@@ -386,6 +386,36 @@ struct ExecutorFp32::Impl {
     assert(batch >= 1 && batch <= max_batch);
     ScopedOmpThreads scoped(threads);
     Plan& plan = GetPlan(batch);
+    Embed(plan, images, batch);
+    for (size_t bi = 0; bi < m.blocks.size(); ++bi) Block(plan, static_cast<int>(bi), batch);
+    Head(plan, batch, out);
+  }
+
+  // Stepping API: the residual stream lives in the caller's buffer between calls.
+  void StepEmbed(const float* images, int batch, float* xs) {
+    assert(batch >= 1 && batch <= max_batch);
+    ScopedOmpThreads scoped(threads);
+    Embed(GetPlan(batch), images, batch);
+    std::memcpy(xs, x, sizeof(float) * static_cast<size_t>(batch) * T * D);
+  }
+  void StepBlock(int bi, float* xs, int batch) {
+    assert(batch >= 1 && batch <= max_batch);
+    ScopedOmpThreads scoped(threads);
+    Plan& plan = GetPlan(batch);
+    std::memcpy(x, xs, sizeof(float) * static_cast<size_t>(batch) * T * D);
+    Block(plan, bi, batch);
+    std::memcpy(xs, x, sizeof(float) * static_cast<size_t>(batch) * T * D);
+  }
+  void StepHead(const float* xs, int batch, float* out) {
+    assert(batch >= 1 && batch <= max_batch);
+    ScopedOmpThreads scoped(threads);
+    Plan& plan = GetPlan(batch);
+    std::memcpy(x, xs, sizeof(float) * static_cast<size_t>(batch) * T * D);
+    Head(plan, batch, out);
+  }
+
+  // Patch embedding and token assembly into x.
+  void Embed(Plan& plan, const float* images, int batch) {
     const int64_t rows = static_cast<int64_t>(batch) * T;
     const int gw = m.embed.grid_w();
     // Patch embedding: im2col rows (image, patch) with columns ordered (c, ky, kx) like OIHW.
@@ -411,11 +441,16 @@ struct ExecutorFp32::Impl {
     ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
       exec::AssembleTokenRows(m, fk, embed_out, x, b, e);
     });
+  }
+
+  // One transformer block on x, in place.
+  void Block(Plan& plan, int blk_i, int batch) {
+    const int64_t rows = static_cast<int64_t>(batch) * T;
     const int bh = batch * heads;
-    for (size_t bi = 0; bi < m.blocks.size(); ++bi) {
+    {
+      const size_t bi = static_cast<size_t>(blk_i);
       const BlockParams& blk = m.blocks[bi];
       const BlockSteps& s = plan.blocks[bi];
-      const int blk_i = static_cast<int>(bi);
       const int hidden_n = blk.fc1.out;
       // Attention.
       LayerNormRows(x, ln, rows, blk.ln1);
@@ -482,6 +517,11 @@ struct ExecutorFp32::Impl {
       if (observer) Observe(TapPoint::kFc2Out, blk_i, batch, lin_out, static_cast<int>(rows), D);
       AddRows(x, lin_out, rows, D);
     }
+  }
+
+  // Final norm, pooling and head(s) from x.
+  void Head(Plan& plan, int batch, float* out) {
+    const int64_t rows = static_cast<int64_t>(batch) * T;
     // Final norm and pooling.
     if (m.pooling == Pooling::kMeanPatches) {
       LayerNormRows(x, ln, rows, m.norm);
@@ -515,6 +555,17 @@ ExecutorFp32::~ExecutorFp32() = default;
 
 void ExecutorFp32::Run(const float* images, int batch, float* logits) {
   impl_->Run(images, batch, logits);
+}
+void ExecutorFp32::RunEmbed(const float* images, int batch, float* x) {
+  impl_->StepEmbed(images, batch, x);
+}
+void ExecutorFp32::RunBlock(int block, float* x, int batch) {
+  ADALOG_CHECK(block >= 0 && block < static_cast<int>(impl_->m.blocks.size()), "executor: block ",
+               block, " out of range");
+  impl_->StepBlock(block, x, batch);
+}
+void ExecutorFp32::RunHead(const float* x, int batch, float* logits) {
+  impl_->StepHead(x, batch, logits);
 }
 void ExecutorFp32::SetObserver(Fp32Observer* observer) { impl_->observer = observer; }
 void ExecutorFp32::SetRewriter(Fp32Rewriter* rewriter) { impl_->rewriter = rewriter; }

@@ -96,6 +96,15 @@ class ExecutorFp32 {
   // Runs on `num_threads` OpenMP threads; the caller's OpenMP setting is restored afterwards.
   void Run(const float* images, int batch, float* logits);
 
+  // Stepping API (calibration capture streams the model block by block): the same computation
+  // as Run, split at block boundaries, with the observer / rewriter taps of each part. The
+  // residual stream x [batch * tokens][dim] lives in the caller's buffer between calls:
+  //   RunEmbed(images, b, x); for each block i: RunBlock(i, x, b); RunHead(x, b, logits)
+  // gives the same logits (bit for bit) as Run(images, b, logits).
+  void RunEmbed(const float* images, int batch, float* x);
+  void RunBlock(int block, float* x, int batch);
+  void RunHead(const float* x, int batch, float* logits);
+
   // nullptr disables capture. Not owned.
   void SetObserver(Fp32Observer* observer);
   // nullptr disables rewriting (the default). Not owned.

@@ -1,4 +1,4 @@
-// Calibration driver (AdaLog spec 4.2): capture per block, recipes per op, plan assembly.
+// Calibration driver (AdaLog spec 4.2): streamed capture per block, recipes per op, plan assembly.
 #include "search/calibrate.h"
 
 #include <chrono>
@@ -59,24 +59,17 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
     if (progress) progress(done, total, label);
   };
 
-  // Captures come from the ORIGINAL model: FP inputs and FP targets (spec 4.2).
+  // Captures come from the ORIGINAL model: FP inputs and FP targets (spec 4.2), streamed block
+  // by block in the official order (patch embedding, blocks, head): one FP forward in total,
+  // and only the current block's tensors are held.
   CaptureRunner cap(model, images, num, options.batch, options.threads);
   {
     EdgeCapture e;
-    cap.CaptureEdges(&e);
+    cap.CapturePatchEmbed(&e);
     const int64_t prow = static_cast<int64_t>(num) * model.embed.num_patches();
     plan.patch_embed_weight =
         CalibratePatchEmbed(e.patch_in.data(), prow, e.patch_out.data(), model.embed, o);
     step("patch_embed");
-    // Head: qhead_a_bit = a_bit, no LN reparam (spec 3.2, 8.13).
-    plan.head = CalibrateUniformLinear(e.head_in.data(), num, e.head_out.data(), model.head,
-                                       o.act_bits, o);
-    step("head");
-    if (dist) {
-      plan.head_dist = CalibrateUniformLinear(e.head_dist_in.data(), num, e.head_dist_out.data(),
-                                              model.head_dist, o.act_bits, o);
-      step("head_dist");
-    }
   }
   for (size_t b = 0; b < model.blocks.size(); ++b) {
     BlockCapture c;
@@ -99,6 +92,19 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
     step(pre + "fc1");
     bq.fc2 = CalibratePostGeluLinear(c.gelu_out.data(), rows, c.fc2_out.data(), &mb.fc2, o);
     step(pre + "fc2");
+  }
+  {
+    EdgeCapture e;
+    cap.CaptureHead(&e);
+    // Head: qhead_a_bit = a_bit, no LN reparam (spec 3.2, 8.13).
+    plan.head = CalibrateUniformLinear(e.head_in.data(), num, e.head_out.data(), model.head,
+                                       o.act_bits, o);
+    step("head");
+    if (dist) {
+      plan.head_dist = CalibrateUniformLinear(e.head_dist_in.data(), num, e.head_dist_out.data(),
+                                              model.head_dist, o.act_bits, o);
+      step("head_dist");
+    }
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

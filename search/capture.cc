@@ -97,7 +97,45 @@ void CaptureRunner::RunAll(Fp32Observer* obs) {
   exec_->SetObserver(nullptr);
 }
 
+int64_t CaptureRunner::ImageElems() const {
+  return static_cast<int64_t>(model_.embed.in_channels) * model_.embed.image_h *
+         model_.embed.image_w;
+}
+
+void CaptureRunner::StartStream(Fp32Observer* obs) {
+  const int64_t row = static_cast<int64_t>(model_.num_tokens()) * model_.dim;
+  stream_.resize(static_cast<size_t>(n_ * row));
+  exec_->SetObserver(obs);
+  for (int b0 = 0; b0 < n_; b0 += batch_) {
+    const int nb = std::min(batch_, n_ - b0);
+    exec_->RunEmbed(images_ + b0 * ImageElems(), nb, stream_.data() + b0 * row);
+  }
+  exec_->SetObserver(nullptr);
+  next_block_ = 0;
+}
+
+void CaptureRunner::AdvanceTo(int block) {
+  if (next_block_ < 0 || next_block_ > block) StartStream(nullptr);
+  const int64_t row = static_cast<int64_t>(model_.num_tokens()) * model_.dim;
+  for (; next_block_ < block; ++next_block_) {
+    for (int b0 = 0; b0 < n_; b0 += batch_) {
+      const int nb = std::min(batch_, n_ - b0);
+      exec_->RunBlock(next_block_, stream_.data() + b0 * row, nb);
+    }
+  }
+}
+
+void CaptureRunner::CapturePatchEmbed(EdgeCapture* out) {
+  out->patch_in.clear();
+  out->patch_out.clear();
+  EdgeObserver obs(out);
+  StartStream(&obs);
+  ADALOG_CHECK(!out->patch_in.empty() && !out->patch_out.empty(), "capture: patch taps incomplete");
+}
+
 void CaptureRunner::CaptureBlock(int block, BlockCapture* out) {
+  ADALOG_CHECK(block >= 0 && block < static_cast<int>(model_.blocks.size()), "capture: block ",
+               block, " out of range");
   const BlockParams& bp = model_.blocks[static_cast<size_t>(block)];
   *out = BlockCapture{};
   out->images = n_;
@@ -109,12 +147,42 @@ void CaptureRunner::CaptureBlock(int block, BlockCapture* out) {
   out->k.resize(out->q.size());
   out->v.resize(out->q.size());
   out->probs.resize(static_cast<size_t>(bp.heads * per_head * out->tokens));
+  AdvanceTo(block);
   BlockObserver obs(block, out);
-  RunAll(&obs);
+  const int64_t row = static_cast<int64_t>(model_.num_tokens()) * model_.dim;
+  exec_->SetObserver(&obs);
+  for (int b0 = 0; b0 < n_; b0 += batch_) {
+    obs.image_base = b0;
+    const int nb = std::min(batch_, n_ - b0);
+    exec_->RunBlock(block, stream_.data() + b0 * row, nb);
+  }
+  exec_->SetObserver(nullptr);
+  ++next_block_;
   const int64_t rows = out->rows();
   ADALOG_CHECK(static_cast<int64_t>(out->qkv_in.size()) == rows * model_.dim &&
                    static_cast<int64_t>(out->fc2_out.size()) == rows * model_.dim,
                "capture: block ", block, " taps incomplete");
+}
+
+void CaptureRunner::CaptureHead(EdgeCapture* out) {
+  out->head_in.clear();
+  out->head_out.clear();
+  out->head_dist_in.clear();
+  out->head_dist_out.clear();
+  AdvanceTo(static_cast<int>(model_.blocks.size()));
+  EdgeObserver obs(out);
+  const int64_t row = static_cast<int64_t>(model_.num_tokens()) * model_.dim;
+  std::vector<float> logits(static_cast<size_t>(batch_) * model_.num_classes());
+  exec_->SetObserver(&obs);
+  for (int b0 = 0; b0 < n_; b0 += batch_) {
+    const int nb = std::min(batch_, n_ - b0);
+    exec_->RunHead(stream_.data() + b0 * row, nb, logits.data());
+  }
+  exec_->SetObserver(nullptr);
+  ADALOG_CHECK(!out->head_in.empty() && !out->head_out.empty(), "capture: head taps incomplete");
+  // The stream is finished; free it.
+  std::vector<float>().swap(stream_);
+  next_block_ = -1;
 }
 
 void CaptureRunner::CaptureEdges(EdgeCapture* out) {

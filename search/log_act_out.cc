@@ -13,6 +13,7 @@
 #include "quant/error.h"
 #include "quant/log_quantizers.h"
 #include "search/axpy.h"
+#include "search/scan_kernels.h"
 
 namespace adalog::search {
 namespace {
@@ -134,24 +135,17 @@ void ShiftLogActOut::Recompute(State* st, float scale, int q) {
   }
   const int64_t nblk = (T_ + kGemmRows - 1) / kGemmRows;
   const int K = K_, N = N_;
+  // thr is non-increasing in c (ge is): code = always + #{thresholds above x}, an exact integer
+  // count (scan_kernels.h: an in-register binary search on AVX-512).
+  const ScanKernels& sk = SelectScanKernels();
+  const int nthr = static_cast<int>(thr.size());
 #pragma omp parallel
   {
-    std::vector<int32_t> code(static_cast<size_t>(K));
     std::vector<float> lx(static_cast<size_t>(kGemmRows) * K), out(static_cast<size_t>(kGemmRows) * N);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < nblk; ++blk) {
       const int64_t t0 = blk * kGemmRows, rows = std::min(kGemmRows, T_ - t0);
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* xr = x_ + (t0 + r) * K;
-        std::fill(code.begin(), code.end(), always);
-        int32_t* cd = code.data();
-        for (float th : thr) {
-#pragma omp simd
-          for (int k = 0; k < K; ++k) cd[k] += xr[k] < th ? 1 : 0;
-        }
-        float* l = lx.data() + r * K;
-        for (int k = 0; k < K; ++k) l[k] = lv[static_cast<size_t>(code[static_cast<size_t>(k)])];
-      }
+      sk.threshold_levels(x_ + t0 * K, rows * K, thr.data(), nthr, always, lv.data(), lx.data());
       const dnnl_status_t s = dnnl_sgemm('N', 'T', rows, N, K, 1.0f, lx.data(), K, wq_.data(), K,
                                          0.0f, out.data(), N);
       ADALOG_CHECK(s == dnnl_success, "A-out (log): oneDNN sgemm failed");
@@ -215,15 +209,11 @@ double ShiftLogActOut::Error(const State& st, double s) const {
   const int64_t nblk = (T_ + kRowBlock - 1) / kRowBlock;
   std::vector<double> part(static_cast<size_t>(nblk), 0.0);
   const int64_t N = N_;
+  const ScanKernels& sk = SelectScanKernels();
 #pragma omp parallel for schedule(static) if (T_ * N > (int64_t{1} << 20))
   for (int64_t blk = 0; blk < nblk; ++blk) {
     const int64_t e0 = blk * kRowBlock * N, e1 = std::min(T_, (blk + 1) * kRowBlock) * N;
-    double acc = 0;
-    for (int64_t j = e0; j < e1; ++j) {
-      const double r = z_[static_cast<size_t>(j)] - s * st.A[static_cast<size_t>(j)];
-      acc += r * r;
-    }
-    part[static_cast<size_t>(blk)] = acc;
+    part[static_cast<size_t>(blk)] = sk.residual_sq(z_.data() + e0, s, st.A.data() + e0, e1 - e0);
   }
   double e = 0;
   for (double p : part) e += p;

@@ -1,0 +1,166 @@
+// Streamed FP32 capture (search/capture.h) and the executor's stepping API it uses: the same
+// tensors, bit for bit, as full forwards; and the scan kernels (search/scan_kernels.h): every
+// implementation gives the reference's bits.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "runtime/executor_fp32.h"
+#include "search/capture.h"
+#include "search/scan_kernels.h"
+#include "tests/util/exec_random_vit.h"
+
+namespace adalog::search {
+namespace {
+
+using testing_util::MakeRandomVit;
+using testing_util::RandomVitSpec;
+
+std::vector<float> Images(const VitModel& m, int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n) * m.embed.in_channels * m.embed.image_h * m.embed.image_w);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+}
+
+RandomVitSpec Spec(bool dist) {
+  RandomVitSpec s;
+  s.dim = 32;
+  s.heads = 2;
+  s.depth = 3;
+  s.image = 16;
+  s.patch = 4;
+  s.classes = 10;
+  s.dist = dist;
+  return s;
+}
+
+TEST(Capture, SteppingApiMatchesRun) {
+  for (bool dist : {false, true}) {
+    const VitModel m = MakeRandomVit(Spec(dist));
+    const int n = 3;
+    const std::vector<float> img = Images(m, n, 4);
+    ExecutorOptions eo;
+    eo.max_batch = n;
+    eo.num_threads = 2;
+    ExecutorFp32 ex(m, eo);
+    std::vector<float> want(static_cast<size_t>(n) * m.num_classes()), got(want.size());
+    ex.Run(img.data(), n, want.data());
+    std::vector<float> x(static_cast<size_t>(n) * m.num_tokens() * m.dim);
+    ex.RunEmbed(img.data(), n, x.data());
+    for (int b = 0; b < static_cast<int>(m.blocks.size()); ++b) ex.RunBlock(b, x.data(), n);
+    ex.RunHead(x.data(), n, got.data());
+    EXPECT_TRUE(SameBits(want, got)) << "dist " << dist;
+  }
+}
+
+void ExpectSameBlock(const BlockCapture& a, const BlockCapture& b, int block) {
+  EXPECT_TRUE(SameBits(a.qkv_in, b.qkv_in) && SameBits(a.qkv_out, b.qkv_out)) << block;
+  EXPECT_TRUE(SameBits(a.q, b.q) && SameBits(a.k, b.k) && SameBits(a.v, b.v)) << block;
+  EXPECT_TRUE(SameBits(a.probs, b.probs)) << block;
+  EXPECT_TRUE(SameBits(a.proj_in, b.proj_in) && SameBits(a.proj_out, b.proj_out)) << block;
+  EXPECT_TRUE(SameBits(a.fc1_in, b.fc1_in) && SameBits(a.fc1_out, b.fc1_out)) << block;
+  EXPECT_TRUE(SameBits(a.gelu_out, b.gelu_out) && SameBits(a.fc2_out, b.fc2_out)) << block;
+}
+
+TEST(Capture, StreamedMatchesFullForwards) {
+  for (bool dist : {false, true}) {
+    const VitModel m = MakeRandomVit(Spec(dist));
+    const int n = 5, batch = 2;  // a partial last batch
+    const std::vector<float> img = Images(m, n, 7);
+    // Reference: full forwards (CaptureEdges), and each block captured by a fresh runner
+    // (which advances the stream without keeping other blocks' taps).
+    CaptureRunner ref(m, img.data(), n, batch, 1);
+    EdgeCapture edges;
+    ref.CaptureEdges(&edges);
+    std::vector<BlockCapture> want(m.blocks.size());
+    for (size_t b = 0; b < m.blocks.size(); ++b) {
+      CaptureRunner fresh(m, img.data(), n, batch, 1);
+      fresh.CaptureBlock(static_cast<int>(b), &want[b]);
+    }
+    // Streamed, in model order.
+    CaptureRunner cap(m, img.data(), n, batch, 2);
+    EdgeCapture pe, head;
+    cap.CapturePatchEmbed(&pe);
+    EXPECT_TRUE(SameBits(pe.patch_in, edges.patch_in) && SameBits(pe.patch_out, edges.patch_out));
+    for (size_t b = 0; b < m.blocks.size(); ++b) {
+      BlockCapture c;
+      cap.CaptureBlock(static_cast<int>(b), &c);
+      ExpectSameBlock(c, want[b], static_cast<int>(b));
+    }
+    cap.CaptureHead(&head);
+    EXPECT_TRUE(SameBits(head.head_in, edges.head_in) && SameBits(head.head_out, edges.head_out));
+    EXPECT_TRUE(SameBits(head.head_dist_in, edges.head_dist_in) &&
+                SameBits(head.head_dist_out, edges.head_dist_out));
+    // Out of order (restarts the stream): still the same tensors.
+    BlockCapture again;
+    cap.CaptureBlock(1, &again);
+    ExpectSameBlock(again, want[1], 1);
+  }
+}
+
+TEST(ScanKernels, AllImplementationsGiveReferenceBits) {
+  const ScanKernels& ref = RefScanKernels();
+  const ScanKernels& sel = SelectScanKernels();
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int64_t n : {1, 7, 15, 16, 17, 100, 1000}) {
+    std::vector<float> x(static_cast<size_t>(n)), b(x.size()), c(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = nd(rng);
+      b[i] = nd(rng);
+      c[i] = nd(rng);
+    }
+    if (n > 3) {
+      x[0] = -0.0f;
+      x[1] = 0.0f;
+    }
+    std::vector<float> lv(40);
+    for (size_t i = 0; i < lv.size(); ++i) lv[i] = static_cast<float>(i) * 0.5f + 0.25f;
+    for (int n_thr : {0, 1, 5, 15, 16, 17, 30}) {
+      for (int base : {0, 3}) {
+        std::vector<float> thr(static_cast<size_t>(n_thr));
+        for (int j = 0; j < n_thr; ++j) thr[static_cast<size_t>(j)] = 2.5f - 0.3f * static_cast<float>(j);
+        if (n_thr > 4) thr[3] = thr[2];          // equal thresholds
+        if (n_thr > 1 && n > 3) x[2] = thr[1];   // an element on a threshold
+        std::vector<float> o1(x.size()), o2(x.size());
+        ref.threshold_levels(x.data(), n, thr.data(), n_thr, base, lv.data(), o1.data());
+        sel.threshold_levels(x.data(), n, thr.data(), n_thr, base, lv.data(), o2.data());
+        EXPECT_TRUE(SameBits(o1, o2)) << n << " " << n_thr << " " << base;
+        // And the definition.
+        for (int64_t i = 0; i < n; ++i) {
+          int cnt = base;
+          for (float t : thr) cnt += x[static_cast<size_t>(i)] < t ? 1 : 0;
+          ASSERT_EQ(o1[static_cast<size_t>(i)], lv[static_cast<size_t>(cnt)]);
+        }
+      }
+    }
+    double l1, q1, l2, q2;
+    ref.dot2(x.data(), b.data(), c.data(), n, &l1, &q1);
+    sel.dot2(x.data(), b.data(), c.data(), n, &l2, &q2);
+    EXPECT_EQ(std::memcmp(&l1, &l2, sizeof l1), 0);
+    EXPECT_EQ(std::memcmp(&q1, &q2, sizeof q1), 0);
+    std::vector<double> z(x.size()), a(x.size());
+    for (size_t i = 0; i < z.size(); ++i) {
+      z[i] = static_cast<double>(b[i]) * 1.1;
+      a[i] = static_cast<double>(c[i]) / 3.0;
+    }
+    const double r1 = ref.residual_sq(z.data(), 0.7, a.data(), n);
+    const double r2 = sel.residual_sq(z.data(), 0.7, a.data(), n);
+    EXPECT_EQ(std::memcmp(&r1, &r2, sizeof r1), 0);
+    double plain = 0;
+    for (size_t i = 0; i < z.size(); ++i) plain += (z[i] - 0.7 * a[i]) * (z[i] - 0.7 * a[i]);
+    EXPECT_NEAR(r1, plain, 1e-12 * plain);
+  }
+}
+
+}  // namespace
+}  // namespace adalog::search
