@@ -12,6 +12,8 @@
 namespace adalog::intk {
 namespace {
 
+constexpr int kMaxPermuteLog2 = 6;  // tables above 64 entries take the bucket-table path
+
 // Floats in increasing order <-> uint32 keys in increasing order (-0 just below +0).
 uint32_t Key(float f) {
   uint32_t b;
@@ -96,13 +98,30 @@ ThresholdLogEncoder::ThresholdLogEncoder(std::function<int32_t(float)> code, Isa
 }
 
 ThresholdLogEncoder::ThresholdLogEncoder(const LogQuantizer& q, IsaLevel cap)
-    : ThresholdLogEncoder([q](float x) { return static_cast<int32_t>(q.Encode(x)); }, cap) {}
+    : ThresholdLogEncoder([q](float x) { return static_cast<int32_t>(q.Encode(x)); }, cap) {
+  if (log2_padded_ > kMaxPermuteLog2 && q.params().kind != LogKind::kLogSqrt2) {
+    table_.emplace(MakeLogCodeWriter(q.params(), 0.f));
+  }
+}
 
 ThresholdLogEncoder::ThresholdLogEncoder(const ShiftLogQuantizer& q, IsaLevel cap)
-    : ThresholdLogEncoder([q](float x) { return static_cast<int32_t>(q.Encode(x)); }, cap) {}
+    : ThresholdLogEncoder([q](float x) { return static_cast<int32_t>(q.Encode(x)); }, cap) {
+  if (log2_padded_ > kMaxPermuteLog2 && q.base().params().kind != LogKind::kLogSqrt2) {
+    table_.emplace(MakeLogCodeWriter(q.base().params(), q.shift()));
+    add_shift_ = true;
+  }
+}
 
 void ThresholdLogEncoder::Encode(const float* x, int64_t n, uint8_t* codes) const {
   bool nonfinite = false;
+  if (table_ && isa_ != IsaLevel::kRef) {  // exact for every input, NaN and inf included
+    if (isa_ == IsaLevel::kAvx2) {
+      LogCodesFromFloatsAvx2(*table_, add_shift_, x, n, codes);
+    } else {
+      LogCodesFromFloatsAvx512(*table_, add_shift_, x, n, codes);
+    }
+    return;
+  }
   switch (isa_) {
     case IsaLevel::kAvx512:
     case IsaLevel::kAvx512Vnni:

@@ -15,8 +15,10 @@
 // adalog::Error (internal error) if quant's code were not monotone. Non-finite inputs take
 // quant's scalar Encode (no threshold can express NaN, and +-inf are not finite).
 //
-// Lookups per 16 lanes: P <= 16 one vpermps, P <= 64 vpermi2ps (+ a blend for 64), P > 64
-// (6-bit shift codes at some scales, 7 and 8 bits) a gather; log2(P) + 1 steps. AVX2: gathers.
+// Lookups per 16 lanes: P <= 16 one vpermps, P <= 64 vpermi2ps (+ a blend for 64); log2(P) + 1
+// steps. Larger tables (7 and 8 bits) would need a gather per step (measured 41% of a W8A8
+// DeiT-S run), so quantizers of the Log2 / AdaLog kinds there use quant's bucket table instead
+// (LogCodesFromFloats*: two gathers per vector, the fused writers' exact encode). AVX2: gathers.
 //
 // Uniform asymmetric kind (UniformQuantizer with uint8 codes): the same float operations as
 // quant's Encode (IEEE division, NaN -> 0, clamp, round half to even, + z), 16 or 8 lanes.
@@ -24,11 +26,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "quant/log_quantizers.h"
 #include "quant/uniform.h"
 #include "runtime/cpu_features.h"
+#include "runtime/kernels/int/logcode_writers.h"
 
 namespace adalog::intk {
 
@@ -52,6 +56,8 @@ class ThresholdLogEncoder {
 
  private:
   std::function<int32_t(float)> code_;
+  std::optional<LogCodeWriter> table_;  // large tables: quant's bucket table instead
+  bool add_shift_ = false;
   std::vector<float> thr_;
   int max_code_ = 0;
   int padded_ = 1;

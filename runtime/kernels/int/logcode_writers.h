@@ -46,5 +46,11 @@ void GeluToLogCodesAvx512(const LogCodeWriter& w, const float* x, int64_t n, uin
 void SoftmaxToLogCodesAvx2(const LogCodeWriter& w, const float* x, int64_t rows, int n,
                            uint8_t* codes);
 void GeluToLogCodesAvx2(const LogCodeWriter& w, const float* x, int64_t n, uint8_t* codes);
+// codes[i] = quant's Encode(x[i] (+ w.shift if add_shift)) through the encoder table (two
+// gathers per vector): the large-table path of ThresholdLogEncoder (code_encoders.h).
+void LogCodesFromFloatsAvx512(const LogCodeWriter& w, bool add_shift, const float* x, int64_t n,
+                              uint8_t* codes);
+void LogCodesFromFloatsAvx2(const LogCodeWriter& w, bool add_shift, const float* x, int64_t n,
+                            uint8_t* codes);
 
 }  // namespace adalog::intk

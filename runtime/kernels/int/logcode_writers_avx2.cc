@@ -141,4 +141,22 @@ void GeluToLogCodesAvx2(const LogCodeWriter& w, const float* x, int64_t n, uint8
   }
 }
 
+void LogCodesFromFloatsAvx2(const LogCodeWriter& w, bool add_shift, const float* x, int64_t n,
+                            uint8_t* codes) {
+  const __m256 shift = Set(w.shift);
+  for (int64_t i = 0; i < n; i += 8) {
+    const int count = n - i < 8 ? static_cast<int>(n - i) : 8;
+    __m256 v;
+    if (count == 8) {
+      v = _mm256_loadu_ps(x + i);
+    } else {
+      alignas(32) float buf[8] = {};
+      std::memcpy(buf, x + i, sizeof(float) * static_cast<size_t>(count));
+      v = _mm256_load_ps(buf);
+    }
+    if (add_shift) v = _mm256_add_ps(v, shift);
+    StoreCodes(codes + i, Encode(w, v), count);
+  }
+}
+
 }  // namespace adalog::intk

@@ -113,4 +113,15 @@ void GeluToLogCodesAvx512(const LogCodeWriter& w, const float* x, int64_t n, uin
   }
 }
 
+void LogCodesFromFloatsAvx512(const LogCodeWriter& w, bool add_shift, const float* x, int64_t n,
+                              uint8_t* codes) {
+  const __m512 shift = _mm512_set1_ps(w.shift);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mk = Mask(n - i);
+    __m512 v = _mm512_maskz_loadu_ps(mk, x + i);
+    if (add_shift) v = _mm512_add_ps(v, shift);
+    _mm512_mask_cvtepi32_storeu_epi8(codes + i, mk, Encode(w, v));
+  }
+}
+
 }  // namespace adalog::intk
