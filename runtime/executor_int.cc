@@ -226,10 +226,18 @@ IntPathOptions DefaultIntPathOptions() {
   IntPathOptions o;
   const char* env = std::getenv("ADALOG_LOG_DESIGN");
   if (env != nullptr && *env != '\0') {
-    intk::LogDesign d;
-    ADALOG_CHECK(ParseLogDesign(env, &d), "ADALOG_LOG_DESIGN=", env,
-                 ": expected buckets, s16 or u8");
-    o.attn_design = o.fc2_design = d;
+    // "D" for both log-code GEMMs, or "A,F": attn@V design A, fc2 design F.
+    const std::string text(env);
+    const size_t comma = text.find(',');
+    intk::LogDesign a, f;
+    const bool ok = comma == std::string::npos
+                        ? ParseLogDesign(text, &a) && ParseLogDesign(text, &f)
+                        : ParseLogDesign(text.substr(0, comma), &a) &&
+                              ParseLogDesign(text.substr(comma + 1), &f);
+    ADALOG_CHECK(ok, "ADALOG_LOG_DESIGN=", env,
+                 ": expected buckets, s16 or u8, or two of them as ATTN,FC2 (e.g. s16,u8)");
+    o.attn_design = a;
+    o.fc2_design = f;
   }
   const char* fused = std::getenv("ADALOG_LOG_WRITERS");
   if (fused != nullptr && *fused != '\0') {

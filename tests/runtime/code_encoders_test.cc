@@ -9,6 +9,8 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "quant/error.h"
@@ -60,32 +62,50 @@ std::vector<float> Inputs(const ThresholdLogEncoder& enc, uint64_t seed) {
   return v;
 }
 
-void ExpectSameAsQuant(const std::function<int32_t(float)>& quant_code, const std::string& what) {
+void ExpectEncoderSameAsQuant(const ThresholdLogEncoder& enc,
+                              const std::function<int32_t(float)>& quant_code,
+                              const std::string& what) {
+  const IsaLevel isa = enc.isa();
+  const std::string where = what + " path " + enc.path();
+  const std::vector<float> x = Inputs(enc, 77);
+  // Whole array, then every length from a shifting offset (tails, unaligned starts).
+  std::vector<uint8_t> got(x.size() + 1, 0xAB);
+  enc.Encode(x.data(), static_cast<int64_t>(x.size()), got.data());
+  ASSERT_EQ(got.back(), 0xAB) << "wrote past the end " << where;
+  for (size_t i = 0; i < x.size(); ++i) {
+    ASSERT_EQ(static_cast<int32_t>(got[i]), quant_code(x[i]))
+        << where << Repro("isa", IsaLevelName(isa), "x", x[i], "i", i);
+  }
+  size_t off = 0;
+  for (int n : kLengths) {
+    if (off + static_cast<size_t>(n) + 1 > x.size()) off = 0;
+    std::vector<uint8_t> part(static_cast<size_t>(n) + 1, 0xCD);
+    enc.Encode(x.data() + off + 1, n, part.data());
+    ASSERT_EQ(part.back(), 0xCD) << where << Repro("isa", IsaLevelName(isa), "n", n);
+    for (int i = 0; i < n; ++i) {
+      ASSERT_EQ(static_cast<int32_t>(part[static_cast<size_t>(i)]),
+                quant_code(x[off + 1 + static_cast<size_t>(i)]))
+          << where << Repro("isa", IsaLevelName(isa), "n", n, "i", i);
+    }
+    off += static_cast<size_t>(n);
+  }
+}
+
+// Every ISA, both the generic (code function) encoder and the one built from the quantizer
+// (which takes the large-table paths at 7 and 8 bits).
+template <typename Q>
+void ExpectSameAsQuant(const Q& q, const std::string& what, std::set<std::string>* paths) {
+  const std::function<int32_t(float)> code = [&q](float x) {
+    return static_cast<int32_t>(q.Encode(x));
+  };
   for (IsaLevel isa : kLevels) {
     if (!IsaSupported(isa)) continue;
-    const ThresholdLogEncoder enc(quant_code, isa);
-    const std::vector<float> x = Inputs(enc, 77);
-    // Whole array, then every length from a shifting offset (tails, unaligned starts).
-    std::vector<uint8_t> got(x.size() + 1, 0xAB);
-    enc.Encode(x.data(), static_cast<int64_t>(x.size()), got.data());
-    ASSERT_EQ(got.back(), 0xAB) << "wrote past the end " << what;
-    for (size_t i = 0; i < x.size(); ++i) {
-      ASSERT_EQ(static_cast<int32_t>(got[i]), quant_code(x[i]))
-          << what << Repro("isa", IsaLevelName(isa), "x", x[i], "i", i);
-    }
-    size_t off = 0;
-    for (int n : kLengths) {
-      if (off + static_cast<size_t>(n) + 1 > x.size()) off = 0;
-      std::vector<uint8_t> part(static_cast<size_t>(n) + 1, 0xCD);
-      enc.Encode(x.data() + off + 1, n, part.data());
-      ASSERT_EQ(part.back(), 0xCD) << what << Repro("isa", IsaLevelName(isa), "n", n);
-      for (int i = 0; i < n; ++i) {
-        ASSERT_EQ(static_cast<int32_t>(part[static_cast<size_t>(i)]),
-                  quant_code(x[off + 1 + static_cast<size_t>(i)]))
-            << what << Repro("isa", IsaLevelName(isa), "n", n, "i", i);
-      }
-      off += static_cast<size_t>(n);
-    }
+    const ThresholdLogEncoder generic(code, isa);
+    ExpectEncoderSameAsQuant(generic, code, what);
+    const ThresholdLogEncoder direct(q, isa);
+    ExpectEncoderSameAsQuant(direct, code, what);
+    paths->insert(generic.path());
+    paths->insert(direct.path());
   }
 }
 
@@ -100,33 +120,39 @@ LogParams Params(LogKind kind, int bits, int q, float scale) {
 
 TEST(CodeEncoders, LogThresholdsEqualQuantEveryBitsAndIsa) {
   int cases = 0;
+  std::set<std::string> paths;
   for (int bits = 2; bits <= 8; ++bits) {
     for (int q : {10, 23, 37, 64, 90, 137}) {
       for (float scale : {1.0f, 0.37f, 3.1f}) {
         const LogQuantizer lq(Params(LogKind::kAdaLog, bits, q, scale));
-        ExpectSameAsQuant([&](float x) { return static_cast<int32_t>(lq.Encode(x)); },
-                          Repro("adalog bits", bits, "q", q, "scale", scale));
+        ExpectSameAsQuant(lq, Repro("adalog bits", bits, "q", q, "scale", scale), &paths);
         ++cases;
       }
     }
     for (LogKind kind : {LogKind::kLog2, LogKind::kLogSqrt2}) {
       const LogQuantizer lq(Params(kind, bits, 37, 0.5f));
-      ExpectSameAsQuant([&](float x) { return static_cast<int32_t>(lq.Encode(x)); },
-                        Repro("log2/sqrt2 bits", bits, "kind", static_cast<int>(kind)));
+      ExpectSameAsQuant(lq, Repro("log2/sqrt2 bits", bits, "kind", static_cast<int>(kind)),
+                        &paths);
       ++cases;
     }
   }
   EXPECT_EQ(cases, 7 * (18 + 2));
+  EXPECT_TRUE(paths.count("scalar") && paths.count("permute"));
+  if (IsaSupported(IsaLevel::kAvx512)) EXPECT_TRUE(paths.count("exponent"));
+  if (IsaSupported(IsaLevel::kAvx2)) {
+    EXPECT_TRUE(paths.count("bucket-gather") && paths.count("threshold-gather"));
+  }
 }
 
 TEST(CodeEncoders, ShiftLogThresholdsEqualQuant) {
+  std::set<std::string> paths;
   for (int bits : {3, 4, 6, 8}) {
     for (int q : {10, 37, 120}) {
       for (float shift : {kGeluShift, 0.5f, 0.0f}) {
         for (float scale : {0.8f, 2.5f}) {
           const ShiftLogQuantizer sq(Params(LogKind::kAdaLog, bits, q, scale), shift, true);
-          ExpectSameAsQuant([&](float x) { return static_cast<int32_t>(sq.Encode(x)); },
-                            Repro("shift bits", bits, "q", q, "shift", shift, "scale", scale));
+          ExpectSameAsQuant(sq, Repro("shift bits", bits, "q", q, "shift", shift, "scale", scale),
+                            &paths);
         }
       }
     }

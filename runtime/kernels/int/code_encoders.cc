@@ -100,20 +100,108 @@ ThresholdLogEncoder::ThresholdLogEncoder(std::function<int32_t(float)> code, Isa
 ThresholdLogEncoder::ThresholdLogEncoder(const LogQuantizer& q, IsaLevel cap)
     : ThresholdLogEncoder([q](float x) { return static_cast<int32_t>(q.Encode(x)); }, cap) {
   if (log2_padded_ > kMaxPermuteLog2 && q.params().kind != LogKind::kLogSqrt2) {
-    table_.emplace(MakeLogCodeWriter(q.params(), 0.f));
+    BuildLargeTablePaths(q, false, 0.f);
   }
 }
 
 ThresholdLogEncoder::ThresholdLogEncoder(const ShiftLogQuantizer& q, IsaLevel cap)
     : ThresholdLogEncoder([q](float x) { return static_cast<int32_t>(q.Encode(x)); }, cap) {
   if (log2_padded_ > kMaxPermuteLog2 && q.base().params().kind != LogKind::kLogSqrt2) {
-    table_.emplace(MakeLogCodeWriter(q.base().params(), q.shift()));
-    add_shift_ = true;
+    BuildLargeTablePaths(q.base(), true, q.shift());
   }
+}
+
+void ThresholdLogEncoder::BuildLargeTablePaths(const LogQuantizer& base, bool add_shift,
+                                               float shift) {
+  add_shift_ = add_shift;
+  shift_ = shift;
+  table_.emplace(MakeLogCodeWriter(base.params(), add_shift ? shift : 0.f));
+  if (isa_ < IsaLevel::kAvx512) return;
+  // Thresholds of the base code over y (exact, checked), then per-exponent buckets.
+  const ThresholdLogEncoder g([base](float y) { return static_cast<int32_t>(base.Encode(y)); },
+                              IsaLevel::kRef);
+  std::vector<float> pos;
+  for (int c = 0; c < g.max_code(); ++c) {
+    const float t = g.thresholds()[static_cast<size_t>(c)];
+    if (!(t > 0.0f) || !std::isfinite(t)) return;  // not the expected shape: keep the gathers
+    pos.push_back(t);
+  }
+  if (pos.empty() || g.Scalar(-FLT_MAX) != g.max_code() || g.Scalar(0.0f) != g.max_code()) return;
+  auto exponent = [](float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, sizeof b);
+    return static_cast<int32_t>(b >> 23);
+  };
+  const int32_t e_min = exponent(pos.back()), e_max = exponent(pos.front());
+  ExponentCodeTable t;
+  t.e0 = e_min - 1;  // every positive threshold lies strictly above B_0
+  if (t.e0 < 1 || e_max - t.e0 >= ExponentCodeTable::kBuckets) return;
+  t.code_nonpos = g.max_code();
+  t.shift = shift;
+  t.add_shift = add_shift;
+  for (int i = 0; i < ExponentCodeTable::kBuckets; ++i) {
+    const int32_t e = t.e0 + i;
+    const float lo = e <= 254 ? std::ldexp(1.0f, e - 127) : std::numeric_limits<float>::infinity();
+    const float hi =
+        e + 1 <= 254 ? std::ldexp(1.0f, e + 1 - 127) : std::numeric_limits<float>::infinity();
+    int32_t above = 0, k = 0;
+    for (int c = g.max_code() - 1; c >= 0; --c) {  // ascending thresholds
+      const float th = pos[static_cast<size_t>(c)];
+      if (th > lo) ++above;
+      if (th > lo && th < hi) {
+        if (k == ExponentCodeTable::kPerBucket) return;  // denser than 4 per octave
+        t.thr[k++][i] = th;
+      }
+    }
+    for (; k < ExponentCodeTable::kPerBucket; ++k) {
+      t.thr[k][i] = std::numeric_limits<float>::infinity();
+    }
+    t.base[i] = above;
+  }
+  // Re-check against quant at every threshold's neighbourhood and at bucket edges.
+  auto table_code = [&](float y) -> int32_t {
+    if (!(y > 0.0f)) return t.code_nonpos;
+    int32_t i = exponent(y) - t.e0;
+    i = i < 0 ? 0 : (i > ExponentCodeTable::kBuckets - 1 ? ExponentCodeTable::kBuckets - 1 : i);
+    int32_t c = t.base[i];
+    for (int k = 0; k < ExponentCodeTable::kPerBucket; ++k) c -= static_cast<int32_t>(t.thr[k][i] <= y);
+    return c;
+  };
+  for (float th : pos) {
+    float y = th;
+    for (int d = 0; d < 3; ++d) y = std::nextafter(y, 0.0f);
+    for (int d = 0; d < 6; ++d, y = std::nextafter(y, FLT_MAX)) {
+      ADALOG_CHECK(table_code(y) == g.Scalar(y), "exponent code table: code ", table_code(y),
+                   " for y = ", y, ", quant's Encode ", g.Scalar(y), " (internal error)");
+    }
+  }
+  for (int e = 1; e < 255; ++e) {
+    const float y = std::ldexp(1.0f, e - 127);
+    ADALOG_CHECK(table_code(y) == g.Scalar(y) &&
+                     table_code(std::nextafter(y, 0.0f)) == g.Scalar(std::nextafter(y, 0.0f)),
+                 "exponent code table: mismatch at 2^", e - 127, " (internal error)");
+  }
+  exp_table_ = t;
+}
+
+const char* ThresholdLogEncoder::path() const {
+  if (exp_table_) return "exponent";
+  if (isa_ == IsaLevel::kRef) return "scalar";
+  if (table_) return "bucket-gather";
+  return isa_ == IsaLevel::kAvx2 || log2_padded_ > kMaxPermuteLog2 ? "threshold-gather" : "permute";
 }
 
 void ThresholdLogEncoder::Encode(const float* x, int64_t n, uint8_t* codes) const {
   bool nonfinite = false;
+  if (exp_table_) {
+    if (EncodeLogExponentAvx512(*exp_table_, x, n, codes)) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float y = add_shift_ ? x[i] + shift_ : x[i];
+        if (!std::isfinite(y)) codes[i] = static_cast<uint8_t>(code_(x[i]));
+      }
+    }
+    return;
+  }
   if (table_ && isa_ != IsaLevel::kRef) {  // exact for every input, NaN and inf included
     if (isa_ == IsaLevel::kAvx2) {
       LogCodesFromFloatsAvx2(*table_, add_shift_, x, n, codes);

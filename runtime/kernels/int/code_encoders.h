@@ -36,6 +36,23 @@
 
 namespace adalog::intk {
 
+// Large tables (Log2 / AdaLog at 7 and 8 bits), AVX-512: y = x (+ shift) as quant computes it,
+// then the code of y > 0 from its float exponent e: the thresholds of quant's code over y are
+// geometric (at most 4 per octave for q >= 10), so with B_i = 2^(e0 + i - 127),
+//   code(y) = base[i] - #{k : thr[k][i] <= y},   i = clamp(e - e0, 0, 63)
+//   base[i] = #{c : t_c > B_i},  thr[.][i] = the thresholds inside (B_i, B_i+1), +inf padded;
+// every y <= 0 has the code of 0. Built from the exact thresholds and re-checked like them.
+struct ExponentCodeTable {
+  static constexpr int kBuckets = 64;
+  static constexpr int kPerBucket = 4;
+  int32_t e0 = 0;
+  int32_t code_nonpos = 0;
+  float shift = 0.f;
+  bool add_shift = false;
+  alignas(64) int32_t base[kBuckets] = {};
+  alignas(64) float thr[kPerBucket][kBuckets] = {};
+};
+
 class ThresholdLogEncoder {
  public:
   // From quant's scalar code function (must be monotone non-increasing in x over the finite
@@ -53,11 +70,16 @@ class ThresholdLogEncoder {
   int padded() const { return padded_; }
   int32_t Scalar(float x) const { return code_(x); }  // quant's code (reference)
   IsaLevel isa() const { return isa_; }
+  // The path Encode takes: "scalar", "permute", "threshold-gather", "exponent", "bucket-gather".
+  const char* path() const;
 
  private:
   std::function<int32_t(float)> code_;
   std::optional<LogCodeWriter> table_;  // large tables: quant's bucket table instead
+  std::optional<ExponentCodeTable> exp_table_;  // large tables, AVX-512 (preferred)
   bool add_shift_ = false;
+  float shift_ = 0.f;
+  void BuildLargeTablePaths(const LogQuantizer& base, bool add_shift, float shift);
   std::vector<float> thr_;
   int max_code_ = 0;
   int padded_ = 1;
@@ -85,6 +107,8 @@ class VectorUniformEncoder {
 // an unspecified code, which the caller overwrites with quant's scalar Encode.
 bool EncodeLogThresholdsAvx512(const float* thr, int log2_padded, const float* x, int64_t n,
                                uint8_t* codes);
+bool EncodeLogExponentAvx512(const ExponentCodeTable& t, const float* x, int64_t n,
+                             uint8_t* codes);
 bool EncodeLogThresholdsAvx2(const float* thr, int log2_padded, const float* x, int64_t n,
                              uint8_t* codes);
 // The same binary search, one element (finite x only): the tails of the vector kernels.

@@ -116,4 +116,49 @@ void EncodeUniformU8Avx512(float scale, float lo, float hi, int32_t zero_point, 
   }
 }
 
+bool EncodeLogExponentAvx512(const ExponentCodeTable& t, const float* x, int64_t n,
+                             uint8_t* codes) {
+  const __m512i b0 = _mm512_load_si512(t.base), b1 = _mm512_load_si512(t.base + 16),
+                b2 = _mm512_load_si512(t.base + 32), b3 = _mm512_load_si512(t.base + 48);
+  __m512 th[ExponentCodeTable::kPerBucket][4];
+  for (int k = 0; k < ExponentCodeTable::kPerBucket; ++k) {
+    for (int j = 0; j < 4; ++j) th[k][j] = _mm512_load_ps(t.thr[k] + 16 * j);
+  }
+  const __m512 shift = _mm512_set1_ps(t.shift), zero = _mm512_setzero_ps();
+  const __m512 inf = _mm512_set1_ps(__builtin_inff());
+  const __m512i e0 = _mm512_set1_epi32(t.e0), top = _mm512_set1_epi32(63),
+                nonpos = _mm512_set1_epi32(t.code_nonpos), bit5 = _mm512_set1_epi32(32),
+                one = _mm512_set1_epi32(1);
+  __mmask16 all_finite = 0xffff;
+  auto code = [&](__m512 y) {
+    const __mmask16 pos = _mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ);
+    __m512i i = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(y), 23), e0);
+    i = _mm512_min_epi32(_mm512_max_epi32(i, _mm512_setzero_si512()), top);
+    const __mmask16 hi = _mm512_test_epi32_mask(i, bit5);
+    __m512i c = _mm512_mask_blend_epi32(hi, _mm512_permutex2var_epi32(b0, i, b1),
+                                        _mm512_permutex2var_epi32(b2, i, b3));
+    for (int k = 0; k < ExponentCodeTable::kPerBucket; ++k) {
+      const __m512 tk = _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(th[k][0], i, th[k][1]),
+                                             _mm512_permutex2var_ps(th[k][2], i, th[k][3]));
+      c = _mm512_mask_sub_epi32(c, _mm512_cmp_ps_mask(tk, y, _CMP_LE_OQ), c, one);
+    }
+    return _mm512_mask_blend_epi32(pos, nonpos, c);
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 y = _mm512_loadu_ps(x + i);
+    if (t.add_shift) y = _mm512_add_ps(y, shift);
+    all_finite &= _mm512_cmp_ps_mask(_mm512_abs_ps(y), inf, _CMP_LT_OQ);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm512_cvtepi32_epi8(code(y)));
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 y = _mm512_maskz_loadu_ps(m, x + i);
+    if (t.add_shift) y = _mm512_add_ps(y, shift);
+    all_finite &= static_cast<__mmask16>(_mm512_cmp_ps_mask(_mm512_abs_ps(y), inf, _CMP_LT_OQ) | ~m);
+    _mm_mask_storeu_epi8(codes + i, m, _mm512_cvtepi32_epi8(code(y)));
+  }
+  return all_finite != 0xffff;
+}
+
 }  // namespace adalog::intk
