@@ -4,6 +4,8 @@
 // -ffp-contract=off (search/CMakeLists.txt).
 #pragma once
 
+#include <cstdint>
+
 namespace adalog::search {
 
 using AxpyF32F64Fn = void (*)(double* a, double d, const float* w, int n);
@@ -14,5 +16,17 @@ void AxpyF32F64Avx512(double* a, double d, const float* w, int n);
 
 // The fastest implementation the CPU (and ADALOG_ISA) allows.
 AxpyF32F64Fn SelectAxpyF32F64();
+
+// Several updates of one row: for e = 0..cnt-1 in order, a[0..n) += d[e] * double(w + k[e] * ldw)
+// [0..n). Each element receives its updates in list order with one rounding per multiply and
+// per add, so every implementation gives the reference's bits; the AVX-512 one keeps the row in
+// registers (a chunk at a time) instead of loading and storing it once per update.
+using RowUpdateFn = void (*)(double* a, const float* w, int ldw, const int32_t* k,
+                             const double* d, int cnt, int n);
+void RowUpdateRef(double* a, const float* w, int ldw, const int32_t* k, const double* d, int cnt,
+                  int n);
+void RowUpdateAvx512(double* a, const float* w, int ldw, const int32_t* k, const double* d,
+                     int cnt, int n);
+RowUpdateFn SelectRowUpdate();
 
 }  // namespace adalog::search

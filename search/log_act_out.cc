@@ -160,45 +160,40 @@ void ShiftLogActOut::Recompute(State* st, float scale, int q) {
 void ShiftLogActOut::Move(State* st, const std::vector<int64_t>& ge_new, int q) {
   const ShiftLogQuantizer enc(LogParams{kind_, bits_, st->scale, q}, shift_, false);
   const std::vector<float>& lv = enc.base().levels();  // unscaled: independent of the scale
-  // Counting sort of the changed elements by (block of kRowBlock rows, k), stable (sorted-position
-  // order inside a bucket): a block's rows of A stay in cache while each Wq^T row is read once.
+  // Counting sort of the changed elements by row t, stable (sorted-position order inside a row):
+  // each row of A then takes all its updates while held in registers (RowUpdate).
   const uint32_t K = static_cast<uint32_t>(K_);
-  const int64_t nblk = (T_ + kRowBlock - 1) / kRowBlock;
-  const size_t nbuckets = static_cast<size_t>(nblk) * K;
-  row_start_.assign(nbuckets + 1, 0);
-  auto bucket = [&](uint32_t i) {
-    return static_cast<size_t>(i / K / kRowBlock) * K + i % K;
-  };
+  const size_t T = static_cast<size_t>(T_);
+  row_start_.assign(T + 1, 0);
   int64_t nnz = 0;
   ForChanged(st->ge, ge_new, [&](int64_t a, int64_t b, int32_t, int32_t) {
-    for (int64_t p = a; p < b; ++p) ++row_start_[bucket(idx_[static_cast<size_t>(p)]) + 1];
+    for (int64_t p = a; p < b; ++p) ++row_start_[idx_[static_cast<size_t>(p)] / K + 1];
     nnz += b - a;
   });
-  for (size_t j = 0; j < nbuckets; ++j) row_start_[j + 1] += row_start_[j];
-  upd_k_.resize(static_cast<size_t>(nnz));  // here: the row t of each update
+  for (size_t t = 0; t < T; ++t) row_start_[t + 1] += row_start_[t];
+  upd_k_.resize(static_cast<size_t>(nnz));
   upd_d_.resize(static_cast<size_t>(nnz));
   std::vector<int64_t> cur(row_start_.begin(), row_start_.end() - 1);
   ForChanged(st->ge, ge_new, [&](int64_t a, int64_t b, int32_t co, int32_t cn) {
     const double d = static_cast<double>(lv[static_cast<size_t>(cn)]) - lv[static_cast<size_t>(co)];
     for (int64_t p = a; p < b; ++p) {
       const uint32_t i = idx_[static_cast<size_t>(p)];
-      const int64_t at = cur[bucket(i)]++;
-      upd_k_[static_cast<size_t>(at)] = static_cast<int32_t>(i / K);
+      const int64_t at = cur[i / K]++;
+      upd_k_[static_cast<size_t>(at)] = static_cast<int32_t>(i % K);
       upd_d_[static_cast<size_t>(at)] = d;
     }
   });
   const int N = N_;
-  const AxpyF32F64Fn axpy = SelectAxpyF32F64();
+  const RowUpdateFn update = SelectRowUpdate();
+  const int64_t nblk = (T_ + kRowBlock - 1) / kRowBlock;
 #pragma omp parallel for schedule(dynamic, 1) if (nnz * N > (int64_t{1} << 20))
   for (int64_t blk = 0; blk < nblk; ++blk) {
-    for (uint32_t k = 0; k < K; ++k) {
-      const size_t bk = static_cast<size_t>(blk) * K + k;
-      const float* w = wt_.data() + static_cast<int64_t>(k) * N;
-      for (int64_t e = row_start_[bk]; e < row_start_[bk + 1]; ++e) {
-        const double d = upd_d_[static_cast<size_t>(e)];
-        double* a = st->A.data() + static_cast<int64_t>(upd_k_[static_cast<size_t>(e)]) * N;
-        axpy(a, d, w, N);
-      }
+    const int64_t t1 = std::min(T_, (blk + 1) * kRowBlock);
+    for (int64_t t = blk * kRowBlock; t < t1; ++t) {
+      const int64_t e0 = row_start_[static_cast<size_t>(t)], e1 = row_start_[static_cast<size_t>(t) + 1];
+      if (e1 > e0)
+        update(st->A.data() + t * N, wt_.data(), N, upd_k_.data() + e0, upd_d_.data() + e0,
+               static_cast<int>(e1 - e0), N);
     }
   }
   st->ge = ge_new;

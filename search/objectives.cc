@@ -13,6 +13,7 @@
 #include "quant/log_quantizers.h"
 #include "quant/twin_uniform.h"
 #include "quant/uniform.h"
+#include "search/gram.h"
 #include "search/scan_kernels.h"
 
 namespace adalog::search {
@@ -29,18 +30,6 @@ constexpr int64_t kBlock = 32;
 // more than tiny loops, and on a loaded machine spinning threads waste whole time slices. The
 // split never changes results (each result is computed by one thread either way).
 constexpr int64_t kMinParallelWork = int64_t{1} << 22;
-
-// out [M][N] = A^T B with A [T][M], B [T][N] (row-major doubles).
-void ParallelAtB(const double* a, int64_t T, int64_t M, const double* b, int64_t N, double* out) {
-  const int64_t nblk = (M + kBlock - 1) / kBlock;
-  CMapD A(a, T, M), B(b, T, N);
-#pragma omp parallel for schedule(dynamic, 1) if (T * M * N > kMinParallelWork)
-  for (int64_t blk = 0; blk < nblk; ++blk) {
-    const int64_t r0 = blk * kBlock, rb = std::min(kBlock, M - r0);
-    MapD O(out + r0 * N, rb, N);
-    O.noalias() = A.middleCols(r0, rb).transpose() * B;
-  }
-}
 
 // out [T][N] = A B with A [T][K], B [K][N].
 void ParallelAB(const double* a, int64_t T, int64_t K, const double* b, int64_t N, double* out) {
@@ -177,14 +166,10 @@ WeightOutObjective::WeightOutObjective(const float* xq, int64_t T, int K, const 
                                        const float* bias, int N)
     : K_(K), N_(N) {
   ADALOG_CHECK(T > 0 && K > 0 && N > 0, "W-out: empty operands");
-  std::vector<double> xd(static_cast<size_t>(T) * K), yd(static_cast<size_t>(T) * N);
-  for (int64_t i = 0; i < T * K; ++i) xd[static_cast<size_t>(i)] = xq[i];
-  for (int64_t t = 0; t < T; ++t)
-    for (int o = 0; o < N; ++o)
-      yd[static_cast<size_t>(t * N + o)] =
-          static_cast<double>(y[t * N + o]) - (bias ? static_cast<double>(bias[o]) : 0.0);
+  // G = Xq^T Xq and Xq^T Y with exact products, summed over t in order (search/gram.h); then
+  // c_o = Xq^T (y_o - b_o) = Xq^T y_o - b_o colsum(Xq), all in double.
   G_.resize(static_cast<size_t>(K) * K);
-  ParallelAtB(xd.data(), T, K, xd.data(), K, G_.data());
+  GramAtB(xq, K, K, xq, K, K, T, G_.data(), K, /*symmetric=*/true);
   if (T < K) {
     xq_.assign(xq, xq + T * K);  // e^T G e = ||Xq e||^2 is cheaper (the head: T = images)
     T_ = T;
@@ -192,10 +177,21 @@ WeightOutObjective::WeightOutObjective(const float* xq, int64_t T, int K, const 
     Gf_.assign(G_.begin(), G_.end());
   }
   C_.resize(static_cast<size_t>(N) * K);
-  ParallelAtB(yd.data(), T, N, xd.data(), K, C_.data());
+  GramAtB(y, N, N, xq, K, K, T, C_.data(), K, /*symmetric=*/false);
+  if (bias) {
+    std::vector<double> colsum(static_cast<size_t>(K), 0.0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int k = 0; k < K; ++k) colsum[static_cast<size_t>(k)] += xq[t * K + k];
+    for (int o = 0; o < N; ++o)
+      for (int k = 0; k < K; ++k)
+        C_[static_cast<size_t>(o) * K + k] -= static_cast<double>(bias[o]) * colsum[static_cast<size_t>(k)];
+  }
   yy_.assign(static_cast<size_t>(N), 0.0);
   for (int64_t t = 0; t < T; ++t)
-    for (int o = 0; o < N; ++o) yy_[static_cast<size_t>(o)] += yd[t * N + o] * yd[t * N + o];
+    for (int o = 0; o < N; ++o) {
+      const double d = static_cast<double>(y[t * N + o]) - (bias ? static_cast<double>(bias[o]) : 0.0);
+      yy_[static_cast<size_t>(o)] += d * d;
+    }
 }
 
 void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
@@ -299,7 +295,7 @@ void ActOutObjective::EvalUniform(const UniformCandidates& c, std::vector<double
         yy += d * d;
       }
     H_.resize(static_cast<size_t>(K_) * K_);
-    ParallelAtB(wd.data(), N_, K_, wd.data(), K_, H_.data());
+    GramAtB(wq_.data(), K_, K_, wq_.data(), K_, K_, N_, H_.data(), K_, /*symmetric=*/true);
     R_.resize(static_cast<size_t>(T_) * K_);
     ParallelAB(yd.data(), T_, N_, wd.data(), K_, R_.data());
     yy_ = yy;

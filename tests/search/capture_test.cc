@@ -3,13 +3,16 @@
 // implementation gives the reference's bits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
 
 #include "runtime/executor_fp32.h"
+#include "search/axpy.h"
 #include "search/capture.h"
+#include "search/gram.h"
 #include "search/scan_kernels.h"
 #include "tests/util/exec_random_vit.h"
 
@@ -159,6 +162,75 @@ TEST(ScanKernels, AllImplementationsGiveReferenceBits) {
     double plain = 0;
     for (size_t i = 0; i < z.size(); ++i) plain += (z[i] - 0.7 * a[i]) * (z[i] - 0.7 * a[i]);
     EXPECT_NEAR(r1, plain, 1e-12 * plain);
+  }
+}
+
+TEST(ScanKernels, RowUpdateGivesReferenceBits) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int K = 37;
+  for (int n : {1, 8, 13, 64, 70, 384, 391}) {
+    std::vector<float> w(static_cast<size_t>(K) * n);
+    for (float& v : w) v = nd(rng);
+    for (int cnt : {0, 1, 5, 40}) {
+      std::vector<int32_t> k(static_cast<size_t>(cnt));
+      std::vector<double> d(static_cast<size_t>(cnt));
+      for (int e = 0; e < cnt; ++e) {
+        k[static_cast<size_t>(e)] = static_cast<int32_t>(rng() % K);
+        d[static_cast<size_t>(e)] = static_cast<double>(nd(rng)) / 7.0;
+      }
+      std::vector<double> a1(static_cast<size_t>(n)), a2;
+      for (double& v : a1) v = nd(rng);
+      a2 = a1;
+      RowUpdateRef(a1.data(), w.data(), n, k.data(), d.data(), cnt, n);
+      SelectRowUpdate()(a2.data(), w.data(), n, k.data(), d.data(), cnt, n);
+      EXPECT_EQ(std::memcmp(a1.data(), a2.data(), sizeof(double) * a1.size()), 0) << n << " " << cnt;
+    }
+  }
+}
+
+TEST(ScanKernels, GramExactProductsAnyImplementation) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int M : {1, 6, 13, 40}) {
+    for (int N : {5, 32, 70}) {
+      const int64_t T = 57;
+      std::vector<float> a(static_cast<size_t>(T) * M), b(static_cast<size_t>(T) * N);
+      for (float& v : a) v = nd(rng);
+      for (float& v : b) v = nd(rng) * 3.0f;
+      // Plain: per element, t ascending, one accumulator.
+      std::vector<double> want(static_cast<size_t>(M) * N), got(want.size());
+      for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) {
+          double acc = 0;
+          for (int64_t t = 0; t < T; ++t)
+            acc += static_cast<double>(a[static_cast<size_t>(t * M + i)]) * b[static_cast<size_t>(t * N + j)];
+          want[static_cast<size_t>(i) * N + j] = acc;
+        }
+      GramAtB(a.data(), M, M, b.data(), N, N, T, got.data(), N, false);
+      EXPECT_EQ(std::memcmp(want.data(), got.data(), sizeof(double) * want.size()), 0) << M << " " << N;
+      for (int i = 0; i < M; i += kGramTileM)
+        for (int j = 0; j < N; j += kGramTileN) {
+          const int mi = std::min(kGramTileM, M - i), nj = std::min(kGramTileN, N - j);
+          std::vector<double> r(want.size(), -1.0), s(want.size(), -1.0);
+          GramTileRef(a.data(), M, b.data(), N, T, i, mi, j, nj, r.data(), N);
+          SelectGramTile()(a.data(), M, b.data(), N, T, i, mi, j, nj, s.data(), N);
+          EXPECT_EQ(std::memcmp(r.data(), s.data(), sizeof(double) * r.size()), 0);
+        }
+    }
+    // Symmetric: the mirrored lower triangle equals the plain sums too.
+    const int64_t T = 33;
+    std::vector<float> x(static_cast<size_t>(T) * M);
+    for (float& v : x) v = nd(rng);
+    std::vector<double> g(static_cast<size_t>(M) * M, -7.0);
+    GramAtB(x.data(), M, M, x.data(), M, M, T, g.data(), M, true);
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < M; ++j) {
+        double acc = 0;
+        for (int64_t t = 0; t < T; ++t)
+          acc += static_cast<double>(x[static_cast<size_t>(t * M + i)]) * x[static_cast<size_t>(t * M + j)];
+        ASSERT_EQ(g[static_cast<size_t>(i) * M + j], acc) << i << " " << j;
+      }
   }
 }
 

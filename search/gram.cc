@@ -1,0 +1,58 @@
+// Exact-product double Grams; see gram.h.
+#include "search/gram.h"
+
+#include <algorithm>
+
+#include "runtime/cpu_features.h"
+
+namespace adalog::search {
+
+void GramTileRef(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t T, int i0,
+                 int mi, int j0, int nj, double* out, int64_t ldo) {
+  double acc[kGramTileM][kGramTileN] = {};
+  for (int64_t t = 0; t < T; ++t) {
+    const float* ar = a + t * lda + i0;
+    const float* br = b + t * ldb + j0;
+    for (int i = 0; i < mi; ++i) {
+      const double av = ar[i];
+      for (int j = 0; j < nj; ++j) acc[i][j] += av * static_cast<double>(br[j]);
+    }
+  }
+  for (int i = 0; i < mi; ++i)
+    for (int j = 0; j < nj; ++j) out[(i0 + i) * ldo + j0 + j] = acc[i][j];
+}
+
+GramTileFn SelectGramTile() {
+  return ActiveIsaLevel() >= IsaLevel::kAvx512 ? GramTileAvx512 : GramTileRef;
+}
+
+void GramAtB(const float* a, int64_t lda, int M, const float* b, int64_t ldb, int N, int64_t T,
+             double* out, int64_t ldo, bool symmetric) {
+  const GramTileFn tile = SelectGramTile();
+  const int mb = (M + kGramTileM - 1) / kGramTileM, nb = (N + kGramTileN - 1) / kGramTileN;
+  const int64_t tiles = static_cast<int64_t>(mb) * nb;
+#pragma omp parallel for schedule(dynamic, 4) if (tiles * T * kGramTileM * kGramTileN > (int64_t{1} << 22))
+  for (int64_t p = 0; p < tiles; ++p) {
+    const int ib = static_cast<int>(p / nb), jb = static_cast<int>(p % nb);
+    const int i0 = ib * kGramTileM, j0 = jb * kGramTileN;
+    const int mi = std::min(kGramTileM, M - i0), nj = std::min(kGramTileN, N - j0);
+    if (symmetric && j0 + nj <= i0) continue;  // strictly below the diagonal: mirrored below
+    tile(a, lda, b, ldb, T, i0, mi, j0, nj, out, ldo);
+  }
+  if (symmetric) {
+    // Mirror: element (i, j) with j < i takes (j, i), which its tile computed (j's tile row
+    // starts at or before j, and its column range reaches i's or beyond).
+    for (int i = 0; i < M; ++i) {
+      const int tile_i0 = (i / kGramTileM) * kGramTileM;
+      // Columns j < i whose tile (row block of i, column block of j) was skipped: the whole
+      // tile lies strictly below the diagonal, i.e. j0 + nj <= tile_i0.
+      for (int j = 0; j < i; ++j) {
+        const int j0 = (j / kGramTileN) * kGramTileN;
+        const int nj = std::min(kGramTileN, N - j0);
+        if (j0 + nj <= tile_i0) out[i * ldo + j] = out[j * ldo + i];
+      }
+    }
+  }
+}
+
+}  // namespace adalog::search

@@ -1,0 +1,30 @@
+// Exact-product double Grams of float matrices: out[i][j] = sum_t a[t][i] * b[t][j], each
+// product exact in double (float x float), each element summed over t in ascending order with
+// one accumulator. The result therefore does not depend on the implementation (reference or
+// AVX-512, with or without fused multiply-add: the products are exact) nor on the thread count
+// (each element is computed by one thread). Used for the W-out Gram G = Xq^T Xq, c = Xq^T Y and
+// the A-out H = Wq^T Wq.
+#pragma once
+
+#include <cstdint>
+
+namespace adalog::search {
+
+// out [M][N] (row stride ldo) = A^T B with A [T][M] (row stride lda), B [T][N] (stride ldb).
+// symmetric: A == B, M == N; only the upper triangle is computed, then mirrored.
+void GramAtB(const float* a, int64_t lda, int M, const float* b, int64_t ldb, int N, int64_t T,
+             double* out, int64_t ldo, bool symmetric);
+
+// One output tile [i0, i0 + mi) x [j0, j0 + nj) (reference / AVX-512; tests compare them).
+using GramTileFn = void (*)(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t T,
+                            int i0, int mi, int j0, int nj, double* out, int64_t ldo);
+void GramTileRef(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t T, int i0,
+                 int mi, int j0, int nj, double* out, int64_t ldo);
+void GramTileAvx512(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t T, int i0,
+                    int mi, int j0, int nj, double* out, int64_t ldo);
+GramTileFn SelectGramTile();
+// Tile shape of GramAtB (mi <= kGramTileM, nj <= kGramTileN).
+constexpr int kGramTileM = 6;
+constexpr int kGramTileN = 32;
+
+}  // namespace adalog::search
