@@ -156,9 +156,9 @@ std::vector<CommandSpec> MakeCommands() {
       Int("seed", "S", "seed choosing --calib-size images when more are given", 0, 4294967295LL, "0"),
       Flag("no-fpcs", "no FPCS: each search is the top-1 of its percentile grid (spec 4.7)"),
       Choice("fpcs-mode", {"official", "best"},
-             "FPCS variant: official (spec 4.5 as published) or best (never returns worse than "
-             "a candidate it evaluated; search/README.md)",
-             "official"),
+             "FPCS variant: best (never returns worse than a candidate it evaluated; "
+             "search/README.md) or official (spec 4.5 as published)",
+             "best"),
       Flag("no-reparam", "skip LayerNorm / GELU-shift reparameterization"),
       Threads("all cores"),
   };

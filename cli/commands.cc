@@ -85,7 +85,7 @@ struct QuantizeOptions {
   int calib_size = 32;
   uint32_t seed = 0;
   bool fpcs = true;
-  std::string fpcs_mode = "official";  // official | best (search/fpcs.h FpcsMode)
+  std::string fpcs_mode = "best";  // official | best (search/fpcs.h FpcsMode)
   bool reparam = true;
   int threads = 0;
 };
@@ -170,7 +170,7 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
   o.calib_size = static_cast<int>(a.Int("calib-size", 32));
   o.seed = static_cast<uint32_t>(a.Int("seed", 0));
   o.fpcs = !a.Flag("no-fpcs");
-  o.fpcs_mode = a.String("fpcs-mode", "official");
+  o.fpcs_mode = a.String("fpcs-mode", "best");
   if (!o.fpcs && a.Has("fpcs-mode"))
     throw UsageError(cmd + ": --fpcs-mode chooses the FPCS variant; --no-fpcs turns FPCS off");
   o.reparam = !a.Flag("no-reparam");
@@ -711,7 +711,7 @@ int RunQuantize(const ParsedArgs& args) {
   const bool tty = isatty(fileno(stderr)) != 0;
   std::fprintf(stderr, "adalog: quantizing %s at W%dA%d (softmax %s, gelu %s%s%s) on %d of %lld calibration images\n",
                o.model.c_str(), o.weight_bits, o.act_bits, o.softmax.c_str(), o.gelu.c_str(),
-               o.fpcs ? (o.fpcs_mode == "official" ? "" : ", FPCS best") : ", no FPCS", o.reparam ? "" : ", no reparam", o.calib_size,
+               o.fpcs ? (o.fpcs_mode == "best" ? "" : ", official FPCS") : ", no FPCS", o.reparam ? "" : ", no reparam", o.calib_size,
                static_cast<long long>(calib.available));
   ScopedSigint sigint;
   const auto search_t0 = std::chrono::steady_clock::now();

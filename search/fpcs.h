@@ -39,7 +39,7 @@ const char* FpcsModeName(FpcsMode m);
 
 struct FpcsConfig {
   bool fpcs = true;       // false: top-1 over the initial grid only (spec 4.7)
-  FpcsMode mode = FpcsMode::kOfficial;
+  FpcsMode mode = FpcsMode::kOfficial;  // the primitive's default; RecipeOptions defaults to kBest
   int width = 16;         // survivors per group
   int steps = 6;          // 1 coarse stage + (steps - 1) refinements
   float scale_floor = 0;  // activations: 1e-4 (spec 4.5); others 0 (positivity guard only)

@@ -279,6 +279,18 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
     const UniformChoice wprev = wc;
     wc = SearchWeightOut(xq, T, y, *fc2, wgrid, o, &wprev);
   }
+  if (std::getenv("ADALOG_SEARCH_STATS")) {
+    // Diagnostics only: the final fc2 A-out (both quantizers at their final values) against the
+    // energy of the FP output, for comparing quantizer choices layer by layer.
+    const std::vector<float> wq = QuantizeWeight(*fc2, ToPerChannel(wc, o.weight_bits));
+    lout.SetWeight(wq.data());
+    std::vector<double> e;
+    lout.Eval(LogCandidates{{lp.scale}, {lp.q}}, &e);
+    double yy = 0;
+    for (int64_t i = 0; i < T * N; ++i) yy += static_cast<double>(y[i]) * y[i];
+    std::fprintf(stderr, "[search] fc2 %s W%dA%d scale %.6g q %d: A-out %.6g, relative %.6g\n",
+                 o.gelu.c_str(), o.weight_bits, b, static_cast<double>(lp.scale), lp.q, e[0], e[0] / yy);
+  }
   if (std::getenv("ADALOG_SEARCH_STATS"))
     std::fprintf(stderr, "[search] fc2 A-out: %lld from scratch, %lld incremental, %.3g%% of codes updated per incremental\n",
                  static_cast<long long>(lout.stats().full), static_cast<long long>(lout.stats().incremental),
@@ -376,6 +388,13 @@ void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images
           gb, [&](const UniformCandidates& c, std::vector<double>* e) { mm.EvalBPerHead(c, e); },
           WeightCfg(o), &bprev);
       if (Same(cb, bprev)) break;  // the next q search would repeat
+    }
+    if (std::getenv("ADALOG_SEARCH_STATS")) {
+      // Diagnostics only: the final attn@v output error with both operands at their final values.
+      mm.SetQuantizedB(QuantHeads(v, heads, mm.b_per_head(), cb, b));
+      std::vector<double> e;
+      mm.EvalATensor(1, [&](int) { return LogFq(lp, 0.0f); }, &e);
+      std::fprintf(stderr, "[search] attn@v %s A%d q %d: MM error %.6g\n", o.softmax.c_str(), b, lp.q, e[0]);
     }
     pq.kind = ActQuant::Kind::kLog;
     pq.log = lp;

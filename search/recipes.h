@@ -19,7 +19,8 @@ struct RecipeOptions {
   // FPCS variant (search/fpcs.h): kOfficial = the official beam search bit for bit; kBest = never
   // returns worse than a candidate it evaluated, elitist beam, and each round's search also
   // evaluates the quantizer's current value (the incumbent). Ignored when fpcs is false.
-  FpcsMode fpcs_mode = FpcsMode::kOfficial;
+  // Default kBest, chosen by measurement (models/README.md, "Quantized accuracy").
+  FpcsMode fpcs_mode = FpcsMode::kBest;
   int rounds = 3;     // alternating weight/activation rounds (spec 1, search_round)
   std::string softmax = "adalog";  // adalog | log2 | logsqrt2 | uniform
   std::string gelu = "adalog";     // adalog | log2 | logsqrt2 | twin | uniform

@@ -55,12 +55,12 @@ done
 
 # --fpcs-mode: the variant is printed and recorded in the plan's meta; with --no-fpcs (nothing to
 # choose) it is a usage error.
-"$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits W4A4 --fpcs-mode best -o "$TMP/q_best.adalog" \
-  --calib-size 16 "${T1[@]}" >"$TMP/q.out" 2>"$TMP/q.err" && grep -q "FPCS best" "$TMP/q.out" &&
-  "$ADALOG" inspect "$TMP/q_best.adalog" 2>/dev/null | grep "^meta" | grep -q "fpcs_mode=best" && ok ||
-  bad "quantize --fpcs-mode best: $(cat "$TMP/q.out" "$TMP/q.err")"
-"$ADALOG" inspect "$TMP/q_W4A4.adalog" 2>/dev/null | grep "^meta" | grep -q "fpcs_mode=" && ok ||
-  bad "inspect: the default quantize records no fpcs_mode in meta"
+"$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits W4A4 --fpcs-mode official -o "$TMP/q_off.adalog" \
+  --calib-size 16 "${T1[@]}" >"$TMP/q.out" 2>"$TMP/q.err" && grep -q "FPCS official" "$TMP/q.out" &&
+  "$ADALOG" inspect "$TMP/q_off.adalog" 2>/dev/null | grep "^meta" | grep -q "fpcs_mode=official" && ok ||
+  bad "quantize --fpcs-mode official: $(cat "$TMP/q.out" "$TMP/q.err")"
+"$ADALOG" inspect "$TMP/q_W4A4.adalog" 2>/dev/null | grep "^meta" | grep -q "fpcs_mode=best" && ok ||
+  bad "inspect: the default quantize does not record fpcs_mode=best in meta"
 "$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --no-fpcs --fpcs-mode best -o "$TMP/e8.adalog" \
   >/dev/null 2>"$TMP/x.err"
 rc=$?

@@ -132,6 +132,7 @@ TEST(Recipes, UniformLinearMatchesPlain) {
   for (int bits : {3, 4}) {
     const LinCase c(40, 12, 6, 21 + bits, -1.0f, 1.5f);
     RecipeOptions o;
+    o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
     o.weight_bits = o.act_bits = bits;
     const LinearQuant got = CalibrateUniformLinear(c.x.data(), c.T, c.y.data(), c.lin, bits, o);
     ExpectLinearEq(got, PlainRecipeA(c.x, c.lin.weight, c.lin.bias, c.y, c.T, c.K, c.N, bits, bits));
@@ -157,6 +158,7 @@ TEST(Recipes, LnReparamMatchesPlainAndPreservesFunction) {
   ln.gamma = plain::RandomVec(rng, c.K, 0.5f, 1.5f);
   ln.beta = plain::RandomVec(rng, c.K, -0.2f, 0.2f);
   RecipeOptions o;
+  o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
   std::vector<float> x = c.x;
   LayerNormParams ln2 = ln;
   LinearParams lin2 = c.lin;
@@ -216,6 +218,7 @@ TEST(Recipes, PostGeluAdaLogMatchesPlainAndFoldsShift) {
   for (auto& v : c.x) v = Gelu(v);
   c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
   RecipeOptions o;
+  o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
   LinearParams fc2 = c.lin;
   const LinearQuant got = CalibratePostGeluLinear(c.x.data(), c.T, c.y.data(), &fc2, o);
   // Plain recipe C.
@@ -315,6 +318,7 @@ TEST(Recipes, PostGeluLog2SearchesItsOwnScale) {
   c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
   for (const char* kind : {"log2", "logsqrt2", "twin", "uniform"}) {
     RecipeOptions o;
+    o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
     o.gelu = kind;
     LinearParams fc2 = c.lin;
     const LinearQuant got = CalibratePostGeluLinear(c.x.data(), c.T, c.y.data(), &fc2, o);
@@ -339,6 +343,7 @@ TEST(Recipes, PostGeluLog2OwnScaleMatchesPlain) {
   for (auto& v : c.x) v = Gelu(v);
   c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
   RecipeOptions o;
+  o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
   o.gelu = "log2";
   LinearParams fc2 = c.lin;
   const LinearQuant got = CalibratePostGeluLinear(c.x.data(), c.T, c.y.data(), &fc2, o);
@@ -442,6 +447,7 @@ std::vector<float> WithHead(std::vector<float> all, int H, int h, const std::vec
 TEST(Recipes, QkMatmulMatchesPlain) {
   const HeadCase hc(61);
   RecipeOptions o;
+  o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
   AttentionQuant got;
   CalibrateQkMatmul(hc.q.data(), hc.k.data(), hc.H, hc.I, hc.T, hc.hd, o, &got);
   const int H = hc.H;
@@ -478,6 +484,7 @@ TEST(Recipes, QkMatmulMatchesPlain) {
 TEST(Recipes, AvMatmulAdaLogMatchesPlain) {
   const HeadCase hc(71);
   RecipeOptions o;
+  o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
   AttentionQuant got;
   CalibrateAvMatmul(hc.probs.data(), hc.v.data(), hc.H, hc.I, hc.T, hc.hd, o, &got);
   const int H = hc.H;
@@ -521,6 +528,7 @@ TEST(Recipes, AvMatmulAdaLogMatchesPlain) {
   // Softmax options produce the advertised quantizer kinds.
   for (const char* kind : {"log2", "logsqrt2", "uniform"}) {
     RecipeOptions o2;
+    o2.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
     o2.softmax = kind;
     AttentionQuant a2;
     CalibrateAvMatmul(hc.probs.data(), hc.v.data(), hc.H, hc.I, hc.T, hc.hd, o2, &a2);
@@ -541,6 +549,7 @@ TEST(Recipes, PatchEmbedMatchesPlain) {
   const auto y = plain::Linear(x, pe.weight, pe.bias, rows, K, D);
   for (int bits : {4, 6}) {
     RecipeOptions o;
+    o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
     o.weight_bits = bits;
     const UniformPerChannel got = CalibratePatchEmbed(x.data(), rows, y.data(), pe, o);
     const auto want = PlainWeightOut(x, pe.weight, pe.bias, y, rows, K, D, bits, 1 << (bits - 1));
