@@ -13,10 +13,12 @@
 
 #include <dnnl.hpp>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "quant/log_quantizers.h"
 #include "runtime/cpu_features.h"
+#include "runtime/kernels/int/code_encoders.h"
 #include "runtime/kernels/int/int_kernels.h"
 #include "runtime/kernels/int/logcode_writers.h"
 
@@ -264,6 +266,38 @@ void BM_GeluCodes(benchmark::State& state) {
   state.SetLabel(IsaLevelName(level));
 }
 BENCHMARK(BM_GeluCodes)->Arg(0)->Arg(1)->Arg(2);
+
+// ---- Float -> code encoders of the integer executor's islands (code_encoders.h) on 197 x 1536
+// shifted-GELU-like values: Shift-AdaLog codes (scale 2.5) at 4 bits (q = 30) and 8 bits (q = 10), and quant's
+// scalar Encode as the baseline. Args: ISA level (0 ref = quant's scalar Encode, 1 avx2,
+// 2 avx512), bits. The label names the path taken.
+void BM_LogEncode(benchmark::State& state) {
+  const auto level = static_cast<IsaLevel>(state.range(0));
+  if (!IsaSupported(level)) {
+    state.SkipWithError("ISA not supported");
+    return;
+  }
+  LogParams lp;
+  lp.kind = LogKind::kAdaLog;
+  lp.bits = static_cast<int>(state.range(1));
+  lp.q = lp.bits == 8 ? 10 : 30;  // q = 10 at 8 bits: 185 codes, the large-table path
+  lp.scale = 2.5f;
+  const ShiftLogQuantizer sq(lp, kGeluShift, true);
+  const ThresholdLogEncoder enc(sq, level);
+  auto rng = std::mt19937_64(7);
+  std::normal_distribution<float> nd(0.f, 1.5f);
+  std::vector<float> x(197 * 1536);
+  for (auto& v : x) v = nd(rng);
+  std::vector<uint8_t> codes(x.size());
+  for (auto _ : state) {
+    enc.Encode(x.data(), static_cast<int64_t>(x.size()), codes.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["Gelem/s"] =
+      benchmark::Counter(double(x.size()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(IsaLevelName(level)) + " " + enc.path());
+}
+BENCHMARK(BM_LogEncode)->ArgsProduct({{0, 1, 2}, {4, 8}});
 
 // ---- oneDNN f32 matmul, for comparison. Args: M, N, K.
 void BM_F32Onednn(benchmark::State& state) {

@@ -138,7 +138,9 @@ TEST(CodeEncoders, LogThresholdsEqualQuantEveryBitsAndIsa) {
   }
   EXPECT_EQ(cases, 7 * (18 + 2));
   EXPECT_TRUE(paths.count("scalar") && paths.count("permute"));
-  if (IsaSupported(IsaLevel::kAvx512)) EXPECT_TRUE(paths.count("exponent"));
+  if (IsaSupported(IsaLevel::kAvx512)) {
+    EXPECT_TRUE(paths.count("exponent"));
+  }
   if (IsaSupported(IsaLevel::kAvx2)) {
     EXPECT_TRUE(paths.count("bucket-gather") && paths.count("threshold-gather"));
   }

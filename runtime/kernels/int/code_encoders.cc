@@ -188,7 +188,8 @@ const char* ThresholdLogEncoder::path() const {
   if (exp_table_) return "exponent";
   if (isa_ == IsaLevel::kRef) return "scalar";
   if (table_) return "bucket-gather";
-  return isa_ == IsaLevel::kAvx2 || log2_padded_ > kMaxPermuteLog2 ? "threshold-gather" : "permute";
+  const int max_permute = isa_ == IsaLevel::kAvx2 ? 5 : kMaxPermuteLog2;
+  return log2_padded_ > max_permute ? "threshold-gather" : "permute";
 }
 
 void ThresholdLogEncoder::Encode(const float* x, int64_t n, uint8_t* codes) const {

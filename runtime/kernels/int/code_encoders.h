@@ -15,10 +15,12 @@
 // adalog::Error (internal error) if quant's code were not monotone. Non-finite inputs take
 // quant's scalar Encode (no threshold can express NaN, and +-inf are not finite).
 //
-// Lookups per 16 lanes: P <= 16 one vpermps, P <= 64 vpermi2ps (+ a blend for 64); log2(P) + 1
+// Lookups per 16 lanes: P <= 16 one vpermps, P <= 64 vpermi2ps (+ a blend for 64); AVX2 (8
+// lanes): vpermps over 8-entry registers + blends up to P = 32, gathers above; log2(P) + 1
 // steps. Larger tables (7 and 8 bits) would need a gather per step (measured 41% of a W8A8
-// DeiT-S run), so quantizers of the Log2 / AdaLog kinds there use quant's bucket table instead
-// (LogCodesFromFloats*: two gathers per vector, the fused writers' exact encode). AVX2: gathers.
+// DeiT-S run), so quantizers of the Log2 / AdaLog kinds there take the exponent table below
+// (AVX-512) or quant's bucket table (AVX2: LogCodesFromFloats*, two gathers per vector, the
+// fused writers' exact encode). Speeds: bench_int_kernels BM_LogEncode, bench/RESULTS.md.
 //
 // Uniform asymmetric kind (UniformQuantizer with uint8 codes): the same float operations as
 // quant's Encode (IEEE division, NaN -> 0, clamp, round half to even, + z), 16 or 8 lanes.

@@ -19,10 +19,45 @@ inline void StoreLowBytes(__m256i v, uint8_t* out) {  // byte 0 of each of 8 dwo
   _mm_storel_epi64(reinterpret_cast<__m128i*>(out), packed);
 }
 
-}  // namespace
+// thr[idx] for a table of 1 << L entries: L <= 5 by vpermps over 8-entry registers (+ blends
+// on the index bits 3 and 4), larger tables by gather.
+template <int L>
+struct Lookup2 {
+  __m256 t[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  const float* thr;
+  explicit Lookup2(const float* table) : thr(table) {
+    if constexpr (L <= 5) {
+      constexpr int kRegs = L <= 3 ? 1 : (1 << (L - 3));
+      for (int r = 0; r < kRegs; ++r) {
+        alignas(32) float buf[8];
+        for (int j = 0; j < 8; ++j) buf[j] = (8 * r + j < (1 << L)) ? table[8 * r + j] : 0.f;
+        t[r] = _mm256_load_ps(buf);
+      }
+    }
+  }
+  __m256 operator()(__m256i idx) const {
+    if constexpr (L <= 3) {
+      return _mm256_permutevar8x32_ps(t[0], idx);
+    } else if constexpr (L <= 5) {
+      const __m256 b3 = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28));  // bit 3 -> sign
+      const __m256 lo = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t[0], idx),
+                                         _mm256_permutevar8x32_ps(t[1], idx), b3);
+      if constexpr (L == 4) {
+        return lo;
+      } else {
+        const __m256 hi = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t[2], idx),
+                                           _mm256_permutevar8x32_ps(t[3], idx), b3);
+        return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 27)));
+      }
+    } else {
+      return _mm256_i32gather_ps(thr, idx, 4);
+    }
+  }
+};
 
-bool EncodeLogThresholdsAvx2(const float* thr, int log2_padded, const float* x, int64_t n,
-                             uint8_t* codes) {
+template <int L>
+bool EncodeImpl2(const float* thr, const float* x, int64_t n, uint8_t* codes) {
+  const Lookup2<L> look(thr);
   const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 inf = _mm256_set1_ps(__builtin_inff());
   const __m256i one = _mm256_set1_epi32(1);
@@ -32,13 +67,12 @@ bool EncodeLogThresholdsAvx2(const float* thr, int log2_padded, const float* x, 
     const __m256 v = _mm256_loadu_ps(x + i);
     finite &= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(v, absmask), inf, _CMP_LT_OQ));
     __m256i pos = _mm256_setzero_si256();
-    for (int32_t step = (1 << log2_padded) >> 1; step >= 1; step >>= 1) {
-      const __m256 t =
-          _mm256_i32gather_ps(thr, _mm256_add_epi32(pos, _mm256_set1_epi32(step - 1)), 4);
+    for (int32_t step = (1 << L) >> 1; step >= 1; step >>= 1) {
+      const __m256 t = look(_mm256_add_epi32(pos, _mm256_set1_epi32(step - 1)));
       const __m256i lt = _mm256_castps_si256(_mm256_cmp_ps(v, t, _CMP_LT_OQ));
       pos = _mm256_add_epi32(pos, _mm256_and_si256(lt, _mm256_set1_epi32(step)));
     }
-    const __m256 t = _mm256_i32gather_ps(thr, pos, 4);
+    const __m256 t = look(pos);
     pos = _mm256_add_epi32(
         pos, _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v, t, _CMP_LT_OQ)), one));
     StoreLowBytes(pos, codes + i);
@@ -49,10 +83,27 @@ bool EncodeLogThresholdsAvx2(const float* thr, int log2_padded, const float* x, 
       nonfinite = true;
       codes[i] = 0;
     } else {
-      codes[i] = static_cast<uint8_t>(ThresholdCount(thr, log2_padded, x[i]));
+      codes[i] = static_cast<uint8_t>(ThresholdCount(thr, L, x[i]));
     }
   }
   return nonfinite;
+}
+
+}  // namespace
+
+bool EncodeLogThresholdsAvx2(const float* thr, int log2_padded, const float* x, int64_t n,
+                             uint8_t* codes) {
+  switch (log2_padded) {
+    case 0: return EncodeImpl2<0>(thr, x, n, codes);
+    case 1: return EncodeImpl2<1>(thr, x, n, codes);
+    case 2: return EncodeImpl2<2>(thr, x, n, codes);
+    case 3: return EncodeImpl2<3>(thr, x, n, codes);
+    case 4: return EncodeImpl2<4>(thr, x, n, codes);
+    case 5: return EncodeImpl2<5>(thr, x, n, codes);
+    case 6: return EncodeImpl2<6>(thr, x, n, codes);
+    case 7: return EncodeImpl2<7>(thr, x, n, codes);
+    default: return EncodeImpl2<8>(thr, x, n, codes);
+  }
 }
 
 void EncodeUniformU8Avx2(float scale, float lo, float hi, int32_t zero_point, const float* x,
