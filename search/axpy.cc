@@ -14,6 +14,17 @@ void RowUpdateRef(double* a, const float* w, int ldw, const int32_t* k, const do
   for (int e = 0; e < cnt; ++e) AxpyF32F64Ref(a, d[e], w + static_cast<int64_t>(k[e]) * ldw, n);
 }
 
+void AxpyF64Ref(double* a, double d, const double* g, int n) {
+  for (int i = 0; i < n; ++i) {
+    const double p = d * g[i];
+    a[i] += p;
+  }
+}
+
+AxpyF64Fn SelectAxpyF64() {
+  return ActiveIsaLevel() >= IsaLevel::kAvx512 ? AxpyF64Avx512 : AxpyF64Ref;
+}
+
 RowUpdateFn SelectRowUpdate() {
   return ActiveIsaLevel() >= IsaLevel::kAvx512 ? RowUpdateAvx512 : RowUpdateRef;
 }

@@ -29,4 +29,10 @@ void RowUpdateAvx512(double* a, const float* w, int ldw, const int32_t* k, const
                      int cnt, int n);
 RowUpdateFn SelectRowUpdate();
 
+// a[0..n) += d * g[0..n) in double, one rounding per multiply and per add (bit-identical).
+using AxpyF64Fn = void (*)(double* a, double d, const double* g, int n);
+void AxpyF64Ref(double* a, double d, const double* g, int n);
+void AxpyF64Avx512(double* a, double d, const double* g, int n);
+AxpyF64Fn SelectAxpyF64();
+
 }  // namespace adalog::search

@@ -18,6 +18,14 @@ void AxpyF32F64Avx512(double* a, double d, const float* w, int n) {
   for (; i < n; ++i) a[i] += d * static_cast<double>(w[i]);
 }
 
+void AxpyF64Avx512(double* a, double d, const double* g, int n) {
+  const __m512d vd = _mm512_set1_pd(d);
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm512_storeu_pd(a + i, _mm512_add_pd(_mm512_loadu_pd(a + i), _mm512_mul_pd(vd, _mm512_loadu_pd(g + i))));
+  for (; i < n; ++i) a[i] += d * g[i];
+}
+
 void RowUpdateAvx512(double* a, const float* w, int ldw, const int32_t* k, const double* d,
                      int cnt, int n) {
   int i = 0;

@@ -7,12 +7,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <numeric>
 
 #include "quant/error.h"
 #include "quant/log_quantizers.h"
 #include "quant/twin_uniform.h"
 #include "quant/uniform.h"
+#include "search/axpy.h"
 #include "search/gram.h"
 #include "search/scan_kernels.h"
 
@@ -30,6 +33,10 @@ constexpr int64_t kBlock = 32;
 // more than tiny loops, and on a loaded machine spinning threads waste whole time slices. The
 // split never changes results (each result is computed by one thread either way).
 constexpr int64_t kMinParallelWork = int64_t{1} << 22;
+// W-out: a changed code in the chain form (a double axpy of a G row, plus the sparse terms) costs
+// about this many float-GEMM multiply-adds per element (measured on Zen 4, K = 1536); the chain
+// form runs while it is the cheaper one.
+constexpr int64_t kWoutChainCost = 32;
 
 // out [T][N] = A B with A [T][K], B [K][N].
 void ParallelAB(const double* a, int64_t T, int64_t K, const double* b, int64_t N, double* out) {
@@ -194,27 +201,124 @@ WeightOutObjective::WeightOutObjective(const float* xq, int64_t T, int K, const 
     }
 }
 
+void WeightOutObjective::ChainRow(int o, const float* row, const UniformCandidates& c,
+                                  const int* order, const int16_t* codes, ChainScratch* sc,
+                                  double* err) const {
+  // e = s u - w with integer codes u = c - z:
+  //   e^T G e = s^2 u^T G u - 2 s u.Gw + w^T G w,   e.g0 = s u.g0 - w.g0,
+  // walked through the candidates in `order` from the row's cached state (u, v = G u, u^T G u,
+  // u.Gw, u.g0); a sparse change d of the codes moves them by u^T G u += 2 d.v + d^T G d,
+  // v += G d, u.Gw += d.Gw, u.g0 += d.g0, all in double. codes: [M][K] u of each candidate.
+  const int K = K_, M = c.count;
+  const size_t ok = static_cast<size_t>(o) * K;
+  const double* gw = gw_.data() + ok;
+  const double* g0 = g0_.data() + ok;
+  int32_t* u = st_u_.data() + ok;
+  double* v = st_v_.data() + ok;
+  ChainState& st = st_[static_cast<size_t>(o)];
+  const AxpyF64Fn axpy = SelectAxpyF64();
+  double wg0 = 0;
+  for (int k = 0; k < K; ++k) wg0 += static_cast<double>(row[k]) * g0[k];
+  const double wgw = wgw_[static_cast<size_t>(o)];
+  const double rr = rr_[static_cast<size_t>(o)];
+  double best = std::numeric_limits<double>::infinity();
+  for (int j = 0; j < M; ++j) {
+    const int i = order[j];
+    const int16_t* ui = codes + static_cast<size_t>(i) * K;
+    int nd = 0;
+    for (int k = 0; k < K; ++k) {
+      const int32_t nu = ui[k];
+      if (nu != u[k]) {
+        sc->dk[static_cast<size_t>(nd)] = k;
+        sc->dd[static_cast<size_t>(nd)] = nu - u[k];
+        ++nd;
+      }
+    }
+    if (nd > 0) {
+      double dv = 0, dgw = 0, dg0 = 0, dgd = 0;
+      for (int a = 0; a < nd; ++a) {
+        const int ka = sc->dk[static_cast<size_t>(a)];
+        const double da = sc->dd[static_cast<size_t>(a)];
+        dv += da * v[ka];
+        dgw += da * gw[ka];
+        dg0 += da * g0[ka];
+        const double* grow = G_.data() + static_cast<size_t>(ka) * K;
+        double acc = 0;
+        for (int b = 0; b < nd; ++b)
+          acc += static_cast<double>(sc->dd[static_cast<size_t>(b)]) * grow[sc->dk[static_cast<size_t>(b)]];
+        dgd += da * acc;
+      }
+      st.ugu += 2.0 * dv + dgd;
+      st.ugw += dgw;
+      st.ug0 += dg0;
+      for (int a = 0; a < nd; ++a) {
+        const int ka = sc->dk[static_cast<size_t>(a)];
+        axpy(v, static_cast<double>(sc->dd[static_cast<size_t>(a)]), G_.data() + static_cast<size_t>(ka) * K, K);
+        u[ka] += sc->dd[static_cast<size_t>(a)];
+      }
+    }
+    const double s = c.scale(o, i);
+    const double quad = s * s * st.ugu - 2.0 * s * st.ugw + wgw;
+    const double lin = s * st.ug0 - wg0;
+    const double e = rr - 2.0 * lin + quad;
+    err[i] = e;
+    // Keep the state at the best candidate so far (where the next FPCS step's candidates are).
+    if (e < best && j + 1 < M) {
+      best = e;
+      std::copy(u, u + K, sc->best_u.begin());
+      std::copy(v, v + K, sc->best_v.begin());
+      sc->best_st = st;
+    }
+  }
+  if (best < std::numeric_limits<double>::infinity() && M > 1 && best < err[order[M - 1]]) {
+    std::copy(sc->best_u.begin(), sc->best_u.end(), u);
+    std::copy(sc->best_v.begin(), sc->best_v.end(), v);
+    st = sc->best_st;
+  }
+}
+
 void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
                               std::vector<double>* err) const {
   ADALOG_CHECK(c.groups == N_, "W-out: ", c.groups, " groups for ", N_, " rows");
   err->assign(static_cast<size_t>(N_) * c.count, 0.0);
   CMapD G(G_.data(), K_, K_);
   const int K = K_, M = c.count;
-  // g0 and ||r0||^2 depend on the FP row only: computed on the first Eval of a weight and
-  // reused by the later FPCS steps (the same numbers as recomputing them).
+  // g0, G w, ||r0||^2 and w^T G w depend on the FP row only: computed on the first Eval of a
+  // weight and reused by the later FPCS steps (the same numbers as recomputing them).
   const size_t NK = static_cast<size_t>(N_) * K;
   if (wcache_.size() != NK || !std::equal(wcache_.begin(), wcache_.end(), w)) {
     wcache_.assign(w, w + NK);
     g0_.assign(NK, 0.0);
+    gw_.assign(NK, 0.0);
     rr_.assign(static_cast<size_t>(N_), 0.0);
+    wgw_.assign(static_cast<size_t>(N_), 0.0);
     row_ready_.assign(static_cast<size_t>(N_), 0);
+    st_.clear();  // u.Gw and u.g0 belong to the previous weight
   }
+  const bool can_chain = xq_.empty() && quad_form_ != 1;
+  if (can_chain && st_.empty()) {  // chain states: u = 0, v = 0 (valid: G 0 = 0)
+    st_.assign(static_cast<size_t>(N_), ChainState{});
+    st_u_.assign(NK, 0);
+    st_v_.assign(NK, 0.0);
+  }
+  // Chain budget per row: changed codes cost about kWoutChainCost GEMM multiply-adds per
+  // element each (a double axpy of a G row), the GEMM M K^2.
+  const int64_t budget = quad_form_ == 2 ? std::numeric_limits<int64_t>::max()
+                                         : static_cast<int64_t>(M) * K / kWoutChainCost;
 #pragma omp parallel if (static_cast<int64_t>(N_) * M * K * K > kMinParallelWork)
   {
     std::vector<UniformCode> codes(static_cast<size_t>(K));
-    std::vector<double> ed(static_cast<size_t>(M) * K);
-    std::vector<float> ef(static_cast<size_t>(M) * K);
-    std::vector<float> eg(static_cast<size_t>(M) * (xq_.empty() ? K : T_));
+    std::vector<double> ed;
+    std::vector<float> ef, eg;
+    std::vector<int> order(static_cast<size_t>(M));
+    std::vector<int16_t> u16(static_cast<size_t>(M) * K);
+    ChainScratch sc;
+    if (can_chain) {
+      sc.dk.resize(static_cast<size_t>(K));
+      sc.dd.resize(static_cast<size_t>(K));
+      sc.best_u.resize(static_cast<size_t>(K));
+      sc.best_v.resize(static_cast<size_t>(K));
+    }
     Eigen::VectorXd wd(K);
 #pragma omp for schedule(dynamic, 1)
     for (int o = 0; o < N_; ++o) {
@@ -222,24 +326,61 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
       for (int k = 0; k < K; ++k) wd(k) = row[k];
       // Re-centred on the FP row: with e = w_hat - w and r0 = y_o - b_o - Xq w,
       //   err(w_hat) = ||r0||^2 - 2 e.g0 + e^T G e,   g0 = Xq^T r0 = c_o - G w.
-      // e^T G e is of the size of err itself (no cancellation), so its float GEMM is accurate
-      // to float rounding of err; ||r0||^2 and g0 are exact in double.
       Eigen::Map<Eigen::VectorXd> g0(g0_.data() + static_cast<size_t>(o) * K, K);
+      Eigen::Map<Eigen::VectorXd> gw(gw_.data() + static_cast<size_t>(o) * K, K);
       if (!row_ready_[static_cast<size_t>(o)]) {
         Eigen::Map<const Eigen::VectorXd> co(C_.data() + static_cast<size_t>(o) * K, K);
-        const Eigen::VectorXd gw = G * wd;
+        gw = G * wd;
         g0 = co - gw;
-        rr_[static_cast<size_t>(o)] = yy_[static_cast<size_t>(o)] - 2.0 * co.dot(wd) + wd.dot(gw);
+        wgw_[static_cast<size_t>(o)] = wd.dot(gw);
+        rr_[static_cast<size_t>(o)] = yy_[static_cast<size_t>(o)] - 2.0 * co.dot(wd) + wgw_[static_cast<size_t>(o)];
         row_ready_[static_cast<size_t>(o)] = 1;
       }
       const double rr = rr_[static_cast<size_t>(o)];
+      // e^T G e: exactly in double along a chain of sparse code changes (ChainRow: late FPCS
+      // steps, nearby scales) or, when too many codes change, one float GEMM for all candidates
+      // (e has the size of the error, so the float rounding is relative to err). Both are the
+      // plain objective up to rounding; which one runs depends on the data only.
       for (int i = 0; i < M; ++i) {
         const UniformQuantizer q(UniformParams{c.bits, c.scale(o, i), c.zp(o, i)});
         q.Encode(row, K, codes.data());
-        const double s = c.scale(o, i);
         const int32_t z = c.zp(o, i);
+        int16_t* ui = u16.data() + static_cast<size_t>(i) * K;
+        for (int k = 0; k < K; ++k) ui[k] = static_cast<int16_t>(static_cast<int32_t>(codes[static_cast<size_t>(k)]) - z);
+      }
+      if (can_chain) {
+        std::iota(order.begin(), order.end(), 0);
+        std::sort(order.begin(), order.end(), [&](int a, int b) {
+          const float sa = c.scale(o, a), sb = c.scale(o, b);
+          if (sa != sb) return sa < sb;
+          if (c.zp(o, a) != c.zp(o, b)) return c.zp(o, a) < c.zp(o, b);
+          return a < b;
+        });
+        // Changed codes along the chain, from the row's state through every candidate.
+        int64_t changed = 0;
+        const int32_t* su = st_u_.data() + static_cast<size_t>(o) * K;
+        for (int j = 0; j < M && changed <= budget; ++j) {
+          const int16_t* ub = u16.data() + static_cast<size_t>(order[static_cast<size_t>(j)]) * K;
+          if (j == 0) {
+            for (int k = 0; k < K; ++k) changed += ub[k] != su[k] ? 1 : 0;
+          } else {
+            const int16_t* ua = u16.data() + static_cast<size_t>(order[static_cast<size_t>(j - 1)]) * K;
+            for (int k = 0; k < K; ++k) changed += ub[k] != ua[k] ? 1 : 0;
+          }
+        }
+        if (changed <= budget) {
+          ChainRow(o, row, c, order.data(), u16.data(), &sc, err->data() + static_cast<size_t>(o) * M);
+          continue;
+        }
+      }
+      ed.resize(static_cast<size_t>(M) * K);
+      ef.resize(ed.size());
+      eg.resize(static_cast<size_t>(M) * (xq_.empty() ? K : T_));
+      for (int i = 0; i < M; ++i) {
+        const double s = c.scale(o, i);
+        const int16_t* ui = u16.data() + static_cast<size_t>(i) * K;
         for (int k = 0; k < K; ++k) {
-          const double e = s * static_cast<double>(static_cast<int32_t>(codes[static_cast<size_t>(k)]) - z) - wd(k);
+          const double e = s * static_cast<double>(ui[k]) - wd(k);
           ed[static_cast<size_t>(i) * K + k] = e;
           ef[static_cast<size_t>(i) * K + k] = static_cast<float>(e);
         }
@@ -258,8 +399,8 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
         }
         if (!xq_.empty()) {
           for (int64_t t = 0; t < T_; ++t) {
-            const double v = eg[static_cast<size_t>(i * T_ + t)];
-            quad += v * v;
+            const double vv = eg[static_cast<size_t>(i * T_ + t)];
+            quad += vv * vv;
           }
         }
         (*err)[static_cast<size_t>(o) * M + i] = rr - 2.0 * lin + quad;

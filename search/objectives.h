@@ -25,6 +25,7 @@
 #include <memory>
 #include <vector>
 
+#include "quant/codes.h"
 #include "quant/params.h"
 #include "search/fpcs.h"
 #include "search/grids.h"
@@ -58,6 +59,9 @@ class WeightOutObjective {
   WeightOutObjective(const float* xq, int64_t T, int K, const float* y, const float* bias, int N);
   // Candidates: N groups (one per row of w [N][K]).
   void Eval(const float* w, const UniformCandidates& c, std::vector<double>* err) const;
+  // How e^T G e is evaluated (T >= K): 0 automatic (the cheaper form per row and call), 1 the
+  // float GEMM, 2 the exact double chain over sparse code changes. Tests force each one.
+  void set_quad_form(int f) { quad_form_ = f; }
 
  private:
   int K_, N_;
@@ -69,7 +73,22 @@ class WeightOutObjective {
   std::vector<double> yy_;  // [N]
   // Per FP weight (cached across the FPCS steps): g0 = c_o - G w [N][K], ||r0||^2 [N].
   mutable std::vector<float> wcache_;
-  mutable std::vector<double> g0_, rr_;
+  int quad_form_ = 0;
+  // Per-row chain state (see ChainRow): codes u, v = G u, and scalars, kept across FPCS steps.
+  struct ChainState {
+    double ugu = 0, ugw = 0, ug0 = 0;
+  };
+  struct ChainScratch {
+    std::vector<int32_t> dk, dd, best_u;
+    std::vector<double> best_v;
+    ChainState best_st;
+  };
+  void ChainRow(int o, const float* row, const UniformCandidates& c, const int* order,
+                const int16_t* codes, ChainScratch* sc, double* err) const;
+  mutable std::vector<ChainState> st_;
+  mutable std::vector<int32_t> st_u_;
+  mutable std::vector<double> st_v_;
+  mutable std::vector<double> g0_, gw_, rr_, wgw_;  // c_o - G w, G w, ||r0||^2, w^T G w
   mutable std::vector<char> row_ready_;
 };
 
