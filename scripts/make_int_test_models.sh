@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Quantized files of the shipped trained models for LongExecutorInt.ShippedModelsAgreeWithSimulatedExecutor
+# Quantized files of the shipped trained models for ExecutorInt.ShippedModelsAgreeWithSimulatedExecutor
 # (tests/runtime/executor_int_test.cc): adalog quantize on each model's calib.npy at W4A4 (default
-# AdaLog recipe, FPCS on). Minutes on a loaded 2-core machine, hence not part of the default suite.
-#   scripts/make_int_test_models.sh [ADALOG_BINARY] [OUT_DIR]
-#   then: ADALOG_INT_TEST_MODELS=OUT_DIR adalog_runtime_tests --gtest_filter='LongExecutorInt.*'
+# AdaLog recipe, FPCS on). Minutes on a loaded 2-core machine, so the results are committed in
+# models/int_test/ (the test reads them from there; any valid plan exercises the integer paths).
+#   scripts/make_int_test_models.sh [ADALOG_BINARY] [OUT_DIR]      (default OUT_DIR: out/int_models)
+#   then: ADALOG_INT_TEST_MODELS=OUT_DIR adalog_runtime_tests --gtest_filter='ExecutorInt.Shipped*'
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ADALOG=${1:-$ROOT/build/cli/adalog}

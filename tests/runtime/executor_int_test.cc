@@ -324,9 +324,14 @@ TEST(ExecutorInt, AgreesWithSimulatedExecutor) {
       std::printf("[ info ] %-26s %-20s top1 same %.4f  cos mean %.7f min %.6f  max|d|/max|sim| %.4f\n",
                   c.name, intk::LogDesignName(design), g.top1_same, g.mean_cos, g.min_cos, g.max_rel);
       if (design == intk::LogDesign::kBuckets) {
-        EXPECT_GE(g.top1_same, 0.995);
-        EXPECT_GE(g.mean_cos, 0.9999);
-        EXPECT_LE(g.max_rel, 0.1);
+        // Random-weight models put many attention logits next to a code boundary, so the
+        // simulated path's float rounding (oneDNN sgemm, whose kernel and summation order
+        // depend on the ISA cap) flips codes the exact integer path does not: measured at
+        // ADALOG_ISA=avx2 top-1 0.995, mean cosine 0.99961, max|d| 0.38 of max|sim| on
+        // adalog_w4a4 (1.0000 / 0.99999+ at avx512). The issue's gates (0.995 / 0.9999) are
+        // asserted on the trained shipped models (ShippedModelsAgreeWithSimulatedExecutor).
+        EXPECT_GE(g.top1_same, 0.99);
+        EXPECT_GE(g.mean_cos, 0.9995);
       } else if (design == intk::LogDesign::kS16) {
         // The design's own approximation (a biased floor per level) adds to the islands' flips.
         EXPECT_GE(g.top1_same, 0.95);
@@ -730,12 +735,14 @@ TEST(ExecutorInt, SessionSelectsTheIntegerExecutorByDefault) {
 // skipped when absent. Long*: excluded from the default suite (scripts/test.sh).
 // Measured (default s16 design): digits acc 97.20 both, top-1 same 100%, mean cos 0.9999235;
 // shapes acc 85.75 both, top-1 same 100%, mean cos 0.9999753.
-TEST(LongExecutorInt, ShippedModelsAgreeWithSimulatedExecutor) {
+// The issue's gates on both shipped test sets, with the committed W4A4 files of
+// models/int_test/ (scripts/make_int_test_models.sh; any valid plan exercises the same paths).
+TEST(ExecutorInt, ShippedModelsAgreeWithSimulatedExecutor) {
   const std::string src = ADALOG_SOURCE_DIR;
   int ran = 0;
   for (const char* name : {"digits", "shapes"}) {
     const char* dir = std::getenv("ADALOG_INT_TEST_MODELS");
-    const std::string qpath = std::string(dir ? dir : (src + "/out/int_models")) + "/" + name + "_w4a4.adq";
+    const std::string qpath = std::string(dir ? dir : (src + "/models/int_test")) + "/" + name + "_w4a4.adq";
     if (!std::filesystem::exists(qpath)) {
       std::printf("[ info ] %s: %s missing (run scripts/make_int_test_models.sh)\n", name, qpath.c_str());
       continue;
@@ -767,7 +774,7 @@ TEST(LongExecutorInt, ShippedModelsAgreeWithSimulatedExecutor) {
     EXPECT_LE(std::fabs(acc_i - acc_s), 0.002);
     ++ran;
   }
-  if (ran == 0) GTEST_SKIP() << "no quantized shipped models found";
+  EXPECT_EQ(ran, 2) << "the committed models/int_test/*.adq files are missing";
 }
 
 }  // namespace
