@@ -598,6 +598,10 @@ void MatmulObjective::PrepareResidual(bool for_a, Residual* res) const {
   const int64_t pairs = static_cast<int64_t>(heads_) * images_;
   res->rows = rows;
   res->R.resize(static_cast<size_t>(pairs) * rows * K);
+  res->XH.resize(static_cast<size_t>(pairs) * rows * K);
+  res->RR.assign(static_cast<size_t>(heads_), 0.0);
+  res->XR.assign(static_cast<size_t>(heads_), 0.0);
+  res->XHX.assign(static_cast<size_t>(heads_), 0.0);
   res->H.resize(static_cast<size_t>(pairs) * K * K);
   res->rr.assign(static_cast<size_t>(pairs), 0.0);
 #pragma omp parallel if (pairs * rows * cols * K > kMinParallelWork)
@@ -626,8 +630,25 @@ void MatmulObjective::PrepareResidual(bool for_a, Residual* res) const {
           for (int j = 0; j < cols; ++j) acc += static_cast<double>(y[j * K + a]) * y[j * K + b];
           H[a * K + b] = static_cast<float>(acc);
         }
+      Sgemm(rows, K, K, x, H, /*b_transposed=*/false, res->XH.data() + p * rows * K);
     }
   }
+  // Per head: RR = sum rr, XR = <X, R>, XHX = <X H, X> over the images (fixed order).
+  const int64_t per = static_cast<int64_t>(images_) * rows * K;
+  for (int h = 0; h < heads_; ++h) {
+    double rrs = 0, xr = 0, xhx = 0;
+    for (int img = 0; img < images_; ++img) rrs += res->rr[static_cast<size_t>(h) * images_ + img];
+    SelectScanKernels().dot2(xs + h * per, res->R.data() + h * per, res->XH.data() + h * per, per,
+                             &xr, &xhx);
+    res->RR[static_cast<size_t>(h)] = rrs;
+    res->XR[static_cast<size_t>(h)] = xr;
+    res->XHX[static_cast<size_t>(h)] = xhx;
+  }
+  res->U.assign(static_cast<size_t>(heads_), std::vector<int16_t>(static_cast<size_t>(per), 0));
+  res->V.assign(static_cast<size_t>(heads_), std::vector<double>(static_cast<size_t>(per), 0.0));
+  res->UR.assign(static_cast<size_t>(heads_), 0.0);
+  res->UXH.assign(static_cast<size_t>(heads_), 0.0);
+  res->UHU.assign(static_cast<size_t>(heads_), 0.0);
   res->ready = true;
 }
 
@@ -648,10 +669,70 @@ double MatmulObjective::ResidualHeadError(const Residual& res, int h, const floa
   return err;
 }
 
+void MatmulObjective::ChainHead(const Residual& res, int h, const float* x_h,
+                                const UniformCandidates& c, double* err) const {
+  const int K = K_, rows = res.rows, M = c.count;
+  const int64_t per_img = static_cast<int64_t>(rows) * K;
+  const int64_t per = per_img * images_;
+  std::vector<int16_t>& U = res.U[static_cast<size_t>(h)];
+  std::vector<double>& V = res.V[static_cast<size_t>(h)];
+  double& ur = res.UR[static_cast<size_t>(h)];
+  double& uxh = res.UXH[static_cast<size_t>(h)];
+  double& uhu = res.UHU[static_cast<size_t>(h)];
+  const double RR = res.RR[static_cast<size_t>(h)], XR = res.XR[static_cast<size_t>(h)],
+               XHX = res.XHX[static_cast<size_t>(h)];
+  const float* R = res.R.data() + h * per;
+  const float* XH = res.XH.data() + h * per;
+  const float* Hh = res.H.data() + static_cast<int64_t>(h) * images_ * K * K;
+  const AxpyF32F64Fn axpy = SelectAxpyF32F64();
+  std::vector<int> order(static_cast<size_t>(M));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int a, int b) {
+    const float sa = c.scale(h, a), sb = c.scale(h, b);
+    if (sa != sb) return sa < sb;
+    if (c.zp(h, a) != c.zp(h, b)) return c.zp(h, a) < c.zp(h, b);
+    return a < b;
+  });
+  constexpr int64_t kChunk = 4096;
+  std::vector<UniformCode> codes(static_cast<size_t>(kChunk));
+  for (int j = 0; j < M; ++j) {
+    const int i = order[static_cast<size_t>(j)];
+    const UniformQuantizer q(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
+    const int32_t z = c.zp(h, i);
+    for (int64_t e0 = 0; e0 < per; e0 += kChunk) {
+      const int64_t n = std::min(kChunk, per - e0);
+      q.Encode(x_h + e0, n, codes.data());
+      for (int64_t e = 0; e < n; ++e) {
+        const int16_t nu = static_cast<int16_t>(static_cast<int32_t>(codes[static_cast<size_t>(e)]) - z);
+        const int64_t at = e0 + e;
+        if (nu == U[static_cast<size_t>(at)]) continue;
+        // Element (image, r, k): u^T H u of row r moves by d (2 v_k + d H_kk), then v += d H_k.
+        const double d = static_cast<double>(nu - U[static_cast<size_t>(at)]);
+        const int64_t img = at / per_img, rk = at % per_img, r = rk / K, k = rk % K;
+        const float* Hk = Hh + (img * K + k) * K;
+        double* v = V.data() + img * per_img + r * K;
+        uhu += d * (2.0 * v[k] + d * static_cast<double>(Hk[k]));
+        ur += d * static_cast<double>(R[at]);
+        uxh += d * static_cast<double>(XH[at]);
+        axpy(v, d, Hk, K);
+        U[static_cast<size_t>(at)] = nu;
+      }
+    }
+    const double s = c.scale(h, i);
+    err[i] = RR - 2.0 * (s * ur - XR) + s * s * uhu - 2.0 * s * uxh + XHX;
+  }
+}
+
 void MatmulObjective::EvalAPerHead(const UniformCandidates& c, std::vector<double>* err) const {
   ADALOG_CHECK(c.groups == heads_, "MM-A: ", c.groups, " groups for ", heads_, " heads");
   ADALOG_CHECK(static_cast<int64_t>(qb_.size()) == heads_ * b_per_head(), "MM-A: B not set");
   err->assign(static_cast<size_t>(heads_) * c.count, 0.0);
+  if (res_a_.ready) {  // chain form: per head, one thread, fixed order
+#pragma omp parallel for schedule(dynamic, 1) if (heads_ > 1)
+    for (int h = 0; h < heads_; ++h)
+      ChainHead(res_a_, h, a_ + h * a_per_head(), c, err->data() + static_cast<size_t>(h) * c.count);
+    return;
+  }
   const int64_t pairs = static_cast<int64_t>(heads_) * c.count;
 #pragma omp parallel if (pairs * a_per_head() * N_ > kMinParallelWork)
   {
@@ -673,6 +754,12 @@ void MatmulObjective::EvalBPerHead(const UniformCandidates& c, std::vector<doubl
   ADALOG_CHECK(c.groups == heads_, "MM-B: ", c.groups, " groups for ", heads_, " heads");
   ADALOG_CHECK(static_cast<int64_t>(qa_.size()) == heads_ * a_per_head(), "MM-B: A not set");
   err->assign(static_cast<size_t>(heads_) * c.count, 0.0);
+  if (res_b_.ready) {  // chain form: per head, one thread, fixed order
+#pragma omp parallel for schedule(dynamic, 1) if (heads_ > 1)
+    for (int h = 0; h < heads_; ++h)
+      ChainHead(res_b_, h, b_ + h * b_per_head(), c, err->data() + static_cast<size_t>(h) * c.count);
+    return;
+  }
   const int64_t pairs = static_cast<int64_t>(heads_) * c.count;
 #pragma omp parallel if (pairs * a_per_head() * N_ > kMinParallelWork)
   {

@@ -164,10 +164,22 @@ class MatmulObjective {
     int rows = 0;
     std::vector<float> R, H;  // [head][image][rows][K], [head][image][K][K]
     std::vector<double> rr;   // [head][image]
+    // Chain form (uniform candidates, per head): with E = s U - X, U = codes - z,
+    //   err = RR - 2 (s <U, R> - <X, R>) + s^2 <U H, U> - 2 s <U, X H> + <X H, X>
+    // summed over the head's images; U, V = U H (double) and the three U sums are moved by the
+    // sparse code changes from one candidate to the next (kept across FPCS steps).
+    std::vector<float> XH;                // [head][image][rows][K]
+    std::vector<double> RR, XR, XHX;      // per head
+    mutable std::vector<std::vector<int16_t>> U;   // per head: [image][rows][K]
+    mutable std::vector<std::vector<double>> V;    // per head: U H
+    mutable std::vector<double> UR, UXH, UHU;      // per head
   };
   void PrepareResidual(bool for_a, Residual* out) const;
   double ResidualHeadError(const Residual& res, int h, const float* x_h, const float* qx_h,
                            float* e, float* eh) const;
+  // Chain form of one head's candidates (err[i] for candidate i of group h).
+  void ChainHead(const Residual& res, int h, const float* x_h, const UniformCandidates& c,
+                 double* err) const;
   Residual res_a_, res_b_;
 };
 

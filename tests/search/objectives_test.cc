@@ -363,6 +363,27 @@ TEST(Objectives, MatmulPerHeadEqualsPlain) {
   ExpectClose(got_b, want_b, 1e-5);
   EXPECT_EQ(Argmins(got_a, H, 128), Argmins(want_a, H, 128));
   EXPECT_EQ(Argmins(got_b, H, 128), Argmins(want_b, H, 128));
+  // The chain form keeps its per-head state across calls (FPCS steps): a second evaluation
+  // from that state gives the same errors, and whole FPCS searches pick the plain choices.
+  std::vector<double> again;
+  obj.EvalAPerHead(ga.cands, &again);
+  ExpectClose(again, got_a, 1e-9);
+  auto plain_a = [&](const UniformCandidates& c, std::vector<double>* e) {
+    e->clear();
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < c.count; ++i) {
+        std::vector<float> A = qa;
+        const size_t per = a.size() / H;
+        const UniformQuantizer q(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
+        for (size_t j = h * per; j < (h + 1) * per; ++j) A[j] = q.FakeQuant(a[j]);
+        e->push_back(plain_err(A, qb, h));
+      }
+  };
+  const UniformChoice fa = SearchUniform(
+      ga, [&](const UniformCandidates& c, std::vector<double>* e) { obj.EvalAPerHead(c, e); }, {});
+  const UniformChoice pa = SearchUniform(ga, plain_a, {});
+  EXPECT_EQ(fa.scales, pa.scales);
+  EXPECT_EQ(fa.zero_points, pa.zero_points);
 }
 
 
