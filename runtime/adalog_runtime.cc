@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string>
 
 #include "quant/error.h"
 #include "runtime/cpu_features.h"
@@ -14,6 +16,7 @@
 #include "runtime/executor_fp32.h"
 #include "runtime/executor_int.h"
 #include "runtime/executor_sim.h"
+#include "runtime/kernels/int/int_kernels.h"
 #include "runtime/model_file.h"
 
 namespace adalog {
@@ -52,7 +55,22 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   eo.max_batch = options.max_batch;
   eo.num_threads = options.num_threads;
   if (model_->format == ModelFormat::kQuantized) {
-    if (options.simulate) {
+    bool simulate = options.simulate;
+    if (!simulate && intk::SelectQgemmImpl(ActiveIsaLevel()) == intk::QgemmImpl::kPackedScalar) {
+      // Without AVX-512 VNNI the integer GEMMs are scalar: measured (ADALOG_ISA=avx2, DeiT-S
+      // W4A4, batch 1) 6.3 s per image against 0.18 s for the simulated executor. Unless the
+      // user insists (ADALOG_EXECUTOR=int), run the simulated one and say why.
+      const char* force = std::getenv("ADALOG_EXECUTOR");
+      if (force == nullptr || std::string(force) != "int") {
+        std::fprintf(stderr,
+                     "adalog: this CPU (ISA level %s) has no AVX-512 VNNI, so the integer path "
+                     "would run scalar GEMMs, far slower than the simulated executor; running the "
+                     "simulated executor (ADALOG_EXECUTOR=int forces the integer path)\n",
+                     IsaLevelName(ActiveIsaLevel()));
+        simulate = true;
+      }
+    }
+    if (simulate) {
       sim_ = std::make_unique<ExecutorSim>(QuantizedModel{model_->model, model_->plan}, eo);
     } else {
       try {

@@ -43,6 +43,9 @@ struct SessionOptions {
   //          twin uniform, FP32 inputs, ...) the Session falls back to the simulated executor
   //          and says so once on stderr ("adalog: integer path does not support <quantizer> for
   //          <op>; running the simulated executor"); executor_kind() tells which one runs.
+  //          On a CPU without AVX-512 VNNI (integer GEMMs would be scalar, ~36x slower than the
+  //          simulated executor) the simulated executor runs too, with a note on stderr, unless
+  //          the environment sets ADALOG_EXECUTOR=int.
   bool simulate = false;
 };
 
