@@ -581,6 +581,7 @@ void MatmulObjective::SetQuantizedA(std::vector<float> qa) {
   qa_ = std::move(qa);
   res_b_.ready = false;
   if (bt_ && K_ < M_) PrepareResidual(/*for_a=*/false, &res_b_);
+  if (!bt_) PrepareResidualAvB(&res_b_);
 }
 
 void MatmulObjective::SetQuantizedB(std::vector<float> qb) {
@@ -633,8 +634,15 @@ void MatmulObjective::PrepareResidual(bool for_a, Residual* res) const {
       Sgemm(rows, K, K, x, H, /*b_transposed=*/false, res->XH.data() + p * rows * K);
     }
   }
+  res->con_rows = false;
+  res->xi = rows;
+  res->xj = K;
+  FinishResidual(xs, res);
+}
+
+void MatmulObjective::FinishResidual(const float* xs, Residual* res) const {
   // Per head: RR = sum rr, XR = <X, R>, XHX = <X H, X> over the images (fixed order).
-  const int64_t per = static_cast<int64_t>(images_) * rows * K;
+  const int64_t per = static_cast<int64_t>(images_) * res->xi * res->xj;
   for (int h = 0; h < heads_; ++h) {
     double rrs = 0, xr = 0, xhx = 0;
     for (int img = 0; img < images_; ++img) rrs += res->rr[static_cast<size_t>(h) * images_ + img];
@@ -650,6 +658,51 @@ void MatmulObjective::PrepareResidual(bool for_a, Residual* res) const {
   res->UXH.assign(static_cast<size_t>(heads_), 0.0);
   res->UHU.assign(static_cast<size_t>(heads_), 0.0);
   res->ready = true;
+}
+
+void MatmulObjective::PrepareResidualAvB(Residual* res) const {
+  // X = v (K x N), Y = Qa (M x K), target P (M x N): E = Q(X) - X,
+  //   err = ||r0 - Y E||^2 = ||r0||^2 - 2 <E, R> + <E, H E>,  r0 = P - Y X, R = Y^T r0,
+  //   H = Y^T Y (K x K, over tokens), per (head, image).
+  const int M = M_, K = K_, N = N_;
+  const int64_t pairs = static_cast<int64_t>(heads_) * images_;
+  res->rows = K;
+  res->con_rows = true;
+  res->xi = K;
+  res->xj = N;
+  res->R.resize(static_cast<size_t>(pairs) * K * N);
+  res->XH.resize(res->R.size());
+  res->H.resize(static_cast<size_t>(pairs) * K * K);
+  res->rr.assign(static_cast<size_t>(pairs), 0.0);
+  res->RR.assign(static_cast<size_t>(heads_), 0.0);
+  res->XR.assign(static_cast<size_t>(heads_), 0.0);
+  res->XHX.assign(static_cast<size_t>(heads_), 0.0);
+#pragma omp parallel if (pairs * M * K * (N + K) > kMinParallelWork)
+  {
+    std::vector<float> r0(static_cast<size_t>(M) * N);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < pairs; ++p) {
+      const float* x = b_ + p * K * N;
+      const float* y = qa_.data() + p * M * K;
+      const float* tgt = p_.data() + p * M * N;
+      Sgemm(M, N, K, y, x, /*b_transposed=*/false, r0.data());  // Y X
+      double rr = 0;
+      for (int64_t i = 0; i < static_cast<int64_t>(M) * N; ++i) {
+        const double d = static_cast<double>(tgt[i]) - r0[static_cast<size_t>(i)];
+        r0[static_cast<size_t>(i)] = static_cast<float>(d);
+        rr += d * d;
+      }
+      res->rr[static_cast<size_t>(p)] = rr;
+      float* R = res->R.data() + p * K * N;
+      float* H = res->H.data() + p * K * K;
+      dnnl_status_t st = dnnl_sgemm('T', 'N', K, N, M, 1.0f, y, K, r0.data(), N, 0.0f, R, N);
+      ADALOG_CHECK(st == dnnl_success, "search: oneDNN sgemm failed");
+      st = dnnl_sgemm('T', 'N', K, K, M, 1.0f, y, K, y, K, 0.0f, H, K);
+      ADALOG_CHECK(st == dnnl_success, "search: oneDNN sgemm failed");
+      Sgemm(K, N, K, H, x, /*b_transposed=*/false, res->XH.data() + p * K * N);  // H X
+    }
+  }
+  FinishResidual(b_, res);
 }
 
 double MatmulObjective::ResidualHeadError(const Residual& res, int h, const float* x_h,
@@ -671,8 +724,9 @@ double MatmulObjective::ResidualHeadError(const Residual& res, int h, const floa
 
 void MatmulObjective::ChainHead(const Residual& res, int h, const float* x_h,
                                 const UniformCandidates& c, double* err) const {
-  const int K = K_, rows = res.rows, M = c.count;
-  const int64_t per_img = static_cast<int64_t>(rows) * K;
+  const int M = c.count, xj = res.xj;
+  const int D = res.con_rows ? res.xi : res.xj;  // H is D x D
+  const int64_t per_img = static_cast<int64_t>(res.xi) * res.xj;
   const int64_t per = per_img * images_;
   std::vector<int16_t>& U = res.U[static_cast<size_t>(h)];
   std::vector<double>& V = res.V[static_cast<size_t>(h)];
@@ -683,7 +737,7 @@ void MatmulObjective::ChainHead(const Residual& res, int h, const float* x_h,
                XHX = res.XHX[static_cast<size_t>(h)];
   const float* R = res.R.data() + h * per;
   const float* XH = res.XH.data() + h * per;
-  const float* Hh = res.H.data() + static_cast<int64_t>(h) * images_ * K * K;
+  const float* Hh = res.H.data() + static_cast<int64_t>(h) * images_ * D * D;
   const AxpyF32F64Fn axpy = SelectAxpyF32F64();
   std::vector<int> order(static_cast<size_t>(M));
   std::iota(order.begin(), order.end(), 0);
@@ -706,15 +760,17 @@ void MatmulObjective::ChainHead(const Residual& res, int h, const float* x_h,
         const int16_t nu = static_cast<int16_t>(static_cast<int32_t>(codes[static_cast<size_t>(e)]) - z);
         const int64_t at = e0 + e;
         if (nu == U[static_cast<size_t>(at)]) continue;
-        // Element (image, r, k): u^T H u of row r moves by d (2 v_k + d H_kk), then v += d H_k.
+        // Element (image, i, j) with contracted index k and other index r (the V row):
+        // u_r^T H u_r moves by d (2 v_k + d H_kk), then v_r += d H_k.
         const double d = static_cast<double>(nu - U[static_cast<size_t>(at)]);
-        const int64_t img = at / per_img, rk = at % per_img, r = rk / K, k = rk % K;
-        const float* Hk = Hh + (img * K + k) * K;
-        double* v = V.data() + img * per_img + r * K;
+        const int64_t img = at / per_img, ij = at % per_img, ii = ij / xj, jj = ij % xj;
+        const int64_t k = res.con_rows ? ii : jj, r = res.con_rows ? jj : ii;
+        const float* Hk = Hh + (img * D + k) * D;
+        double* v = V.data() + img * per_img + r * D;
         uhu += d * (2.0 * v[k] + d * static_cast<double>(Hk[k]));
         ur += d * static_cast<double>(R[at]);
         uxh += d * static_cast<double>(XH[at]);
-        axpy(v, d, Hk, K);
+        axpy(v, d, Hk, D);
         U[static_cast<size_t>(at)] = nu;
       }
     }

@@ -168,13 +168,22 @@ class MatmulObjective {
     //   err = RR - 2 (s <U, R> - <X, R>) + s^2 <U H, U> - 2 s <U, X H> + <X H, X>
     // summed over the head's images; U, V = U H (double) and the three U sums are moved by the
     // sparse code changes from one candidate to the next (kept across FPCS steps).
-    std::vector<float> XH;                // [head][image][rows][K]
+    // con_rows: the index H contracts is X's row index (attn @ v: X = v [tokens][hd], H =
+    // Pq^T Pq over tokens, V stored [image][hd][tokens]); otherwise its column index (q @ k^T:
+    // X = q [tokens][hd], H over hd, V stored [image][tokens][hd]).
+    bool con_rows = false;
+    int xi = 0, xj = 0;                   // X per image: xi rows, xj columns
+    std::vector<float> XH;                // [head][image][xi][xj]: H applied to X (same layout)
     std::vector<double> RR, XR, XHX;      // per head
     mutable std::vector<std::vector<int16_t>> U;   // per head: [image][rows][K]
     mutable std::vector<std::vector<double>> V;    // per head: U H
     mutable std::vector<double> UR, UXH, UHU;      // per head
   };
   void PrepareResidual(bool for_a, Residual* out) const;
+  // attn @ v, searching B = v (K x N per image) against the quantized A (M x K).
+  void PrepareResidualAvB(Residual* out) const;
+  // RR, XR, XHX sums and a zero chain state (after R, XH, rr are set).
+  void FinishResidual(const float* xs, Residual* res) const;
   double ResidualHeadError(const Residual& res, int h, const float* x_h, const float* qx_h,
                            float* e, float* eh) const;
   // Chain form of one head's candidates (err[i] for candidate i of group h).

@@ -387,6 +387,58 @@ TEST(Objectives, MatmulPerHeadEqualsPlain) {
 }
 
 
+// attn @ v, searching v per head (chain form over the token-contracted H = Pq^T Pq) against
+// the plain error, one call, a repeated call (state reuse) and a whole FPCS.
+TEST(Objectives, MatmulAvPerHeadBEqualsPlain) {
+  std::mt19937_64 rng(8);
+  const int H = 2, I = 3, M = 9, K = 9, N = 5;
+  const auto a = plain::RandomVec(rng, static_cast<size_t>(H) * I * M * K, 0, 0.3f);  // probs-like
+  const auto b = plain::RandomVec(rng, static_cast<size_t>(H) * I * K * N, -1, 1);    // v [K][N]
+  MatmulObjective obj(a.data(), b.data(), H, I, M, K, N, /*b_transposed=*/false);
+  const UniformGrid gb = HeadGrid(b.data(), H, static_cast<int64_t>(I) * K * N, 4);
+  std::vector<float> qa(a.size());
+  for (size_t i = 0; i < a.size(); ++i) qa[i] = std::round(a[i] * 40.0f) / 40.0f;
+  obj.SetQuantizedA(qa);
+  auto plain_err = [&](const std::vector<float>& B, int h) {
+    double e = 0;
+    for (int img = 0; img < I; ++img)
+      for (int m = 0; m < M; ++m)
+        for (int n = 0; n < N; ++n) {
+          double p = 0, q = 0;
+          for (int k = 0; k < K; ++k) {
+            const size_t ai = ((h * I + img) * M + m) * K + k, bi = ((h * I + img) * K + k) * N + n;
+            p += static_cast<double>(a[ai]) * b[bi];
+            q += static_cast<double>(qa[ai]) * B[bi];
+          }
+          e += (p - q) * (p - q);
+        }
+    return e;
+  };
+  auto plain_b = [&](const UniformCandidates& c, std::vector<double>* e) {
+    e->clear();
+    const size_t per = b.size() / H;
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < c.count; ++i) {
+        std::vector<float> B = b;
+        const UniformQuantizer q(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
+        for (size_t j = h * per; j < (h + 1) * per; ++j) B[j] = q.FakeQuant(b[j]);
+        e->push_back(plain_err(B, h));
+      }
+  };
+  std::vector<double> got, want, again;
+  obj.EvalBPerHead(gb.cands, &got);
+  plain_b(gb.cands, &want);
+  ExpectClose(got, want, 1e-5);
+  EXPECT_EQ(Argmins(got, H, 128), Argmins(want, H, 128));
+  obj.EvalBPerHead(gb.cands, &again);
+  ExpectClose(again, got, 1e-9);
+  const UniformChoice f = SearchUniform(
+      gb, [&](const UniformCandidates& c, std::vector<double>* e) { obj.EvalBPerHead(c, e); }, {});
+  const UniformChoice p = SearchUniform(gb, plain_b, {});
+  EXPECT_EQ(f.scales, p.scales);
+  EXPECT_EQ(f.zero_points, p.zero_points);
+}
+
 // With an identity weight every element's code shows in the error: the from-scratch codes
 // (thresholds from the sorted order) and the incremental ones must equal the quantizer's Encode,
 // including duplicates, +-0, -shift and values on both sides of code boundaries.
