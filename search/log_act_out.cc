@@ -13,6 +13,7 @@
 #include "quant/error.h"
 #include "quant/log_quantizers.h"
 #include "search/axpy.h"
+#include "search/psort.h"
 #include "search/scan_kernels.h"
 
 namespace adalog::search {
@@ -44,7 +45,7 @@ void ShiftLogActOut::Prepare() {
   std::vector<uint64_t> keys(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
     keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(OrderedBits(x_[i])) << 32) | static_cast<uint64_t>(i);
-  std::sort(keys.begin(), keys.end());
+  ParallelSortDistinct(&keys);  // (value, index) keys are distinct
   xs_.resize(static_cast<size_t>(n));
   idx_.resize(static_cast<size_t>(n));
   for (int64_t p = 0; p < n; ++p) {

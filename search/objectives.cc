@@ -17,6 +17,7 @@
 #include "quant/uniform.h"
 #include "search/axpy.h"
 #include "search/gram.h"
+#include "search/psort.h"
 #include "search/scan_kernels.h"
 
 namespace adalog::search {
@@ -452,7 +453,7 @@ void ActOutObjective::EvalUniform(const UniformCandidates& c, std::vector<double
         keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(b) << 32) | static_cast<uint64_t>(i);
       }
       if (!nan) {
-        std::sort(keys.begin(), keys.end());
+        ParallelSortDistinct(&keys);  // (value, index) keys are distinct
         xs_.resize(static_cast<size_t>(n));
         xidx_.resize(static_cast<size_t>(n));
         for (int64_t p = 0; p < n; ++p) {

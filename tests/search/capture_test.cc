@@ -2,6 +2,7 @@
 // tensors, bit for bit, as full forwards; and the scan kernels (search/scan_kernels.h): every
 // implementation gives the reference's bits.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "search/axpy.h"
 #include "search/capture.h"
 #include "search/gram.h"
+#include "search/psort.h"
 #include "search/scan_kernels.h"
 #include "tests/util/exec_random_vit.h"
 
@@ -232,6 +234,22 @@ TEST(ScanKernels, GramExactProductsAnyImplementation) {
         ASSERT_EQ(g[static_cast<size_t>(i) * M + j], acc) << i << " " << j;
       }
   }
+}
+
+TEST(ScanKernels, ParallelSortDistinctAnyThreadCount) {
+  std::mt19937_64 rng(9);
+  std::vector<uint64_t> keys(200003);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = (rng() & ~uint64_t{0xffffffff}) | i;
+  std::vector<uint64_t> want = keys;
+  std::sort(want.begin(), want.end());
+  const int prev = omp_get_max_threads();
+  for (int t : {1, 2, 3, 5}) {
+    omp_set_num_threads(t);
+    std::vector<uint64_t> got = keys;
+    ParallelSortDistinct(&got);
+    EXPECT_EQ(got, want) << t;
+  }
+  omp_set_num_threads(prev);
 }
 
 }  // namespace
