@@ -96,6 +96,10 @@ void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, i
   WindowLut window;
   WindowLut16 window16;
   bool window_ok = false;
+  int mult_bits = 0;  // bit length of the largest multiplier
+  for (int32_t v : p.tables.mult) {
+    while ((int64_t{1} << mult_bits) <= v) ++mult_bits;
+  }
   for (int m = m0; m < m1; ++m) {
     const uint8_t* c = codes + m * ld_codes;
     const int cmin = MinCodeAvx512(c, p.k);
@@ -109,20 +113,34 @@ void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, i
     }
     if (p.design == LogDesign::kS16) {
       if (e != lut_e || cmin != lut_cmin) {
-        if (e != lut_e) detail::BuildLevelLut(p.tables, e, lut16);
+        // Only the window [cmin, cmin + 64) is built (rows rarely share (e, cmin) at 8 bits,
+        // where a full 257-entry table per row cost more than the decode): it is enough when
+        // every code from cmin + 64 on has level 0. T1 is non-decreasing in c and m < 2^bits_m,
+        // so T1[c] - e >= bits_m (a shift that leaves 0) at the first such code holds for all
+        // later ones; otherwise they are checked one by one, and the full table is built only
+        // if one is nonzero.
         lut_e = e;
         lut_cmin = cmin;
-        int last = table_size - 1;
-        while (last >= cmin && lut16[last] == 0) --last;
-        const int span = last - cmin + 1;
-        window_ok = span <= 64;
+        const int span = table_size - cmin < 64 ? table_size - cmin : 64;
+        alignas(64) int16_t t64[64];
+        for (int i = 0; i < 64; ++i) {
+          t64[i] = i < span ? static_cast<int16_t>(LogLevelFixed(p.tables, cmin + i, e)) : 0;
+        }
+        window_ok = true;
+        const int first_out = cmin + 64;
+        if (first_out < table_size &&
+            p.tables.shift[static_cast<size_t>(first_out)] - e < mult_bits) {
+          for (int cc = first_out; cc < table_size && window_ok; ++cc) {
+            window_ok = LogLevelFixed(p.tables, cc, e) == 0;
+          }
+        }
         if (window_ok) {
-          alignas(64) int16_t t64[64];
-          for (int i = 0; i < 64; ++i) t64[i] = i < span ? lut16[cmin + i] : 0;
           window16.lo = _mm512_load_si512(t64);
           window16.hi = _mm512_load_si512(t64 + 32);
           window16.span = span < 1 ? 0 : span;
           window16.cmin = cmin;
+        } else {
+          detail::BuildLevelLut(p.tables, e, lut16);
         }
       }
       int16_t* out = s->l16.data() + static_cast<int64_t>(m) * kp16;
