@@ -118,11 +118,11 @@ void EncodeUniformU8Avx512(float scale, float lo, float hi, int32_t zero_point, 
 
 bool EncodeLogExponentAvx512(const ExponentCodeTable& t, const float* x, int64_t n,
                              uint8_t* codes) {
-  const __m512i b0 = _mm512_load_si512(t.base), b1 = _mm512_load_si512(t.base + 16),
-                b2 = _mm512_load_si512(t.base + 32), b3 = _mm512_load_si512(t.base + 48);
+  const __m512i b0 = _mm512_loadu_si512(t.base), b1 = _mm512_loadu_si512(t.base + 16),
+                b2 = _mm512_loadu_si512(t.base + 32), b3 = _mm512_loadu_si512(t.base + 48);
   __m512 th[ExponentCodeTable::kPerBucket][4];
   for (int k = 0; k < ExponentCodeTable::kPerBucket; ++k) {
-    for (int j = 0; j < 4; ++j) th[k][j] = _mm512_load_ps(t.thr[k] + 16 * j);
+    for (int j = 0; j < 4; ++j) th[k][j] = _mm512_loadu_ps(t.thr[k] + 16 * j);
   }
   const __m512 shift = _mm512_set1_ps(t.shift), zero = _mm512_setzero_ps();
   const __m512 inf = _mm512_set1_ps(__builtin_inff());
