@@ -210,6 +210,19 @@ void BM_LogFc2(benchmark::State& state) {
 }
 BENCHMARK(BM_LogFc2)->ArgsProduct({{0, 1, 2}, {4, 8}, {197}});
 
+// Seeded N(0, sd) values, and the elements-per-second counter of the encoder benchmarks.
+std::vector<float> NormalValues(size_t n, uint64_t seed, float sd) {
+  auto rng = std::mt19937_64(seed);
+  std::normal_distribution<float> nd(0.f, sd);
+  std::vector<float> x(n);
+  for (auto& v : x) v = nd(rng);
+  return x;
+}
+void CountElements(benchmark::State& state, size_t n) {
+  state.counters["Gelem/s"] =
+      benchmark::Counter(double(n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // ---- Log-code writers: softmax rows of 6 heads (6 x 197 x 197) -> AdaLog 4-bit codes, and GELU of
 // fc1's output (197 x 1536) -> Shift-AdaLog 4-bit codes. Arg: ISA level (0 ref, 1 avx2, 2 avx512).
 // Reported as elements per second (G/s).
@@ -225,17 +238,13 @@ void BM_SoftmaxCodes(benchmark::State& state) {
   lp.q = 30;
   const LogCodeWriter w = MakeLogCodeWriter(lp);
   const int rows = 6 * 197, n = 197;
-  auto rng = std::mt19937_64(5);
-  std::normal_distribution<float> nd(0.f, 3.f);
-  std::vector<float> x(static_cast<size_t>(rows) * n);
-  for (auto& v : x) v = nd(rng);
+  const std::vector<float> x = NormalValues(static_cast<size_t>(rows) * n, 5, 3.f);
   std::vector<uint8_t> codes(x.size());
   for (auto _ : state) {
     SoftmaxToLogCodes(w, x.data(), rows, n, codes.data(), level);
     benchmark::ClobberMemory();
   }
-  state.counters["Gelem/s"] =
-      benchmark::Counter(double(x.size()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  CountElements(state, x.size());
   state.SetLabel(IsaLevelName(level));
 }
 BENCHMARK(BM_SoftmaxCodes)->Arg(0)->Arg(1)->Arg(2);
@@ -252,24 +261,20 @@ void BM_GeluCodes(benchmark::State& state) {
   lp.q = 30;
   lp.scale = 2.5f;
   const LogCodeWriter w = MakeLogCodeWriter(lp, kGeluShift);
-  auto rng = std::mt19937_64(6);
-  std::normal_distribution<float> nd(0.f, 1.5f);
-  std::vector<float> x(197 * 1536);
-  for (auto& v : x) v = nd(rng);
+  const std::vector<float> x = NormalValues(197 * 1536, 6, 1.5f);
   std::vector<uint8_t> codes(x.size());
   for (auto _ : state) {
     GeluToLogCodes(w, x.data(), static_cast<int64_t>(x.size()), codes.data(), level);
     benchmark::ClobberMemory();
   }
-  state.counters["Gelem/s"] =
-      benchmark::Counter(double(x.size()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  CountElements(state, x.size());
   state.SetLabel(IsaLevelName(level));
 }
 BENCHMARK(BM_GeluCodes)->Arg(0)->Arg(1)->Arg(2);
 
 // ---- Float -> code encoders of the integer executor's islands (code_encoders.h) on 197 x 1536
-// shifted-GELU-like values: Shift-AdaLog codes (scale 2.5) at 4 bits (q = 30) and 8 bits (q = 10), and quant's
-// scalar Encode as the baseline. Args: ISA level (0 ref = quant's scalar Encode, 1 avx2,
+// shifted-GELU-like values: Shift-AdaLog codes (scale 2.5) at 4 bits (q = 30) and 8 bits
+// (q = 10), and quant's scalar Encode as the baseline. Args: ISA level (0 ref = quant's scalar Encode, 1 avx2,
 // 2 avx512), bits. The label names the path taken.
 void BM_LogEncode(benchmark::State& state) {
   const auto level = static_cast<IsaLevel>(state.range(0));
@@ -284,17 +289,13 @@ void BM_LogEncode(benchmark::State& state) {
   lp.scale = 2.5f;
   const ShiftLogQuantizer sq(lp, kGeluShift, true);
   const ThresholdLogEncoder enc(sq, level);
-  auto rng = std::mt19937_64(7);
-  std::normal_distribution<float> nd(0.f, 1.5f);
-  std::vector<float> x(197 * 1536);
-  for (auto& v : x) v = nd(rng);
+  const std::vector<float> x = NormalValues(197 * 1536, 7, 1.5f);
   std::vector<uint8_t> codes(x.size());
   for (auto _ : state) {
     enc.Encode(x.data(), static_cast<int64_t>(x.size()), codes.data());
     benchmark::ClobberMemory();
   }
-  state.counters["Gelem/s"] =
-      benchmark::Counter(double(x.size()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  CountElements(state, x.size());
   state.SetLabel(std::string(IsaLevelName(level)) + " " + enc.path());
 }
 BENCHMARK(BM_LogEncode)->ArgsProduct({{0, 1, 2}, {4, 8}});

@@ -125,8 +125,11 @@ void SoftmaxToLogCodesAvx2(const LogCodeWriter& w, const float* x, int64_t rows,
   }
 }
 
-void GeluToLogCodesAvx2(const LogCodeWriter& w, const float* x, int64_t n, uint8_t* codes) {
-  const __m256 shift = Set(w.shift);
+namespace {
+
+// Elementwise: codes[i] = Encode(f(x[i])), 8 lanes, the tail through a zero-padded buffer.
+template <typename F>
+void EncodeEach(const LogCodeWriter& w, const float* x, int64_t n, uint8_t* codes, F f) {
   for (int64_t i = 0; i < n; i += 8) {
     const int count = n - i < 8 ? static_cast<int>(n - i) : 8;
     __m256 v;
@@ -137,26 +140,22 @@ void GeluToLogCodesAvx2(const LogCodeWriter& w, const float* x, int64_t n, uint8
       std::memcpy(buf, x + i, sizeof(float) * static_cast<size_t>(count));
       v = _mm256_load_ps(buf);
     }
-    StoreCodes(codes + i, Encode(w, _mm256_add_ps(GeluPoly(v), shift)), count);
+    StoreCodes(codes + i, Encode(w, f(v)), count);
   }
+}
+
+}  // namespace
+
+void GeluToLogCodesAvx2(const LogCodeWriter& w, const float* x, int64_t n, uint8_t* codes) {
+  const __m256 shift = Set(w.shift);
+  EncodeEach(w, x, n, codes, [&](__m256 v) { return _mm256_add_ps(GeluPoly(v), shift); });
 }
 
 void LogCodesFromFloatsAvx2(const LogCodeWriter& w, bool add_shift, const float* x, int64_t n,
                             uint8_t* codes) {
   const __m256 shift = Set(w.shift);
-  for (int64_t i = 0; i < n; i += 8) {
-    const int count = n - i < 8 ? static_cast<int>(n - i) : 8;
-    __m256 v;
-    if (count == 8) {
-      v = _mm256_loadu_ps(x + i);
-    } else {
-      alignas(32) float buf[8] = {};
-      std::memcpy(buf, x + i, sizeof(float) * static_cast<size_t>(count));
-      v = _mm256_load_ps(buf);
-    }
-    if (add_shift) v = _mm256_add_ps(v, shift);
-    StoreCodes(codes + i, Encode(w, v), count);
-  }
+  EncodeEach(w, x, n, codes,
+             [&](__m256 v) { return add_shift ? _mm256_add_ps(v, shift) : v; });
 }
 
 }  // namespace adalog::intk
