@@ -748,22 +748,65 @@ void MatmulObjective::ChainHead(const Residual& res, int h, const float* x_h,
     if (c.zp(h, a) != c.zp(h, b)) return c.zp(h, a) < c.zp(h, b);
     return a < b;
   });
-  constexpr int64_t kChunk = 4096;
-  std::vector<UniformCode> codes(static_cast<size_t>(kChunk));
+  std::vector<int16_t> nu(static_cast<size_t>(per));
+  std::vector<UniformCode> codes(static_cast<size_t>(per));
+  std::vector<float> a_t, uf;
+  const int64_t limit = static_cast<int64_t>(chain_fraction_ * static_cast<double>(per));
   for (int j = 0; j < M; ++j) {
     const int i = order[static_cast<size_t>(j)];
     const UniformQuantizer q(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
     const int32_t z = c.zp(h, i);
-    for (int64_t e0 = 0; e0 < per; e0 += kChunk) {
-      const int64_t n = std::min(kChunk, per - e0);
-      q.Encode(x_h + e0, n, codes.data());
-      for (int64_t e = 0; e < n; ++e) {
-        const int16_t nu = static_cast<int16_t>(static_cast<int32_t>(codes[static_cast<size_t>(e)]) - z);
-        const int64_t at = e0 + e;
-        if (nu == U[static_cast<size_t>(at)]) continue;
+    q.Encode(x_h, per, codes.data());
+    int64_t changed = 0;
+    for (int64_t e = 0; e < per; ++e) {
+      nu[static_cast<size_t>(e)] = static_cast<int16_t>(static_cast<int32_t>(codes[static_cast<size_t>(e)]) - z);
+      changed += nu[static_cast<size_t>(e)] != U[static_cast<size_t>(e)] ? 1 : 0;
+    }
+    if (changed > limit) {
+      // From scratch at this candidate: V = U H per image with exact products (small integer
+      // times float) summed in double (search/gram.h), then the three sums.
+      U = nu;
+      uf.resize(static_cast<size_t>(per_img));
+      for (int img = 0; img < images_; ++img) {
+        const int16_t* ui = U.data() + img * per_img;
+        const float* Hi = Hh + static_cast<int64_t>(img) * D * D;
+        double* vi = V.data() + img * per_img;
+        if (res.con_rows) {  // U [D][xj]: V [xj][D] = U^T H
+          for (int64_t e = 0; e < per_img; ++e) uf[static_cast<size_t>(e)] = ui[e];
+          GramAtB(uf.data(), xj, xj, Hi, D, D, D, vi, D, false);
+        } else {  // U [xi][D]: V [xi][D] = U H = (U^T)^T H
+          const int xi = res.xi;
+          for (int r = 0; r < xi; ++r)
+            for (int k = 0; k < D; ++k) uf[static_cast<size_t>(k) * xi + r] = ui[static_cast<int64_t>(r) * D + k];
+          GramAtB(uf.data(), xi, xi, Hi, D, D, D, vi, D, false);
+        }
+      }
+      double a1 = 0, a2 = 0, a3 = 0;
+      for (int64_t e = 0; e < per; ++e) {
+        const double u = U[static_cast<size_t>(e)];
+        a1 += u * static_cast<double>(R[e]);
+        a2 += u * static_cast<double>(XH[e]);
+      }
+      for (int img = 0; img < images_; ++img) {
+        const int16_t* ui = U.data() + img * per_img;
+        const double* vi = V.data() + img * per_img;
+        for (int ii = 0; ii < res.xi; ++ii)
+          for (int jj = 0; jj < xj; ++jj) {
+            const int64_t at = static_cast<int64_t>(ii) * xj + jj;
+            const int64_t vat = res.con_rows ? static_cast<int64_t>(jj) * D + ii : at;
+            a3 += static_cast<double>(ui[at]) * vi[vat];
+          }
+      }
+      ur = a1;
+      uxh = a2;
+      uhu = a3;
+    } else {
+      for (int64_t at = 0; at < per; ++at) {
+        const int16_t n16 = nu[static_cast<size_t>(at)];
+        if (n16 == U[static_cast<size_t>(at)]) continue;
         // Element (image, i, j) with contracted index k and other index r (the V row):
         // u_r^T H u_r moves by d (2 v_k + d H_kk), then v_r += d H_k.
-        const double d = static_cast<double>(nu - U[static_cast<size_t>(at)]);
+        const double d = static_cast<double>(n16 - U[static_cast<size_t>(at)]);
         const int64_t img = at / per_img, ij = at % per_img, ii = ij / xj, jj = ij % xj;
         const int64_t k = res.con_rows ? ii : jj, r = res.con_rows ? jj : ii;
         const float* Hk = Hh + (img * D + k) * D;
@@ -772,7 +815,7 @@ void MatmulObjective::ChainHead(const Residual& res, int h, const float* x_h,
         ur += d * static_cast<double>(R[at]);
         uxh += d * static_cast<double>(XH[at]);
         axpy(v, d, Hk, D);
-        U[static_cast<size_t>(at)] = nu;
+        U[static_cast<size_t>(at)] = n16;
       }
     }
     const double s = c.scale(h, i);

@@ -143,6 +143,9 @@ class MatmulObjective {
   // Per-head uniform candidates for A (B at its quantized value) or B (A quantized).
   void EvalAPerHead(const UniformCandidates& c, std::vector<double>* err) const;
   void EvalBPerHead(const UniformCandidates& c, std::vector<double>* err) const;
+  // Chain form (q @ k^T A/B, attn @ v B): a candidate is moved by sparse updates when at most
+  // this fraction of its codes changed, else recomputed from scratch. Tests set 0 or 1.
+  void set_chain_fraction(double f) { chain_fraction_ = f; }
   // Per-tensor candidates for A (softmax side), summed over heads.
   void EvalATensor(int count, const std::function<FakeQuantFn(int)>& make_fq,
                    std::vector<double>* err) const;
@@ -190,6 +193,7 @@ class MatmulObjective {
   void ChainHead(const Residual& res, int h, const float* x_h, const UniformCandidates& c,
                  double* err) const;
   Residual res_a_, res_b_;
+  double chain_fraction_ = 0.04;
 };
 
 // Fake quantization of whole tensors with candidate parameters (helpers shared with recipes).

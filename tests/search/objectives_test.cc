@@ -379,11 +379,20 @@ TEST(Objectives, MatmulPerHeadEqualsPlain) {
         e->push_back(plain_err(A, qb, h));
       }
   };
-  const UniformChoice fa = SearchUniform(
-      ga, [&](const UniformCandidates& c, std::vector<double>* e) { obj.EvalAPerHead(c, e); }, {});
   const UniformChoice pa = SearchUniform(ga, plain_a, {});
-  EXPECT_EQ(fa.scales, pa.scales);
-  EXPECT_EQ(fa.zero_points, pa.zero_points);
+  for (double frac : {0.0, 0.04, 1.0}) {  // always from scratch, default, always sparse
+    SCOPED_TRACE(frac);
+    obj.set_chain_fraction(frac);
+    std::vector<double> ga2, gb2;
+    obj.EvalAPerHead(ga.cands, &ga2);
+    obj.EvalBPerHead(gb.cands, &gb2);
+    ExpectClose(ga2, want_a, 1e-5);
+    ExpectClose(gb2, want_b, 1e-5);
+    const UniformChoice fa = SearchUniform(
+        ga, [&](const UniformCandidates& c, std::vector<double>* e) { obj.EvalAPerHead(c, e); }, {});
+    EXPECT_EQ(fa.scales, pa.scales);
+    EXPECT_EQ(fa.zero_points, pa.zero_points);
+  }
 }
 
 
@@ -432,11 +441,18 @@ TEST(Objectives, MatmulAvPerHeadBEqualsPlain) {
   EXPECT_EQ(Argmins(got, H, 128), Argmins(want, H, 128));
   obj.EvalBPerHead(gb.cands, &again);
   ExpectClose(again, got, 1e-9);
-  const UniformChoice f = SearchUniform(
-      gb, [&](const UniformCandidates& c, std::vector<double>* e) { obj.EvalBPerHead(c, e); }, {});
   const UniformChoice p = SearchUniform(gb, plain_b, {});
-  EXPECT_EQ(f.scales, p.scales);
-  EXPECT_EQ(f.zero_points, p.zero_points);
+  for (double frac : {0.0, 0.04, 1.0}) {  // always from scratch, default, always sparse
+    SCOPED_TRACE(frac);
+    obj.set_chain_fraction(frac);
+    std::vector<double> g2;
+    obj.EvalBPerHead(gb.cands, &g2);
+    ExpectClose(g2, want, 1e-5);
+    const UniformChoice f = SearchUniform(
+        gb, [&](const UniformCandidates& c, std::vector<double>* e) { obj.EvalBPerHead(c, e); }, {});
+    EXPECT_EQ(f.scales, p.scales);
+    EXPECT_EQ(f.zero_points, p.zero_points);
+  }
 }
 
 // With an identity weight every element's code shows in the error: the from-scratch codes
