@@ -6,6 +6,8 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -658,6 +660,9 @@ void MatmulObjective::FinishResidual(const float* xs, Residual* res) const {
   res->UR.assign(static_cast<size_t>(heads_), 0.0);
   res->UXH.assign(static_cast<size_t>(heads_), 0.0);
   res->UHU.assign(static_cast<size_t>(heads_), 0.0);
+  res->umin.assign(static_cast<size_t>(heads_), 0);
+  res->umax.assign(static_cast<size_t>(heads_), 0);
+  res->pos.assign(static_cast<size_t>(heads_), {});
   res->ready = true;
 }
 
@@ -723,8 +728,37 @@ double MatmulObjective::ResidualHeadError(const Residual& res, int h, const floa
   return err;
 }
 
-void MatmulObjective::ChainHead(const Residual& res, int h, const float* x_h,
-                                const UniformCandidates& c, double* err) const {
+void MatmulObjective::SortHeads(const float* x, int64_t per_head, SortedHeads* out) const {
+  if (out->built) return;
+  out->built = true;
+  out->ok = per_head < (int64_t{1} << 32);
+  for (int64_t i = 0; i < per_head * heads_ && out->ok; ++i) out->ok = !std::isnan(x[i]);
+  if (!out->ok) return;
+  out->val.assign(static_cast<size_t>(heads_), {});
+  out->idx.assign(static_cast<size_t>(heads_), {});
+  for (int h = 0; h < heads_; ++h) {
+    const float* xh = x + h * per_head;
+    std::vector<uint64_t> keys(static_cast<size_t>(per_head));
+    for (int64_t i = 0; i < per_head; ++i) {
+      uint32_t b;
+      std::memcpy(&b, &xh[i], sizeof b);
+      b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+      keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(b) << 32) | static_cast<uint64_t>(i);
+    }
+    ParallelSortDistinct(&keys);
+    std::vector<float>& v = out->val[static_cast<size_t>(h)];
+    std::vector<uint32_t>& ix = out->idx[static_cast<size_t>(h)];
+    v.resize(keys.size());
+    ix.resize(keys.size());
+    for (size_t p = 0; p < keys.size(); ++p) {
+      ix[p] = static_cast<uint32_t>(keys[p] & 0xffffffffu);
+      v[p] = xh[ix[p]];
+    }
+  }
+}
+
+void MatmulObjective::ChainHead(const Residual& res, const SortedHeads* sorted, int h,
+                                const float* x_h, const UniformCandidates& c, double* err) const {
   const int M = c.count, xj = res.xj;
   const int D = res.con_rows ? res.xi : res.xj;  // H is D x D
   const int64_t per_img = static_cast<int64_t>(res.xi) * res.xj;
@@ -748,24 +782,53 @@ void MatmulObjective::ChainHead(const Residual& res, int h, const float* x_h,
     if (c.zp(h, a) != c.zp(h, b)) return c.zp(h, a) < c.zp(h, b);
     return a < b;
   });
-  std::vector<int16_t> nu(static_cast<size_t>(per));
-  std::vector<UniformCode> codes(static_cast<size_t>(per));
-  std::vector<float> a_t, uf;
+  // X of this head sorted (once per objective): u = code - z is monotone in x, so a candidate's
+  // u is given by 2^b boundaries in the sorted order (bisection with the quantizer's Encode),
+  // and the elements whose u changed are whole ranges of the sorted order.
+  const std::vector<float>& sval = sorted->val[static_cast<size_t>(h)];
+  const std::vector<uint32_t>& sidx = sorted->idx[static_cast<size_t>(h)];
+  int& umin = res.umin[static_cast<size_t>(h)];
+  int& umax = res.umax[static_cast<size_t>(h)];
+  std::vector<int64_t>& pos = res.pos[static_cast<size_t>(h)];
+  auto u_at = [](int lo, int hi, const std::vector<int64_t>& ps, int64_t p) {
+    int u = lo;
+    for (int v = lo + 1; v <= hi; ++v)
+      if (ps[static_cast<size_t>(v - lo - 1)] <= p) ++u;
+    return u;
+  };
+  std::vector<int64_t> npos, pts;
+  std::vector<float> uf;
   const int64_t limit = static_cast<int64_t>(chain_fraction_ * static_cast<double>(per));
+  const int32_t levels = 1 << c.bits;
   for (int j = 0; j < M; ++j) {
     const int i = order[static_cast<size_t>(j)];
     const UniformQuantizer q(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
     const int32_t z = c.zp(h, i);
-    q.Encode(x_h, per, codes.data());
-    int64_t changed = 0;
-    for (int64_t e = 0; e < per; ++e) {
-      nu[static_cast<size_t>(e)] = static_cast<int16_t>(static_cast<int32_t>(codes[static_cast<size_t>(e)]) - z);
-      changed += nu[static_cast<size_t>(e)] != U[static_cast<size_t>(e)] ? 1 : 0;
+    const int nlo = -z, nhi = levels - 1 - z;
+    npos.assign(static_cast<size_t>(nhi - nlo), 0);
+    int64_t start = 0;
+    for (int v = nlo + 1; v <= nhi; ++v) {
+      start = std::partition_point(sval.begin() + start, sval.end(),
+                                   [&](float x) { return static_cast<int32_t>(q.Encode(x)) - z < v; }) -
+              sval.begin();
+      npos[static_cast<size_t>(v - nlo - 1)] = start;
     }
+    // Ranges of the sorted order whose u changed.
+    pts.assign({0, per});
+    pts.insert(pts.end(), pos.begin(), pos.end());
+    pts.insert(pts.end(), npos.begin(), npos.end());
+    std::sort(pts.begin(), pts.end());
+    pts.erase(std::unique(pts.begin(), pts.end()), pts.end());
+    int64_t changed = 0;
+    for (size_t t = 0; t + 1 < pts.size(); ++t)
+      if (u_at(umin, umax, pos, pts[t]) != u_at(nlo, nhi, npos, pts[t])) changed += pts[t + 1] - pts[t];
     if (changed > limit) {
-      // From scratch at this candidate: V = U H per image with exact products (small integer
-      // times float) summed in double (search/gram.h), then the three sums.
-      U = nu;
+      // From scratch at this candidate: U from the boundaries, V = U H per image with exact
+      // products (small integer times float) summed in double (search/gram.h), the three sums.
+      for (size_t t = 0; t + 1 < pts.size(); ++t) {
+        const int16_t u = static_cast<int16_t>(u_at(nlo, nhi, npos, pts[t]));
+        for (int64_t p = pts[t]; p < pts[t + 1]; ++p) U[sidx[static_cast<size_t>(p)]] = u;
+      }
       uf.resize(static_cast<size_t>(per_img));
       for (int img = 0; img < images_; ++img) {
         const int16_t* ui = U.data() + img * per_img;
@@ -801,23 +864,29 @@ void MatmulObjective::ChainHead(const Residual& res, int h, const float* x_h,
       uxh = a2;
       uhu = a3;
     } else {
-      for (int64_t at = 0; at < per; ++at) {
-        const int16_t n16 = nu[static_cast<size_t>(at)];
-        if (n16 == U[static_cast<size_t>(at)]) continue;
-        // Element (image, i, j) with contracted index k and other index r (the V row):
-        // u_r^T H u_r moves by d (2 v_k + d H_kk), then v_r += d H_k.
-        const double d = static_cast<double>(n16 - U[static_cast<size_t>(at)]);
-        const int64_t img = at / per_img, ij = at % per_img, ii = ij / xj, jj = ij % xj;
-        const int64_t k = res.con_rows ? ii : jj, r = res.con_rows ? jj : ii;
-        const float* Hk = Hh + (img * D + k) * D;
-        double* v = V.data() + img * per_img + r * D;
-        uhu += d * (2.0 * v[k] + d * static_cast<double>(Hk[k]));
-        ur += d * static_cast<double>(R[at]);
-        uxh += d * static_cast<double>(XH[at]);
-        axpy(v, d, Hk, D);
-        U[static_cast<size_t>(at)] = n16;
+      for (size_t t = 0; t + 1 < pts.size(); ++t) {
+        const int uo = u_at(umin, umax, pos, pts[t]), un = u_at(nlo, nhi, npos, pts[t]);
+        if (uo == un) continue;
+        const double d = static_cast<double>(un - uo);
+        for (int64_t p = pts[t]; p < pts[t + 1]; ++p) {
+          // Element (image, i, j) with contracted index k and other index r (the V row):
+          // u_r^T H u_r moves by d (2 v_k + d H_kk), then v_r += d H_k.
+          const int64_t at = sidx[static_cast<size_t>(p)];
+          const int64_t img = at / per_img, ij = at % per_img, ii = ij / xj, jj = ij % xj;
+          const int64_t k = res.con_rows ? ii : jj, r = res.con_rows ? jj : ii;
+          const float* Hk = Hh + (img * D + k) * D;
+          double* v = V.data() + img * per_img + r * D;
+          uhu += d * (2.0 * v[k] + d * static_cast<double>(Hk[k]));
+          ur += d * static_cast<double>(R[at]);
+          uxh += d * static_cast<double>(XH[at]);
+          axpy(v, d, Hk, D);
+          U[static_cast<size_t>(at)] = static_cast<int16_t>(un);
+        }
       }
     }
+    umin = nlo;
+    umax = nhi;
+    pos.swap(npos);
     const double s = c.scale(h, i);
     err[i] = RR - 2.0 * (s * ur - XR) + s * s * uhu - 2.0 * s * uxh + XHX;
   }
@@ -827,10 +896,11 @@ void MatmulObjective::EvalAPerHead(const UniformCandidates& c, std::vector<doubl
   ADALOG_CHECK(c.groups == heads_, "MM-A: ", c.groups, " groups for ", heads_, " heads");
   ADALOG_CHECK(static_cast<int64_t>(qb_.size()) == heads_ * b_per_head(), "MM-A: B not set");
   err->assign(static_cast<size_t>(heads_) * c.count, 0.0);
-  if (res_a_.ready) {  // chain form: per head, one thread, fixed order
+  if (res_a_.ready) SortHeads(a_, a_per_head(), &sorted_a_);
+  if (res_a_.ready && sorted_a_.ok) {  // chain form: per head, one thread, fixed order
 #pragma omp parallel for schedule(dynamic, 1) if (heads_ > 1)
     for (int h = 0; h < heads_; ++h)
-      ChainHead(res_a_, h, a_ + h * a_per_head(), c, err->data() + static_cast<size_t>(h) * c.count);
+      ChainHead(res_a_, &sorted_a_, h, a_ + h * a_per_head(), c, err->data() + static_cast<size_t>(h) * c.count);
     return;
   }
   const int64_t pairs = static_cast<int64_t>(heads_) * c.count;
@@ -854,10 +924,11 @@ void MatmulObjective::EvalBPerHead(const UniformCandidates& c, std::vector<doubl
   ADALOG_CHECK(c.groups == heads_, "MM-B: ", c.groups, " groups for ", heads_, " heads");
   ADALOG_CHECK(static_cast<int64_t>(qa_.size()) == heads_ * a_per_head(), "MM-B: A not set");
   err->assign(static_cast<size_t>(heads_) * c.count, 0.0);
-  if (res_b_.ready) {  // chain form: per head, one thread, fixed order
+  if (res_b_.ready) SortHeads(b_, b_per_head(), &sorted_b_);
+  if (res_b_.ready && sorted_b_.ok) {  // chain form: per head, one thread, fixed order
 #pragma omp parallel for schedule(dynamic, 1) if (heads_ > 1)
     for (int h = 0; h < heads_; ++h)
-      ChainHead(res_b_, h, b_ + h * b_per_head(), c, err->data() + static_cast<size_t>(h) * c.count);
+      ChainHead(res_b_, &sorted_b_, h, b_ + h * b_per_head(), c, err->data() + static_cast<size_t>(h) * c.count);
     return;
   }
   const int64_t pairs = static_cast<int64_t>(heads_) * c.count;

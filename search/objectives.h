@@ -181,7 +181,19 @@ class MatmulObjective {
     mutable std::vector<std::vector<int16_t>> U;   // per head: [image][rows][K]
     mutable std::vector<std::vector<double>> V;    // per head: U H
     mutable std::vector<double> UR, UXH, UHU;      // per head
+    // The state's u as a function of the sorted position p of X (u is monotone in x):
+    // u(p) = umin + #{v in (umin, umax] : pos[v - umin - 1] <= p}.
+    mutable std::vector<int> umin, umax;            // per head
+    mutable std::vector<std::vector<int64_t>> pos;  // per head
   };
+  // X of each head sorted once (for the chain form): values and flat indices, per operand.
+  struct SortedHeads {
+    bool ok = false;  // false: not built yet, or X has a NaN (chain form off)
+    bool built = false;
+    std::vector<std::vector<float>> val;
+    std::vector<std::vector<uint32_t>> idx;
+  };
+  mutable SortedHeads sorted_a_, sorted_b_;
   void PrepareResidual(bool for_a, Residual* out) const;
   // attn @ v, searching B = v (K x N per image) against the quantized A (M x K).
   void PrepareResidualAvB(Residual* out) const;
@@ -190,8 +202,9 @@ class MatmulObjective {
   double ResidualHeadError(const Residual& res, int h, const float* x_h, const float* qx_h,
                            float* e, float* eh) const;
   // Chain form of one head's candidates (err[i] for candidate i of group h).
-  void ChainHead(const Residual& res, int h, const float* x_h, const UniformCandidates& c,
-                 double* err) const;
+  void ChainHead(const Residual& res, const SortedHeads* sorted, int h, const float* x_h,
+                 const UniformCandidates& c, double* err) const;
+  void SortHeads(const float* x, int64_t per_head, SortedHeads* out) const;
   Residual res_a_, res_b_;
   double chain_fraction_ = 0.04;
 };
