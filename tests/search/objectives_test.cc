@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <limits>
 #include <random>
 
 #include "quant/log_quantizers.h"
@@ -98,6 +100,50 @@ std::vector<float> QuantRows(const std::vector<float>& w, int N, int K, const Un
     for (int k = 0; k < K; ++k) out[o * K + k] = q.FakeQuant(w[o * K + k]);
   }
   return out;
+}
+
+// LogFq (threshold count) equals the quantizers' own FakeQuant bit for bit, on random values,
+// special values and the floats next to every code boundary.
+TEST(Objectives, LogFqEqualsQuantizerFakeQuant) {
+  std::mt19937_64 rng(12);
+  std::vector<float> xs = {0.0f, -0.0f, 1.0f, -1.0f, std::numeric_limits<float>::infinity(),
+                           -std::numeric_limits<float>::infinity(), std::nanf(""),
+                           std::numeric_limits<float>::denorm_min(), 1e-30f, -kGeluShift, 3e38f};
+  std::uniform_real_distribution<float> u01(0.0f, 1.0f);
+  for (int i = 0; i < 20000; ++i) {
+    const float v = std::exp2(-30.0f * u01(rng)) * (u01(rng) < 0.1f ? -1.0f : 1.0f) * 4.0f;
+    xs.push_back(v);
+    xs.push_back(std::nextafter(v, 0.0f));
+  }
+  for (LogKind kind : {LogKind::kAdaLog, LogKind::kLog2, LogKind::kLogSqrt2})
+    for (int bits : {3, 4, 6})
+      for (int q : {10, 37, 61, 137})
+        for (float scale : {1.0f, 0.37f, 3.1f})
+          for (float shift : {0.0f, kGeluShift}) {
+            if (kind != LogKind::kAdaLog && q != 37) continue;
+            const LogParams p{kind, bits, scale, q};
+            // Values at the decision points: every float where the code steps, and neighbours.
+            std::vector<float> x = xs;
+            const LogQuantizer base(p);
+            for (int c = 0; c <= base.zero_code(); ++c) {
+              const float lvl = base.Decode(c);
+              for (float m : {1.0f, 1.0905f, 1.189f, 0.917f}) {
+                const float b = lvl * m;
+                x.push_back(b - shift);
+                x.push_back(std::nextafter(b, 0.0f) - shift);
+                x.push_back(std::nextafter(b, 10.0f) - shift);
+              }
+            }
+            std::vector<float> got(x.size()), want(x.size());
+            LogFq(p, shift)(x.data(), static_cast<int64_t>(x.size()), got.data());
+            if (shift == 0.0f) {
+              base.FakeQuant(x.data(), static_cast<int64_t>(x.size()), want.data());
+            } else {
+              ShiftLogQuantizer(p, shift, false).FakeQuant(x.data(), static_cast<int64_t>(x.size()), want.data());
+            }
+            ASSERT_EQ(std::memcmp(got.data(), want.data(), sizeof(float) * got.size()), 0)
+                << static_cast<int>(kind) << " " << bits << " " << q << " " << scale << " " << shift;
+          }
 }
 
 TEST(Objectives, WeightOutGramEqualsPlainAndSelectsSameCandidate) {
