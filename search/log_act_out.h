@@ -11,8 +11,10 @@
 // function the plain objective applies). Two candidates with the same q and nearby scales differ
 // in few codes, and A moves between them by a sparse exact update
 //   A += (L[c_new] - L[c_old]) Wq[:, k]^T   for each changed element (t, k),
-// accumulated in double. A candidate whose changed count exceeds a fraction of T x K (or a q
-// without a cached state) is recomputed from scratch with a float GEMM. Either way the value is
+// accumulated in double (grouped by row, each row updated in registers: search/axpy.h
+// RowUpdate). A candidate whose changed count exceeds a fraction of T x K (or a q without a
+// cached state) is recomputed from scratch with a float GEMM, its levels L_q[C] built from the
+// sorted-order thresholds by an exact count (search/scan_kernels.h). Either way the value is
 // the plain formula's up to floating-point rounding; the tests show the same selection.
 //
 // Determinism: candidates are evaluated one after another in a fixed order (grouped by q, then

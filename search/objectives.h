@@ -1,20 +1,27 @@
 // The search objectives of AdaLog spec 4.3, evaluated exactly (up to floating-point rounding,
 // all reductions in double) through cheaper equivalent forms:
-//   W-self  per row:      sum_i (W[o,i] - Q(W)[o,i])^2
+//   W-self  per row:      sum_i (W[o,i] - Q(W)[o,i])^2, the A-self form per row (row sorted once)
 //   A-self  per tensor or per channel: sum (x - Q(x))^2, from sorted values + prefix sums
 //           (the code of a sorted array is monotone: each code's bin is found by bisection)
 //   W-out   per row:      ||y_o - b_o||^2 - 2 w.c_o + w^T G w,  G = Xq^T Xq, c_o = Xq^T (y_o - b_o)
-//           (G, c_o in double once per activation state), evaluated re-centred on the FP row
-//           w: ||r0||^2 - 2 e.(c_o - G w) + e^T G e with e = Q(w) - w; only e^T G e, which has
-//           the size of the error itself, goes through a float GEMM
+//           (G, c_o in double once per activation state, exact products: search/gram.h),
+//           evaluated re-centred on the FP row w: ||r0||^2 - 2 e.(c_o - G w) + e^T G e with
+//           e = Q(w) - w. e^T G e either through one float GEMM for a row's candidates (it has
+//           the size of the error itself), or, when the integer codes u = c - z change little
+//           from one candidate to the next (late FPCS steps), exactly in double along a chain:
+//           e^T G e = s^2 u^T G u - 2 s u.Gw + w^T G w with v = G u and u^T G u moved by sparse
+//           code changes (per-row state kept across FPCS steps).
 //   A-out   per tensor:   uniform: ||Y - b||^2 - 2 s <C - z, R> + s^2 <H, (C - z)^T (C - z)>
 //                         with R = (Y - b) Wq, H = Wq^T Wq (once per weight state) and the
 //                         integer code Gram from an exact u8s8s32 GEMM; other quantizers
 //                         (log, twin) directly: ||Y - b - Q(X) Wq^T||^2 (float GEMM, double sum)
 //   MM-A / MM-B per head:  sum_images ||A B - Q_A(A) Q_B(B)||^2 with the other operand at its
-//           current quantizer; for q @ k^T (head_dim < tokens) in the residual form
-//           ||r0||^2 - 2 <E, R> + <E H, E> with E = Q(X) - X (see MatmulObjective), otherwise
-//           directly (float GEMM, double sum); per tensor for the softmax side.
+//           current quantizer. q @ k^T (either operand) and attn @ v (v) in the residual form
+//           ||r0||^2 - 2 <E, R> + <E H, E> with E = Q(X) - X = s U - X, evaluated per head along
+//           a chain of candidates: U's changes are ranges of X's sorted order (bisection with
+//           the quantizer's Encode), <U H, U>, <U, R>, <U, X H> and V = U H (double) move by
+//           sparse updates, or are recomputed exactly when more than 4% of the codes change.
+//           Otherwise directly (float GEMM, double sum); per tensor for the softmax side.
 // Errors are SUMS of squares: the official code's means differ by constant factors only, which
 // never change a ranking. Every candidate's error is computed by one thread in a fixed order, so
 // results do not depend on the thread count.
