@@ -4,6 +4,7 @@
 //
 // Quantized model files run on the simulated (fake-quant) executor (SessionOptions::simulate).
 #include <omp.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -669,17 +670,21 @@ int RunBench(const ParsedArgs& args) {
   double mean = 0;
   for (double v : ms) mean += v / n;
   const char* format = session.executor_kind();
+  // Peak resident memory of the whole process so far (load, prepare and the runs).
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  const double peak_rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
   if (o.json) {
     std::printf("{\"peer\":\"adalog\",\"engine\":\"adalog-%s\",\"model\":\"%s\",\"batch\":%d,\"threads\":%d,"
                 "\"median_ms\":%.3f,\"p90_ms\":%.3f,\"min_ms\":%.3f,\"mean_ms\":%.3f,\"images_per_s\":%.3f,"
-                "\"runs\":%d,\"warmup\":%d}\n",
+                "\"runs\":%d,\"warmup\":%d,\"peak_rss_mb\":%.1f}\n",
                 format, JsonEscape(o.model).c_str(), o.batch, o.threads, median, p90, s[0], mean,
-                o.batch * 1000.0 / median, o.runs, o.warmup);
+                o.batch * 1000.0 / median, o.runs, o.warmup, peak_rss_mb);
   } else {
     std::printf("%s (%s) batch %d, %d thread%s: median %.2f ms, p90 %.2f ms, min %.2f ms, %.1f images/s "
-                "(%d runs after %d warmup)\n",
+                "(%d runs after %d warmup), peak RSS %.0f MB\n",
                 o.model.c_str(), format, o.batch, o.threads, o.threads == 1 ? "" : "s", median, p90, s[0],
-                o.batch * 1000.0 / median, o.runs, o.warmup);
+                o.batch * 1000.0 / median, o.runs, o.warmup, peak_rss_mb);
   }
   return 0;
 }
