@@ -178,13 +178,27 @@ def check_prerequisites(a, engines):
     return keep
 
 
+TIME_BIN = "/usr/bin/time"
+RSS_MARK = "E2E_PEAK_RSS_KB="
+
+
 def run_one(template, model, cfg, a):
     cmd = template.format(model=shlex.quote(model), batch=cfg[0], threads=cfg[1], warmup=a.warmup, runs=a.runs,
                           adalog=shlex.quote(a.adalog), repo=shlex.quote(REPO))
+    run_cmd = cmd
+    if os.path.exists(TIME_BIN):  # GNU time: the engine process's peak RSS (KiB) on stderr
+        run_cmd = f"{TIME_BIN} -f '{RSS_MARK}%M' sh -c {shlex.quote(cmd)}"
     try:
-        p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=a.timeout)
+        p = subprocess.run(run_cmd, shell=True, capture_output=True, text=True, timeout=a.timeout)
     except subprocess.TimeoutExpired:
         return cmd, None, f"timed out after {a.timeout:.0f} s"
+    peak_kb = None
+    for line in p.stderr.splitlines():
+        if line.startswith(RSS_MARK):
+            try:
+                peak_kb = int(line[len(RSS_MARK):].strip())
+            except ValueError:
+                pass
     record = None
     for line in reversed(p.stdout.splitlines()):
         line = line.strip()
@@ -199,6 +213,8 @@ def run_one(template, model, cfg, a):
         tail = [l for l in lines if "error" in l.lower()][:2] or lines[-3:]
         why = f"exit {p.returncode}" if p.returncode else "no JSON line with median_ms"
         return cmd, None, f"{why}: {' | '.join(tail)}"
+    if peak_kb is not None:
+        record["process_peak_rss_mb"] = round(peak_kb / 1024.0, 1)
     return cmd, record, None
 
 
@@ -240,6 +256,7 @@ def main(argv):
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     machine = machine_line()
     medians = {}  # (cfg, engine) -> list of median_ms
+    rss = {}  # (cfg, engine) -> list of process peak RSS (MB)
     errors = {}
     with open(out, "a") as f:
         for cfg in configs:
@@ -259,6 +276,8 @@ def main(argv):
                         row["result"] = rec
                         if a.stat in rec:
                             medians.setdefault((cfg, name), []).append(rec[a.stat])
+                        if "process_peak_rss_mb" in rec:
+                            rss.setdefault((cfg, name), []).append(rec["process_peak_rss_mb"])
                         print(f"e2e: b{cfg[0]} t{cfg[1]} rep {rep}: {name} {rec['median_ms']:.2f} ms",
                               file=sys.stderr)
                     f.write(json.dumps(row) + "\n")
@@ -292,6 +311,13 @@ def main(argv):
                 ips = "—" if m is None else f"{cfg[0] * 1000.0 / m:.1f}"
                 print("| " + " | ".join([f"b{cfg[0]} t{cfg[1]}", n, fmt_ms(m), ips] +
                                         [fmt_ratio(m, med(cfg, p)) for p in peers]) + " |")
+    if rss:
+        print("\nPeak RSS of each engine process (MB, median over its runs; GNU time %M):\n")
+        print("| config | " + " | ".join(names) + " |")
+        print("|" + "---|" * (len(names) + 1))
+        for cfg in configs:
+            cells = [f"{statistics.median(rss[(cfg, n)]):.0f}" if rss.get((cfg, n)) else "—" for n in names]
+            print(f"| b{cfg[0]} t{cfg[1]} | " + " | ".join(cells) + " |")
     if errors:
         print("\nFailures:")
         for (cfg, name), err in errors.items():
