@@ -41,18 +41,6 @@ constexpr int64_t kMinParallelWork = int64_t{1} << 22;
 // form runs while it is the cheaper one.
 constexpr int64_t kWoutChainCost = 32;
 
-// out [T][N] = A B with A [T][K], B [K][N].
-void ParallelAB(const double* a, int64_t T, int64_t K, const double* b, int64_t N, double* out) {
-  const int64_t nblk = (T + kBlock - 1) / kBlock;
-  CMapD A(a, T, K), B(b, K, N);
-#pragma omp parallel for schedule(dynamic, 1) if (T * K * N > kMinParallelWork)
-  for (int64_t blk = 0; blk < nblk; ++blk) {
-    const int64_t r0 = blk * kBlock, rb = std::min(kBlock, T - r0);
-    MapD O(out + r0 * N, rb, N);
-    O.noalias() = A.middleRows(r0, rb) * B;
-  }
-}
-
 // C [M][N] = A [M][K] * op(B) with op(B) = B [K][N] or B^T (B [N][K]). Single-threaded when
 // called inside a parallel region (oneDNN runs sequentially there); callers only call it there
 // or with one OpenMP thread.
@@ -75,11 +63,6 @@ double SumSqDiff(const float* p, const float* q, int64_t n) {
 
 }  // namespace
 
-FakeQuantFn UniformFq(const UniformParams& p) {
-  auto q = std::make_shared<UniformQuantizer>(p);
-  return [q](const float* x, int64_t n, float* out) { q->FakeQuant(x, n, out); };
-}
-
 namespace {
 uint32_t OrderedKey(float v) {
   uint32_t b;
@@ -93,6 +76,42 @@ float FromOrderedKey(uint32_t k) {
   return v;
 }
 
+}  // namespace
+
+std::vector<float> UniformCodeThresholds(const UniformParams& p) {
+  // The uniform code is monotone non-decreasing over the ordered non-NaN floats (-0 and +0
+  // encode alike): thr[c - 1] = the smallest float whose code is >= c, by bisection over the
+  // float bit patterns with the quantizer's own Encode.
+  const UniformQuantizer q(p);
+  const int32_t levels = int32_t{1} << p.bits;
+  const uint32_t kmin = OrderedKey(-std::numeric_limits<float>::infinity());
+  const uint32_t kmax = OrderedKey(std::numeric_limits<float>::infinity());
+  std::vector<float> thr;
+  for (int32_t c = 1; c < levels; ++c) {
+    if (q.Encode(FromOrderedKey(kmin)) >= c) {
+      thr.push_back(FromOrderedKey(kmin));
+      continue;
+    }
+    if (q.Encode(FromOrderedKey(kmax)) < c) {
+      thr.push_back(std::numeric_limits<float>::quiet_NaN());  // never reached: no x >= NaN
+      continue;
+    }
+    uint32_t lo = kmin, hi = kmax;  // code(lo) < c <= code(hi)
+    while (hi - lo > 1) {
+      const uint32_t mid = lo + (hi - lo) / 2;
+      if (q.Encode(FromOrderedKey(mid)) >= c) hi = mid; else lo = mid;
+    }
+    thr.push_back(FromOrderedKey(hi));
+  }
+  return thr;
+}
+
+FakeQuantFn UniformFq(const UniformParams& p) {
+  auto q = std::make_shared<UniformQuantizer>(p);
+  return [q](const float* x, int64_t n, float* out) { q->FakeQuant(x, n, out); };
+}
+
+namespace {
 // A log quantizer's code as a count of thresholds: the code is monotone non-increasing over
 // the ordered non-NaN floats (-inf .. +inf; -0 and +0 encode alike), so {x : code(x) >= c} is
 // a prefix, and thr[c - 1] = the smallest float whose code is < c, found by bisection over the
@@ -493,19 +512,30 @@ void ActOutObjective::EvalUniform(const UniformCandidates& c, std::vector<double
   ADALOG_CHECK(c.groups == 1, "A-out: per-tensor candidates expected");
   ADALOG_CHECK(!wq_.empty(), "A-out: SetWeight not called");
   if (H_.empty()) {  // once per weight state: H = Wq^T Wq, R = (Y - b) Wq, ||Y - b||^2
-    std::vector<double> wd(wq_.begin(), wq_.end());
-    std::vector<double> yd(static_cast<size_t>(T_) * N_);
     double yy = 0;
     for (int64_t t = 0; t < T_; ++t)
       for (int o = 0; o < N_; ++o) {
         const double d = static_cast<double>(y_[t * N_ + o]) - (bias_ ? bias_[o] : 0.0f);
-        yd[static_cast<size_t>(t * N_ + o)] = d;
         yy += d * d;
       }
     H_.resize(static_cast<size_t>(K_) * K_);
     GramAtB(wq_.data(), K_, K_, wq_.data(), K_, K_, N_, H_.data(), K_, /*symmetric=*/true);
+    // R = (Y - b) Wq = Y Wq - 1 (b^T Wq): exact products summed in double (search/gram.h).
     R_.resize(static_cast<size_t>(T_) * K_);
-    ParallelAB(yd.data(), T_, N_, wd.data(), K_, R_.data());
+    {
+      std::vector<float> yt(static_cast<size_t>(T_) * N_);
+      for (int64_t t = 0; t < T_; ++t)
+        for (int o = 0; o < N_; ++o) yt[static_cast<size_t>(o) * T_ + t] = y_[t * N_ + o];
+      GramAtB(yt.data(), T_, static_cast<int>(T_), wq_.data(), K_, K_, N_, R_.data(), K_, false);
+      if (bias_) {
+        std::vector<double> bw(static_cast<size_t>(K_), 0.0);
+        for (int o = 0; o < N_; ++o)
+          for (int k = 0; k < K_; ++k)
+            bw[static_cast<size_t>(k)] += static_cast<double>(bias_[o]) * wq_[static_cast<size_t>(o) * K_ + k];
+        for (int64_t t = 0; t < T_; ++t)
+          for (int k = 0; k < K_; ++k) R_[static_cast<size_t>(t * K_ + k)] -= bw[static_cast<size_t>(k)];
+      }
+    }
     yy_ = yy;
     if (xs_.empty() && T_ * K_ < (int64_t{1} << 32)) {  // once: X sorted (no NaN)
       const int64_t n = T_ * K_;
@@ -548,7 +578,12 @@ void ActOutObjective::EvalUniform(const UniformCandidates& c, std::vector<double
       const int32_t z = c.zp(0, i);
       const double s = c.scale(0, i);
       const UniformQuantizer q(UniformParams{c.bits, c.scale(0, i), z});
-      q.Encode(x_, TK, codes.data());
+      if (!xs_.empty() && c.bits <= 4) {  // no NaN: the exact threshold count (AVX-512)
+        const std::vector<float> thr = UniformCodeThresholds(UniformParams{c.bits, c.scale(0, i), z});
+        SelectScanKernels().threshold_codes(x_, TK, thr.data(), static_cast<int>(thr.size()), codes.data());
+      } else {
+        q.Encode(x_, TK, codes.data());
+      }
       // Integer Gram (C - z)^T (C - z), exact.
       if (c.bits <= 7) {  // codes and z fit int8; no int16 saturation (2 * 127^2 < 2^15)
         for (int64_t j = 0; j < TK; ++j) codes_s8[static_cast<size_t>(j)] = static_cast<int8_t>(codes[static_cast<size_t>(j)]);

@@ -216,6 +216,11 @@ class MatmulObjective {
   double chain_fraction_ = 0.04;
 };
 
+// Thresholds of a uniform quantizer's code: for every non-NaN float x,
+// Encode(x) = #{j : x >= thr[j]} (2^bits - 1 ascending thresholds; exact, by bisection over the
+// float bit patterns with the quantizer's own Encode).
+std::vector<float> UniformCodeThresholds(const UniformParams& p);
+
 // Fake quantization of whole tensors with candidate parameters (helpers shared with recipes).
 FakeQuantFn UniformFq(const UniformParams& p);
 FakeQuantFn LogFq(const LogParams& p, float shift);  // Q(x + shift) - shift

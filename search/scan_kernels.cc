@@ -22,6 +22,22 @@ void ThresholdLevelsRef(const float* x, int64_t n, const float* thr, int n_thr, 
   }
 }
 
+void ThresholdCodesRef(const float* x, int64_t n, const float* thr, int n_thr, uint8_t* out) {
+  constexpr int64_t kChunk = 256;
+  int32_t code[kChunk];
+  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+    const int64_t m = n - i0 < kChunk ? n - i0 : kChunk;
+    const float* xr = x + i0;
+    for (int64_t k = 0; k < m; ++k) code[k] = 0;
+    for (int j = 0; j < n_thr; ++j) {
+      const float th = thr[j];
+#pragma omp simd
+      for (int64_t k = 0; k < m; ++k) code[k] += xr[k] >= th ? 1 : 0;
+    }
+    for (int64_t k = 0; k < m; ++k) out[i0 + k] = static_cast<uint8_t>(code[k]);
+  }
+}
+
 void DotF32F64x2Ref(const float* a, const float* b, const float* c, int64_t n, double* lin,
                     double* quad) {
   double l[8] = {0, 0, 0, 0, 0, 0, 0, 0}, q[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -61,14 +77,14 @@ double ResidualSqRef(const double* z, double s, const double* a, int64_t n) {
 }
 
 const ScanKernels& RefScanKernels() {
-  static const ScanKernels k{ThresholdLevelsRef, DotF32F64x2Ref, ResidualSqRef};
+  static const ScanKernels k{ThresholdLevelsRef, ThresholdCodesRef, DotF32F64x2Ref, ResidualSqRef};
   return k;
 }
 
 const ScanKernels& SelectScanKernels() {
   static const ScanKernels k = [] {
     if (ActiveIsaLevel() >= IsaLevel::kAvx512)
-      return ScanKernels{ThresholdLevelsAvx512, DotF32F64x2Avx512, ResidualSqAvx512};
+      return ScanKernels{ThresholdLevelsAvx512, ThresholdCodesAvx512, DotF32F64x2Avx512, ResidualSqAvx512};
     return RefScanKernels();
   }();
   return k;

@@ -17,6 +17,9 @@ namespace adalog::search {
 // x < thr[c - 1 - ...]); lv: the level table, at least base + n_thr + 1 entries.
 using ThresholdLevelsFn = void (*)(const float* x, int64_t n, const float* thr, int n_thr,
                                    int base, const float* lv, float* out);
+// out[i] = #{j : x[i] >= thr[j]} (thr ascending, n_thr <= 255), as uint8.
+using ThresholdCodesFn = void (*)(const float* x, int64_t n, const float* thr, int n_thr,
+                                  uint8_t* out);
 using DotF32F64x2Fn = void (*)(const float* a, const float* b, const float* c, int64_t n,
                                double* lin, double* quad);
 using ResidualSqFn = double (*)(const double* z, double s, const double* a, int64_t n);
@@ -25,6 +28,8 @@ void ThresholdLevelsRef(const float* x, int64_t n, const float* thr, int n_thr, 
                         const float* lv, float* out);
 void ThresholdLevelsAvx512(const float* x, int64_t n, const float* thr, int n_thr, int base,
                            const float* lv, float* out);
+void ThresholdCodesRef(const float* x, int64_t n, const float* thr, int n_thr, uint8_t* out);
+void ThresholdCodesAvx512(const float* x, int64_t n, const float* thr, int n_thr, uint8_t* out);
 void DotF32F64x2Ref(const float* a, const float* b, const float* c, int64_t n, double* lin,
                     double* quad);
 void DotF32F64x2Avx512(const float* a, const float* b, const float* c, int64_t n, double* lin,
@@ -34,6 +39,7 @@ double ResidualSqAvx512(const double* z, double s, const double* a, int64_t n);
 
 struct ScanKernels {
   ThresholdLevelsFn threshold_levels;
+  ThresholdCodesFn threshold_codes;
   DotF32F64x2Fn dot2;
   ResidualSqFn residual_sq;
 };

@@ -46,6 +46,36 @@ void ThresholdLevelsAvx512(const float* x, int64_t n, const float* thr, int n_th
   }
 }
 
+void ThresholdCodesAvx512(const float* x, int64_t n, const float* thr, int n_thr, uint8_t* out) {
+  // In-register binary search over at most 15 ascending thresholds, padded with NaN (no x is
+  // >= NaN).
+  if (n_thr > 15) {
+    ThresholdCodesRef(x, n, thr, n_thr, out);
+    return;
+  }
+  alignas(64) float t[16];
+  for (int j = 0; j < 16; ++j) t[j] = j < n_thr ? thr[j] : std::numeric_limits<float>::quiet_NaN();
+  const __m512 vt = _mm512_load_ps(t);
+  auto codes = [&](__m512 v) {
+    __m512i pos = _mm512_setzero_si512();
+    for (int step = 8; step >= 1; step >>= 1) {
+      const __m512i probe = _mm512_add_epi32(pos, _mm512_set1_epi32(step - 1));
+      const __mmask16 m = _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(probe, vt), _CMP_GE_OQ);
+      pos = _mm512_mask_add_epi32(pos, m, pos, _mm512_set1_epi32(step));
+    }
+    const __mmask16 m = _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(pos, vt), _CMP_GE_OQ);
+    pos = _mm512_mask_add_epi32(pos, m, pos, _mm512_set1_epi32(1));
+    return _mm512_cvtepi32_epi8(pos);
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), codes(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    _mm_mask_storeu_epi8(out + i, m, codes(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
 namespace {
 // Lanes 0..7 -> ((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7)), as the reference.
 double Combine(__m512d v) {

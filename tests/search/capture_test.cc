@@ -148,6 +148,21 @@ TEST(ScanKernels, AllImplementationsGiveReferenceBits) {
         }
       }
     }
+    for (int n_thr : {0, 1, 7, 15, 16, 20}) {
+      std::vector<float> thr(static_cast<size_t>(n_thr));
+      for (int j = 0; j < n_thr; ++j) thr[static_cast<size_t>(j)] = -2.0f + 0.25f * static_cast<float>(j);
+      if (n_thr > 4) thr[3] = thr[2];
+      if (n_thr > 1 && n > 3) x[2] = thr[1];
+      std::vector<uint8_t> c1(x.size()), c2(x.size());
+      ref.threshold_codes(x.data(), n, thr.data(), n_thr, c1.data());
+      sel.threshold_codes(x.data(), n, thr.data(), n_thr, c2.data());
+      EXPECT_EQ(c1, c2) << n << " " << n_thr;
+      for (int64_t i = 0; i < n; ++i) {
+        int cnt = 0;
+        for (float t : thr) cnt += x[static_cast<size_t>(i)] >= t ? 1 : 0;
+        ASSERT_EQ(c1[static_cast<size_t>(i)], cnt);
+      }
+    }
     double l1, q1, l2, q2;
     ref.dot2(x.data(), b.data(), c.data(), n, &l1, &q1);
     sel.dot2(x.data(), b.data(), c.data(), n, &l2, &q2);

@@ -146,6 +146,39 @@ TEST(Objectives, LogFqEqualsQuantizerFakeQuant) {
           }
 }
 
+// The uniform code thresholds reproduce the quantizer's Encode for every probed float.
+TEST(Objectives, UniformCodeThresholdsEqualEncode) {
+  std::mt19937_64 rng(13);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  for (int bits : {2, 3, 4, 6, 8})
+    for (float scale : {0.013f, 0.37f, 1.0f, 3.1f})
+      for (int z : {0, 1, (1 << bits) / 2, (1 << bits) - 1}) {
+        const UniformParams p{bits, scale, z};
+        const UniformQuantizer q(p);
+        const std::vector<float> thr = UniformCodeThresholds(p);
+        ASSERT_EQ(static_cast<int>(thr.size()), (1 << bits) - 1);
+        std::vector<float> x = {0.0f, -0.0f, std::numeric_limits<float>::infinity(),
+                                -std::numeric_limits<float>::infinity(), 1e-40f, -1e-40f};
+        for (int i = 0; i < 3000; ++i) x.push_back(nd(rng));
+        for (float t : thr) {
+          x.push_back(t);
+          x.push_back(std::nextafter(t, -1e30f));
+          x.push_back(std::nextafter(t, 1e30f));
+        }
+        for (int c = 0; c < (1 << bits); ++c) {  // half-way points
+          const float h = (static_cast<float>(c - z) + 0.5f) * scale;
+          x.push_back(h);
+          x.push_back(std::nextafter(h, -1e30f));
+          x.push_back(std::nextafter(h, 1e30f));
+        }
+        for (float v : x) {
+          int cnt = 0;
+          for (float t : thr) cnt += v >= t ? 1 : 0;
+          ASSERT_EQ(cnt, q.Encode(v)) << bits << " " << scale << " " << z << " x " << v;
+        }
+      }
+}
+
 TEST(Objectives, WeightOutGramEqualsPlainAndSelectsSameCandidate) {
   for (int tokens : {64, 10}) {  // T >= K: e^T G e by GEMM with G; T < K: ||Xq e||^2
   SCOPED_TRACE(tokens);
