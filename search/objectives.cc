@@ -287,21 +287,41 @@ WeightOutObjective::WeightOutObjective(const float* xq, int64_t T, int K, const 
     }
 }
 
+namespace {
+// Calls f(begin, end, u_a, u_b) for each range [begin, end) of sorted positions in [0, n)
+// where the two code functions differ (a merge sweep over the two sorted bound lists).
+template <typename F>
+void ForChangedU(int alo, int ahi, const int32_t* apos, int blo, int bhi, const int32_t* bpos,
+                 int64_t n, F&& f) {
+  const int na = ahi - alo, nb = bhi - blo;
+  int ia = 0, ib = 0, ua = alo, ub = blo;
+  int64_t p = 0;
+  while (p < n) {
+    while (ia < na && apos[ia] <= p) ++ua, ++ia;
+    while (ib < nb && bpos[ib] <= p) ++ub, ++ib;
+    const int64_t next = std::min<int64_t>(ia < na ? apos[ia] : n, ib < nb ? bpos[ib] : n);
+    if (ua != ub) f(p, next, ua, ub);
+    p = next;
+  }
+}
+}  // namespace
+
 void WeightOutObjective::ChainRow(int o, const float* row, const UniformCandidates& c,
-                                  const int* order, const int16_t* codes, ChainScratch* sc,
-                                  double* err) const {
+                                  const int* order, const std::vector<UBounds>& cands,
+                                  ChainScratch* sc, double* err) const {
   // e = s u - w with integer codes u = c - z:
   //   e^T G e = s^2 u^T G u - 2 s u.Gw + w^T G w,   e.g0 = s u.g0 - w.g0,
-  // walked through the candidates in `order` from the row's cached state (u, v = G u, u^T G u,
-  // u.Gw, u.g0); a sparse change d of the codes moves them by u^T G u += 2 d.v + d^T G d,
-  // v += G d, u.Gw += d.Gw, u.g0 += d.g0, all in double. codes: [M][K] u of each candidate.
+  // walked through the candidates in `order` from the row's cached state (u as bounds in the
+  // row's sorted order, v = G u, u^T G u, u.Gw, u.g0); a sparse change d of the codes moves
+  // them by u^T G u += 2 d.v + d^T G d, v += G d, u.Gw += d.Gw, u.g0 += d.g0, all in double.
   const int K = K_, M = c.count;
   const size_t ok = static_cast<size_t>(o) * K;
   const double* gw = gw_.data() + ok;
   const double* g0 = g0_.data() + ok;
-  int32_t* u = st_u_.data() + ok;
+  const int32_t* sidx = srt_idx_.data() + ok;
   double* v = st_v_.data() + ok;
   ChainState& st = st_[static_cast<size_t>(o)];
+  UBounds& sub = st_ub_[static_cast<size_t>(o)];
   const AxpyF64Fn axpy = SelectAxpyF64();
   double wg0 = 0;
   for (int k = 0; k < K; ++k) wg0 += static_cast<double>(row[k]) * g0[k];
@@ -310,16 +330,16 @@ void WeightOutObjective::ChainRow(int o, const float* row, const UniformCandidat
   double best = std::numeric_limits<double>::infinity();
   for (int j = 0; j < M; ++j) {
     const int i = order[j];
-    const int16_t* ui = codes + static_cast<size_t>(i) * K;
+    const UBounds& cb = cands[static_cast<size_t>(i)];
     int nd = 0;
-    for (int k = 0; k < K; ++k) {
-      const int32_t nu = ui[k];
-      if (nu != u[k]) {
-        sc->dk[static_cast<size_t>(nd)] = k;
-        sc->dd[static_cast<size_t>(nd)] = nu - u[k];
-        ++nd;
-      }
-    }
+    ForChangedU(sub.lo, sub.hi, sub.pos.data(), cb.lo, cb.hi, cb.pos.data(), K,
+                [&](int64_t a, int64_t b, int ua, int ub) {
+                  for (int64_t p = a; p < b; ++p) {
+                    sc->dk[static_cast<size_t>(nd)] = sidx[p];
+                    sc->dd[static_cast<size_t>(nd)] = ub - ua;
+                    ++nd;
+                  }
+                });
     if (nd > 0) {
       double dv = 0, dgw = 0, dg0 = 0, dgd = 0;
       for (int a = 0; a < nd; ++a) {
@@ -340,9 +360,9 @@ void WeightOutObjective::ChainRow(int o, const float* row, const UniformCandidat
       for (int a = 0; a < nd; ++a) {
         const int ka = sc->dk[static_cast<size_t>(a)];
         axpy(v, static_cast<double>(sc->dd[static_cast<size_t>(a)]), G_.data() + static_cast<size_t>(ka) * K, K);
-        u[ka] += sc->dd[static_cast<size_t>(a)];
       }
     }
+    sub = cb;
     const double s = c.scale(o, i);
     const double quad = s * s * st.ugu - 2.0 * s * st.ugw + wgw;
     const double lin = s * st.ug0 - wg0;
@@ -351,13 +371,13 @@ void WeightOutObjective::ChainRow(int o, const float* row, const UniformCandidat
     // Keep the state at the best candidate so far (where the next FPCS step's candidates are).
     if (e < best && j + 1 < M) {
       best = e;
-      std::copy(u, u + K, sc->best_u.begin());
+      sc->best_ub = sub;
       std::copy(v, v + K, sc->best_v.begin());
       sc->best_st = st;
     }
   }
   if (best < std::numeric_limits<double>::infinity() && M > 1 && best < err[order[M - 1]]) {
-    std::copy(sc->best_u.begin(), sc->best_u.end(), u);
+    sub = sc->best_ub;
     std::copy(sc->best_v.begin(), sc->best_v.end(), v);
     st = sc->best_st;
   }
@@ -384,8 +404,12 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
   const bool can_chain = xq_.empty() && quad_form_ != 1;
   if (can_chain && st_.empty()) {  // chain states: u = 0, v = 0 (valid: G 0 = 0)
     st_.assign(static_cast<size_t>(N_), ChainState{});
-    st_u_.assign(NK, 0);
+    st_ub_.assign(static_cast<size_t>(N_), UBounds{});
     st_v_.assign(NK, 0.0);
+  }
+  if (srt_idx_.size() != NK) {
+    srt_idx_.assign(NK, 0);
+    srt_val_.assign(NK, 0.0f);
   }
   // Chain budget per row: changed codes cost about kWoutChainCost GEMM multiply-adds per
   // element each (a double axpy of a G row), the GEMM M K^2.
@@ -393,16 +417,15 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
                                          : static_cast<int64_t>(M) * K / kWoutChainCost;
 #pragma omp parallel if (static_cast<int64_t>(N_) * M * K * K > kMinParallelWork)
   {
-    std::vector<UniformCode> codes(static_cast<size_t>(K));
     std::vector<double> ed;
     std::vector<float> ef, eg;
     std::vector<int> order(static_cast<size_t>(M));
-    std::vector<int16_t> u16(static_cast<size_t>(M) * K);
+    std::vector<int16_t> u16;
+    std::vector<UBounds> cands(static_cast<size_t>(M));
     ChainScratch sc;
     if (can_chain) {
       sc.dk.resize(static_cast<size_t>(K));
       sc.dd.resize(static_cast<size_t>(K));
-      sc.best_u.resize(static_cast<size_t>(K));
       sc.best_v.resize(static_cast<size_t>(K));
     }
     Eigen::VectorXd wd(K);
@@ -420,19 +443,38 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
         g0 = co - gw;
         wgw_[static_cast<size_t>(o)] = wd.dot(gw);
         rr_[static_cast<size_t>(o)] = yy_[static_cast<size_t>(o)] - 2.0 * co.dot(wd) + wgw_[static_cast<size_t>(o)];
+        // The row sorted once (codes are monotone in w): candidates as code bounds.
+        int32_t* ix = srt_idx_.data() + static_cast<size_t>(o) * K;
+        float* sv = srt_val_.data() + static_cast<size_t>(o) * K;
+        std::iota(ix, ix + K, 0);
+        std::sort(ix, ix + K, [&](int32_t a, int32_t b) {
+          return row[a] < row[b] || (!(row[b] < row[a]) && a < b);
+        });
+        for (int k = 0; k < K; ++k) sv[k] = row[ix[k]];
         row_ready_[static_cast<size_t>(o)] = 1;
       }
       const double rr = rr_[static_cast<size_t>(o)];
+      const int32_t* six = srt_idx_.data() + static_cast<size_t>(o) * K;
+      const float* sval = srt_val_.data() + static_cast<size_t>(o) * K;
+      const int32_t levels = int32_t{1} << c.bits;
       // e^T G e: exactly in double along a chain of sparse code changes (ChainRow: late FPCS
       // steps, nearby scales) or, when too many codes change, one float GEMM for all candidates
       // (e has the size of the error, so the float rounding is relative to err). Both are the
       // plain objective up to rounding; which one runs depends on the data only.
+      // Each candidate's u = code - z as bounds in the sorted row (bisection with Encode).
       for (int i = 0; i < M; ++i) {
         const UniformQuantizer q(UniformParams{c.bits, c.scale(o, i), c.zp(o, i)});
-        q.Encode(row, K, codes.data());
         const int32_t z = c.zp(o, i);
-        int16_t* ui = u16.data() + static_cast<size_t>(i) * K;
-        for (int k = 0; k < K; ++k) ui[k] = static_cast<int16_t>(static_cast<int32_t>(codes[static_cast<size_t>(k)]) - z);
+        UBounds& ub = cands[static_cast<size_t>(i)];
+        ub.lo = -z;
+        ub.hi = levels - 1 - z;
+        ub.pos.resize(static_cast<size_t>(levels - 1));
+        int64_t start = 0;
+        for (int vv = ub.lo + 1; vv <= ub.hi; ++vv) {
+          start = std::partition_point(sval + start, sval + K,
+                                       [&](float x) { return q.Encode(x) - z < vv; }) - sval;
+          ub.pos[static_cast<size_t>(vv - ub.lo - 1)] = static_cast<int32_t>(start);
+        }
       }
       if (can_chain) {
         std::iota(order.begin(), order.end(), 0);
@@ -444,19 +486,26 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
         });
         // Changed codes along the chain, from the row's state through every candidate.
         int64_t changed = 0;
-        const int32_t* su = st_u_.data() + static_cast<size_t>(o) * K;
+        const UBounds* prev = &st_ub_[static_cast<size_t>(o)];
         for (int j = 0; j < M && changed <= budget; ++j) {
-          const int16_t* ub = u16.data() + static_cast<size_t>(order[static_cast<size_t>(j)]) * K;
-          if (j == 0) {
-            for (int k = 0; k < K; ++k) changed += ub[k] != su[k] ? 1 : 0;
-          } else {
-            const int16_t* ua = u16.data() + static_cast<size_t>(order[static_cast<size_t>(j - 1)]) * K;
-            for (int k = 0; k < K; ++k) changed += ub[k] != ua[k] ? 1 : 0;
-          }
+          const UBounds& cur = cands[static_cast<size_t>(order[static_cast<size_t>(j)])];
+          ForChangedU(prev->lo, prev->hi, prev->pos.data(), cur.lo, cur.hi, cur.pos.data(), K,
+                      [&](int64_t a, int64_t b, int, int) { changed += b - a; });
+          prev = &cur;
         }
         if (changed <= budget) {
-          ChainRow(o, row, c, order.data(), u16.data(), &sc, err->data() + static_cast<size_t>(o) * M);
+          ChainRow(o, row, c, order.data(), cands, &sc, err->data() + static_cast<size_t>(o) * M);
           continue;
+        }
+      }
+      u16.resize(static_cast<size_t>(M) * K);
+      for (int i = 0; i < M; ++i) {
+        const UBounds& ub = cands[static_cast<size_t>(i)];
+        int16_t* ui = u16.data() + static_cast<size_t>(i) * K;
+        int64_t p = 0;
+        for (int vv = ub.lo; vv <= ub.hi; ++vv) {
+          const int64_t end = vv < ub.hi ? ub.pos[static_cast<size_t>(vv - ub.lo)] : K;
+          for (; p < end; ++p) ui[six[p]] = static_cast<int16_t>(vv);
         }
       }
       ed.resize(static_cast<size_t>(M) * K);

@@ -85,15 +85,24 @@ class WeightOutObjective {
   struct ChainState {
     double ugu = 0, ugw = 0, ug0 = 0;
   };
+  // Integer codes u = c - z of a row as a function of the sorted position p of its values
+  // (u is monotone in w): u(p) = lo + #{v in (lo, hi] : pos[v - lo - 1] <= p}.
+  struct UBounds {
+    int lo = 0, hi = 0;
+    std::vector<int32_t> pos;
+  };
   struct ChainScratch {
-    std::vector<int32_t> dk, dd, best_u;
+    std::vector<int32_t> dk, dd;
     std::vector<double> best_v;
+    UBounds best_ub;
     ChainState best_st;
   };
   void ChainRow(int o, const float* row, const UniformCandidates& c, const int* order,
-                const int16_t* codes, ChainScratch* sc, double* err) const;
+                const std::vector<UBounds>& cands, ChainScratch* sc, double* err) const;
   mutable std::vector<ChainState> st_;
-  mutable std::vector<int32_t> st_u_;
+  mutable std::vector<UBounds> st_ub_;
+  mutable std::vector<int32_t> srt_idx_;  // [N][K] each row's indices by ascending value
+  mutable std::vector<float> srt_val_;    // [N][K] the sorted values
   mutable std::vector<double> st_v_;
   mutable std::vector<double> g0_, gw_, rr_, wgw_;  // c_o - G w, G w, ||r0||^2, w^T G w
   mutable std::vector<char> row_ready_;
