@@ -2,7 +2,8 @@
 // checking the combinations the parser cannot (UsageError, exit 2), then calls the runtime's public
 // API (runtime/adalog_runtime.h), whose failures are adalog::Error (exit 1).
 //
-// Quantized model files run on the simulated (fake-quant) executor (SessionOptions::simulate).
+// Quantized model files run on the integer executor by default; --simulate selects the simulated
+// (fake-quant) one (SessionOptions::simulate).
 #include <omp.h>
 #include <sys/resource.h>
 #include <unistd.h>
