@@ -14,6 +14,7 @@
 #include <numeric>
 
 #include "quant/error.h"
+#include "quant/float_order.h"
 #include "quant/log_quantizers.h"
 #include "quant/twin_uniform.h"
 #include "quant/uniform.h"
@@ -64,18 +65,8 @@ double SumSqDiff(const float* p, const float* q, int64_t n) {
 }  // namespace
 
 namespace {
-uint32_t OrderedKey(float v) {
-  uint32_t b;
-  std::memcpy(&b, &v, sizeof b);
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-float FromOrderedKey(uint32_t k) {
-  const uint32_t b = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
-  float v;
-  std::memcpy(&v, &b, sizeof v);
-  return v;
-}
-
+uint32_t OrderedKey(float v) { return OrderedFloatKey(v); }
+float FromOrderedKey(uint32_t k) { return FloatFromOrderedKey(k); }
 }  // namespace
 
 std::vector<float> UniformCodeThresholds(const UniformParams& p) {

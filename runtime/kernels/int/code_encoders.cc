@@ -8,24 +8,15 @@
 #include <utility>
 
 #include "quant/error.h"
+#include "quant/float_order.h"
 
 namespace adalog::intk {
 namespace {
 
 constexpr int kMaxPermuteLog2 = 6;  // tables above 64 entries take the bucket-table path
 
-// Floats in increasing order <-> uint32 keys in increasing order (-0 just below +0).
-uint32_t Key(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, sizeof b);
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-float FromKey(uint32_t k) {
-  const uint32_t b = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
-  float f;
-  std::memcpy(&f, &b, sizeof f);
-  return f;
-}
+uint32_t Key(float f) { return OrderedFloatKey(f); }
+float FromKey(uint32_t k) { return FloatFromOrderedKey(k); }
 
 int32_t CountByCompare(const std::vector<float>& thr, float x) {
   int32_t n = 0;
