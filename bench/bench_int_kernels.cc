@@ -274,8 +274,8 @@ BENCHMARK(BM_GeluCodes)->Arg(0)->Arg(1)->Arg(2);
 
 // ---- Float -> code encoders of the integer executor's islands (code_encoders.h) on 197 x 1536
 // shifted-GELU-like values: Shift-AdaLog codes (scale 2.5) at 4 bits (q = 30) and 8 bits
-// (q = 10), and quant's scalar Encode as the baseline. Args: ISA level (0 ref = quant's scalar Encode, 1 avx2,
-// 2 avx512), bits. The label names the path taken.
+// (q = 10), and quant's scalar Encode as the baseline. Args: ISA level (0 ref = quant's scalar
+// Encode, 1 avx2, 2 avx512), bits. The label names the path taken.
 void BM_LogEncode(benchmark::State& state) {
   const auto level = static_cast<IsaLevel>(state.range(0));
   if (!IsaSupported(level)) {
