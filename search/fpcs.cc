@@ -53,6 +53,17 @@ struct BestSeen {
   }
 };
 
+// The initial grid with the positivity guard applied, and its errors (checked for size).
+UniformCandidates EvaluateGuardedGrid(const UniformCandidates& g0, const UniformObjective& objective,
+                                      const FpcsConfig& cfg, std::vector<double>* err) {
+  UniformCandidates cur = g0;
+  for (auto& s : cur.scales) s = GuardScale(s, cfg.scale_floor);
+  objective(cur, err);
+  ADALOG_CHECK(err->size() == static_cast<size_t>(g0.groups) * g0.count, "FPCS: objective returned ",
+               err->size(), " errors for ", g0.groups * g0.count, " candidates");
+  return cur;
+}
+
 UniformChoice SearchUniformBest(const UniformGrid& grid, const UniformObjective& objective,
                                 const FpcsConfig& cfg, const UniformChoice* incumbent) {
   const UniformCandidates& g0 = grid.cands;
@@ -60,11 +71,7 @@ UniformChoice SearchUniformBest(const UniformGrid& grid, const UniformObjective&
   ADALOG_CHECK(W > 0 && N % W == 0 && W <= N, "FPCS: width ", W, " does not divide ", N);
   const int E = N / W;
   std::vector<double> err;
-  UniformCandidates cur = g0;
-  for (auto& s : cur.scales) s = GuardScale(s, cfg.scale_floor);
-  objective(cur, &err);
-  ADALOG_CHECK(err.size() == static_cast<size_t>(G) * N, "FPCS: objective returned ", err.size(),
-               " errors for ", G * N, " candidates");
+  UniformCandidates cur = EvaluateGuardedGrid(g0, objective, cfg, &err);
   std::vector<BeamPool> pool(static_cast<size_t>(G));
   std::vector<BestSeen> best(static_cast<size_t>(G));
   for (int g = 0; g < G; ++g) {
@@ -175,11 +182,7 @@ UniformChoice SearchUniform(const UniformGrid& grid, const UniformObjective& obj
   const int G = g0.groups, N = g0.count;
   ADALOG_CHECK(G > 0 && N > 0, "FPCS: empty candidate grid");
   std::vector<double> err;
-  UniformCandidates cur = g0;
-  for (auto& s : cur.scales) s = GuardScale(s, cfg.scale_floor);
-  objective(cur, &err);
-  ADALOG_CHECK(err.size() == static_cast<size_t>(G) * N, "FPCS: objective returned ", err.size(),
-               " errors for ", G * N, " candidates");
+  UniformCandidates cur = EvaluateGuardedGrid(g0, objective, cfg, &err);
   UniformChoice out;
   out.scales.resize(static_cast<size_t>(G));
   out.zero_points.resize(static_cast<size_t>(G));
