@@ -21,6 +21,52 @@ void AxpyF64Ref(double* a, double d, const double* g, int n) {
   }
 }
 
+int SweepSnapshotsRef(const int64_t* g, int64_t nev, const uint32_t* rp, const int32_t* rk, int K,
+                      const float* wc, double* S, int32_t* sid) {
+  constexpr int C = kSweepChunk;
+  double m[2][C] = {};  // partial sums of the elements of even / odd row rank
+  int r = 0, ns = 0, r_snap = 0;
+  for (int64_t e = 0; e < nev; ++e) {
+    while (r < K && rp[r] < g[e]) {
+      const float* w = wc + static_cast<int64_t>(rk[r]) * C;
+      for (int o = 0; o < C; ++o) m[r & 1][o] += static_cast<double>(w[o]);
+      ++r;
+    }
+    if (r > r_snap) {
+      for (int o = 0; o < C; ++o) S[static_cast<int64_t>(ns) * C + o] = m[0][o] + m[1][o];
+      ++ns;
+      r_snap = r;
+    }
+    sid[e] = ns - 1;
+  }
+  return ns;
+}
+
+void SweepCombineRef(double l0, const double* cs, const double* a, const int32_t* ev, int cnt,
+                     const int32_t* sid, const double* S, double* out) {
+  constexpr int C = kSweepChunk;
+  for (int o = 0; o < C; ++o) out[o] = l0 * cs[o];
+  for (int i = 0; i < cnt; ++i) {
+    const int32_t s = sid[ev[i]];
+    if (s < 0) continue;
+    const double* p = S + static_cast<int64_t>(s) * C;
+    for (int o = 0; o < C; ++o) {
+      const double t = a[i] * p[o];
+      out[o] += t;
+    }
+  }
+}
+
+const SweepKernels& RefSweepKernels() {
+  static const SweepKernels k{SweepSnapshotsRef, SweepCombineRef};
+  return k;
+}
+
+const SweepKernels& SelectSweepKernels() {
+  static const SweepKernels avx512{SweepSnapshotsAvx512, SweepCombineAvx512};
+  return ActiveIsaLevel() >= IsaLevel::kAvx512 ? avx512 : RefSweepKernels();
+}
+
 AxpyF64Fn SelectAxpyF64() {
   return ActiveIsaLevel() >= IsaLevel::kAvx512 ? AxpyF64Avx512 : AxpyF64Ref;
 }

@@ -35,4 +35,35 @@ void AxpyF64Ref(double* a, double d, const double* g, int n);
 void AxpyF64Avx512(double* a, double d, const double* g, int n);
 AxpyF64Fn SelectAxpyF64();
 
+// The fc2 log A-out sweep (search/log_act_out.h), one row and one chunk of kSweepChunk output
+// columns at a time, in two steps:
+//  - SweepSnapshots: m = m0 + m1, both start at 0; for each event e in order, the row elements
+//    with position rp[r] < g[e] are added first (m_{r mod 2} += double(wc[rk[r]][.]), in row
+//    order: two partial sums halve the add latency chain); then, if m changed
+//    since the last snapshot, m is stored as snapshot S[ns++]; sid[e] = the latest snapshot, or
+//    -1 while no element has been added (m == 0). Returns ns (<= min(nev, K)).
+//  - SweepCombine: out = l0 * cs + sum_i a[i] * S[sid[ev[i]]] over i = 0..cnt-1 in order
+//    (terms with sid -1 skipped).
+// wc: [K][kSweepChunk] floats (zero padded), S: [..][kSweepChunk]. One rounding per multiply and
+// per add in the stated order: every implementation gives the same bits.
+constexpr int kSweepChunk = 64;
+using SweepSnapshotsFn = int (*)(const int64_t* g, int64_t nev, const uint32_t* rp, const int32_t* rk,
+                                 int K, const float* wc, double* S, int32_t* sid);
+using SweepCombineFn = void (*)(double l0, const double* cs, const double* a, const int32_t* ev,
+                                int cnt, const int32_t* sid, const double* S, double* out);
+int SweepSnapshotsRef(const int64_t* g, int64_t nev, const uint32_t* rp, const int32_t* rk, int K,
+                      const float* wc, double* S, int32_t* sid);
+int SweepSnapshotsAvx512(const int64_t* g, int64_t nev, const uint32_t* rp, const int32_t* rk, int K,
+                         const float* wc, double* S, int32_t* sid);
+void SweepCombineRef(double l0, const double* cs, const double* a, const int32_t* ev, int cnt,
+                     const int32_t* sid, const double* S, double* out);
+void SweepCombineAvx512(double l0, const double* cs, const double* a, const int32_t* ev, int cnt,
+                        const int32_t* sid, const double* S, double* out);
+struct SweepKernels {
+  SweepSnapshotsFn snapshots;
+  SweepCombineFn combine;
+};
+const SweepKernels& SelectSweepKernels();
+const SweepKernels& RefSweepKernels();
+
 }  // namespace adalog::search

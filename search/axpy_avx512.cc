@@ -53,4 +53,58 @@ void RowUpdateAvx512(double* a, const float* w, int ldw, const int32_t* k, const
     for (int e = 0; e < cnt; ++e) a[i] += d[e] * static_cast<double>(w[static_cast<int64_t>(k[e]) * ldw + i]);
 }
 
+int SweepSnapshotsAvx512(const int64_t* g, int64_t nev, const uint32_t* rp, const int32_t* rk, int K,
+                         const float* wc, double* S, int32_t* sid) {
+  static_assert(kSweepChunk == 64, "8 registers of 8 doubles");
+  // Two partial sums (elements of even / odd row rank) halve the add latency chain.
+  __m512d m0[8], m1[8];
+  for (int i = 0; i < 8; ++i) m0[i] = m1[i] = _mm512_setzero_pd();
+  int r = 0, ns = 0, r_snap = 0;
+  for (int64_t e = 0; e < nev; ++e) {
+    const int64_t ge = g[e];
+    if ((r & 1) && r < K && rp[r] < ge) {
+      const float* w = wc + static_cast<int64_t>(rk[r]) * 64;
+      for (int i = 0; i < 8; ++i) m1[i] = _mm512_add_pd(m1[i], _mm512_cvtps_pd(_mm256_loadu_ps(w + 8 * i)));
+      ++r;
+    }
+    while (r + 1 < K && rp[r + 1] < ge) {  // rp ascending: both elements r, r + 1 are in
+      const float* w0 = wc + static_cast<int64_t>(rk[r]) * 64;
+      const float* w1 = wc + static_cast<int64_t>(rk[r + 1]) * 64;
+      for (int i = 0; i < 8; ++i) {
+        m0[i] = _mm512_add_pd(m0[i], _mm512_cvtps_pd(_mm256_loadu_ps(w0 + 8 * i)));
+        m1[i] = _mm512_add_pd(m1[i], _mm512_cvtps_pd(_mm256_loadu_ps(w1 + 8 * i)));
+      }
+      r += 2;
+    }
+    if (r < K && rp[r] < ge) {  // r even here
+      const float* w = wc + static_cast<int64_t>(rk[r]) * 64;
+      for (int i = 0; i < 8; ++i) m0[i] = _mm512_add_pd(m0[i], _mm512_cvtps_pd(_mm256_loadu_ps(w + 8 * i)));
+      ++r;
+    }
+    if (r > r_snap) {
+      double* s = S + static_cast<int64_t>(ns) * 64;
+      for (int i = 0; i < 8; ++i) _mm512_storeu_pd(s + 8 * i, _mm512_add_pd(m0[i], m1[i]));
+      ++ns;
+      r_snap = r;
+    }
+    sid[e] = ns - 1;
+  }
+  return ns;
+}
+
+void SweepCombineAvx512(double l0, const double* cs, const double* a, const int32_t* ev, int cnt,
+                        const int32_t* sid, const double* S, double* out) {
+  __m512d acc[8];
+  const __m512d vl = _mm512_set1_pd(l0);
+  for (int i = 0; i < 8; ++i) acc[i] = _mm512_mul_pd(vl, _mm512_loadu_pd(cs + 8 * i));
+  for (int e = 0; e < cnt; ++e) {
+    const int32_t s = sid[ev[e]];
+    if (s < 0) continue;
+    const double* p = S + static_cast<int64_t>(s) * 64;
+    const __m512d va = _mm512_set1_pd(a[e]);
+    for (int i = 0; i < 8; ++i) acc[i] = _mm512_add_pd(acc[i], _mm512_mul_pd(va, _mm512_loadu_pd(p + 8 * i)));
+  }
+  for (int i = 0; i < 8; ++i) _mm512_storeu_pd(out + 8 * i, acc[i]);
+}
+
 }  // namespace adalog::search

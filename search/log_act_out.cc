@@ -1,8 +1,6 @@
 // Incremental exact A-out for the shifted log fc2 input quantizers; see log_act_out.h.
 #include "search/log_act_out.h"
 
-#include <dnnl.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -20,10 +18,14 @@ namespace adalog::search {
 namespace {
 
 // Fixed row blocks (results never depend on the thread count).
-constexpr int64_t kGemmRows = 256;
 constexpr int64_t kRowBlock = 64;
+constexpr int64_t kSweepRows = 16;
 // Cached (q -> A) states; each holds T x N doubles (19 MB at DeiT-S fc2).
 constexpr size_t kMaxStates = 8;
+// A state is moved to a new best candidate of its q by a sparse update when at most this
+// fraction of the codes differ (a sweep pass that keeps A costs about K x N per row, a move
+// about N per changed element).
+constexpr double kMoveStateFraction = 0.25;
 
 uint32_t OrderedBits(float v) {
   uint32_t b;
@@ -38,6 +40,7 @@ ShiftLogActOut::ShiftLogActOut(const float* x, int64_t T, int K, const float* y,
     : x_(x), y_(y), bias_(bias), T_(T), K_(K), N_(N), kind_(kind), bits_(bits), shift_(shift) {
   ADALOG_CHECK(T > 0 && K > 0 && N > 0, "A-out (log): empty operands");
   ADALOG_CHECK(T * K < (int64_t{1} << 32), "A-out (log): input too large (", T * K, " elements)");
+  states_.reserve(kMaxStates);
 }
 
 void ShiftLogActOut::Prepare() {
@@ -53,6 +56,17 @@ void ShiftLogActOut::Prepare() {
     idx_[static_cast<size_t>(p)] = i;
     xs_[static_cast<size_t>(p)] = x_[i];
   }
+  // Each row's elements in ascending sorted position (a stable counting pass over the order).
+  row_pos_.resize(static_cast<size_t>(n));
+  row_k_.resize(static_cast<size_t>(n));
+  std::vector<int64_t> fill(static_cast<size_t>(T_));
+  for (int64_t t = 0; t < T_; ++t) fill[static_cast<size_t>(t)] = t * K_;
+  for (int64_t p = 0; p < n; ++p) {
+    const uint32_t i = idx_[static_cast<size_t>(p)];
+    const int64_t at = fill[i / static_cast<uint32_t>(K_)]++;
+    row_pos_[static_cast<size_t>(at)] = static_cast<uint32_t>(p);
+    row_k_[static_cast<size_t>(at)] = static_cast<int32_t>(i % static_cast<uint32_t>(K_));
+  }
   prepared_ = true;
 }
 
@@ -66,6 +80,16 @@ void ShiftLogActOut::SetWeight(const float* wq) {
       wt_[static_cast<size_t>(k) * N_ + o] = w;
       cs[static_cast<size_t>(o)] += w;
     }
+  // Column chunks of Wq^T for the sweep, zero padded: wc_[chunk][k][o], and colsum padded.
+  const int nchunk = (N_ + kSweepChunk - 1) / kSweepChunk;
+  wc_.assign(static_cast<size_t>(nchunk) * K_ * kSweepChunk, 0.0f);
+  csc_.assign(static_cast<size_t>(nchunk) * kSweepChunk, 0.0);
+  for (int o = 0; o < N_; ++o) {
+    const int ch = o / kSweepChunk, oc = o % kSweepChunk;
+    csc_[static_cast<size_t>(o)] = cs[static_cast<size_t>(o)];
+    for (int k = 0; k < K_; ++k)
+      wc_[(static_cast<size_t>(ch) * K_ + k) * kSweepChunk + oc] = wq_[static_cast<size_t>(o) * K_ + k];
+  }
   z_.resize(static_cast<size_t>(T_) * N_);
   for (int64_t t = 0; t < T_; ++t)
     for (int o = 0; o < N_; ++o)
@@ -114,48 +138,93 @@ void ForChanged(const std::vector<int64_t>& go, const std::vector<int64_t>& gn, 
 }
 }  // namespace
 
-void ShiftLogActOut::Recompute(State* st, float scale, int q) {
-  const ShiftLogQuantizer enc(LogParams{kind_, bits_, scale, q}, shift_, false);
-  const std::vector<float>& lv = enc.base().levels();
-  st->A.resize(static_cast<size_t>(T_) * N_);
-  st->ge = Bounds(scale, q);
-  // Codes without a per-element encode: code(x) >= c  <=>  sorted position < ge[c]  <=>
-  // x < xs[ge[c]] (equal values share a code, so a boundary never splits them; +-0 compare
-  // equal as they encode equally). ge[c] == n: every element has code >= c.
-  const int64_t n = T_ * K_;
+void ShiftLogActOut::Sweep(const std::vector<SweepItem>& items, std::vector<double>* err) {
+  const int B = static_cast<int>(items.size());
+  err->assign(static_cast<size_t>(B), 0.0);
+  if (B == 0) return;
+  ++stats_.sweeps;
   const int32_t zc = LogZeroCode(bits_);
-  int32_t always = 0;
-  std::vector<float> thr;
-  for (int32_t c = 1; c <= zc; ++c) {
-    const int64_t g = st->ge[static_cast<size_t>(c)];
-    if (g == n) {
-      always = c;
-    } else {
-      thr.push_back(xs_[static_cast<size_t>(g)]);
+  const int64_t n = T_ * K_;
+  // Per item: L[0] and the events (position ge[c], coefficient L[c] - L[c-1]), c = 1..Z. An
+  // event at position 0 adds P(0) = 0 and one with a zero coefficient adds nothing: both skipped.
+  struct Ev {
+    int64_t g;     // sorted position: the prefix P(g) = row elements with position < g
+    int32_t item;  // candidate
+    double a;      // coefficient L[c] - L[c - 1]
+  };
+  std::vector<Ev> ev;
+  std::vector<double> l0(static_cast<size_t>(B)), sc(static_cast<size_t>(B));
+  for (int j = 0; j < B; ++j) {
+    const SweepItem& it = items[static_cast<size_t>(j)];
+    const ShiftLogQuantizer enc(LogParams{kind_, bits_, it.scale, it.q}, shift_, false);
+    const std::vector<float>& lv = enc.base().levels();  // unscaled: depends on q only
+    l0[static_cast<size_t>(j)] = lv[0];
+    sc[static_cast<size_t>(j)] = it.scale;
+    const std::vector<int64_t>& ge = *it.ge;
+    for (int32_t c = 1; c <= zc; ++c) {
+      const int64_t g = ge[static_cast<size_t>(c)];
+      const double d = static_cast<double>(lv[static_cast<size_t>(c)]) - lv[static_cast<size_t>(c - 1)];
+      if (g > 0 && d != 0.0) ev.push_back({std::min(g, n), j, d});
+    }
+    if (it.keep) it.keep->A.resize(static_cast<size_t>(T_) * N_);
+  }
+  // Ascending position; ties keep the construction order (item, then c): a fixed order.
+  std::stable_sort(ev.begin(), ev.end(), [](const Ev& x, const Ev& y) { return x.g < y.g; });
+  const int64_t nev = static_cast<int64_t>(ev.size());
+  std::vector<int64_t> ev_g(static_cast<size_t>(nev));
+  for (int64_t e = 0; e < nev; ++e) ev_g[static_cast<size_t>(e)] = ev[static_cast<size_t>(e)].g;
+  // Each item's events (indices into the sorted list, ascending) and coefficients.
+  std::vector<int32_t> item_start(static_cast<size_t>(B) + 1, 0), item_ev(static_cast<size_t>(nev));
+  std::vector<double> item_a(static_cast<size_t>(nev));
+  for (const Ev& x : ev) ++item_start[static_cast<size_t>(x.item) + 1];
+  for (int j = 0; j < B; ++j) item_start[static_cast<size_t>(j) + 1] += item_start[static_cast<size_t>(j)];
+  {
+    std::vector<int32_t> fill(item_start.begin(), item_start.end() - 1);
+    for (int64_t e = 0; e < nev; ++e) {
+      const Ev& x = ev[static_cast<size_t>(e)];
+      const int32_t at = fill[static_cast<size_t>(x.item)]++;
+      item_ev[static_cast<size_t>(at)] = static_cast<int32_t>(e);
+      item_a[static_cast<size_t>(at)] = x.a;
     }
   }
-  const int64_t nblk = (T_ + kGemmRows - 1) / kGemmRows;
-  const int K = K_, N = N_;
-  // thr is non-increasing in c (ge is): code = always + #{thresholds above x}, an exact integer
-  // count (scan_kernels.h: an in-register binary search on AVX-512).
+  const int N = N_, K = K_;
+  constexpr int C = kSweepChunk;
+  const int nchunk = (N + C - 1) / C;
+  const int64_t nblk = (T_ + kSweepRows - 1) / kSweepRows;
+  std::vector<double> part(static_cast<size_t>(nblk) * B, 0.0);
+  const SweepKernels& kern = SelectSweepKernels();
   const ScanKernels& sk = SelectScanKernels();
-  const int nthr = static_cast<int>(thr.size());
+  const int64_t max_snap = std::min<int64_t>(nev, K) + 1;
 #pragma omp parallel
   {
-    std::vector<float> lx(static_cast<size_t>(kGemmRows) * K), out(static_cast<size_t>(kGemmRows) * N);
+    std::vector<double> snap(static_cast<size_t>(max_snap) * C), out(static_cast<size_t>(C));
+    std::vector<int32_t> sid(static_cast<size_t>(std::max<int64_t>(nev, 1)));
+    // Fixed row blocks; inside one, column chunk by chunk (the chunk of Wq stays in cache), rows
+    // in order.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < nblk; ++blk) {
-      const int64_t t0 = blk * kGemmRows, rows = std::min(kGemmRows, T_ - t0);
-      sk.threshold_levels(x_ + t0 * K, rows * K, thr.data(), nthr, always, lv.data(), lx.data());
-      const dnnl_status_t s = dnnl_sgemm('N', 'T', rows, N, K, 1.0f, lx.data(), K, wq_.data(), K,
-                                         0.0f, out.data(), N);
-      ADALOG_CHECK(s == dnnl_success, "A-out (log): oneDNN sgemm failed");
-      double* a = st->A.data() + t0 * N;
-      for (int64_t j = 0; j < rows * N; ++j) a[j] = out[static_cast<size_t>(j)];
+      const int64_t t1 = std::min(T_, (blk + 1) * kSweepRows);
+      for (int ch = 0; ch < nchunk; ++ch) {
+        const int o0 = ch * C, nc = std::min(C, N - o0);
+        const float* wc = wc_.data() + static_cast<size_t>(ch) * K * C;
+        for (int64_t t = blk * kSweepRows; t < t1; ++t) {
+          kern.snapshots(ev_g.data(), nev, row_pos_.data() + t * K, row_k_.data() + t * K, K, wc, snap.data(),
+                         sid.data());
+          const double* z = z_.data() + t * N + o0;
+          for (int j = 0; j < B; ++j) {
+            const int32_t e0 = item_start[static_cast<size_t>(j)], e1 = item_start[static_cast<size_t>(j) + 1];
+            kern.combine(l0[static_cast<size_t>(j)], csc_.data() + o0, item_a.data() + e0, item_ev.data() + e0,
+                         e1 - e0, sid.data(), snap.data(), out.data());
+            part[static_cast<size_t>(blk) * B + j] += sk.residual_sq(z, sc[static_cast<size_t>(j)], out.data(), nc);
+            if (State* st = items[static_cast<size_t>(j)].keep)
+              std::memcpy(st->A.data() + t * N + o0, out.data(), sizeof(double) * static_cast<size_t>(nc));
+          }
+        }
+      }
     }
   }
-  st->q = q;
-  st->scale = scale;
+  for (int64_t blk = 0; blk < nblk; ++blk)
+    for (int j = 0; j < B; ++j) (*err)[static_cast<size_t>(j)] += part[static_cast<size_t>(blk) * B + j];
 }
 
 void ShiftLogActOut::Move(State* st, const std::vector<int64_t>& ge_new, int q) {
@@ -246,37 +315,112 @@ void ShiftLogActOut::Eval(const LogCandidates& c, std::vector<double>* err) {
       return first[static_cast<size_t>(a)] < first[static_cast<size_t>(b)];
     return c.scales[static_cast<size_t>(a)] < c.scales[static_cast<size_t>(b)];
   });
-  const double limit = max_changed_fraction_ * static_cast<double>(T_ * K_);
+  // Auto limit: a sparse update of m elements costs about m axpys of length N plus an error pass
+  // (one more), a swept candidate about Z + 2 per row (Z = the zero code: its boundaries).
+  const double limit = max_changed_fraction_ >= 0.0
+                           ? max_changed_fraction_ * static_cast<double>(T_ * K_)
+                           : static_cast<double>(LogZeroCode(bits_) + 2) * static_cast<double>(T_);
+  auto changed_between = [](const std::vector<int64_t>& go, const std::vector<int64_t>& gn) {
+    int64_t changed = 0;
+    ForChanged(go, gn, [&](int64_t a, int64_t b, int32_t, int32_t) { changed += b - a; });
+    return changed;
+  };
+  // Boundaries of every candidate (a few bisections each).
+  std::vector<std::vector<int64_t>> ge(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) ge[static_cast<size_t>(i)] = Bounds(c.scales[static_cast<size_t>(i)], q_of(i));
+  // Plan the paths in the fixed order: a candidate close enough to its q's state (as moved by the
+  // incremental candidates before it) is incremental, every other one is swept.
+  std::vector<int> path(static_cast<size_t>(count), -1);
+  {
+    std::vector<const std::vector<int64_t>*> at(states_.size());
+    for (size_t k = 0; k < states_.size(); ++k) at[k] = &states_[k].ge;
+    for (int i : order) {
+      for (size_t k = 0; k < states_.size(); ++k) {
+        if (states_[k].q != q_of(i)) continue;
+        if (static_cast<double>(changed_between(*at[k], ge[static_cast<size_t>(i)])) <= limit) {
+          path[static_cast<size_t>(i)] = static_cast<int>(k);
+          at[k] = &ge[static_cast<size_t>(i)];
+        }
+        break;
+      }
+    }
+  }
+  // The sweep: every non-incremental candidate in one pass.
+  std::vector<int> swept;
+  for (int i : order)
+    if (path[static_cast<size_t>(i)] < 0) swept.push_back(i);
+  if (!swept.empty()) {
+    std::vector<SweepItem> items;
+    for (int i : swept)
+      items.push_back({c.scales[static_cast<size_t>(i)], q_of(i), &ge[static_cast<size_t>(i)], nullptr});
+    std::vector<double> e;
+    Sweep(items, &e);
+    for (size_t j = 0; j < swept.size(); ++j) (*err)[static_cast<size_t>(swept[j])] = e[j];
+    stats_.full += static_cast<int64_t>(swept.size());
+  }
+  // The incremental candidates, in the fixed order.
   for (int i : order) {
-    const int q = q_of(i);
-    const float s = c.scales[static_cast<size_t>(i)];
+    const int k = path[static_cast<size_t>(i)];
+    if (k < 0) continue;
+    State* st = &states_[static_cast<size_t>(k)];
+    Move(st, ge[static_cast<size_t>(i)], q_of(i));
+    st->scale = c.scales[static_cast<size_t>(i)];
+    st->last_used = ++clock_;
+    ++stats_.incremental;
+    (*err)[static_cast<size_t>(i)] = Error(*st, static_cast<double>(st->scale));
+  }
+  if (swept.empty() || max_changed_fraction_ == 0.0) return;
+  // New states where the next FPCS steps will look: at the best swept candidate of each q (ties:
+  // the first in the fixed order), for the kMaxStates q's with the lowest such errors, unless the
+  // q's state is already close to it. Made by one more sweep that keeps A.
+  std::vector<int> best_of_q;  // a candidate index per q, q's by first appearance
+  for (int i : swept) {
+    bool found = false;
+    for (int& b : best_of_q) {
+      if (q_of(b) != q_of(i)) continue;
+      found = true;
+      if ((*err)[static_cast<size_t>(i)] < (*err)[static_cast<size_t>(b)]) b = i;
+      break;
+    }
+    if (!found) best_of_q.push_back(i);
+  }
+  std::stable_sort(best_of_q.begin(), best_of_q.end(), [&](int a, int b) {
+    const double ea = (*err)[static_cast<size_t>(a)], eb = (*err)[static_cast<size_t>(b)];
+    return ea < eb || (!std::isnan(ea) && std::isnan(eb));
+  });
+  if (best_of_q.size() > kMaxStates) best_of_q.resize(kMaxStates);
+  std::vector<SweepItem> keep;
+  std::vector<int> keep_of;
+  for (int i : best_of_q) {
     State* st = nullptr;
     for (auto& x : states_)
-      if (x.q == q) st = &x;
-    bool full = st == nullptr;
-    std::vector<int64_t> ge_new;
+      if (x.q == q_of(i)) st = &x;
     if (st) {
-      ge_new = Bounds(s, q);
-      int64_t changed = 0;
-      ForChanged(st->ge, ge_new, [&](int64_t a, int64_t b, int32_t, int32_t) { changed += b - a; });
-      full = static_cast<double>(changed) > limit;
-    } else if (states_.size() < kMaxStates) {
-      states_.emplace_back();
+      const double ch = static_cast<double>(changed_between(st->ge, ge[static_cast<size_t>(i)]));
+      if (ch <= limit) continue;
+      if (ch <= kMoveStateFraction * static_cast<double>(T_ * K_)) {  // cheaper than a sweep pass
+        Move(st, ge[static_cast<size_t>(i)], q_of(i));
+        st->scale = c.scales[static_cast<size_t>(i)];
+        st->last_used = ++clock_;
+        continue;
+      }
+    }
+    if (!st && states_.size() < kMaxStates) {
+      states_.emplace_back();  // capacity reserved: earlier pointers stay valid
       st = &states_.back();
-    } else {
+    } else if (!st) {  // least recently used, never one made in this call
       st = &*std::min_element(states_.begin(), states_.end(),
                               [](const State& a, const State& b) { return a.last_used < b.last_used; });
     }
-    if (full) {
-      Recompute(st, s, q);
-      ++stats_.full;
-    } else {
-      Move(st, ge_new, q);
-      st->scale = s;
-      ++stats_.incremental;
-    }
+    st->q = q_of(i);
+    st->scale = c.scales[static_cast<size_t>(i)];
+    st->ge = ge[static_cast<size_t>(i)];
     st->last_used = ++clock_;
-    (*err)[static_cast<size_t>(i)] = Error(*st, static_cast<double>(s));
+    keep.push_back({st->scale, st->q, &st->ge, st});
+  }
+  if (!keep.empty()) {
+    std::vector<double> e;
+    Sweep(keep, &e);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 #include <limits>
+#include <numeric>
 #include <random>
 
 #include "quant/log_quantizers.h"
@@ -304,7 +305,7 @@ TEST(Objectives, ActOutDirectLogEqualsPlain) {
 }
 
 // fc2 A-out with a shifted log input (log_act_out.h): the incremental sparse updates and the
-// from-scratch GEMMs give the plain formula's errors, and the joint AdaLog FPCS selects the same
+// sweep give the plain formula's errors, and the joint AdaLog FPCS selects the same
 // (scale, q) as with the plain formula.
 TEST(Objectives, ShiftLogActOutIncrementalEqualsPlainAndSelectsSameCandidate) {
   LinearCase lc(17, 150);
@@ -358,7 +359,11 @@ TEST(Objectives, ShiftLogActOutIncrementalEqualsPlainAndSelectsSameCandidate) {
         std::vector<double> got;
         obj.Eval(cands, &got);
         obj.SetWeight(wq.data());
-        obj.Eval(cands, &got);
+        obj.Eval(cands, &got);  // no states yet: every candidate swept, states made at the best
+        ExpectClose(got, want, 1e-5);
+        EXPECT_EQ(StableTopK(got.data(), static_cast<int>(got.size()), 5),
+                  StableTopK(want.data(), static_cast<int>(want.size()), 5));
+        obj.Eval(cands, &got);  // again: now from the states where close enough
         ExpectClose(got, want, 1e-5);
         EXPECT_EQ(StableTopK(got.data(), static_cast<int>(got.size()), 5),
                   StableTopK(want.data(), static_cast<int>(want.size()), 5));
@@ -569,8 +574,70 @@ TEST(Objectives, ShiftLogActOutCodesExactOnSmallInputs) {
     obj.set_max_changed_fraction(frac);
     obj.SetWeight(w.data());
     std::vector<double> got;
-    obj.Eval(c, &got);
+    obj.Eval(c, &got);  // swept
     ExpectClose(got, want, 1e-6);
+    obj.Eval(c, &got);  // from the states made by the first call where allowed
+    ExpectClose(got, want, 1e-6);
+  }
+}
+
+// The sweep kernels (axpy.h) are bit-identical to their references: snapshots and their ids for
+// events before any element, several events between two elements, events past the last one,
+// odd K; combinations with skipped (-1) snapshots.
+TEST(Objectives, SweepKernelsBitIdentical) {
+  if (!IsaSupported(IsaLevel::kAvx512)) GTEST_SKIP() << "no AVX-512";
+  std::mt19937_64 rng(8);
+  constexpr int C = kSweepChunk;
+  for (int K : {1, 2, 7, 64, 301}) {
+    const int64_t n = 5 * K;  // positions of a larger sorted order
+    std::vector<uint32_t> rp(static_cast<size_t>(K));
+    std::vector<int32_t> rk(static_cast<size_t>(K));
+    std::uniform_int_distribution<int64_t> pos(0, n - 1);
+    std::vector<int64_t> all(static_cast<size_t>(n));
+    std::iota(all.begin(), all.end(), 0);
+    std::shuffle(all.begin(), all.end(), rng);
+    std::sort(all.begin(), all.begin() + K);
+    for (int r = 0; r < K; ++r) {
+      rp[static_cast<size_t>(r)] = static_cast<uint32_t>(all[static_cast<size_t>(r)]);
+      rk[static_cast<size_t>(r)] = static_cast<int32_t>((r * 7 + 3) % K);
+    }
+    const auto wc = plain::RandomVec(rng, static_cast<size_t>(K) * C, -2, 2);
+    std::vector<int64_t> g;
+    for (int e = 0; e < 3 * K + 5; ++e) g.push_back(pos(rng));
+    g.push_back(0);
+    g.push_back(n);
+    g.push_back(n);
+    std::sort(g.begin(), g.end());
+    const int64_t nev = static_cast<int64_t>(g.size());
+    std::vector<double> s_ref(static_cast<size_t>(nev + 1) * C, -7.0), s_got = s_ref;
+    std::vector<int32_t> id_ref(static_cast<size_t>(nev)), id_got(static_cast<size_t>(nev));
+    const int ns_ref = RefSweepKernels().snapshots(g.data(), nev, rp.data(), rk.data(), K, wc.data(),
+                                                   s_ref.data(), id_ref.data());
+    const int ns_got = SweepSnapshotsAvx512(g.data(), nev, rp.data(), rk.data(), K, wc.data(), s_got.data(),
+                                            id_got.data());
+    ASSERT_EQ(ns_got, ns_ref) << K;
+    EXPECT_EQ(id_got, id_ref) << K;
+    EXPECT_EQ(s_got, s_ref) << K;
+    EXPECT_EQ(id_ref[0], -1) << K;  // the event at 0 precedes every element
+    // The last snapshot is the sum of every element's column (m after all of them).
+    std::vector<double> sum(C, 0.0);
+    for (int r = 0; r < K; ++r)
+      for (int o = 0; o < C; ++o) sum[static_cast<size_t>(o)] += wc[static_cast<size_t>(rk[static_cast<size_t>(r)]) * C + o];
+    for (int o = 0; o < C; ++o)
+      EXPECT_NEAR(s_ref[static_cast<size_t>(ns_ref - 1) * C + o], sum[static_cast<size_t>(o)], 1e-9) << K;
+    const auto cs = plain::RandomVec(rng, C, -3, 3);
+    std::vector<double> csd(cs.begin(), cs.end()), a;
+    std::vector<int32_t> ev;
+    for (int64_t e = 0; e < nev; e += 2) {
+      ev.push_back(static_cast<int32_t>(e));
+      a.push_back(0.37 * static_cast<double>(e % 5) - 0.6);
+    }
+    std::vector<double> o_ref(C), o_got(C);
+    RefSweepKernels().combine(0.81, csd.data(), a.data(), ev.data(), static_cast<int>(ev.size()), id_ref.data(),
+                              s_ref.data(), o_ref.data());
+    SweepCombineAvx512(0.81, csd.data(), a.data(), ev.data(), static_cast<int>(ev.size()), id_ref.data(),
+                       s_ref.data(), o_got.data());
+    EXPECT_EQ(o_got, o_ref) << K;
   }
 }
 
