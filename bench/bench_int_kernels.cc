@@ -130,6 +130,10 @@ void QgemmArgs(benchmark::internal::Benchmark* b) {
       }
     }
   }
+  // The integer executor's row chunks (IntPathOptions::row_chunk = 48 rows).
+  for (auto nk : {std::pair<int, int>{1152, 384}, {384, 384}, {1536, 384}}) {
+    b->Args({48, nk.first, nk.second, 0});
+  }
   // attn@V-shaped int8 GEMM (197 x 64 x 197), the log-code kernels' comparison point.
   b->Args({197, 64, 197, 0});
   b->Args({197, 64, 197, 1});
@@ -209,6 +213,7 @@ void BM_LogFc2(benchmark::State& state) {
   state.SetLabel(LogDesignName(design));
 }
 BENCHMARK(BM_LogFc2)->ArgsProduct({{0, 1, 2}, {4, 8}, {197}});
+BENCHMARK(BM_LogFc2)->Args({1, 4, 48});  // one row chunk of the integer executor
 
 // Seeded N(0, sd) values, and the elements-per-second counter of the encoder benchmarks.
 std::vector<float> NormalValues(size_t n, uint64_t seed, float sd) {

@@ -83,20 +83,33 @@ int CheckBitExact(const std::vector<float>& y, const std::vector<float>& ref, in
 struct LogCase {
   int m, n, k, bits, q;
   bool attn;  // attn@V (B = V [k][n], one zero point) vs fc2 (B = W [n][k], per-row)
+  int ubits = 8;  // bits of the uniform operand's codes (fc2: the weight bits)
+  // fc2 only: every code 0 (each row's largest level at every k) and |u - zu| = 2^ubits - 1 with
+  // one sign per column: the largest int32 partial sums the s16 kernel's chunking allows.
+  bool extreme = false;
 };
 
 void RunLogCase(const LogCase& cs, uint64_t seed) {
   auto rng = test::SeededRng(seed);
   const AdaLogTables t = MakeAdaLogTables(cs.bits, cs.q);
-  const auto codes = LogCodes(rng, cs.m, cs.k, cs.bits);
-  const auto ub = Codes(rng, int64_t{cs.n} * cs.k, 8);  // uniform operand, 8-bit codes
+  auto codes = LogCodes(rng, cs.m, cs.k, cs.bits);
+  auto ub = Codes(rng, int64_t{cs.n} * cs.k, cs.ubits);  // uniform operand codes
   std::vector<int32_t> zu(static_cast<size_t>(cs.n));
   std::vector<float> alpha(static_cast<size_t>(cs.n)), bias;
-  std::uniform_int_distribution<int> zd(0, 255);
+  const int umax = (1 << cs.ubits) - 1;
+  std::uniform_int_distribution<int> zd(0, umax);
   const int zv = zd(rng);
   for (int o = 0; o < cs.n; ++o) {
     zu[o] = cs.attn ? zv : zd(rng);
     alpha[o] = cs.attn ? 0.02f / t.D : (1e-3f + 1e-4f * (o % 13)) * 0.5f / t.D;
+  }
+  if (cs.extreme) {
+    std::fill(codes.begin(), codes.end(), uint8_t{0});
+    for (int o = 0; o < cs.n; ++o) {
+      zu[o] = o % 2 == 0 ? 0 : umax;
+      std::fill(ub.begin() + int64_t{o} * cs.k, ub.begin() + int64_t{o + 1} * cs.k,
+                static_cast<uint8_t>(o % 2 == 0 ? umax : 0));
+    }
   }
   if (!cs.attn) bias = test::UniformFloats(rng, cs.n, -1.f, 1.f);
   const float* bias_p = cs.attn ? nullptr : bias.data();
@@ -174,6 +187,14 @@ TEST(LogCodeMatmul, Fc2BitExactEveryDesign) {
     }
   }
   RunLogCase({17, 40, 1536, 4, 30, false}, seed++);  // fc2 K, int64 flush path of s16
+  // Weight codes of fewer bits: the s16 kernel's int32 chunks grow with 1 / max |u - zu|
+  // (4 bits: no flush up to K = 4368; 6 bits: a flush every 1040 k, so K = 1536 has an uneven
+  // second chunk); random and extreme (largest partial sums) operands.
+  for (int ubits : {2, 4, 6, 7}) {
+    RunLogCase({13, 33, 1536, 4, 30, false, ubits}, seed++);
+    RunLogCase({7, 17, 4096, 4, 30, false, ubits, true}, seed++);
+    RunLogCase({6, 16, 4093, 8, 10, false, ubits, true}, seed++);
+  }
 }
 
 // Named tolerance: each decoded level loses < 1 unit of 2^-E to the floor, so

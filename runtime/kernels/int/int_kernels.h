@@ -39,8 +39,14 @@ struct PackedS8 {
 };
 struct PackedS16 {
   int n = 0, k = 0, kp = 0;
+  // A bound on |b| over the panels: 255 (u8 codes minus a zero point) unless a packer set a
+  // tighter one. The VNNI kernel sizes its int32 chunks from it (a vpdpwssd lane adds at most
+  // 2 * 32768 * max_abs per dword step before an int64 flush).
+  int32_t max_abs = 255;
   std::vector<int16_t> data;
 };
+// Largest |x| over data (the packers' max_abs).
+int32_t MaxAbsS16(const std::vector<int16_t>& data);
 void PackS8(const int8_t* b, int64_t ldb, int n, int k, PackedS8* out);     // b: [n][k]
 void PackS16(const int16_t* b, int64_t ldb, int n, int k, PackedS16* out);  // b: [n][k]
 // Packs into existing storage (run time; p->data must hold PackedS8Size(n, k) bytes).

@@ -87,6 +87,7 @@ void FillLayout(LogMatmul* p, At at) {
       }
       // Decoded rows are zero-padded (to a multiple of 32) and pad rows of B are 0: run over kp.
       b.k = b.kp;
+      b.max_abs = MaxAbsS16(b.data);
       break;
     }
     case LogDesign::kU8: {

@@ -229,6 +229,7 @@ void PackVTransposedS16Avx512(const uint8_t* v, int64_t ldv, int n, int k, int32
   b->n = n;
   b->k = k;
   b->kp = (k + 1) / 2 * 2;
+  b->max_abs = zv > 255 - zv ? zv : 255 - zv;  // |v - zv| for u8 v
   const __m256i z = _mm256_set1_epi16(static_cast<int16_t>(zv));
   for (int p = 0; p < (n + 15) / 16; ++p) {
     int16_t* panel = b->data.data() + int64_t{p} * b->kp * 16;

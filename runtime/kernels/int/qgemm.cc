@@ -1,6 +1,8 @@
 // Packing, prepare (weight re-centering, zero-point folding), the scalar packed fallbacks, the
 // ordered implementation list of the uniform int8 GEMM, and q@k^T per head.
+#include <algorithm>
 #include <cassert>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -56,6 +58,13 @@ void PackS16(const int16_t* b, int64_t ldb, int n, int k, PackedS16* p) {
       }
     }
   }
+  p->max_abs = MaxAbsS16(p->data);
+}
+
+int32_t MaxAbsS16(const std::vector<int16_t>& data) {
+  int32_t m = 0;
+  for (int16_t v : data) m = std::max(m, std::abs(static_cast<int32_t>(v)));
+  return m;
 }
 
 namespace {

@@ -6,7 +6,8 @@
 // from L2; ViT weights <= 600 KB fit Zen 4's 1 MB L2). One k step is one dword of A (4 u8 or
 // 2 s16) broadcast against one 64-byte panel line per 16 columns.
 // Overflow: u8 x s8: |sum| <= 255*128*4096 < 2^31. s16 x s16: one vpdpwssd lane adds at most
-// 2 * 32767 * 255 = 16.7e6, so int32 partial sums are flushed to int64 every 128 steps (256 k).
+// 2 * 32768 * max_abs (16.7e6 for |b| <= 255), so int32 partial sums are flushed to int64 every
+// S16FlushSteps(b) steps: 128 (256 k) for |b| <= 255, none up to K = 4368 for 4-bit weights.
 // GCC 12 reports its own _mm512_undefined_*() inside intrinsics (reduce/scalef/extract) as
 // (maybe-)uninitialized (GCC bug 105593, fixed in GCC 13); the file is exempted.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -23,7 +24,14 @@ namespace {
 constexpr int kMr = 6;
 constexpr int kNv = 4;
 constexpr int kColumnOuterRows = 256;  // rows above which column panels go outer             // zmm column vectors per microkernel (64 columns)
-constexpr int kS16FlushSteps = 128;  // dword steps per int32 chunk (s16): 256 k
+// Dword steps one int32 lane can take without overflow: each adds at most 2 * 32768 * max_abs
+// (|a| <= 32768). 128 for |b| <= 255 (u8 - zero point); 4-bit weight codes (|b| <= 15) allow
+// 2184 steps (4368 k), so fc2 (K = 1536) needs no int64 flush.
+inline int S16FlushSteps(const PackedS16& b) {
+  if (b.max_abs <= 0) return 1 << 30;
+  const int64_t steps = ((int64_t{1} << 31) - 1) / (int64_t{65536} * b.max_abs);
+  return steps < 1 ? 1 : steps > (1 << 30) ? (1 << 30) : static_cast<int>(steps);
+}
 
 inline __mmask16 ColMask(int remaining) {
   return remaining >= 16 ? static_cast<__mmask16>(0xFFFF)
@@ -79,33 +87,6 @@ inline void StoreEpilogue32(__m512i acc, int32_t rowsum, const Epilogue& ep, int
   }
 }
 
-// Same from int64 sums (lo: columns 0..7, hi: 8..15); no compensation terms (s16 kernels).
-inline void StoreEpilogue64(__m512i lo, __m512i hi, const Epilogue& ep, int row, int n0,
-                            int n_total, float* out) {
-  const int rem = n_total - n0;
-  const __mmask16 mask = ColMask(rem);
-  if (ep.col_acc_bias) {
-    const __m512i b = _mm512_maskz_loadu_epi32(mask, ep.col_acc_bias + n0);
-    lo = _mm512_add_epi64(lo, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(b)));
-    hi = _mm512_add_epi64(hi, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(b, 1)));
-  }
-  __m512 accf =
-      _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtepi64_ps(lo)), _mm512_cvtepi64_ps(hi), 1);
-  const __m512 scale = _mm512_maskz_loadu_ps(mask, ep.col_scale + n0);
-  if (ep.row_exp) {
-    accf = _mm512_scalef_ps(accf, _mm512_set1_ps(static_cast<float>(-ep.row_exp[row])));
-  }
-  const __m512 bias =
-      ep.col_bias ? _mm512_maskz_loadu_ps(mask, ep.col_bias + n0) : _mm512_setzero_ps();
-  const __m512 y = _mm512_fmadd_ps(accf, scale, bias);
-  if (rem >= 16) {
-    _mm512_storeu_ps(out, y);
-  } else {
-    _mm512_mask_storeu_ps(out, mask, y);
-  }
-}
-
-
 // Accumulation cores: local register accumulators, a loop with no other live state, then one
 // store to `out` ([MR][NV][16] int32). Keeping the epilogue and the K tail out of this function
 // is what lets GCC keep all 24 accumulators in registers (with them inline it spilled every one
@@ -151,13 +132,13 @@ __attribute__((noinline)) void Accumulate(const void* const* rows, const char* p
 // acc64 ([MR][NV][16] int64). Returns true when acc64 holds the result.
 template <int MR, int NV, bool kS16>
 bool TileAccumulate(const char* a, int64_t lda_bytes, int m, int k_bytes, int kp_elems,
-                    const char* panel, int32_t* acc32, int64_t* acc64) {
+                    const char* panel, int32_t* acc32, int64_t* acc64, int flush_steps = 0) {
   const int64_t panel_bytes = static_cast<int64_t>(kp_elems) * 16 * (kS16 ? 2 : 1);
   const void* rows[MR];
   for (int r = 0; r < MR; ++r) rows[r] = a + (m + r) * lda_bytes;
   const int full = k_bytes / 4;
   const int steps = (k_bytes + 3) / 4;
-  const int chunk = kS16 ? kS16FlushSteps : steps;
+  const int chunk = kS16 ? flush_steps : steps;
   const bool wide = steps > chunk;
   if (wide) {
     for (int i = 0; i < MR * NV * 16; ++i) acc64[i] = 0;
@@ -186,6 +167,75 @@ bool TileAccumulate(const char* a, int64_t lda_bytes, int m, int k_bytes, int kp
   return wide;
 }
 
+// The epilogue's per-column operands of one tile (NV vectors of 16 columns from n0), loaded
+// once per tile instead of once per (row, vector); absent arrays read as 0 (the same values
+// StoreEpilogue32 uses).
+template <int NV>
+struct TileColumns {
+  __m512i acc_bias[NV], mult[NV];
+  __m512 scale[NV], bias[NV];
+  __mmask16 mask[NV];
+  bool full = true;  // every vector has 16 columns
+  TileColumns(const Epilogue& ep, int n0, int n_total) {
+    for (int j = 0; j < NV; ++j) {
+      const int rem = n_total - n0 - 16 * j;
+      mask[j] = rem <= 0 ? static_cast<__mmask16>(0) : ColMask(rem);
+      full = full && rem >= 16;
+      const int c = n0 + 16 * j;
+      acc_bias[j] = ep.col_acc_bias ? _mm512_maskz_loadu_epi32(mask[j], ep.col_acc_bias + c)
+                                    : _mm512_setzero_si512();
+      mult[j] = ep.col_rowsum_mult ? _mm512_maskz_loadu_epi32(mask[j], ep.col_rowsum_mult + c)
+                                   : _mm512_setzero_si512();
+      scale[j] = _mm512_maskz_loadu_ps(mask[j], ep.col_scale + c);
+      bias[j] = ep.col_bias ? _mm512_maskz_loadu_ps(mask[j], ep.col_bias + c) : _mm512_setzero_ps();
+    }
+  }
+};
+
+// Epilogue of a tile's int32 sums acc [MR][NV][16] (the operations of StoreEpilogue32 in the
+// same order: + mult*rowsum, + acc_bias, cvt, scalef by -row_exp, fma).
+template <int MR, int NV, bool kMult, bool kRowExp>
+inline void TileEpilogue32(const int32_t* acc, const int32_t* rowsum, const TileColumns<NV>& col,
+                           const int32_t* row_exp, int m, float* c, int64_t ldc) {
+  for (int r = 0; r < MR; ++r) {
+    float* out = c + (m + r) * ldc;
+    const __m512i rs = _mm512_set1_epi32(kMult ? rowsum[r] : 0);
+    const __m512 e = _mm512_set1_ps(kRowExp ? static_cast<float>(-row_exp[m + r]) : 0.f);
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      __m512i v = _mm512_load_si512(acc + (r * NV + j) * 16);
+      if (kMult) v = _mm512_add_epi32(v, _mm512_mullo_epi32(col.mult[j], rs));
+      v = _mm512_add_epi32(v, col.acc_bias[j]);
+      __m512 f = _mm512_cvtepi32_ps(v);
+      if (kRowExp) f = _mm512_scalef_ps(f, e);
+      const __m512 y = _mm512_fmadd_ps(f, col.scale[j], col.bias[j]);
+      if (col.full) {
+        _mm512_storeu_ps(out + 16 * j, y);
+      } else {
+        _mm512_mask_storeu_ps(out + 16 * j, col.mask[j], y);
+      }
+    }
+  }
+}
+
+template <int MR, int NV>
+inline void TileEpilogue32Dispatch(const int32_t* acc, const int32_t* rowsum, const Epilogue& ep,
+                                   int m, int n0, int n_total, float* c, int64_t ldc) {
+  const TileColumns<NV> col(ep, n0, n_total);
+  float* out = c + n0;
+  if (ep.col_rowsum_mult) {
+    if (ep.row_exp) {
+      TileEpilogue32<MR, NV, true, true>(acc, rowsum, col, ep.row_exp, m, out, ldc);
+    } else {
+      TileEpilogue32<MR, NV, true, false>(acc, rowsum, col, ep.row_exp, m, out, ldc);
+    }
+  } else if (ep.row_exp) {
+    TileEpilogue32<MR, NV, false, true>(acc, rowsum, col, ep.row_exp, m, out, ldc);
+  } else {
+    TileEpilogue32<MR, NV, false, false>(acc, rowsum, col, ep.row_exp, m, out, ldc);
+  }
+}
+
 // u8 x s8 microkernel: rows [m, m + MR), columns [n0, n0 + 16 NV).
 template <int MR, int NV>
 void TileU8S8(const uint8_t* a, int64_t lda, int m, const PackedS8& b, int n0,
@@ -195,12 +245,7 @@ void TileU8S8(const uint8_t* a, int64_t lda, int m, const PackedS8& b, int n0,
       reinterpret_cast<const char*>(b.data.data()) + static_cast<int64_t>(n0 / 16) * b.kp * 16;
   TileAccumulate<MR, NV, false>(reinterpret_cast<const char*>(a), lda, m, b.k, b.kp, panel, acc,
                                 nullptr);
-  for (int r = 0; r < MR; ++r) {
-    for (int j = 0; j < NV; ++j) {
-      StoreEpilogue32(_mm512_load_si512(acc + (r * NV + j) * 16), rowsum[r], ep, m + r,
-                      n0 + 16 * j, b.n, c + (m + r) * ldc + n0 + 16 * j);
-    }
-  }
+  TileEpilogue32Dispatch<MR, NV>(acc, rowsum, ep, m, n0, b.n, c, ldc);
 }
 
 // s16 x s16 microkernel with int64 flushes for long K.
@@ -212,16 +257,34 @@ void TileS16(const int16_t* a, int64_t lda, int m, const PackedS16& b, int n0, c
   const char* panel =
       reinterpret_cast<const char*>(b.data.data()) + static_cast<int64_t>(n0 / 16) * b.kp * 32;
   const bool wide = TileAccumulate<MR, NV, true>(reinterpret_cast<const char*>(a), lda * 2, m,
-                                                 b.k * 2, b.kp, panel, acc, acc64);
+                                                 b.k * 2, b.kp, panel, acc, acc64,
+                                                 S16FlushSteps(b));
+  if (!wide) {
+    static const int32_t kZeroRowsum[kMr] = {0, 0, 0, 0, 0, 0};  // s16: no compensation terms
+    TileEpilogue32Dispatch<MR, NV>(acc, kZeroRowsum, ep, m, n0, b.n, c, ldc);
+    return;
+  }
+  // int64 sums: StoreEpilogue64's operations with the column operands loaded once per tile.
+  const TileColumns<NV> col(ep, n0, b.n);
   for (int r = 0; r < MR; ++r) {
+    float* out = c + (m + r) * ldc + n0;
+    const __m512 e =
+        _mm512_set1_ps(ep.row_exp ? static_cast<float>(-ep.row_exp[m + r]) : 0.f);
     for (int j = 0; j < NV; ++j) {
-      float* out = c + (m + r) * ldc + n0 + 16 * j;
       const int i = (r * NV + j) * 16;
-      if (wide) {
-        StoreEpilogue64(_mm512_load_si512(acc64 + i), _mm512_load_si512(acc64 + i + 8), ep, m + r,
-                        n0 + 16 * j, b.n, out);
+      __m512i lo = _mm512_load_si512(acc64 + i), hi = _mm512_load_si512(acc64 + i + 8);
+      if (ep.col_acc_bias) {
+        lo = _mm512_add_epi64(lo, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(col.acc_bias[j])));
+        hi = _mm512_add_epi64(hi, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(col.acc_bias[j], 1)));
+      }
+      __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtepi64_ps(lo)),
+                                    _mm512_cvtepi64_ps(hi), 1);
+      if (ep.row_exp) f = _mm512_scalef_ps(f, e);
+      const __m512 y = _mm512_fmadd_ps(f, col.scale[j], col.bias[j]);
+      if (col.full) {
+        _mm512_storeu_ps(out + 16 * j, y);
       } else {
-        StoreEpilogue32(_mm512_load_si512(acc + i), 0, ep, m + r, n0 + 16 * j, b.n, out);
+        _mm512_mask_storeu_ps(out + 16 * j, col.mask[j], y);
       }
     }
   }
