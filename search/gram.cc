@@ -22,6 +22,14 @@ void GramTileRef(const float* a, int64_t lda, const float* b, int64_t ldb, int64
     for (int j = 0; j < nj; ++j) out[(i0 + i) * ldo + j0 + j] = acc[i][j];
 }
 
+void CodeRowAxpyRef(int32_t* v, int32_t e, const uint8_t* c, int32_t z, int n) {
+  for (int j = 0; j < n; ++j) v[j] += e * (static_cast<int32_t>(c[j]) - z);
+}
+
+CodeRowAxpyFn SelectCodeRowAxpy() {
+  return ActiveIsaLevel() >= IsaLevel::kAvx512 ? CodeRowAxpyAvx512 : CodeRowAxpyRef;
+}
+
 GramTileFn SelectGramTile() {
   return ActiveIsaLevel() >= IsaLevel::kAvx512 ? GramTileAvx512 : GramTileRef;
 }

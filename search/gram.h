@@ -27,4 +27,11 @@ GramTileFn SelectGramTile();
 constexpr int kGramTileM = 6;
 constexpr int kGramTileN = 32;
 
+// v[0..n) += e * (int32(c[0..n)) - z): one row of an integer code-Gram update (exact, so every
+// implementation gives the same values). Used by the chain form of the uniform A-out.
+using CodeRowAxpyFn = void (*)(int32_t* v, int32_t e, const uint8_t* c, int32_t z, int n);
+void CodeRowAxpyRef(int32_t* v, int32_t e, const uint8_t* c, int32_t z, int n);
+void CodeRowAxpyAvx512(int32_t* v, int32_t e, const uint8_t* c, int32_t z, int n);
+CodeRowAxpyFn SelectCodeRowAxpy();
+
 }  // namespace adalog::search

@@ -32,4 +32,15 @@ void GramTileAvx512(const float* a, int64_t lda, const float* b, int64_t ldb, in
     for (int j = 0; j < 4; ++j) _mm512_storeu_pd(out + (i0 + i) * ldo + j0 + 8 * j, c[i][j]);
 }
 
+void CodeRowAxpyAvx512(int32_t* v, int32_t e, const uint8_t* c, int32_t z, int n) {
+  const __m512i ve = _mm512_set1_epi32(e), vz = _mm512_set1_epi32(z);
+  int j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512i cv = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + j)));
+    const __m512i d = _mm512_mullo_epi32(ve, _mm512_sub_epi32(cv, vz));
+    _mm512_storeu_si512(v + j, _mm512_add_epi32(_mm512_loadu_si512(v + j), d));
+  }
+  for (; j < n; ++j) v[j] += e * (static_cast<int32_t>(c[j]) - z);
+}
+
 }  // namespace adalog::search

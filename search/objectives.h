@@ -115,19 +115,30 @@ class ActOutObjective {
   ActOutObjective(const float* x, int64_t T, int K, const float* y, const float* bias, int N);
   // The current quantized weight wq [N][K] (dequantized values).
   void SetWeight(const float* wq);
-  // Per-tensor uniform candidates (1 group), via the integer code Gram.
+  // Per-tensor uniform candidates (1 group), via the integer code Gram (updated incrementally
+  // between close candidates of the same zero point: the chain form, bit-identical errors).
   void EvalUniform(const UniformCandidates& c, std::vector<double>* err) const;
+  // Tests: false forces a from-scratch Gram per candidate; chain_updates() counts the
+  // candidates whose Gram was updated incrementally.
+  void set_uniform_chain(bool on) { uniform_chain_ = on; }
+  int64_t chain_updates() const { return chain_updates_; }
   // Any quantizer, directly: err[i] = ||Y - b - fq_i(X) Wq^T||^2 for each of `count` quantizers.
   void EvalDirect(int count, const std::function<FakeQuantFn(int)>& make_fq,
                   std::vector<double>* err) const;
 
  private:
+  template <typename Bounds, typename Linear, typename Quadratic, typename Encode, typename CodeGram>
+  void EvalUniformChain(const UniformCandidates& c, std::vector<double>* err, const Bounds& bounds,
+                        const Linear& linear, const Quadratic& quadratic, const Encode& encode,
+                        const CodeGram& code_gram) const;
   const float* x_;
   const float* y_;
   const float* bias_;
   int64_t T_;
   int K_, N_;
   std::vector<float> wq_;           // [N][K]
+  bool uniform_chain_ = true;
+  mutable int64_t chain_updates_ = 0;
   // Built lazily by the first EvalUniform after SetWeight (not needed by EvalDirect).
   mutable std::vector<double> H_;   // [K][K]
   mutable std::vector<double> R_;   // [T][K]

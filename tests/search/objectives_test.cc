@@ -286,6 +286,44 @@ TEST(Objectives, ActOutUniformIntegerGramEqualsPlainAndSelectsSameCandidate) {
   }
 }
 
+// The chain form of the uniform A-out (incremental integer code Gram) gives bit-identical errors
+// to a from-scratch Gram per candidate: close scales of one zero point (few codes change), far
+// ones (from scratch), a zero-point switch and back, a repeated candidate.
+TEST(Objectives, ActOutUniformChainBitIdenticalToFullGram) {
+  const LinearCase lc(11, 120);
+  for (int bits : {3, 4, 6, 7}) {
+    const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, 4);
+    UniformChoice wc;
+    for (int o = 0; o < lc.N; ++o) {
+      wc.scales.push_back(wg.cands.scale(o, 120));
+      wc.zero_points.push_back(wg.cands.zp(o, 120));
+    }
+    const std::vector<float> wq = QuantRows(lc.w, lc.N, lc.K, wc, 4);
+    UniformCandidates cands;
+    cands.bits = bits;
+    cands.groups = 1;
+    const float s0 = 4.0f / static_cast<float>((1 << bits) - 1);
+    const int32_t z0 = (1 << bits) / 2;
+    for (float f : {1.0f, 1.001f, 1.003f, 0.999f, 1.6f, 1.002f, 1.0f, 0.7f, 1.0005f})
+      for (int32_t z : {z0, z0 - 1}) {
+        cands.scales.push_back(s0 * f);
+        cands.zero_points.push_back(z);
+      }
+    cands.count = static_cast<int>(cands.scales.size());
+    ActOutObjective chain(lc.x.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
+    ActOutObjective full(lc.x.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
+    full.set_uniform_chain(false);
+    chain.SetWeight(wq.data());
+    full.SetWeight(wq.data());
+    std::vector<double> got, want;
+    chain.EvalUniform(cands, &got);
+    full.EvalUniform(cands, &want);
+    EXPECT_EQ(got, want) << "bits " << bits;
+    EXPECT_GT(chain.chain_updates(), 0) << "bits " << bits;
+    EXPECT_EQ(full.chain_updates(), 0);
+  }
+}
+
 TEST(Objectives, ActOutDirectLogEqualsPlain) {
   LinearCase lc(5);
   for (auto& v : lc.x) v = std::max(v, -0.16f);  // GELU-like range
