@@ -226,6 +226,60 @@ TEST(CodeEncoders, UniformEqualsQuantEveryBitsAndIsa) {
   }
 }
 
+// q / k / v codes of a qkv row in one call: every segment's codes equal quant's Encode with that
+// segment's parameters (vectorized path: segment lengths multiples of 16; fallback otherwise),
+// row strides wider than the row, nothing written outside the rows.
+TEST(CodeEncoders, SegmentedUniformEqualsQuantPerSegment) {
+  auto rng = test::SeededRng(777);
+  std::normal_distribution<float> g(0.0f, 2.0f);
+  for (IsaLevel isa : kLevels) {
+    if (!IsaSupported(isa)) continue;
+    for (int seg_len : {16, 64, 20}) {
+      for (int bits : {4, 8}) {
+        std::vector<UniformQuantizer> qs;
+        for (int i = 0; i < 9; ++i) {  // 3 heads x (q, k, v)
+          UniformParams p;
+          p.bits = bits;
+          p.scale = 0.01f + 0.07f * static_cast<float>(i);
+          p.zero_point = (i * 37) % (1 << bits);
+          qs.emplace_back(p);
+        }
+        std::vector<VectorUniformEncoder> encs;
+        for (const UniformQuantizer& q : qs) encs.emplace_back(q, isa);
+        std::vector<const VectorUniformEncoder*> ptrs;
+        for (const VectorUniformEncoder& e : encs) ptrs.push_back(&e);
+        const SegmentedUniformEncoder seg(ptrs, std::vector<int>(ptrs.size(), seg_len));
+        const int row = seg.row_length();
+        ASSERT_EQ(row, 9 * seg_len);
+        EXPECT_EQ(seg.vectorized(), seg_len % 16 == 0 && isa >= IsaLevel::kAvx512);
+        const int rows = 5;
+        const int64_t ldx = row + 7, ldc = row + 5;
+        std::vector<float> x(static_cast<size_t>(rows * ldx));
+        for (float& v : x) v = g(rng) * 0.3f;
+        x[3] = std::numeric_limits<float>::quiet_NaN();
+        x[static_cast<size_t>(ldx + 1)] = std::numeric_limits<float>::infinity();
+        x[static_cast<size_t>(2 * ldx + seg_len)] = -FLT_MAX;
+        std::vector<uint8_t> got(static_cast<size_t>(rows * ldc), 0xEE);
+        seg.Encode(x.data(), ldx, rows, got.data(), ldc);
+        for (int r = 0; r < rows; ++r) {
+          for (int64_t j = 0; j < ldc; ++j) {
+            const uint8_t c = got[static_cast<size_t>(r * ldc + j)];
+            if (j >= row) {
+              ASSERT_EQ(c, 0xEE) << "wrote outside the row";
+              continue;
+            }
+            const int i = static_cast<int>(j) / seg_len;
+            ASSERT_EQ(static_cast<int32_t>(c), qs[static_cast<size_t>(i)].Encode(
+                                                   x[static_cast<size_t>(r * ldx + j)]))
+                << Repro("isa", IsaLevelName(isa), "seg_len", seg_len, "bits", bits, "row", r,
+                         "col", j);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(CodeEncoders, UniformRejectsSymmetric) {
   UniformParams p;
   p.bits = 4;

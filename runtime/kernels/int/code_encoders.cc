@@ -234,6 +234,45 @@ VectorUniformEncoder::VectorUniformEncoder(const UniformQuantizer& q, IsaLevel c
   }
 }
 
+SegmentedUniformEncoder::SegmentedUniformEncoder(
+    const std::vector<const VectorUniformEncoder*>& segments, const std::vector<int>& lengths)
+    : seg_(segments), len_(lengths) {
+  ADALOG_CHECK(seg_.size() == len_.size(), "segmented encoder: ", seg_.size(), " encoders for ",
+               len_.size(), " lengths");
+  vectorized_ = true;
+  for (size_t i = 0; i < seg_.size(); ++i) {
+    ADALOG_CHECK(seg_[i] != nullptr && len_[i] >= 0, "segmented encoder: bad segment ", i);
+    row_ += len_[i];
+    vectorized_ = vectorized_ && len_[i] % 16 == 0 &&
+                  (seg_[i]->isa() == IsaLevel::kAvx512 || seg_[i]->isa() == IsaLevel::kAvx512Vnni);
+  }
+  if (!vectorized_) return;
+  for (size_t i = 0; i < seg_.size(); ++i) {
+    for (int v = 0; v < len_[i] / 16; ++v) {
+      scale_.push_back(seg_[i]->params().scale);
+      lo_.push_back(seg_[i]->clamp_lo());
+      hi_.push_back(seg_[i]->clamp_hi());
+      zero_.push_back(seg_[i]->params().zero_point);
+    }
+  }
+}
+
+void SegmentedUniformEncoder::Encode(const float* x, int64_t ldx, int64_t rows, uint8_t* codes,
+                                     int64_t ldc) const {
+  if (vectorized_) {
+    EncodeUniformU8VectorsAvx512(scale_.data(), lo_.data(), hi_.data(), zero_.data(),
+                                 static_cast<int>(scale_.size()), x, ldx, rows, codes, ldc);
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    int off = 0;
+    for (size_t i = 0; i < seg_.size(); ++i) {
+      seg_[i]->Encode(x + r * ldx + off, len_[i], codes + r * ldc + off);
+      off += len_[i];
+    }
+  }
+}
+
 void VectorUniformEncoder::Encode(const float* x, int64_t n, uint8_t* codes) const {
   const UniformParams& p = q_.params();
   switch (isa_) {

@@ -97,11 +97,40 @@ class VectorUniformEncoder {
   const UniformQuantizer& quantizer() const { return q_; }
   const UniformParams& params() const { return q_.params(); }
   IsaLevel isa() const { return isa_; }
+  float clamp_lo() const { return lo_; }  // CodeMin - z (bound of x / s)
+  float clamp_hi() const { return hi_; }  // CodeMax - z
 
  private:
   UniformQuantizer q_;
   float lo_, hi_;  // clamp bounds of x / s: CodeMin - z, CodeMax - z
   IsaLevel isa_ = IsaLevel::kRef;
+};
+
+// Rows of consecutive segments, each encoded by its own VectorUniformEncoder (the integer
+// executor's q / k / v codes: 3 x heads segments of head_dim floats per qkv output row, in one
+// call per row range instead of one per segment). codes[r][j] = the segment's Encode of
+// x[r][j], bit for bit. With AVX-512 and every segment a multiple of 16 floats, each 16-lane
+// vector takes its segment's parameters (the same operations as EncodeUniformU8Avx512);
+// otherwise the segments' own Encode runs.
+class SegmentedUniformEncoder {
+ public:
+  SegmentedUniformEncoder() = default;
+  // segments[i] covers `lengths[i]` floats, in row order.
+  SegmentedUniformEncoder(const std::vector<const VectorUniformEncoder*>& segments,
+                          const std::vector<int>& lengths);
+  // rows x [rows][row_length()] (ldx floats apart) -> codes (ldc bytes apart).
+  void Encode(const float* x, int64_t ldx, int64_t rows, uint8_t* codes, int64_t ldc) const;
+  int row_length() const { return row_; }
+  bool vectorized() const { return vectorized_; }
+
+ private:
+  std::vector<const VectorUniformEncoder*> seg_;
+  std::vector<int> len_;
+  int row_ = 0;
+  bool vectorized_ = false;
+  // Per 16-lane vector (vectorized path): scale, clamp bounds of x / s, zero point.
+  std::vector<float> scale_, lo_, hi_;
+  std::vector<int32_t> zero_;
 };
 
 // Per-ISA entry points (own translation units). The log ones encode n elements with the table
@@ -121,6 +150,11 @@ inline int32_t ThresholdCount(const float* thr, int log2_padded, float x) {
   }
   return pos + static_cast<int32_t>(x < thr[pos]);
 }
+// Vectors of 16 floats with per-vector parameters (SegmentedUniformEncoder): row r, vector v
+// encodes x[r * ldx + 16 v ..] with scale[v], lo[v], hi[v], zero[v].
+void EncodeUniformU8VectorsAvx512(const float* scale, const float* lo, const float* hi,
+                                  const int32_t* zero, int nvec, const float* x, int64_t ldx,
+                                  int64_t rows, uint8_t* codes, int64_t ldc);
 void EncodeUniformU8Avx512(float scale, float lo, float hi, int32_t zero_point, const float* x,
                            int64_t n, uint8_t* codes);
 void EncodeUniformU8Avx2(float scale, float lo, float hi, int32_t zero_point, const float* x,

@@ -116,6 +116,26 @@ void EncodeUniformU8Avx512(float scale, float lo, float hi, int32_t zero_point, 
   }
 }
 
+void EncodeUniformU8VectorsAvx512(const float* scale, const float* lo, const float* hi,
+                                  const int32_t* zero, int nvec, const float* x, int64_t ldx,
+                                  int64_t rows, uint8_t* codes, int64_t ldc) {
+  // EncodeUniformU8Avx512's operations, with the vector's own parameters.
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    uint8_t* cr = codes + r * ldc;
+    for (int v = 0; v < nvec; ++v) {
+      __m512 t = _mm512_div_ps(_mm512_loadu_ps(xr + 16 * v), _mm512_set1_ps(scale[v]));
+      t = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(t, t, _CMP_ORD_Q), t);
+      t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(lo[v])), _mm512_set1_ps(hi[v]));
+      t = _mm512_sub_ps(_mm512_add_ps(t, magic), magic);
+      const __m128i c =
+          _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvttps_epi32(t), _mm512_set1_epi32(zero[v])));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(cr + 16 * v), c);
+    }
+  }
+}
+
 bool EncodeLogExponentAvx512(const ExponentCodeTable& t, const float* x, int64_t n,
                              uint8_t* codes) {
   const __m512i b0 = _mm512_loadu_si512(t.base), b1 = _mm512_loadu_si512(t.base + 16),
