@@ -5,11 +5,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <dnnl.hpp>
 #include <optional>
 #include <sstream>
@@ -55,6 +57,29 @@ void ParallelChunks(int64_t n, int chunks, const F& f) {
     for (int c = t; c < chunks; c += nt) {
       const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
       if (b < e) f(t, b, e);
+    }
+  }
+}
+
+// Calls f(thread, i) for every i in [0, count) on up to `threads` OpenMP threads, each thread
+// claiming the next unclaimed index (dynamic balancing: a thread slowed by other work on its core
+// takes fewer items). Each item is handled by exactly one call with the same code, so results do
+// not depend on the thread count or on which thread ran an item; `thread` < threads indexes
+// per-thread scratch.
+template <typename F>
+void ParallelDynamic(int64_t count, int threads, const F& f) {
+  if (threads <= 1 || count < 2) {
+    for (int64_t i = 0; i < count; ++i) f(0, i);
+    return;
+  }
+  const int team = static_cast<int>(std::min<int64_t>(threads, count));
+  std::atomic<int64_t> next{0};
+#pragma omp parallel num_threads(team)
+  {
+    const int t = omp_get_thread_num();
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < count;
+         i = next.fetch_add(1, std::memory_order_relaxed)) {
+      f(t, i);
     }
   }
 }
@@ -187,6 +212,7 @@ struct BlockInt {
   std::optional<intk::VectorUniformEncoder> qkv_in, proj_in, fc1_in, fc2_in;
   intk::QLinear qkv, proj, fc1, fc2_uniform;
   std::vector<intk::VectorUniformEncoder> q, k, v;
+  intk::SegmentedUniformEncoder qkv_codes;  // q, k, v heads of a qkv output row, one call
   std::vector<float> alpha_qk;  // per head: sq * sk * attn_scale
   // Softmax / attn@V.
   bool probs_log = true;
@@ -210,6 +236,77 @@ struct AttnThread {
   std::vector<uint8_t> vt;          // [hd][T] (uniform probs)
   std::vector<intk::LogMatmul> av;  // per block (log probs)
   intk::LogScratch av_scratch;
+};
+
+// Per-op timing, on when ADALOG_PROFILE=1 (read at prepare): each thread adds the time since its
+// previous mark to the op it just finished; the calling thread adds each parallel region's wall
+// time. Printed to stderr when the executor is destroyed. Off: one predictable branch per op.
+struct OpProfile {
+  enum Op {
+    kIm2col, kEmbedGemm, kTokens, kLayerNorm, kEncodeIn, kQkvGemm, kQkvCodes, kQk, kSoftmax,
+    kProbsEncode, kRepackV, kAttnV, kProjGemm, kAdd, kFc1Gemm, kGelu, kGeluEncode, kFc2, kTail,
+    kNumOps
+  };
+  enum Region { kRegPatch, kRegEmbedGemm, kRegTokens, kRegAttn, kRegRows, kRegTail, kNumRegions };
+  static const char* OpName(int op) {
+    static const char* const names[] = {
+        "im2col", "patch_embed gemm", "tokens+pos", "layernorm", "encode (uniform in)",
+        "qkv gemm", "q/k/v codes", "q@k^T", "softmax", "probs encode", "V repack", "attn@V",
+        "proj gemm", "residual add", "fc1 gemm", "gelu", "gelu encode", "fc2 (decode+gemm)",
+        "tail (norm, head)"};
+    return names[op];
+  }
+  static const char* RegionName(int r) {
+    static const char* const names[] = {"im2col", "patch_embed", "tokens+block0 qkv",
+                                        "attention", "rows proj..qkv", "tail"};
+    return names[r];
+  }
+  struct alignas(64) PerThread {
+    int64_t last = 0;
+    int64_t ns[kNumOps] = {};
+  };
+  std::vector<PerThread> th;
+  int64_t region_ns[kNumRegions] = {};
+  int64_t region_calls[kNumRegions] = {};
+  int64_t runs = 0;
+
+  static int64_t Now() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+  }
+  void Start(int t) { th[static_cast<size_t>(t)].last = Now(); }
+  void Mark(int t, Op op) {
+    PerThread& p = th[static_cast<size_t>(t)];
+    const int64_t now = Now();
+    p.ns[op] += now - p.last;
+    p.last = now;
+  }
+  void Print(int threads, int max_batch) const {
+    if (runs == 0) return;
+    const double r = static_cast<double>(runs);
+    std::fprintf(stderr, "adalog profile: %lld runs, %d threads (max batch %d), ms per run\n",
+                 static_cast<long long>(runs), threads, max_batch);
+    std::fprintf(stderr, "  %-22s", "op");
+    for (int t = 0; t < threads; ++t) std::fprintf(stderr, "   thread%-2d", t);
+    std::fprintf(stderr, "\n");
+    for (int op = 0; op < kNumOps; ++op) {
+      std::fprintf(stderr, "  %-22s", OpName(op));
+      for (int t = 0; t < threads; ++t) {
+        std::fprintf(stderr, " %10.3f", static_cast<double>(th[static_cast<size_t>(t)].ns[op]) / r * 1e-6);
+      }
+      std::fprintf(stderr, "\n");
+    }
+    std::fprintf(stderr, "  regions (wall ms per run, calls per run):\n");
+    double total = 0;
+    for (int g = 0; g < kNumRegions; ++g) {
+      total += static_cast<double>(region_ns[g]);
+      std::fprintf(stderr, "  %-22s %10.3f %6.1f\n", RegionName(g),
+                   static_cast<double>(region_ns[g]) / r * 1e-6,
+                   static_cast<double>(region_calls[g]) / r);
+    }
+    std::fprintf(stderr, "  %-22s %10.3f\n", "total", total / r * 1e-6);
+  }
 };
 
 }  // namespace
@@ -244,6 +341,14 @@ IntPathOptions DefaultIntPathOptions() {
     ADALOG_CHECK(std::string(fused) == "fused" || std::string(fused) == "islands",
                  "ADALOG_LOG_WRITERS=", fused, ": expected fused or islands");
     o.fused_log_writers = std::string(fused) == "fused";
+  }
+  const char* chunk = std::getenv("ADALOG_ROW_CHUNK");
+  if (chunk != nullptr && *chunk != '\0') {
+    char* end = nullptr;
+    const long v = std::strtol(chunk, &end, 10);
+    ADALOG_CHECK(*end == '\0' && v >= 1 && v <= (1 << 20), "ADALOG_ROW_CHUNK=", chunk,
+                 ": expected a row count in 1..1048576");
+    o.row_chunk = static_cast<int>(v);
   }
   return o;
 }
@@ -334,9 +439,30 @@ struct ExecutorInt::Impl {
   uint8_t *acodes, *qkvc, *hcodes;
   std::vector<AttnThread> attn_threads;
   std::vector<intk::LogScratch> row_scratch;  // fc2 LogMatmul, per thread, relative rows
-  int max_chunk_rows = 0;
+  int max_chunk_rows = 0;  // rows of the largest row chunk (row_chunk or fewer)
+  int row_chunk = 1;  // IntPathOptions::row_chunk
   std::string description;
   Fp32Observer* observer = nullptr;
+  std::unique_ptr<OpProfile> prof;  // ADALOG_PROFILE=1
+
+  void Mark(int t, OpProfile::Op op) {
+    if (prof) prof->Mark(t, op);
+  }
+  void StartThread(int t) {
+    if (prof) prof->Start(t);
+  }
+  // Runs f() (a parallel region or a serial step) and adds its wall time to region g.
+  template <typename F>
+  void Region(OpProfile::Region g, const F& f) {
+    if (!prof) {
+      f();
+      return;
+    }
+    const int64_t t0 = OpProfile::Now();
+    f();
+    prof->region_ns[g] += OpProfile::Now() - t0;
+    prof->region_calls[g] += 1;
+  }
 
   Impl(const VitModel& src, const QuantPlan& plan, const ExecutorOptions& o,
        const IntPathOptions& iopt)
@@ -351,6 +477,8 @@ struct ExecutorInt::Impl {
                  " out of range 1..1024");
     ADALOG_CHECK(o.num_threads >= 0 && o.num_threads <= 1024, "executor: num_threads ",
                  o.num_threads, " out of range 0..1024");
+    row_chunk = iopt.row_chunk;
+    ADALOG_CHECK(row_chunk >= 1, "executor: row_chunk ", row_chunk, " must be >= 1");
     ADALOG_CHECK(plan.blocks.size() == m.blocks.size(), "quantized model: the plan has ",
                  plan.blocks.size(), " blocks, the model ", m.blocks.size());
     D = m.dim;
@@ -374,6 +502,13 @@ struct ExecutorInt::Impl {
     ADALOG_CHECK(T <= intk::kMaxSoftmaxRow && T <= intk::kMaxK, "integer path: ", T,
                  " tokens exceed the kernels' limit ", intk::kMaxK);
     for (size_t b = 0; b < m.blocks.size(); ++b) PrepareBlock(plan, src.blocks[b], b);
+    for (BlockInt& b : blocks) {  // after the last push_back: points into b.q / b.k / b.v
+      std::vector<const intk::VectorUniformEncoder*> seg;
+      for (const auto* part : {&b.q, &b.k, &b.v}) {
+        for (const intk::VectorUniformEncoder& e : *part) seg.push_back(&e);
+      }
+      b.qkv_codes = intk::SegmentedUniformEncoder(seg, std::vector<int>(seg.size(), hd));
+    }
     head = PrepareLinear(src.head, plan.head, "head", &head_in, cap);
     if (m.pooling == Pooling::kClsDistAvg) {
       head_dist = PrepareLinear(src.head_dist, plan.head_dist, "head_dist", &head_dist_in, cap);
@@ -382,6 +517,14 @@ struct ExecutorInt::Impl {
     PreparePatchEmbed(plan, src.embed.weight);
     PrepareThreads();
     Describe(plan);
+    const char* pe = std::getenv("ADALOG_PROFILE");
+    if (pe != nullptr && std::string(pe) == "1") {
+      prof = std::make_unique<OpProfile>();
+      prof->th.resize(static_cast<size_t>(threads));
+    }
+  }
+  ~Impl() {
+    if (prof) prof->Print(threads, max_batch);
   }
 
   // mb: the source model's block (with its FP32 / dequantized weights).
@@ -526,7 +669,7 @@ struct ExecutorInt::Impl {
 
   void PrepareThreads() {
     const int R = max_batch * T;
-    max_chunk_rows = (R + threads - 1) / threads;
+    max_chunk_rows = std::min(R, row_chunk);
     bool any_uniform_probs = false;
     for (const BlockInt& b : blocks) any_uniform_probs |= !b.probs_log;
     const std::vector<uint8_t> zeros(static_cast<size_t>(hd) * T, 0);
@@ -595,39 +738,41 @@ struct ExecutorInt::Impl {
 
   // ---------------------------------------------------------------------------------------------
   // Row-local pieces (rows [r0, r1) of the [batch*T] activations).
-  void QkvRows(const BlockInt& b, const BlockParams& mb, int64_t r0, int64_t r1) {
+  void QkvRows(const BlockInt& b, const BlockParams& mb, int t, int64_t r0, int64_t r1) {
     const int64_t n = r1 - r0;
     fk.layer_norm(x + r0 * D, ln + r0 * D, n, D, mb.ln1.gamma.data(), mb.ln1.beta.data(), mb.ln1.eps);
+    Mark(t, OpProfile::kLayerNorm);
     b.qkv_in->Encode(ln + r0 * D, n * D, acodes + r0 * D);
+    Mark(t, OpProfile::kEncodeIn);
     intk::RunQLinear(b.qkv, qimpl, acodes, D, static_cast<int>(r0), static_cast<int>(r1), qkvf,
                      3 * D);
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* src = qkvf + r * 3 * D;
-      uint8_t* dst = qkvc + r * 3 * D;
-      for (int h = 0; h < heads; ++h) {
-        b.q[h].Encode(src + h * hd, hd, dst + h * hd);
-        b.k[h].Encode(src + D + h * hd, hd, dst + D + h * hd);
-        b.v[h].Encode(src + 2 * D + h * hd, hd, dst + 2 * D + h * hd);
-      }
-    }
+    Mark(t, OpProfile::kQkvGemm);
+    b.qkv_codes.Encode(qkvf + r0 * 3 * D, 3 * D, n, qkvc + r0 * 3 * D, 3 * D);
+    Mark(t, OpProfile::kQkvCodes);
   }
 
-  void ProjRows(const BlockInt& b, int64_t r0, int64_t r1) {
+  void ProjRows(const BlockInt& b, int t, int64_t r0, int64_t r1) {
     b.proj_in->Encode(merged + r0 * D, (r1 - r0) * D, acodes + r0 * D);
+    Mark(t, OpProfile::kEncodeIn);
     intk::RunQLinear(b.proj, qimpl, acodes, D, static_cast<int>(r0), static_cast<int>(r1), lin_out,
                      D);
+    Mark(t, OpProfile::kProjGemm);
   }
 
-  void AddRows(int64_t r0, int64_t r1) {
+  void AddRows(int t, int64_t r0, int64_t r1) {
     fk.add(x + r0 * D, lin_out + r0 * D, x + r0 * D, (r1 - r0) * D);
+    Mark(t, OpProfile::kAdd);
   }
 
-  void Fc1Rows(const BlockInt& b, const BlockParams& mb, int64_t r0, int64_t r1) {
+  void Fc1Rows(const BlockInt& b, const BlockParams& mb, int t, int64_t r0, int64_t r1) {
     const int64_t n = r1 - r0;
     fk.layer_norm(x + r0 * D, ln + r0 * D, n, D, mb.ln2.gamma.data(), mb.ln2.beta.data(), mb.ln2.eps);
+    Mark(t, OpProfile::kLayerNorm);
     b.fc1_in->Encode(ln + r0 * D, n * D, acodes + r0 * D);
+    Mark(t, OpProfile::kEncodeIn);
     intk::RunQLinear(b.fc1, qimpl, acodes, D, static_cast<int>(r0), static_cast<int>(r1), hidden,
                      mb.fc1.out);
+    Mark(t, OpProfile::kFc1Gemm);
   }
 
   // GELU -> codes -> fc2 into lin_out. `t` indexes the per-thread LogMatmul scratch.
@@ -641,15 +786,19 @@ struct ExecutorInt::Impl {
         intk::GeluToLogCodes(*b.gelu_writer, h, n * hn, hc, cap);
       } else {
         (mb.gelu == GeluKind::kErf ? fk.gelu_erf : fk.gelu_tanh)(h, h, n * hn);
+        Mark(t, OpProfile::kGelu);
         b.gelu_encoder->Encode(h, n * hn, hc);
       }
+      Mark(t, OpProfile::kGeluEncode);
       intk::RunLogMatmul(b.fc2_log, hc, hn, 0, static_cast<int>(n), lin_out + r0 * D, D,
                          &row_scratch[t], cap);
+      Mark(t, OpProfile::kFc2);
     } else {
       (mb.gelu == GeluKind::kErf ? fk.gelu_erf : fk.gelu_tanh)(h, h, n * hn);
       b.fc2_in->Encode(h, n * hn, hc);
       intk::RunQLinear(b.fc2_uniform, qimpl, hcodes, hn, static_cast<int>(r0), static_cast<int>(r1),
                        lin_out, D);
+      Mark(t, OpProfile::kFc2);
     }
   }
 
@@ -667,17 +816,22 @@ struct ExecutorInt::Impl {
     const UniformParams& kp = b.k[h].params();
     intk::Matmul1Head(qc, ld, kc, ld, T, T, hd, qp.zero_point, kp.zero_point, b.alpha_qk[h],
                       a.scores.data(), T, &a.m1, cap);
+    Mark(t, OpProfile::kQk);
     const int32_t zv = b.v[h].params().zero_point;
     if (b.probs_log) {
       if (b.softmax_writer) {
         intk::SoftmaxToLogCodes(*b.softmax_writer, a.scores.data(), T, T, a.pcodes.data(), cap);
       } else {
         fk.softmax(a.scores.data(), a.scores.data(), T, T);
+        Mark(t, OpProfile::kSoftmax);
         b.probs_encoder->Encode(a.scores.data(), static_cast<int64_t>(T) * T, a.pcodes.data());
       }
+      Mark(t, OpProfile::kProbsEncode);
       intk::LogMatmul& av = a.av[bi];
       intk::RepackLogMatmulB(&av, vc, ld, /*transposed=*/true, zv, b.alpha_av[h]);
+      Mark(t, OpProfile::kRepackV);
       intk::RunLogMatmul(av, a.pcodes.data(), T, 0, T, out, D, &a.av_scratch, cap);
+      Mark(t, OpProfile::kAttnV);
     } else {
       fk.softmax(a.scores.data(), a.scores.data(), T, T);
       b.probs_uniform->Encode(a.scores.data(), static_cast<int64_t>(T) * T, a.pcodes.data());
@@ -687,7 +841,18 @@ struct ExecutorInt::Impl {
       intk::Matmul1Head(a.pcodes.data(), T, a.vt.data(), T, T, hd, T,
                         b.probs_uniform->quantizer().params().zero_point, zv, b.alpha_av[h], out, D, &a.m2,
                         cap);
+      Mark(t, OpProfile::kAttnV);
     }
+  }
+
+  // Rows [0, rows) in chunks of row_chunk rows (the last one shorter), claimed dynamically by
+  // the threads: f(thread, r0, r1). Small chunks keep a chunk's intermediates (fc1 output, GELU
+  // codes, decoded levels) in L2 and let a slowed thread take fewer chunks.
+  template <typename F>
+  void ParallelRowChunks(int64_t rows, const F& f) {
+    const int64_t rc = row_chunk;
+    ParallelDynamic((rows + rc - 1) / rc, threads,
+                    [&](int t, int64_t c) { f(t, c * rc, std::min(rows, (c + 1) * rc)); });
   }
 
   void Run(const float* images, int batch, float* out) {
@@ -695,8 +860,11 @@ struct ExecutorInt::Impl {
     ScopedOmpThreads scoped(threads);
     const int64_t rows = static_cast<int64_t>(batch) * T;
     const int gw = m.embed.grid_w();
+    if (prof) prof->runs += 1;
     // Patch embedding (FP32): im2col rows (image, patch), columns (c, ky, kx) like OIHW.
-    ParallelChunks(static_cast<int64_t>(batch) * P, threads, [&](int, int64_t b, int64_t e) {
+    Region(OpProfile::kRegPatch, [&] {
+    ParallelChunks(static_cast<int64_t>(batch) * P, threads, [&](int t, int64_t b, int64_t e) {
+      StartThread(t);
       for (int64_t r = b; r < e; ++r) {
         const int64_t img = r / P;
         const int p = static_cast<int>(r % P), py = p / gw, px = p % gw;
@@ -710,17 +878,27 @@ struct ExecutorInt::Impl {
           }
         }
       }
+      Mark(t, OpProfile::kIm2col);
     });
-    for (int img = 0; img < batch; ++img) {
-      embed_src.set_data_handle(patches + static_cast<int64_t>(img) * P * patch_k);
-      embed_dst.set_data_handle(embed_out + static_cast<int64_t>(img) * P * D);
-      embed_prim.execute(strm, embed_args);
-    }
-    strm.wait();
+    });
+    Region(OpProfile::kRegEmbedGemm, [&] {
+      StartThread(0);
+      for (int img = 0; img < batch; ++img) {
+        embed_src.set_data_handle(patches + static_cast<int64_t>(img) * P * patch_k);
+        embed_dst.set_data_handle(embed_out + static_cast<int64_t>(img) * P * D);
+        embed_prim.execute(strm, embed_args);
+      }
+      strm.wait();
+      Mark(0, OpProfile::kEmbedGemm);
+    });
     // Tokens, position embedding, then block 0's LN1 -> qkv.
-    ParallelChunks(rows, threads, [&](int, int64_t b, int64_t e) {
+    Region(OpProfile::kRegTokens, [&] {
+    ParallelChunks(rows, threads, [&](int t, int64_t b, int64_t e) {
+      StartThread(t);
       exec::AssembleTokenRows(m, fk, embed_out, x, b, e);
-      if (!observer) QkvRows(blocks[0], m.blocks[0], b, e);
+      Mark(t, OpProfile::kTokens);
+      if (!observer) QkvRows(blocks[0], m.blocks[0], t, b, e);
+    });
     });
     if (observer) {
       Observe(TapPoint::kPatchEmbedOut, -1, batch, embed_out, batch * P, D);
@@ -730,19 +908,25 @@ struct ExecutorInt::Impl {
     for (size_t bi = 0; bi < m.blocks.size(); ++bi) {
       const BlockInt& b = blocks[bi];
       const BlockParams& mb = m.blocks[bi];
-      ParallelChunks(bh, threads, [&](int t, int64_t u0, int64_t u1) {
-        for (int64_t u = u0; u < u1; ++u) AttentionUnit(bi, t, static_cast<int>(u));
+      Region(OpProfile::kRegAttn, [&] {
+        ParallelDynamic(bh, threads, [&](int t, int64_t u) {
+          StartThread(t);
+          AttentionUnit(bi, t, static_cast<int>(u));
+        });
       });
       const bool last = bi + 1 == m.blocks.size();
       if (!observer) {
         // Everything up to the next attention is row-local: one parallel region.
-        ParallelChunks(rows, threads, [&](int t, int64_t r0, int64_t r1) {
-          ProjRows(b, r0, r1);
-          AddRows(r0, r1);
-          Fc1Rows(b, mb, r0, r1);
-          Fc2Rows(b, mb, t, r0, r1);
-          AddRows(r0, r1);
-          if (!last) QkvRows(blocks[bi + 1], m.blocks[bi + 1], r0, r1);
+        Region(OpProfile::kRegRows, [&] {
+          ParallelRowChunks(rows, [&](int t, int64_t r0, int64_t r1) {
+            StartThread(t);
+            ProjRows(b, t, r0, r1);
+            AddRows(t, r0, r1);
+            Fc1Rows(b, mb, t, r0, r1);
+            Fc2Rows(b, mb, t, r0, r1);
+            AddRows(t, r0, r1);
+            if (!last) QkvRows(blocks[bi + 1], m.blocks[bi + 1], t, r0, r1);
+          });
         });
         continue;
       }
@@ -751,20 +935,22 @@ struct ExecutorInt::Impl {
       const int ri = static_cast<int>(rows);
       const int hn = mb.fc1.out;
       Observe(TapPoint::kProjIn, bl, batch, merged, ri, D);
-      ParallelChunks(rows, threads, [&](int, int64_t r0, int64_t r1) { ProjRows(b, r0, r1); });
+      ParallelChunks(rows, threads, [&](int t, int64_t r0, int64_t r1) { ProjRows(b, t, r0, r1); });
       Observe(TapPoint::kProjOut, bl, batch, lin_out, ri, D);
-      ParallelChunks(rows, threads, [&](int, int64_t r0, int64_t r1) {
-        AddRows(r0, r1);
-        Fc1Rows(b, mb, r0, r1);
+      ParallelChunks(rows, threads, [&](int t, int64_t r0, int64_t r1) {
+        AddRows(t, r0, r1);
+        Fc1Rows(b, mb, t, r0, r1);
       });
       Observe(TapPoint::kFc1In, bl, batch, ln, ri, D);
       Observe(TapPoint::kFc1Out, bl, batch, hidden, ri, hn);
-      ParallelChunks(rows, threads, [&](int t, int64_t r0, int64_t r1) { Fc2Rows(b, mb, t, r0, r1); });
+      ParallelRowChunks(rows, [&](int t, int64_t r0, int64_t r1) { Fc2Rows(b, mb, t, r0, r1); });
       Observe(TapPoint::kFc2Out, bl, batch, lin_out, ri, D);
-      ParallelChunks(rows, threads, [&](int, int64_t r0, int64_t r1) { AddRows(r0, r1); });
+      ParallelChunks(rows, threads, [&](int t, int64_t r0, int64_t r1) { AddRows(t, r0, r1); });
       if (!last) ObservedQkv(bi + 1, batch, rows);
     }
     // Final norm, pooling, head.
+    Region(OpProfile::kRegTail, [&] {
+    StartThread(0);
     if (m.pooling == Pooling::kMeanPatches) {
       ParallelChunks(rows, threads, [&](int, int64_t b, int64_t e) {
         fk.layer_norm(x + b * D, ln + b * D, e - b, D, m.norm.gamma.data(), m.norm.beta.data(),
@@ -794,6 +980,8 @@ struct ExecutorInt::Impl {
       std::memcpy(out, logits, sizeof(float) * n_logits);
     }
     if (observer) Observe(TapPoint::kLogits, -1, batch, out, batch, classes);
+    Mark(0, OpProfile::kTail);
+    });
   }
 
   void Observe(TapPoint tap, int block, int batch, const float* data, int rows, int cols) {
@@ -802,8 +990,8 @@ struct ExecutorInt::Impl {
   }
 
   void ObservedQkv(size_t bi, int batch, int64_t rows) {
-    ParallelChunks(rows, threads, [&](int, int64_t r0, int64_t r1) {
-      QkvRows(blocks[bi], m.blocks[bi], r0, r1);
+    ParallelChunks(rows, threads, [&](int t, int64_t r0, int64_t r1) {
+      QkvRows(blocks[bi], m.blocks[bi], t, r0, r1);
     });
     Observe(TapPoint::kQkvIn, static_cast<int>(bi), batch, ln, static_cast<int>(rows), D);
     Observe(TapPoint::kQkvOut, static_cast<int>(bi), batch, qkvf, static_cast<int>(rows), 3 * D);

@@ -60,10 +60,15 @@ struct IntPathOptions {
   // thread: ~10% less CPU time per forward; digits eval 0.8 s vs 1.1 s) and exact against the
   // simulated path's codes. Env ADALOG_LOG_WRITERS=fused|islands.
   bool fused_log_writers = false;
+  // Rows per chunk of the row-local work (proj .. fc2 .. next qkv): chunks are claimed by the
+  // threads one at a time, so a thread slowed by other work on its core takes fewer of them, and
+  // a chunk's intermediates (fc1 output, GELU codes, decoded levels) stay in L2. Results do not
+  // depend on it (every row is computed by the same code). Env ADALOG_ROW_CHUNK=N.
+  int row_chunk = 48;
 };
 
-// The defaults, overridden by ADALOG_LOG_DESIGN=buckets|s16|u8 (both ops) when set; an unknown
-// value throws adalog::Error.
+// The defaults, overridden by ADALOG_LOG_DESIGN=buckets|s16|u8 (both ops), ADALOG_LOG_WRITERS and
+// ADALOG_ROW_CHUNK when set; an unknown value throws adalog::Error.
 IntPathOptions DefaultIntPathOptions();
 // "buckets" | "s16" | "u8" -> design; false for anything else.
 bool ParseLogDesign(const std::string& text, intk::LogDesign* design);

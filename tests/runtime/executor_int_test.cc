@@ -628,6 +628,41 @@ TEST(ExecutorInt, SameBytesWithOneAndTwoThreadsAndStableWorkspace) {
   }
 }
 
+// Row chunks are claimed dynamically by the threads: any thread count (including more threads
+// than chunks), any chunk size (1 row, sizes that are not a multiple of the 6-row GEMM tile, one
+// chunk for everything) and any batch give the bytes of one thread with one chunk.
+TEST(ExecutorInt, SameBytesForEveryThreadCountAndRowChunk) {
+  for (PlanKind kind : {PlanKind::kAdaLog, PlanKind::kUniform, PlanKind::kMixed}) {
+    RandomVitSpec s;
+    s.dim = 48;
+    s.heads = 3;
+    s.depth = 2;
+    s.dist = kind == PlanKind::kMixed;
+    const VitModel m = MakeRandomVit(s);
+    const int batch = 3;
+    const std::vector<float> images = RandomImages(m, batch, 33);
+    const QuantizedModel qm = MakePlan(m, images, batch, 4, 4, kind);
+    IntPathOptions whole = DefaultIntPathOptions();
+    whole.row_chunk = 1 << 20;
+    ExecutorInt ref_exec(qm, Opts(batch, 1), whole);
+    std::vector<float> ref(size_t(batch) * m.num_classes());
+    ref_exec.Run(images.data(), batch, ref.data());
+    for (int threads : {1, 2, 3, 7}) {
+      for (int chunk : {1, 5, 6, 7, 48, 1 << 20}) {
+        IntPathOptions io = DefaultIntPathOptions();
+        io.row_chunk = chunk;
+        ExecutorInt ie(qm, Opts(batch, threads), io);
+        for (int b : {batch, 1}) {
+          std::vector<float> out(size_t(b) * m.num_classes(), -1.f);
+          ie.Run(images.data(), b, out.data());
+          EXPECT_EQ(0, std::memcmp(ref.data(), out.data(), out.size() * 4))
+              << "threads " << threads << " row_chunk " << chunk << " batch " << b;
+        }
+      }
+    }
+  }
+}
+
 TEST(ExecutorInt, UnsupportedPlansThrowWithTheSimulateHint) {
   RandomVitSpec s;
   const VitModel m = MakeRandomVit(s);
