@@ -803,42 +803,45 @@ struct ExecutorInt::Impl {
   }
 
   // One (image, head) of the attention: q@k^T, softmax, attn@V into merged.
-  void AttentionUnit(size_t bi, int t, int unit) {
+  // Query rows [i0, i1) of one (image, head): every row is computed by the same code whatever
+  // the split (q@k^T, softmax, codes and attn@V are row-local; K and V are packed whole).
+  void AttentionUnit(size_t bi, int t, int img, int h, int i0, int i1) {
     const BlockInt& b = blocks[bi];
     AttnThread& a = attn_threads[t];
-    const int img = unit / heads, h = unit % heads;
+    const int tq = i1 - i0;
     const int64_t ld = 3 * D;
-    const uint8_t* qc = qkvc + static_cast<int64_t>(img) * T * ld + h * hd;
-    const uint8_t* kc = qc + D;
-    const uint8_t* vc = qc + 2 * D;
-    float* out = merged + static_cast<int64_t>(img) * T * D + h * hd;
+    const uint8_t* qh = qkvc + static_cast<int64_t>(img) * T * ld + h * hd;
+    const uint8_t* qc = qh + static_cast<int64_t>(i0) * ld;
+    const uint8_t* kc = qh + D;
+    const uint8_t* vc = qh + 2 * D;
+    float* out = merged + (static_cast<int64_t>(img) * T + i0) * D + h * hd;
     const UniformParams& qp = b.q[h].params();
     const UniformParams& kp = b.k[h].params();
-    intk::Matmul1Head(qc, ld, kc, ld, T, T, hd, qp.zero_point, kp.zero_point, b.alpha_qk[h],
+    intk::Matmul1Head(qc, ld, kc, ld, tq, T, hd, qp.zero_point, kp.zero_point, b.alpha_qk[h],
                       a.scores.data(), T, &a.m1, cap);
     Mark(t, OpProfile::kQk);
     const int32_t zv = b.v[h].params().zero_point;
     if (b.probs_log) {
       if (b.softmax_writer) {
-        intk::SoftmaxToLogCodes(*b.softmax_writer, a.scores.data(), T, T, a.pcodes.data(), cap);
+        intk::SoftmaxToLogCodes(*b.softmax_writer, a.scores.data(), tq, T, a.pcodes.data(), cap);
       } else {
-        fk.softmax(a.scores.data(), a.scores.data(), T, T);
+        fk.softmax(a.scores.data(), a.scores.data(), tq, T);
         Mark(t, OpProfile::kSoftmax);
-        b.probs_encoder->Encode(a.scores.data(), static_cast<int64_t>(T) * T, a.pcodes.data());
+        b.probs_encoder->Encode(a.scores.data(), static_cast<int64_t>(tq) * T, a.pcodes.data());
       }
       Mark(t, OpProfile::kProbsEncode);
       intk::LogMatmul& av = a.av[bi];
       intk::RepackLogMatmulB(&av, vc, ld, /*transposed=*/true, zv, b.alpha_av[h]);
       Mark(t, OpProfile::kRepackV);
-      intk::RunLogMatmul(av, a.pcodes.data(), T, 0, T, out, D, &a.av_scratch, cap);
+      intk::RunLogMatmul(av, a.pcodes.data(), T, 0, tq, out, D, &a.av_scratch, cap);
       Mark(t, OpProfile::kAttnV);
     } else {
-      fk.softmax(a.scores.data(), a.scores.data(), T, T);
-      b.probs_uniform->Encode(a.scores.data(), static_cast<int64_t>(T) * T, a.pcodes.data());
+      fk.softmax(a.scores.data(), a.scores.data(), tq, T);
+      b.probs_uniform->Encode(a.scores.data(), static_cast<int64_t>(tq) * T, a.pcodes.data());
       for (int j = 0; j < T; ++j) {
         for (int c = 0; c < hd; ++c) a.vt[static_cast<size_t>(c) * T + j] = vc[j * ld + c];
       }
-      intk::Matmul1Head(a.pcodes.data(), T, a.vt.data(), T, T, hd, T,
+      intk::Matmul1Head(a.pcodes.data(), T, a.vt.data(), T, tq, hd, T,
                         b.probs_uniform->quantizer().params().zero_point, zv, b.alpha_av[h], out, D, &a.m2,
                         cap);
       Mark(t, OpProfile::kAttnV);
@@ -905,13 +908,19 @@ struct ExecutorInt::Impl {
       ObservedQkv(0, batch, rows);
     }
     const int bh = batch * heads;
+    // Attention units: (image, head, query block). With few (image, head) pairs per thread (batch
+    // 1), each pair's query rows are split so that there are at least 4 units per thread for the
+    // dynamic balancing (blocks of at least 24 rows).
+    const int qsplit = std::max(1, std::min((4 * threads + bh - 1) / bh, T / 24));
     for (size_t bi = 0; bi < m.blocks.size(); ++bi) {
       const BlockInt& b = blocks[bi];
       const BlockParams& mb = m.blocks[bi];
       Region(OpProfile::kRegAttn, [&] {
-        ParallelDynamic(bh, threads, [&](int t, int64_t u) {
+        ParallelDynamic(int64_t{bh} * qsplit, threads, [&](int t, int64_t u) {
           StartThread(t);
-          AttentionUnit(bi, t, static_cast<int>(u));
+          const int pair = static_cast<int>(u / qsplit), qb = static_cast<int>(u % qsplit);
+          AttentionUnit(bi, t, pair / heads, pair % heads, T * qb / qsplit,
+                        T * (qb + 1) / qsplit);
         });
       });
       const bool last = bi + 1 == m.blocks.size();

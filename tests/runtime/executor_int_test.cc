@@ -628,15 +628,18 @@ TEST(ExecutorInt, SameBytesWithOneAndTwoThreadsAndStableWorkspace) {
   }
 }
 
-// Row chunks are claimed dynamically by the threads: any thread count (including more threads
-// than chunks), any chunk size (1 row, sizes that are not a multiple of the 6-row GEMM tile, one
-// chunk for everything) and any batch give the bytes of one thread with one chunk.
+// Row chunks and attention units are claimed dynamically by the threads: any thread count
+// (including more threads than chunks), any chunk size (1 row, sizes that are not a multiple of
+// the 6-row GEMM tile, one chunk for everything) and any batch give the bytes of one thread with
+// one chunk. 101-102 tokens: with few (image, head) pairs per thread the attention splits each
+// pair's query rows into up to 4 blocks (batch 1 from 2 threads, batch 3 at 7 threads).
 TEST(ExecutorInt, SameBytesForEveryThreadCountAndRowChunk) {
   for (PlanKind kind : {PlanKind::kAdaLog, PlanKind::kUniform, PlanKind::kMixed}) {
     RandomVitSpec s;
     s.dim = 48;
     s.heads = 3;
     s.depth = 2;
+    s.image = 40;
     s.dist = kind == PlanKind::kMixed;
     const VitModel m = MakeRandomVit(s);
     const int batch = 3;
