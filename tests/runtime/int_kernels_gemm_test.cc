@@ -187,6 +187,32 @@ TEST(IntMatmul1, BitExactPerHead) {
       ++seed;
     }
   }
+  // Low-bit codes (k - zk fits s8: packed directly, no row-sum compensation) and 8-bit codes on
+  // both sides of that condition; head dims that are not a multiple of 4 / 64, tq != tk.
+  for (int bits : {3, 4, 7, 8}) {
+    const int cmax = (1 << bits) - 1;
+    for (int zk : {0, cmax / 2, cmax, 127, 128, 129, 255}) {
+      if (zk > 255) continue;
+      for (int d : {5, 20, 64, 65, 130}) {
+        const int tq = 7 + d % 5, tk = 33 + d % 7;
+        auto rng = test::SeededRng(seed++);
+        const auto q = RandomCodes(rng, int64_t{tq} * d, 8);
+        auto k = RandomCodes(rng, int64_t{tk} * d, bits);
+        k[0] = static_cast<uint8_t>(cmax);  // the largest code occurs
+        Matmul1Workspace ws = MakeMatmul1Workspace(64, 130);
+        const int zq = (zk * 7 + d) % 256;
+        std::vector<float> ref(static_cast<size_t>(tq) * tk);
+        ref::Matmul1Ref(q.data(), d, k.data(), d, tq, tk, d, zq, zk, 0.01f, ref.data(), tk);
+        for (IsaLevel cap : {IsaLevel::kRef, IsaLevel::kAvx512Vnni}) {
+          std::vector<float> s(static_cast<size_t>(tq) * (tk + 3), kFloatSentinel);
+          Matmul1Head(q.data(), d, k.data(), d, tq, tk, d, zq, zk, 0.01f, s.data(), tk + 3, &ws,
+                      cap);
+          ExpectSame(s, ref, tq, 0, tq, tk, tk + 3,
+                     Repro("bits", bits, "zk", zk, "d", d, "cap", IsaLevelName(cap)));
+        }
+      }
+    }
+  }
   // The longest token count once (ViT 384: 577 tokens).
   auto rng = test::SeededRng(seed);
   const auto q = RandomCodes(rng, 577 * 64, 8);

@@ -75,6 +75,12 @@ void QgemmU8S8Avx512Vnni(const uint8_t* a, int64_t lda, int m0, int m1, const Pa
                          const Epilogue& ep, float* c, int64_t ldc);
 void QgemmS16S16Avx512Vnni(const int16_t* a, int64_t lda, int m0, int m1, const PackedS16& b,
                            const Epilogue& ep, float* c, int64_t ldc);
+// Matmul1Head's B operand, AVX-512: rows b[j][0..k) u8 (ldb apart) for j < n, packed as
+// s8 (b - sub) into p (PackS8Into's layout, pads 0; p->data sized for n, k); row_sum[j] =
+// sum_t (b[j][t] - sub). Returns max_j,t b[j][t] (0 for n = 0).
+int32_t MaxU8RowsAvx512(const uint8_t* b, int64_t ldb, int n, int k);
+void PackU8MinusAvx512(const uint8_t* b, int64_t ldb, int n, int k, int32_t sub, PackedS8* p,
+                       int32_t* row_sum);
 // Scalar fallbacks on the packed operands (any x86-64), same results.
 void QgemmU8S8Packed(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b,
                      const Epilogue& ep, float* c, int64_t ldc);

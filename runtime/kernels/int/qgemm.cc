@@ -228,6 +228,27 @@ void Matmul1Head(const uint8_t* q, int64_t ldq, const uint8_t* k, int64_t ldk, i
                  Matmul1Workspace* ws, IsaLevel cap) {
   assert(static_cast<size_t>(tk) * d <= ws->k8.size() && "workspace made for fewer tokens / dims");
   assert(static_cast<size_t>(tk) <= ws->col_scale.size());
+  if (static_cast<int>(cap) >= static_cast<int>(IsaLevel::kAvx512Vnni) &&
+      IsaSupported(IsaLevel::kAvx512Vnni)) {
+    // k - zk fits s8 when zk <= 128 and max k - zk <= 127 (every code of <= 7 bits, 8-bit codes
+    // with zk = 128): stored directly, e = 0, no row-sum compensation. Else k - 128 and
+    // e = 128 - zk as below. Either way acc is the same exact integer.
+    const bool direct = zk <= 128 && MaxU8RowsAvx512(k, ldk, tk, d) - zk <= 127;
+    const int32_t sub = direct ? zk : 128;
+    const int32_t ez = sub - zk;  // (k - zk) = (k - sub) + ez
+    PackU8MinusAvx512(k, ldk, tk, d, sub, &ws->packed, ws->col_acc_bias.data());
+    for (int j = 0; j < tk; ++j) {
+      ws->col_acc_bias[j] = -zq * ws->col_acc_bias[j] - d * zq * ez;
+      ws->col_rowsum_mult[j] = ez;
+      ws->col_scale[j] = alpha;
+    }
+    Epilogue ep;
+    ep.col_acc_bias = ws->col_acc_bias.data();
+    ep.col_rowsum_mult = direct ? nullptr : ws->col_rowsum_mult.data();
+    ep.col_scale = ws->col_scale.data();
+    QgemmU8S8Avx512Vnni(q, ldq, 0, tq, ws->packed, ep, s, lds);
+    return;
+  }
   const int32_t e = 128 - zk;
   for (int j = 0; j < tk; ++j) {
     int32_t sum = 0;

@@ -376,6 +376,58 @@ void QgemmS16S16Avx512Vnni(const int16_t* a, int64_t lda, int m0, int m1, const 
 
 namespace adalog::intk {
 
+int32_t MaxU8RowsAvx512(const uint8_t* b, int64_t ldb, int n, int k) {
+  __m512i mx = _mm512_setzero_si512();
+  for (int j = 0; j < n; ++j) {
+    for (int t = 0; t < k; t += 64) {
+      const __mmask64 m = k - t >= 64 ? ~__mmask64{0} : (~__mmask64{0}) >> (64 - (k - t));
+      mx = _mm512_max_epu8(mx, _mm512_maskz_loadu_epi8(m, b + j * ldb + t));
+    }
+  }
+  __m256i m = _mm256_max_epu8(_mm512_castsi512_si256(mx), _mm512_extracti64x4_epi64(mx, 1));
+  __m128i x = _mm_max_epu8(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+  x = _mm_max_epu8(x, _mm_srli_si128(x, 8));
+  x = _mm_max_epu8(x, _mm_srli_si128(x, 4));
+  x = _mm_max_epu8(x, _mm_srli_si128(x, 2));
+  x = _mm_max_epu8(x, _mm_srli_si128(x, 1));
+  return _mm_cvtsi128_si32(x) & 0xFF;
+}
+
+void PackU8MinusAvx512(const uint8_t* b, int64_t ldb, int n, int k, int32_t sub, PackedS8* p,
+                       int32_t* row_sum) {
+  p->n = n;
+  p->k = k;
+  p->kp = (k + 3) / 4 * 4;
+  const int64_t panel_bytes = int64_t{p->kp} * 16;
+  const int steps = p->kp / 4;
+  const __m512i vsub = _mm512_set1_epi8(static_cast<char>(sub));
+  alignas(64) int32_t line[16];
+  for (int j = 0; j < (n + 15) / 16 * 16; ++j) {
+    int8_t* col = p->data.data() + int64_t{j / 16} * panel_bytes + (j % 16) * 4;
+    if (j >= n) {  // pad columns of the last panel
+      for (int s = 0; s < steps; ++s) std::memset(col + int64_t{s} * 64, 0, 4);
+      continue;
+    }
+    int64_t sum = 0;
+    for (int t = 0; t < p->kp; t += 64) {
+      const int rem = k - t;
+      const __mmask64 m = rem >= 64 ? ~__mmask64{0} : rem <= 0 ? 0 : (~__mmask64{0}) >> (64 - rem);
+      const __m512i v = _mm512_maskz_loadu_epi8(m, b + j * ldb + t);
+      // sum_t (b - sub) = sum_t b - (valid count) * sub
+      sum += _mm512_reduce_add_epi64(_mm512_sad_epu8(v, _mm512_setzero_si512()));
+      sum -= int64_t{sub} * (rem >= 64 ? 64 : rem);
+      // b - sub as s8 (wraps to the exact value when it fits s8, which the caller ensures);
+      // positions >= k are 0.
+      _mm512_store_si512(line, _mm512_maskz_sub_epi8(m, v, vsub));
+      const int dwords = (p->kp - t) / 4 < 16 ? (p->kp - t) / 4 : 16;
+      for (int s = 0; s < dwords; ++s) {
+        std::memcpy(col + int64_t{t / 4 + s} * 64, &line[s], 4);
+      }
+    }
+    row_sum[j] = static_cast<int32_t>(sum);
+  }
+}
+
 // Epilogue over a dense int32 accumulator (the oneDNN path). Needs only AVX-512F/BW.
 void EpilogueS32Avx512(const int32_t* acc, int64_t ldacc, const uint8_t* a, int64_t lda, int k,
                        int m0, int m1, int n, const Epilogue& ep, float* c, int64_t ldc) {
