@@ -103,6 +103,17 @@ std::vector<float> QuantRows(const std::vector<float>& w, int N, int K, const Un
   return out;
 }
 
+// lc's weight fake-quantized at candidate `cand` of its per-row weight grid (every row).
+std::vector<float> QuantWeightAtGrid(const LinearCase& lc, int cand, int bits) {
+  const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, bits);
+  UniformChoice wc;
+  for (int o = 0; o < lc.N; ++o) {
+    wc.scales.push_back(wg.cands.scale(o, cand));
+    wc.zero_points.push_back(wg.cands.zp(o, cand));
+  }
+  return QuantRows(lc.w, lc.N, lc.K, wc, bits);
+}
+
 // LogFq (threshold count) equals the quantizers' own FakeQuant bit for bit, on random values,
 // special values and the floats next to every code boundary.
 TEST(Objectives, LogFqEqualsQuantizerFakeQuant) {
@@ -255,13 +266,7 @@ TEST(Objectives, WeightOutChainAndGemmFormsEqualPlain) {
 TEST(Objectives, ActOutUniformIntegerGramEqualsPlainAndSelectsSameCandidate) {
   const LinearCase lc(4);
   for (int bits : {3, 4, 6, 8}) {
-    const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, bits);
-    UniformChoice wc;
-    for (int o = 0; o < lc.N; ++o) {
-      wc.scales.push_back(wg.cands.scale(o, 126));
-      wc.zero_points.push_back(wg.cands.zp(o, 126));
-    }
-    const std::vector<float> wq = QuantRows(lc.w, lc.N, lc.K, wc, bits);
+    const std::vector<float> wq = QuantWeightAtGrid(lc, 126, bits);
     ActOutObjective obj(lc.x.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
     obj.SetWeight(wq.data());
     const UniformGrid ag = TensorActivationGrid(lc.x.data(), lc.T * lc.K, bits);
@@ -292,13 +297,7 @@ TEST(Objectives, ActOutUniformIntegerGramEqualsPlainAndSelectsSameCandidate) {
 TEST(Objectives, ActOutUniformChainBitIdenticalToFullGram) {
   const LinearCase lc(11, 120);
   for (int bits : {3, 4, 6, 7}) {
-    const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, 4);
-    UniformChoice wc;
-    for (int o = 0; o < lc.N; ++o) {
-      wc.scales.push_back(wg.cands.scale(o, 120));
-      wc.zero_points.push_back(wg.cands.zp(o, 120));
-    }
-    const std::vector<float> wq = QuantRows(lc.w, lc.N, lc.K, wc, 4);
+    const std::vector<float> wq = QuantWeightAtGrid(lc, 120, 4);
     UniformCandidates cands;
     cands.bits = bits;
     cands.groups = 1;
@@ -357,13 +356,7 @@ TEST(Objectives, ShiftLogActOutIncrementalEqualsPlainAndSelectsSameCandidate) {
   lc.x[7] = 0.0f;
   lc.x[8] = -kGeluShift;
   lc.y = plain::Linear(lc.x, lc.w, lc.b, lc.T, lc.K, lc.N);
-  const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, 4);
-  UniformChoice wc;
-  for (int o = 0; o < lc.N; ++o) {
-    wc.scales.push_back(wg.cands.scale(o, 100));
-    wc.zero_points.push_back(wg.cands.zp(o, 100));
-  }
-  const std::vector<float> wq = QuantRows(lc.w, lc.N, lc.K, wc, 4);
+  const std::vector<float> wq = QuantWeightAtGrid(lc, 100, 4);
   for (LogKind kind : {LogKind::kAdaLog, LogKind::kLog2, LogKind::kLogSqrt2}) {
     for (int bits : {3, 4}) {
       SCOPED_TRACE(testing::Message() << "kind " << static_cast<int>(kind) << " bits " << bits);
