@@ -190,6 +190,9 @@ TEST(LogCodeMatmul, Fc2BitExactEveryDesign) {
   // Weight codes of fewer bits: the s16 kernel's int32 chunks grow with 1 / max |u - zu|
   // (4 bits: no flush up to K = 4368; 6 bits: a flush every 1040 k, so K = 1536 has an uneven
   // second chunk); random and extreme (largest partial sums) operands.
+  // More rows than one 96-row block of the s16 kernel (blocks 96, 96, 5).
+  RunLogCase({197, 70, 1536, 4, 30, false, 4}, seed++);
+  RunLogCase({101, 19, 384, 8, 10, false}, seed++);
   for (int ubits : {2, 4, 6, 7}) {
     RunLogCase({13, 33, 1536, 4, 30, false, ubits}, seed++);
     RunLogCase({7, 17, 4096, 4, 30, false, ubits, true}, seed++);
