@@ -78,6 +78,29 @@ void DecodeRowS16Window(const uint8_t* c, int k, int kp, const WindowLut16& w, i
   }
 }
 
+// t64[i] = int16(LogLevelFixed(t, cmin + i, e)) for i < span, 0 for span <= i < 64: the same
+// shifts in 32-bit lanes (sllv / srlv give 0 for counts >= 32, as the scalar form's 0 or
+// m << 32, whose low 16 bits are 0), truncated to int16 like the scalar static_cast.
+void WindowLevels16(const AdaLogTables& t, int cmin, int span, int32_t e, int16_t* t64) {
+  const __m512i ve = _mm512_set1_epi32(e);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int v = 0; v < 4; ++v) {
+    const __mmask16 valid =
+        _mm512_cmplt_epi32_mask(_mm512_add_epi32(lane, _mm512_set1_epi32(16 * v)),
+                                _mm512_set1_epi32(span));
+    const __m512i m = _mm512_maskz_loadu_epi32(valid, t.mult.data() + cmin + 16 * v);
+    const __m512i sh = _mm512_maskz_loadu_epi32(valid, t.shift.data() + cmin + 16 * v);
+    const __m512i s = _mm512_sub_epi32(ve, sh);
+    const __mmask16 left = _mm512_cmpge_epi32_mask(s, _mm512_setzero_si512());
+    __m512i r = _mm512_mask_blend_epi32(left, _mm512_srlv_epi32(m, _mm512_sub_epi32(_mm512_setzero_si512(), s)),
+                                        _mm512_sllv_epi32(m, s));
+    const __mmask16 zero = _mm512_cmpeq_epi32_mask(m, _mm512_setzero_si512()) |
+                           _mm512_cmpgt_epi32_mask(s, _mm512_set1_epi32(32));
+    r = _mm512_maskz_mov_epi32(static_cast<__mmask16>(valid & ~zero), r);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(t64 + 16 * v), _mm512_cvtepi32_epi16(r));
+  }
+}
+
 }  // namespace
 
 void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
@@ -123,9 +146,7 @@ void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, i
         lut_cmin = cmin;
         const int span = table_size - cmin < 64 ? table_size - cmin : 64;
         alignas(64) int16_t t64[64];
-        for (int i = 0; i < 64; ++i) {
-          t64[i] = i < span ? static_cast<int16_t>(LogLevelFixed(p.tables, cmin + i, e)) : 0;
-        }
+        WindowLevels16(p.tables, cmin, span, e, t64);
         window_ok = true;
         const int first_out = cmin + 64;
         if (first_out < table_size &&
