@@ -896,7 +896,7 @@ struct ExecutorInt::Impl {
     });
     // Tokens, position embedding, then block 0's LN1 -> qkv.
     Region(OpProfile::kRegTokens, [&] {
-    ParallelChunks(rows, threads, [&](int t, int64_t b, int64_t e) {
+    ParallelRowChunks(rows, [&](int t, int64_t b, int64_t e) {
       StartThread(t);
       exec::AssembleTokenRows(m, fk, embed_out, x, b, e);
       Mark(t, OpProfile::kTokens);
