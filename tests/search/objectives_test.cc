@@ -114,6 +114,28 @@ std::vector<float> QuantWeightAtGrid(const LinearCase& lc, int cand, int bits) {
   return QuantRows(lc.w, lc.N, lc.K, wc, bits);
 }
 
+// Plain per-head matmul error: sum over images of ||a b' - A B'||^2 for head h, with a / A laid
+// out [H][I][M][K] and b / B [H][I][N][K] (b_kn = false: out = a b^T) or [H][I][K][N] (true).
+double PlainHeadMatmulErr(const std::vector<float>& a, const std::vector<float>& b,
+                          const std::vector<float>& A, const std::vector<float>& B, int h, int I, int M,
+                          int K, int N, bool b_kn) {
+  double e = 0;
+  for (int img = 0; img < I; ++img)
+    for (int m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) {
+        double p = 0, q = 0;
+        for (int k = 0; k < K; ++k) {
+          const size_t ai = ((static_cast<size_t>(h) * I + img) * M + m) * K + k;
+          const size_t bi = b_kn ? ((static_cast<size_t>(h) * I + img) * K + k) * N + n
+                                 : ((static_cast<size_t>(h) * I + img) * N + n) * K + k;
+          p += static_cast<double>(a[ai]) * b[bi];
+          q += static_cast<double>(A[ai]) * B[bi];
+        }
+        e += (p - q) * (p - q);
+      }
+  return e;
+}
+
 // LogFq (threshold count) equals the quantizers' own FakeQuant bit for bit, on random values,
 // special values and the floats next to every code boundary.
 TEST(Objectives, LogFqEqualsQuantizerFakeQuant) {
@@ -452,19 +474,7 @@ TEST(Objectives, MatmulPerHeadEqualsPlain) {
   obj.SetQuantizedB(qb);
   // Plain: sum over images of ||A k^T - Qa Qk^T||^2, per head.
   auto plain_err = [&](const std::vector<float>& A, const std::vector<float>& B, int h) {
-    double e = 0;
-    for (int img = 0; img < I; ++img)
-      for (int m = 0; m < M; ++m)
-        for (int n = 0; n < N; ++n) {
-          double p = 0, q = 0;
-          for (int k = 0; k < K; ++k) {
-            const size_t ai = ((h * I + img) * M + m) * K + k, bi = ((h * I + img) * N + n) * K + k;
-            p += static_cast<double>(a[ai]) * b[bi];
-            q += static_cast<double>(A[ai]) * B[bi];
-          }
-          e += (p - q) * (p - q);
-        }
-    return e;
+    return PlainHeadMatmulErr(a, b, A, B, h, I, M, K, N, /*b_kn=*/false);
   };
   std::vector<double> got_a, got_b, want_a, want_b;
   obj.EvalAPerHead(ga.cands, &got_a);
@@ -524,19 +534,7 @@ TEST(Objectives, MatmulAvPerHeadBEqualsPlain) {
   for (size_t i = 0; i < a.size(); ++i) qa[i] = std::round(a[i] * 40.0f) / 40.0f;
   obj.SetQuantizedA(qa);
   auto plain_err = [&](const std::vector<float>& B, int h) {
-    double e = 0;
-    for (int img = 0; img < I; ++img)
-      for (int m = 0; m < M; ++m)
-        for (int n = 0; n < N; ++n) {
-          double p = 0, q = 0;
-          for (int k = 0; k < K; ++k) {
-            const size_t ai = ((h * I + img) * M + m) * K + k, bi = ((h * I + img) * K + k) * N + n;
-            p += static_cast<double>(a[ai]) * b[bi];
-            q += static_cast<double>(qa[ai]) * B[bi];
-          }
-          e += (p - q) * (p - q);
-        }
-    return e;
+    return PlainHeadMatmulErr(a, b, qa, B, h, I, M, K, N, /*b_kn=*/true);
   };
   auto plain_b = [&](const UniformCandidates& c, std::vector<double>* e) {
     e->clear();
