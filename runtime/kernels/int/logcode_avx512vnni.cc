@@ -5,15 +5,12 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
+#include "runtime/kernels/int/avx512_bytes.h"
 #include "runtime/kernels/int/int_kernels.h"
 #include "runtime/kernels/int/logcode_rows_impl.h"
 
 namespace adalog::intk {
 namespace {
-
-inline __mmask64 ByteMask(int remaining) {
-  return remaining >= 64 ? ~__mmask64{0} : (~__mmask64{0}) >> (64 - remaining);
-}
 
 int MinCodeAvx512(const uint8_t* c, int k) {
   __m512i mn = _mm512_set1_epi8(static_cast<char>(0xFF));
@@ -22,13 +19,7 @@ int MinCodeAvx512(const uint8_t* c, int k) {
                                              ByteMask(k - j), c + j);
     mn = _mm512_min_epu8(mn, v);
   }
-  __m256i m = _mm256_min_epu8(_mm512_castsi512_si256(mn), _mm512_extracti64x4_epi64(mn, 1));
-  __m128i x = _mm_min_epu8(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
-  x = _mm_min_epu8(x, _mm_srli_si128(x, 8));
-  x = _mm_min_epu8(x, _mm_srli_si128(x, 4));
-  x = _mm_min_epu8(x, _mm_srli_si128(x, 2));
-  x = _mm_min_epu8(x, _mm_srli_si128(x, 1));
-  return _mm_cvtsi128_si32(x) & 0xFF;
+  return ReduceEpu8<false>(mn);
 }
 
 // u8 decode through a window of at most 64 codes starting at cmin: idx = c - cmin (saturating);

@@ -16,6 +16,7 @@
 
 #include <cstring>
 
+#include "runtime/kernels/int/avx512_bytes.h"
 #include "runtime/kernels/int/int_kernels.h"
 
 namespace adalog::intk {
@@ -389,17 +390,10 @@ int32_t MaxU8RowsAvx512(const uint8_t* b, int64_t ldb, int n, int k) {
   __m512i mx = _mm512_setzero_si512();
   for (int j = 0; j < n; ++j) {
     for (int t = 0; t < k; t += 64) {
-      const __mmask64 m = k - t >= 64 ? ~__mmask64{0} : (~__mmask64{0}) >> (64 - (k - t));
-      mx = _mm512_max_epu8(mx, _mm512_maskz_loadu_epi8(m, b + j * ldb + t));
+      mx = _mm512_max_epu8(mx, _mm512_maskz_loadu_epi8(ByteMask(k - t), b + j * ldb + t));
     }
   }
-  __m256i m = _mm256_max_epu8(_mm512_castsi512_si256(mx), _mm512_extracti64x4_epi64(mx, 1));
-  __m128i x = _mm_max_epu8(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
-  x = _mm_max_epu8(x, _mm_srli_si128(x, 8));
-  x = _mm_max_epu8(x, _mm_srli_si128(x, 4));
-  x = _mm_max_epu8(x, _mm_srli_si128(x, 2));
-  x = _mm_max_epu8(x, _mm_srli_si128(x, 1));
-  return _mm_cvtsi128_si32(x) & 0xFF;
+  return ReduceEpu8<true>(mx);
 }
 
 void PackU8MinusAvx512(const uint8_t* b, int64_t ldb, int n, int k, int32_t sub, PackedS8* p,
