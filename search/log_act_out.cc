@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "quant/codes.h"
+#include "quant/float_order.h"
 #include "quant/error.h"
 #include "quant/log_quantizers.h"
 #include "search/axpy.h"
@@ -27,12 +28,6 @@ constexpr size_t kMaxStates = 8;
 // about N per changed element).
 constexpr double kMoveStateFraction = 0.25;
 
-uint32_t OrderedBits(float v) {
-  uint32_t b;
-  std::memcpy(&b, &v, sizeof b);
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-
 }  // namespace
 
 ShiftLogActOut::ShiftLogActOut(const float* x, int64_t T, int K, const float* y, const float* bias,
@@ -47,7 +42,7 @@ void ShiftLogActOut::Prepare() {
   const int64_t n = T_ * K_;
   std::vector<uint64_t> keys(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
-    keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(OrderedBits(x_[i])) << 32) | static_cast<uint64_t>(i);
+    keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(OrderedFloatKey(x_[i])) << 32) | static_cast<uint64_t>(i);
   ParallelSortDistinct(&keys);  // (value, index) keys are distinct
   xs_.resize(static_cast<size_t>(n));
   idx_.resize(static_cast<size_t>(n));

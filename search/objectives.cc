@@ -587,10 +587,7 @@ void ActOutObjective::EvalUniform(const UniformCandidates& c, std::vector<double
       std::vector<uint64_t> keys(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i) {
         nan = nan || std::isnan(x_[i]);
-        uint32_t b;
-        std::memcpy(&b, &x_[i], sizeof b);
-        b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-        keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(b) << 32) | static_cast<uint64_t>(i);
+        keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(OrderedFloatKey(x_[i])) << 32) | static_cast<uint64_t>(i);
       }
       if (!nan) {
         ParallelSortDistinct(&keys);  // (value, index) keys are distinct
