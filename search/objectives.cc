@@ -1025,10 +1025,7 @@ void MatmulObjective::SortHeads(const float* x, int64_t per_head, SortedHeads* o
     const float* xh = x + h * per_head;
     std::vector<uint64_t> keys(static_cast<size_t>(per_head));
     for (int64_t i = 0; i < per_head; ++i) {
-      uint32_t b;
-      std::memcpy(&b, &xh[i], sizeof b);
-      b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-      keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(b) << 32) | static_cast<uint64_t>(i);
+      keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(OrderedFloatKey(xh[i])) << 32) | static_cast<uint64_t>(i);
     }
     ParallelSortDistinct(&keys);
     std::vector<float>& v = out->val[static_cast<size_t>(h)];
