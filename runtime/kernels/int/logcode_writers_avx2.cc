@@ -6,31 +6,13 @@
 #include <cstring>
 
 #include "runtime/kernels/int/logcode_writers.h"
+#include "runtime/kernels/x86/vec_math_avx2.h"
 
 namespace adalog::intk {
 namespace {
 
-inline __m256 Set(float v) { return _mm256_set1_ps(v); }
-
-inline __m256 ExpPoly(__m256 x) {
-  const __m256 small = _mm256_cmp_ps(x, Set(-87.3f), _CMP_LT_OQ);
-  x = _mm256_min_ps(x, Set(88.3f));
-  x = _mm256_max_ps(x, Set(-87.3f));
-  const __m256i ni = _mm256_cvtps_epi32(_mm256_mul_ps(x, Set(1.44269504088896341f)));
-  const __m256 n = _mm256_cvtepi32_ps(ni);
-  __m256 r = _mm256_fnmadd_ps(n, Set(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, Set(-2.12194440e-4f), r);
-  __m256 p = Set(1.f / 5040.f);
-  p = _mm256_fmadd_ps(p, r, Set(1.f / 720.f));
-  p = _mm256_fmadd_ps(p, r, Set(1.f / 120.f));
-  p = _mm256_fmadd_ps(p, r, Set(1.f / 24.f));
-  p = _mm256_fmadd_ps(p, r, Set(1.f / 6.f));
-  p = _mm256_fmadd_ps(p, r, Set(0.5f));
-  p = _mm256_fmadd_ps(p, r, Set(1.f));
-  p = _mm256_fmadd_ps(p, r, Set(1.f));
-  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(small, _mm256_mul_ps(p, _mm256_castsi256_ps(bits)));
-}
+using vec256::Exp;
+using vec256::Set;
 
 inline __m256i Encode(const LogCodeWriter& w, __m256 v) {
   if (!w.unit_scale) v = _mm256_div_ps(v, Set(w.params.scale));
@@ -56,14 +38,10 @@ inline __m256 GeluPoly(__m256 x) {
   const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
   const __m256 z = _mm256_mul_ps(x, Set(0.707106781f));
   const __m256 a = _mm256_andnot_ps(sign, z);
-  const __m256 t = _mm256_div_ps(Set(1.f), _mm256_fmadd_ps(Set(0.3275911f), a, Set(1.f)));
-  __m256 q = Set(1.061405429f);
-  q = _mm256_fmadd_ps(q, t, Set(-1.453152027f));
-  q = _mm256_fmadd_ps(q, t, Set(1.421413741f));
-  q = _mm256_fmadd_ps(q, t, Set(-0.284496736f));
-  q = _mm256_fmadd_ps(q, t, Set(0.254829592f));
-  q = _mm256_mul_ps(q, t);
-  const __m256 e = ExpPoly(_mm256_xor_ps(_mm256_mul_ps(a, a), sign));
+  // An exact division here (not vec256::Recip): the scalar reference divides.
+  const __m256 t = _mm256_div_ps(Set(1.f), vec256::ErfDenominator(a));
+  const __m256 q = vec256::ErfPoly(t);
+  const __m256 e = Exp(_mm256_xor_ps(_mm256_mul_ps(a, a), sign));
   const __m256 erf_a = _mm256_fnmadd_ps(q, e, Set(1.f));
   const __m256 neg = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ);
   const __m256 erf = _mm256_xor_ps(erf_a, _mm256_and_ps(neg, sign));
@@ -104,8 +82,8 @@ void SoftmaxToLogCodesAvx2(const LogCodeWriter& w, const float* x, int64_t rows,
     __m256 a0 = _mm256_setzero_ps(), a1 = a0;
     for (int i = 0; i < n; i += 16) {
       Load16(xr, i, n, &lo, &hi);
-      a0 = _mm256_add_ps(a0, ExpPoly(_mm256_sub_ps(lo, m)));
-      a1 = _mm256_add_ps(a1, ExpPoly(_mm256_sub_ps(hi, m)));
+      a0 = _mm256_add_ps(a0, Exp(_mm256_sub_ps(lo, m)));
+      a1 = _mm256_add_ps(a1, Exp(_mm256_sub_ps(hi, m)));
     }
     _mm256_store_ps(lanes, a0);
     _mm256_store_ps(lanes + 8, a1);
@@ -115,10 +93,10 @@ void SoftmaxToLogCodesAvx2(const LogCodeWriter& w, const float* x, int64_t rows,
     for (int i = 0; i < n; i += 16) {
       Load16(xr, i, n, &lo, &hi);
       const int count = n - i < 16 ? n - i : 16;
-      StoreCodes(cr + i, Encode(w, _mm256_mul_ps(ExpPoly(_mm256_sub_ps(lo, m)), vt)),
+      StoreCodes(cr + i, Encode(w, _mm256_mul_ps(Exp(_mm256_sub_ps(lo, m)), vt)),
                  count < 8 ? count : 8);
       if (count > 8) {
-        StoreCodes(cr + i + 8, Encode(w, _mm256_mul_ps(ExpPoly(_mm256_sub_ps(hi, m)), vt)),
+        StoreCodes(cr + i + 8, Encode(w, _mm256_mul_ps(Exp(_mm256_sub_ps(hi, m)), vt)),
                    count - 8);
       }
     }

@@ -7,29 +7,12 @@
 #include <cmath>
 
 #include "runtime/kernels/int/logcode_writers.h"
+#include "runtime/kernels/x86/vec_math_avx512.h"
 
 namespace adalog::intk {
 namespace {
 
-inline __m512 ExpPoly(__m512 x) {
-  const __mmask16 small = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
-  x = _mm512_min_ps(x, _mm512_set1_ps(88.3f));
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-  const __m512i ni = _mm512_cvtps_epi32(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)));
-  const __m512 n = _mm512_cvtepi32_ps(ni);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.f / 5040.f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23);
-  return _mm512_maskz_mul_ps(static_cast<__mmask16>(~small), p, _mm512_castsi512_ps(bits));
-}
+using vec512::Exp;
 
 inline __m512i Encode(const LogCodeWriter& w, __m512 v) {
   if (!w.unit_scale) v = _mm512_div_ps(v, _mm512_set1_ps(w.params.scale));
@@ -47,24 +30,14 @@ inline __m512i Encode(const LogCodeWriter& w, __m512 v) {
   return _mm512_min_epi32(raw, _mm512_set1_epi32(w.zero_code));
 }
 
-inline __mmask16 Mask(int64_t remaining) {
-  return remaining >= 16 ? static_cast<__mmask16>(0xFFFF)
-                         : static_cast<__mmask16>((1u << remaining) - 1u);
-}
-
 inline __m512 GeluPoly(__m512 x) {
   const __m512 sign = _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(0x80000000u)));
   const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.707106781f));
   const __m512 a = _mm512_andnot_ps(sign, z);
-  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.f),
-                                 _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), a, _mm512_set1_ps(1.f)));
-  __m512 q = _mm512_set1_ps(1.061405429f);
-  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-1.453152027f));
-  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.421413741f));
-  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-0.284496736f));
-  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(0.254829592f));
-  q = _mm512_mul_ps(q, t);
-  const __m512 e = ExpPoly(_mm512_xor_ps(_mm512_mul_ps(a, a), sign));
+  // An exact division here (not vec512::Recip): the scalar reference divides.
+  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.f), vec512::ErfDenominator(a));
+  const __m512 q = vec512::ErfPoly(t);
+  const __m512 e = Exp(_mm512_xor_ps(_mm512_mul_ps(a, a), sign));
   const __m512 erf_a = _mm512_fnmadd_ps(q, e, _mm512_set1_ps(1.f));
   const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
   const __m512 erf = _mm512_mask_xor_ps(erf_a, neg, erf_a, sign);
@@ -82,13 +55,13 @@ void SoftmaxToLogCodesAvx512(const LogCodeWriter& w, const float* x, int64_t row
     uint8_t* cr = codes + r * n;
     __m512 vm = neg_inf;
     for (int i = 0; i < n; i += 16) {
-      vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(neg_inf, Mask(n - i), xr + i));
+      vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(neg_inf, vec512::TailMask(n - i), xr + i));
     }
     const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(vm));
     __m512 acc = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16) {
-      const __m512 v = _mm512_mask_loadu_ps(neg_inf, Mask(n - i), xr + i);
-      acc = _mm512_add_ps(acc, ExpPoly(_mm512_sub_ps(v, m)));
+      const __m512 v = _mm512_mask_loadu_ps(neg_inf, vec512::TailMask(n - i), xr + i);
+      acc = _mm512_add_ps(acc, Exp(_mm512_sub_ps(v, m)));
     }
     alignas(64) float lanes[16];
     _mm512_store_ps(lanes, acc);
@@ -96,9 +69,9 @@ void SoftmaxToLogCodesAvx512(const LogCodeWriter& w, const float* x, int64_t row
     for (int l = 1; l < 16; ++l) total += lanes[l];
     const __m512 vt = _mm512_set1_ps(1.f / total);
     for (int i = 0; i < n; i += 16) {
-      const __mmask16 mk = Mask(n - i);
+      const __mmask16 mk = vec512::TailMask(n - i);
       const __m512 v = _mm512_mask_loadu_ps(neg_inf, mk, xr + i);
-      const __m512 p = _mm512_mul_ps(ExpPoly(_mm512_sub_ps(v, m)), vt);
+      const __m512 p = _mm512_mul_ps(Exp(_mm512_sub_ps(v, m)), vt);
       _mm512_mask_cvtepi32_storeu_epi8(cr + i, mk, Encode(w, p));
     }
   }
@@ -107,7 +80,7 @@ void SoftmaxToLogCodesAvx512(const LogCodeWriter& w, const float* x, int64_t row
 void GeluToLogCodesAvx512(const LogCodeWriter& w, const float* x, int64_t n, uint8_t* codes) {
   const __m512 shift = _mm512_set1_ps(w.shift);
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 mk = Mask(n - i);
+    const __mmask16 mk = vec512::TailMask(n - i);
     const __m512 g = GeluPoly(_mm512_maskz_loadu_ps(mk, x + i));
     _mm512_mask_cvtepi32_storeu_epi8(codes + i, mk, Encode(w, _mm512_add_ps(g, shift)));
   }
@@ -117,7 +90,7 @@ void LogCodesFromFloatsAvx512(const LogCodeWriter& w, bool add_shift, const floa
                               uint8_t* codes) {
   const __m512 shift = _mm512_set1_ps(w.shift);
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 mk = Mask(n - i);
+    const __mmask16 mk = vec512::TailMask(n - i);
     __m512 v = _mm512_maskz_loadu_ps(mk, x + i);
     if (add_shift) v = _mm512_add_ps(v, shift);
     _mm512_mask_cvtepi32_storeu_epi8(codes + i, mk, Encode(w, v));

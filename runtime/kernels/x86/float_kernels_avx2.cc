@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "runtime/kernels/float_kernels.h"
+#include "runtime/kernels/x86/vec_math_avx2.h"
 
 namespace adalog {
 namespace {
@@ -29,47 +30,13 @@ inline __m256i TailMask(int64_t remaining) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(remaining)), idx);
 }
 
-// exp(x): same reduction and polynomial as the AVX-512 version; 2^n built in the exponent field
-// (x clamped so that n stays in [-126, 127]; below -87.3 the result is flushed to 0).
-inline __m256 Exp(__m256 x) {
-  const __m256 too_small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-  x = _mm256_min_ps(x, _mm256_set1_ps(88.3f));
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.f / 5040.f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 720.f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120.f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24.f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6.f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
-  const __m256i bits = _mm256_slli_epi32(
-      _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-  return _mm256_andnot_ps(too_small, y);
-}
-
-// 1/d for d >= 1: rcp (12 bits) + one Newton step, rel err ~2^-22 (vdivps is the bottleneck of
-// GELU otherwise).
-inline __m256 Recip(__m256 d) {
-  const __m256 r = _mm256_rcp_ps(d);
-  return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.f)));
-}
+using vec256::Exp;
+using vec256::Recip;
 
 inline __m256 Erf(__m256 x) {
   const __m256 sign_bit = _mm256_set1_ps(-0.f);
   const __m256 ax = _mm256_andnot_ps(sign_bit, x);
-  const __m256 t = Recip(_mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), ax, _mm256_set1_ps(1.f)));
-  __m256 p = _mm256_set1_ps(1.061405429f);
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
-  p = _mm256_mul_ps(p, t);
+  const __m256 p = vec256::ErfPoly(Recip(vec256::ErfDenominator(ax)));
   const __m256 e = Exp(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(ax, ax)));
   const __m256 y = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.f));
   return _mm256_or_ps(y, _mm256_and_ps(sign_bit, x));

@@ -11,56 +11,20 @@
 #include <cmath>
 
 #include "runtime/kernels/float_kernels.h"
+#include "runtime/kernels/x86/vec_math_avx512.h"
 
 namespace adalog {
 namespace {
 
-inline __mmask16 TailMask(int64_t remaining) {
-  return remaining >= 16 ? static_cast<__mmask16>(0xFFFF)
-                         : static_cast<__mmask16>((1u << remaining) - 1u);
-}
-
-// exp(x): x = n ln2 + r, |r| <= ln2/2, e^r by degree-7 Taylor (rel err < 1e-8 before rounding),
-// 2^n built in the exponent field. x is clamped so n stays in [-126, 127]; results below
-// exp(-87.3) are flushed to 0 (the reference gives denormals there, |diff| < 1.2e-38).
-// (roundscale/scalef/div are slow double-pumped ops on Zen 4; cvtps + shift and rcp14 are not.)
-inline __m512 Exp(__m512 x) {
-  const __mmask16 too_small = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
-  x = _mm512_min_ps(x, _mm512_set1_ps(88.3f));
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-  const __m512i ni = _mm512_cvtps_epi32(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)));
-  const __m512 n = _mm512_cvtepi32_ps(ni);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.f / 5040.f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23);
-  return _mm512_maskz_mul_ps(static_cast<__mmask16>(~too_small), p, _mm512_castsi512_ps(bits));
-}
-
-// 1/d for d >= 1 (no zeros, no infinities reach here): rcp14 + one Newton step, rel err ~2^-27.
-inline __m512 Recip(__m512 d) {
-  const __m512 r = _mm512_rcp14_ps(d);
-  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.f)));
-}
+using vec512::Exp;
+using vec512::Recip;
+using vec512::TailMask;
 
 // erf(x) by Abramowitz-Stegun 7.1.26 on |x|, sign restored: |abs err| < 1.5e-7.
 inline __m512 Erf(__m512 x) {
   const __m512 sign_bit = _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(0x80000000u)));
   const __m512 ax = _mm512_andnot_ps(sign_bit, x);
-  const __m512 t = Recip(_mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), ax, _mm512_set1_ps(1.f)));
-  __m512 p = _mm512_set1_ps(1.061405429f);
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
-  p = _mm512_mul_ps(p, t);
+  const __m512 p = vec512::ErfPoly(Recip(vec512::ErfDenominator(ax)));
   const __m512 e = Exp(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ax, ax)));
   const __m512 y = _mm512_fnmadd_ps(p, e, _mm512_set1_ps(1.f));
   return _mm512_or_ps(y, _mm512_and_ps(sign_bit, x));
