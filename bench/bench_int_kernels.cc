@@ -2,7 +2,7 @@
 // int8 GEMM (own VNNI microkernel vs oneDNN u8s8s32) at DeiT-S shapes, the log-code kernels
 // (attn@V per head x 6 heads, fc2 197x1536->384) in every design against the int8 GEMM on the
 // same shapes, and the oneDNN f32 GEMM for comparison. Reports GOP/s (2 ops per multiply-add).
-// Shapes: DeiT-S rows of bench/shapes/vit.txt (batch 1: M = 197, batch 8: M = 1576).
+// Shapes: the DeiT-S rows of bench/shapes/vit.txt (bench/shape_list.h), batch 1 and 8.
 // Single-threaded kernels; run with OMP_NUM_THREADS=1 so oneDNN uses one thread too.
 // Results: bench/RESULTS.md, section "Integer kernels".
 // GCC 12 flags its own _mm512_undefined_*() inside reduce intrinsics (bug 105593).
@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/shape_list.h"
 #include "quant/log_quantizers.h"
 #include "runtime/cpu_features.h"
 #include "runtime/kernels/int/code_encoders.h"
@@ -122,21 +123,18 @@ void BM_Qgemm(benchmark::State& state) {
   SetOps(state, 2.0 * m * n * k);
   state.SetLabel(dnn ? "qgemm_u8s8_s32__onednn" : "qgemm_u8s8_s32__avx512vnni");
 }
+// Every DeiT-S GEMM of bench/shapes/vit.txt (batch 1 and 8: patch embedding, qkv, proj, fc1, fc2,
+// head, and the per-head attention shapes) on both implementations.
 void QgemmArgs(benchmark::internal::Benchmark* b) {
   for (int impl : {0, 1}) {
-    for (int m : {197, 1576}) {
-      for (auto nk : {std::pair<int, int>{1152, 384}, {384, 384}, {1536, 384}, {384, 1536}}) {
-        b->Args({m, nk.first, nk.second, impl});
-      }
+    for (const bench::GemmShape& s : bench::ReadShapeList("vit.txt", "deit_s")) {
+      b->Args({s.m, s.n, s.k, impl});
     }
   }
   // The integer executor's row chunks (IntPathOptions::row_chunk = 48 rows).
   for (auto nk : {std::pair<int, int>{1152, 384}, {384, 384}, {1536, 384}}) {
     b->Args({48, nk.first, nk.second, 0});
   }
-  // attn@V-shaped int8 GEMM (197 x 64 x 197), the log-code kernels' comparison point.
-  b->Args({197, 64, 197, 0});
-  b->Args({197, 64, 197, 1});
 }
 BENCHMARK(BM_Qgemm)->Apply(QgemmArgs);
 
