@@ -6,7 +6,7 @@
 //   patch_embed: weight per output channel; the image input stays FP32.
 //   qkv, proj, fc1, head(, head_dist): weight per output row + per-tensor uniform input.
 //   fc2: weight per output row + post-GELU input quantizer (Shift-AdaLog by default; with the
-//        shift folded into fc2's bias when `fc2_shift_folded`).
+//        shift folded into fc2's bias when `fc2.input.shift_folded`).
 //   matmul1 (q @ k^T): per-head uniform q and k (unscaled q; attn_scale is applied after).
 //   matmul2 (attn @ v): per-tensor post-softmax quantizer (AdaLog, scale 1 by default) and
 //        per-head uniform v.
