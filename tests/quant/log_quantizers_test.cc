@@ -52,7 +52,7 @@ struct Cfg {
 };
 std::vector<Cfg> Configs() {
   std::vector<Cfg> v;
-  for (int bits : {2, 3, 4, 6, 8}) {
+  for (int bits : {2, 3, 4, 5, 6, 7, 8}) {
     v.push_back({LogKind::kLog2, bits, 37});
     v.push_back({LogKind::kLogSqrt2, bits, 37});
     for (int q : {10, 18, 19, 30, 37, 50, 100, 137}) v.push_back({LogKind::kAdaLog, bits, q});

@@ -23,7 +23,7 @@ float SpecTwin(int bits, float s0, float s1, float x) {
 
 TEST(TwinUniformQuantizer, MatchesSpecAtAllBits) {
   uint64_t seed = 40;
-  for (int bits : {2, 3, 4, 6, 8}) {
+  for (int bits : {2, 3, 4, 5, 6, 7, 8}) {
     const float n = static_cast<float>(1 << (bits - 1));
     const float s1 = TwinUniformDefaultNegScale(bits), s0 = 3.0f / (n - 0.5f);
     const TwinUniformQuantizer tq({bits, s0, s1});

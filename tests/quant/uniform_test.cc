@@ -43,7 +43,7 @@ int32_t SpecCode(const UniformParams& p, float x) {
 
 std::vector<UniformParams> AllConfigs() {
   std::vector<UniformParams> v;
-  for (int bits : {2, 3, 4, 6, 8}) {
+  for (int bits : {2, 3, 4, 5, 6, 7, 8}) {
     for (float s : {0.0371f, 0.25f, 1.7e-3f, 3.0f}) {
       v.push_back({bits, s, 0, UniformMode::kAsymmetric});
       v.push_back({bits, s, (1 << (bits - 1)) - 1, UniformMode::kAsymmetric});
