@@ -309,16 +309,19 @@ TEST(ExecutorSimTest, SimulatedModelIsScalarFakeQuantOfEveryWeightAndNothingElse
 // for LayerNorm, GELU, pooling and logits, absolute for softmax probabilities; it measures an FP32
 // op against the same op in double. Measured (all 8 cases below, every op, this build): at most
 // 2.7e-7 (ln1; 2.6e-7 for proj/fc2/attn_v). A wrong quantizer parameter or a skipped placement moves
-// inputs by whole quantization steps; the deliberate breakages tried when this was written
-// (proj/fc2 quantizers swapped, fc1 input of one block left FP32, head weight left FP32, q/k/v of
-// the wrong head) gave errors from 1e-3 up, so kOpTol sits ~40x above the noise and >= 100x below
-// those.
+// inputs by whole quantization steps; the deliberate breakages of executor_sim.cc tried when this
+// was written (proj/fc2 input quantizers swapped, proj/fc2 weight quantizers swapped, block 2's fc1
+// input left FP32, the head weight left FP32, q/k/v quantized with the next head's parameters)
+// failed every case here, the smallest failing op error being 1.9e-3 (head weight left FP32, W8A8).
+// kOpTol sits ~40x above the noise and ~200x below that.
 constexpr double kOpTol = 1e-5;
 
 struct OpCase {
   int wb, ab;
   Variant v;
 };
+
+void PrintTo(const OpCase& c, std::ostream* os) { *os << "W" << c.wb << "A" << c.ab << " " << c.v.name; }
 
 class ExecutorSimOps : public ::testing::TestWithParam<OpCase> {};
 
