@@ -217,6 +217,9 @@ void WriteAct(Writer& w, const ActQuant& a) {
   switch (a.kind) {
     case ActQuant::Kind::kNone: break;
     case ActQuant::Kind::kUniform:
+      ADALOG_CHECK(a.uniform.params.mode == UniformMode::kAsymmetric,
+                   "model file: symmetric uniform activation quantizer; the format stores asymmetric "
+                   "ones only");
       w.I32(a.uniform.params.bits);
       w.F32(a.uniform.params.scale);
       w.I32(a.uniform.params.zero_point);
@@ -281,6 +284,11 @@ ActQuant ReadAct(Reader& r) {
 void WriteWeightQuant(Writer& w, const UniformPerChannel& q, const float* weight, int rows, int cols) {
   ADALOG_CHECK(static_cast<int>(q.scales.size()) == rows && static_cast<int>(q.zero_points.size()) == rows,
                "model file: weight quantizer has ", q.scales.size(), " channels for ", rows, " rows");
+  // The format has no field for these: refuse rather than load something else.
+  ADALOG_CHECK(q.axis == 0, "model file: weight quantizer on axis ", q.axis,
+               "; the format stores one (scale, zero point) per output row (axis 0) only");
+  ADALOG_CHECK(q.mode == UniformMode::kAsymmetric,
+               "model file: symmetric uniform weight quantizer; the format stores asymmetric ones only");
   w.I32(q.bits);
   w.F32s(q.scales);
   for (int32_t z : q.zero_points) w.I32(z);
@@ -342,6 +350,8 @@ void ReadLinear(Reader& r, LinearParams* l, LinearQuant* q, int in, int out) {
 }
 
 void WriteHeads(Writer& w, const UniformPerHead& h) {
+  ADALOG_CHECK(h.mode == UniformMode::kAsymmetric,
+               "model file: symmetric per-head quantizer; the format stores asymmetric ones only");
   w.I32(h.bits);
   w.F32s(h.scales);
   for (int32_t z : h.zero_points) w.I32(z);

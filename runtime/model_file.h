@@ -23,7 +23,8 @@ namespace adalog {
 inline constexpr uint32_t kModelFileVersion = 1;
 
 // In-memory forms. Serialize checks only what it needs to write (array sizes against the model's
-// dimensions); parameter ranges are checked by Parse, so a bad plan fails at load.
+// dimensions, and that every uniform quantizer is asymmetric with per-output-row weights, the only
+// forms the format stores); parameter ranges are checked by Parse, so a bad plan fails at load.
 std::string SerializeQuantizedModel(const QuantizedModel& qm);
 QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& source);
 

@@ -12,6 +12,8 @@
 #include "search/calibrate.h"
 #include "tests/util/exec_random_vit.h"
 #include "tests/util/expect_error.h"
+#include "tests/util/model_compare.h"
+#include "tests/util/sim_reference_forward.h"
 
 namespace adalog {
 namespace {
@@ -20,8 +22,12 @@ using testing_util::MakeRandomVit;
 using testing_util::RandomImages;
 using testing_util::RandomVitSpec;
 
-QuantizedModel SmallQuantized(int bits, bool dist) {
+QuantizedModel SmallQuantized(int bits, bool dist, bool tanh_mean_pool = false, bool no_cls = false) {
   RandomVitSpec s;
+  s.gelu = tanh_mean_pool ? GeluKind::kTanh : GeluKind::kErf;
+  s.mean_pool = tanh_mean_pool;
+  s.no_cls = no_cls;
+  if (no_cls) s.pos_mode = PosEmbedMode::kPatchesOnly;
   s.dim = 16;
   s.heads = 2;
   s.depth = 1;
@@ -111,6 +117,25 @@ TEST(ModelFile, AtomicSaveAndLoad) {
   test::ExpectErrorContaining([&] { LoadQuantizedModel(path); }, "cannot open");
   test::ExpectErrorContaining([&] { SaveQuantizedModel(qm, "/nonexistent_dir_adalog/x.adq"); },
                               "cannot create temporary file");
+}
+
+// A calibrated model (search's real plans, not hand-made ones) comes back field by field: the
+// model with its weights dequantized (quant/'s scalar FakeQuant of the calibrated FP32 weights),
+// the plan unchanged (tests/util/model_compare.h lists every field), for each model variant.
+TEST(ModelFile, CalibratedRoundTripIsFieldByFieldEqual) {
+  struct Case {
+    int bits;
+    bool dist, tanh_mean_pool, no_cls;
+  };
+  for (const Case& c : {Case{4, true, false, false}, Case{3, false, true, false}, Case{6, false, false, true},
+                        Case{8, false, false, false}}) {
+    const std::string what = "W" + std::to_string(c.bits) + (c.dist ? " dist" : "") +
+                             (c.tanh_mean_pool ? " tanh mean-pool" : "") + (c.no_cls ? " no-cls" : "");
+    const QuantizedModel qm = SmallQuantized(c.bits, c.dist, c.tanh_mean_pool, c.no_cls);
+    const QuantizedModel back = ParseQuantizedModel(SerializeQuantizedModel(qm), "mem");
+    test::ExpectSameVitModel(test::SimReferenceWeights(qm), back.model, what);
+    test::ExpectSameQuantPlan(qm.plan, back.plan, what);
+  }
 }
 
 // Rewrites the payload size and checksum after a patch, so that only the patched field is wrong.

@@ -2,6 +2,7 @@
 #include "tests/util/sim_reference_forward.h"
 
 #include <cmath>
+#include <utility>
 
 #include "quant/log_quantizers.h"
 #include "quant/twin_uniform.h"
@@ -85,6 +86,27 @@ float SimReferenceAct(const ActQuant& q, float x) {
     }
   }
   return x;
+}
+
+VitModel SimReferenceWeights(const QuantizedModel& qm) {
+  VitModel m = qm.model;
+  const QuantPlan& plan = qm.plan;
+  PatchEmbedParams& e = m.embed;
+  e.weight = QuantWeight(plan.patch_embed_weight, e.weight, e.dim, e.in_channels * e.patch * e.patch);
+  for (size_t b = 0; b < m.blocks.size() && b < plan.blocks.size(); ++b) {
+    BlockParams& mb = m.blocks[b];
+    const BlockQuant& bq = plan.blocks[b];
+    for (auto [l, q] : {std::pair{&mb.qkv, &bq.qkv}, std::pair{&mb.proj, &bq.proj},
+                        std::pair{&mb.fc1, &bq.fc1}, std::pair{&mb.fc2, &bq.fc2}}) {
+      l->weight = QuantWeight(q->weight, l->weight, l->out, l->in);
+    }
+  }
+  m.head.weight = QuantWeight(plan.head.weight, m.head.weight, m.head.out, m.head.in);
+  if (m.pooling == Pooling::kClsDistAvg) {
+    m.head_dist.weight =
+        QuantWeight(plan.head_dist.weight, m.head_dist.weight, m.head_dist.out, m.head_dist.in);
+  }
+  return m;
 }
 
 std::vector<float> SimReferenceForward(const QuantizedModel& qm, const std::vector<float>& images,

@@ -13,6 +13,12 @@ namespace adalog::test {
 // Scalar fake-quant of one activation value with an ActQuant (kNone: identity).
 float SimReferenceAct(const ActQuant& q, float x);
 
+// qm.model with every weight the plan quantizes (patch embed; every block's qkv, proj, fc1, fc2;
+// head; head_dist when distilled) replaced, element by element, by quant/'s scalar FakeQuant
+// under its row's parameters; an empty parameter set leaves the weight FP32. Everything else is
+// copied unchanged. What MakeSimulatedModel must produce, and what a model file loads.
+VitModel SimReferenceWeights(const QuantizedModel& qm);
+
 // images: [batch][C][H][W]; returns logits [batch][num_classes].
 std::vector<float> SimReferenceForward(const QuantizedModel& qm, const std::vector<float>& images,
                                        int batch);
