@@ -133,6 +133,10 @@ def image_files(d):
     write(d, "truncated.png", png[: len(png) // 2])
     jpg = enc(im, "JPEG", quality=80)
     write(d, "truncated.jpg", jpg[: len(jpg) // 2])
+    # A DHT table whose 16 code counts total more than 256 (stb_image would overflow its table;
+    # the loader must refuse it).
+    k = jpg.index(b"\xff\xc4")
+    write(d, "dht_too_many_codes.jpg", jpg[: k + 19] + b"\xff\xff" + jpg[k + 21:])
     write(d, "not_an_image.txt.png", b"this is not an image\n")
 
 
