@@ -10,6 +10,17 @@ if(ADALOG_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+# assert() stays on in the sanitizer and fuzz builds whatever CMAKE_BUILD_TYPE says: CMake's
+# Release / RelWithDebInfo / MinSizeRel flags carry -DNDEBUG, which would compile out the internal
+# invariants (e.g. the executors' workspace bounds checks) exactly where a bug should be caught.
+if(ADALOG_SANITIZE OR ADALOG_BUILD_FUZZ)
+  foreach(lang C CXX)
+    foreach(cfg RELEASE RELWITHDEBINFO MINSIZEREL)
+      string(REGEX REPLACE "(^| )[-/]DNDEBUG( |$)" " " CMAKE_${lang}_FLAGS_${cfg} "${CMAKE_${lang}_FLAGS_${cfg}}")
+    endforeach()
+  endforeach()
+endif()
+
 # adalog_isa_sources(<isa> <files...>): compile files for one ISA level.
 #   isa: avx2 | avx512 | avx512vnni
 function(adalog_isa_sources isa)

@@ -1,37 +1,60 @@
 #!/usr/bin/env bash
-# Builds the ONNX-importer libFuzzer target with clang (ASan + UBSan) into build-fuzz and runs it
-# for SECONDS (default 60) over a copy of tests/fuzz/corpus. Fails on any crash, sanitizer report,
-# leak, timeout or out-of-memory; the reproducer is kept under build-fuzz/artifacts/.
-#   scripts/fuzz.sh [SECONDS]
+# Builds the libFuzzer targets with clang (ASan + UBSan, asserts on) into build-fuzz and runs each
+# for SECONDS (default 60) over a copy of its committed seed corpus. Fails on any crash, sanitizer
+# report, leak, timeout or out-of-memory; reproducers are kept under build-fuzz/artifacts/<target>/.
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+#   ADALOG_FUZZ_RUNS=N scripts/fuzz.sh 0 [TARGET...]   N executions per target instead of a time
+# Targets (tests/fuzz/README.md): onnx_importer, model_file, npy, image (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-60}"
+shift || true
 BUILD="${ADALOG_FUZZ_BUILD_DIR:-build-fuzz}"
 JOBS="${ADALOG_JOBS:-$(nproc)}"
+RUNS="${ADALOG_FUZZ_RUNS:-}"
+ALL=(onnx_importer model_file npy image)
+TARGETS=("$@")
+((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 
+# target -> seed corpus, longest input the fuzzer may build.
+corpus_of() { case "$1" in onnx_importer) echo tests/fuzz/corpus ;; *) echo "tests/fuzz/corpus_$1" ;; esac; }
+max_len_of() { case "$1" in npy) echo 4096 ;; model_file|image) echo 16384 ;; *) echo 65536 ;; esac; }
+
+launcher=()
+command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -DADALOG_BUILD_FUZZ=ON \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j "$JOBS" --target fuzz_onnx_importer
-FUZZER="$BUILD/tests/fuzz/fuzz_onnx_importer"
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
+cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]/#/fuzz_}"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-cp -r tests/fuzz/corpus "$WORK/corpus"
-ART="$BUILD/artifacts"
-mkdir -p "$ART"
-
-echo "[fuzz] running $FUZZER for ${SECS}s over $(ls "$WORK/corpus" | wc -l) seeds"
-set +e
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  "$FUZZER" "$WORK/corpus" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
-  -max_len=65536 -artifact_prefix="$ART/" -print_final_stats=1 2>&1 | tee "$WORK/log" | \
-  grep -E "^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::|ERROR|SUMMARY|Test unit written|==[0-9]+==" 
-rc=${PIPESTATUS[0]}
-set -e
-if [ "$rc" -ne 0 ]; then
-  echo "[fuzz] FAILED (exit $rc); last lines:"
-  tail -40 "$WORK/log"
-  echo "[fuzz] reproducers in $ART/"
+failed=()
+for t in "${TARGETS[@]}"; do
+  FUZZER="$BUILD/tests/fuzz/fuzz_$t"
+  src="$(corpus_of "$t")"
+  [ -d "$src" ] || { echo "[fuzz] no corpus $src for $t"; exit 2; }
+  cp -r "$src" "$WORK/corpus_$t"
+  ART="$BUILD/artifacts/$t"
+  mkdir -p "$ART"
+  if [ -n "$RUNS" ]; then limit=(-runs="$RUNS"); what="$RUNS runs"; else limit=(-max_total_time="$SECS"); what="${SECS}s"; fi
+  echo "[fuzz] $t: $what over $(ls "$src" | wc -l) seeds"
+  set +e
+  # The image target writes each input to a file: keep it on the work directory.
+  TMPDIR="$WORK" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$FUZZER" "$WORK/corpus_$t" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 \
+    -max_len="$(max_len_of "$t")" -artifact_prefix="$ART/" -print_final_stats=1 2>&1 | tee "$WORK/log_$t" | \
+    grep -E "^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec)|ERROR|SUMMARY|Test unit written|==[0-9]+=="
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    echo "[fuzz] $t FAILED (exit $rc); last lines:"
+    tail -40 "$WORK/log_$t"
+    echo "[fuzz] reproducer in $ART/; replay: $FUZZER FILE"
+    failed+=("$t")
+  fi
+done
+if ((${#failed[@]})); then
+  echo "[fuzz] FAILED: ${failed[*]}"
   exit 1
 fi
-echo "[fuzz] OK: no crashes in ${SECS}s"
+echo "[fuzz] OK: no crashes in ${TARGETS[*]} ($what each)"

@@ -5,8 +5,11 @@
 #include <cctype>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <stb/stb_image.h>
+#include <string>
 
 #include "quant/error.h"
 
@@ -70,6 +73,35 @@ AxisWeights MakeAxisWeights(int in_size, int out_size, bool antialias) {
     for (size_t j = b; j < e; ++j) a.w[static_cast<size_t>(i) * a.max_taps + (j - b)] = static_cast<float>(taps[j] / total);
   }
   return a;
+}
+
+// The stb_image in Debian 12 (libstb-dev 0.0~git20220908) builds a JPEG Huffman table from the
+// 16 code-length counts of a DHT segment without checking that they total at most 256 (the
+// table's capacity), so a crafted JPEG writes past the table inside the decoder's heap state
+// (found by tests/fuzz/fuzz_image.cc; upstream stb_image 2.28 added the check). This refuses such
+// files before stb sees them. stb reads a DHT wherever the byte pair FF C4 is taken as a marker;
+// rather than re-implement its marker walk, every FF C4 in the file is checked the way stb's DHT
+// loop would read it (segment length, then tables of class/id byte, 16 counts, values), which
+// covers every table stb could build. A false alarm needs FF C4 inside metadata followed by
+// bytes that read as a table class/id and counts totalling more than 256.
+void CheckJpegHuffmanTables(const std::string& b, const std::string& path) {
+  const auto u8 = [&b](size_t i) { return static_cast<unsigned>(static_cast<unsigned char>(b[i])); };
+  if (b.size() < 2 || u8(0) != 0xFF || u8(1) != 0xD8) return;  // not a JPEG (SOI)
+  for (size_t m = 2; m + 3 < b.size(); ++m) {
+    if (u8(m) != 0xFF || u8(m + 1) != 0xC4) continue;
+    long left = static_cast<long>((u8(m + 2) << 8) | u8(m + 3)) - 2;  // stb: L = get16 - 2
+    size_t p = m + 4;
+    while (left > 0 && p + 17 <= b.size()) {
+      const unsigned q = u8(p);
+      if ((q >> 4) > 1 || (q & 15) > 3) break;  // stb rejects the file here
+      unsigned n = 0;
+      for (size_t i = 1; i <= 16; ++i) n += u8(p + i);
+      ADALOG_CHECK(n <= 256, path, ": corrupt JPEG: Huffman table at offset ", p, " declares ", n,
+                   " codes (at most 256)");
+      left -= 17 + static_cast<long>(n);
+      p += 17 + n;
+    }
+  }
 }
 
 }  // namespace
@@ -170,9 +202,17 @@ void PreprocessPixels(const uint8_t* pixels, int width, int height, int channels
 }
 
 void LoadImageChw(const std::string& path, const ImagePreprocessOptions& opt, float* out) {
+  std::ifstream in(path, std::ios::binary);
+  ADALOG_CHECK(in.good(), path, ": cannot open image");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ADALOG_CHECK(!in.bad(), path, ": read error");
+  ADALOG_CHECK(bytes.size() <= static_cast<size_t>(INT32_MAX), path, ": image file too large");
+  CheckJpegHuffmanTables(bytes, path);
   int w = 0, h = 0, c = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load(path.c_str(), &w, &h, &c, 0),
-                                                   stbi_image_free);
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                            static_cast<int>(bytes.size()), &w, &h, &c, 0),
+      stbi_image_free);
   if (!pixels) {
     const char* why = stbi_failure_reason();
     Fail(path, ": cannot decode image (", why ? why : "unknown reason", ")");

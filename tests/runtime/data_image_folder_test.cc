@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -204,6 +205,34 @@ TEST(DataImageFolderTest, JpegDecodesCloseToSource) {
   std::vector<float> out(3 * 16 * 16);
   LoadImageChw(TestImage("solid200_16x16.jpg"), Plain(16, 16), out.data());
   for (float v : out) EXPECT_NEAR(v, 200.f / 255.f, 3.f / 255.f);
+}
+
+// Regression (found by tests/fuzz/fuzz_image.cc): Debian's stb_image builds a JPEG Huffman table
+// from counts totalling more than its 256 entries and writes past it. The loader must refuse such
+// a file with an error naming it, before stb decodes it; the unmodified file still decodes.
+TEST(DataImageFolderTest, JpegHuffmanTableWithTooManyCodesIsRefused) {
+  std::ifstream in(TestImage("gradient_8x8.jpg"), std::ios::binary);
+  std::string jpg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t dht = jpg.find("\xFF\xC4");
+  ASSERT_NE(dht, std::string::npos) << "test JPEG has no DHT segment";
+  ASSERT_GE(jpg.size(), dht + 4 + 17);
+  const std::string root = FreshDir("huffman");
+  std::vector<float> out(3 * 8 * 8);
+  const std::string good = root + "/good.jpg";
+  std::ofstream(good, std::ios::binary) << jpg;
+  EXPECT_NO_THROW(LoadImageChw(good, Plain(8, 8), out.data()));
+  // The 16 counts of the segment's first table follow its length (2 bytes) and class/id byte.
+  for (size_t i = 0; i < 2; ++i) jpg[dht + 5 + 15 - i] = static_cast<char>(0xFF);
+  const std::string bad = root + "/bad.jpg";
+  std::ofstream(bad, std::ios::binary) << jpg;
+  try {
+    LoadImageChw(bad, Plain(8, 8), out.data());
+    FAIL() << "a JPEG whose Huffman table declares more than 256 codes was decoded";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(bad), std::string::npos) << msg;
+    EXPECT_NE(msg.find("Huffman table"), std::string::npos) << msg;
+  }
 }
 
 TEST(DataImageFolderTest, DefaultOptionsAreTimm) {

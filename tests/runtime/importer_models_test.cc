@@ -134,7 +134,8 @@ TEST(ImporterManifest, ListsEnoughModels) {
     opsets.insert(Str(e, "opset"));
   }
   EXPECT_TRUE(styles.count("timm") && styles.count("torchvision") && styles.count("deit-distilled"));
-  EXPECT_TRUE(opsets.count("13") && opsets.count("17"));
+  // Every opset the importer accepts (11..18) has at least one export.
+  for (int op = 11; op <= 18; ++op) EXPECT_TRUE(opsets.count(std::to_string(op))) << "opset " << op;
 }
 
 class ImporterTinyModel : public ::testing::TestWithParam<Entry> {};
@@ -177,7 +178,7 @@ TEST_P(ImporterTinyModel, StructureMatchesManifest) {
   EXPECT_EQ(rep.dynamic_batch, Str(e, "dynamic_batch") == "true");
   EXPECT_EQ(rep.input_name, "input");
   EXPECT_EQ(rep.producer.rfind("pytorch", 0), 0u) << rep.producer;
-  EXPECT_GE(rep.ir_version, 7);
+  EXPECT_EQ(rep.ir_version, Int(e, "ir_version"));  // 6 for torch's opset-11 export, else 7 or 8
   // Notes: embed, tokens, one per block, final norm, head.
   ASSERT_EQ(rep.notes.size(), m.blocks.size() + 4);
   EXPECT_NE(rep.notes[0].find("patch embed: Conv"), std::string::npos) << rep.notes[0];
@@ -244,6 +245,34 @@ TEST(ImporterFolding, DynamicBatchFoldsLikeStatic) {
   EXPECT_TRUE(d.dynamic_batch);
   EXPECT_GT(d.nodes_total, s.nodes_total);
   EXPECT_EQ(d.nodes_after_folding, s.nodes_after_folding);
+}
+
+// Opset 18 moved ReduceMean's axes from an attribute to an input. The opset-18 exports have their
+// LayerNorms decomposed (ReduceMean(x, axes) ... Div ... Mul ... Add), so the importer only gets
+// them right if the LayerNorm matcher reads axes from the constant input; the mean-pooling export
+// also pools with a ReduceMean(axes input). Each must become exactly one LayerNorm per norm site
+// (ln1, ln2 per block, the final norm) and match PyTorch.
+TEST(ImporterOpset18, ReduceMeanAxesInputDecomposedLayerNorm) {
+  for (const char* name : {"tiny_timm_op18_dyn", "tiny_timm_mean_op18_static"}) {
+    SCOPED_TRACE(name);
+    ImportReport rep;
+    const VitModel m = ImportOnnxVit(kTinyDir + name + ".onnx", &rep);
+    EXPECT_EQ(rep.opset, 18);
+    ASSERT_EQ(m.blocks.size(), 2u);
+    // The matcher found the decomposed LayerNorms: eps comes from the Add before Sqrt, gamma and
+    // beta from the trailing Mul/Add, and none of them is the identity.
+    for (const auto& b : m.blocks) {
+      EXPECT_NEAR(b.ln1.eps, 1e-6, 1e-9);
+      EXPECT_NEAR(b.ln2.eps, 1e-6, 1e-9);
+      ASSERT_EQ(static_cast<int>(b.ln1.gamma.size()), m.dim);
+      EXPECT_NE(b.ln1.gamma, std::vector<float>(m.dim, 1.0f));
+    }
+    EXPECT_NEAR(m.norm.eps, 1e-6, 1e-9);
+    ExpectMatchesPyTorch(kTinyDir + name + ".onnx", kTinyDir + name + ".input.npy",
+                         kTinyDir + name + ".output.npy");
+  }
+  const VitModel mean = ImportOnnxVit(kTinyDir + "tiny_timm_mean_op18_static.onnx");
+  EXPECT_EQ(mean.pooling, Pooling::kMeanPatches);
 }
 
 // Hand-written ViT variants whose graphs differ from timm/torchvision (tests/fuzz/make_corpus.py).
