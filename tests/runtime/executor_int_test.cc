@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <random>
@@ -239,24 +240,74 @@ ExecutorOptions Opts(int batch, int threads) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// (1) Integer vs simulated executor on random small ViTs.
+// (1) Integer vs simulated executor on random small ViTs, every log-code design.
 //
-// Gated with the exact log-code design (kBuckets: exact up to fp32 rounding), so only the float
-// islands separate the paths; the default s16 design and the fast u8 design are reported ([ info ])
-// with their own, looser gates (their floor per level is a named approximation of the kernels,
-// int_kernels.h "Designs": about T / 2^15 of a row's largest level for s16, T / 2^8 for u8).
+// Why the logits are not byte-identical: the two paths round differently even where every code
+// agrees (the simulated path dequantizes and sums in float through oneDNN's sgemm, the integer
+// path sums exactly and rounds once in its epilogue; measured: never byte-identical, max |d| /
+// max |sim| 2.4e-7 .. 5.1e-7 when no code flips). A float difference flips an activation code
+// only when a value sits within that distance of a decision threshold; one flipped code moves its
+// op's output by one quantization step of one element, and later blocks (random weights: no
+// trained robustness) propagate it. The s16 and u8 designs add their own approximation (a floor
+// per level at about T / 2^15 resp. T / 2^8 of a row's largest level, int_kernels.h "Designs"),
+// which flips further codes. The per-op bit-exactness is pinned by the glue test (2) below; the
+// issue's spec gates (top-1 >= 99.5%, mean cosine >= 0.9999) are asserted on the trained shipped
+// models (ShippedModelsAgreeWithSimulatedExecutor).
 //
-// Named whole-network tolerance (per logits row): max_c |int - sim| <= 0.1 * max_c |sim|.
-// Reason: every activation code is bit-identical between the two paths as long as the float
-// inputs of the encoders are identical; they are not, by fp32 summation order (~1e-7 relative)
-// and the polynomial exp/erf of the log-code writers (~2e-6 relative). Each such difference flips
-// a code only when a value sits within that distance of a decision threshold; one flipped code
-// moves its op's output by one quantization step of one element, and later blocks (random
-// weights: no trained robustness) propagate it. Measured worst case here: 0.085 (W8A8 AdaLog,
-// where steps are finest and flips most frequent); a wrong zero point, scale, head offset or
-// layout (each off by far more than one step on many elements) exceeds it by far, and the glue
-// test below pins every op bit for bit. The spec-level gates are top-1 agreement >= 99.5% and
-// mean cosine >= 0.9999.
+// Gates: what each (case, design) measured, minus a stated margin, ASSERTED. Measured with
+// `ADALOG_ISA=<level> build/tests/adalog_runtime_tests --gtest_filter=ExecutorInt.AgreesWith*`
+// for every level on an AMD EPYC with AVX-512 VNNI (2 threads): avx512vnni and avx512 give the
+// same numbers (same float islands and oneDNN sgemm; the integer kernels are bit-exact across
+// levels), avx2 and ref differ (other float islands and sgemm kernels, hence other flips), so
+// the table holds the worst of {avx512vnni, avx512} and the worst of {avx2, ref} separately and
+// the test applies the one of the active level (ActiveIsaLevel(): both executors follow it).
+// Margins (AgreementGate): top-1 two images of 200 (0.01) below the measurement; each cosine
+// floor 1 - 2 (1 - measured) - 1e-9 (twice the measured deficit); max |int - sim| / max |sim|
+// at most 1.5 x measured + 1e-6. One wrong zero point or scale step in the executor flips codes
+// on many elements and fails these gates.
+struct Agreement4 {
+  double top1_same, mean_cos, min_cos, max_rel;
+};
+struct AgreementGate {
+  const char* name;
+  intk::LogDesign design;
+  Agreement4 avx512;  // measured, worst of ADALOG_ISA=avx512vnni / avx512
+  Agreement4 avx2;    // measured, worst of ADALOG_ISA=avx2 / ref
+};
+
+// clang-format off
+const AgreementGate kAgreementGates[] = {
+    {"adalog_w4a4", intk::LogDesign::kBuckets, {1.0000, 1.000000000, 1.000000000, 3.8776e-07}, {0.9950, 0.999608979, 0.921795900, 0.382538}},
+    {"adalog_w4a4", intk::LogDesign::kS16, {1.0000, 1.000000000, 1.000000000, 3.8776e-07}, {0.9950, 0.999608979, 0.921795900, 0.382538}},
+    {"adalog_w4a4", intk::LogDesign::kU8, {0.7900, 0.960428958, 0.869541651, 0.717347}, {0.7950, 0.960201739, 0.869541643, 0.717346}},
+    {"adalog_w8a8", intk::LogDesign::kBuckets, {1.0000, 0.999954379, 0.995620708, 0.0852557}, {1.0000, 0.999944204, 0.996467576, 0.123078}},
+    {"adalog_w8a8", intk::LogDesign::kS16, {0.9800, 0.999264344, 0.992888878, 0.167381}, {0.9800, 0.999221559, 0.992888881, 0.167381}},
+    {"adalog_w8a8", intk::LogDesign::kU8, {0.9200, 0.994007475, 0.969141065, 0.341123}, {0.9200, 0.993989262, 0.969141051, 0.341123}},
+    {"log2_w6a6", intk::LogDesign::kBuckets, {1.0000, 1.000000000, 1.000000000, 3.77809e-07}, {1.0000, 0.999869585, 0.976447438, 0.188399}},
+    {"log2_w6a6", intk::LogDesign::kS16, {0.9900, 0.999458800, 0.983973202, 0.199192}, {0.9900, 0.999347714, 0.976447438, 0.199192}},
+    {"log2_w6a6", intk::LogDesign::kU8, {0.8550, 0.982277727, 0.866510413, 0.83152}, {0.8550, 0.982277727, 0.866510428, 0.83152}},
+    {"uniform_w8a8", intk::LogDesign::kBuckets, {1.0000, 0.999998110, 0.999827471, 0.0265477}, {1.0000, 0.999995940, 0.999827471, 0.0265477}},
+    {"uniform_w8a8", intk::LogDesign::kS16, {1.0000, 0.999998110, 0.999827471, 0.0265477}, {1.0000, 0.999995940, 0.999827471, 0.0265477}},
+    {"uniform_w8a8", intk::LogDesign::kU8, {1.0000, 0.999998110, 0.999827471, 0.0265477}, {1.0000, 0.999995940, 0.999827471, 0.0265477}},
+    {"mixed_dist_w4a4", intk::LogDesign::kBuckets, {1.0000, 1.000000000, 1.000000000, 3.68142e-07}, {1.0000, 0.999931203, 0.986240686, 0.189772}},
+    {"mixed_dist_w4a4", intk::LogDesign::kS16, {1.0000, 0.999798547, 0.985898051, 0.27526}, {1.0000, 0.999729751, 0.985898057, 0.27526}},
+    {"mixed_dist_w4a4", intk::LogDesign::kU8, {0.7300, 0.964464516, 0.886686721, 0.616283}, {0.7300, 0.964422699, 0.886686727, 0.616283}},
+    {"mixed_meanpool_tanh_w6a6", intk::LogDesign::kBuckets, {1.0000, 1.000000000, 1.000000000, 5.08587e-07}, {1.0000, 0.999992258, 0.998993315, 0.0428031}},
+    {"mixed_meanpool_tanh_w6a6", intk::LogDesign::kS16, {0.9750, 0.999631736, 0.991739830, 0.14923}, {0.9700, 0.999586228, 0.991106910, 0.14923}},
+    {"mixed_meanpool_tanh_w6a6", intk::LogDesign::kU8, {0.8750, 0.993832761, 0.953376990, 0.365627}, {0.8750, 0.993822516, 0.953376990, 0.365628}},
+    {"adalog_nocls_w3a3", intk::LogDesign::kBuckets, {1.0000, 1.000000000, 1.000000000, 2.74532e-07}, {1.0000, 1.000000000, 1.000000000, 2.74532e-07}},
+    {"adalog_nocls_w3a3", intk::LogDesign::kS16, {1.0000, 1.000000000, 1.000000000, 2.74532e-07}, {1.0000, 1.000000000, 1.000000000, 2.74532e-07}},
+    {"adalog_nocls_w3a3", intk::LogDesign::kU8, {0.8800, 0.965758601, 0.608423251, 0.864505}, {0.8800, 0.965758600, 0.608423251, 0.864505}},
+};
+// clang-format on
+
+void ExpectAgreementGate(const Agreement& g, const Agreement4& m) {
+  EXPECT_GE(g.top1_same, m.top1_same - 0.01);
+  EXPECT_GE(g.mean_cos, 1 - 2 * (1 - m.mean_cos) - 1e-9);
+  EXPECT_GE(g.min_cos, 1 - 2 * (1 - m.min_cos) - 1e-9);
+  EXPECT_LE(g.max_rel, 1.5 * m.max_rel + 1e-6);
+}
+
 struct SimCase {
   const char* name;
   RandomVitSpec spec;
@@ -296,6 +347,7 @@ std::vector<SimCase> SimCases() {
 
 TEST(ExecutorInt, AgreesWithSimulatedExecutor) {
   constexpr int kBatch = 200;
+  int checked = 0;
   for (const SimCase& c : SimCases()) {
     SCOPED_TRACE(c.name);
     const VitModel m = MakeRandomVit(c.spec);
@@ -321,24 +373,20 @@ TEST(ExecutorInt, AgreesWithSimulatedExecutor) {
       std::vector<float> li(ls.size(), -1.f);
       ie.Run(images.data(), kBatch, li.data());
       const Agreement g = Compare(li, ls, kBatch, m.num_classes());
-      std::printf("[ info ] %-26s %-20s top1 same %.4f  cos mean %.7f min %.6f  max|d|/max|sim| %.4f\n",
+      std::printf("[ info ] %-26s %-20s top1 same %.4f  cos mean %.9f min %.9f  max|d|/max|sim| %.6g\n",
                   c.name, intk::LogDesignName(design), g.top1_same, g.mean_cos, g.min_cos, g.max_rel);
-      if (design == intk::LogDesign::kBuckets) {
-        // Random-weight models put many attention logits next to a code boundary, so the
-        // simulated path's float rounding (oneDNN sgemm, whose kernel and summation order
-        // depend on the ISA cap) flips codes the exact integer path does not: measured at
-        // ADALOG_ISA=avx2 top-1 0.995, mean cosine 0.99961, max|d| 0.38 of max|sim| on
-        // adalog_w4a4 (1.0000 / 0.99999+ at avx512). The gates (0.995 / 0.9999) are
-        // asserted on the trained shipped models (ShippedModelsAgreeWithSimulatedExecutor).
-        EXPECT_GE(g.top1_same, 0.99);
-        EXPECT_GE(g.mean_cos, 0.9995);
-      } else if (design == intk::LogDesign::kS16) {
-        // The design's own approximation (a biased floor per level) adds to the islands' flips.
-        EXPECT_GE(g.top1_same, 0.95);
-        EXPECT_GE(g.mean_cos, 0.999);
-      }  // kU8: reported only (its 8-bit levels are far from the simulated path on softmax rows)
+      SCOPED_TRACE(intk::LogDesignName(design));
+      const AgreementGate* gate = nullptr;
+      for (const AgreementGate& a : kAgreementGates) {
+        if (std::strcmp(a.name, c.name) == 0 && a.design == design) gate = &a;
+      }
+      ASSERT_NE(gate, nullptr) << "no measured gate for this case and design";
+      ExpectAgreementGate(g, ActiveIsaLevel() >= IsaLevel::kAvx512 ? gate->avx512 : gate->avx2);
+      ++checked;
     }
   }
+  EXPECT_EQ(checked, 3 * static_cast<int>(SimCases().size()));
+  EXPECT_EQ(checked, static_cast<int>(std::size(kAgreementGates)));
 }
 
 // ---------------------------------------------------------------------------------------------
