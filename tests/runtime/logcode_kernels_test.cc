@@ -282,7 +282,7 @@ TEST(LogCodeMatmul, DeviationFromRealDecodeWithinBound) {
                                 nullptr, real.data(), n);
           for (int i = 0; i < m; ++i) {
             const int32_t e = DocRowExp(t, design, codes.data() + i * k, k);
-            EXPECT_EQ(LogRowExp(p, codes.data() + i * k), e);
+            ASSERT_EQ(LogRowExp(p, codes.data() + i * k), e) << LogDesignName(design);
             for (int o = 0; o < n; ++o) {
               double sum_abs = 0, mag = 0, levels = 0, umax = 0;
               for (int j = 0; j < k; ++j) {
