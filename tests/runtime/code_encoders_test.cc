@@ -160,7 +160,8 @@ TEST_P(CodeEncodersIsa, ShiftLogThresholdsEqualQuant) {
       for (float shift : {kGeluShift, 0.5f, 0.0f}) {
         for (float scale : {0.8f, 2.5f}) {
           const ShiftLogQuantizer sq(Params(LogKind::kAdaLog, bits, q, scale), shift, true);
-          ExpectSameAsQuant(sq, GetParam(), Repro("shift bits", bits, "q", q, "shift", shift, "scale", scale),
+          ExpectSameAsQuant(sq, GetParam(),
+                            Repro("shift bits", bits, "q", q, "shift", shift, "scale", scale),
                             &paths);
         }
       }

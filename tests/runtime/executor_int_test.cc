@@ -827,7 +827,8 @@ TEST_P(ExecutorIntIsa, IsaCapsGiveTheSameBytes) {
     const std::vector<float>& y1 = got_taps.Get(out, b);
     ASSERT_EQ(y0.size(), y1.size()) << name;
     EXPECT_EQ(0, std::memcmp(y0.data(), y1.data(), y0.size() * 4))
-        << name << " block " << b << ": same input bytes, other output bytes at " << IsaLevelName(cap);
+        << name << " block " << b << ": same input bytes, other output bytes at "
+        << IsaLevelName(cap);
   }
   const bool logits_same = std::memcmp(best.data(), got.data(), best.size() * 4) == 0;
   std::printf("[ info ] cap %s: %d of %zu integer ops with the same input bytes; logits %s\n",

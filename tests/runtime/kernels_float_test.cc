@@ -22,8 +22,8 @@ constexpr float kSentinel = -12345.f;
 // One instance per vector level (tests/util/isa_test_util.h: skipped, named, where the CPU lacks
 // it; the tests' loops then run over the one kernel set of that level, which must exist).
 class FloatKernelsIsa : public test::IsaParamTest {};
-INSTANTIATE_TEST_SUITE_P(Isa, FloatKernelsIsa, ::testing::Values(IsaLevel::kAvx2, IsaLevel::kAvx512),
-                         test::IsaParamName);
+INSTANTIATE_TEST_SUITE_P(Isa, FloatKernelsIsa,
+                         ::testing::Values(IsaLevel::kAvx2, IsaLevel::kAvx512), test::IsaParamName);
 
 std::vector<const FloatKernels*> VectorLevels(IsaLevel level) {
   const FloatKernels* k = FloatKernelsForLevel(level);

@@ -40,8 +40,8 @@ inline bool RequiredIsaLevel(IsaLevel* level, bool* bad) {
 // ADALOG_ISA does not count: explicit caps in tests select code by what the CPU supports.
 inline std::string MissingIsaReason(IsaLevel level) {
   if (IsaSupported(level)) return "";
-  return std::string("ISA level ") + IsaLevelName(level) + " not supported by this CPU/OS (detected " +
-         IsaLevelName(DetectedIsaLevel()) + ")";
+  return std::string("ISA level ") + IsaLevelName(level) +
+         " not supported by this CPU/OS (detected " + IsaLevelName(DetectedIsaLevel()) + ")";
 }
 
 // Whether a missing `level` must fail: ADALOG_REQUIRE_ISA names it or a level above it.
