@@ -18,6 +18,7 @@
 #include "quant/uniform.h"
 #include "runtime/cpu_features.h"
 #include "runtime/kernels/int/code_encoders.h"
+#include "tests/util/isa_test_util.h"
 #include "tests/util/test_util.h"
 
 namespace adalog::intk {
@@ -25,7 +26,11 @@ namespace {
 
 using test::Repro;
 
+// The encoders' levels (AVX-512 VNNI adds nothing to them): one test instance per level, skipped
+// (named) where the CPU lacks it (tests/util/isa_test_util.h).
 const IsaLevel kLevels[] = {IsaLevel::kRef, IsaLevel::kAvx2, IsaLevel::kAvx512};
+class CodeEncodersIsa : public test::IsaParamTest {};
+INSTANTIATE_TEST_SUITE_P(Isa, CodeEncodersIsa, ::testing::ValuesIn(kLevels), test::IsaParamName);
 const int kLengths[] = {1, 7, 8, 9, 15, 16, 17, 31, 33, 197, 1000};
 
 float NextUp(float x, int k) {
@@ -91,22 +96,22 @@ void ExpectEncoderSameAsQuant(const ThresholdLogEncoder& enc,
   }
 }
 
-// Every ISA, both the generic (code function) encoder and the one built from the quantizer
-// (which takes the large-table paths at 7 and 8 bits).
+// At level `isa` (the encoders must run at that level, not fall back), both the generic (code
+// function) encoder and the one built from the quantizer (large-table paths at 7 and 8 bits).
 template <typename Q>
-void ExpectSameAsQuant(const Q& q, const std::string& what, std::set<std::string>* paths) {
+void ExpectSameAsQuant(const Q& q, IsaLevel isa, const std::string& what,
+                       std::set<std::string>* paths) {
   const std::function<int32_t(float)> code = [&q](float x) {
     return static_cast<int32_t>(q.Encode(x));
   };
-  for (IsaLevel isa : kLevels) {
-    if (!IsaSupported(isa)) continue;
-    const ThresholdLogEncoder generic(code, isa);
-    ExpectEncoderSameAsQuant(generic, code, what);
-    const ThresholdLogEncoder direct(q, isa);
-    ExpectEncoderSameAsQuant(direct, code, what);
-    paths->insert(generic.path());
-    paths->insert(direct.path());
-  }
+  const ThresholdLogEncoder generic(code, isa);
+  ASSERT_EQ(generic.isa(), isa) << what;
+  ExpectEncoderSameAsQuant(generic, code, what);
+  const ThresholdLogEncoder direct(q, isa);
+  ASSERT_EQ(direct.isa(), isa) << what;
+  ExpectEncoderSameAsQuant(direct, code, what);
+  paths->insert(generic.path());
+  paths->insert(direct.path());
 }
 
 LogParams Params(LogKind kind, int bits, int q, float scale) {
@@ -118,42 +123,45 @@ LogParams Params(LogKind kind, int bits, int q, float scale) {
   return p;
 }
 
-TEST(CodeEncoders, LogThresholdsEqualQuantEveryBitsAndIsa) {
+TEST_P(CodeEncodersIsa, LogThresholdsEqualQuantEveryBits) {
+  const IsaLevel isa = GetParam();
   int cases = 0;
   std::set<std::string> paths;
   for (int bits = 2; bits <= 8; ++bits) {
     for (int q : {10, 23, 37, 64, 90, 137}) {
       for (float scale : {1.0f, 0.37f, 3.1f}) {
         const LogQuantizer lq(Params(LogKind::kAdaLog, bits, q, scale));
-        ExpectSameAsQuant(lq, Repro("adalog bits", bits, "q", q, "scale", scale), &paths);
+        ExpectSameAsQuant(lq, isa, Repro("adalog bits", bits, "q", q, "scale", scale), &paths);
         ++cases;
       }
     }
     for (LogKind kind : {LogKind::kLog2, LogKind::kLogSqrt2}) {
       const LogQuantizer lq(Params(kind, bits, 37, 0.5f));
-      ExpectSameAsQuant(lq, Repro("log2/sqrt2 bits", bits, "kind", static_cast<int>(kind)),
+      ExpectSameAsQuant(lq, isa, Repro("log2/sqrt2 bits", bits, "kind", static_cast<int>(kind)),
                         &paths);
       ++cases;
     }
   }
   EXPECT_EQ(cases, 7 * (18 + 2));
-  EXPECT_TRUE(paths.count("scalar") && paths.count("permute"));
-  if (IsaSupported(IsaLevel::kAvx512)) {
-    EXPECT_TRUE(paths.count("exponent"));
-  }
-  if (IsaSupported(IsaLevel::kAvx2)) {
-    EXPECT_TRUE(paths.count("bucket-gather") && paths.count("threshold-gather"));
+  // Every path of the level ran.
+  switch (isa) {
+    case IsaLevel::kRef: EXPECT_EQ(paths, std::set<std::string>({"scalar"})); break;
+    case IsaLevel::kAvx2:
+      EXPECT_EQ(paths, std::set<std::string>({"permute", "threshold-gather", "bucket-gather"}));
+      break;
+    default: EXPECT_TRUE(paths.count("permute") && paths.count("exponent")); break;
   }
 }
 
-TEST(CodeEncoders, ShiftLogThresholdsEqualQuant) {
+TEST_P(CodeEncodersIsa, ShiftLogThresholdsEqualQuant) {
   std::set<std::string> paths;
   for (int bits : {3, 4, 6, 8}) {
     for (int q : {10, 37, 120}) {
       for (float shift : {kGeluShift, 0.5f, 0.0f}) {
         for (float scale : {0.8f, 2.5f}) {
           const ShiftLogQuantizer sq(Params(LogKind::kAdaLog, bits, q, scale), shift, true);
-          ExpectSameAsQuant(sq, Repro("shift bits", bits, "q", q, "shift", shift, "scale", scale),
+          ExpectSameAsQuant(sq, GetParam(),
+                            Repro("shift bits", bits, "q", q, "shift", shift, "scale", scale),
                             &paths);
         }
       }
@@ -181,7 +189,8 @@ TEST(CodeEncoders, NonMonotoneCodeFunctionIsRejected) {
   EXPECT_THROW(ThresholdLogEncoder(bad, IsaLevel::kRef), Error);
 }
 
-TEST(CodeEncoders, UniformEqualsQuantEveryBitsAndIsa) {
+TEST_P(CodeEncodersIsa, UniformEqualsQuantEveryBits) {
+  const IsaLevel isa = GetParam();
   auto rng = test::SeededRng(4242);
   std::normal_distribution<float> g(0.0f, 3.0f);
   for (int bits = 2; bits <= 8; ++bits) {
@@ -206,19 +215,17 @@ TEST(CodeEncoders, UniformEqualsQuantEveryBitsAndIsa) {
                         std::numeric_limits<float>::quiet_NaN(), 1e-45f}) {
           x.push_back(s);
         }
-        for (IsaLevel isa : kLevels) {
-          if (!IsaSupported(isa)) continue;
-          const VectorUniformEncoder enc(uq, isa);
-          for (int n : {static_cast<int>(x.size()), 5, 16, 17}) {
-            std::vector<uint8_t> got(static_cast<size_t>(n) + 1, 0xEE);
-            enc.Encode(x.data(), n, got.data());
-            ASSERT_EQ(got.back(), 0xEE);
-            for (int i = 0; i < n; ++i) {
-              ASSERT_EQ(static_cast<int32_t>(got[static_cast<size_t>(i)]),
-                        uq.Encode(x[static_cast<size_t>(i)]))
-                  << Repro("isa", IsaLevelName(isa), "bits", bits, "scale", scale, "z", z, "x",
-                           x[static_cast<size_t>(i)]);
-            }
+        const VectorUniformEncoder enc(uq, isa);
+        ASSERT_EQ(enc.isa(), isa);
+        for (int n : {static_cast<int>(x.size()), 5, 16, 17}) {
+          std::vector<uint8_t> got(static_cast<size_t>(n) + 1, 0xEE);
+          enc.Encode(x.data(), n, got.data());
+          ASSERT_EQ(got.back(), 0xEE);
+          for (int i = 0; i < n; ++i) {
+            ASSERT_EQ(static_cast<int32_t>(got[static_cast<size_t>(i)]),
+                      uq.Encode(x[static_cast<size_t>(i)]))
+                << Repro("isa", IsaLevelName(isa), "bits", bits, "scale", scale, "z", z, "x",
+                         x[static_cast<size_t>(i)]);
           }
         }
       }
@@ -229,51 +236,49 @@ TEST(CodeEncoders, UniformEqualsQuantEveryBitsAndIsa) {
 // q / k / v codes of a qkv row in one call: every segment's codes equal quant's Encode with that
 // segment's parameters (vectorized path: segment lengths multiples of 16; fallback otherwise),
 // row strides wider than the row, nothing written outside the rows.
-TEST(CodeEncoders, SegmentedUniformEqualsQuantPerSegment) {
+TEST_P(CodeEncodersIsa, SegmentedUniformEqualsQuantPerSegment) {
+  const IsaLevel isa = GetParam();
   auto rng = test::SeededRng(777);
   std::normal_distribution<float> g(0.0f, 2.0f);
-  for (IsaLevel isa : kLevels) {
-    if (!IsaSupported(isa)) continue;
-    for (int seg_len : {16, 64, 20}) {
-      for (int bits : {4, 8}) {
-        std::vector<UniformQuantizer> qs;
-        for (int i = 0; i < 9; ++i) {  // 3 heads x (q, k, v)
-          UniformParams p;
-          p.bits = bits;
-          p.scale = 0.01f + 0.07f * static_cast<float>(i);
-          p.zero_point = (i * 37) % (1 << bits);
-          qs.emplace_back(p);
-        }
-        std::vector<VectorUniformEncoder> encs;
-        for (const UniformQuantizer& q : qs) encs.emplace_back(q, isa);
-        std::vector<const VectorUniformEncoder*> ptrs;
-        for (const VectorUniformEncoder& e : encs) ptrs.push_back(&e);
-        const SegmentedUniformEncoder seg(ptrs, std::vector<int>(ptrs.size(), seg_len));
-        const int row = seg.row_length();
-        ASSERT_EQ(row, 9 * seg_len);
-        EXPECT_EQ(seg.vectorized(), seg_len % 16 == 0 && isa >= IsaLevel::kAvx512);
-        const int rows = 5;
-        const int64_t ldx = row + 7, ldc = row + 5;
-        std::vector<float> x(static_cast<size_t>(rows * ldx));
-        for (float& v : x) v = g(rng) * 0.3f;
-        x[3] = std::numeric_limits<float>::quiet_NaN();
-        x[static_cast<size_t>(ldx + 1)] = std::numeric_limits<float>::infinity();
-        x[static_cast<size_t>(2 * ldx + seg_len)] = -FLT_MAX;
-        std::vector<uint8_t> got(static_cast<size_t>(rows * ldc), 0xEE);
-        seg.Encode(x.data(), ldx, rows, got.data(), ldc);
-        for (int r = 0; r < rows; ++r) {
-          for (int64_t j = 0; j < ldc; ++j) {
-            const uint8_t c = got[static_cast<size_t>(r * ldc + j)];
-            if (j >= row) {
-              ASSERT_EQ(c, 0xEE) << "wrote outside the row";
-              continue;
-            }
-            const int i = static_cast<int>(j) / seg_len;
-            ASSERT_EQ(static_cast<int32_t>(c), qs[static_cast<size_t>(i)].Encode(
-                                                   x[static_cast<size_t>(r * ldx + j)]))
-                << Repro("isa", IsaLevelName(isa), "seg_len", seg_len, "bits", bits, "row", r,
-                         "col", j);
+  for (int seg_len : {16, 64, 20}) {
+    for (int bits : {4, 8}) {
+      std::vector<UniformQuantizer> qs;
+      for (int i = 0; i < 9; ++i) {  // 3 heads x (q, k, v)
+        UniformParams p;
+        p.bits = bits;
+        p.scale = 0.01f + 0.07f * static_cast<float>(i);
+        p.zero_point = (i * 37) % (1 << bits);
+        qs.emplace_back(p);
+      }
+      std::vector<VectorUniformEncoder> encs;
+      for (const UniformQuantizer& q : qs) encs.emplace_back(q, isa);
+      std::vector<const VectorUniformEncoder*> ptrs;
+      for (const VectorUniformEncoder& e : encs) ptrs.push_back(&e);
+      const SegmentedUniformEncoder seg(ptrs, std::vector<int>(ptrs.size(), seg_len));
+      const int row = seg.row_length();
+      ASSERT_EQ(row, 9 * seg_len);
+      EXPECT_EQ(seg.vectorized(), seg_len % 16 == 0 && isa >= IsaLevel::kAvx512);
+      const int rows = 5;
+      const int64_t ldx = row + 7, ldc = row + 5;
+      std::vector<float> x(static_cast<size_t>(rows * ldx));
+      for (float& v : x) v = g(rng) * 0.3f;
+      x[3] = std::numeric_limits<float>::quiet_NaN();
+      x[static_cast<size_t>(ldx + 1)] = std::numeric_limits<float>::infinity();
+      x[static_cast<size_t>(2 * ldx + seg_len)] = -FLT_MAX;
+      std::vector<uint8_t> got(static_cast<size_t>(rows * ldc), 0xEE);
+      seg.Encode(x.data(), ldx, rows, got.data(), ldc);
+      for (int r = 0; r < rows; ++r) {
+        for (int64_t j = 0; j < ldc; ++j) {
+          const uint8_t c = got[static_cast<size_t>(r * ldc + j)];
+          if (j >= row) {
+            ASSERT_EQ(c, 0xEE) << "wrote outside the row";
+            continue;
           }
+          const int i = static_cast<int>(j) / seg_len;
+          ASSERT_EQ(static_cast<int32_t>(c), qs[static_cast<size_t>(i)].Encode(
+                                                 x[static_cast<size_t>(r * ldx + j)]))
+              << Repro("isa", IsaLevelName(isa), "seg_len", seg_len, "bits", bits, "row", r,
+                       "col", j);
         }
       }
     }

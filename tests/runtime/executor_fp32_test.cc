@@ -18,7 +18,9 @@
 
 #include "quant/error.h"
 #include "runtime/kernels/reference/vit_forward_ref.h"
+#include "runtime/kernels/float_kernels.h"
 #include "tests/util/exec_random_vit.h"
+#include "tests/util/isa_test_util.h"
 
 // Counting global operator new/delete. Run must not allocate memory of its own once a batch size
 // has been planned. oneDNN 2.6 builds a small argument map on the heap inside every
@@ -134,29 +136,35 @@ TEST(ExecutorFp32Test, MatchesReferenceVariants) {
   }
 }
 
-TEST(ExecutorFp32Test, EveryIsaCapMatchesReference) {
-  for (IsaLevel cap : {IsaLevel::kRef, IsaLevel::kAvx2, IsaLevel::kAvx512}) {
-    if (!IsaSupported(cap)) continue;
-    RandomVitSpec s;
-    s.dim = 48;
-    s.heads = 3;
-    s.seed = 77;
-    const VitModel m = MakeRandomVit(s);
-    const std::vector<float> images = RandomImages(m, 3, 5);
-    const std::vector<float> want = ref::VitForwardFp32(m, images.data(), 3);
-    ExecutorOptions opt;
-    opt.max_batch = 3;
-    opt.isa_cap = cap;
-    ExecutorFp32 exec(m, opt);
-    std::vector<float> got(want.size());
-    exec.Run(images.data(), 3, got.data());
-    float scale = 0.f, diff = 0.f;
-    for (size_t i = 0; i < want.size(); ++i) {
-      scale = std::max(scale, std::fabs(want[i]));
-      diff = std::max(diff, std::fabs(got[i] - want[i]));
-    }
-    EXPECT_LE(diff, 1e-4f * scale) << "isa cap " << IsaLevelName(cap);
+// One instance per float-island level (tests/util/isa_test_util.h: skipped, named, where the CPU
+// lacks it).
+class ExecutorFp32Isa : public test::IsaParamTest {};
+INSTANTIATE_TEST_SUITE_P(Isa, ExecutorFp32Isa,
+                         ::testing::Values(IsaLevel::kRef, IsaLevel::kAvx2, IsaLevel::kAvx512),
+                         test::IsaParamName);
+
+TEST_P(ExecutorFp32Isa, EveryIsaCapMatchesReference) {
+  const IsaLevel cap = GetParam();
+  ASSERT_EQ(SelectFloatKernels(cap).isa, cap);
+  RandomVitSpec s;
+  s.dim = 48;
+  s.heads = 3;
+  s.seed = 77;
+  const VitModel m = MakeRandomVit(s);
+  const std::vector<float> images = RandomImages(m, 3, 5);
+  const std::vector<float> want = ref::VitForwardFp32(m, images.data(), 3);
+  ExecutorOptions opt;
+  opt.max_batch = 3;
+  opt.isa_cap = cap;
+  ExecutorFp32 exec(m, opt);
+  std::vector<float> got(want.size());
+  exec.Run(images.data(), 3, got.data());
+  float scale = 0.f, diff = 0.f;
+  for (size_t i = 0; i < want.size(); ++i) {
+    scale = std::max(scale, std::fabs(want[i]));
+    diff = std::max(diff, std::fabs(got[i] - want[i]));
   }
+  EXPECT_LE(diff, 1e-4f * scale) << "isa cap " << IsaLevelName(cap);
 }
 
 TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreads) {

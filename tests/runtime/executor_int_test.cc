@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <random>
@@ -33,6 +34,8 @@
 #include "runtime/model_file.h"
 #include "tests/util/exec_random_vit.h"
 #include "tests/util/expect_error.h"
+#include "tests/util/isa_test_util.h"
+#include "tests/util/log_design_headroom.h"
 
 namespace adalog {
 namespace {
@@ -239,24 +242,74 @@ ExecutorOptions Opts(int batch, int threads) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// (1) Integer vs simulated executor on random small ViTs.
+// (1) Integer vs simulated executor on random small ViTs, every log-code design.
 //
-// Gated with the exact log-code design (kBuckets: exact up to fp32 rounding), so only the float
-// islands separate the paths; the default s16 design and the fast u8 design are reported ([ info ])
-// with their own, looser gates (their floor per level is a named approximation of the kernels,
-// int_kernels.h "Designs": about T / 2^15 of a row's largest level for s16, T / 2^8 for u8).
+// Why the logits are not byte-identical: the two paths round differently even where every code
+// agrees (the simulated path dequantizes and sums in float through oneDNN's sgemm, the integer
+// path sums exactly and rounds once in its epilogue; measured: never byte-identical, max |d| /
+// max |sim| 2.4e-7 .. 5.1e-7 when no code flips). A float difference flips an activation code
+// only when a value sits within that distance of a decision threshold; one flipped code moves its
+// op's output by one quantization step of one element, and later blocks (random weights: no
+// trained robustness) propagate it. The s16 and u8 designs add their own approximation (a floor
+// per level at about T / 2^15 resp. T / 2^8 of a row's largest level, int_kernels.h "Designs"),
+// which flips further codes. The per-op bit-exactness is pinned by the glue test (2) below; the
+// issue's spec gates (top-1 >= 99.5%, mean cosine >= 0.9999) are asserted on the trained shipped
+// models (ShippedModelsAgreeWithSimulatedExecutor).
 //
-// Named whole-network tolerance (per logits row): max_c |int - sim| <= 0.1 * max_c |sim|.
-// Reason: every activation code is bit-identical between the two paths as long as the float
-// inputs of the encoders are identical; they are not, by fp32 summation order (~1e-7 relative)
-// and the polynomial exp/erf of the log-code writers (~2e-6 relative). Each such difference flips
-// a code only when a value sits within that distance of a decision threshold; one flipped code
-// moves its op's output by one quantization step of one element, and later blocks (random
-// weights: no trained robustness) propagate it. Measured worst case here: 0.085 (W8A8 AdaLog,
-// where steps are finest and flips most frequent); a wrong zero point, scale, head offset or
-// layout (each off by far more than one step on many elements) exceeds it by far, and the glue
-// test below pins every op bit for bit. The spec-level gates are top-1 agreement >= 99.5% and
-// mean cosine >= 0.9999.
+// Gates: what each (case, design) measured, minus a stated margin, ASSERTED. Measured with
+// `ADALOG_ISA=<level> build/tests/adalog_runtime_tests --gtest_filter=ExecutorInt.AgreesWith*`
+// for every level on an AMD EPYC with AVX-512 VNNI (2 threads): avx512vnni and avx512 give the
+// same numbers (same float islands and oneDNN sgemm; the integer kernels are bit-exact across
+// levels), avx2 and ref differ (other float islands and sgemm kernels, hence other flips), so
+// the table holds the worst of {avx512vnni, avx512} and the worst of {avx2, ref} separately and
+// the test applies the one of the active level (ActiveIsaLevel(): both executors follow it).
+// Margins (AgreementGate): top-1 two images of 200 (0.01) below the measurement; each cosine
+// floor 1 - 2 (1 - measured) - 1e-9 (twice the measured deficit); max |int - sim| / max |sim|
+// at most 1.5 x measured + 1e-6. One wrong zero point or scale step in the executor flips codes
+// on many elements and fails these gates.
+struct Agreement4 {
+  double top1_same, mean_cos, min_cos, max_rel;
+};
+struct AgreementGate {
+  const char* name;
+  intk::LogDesign design;
+  Agreement4 avx512;  // measured, worst of ADALOG_ISA=avx512vnni / avx512
+  Agreement4 avx2;    // measured, worst of ADALOG_ISA=avx2 / ref
+};
+
+// clang-format off
+const AgreementGate kAgreementGates[] = {
+    {"adalog_w4a4", intk::LogDesign::kBuckets, {1.0000, 1.000000000, 1.000000000, 3.8776e-07}, {0.9950, 0.999608979, 0.921795900, 0.382538}},
+    {"adalog_w4a4", intk::LogDesign::kS16, {1.0000, 1.000000000, 1.000000000, 3.8776e-07}, {0.9950, 0.999608979, 0.921795900, 0.382538}},
+    {"adalog_w4a4", intk::LogDesign::kU8, {0.7900, 0.960428958, 0.869541651, 0.717347}, {0.7950, 0.960201739, 0.869541643, 0.717346}},
+    {"adalog_w8a8", intk::LogDesign::kBuckets, {1.0000, 0.999954379, 0.995620708, 0.0852557}, {1.0000, 0.999944204, 0.996467576, 0.123078}},
+    {"adalog_w8a8", intk::LogDesign::kS16, {0.9800, 0.999264344, 0.992888878, 0.167381}, {0.9800, 0.999221559, 0.992888881, 0.167381}},
+    {"adalog_w8a8", intk::LogDesign::kU8, {0.9200, 0.994007475, 0.969141065, 0.341123}, {0.9200, 0.993989262, 0.969141051, 0.341123}},
+    {"log2_w6a6", intk::LogDesign::kBuckets, {1.0000, 1.000000000, 1.000000000, 3.77809e-07}, {1.0000, 0.999869585, 0.976447438, 0.188399}},
+    {"log2_w6a6", intk::LogDesign::kS16, {0.9900, 0.999458800, 0.983973202, 0.199192}, {0.9900, 0.999347714, 0.976447438, 0.199192}},
+    {"log2_w6a6", intk::LogDesign::kU8, {0.8550, 0.982277727, 0.866510413, 0.83152}, {0.8550, 0.982277727, 0.866510428, 0.83152}},
+    {"uniform_w8a8", intk::LogDesign::kBuckets, {1.0000, 0.999998110, 0.999827471, 0.0265477}, {1.0000, 0.999995940, 0.999827471, 0.0265477}},
+    {"uniform_w8a8", intk::LogDesign::kS16, {1.0000, 0.999998110, 0.999827471, 0.0265477}, {1.0000, 0.999995940, 0.999827471, 0.0265477}},
+    {"uniform_w8a8", intk::LogDesign::kU8, {1.0000, 0.999998110, 0.999827471, 0.0265477}, {1.0000, 0.999995940, 0.999827471, 0.0265477}},
+    {"mixed_dist_w4a4", intk::LogDesign::kBuckets, {1.0000, 1.000000000, 1.000000000, 3.68142e-07}, {1.0000, 0.999931203, 0.986240686, 0.189772}},
+    {"mixed_dist_w4a4", intk::LogDesign::kS16, {1.0000, 0.999798547, 0.985898051, 0.27526}, {1.0000, 0.999729751, 0.985898057, 0.27526}},
+    {"mixed_dist_w4a4", intk::LogDesign::kU8, {0.7300, 0.964464516, 0.886686721, 0.616283}, {0.7300, 0.964422699, 0.886686727, 0.616283}},
+    {"mixed_meanpool_tanh_w6a6", intk::LogDesign::kBuckets, {1.0000, 1.000000000, 1.000000000, 5.08587e-07}, {1.0000, 0.999992258, 0.998993315, 0.0428031}},
+    {"mixed_meanpool_tanh_w6a6", intk::LogDesign::kS16, {0.9750, 0.999631736, 0.991739830, 0.14923}, {0.9700, 0.999586228, 0.991106910, 0.14923}},
+    {"mixed_meanpool_tanh_w6a6", intk::LogDesign::kU8, {0.8750, 0.993832761, 0.953376990, 0.365627}, {0.8750, 0.993822516, 0.953376990, 0.365628}},
+    {"adalog_nocls_w3a3", intk::LogDesign::kBuckets, {1.0000, 1.000000000, 1.000000000, 2.74532e-07}, {1.0000, 1.000000000, 1.000000000, 2.74532e-07}},
+    {"adalog_nocls_w3a3", intk::LogDesign::kS16, {1.0000, 1.000000000, 1.000000000, 2.74532e-07}, {1.0000, 1.000000000, 1.000000000, 2.74532e-07}},
+    {"adalog_nocls_w3a3", intk::LogDesign::kU8, {0.8800, 0.965758601, 0.608423251, 0.864505}, {0.8800, 0.965758600, 0.608423251, 0.864505}},
+};
+// clang-format on
+
+void ExpectAgreementGate(const Agreement& g, const Agreement4& m) {
+  EXPECT_GE(g.top1_same, m.top1_same - 0.01);
+  EXPECT_GE(g.mean_cos, 1 - 2 * (1 - m.mean_cos) - 1e-9);
+  EXPECT_GE(g.min_cos, 1 - 2 * (1 - m.min_cos) - 1e-9);
+  EXPECT_LE(g.max_rel, 1.5 * m.max_rel + 1e-6);
+}
+
 struct SimCase {
   const char* name;
   RandomVitSpec spec;
@@ -296,6 +349,7 @@ std::vector<SimCase> SimCases() {
 
 TEST(ExecutorInt, AgreesWithSimulatedExecutor) {
   constexpr int kBatch = 200;
+  int checked = 0;
   for (const SimCase& c : SimCases()) {
     SCOPED_TRACE(c.name);
     const VitModel m = MakeRandomVit(c.spec);
@@ -321,24 +375,20 @@ TEST(ExecutorInt, AgreesWithSimulatedExecutor) {
       std::vector<float> li(ls.size(), -1.f);
       ie.Run(images.data(), kBatch, li.data());
       const Agreement g = Compare(li, ls, kBatch, m.num_classes());
-      std::printf("[ info ] %-26s %-20s top1 same %.4f  cos mean %.7f min %.6f  max|d|/max|sim| %.4f\n",
+      std::printf("[ info ] %-26s %-20s top1 same %.4f  cos mean %.9f min %.9f  max|d|/max|sim| %.6g\n",
                   c.name, intk::LogDesignName(design), g.top1_same, g.mean_cos, g.min_cos, g.max_rel);
-      if (design == intk::LogDesign::kBuckets) {
-        // Random-weight models put many attention logits next to a code boundary, so the
-        // simulated path's float rounding (oneDNN sgemm, whose kernel and summation order
-        // depend on the ISA cap) flips codes the exact integer path does not: measured at
-        // ADALOG_ISA=avx2 top-1 0.995, mean cosine 0.99961, max|d| 0.38 of max|sim| on
-        // adalog_w4a4 (1.0000 / 0.99999+ at avx512). The gates (0.995 / 0.9999) are
-        // asserted on the trained shipped models (ShippedModelsAgreeWithSimulatedExecutor).
-        EXPECT_GE(g.top1_same, 0.99);
-        EXPECT_GE(g.mean_cos, 0.9995);
-      } else if (design == intk::LogDesign::kS16) {
-        // The design's own approximation (a biased floor per level) adds to the islands' flips.
-        EXPECT_GE(g.top1_same, 0.95);
-        EXPECT_GE(g.mean_cos, 0.999);
-      }  // kU8: reported only (its 8-bit levels are far from the simulated path on softmax rows)
+      SCOPED_TRACE(intk::LogDesignName(design));
+      const AgreementGate* gate = nullptr;
+      for (const AgreementGate& a : kAgreementGates) {
+        if (std::strcmp(a.name, c.name) == 0 && a.design == design) gate = &a;
+      }
+      ASSERT_NE(gate, nullptr) << "no measured gate for this case and design";
+      ExpectAgreementGate(g, ActiveIsaLevel() >= IsaLevel::kAvx512 ? gate->avx512 : gate->avx2);
+      ++checked;
     }
   }
+  EXPECT_EQ(checked, 3 * static_cast<int>(SimCases().size()));
+  EXPECT_EQ(checked, static_cast<int>(std::size(kAgreementGates)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,7 +396,8 @@ TEST(ExecutorInt, AgreesWithSimulatedExecutor) {
 // executor against a plain scalar reference computed from the op's observed float input and the
 // plan (scalar UniformQuantizer::Encode, int64 dot products, the kernels' documented epilogue
 // fmaf(float(acc), sa * sw[n], bias[n]), the log writers' scalar references and the plain log
-// GEMM reference with the design's headroom). Float islands are not re-derived: the reference
+// GEMM reference with the design's documented headroom, tests/util/log_design_headroom.h).
+// Float islands are not re-derived: the reference
 // starts from the executor's own observed float inputs.
 class Capture : public Fp32Observer {
  public:
@@ -452,7 +503,7 @@ std::vector<float> AttentionRef(const BlockQuant& bq, const BlockParams& mb, con
         const float a = static_cast<float>(double(pq.log.scale) * bq.attn.v.scales[h] / tab.D);
         const std::vector<int32_t> zu(hd, zv);
         const std::vector<float> alphas(hd, a);
-        intk::ref::LogMatmulRef(tab, intk::LogDesignHeadroom(design, tab.D), pc.data(), T, T,
+        intk::ref::LogMatmulRef(tab, test::DocHeadroom(design, tab.bits), pc.data(), T, T,
                                 vt.data(), T, hd, T, zu.data(), alphas.data(), nullptr, out, D);
       } else {
         fk.softmax(s.data(), s.data(), T, T);
@@ -512,15 +563,23 @@ std::vector<float> Fc2Ref(const BlockQuant& bq, const BlockParams& mb, const std
           ? l.bias
           : FoldShiftIntoBias(w_hat.data(), l.out, l.in, l.bias.data(), gq.shift);
   std::vector<float> y(size_t(rows) * l.out);
-  intk::ref::LogMatmulRef(tab, intk::LogDesignHeadroom(design, tab.D), codes.data(), l.in, rows,
+  intk::ref::LogMatmulRef(tab, test::DocHeadroom(design, tab.bits), codes.data(), l.in, rows,
                           u.data(), l.in, l.out, l.in, bq.fc2.weight.zero_points.data(), alpha.data(),
                           bias.data(), y.data(), l.out);
   return y;
 }
 
-TEST(ExecutorInt, GlueBitExactPerOpAtRandomShapes) {
+// At every ISA cap (one instance per level: the integer kernels, encoders, log writers and float
+// islands the executor selects for it; skipped, named, where the CPU lacks the level).
+class ExecutorIntIsa : public test::IsaParamTest {};
+INSTANTIATE_TEST_SUITE_P(Isa, ExecutorIntIsa, ::testing::ValuesIn(test::kAllIsaLevels),
+                         test::IsaParamName);
+
+TEST_P(ExecutorIntIsa, GlueBitExactPerOpAtRandomShapes) {
+  const IsaLevel cap = GetParam();
   std::mt19937 rng(2024);
-  const FloatKernels& fk = SelectFloatKernels(ActiveIsaLevel());
+  const FloatKernels& fk = SelectFloatKernels(cap);
+  ASSERT_EQ(fk.isa, std::min(cap, IsaLevel::kAvx512));
   const int kCases = 10;
   for (int cs = 0; cs < kCases; ++cs) {
     RandomVitSpec s;
@@ -555,9 +614,15 @@ TEST(ExecutorInt, GlueBitExactPerOpAtRandomShapes) {
     io.attn_design = io.fc2_design = design;
     const bool fused = cs % 2 == 1;
     io.fused_log_writers = fused;
-    ExecutorInt ie(qm, Opts(batch, 2), io);
-    Capture cap;
-    ie.SetObserver(&cap);
+    ExecutorOptions eo = Opts(batch, 2);
+    eo.isa_cap = cap;
+    ExecutorInt ie(qm, eo, io);
+    // The integer GEMMs run at the cap: the VNNI kernels exactly at avx512vnni.
+    EXPECT_EQ(ie.DescribeKernels().find("avx512vnni") != std::string::npos,
+              cap == IsaLevel::kAvx512Vnni)
+        << ie.DescribeKernels();
+    Capture taps;
+    ie.SetObserver(&taps);
     std::vector<float> logits(size_t(batch) * m.num_classes());
     ie.Run(images.data(), batch, logits.data());
     const int rows = batch * T;
@@ -566,25 +631,25 @@ TEST(ExecutorInt, GlueBitExactPerOpAtRandomShapes) {
       const int bi = static_cast<int>(b);
       const BlockQuant& bq = qm.plan.blocks[b];
       const BlockParams& mb = qm.model.blocks[b];
-      diffs += CountBitDiffs(cap.Get(TapPoint::kQkvOut, bi),
-                             LinearRef(bq.qkv, mb.qkv, cap.Get(TapPoint::kQkvIn, bi), rows), "qkv");
-      diffs += CountBitDiffs(cap.Get(TapPoint::kProjIn, bi),
-                             AttentionRef(bq, mb, cap.Get(TapPoint::kQkvOut, bi), batch, T, design, fk, fused),
+      diffs += CountBitDiffs(taps.Get(TapPoint::kQkvOut, bi),
+                             LinearRef(bq.qkv, mb.qkv, taps.Get(TapPoint::kQkvIn, bi), rows), "qkv");
+      diffs += CountBitDiffs(taps.Get(TapPoint::kProjIn, bi),
+                             AttentionRef(bq, mb, taps.Get(TapPoint::kQkvOut, bi), batch, T, design, fk, fused),
                              "attention");
-      diffs += CountBitDiffs(cap.Get(TapPoint::kProjOut, bi),
-                             LinearRef(bq.proj, mb.proj, cap.Get(TapPoint::kProjIn, bi), rows), "proj");
-      diffs += CountBitDiffs(cap.Get(TapPoint::kFc1Out, bi),
-                             LinearRef(bq.fc1, mb.fc1, cap.Get(TapPoint::kFc1In, bi), rows), "fc1");
-      diffs += CountBitDiffs(cap.Get(TapPoint::kFc2Out, bi),
-                             Fc2Ref(bq, mb, cap.Get(TapPoint::kFc1Out, bi), rows, design, fk, fused), "fc2");
+      diffs += CountBitDiffs(taps.Get(TapPoint::kProjOut, bi),
+                             LinearRef(bq.proj, mb.proj, taps.Get(TapPoint::kProjIn, bi), rows), "proj");
+      diffs += CountBitDiffs(taps.Get(TapPoint::kFc1Out, bi),
+                             LinearRef(bq.fc1, mb.fc1, taps.Get(TapPoint::kFc1In, bi), rows), "fc1");
+      diffs += CountBitDiffs(taps.Get(TapPoint::kFc2Out, bi),
+                             Fc2Ref(bq, mb, taps.Get(TapPoint::kFc1Out, bi), rows, design, fk, fused), "fc2");
     }
-    diffs += CountBitDiffs(cap.Get(TapPoint::kHeadOut, -1),
-                           LinearRef(qm.plan.head, m.head, cap.Get(TapPoint::kHeadIn, -1), batch),
+    diffs += CountBitDiffs(taps.Get(TapPoint::kHeadOut, -1),
+                           LinearRef(qm.plan.head, m.head, taps.Get(TapPoint::kHeadIn, -1), batch),
                            "head");
     if (m.pooling == Pooling::kClsDistAvg) {
-      diffs += CountBitDiffs(cap.Get(TapPoint::kHeadDistOut, -1),
+      diffs += CountBitDiffs(taps.Get(TapPoint::kHeadDistOut, -1),
                              LinearRef(qm.plan.head_dist, m.head_dist,
-                                       cap.Get(TapPoint::kHeadDistIn, -1), batch),
+                                       taps.Get(TapPoint::kHeadDistIn, -1), batch),
                              "head_dist");
     }
     EXPECT_EQ(diffs, 0);
@@ -708,8 +773,19 @@ TEST(ExecutorInt, DescribeKernelsNamesEveryOp) {
   }
 }
 
-// The reference kernels (no VNNI / AVX-512) compute the same bytes.
-TEST(ExecutorInt, IsaCapsGiveTheSameBytes) {
+// Every ISA cap against avx512vnni (the best level), compared by bytes.
+// (a) Each integer op (uniform GEMMs, q@k^T, log-code GEMMs with their encoders and the fused log
+// writers) gives the same output bytes at every cap whenever its observed input bytes are the
+// same (the glue test above pins each op to a scalar reference at every cap; this pins the caps
+// to each other on whole runs). (b) The logits are byte-identical too. That needs the float
+// islands (LayerNorm; softmax / GELU of uniform blocks; per-ISA code within named tolerances,
+// float_kernels_tolerance.h) to never flip a code: measured on this plan, 5 of the 11 integer
+// ops see other input bytes at ref and avx2 than at avx512vnni (0 of 11 at avx512), yet every
+// code and the logits are the same bytes at every cap. A different plan or model may flip a code
+// at a threshold; then (b) would need a cosine instead, and (a) still holds.
+TEST_P(ExecutorIntIsa, IsaCapsGiveTheSameBytes) {
+  const IsaLevel cap = GetParam();
+  ADALOG_REQUIRE_OR_SKIP_ISA(IsaLevel::kAvx512Vnni);  // the level compared with
   RandomVitSpec s;
   s.dim = 48;
   s.heads = 3;
@@ -717,22 +793,50 @@ TEST(ExecutorInt, IsaCapsGiveTheSameBytes) {
   const int batch = 3;
   const std::vector<float> images = RandomImages(m, batch, 4);
   const QuantizedModel qm = MakePlan(m, images, batch, 4, 4, PlanKind::kMixed);
-  std::vector<float> best(size_t(batch) * m.num_classes());
-  ExecutorInt(qm, Opts(batch, 1)).Run(images.data(), batch, best.data());
-  for (IsaLevel cap : {IsaLevel::kRef, IsaLevel::kAvx2, IsaLevel::kAvx512}) {
-    if (!IsaSupported(cap)) continue;
+  auto run = [&](IsaLevel c, Capture* taps, std::vector<float>* logits) {
     ExecutorOptions eo = Opts(batch, 1);
-    eo.isa_cap = cap;
+    eo.isa_cap = c;
     ExecutorInt ie(qm, eo);
-    std::vector<float> got(best.size(), -3.f);
-    ie.Run(images.data(), batch, got.data());
-    // Integer parts and log writers are bit-identical across ISAs; the float islands (LayerNorm,
-    // FP32 softmax/GELU of uniform blocks) are not, so compare with the agreement metrics.
-    const Agreement g = Compare(got, best, batch, m.num_classes());
-    EXPECT_GE(g.mean_cos, 0.9999) << IsaLevelName(cap);
-    EXPECT_EQ(ie.DescribeKernels().find("avx512vnni") == std::string::npos || cap == IsaLevel::kAvx512Vnni,
-              true) << ie.DescribeKernels();
+    ie.SetObserver(taps);
+    logits->assign(size_t(batch) * m.num_classes(), -3.f);
+    ie.Run(images.data(), batch, logits->data());
+  };
+  Capture best_taps, got_taps;
+  std::vector<float> best, got;
+  run(IsaLevel::kAvx512Vnni, &best_taps, &best);
+  run(cap, &got_taps, &got);
+  // (input tap, output tap) of every integer op.
+  // (The patch embedding is an FP32 oneDNN primitive, not one of them.)
+  std::vector<std::tuple<TapPoint, TapPoint, int, const char*>> ops = {
+      {TapPoint::kHeadIn, TapPoint::kHeadOut, -1, "head"}};
+  for (int b = 0; b < static_cast<int>(m.blocks.size()); ++b) {
+    ops.push_back({TapPoint::kQkvIn, TapPoint::kQkvOut, b, "qkv"});
+    ops.push_back({TapPoint::kQkvOut, TapPoint::kProjIn, b, "attention"});
+    ops.push_back({TapPoint::kProjIn, TapPoint::kProjOut, b, "proj"});
+    ops.push_back({TapPoint::kFc1In, TapPoint::kFc1Out, b, "fc1"});
+    ops.push_back({TapPoint::kFc1Out, TapPoint::kFc2Out, b, "fc2"});
   }
+  int same_input = 0;
+  for (const auto& [in, out, b, name] : ops) {
+    const std::vector<float>& x0 = best_taps.Get(in, b);
+    const std::vector<float>& x1 = got_taps.Get(in, b);
+    ASSERT_EQ(x0.size(), x1.size()) << name;
+    if (std::memcmp(x0.data(), x1.data(), x0.size() * 4) != 0) continue;  // an island differed
+    ++same_input;
+    const std::vector<float>& y0 = best_taps.Get(out, b);
+    const std::vector<float>& y1 = got_taps.Get(out, b);
+    ASSERT_EQ(y0.size(), y1.size()) << name;
+    EXPECT_EQ(0, std::memcmp(y0.data(), y1.data(), y0.size() * 4))
+        << name << " block " << b << ": same input bytes, other output bytes at "
+        << IsaLevelName(cap);
+  }
+  const bool logits_same = std::memcmp(best.data(), got.data(), best.size() * 4) == 0;
+  std::printf("[ info ] cap %s: %d of %zu integer ops with the same input bytes; logits %s\n",
+              IsaLevelName(cap), same_input, ops.size(), logits_same ? "byte-identical" : "differ");
+  EXPECT_GE(same_input, 1);  // not vacuous (measured: 6 at ref and avx2, 11 at avx512)
+  EXPECT_TRUE(logits_same) << IsaLevelName(cap);
+  // Not vacuous: the logits vary.
+  EXPECT_NE(0, std::memcmp(best.data(), best.data() + m.num_classes(), m.num_classes() * 4));
 }
 
 // Session: a quantized file runs on the integer executor by default, the simulated one with

@@ -10,6 +10,7 @@
 #include "runtime/cpu_features.h"
 #include "runtime/kernels/int/int_kernels.h"
 #include "runtime/kernels/reference/int_gemm_ref.h"
+#include "tests/util/isa_test_util.h"
 #include "tests/util/test_util.h"
 
 namespace adalog::intk {
@@ -55,13 +56,18 @@ void ExpectSame(const std::vector<float>& c, const std::vector<float>& ref, int 
   EXPECT_LE(zeros * 2, total + 1) << "mostly zero outputs: vacuous case " << repro;
 }
 
-std::vector<QgemmImpl> Impls() {
-  std::vector<QgemmImpl> v = {QgemmImpl::kPackedScalar};
-  if (IsaSupported(IsaLevel::kAvx512Vnni)) v.push_back(QgemmImpl::kAvx512Vnni);
-  return v;
-}
+// One instance per kernel level (tests/util/isa_test_util.h: skipped, named, where the CPU lacks
+// it): ref = the packed scalar GEMM / scalar q@k^T, avx512vnni = the VNNI kernels (and oneDNN).
+class IntGemmIsa : public test::IsaParamTest {
+ protected:
+  QgemmImpl Impl() const {
+    return GetParam() == IsaLevel::kAvx512Vnni ? QgemmImpl::kAvx512Vnni : QgemmImpl::kPackedScalar;
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Isa, IntGemmIsa, ::testing::Values(IsaLevel::kRef, IsaLevel::kAvx512Vnni),
+                         test::IsaParamName);
 
-void RunCase(const Case& cs, uint64_t seed, bool with_onednn) {
+void RunCase(const Case& cs, uint64_t seed, QgemmImpl impl, bool with_onednn) {
   auto rng = test::SeededRng(seed);
   const std::string repro =
       Repro("seed", seed, "m", cs.m, "n", cs.n, "k", cs.k, "bits", cs.bits, "za", cs.za);
@@ -83,7 +89,7 @@ void RunCase(const Case& cs, uint64_t seed, bool with_onednn) {
   const QLinear p = PrepareQLinear(w.data(), cs.n, cs.k, cs.bits, sw.data(), zw.data(), sa, cs.za,
                                    bias.data());
   const int64_t ldc = cs.n + 5;
-  for (QgemmImpl impl : Impls()) {
+  {
     std::vector<float> c(static_cast<size_t>(cs.m * ldc), kFloatSentinel);
     RunQLinear(p, impl, a.data(), cs.k, 0, cs.m, c.data(), ldc);
     ExpectSame(c, ref, cs.m, 0, cs.m, cs.n, ldc, repro + " impl=" + QgemmImplName(impl));
@@ -108,7 +114,7 @@ void RunCase(const Case& cs, uint64_t seed, bool with_onednn) {
   }
 }
 
-TEST(IntQgemm, BitExactTileEdgesAndOddK) {
+TEST_P(IntGemmIsa, QgemmBitExactTileEdgesAndOddK) {
   const int ms[] = {1, 15, 16, 17, 63, 64, 65, 197};
   const int ns[] = {1, 15, 16, 17, 63, 64, 65, 197};
   const int ks[] = {1, 3, 63, 65, 383, 384};
@@ -118,30 +124,32 @@ TEST(IntQgemm, BitExactTileEdgesAndOddK) {
     for (int i = 0; i < 8; ++i) {
       const int bits = 2 + static_cast<int>(seed % 7);
       const int za = static_cast<int>((seed * 37) % 256);
-      RunCase({ms[i], ns[(i * 3 + k) % 8], k, bits, za}, seed++, false);
-      RunCase({ms[(i * 5 + k) % 8], ns[i], k, bits, 255 - za}, seed++, false);
+      RunCase({ms[i], ns[(i * 3 + k) % 8], k, bits, za}, seed++, Impl(), false);
+      RunCase({ms[(i * 5 + k) % 8], ns[i], k, bits, 255 - za}, seed++, Impl(), false);
     }
   }
 }
 
-TEST(IntQgemm, ManyRowsColumnOuterOrder) {
+TEST_P(IntGemmIsa, QgemmManyRowsColumnOuterOrder) {
   // More than 256 rows switches the VNNI kernel to column panels outer.
-  RunCase({577, 81, 383, 8, 3}, 1500, false);
-  RunCase({300, 64, 64, 5, 200}, 1501, true);
+  RunCase({577, 81, 383, 8, 3}, 1500, Impl(), false);
+  RunCase({300, 64, 64, 5, 200}, 1501, Impl(), GetParam() == IsaLevel::kAvx512Vnni);
 }
 
-TEST(IntQgemm, EveryBitWidthAndZeroPointSweep) {
+TEST_P(IntGemmIsa, QgemmEveryBitWidthAndZeroPointSweep) {
   uint64_t seed = 2000;
   for (int bits = 2; bits <= 8; ++bits) {
-    for (int za : {0, 1, 127, 128, 255}) RunCase({17, 33, 65, bits, za}, seed++, false);
+    for (int za : {0, 1, 127, 128, 255}) RunCase({17, 33, 65, bits, za}, seed++, Impl(), false);
   }
 }
 
+// oneDNN's int8 GEMM (exact only with VNNI; below it MakeOnednnQgemm must decline).
 TEST(IntQgemm, OnednnMatchesReference) {
+  ADALOG_REQUIRE_OR_SKIP_ISA(IsaLevel::kAvx512Vnni);
   uint64_t seed = 3000;
   for (const Case& cs : {Case{197, 384, 384, 8, 131}, Case{17, 65, 63, 4, 7},
                          Case{64, 1152, 384, 6, 0}, Case{1, 17, 3, 3, 255}}) {
-    RunCase(cs, seed++, true);
+    RunCase(cs, seed++, QgemmImpl::kAvx512Vnni, true);
   }
 }
 
@@ -159,7 +167,8 @@ TEST(IntQgemm, PrepareRejectsBadParameters) {
 }
 
 // q @ k^T per head, per-head zero points, heads 1..16, tokens 1..577, head_dim 32 / 64.
-TEST(IntMatmul1, BitExactPerHead) {
+TEST_P(IntGemmIsa, Matmul1BitExactPerHead) {
+  const IsaLevel cap = GetParam();
   uint64_t seed = 4000;
   const int tokens[] = {1, 2, 17, 65, 197};
   for (int heads : {1, 3, 16}) {
@@ -177,12 +186,10 @@ TEST(IntMatmul1, BitExactPerHead) {
         std::vector<float> ref(static_cast<size_t>(t) * t);
         ref::Matmul1Ref(q.data() + h * d, width, k.data() + h * d, width, t, t, d, zq, zk, alpha,
                         ref.data(), t);
-        for (IsaLevel cap : {IsaLevel::kRef, IsaLevel::kAvx512Vnni}) {
-          std::vector<float> s(static_cast<size_t>(t) * (t + 3), kFloatSentinel);
-          Matmul1Head(q.data() + h * d, width, k.data() + h * d, width, t, t, d, zq, zk, alpha,
-                      s.data(), t + 3, &ws, cap);
-          ExpectSame(s, ref, t, 0, t, t, t + 3, repro + " cap=" + IsaLevelName(cap));
-        }
+        std::vector<float> s(static_cast<size_t>(t) * (t + 3), kFloatSentinel);
+        Matmul1Head(q.data() + h * d, width, k.data() + h * d, width, t, t, d, zq, zk, alpha,
+                    s.data(), t + 3, &ws, cap);
+        ExpectSame(s, ref, t, 0, t, t, t + 3, repro + " cap=" + IsaLevelName(cap));
       }
       ++seed;
     }
@@ -203,13 +210,11 @@ TEST(IntMatmul1, BitExactPerHead) {
         const int zq = (zk * 7 + d) % 256;
         std::vector<float> ref(static_cast<size_t>(tq) * tk);
         ref::Matmul1Ref(q.data(), d, k.data(), d, tq, tk, d, zq, zk, 0.01f, ref.data(), tk);
-        for (IsaLevel cap : {IsaLevel::kRef, IsaLevel::kAvx512Vnni}) {
-          std::vector<float> s(static_cast<size_t>(tq) * (tk + 3), kFloatSentinel);
-          Matmul1Head(q.data(), d, k.data(), d, tq, tk, d, zq, zk, 0.01f, s.data(), tk + 3, &ws,
-                      cap);
-          ExpectSame(s, ref, tq, 0, tq, tk, tk + 3,
-                     Repro("bits", bits, "zk", zk, "d", d, "cap", IsaLevelName(cap)));
-        }
+        std::vector<float> s(static_cast<size_t>(tq) * (tk + 3), kFloatSentinel);
+        Matmul1Head(q.data(), d, k.data(), d, tq, tk, d, zq, zk, 0.01f, s.data(), tk + 3, &ws,
+                    cap);
+        ExpectSame(s, ref, tq, 0, tq, tk, tk + 3,
+                   Repro("bits", bits, "zk", zk, "d", d, "cap", IsaLevelName(cap)));
       }
     }
   }
@@ -220,7 +225,7 @@ TEST(IntMatmul1, BitExactPerHead) {
   Matmul1Workspace ws = MakeMatmul1Workspace(577, 64);
   std::vector<float> ref(577 * 577), s(577 * 577, kFloatSentinel);
   ref::Matmul1Ref(q.data(), 64, k.data(), 64, 577, 577, 64, 77, 200, 0.003f, ref.data(), 577);
-  Matmul1Head(q.data(), 64, k.data(), 64, 577, 577, 64, 77, 200, 0.003f, s.data(), 577, &ws);
+  Matmul1Head(q.data(), 64, k.data(), 64, 577, 577, 64, 77, 200, 0.003f, s.data(), 577, &ws, cap);
   ExpectSame(s, ref, 577, 0, 577, 577, 577, Repro("seed", seed, "tokens", 577, "d", 64));
 }
 

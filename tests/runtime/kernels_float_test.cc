@@ -11,6 +11,7 @@
 #include "runtime/cpu_features.h"
 #include "runtime/kernels/float_kernels.h"
 #include "runtime/kernels/float_kernels_tolerance.h"
+#include "tests/util/isa_test_util.h"
 
 namespace adalog {
 namespace {
@@ -18,12 +19,18 @@ namespace {
 const int kLengths[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 197, 384, 1000, 1536};
 constexpr float kSentinel = -12345.f;
 
-std::vector<const FloatKernels*> VectorLevels() {
-  std::vector<const FloatKernels*> out;
-  for (IsaLevel l : {IsaLevel::kAvx2, IsaLevel::kAvx512}) {
-    if (const FloatKernels* k = FloatKernelsForLevel(l)) out.push_back(k);
-  }
-  return out;
+// One instance per vector level (tests/util/isa_test_util.h: skipped, named, where the CPU lacks
+// it; the tests' loops then run over the one kernel set of that level, which must exist).
+class FloatKernelsIsa : public test::IsaParamTest {};
+INSTANTIATE_TEST_SUITE_P(Isa, FloatKernelsIsa,
+                         ::testing::Values(IsaLevel::kAvx2, IsaLevel::kAvx512), test::IsaParamName);
+
+std::vector<const FloatKernels*> VectorLevels(IsaLevel level) {
+  const FloatKernels* k = FloatKernelsForLevel(level);
+  EXPECT_NE(k, nullptr) << "no float kernels for " << IsaLevelName(level);
+  if (k == nullptr) return {};
+  EXPECT_EQ(k->isa, level);
+  return {k};
 }
 
 std::vector<float> Random(size_t n, float lo, float hi, uint32_t seed) {
@@ -64,9 +71,9 @@ TEST(KernelsFloatTest, ReferenceIsAlwaysAvailableAndSelectionHonoursCap) {
   EXPECT_NE(DescribeCpu().find("isa: detected"), std::string::npos);
 }
 
-TEST(KernelsFloatTest, LayerNormMatchesReference) {
+TEST_P(FloatKernelsIsa, LayerNormMatchesReference) {
   const FloatKernels& ref = FloatKernelsReference();
-  for (const FloatKernels* k : VectorLevels()) {
+  for (const FloatKernels* k : VectorLevels(GetParam())) {
     uint32_t seed = 1;
     for (int n : kLengths) {
       for (int rows : {1, 3}) {
@@ -93,9 +100,9 @@ TEST(KernelsFloatTest, LayerNormMatchesReference) {
   }
 }
 
-TEST(KernelsFloatTest, SoftmaxMatchesReference) {
+TEST_P(FloatKernelsIsa, SoftmaxMatchesReference) {
   const FloatKernels& ref = FloatKernelsReference();
-  for (const FloatKernels* k : VectorLevels()) {
+  for (const FloatKernels* k : VectorLevels(GetParam())) {
     uint32_t seed = 100;
     for (int n : kLengths) {
       for (float spread : {1.f, 8.f, 40.f}) {
@@ -121,8 +128,8 @@ TEST(KernelsFloatTest, SoftmaxMatchesReference) {
   }
 }
 
-TEST(KernelsFloatTest, SoftmaxHandlesExtremeRows) {
-  for (const FloatKernels* k : VectorLevels()) {
+TEST_P(FloatKernelsIsa, SoftmaxHandlesExtremeRows) {
+  for (const FloatKernels* k : VectorLevels(GetParam())) {
     // Very negative entries underflow to 0 exactly as in the reference; a single hot entry -> 1.
     std::vector<float> x(33, -1000.f), y(33, kSentinel);
     x[17] = 5.f;
@@ -135,9 +142,9 @@ TEST(KernelsFloatTest, SoftmaxHandlesExtremeRows) {
   }
 }
 
-void CheckEltwise(EltwiseFn (*pick)(const FloatKernels&), const char* what) {
+void CheckEltwise(IsaLevel level, EltwiseFn (*pick)(const FloatKernels&), const char* what) {
   const FloatKernels& ref = FloatKernelsReference();
-  for (const FloatKernels* k : VectorLevels()) {
+  for (const FloatKernels* k : VectorLevels(level)) {
     uint32_t seed = 200;
     for (int n : kLengths) {
       for (float range : {0.1f, 3.f, 12.f}) {
@@ -168,17 +175,17 @@ void CheckEltwise(EltwiseFn (*pick)(const FloatKernels&), const char* what) {
   }
 }
 
-TEST(KernelsFloatTest, GeluErfMatchesReference) {
-  CheckEltwise([](const FloatKernels& k) { return k.gelu_erf; }, "gelu_erf");
+TEST_P(FloatKernelsIsa, GeluErfMatchesReference) {
+  CheckEltwise(GetParam(), [](const FloatKernels& k) { return k.gelu_erf; }, "gelu_erf");
 }
 
-TEST(KernelsFloatTest, GeluTanhMatchesReference) {
-  CheckEltwise([](const FloatKernels& k) { return k.gelu_tanh; }, "gelu_tanh");
+TEST_P(FloatKernelsIsa, GeluTanhMatchesReference) {
+  CheckEltwise(GetParam(), [](const FloatKernels& k) { return k.gelu_tanh; }, "gelu_tanh");
 }
 
-TEST(KernelsFloatTest, AddIsBitExact) {
+TEST_P(FloatKernelsIsa, AddIsBitExact) {
   const FloatKernels& ref = FloatKernelsReference();
-  for (const FloatKernels* k : VectorLevels()) {
+  for (const FloatKernels* k : VectorLevels(GetParam())) {
     uint32_t seed = 300;
     for (int n : kLengths) {
       const auto a = Random(n, -10.f, 10.f, ++seed);
@@ -194,8 +201,8 @@ TEST(KernelsFloatTest, AddIsBitExact) {
   }
 }
 
-TEST(KernelsFloatTest, TailsDoNotWritePastTheEnd) {
-  for (const FloatKernels* k : VectorLevels()) {
+TEST_P(FloatKernelsIsa, TailsDoNotWritePastTheEnd) {
+  for (const FloatKernels* k : VectorLevels(GetParam())) {
     for (int n : {1, 7, 9, 15, 17, 31}) {
       std::vector<float> x = Random(n, -1.f, 1.f, 7), g(n, 1.f), b(n, 0.f);
       std::vector<float> y(n + 16, kSentinel);
