@@ -96,6 +96,15 @@ else
   bad "inspect of the W4A4 file failed"
 fi
 
+# --- determinism: the same seed gives the same file for 1, 2 and 3 threads, byte for byte except
+# the recorded search time (tests/cli/same_except_timing.py parses the file format to cut it out).
+for t in 2 3; do
+  (cd "$TMP" && "$ADALOG" quantize tiny.onnx --calib calib40.npy --bits W4A4 -o "q_t$t.adalog" --calib-size 32 \
+    --seed 3 --threads $t) >/dev/null 2>"$TMP/q.err" || bad "quantize --threads $t: $(cat "$TMP/q.err")"
+done
+"$PY" "$ROOT/tests/cli/same_except_timing.py" "$TMP/q_W4A4.adalog" "$TMP/q_t2.adalog" "$TMP/q_t3.adalog" \
+  >"$TMP/det.out" 2>&1 && ok || bad "quantize is not deterministic over thread counts: $(cat "$TMP/det.out")"
+
 # --- inspect lists every quantizer
 if "$ADALOG" inspect "$TMP/q_W4A4.adalog" >"$TMP/i.out" 2>"$TMP/i.err"; then
   for want in "adalog quantized model file" "quant      W4A4, softmax adalog, gelu adalog" "block 1" \
