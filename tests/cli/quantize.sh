@@ -5,9 +5,14 @@
 #   bash tests/cli/quantize.sh <path-to-adalog> <repo-root>
 # Random-weight tiny model: checks plumbing and fidelity sanity only, never accuracy claims.
 # Needs /usr/bin/python3 with numpy to write and compare .npy files.
+# The W4A4 file's `inspect` is compared with tests/data/golden/tiny_w4a4.inspect.txt; after an
+# intended change of the search, rewrite it with ADALOG_UPDATE_GOLDEN=1 and review the diff.
 set -u
 ADALOG=${1:?usage: quantize.sh <path-to-adalog> <repo-root>}
 ROOT=${2:?usage: quantize.sh <path-to-adalog> <repo-root>}
+ADALOG=$(cd "$(dirname "$ADALOG")" && pwd)/$(basename "$ADALOG")  # the golden runs from $TMP
+ROOT=$(cd "$ROOT" && pwd)
+GOLDEN=$ROOT/tests/data/golden/tiny_w4a4.inspect.txt
 PY=/usr/bin/python3
 TMP=$(mktemp -d)
 trap 'chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"' EXIT
@@ -35,12 +40,15 @@ np.save(f"{d}/nan.npy", bad)
 PYEOF
 
 T1=(--threads 1)
+# The model and calibration file under fixed relative names, so that the paths quantize records in
+# the file's meta (source=, calib=) are the same on every machine (golden inspect below).
+ln -s "$M" "$TMP/tiny.onnx"
 
 # --- quantize at W8A8 and W4A4 (AdaLog), and one non-default quantizer choice
 for bits in W8A8 W4A4; do
   out=$TMP/q_$bits.adalog
-  if ! "$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits $bits -o "$out" --calib-size 32 --seed 3 \
-      "${T1[@]}" >"$TMP/q.out" 2>"$TMP/q.err"; then
+  if ! (cd "$TMP" && "$ADALOG" quantize tiny.onnx --calib calib40.npy --bits $bits -o "q_$bits.adalog" \
+      --calib-size 32 --seed 3 "${T1[@]}") >"$TMP/q.out" 2>"$TMP/q.err"; then
     bad "quantize $bits: $(cat "$TMP/q.err")"
     continue
   fi
@@ -68,15 +76,34 @@ rc=$?
   bad "--no-fpcs --fpcs-mode best: rc $rc, $(cat "$TMP/x.err")"
 "$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --fpcs-mode fast -o "$TMP/e9.adalog" >/dev/null 2>"$TMP/x.err"
 rc=$?
-[[ $rc == 2 && ! -e $TMP/e9.adalog ]] && ok || bad "--fpcs-mode fast: rc $rc, $(cat "$TMP/x.err")"
+[[ $rc == 2 && ! -e $TMP/e9.adalog ]] &&
+  grep -qF "option '--fpcs-mode' of 'adalog quantize': 'fast' is not one of official, best" "$TMP/x.err" && ok ||
+  bad "--fpcs-mode fast: rc $rc, $(cat "$TMP/x.err")"
 
-# Same seed -> identical file; with exactly --calib-size images the seed does not matter.
-"$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits W4A4 -o "$TMP/q_again.adalog" --calib-size 32 --seed 3 \
-  "${T1[@]}" >/dev/null 2>&1
-# (The files differ only in the recorded search time, so compare every quantizer instead.)
-cmp -s <("$ADALOG" inspect "$TMP/q_W4A4.adalog" | grep -v -E '^(meta|model) ') \
-  <("$ADALOG" inspect "$TMP/q_again.adalog" | grep -v -E '^(meta|model) ') && ok ||
-  bad "quantize is not deterministic for a fixed seed"
+# --- golden: the W4A4 file's inspect (every quantizer, the plan header, meta) against the
+# committed text. Only the value of meta's search_seconds (calibration wall time) is masked.
+if "$ADALOG" inspect "$TMP/q_W4A4.adalog" >/dev/null 2>&1; then
+  (cd "$TMP" && "$ADALOG" inspect q_W4A4.adalog) | sed -E 's/ search_seconds=[^ ]+/ search_seconds=<time>/' \
+    >"$TMP/golden.txt"
+  grep -q " search_seconds=<time> " "$TMP/golden.txt" || bad "inspect: meta has no search_seconds to mask"
+  if [[ ${ADALOG_UPDATE_GOLDEN:-0} == 1 ]]; then
+    mkdir -p "$(dirname "$GOLDEN")" && cp "$TMP/golden.txt" "$GOLDEN" && echo "wrote $GOLDEN"
+  fi
+  diff -u "$GOLDEN" "$TMP/golden.txt" >"$TMP/golden.diff" && ok ||
+    bad "inspect of the W4A4 file differs from $GOLDEN:
+$(head -40 "$TMP/golden.diff")"
+else
+  bad "inspect of the W4A4 file failed"
+fi
+
+# --- determinism: the same seed gives the same file for 1, 2 and 3 threads, byte for byte except
+# the recorded search time (tests/cli/same_except_timing.py parses the file format to cut it out).
+for t in 2 3; do
+  (cd "$TMP" && "$ADALOG" quantize tiny.onnx --calib calib40.npy --bits W4A4 -o "q_t$t.adalog" --calib-size 32 \
+    --seed 3 --threads $t) >/dev/null 2>"$TMP/q.err" || bad "quantize --threads $t: $(cat "$TMP/q.err")"
+done
+"$PY" "$ROOT/tests/cli/same_except_timing.py" "$TMP/q_W4A4.adalog" "$TMP/q_t2.adalog" "$TMP/q_t3.adalog" \
+  >"$TMP/det.out" 2>&1 && ok || bad "quantize is not deterministic over thread counts: $(cat "$TMP/det.out")"
 
 # --- inspect lists every quantizer
 if "$ADALOG" inspect "$TMP/q_W4A4.adalog" >"$TMP/i.out" 2>"$TMP/i.err"; then
@@ -102,7 +129,11 @@ for bits in W8A8 W4A4; do
 import json, sys
 r = json.loads(sys.stdin.read()); bits = sys.argv[1]
 assert r["executor"] == ("sim" if sys.argv[2] == "--simulate" else r["executor"]) and r["executor"] in ("sim", "int"), r
-lo = 0.99 if bits == "W8A8" else 0.5
+# W4A4 floor from measurement: ref_cosine 0.957753 for this file (int and sim equal to 6 digits);
+# 0.952892 / 0.959016 / 0.957009 with --seed 1 / 2 / 5 and 0.953577 with ADALOG_ISA=avx2 (build of
+# e79f80d + tests, same 16 images). Floor = lowest 0.9529 minus 0.023 (random-weight model: these
+# spreads are all the margin rests on).
+lo = 0.99 if bits == "W8A8" else 0.93
 assert lo <= r["ref_cosine"] <= 1.0 + 1e-6, r
 if bits == "W8A8": assert r["top1"] >= 0.8, r
 ' $bits "$sim"; then
@@ -158,14 +189,44 @@ for b in W9A9 W1A1 W4A16; do
   [[ $rc == 2 && ! -e $TMP/e7.adalog ]] && grep -q "out of range \[2, 8\]" "$TMP/x.err" && ok ||
     bad "--bits $b: rc $rc, $(cat "$TMP/x.err")"
 done
-# SIGINT during calibration: no output.
-"$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits W4A4 -o "$TMP/int.adalog" "${T1[@]}" >/dev/null 2>&1 &
-pid=$!
-sleep 0.3
-kill -INT $pid 2>/dev/null
-wait $pid
-rc=$?
-[[ ! -e $TMP/int.adalog || $rc == 0 ]] && ok || bad "SIGINT left an output file (rc $rc)"
+# SIGINT during calibration: exit 1 with the interrupt message, no output and no temporary file.
+# stderr is a pseudo-terminal so that quantize prints its progress bar; SIGINT is sent once the
+# first step ("1/N") is reported, i.e. while the handler is installed and calibration runs (13 of
+# 14 steps left), never after a fixed sleep. A process that ignores the flag finishes (exit 0,
+# output written); one without a handler dies of the signal: both fail here.
+"$PY" - "$ADALOG" "$M" "$TMP/calib40.npy" "$TMP/int.adalog" >"$TMP/sig.out" 2>&1 <<'PYEOF'
+import os, pty, re, select, signal, subprocess, sys, time
+adalog, model, calib, out = sys.argv[1:5]
+master, slave = pty.openpty()
+p = subprocess.Popen([adalog, "quantize", model, "--calib", calib, "--bits", "W4A4", "-o", out,
+                      "--threads", "1"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+os.close(slave)
+buf, sent, deadline = b"", False, time.time() + 300
+while time.time() < deadline:
+    if not sent and re.search(rb"\] 1/\d+ ", buf):
+        p.send_signal(signal.SIGINT)
+        sent = True
+    r, _, _ = select.select([master], [], [], 0.2)
+    if r:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            chunk = b""
+        if not chunk:
+            break
+        buf += chunk
+    elif p.poll() is not None:
+        break
+else:
+    p.kill()
+rc = p.wait()
+print(f"sent={sent} rc={rc}")
+print(buf.decode("utf-8", "replace").replace("\r", "\n"))
+PYEOF
+sig_rc=$(sed -n 's/^sent=True rc=\(-\?[0-9]*\)$/\1/p' "$TMP/sig.out")
+[[ $sig_rc == 1 ]] && grep -qF "adalog: error: interrupted (SIGINT) during calibration; no output written" "$TMP/sig.out" &&
+  [[ ! -e $TMP/int.adalog ]] && ok || bad "SIGINT: want exit 1, the interrupt message and no output; got:
+$(tail -5 "$TMP/sig.out"); output exists: $([[ -e $TMP/int.adalog ]] && echo yes || echo no)"
 [[ $(ls "$TMP" | grep -c -E '\.(tmp|probe)\.') == 0 ]] && ok || bad "SIGINT left temporary files: $(ls "$TMP")"
 
 echo "cli quantize: $pass passed, $fail failed"

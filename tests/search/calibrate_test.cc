@@ -14,6 +14,7 @@
 
 #include "runtime/executor_fp32.h"
 #include "search/calibrate.h"
+#include "tests/search/plan_compare.h"
 #include "tests/util/exec_random_vit.h"
 #include "tests/util/expect_error.h"
 
@@ -24,55 +25,10 @@ using testing_util::MakeRandomVit;
 using testing_util::RandomImages;
 using testing_util::RandomVitSpec;
 
-bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-}
-
-void ExpectSame(const UniformPerChannel& a, const UniformPerChannel& b, const std::string& what) {
-  EXPECT_EQ(a.bits, b.bits) << what;
-  EXPECT_TRUE(SameBits(a.scales, b.scales)) << what;
-  EXPECT_EQ(a.zero_points, b.zero_points) << what;
-}
-void ExpectSame(const UniformPerHead& a, const UniformPerHead& b, const std::string& what) {
-  EXPECT_TRUE(SameBits(a.scales, b.scales)) << what;
-  EXPECT_EQ(a.zero_points, b.zero_points) << what;
-}
-void ExpectSame(const ActQuant& a, const ActQuant& b, const std::string& what) {
-  EXPECT_EQ(a.kind, b.kind) << what;
-  EXPECT_EQ(std::memcmp(&a.uniform.params.scale, &b.uniform.params.scale, 4), 0) << what;
-  EXPECT_EQ(a.uniform.params.zero_point, b.uniform.params.zero_point) << what;
-  EXPECT_EQ(a.log.kind, b.log.kind) << what;
-  EXPECT_EQ(std::memcmp(&a.log.scale, &b.log.scale, 4), 0) << what;
-  EXPECT_EQ(a.log.q, b.log.q) << what;
-  EXPECT_EQ(a.shift, b.shift) << what;
-  EXPECT_EQ(a.shift_folded, b.shift_folded) << what;
-}
-void ExpectSame(const LinearQuant& a, const LinearQuant& b, const std::string& what) {
-  ExpectSame(a.weight, b.weight, what + ".weight");
-  ExpectSame(a.input, b.input, what + ".input");
-}
-
-void ExpectSamePlan(const QuantizedModel& a, const QuantizedModel& b) {
-  ExpectSame(a.plan.patch_embed_weight, b.plan.patch_embed_weight, "patch_embed");
-  ASSERT_EQ(a.plan.blocks.size(), b.plan.blocks.size());
-  for (size_t i = 0; i < a.plan.blocks.size(); ++i) {
-    const std::string p = "block" + std::to_string(i);
-    const BlockQuant &x = a.plan.blocks[i], &y = b.plan.blocks[i];
-    ExpectSame(x.qkv, y.qkv, p + ".qkv");
-    ExpectSame(x.proj, y.proj, p + ".proj");
-    ExpectSame(x.fc1, y.fc1, p + ".fc1");
-    ExpectSame(x.fc2, y.fc2, p + ".fc2");
-    ExpectSame(x.attn.q, y.attn.q, p + ".q");
-    ExpectSame(x.attn.k, y.attn.k, p + ".k");
-    ExpectSame(x.attn.v, y.attn.v, p + ".v");
-    ExpectSame(x.attn.probs, y.attn.probs, p + ".probs");
-    const BlockParams &m = a.model.blocks[i], &n = b.model.blocks[i];
-    EXPECT_TRUE(SameBits(m.ln1.gamma, n.ln1.gamma) && SameBits(m.ln1.beta, n.ln1.beta)) << p;
-    EXPECT_TRUE(SameBits(m.qkv.weight, n.qkv.weight) && SameBits(m.qkv.bias, n.qkv.bias)) << p;
-    EXPECT_TRUE(SameBits(m.fc2.bias, n.fc2.bias)) << p;
-  }
-  ExpectSame(a.plan.head, b.plan.head, "head");
-}
+using test::ExpectSameModel;
+using test::ExpectSamePlan;
+using test::SameBits;
+using test::SerializeWithoutTiming;
 
 RandomVitSpec SmallSpec() {
   RandomVitSpec s;
@@ -86,6 +42,9 @@ RandomVitSpec SmallSpec() {
 }
 
 TEST(Calibrate, DeterministicAcrossThreadCounts) {
+  // The whole quantized file (every quantizer and every FP32 tensor, rewritten or not), with only
+  // the search wall time blanked, must be byte-identical for 1, 2 and 3 threads (3: a team size
+  // that divides none of the partitions evenly).
   const VitModel m = MakeRandomVit(SmallSpec());
   const int n = 6;
   const std::vector<float> images = RandomImages(m, n, 9);
@@ -93,14 +52,21 @@ TEST(Calibrate, DeterministicAcrossThreadCounts) {
   o.num_images = n;
   o.batch = 4;
   const int prev = omp_get_max_threads();
-  omp_set_num_threads(1);
-  o.threads = 1;
-  const QuantizedModel a = Calibrate(m, images.data(), n, o);
-  omp_set_num_threads(2);
-  o.threads = 2;
-  const QuantizedModel b = Calibrate(m, images.data(), n, o);
+  std::vector<QuantizedModel> runs;
+  for (int t : {1, 2, 3}) {
+    omp_set_num_threads(t);
+    o.threads = t;
+    runs.push_back(Calibrate(m, images.data(), n, o));
+  }
   omp_set_num_threads(prev);
-  ExpectSamePlan(a, b);
+  const QuantizedModel& a = runs[0];
+  const std::string bytes = SerializeWithoutTiming(a);
+  for (size_t i = 1; i < runs.size(); ++i) {
+    SCOPED_TRACE("threads " + std::to_string(i + 1) + " vs 1");
+    ExpectSamePlan(a.plan, runs[i].plan);  // names the placement on a mismatch
+    ExpectSameModel(a.model, runs[i].model);
+    EXPECT_TRUE(SerializeWithoutTiming(runs[i]) == bytes) << "quantized file bytes differ";
+  }
   // The plan is complete and the quantizers are the defaults of the method.
   ASSERT_EQ(a.plan.blocks.size(), 2u);
   EXPECT_EQ(a.plan.blocks[0].fc2.input.kind, ActQuant::Kind::kLog);
