@@ -4,6 +4,8 @@
 #include <dnnl.h>
 
 #include <Eigen/Dense>
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -49,12 +51,26 @@ constexpr int64_t kWoutChainCost = 32;
 // C [M][N] = A [M][K] * op(B) with op(B) = B [K][N] or B^T (B [N][K]). Single-threaded when
 // called inside a parallel region (oneDNN runs sequentially there); callers only call it there
 // or with one OpenMP thread.
-void Sgemm(int64_t M, int64_t N, int64_t K, const float* a, const float* b, bool b_transposed,
-           float* c) {
-  const dnnl_status_t st = dnnl_sgemm('N', b_transposed ? 'T' : 'N', M, N, K, 1.0f, a, K, b,
-                                      b_transposed ? K : N, 0.0f, c, N);
+// Every float GEMM of the search: C[M][N] = op(A) op(B) through oneDNN's sgemm with a one-thread
+// plan. Called outside an active parallel region (a region whose `if` clause is false, or a team
+// of one), sgemm splits the work, K included, by omp_get_max_threads(), so its summation order and
+// bits depended on the thread count (seen: a 1 x 256 x 256 GEMM, the W-out incumbent batch of
+// one candidate, gave other bits with 2 threads than with 1 or 3, and so another fc2 weight scale
+// in a 2-thread calibration). Inside an active region it already ran on one thread; the search
+// parallelizes over rows, candidates and heads around these calls.
+void SgemmOneThread(char transa, char transb, int64_t M, int64_t N, int64_t K, const float* a,
+                    int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+  const int prev = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const dnnl_status_t st = dnnl_sgemm(transa, transb, M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+  omp_set_num_threads(prev);
   ADALOG_CHECK(st == dnnl_success, "search: oneDNN sgemm failed (status ", static_cast<int>(st),
                ")");
+}
+
+void Sgemm(int64_t M, int64_t N, int64_t K, const float* a, const float* b, bool b_transposed,
+           float* c) {
+  SgemmOneThread('N', b_transposed ? 'T' : 'N', M, N, K, a, K, b, b_transposed ? K : N, c, N);
 }
 
 double SumSqDiff(const float* p, const float* q, int64_t n) {
@@ -986,10 +1002,8 @@ void MatmulObjective::PrepareResidualAvB(Residual* res) const {
       res->rr[static_cast<size_t>(p)] = rr;
       float* R = res->R.data() + p * K * N;
       float* H = res->H.data() + p * K * K;
-      dnnl_status_t st = dnnl_sgemm('T', 'N', K, N, M, 1.0f, y, K, r0.data(), N, 0.0f, R, N);
-      ADALOG_CHECK(st == dnnl_success, "search: oneDNN sgemm failed");
-      st = dnnl_sgemm('T', 'N', K, K, M, 1.0f, y, K, y, K, 0.0f, H, K);
-      ADALOG_CHECK(st == dnnl_success, "search: oneDNN sgemm failed");
+      SgemmOneThread('T', 'N', K, N, M, y, K, r0.data(), N, R, N);  // Y^T r0
+      SgemmOneThread('T', 'N', K, K, M, y, K, y, K, H, K);           // Y^T Y
       Sgemm(K, N, K, H, x, /*b_transposed=*/false, res->XH.data() + p * K * N);  // H X
     }
   }
