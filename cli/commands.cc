@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -28,6 +27,7 @@
 #include "runtime/data/npy.h"
 #include "runtime/metrics.h"
 #include "runtime/model_file.h"
+#include "runtime/plan_text.h"
 #include "search/calibrate.h"
 #include "search/calibration_set.h"
 
@@ -212,102 +212,6 @@ std::string JsonEscape(const std::string& s) {
   return out;
 }
 
-// ---- inspect of a quantized model: one line per quantizer ----
-
-template <typename T>
-std::string Range(const std::vector<T>& v, const char* fmt) {
-  if (v.empty()) return "-";
-  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-  char a[64], b[64];
-  std::snprintf(a, sizeof(a), fmt, static_cast<double>(*lo));
-  std::snprintf(b, sizeof(b), fmt, static_cast<double>(*hi));
-  return *lo == *hi ? std::string(a) : "[" + std::string(a) + ", " + b + "]";
-}
-
-std::string DescribePerChannel(const UniformPerChannel& q) {
-  if (q.scales.empty()) return "FP32";
-  std::ostringstream os;
-  os << "uniform " << q.bits << "-bit per-channel x" << q.num_channels() << ", scale "
-     << Range(q.scales, "%.4g") << ", zp " << Range(q.zero_points, "%.0f");
-  return os.str();
-}
-
-std::string DescribePerHead(const UniformPerHead& q) {
-  if (q.scales.empty()) return "FP32";
-  std::ostringstream os;
-  os << "uniform " << q.bits << "-bit per-head x" << q.num_heads() << ", scale "
-     << Range(q.scales, "%.4g") << ", zp " << Range(q.zero_points, "%.0f");
-  return os.str();
-}
-
-std::string DescribeAct(const ActQuant& a) {
-  char buf[256];
-  switch (a.kind) {
-    case ActQuant::Kind::kNone: return "FP32";
-    case ActQuant::Kind::kUniform:
-      std::snprintf(buf, sizeof(buf), "uniform %d-bit per-tensor, scale %.4g, zp %d", a.uniform.params.bits,
-                    static_cast<double>(a.uniform.params.scale), a.uniform.params.zero_point);
-      return buf;
-    case ActQuant::Kind::kTwin:
-      std::snprintf(buf, sizeof(buf), "twin-uniform %d-bit per-tensor, scale+ %.4g, scale- %.4g", a.twin.bits,
-                    static_cast<double>(a.twin.scale_pos), static_cast<double>(a.twin.scale_neg));
-      return buf;
-    case ActQuant::Kind::kLog: {
-      std::string s = a.shift != 0.f || a.shift_folded ? "shift-" : "";
-      s += LogKindName(a.log.kind);
-      if (a.log.kind == LogKind::kAdaLog) {
-        std::snprintf(buf, sizeof(buf), " %d-bit per-tensor, scale %.4g, q %d (base 2^(%d/37) = %.4f)", a.log.bits,
-                      static_cast<double>(a.log.scale), a.log.q, a.log.q, std::pow(2.0, a.log.q / 37.0));
-      } else {
-        std::snprintf(buf, sizeof(buf), " %d-bit per-tensor, scale %.4g", a.log.bits,
-                      static_cast<double>(a.log.scale));
-      }
-      s += buf;
-      if (a.shift != 0.f || a.shift_folded) {
-        std::snprintf(buf, sizeof(buf), ", shift %.5f%s", static_cast<double>(a.shift),
-                      a.shift_folded ? " (folded into fc2's bias)" : "");
-        s += buf;
-      }
-      return s;
-    }
-  }
-  return "?";
-}
-
-void PrintLinearQuant(const std::string& name, const LinearQuant& l) {
-  std::printf("  %-10s weight %s\n  %-10s input  %s\n", name.c_str(), DescribePerChannel(l.weight).c_str(), "",
-              DescribeAct(l.input).c_str());
-}
-
-void PrintPlan(const QuantPlan& p, const VitModel& m) {
-  std::printf("quant      W%dA%d, softmax %s, gelu %s, LN reparam %s, FPCS %s\n", p.weight_bits, p.act_bits,
-              SoftmaxQuantizerName(p.softmax_quantizer), GeluQuantizerName(p.gelu_quantizer), p.ln_reparam ? "yes" : "no",
-              p.fpcs ? "yes" : "no");
-  if (!p.meta.empty()) {
-    std::printf("meta      ");
-    for (const auto& [k, v] : p.meta) std::printf(" %s=%s", k.c_str(), v.c_str());
-    std::printf("\n");
-  }
-  std::printf("quantizers (spec 3.2 placement; LayerNorm, softmax, GELU, residuals, biases stay FP32)\n");
-  std::printf("patch_embed\n  %-10s weight %s\n  %-10s input  FP32 (the image)\n", "conv",
-              DescribePerChannel(p.patch_embed_weight).c_str(), "");
-  for (size_t b = 0; b < p.blocks.size(); ++b) {
-    const BlockQuant& q = p.blocks[b];
-    std::printf("block %zu\n", b);
-    PrintLinearQuant("qkv", q.qkv);
-    std::printf("  %-10s q      %s\n", "q@k^T", DescribePerHead(q.attn.q).c_str());
-    std::printf("  %-10s k      %s\n", "", DescribePerHead(q.attn.k).c_str());
-    std::printf("  %-10s probs  %s\n", "probs@v", DescribeAct(q.attn.probs).c_str());
-    std::printf("  %-10s v      %s\n", "", DescribePerHead(q.attn.v).c_str());
-    PrintLinearQuant("proj", q.proj);
-    PrintLinearQuant("fc1", q.fc1);
-    PrintLinearQuant("fc2", q.fc2);
-  }
-  std::printf("head\n");
-  PrintLinearQuant("head", p.head);
-  if (m.pooling == Pooling::kClsDistAvg) PrintLinearQuant("head_dist", p.head_dist);
-}
-
 // ---- quantize ----
 
 std::atomic<bool> g_interrupted{false};
@@ -397,7 +301,7 @@ int RunInspect(const ParsedArgs& args) {
   if (loaded->format == ModelFormat::kOnnx) {
     for (const std::string& note : loaded->onnx_report.notes) std::printf("note       %s\n", note.c_str());
   } else {
-    PrintPlan(loaded->plan, m);
+    std::fputs(DescribePlan(loaded->plan, m).c_str(), stdout);
   }
   return 0;
 }
