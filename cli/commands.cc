@@ -1,6 +1,8 @@
 // The bodies of the `adalog` subcommands. Each first turns ParsedArgs into a typed options struct,
 // checking the combinations the parser cannot (UsageError, exit 2), then calls the runtime's public
-// API (runtime/adalog_runtime.h), whose failures are adalog::Error (exit 1).
+// API (runtime/adalog_runtime.h) and data layer (runtime/data/image_source.h, runtime/metrics.h,
+// runtime/plan_text.h, search/calibration_set.h), whose failures are adalog::Error (exit 1), and
+// prints the results.
 //
 // Quantized model files run on the integer executor by default; --simulate selects the simulated
 // (fake-quant) one (SessionOptions::simulate).
@@ -11,12 +13,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <sstream>
 #include <string>
 #include <vector>
 
