@@ -3,6 +3,8 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "runtime/quant_plan.h"
+#include "search/calibrate.h"
 
 namespace adalog::cli {
 namespace {
@@ -135,6 +137,7 @@ std::vector<CommandSpec> MakeCommands() {
       "bench/e2e.py runs this beside ONNX Runtime and PyTorch.\n";
   cmds.push_back(bench);
 
+  const search::CalibOptions defaults;  // the library's defaults are the command's
   CommandSpec quantize;
   quantize.name = "quantize";
   quantize.summary = "Calibrate and quantize an FP32 ONNX ViT with AdaLog; write a model file.";
@@ -149,16 +152,18 @@ std::vector<CommandSpec> MakeCommands() {
       out,
       Int("wbits", "N", "weight bits (overrides --bits)", 2, 8, "from --bits"),
       Int("abits", "N", "activation bits (overrides --bits)", 2, 8, "from --bits"),
-      Choice("softmax", {"adalog", "log2", "logsqrt2", "uniform"}, "post-Softmax quantizer", "adalog"),
-      Choice("gelu", {"adalog", "log2", "logsqrt2", "twin", "uniform"}, "post-GELU quantizer",
-             "adalog"),
-      Int("calib-size", "N", "calibration images to use", 1, 100000, "32"),
-      Int("seed", "S", "seed choosing --calib-size images when more are given", 0, 4294967295LL, "0"),
+      Choice("softmax", SoftmaxQuantizerNames(), "post-Softmax quantizer",
+             SoftmaxQuantizerName(defaults.recipe.softmax)),
+      Choice("gelu", GeluQuantizerNames(), "post-GELU quantizer", GeluQuantizerName(defaults.recipe.gelu)),
+      Int("calib-size", "N", "calibration images to use", 1, 100000, std::to_string(defaults.num_images)),
+      Int("seed", "S", "seed choosing --calib-size images when more are given", 0, 4294967295LL,
+          std::to_string(defaults.seed)),
       Flag("no-fpcs", "no FPCS: each search is the top-1 of its percentile grid (spec 4.7)"),
-      Choice("fpcs-mode", {"official", "best"},
+      Choice("fpcs-mode",
+             {search::FpcsModeName(search::FpcsMode::kOfficial), search::FpcsModeName(search::FpcsMode::kBest)},
              "FPCS variant: best (never returns worse than a candidate it evaluated; "
              "search/README.md) or official (spec 4.5 as published)",
-             "best"),
+             search::FpcsModeName(defaults.recipe.fpcs_mode)),
       Flag("no-reparam", "skip LayerNorm / GELU-shift reparameterization"),
       Threads("all cores"),
   };

@@ -1,6 +1,8 @@
 // The bodies of the `adalog` subcommands. Each first turns ParsedArgs into a typed options struct,
 // checking the combinations the parser cannot (UsageError, exit 2), then calls the runtime's public
-// API (runtime/adalog_runtime.h), whose failures are adalog::Error (exit 1).
+// API (runtime/adalog_runtime.h) and data layer (runtime/data/image_source.h, runtime/metrics.h,
+// runtime/plan_text.h, search/calibration_set.h), whose failures are adalog::Error (exit 1), and
+// prints the results.
 //
 // Quantized model files run on the integer executor by default; --simulate selects the simulated
 // (fake-quant) one (SessionOptions::simulate).
@@ -11,29 +13,26 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "runtime/adalog_runtime.h"
 #include "runtime/data/image_folder.h"
+#include "runtime/data/image_source.h"
 #include "runtime/data/npy.h"
+#include "runtime/metrics.h"
 #include "runtime/model_file.h"
+#include "runtime/plan_text.h"
 #include "search/calibrate.h"
+#include "search/calibration_set.h"
 
 namespace adalog::cli {
 namespace {
-
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 struct InspectOptions {
   std::string model;
@@ -82,12 +81,13 @@ struct QuantizeOptions {
   std::string output;
   int weight_bits = 4;
   int act_bits = 4;
-  std::string softmax = "adalog";
-  std::string gelu = "adalog";
+  // Defaults: search::RecipeOptions / CalibOptions, through the command spec.
+  SoftmaxQuantizer softmax = SoftmaxQuantizer::kAdaLog;
+  GeluQuantizer gelu = GeluQuantizer::kAdaLog;
   int calib_size = 32;
-  uint32_t seed = 0;
+  uint32_t seed = search::kDefaultCalibrationSeed;
   bool fpcs = true;
-  std::string fpcs_mode = "best";  // official | best (search/fpcs.h FpcsMode)
+  search::FpcsMode fpcs_mode = search::FpcsMode::kBest;
   bool reparam = true;
   int threads = 0;
 };
@@ -111,7 +111,7 @@ EvalOptions GetEval(const ParsedArgs& a) {
   o.model = a.positional(0);
   o.data = a.String("data");
   o.labels = a.String("labels");
-  o.data_is_npy = EndsWith(o.data, ".npy");
+  o.data_is_npy = IsNpyPath(o.data);
   o.json = a.Flag("json");
   o.threads = static_cast<int>(a.Int("threads", 0));
   o.batch = static_cast<int>(a.Int("batch", 8));
@@ -167,12 +167,13 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
   BitWidths bits = ParseBits(a.String("bits", "W4A4"), "option '--bits' of " + cmd);
   o.weight_bits = static_cast<int>(a.Int("wbits", bits.weight_bits));
   o.act_bits = static_cast<int>(a.Int("abits", bits.act_bits));
-  o.softmax = a.String("softmax", "adalog");
-  o.gelu = a.String("gelu", "adalog");
-  o.calib_size = static_cast<int>(a.Int("calib-size", 32));
-  o.seed = static_cast<uint32_t>(a.Int("seed", 0));
+  const search::CalibOptions defaults;
+  o.softmax = a.Has("softmax") ? ParseSoftmaxQuantizer(a.String("softmax")) : defaults.recipe.softmax;
+  o.gelu = a.Has("gelu") ? ParseGeluQuantizer(a.String("gelu")) : defaults.recipe.gelu;
+  o.calib_size = static_cast<int>(a.Int("calib-size", defaults.num_images));
+  o.seed = static_cast<uint32_t>(a.Int("seed", defaults.seed));
   o.fpcs = !a.Flag("no-fpcs");
-  o.fpcs_mode = a.String("fpcs-mode", "best");
+  o.fpcs_mode = a.Has("fpcs-mode") ? search::ParseFpcsMode(a.String("fpcs-mode")) : defaults.recipe.fpcs_mode;
   if (!o.fpcs && a.Has("fpcs-mode"))
     throw UsageError(cmd + ": --fpcs-mode chooses the FPCS variant; --no-fpcs turns FPCS off");
   o.reparam = !a.Flag("no-reparam");
@@ -184,14 +185,6 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
 }  // namespace
 
 namespace {
-
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < shape.size(); ++i) os << (i ? "," : "") << shape[i];
-  os << "]";
-  return os.str();
-}
 
 const char* PoolingName(Pooling p) {
   switch (p) {
@@ -217,168 +210,6 @@ std::string JsonEscape(const std::string& s) {
     }
   }
   return out;
-}
-
-// Images [N][C][H][W] from an .npy; checks the rank here, the C/H/W match in Session::Run.
-NpyFloatArray ReadImages(const std::string& path) {
-  NpyFloatArray x = ReadNpyFloat32(path);
-  ADALOG_CHECK(x.shape.size() == 4, path, ": images must be float32 [N,C,H,W], got shape ",
-               ShapeString(x.shape));
-  ADALOG_CHECK(x.shape[0] >= 1, path, ": no images (shape ", ShapeString(x.shape), ")");
-  return x;
-}
-
-int64_t PerImage(const std::vector<int64_t>& shape) { return shape[1] * shape[2] * shape[3]; }
-
-// Runs `n` images in chunks of at most session.max_batch(); logits gets n * classes floats.
-void RunAll(Session& session, const float* images, const std::vector<int64_t>& shape, int64_t n,
-            float* logits) {
-  const int64_t per = PerImage(shape);
-  const int classes = session.num_classes();
-  for (int64_t i = 0; i < n; i += session.max_batch()) {
-    const int64_t b = std::min<int64_t>(session.max_batch(), n - i);
-    session.Run(images + i * per, {b, shape[1], shape[2], shape[3]}, logits + i * classes);
-  }
-}
-
-
-// Fidelity of logits against reference logits (e.g. the FP32 model's on the same images).
-struct LogitsFidelity {
-  double mean_cosine = 0;
-  double min_cosine = 0;
-  double top1_agreement = 0;
-};
-
-int ArgMax(const float* row, int classes) {
-  int best = 0;
-  for (int c = 1; c < classes; ++c) {
-    if (row[c] > row[best]) best = c;
-  }
-  return best;
-}
-
-LogitsFidelity CompareLogits(const std::vector<float>& logits, int64_t n, int classes,
-                             const std::string& reference_path) {
-  NpyFloatArray ref = ReadNpyFloat32(reference_path);
-  ADALOG_CHECK(ref.shape.size() == 2 && ref.shape[1] == classes && ref.shape[0] >= n, reference_path,
-               ": reference logits must be float32 [N,", classes, "] with N >= ", n,
-               " (the images evaluated), got shape ", ShapeString(ref.shape));
-  CheckFinite(ref.data.data(), static_cast<int64_t>(ref.data.size()), reference_path, ref.shape);
-  LogitsFidelity f;
-  f.min_cosine = 1.0;
-  int64_t agree = 0;
-  for (int64_t r = 0; r < n; ++r) {
-    const float* a = logits.data() + r * classes;
-    const float* b = ref.data.data() + r * classes;
-    double ab = 0, aa = 0, bb = 0;
-    for (int c = 0; c < classes; ++c) {
-      ab += static_cast<double>(a[c]) * b[c];
-      aa += static_cast<double>(a[c]) * a[c];
-      bb += static_cast<double>(b[c]) * b[c];
-    }
-    const double cos = (aa > 0 && bb > 0) ? ab / std::sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
-    f.mean_cosine += cos / static_cast<double>(n);
-    f.min_cosine = std::min(f.min_cosine, cos);
-    if (ArgMax(a, classes) == ArgMax(b, classes)) ++agree;
-  }
-  f.top1_agreement = n > 0 ? static_cast<double>(agree) / static_cast<double>(n) : 0.0;
-  return f;
-}
-
-// ---- inspect of a quantized model: one line per quantizer ----
-
-template <typename T>
-std::string Range(const std::vector<T>& v, const char* fmt) {
-  if (v.empty()) return "-";
-  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-  char a[64], b[64];
-  std::snprintf(a, sizeof(a), fmt, static_cast<double>(*lo));
-  std::snprintf(b, sizeof(b), fmt, static_cast<double>(*hi));
-  return *lo == *hi ? std::string(a) : "[" + std::string(a) + ", " + b + "]";
-}
-
-std::string DescribePerChannel(const UniformPerChannel& q) {
-  if (q.scales.empty()) return "FP32";
-  std::ostringstream os;
-  os << "uniform " << q.bits << "-bit per-channel x" << q.num_channels() << ", scale "
-     << Range(q.scales, "%.4g") << ", zp " << Range(q.zero_points, "%.0f");
-  return os.str();
-}
-
-std::string DescribePerHead(const UniformPerHead& q) {
-  if (q.scales.empty()) return "FP32";
-  std::ostringstream os;
-  os << "uniform " << q.bits << "-bit per-head x" << q.num_heads() << ", scale "
-     << Range(q.scales, "%.4g") << ", zp " << Range(q.zero_points, "%.0f");
-  return os.str();
-}
-
-std::string DescribeAct(const ActQuant& a) {
-  char buf[256];
-  switch (a.kind) {
-    case ActQuant::Kind::kNone: return "FP32";
-    case ActQuant::Kind::kUniform:
-      std::snprintf(buf, sizeof(buf), "uniform %d-bit per-tensor, scale %.4g, zp %d", a.uniform.params.bits,
-                    static_cast<double>(a.uniform.params.scale), a.uniform.params.zero_point);
-      return buf;
-    case ActQuant::Kind::kTwin:
-      std::snprintf(buf, sizeof(buf), "twin-uniform %d-bit per-tensor, scale+ %.4g, scale- %.4g", a.twin.bits,
-                    static_cast<double>(a.twin.scale_pos), static_cast<double>(a.twin.scale_neg));
-      return buf;
-    case ActQuant::Kind::kLog: {
-      std::string s = a.shift != 0.f || a.shift_folded ? "shift-" : "";
-      s += LogKindName(a.log.kind);
-      if (a.log.kind == LogKind::kAdaLog) {
-        std::snprintf(buf, sizeof(buf), " %d-bit per-tensor, scale %.4g, q %d (base 2^(%d/37) = %.4f)", a.log.bits,
-                      static_cast<double>(a.log.scale), a.log.q, a.log.q, std::pow(2.0, a.log.q / 37.0));
-      } else {
-        std::snprintf(buf, sizeof(buf), " %d-bit per-tensor, scale %.4g", a.log.bits,
-                      static_cast<double>(a.log.scale));
-      }
-      s += buf;
-      if (a.shift != 0.f || a.shift_folded) {
-        std::snprintf(buf, sizeof(buf), ", shift %.5f%s", static_cast<double>(a.shift),
-                      a.shift_folded ? " (folded into fc2's bias)" : "");
-        s += buf;
-      }
-      return s;
-    }
-  }
-  return "?";
-}
-
-void PrintLinearQuant(const std::string& name, const LinearQuant& l) {
-  std::printf("  %-10s weight %s\n  %-10s input  %s\n", name.c_str(), DescribePerChannel(l.weight).c_str(), "",
-              DescribeAct(l.input).c_str());
-}
-
-void PrintPlan(const QuantPlan& p, const VitModel& m) {
-  std::printf("quant      W%dA%d, softmax %s, gelu %s, LN reparam %s, FPCS %s\n", p.weight_bits, p.act_bits,
-              p.softmax_quantizer.c_str(), p.gelu_quantizer.c_str(), p.ln_reparam ? "yes" : "no",
-              p.fpcs ? "yes" : "no");
-  if (!p.meta.empty()) {
-    std::printf("meta      ");
-    for (const auto& [k, v] : p.meta) std::printf(" %s=%s", k.c_str(), v.c_str());
-    std::printf("\n");
-  }
-  std::printf("quantizers (spec 3.2 placement; LayerNorm, softmax, GELU, residuals, biases stay FP32)\n");
-  std::printf("patch_embed\n  %-10s weight %s\n  %-10s input  FP32 (the image)\n", "conv",
-              DescribePerChannel(p.patch_embed_weight).c_str(), "");
-  for (size_t b = 0; b < p.blocks.size(); ++b) {
-    const BlockQuant& q = p.blocks[b];
-    std::printf("block %zu\n", b);
-    PrintLinearQuant("qkv", q.qkv);
-    std::printf("  %-10s q      %s\n", "q@k^T", DescribePerHead(q.attn.q).c_str());
-    std::printf("  %-10s k      %s\n", "", DescribePerHead(q.attn.k).c_str());
-    std::printf("  %-10s probs  %s\n", "probs@v", DescribeAct(q.attn.probs).c_str());
-    std::printf("  %-10s v      %s\n", "", DescribePerHead(q.attn.v).c_str());
-    PrintLinearQuant("proj", q.proj);
-    PrintLinearQuant("fc1", q.fc1);
-    PrintLinearQuant("fc2", q.fc2);
-  }
-  std::printf("head\n");
-  PrintLinearQuant("head", p.head);
-  if (m.pooling == Pooling::kClsDistAvg) PrintLinearQuant("head_dist", p.head_dist);
 }
 
 // ---- quantize ----
@@ -421,67 +252,6 @@ void CheckOutputWritable(const std::string& path) {
                "' (not writable)");
   std::fclose(f);
   std::remove(probe.c_str());
-}
-
-// Calibration images [n][C][H][W], chosen and loaded per the options.
-struct CalibSet {
-  std::vector<float> images;
-  int64_t available = 0;          // images in the source
-  std::vector<int64_t> selected;  // source indices used, ascending
-};
-
-// Chooses `want` of `n` indices: all of them when n == want, else `want` distinct indices drawn
-// with mt19937(seed) (partial Fisher-Yates), returned in ascending order.
-std::vector<int64_t> ChooseIndices(int64_t n, int64_t want, uint32_t seed) {
-  std::vector<int64_t> idx(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
-  if (want < n) {
-    std::mt19937 rng(seed);
-    for (int64_t i = 0; i < want; ++i) {
-      std::uniform_int_distribution<int64_t> pick(i, n - 1);
-      std::swap(idx[static_cast<size_t>(i)], idx[static_cast<size_t>(pick(rng))]);
-    }
-    idx.resize(static_cast<size_t>(want));
-    std::sort(idx.begin(), idx.end());
-  }
-  return idx;
-}
-
-CalibSet LoadCalibration(const std::string& source, const VitModel& m, int want, uint32_t seed) {
-  const int64_t C = m.embed.in_channels, H = m.embed.image_h, W = m.embed.image_w, per = C * H * W;
-  CalibSet set;
-  if (EndsWith(source, ".npy")) {
-    NpyFloatArray x = ReadNpyFloat32(source);
-    ADALOG_CHECK(x.shape.size() == 4, source, ": calibration images must be float32 [N,C,H,W], got shape ",
-                 ShapeString(x.shape));
-    ADALOG_CHECK(x.shape[1] == C && x.shape[2] == H && x.shape[3] == W, source, ": calibration images are ",
-                 ShapeString(x.shape), " but the model expects [N,", C, ",", H, ",", W, "]");
-    CheckFinite(x.data.data(), static_cast<int64_t>(x.data.size()), source + ": calibration images", x.shape);
-    set.available = x.shape[0];
-    ADALOG_CHECK(set.available >= want, "calibration set ", source, " has ", set.available,
-                 " images, --calib-size asks for ", want);
-    set.selected = ChooseIndices(set.available, want, seed);
-    set.images.resize(static_cast<size_t>(want * per));
-    for (size_t i = 0; i < set.selected.size(); ++i) {
-      std::copy_n(x.data.data() + set.selected[i] * per, per, set.images.data() + i * per);
-    }
-  } else {
-    ImageFolder folder = ScanImageFolder(source, 0);
-    ADALOG_CHECK(C == 3, source, ": image folders give 3-channel images, the model expects ", C, " channels");
-    ADALOG_CHECK(H == W, source, ": image folders give square crops, the model expects ", H, "x", W);
-    set.available = static_cast<int64_t>(folder.items.size());
-    ADALOG_CHECK(set.available >= want, "calibration set ", source, " has ", set.available,
-                 " images, --calib-size asks for ", want);
-    set.selected = ChooseIndices(set.available, want, seed);
-    const ImagePreprocessOptions pre = PreprocessOptionsFor(m);
-    set.images.resize(static_cast<size_t>(want * per));
-    for (size_t i = 0; i < set.selected.size(); ++i) {
-      LoadImageChw(folder.items[static_cast<size_t>(set.selected[i])].path, pre, set.images.data() + i * per);
-    }
-    CheckFinite(set.images.data(), static_cast<int64_t>(set.images.size()), source + ": calibration images",
-                {want, C, H, W});
-  }
-  return set;
 }
 
 std::string FormatSeconds(double s) {
@@ -531,7 +301,7 @@ int RunInspect(const ParsedArgs& args) {
   if (loaded->format == ModelFormat::kOnnx) {
     for (const std::string& note : loaded->onnx_report.notes) std::printf("note       %s\n", note.c_str());
   } else {
-    PrintPlan(loaded->plan, m);
+    std::fputs(DescribePlan(loaded->plan, m).c_str(), stdout);
   }
   return 0;
 }
@@ -539,15 +309,16 @@ int RunInspect(const ParsedArgs& args) {
 int RunRun(const ParsedArgs& args) {
   RunOptions o = GetRun(args);
   auto loaded = LoadModel(o.model);
-  NpyFloatArray x = ReadImages(o.input);
-  const int64_t n = x.shape[0];
+  const ImageSource x = ImageSource::OpenNpy(o.input);  // whatever its name
+  x.CheckNotEmpty();
+  const int64_t n = x.size();
   SessionOptions so;
   so.max_batch = static_cast<int>(std::min<int64_t>(o.batch, n));
   so.num_threads = o.threads;
   so.simulate = o.simulate;
   Session session(loaded, so);
   std::vector<float> logits(static_cast<size_t>(n) * session.num_classes());
-  RunAll(session, x.data.data(), x.shape, n, logits.data());
+  RunImages(session, x, n, logits.data());
   WriteNpyFloat32(o.output, logits.data(), {n, session.num_classes()});
   std::fprintf(stderr, "adalog: wrote %s: logits [%lld,%d]\n", o.output.c_str(), static_cast<long long>(n),
                session.num_classes());
@@ -560,61 +331,41 @@ int RunEval(const ParsedArgs& args) {
   const VitModel& m = loaded->model;
   const int classes = m.num_classes();
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> logits;
-  std::vector<int64_t> labels;
-  std::string executor_kind;
-  int64_t n = 0;
+  ImageSourceOptions so;
+  so.num_classes = classes;
   if (o.data_is_npy) {
-    NpyDataset d = ReadNpyDataset(o.data, o.labels, classes);
-    ADALOG_CHECK(d.images.shape.size() == 4, o.data, ": images must be float32 [N,C,H,W], got shape ",
-                 ShapeString(d.images.shape));
-    n = o.limit > 0 ? std::min<int64_t>(o.limit, d.images.shape[0]) : d.images.shape[0];
-    ADALOG_CHECK(n >= 1, o.data, ": no images");
-    SessionOptions so;
-    so.max_batch = static_cast<int>(std::min<int64_t>(o.batch, n));
-    so.num_threads = o.threads;
-    so.simulate = o.simulate;
-    Session session(loaded, so);
-    executor_kind = session.executor_kind();
-    logits.resize(static_cast<size_t>(n) * classes);
-    RunAll(session, d.images.data.data(), d.images.shape, n, logits.data());
-    labels.assign(d.labels.begin(), d.labels.begin() + n);
+    so.labels = o.labels;
   } else {
-    ImageFolder folder = ScanImageFolder(o.data, classes);
-    ImagePreprocessOptions pre = PreprocessOptionsFor(m);
-    if (o.image_size != 0) {
-      ADALOG_CHECK(o.image_size == m.embed.image_h && o.image_size == m.embed.image_w, "--image-size ",
-                   o.image_size, " does not match the model's input ", m.embed.image_h, "x", m.embed.image_w);
-      pre.crop = o.image_size;
-    }
-    if (o.resize != 0) pre.resize_shorter = o.resize;
-    for (int c = 0; c < 3 && !o.mean.empty(); ++c) pre.mean[c] = o.mean[c];
-    for (int c = 0; c < 3 && !o.std.empty(); ++c) pre.std[c] = o.std[c];
-    n = static_cast<int64_t>(folder.items.size());
-    if (o.limit > 0) n = std::min<int64_t>(n, o.limit);
-    SessionOptions so;
-    so.max_batch = static_cast<int>(std::min<int64_t>(o.batch, n));
-    so.num_threads = o.threads;
-    so.simulate = o.simulate;
-    Session session(loaded, so);
-    executor_kind = session.executor_kind();
-    const std::vector<int64_t> shape = session.input_shape(session.max_batch());
-    const int64_t per = PerImage(shape);
-    std::vector<float> images(static_cast<size_t>(session.max_batch()) * per);
-    logits.resize(static_cast<size_t>(n) * classes);
-    labels.resize(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; i += session.max_batch()) {
-      const int64_t b = std::min<int64_t>(session.max_batch(), n - i);
-      LoadImageBatch(folder, static_cast<size_t>(i), static_cast<size_t>(b), pre, images.data(), labels.data() + i);
-      session.Run(images.data(), {b, shape[1], shape[2], shape[3]}, logits.data() + i * classes);
-    }
+    so.preprocess = PreprocessOptionsFor(m);
+    if (o.image_size != 0) so.preprocess.crop = o.image_size;
+    if (o.resize != 0) so.preprocess.resize_shorter = o.resize;
+    for (int c = 0; c < 3 && !o.mean.empty(); ++c) so.preprocess.mean[c] = o.mean[c];
+    for (int c = 0; c < 3 && !o.std.empty(); ++c) so.preprocess.std[c] = o.std[c];
   }
+  const ImageSource data = ImageSource::Open(o.data, so);
+  if (!data.is_npy() && o.image_size != 0) {
+    ADALOG_CHECK(o.image_size == m.embed.image_h && o.image_size == m.embed.image_w, "--image-size ",
+                 o.image_size, " does not match the model's input ", m.embed.image_h, "x", m.embed.image_w);
+  }
+  const int64_t n = o.limit > 0 ? std::min<int64_t>(o.limit, data.size()) : data.size();
+  if (data.is_npy()) ADALOG_CHECK(n >= 1, o.data, ": no images");
+  SessionOptions sess;
+  sess.max_batch = static_cast<int>(std::min<int64_t>(o.batch, n));
+  sess.num_threads = o.threads;
+  sess.simulate = o.simulate;
+  Session session(loaded, sess);
+  std::vector<float> logits(static_cast<size_t>(n) * classes);
+  std::vector<int64_t> labels(static_cast<size_t>(n));
+  RunImages(session, data, n, logits.data(), labels.data());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int64_t top1 = CountTopKCorrect(logits.data(), n, classes, labels.data(), 1);
   const int64_t top5 = CountTopKCorrect(logits.data(), n, classes, labels.data(), std::min(5, classes));
   LogitsFidelity fid;
-  if (!o.reference_logits.empty()) fid = CompareLogits(logits, n, classes, o.reference_logits);
-  const char* executor = executor_kind.c_str();
+  if (!o.reference_logits.empty()) {
+    const NpyFloatArray ref = ReadReferenceLogits(o.reference_logits, n, classes);
+    fid = CompareLogits(logits.data(), ref.data.data(), n, classes);
+  }
+  const char* executor = session.executor_kind();
   if (o.json) {
     std::string ref;
     if (!o.reference_logits.empty()) {
@@ -649,10 +400,7 @@ int RunBench(const ParsedArgs& args) {
   so.simulate = o.simulate;
   Session session(loaded, so);
   const std::vector<int64_t> shape = session.input_shape(o.batch);
-  std::vector<float> images(static_cast<size_t>(shape[0] * PerImage(shape)));
-  std::mt19937 rng(0);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  for (float& v : images) v = normal(rng);
+  const std::vector<float> images = SyntheticImages(shape, 0);
   std::vector<float> logits(static_cast<size_t>(o.batch) * session.num_classes());
   for (int i = 0; i < o.warmup; ++i) session.Run(images.data(), shape, logits.data());
   std::vector<double> ms;
@@ -699,13 +447,13 @@ int RunQuantize(const ParsedArgs& args) {
   ADALOG_CHECK(loaded->format == ModelFormat::kOnnx, o.model,
                " is already an adalog quantized model; quantize takes an FP32 ONNX model");
   const VitModel& m = loaded->model;
-  CalibSet calib = LoadCalibration(o.calib, m, o.calib_size, o.seed);
+  const search::CalibrationSet calib = search::LoadCalibrationSet(o.calib, m, o.calib_size, o.seed);
 
   search::CalibOptions co;
   co.recipe.weight_bits = o.weight_bits;
   co.recipe.act_bits = o.act_bits;
   co.recipe.fpcs = o.fpcs;
-  co.recipe.fpcs_mode = search::ParseFpcsMode(o.fpcs_mode);
+  co.recipe.fpcs_mode = o.fpcs_mode;
   co.recipe.softmax = o.softmax;
   co.recipe.gelu = o.gelu;
   co.recipe.ln_reparam = o.reparam;
@@ -716,8 +464,8 @@ int RunQuantize(const ParsedArgs& args) {
 
   const bool tty = isatty(fileno(stderr)) != 0;
   std::fprintf(stderr, "adalog: quantizing %s at W%dA%d (softmax %s, gelu %s%s%s) on %d of %lld calibration images\n",
-               o.model.c_str(), o.weight_bits, o.act_bits, o.softmax.c_str(), o.gelu.c_str(),
-               o.fpcs ? (o.fpcs_mode == "best" ? "" : ", official FPCS") : ", no FPCS", o.reparam ? "" : ", no reparam", o.calib_size,
+               o.model.c_str(), o.weight_bits, o.act_bits, SoftmaxQuantizerName(o.softmax), GeluQuantizerName(o.gelu),
+               o.fpcs ? (o.fpcs_mode == search::FpcsMode::kBest ? "" : ", official FPCS") : ", no FPCS", o.reparam ? "" : ", no reparam", o.calib_size,
                static_cast<long long>(calib.available));
   ScopedSigint sigint;
   const auto search_t0 = std::chrono::steady_clock::now();
@@ -750,7 +498,7 @@ int RunQuantize(const ParsedArgs& args) {
   qm.plan.meta.push_back({"source", o.model});
   qm.plan.meta.push_back({"calib", o.calib});
   qm.plan.meta.push_back({"calib_available", std::to_string(calib.available)});
-  if (o.fpcs) qm.plan.meta.push_back({"fpcs_mode", o.fpcs_mode});
+  if (o.fpcs) qm.plan.meta.push_back({"fpcs_mode", search::FpcsModeName(o.fpcs_mode)});
   SaveQuantizedModel(qm, o.output);  // atomic: temporary file + rename
   if (g_interrupted.load()) {
     std::remove(o.output.c_str());
@@ -765,8 +513,9 @@ int RunQuantize(const ParsedArgs& args) {
   std::printf("bits       W%dA%d: weights uniform per-channel %d-bit; q/k/v per-head %d-bit; "
               "linear inputs per-tensor %d-bit; image FP32\n",
               o.weight_bits, o.act_bits, o.weight_bits, o.act_bits, o.act_bits);
-  std::printf("quantizers post-softmax %s, post-GELU %s, FPCS %s, LN reparam %s\n", o.softmax.c_str(),
-              o.gelu.c_str(), o.fpcs ? o.fpcs_mode.c_str() : "off", o.reparam ? "on" : "off");
+  std::printf("quantizers post-softmax %s, post-GELU %s, FPCS %s, LN reparam %s\n",
+              SoftmaxQuantizerName(o.softmax), GeluQuantizerName(o.gelu),
+              o.fpcs ? search::FpcsModeName(o.fpcs_mode) : "off", o.reparam ? "on" : "off");
   std::printf("calib      %d images of %lld from %s (seed %u%s)\n", o.calib_size,
               static_cast<long long>(calib.available), o.calib.c_str(), o.seed,
               calib.available == o.calib_size ? ", all used" : "");

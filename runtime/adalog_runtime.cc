@@ -138,31 +138,25 @@ void Session::Run(const float* images, const std::vector<int64_t>& shape, float*
   }
 }
 
-int64_t CountTopKCorrect(const float* logits, int64_t rows, int classes, const int64_t* labels,
-                         int k) {
-  ADALOG_CHECK(classes >= 1 && k >= 1, "top-k: classes ", classes, ", k ", k);
-  int64_t correct = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t label = labels[r];
-    ADALOG_CHECK(label >= 0 && label < classes, "labels: row ", r, " has label ", label,
-                 ", outside 0..", classes - 1);
-    const float* row = logits + r * classes;
-    const float v = row[label];
-    int rank = 0;
-    for (int c = 0; c < classes; ++c) {
-      if (row[c] > v || (row[c] == v && c < label)) ++rank;
+void RunImages(Session& session, const ImageSource& source, int64_t n, float* logits, int64_t* labels) {
+  ADALOG_CHECK(n >= 0 && n <= source.size(), source.path(), ": ", n, " images asked, ", source.size(),
+               " available");
+  const std::vector<int64_t> image = source.image_shape();
+  const int64_t per = source.image_floats();
+  const int classes = session.num_classes();
+  std::vector<float> buffer;
+  if (!source.is_npy()) buffer.resize(static_cast<size_t>(session.max_batch() * per));
+  for (int64_t i = 0; i < n; i += session.max_batch()) {
+    const int64_t b = std::min<int64_t>(session.max_batch(), n - i);
+    const float* images = buffer.data();
+    if (source.is_npy()) {
+      images = source.npy().data.data() + i * per;
+      if (labels != nullptr) source.LoadLabels(i, b, labels + i);
+    } else {
+      source.Load(i, b, buffer.data(), labels != nullptr ? labels + i : nullptr);
     }
-    if (rank < k) ++correct;
+    session.Run(images, {b, image[0], image[1], image[2]}, logits + i * classes);
   }
-  return correct;
-}
-
-double Top1Accuracy(const float* logits, int64_t rows, int classes, const int64_t* labels) {
-  return rows == 0 ? 0.0 : static_cast<double>(CountTopKCorrect(logits, rows, classes, labels, 1)) / rows;
-}
-
-double Top5Accuracy(const float* logits, int64_t rows, int classes, const int64_t* labels) {
-  return rows == 0 ? 0.0 : static_cast<double>(CountTopKCorrect(logits, rows, classes, labels, 5)) / rows;
 }
 
 std::string RuntimeVersionString() {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/data/image_source.h"
+#include "runtime/metrics.h"  // top-k scoring (kept visible to the API's users)
 #include "runtime/onnx_importer.h"
 #include "runtime/quant_plan.h"
 #include "runtime/vit_model.h"
@@ -84,13 +86,12 @@ class Session {
   std::unique_ptr<ExecutorInt> int_;    // kQuantized, simulate = false
 };
 
-// Number of rows whose label is among the k largest logits. Ties rank the lower class index first.
-// Labels outside [0, classes) throw adalog::Error.
-int64_t CountTopKCorrect(const float* logits, int64_t rows, int classes, const int64_t* labels,
-                         int k);
-// Fractions in [0, 1]; 0 rows -> 0.
-double Top1Accuracy(const float* logits, int64_t rows, int classes, const int64_t* labels);
-double Top5Accuracy(const float* logits, int64_t rows, int classes, const int64_t* labels);
+// Runs images [0, n) of `source` through `session` in batches of session.max_batch(): logits gets
+// n * num_classes() floats; labels, when non-null (needs source.has_labels()), the n labels. An
+// .npy runs straight from its array; a folder is decoded one batch at a time. The batches'
+// shape is {b, source.image_shape()}, which Session::Run checks against the model.
+void RunImages(Session& session, const ImageSource& source, int64_t n, float* logits,
+               int64_t* labels = nullptr);
 
 // "adalog <version>" + CPU features and the selected ISA level (for `adalog --version`).
 std::string RuntimeVersionString();

@@ -400,8 +400,8 @@ std::string SerializeQuantizedModel(const QuantizedModel& qm) {
   for (int c = 0; c < 3; ++c) w.F32(m.preprocess.std[c]);
   w.I32(p.weight_bits);
   w.I32(p.act_bits);
-  w.Str(p.softmax_quantizer);
-  w.Str(p.gelu_quantizer);
+  w.Str(SoftmaxQuantizerName(p.softmax_quantizer));
+  w.Str(GeluQuantizerName(p.gelu_quantizer));
   w.U8(p.ln_reparam);
   w.U8(p.fpcs);
   w.End(s);
@@ -507,8 +507,13 @@ QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& 
   p.act_bits = r.I32("act_bits");
   if (p.weight_bits < kMinBits || p.weight_bits > kMaxBits || p.act_bits < kMinBits || p.act_bits > kMaxBits)
     r.Fail("plan bit widths W" + std::to_string(p.weight_bits) + "A" + std::to_string(p.act_bits) + " outside 2..8");
-  p.softmax_quantizer = r.Str("softmax quantizer");
-  p.gelu_quantizer = r.Str("gelu quantizer");
+  const std::string softmax_name = r.Str("softmax quantizer"), gelu_name = r.Str("gelu quantizer");
+  try {
+    p.softmax_quantizer = ParseSoftmaxQuantizer(softmax_name);
+    p.gelu_quantizer = ParseGeluQuantizer(gelu_name);
+  } catch (const Error& e) {
+    r.Fail(e.what());
+  }
   p.ln_reparam = r.U8("ln_reparam") != 0;
   p.fpcs = r.U8("fpcs") != 0;
   r.End(end);

@@ -22,6 +22,24 @@
 
 namespace adalog {
 
+// The plan-wide choice of quantizer after Softmax (matmul2's probabilities) and after GELU (fc2's
+// input): `adalog quantize --softmax / --gelu`, RecipeOptions, QuantPlan and the model file. Their
+// names have one table (quant_plan.cc), in enum order; parse and print go through it.
+enum class SoftmaxQuantizer { kAdaLog, kLog2, kLogSqrt2, kUniform };
+enum class GeluQuantizer { kAdaLog, kLog2, kLogSqrt2, kTwin, kUniform };
+const char* SoftmaxQuantizerName(SoftmaxQuantizer q);  // "adalog", "log2", "logsqrt2", "uniform"
+const char* GeluQuantizerName(GeluQuantizer q);        // ... and "twin"
+// Throws adalog::Error "unknown softmax quantizer '<name>' (adalog | log2 | logsqrt2 | uniform)"
+// (GELU: "unknown GELU quantizer ...") for a name not in the table.
+SoftmaxQuantizer ParseSoftmaxQuantizer(const std::string& name);
+GeluQuantizer ParseGeluQuantizer(const std::string& name);
+// Every name, in enum order.
+std::vector<std::string> SoftmaxQuantizerNames();
+std::vector<std::string> GeluQuantizerNames();
+// True for the log-domain choices (adalog, log2, logsqrt2); *kind gets their quant/ LogKind.
+bool IsLogQuantizer(SoftmaxQuantizer q, LogKind* kind = nullptr);
+bool IsLogQuantizer(GeluQuantizer q, LogKind* kind = nullptr);
+
 // The quantizer in front of a Linear's input (or of the softmax matmul's probabilities).
 struct ActQuant {
   enum class Kind {
@@ -61,8 +79,8 @@ struct BlockQuant {
 struct QuantPlan {
   int weight_bits = 4;
   int act_bits = 4;
-  std::string softmax_quantizer = "adalog";  // adalog | log2 | logsqrt2 | uniform
-  std::string gelu_quantizer = "adalog";     // adalog | log2 | logsqrt2 | twin | uniform
+  SoftmaxQuantizer softmax_quantizer = SoftmaxQuantizer::kAdaLog;
+  GeluQuantizer gelu_quantizer = GeluQuantizer::kAdaLog;
   bool ln_reparam = true;                    // LN reparameterization applied to the model
   bool fpcs = true;
   UniformPerChannel patch_embed_weight;      // per output channel over in*p*p

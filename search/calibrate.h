@@ -8,6 +8,7 @@
 
 #include "runtime/quant_plan.h"
 #include "runtime/vit_model.h"
+#include "search/calibration_set.h"
 #include "search/recipes.h"
 
 namespace adalog::search {
@@ -18,7 +19,10 @@ struct CalibOptions {
   int batch = 8;        // images per FP32 executor run during capture (memory vs speed)
   int threads = 0;      // executor threads; 0: omp_get_max_threads(). Search loops use the
                         // current OpenMP team size.
-  uint32_t seed = 5;    // recorded in the plan's meta (image selection is the caller's job)
+  // Recorded in the plan's meta. Calibrate uses the images it is given; to choose them from a
+  // larger source the way `adalog quantize` does, load them with
+  // LoadCalibrationSet(source, model, num_images, seed) (search/calibration_set.h).
+  uint32_t seed = kDefaultCalibrationSeed;
 };
 
 // (done, total, label of the op just finished), called on the calling thread.

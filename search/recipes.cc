@@ -111,10 +111,6 @@ bool Same(const UniformChoice& a, const UniformChoice& b) {
   return a.scales == b.scales && a.zero_points == b.zero_points;
 }
 
-bool IsLogKind(const std::string& s) { return s == "adalog" || s == "log2" || s == "logsqrt2"; }
-LogKind ToLogKind(const std::string& s) {
-  return s == "log2" ? LogKind::kLog2 : (s == "logsqrt2" ? LogKind::kLogSqrt2 : LogKind::kAdaLog);
-}
 
 }  // namespace
 
@@ -126,11 +122,6 @@ void ValidateRecipeOptions(const RecipeOptions& o) {
                "calibration: unsupported activation bit width ", o.act_bits, " (supported: ",
                kMinBits, "..", kMaxBits, ")");
   ADALOG_CHECK(o.rounds >= 1, "calibration: rounds must be >= 1, got ", o.rounds);
-  ADALOG_CHECK(IsLogKind(o.softmax) || o.softmax == "uniform", "calibration: unknown softmax quantizer '",
-               o.softmax, "' (adalog | log2 | logsqrt2 | uniform)");
-  ADALOG_CHECK(IsLogKind(o.gelu) || o.gelu == "twin" || o.gelu == "uniform",
-               "calibration: unknown GELU quantizer '", o.gelu,
-               "' (adalog | log2 | logsqrt2 | twin | uniform)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,7 +174,7 @@ LinearQuant CalibrateLnLinear(float* x, int64_t T, const float* y, LayerNormPara
 // ---------------------------------------------------------------------------------------------
 LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, LinearParams* fc2,
                                     const RecipeOptions& o) {
-  if (o.gelu == "uniform") return CalibrateUniformLinear(x, T, y, *fc2, o.act_bits, o);
+  if (o.gelu == GeluQuantizer::kUniform) return CalibrateUniformLinear(x, T, y, *fc2, o.act_bits, o);
   const int K = fc2->in, N = fc2->out;
   const int64_t TK = T * K;
   const UniformGrid wgrid = LinearWeightGrid(fc2->weight.data(), N, K, o.weight_bits);
@@ -191,7 +182,7 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
   ActOutObjective aout(x, T, K, y, fc2->bias.empty() ? nullptr : fc2->bias.data(), N);
   LinearQuant out;
   const int b = o.act_bits;
-  if (o.gelu == "twin") {
+  if (o.gelu == GeluQuantizer::kTwin) {
     // PTQ4ViT twin uniform (spec 2.2): s1 = 0.16997 / n fixed; s0 in {2^i s1 : i = -5..24}, all
     // 30 evaluated (the official loop skips i = 24, spec 8.16); 3 x (s0 search, W-out).
     TwinUniformParams tp;
@@ -227,7 +218,8 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
   const auto ud = PostGeluScaleRange(x, TK, delta);
   const std::vector<float> ud_grid = Linspace(ud.first, ud.second, kEqN);
   LogParams lp;
-  lp.kind = ToLogKind(o.gelu);
+  ADALOG_CHECK(IsLogQuantizer(o.gelu, &lp.kind), "internal: GELU quantizer ", GeluQuantizerName(o.gelu),
+               " is not a log quantizer");
   lp.bits = b;
   lp.scale = GuardScale(ud_grid[kEqN - 2], 0.0f);
   lp.q = kAdaLogR;
@@ -289,7 +281,7 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
     double yy = 0;
     for (int64_t i = 0; i < T * N; ++i) yy += static_cast<double>(y[i]) * y[i];
     std::fprintf(stderr, "[search] fc2 %s W%dA%d scale %.6g q %d: A-out %.6g, relative %.6g\n",
-                 o.gelu.c_str(), o.weight_bits, b, static_cast<double>(lp.scale), lp.q, e[0], e[0] / yy);
+                 GeluQuantizerName(o.gelu), o.weight_bits, b, static_cast<double>(lp.scale), lp.q, e[0], e[0] / yy);
   }
   if (std::getenv("ADALOG_SEARCH_STATS"))
     std::fprintf(stderr, "[search] fc2 A-out: %lld from scratch, %lld incremental, %.3g%% of codes updated per incremental\n",
@@ -338,7 +330,7 @@ void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images
   UniformChoice cb = GridPick(gb, kEqN - 2);
   const int64_t all_probs = static_cast<int64_t>(heads) * mm.a_per_head();
   ActQuant& pq = out->probs;
-  if (o.softmax == "uniform") {
+  if (o.softmax == SoftmaxQuantizer::kUniform) {
     // Per-tensor uniform probabilities: activation grid (floor 1e-4), init grid[126].
     const UniformGrid ga = TensorActivationGrid(probs, all_probs, b);
     UniformChoice ca = GridPick(ga, kEqN - 2);
@@ -366,7 +358,8 @@ void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images
     // Log kinds at scale 1 (spec 8.18). AdaLog: rounds x (exhaustive q search, B FPCS);
     // log2 / log-sqrt2: one B search (spec 4.6-E).
     LogParams lp;
-    lp.kind = ToLogKind(o.softmax);
+    ADALOG_CHECK(IsLogQuantizer(o.softmax, &lp.kind), "internal: softmax quantizer ",
+                 SoftmaxQuantizerName(o.softmax), " is not a log quantizer");
     lp.bits = b;
     lp.scale = 1.0f;
     lp.q = kAdaLogR;
@@ -394,7 +387,7 @@ void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images
       mm.SetQuantizedB(QuantHeads(v, heads, mm.b_per_head(), cb, b));
       std::vector<double> e;
       mm.EvalATensor(1, [&](int) { return LogFq(lp, 0.0f); }, &e);
-      std::fprintf(stderr, "[search] attn@v %s A%d q %d: MM error %.6g\n", o.softmax.c_str(), b, lp.q, e[0]);
+      std::fprintf(stderr, "[search] attn@v %s A%d q %d: MM error %.6g\n", SoftmaxQuantizerName(o.softmax), b, lp.q, e[0]);
     }
     pq.kind = ActQuant::Kind::kLog;
     pq.log = lp;

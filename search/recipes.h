@@ -22,12 +22,12 @@ struct RecipeOptions {
   // Default kBest, chosen by measurement (models/README.md, "Quantized accuracy").
   FpcsMode fpcs_mode = FpcsMode::kBest;
   int rounds = 3;     // alternating weight/activation rounds (spec 1, search_round)
-  std::string softmax = "adalog";  // adalog | log2 | logsqrt2 | uniform
-  std::string gelu = "adalog";     // adalog | log2 | logsqrt2 | twin | uniform
+  SoftmaxQuantizer softmax = SoftmaxQuantizer::kAdaLog;  // post-Softmax (matmul2's probabilities)
+  GeluQuantizer gelu = GeluQuantizer::kAdaLog;           // post-GELU (fc2's input)
   bool ln_reparam = true;          // false: qkv/fc1 inputs use recipe A directly (--no-reparam)
 };
 
-// Throws adalog::Error for bit widths outside 2..8, unknown quantizer names or rounds < 1.
+// Throws adalog::Error for bit widths outside 2..8 or rounds < 1.
 void ValidateRecipeOptions(const RecipeOptions& o);
 
 // A. Uniform Linear (proj, head, qkv/fc1 after the reparam): x [T][lin.in] FP input, y

@@ -89,7 +89,7 @@ TEST(Calibrate, RewritesPreserveTheFpFunction) {
   const std::vector<float> images = RandomImages(m, n, 10);
   CalibOptions o;
   o.num_images = n;
-  o.recipe.gelu = "uniform";
+  o.recipe.gelu = GeluQuantizer::kUniform;
   o.recipe.rounds = 1;
   const QuantizedModel q = Calibrate(m, images.data(), n, o);
   EXPECT_FALSE(SameBits(q.model.blocks[0].ln1.gamma, m.blocks[0].ln1.gamma));  // rewritten
@@ -146,12 +146,9 @@ TEST(Calibrate, BadInputs) {
   ob = o;
   ob.recipe.act_bits = 1;
   test::ExpectErrorContaining([&] { Calibrate(m, images.data(), 2, ob); }, "unsupported activation bit width 1");
-  ob = o;
-  ob.recipe.softmax = "log3";
-  test::ExpectErrorContaining([&] { Calibrate(m, images.data(), 2, ob); }, "unknown softmax quantizer 'log3'");
-  ob = o;
-  ob.recipe.gelu = "ptq4vit";
-  test::ExpectErrorContaining([&] { Calibrate(m, images.data(), 2, ob); }, "unknown GELU quantizer 'ptq4vit'");
+  // Quantizer names are parsed into enums before they reach the options.
+  test::ExpectErrorContaining([&] { ParseSoftmaxQuantizer("log3"); }, "unknown softmax quantizer 'log3'");
+  test::ExpectErrorContaining([&] { ParseGeluQuantizer("ptq4vit"); }, "unknown GELU quantizer 'ptq4vit'");
   VitModel sw = m;
   sw.blocks[0].window_size = 7;
   test::ExpectErrorContaining([&] { Calibrate(sw, images.data(), 2, o); }, "window attention");

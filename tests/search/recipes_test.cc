@@ -319,7 +319,7 @@ TEST(Recipes, PostGeluLog2SearchesItsOwnScale) {
   for (const char* kind : {"log2", "logsqrt2", "twin", "uniform"}) {
     RecipeOptions o;
     o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
-    o.gelu = kind;
+    o.gelu = ParseGeluQuantizer(kind);
     LinearParams fc2 = c.lin;
     const LinearQuant got = CalibratePostGeluLinear(c.x.data(), c.T, c.y.data(), &fc2, o);
     if (std::string(kind) == "log2" || std::string(kind) == "logsqrt2") {
@@ -344,7 +344,7 @@ TEST(Recipes, PostGeluLog2OwnScaleMatchesPlain) {
   c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
   RecipeOptions o;
   o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
-  o.gelu = "log2";
+  o.gelu = GeluQuantizer::kLog2;
   LinearParams fc2 = c.lin;
   const LinearQuant got = CalibratePostGeluLinear(c.x.data(), c.T, c.y.data(), &fc2, o);
   const int T = c.T, K = c.K, N = c.N;
@@ -529,7 +529,7 @@ TEST(Recipes, AvMatmulAdaLogMatchesPlain) {
   for (const char* kind : {"log2", "logsqrt2", "uniform"}) {
     RecipeOptions o2;
     o2.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
-    o2.softmax = kind;
+    o2.softmax = ParseSoftmaxQuantizer(kind);
     AttentionQuant a2;
     CalibrateAvMatmul(hc.probs.data(), hc.v.data(), hc.H, hc.I, hc.T, hc.hd, o2, &a2);
     EXPECT_EQ(a2.probs.kind, std::string(kind) == "uniform" ? ActQuant::Kind::kUniform : ActQuant::Kind::kLog);
