@@ -81,8 +81,9 @@ QuantizedModel WithNonDefaultFields(const Variant& v, uint32_t seed) {
   std::vector<float> images = testing_util::RandomImages(m, 2, seed + 1);
   QuantizedModel qm = MakeHandPlan(m, images, 2, v.wb, v.ab);
   QuantPlan& p = qm.plan;
-  p.softmax_quantizer = std::string("softmax-") + v.name;
-  p.gelu_quantizer = "twin";
+  // Off the defaults (adalog), and different per seed.
+  p.softmax_quantizer = static_cast<SoftmaxQuantizer>(1 + seed % 3);
+  p.gelu_quantizer = GeluQuantizer::kTwin;
   p.ln_reparam = (seed % 2) == 0;
   p.fpcs = (seed % 2) == 1;
   p.meta = {{"seed", std::to_string(seed)}, {"variant", v.name}, {"", "empty key"}};

@@ -119,8 +119,8 @@ TEST(CalibrateWiring, OtherQuantizersAndBitWidths) {
   o.num_images = n;
   o.recipe.weight_bits = 5;
   o.recipe.act_bits = 3;
-  o.recipe.softmax = "uniform";
-  o.recipe.gelu = "twin";
+  o.recipe.softmax = SoftmaxQuantizer::kUniform;
+  o.recipe.gelu = GeluQuantizer::kTwin;
   o.recipe.ln_reparam = false;
   o.recipe.fpcs = false;
   o.recipe.rounds = 1;
