@@ -11,6 +11,8 @@
 #include <functional>
 #include <vector>
 
+#include "quant/codes.h"
+#include "search/code_chain.h"
 #include "search/fake_quant_fns.h"
 #include "search/grids.h"
 
@@ -21,11 +23,13 @@ namespace adalog::search {
 class ActOutObjective {
  public:
   ActOutObjective(const float* x, int64_t T, int K, const float* y, const float* bias, int N);
-  // The current quantized weight wq [N][K] (dequantized values).
+  // The current quantized weight wq [N][K] (dequantized values); drops the uniform form.
   void SetWeight(const float* wq);
   // Per-tensor uniform candidates (1 group), via the integer code Gram (updated incrementally
-  // between close candidates of the same zero point: the chain form, bit-identical errors).
-  void EvalUniform(const UniformCandidates& c, std::vector<double>* err) const;
+  // between close candidates of the same zero point: the chain form, bit-identical errors). Not
+  // const: the first call after SetWeight builds the uniform form (UniformForm), and X is sorted
+  // once. The values depend on the candidates, x, y, bias and wq only.
+  void EvalUniform(const UniformCandidates& c, std::vector<double>* err);
   // Tests: false forces a from-scratch Gram per candidate; chain_updates() counts the
   // candidates whose Gram was updated incrementally.
   void set_uniform_chain(bool on) { uniform_chain_ = on; }
@@ -35,10 +39,27 @@ class ActOutObjective {
                   std::vector<double>* err) const;
 
  private:
-  template <typename Bounds, typename Linear, typename Quadratic, typename Encode, typename CodeGram>
-  void EvalUniformChain(const UniformCandidates& c, std::vector<double>* err, const Bounds& bounds,
-                        const Linear& linear, const Quadratic& quadratic, const Encode& encode,
-                        const CodeGram& code_gram) const;
+  // Once per weight state: H = Wq^T Wq, R = (Y - b) Wq, ||Y - b||^2 and, when X is sorted,
+  // prefix sums of R in X's sorted order (<C - z, R> by code range).
+  struct UniformForm {
+    bool ready = false;
+    std::vector<double> H;     // [K][K]
+    std::vector<double> R;     // [T][K]
+    double yy = 0;
+    std::vector<double> rpre;  // [T*K + 1], empty when X is not sorted
+  };
+  void PrepareUniform();
+  // <C - z, R> for codes given as steps of X's sorted order.
+  double Linear(const CodeSteps& codes, int32_t z) const;
+  // <H, G> for the integer code Gram G.
+  double Quadratic(const int32_t* gram) const;
+  // Candidate i's codes of X.
+  void Encode(const UniformCandidates& c, int i, UniformCode* codes) const;
+  // The integer Gram (C - z)^T (C - z), exact (u8s8s32 GEMM); codes_s8: scratch of T*K.
+  void CodeGram(const UniformCode* codes, int8_t* codes_s8, int32_t z, int32_t* gram) const;
+  // The chain form of EvalUniform (X sorted, bits <= 7).
+  void EvalUniformChain(const UniformCandidates& c, std::vector<double>* err);
+
   const float* x_;
   const float* y_;
   const float* bias_;
@@ -46,17 +67,12 @@ class ActOutObjective {
   int K_, N_;
   std::vector<float> wq_;           // [N][K]
   bool uniform_chain_ = true;
-  mutable int64_t chain_updates_ = 0;
-  // Built lazily by the first EvalUniform after SetWeight (not needed by EvalDirect).
-  mutable std::vector<double> H_;   // [K][K]
-  mutable std::vector<double> R_;   // [T][K]
-  mutable double yy_ = 0;
-  // <C - z, R> from sorted values: X sorted once (the uniform code is monotone in x, so each
-  // code's elements are a contiguous range, found by bisection with the quantizer's Encode), and
-  // prefix sums of R in that order, once per weight state. Empty when X has a NaN.
-  mutable std::vector<float> xs_;       // X ascending
-  mutable std::vector<uint32_t> xidx_;  // flat index of each sorted element
-  mutable std::vector<double> rpre_;    // [T*K + 1] prefix sums of R in sorted order
+  int64_t chain_updates_ = 0;
+  UniformForm form_;                // built by the first EvalUniform after SetWeight
+  // X sorted once (the uniform code is monotone in x, so each code's elements are a contiguous
+  // range, found by bisection with the quantizer's Encode). Empty when X has a NaN (or has
+  // 2^32 elements or more): every candidate then takes the plain path.
+  SortedValues xs_;
 };
 
 }  // namespace adalog::search

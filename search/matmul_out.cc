@@ -8,12 +8,10 @@
 #include <numeric>
 
 #include "quant/error.h"
-#include "quant/float_order.h"
 #include "quant/uniform.h"
 #include "search/axpy.h"
 #include "search/gram.h"
 #include "search/objective_common.h"
-#include "search/psort.h"
 #include "search/scan_kernels.h"
 
 namespace adalog::search {
@@ -56,15 +54,25 @@ double MatmulObjective::HeadError(int h, const float* qa_h, const float* qb_h,
 
 void MatmulObjective::SetQuantizedA(std::vector<float> qa) {
   qa_ = std::move(qa);
-  res_b_.ready = false;
-  if (bt_ && K_ < M_) PrepareResidual(/*for_a=*/false, &res_b_);
-  if (!bt_) PrepareResidualAvB(&res_b_);
+  op_b_.res.ready = false;
+  if (bt_ && K_ < M_) PrepareResidual(/*for_a=*/false, &op_b_.res);
+  if (!bt_) PrepareResidualAvB(&op_b_.res);
+  if (op_b_.res.ready) ResetChains(&op_b_);
 }
 
 void MatmulObjective::SetQuantizedB(std::vector<float> qb) {
   qb_ = std::move(qb);
-  res_a_.ready = false;
-  if (bt_ && K_ < N_) PrepareResidual(/*for_a=*/true, &res_a_);
+  op_a_.res.ready = false;
+  if (bt_ && K_ < N_) PrepareResidual(/*for_a=*/true, &op_a_.res);
+  if (op_a_.res.ready) ResetChains(&op_a_);
+}
+
+void MatmulObjective::ResetChains(Operand* op) const {
+  const int64_t per = static_cast<int64_t>(images_) * op->res.xi * op->res.xj;
+  HeadChain zero;
+  zero.U.assign(static_cast<size_t>(per), 0);
+  zero.V.assign(static_cast<size_t>(per), 0.0);
+  op->chain.assign(static_cast<size_t>(heads_), zero);
 }
 
 void MatmulObjective::PrepareResidual(bool for_a, Residual* res) const {
@@ -129,14 +137,6 @@ void MatmulObjective::FinishResidual(const float* xs, Residual* res) const {
     res->XR[static_cast<size_t>(h)] = xr;
     res->XHX[static_cast<size_t>(h)] = xhx;
   }
-  res->U.assign(static_cast<size_t>(heads_), std::vector<int16_t>(static_cast<size_t>(per), 0));
-  res->V.assign(static_cast<size_t>(heads_), std::vector<double>(static_cast<size_t>(per), 0.0));
-  res->UR.assign(static_cast<size_t>(heads_), 0.0);
-  res->UXH.assign(static_cast<size_t>(heads_), 0.0);
-  res->UHU.assign(static_cast<size_t>(heads_), 0.0);
-  res->umin.assign(static_cast<size_t>(heads_), 0);
-  res->umax.assign(static_cast<size_t>(heads_), 0);
-  res->pos.assign(static_cast<size_t>(heads_), {});
   res->ready = true;
 }
 
@@ -202,104 +202,48 @@ double MatmulObjective::ResidualHeadError(const Residual& res, int h, const floa
   return err;
 }
 
-void MatmulObjective::SortHeads(const float* x, int64_t per_head, SortedHeads* out) const {
-  if (out->built) return;
-  out->built = true;
-  out->ok = per_head < (int64_t{1} << 32);
-  for (int64_t i = 0; i < per_head * heads_ && out->ok; ++i) out->ok = !std::isnan(x[i]);
-  if (!out->ok) return;
-  out->val.assign(static_cast<size_t>(heads_), {});
-  out->idx.assign(static_cast<size_t>(heads_), {});
-  for (int h = 0; h < heads_; ++h) {
-    const float* xh = x + h * per_head;
-    std::vector<uint64_t> keys(static_cast<size_t>(per_head));
-    for (int64_t i = 0; i < per_head; ++i) {
-      keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(OrderedFloatKey(xh[i])) << 32) | static_cast<uint64_t>(i);
-    }
-    ParallelSortDistinct(&keys);
-    std::vector<float>& v = out->val[static_cast<size_t>(h)];
-    std::vector<uint32_t>& ix = out->idx[static_cast<size_t>(h)];
-    v.resize(keys.size());
-    ix.resize(keys.size());
-    for (size_t p = 0; p < keys.size(); ++p) {
-      ix[p] = static_cast<uint32_t>(keys[p] & 0xffffffffu);
-      v[p] = xh[ix[p]];
-    }
-  }
+void MatmulObjective::SortHeads(const float* x, int64_t per_head, Operand* op) const {
+  if (op->sorted_built) return;
+  op->sorted_built = true;
+  op->sorted_ok = per_head < (int64_t{1} << 32);
+  for (int64_t i = 0; i < per_head * heads_ && op->sorted_ok; ++i) op->sorted_ok = !std::isnan(x[i]);
+  if (!op->sorted_ok) return;
+  op->sorted.assign(static_cast<size_t>(heads_), {});
+  for (int h = 0; h < heads_; ++h) SortWithIndex(x + h * per_head, per_head, &op->sorted[static_cast<size_t>(h)]);
 }
 
-void MatmulObjective::ChainHead(const Residual& res, const SortedHeads* sorted, int h,
-                                const float* x_h, const UniformCandidates& c, double* err) const {
+void MatmulObjective::ChainHead(const Residual& res, const SortedValues& sorted, int h,
+                                const UniformCandidates& c, HeadChain* ch, double* err) const {
   const int M = c.count, xj = res.xj;
   const int D = res.con_rows ? res.xi : res.xj;  // H is D x D
   const int64_t per_img = static_cast<int64_t>(res.xi) * res.xj;
   const int64_t per = per_img * images_;
-  std::vector<int16_t>& U = res.U[static_cast<size_t>(h)];
-  std::vector<double>& V = res.V[static_cast<size_t>(h)];
-  double& ur = res.UR[static_cast<size_t>(h)];
-  double& uxh = res.UXH[static_cast<size_t>(h)];
-  double& uhu = res.UHU[static_cast<size_t>(h)];
+  std::vector<int16_t>& U = ch->U;
+  std::vector<double>& V = ch->V;
   const double RR = res.RR[static_cast<size_t>(h)], XR = res.XR[static_cast<size_t>(h)],
                XHX = res.XHX[static_cast<size_t>(h)];
   const float* R = res.R.data() + h * per;
   const float* XH = res.XH.data() + h * per;
   const float* Hh = res.H.data() + static_cast<int64_t>(h) * images_ * D * D;
   const AxpyF32F64Fn axpy = SelectAxpyF32F64();
-  std::vector<int> order(static_cast<size_t>(M));
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int a, int b) {
-    const float sa = c.scale(h, a), sb = c.scale(h, b);
-    if (sa != sb) return sa < sb;
-    if (c.zp(h, a) != c.zp(h, b)) return c.zp(h, a) < c.zp(h, b);
-    return a < b;
-  });
+  const std::vector<int> order = ScaleOrder(c, h);
   // X of this head sorted (once per objective): u = code - z is monotone in x, so a candidate's
   // u is given by 2^b boundaries in the sorted order (bisection with the quantizer's Encode),
   // and the elements whose u changed are whole ranges of the sorted order.
-  const std::vector<float>& sval = sorted->val[static_cast<size_t>(h)];
-  const std::vector<uint32_t>& sidx = sorted->idx[static_cast<size_t>(h)];
-  int& umin = res.umin[static_cast<size_t>(h)];
-  int& umax = res.umax[static_cast<size_t>(h)];
-  std::vector<int64_t>& pos = res.pos[static_cast<size_t>(h)];
-  auto u_at = [](int lo, int hi, const std::vector<int64_t>& ps, int64_t p) {
-    int u = lo;
-    for (int v = lo + 1; v <= hi; ++v)
-      if (ps[static_cast<size_t>(v - lo - 1)] <= p) ++u;
-    return u;
-  };
-  std::vector<int64_t> npos, pts;
+  const std::vector<uint32_t>& sidx = sorted.idx;
+  CodeSteps next;
   std::vector<float> uf;
   const int64_t limit = static_cast<int64_t>(chain_fraction_ * static_cast<double>(per));
-  const int32_t levels = 1 << c.bits;
   for (int j = 0; j < M; ++j) {
     const int i = order[static_cast<size_t>(j)];
     const UniformQuantizer q(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
-    const int32_t z = c.zp(h, i);
-    const int nlo = -z, nhi = levels - 1 - z;
-    npos.assign(static_cast<size_t>(nhi - nlo), 0);
-    int64_t start = 0;
-    for (int v = nlo + 1; v <= nhi; ++v) {
-      start = std::partition_point(sval.begin() + start, sval.end(),
-                                   [&](float x) { return static_cast<int32_t>(q.Encode(x)) - z < v; }) -
-              sval.begin();
-      npos[static_cast<size_t>(v - nlo - 1)] = start;
-    }
-    // Ranges of the sorted order whose u changed.
-    pts.assign({0, per});
-    pts.insert(pts.end(), pos.begin(), pos.end());
-    pts.insert(pts.end(), npos.begin(), npos.end());
-    std::sort(pts.begin(), pts.end());
-    pts.erase(std::unique(pts.begin(), pts.end()), pts.end());
-    int64_t changed = 0;
-    for (size_t t = 0; t + 1 < pts.size(); ++t)
-      if (u_at(umin, umax, pos, pts[t]) != u_at(nlo, nhi, npos, pts[t])) changed += pts[t + 1] - pts[t];
-    if (changed > limit) {
-      // From scratch at this candidate: U from the boundaries, V = U H per image with exact
+    UniformSteps(q, c.zp(h, i), sorted.val.data(), per, &next);
+    if (CountChanged(ch->u, next, per) > limit) {
+      // From scratch at this candidate: U from the steps, V = U H per image with exact
       // products (small integer times float) summed in double (search/gram.h), the three sums.
-      for (size_t t = 0; t + 1 < pts.size(); ++t) {
-        const int16_t u = static_cast<int16_t>(u_at(nlo, nhi, npos, pts[t]));
-        for (int64_t p = pts[t]; p < pts[t + 1]; ++p) U[sidx[static_cast<size_t>(p)]] = u;
-      }
+      ForEachRange(next, per, [&](int64_t a, int64_t b, int u) {
+        for (int64_t p = a; p < b; ++p) U[sidx[static_cast<size_t>(p)]] = static_cast<int16_t>(u);
+      });
       uf.resize(static_cast<size_t>(per_img));
       for (int img = 0; img < images_; ++img) {
         const int16_t* ui = U.data() + img * per_img;
@@ -331,15 +275,13 @@ void MatmulObjective::ChainHead(const Residual& res, const SortedHeads* sorted, 
             a3 += static_cast<double>(ui[at]) * vi[vat];
           }
       }
-      ur = a1;
-      uxh = a2;
-      uhu = a3;
+      ch->ur = a1;
+      ch->uxh = a2;
+      ch->uhu = a3;
     } else {
-      for (size_t t = 0; t + 1 < pts.size(); ++t) {
-        const int uo = u_at(umin, umax, pos, pts[t]), un = u_at(nlo, nhi, npos, pts[t]);
-        if (uo == un) continue;
+      ForEachChange(ch->u, next, per, [&](int64_t a, int64_t b, int uo, int un) {
         const double d = static_cast<double>(un - uo);
-        for (int64_t p = pts[t]; p < pts[t + 1]; ++p) {
+        for (int64_t p = a; p < b; ++p) {
           // Element (image, i, j) with contracted index k and other index r (the V row):
           // u_r^T H u_r moves by d (2 v_k + d H_kk), then v_r += d H_k.
           const int64_t at = sidx[static_cast<size_t>(p)];
@@ -347,74 +289,54 @@ void MatmulObjective::ChainHead(const Residual& res, const SortedHeads* sorted, 
           const int64_t k = res.con_rows ? ii : jj, r = res.con_rows ? jj : ii;
           const float* Hk = Hh + (img * D + k) * D;
           double* v = V.data() + img * per_img + r * D;
-          uhu += d * (2.0 * v[k] + d * static_cast<double>(Hk[k]));
-          ur += d * static_cast<double>(R[at]);
-          uxh += d * static_cast<double>(XH[at]);
+          ch->uhu += d * (2.0 * v[k] + d * static_cast<double>(Hk[k]));
+          ch->ur += d * static_cast<double>(R[at]);
+          ch->uxh += d * static_cast<double>(XH[at]);
           axpy(v, d, Hk, D);
           U[static_cast<size_t>(at)] = static_cast<int16_t>(un);
         }
-      }
+      });
     }
-    umin = nlo;
-    umax = nhi;
-    pos.swap(npos);
+    std::swap(ch->u, next);
     const double s = c.scale(h, i);
-    err[i] = RR - 2.0 * (s * ur - XR) + s * s * uhu - 2.0 * s * uxh + XHX;
+    err[i] = RR - 2.0 * (s * ch->ur - XR) + s * s * ch->uhu - 2.0 * s * ch->uxh + XHX;
   }
 }
 
-void MatmulObjective::EvalAPerHead(const UniformCandidates& c, std::vector<double>* err) const {
-  ADALOG_CHECK(c.groups == heads_, "MM-A: ", c.groups, " groups for ", heads_, " heads");
-  ADALOG_CHECK(static_cast<int64_t>(qb_.size()) == heads_ * b_per_head(), "MM-A: B not set");
+void MatmulObjective::EvalPerHead(bool for_a, const UniformCandidates& c, std::vector<double>* err) {
+  ADALOG_CHECK(c.groups == heads_, for_a ? "MM-A: " : "MM-B: ", c.groups, " groups for ", heads_, " heads");
+  const int64_t fixed_per_head = for_a ? b_per_head() : a_per_head();
+  ADALOG_CHECK(static_cast<int64_t>((for_a ? qb_ : qa_).size()) == heads_ * fixed_per_head,
+               for_a ? "MM-A: B not set" : "MM-B: A not set");
   err->assign(static_cast<size_t>(heads_) * c.count, 0.0);
-  if (res_a_.ready) SortHeads(a_, a_per_head(), &sorted_a_);
-  if (res_a_.ready && sorted_a_.ok) {  // chain form: per head, one thread, fixed order
+  Operand& op = for_a ? op_a_ : op_b_;
+  const float* x = for_a ? a_ : b_;
+  const int64_t per = for_a ? a_per_head() : b_per_head();
+  if (op.res.ready) SortHeads(x, per, &op);
+  if (op.res.ready && op.sorted_ok) {  // chain form: per head, one thread, fixed order
 #pragma omp parallel for schedule(dynamic, 1) if (heads_ > 1)
     for (int h = 0; h < heads_; ++h)
-      ChainHead(res_a_, &sorted_a_, h, a_ + h * a_per_head(), c, err->data() + static_cast<size_t>(h) * c.count);
+      ChainHead(op.res, op.sorted[static_cast<size_t>(h)], h, c, &op.chain[static_cast<size_t>(h)],
+                err->data() + static_cast<size_t>(h) * c.count);
     return;
   }
   const int64_t pairs = static_cast<int64_t>(heads_) * c.count;
 #pragma omp parallel if (pairs * a_per_head() * N_ > kMinParallelWork)
   {
-    std::vector<float> qa(static_cast<size_t>(a_per_head())), scratch(static_cast<size_t>(M_) * N_);
-    std::vector<float> e(static_cast<size_t>(M_) * K_), eh(e.size());
+    std::vector<float> qx(static_cast<size_t>(per)), scratch(static_cast<size_t>(M_) * N_);
+    std::vector<float> e(static_cast<size_t>(for_a ? M_ : N_) * K_), eh(e.size());
 #pragma omp for schedule(dynamic, 1)
     for (int64_t p = 0; p < pairs; ++p) {
       const int h = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
-      UniformQuantizer(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)})
-          .FakeQuant(a_ + h * a_per_head(), a_per_head(), qa.data());
-      (*err)[static_cast<size_t>(p)] =
-          res_a_.ready ? ResidualHeadError(res_a_, h, a_ + h * a_per_head(), qa.data(), e.data(), eh.data())
-                       : HeadError(h, qa.data(), qb_.data() + h * b_per_head(), scratch.data());
-    }
-  }
-}
-
-void MatmulObjective::EvalBPerHead(const UniformCandidates& c, std::vector<double>* err) const {
-  ADALOG_CHECK(c.groups == heads_, "MM-B: ", c.groups, " groups for ", heads_, " heads");
-  ADALOG_CHECK(static_cast<int64_t>(qa_.size()) == heads_ * a_per_head(), "MM-B: A not set");
-  err->assign(static_cast<size_t>(heads_) * c.count, 0.0);
-  if (res_b_.ready) SortHeads(b_, b_per_head(), &sorted_b_);
-  if (res_b_.ready && sorted_b_.ok) {  // chain form: per head, one thread, fixed order
-#pragma omp parallel for schedule(dynamic, 1) if (heads_ > 1)
-    for (int h = 0; h < heads_; ++h)
-      ChainHead(res_b_, &sorted_b_, h, b_ + h * b_per_head(), c, err->data() + static_cast<size_t>(h) * c.count);
-    return;
-  }
-  const int64_t pairs = static_cast<int64_t>(heads_) * c.count;
-#pragma omp parallel if (pairs * a_per_head() * N_ > kMinParallelWork)
-  {
-    std::vector<float> qb(static_cast<size_t>(b_per_head())), scratch(static_cast<size_t>(M_) * N_);
-    std::vector<float> e(static_cast<size_t>(N_) * K_), eh(e.size());
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t p = 0; p < pairs; ++p) {
-      const int h = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
-      UniformQuantizer(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)})
-          .FakeQuant(b_ + h * b_per_head(), b_per_head(), qb.data());
-      (*err)[static_cast<size_t>(p)] =
-          res_b_.ready ? ResidualHeadError(res_b_, h, b_ + h * b_per_head(), qb.data(), e.data(), eh.data())
-                       : HeadError(h, qa_.data() + h * a_per_head(), qb.data(), scratch.data());
+      UniformQuantizer(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)}).FakeQuant(x + h * per, per, qx.data());
+      double& out = (*err)[static_cast<size_t>(p)];
+      if (op.res.ready) {
+        out = ResidualHeadError(op.res, h, x + h * per, qx.data(), e.data(), eh.data());
+      } else if (for_a) {
+        out = HeadError(h, qx.data(), qb_.data() + h * b_per_head(), scratch.data());
+      } else {
+        out = HeadError(h, qa_.data() + h * a_per_head(), qx.data(), scratch.data());
+      }
     }
   }
 }

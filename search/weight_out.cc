@@ -57,130 +57,101 @@ WeightOutObjective::WeightOutObjective(const float* xq, int64_t T, int K, const 
     }
 }
 
-namespace {
-// Calls f(begin, end, u_a, u_b) for each range [begin, end) of sorted positions in [0, n)
-// where the two code functions differ (a merge sweep over the two sorted bound lists).
-template <typename F>
-void ForChangedU(int alo, int ahi, const int32_t* apos, int blo, int bhi, const int32_t* bpos,
-                 int64_t n, F&& f) {
-  const int na = ahi - alo, nb = bhi - blo;
-  int ia = 0, ib = 0, ua = alo, ub = blo;
-  int64_t p = 0;
-  while (p < n) {
-    while (ia < na && apos[ia] <= p) ++ua, ++ia;
-    while (ib < nb && bpos[ib] <= p) ++ub, ++ib;
-    const int64_t next = std::min<int64_t>(ia < na ? apos[ia] : n, ib < nb ? bpos[ib] : n);
-    if (ua != ub) f(p, next, ua, ub);
-    p = next;
-  }
-}
-}  // namespace
-
 void WeightOutObjective::ChainRow(int o, const float* row, const UniformCandidates& c,
-                                  const int* order, const std::vector<UBounds>& cands,
-                                  ChainScratch* sc, double* err) const {
+                                  const std::vector<int>& order, const std::vector<CodeSteps>& cands,
+                                  RowState* st, std::vector<int32_t>* dk, std::vector<int32_t>* dd,
+                                  ChainBest* best_at, double* err) const {
   // e = s u - w with integer codes u = c - z:
   //   e^T G e = s^2 u^T G u - 2 s u.Gw + w^T G w,   e.g0 = s u.g0 - w.g0,
-  // walked through the candidates in `order` from the row's cached state (u as bounds in the
-  // row's sorted order, v = G u, u^T G u, u.Gw, u.g0); a sparse change d of the codes moves
-  // them by u^T G u += 2 d.v + d^T G d, v += G d, u.Gw += d.Gw, u.g0 += d.g0, all in double.
+  // walked through the candidates in `order` from the row's state (u as steps of the row's
+  // sorted order, v = G u, u^T G u, u.Gw, u.g0); a sparse change d of the codes moves them by
+  // u^T G u += 2 d.v + d^T G d, v += G d, u.Gw += d.Gw, u.g0 += d.g0, all in double.
   const int K = K_, M = c.count;
-  const size_t ok = static_cast<size_t>(o) * K;
-  const double* gw = gw_.data() + ok;
-  const double* g0 = g0_.data() + ok;
-  const int32_t* sidx = srt_idx_.data() + ok;
-  double* v = st_v_.data() + ok;
-  ChainState& st = st_[static_cast<size_t>(o)];
-  UBounds& sub = st_ub_[static_cast<size_t>(o)];
+  const double* gw = st->gw.data();
+  const double* g0 = st->g0.data();
+  const int32_t* sidx = st->sorted_idx.data();
+  if (st->v.empty()) st->v.assign(static_cast<size_t>(K), 0.0);
+  double* v = st->v.data();
   const AxpyF64Fn axpy = SelectAxpyF64();
   double wg0 = 0;
   for (int k = 0; k < K; ++k) wg0 += static_cast<double>(row[k]) * g0[k];
-  const double wgw = wgw_[static_cast<size_t>(o)];
-  const double rr = rr_[static_cast<size_t>(o)];
   double best = std::numeric_limits<double>::infinity();
   for (int j = 0; j < M; ++j) {
-    const int i = order[j];
-    const UBounds& cb = cands[static_cast<size_t>(i)];
+    const int i = order[static_cast<size_t>(j)];
+    const CodeSteps& cu = cands[static_cast<size_t>(i)];
     int nd = 0;
-    ForChangedU(sub.lo, sub.hi, sub.pos.data(), cb.lo, cb.hi, cb.pos.data(), K,
-                [&](int64_t a, int64_t b, int ua, int ub) {
-                  for (int64_t p = a; p < b; ++p) {
-                    sc->dk[static_cast<size_t>(nd)] = sidx[p];
-                    sc->dd[static_cast<size_t>(nd)] = ub - ua;
-                    ++nd;
-                  }
-                });
+    ForEachChange(st->u, cu, K, [&](int64_t a, int64_t b, int ua, int ub) {
+      for (int64_t p = a; p < b; ++p) {
+        (*dk)[static_cast<size_t>(nd)] = sidx[p];
+        (*dd)[static_cast<size_t>(nd)] = ub - ua;
+        ++nd;
+      }
+    });
     if (nd > 0) {
       double dv = 0, dgw = 0, dg0 = 0, dgd = 0;
       for (int a = 0; a < nd; ++a) {
-        const int ka = sc->dk[static_cast<size_t>(a)];
-        const double da = sc->dd[static_cast<size_t>(a)];
+        const int ka = (*dk)[static_cast<size_t>(a)];
+        const double da = (*dd)[static_cast<size_t>(a)];
         dv += da * v[ka];
         dgw += da * gw[ka];
         dg0 += da * g0[ka];
         const double* grow = G_.data() + static_cast<size_t>(ka) * K;
         double acc = 0;
         for (int b = 0; b < nd; ++b)
-          acc += static_cast<double>(sc->dd[static_cast<size_t>(b)]) * grow[sc->dk[static_cast<size_t>(b)]];
+          acc += static_cast<double>((*dd)[static_cast<size_t>(b)]) * grow[(*dk)[static_cast<size_t>(b)]];
         dgd += da * acc;
       }
-      st.ugu += 2.0 * dv + dgd;
-      st.ugw += dgw;
-      st.ug0 += dg0;
+      st->ugu += 2.0 * dv + dgd;
+      st->ugw += dgw;
+      st->ug0 += dg0;
       for (int a = 0; a < nd; ++a) {
-        const int ka = sc->dk[static_cast<size_t>(a)];
-        axpy(v, static_cast<double>(sc->dd[static_cast<size_t>(a)]), G_.data() + static_cast<size_t>(ka) * K, K);
+        const int ka = (*dk)[static_cast<size_t>(a)];
+        axpy(v, static_cast<double>((*dd)[static_cast<size_t>(a)]), G_.data() + static_cast<size_t>(ka) * K, K);
       }
     }
-    sub = cb;
+    st->u = cu;
     const double s = c.scale(o, i);
-    const double quad = s * s * st.ugu - 2.0 * s * st.ugw + wgw;
-    const double lin = s * st.ug0 - wg0;
-    const double e = rr - 2.0 * lin + quad;
+    const double quad = s * s * st->ugu - 2.0 * s * st->ugw + st->wgw;
+    const double lin = s * st->ug0 - wg0;
+    const double e = st->rr - 2.0 * lin + quad;
     err[i] = e;
     // Keep the state at the best candidate so far (where the next FPCS step's candidates are).
     if (e < best && j + 1 < M) {
       best = e;
-      sc->best_ub = sub;
-      std::copy(v, v + K, sc->best_v.begin());
-      sc->best_st = st;
+      best_at->u = st->u;
+      best_at->v.assign(v, v + K);
+      best_at->ugu = st->ugu;
+      best_at->ugw = st->ugw;
+      best_at->ug0 = st->ug0;
     }
   }
-  if (best < std::numeric_limits<double>::infinity() && M > 1 && best < err[order[M - 1]]) {
-    sub = sc->best_ub;
-    std::copy(sc->best_v.begin(), sc->best_v.end(), v);
-    st = sc->best_st;
+  if (best < std::numeric_limits<double>::infinity() && M > 1 && best < err[order[static_cast<size_t>(M - 1)]]) {
+    st->u = best_at->u;
+    std::copy(best_at->v.begin(), best_at->v.end(), v);
+    st->ugu = best_at->ugu;
+    st->ugw = best_at->ugw;
+    st->ug0 = best_at->ug0;
   }
 }
 
-void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
-                              std::vector<double>* err) const {
+void WeightOutObjective::Eval(const float* w, const UniformCandidates& c, std::vector<double>* err) {
   ADALOG_CHECK(c.groups == N_, "W-out: ", c.groups, " groups for ", N_, " rows");
   err->assign(static_cast<size_t>(N_) * c.count, 0.0);
   CMapD G(G_.data(), K_, K_);
   const int K = K_, M = c.count;
-  // g0, G w, ||r0||^2 and w^T G w depend on the FP row only: computed on the first Eval of a
-  // weight and reused by the later FPCS steps (the same numbers as recomputing them).
+  // A new FP weight: every row's products are recomputed and its chain restarts at u = 0.
   const size_t NK = static_cast<size_t>(N_) * K;
-  if (wcache_.size() != NK || !std::equal(wcache_.begin(), wcache_.end(), w)) {
-    wcache_.assign(w, w + NK);
-    g0_.assign(NK, 0.0);
-    gw_.assign(NK, 0.0);
-    rr_.assign(static_cast<size_t>(N_), 0.0);
-    wgw_.assign(static_cast<size_t>(N_), 0.0);
-    row_ready_.assign(static_cast<size_t>(N_), 0);
-    st_.clear();  // u.Gw and u.g0 belong to the previous weight
+  if (w_.size() != NK || !std::equal(w_.begin(), w_.end(), w)) {
+    w_.assign(w, w + NK);
+    rows_.resize(static_cast<size_t>(N_));
+    for (RowState& st : rows_) {
+      st.ready = false;
+      st.u = CodeSteps{};
+      st.v.clear();
+      st.ugu = st.ugw = st.ug0 = 0;
+    }
   }
   const bool can_chain = xq_.empty() && quad_form_ != 1;
-  if (can_chain && st_.empty()) {  // chain states: u = 0, v = 0 (valid: G 0 = 0)
-    st_.assign(static_cast<size_t>(N_), ChainState{});
-    st_ub_.assign(static_cast<size_t>(N_), UBounds{});
-    st_v_.assign(NK, 0.0);
-  }
-  if (srt_idx_.size() != NK) {
-    srt_idx_.assign(NK, 0);
-    srt_val_.assign(NK, 0.0f);
-  }
   // Chain budget per row: changed codes cost about kWoutChainCost GEMM multiply-adds per
   // element each (a double axpy of a G row), the GEMM M K^2.
   const int64_t budget = quad_form_ == 2 ? std::numeric_limits<int64_t>::max()
@@ -189,94 +160,75 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
   {
     std::vector<double> ed;
     std::vector<float> ef, eg;
-    std::vector<int> order(static_cast<size_t>(M));
     std::vector<int16_t> u16;
-    std::vector<UBounds> cands(static_cast<size_t>(M));
-    ChainScratch sc;
+    std::vector<CodeSteps> cands(static_cast<size_t>(M));
+    std::vector<int32_t> dk, dd;
+    ChainBest best;
     if (can_chain) {
-      sc.dk.resize(static_cast<size_t>(K));
-      sc.dd.resize(static_cast<size_t>(K));
-      sc.best_v.resize(static_cast<size_t>(K));
+      dk.resize(static_cast<size_t>(K));
+      dd.resize(static_cast<size_t>(K));
     }
     Eigen::VectorXd wd(K);
 #pragma omp for schedule(dynamic, 1)
     for (int o = 0; o < N_; ++o) {
       const float* row = w + static_cast<int64_t>(o) * K;
+      RowState& st = rows_[static_cast<size_t>(o)];
       for (int k = 0; k < K; ++k) wd(k) = row[k];
       // Re-centred on the FP row: with e = w_hat - w and r0 = y_o - b_o - Xq w,
       //   err(w_hat) = ||r0||^2 - 2 e.g0 + e^T G e,   g0 = Xq^T r0 = c_o - G w.
-      Eigen::Map<Eigen::VectorXd> g0(g0_.data() + static_cast<size_t>(o) * K, K);
-      Eigen::Map<Eigen::VectorXd> gw(gw_.data() + static_cast<size_t>(o) * K, K);
-      if (!row_ready_[static_cast<size_t>(o)]) {
+      if (!st.ready) {
+        st.g0.resize(static_cast<size_t>(K));
+        st.gw.resize(static_cast<size_t>(K));
+        Eigen::Map<Eigen::VectorXd> g0(st.g0.data(), K);
+        Eigen::Map<Eigen::VectorXd> gw(st.gw.data(), K);
         Eigen::Map<const Eigen::VectorXd> co(C_.data() + static_cast<size_t>(o) * K, K);
         gw = G * wd;
         g0 = co - gw;
-        wgw_[static_cast<size_t>(o)] = wd.dot(gw);
-        rr_[static_cast<size_t>(o)] = yy_[static_cast<size_t>(o)] - 2.0 * co.dot(wd) + wgw_[static_cast<size_t>(o)];
-        // The row sorted once (codes are monotone in w): candidates as code bounds.
-        int32_t* ix = srt_idx_.data() + static_cast<size_t>(o) * K;
-        float* sv = srt_val_.data() + static_cast<size_t>(o) * K;
+        st.wgw = wd.dot(gw);
+        st.rr = yy_[static_cast<size_t>(o)] - 2.0 * co.dot(wd) + st.wgw;
+        // The row sorted once (codes are monotone in w): candidates as code steps.
+        st.sorted_idx.resize(static_cast<size_t>(K));
+        st.sorted_val.resize(static_cast<size_t>(K));
+        int32_t* ix = st.sorted_idx.data();
         std::iota(ix, ix + K, 0);
         std::sort(ix, ix + K, [&](int32_t a, int32_t b) {
           return row[a] < row[b] || (!(row[b] < row[a]) && a < b);
         });
-        for (int k = 0; k < K; ++k) sv[k] = row[ix[k]];
-        row_ready_[static_cast<size_t>(o)] = 1;
+        for (int k = 0; k < K; ++k) st.sorted_val[static_cast<size_t>(k)] = row[ix[k]];
+        st.ready = true;
       }
-      const double rr = rr_[static_cast<size_t>(o)];
-      const int32_t* six = srt_idx_.data() + static_cast<size_t>(o) * K;
-      const float* sval = srt_val_.data() + static_cast<size_t>(o) * K;
-      const int32_t levels = int32_t{1} << c.bits;
+      Eigen::Map<const Eigen::VectorXd> g0(st.g0.data(), K);
+      const int32_t* six = st.sorted_idx.data();
       // e^T G e: exactly in double along a chain of sparse code changes (ChainRow: late FPCS
       // steps, nearby scales) or, when too many codes change, one float GEMM for all candidates
       // (e has the size of the error, so the float rounding is relative to err). Both are the
       // plain objective up to rounding; which one runs depends on the data only.
-      // Each candidate's u = code - z as bounds in the sorted row (bisection with Encode).
+      // Each candidate's u = code - z as steps of the sorted row (bisection with Encode).
       for (int i = 0; i < M; ++i) {
         const UniformQuantizer q(UniformParams{c.bits, c.scale(o, i), c.zp(o, i)});
-        const int32_t z = c.zp(o, i);
-        UBounds& ub = cands[static_cast<size_t>(i)];
-        ub.lo = -z;
-        ub.hi = levels - 1 - z;
-        ub.pos.resize(static_cast<size_t>(levels - 1));
-        int64_t start = 0;
-        for (int vv = ub.lo + 1; vv <= ub.hi; ++vv) {
-          start = std::partition_point(sval + start, sval + K,
-                                       [&](float x) { return q.Encode(x) - z < vv; }) - sval;
-          ub.pos[static_cast<size_t>(vv - ub.lo - 1)] = static_cast<int32_t>(start);
-        }
+        UniformSteps(q, c.zp(o, i), st.sorted_val.data(), K, &cands[static_cast<size_t>(i)]);
       }
       if (can_chain) {
-        std::iota(order.begin(), order.end(), 0);
-        std::sort(order.begin(), order.end(), [&](int a, int b) {
-          const float sa = c.scale(o, a), sb = c.scale(o, b);
-          if (sa != sb) return sa < sb;
-          if (c.zp(o, a) != c.zp(o, b)) return c.zp(o, a) < c.zp(o, b);
-          return a < b;
-        });
+        const std::vector<int> order = ScaleOrder(c, o);
         // Changed codes along the chain, from the row's state through every candidate.
         int64_t changed = 0;
-        const UBounds* prev = &st_ub_[static_cast<size_t>(o)];
+        const CodeSteps* prev = &st.u;
         for (int j = 0; j < M && changed <= budget; ++j) {
-          const UBounds& cur = cands[static_cast<size_t>(order[static_cast<size_t>(j)])];
-          ForChangedU(prev->lo, prev->hi, prev->pos.data(), cur.lo, cur.hi, cur.pos.data(), K,
-                      [&](int64_t a, int64_t b, int, int) { changed += b - a; });
+          const CodeSteps& cur = cands[static_cast<size_t>(order[static_cast<size_t>(j)])];
+          changed += CountChanged(*prev, cur, K);
           prev = &cur;
         }
         if (changed <= budget) {
-          ChainRow(o, row, c, order.data(), cands, &sc, err->data() + static_cast<size_t>(o) * M);
+          ChainRow(o, row, c, order, cands, &st, &dk, &dd, &best, err->data() + static_cast<size_t>(o) * M);
           continue;
         }
       }
       u16.resize(static_cast<size_t>(M) * K);
       for (int i = 0; i < M; ++i) {
-        const UBounds& ub = cands[static_cast<size_t>(i)];
         int16_t* ui = u16.data() + static_cast<size_t>(i) * K;
-        int64_t p = 0;
-        for (int vv = ub.lo; vv <= ub.hi; ++vv) {
-          const int64_t end = vv < ub.hi ? ub.pos[static_cast<size_t>(vv - ub.lo)] : K;
-          for (; p < end; ++p) ui[six[p]] = static_cast<int16_t>(vv);
-        }
+        ForEachRange(cands[static_cast<size_t>(i)], K, [&](int64_t a, int64_t b, int u) {
+          for (int64_t p = a; p < b; ++p) ui[six[p]] = static_cast<int16_t>(u);
+        });
       }
       ed.resize(static_cast<size_t>(M) * K);
       ef.resize(ed.size());
@@ -308,7 +260,7 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c,
             quad += vv * vv;
           }
         }
-        (*err)[static_cast<size_t>(o) * M + i] = rr - 2.0 * lin + quad;
+        (*err)[static_cast<size_t>(o) * M + i] = st.rr - 2.0 * lin + quad;
       }
     }
   }

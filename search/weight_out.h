@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "search/code_chain.h"
 #include "search/grids.h"
 
 namespace adalog::search {
@@ -20,13 +21,44 @@ namespace adalog::search {
 class WeightOutObjective {
  public:
   WeightOutObjective(const float* xq, int64_t T, int K, const float* y, const float* bias, int N);
-  // Candidates: N groups (one per row of w [N][K]).
-  void Eval(const float* w, const UniformCandidates& c, std::vector<double>* err) const;
+  // Candidates: N groups (one per row of w [N][K]). Not const: each row keeps a RowState for the
+  // next call (the next FPCS step of the same weight); a different w resets them. The state
+  // decides which exact form runs and, through rounding only, the values' last bits; it is a
+  // function of the calls made so far, never of the thread count.
+  void Eval(const float* w, const UniformCandidates& c, std::vector<double>* err);
   // How e^T G e is evaluated (T >= K): 0 automatic (the cheaper form per row and call), 1 the
   // float GEMM, 2 the exact double chain over sparse code changes. Tests force each one.
   void set_quad_form(int f) { quad_form_ = f; }
 
  private:
+  // What one Eval of a row leaves for the next.
+  struct RowState {
+    // Products of the FP row w (computed on the first Eval of a weight, then reused: the same
+    // numbers as recomputing them): g0 = c_o - G w, G w, ||r0||^2 = ||y_o - b_o - Xq w||^2,
+    // w^T G w, and the row sorted once (codes are monotone in w: candidates as code steps).
+    bool ready = false;
+    std::vector<double> g0, gw;
+    double rr = 0, wgw = 0;
+    std::vector<int32_t> sorted_idx;  // the row's indices by ascending value
+    std::vector<float> sorted_val;
+    // The chain's position (ChainRow): the integer codes u = c - z as steps of the sorted row,
+    // v = G u, and u^T G u, u.Gw, u.g0; u = 0, v = 0 after a reset (valid: G 0 = 0).
+    CodeSteps u;
+    std::vector<double> v;  // [K], allocated by the first chain walk
+    double ugu = 0, ugw = 0, ug0 = 0;
+  };
+  // The best position seen by a chain walk (where the next FPCS step's candidates are).
+  struct ChainBest {
+    CodeSteps u;
+    std::vector<double> v;
+    double ugu = 0, ugw = 0, ug0 = 0;
+  };
+  // Walks row o's candidates in `order` from its state (err[i] for candidate i of group o) and
+  // leaves the state at the best one; dk / dd: scratch of K entries.
+  void ChainRow(int o, const float* row, const UniformCandidates& c, const std::vector<int>& order,
+                const std::vector<CodeSteps>& cands, RowState* st, std::vector<int32_t>* dk,
+                std::vector<int32_t>* dd, ChainBest* best, double* err) const;
+
   int K_, N_;
   std::vector<double> G_;   // [K][K]
   std::vector<float> Gf_;   // G rounded to float (the candidate GEMM), when T >= K
@@ -34,34 +66,9 @@ class WeightOutObjective {
   int64_t T_ = 0;
   std::vector<double> C_;   // [N][K]: row o = Xq^T (y_o - b_o)
   std::vector<double> yy_;  // [N]
-  // Per FP weight (cached across the FPCS steps): g0 = c_o - G w [N][K], ||r0||^2 [N].
-  mutable std::vector<float> wcache_;
   int quad_form_ = 0;
-  // Per-row chain state (see ChainRow): codes u, v = G u, and scalars, kept across FPCS steps.
-  struct ChainState {
-    double ugu = 0, ugw = 0, ug0 = 0;
-  };
-  // Integer codes u = c - z of a row as a function of the sorted position p of its values
-  // (u is monotone in w): u(p) = lo + #{v in (lo, hi] : pos[v - lo - 1] <= p}.
-  struct UBounds {
-    int lo = 0, hi = 0;
-    std::vector<int32_t> pos;
-  };
-  struct ChainScratch {
-    std::vector<int32_t> dk, dd;
-    std::vector<double> best_v;
-    UBounds best_ub;
-    ChainState best_st;
-  };
-  void ChainRow(int o, const float* row, const UniformCandidates& c, const int* order,
-                const std::vector<UBounds>& cands, ChainScratch* sc, double* err) const;
-  mutable std::vector<ChainState> st_;
-  mutable std::vector<UBounds> st_ub_;
-  mutable std::vector<int32_t> srt_idx_;  // [N][K] each row's indices by ascending value
-  mutable std::vector<float> srt_val_;    // [N][K] the sorted values
-  mutable std::vector<double> st_v_;
-  mutable std::vector<double> g0_, gw_, rr_, wgw_;  // c_o - G w, G w, ||r0||^2, w^T G w
-  mutable std::vector<char> row_ready_;
+  std::vector<float> w_;          // the FP weight the row states belong to
+  std::vector<RowState> rows_;    // [N]
 };
 
 }  // namespace adalog::search

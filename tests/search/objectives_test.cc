@@ -220,7 +220,7 @@ TEST(Objectives, WeightOutGramEqualsPlainAndSelectsSameCandidate) {
   const int bits = 4;
   const UniformGrid ag = TensorActivationGrid(lc.x.data(), lc.T * lc.K, bits);
   const std::vector<float> xq = plain::FqUniform(lc.x, bits, {ag.cands.scale(0, 100), ag.cands.zp(0, 100)});
-  const WeightOutObjective obj(xq.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
+  WeightOutObjective obj(xq.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
   const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, bits);
   // The plain formula: quantize the row, run the Linear, sum the squared error of column o.
   auto plain_obj = [&](const UniformCandidates& c, std::vector<double>* err) {
@@ -743,7 +743,7 @@ TEST(Objectives, DISABLED_TimingFc2LogActOut) {
   const ShiftLogQuantizer lq(LogParams{LogKind::kAdaLog, 4, a.scale, a.q}, kGeluShift, false);
   std::vector<float> xq(x.size());
   lq.FakeQuant(x.data(), static_cast<int64_t>(x.size()), xq.data());
-  const WeightOutObjective wout(xq.data(), T, K, y.data(), b.data(), N);
+  WeightOutObjective wout(xq.data(), T, K, y.data(), b.data(), N);
   std::printf("W-out G and c build: cpu %.2f s\n", static_cast<double>(std::clock() - c1) / CLOCKS_PER_SEC);
   c1 = std::clock();
   const UniformGrid wg = LinearWeightGrid(w.data(), N, K, 4);
