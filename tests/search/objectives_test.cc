@@ -136,6 +136,22 @@ double PlainHeadMatmulErr(const std::vector<float>& a, const std::vector<float>&
   return e;
 }
 
+// Plain per-head objective: candidate i of head h fake-quantizes head h of x into a copy of
+// `base` (the other heads) and scores it with err_of(copy, h); [head][candidate].
+template <typename ErrOf>
+void PlainPerHead(const std::vector<float>& x, const std::vector<float>& base, int H,
+                  const UniformCandidates& c, const ErrOf& err_of, std::vector<double>* e) {
+  e->clear();
+  const size_t per = x.size() / H;
+  for (int h = 0; h < H; ++h)
+    for (int i = 0; i < c.count; ++i) {
+      std::vector<float> q = base;
+      const UniformQuantizer uq(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
+      for (size_t j = h * per; j < (h + 1) * per; ++j) q[j] = uq.FakeQuant(x[j]);
+      e->push_back(err_of(q, h));
+    }
+}
+
 // LogFq (threshold count) equals the quantizers' own FakeQuant bit for bit, on random values,
 // special values and the floats next to every code boundary.
 TEST(Objectives, LogFqEqualsQuantizerFakeQuant) {
@@ -494,15 +510,7 @@ TEST(Objectives, MatmulPerHeadEqualsPlain) {
   obj.EvalAPerHead(ga.cands, &again);
   ExpectClose(again, got_a, 1e-9);
   auto plain_a = [&](const UniformCandidates& c, std::vector<double>* e) {
-    e->clear();
-    for (int h = 0; h < H; ++h)
-      for (int i = 0; i < c.count; ++i) {
-        std::vector<float> A = qa;
-        const size_t per = a.size() / H;
-        const UniformQuantizer q(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
-        for (size_t j = h * per; j < (h + 1) * per; ++j) A[j] = q.FakeQuant(a[j]);
-        e->push_back(plain_err(A, qb, h));
-      }
+    PlainPerHead(a, qa, H, c, [&](const std::vector<float>& A, int h) { return plain_err(A, qb, h); }, e);
   };
   const UniformChoice pa = SearchUniform(ga, plain_a, {});
   for (double frac : {0.0, 0.04, 1.0}) {  // always from scratch, default, always sparse
@@ -537,15 +545,7 @@ TEST(Objectives, MatmulAvPerHeadBEqualsPlain) {
     return PlainHeadMatmulErr(a, b, qa, B, h, I, M, K, N, /*b_kn=*/true);
   };
   auto plain_b = [&](const UniformCandidates& c, std::vector<double>* e) {
-    e->clear();
-    const size_t per = b.size() / H;
-    for (int h = 0; h < H; ++h)
-      for (int i = 0; i < c.count; ++i) {
-        std::vector<float> B = b;
-        const UniformQuantizer q(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
-        for (size_t j = h * per; j < (h + 1) * per; ++j) B[j] = q.FakeQuant(b[j]);
-        e->push_back(plain_err(B, h));
-      }
+    PlainPerHead(b, b, H, c, plain_err, e);
   };
   std::vector<double> got, want, again;
   obj.EvalBPerHead(gb.cands, &got);
