@@ -5,14 +5,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <numeric>
 
 #include "quant/codes.h"
-#include "quant/float_order.h"
 #include "quant/error.h"
 #include "quant/log_quantizers.h"
 #include "search/axpy.h"
-#include "search/psort.h"
 #include "search/scan_kernels.h"
 
 namespace adalog::search {
@@ -40,24 +37,14 @@ ShiftLogActOut::ShiftLogActOut(const float* x, int64_t T, int K, const float* y,
 
 void ShiftLogActOut::Prepare() {
   const int64_t n = T_ * K_;
-  std::vector<uint64_t> keys(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    keys[static_cast<size_t>(i)] = (static_cast<uint64_t>(OrderedFloatKey(x_[i])) << 32) | static_cast<uint64_t>(i);
-  ParallelSortDistinct(&keys);  // (value, index) keys are distinct
-  xs_.resize(static_cast<size_t>(n));
-  idx_.resize(static_cast<size_t>(n));
-  for (int64_t p = 0; p < n; ++p) {
-    const uint32_t i = static_cast<uint32_t>(keys[static_cast<size_t>(p)] & 0xffffffffu);
-    idx_[static_cast<size_t>(p)] = i;
-    xs_[static_cast<size_t>(p)] = x_[i];
-  }
+  SortWithIndex(x_, n, &xs_);
   // Each row's elements in ascending sorted position (a stable counting pass over the order).
   row_pos_.resize(static_cast<size_t>(n));
   row_k_.resize(static_cast<size_t>(n));
   std::vector<int64_t> fill(static_cast<size_t>(T_));
   for (int64_t t = 0; t < T_; ++t) fill[static_cast<size_t>(t)] = t * K_;
   for (int64_t p = 0; p < n; ++p) {
-    const uint32_t i = idx_[static_cast<size_t>(p)];
+    const uint32_t i = xs_.idx[static_cast<size_t>(p)];
     const int64_t at = fill[i / static_cast<uint32_t>(K_)]++;
     row_pos_[static_cast<size_t>(at)] = static_cast<uint32_t>(p);
     row_k_[static_cast<size_t>(at)] = static_cast<int32_t>(i % static_cast<uint32_t>(K_));
@@ -94,44 +81,22 @@ void ShiftLogActOut::SetWeight(const float* wq) {
   states_.clear();
 }
 
-std::vector<int64_t> ShiftLogActOut::Bounds(float scale, int q) const {
+CodeSteps ShiftLogActOut::Bounds(float scale, int q) const {
   const ShiftLogQuantizer enc(LogParams{kind_, bits_, scale, q}, shift_, false);
   const int32_t zc = LogZeroCode(bits_);
-  const int64_t n = T_ * K_;
-  std::vector<int64_t> ge(static_cast<size_t>(zc) + 2, 0);
-  ge[0] = n;
-  // Codes are non-increasing along the ascending sort: {code >= c} is a prefix.
+  const float* xs = xs_.val.data();
+  // Codes are non-increasing along the ascending sort: {code >= c} is a prefix, of length
+  // ge[c] = bounds[zc - c]; -code = -zc + #{c : ge[c] <= p} is non-decreasing.
+  CodeSteps ge;
+  ge.lo = -zc;
+  ge.bounds.resize(static_cast<size_t>(zc));
+  int64_t prev = T_ * K_;  // ge[0]
   for (int32_t c = 1; c <= zc; ++c) {
-    const float* end = xs_.data() + ge[static_cast<size_t>(c - 1)];
-    ge[static_cast<size_t>(c)] =
-        std::partition_point(xs_.data(), end, [&](float v) { return enc.Encode(v) >= c; }) - xs_.data();
+    prev = std::partition_point(xs, xs + prev, [&](float v) { return enc.Encode(v) >= c; }) - xs;
+    ge.bounds[static_cast<size_t>(zc - c)] = prev;
   }
   return ge;
 }
-
-namespace {
-// Code of sorted position p under boundaries ge.
-int32_t CodeAt(const std::vector<int64_t>& ge, int64_t p) {
-  int32_t c = 0;
-  while (c + 1 < static_cast<int32_t>(ge.size()) && ge[static_cast<size_t>(c + 1)] > p) ++c;
-  return c;
-}
-
-// Calls f(begin, end, old_code, new_code) for each maximal range of sorted positions whose code
-// changed between the boundaries go and gn.
-template <typename F>
-void ForChanged(const std::vector<int64_t>& go, const std::vector<int64_t>& gn, F&& f) {
-  std::vector<int64_t> pts(go.begin(), go.end());
-  pts.insert(pts.end(), gn.begin(), gn.end());
-  std::sort(pts.begin(), pts.end());
-  pts.erase(std::unique(pts.begin(), pts.end()), pts.end());
-  for (size_t i = 0; i + 1 < pts.size(); ++i) {
-    const int64_t a = pts[i], b = pts[i + 1];
-    const int32_t co = CodeAt(go, a), cn = CodeAt(gn, a);
-    if (co != cn) f(a, b, co, cn);
-  }
-}
-}  // namespace
 
 void ShiftLogActOut::Sweep(const std::vector<SweepItem>& items, std::vector<double>* err) {
   const int B = static_cast<int>(items.size());
@@ -155,9 +120,9 @@ void ShiftLogActOut::Sweep(const std::vector<SweepItem>& items, std::vector<doub
     const std::vector<float>& lv = enc.base().levels();  // unscaled: depends on q only
     l0[static_cast<size_t>(j)] = lv[0];
     sc[static_cast<size_t>(j)] = it.scale;
-    const std::vector<int64_t>& ge = *it.ge;
+    const CodeSteps& ge = *it.ge;
     for (int32_t c = 1; c <= zc; ++c) {
-      const int64_t g = ge[static_cast<size_t>(c)];
+      const int64_t g = ge.bounds[static_cast<size_t>(zc - c)];
       const double d = static_cast<double>(lv[static_cast<size_t>(c)]) - lv[static_cast<size_t>(c - 1)];
       if (g > 0 && d != 0.0) ev.push_back({std::min(g, n), j, d});
     }
@@ -222,32 +187,22 @@ void ShiftLogActOut::Sweep(const std::vector<SweepItem>& items, std::vector<doub
     for (int j = 0; j < B; ++j) (*err)[static_cast<size_t>(j)] += part[static_cast<size_t>(blk) * B + j];
 }
 
-void ShiftLogActOut::Move(State* st, const std::vector<int64_t>& ge_new, int q) {
+void ShiftLogActOut::Move(State* st, const CodeSteps& ge_new, int q) {
   const ShiftLogQuantizer enc(LogParams{kind_, bits_, st->scale, q}, shift_, false);
   const std::vector<float>& lv = enc.base().levels();  // unscaled: independent of the scale
   // Counting sort of the changed elements by row t, stable (sorted-position order inside a row):
-  // each row of A then takes all its updates while held in registers (RowUpdate).
+  // each row of A then takes all its updates while held in registers (RowUpdate). The steps
+  // hold -code.
   const uint32_t K = static_cast<uint32_t>(K_);
-  const size_t T = static_cast<size_t>(T_);
-  row_start_.assign(T + 1, 0);
-  int64_t nnz = 0;
-  ForChanged(st->ge, ge_new, [&](int64_t a, int64_t b, int32_t, int32_t) {
-    for (int64_t p = a; p < b; ++p) ++row_start_[idx_[static_cast<size_t>(p)] / K + 1];
-    nnz += b - a;
-  });
-  for (size_t t = 0; t < T; ++t) row_start_[t + 1] += row_start_[t];
+  const int64_t nnz = CountChanged(st->ge, ge_new, T_ * K_);
   upd_k_.resize(static_cast<size_t>(nnz));
   upd_d_.resize(static_cast<size_t>(nnz));
-  std::vector<int64_t> cur(row_start_.begin(), row_start_.end() - 1);
-  ForChanged(st->ge, ge_new, [&](int64_t a, int64_t b, int32_t co, int32_t cn) {
-    const double d = static_cast<double>(lv[static_cast<size_t>(cn)]) - lv[static_cast<size_t>(co)];
-    for (int64_t p = a; p < b; ++p) {
-      const uint32_t i = idx_[static_cast<size_t>(p)];
-      const int64_t at = cur[i / K]++;
-      upd_k_[static_cast<size_t>(at)] = static_cast<int32_t>(i % K);
-      upd_d_[static_cast<size_t>(at)] = d;
-    }
-  });
+  BucketChanges(st->ge, ge_new, xs_.idx.data(), T_ * K_, T_, [&](uint32_t i) { return i / K; }, &row_start_,
+                [&](int64_t at, uint32_t i, int neg_co, int neg_cn) {
+                  upd_k_[static_cast<size_t>(at)] = static_cast<int32_t>(i % K);
+                  upd_d_[static_cast<size_t>(at)] =
+                      static_cast<double>(lv[static_cast<size_t>(-neg_cn)]) - lv[static_cast<size_t>(-neg_co)];
+                });
   const int N = N_;
   const RowUpdateFn update = SelectRowUpdate();
   const int64_t nblk = (T_ + kRowBlock - 1) / kRowBlock;
@@ -287,47 +242,30 @@ void ShiftLogActOut::Eval(const LogCandidates& c, std::vector<double>* err) {
   err->assign(static_cast<size_t>(count), 0.0);
   if (!prepared_) Prepare();
   // A NaN input makes every plain error NaN (and breaks the monotone code order).
-  if (std::isnan(xs_.back()) || std::isnan(xs_.front())) {
+  if (std::isnan(xs_.val.back()) || std::isnan(xs_.val.front())) {
     err->assign(static_cast<size_t>(count), std::numeric_limits<double>::quiet_NaN());
     return;
   }
   const bool ada = kind_ == LogKind::kAdaLog;
   auto q_of = [&](int i) { return ada ? c.qs[static_cast<size_t>(i)] : kAdaLogR; };
   // Fixed order: groups of equal q by first appearance, ascending scale, then index.
-  std::vector<int> first(static_cast<size_t>(count));
-  for (int i = 0; i < count; ++i) {
-    first[static_cast<size_t>(i)] = i;
-    for (int j = 0; j < i; ++j)
-      if (q_of(j) == q_of(i)) {
-        first[static_cast<size_t>(i)] = first[static_cast<size_t>(j)];
-        break;
-      }
-  }
-  std::vector<int> order(static_cast<size_t>(count));
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    if (first[static_cast<size_t>(a)] != first[static_cast<size_t>(b)])
-      return first[static_cast<size_t>(a)] < first[static_cast<size_t>(b)];
-    return c.scales[static_cast<size_t>(a)] < c.scales[static_cast<size_t>(b)];
-  });
+  std::vector<int> qs(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) qs[static_cast<size_t>(i)] = q_of(i);
+  const std::vector<int> order = KeyThenScaleOrder(qs, c.scales);
   // Auto limit: a sparse update of m elements costs about m axpys of length N plus an error pass
   // (one more), a swept candidate about Z + 2 per row (Z = the zero code: its boundaries).
   const double limit = max_changed_fraction_ >= 0.0
                            ? max_changed_fraction_ * static_cast<double>(T_ * K_)
                            : static_cast<double>(LogZeroCode(bits_) + 2) * static_cast<double>(T_);
-  auto changed_between = [](const std::vector<int64_t>& go, const std::vector<int64_t>& gn) {
-    int64_t changed = 0;
-    ForChanged(go, gn, [&](int64_t a, int64_t b, int32_t, int32_t) { changed += b - a; });
-    return changed;
-  };
+  auto changed_between = [&](const CodeSteps& go, const CodeSteps& gn) { return CountChanged(go, gn, T_ * K_); };
   // Boundaries of every candidate (a few bisections each).
-  std::vector<std::vector<int64_t>> ge(static_cast<size_t>(count));
+  std::vector<CodeSteps> ge(static_cast<size_t>(count));
   for (int i = 0; i < count; ++i) ge[static_cast<size_t>(i)] = Bounds(c.scales[static_cast<size_t>(i)], q_of(i));
   // Plan the paths in the fixed order: a candidate close enough to its q's state (as moved by the
   // incremental candidates before it) is incremental, every other one is swept.
   std::vector<int> path(static_cast<size_t>(count), -1);
   {
-    std::vector<const std::vector<int64_t>*> at(states_.size());
+    std::vector<const CodeSteps*> at(states_.size());
     for (size_t k = 0; k < states_.size(); ++k) at[k] = &states_[k].ge;
     for (int i : order) {
       for (size_t k = 0; k < states_.size(); ++k) {

@@ -8,7 +8,8 @@
 // The code is monotone non-increasing in x, so after sorting X once, each code's elements form a
 // contiguous range of the sorted order, found by bisection with the quantizer's own Encode
 // (exact: the very function the plain objective applies). ge[c] = #{sorted elements with code
-// >= c} describes a candidate completely.
+// >= c} describes a candidate completely; it is kept as the steps of -code (search/code_chain.h,
+// the chain machinery shared with the other objectives): ge[c] = bounds[Z - c], c = 1..Z.
 //
 // Two exact ways to get A (both accumulate float x float products in double, so either gives the
 // plain formula's value up to double rounding):
@@ -38,6 +39,7 @@
 #include <vector>
 
 #include "quant/params.h"
+#include "search/code_chain.h"
 #include "search/fpcs.h"
 
 namespace adalog::search {
@@ -72,7 +74,7 @@ class ShiftLogActOut {
   struct State {
     int q = -1;
     float scale = 0;
-    std::vector<int64_t> ge;  // ge[c] = number of sorted elements with code >= c, c = 0..Z+1
+    CodeSteps ge;             // the codes as steps of -code: ge[c] = ge.bounds[Z - c], c = 1..Z
     std::vector<double> A;    // [T][N]
     int64_t last_used = 0;
   };
@@ -80,14 +82,14 @@ class ShiftLogActOut {
   struct SweepItem {
     float scale;
     int q;
-    const std::vector<int64_t>* ge;
+    const CodeSteps* ge;
     State* keep;
   };
   void Prepare();
-  std::vector<int64_t> Bounds(float scale, int q) const;
+  CodeSteps Bounds(float scale, int q) const;
   // err[j] for items[j], all in one pass over the rows.
   void Sweep(const std::vector<SweepItem>& items, std::vector<double>* err);
-  void Move(State* st, const std::vector<int64_t>& ge_new, int q);
+  void Move(State* st, const CodeSteps& ge_new, int q);
   double Error(const State& st, double s) const;
 
   const float* x_;
@@ -100,8 +102,7 @@ class ShiftLogActOut {
   float shift_;
   double max_changed_fraction_ = -1.0;  // < 0: auto, (Z + 2) x T elements (see Eval)
   bool prepared_ = false;
-  std::vector<float> xs_;      // X sorted ascending [T*K]
-  std::vector<uint32_t> idx_;  // flat index t*K + k of each sorted element
+  SortedValues xs_;            // X sorted ascending [T*K], with flat indices t*K + k
   // Row t's elements in ascending sorted position: positions row_pos_[t*K + j], columns
   // row_k_[t*K + j].
   std::vector<uint32_t> row_pos_;

@@ -94,8 +94,8 @@ UniformObjective WSelf(const LinearParams& lin) {
 UniformChoice SearchWeightOut(const std::vector<float>& xq, int64_t T, const float* y,
                               const LinearParams& lin, const UniformGrid& wgrid,
                               const RecipeOptions& o, const UniformChoice* incumbent) {
-  const WeightOutObjective wout(xq.data(), T, lin.in, y, lin.bias.empty() ? nullptr : lin.bias.data(),
-                                lin.out);
+  WeightOutObjective wout(xq.data(), T, lin.in, y, lin.bias.empty() ? nullptr : lin.bias.data(),
+                          lin.out);
   return SearchUniform(
       wgrid,
       [&](const UniformCandidates& c, std::vector<double>* e) { wout.Eval(lin.weight.data(), c, e); },
@@ -402,7 +402,7 @@ UniformPerChannel CalibratePatchEmbed(const float* patches, int64_t rows, const 
                                       const PatchEmbedParams& pe, const RecipeOptions& o) {
   const int K = pe.in_channels * pe.patch * pe.patch;
   const UniformGrid wgrid = ConvWeightGrid(pe.weight.data(), pe.dim, K, o.weight_bits);
-  const WeightOutObjective wout(patches, rows, K, y, pe.bias.empty() ? nullptr : pe.bias.data(), pe.dim);
+  WeightOutObjective wout(patches, rows, K, y, pe.bias.empty() ? nullptr : pe.bias.data(), pe.dim);
   const UniformChoice wc = SearchUniform(
       wgrid, [&](const UniformCandidates& c, std::vector<double>* e) { wout.Eval(pe.weight.data(), c, e); },
       WeightCfg(o));

@@ -136,6 +136,22 @@ double PlainHeadMatmulErr(const std::vector<float>& a, const std::vector<float>&
   return e;
 }
 
+// Plain per-head objective: candidate i of head h fake-quantizes head h of x into a copy of
+// `base` (the other heads) and scores it with err_of(copy, h); [head][candidate].
+template <typename ErrOf>
+void PlainPerHead(const std::vector<float>& x, const std::vector<float>& base, int H,
+                  const UniformCandidates& c, const ErrOf& err_of, std::vector<double>* e) {
+  e->clear();
+  const size_t per = x.size() / H;
+  for (int h = 0; h < H; ++h)
+    for (int i = 0; i < c.count; ++i) {
+      std::vector<float> q = base;
+      const UniformQuantizer uq(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
+      for (size_t j = h * per; j < (h + 1) * per; ++j) q[j] = uq.FakeQuant(x[j]);
+      e->push_back(err_of(q, h));
+    }
+}
+
 // LogFq (threshold count) equals the quantizers' own FakeQuant bit for bit, on random values,
 // special values and the floats next to every code boundary.
 TEST(Objectives, LogFqEqualsQuantizerFakeQuant) {
@@ -220,7 +236,7 @@ TEST(Objectives, WeightOutGramEqualsPlainAndSelectsSameCandidate) {
   const int bits = 4;
   const UniformGrid ag = TensorActivationGrid(lc.x.data(), lc.T * lc.K, bits);
   const std::vector<float> xq = plain::FqUniform(lc.x, bits, {ag.cands.scale(0, 100), ag.cands.zp(0, 100)});
-  const WeightOutObjective obj(xq.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
+  WeightOutObjective obj(xq.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
   const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, bits);
   // The plain formula: quantize the row, run the Linear, sum the squared error of column o.
   auto plain_obj = [&](const UniformCandidates& c, std::vector<double>* err) {
@@ -494,15 +510,7 @@ TEST(Objectives, MatmulPerHeadEqualsPlain) {
   obj.EvalAPerHead(ga.cands, &again);
   ExpectClose(again, got_a, 1e-9);
   auto plain_a = [&](const UniformCandidates& c, std::vector<double>* e) {
-    e->clear();
-    for (int h = 0; h < H; ++h)
-      for (int i = 0; i < c.count; ++i) {
-        std::vector<float> A = qa;
-        const size_t per = a.size() / H;
-        const UniformQuantizer q(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
-        for (size_t j = h * per; j < (h + 1) * per; ++j) A[j] = q.FakeQuant(a[j]);
-        e->push_back(plain_err(A, qb, h));
-      }
+    PlainPerHead(a, qa, H, c, [&](const std::vector<float>& A, int h) { return plain_err(A, qb, h); }, e);
   };
   const UniformChoice pa = SearchUniform(ga, plain_a, {});
   for (double frac : {0.0, 0.04, 1.0}) {  // always from scratch, default, always sparse
@@ -537,15 +545,7 @@ TEST(Objectives, MatmulAvPerHeadBEqualsPlain) {
     return PlainHeadMatmulErr(a, b, qa, B, h, I, M, K, N, /*b_kn=*/true);
   };
   auto plain_b = [&](const UniformCandidates& c, std::vector<double>* e) {
-    e->clear();
-    const size_t per = b.size() / H;
-    for (int h = 0; h < H; ++h)
-      for (int i = 0; i < c.count; ++i) {
-        std::vector<float> B = b;
-        const UniformQuantizer q(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)});
-        for (size_t j = h * per; j < (h + 1) * per; ++j) B[j] = q.FakeQuant(b[j]);
-        e->push_back(plain_err(B, h));
-      }
+    PlainPerHead(b, b, H, c, plain_err, e);
   };
   std::vector<double> got, want, again;
   obj.EvalBPerHead(gb.cands, &got);
@@ -743,7 +743,7 @@ TEST(Objectives, DISABLED_TimingFc2LogActOut) {
   const ShiftLogQuantizer lq(LogParams{LogKind::kAdaLog, 4, a.scale, a.q}, kGeluShift, false);
   std::vector<float> xq(x.size());
   lq.FakeQuant(x.data(), static_cast<int64_t>(x.size()), xq.data());
-  const WeightOutObjective wout(xq.data(), T, K, y.data(), b.data(), N);
+  WeightOutObjective wout(xq.data(), T, K, y.data(), b.data(), N);
   std::printf("W-out G and c build: cpu %.2f s\n", static_cast<double>(std::clock() - c1) / CLOCKS_PER_SEC);
   c1 = std::clock();
   const UniformGrid wg = LinearWeightGrid(w.data(), N, K, 4);
