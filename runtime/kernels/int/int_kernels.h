@@ -214,6 +214,9 @@ LogScratch MakeLogScratch(const LogMatmul& p, int max_m);
 // kernels when available, else scalar code computing the same bits).
 void RunLogMatmul(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
                   float* y, int64_t ldy, LogScratch* s, IsaLevel cap = ActiveIsaLevel());
+// The implementation RunLogMatmul selects for this design under `cap`
+// (logcode_matmul_s16__avx512vnni, ...).
+const char* LogMatmulImplName(LogDesign design, IsaLevel cap);
 
 // Row exponent and decoded level of the definition above (shared by kernels and references).
 int32_t LogRowExp(const LogMatmul& p, const uint8_t* codes_row);
