@@ -70,7 +70,7 @@ using GemmU8S8Fn = void (*)(const uint8_t* a, int64_t lda, int m0, int m1, const
                             const Epilogue& ep, float* c, int64_t ldc);
 using GemmS16S16Fn = void (*)(const int16_t* a, int64_t lda, int m0, int m1, const PackedS16& b,
                               const Epilogue& ep, float* c, int64_t ldc);
-// qgemm_u8s8_s32__avx512vnni / qgemm_s16s16_s32__avx512vnni (runtime/kernels/int/*_avx512vnni.cc).
+// qgemm_u8s8_s32__avx512vnni / qgemm_s16s16_s32__avx512vnni (runtime/kernels/int/*__avx512vnni.cc).
 void QgemmU8S8Avx512Vnni(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b,
                          const Epilogue& ep, float* c, int64_t ldc);
 void QgemmS16S16Avx512Vnni(const int16_t* a, int64_t lda, int m0, int m1, const PackedS16& b,

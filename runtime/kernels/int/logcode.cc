@@ -13,7 +13,7 @@
 
 namespace adalog::intk {
 
-// logcode_avx512vnni.cc
+// logcode__avx512vnni.cc
 void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
                    float* y, int64_t ldy, LogScratch* s);
 void PackVTransposedS8Avx512(const uint8_t* v, int64_t ldv, int n, int k, PackedS8* b);
