@@ -14,8 +14,8 @@
 // line per declined implementation with its reason, then the chosen one:
 //   adalog: dispatch qgemm_u8s8_s32 [cap avx2]: qgemm_u8s8_s32__avx512vnni declined: ISA capped at avx2
 //   adalog: dispatch qgemm_u8s8_s32 [cap avx2]: selected qgemm_u8s8_s32__scalar
-// Selection has no side effect besides that log, so calling it per kernel call is allowed; it
-// costs a few comparisons (and a mutex + set lookup only when verbose).
+// Selection has no side effect besides that log and allocates nothing unless verbose (reasons are
+// static strings), so calling it per kernel call inside Run is allowed ("a run never allocates").
 //
 // Naming rule (docs/architecture.md, "Dispatch"): an implementation is named `<op>__<isa>`
 // (XNNPACK style), isa in ref | scalar | avx2 | avx512 | avx512vnni | onednn; its ISA code lives
@@ -39,8 +39,9 @@ template <class Fn, class Config = AnyConfig>
 struct KernelImpl {
   const char* name;  // "<op>__<isa>", e.g. "qgemm_u8s8_s32__avx512vnni"
   IsaLevel isa;      // lowest level its code needs
-  // "" (or an empty function) = supports `config`; else the reason it declines.
-  std::function<std::string(const Config&)> supports;
+  // nullptr or "" (or an empty function) = supports `config`; else the reason it declines, a
+  // static string.
+  std::function<const char*(const Config&)> supports;
   Fn fn;
 };
 
@@ -61,15 +62,19 @@ const KernelImpl<Fn, Config>& SelectKernel(const char* op,
                                            const Config& config, IsaLevel cap,
                                            const Describe& describe) {
   const bool verbose = DispatchVerbose();
-  std::vector<std::pair<const char*, std::string>> declines;
+  std::vector<std::pair<const char*, std::string>> declines;  // filled only when verbose
   for (const KernelImpl<Fn, Config>& impl : list) {
-    std::string why = IsaDeclineReason(impl.isa, cap);
-    if (why.empty() && impl.supports) why = impl.supports(config);
-    if (why.empty()) {
-      if (verbose) LogKernelChoice(op, describe(), cap, declines, impl.name);
-      return impl;
+    if (static_cast<int>(impl.isa) > static_cast<int>(cap) || !IsaSupported(impl.isa)) {
+      if (verbose) declines.emplace_back(impl.name, IsaDeclineReason(impl.isa, cap));
+      continue;
     }
-    if (verbose) declines.emplace_back(impl.name, std::move(why));
+    const char* why = impl.supports ? impl.supports(config) : nullptr;
+    if (why != nullptr && *why != '\0') {
+      if (verbose) declines.emplace_back(impl.name, why);
+      continue;
+    }
+    if (verbose) LogKernelChoice(op, describe(), cap, declines, impl.name);
+    return impl;
   }
   NoKernelAccepts(op, verbose ? describe() : std::string());
 }

@@ -269,10 +269,10 @@ SegmentedUniformEncoder::SegmentedUniformEncoder(
   // The segments' own levels already carry the ISA cap, so the list runs uncapped on them.
   static const std::vector<KernelImpl<bool, Config>> list = {
       {"code_encode_u8_segments__avx512", IsaLevel::kAvx512,
-       [](const Config& c) -> std::string {
+       [](const Config& c) -> const char* {
          if (!c.all_avx512) return "a segment's encoder is below avx512";
          if (!c.whole_vectors) return "a segment is not a multiple of 16 floats";
-         return "";
+         return nullptr;
        },
        true},
       {"code_encode_u8_segments__per_segment", IsaLevel::kRef, {}, false},

@@ -120,6 +120,16 @@ void FillLayout(LogMatmul* p, At at) {
   }
 }
 
+// A decline reason (static, so selection inside Run allocates nothing).
+const char* DesignIs(LogDesign d) {
+  switch (d) {
+    case LogDesign::kBuckets: return "design is logcode_buckets_s32";
+    case LogDesign::kS16: return "design is logcode_matmul_s16";
+    case LogDesign::kU8: return "design is logcode_matmul_u8s8";
+  }
+  return "design is ?";
+}
+
 // The B operand's fill: the AVX-512 packs of a transposed V (attn@V's per-head repack) produce
 // the same bytes as FillLayout, vectorized. Chosen at ActiveIsaLevel() (no per-call cap).
 struct FillConfig {
@@ -152,22 +162,22 @@ void FillB(LogMatmul* p, const uint8_t* u, int64_t ldu, bool transposed) {
   using Impl = KernelImpl<FillFn, FillConfig>;
   static const std::vector<Impl> list = {
       {"logcode_pack_vt_u8s8__avx512vnni", IsaLevel::kAvx512Vnni,
-       [](const FillConfig& c) -> std::string {
+       [](const FillConfig& c) -> const char* {
          if (!c.transposed) return "B is not a transposed V";
-         if (c.design != LogDesign::kU8) return std::string("design is ") + LogDesignName(c.design);
-         return "";
+         if (c.design != LogDesign::kU8) return DesignIs(c.design);
+         return nullptr;
        },
        FillTransposedU8Avx512},
       {"logcode_pack_vt_s16__avx512vnni", IsaLevel::kAvx512Vnni,
-       [](const FillConfig& c) -> std::string {
+       [](const FillConfig& c) -> const char* {
          if (!c.transposed) return "B is not a transposed V";
-         if (c.design != LogDesign::kS16) return std::string("design is ") + LogDesignName(c.design);
+         if (c.design != LogDesign::kS16) return DesignIs(c.design);
          if (!c.uniform_zu) return "zero points differ between columns";
-         return "";
+         return nullptr;
        },
        FillTransposedS16Avx512},
       {"logcode_pack_vt__scalar", IsaLevel::kRef,
-       [](const FillConfig& c) { return std::string(c.transposed ? "" : "B is not a transposed V"); },
+       [](const FillConfig& c) { return c.transposed ? nullptr : "B is not a transposed V"; },
        FillTransposedScalar},
       {"logcode_pack_b__scalar", IsaLevel::kRef, {}, FillRowsScalar},
   };
@@ -288,9 +298,7 @@ using RowsFn = void (*)(const LogMatmul&, const uint8_t*, int64_t, int, int, flo
 const KernelImpl<RowsFn, LogDesign>& SelectLogRows(LogDesign design, IsaLevel cap) {
   using Impl = KernelImpl<RowsFn, LogDesign>;
   auto only = [](LogDesign d) {
-    return [d](const LogDesign& c) {
-      return c == d ? std::string() : std::string("design is ") + LogDesignName(c);
-    };
+    return [d](const LogDesign& c) { return c == d ? nullptr : DesignIs(c); };
   };
   static const std::vector<Impl> list = {
       {"logcode_matmul_u8s8__avx512vnni", IsaLevel::kAvx512Vnni, only(LogDesign::kU8), LogRowsAvx512},

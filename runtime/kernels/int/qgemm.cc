@@ -182,7 +182,7 @@ QgemmImpl SelectQgemmImpl(IsaLevel cap) {
       {QgemmImplName(QgemmImpl::kAvx512Vnni), IsaLevel::kAvx512Vnni, {}, QgemmImpl::kAvx512Vnni},
       {QgemmImplName(QgemmImpl::kOnednn), IsaLevel::kAvx512Vnni,
        [](const AnyConfig&) {
-         return std::string("explicit choice only (one primitive per M, rows not rangeable)");
+         return "explicit choice only (one primitive per M, rows not rangeable)";
        },
        QgemmImpl::kOnednn},
       {QgemmImplName(QgemmImpl::kPackedScalar), IsaLevel::kRef, {}, QgemmImpl::kPackedScalar},
