@@ -70,19 +70,19 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
         simulate = true;
       }
     }
+    if (!simulate) {
+      // The integer path says up front what it cannot run; fall back to the simulated executor
+      // with that reason (ExecutorInt::WhyUnsupported).
+      const std::string why = ExecutorInt::WhyUnsupported(model_->plan, model_->model);
+      if (!why.empty()) {
+        std::fprintf(stderr, "adalog: %s; running the simulated executor\n", why.c_str());
+        simulate = true;
+      }
+    }
     if (simulate) {
       sim_ = std::make_unique<ExecutorSim>(QuantizedModel{model_->model, model_->plan}, eo);
     } else {
-      try {
-        int_ = std::make_unique<ExecutorInt>(model_->model, model_->plan, eo);
-      } catch (const Error& e) {
-        const std::string msg = e.what();
-        const std::string unsupported = "integer path does not support ";
-        if (msg.find(unsupported) == std::string::npos) throw;
-        std::fprintf(stderr, "adalog: %s; running the simulated executor\n",
-                     msg.substr(0, msg.find("; use --simulate")).c_str());
-        sim_ = std::make_unique<ExecutorSim>(QuantizedModel{model_->model, model_->plan}, eo);
-      }
+      int_ = std::make_unique<ExecutorInt>(model_->model, model_->plan, eo);
     }
   } else {
     exec_ = std::make_unique<ExecutorFp32>(model_->model, eo);

@@ -99,20 +99,39 @@ std::string ActName(const ActQuant& a) {
   return "?";
 }
 
+// What the integer path cannot run, one predicate per operand kind: "" when supported, else the
+// quantizer named in "integer path does not support <it> for <op>". Shared by the prepare steps
+// below (which fail with it) and ExecutorInt::WhyUnsupported (which reports it up front).
+std::string UniformInputWhy(const ActQuant& a) {
+  if (a.kind != ActQuant::Kind::kUniform || a.uniform.params.mode != UniformMode::kAsymmetric) {
+    return ActName(a);
+  }
+  return "";
+}
+std::string HeadInputsWhy(const UniformPerHead& q) {
+  if (q.scales.empty()) return "an unquantized (FP32) input";
+  if (q.mode != UniformMode::kAsymmetric) return "symmetric uniform";
+  return "";
+}
+std::string WeightWhy(const UniformPerChannel& q) {
+  return q.scales.empty() ? "an unquantized (FP32) weight" : "";
+}
+std::string LogTablesWhy(const LogParams& p) {
+  return p.kind == LogKind::kLogSqrt2 ? "logsqrt2" : "";
+}
+
 // The uniform per-tensor input quantizer of a u8 GEMM operand.
 intk::VectorUniformEncoder UniformInput(const ActQuant& a, const std::string& op, IsaLevel cap) {
-  if (a.kind != ActQuant::Kind::kUniform || a.uniform.params.mode != UniformMode::kAsymmetric) {
-    Unsupported(ActName(a), op);
-  }
+  if (!UniformInputWhy(a).empty()) Unsupported(UniformInputWhy(a), op);
   return intk::VectorUniformEncoder(UniformQuantizer(a.uniform.params), cap);
 }
 
 // Per-head asymmetric uniform quantizers (q / k / v).
 std::vector<intk::VectorUniformEncoder> HeadInputs(const UniformPerHead& q, int heads,
                                                    const std::string& op, IsaLevel cap) {
-  if (q.scales.empty()) Unsupported("an unquantized (FP32) input", op);
+  if (q.scales.empty()) Unsupported(HeadInputsWhy(q), op);
   q.Validate();
-  if (q.mode != UniformMode::kAsymmetric) Unsupported("symmetric uniform", op);
+  if (!HeadInputsWhy(q).empty()) Unsupported(HeadInputsWhy(q), op);
   ADALOG_CHECK(q.num_heads() == heads, "quantized model: ", op, " has ", q.num_heads(),
                " per-head parameters, the model has ", heads, " heads");
   std::vector<intk::VectorUniformEncoder> out;
@@ -132,7 +151,7 @@ struct WeightCodes {
 
 WeightCodes EncodeWeight(const UniformPerChannel& q, const std::vector<float>& w, int out, int in,
                          const std::string& op) {
-  if (q.scales.empty()) Unsupported("an unquantized (FP32) weight", op);
+  if (!WeightWhy(q).empty()) Unsupported(WeightWhy(q), op);
   q.Validate();
   ADALOG_CHECK(q.axis == 0 && q.num_channels() == out, "quantized model: ", op, " weight has ",
                q.num_channels(), " per-channel parameters on axis ", q.axis, ", expected ", out,
@@ -178,20 +197,9 @@ intk::QLinear PrepareLinear(const LinearParams& l, const LinearQuant& lq, const 
 }
 
 AdaLogTables IntegerLogTables(const LogParams& p, const std::string& op) {
-  if (p.kind == LogKind::kLogSqrt2) Unsupported("logsqrt2", op);
+  if (!LogTablesWhy(p).empty()) Unsupported(LogTablesWhy(p), op);
   p.Validate();
   return p.kind == LogKind::kLog2 ? MakeLog2Tables(p.bits) : MakeAdaLogTables(p.bits, p.q);
-}
-
-const char* WriterIsa(IsaLevel cap) {
-  if (cap >= IsaLevel::kAvx512 && IsaSupported(IsaLevel::kAvx512)) return "avx512";
-  if (cap >= IsaLevel::kAvx2 && IsaSupported(IsaLevel::kAvx2)) return "avx2";
-  return "ref";
-}
-
-const char* LogIsa(IsaLevel cap) {
-  return cap >= IsaLevel::kAvx512Vnni && IsaSupported(IsaLevel::kAvx512Vnni) ? "avx512vnni"
-                                                                             : "scalar";
 }
 
 // Grows every buffer of `dst` to at least the size the same buffer has in `src`.
@@ -710,10 +718,10 @@ struct ExecutorInt::Impl {
     const BlockInt& b0 = blocks[0];
     if (b0.probs_log) {
       d << "  softmax: softmax -> " << LogKindName(plan.blocks[0].attn.probs.log.kind) << " codes ("
-        << (b0.softmax_writer ? std::string("logcode writer, ") + WriterIsa(cap)
+        << (b0.softmax_writer ? std::string("logcode writer ") + intk::SoftmaxToLogCodesImplName(cap)
                               : std::string("fp32 softmax ") + fk.name + " + threshold encoder, " + IsaLevelName(b0.probs_encoder->isa()))
         << ")\n";
-      d << "  attn@v: " << intk::LogDesignName(io.attn_design) << " (" << LogIsa(cap) << ")\n";
+      d << "  attn@v: " << intk::LogMatmulImplName(io.attn_design, cap) << "\n";
     } else {
       d << "  softmax: fp32 softmax (" << fk.name << ") + uniform encode\n";
       d << "  attn@v: matmul1 (u8 probs x v^T), " << q << "\n";
@@ -722,10 +730,10 @@ struct ExecutorInt::Impl {
     d << "  fc1: " << q << "\n";
     if (b0.gelu_log) {
       d << "  gelu: gelu -> shift-" << LogKindName(plan.blocks[0].fc2.input.log.kind) << " codes ("
-        << (b0.gelu_writer ? std::string("logcode writer, ") + WriterIsa(cap)
+        << (b0.gelu_writer ? std::string("logcode writer ") + intk::GeluToLogCodesImplName(cap)
                            : std::string("fp32 gelu ") + fk.name + " + threshold encoder, " + IsaLevelName(b0.gelu_encoder->isa()))
         << ")\n";
-      d << "  fc2: " << intk::LogDesignName(io.fc2_design) << " (" << LogIsa(cap) << ")\n";
+      d << "  fc2: " << intk::LogMatmulImplName(io.fc2_design, cap) << "\n";
     } else {
       d << "  gelu: fp32 gelu (" << fk.name << ") + uniform encode\n";
       d << "  fc2: " << q << "\n";
@@ -1009,10 +1017,56 @@ struct ExecutorInt::Impl {
 
 ExecutorInt::ExecutorInt(const QuantizedModel& qm, const ExecutorOptions& options,
                          const IntPathOptions& int_options)
-    : impl_(std::make_unique<Impl>(qm.model, qm.plan, options, int_options)) {}
+    : ExecutorInt(qm.model, qm.plan, options, int_options) {}
 ExecutorInt::ExecutorInt(const VitModel& model, const QuantPlan& plan,
-                         const ExecutorOptions& options, const IntPathOptions& int_options)
-    : impl_(std::make_unique<Impl>(model, plan, options, int_options)) {}
+                         const ExecutorOptions& options, const IntPathOptions& int_options) {
+  const std::string why = WhyUnsupported(plan, model);
+  if (!why.empty()) Fail(why, "; use --simulate");
+  impl_ = std::make_unique<Impl>(model, plan, options, int_options);
+}
+
+std::string ExecutorInt::WhyUnsupported(const QuantPlan& plan, const VitModel& model) {
+  // The prepare steps' order (PrepareBlock, then the heads), so the first reason is the one the
+  // constructor would meet. Shape / parameter errors are left to the constructor.
+  if (plan.blocks.size() != model.blocks.size()) return "";
+  auto why = [](const std::string& quantizer, const std::string& op) {
+    return quantizer.empty() ? quantizer
+                             : "integer path does not support " + quantizer + " for " + op;
+  };
+  auto linear = [&](const LinearQuant& lq, const std::string& op) {
+    const std::string w = why(UniformInputWhy(lq.input), op + " input");
+    return w.empty() ? why(WeightWhy(lq.weight), op) : w;
+  };
+  for (size_t bi = 0; bi < plan.blocks.size(); ++bi) {
+    const BlockQuant& bq = plan.blocks[bi];
+    const std::string pre = "block " + std::to_string(bi) + " ";
+    std::string w;
+    if (!(w = linear(bq.qkv, pre + "qkv")).empty()) return w;
+    if (!(w = linear(bq.proj, pre + "proj")).empty()) return w;
+    if (!(w = linear(bq.fc1, pre + "fc1")).empty()) return w;
+    if (!(w = why(HeadInputsWhy(bq.attn.q), pre + "q")).empty()) return w;
+    if (!(w = why(HeadInputsWhy(bq.attn.k), pre + "k")).empty()) return w;
+    if (!(w = why(HeadInputsWhy(bq.attn.v), pre + "v")).empty()) return w;
+    const ActQuant& pq = bq.attn.probs;
+    const std::string sm = pre + "softmax (attn@v input)";
+    if (pq.kind == ActQuant::Kind::kLog) {
+      if (pq.shift != 0.f) return why("a shifted log quantizer", sm);
+      if (!(w = why(LogTablesWhy(pq.log), sm)).empty()) return w;
+    } else if (!(w = why(UniformInputWhy(pq), sm)).empty()) {
+      return w;
+    }
+    const ActQuant& gq = bq.fc2.input;
+    if (gq.kind == ActQuant::Kind::kLog) {
+      if (!(w = why(LogTablesWhy(gq.log), pre + "fc2 input")).empty()) return w;
+      if (!(w = why(WeightWhy(bq.fc2.weight), pre + "fc2")).empty()) return w;
+    } else if (!(w = linear(bq.fc2, pre + "fc2")).empty()) {
+      return w;
+    }
+  }
+  std::string w = linear(plan.head, "head");
+  if (w.empty() && model.pooling == Pooling::kClsDistAvg) w = linear(plan.head_dist, "head_dist");
+  return w;
+}
 ExecutorInt::~ExecutorInt() = default;
 
 void ExecutorInt::Run(const float* images, int batch, float* logits) {

@@ -83,6 +83,11 @@ class ExecutorInt {
   ExecutorInt(const VitModel& model, const QuantPlan& plan, const ExecutorOptions& options,
               const IntPathOptions& int_options = DefaultIntPathOptions());
   ~ExecutorInt();
+
+  // "" when the integer path can run `plan` on `model`, else the first reason it cannot, as
+  // "integer path does not support <quantizer> for <op>" (the constructor throws it with
+  // "; use --simulate" appended). Checks quantizer kinds only, not shapes or parameter values.
+  static std::string WhyUnsupported(const QuantPlan& plan, const VitModel& model);
   ExecutorInt(const ExecutorInt&) = delete;
   ExecutorInt& operator=(const ExecutorInt&) = delete;
 

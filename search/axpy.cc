@@ -1,7 +1,10 @@
 // Reference AxpyF32F64 and the run-time choice; see axpy.h.
 #include "search/axpy.h"
 
+#include <vector>
+
 #include "runtime/cpu_features.h"
+#include "runtime/kernel_registry.h"
 
 namespace adalog::search {
 
@@ -62,24 +65,43 @@ const SweepKernels& RefSweepKernels() {
   return k;
 }
 
+// Ordered lists (runtime/kernel_registry.h), chosen once per process at ActiveIsaLevel().
 const SweepKernels& SelectSweepKernels() {
   static const SweepKernels avx512{SweepSnapshotsAvx512, SweepCombineAvx512};
-  return ActiveIsaLevel() >= IsaLevel::kAvx512 ? avx512 : RefSweepKernels();
+  static const std::vector<KernelImpl<const SweepKernels*>> list = {
+      {"sweep__avx512", IsaLevel::kAvx512, {}, &avx512},
+      {"sweep__ref", IsaLevel::kRef, {}, &RefSweepKernels()},
+  };
+  static const SweepKernels* k = SelectKernel("sweep", list, ActiveIsaLevel()).fn;
+  return *k;
 }
 
 AxpyF64Fn SelectAxpyF64() {
-  return ActiveIsaLevel() >= IsaLevel::kAvx512 ? AxpyF64Avx512 : AxpyF64Ref;
+  static const std::vector<KernelImpl<AxpyF64Fn>> list = {
+      {"axpy_f64__avx512", IsaLevel::kAvx512, {}, AxpyF64Avx512},
+      {"axpy_f64__ref", IsaLevel::kRef, {}, AxpyF64Ref},
+  };
+  static const AxpyF64Fn f = SelectKernel("axpy_f64", list, ActiveIsaLevel()).fn;
+  return f;
 }
 
 RowUpdateFn SelectRowUpdate() {
-  return ActiveIsaLevel() >= IsaLevel::kAvx512 ? RowUpdateAvx512 : RowUpdateRef;
+  static const std::vector<KernelImpl<RowUpdateFn>> list = {
+      {"row_update_f32f64__avx512", IsaLevel::kAvx512, {}, RowUpdateAvx512},
+      {"row_update_f32f64__ref", IsaLevel::kRef, {}, RowUpdateRef},
+  };
+  static const RowUpdateFn f = SelectKernel("row_update_f32f64", list, ActiveIsaLevel()).fn;
+  return f;
 }
 
 AxpyF32F64Fn SelectAxpyF32F64() {
-  const IsaLevel l = ActiveIsaLevel();
-  if (l >= IsaLevel::kAvx512) return AxpyF32F64Avx512;
-  if (l >= IsaLevel::kAvx2) return AxpyF32F64Avx2;
-  return AxpyF32F64Ref;
+  static const std::vector<KernelImpl<AxpyF32F64Fn>> list = {
+      {"axpy_f32f64__avx512", IsaLevel::kAvx512, {}, AxpyF32F64Avx512},
+      {"axpy_f32f64__avx2", IsaLevel::kAvx2, {}, AxpyF32F64Avx2},
+      {"axpy_f32f64__ref", IsaLevel::kRef, {}, AxpyF32F64Ref},
+  };
+  static const AxpyF32F64Fn f = SelectKernel("axpy_f32f64", list, ActiveIsaLevel()).fn;
+  return f;
 }
 
 }  // namespace adalog::search

@@ -2,8 +2,10 @@
 #include "search/gram.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "runtime/cpu_features.h"
+#include "runtime/kernel_registry.h"
 
 namespace adalog::search {
 
@@ -26,12 +28,23 @@ void CodeRowAxpyRef(int32_t* v, int32_t e, const uint8_t* c, int32_t z, int n) {
   for (int j = 0; j < n; ++j) v[j] += e * (static_cast<int32_t>(c[j]) - z);
 }
 
+// Ordered lists (runtime/kernel_registry.h), chosen once per process at ActiveIsaLevel().
 CodeRowAxpyFn SelectCodeRowAxpy() {
-  return ActiveIsaLevel() >= IsaLevel::kAvx512 ? CodeRowAxpyAvx512 : CodeRowAxpyRef;
+  static const std::vector<KernelImpl<CodeRowAxpyFn>> list = {
+      {"code_row_axpy_s32__avx512", IsaLevel::kAvx512, {}, CodeRowAxpyAvx512},
+      {"code_row_axpy_s32__ref", IsaLevel::kRef, {}, CodeRowAxpyRef},
+  };
+  static const CodeRowAxpyFn f = SelectKernel("code_row_axpy_s32", list, ActiveIsaLevel()).fn;
+  return f;
 }
 
 GramTileFn SelectGramTile() {
-  return ActiveIsaLevel() >= IsaLevel::kAvx512 ? GramTileAvx512 : GramTileRef;
+  static const std::vector<KernelImpl<GramTileFn>> list = {
+      {"gram_tile_f64__avx512", IsaLevel::kAvx512, {}, GramTileAvx512},
+      {"gram_tile_f64__ref", IsaLevel::kRef, {}, GramTileRef},
+  };
+  static const GramTileFn f = SelectKernel("gram_tile_f64", list, ActiveIsaLevel()).fn;
+  return f;
 }
 
 void GramAtB(const float* a, int64_t lda, int M, const float* b, int64_t ldb, int N, int64_t T,

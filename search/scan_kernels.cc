@@ -1,7 +1,10 @@
 // Reference scan kernels and the run-time choice; see scan_kernels.h.
 #include "search/scan_kernels.h"
 
+#include <vector>
+
 #include "runtime/cpu_features.h"
+#include "runtime/kernel_registry.h"
 
 namespace adalog::search {
 
@@ -81,13 +84,16 @@ const ScanKernels& RefScanKernels() {
   return k;
 }
 
+// Ordered list (runtime/kernel_registry.h), chosen once per process at ActiveIsaLevel().
 const ScanKernels& SelectScanKernels() {
-  static const ScanKernels k = [] {
-    if (ActiveIsaLevel() >= IsaLevel::kAvx512)
-      return ScanKernels{ThresholdLevelsAvx512, ThresholdCodesAvx512, DotF32F64x2Avx512, ResidualSqAvx512};
-    return RefScanKernels();
-  }();
-  return k;
+  static const ScanKernels avx512{ThresholdLevelsAvx512, ThresholdCodesAvx512, DotF32F64x2Avx512,
+                                  ResidualSqAvx512};
+  static const std::vector<KernelImpl<const ScanKernels*>> list = {
+      {"scan__avx512", IsaLevel::kAvx512, {}, &avx512},
+      {"scan__ref", IsaLevel::kRef, {}, &RefScanKernels()},
+  };
+  static const ScanKernels* k = SelectKernel("scan", list, ActiveIsaLevel()).fn;
+  return *k;
 }
 
 }  // namespace adalog::search

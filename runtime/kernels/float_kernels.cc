@@ -1,7 +1,10 @@
-// Run-time selection of the float-island kernels from an ordered list (fastest first).
+// Run-time selection of the float-island kernels from an ordered list (fastest first), through
+// runtime/kernel_registry.h.
 #include "runtime/kernels/float_kernels.h"
 
-#include <cstdio>
+#include <vector>
+
+#include "runtime/kernel_registry.h"
 
 namespace adalog {
 
@@ -17,32 +20,13 @@ const FloatKernels* FloatKernelsForLevel(IsaLevel level) {
 }
 
 const FloatKernels& SelectFloatKernels(IsaLevel cap) {
-  const FloatKernels* (*const candidates[])() = {
-      [] { return &FloatKernelsAvx512(); },
-      [] { return &FloatKernelsAvx2(); },
-      [] { return &FloatKernelsReference(); },
+  using Impl = KernelImpl<const FloatKernels* (*)()>;
+  static const std::vector<Impl> list = {
+      {"float_islands__avx512", IsaLevel::kAvx512, {}, [] { return &FloatKernelsAvx512(); }},
+      {"float_islands__avx2", IsaLevel::kAvx2, {}, [] { return &FloatKernelsAvx2(); }},
+      {"float_islands__ref", IsaLevel::kRef, {}, [] { return &FloatKernelsReference(); }},
   };
-  const bool verbose = DispatchVerbose();
-  for (auto get : candidates) {
-    const FloatKernels* k = get();
-    if (static_cast<int>(k->isa) > static_cast<int>(cap)) {
-      if (verbose) {
-        std::fprintf(stderr, "adalog: float islands: %s declined: ISA capped at %s\n", k->name,
-                     IsaLevelName(cap));
-      }
-      continue;
-    }
-    if (!IsaSupported(k->isa)) {
-      if (verbose) {
-        std::fprintf(stderr, "adalog: float islands: %s declined: CPU lacks %s\n", k->name,
-                     IsaLevelName(k->isa));
-      }
-      continue;
-    }
-    if (verbose) std::fprintf(stderr, "adalog: float islands: selected %s\n", k->name);
-    return *k;
-  }
-  return FloatKernelsReference();
+  return *SelectKernel("float_islands", list, cap).fn();
 }
 
 }  // namespace adalog

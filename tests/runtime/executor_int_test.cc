@@ -736,7 +736,11 @@ TEST(ExecutorInt, UnsupportedPlansThrowWithTheSimulateHint) {
   const VitModel m = MakeRandomVit(s);
   const std::vector<float> images = RandomImages(m, 2, 1);
   const QuantizedModel base = MakePlan(m, images, 2, 4, 4, PlanKind::kAdaLog);
+  EXPECT_EQ(ExecutorInt::WhyUnsupported(base.plan, base.model), "");
   auto expect = [&](QuantizedModel qm, const std::string& what) {
+    // Said up front, with the text the constructor throws.
+    const std::string why = ExecutorInt::WhyUnsupported(qm.plan, qm.model);
+    EXPECT_EQ(why.rfind("integer path does not support " + what, 0), 0u) << why;
     try {
       ExecutorInt ie(qm, Opts(1, 1));
       ADD_FAILURE() << "no error for " << what;
@@ -744,6 +748,7 @@ TEST(ExecutorInt, UnsupportedPlansThrowWithTheSimulateHint) {
       const std::string msg = e.what();
       EXPECT_NE(msg.find("integer path does not support " + what), std::string::npos) << msg;
       EXPECT_NE(msg.find("use --simulate"), std::string::npos) << msg;
+      EXPECT_EQ(msg, why + "; use --simulate");
     }
   };
   QuantizedModel q = base;

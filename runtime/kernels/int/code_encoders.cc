@@ -5,10 +5,13 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "quant/error.h"
 #include "quant/float_order.h"
+#include "runtime/kernel_registry.h"
 
 namespace adalog::intk {
 namespace {
@@ -22,6 +25,27 @@ int32_t CountByCompare(const std::vector<float>& thr, float x) {
   int32_t n = 0;
   for (float t : thr) n += static_cast<int32_t>(x < t);
   return n;
+}
+
+// The level an encoder's Encode runs at: AVX-512, AVX2 or quant's scalar Encode. Every level
+// encodes every table (the table size picks the path inside the level, see path()), so only the
+// ISA declines. Names: code_encode_log__avx512, code_encode_u8__avx2, ...
+IsaLevel LogEncoderLevel(IsaLevel cap) {
+  static const std::vector<KernelImpl<IsaLevel>> list = {
+      {"code_encode_log__avx512", IsaLevel::kAvx512, {}, IsaLevel::kAvx512},
+      {"code_encode_log__avx2", IsaLevel::kAvx2, {}, IsaLevel::kAvx2},
+      {"code_encode_log__scalar", IsaLevel::kRef, {}, IsaLevel::kRef},
+  };
+  return SelectKernel("code_encode_log", list, cap).fn;
+}
+
+IsaLevel UniformEncoderLevel(IsaLevel cap) {
+  static const std::vector<KernelImpl<IsaLevel>> list = {
+      {"code_encode_u8__avx512", IsaLevel::kAvx512, {}, IsaLevel::kAvx512},
+      {"code_encode_u8__avx2", IsaLevel::kAvx2, {}, IsaLevel::kAvx2},
+      {"code_encode_u8__scalar", IsaLevel::kRef, {}, IsaLevel::kRef},
+  };
+  return SelectKernel("code_encode_u8", list, cap).fn;
 }
 
 }  // namespace
@@ -81,11 +105,7 @@ ThresholdLogEncoder::ThresholdLogEncoder(std::function<int32_t(float)> code, Isa
   }
   for (float x : {0.0f, -0.0f, 1.0f, -1.0f, FLT_MIN, -FLT_MIN, lo_f, hi_f}) check(x);
 
-  if (cap >= IsaLevel::kAvx512 && IsaSupported(IsaLevel::kAvx512)) {
-    isa_ = IsaLevel::kAvx512;
-  } else if (cap >= IsaLevel::kAvx2 && IsaSupported(IsaLevel::kAvx2)) {
-    isa_ = IsaLevel::kAvx2;
-  }
+  isa_ = LogEncoderLevel(cap);
 }
 
 ThresholdLogEncoder::ThresholdLogEncoder(const LogQuantizer& q, IsaLevel cap)
@@ -227,11 +247,7 @@ VectorUniformEncoder::VectorUniformEncoder(const UniformQuantizer& q, IsaLevel c
                "vector uniform encoder: uint8 codes need an asymmetric quantizer");
   lo_ = static_cast<float>(0 - p.zero_point);
   hi_ = static_cast<float>(((int32_t{1} << p.bits) - 1) - p.zero_point);
-  if (cap >= IsaLevel::kAvx512 && IsaSupported(IsaLevel::kAvx512)) {
-    isa_ = IsaLevel::kAvx512;
-  } else if (cap >= IsaLevel::kAvx2 && IsaSupported(IsaLevel::kAvx2)) {
-    isa_ = IsaLevel::kAvx2;
-  }
+  isa_ = UniformEncoderLevel(cap);
 }
 
 SegmentedUniformEncoder::SegmentedUniformEncoder(
@@ -239,13 +255,31 @@ SegmentedUniformEncoder::SegmentedUniformEncoder(
     : seg_(segments), len_(lengths) {
   ADALOG_CHECK(seg_.size() == len_.size(), "segmented encoder: ", seg_.size(), " encoders for ",
                len_.size(), " lengths");
-  vectorized_ = true;
+  struct Config {
+    bool all_avx512 = true;   // every segment's encoder runs at AVX-512
+    bool whole_vectors = true;  // every segment a multiple of 16 floats
+  } config;
   for (size_t i = 0; i < seg_.size(); ++i) {
     ADALOG_CHECK(seg_[i] != nullptr && len_[i] >= 0, "segmented encoder: bad segment ", i);
     row_ += len_[i];
-    vectorized_ = vectorized_ && len_[i] % 16 == 0 &&
-                  (seg_[i]->isa() == IsaLevel::kAvx512 || seg_[i]->isa() == IsaLevel::kAvx512Vnni);
+    config.whole_vectors = config.whole_vectors && len_[i] % 16 == 0;
+    config.all_avx512 = config.all_avx512 && (seg_[i]->isa() == IsaLevel::kAvx512 ||
+                                              seg_[i]->isa() == IsaLevel::kAvx512Vnni);
   }
+  // The segments' own levels already carry the ISA cap, so the list runs uncapped on them.
+  static const std::vector<KernelImpl<bool, Config>> list = {
+      {"code_encode_u8_segments__avx512", IsaLevel::kAvx512,
+       [](const Config& c) -> const char* {
+         if (!c.all_avx512) return "a segment's encoder is below avx512";
+         if (!c.whole_vectors) return "a segment is not a multiple of 16 floats";
+         return nullptr;
+       },
+       true},
+      {"code_encode_u8_segments__per_segment", IsaLevel::kRef, {}, false},
+  };
+  vectorized_ = SelectKernel("code_encode_u8_segments", list, config, DetectedIsaLevel(), [&] {
+                  return std::to_string(seg_.size()) + " segments";
+                }).fn;
   if (!vectorized_) return;
   for (size_t i = 0; i < seg_.size(); ++i) {
     for (int v = 0; v < len_[i] / 16; ++v) {

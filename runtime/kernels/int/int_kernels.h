@@ -70,7 +70,7 @@ using GemmU8S8Fn = void (*)(const uint8_t* a, int64_t lda, int m0, int m1, const
                             const Epilogue& ep, float* c, int64_t ldc);
 using GemmS16S16Fn = void (*)(const int16_t* a, int64_t lda, int m0, int m1, const PackedS16& b,
                               const Epilogue& ep, float* c, int64_t ldc);
-// qgemm_u8s8_s32__avx512vnni / qgemm_s16s16_s32__avx512vnni (runtime/kernels/int/*_avx512vnni.cc).
+// qgemm_u8s8_s32__avx512vnni / qgemm_s16s16_s32__avx512vnni (runtime/kernels/int/*__avx512vnni.cc).
 void QgemmU8S8Avx512Vnni(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b,
                          const Epilogue& ep, float* c, int64_t ldc);
 void QgemmS16S16Avx512Vnni(const int16_t* a, int64_t lda, int m0, int m1, const PackedS16& b,
@@ -214,6 +214,9 @@ LogScratch MakeLogScratch(const LogMatmul& p, int max_m);
 // kernels when available, else scalar code computing the same bits).
 void RunLogMatmul(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
                   float* y, int64_t ldy, LogScratch* s, IsaLevel cap = ActiveIsaLevel());
+// The implementation RunLogMatmul selects for this design under `cap`
+// (logcode_matmul_s16__avx512vnni, ...).
+const char* LogMatmulImplName(LogDesign design, IsaLevel cap);
 
 // Row exponent and decoded level of the definition above (shared by kernels and references).
 int32_t LogRowExp(const LogMatmul& p, const uint8_t* codes_row);

@@ -3,14 +3,17 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "quant/error.h"
+#include "runtime/kernel_registry.h"
 #include "runtime/kernels/int/int_kernels.h"
 #include "runtime/kernels/int/logcode_rows_impl.h"
 
 namespace adalog::intk {
 
-// logcode_avx512vnni.cc
+// logcode__avx512vnni.cc
 void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
                    float* y, int64_t ldy, LogScratch* s);
 void PackVTransposedS8Avx512(const uint8_t* v, int64_t ldv, int n, int k, PackedS8* b);
@@ -117,26 +120,74 @@ void FillLayout(LogMatmul* p, At at) {
   }
 }
 
+// A decline reason (static, so selection inside Run allocates nothing).
+const char* DesignIs(LogDesign d) {
+  switch (d) {
+    case LogDesign::kBuckets: return "design is logcode_buckets_s32";
+    case LogDesign::kS16: return "design is logcode_matmul_s16";
+    case LogDesign::kU8: return "design is logcode_matmul_u8s8";
+  }
+  return "design is ?";
+}
+
+// The B operand's fill: the AVX-512 packs of a transposed V (attn@V's per-head repack) produce
+// the same bytes as FillLayout, vectorized. Chosen at ActiveIsaLevel() (no per-call cap).
+struct FillConfig {
+  LogDesign design;
+  bool transposed;
+  bool uniform_zu;  // one zero point for every column (attn@V: per head)
+};
+using FillFn = void (*)(LogMatmul* p, const uint8_t* u, int64_t ldu);
+
+void FillTransposedU8Avx512(LogMatmul* p, const uint8_t* u, int64_t ldu) {
+  PackVTransposedS8Avx512(u, ldu, p->n, p->k, &p->packed8);  // same bytes, vectorized
+  for (int o = 0; o < p->n; ++o) p->col_rowsum_mult[o] = 128 - p->zu[o];
+  p->packed8.k = p->packed8.kp;  // see FillLayout
+}
+
+void FillTransposedS16Avx512(LogMatmul* p, const uint8_t* u, int64_t ldu) {
+  PackVTransposedS16Avx512(u, ldu, p->n, p->k, p->zu[0], &p->packed16);
+  p->packed16.k = p->packed16.kp;  // see FillLayout
+}
+
+void FillTransposedScalar(LogMatmul* p, const uint8_t* u, int64_t ldu) {
+  FillLayout(p, [u, ldu](int o, int j) -> int32_t { return u[j * ldu + o]; });
+}
+
+void FillRowsScalar(LogMatmul* p, const uint8_t* u, int64_t ldu) {
+  FillLayout(p, [u, ldu](int o, int j) -> int32_t { return u[o * ldu + j]; });
+}
+
 void FillB(LogMatmul* p, const uint8_t* u, int64_t ldu, bool transposed) {
-  if (transposed && p->design == LogDesign::kU8 &&
-      static_cast<int>(ActiveIsaLevel()) >= static_cast<int>(IsaLevel::kAvx512Vnni)) {
-    PackVTransposedS8Avx512(u, ldu, p->n, p->k, &p->packed8);  // same bytes, vectorized
-    for (int o = 0; o < p->n; ++o) p->col_rowsum_mult[o] = 128 - p->zu[o];
-    p->packed8.k = p->packed8.kp;  // see FillLayout
-    return;
-  }
-  if (transposed && p->design == LogDesign::kS16 &&
-      static_cast<int>(ActiveIsaLevel()) >= static_cast<int>(IsaLevel::kAvx512Vnni) &&
-      std::all_of(p->zu.begin(), p->zu.end(), [&](int32_t z) { return z == p->zu[0]; })) {
-    PackVTransposedS16Avx512(u, ldu, p->n, p->k, p->zu[0], &p->packed16);
-    p->packed16.k = p->packed16.kp;  // see FillLayout
-    return;
-  }
-  if (transposed) {
-    FillLayout(p, [u, ldu](int o, int j) -> int32_t { return u[j * ldu + o]; });
-  } else {
-    FillLayout(p, [u, ldu](int o, int j) -> int32_t { return u[o * ldu + j]; });
-  }
+  using Impl = KernelImpl<FillFn, FillConfig>;
+  static const std::vector<Impl> list = {
+      {"logcode_pack_vt_u8s8__avx512vnni", IsaLevel::kAvx512Vnni,
+       [](const FillConfig& c) -> const char* {
+         if (!c.transposed) return "B is not a transposed V";
+         if (c.design != LogDesign::kU8) return DesignIs(c.design);
+         return nullptr;
+       },
+       FillTransposedU8Avx512},
+      {"logcode_pack_vt_s16__avx512vnni", IsaLevel::kAvx512Vnni,
+       [](const FillConfig& c) -> const char* {
+         if (!c.transposed) return "B is not a transposed V";
+         if (c.design != LogDesign::kS16) return DesignIs(c.design);
+         if (!c.uniform_zu) return "zero points differ between columns";
+         return nullptr;
+       },
+       FillTransposedS16Avx512},
+      {"logcode_pack_vt__scalar", IsaLevel::kRef,
+       [](const FillConfig& c) { return c.transposed ? nullptr : "B is not a transposed V"; },
+       FillTransposedScalar},
+      {"logcode_pack_b__scalar", IsaLevel::kRef, {}, FillRowsScalar},
+  };
+  const FillConfig config{
+      p->design, transposed,
+      std::all_of(p->zu.begin(), p->zu.end(), [&](int32_t z) { return z == p->zu[0]; })};
+  SelectKernel("logcode_pack_b", list, config, ActiveIsaLevel(), [&] {
+    return std::string(LogDesignName(config.design)) + (transposed ? ", transposed V" : ", rows") +
+           (config.uniform_zu ? ", one zero point" : ", per-column zero points");
+  }).fn(p, u, ldu);
 }
 
 }  // namespace
@@ -236,15 +287,42 @@ void LogRowsScalar(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, i
 
 }  // namespace
 
+namespace {
+
+// Every design has a VNNI row kernel (vector decode, the VNNI microkernels; buckets compiled at
+// the AVX-512 level) and a portable one; the design itself is the caller's choice
+// (IntPathOptions), so an implementation declines the designs it is not.
+using RowsFn = void (*)(const LogMatmul&, const uint8_t*, int64_t, int, int, float*, int64_t,
+                        LogScratch*);
+
+const KernelImpl<RowsFn, LogDesign>& SelectLogRows(LogDesign design, IsaLevel cap) {
+  using Impl = KernelImpl<RowsFn, LogDesign>;
+  auto only = [](LogDesign d) {
+    return [d](const LogDesign& c) { return c == d ? nullptr : DesignIs(c); };
+  };
+  static const std::vector<Impl> list = {
+      {"logcode_matmul_u8s8__avx512vnni", IsaLevel::kAvx512Vnni, only(LogDesign::kU8), LogRowsAvx512},
+      {"logcode_matmul_s16__avx512vnni", IsaLevel::kAvx512Vnni, only(LogDesign::kS16), LogRowsAvx512},
+      {"logcode_buckets_s32__avx512vnni", IsaLevel::kAvx512Vnni, only(LogDesign::kBuckets),
+       LogRowsAvx512},
+      {"logcode_matmul_u8s8__scalar", IsaLevel::kRef, only(LogDesign::kU8), LogRowsScalar},
+      {"logcode_matmul_s16__scalar", IsaLevel::kRef, only(LogDesign::kS16), LogRowsScalar},
+      {"logcode_buckets_s32__scalar", IsaLevel::kRef, {}, LogRowsScalar},  // the remaining design
+  };
+  return SelectKernel("logcode_matmul", list, design, cap,
+                      [design] { return std::string(LogDesignName(design)); });
+}
+
+}  // namespace
+
+const char* LogMatmulImplName(LogDesign design, IsaLevel cap) {
+  return SelectLogRows(design, cap).name;
+}
+
 void RunLogMatmul(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
                   float* y, int64_t ldy, LogScratch* s, IsaLevel cap) {
   assert(m1 <= static_cast<int>(s->row_exp.size()) && "scratch made for fewer rows");
-  if (static_cast<int>(cap) >= static_cast<int>(IsaLevel::kAvx512Vnni) &&
-      IsaSupported(IsaLevel::kAvx512Vnni)) {
-    LogRowsAvx512(p, codes, ld_codes, m0, m1, y, ldy, s);
-  } else {
-    LogRowsScalar(p, codes, ld_codes, m0, m1, y, ldy, s);
-  }
+  SelectLogRows(p.design, cap).fn(p, codes, ld_codes, m0, m1, y, ldy, s);
 }
 
 }  // namespace adalog::intk

@@ -1,6 +1,6 @@
 // Row preparation (decode of log codes to fixed-point levels) and the bucket design's row kernel,
 // written once as inline templates and compiled twice: baseline (logcode.cc) and AVX-512
-// (logcode_avx512vnni.cc, auto-vectorized). Internal to runtime/kernels/int.
+// (logcode__avx512vnni.cc, auto-vectorized). Internal to runtime/kernels/int.
 #pragma once
 
 #include <cmath>

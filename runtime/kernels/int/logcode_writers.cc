@@ -1,7 +1,12 @@
-// Prepare and ordered dispatch (avx512, avx2, scalar reference) of the log-code writers.
+// Prepare and ordered dispatch (avx512, avx2, scalar reference; runtime/kernel_registry.h) of the
+// log-code writers.
 #include "runtime/kernels/int/logcode_writers.h"
 
+#include <string>
+#include <vector>
+
 #include "quant/error.h"
+#include "runtime/kernel_registry.h"
 #include "runtime/kernels/reference/logcode_writers_ref.h"
 
 namespace adalog::intk {
@@ -19,26 +24,56 @@ LogCodeWriter MakeLogCodeWriter(const LogParams& p, float shift) {
   return w;
 }
 
+namespace {
+
+using SoftmaxWriterFn = void (*)(const LogCodeWriter&, const float*, int64_t, int, uint8_t*);
+using GeluWriterFn = void (*)(const LogCodeWriter&, const float*, int64_t, uint8_t*);
+
+void SoftmaxToLogCodesScalar(const LogCodeWriter& w, const float* x, int64_t rows, int n,
+                             uint8_t* codes) {
+  ref::SoftmaxToLogCodesRef(w.encoder, x, rows, n, codes);
+}
+
+void GeluToLogCodesScalar(const LogCodeWriter& w, const float* x, int64_t n, uint8_t* codes) {
+  ref::GeluToLogCodesRef(w.encoder, w.shift, x, n, codes);
+}
+
+const std::vector<KernelImpl<SoftmaxWriterFn>>& SoftmaxWriters() {
+  static const std::vector<KernelImpl<SoftmaxWriterFn>> list = {
+      {"softmax_logcodes__avx512", IsaLevel::kAvx512, {}, SoftmaxToLogCodesAvx512},
+      {"softmax_logcodes__avx2", IsaLevel::kAvx2, {}, SoftmaxToLogCodesAvx2},
+      {"softmax_logcodes__ref", IsaLevel::kRef, {}, SoftmaxToLogCodesScalar},
+  };
+  return list;
+}
+
+const std::vector<KernelImpl<GeluWriterFn>>& GeluWriters() {
+  static const std::vector<KernelImpl<GeluWriterFn>> list = {
+      {"gelu_logcodes__avx512", IsaLevel::kAvx512, {}, GeluToLogCodesAvx512},
+      {"gelu_logcodes__avx2", IsaLevel::kAvx2, {}, GeluToLogCodesAvx2},
+      {"gelu_logcodes__ref", IsaLevel::kRef, {}, GeluToLogCodesScalar},
+  };
+  return list;
+}
+
+}  // namespace
+
 void SoftmaxToLogCodes(const LogCodeWriter& w, const float* x, int64_t rows, int n,
                        uint8_t* codes, IsaLevel cap) {
-  if (cap >= IsaLevel::kAvx512 && IsaSupported(IsaLevel::kAvx512)) {
-    SoftmaxToLogCodesAvx512(w, x, rows, n, codes);
-  } else if (cap >= IsaLevel::kAvx2 && IsaSupported(IsaLevel::kAvx2)) {
-    SoftmaxToLogCodesAvx2(w, x, rows, n, codes);
-  } else {
-    ref::SoftmaxToLogCodesRef(w.encoder, x, rows, n, codes);
-  }
+  SelectKernel("softmax_logcodes", SoftmaxWriters(), cap).fn(w, x, rows, n, codes);
 }
 
 void GeluToLogCodes(const LogCodeWriter& w, const float* x, int64_t n, uint8_t* codes,
                     IsaLevel cap) {
-  if (cap >= IsaLevel::kAvx512 && IsaSupported(IsaLevel::kAvx512)) {
-    GeluToLogCodesAvx512(w, x, n, codes);
-  } else if (cap >= IsaLevel::kAvx2 && IsaSupported(IsaLevel::kAvx2)) {
-    GeluToLogCodesAvx2(w, x, n, codes);
-  } else {
-    ref::GeluToLogCodesRef(w.encoder, w.shift, x, n, codes);
-  }
+  SelectKernel("gelu_logcodes", GeluWriters(), cap).fn(w, x, n, codes);
+}
+
+const char* SoftmaxToLogCodesImplName(IsaLevel cap) {
+  return SelectKernel("softmax_logcodes", SoftmaxWriters(), cap).name;
+}
+
+const char* GeluToLogCodesImplName(IsaLevel cap) {
+  return SelectKernel("gelu_logcodes", GeluWriters(), cap).name;
 }
 
 }  // namespace adalog::intk

@@ -38,6 +38,9 @@ void SoftmaxToLogCodes(const LogCodeWriter& w, const float* x, int64_t rows, int
 // codes[i] = Encode(gelu(x[i]) + shift).
 void GeluToLogCodes(const LogCodeWriter& w, const float* x, int64_t n, uint8_t* codes,
                     IsaLevel cap = ActiveIsaLevel());
+// The implementation the two calls above select under `cap` (softmax_logcodes__avx512, ...).
+const char* SoftmaxToLogCodesImplName(IsaLevel cap);
+const char* GeluToLogCodesImplName(IsaLevel cap);
 
 // Per-ISA entry points (own translation units).
 void SoftmaxToLogCodesAvx512(const LogCodeWriter& w, const float* x, int64_t rows, int n,

@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "quant/error.h"
+#include "runtime/kernel_registry.h"
 #include "runtime/kernels/int/int_kernels.h"
 
 namespace adalog::intk {
@@ -171,22 +174,20 @@ QLinear PrepareQLinear(const uint8_t* w, int n, int k, int bits, const float* sw
 }
 
 QgemmImpl SelectQgemmImpl(IsaLevel cap) {
-  const bool verbose = DispatchVerbose();
   // Ordered list: own VNNI microkernel (measured faster than oneDNN at M = 197 and 1576, see
-  // runtime/kernels/README.md), then the portable packed kernel. oneDNN is kept as an explicit
-  // choice (fixed M, not row-ranged).
-  if (static_cast<int>(cap) >= static_cast<int>(IsaLevel::kAvx512Vnni) &&
-      IsaSupported(IsaLevel::kAvx512Vnni)) {
-    if (verbose) std::fprintf(stderr, "adalog: qgemm: selected %s\n",
-                              QgemmImplName(QgemmImpl::kAvx512Vnni));
-    return QgemmImpl::kAvx512Vnni;
-  }
-  if (verbose) {
-    std::fprintf(stderr, "adalog: qgemm: %s declined: %s\n", QgemmImplName(QgemmImpl::kAvx512Vnni),
-                 IsaSupported(IsaLevel::kAvx512Vnni) ? "ISA capped" : "CPU lacks avx512vnni");
-    std::fprintf(stderr, "adalog: qgemm: selected %s\n", QgemmImplName(QgemmImpl::kPackedScalar));
-  }
-  return QgemmImpl::kPackedScalar;
+  // runtime/kernels/int/README.md), then the portable packed kernel. oneDNN is kept as an
+  // explicit choice (fixed M, not row-ranged), so kAuto never selects it.
+  using Impl = KernelImpl<QgemmImpl>;
+  static const std::vector<Impl> list = {
+      {QgemmImplName(QgemmImpl::kAvx512Vnni), IsaLevel::kAvx512Vnni, {}, QgemmImpl::kAvx512Vnni},
+      {QgemmImplName(QgemmImpl::kOnednn), IsaLevel::kAvx512Vnni,
+       [](const AnyConfig&) {
+         return "explicit choice only (one primitive per M, rows not rangeable)";
+       },
+       QgemmImpl::kOnednn},
+      {QgemmImplName(QgemmImpl::kPackedScalar), IsaLevel::kRef, {}, QgemmImpl::kPackedScalar},
+  };
+  return SelectKernel("qgemm_u8s8_s32", list, cap).fn;
 }
 
 void RunOnednnQgemm(OnednnQgemm* d, const QLinear& p, const uint8_t* a, int64_t lda, int m,
@@ -223,13 +224,27 @@ Matmul1Workspace MakeMatmul1Workspace(int max_tokens, int head_dim) {
   return ws;
 }
 
+namespace {
+
+// q@k^T's implementations: the VNNI one packs k - zk with vector code (and skips the row-sum
+// compensation when k - zk fits s8), the portable one packs k - 128 in scalar code.
+QgemmImpl SelectMatmul1(IsaLevel cap) {
+  using Impl = KernelImpl<QgemmImpl>;
+  static const std::vector<Impl> list = {
+      {"matmul1_u8u8_s32__avx512vnni", IsaLevel::kAvx512Vnni, {}, QgemmImpl::kAvx512Vnni},
+      {"matmul1_u8u8_s32__scalar", IsaLevel::kRef, {}, QgemmImpl::kPackedScalar},
+  };
+  return SelectKernel("matmul1_u8u8_s32", list, cap).fn;
+}
+
+}  // namespace
+
 void Matmul1Head(const uint8_t* q, int64_t ldq, const uint8_t* k, int64_t ldk, int tq, int tk,
                  int d, int32_t zq, int32_t zk, float alpha, float* s, int64_t lds,
                  Matmul1Workspace* ws, IsaLevel cap) {
   assert(static_cast<size_t>(tk) * d <= ws->k8.size() && "workspace made for fewer tokens / dims");
   assert(static_cast<size_t>(tk) <= ws->col_scale.size());
-  if (static_cast<int>(cap) >= static_cast<int>(IsaLevel::kAvx512Vnni) &&
-      IsaSupported(IsaLevel::kAvx512Vnni)) {
+  if (SelectMatmul1(cap) == QgemmImpl::kAvx512Vnni) {
     // k - zk fits s8 when zk <= 128 and max k - zk <= 127 (every code of <= 7 bits, 8-bit codes
     // with zk = 128): stored directly, e = 0, no row-sum compensation. Else k - 128 and
     // e = 128 - zk as below. Either way acc is the same exact integer.
@@ -267,12 +282,7 @@ void Matmul1Head(const uint8_t* q, int64_t ldq, const uint8_t* k, int64_t ldk, i
   ep.col_acc_bias = ws->col_acc_bias.data();
   ep.col_rowsum_mult = ws->col_rowsum_mult.data();
   ep.col_scale = ws->col_scale.data();
-  if (static_cast<int>(cap) >= static_cast<int>(IsaLevel::kAvx512Vnni) &&
-      IsaSupported(IsaLevel::kAvx512Vnni)) {
-    QgemmU8S8Avx512Vnni(q, ldq, 0, tq, ws->packed, ep, s, lds);
-  } else {
-    QgemmU8S8Packed(q, ldq, 0, tq, ws->packed, ep, s, lds);
-  }
+  QgemmU8S8Packed(q, ldq, 0, tq, ws->packed, ep, s, lds);
 }
 
 }  // namespace adalog::intk

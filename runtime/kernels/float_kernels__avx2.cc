@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "runtime/kernels/float_kernels.h"
-#include "runtime/kernels/x86/vec_math_avx2.h"
+#include "runtime/kernels/vec_math__avx2.h"
 
 namespace adalog {
 namespace {

@@ -1,5 +1,5 @@
-// The AVX-512F vector math shared by the float islands (float_kernels_avx512.cc) and the log-code
-// writers (kernels/int/logcode_writers_avx512.cc): exp, a reciprocal, and the Abramowitz-Stegun
+// The AVX-512F vector math shared by the float islands (float_kernels__avx512.cc) and the log-code
+// writers (kernels/int/logcode_writers__avx512.cc): exp, a reciprocal, and the Abramowitz-Stegun
 // erf polynomial. Include only from translation units compiled for AVX-512F. Each function is
 // the one definition of its operation order: the writers' scalar references
 // (kernels/reference/logcode_writers_ref.h) repeat that order, so changing it changes codes.

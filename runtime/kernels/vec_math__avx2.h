@@ -1,6 +1,6 @@
-// The AVX2+FMA vector math shared by the float islands (float_kernels_avx2.cc) and the log-code
-// writers (kernels/int/logcode_writers_avx2.cc): exp, a reciprocal, and the Abramowitz-Stegun erf
-// polynomial, in the same operation order as vec_math_avx512.h (8 lanes instead of 16). Include
+// The AVX2+FMA vector math shared by the float islands (float_kernels__avx2.cc) and the log-code
+// writers (kernels/int/logcode_writers__avx2.cc): exp, a reciprocal, and the Abramowitz-Stegun erf
+// polynomial, in the same operation order as vec_math__avx512.h (8 lanes instead of 16). Include
 // only from translation units compiled for AVX2 and FMA.
 #pragma once
 

@@ -16,7 +16,7 @@
 
 #include <cstring>
 
-#include "runtime/kernels/int/avx512_bytes.h"
+#include "runtime/kernels/int/bytes__avx512.h"
 #include "runtime/kernels/int/int_kernels.h"
 
 namespace adalog::intk {

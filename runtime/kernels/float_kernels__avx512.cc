@@ -11,7 +11,7 @@
 #include <cmath>
 
 #include "runtime/kernels/float_kernels.h"
-#include "runtime/kernels/x86/vec_math_avx512.h"
+#include "runtime/kernels/vec_math__avx512.h"
 
 namespace adalog {
 namespace {

@@ -1,11 +1,11 @@
 // logcode_matmul_{u8s8,s16}__avx512vnni and logcode_buckets_s32__avx512: row exponents, decode
 // of log codes to fixed-point levels, the V repack of attn@V, and the design's GEMM (the VNNI
-// microkernels of qgemm_avx512vnni.cc) or the bucket kernel (auto-vectorized with AVX-512 flags).
+// microkernels of qgemm__avx512vnni.cc) or the bucket kernel (auto-vectorized with AVX-512 flags).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
-#include "runtime/kernels/int/avx512_bytes.h"
+#include "runtime/kernels/int/bytes__avx512.h"
 #include "runtime/kernels/int/int_kernels.h"
 #include "runtime/kernels/int/logcode_rows_impl.h"
 

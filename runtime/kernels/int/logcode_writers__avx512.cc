@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "runtime/kernels/int/logcode_writers.h"
-#include "runtime/kernels/x86/vec_math_avx512.h"
+#include "runtime/kernels/vec_math__avx512.h"
 
 namespace adalog::intk {
 namespace {

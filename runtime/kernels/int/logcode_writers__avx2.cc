@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "runtime/kernels/int/logcode_writers.h"
-#include "runtime/kernels/x86/vec_math_avx2.h"
+#include "runtime/kernels/vec_math__avx2.h"
 
 namespace adalog::intk {
 namespace {
