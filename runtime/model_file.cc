@@ -511,7 +511,13 @@ QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& 
   e.patch = r.Dim("patch");
   e.dim = m.dim;
   if (e.image_h % e.patch != 0 || e.image_w % e.patch != 0) r.Fail("image size not a multiple of the patch");
-  const int pk = e.in_channels * e.patch * e.patch;
+  // Products of dimensions are bounded like a single dimension, so the int arithmetic on them
+  // below and in the executors cannot overflow (each factor alone may be up to kMaxDim).
+  const int64_t pk64 = int64_t{e.in_channels} * e.patch * e.patch;
+  if (pk64 > kMaxDim) r.Fail("patch-embed input size " + std::to_string(pk64) + " (channels x patch x patch) out of range");
+  const int64_t patches64 = int64_t{e.image_h / e.patch} * (e.image_w / e.patch);
+  if (patches64 > kMaxDim) r.Fail("patch count " + std::to_string(patches64) + " out of range");
+  const int pk = static_cast<int>(pk64);
   e.weight = ReadWeightQuant(r, e.dim, pk, &p.patch_embed_weight);
   e.bias = r.F32s("patch bias", static_cast<uint64_t>(m.dim));
   m.cls_token = r.F32s("cls token", m.has_cls_token ? static_cast<uint64_t>(m.dim) : 0);

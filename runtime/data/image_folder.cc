@@ -85,13 +85,16 @@ AxisWeights MakeAxisWeights(int in_size, int out_size, bool antialias) {
 // covers every table stb could build. A false alarm needs FF C4 inside metadata followed by
 // bytes that read as a table class/id and counts totalling more than 256.
 void CheckJpegHuffmanTables(const std::string& b, const std::string& path) {
-  const auto u8 = [&b](size_t i) { return static_cast<unsigned>(static_cast<unsigned char>(b[i])); };
-  if (b.size() < 2 || u8(0) != 0xFF || u8(1) != 0xD8) return;  // not a JPEG (SOI)
-  for (size_t m = 2; m + 3 < b.size(); ++m) {
+  // Past the end stb's reader yields zero bytes, and so does this one.
+  const auto u8 = [&b](size_t i) {
+    return i < b.size() ? static_cast<unsigned>(static_cast<unsigned char>(b[i])) : 0u;
+  };
+  if (u8(0) != 0xFF || u8(1) != 0xD8) return;  // not a JPEG (SOI)
+  for (size_t m = 2; m + 1 < b.size(); ++m) {
     if (u8(m) != 0xFF || u8(m + 1) != 0xC4) continue;
     long left = static_cast<long>((u8(m + 2) << 8) | u8(m + 3)) - 2;  // stb: L = get16 - 2
     size_t p = m + 4;
-    while (left > 0 && p + 17 <= b.size()) {
+    while (left > 0 && p < b.size()) {
       const unsigned q = u8(p);
       if ((q >> 4) > 1 || (q & 15) > 3) break;  // stb rejects the file here
       unsigned n = 0;
