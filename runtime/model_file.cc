@@ -533,11 +533,11 @@ QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& 
   }
   r.End(end);
 
-  m.blocks.resize(static_cast<size_t>(depth));
-  p.blocks.resize(static_cast<size_t>(depth));
+  // Blocks are appended as they are read, not sized to `depth` up front: a header declaring up to
+  // 2^20 blocks then costs memory and time only for the blocks the file really holds.
   for (int b = 0; b < depth; ++b) {
-    BlockParams& bp = m.blocks[static_cast<size_t>(b)];
-    BlockQuant& bq = p.blocks[static_cast<size_t>(b)];
+    BlockParams& bp = m.blocks.emplace_back();
+    BlockQuant& bq = p.blocks.emplace_back();
     end = r.Begin("BLCK", "block " + std::to_string(b));
     bp.heads = r.Dim("heads");
     if (m.dim % bp.heads != 0) r.Fail("heads " + std::to_string(bp.heads) + " do not divide dim");

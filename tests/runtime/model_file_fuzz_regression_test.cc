@@ -76,5 +76,26 @@ TEST(ModelFileFuzzRegression, PatchCountOverflow) {
   ExpectRefused(WithEmbed(3, 1 << 20, 1), "patch count");
 }
 
+// A header declaring 2^20 blocks in a one-block file: the parser sized its block arrays to the
+// declared depth before reading any (over 10 s, the fuzzer's timeout, and 1.4 GB peak RSS in the
+// fuzz build); it now appends blocks as read and stops at the first missing one. The time/memory
+// side is guarded by the fuzzer replaying tests/fuzz/corpus_model_file/regress_huge_depth.adalog
+// under its timeout and RSS limit; here, that the file is refused naming the missing block.
+TEST(ModelFileFuzzRegression, HugeDeclaredDepthIsRefusedAtTheFirstMissingBlock) {
+  std::string b = Seed();
+  const size_t modl = b.find("MODL");
+  ASSERT_NE(modl, std::string::npos);
+  // MODL body: name (u32 length + bytes), style (u32 length + bytes), dim, depth (i32).
+  size_t at = modl + 16;
+  for (int s = 0; s < 2; ++s) {
+    uint32_t n = 0;
+    for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<uint8_t>(b[at + i])) << (8 * i);
+    at += 4 + n;
+  }
+  PutI32(b, at + 4, 1 << 20);
+  Rechecksum(b);
+  ExpectRefused(b, "block 1");
+}
+
 }  // namespace
 }  // namespace adalog
