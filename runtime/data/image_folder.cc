@@ -107,6 +107,25 @@ void CheckJpegHuffmanTables(const std::string& b, const std::string& path) {
   }
 }
 
+// stb_image grows its PNG data buffer to a chunk's declared length (up to 2^31 bytes) before
+// reading the chunk, so a 200-byte file could make it allocate gigabytes (found by
+// tests/fuzz/fuzz_image.cc as a timeout). A chunk that runs past the end of the file can never
+// decode, so such files are refused before stb sees them.
+void CheckPngChunkLengths(const std::string& b, const std::string& path) {
+  static const char kSig[8] = {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n'};
+  if (b.size() < 8 || b.compare(0, 8, kSig, 8) != 0) return;  // not a PNG
+  size_t p = 8;
+  while (p + 8 <= b.size()) {
+    uint64_t len = 0;
+    for (int i = 0; i < 4; ++i) len = (len << 8) | static_cast<unsigned char>(b[p + i]);
+    const std::string type = b.substr(p + 4, 4);
+    ADALOG_CHECK(len + 4 <= b.size() - (p + 8), path, ": corrupt PNG: chunk '", type, "' at offset ",
+                 p, " declares ", len, " bytes, the file has ", b.size() - (p + 8), " left");
+    if (type == "IEND") break;
+    p += 12 + static_cast<size_t>(len);
+  }
+}
+
 }  // namespace
 
 ImagePreprocessOptions PreprocessOptionsFor(const VitModel& model) {
@@ -211,6 +230,7 @@ void LoadImageChw(const std::string& path, const ImagePreprocessOptions& opt, fl
   ADALOG_CHECK(!in.bad(), path, ": read error");
   ADALOG_CHECK(bytes.size() <= static_cast<size_t>(INT32_MAX), path, ": image file too large");
   CheckJpegHuffmanTables(bytes, path);
+  CheckPngChunkLengths(bytes, path);
   int w = 0, h = 0, c = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),

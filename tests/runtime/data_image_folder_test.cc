@@ -239,6 +239,32 @@ TEST(DataImageFolderTest, JpegHuffmanTableWithTooManyCodesIsRefused) {
   }
 }
 
+// Regression (found by tests/fuzz/fuzz_image.cc as a timeout): stb_image grows its buffer to a
+// PNG chunk's declared length before reading it, so a tiny file declaring a 2 GB IDAT made it
+// allocate gigabytes. A chunk running past the end of the file is refused first.
+TEST(DataImageFolderTest, PngChunkLongerThanTheFileIsRefused) {
+  const std::string root = FreshDir("pngchunk");
+  const std::string good = root + "/good.png";
+  WritePng(good, 4, 4, 3, Gradient(4, 4, 3));
+  std::vector<float> out(3 * 4 * 4);
+  EXPECT_NO_THROW(LoadImageChw(good, Plain(4, 4), out.data()));
+  std::ifstream in(good, std::ios::binary);
+  std::string png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t idat = png.find("IDAT");
+  ASSERT_NE(idat, std::string::npos);
+  png[idat - 4] = '\x7f';  // length 0x7f...... : about 2 GB
+  const std::string bad = root + "/bad.png";
+  std::ofstream(bad, std::ios::binary) << png;
+  try {
+    LoadImageChw(bad, Plain(4, 4), out.data());
+    ADD_FAILURE() << "a PNG chunk longer than the file was accepted";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(bad), std::string::npos) << msg;
+    EXPECT_NE(msg.find("chunk 'IDAT'"), std::string::npos) << msg;
+  }
+}
+
 TEST(DataImageFolderTest, DefaultOptionsAreTimm) {
   ImagePreprocessOptions o;
   EXPECT_EQ(o.crop, 224);
