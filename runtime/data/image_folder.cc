@@ -89,8 +89,11 @@ void CheckJpegHuffmanTables(const std::string& b, const std::string& path) {
   const auto u8 = [&b](size_t i) {
     return i < b.size() ? static_cast<unsigned>(static_cast<unsigned char>(b[i])) : 0u;
   };
-  if (u8(0) != 0xFF || u8(1) != 0xD8) return;  // not a JPEG (SOI)
-  for (size_t m = 2; m + 1 < b.size(); ++m) {
+  // JPEG iff SOI: stb's marker reader skips any number of FF fill bytes before the D8.
+  size_t soi = 0;
+  while (soi < b.size() && u8(soi) == 0xFF) ++soi;
+  if (soi == 0 || u8(soi) != 0xD8) return;  // not a JPEG
+  for (size_t m = soi + 1; m + 1 < b.size(); ++m) {
     if (u8(m) != 0xFF || u8(m + 1) != 0xC4) continue;
     long left = static_cast<long>((u8(m + 2) << 8) | u8(m + 3)) - 2;  // stb: L = get16 - 2
     size_t p = m + 4;

@@ -225,7 +225,9 @@ TEST(DataImageFolderTest, JpegHuffmanTableWithTooManyCodesIsRefused) {
   for (size_t i = 0; i < 2; ++i) jpg[dht + 5 + 15 - i] = static_cast<char>(0xFF);
   // Whole, and cut right after the counts (stb reads zeros past the end and still builds the
   // table; the second fuzzer find).
-  for (const std::string& bytes : {jpg, jpg.substr(0, dht + 5 + 16)}) {
+  // And with FF fill bytes before the SOI, which stb skips (the third find).
+  for (const std::string& bytes :
+       {jpg, jpg.substr(0, dht + 5 + 16), std::string(7, '\xFF') + jpg}) {
     const std::string bad = root + "/bad" + std::to_string(bytes.size()) + ".jpg";
     std::ofstream(bad, std::ios::binary) << bytes;
     try {
