@@ -129,6 +129,35 @@ void CheckPngChunkLengths(const std::string& b, const std::string& path) {
   }
 }
 
+// stb_image reads the three header numbers of a binary PGM/PPM (P5/P6) into an int without an
+// overflow check (signed overflow, undefined behaviour; found by tests/fuzz/fuzz_image.cc). This
+// reads the header the way stb does (one byte of lookahead, zero past the end, whitespace and
+// '#' comments skipped) and refuses a number above INT_MAX first.
+void CheckPnmHeaderNumbers(const std::string& b, const std::string& path) {
+  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return;  // not P5/P6
+  size_t i = 2;
+  char c = 0;
+  const auto eof = [&] { return i >= b.size(); };
+  const auto get = [&] { c = eof() ? 0 : b[i++]; };
+  const auto space = [&] { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  get();
+  for (int k = 0; k < 3; ++k) {
+    while (!eof() && (space() || c == '#')) {
+      while (!eof() && space()) get();
+      if (c == '#') {
+        while (!eof() && c != '\n' && c != '\r') get();
+      }
+    }
+    int64_t value = 0;
+    while (!eof() && c >= '0' && c <= '9') {
+      value = value * 10 + (c - '0');
+      ADALOG_CHECK(value <= INT32_MAX, path, ": corrupt PNM: header number at offset ", i - 1,
+                   " exceeds ", INT32_MAX);
+      get();
+    }
+  }
+}
+
 }  // namespace
 
 ImagePreprocessOptions PreprocessOptionsFor(const VitModel& model) {
@@ -234,6 +263,7 @@ void LoadImageChw(const std::string& path, const ImagePreprocessOptions& opt, fl
   ADALOG_CHECK(bytes.size() <= static_cast<size_t>(INT32_MAX), path, ": image file too large");
   CheckJpegHuffmanTables(bytes, path);
   CheckPngChunkLengths(bytes, path);
+  CheckPnmHeaderNumbers(bytes, path);
   int w = 0, h = 0, c = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),

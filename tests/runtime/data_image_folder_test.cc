@@ -267,6 +267,27 @@ TEST(DataImageFolderTest, PngChunkLongerThanTheFileIsRefused) {
   }
 }
 
+// Regression (found by tests/fuzz/fuzz_image.cc): stb_image parses PNM header numbers into an int
+// without an overflow check. A width above INT_MAX is refused first; a normal PPM still loads.
+TEST(DataImageFolderTest, PnmHeaderNumberAboveIntMaxIsRefused) {
+  const std::string root = FreshDir("pnm");
+  std::vector<float> out(3 * 2 * 2);
+  const std::string good = root + "/good.ppm";
+  std::ofstream(good, std::ios::binary) << "P6\n# comment 99999999999999\n2 2\n255\n"
+                                        << std::string(12, '\x80');
+  EXPECT_NO_THROW(LoadImageChw(good, Plain(2, 2), out.data()));
+  const std::string bad = root + "/bad.ppm";
+  std::ofstream(bad, std::ios::binary) << "P6\n99999999999 2\n255\n" << std::string(12, '\x80');
+  try {
+    LoadImageChw(bad, Plain(2, 2), out.data());
+    ADD_FAILURE() << "a PPM width above INT_MAX was accepted";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(bad), std::string::npos) << msg;
+    EXPECT_NE(msg.find("corrupt PNM"), std::string::npos) << msg;
+  }
+}
+
 TEST(DataImageFolderTest, DefaultOptionsAreTimm) {
   ImagePreprocessOptions o;
   EXPECT_EQ(o.crop, 224);
