@@ -526,7 +526,13 @@ QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& 
   e.patch = r.Dim("patch");
   e.dim = m.dim;
   if (e.image_h % e.patch != 0 || e.image_w % e.patch != 0) r.Fail("image size not a multiple of the patch");
-  const int pk = e.in_channels * e.patch * e.patch;
+  // Products of dimensions are bounded like a single dimension, so the int arithmetic on them
+  // below and in the executors cannot overflow (each factor alone may be up to kMaxDim).
+  const int64_t pk64 = int64_t{e.in_channels} * e.patch * e.patch;
+  if (pk64 > kMaxDim) r.Fail("patch-embed input size " + std::to_string(pk64) + " (channels x patch x patch) out of range");
+  const int64_t patches64 = int64_t{e.image_h / e.patch} * (e.image_w / e.patch);
+  if (patches64 > kMaxDim) r.Fail("patch count " + std::to_string(patches64) + " out of range");
+  const int pk = static_cast<int>(pk64);
   e.weight = ReadWeightQuant(r, e.dim, pk, &p.patch_embed_weight);
   e.bias = r.F32s("patch bias", static_cast<uint64_t>(m.dim));
   m.cls_token = r.F32s("cls token", m.has_cls_token ? static_cast<uint64_t>(m.dim) : 0);
@@ -542,11 +548,11 @@ QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& 
   }
   r.End(end);
 
-  m.blocks.resize(static_cast<size_t>(depth));
-  p.blocks.resize(static_cast<size_t>(depth));
+  // Blocks are appended as they are read, not sized to `depth` up front: a header declaring up to
+  // 2^20 blocks then costs memory and time only for the blocks the file really holds.
   for (int b = 0; b < depth; ++b) {
-    BlockParams& bp = m.blocks[static_cast<size_t>(b)];
-    BlockQuant& bq = p.blocks[static_cast<size_t>(b)];
+    BlockParams& bp = m.blocks.emplace_back();
+    BlockQuant& bq = p.blocks.emplace_back();
     end = r.Begin("BLCK", "block " + std::to_string(b));
     bp.heads = r.Dim("heads");
     if (m.dim % bp.heads != 0) r.Fail("heads " + std::to_string(bp.heads) + " do not divide dim");

@@ -30,8 +30,11 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 
 
 def fresh(d):
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+    """Empties d except regress_* files: fuzzer reproducers of fixed bugs, kept as seeds."""
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        if not f.startswith("regress_"):
+            os.remove(os.path.join(d, f))
 
 
 def write(d, name, data):

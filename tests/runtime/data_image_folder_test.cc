@@ -223,15 +223,68 @@ TEST(DataImageFolderTest, JpegHuffmanTableWithTooManyCodesIsRefused) {
   EXPECT_NO_THROW(LoadImageChw(good, Plain(8, 8), out.data()));
   // The 16 counts of the segment's first table follow its length (2 bytes) and class/id byte.
   for (size_t i = 0; i < 2; ++i) jpg[dht + 5 + 15 - i] = static_cast<char>(0xFF);
-  const std::string bad = root + "/bad.jpg";
-  std::ofstream(bad, std::ios::binary) << jpg;
+  // Whole, and cut right after the counts (stb reads zeros past the end and still builds the
+  // table; the second fuzzer find).
+  // And with FF fill bytes before the SOI, which stb skips (the third find).
+  for (const std::string& bytes :
+       {jpg, jpg.substr(0, dht + 5 + 16), std::string(7, '\xFF') + jpg}) {
+    const std::string bad = root + "/bad" + std::to_string(bytes.size()) + ".jpg";
+    std::ofstream(bad, std::ios::binary) << bytes;
+    try {
+      LoadImageChw(bad, Plain(8, 8), out.data());
+      ADD_FAILURE() << bad << ": a JPEG whose Huffman table declares more than 256 codes was decoded";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(bad), std::string::npos) << msg;
+      EXPECT_NE(msg.find("Huffman table"), std::string::npos) << msg;
+    }
+  }
+}
+
+// Regression (found by tests/fuzz/fuzz_image.cc as a timeout): stb_image grows its buffer to a
+// PNG chunk's declared length before reading it, so a tiny file declaring a 2 GB IDAT made it
+// allocate gigabytes. A chunk running past the end of the file is refused first.
+TEST(DataImageFolderTest, PngChunkLongerThanTheFileIsRefused) {
+  const std::string root = FreshDir("pngchunk");
+  const std::string good = root + "/good.png";
+  WritePng(good, 4, 4, 3, Gradient(4, 4, 3));
+  std::vector<float> out(3 * 4 * 4);
+  EXPECT_NO_THROW(LoadImageChw(good, Plain(4, 4), out.data()));
+  std::ifstream in(good, std::ios::binary);
+  std::string png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t idat = png.find("IDAT");
+  ASSERT_NE(idat, std::string::npos);
+  png[idat - 4] = '\x7f';  // length 0x7f...... : about 2 GB
+  const std::string bad = root + "/bad.png";
+  std::ofstream(bad, std::ios::binary) << png;
   try {
-    LoadImageChw(bad, Plain(8, 8), out.data());
-    FAIL() << "a JPEG whose Huffman table declares more than 256 codes was decoded";
+    LoadImageChw(bad, Plain(4, 4), out.data());
+    ADD_FAILURE() << "a PNG chunk longer than the file was accepted";
   } catch (const Error& e) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find(bad), std::string::npos) << msg;
-    EXPECT_NE(msg.find("Huffman table"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("chunk 'IDAT'"), std::string::npos) << msg;
+  }
+}
+
+// Regression (found by tests/fuzz/fuzz_image.cc): stb_image parses PNM header numbers into an int
+// without an overflow check. A width above INT_MAX is refused first; a normal PPM still loads.
+TEST(DataImageFolderTest, PnmHeaderNumberAboveIntMaxIsRefused) {
+  const std::string root = FreshDir("pnm");
+  std::vector<float> out(3 * 2 * 2);
+  const std::string good = root + "/good.ppm";
+  std::ofstream(good, std::ios::binary) << "P6\n# comment 99999999999999\n2 2\n255\n"
+                                        << std::string(12, '\x80');
+  EXPECT_NO_THROW(LoadImageChw(good, Plain(2, 2), out.data()));
+  const std::string bad = root + "/bad.ppm";
+  std::ofstream(bad, std::ios::binary) << "P6\n99999999999 2\n255\n" << std::string(12, '\x80');
+  try {
+    LoadImageChw(bad, Plain(2, 2), out.data());
+    ADD_FAILURE() << "a PPM width above INT_MAX was accepted";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(bad), std::string::npos) << msg;
+    EXPECT_NE(msg.find("corrupt PNM"), std::string::npos) << msg;
   }
 }
 
