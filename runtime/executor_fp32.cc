@@ -1,4 +1,5 @@
-// FP32 executor: workspace layout, per-batch-size oneDNN plans, the forward pass, capture taps.
+// FP32 executor: workspace layout, per-batch-size oneDNN plans, the step implementations the
+// schedule (vit_schedule.h) walks over whole tensors, capture taps.
 #include "runtime/executor_fp32.h"
 
 #include <omp.h>
@@ -19,6 +20,8 @@
 #include "quant/error.h"
 #include "runtime/executor_common.h"
 #include "runtime/kernels/float_kernels.h"
+#include "runtime/parallel.h"
+#include "runtime/vit_schedule.h"
 
 namespace adalog {
 namespace {
@@ -28,28 +31,13 @@ using Tag = memory::format_tag;
 using Dt = memory::data_type;
 
 using exec::FreeDeleter;
+using exec::ParallelRows;
 using exec::ScopedOmpThreads;
 
 // Rounds a float count up to a whole number of 64-byte lines.
 size_t AlignFloats(size_t n) { return (n + 15) & ~size_t{15}; }
 
 void* AlignedAlloc(size_t bytes) { return exec::AlignedAlloc(bytes, "executor"); }
-
-// Calls f(begin, end) on contiguous, disjoint row ranges, one per thread. Each row's result is
-// computed by exactly one call, so results do not depend on the thread count.
-template <typename F>
-void ParallelRows(int64_t rows, int threads, const F& f) {
-  if (threads <= 1 || rows < 2) {
-    f(int64_t{0}, rows);
-    return;
-  }
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t begin = rows * t / n, end = rows * (t + 1) / n;
-    if (begin < end) f(begin, end);
-  }
-}
 
 // A Linear's weight W [N][K] (PyTorch layout, read in place from the model) and its packed copies,
 // one per oneDNN weight layout a primitive asked for (in practice one).
@@ -60,56 +48,34 @@ struct PackedLinear {
   std::vector<memory> packed;
 };
 
-struct Step {
+// One oneDNN primitive bound to the workspace.
+struct Prim {
   dnnl::primitive prim;
   std::unordered_map<int, memory> args;
   size_t scratch_bytes = 0;
   memory::desc scratch_desc;
 };
 
-struct BlockSteps {
-  Step qkv, scores, av, proj, fc1, fc2;
+// The primitives of one schedule step: a Linear step's GEMM in `a`; attention's q@k^T in `a`
+// and probs@v in `b`; the head's head in `a` and head_dist in `b`; patch embedding's GEMM in `a`.
+struct StepPrims {
+  Prim a, b;
 };
 
-// Everything oneDNN needs to run one batch size, bound to the workspace.
+// Everything oneDNN needs to run one batch size, bound to the workspace: prims[i] belongs to
+// schedule step i.
 struct Plan {
   int batch = 0;
-  Step embed;
-  std::vector<BlockSteps> blocks;
-  Step head, head_dist;
+  std::vector<StepPrims> prims;
   std::unique_ptr<void, FreeDeleter> scratch;
   std::string description;
 };
 
 }  // namespace
 
-const char* TapPointName(TapPoint tap) {
-  switch (tap) {
-    case TapPoint::kPatchEmbedIn: return "patch_embed.in";
-    case TapPoint::kPatchEmbedOut: return "patch_embed.out";
-    case TapPoint::kQkvIn: return "qkv.in";
-    case TapPoint::kQkvOut: return "qkv.out";
-    case TapPoint::kQ: return "q";
-    case TapPoint::kK: return "k";
-    case TapPoint::kV: return "v";
-    case TapPoint::kAttnProbs: return "softmax.out";
-    case TapPoint::kProjIn: return "proj.in";
-    case TapPoint::kProjOut: return "proj.out";
-    case TapPoint::kFc1In: return "fc1.in";
-    case TapPoint::kFc1Out: return "fc1.out";
-    case TapPoint::kGeluOut: return "gelu.out";
-    case TapPoint::kFc2Out: return "fc2.out";
-    case TapPoint::kHeadIn: return "head.in";
-    case TapPoint::kHeadOut: return "head.out";
-    case TapPoint::kHeadDistIn: return "head_dist.in";
-    case TapPoint::kHeadDistOut: return "head_dist.out";
-    case TapPoint::kLogits: return "logits";
-  }
-  return "?";
-}
-
 struct ExecutorFp32::Impl {
   const VitModel& m;
+  const Schedule sched;
   int max_batch;
   int threads;
   const FloatKernels& fk;
@@ -121,11 +87,12 @@ struct ExecutorFp32::Impl {
   // Shapes.
   int D, T, P, pre, heads, hd, F, C, ps, H, W, classes, patch_k;
 
-  // Workspace (one allocation) and its views.
+  // Workspace (one allocation): the schedule's tensors by name (buf[Buf]; kImages and kLogits
+  // are bound to the caller's arrays per Run) and the mixing steps' private scratch.
   std::unique_ptr<void, FreeDeleter> ws;
   size_t ws_bytes = 0;
-  float *x, *ln, *qkv, *q, *k, *v, *scores, *ctx, *merged, *lin_out, *hidden, *patches,
-      *embed_out, *pooled, *pooled_dist, *logits, *logits_dist;
+  float* buf[static_cast<int>(Buf::kNumBufs)] = {};
+  float *q, *k, *v, *scores, *ctx, *patches, *pooled, *pooled_dist, *head_logits, *logits_dist;
 
   PackedLinear embed_w;
   struct BlockWeights {
@@ -137,12 +104,14 @@ struct ExecutorFp32::Impl {
   std::map<int, std::unique_ptr<Plan>> plans;
   std::string first_description;
 
+  float* B(Buf b) const { return buf[static_cast<int>(b)]; }
+
   Impl(const VitModel& model, const ExecutorOptions& o)
       : m(model),
+        sched((ValidateVitModel(model), BuildSchedule(model))),
         max_batch(o.max_batch),
         threads(o.num_threads > 0 ? o.num_threads : omp_get_max_threads()),
         fk(SelectFloatKernels(o.isa_cap)) {
-    ValidateVitModel(m);
     ADALOG_CHECK(max_batch >= 1 && max_batch <= 1024, "executor: max_batch ", max_batch,
                  " out of range 1..1024");
     ADALOG_CHECK(o.num_threads >= 0 && o.num_threads <= 1024, "executor: num_threads ",
@@ -185,6 +154,7 @@ struct ExecutorFp32::Impl {
 
   void AllocateWorkspace() {
     const size_t R = static_cast<size_t>(max_batch) * T;
+    auto view = [this](Buf b) { return &buf[static_cast<int>(b)]; };
     const size_t sizes[] = {
         R * D,                                           // x
         R * D,                                           // ln
@@ -199,12 +169,14 @@ struct ExecutorFp32::Impl {
         static_cast<size_t>(max_batch) * P * D,          // embed_out
         static_cast<size_t>(max_batch) * D,              // pooled
         static_cast<size_t>(max_batch) * D,              // pooled_dist
-        static_cast<size_t>(max_batch) * classes,        // logits
+        static_cast<size_t>(max_batch) * classes,        // head_logits
         static_cast<size_t>(max_batch) * classes,        // logits_dist
     };
-    float** views[] = {&x,      &ln,      &qkv,     &q,         &k,      &v,
-                       &scores, &ctx,     &merged,  &lin_out,   &hidden, &patches,
-                       &embed_out, &pooled, &pooled_dist, &logits, &logits_dist};
+    float** views[] = {view(Buf::kX),      view(Buf::kLn),     view(Buf::kQkv), &q,
+                       &k,                 &v,                 &scores,         &ctx,
+                       view(Buf::kMerged), view(Buf::kLinOut), view(Buf::kHidden), &patches,
+                       view(Buf::kEmbedOut), &pooled,          &pooled_dist,    &head_logits,
+                       &logits_dist};
     static_assert(sizeof(sizes) / sizeof(sizes[0]) == sizeof(views) / sizeof(views[0]), "views");
     size_t total = 0;
     for (size_t s : sizes) total += AlignFloats(s);
@@ -247,16 +219,16 @@ struct ExecutorFp32::Impl {
     return attr;
   }
 
-  Step MakeStep(const dnnl::matmul::primitive_desc& pd) {
-    Step s;
+  Prim MakePrim(const dnnl::matmul::primitive_desc& pd) {
+    Prim s;
     s.prim = dnnl::matmul(pd);
     s.scratch_desc = pd.scratchpad_desc();
     s.scratch_bytes = s.scratch_desc.get_size();
     return s;
   }
 
-  // y[M][N] = x[M][K] W^T + b.
-  Step LinearStep(PackedLinear& w, int rows, float* src, float* dst, std::ostringstream& desc,
+  // y[M][N] = x[M][K] W^T + b. `desc` null: not described.
+  Prim LinearPrim(PackedLinear& w, int rows, float* src, float* dst, std::ostringstream* desc,
                   const char* what) {
     const memory::desc src_md({rows, w.k}, Dt::f32, Tag::ab);
     const memory::desc wei_md({w.k, w.n}, Dt::f32, Tag::any);
@@ -264,25 +236,24 @@ struct ExecutorFp32::Impl {
     const memory::desc dst_md({rows, w.n}, Dt::f32, Tag::ab);
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md),
                                           UserScratchAttr(), eng);
-    Step s = MakeStep(pd);
+    Prim s = MakePrim(pd);
     s.args = {{DNNL_ARG_SRC, memory(pd.src_desc(), eng, src)},
               {DNNL_ARG_WEIGHTS, WeightsFor(w, pd.weights_desc())},
               {DNNL_ARG_BIAS, w.bias},
               {DNNL_ARG_DST, memory(pd.dst_desc(), eng, dst)}};
-    desc << "  " << what << " " << rows << "x" << w.n << "x" << w.k << ": " << pd.impl_info_str()
-         << "\n";
+    if (desc) *desc << "  " << what << " " << rows << "x" << w.n << "x" << w.k << ": " << pd.impl_info_str() << "\n";
     return s;
   }
 
   // Batched over bh = batch*heads: scores[bh] = (q[bh] @ k[bh]^T) * scale; [T][hd] x [hd][T].
-  Step ScoresStep(int bh, float scale, std::ostringstream* desc) {
+  Prim ScoresPrim(int bh, float scale, std::ostringstream* desc) {
     const memory::desc src_md({bh, T, hd}, Dt::f32, Tag::abc);
     const memory::desc wei_md({bh, hd, T}, Dt::f32, Tag::acb);  // k stored [bh][T][hd]
     const memory::desc dst_md({bh, T, T}, Dt::f32, Tag::abc);
     dnnl::primitive_attr attr = UserScratchAttr();
     attr.set_output_scales(0, {scale});
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_md, dst_md), attr, eng);
-    Step s = MakeStep(pd);
+    Prim s = MakePrim(pd);
     s.args = {{DNNL_ARG_SRC, memory(src_md, eng, q)},
               {DNNL_ARG_WEIGHTS, memory(wei_md, eng, k)},
               {DNNL_ARG_DST, memory(dst_md, eng, scores)}};
@@ -291,13 +262,13 @@ struct ExecutorFp32::Impl {
   }
 
   // ctx[bh] = probs[bh] @ v[bh]; [T][T] x [T][hd].
-  Step AvStep(int bh, std::ostringstream* desc) {
+  Prim AvPrim(int bh, std::ostringstream* desc) {
     const memory::desc src_md({bh, T, T}, Dt::f32, Tag::abc);
     const memory::desc wei_md({bh, T, hd}, Dt::f32, Tag::abc);
     const memory::desc dst_md({bh, T, hd}, Dt::f32, Tag::abc);
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_md, dst_md),
                                           UserScratchAttr(), eng);
-    Step s = MakeStep(pd);
+    Prim s = MakePrim(pd);
     s.args = {{DNNL_ARG_SRC, memory(src_md, eng, scores)},
               {DNNL_ARG_WEIGHTS, memory(wei_md, eng, v)},
               {DNNL_ARG_DST, memory(dst_md, eng, ctx)}};
@@ -305,6 +276,7 @@ struct ExecutorFp32::Impl {
     return s;
   }
 
+  // The primitives of every GEMM step of the schedule for one batch size; block 0's are described.
   Plan& GetPlan(int batch) {
     auto it = plans.find(batch);
     if (it != plans.end()) return *it->second;
@@ -312,36 +284,43 @@ struct ExecutorFp32::Impl {
     plan->batch = batch;
     std::ostringstream desc;
     desc << "batch " << batch << " (float islands: " << fk.name << ")\n";
-    const int rows = batch * T;
-    plan->embed = LinearStep(embed_w, batch * P, patches, embed_out, desc, "patch_embed");
-    for (size_t i = 0; i < m.blocks.size(); ++i) {
-      BlockWeights& bw = block_w[i];
-      BlockSteps s;
-      const bool first = i == 0;
-      std::ostringstream ignored;
-      std::ostringstream& d = first ? desc : ignored;
-      s.qkv = LinearStep(bw.qkv, rows, ln, qkv, d, "qkv");
-      s.scores = ScoresStep(batch * heads, m.blocks[i].attn_scale, first ? &desc : nullptr);
-      s.av = AvStep(batch * heads, first ? &desc : nullptr);
-      s.proj = LinearStep(bw.proj, rows, merged, lin_out, d, "proj");
-      s.fc1 = LinearStep(bw.fc1, rows, ln, hidden, d, "fc1");
-      s.fc2 = LinearStep(bw.fc2, rows, hidden, lin_out, d, "fc2");
-      plan->blocks.push_back(std::move(s));
+    plan->prims.resize(sched.steps.size());
+    std::vector<Prim*> all;
+    for (size_t i = 0; i < sched.steps.size(); ++i) {
+      const Step& st = sched.steps[i];
+      StepPrims& p = plan->prims[i];
+      const int rows = batch * st.tokens;
+      std::ostringstream* d = st.block <= 0 ? &desc : nullptr;
+      BlockWeights* bw = st.block >= 0 ? &block_w[static_cast<size_t>(st.block)] : nullptr;
+      switch (st.op) {
+        case StepOp::kPatchEmbed:
+          p.a = LinearPrim(embed_w, rows, patches, B(st.out), d, "patch_embed");
+          break;
+        case StepOp::kQkv: p.a = LinearPrim(bw->qkv, rows, B(st.in), B(st.out), d, "qkv"); break;
+        case StepOp::kAttention:
+          p.a = ScoresPrim(batch * heads, m.blocks[static_cast<size_t>(st.block)].attn_scale, d);
+          p.b = AvPrim(batch * heads, d);
+          all.push_back(&p.b);
+          break;
+        case StepOp::kProj: p.a = LinearPrim(bw->proj, rows, B(st.in), B(st.out), d, "proj"); break;
+        case StepOp::kFc1: p.a = LinearPrim(bw->fc1, rows, B(st.in), B(st.out), d, "fc1"); break;
+        case StepOp::kFc2: p.a = LinearPrim(bw->fc2, rows, B(st.in), B(st.out), d, "fc2"); break;
+        case StepOp::kHead:
+          p.a = LinearPrim(head_w, batch, pooled, head_logits, d, "head");
+          if (m.pooling == Pooling::kClsDistAvg) {
+            p.b = LinearPrim(head_dist_w, batch, pooled_dist, logits_dist, d, "head_dist");
+            all.push_back(&p.b);
+          }
+          break;
+        default: continue;  // no GEMM
+      }
+      all.push_back(&p.a);
     }
-    plan->head = LinearStep(head_w, batch, pooled, logits, desc, "head");
-    if (m.pooling == Pooling::kClsDistAvg) {
-      plan->head_dist = LinearStep(head_dist_w, batch, pooled_dist, logits_dist, desc, "head_dist");
-    }
-    // One scratchpad shared by all steps (they run one after another).
-    std::vector<Step*> steps = {&plan->embed, &plan->head};
-    if (m.pooling == Pooling::kClsDistAvg) steps.push_back(&plan->head_dist);
-    for (BlockSteps& b : plan->blocks) {
-      for (Step* s : {&b.qkv, &b.scores, &b.av, &b.proj, &b.fc1, &b.fc2}) steps.push_back(s);
-    }
+    // One scratchpad shared by all primitives (they run one after another).
     size_t scratch = 0;
-    for (Step* s : steps) scratch = std::max(scratch, s->scratch_bytes);
+    for (Prim* s : all) scratch = std::max(scratch, s->scratch_bytes);
     plan->scratch.reset(AlignedAlloc(scratch));
-    for (Step* s : steps) {
+    for (Prim* s : all) {
       if (s->scratch_bytes > 0) {
         s->args.insert({DNNL_ARG_SCRATCHPAD, memory(s->scratch_desc, eng, plan->scratch.get())});
       }
@@ -354,19 +333,14 @@ struct ExecutorFp32::Impl {
     return ref;
   }
 
-  void Exec(const Step& s) { s.prim.execute(strm, s.args); }
+  void Exec(const Prim& s) { s.prim.execute(strm, s.args); }
 
-  void Observe(TapPoint tap, int block, int batch, const float* data, int rows, int cols,
-               int image = -1, int head = -1) {
-    const TapInfo info{tap, block, image, head, batch, T};
-    observer->OnTensor(info, data, rows, cols);
-  }
-
-  // Input-side tap: rewrite in place (if a rewriter is set), then observe.
+  // Reports a tensor: input-side taps are rewritten in place first (if a rewriter is set), and
+  // the observer sees the rewritten values; output-side taps are observed only.
   void Tap(TapPoint tap, int block, int batch, float* data, int rows, int cols, int image = -1,
            int head = -1) {
     const TapInfo info{tap, block, image, head, batch, T};
-    if (rewriter) rewriter->Rewrite(info, data, rows, cols);
+    if (rewriter && IsInputTap(tap)) rewriter->Rewrite(info, data, rows, cols);
     if (observer) observer->OnTensor(info, data, rows, cols);
   }
 
@@ -385,44 +359,84 @@ struct ExecutorFp32::Impl {
   void Run(const float* images, int batch, float* out) {
     assert(batch >= 1 && batch <= max_batch);
     ScopedOmpThreads scoped(threads);
-    Plan& plan = GetPlan(batch);
-    Embed(plan, images, batch);
-    for (size_t bi = 0; bi < m.blocks.size(); ++bi) Block(plan, static_cast<int>(bi), batch);
-    Head(plan, batch, out);
+    Walk(GetPlan(batch), {0, static_cast<int>(sched.steps.size())}, images, batch, out);
   }
 
   // Stepping API: the residual stream lives in the caller's buffer between calls.
   void StepEmbed(const float* images, int batch, float* xs) {
     assert(batch >= 1 && batch <= max_batch);
     ScopedOmpThreads scoped(threads);
-    Embed(GetPlan(batch), images, batch);
-    std::memcpy(xs, x, sizeof(float) * static_cast<size_t>(batch) * T * D);
+    Walk(GetPlan(batch), sched.embed, images, batch, nullptr);
+    std::memcpy(xs, B(Buf::kX), sizeof(float) * static_cast<size_t>(batch) * T * D);
   }
   void StepBlock(int bi, float* xs, int batch) {
     assert(batch >= 1 && batch <= max_batch);
     ScopedOmpThreads scoped(threads);
     Plan& plan = GetPlan(batch);
-    std::memcpy(x, xs, sizeof(float) * static_cast<size_t>(batch) * T * D);
-    Block(plan, bi, batch);
-    std::memcpy(xs, x, sizeof(float) * static_cast<size_t>(batch) * T * D);
+    std::memcpy(B(Buf::kX), xs, sizeof(float) * static_cast<size_t>(batch) * T * D);
+    Walk(plan, sched.blocks[static_cast<size_t>(bi)], nullptr, batch, nullptr);
+    std::memcpy(xs, B(Buf::kX), sizeof(float) * static_cast<size_t>(batch) * T * D);
   }
   void StepHead(const float* xs, int batch, float* out) {
     assert(batch >= 1 && batch <= max_batch);
     ScopedOmpThreads scoped(threads);
     Plan& plan = GetPlan(batch);
-    std::memcpy(x, xs, sizeof(float) * static_cast<size_t>(batch) * T * D);
-    Head(plan, batch, out);
+    std::memcpy(B(Buf::kX), xs, sizeof(float) * static_cast<size_t>(batch) * T * D);
+    Walk(plan, sched.head, nullptr, batch, out);
   }
 
-  // Patch embedding and token assembly into x.
-  void Embed(Plan& plan, const float* images, int batch) {
-    const int64_t rows = static_cast<int64_t>(batch) * T;
+  // Runs schedule steps [r.first, r.end) on whole tensors, one step at a time (the oneDNN GEMMs
+  // run over all rows), reporting each step's tap after it.
+  void Walk(Plan& plan, StepRange r, const float* images, int batch, float* out) {
+    buf[static_cast<int>(Buf::kImages)] = const_cast<float*>(images);  // read only
+    buf[static_cast<int>(Buf::kLogits)] = out;
+    const bool taps = observer || rewriter;
+    for (int i = r.first; i < r.end; ++i) {
+      const Step& st = sched.steps[static_cast<size_t>(i)];
+      RunStep(st, plan.prims[static_cast<size_t>(i)], batch);
+      if (taps && st.has_tap) Tap(st.tap, st.block, batch, B(st.out), batch * st.tokens, st.cols);
+    }
+  }
+
+  // The FP32 implementation of one step over all batch * tokens rows.
+  void RunStep(const Step& st, const StepPrims& p, int batch) {
+    const int64_t rows = static_cast<int64_t>(batch) * st.tokens;
+    const BlockParams* blk = st.block >= 0 ? &m.blocks[static_cast<size_t>(st.block)] : nullptr;
+    switch (st.op) {
+      case StepOp::kPatchEmbed: PatchEmbed(p, B(st.in), batch); break;
+      case StepOp::kTokens:
+        ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
+          exec::AssembleTokenRows(m, fk, B(st.in), B(st.out), b, e);
+        });
+        break;
+      case StepOp::kLn1: LayerNormRows(B(st.in), B(st.out), rows, blk->ln1); break;
+      case StepOp::kLn2: LayerNormRows(B(st.in), B(st.out), rows, blk->ln2); break;
+      case StepOp::kQkv:
+      case StepOp::kProj:
+      case StepOp::kFc1:
+      case StepOp::kFc2: Exec(p.a); break;
+      case StepOp::kAttention: Attention(p, st.block, batch); break;
+      case StepOp::kAddResidual: AddRows(B(st.out), B(st.in), rows, st.cols); break;
+      case StepOp::kGelu: {
+        const EltwiseFn gelu = blk->gelu == GeluKind::kErf ? fk.gelu_erf : fk.gelu_tanh;
+        float* h = B(st.out);
+        const int hn = st.cols;
+        ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
+          gelu(h + b * hn, h + b * hn, (e - b) * hn);
+        });
+        break;
+      }
+      case StepOp::kHead: Head(p, batch, B(st.out)); break;
+    }
+  }
+
+  // im2col rows (image, patch) with columns ordered (c, ky, kx) like OIHW, then the GEMM.
+  void PatchEmbed(const StepPrims& p, const float* images, int batch) {
     const int gw = m.embed.grid_w();
-    // Patch embedding: im2col rows (image, patch) with columns ordered (c, ky, kx) like OIHW.
     ParallelRows(static_cast<int64_t>(batch) * P, threads, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const int64_t img = r / P;
-        const int p = static_cast<int>(r % P), py = p / gw, px = p % gw;
+        const int pi = static_cast<int>(r % P), py = pi / gw, px = pi % gw;
         const float* src = images + img * C * H * W;
         float* dst = patches + r * patch_k;
         for (int c = 0; c < C; ++c) {
@@ -435,95 +449,65 @@ struct ExecutorFp32::Impl {
       }
     });
     if (observer || rewriter) Tap(TapPoint::kPatchEmbedIn, -1, batch, patches, batch * P, patch_k);
-    Exec(plan.embed);
-    if (observer) Observe(TapPoint::kPatchEmbedOut, -1, batch, embed_out, batch * P, D);
-    // Tokens: prefix tokens, patch tokens, position embedding.
+    Exec(p.a);
+  }
+
+  // qkv -> merged: split heads, q@k^T, softmax, probs@v, merge heads.
+  void Attention(const StepPrims& p, int blk_i, int batch) {
+    const int64_t rows = static_cast<int64_t>(batch) * T;
+    const int bh = batch * heads;
+    const float* qkv = B(Buf::kQkv);
+    float* merged = B(Buf::kMerged);
+    // Split heads: q/k/v[(img*heads + h)][t][:] = qkv[img*T + t][part*D + h*hd + :].
     ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
-      exec::AssembleTokenRows(m, fk, embed_out, x, b, e);
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t img = r / T, t = r % T;
+        const float* src = qkv + r * 3 * D;
+        for (int h = 0; h < heads; ++h) {
+          const int64_t o = ((img * heads + h) * T + t) * hd;
+          std::memcpy(q + o, src + h * hd, sizeof(float) * hd);
+          std::memcpy(k + o, src + D + h * hd, sizeof(float) * hd);
+          std::memcpy(v + o, src + 2 * D + h * hd, sizeof(float) * hd);
+        }
+      }
+    });
+    if (observer || rewriter) {
+      for (int i = 0; i < bh; ++i) {
+        const int64_t o = static_cast<int64_t>(i) * T * hd;
+        Tap(TapPoint::kQ, blk_i, batch, q + o, T, hd, i / heads, i % heads);
+        Tap(TapPoint::kK, blk_i, batch, k + o, T, hd, i / heads, i % heads);
+        Tap(TapPoint::kV, blk_i, batch, v + o, T, hd, i / heads, i % heads);
+      }
+    }
+    Exec(p.a);
+    ParallelRows(static_cast<int64_t>(bh) * T, threads, [&](int64_t b, int64_t e) {
+      fk.softmax(scores + b * T, scores + b * T, e - b, T);
+    });
+    if (observer || rewriter) {
+      for (int i = 0; i < bh; ++i) {
+        Tap(TapPoint::kAttnProbs, blk_i, batch, scores + static_cast<int64_t>(i) * T * T, T, T,
+            i / heads, i % heads);
+      }
+    }
+    Exec(p.b);
+    // Merge heads: merged[img*T + t][h*hd + :] = ctx[(img*heads + h)][t][:].
+    ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t img = r / T, t = r % T;
+        for (int h = 0; h < heads; ++h) {
+          std::memcpy(merged + r * D + h * hd, ctx + ((img * heads + h) * T + t) * hd,
+                      sizeof(float) * hd);
+        }
+      }
     });
   }
 
-  // One transformer block on x, in place.
-  void Block(Plan& plan, int blk_i, int batch) {
+  // Final norm, pooling and head(s) from x into out (the kLogits tap follows in Walk).
+  void Head(const StepPrims& p, int batch, float* out) {
     const int64_t rows = static_cast<int64_t>(batch) * T;
-    const int bh = batch * heads;
-    {
-      const size_t bi = static_cast<size_t>(blk_i);
-      const BlockParams& blk = m.blocks[bi];
-      const BlockSteps& s = plan.blocks[bi];
-      const int hidden_n = blk.fc1.out;
-      // Attention.
-      LayerNormRows(x, ln, rows, blk.ln1);
-      if (observer || rewriter) Tap(TapPoint::kQkvIn, blk_i, batch, ln, static_cast<int>(rows), D);
-      Exec(s.qkv);
-      if (observer) Observe(TapPoint::kQkvOut, blk_i, batch, qkv, static_cast<int>(rows), 3 * D);
-      // Split heads: q/k/v[(img*heads + h)][t][:] = qkv[img*T + t][part*D + h*hd + :].
-      ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
-        for (int64_t r = b; r < e; ++r) {
-          const int64_t img = r / T, t = r % T;
-          const float* src = qkv + r * 3 * D;
-          for (int h = 0; h < heads; ++h) {
-            const int64_t o = ((img * heads + h) * T + t) * hd;
-            std::memcpy(q + o, src + h * hd, sizeof(float) * hd);
-            std::memcpy(k + o, src + D + h * hd, sizeof(float) * hd);
-            std::memcpy(v + o, src + 2 * D + h * hd, sizeof(float) * hd);
-          }
-        }
-      });
-      if (observer || rewriter) {
-        for (int i = 0; i < bh; ++i) {
-          const int64_t o = static_cast<int64_t>(i) * T * hd;
-          Tap(TapPoint::kQ, blk_i, batch, q + o, T, hd, i / heads, i % heads);
-          Tap(TapPoint::kK, blk_i, batch, k + o, T, hd, i / heads, i % heads);
-          Tap(TapPoint::kV, blk_i, batch, v + o, T, hd, i / heads, i % heads);
-        }
-      }
-      Exec(s.scores);
-      ParallelRows(static_cast<int64_t>(bh) * T, threads, [&](int64_t b, int64_t e) {
-        fk.softmax(scores + b * T, scores + b * T, e - b, T);
-      });
-      if (observer || rewriter) {
-        for (int i = 0; i < bh; ++i) {
-          Tap(TapPoint::kAttnProbs, blk_i, batch, scores + static_cast<int64_t>(i) * T * T, T,
-                  T, i / heads, i % heads);
-        }
-      }
-      Exec(s.av);
-      // Merge heads: merged[img*T + t][h*hd + :] = ctx[(img*heads + h)][t][:].
-      ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
-        for (int64_t r = b; r < e; ++r) {
-          const int64_t img = r / T, t = r % T;
-          for (int h = 0; h < heads; ++h) {
-            std::memcpy(merged + r * D + h * hd, ctx + ((img * heads + h) * T + t) * hd,
-                        sizeof(float) * hd);
-          }
-        }
-      });
-      if (observer || rewriter) Tap(TapPoint::kProjIn, blk_i, batch, merged, static_cast<int>(rows), D);
-      Exec(s.proj);
-      if (observer) Observe(TapPoint::kProjOut, blk_i, batch, lin_out, static_cast<int>(rows), D);
-      AddRows(x, lin_out, rows, D);
-      // MLP.
-      LayerNormRows(x, ln, rows, blk.ln2);
-      if (observer || rewriter) Tap(TapPoint::kFc1In, blk_i, batch, ln, static_cast<int>(rows), D);
-      Exec(s.fc1);
-      if (observer) Observe(TapPoint::kFc1Out, blk_i, batch, hidden, static_cast<int>(rows), hidden_n);
-      const EltwiseFn gelu = blk.gelu == GeluKind::kErf ? fk.gelu_erf : fk.gelu_tanh;
-      ParallelRows(rows, threads, [&](int64_t b, int64_t e) {
-        gelu(hidden + b * hidden_n, hidden + b * hidden_n, (e - b) * hidden_n);
-      });
-      if (observer || rewriter) Tap(TapPoint::kGeluOut, blk_i, batch, hidden, static_cast<int>(rows), hidden_n);
-      Exec(s.fc2);
-      if (observer) Observe(TapPoint::kFc2Out, blk_i, batch, lin_out, static_cast<int>(rows), D);
-      AddRows(x, lin_out, rows, D);
-    }
-  }
-
-  // Final norm, pooling and head(s) from x.
-  void Head(Plan& plan, int batch, float* out) {
-    const int64_t rows = static_cast<int64_t>(batch) * T;
-    // Final norm and pooling.
+    const float* x = B(Buf::kX);
     if (m.pooling == Pooling::kMeanPatches) {
+      float* ln = B(Buf::kLn);
       LayerNormRows(x, ln, rows, m.norm);
       ParallelRows(batch, threads, [&](int64_t b, int64_t e) {
         exec::MeanPoolPatchRows(m, fk, ln, pooled, b, e);
@@ -534,18 +518,17 @@ struct ExecutorFp32::Impl {
       if (m.pooling == Pooling::kClsDistAvg) LayerNormRows(pooled_dist, pooled_dist, batch, m.norm);
     }
     if (observer || rewriter) Tap(TapPoint::kHeadIn, -1, batch, pooled, batch, D);
-    Exec(plan.head);
-    if (observer) Observe(TapPoint::kHeadOut, -1, batch, logits, batch, classes);
+    Exec(p.a);
+    if (observer) Tap(TapPoint::kHeadOut, -1, batch, head_logits, batch, classes);
     const int64_t n_logits = static_cast<int64_t>(batch) * classes;
     if (m.pooling == Pooling::kClsDistAvg) {
       if (observer || rewriter) Tap(TapPoint::kHeadDistIn, -1, batch, pooled_dist, batch, D);
-      Exec(plan.head_dist);
-      if (observer) Observe(TapPoint::kHeadDistOut, -1, batch, logits_dist, batch, classes);
-      for (int64_t i = 0; i < n_logits; ++i) out[i] = (logits[i] + logits_dist[i]) * 0.5f;
+      Exec(p.b);
+      if (observer) Tap(TapPoint::kHeadDistOut, -1, batch, logits_dist, batch, classes);
+      for (int64_t i = 0; i < n_logits; ++i) out[i] = (head_logits[i] + logits_dist[i]) * 0.5f;
     } else {
-      std::memcpy(out, logits, sizeof(float) * n_logits);
+      std::memcpy(out, head_logits, sizeof(float) * n_logits);
     }
-    if (observer) Observe(TapPoint::kLogits, -1, batch, out, batch, classes);
   }
 };
 

@@ -22,41 +22,11 @@
 
 #include "runtime/cpu_features.h"
 #include "runtime/vit_model.h"
+#include "runtime/vit_schedule.h"
 
 namespace adalog {
 
-// Where a tensor was observed. Row-major; rows/cols as given to OnTensor.
-enum class TapPoint {
-  kPatchEmbedIn,   // im2col patches [B*P][C*p*p]           (input of the patch-embed GEMM)
-  kPatchEmbedOut,  // [B*P][dim]                            (conv output, before tokens/pos)
-  kQkvIn,          // ln1(x) [B*T][dim]
-  kQkvOut,         // [B*T][3*dim]
-  kQ,              // per (image, head): [T][head_dim]
-  kK,              // per (image, head): [T][head_dim]
-  kV,              // per (image, head): [T][head_dim]
-  kAttnProbs,      // per (image, head): softmax output [T][T]
-  kProjIn,         // heads merged attn @ v [B*T][dim]
-  kProjOut,        // [B*T][dim] (before the residual add)
-  kFc1In,          // ln2(x) [B*T][dim]
-  kFc1Out,         // [B*T][hidden] (GELU input)
-  kGeluOut,        // [B*T][hidden] (fc2 input)
-  kFc2Out,         // [B*T][dim] (before the residual add)
-  kHeadIn,         // pooled, normed features [B][dim]
-  kHeadOut,        // [B][classes]
-  kHeadDistIn,     // distilled models only: [B][dim]
-  kHeadDistOut,    // distilled models only: [B][classes]
-  kLogits,         // final logits [B][classes]
-};
-const char* TapPointName(TapPoint tap);
-
-struct TapInfo {
-  TapPoint tap;
-  int block;   // transformer block index; -1 outside blocks (patch embed, head)
-  int image;   // image index within the batch for per-head taps; -1 when rows span the batch
-  int head;    // head index for per-head taps; -1 otherwise
-  int batch;   // images in this Run
-  int tokens;  // tokens per image (rows per image for [B*T] taps)
-};
+// TapPoint, TapInfo: runtime/vit_schedule.h (the schedule says where each tap fires).
 
 // Called synchronously from Run (on the calling thread, between ops); `data` is valid only during
 // the call. Implementations must not call back into the executor.

@@ -31,9 +31,9 @@
 // missing (FP32) activation quantizers, missing weight quantizers, K > 4096.
 //
 // Prepare (the constructor) validates, packs every weight and allocates the whole workspace for
-// max_batch; it may throw adalog::Error. Run never allocates. Threads: OpenMP over row chunks
-// (everything between two attentions is row-local, so one parallel region runs
-// proj .. fc2 .. next LN1 .. qkv) and over (image, head) pairs for the attention; every row's
+// max_batch; it may throw adalog::Error. Run never allocates. Run walks the forward schedule
+// (vit_schedule.h). Threads: OpenMP over row chunks (everything between two attentions is one
+// row-local stage, so one parallel region runs proj .. fc2 .. next LN1 .. qkv) and over (image, head) pairs for the attention; every row's
 // result is computed by one thread with the same code, so the output bytes do not depend on the
 // thread count.
 #pragma once

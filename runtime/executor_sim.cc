@@ -12,6 +12,7 @@
 #include "quant/log_quantizers.h"
 #include "quant/twin_uniform.h"
 #include "quant/uniform.h"
+#include "runtime/parallel.h"
 
 namespace adalog {
 namespace {
@@ -23,16 +24,7 @@ constexpr int64_t kParallelMin = 1 << 15;
 // only, so the result does not depend on the thread count.
 template <typename F>
 void ParallelChunks(int64_t n, const F& f) {
-  if (n < kParallelMin || omp_get_max_threads() <= 1) {
-    f(int64_t{0}, n);
-    return;
-  }
-#pragma omp parallel
-  {
-    const int64_t t = omp_get_thread_num(), k = omp_get_num_threads();
-    const int64_t b = n * t / k, e = n * (t + 1) / k;
-    if (b < e) f(b, e);
-  }
+  exec::ParallelRows(n, n < kParallelMin ? 1 : omp_get_max_threads(), f);
 }
 
 // One prepared activation quantizer (tables built once).

@@ -1,9 +1,12 @@
-// Plain reference forward of a VitModel (see vit_forward_ref.h).
+// Plain reference forward of a VitModel (see vit_forward_ref.h): the schedule (vit_schedule.h)
+// walked one image at a time with scalar step implementations.
 #include "runtime/kernels/reference/vit_forward_ref.h"
 
+#include <algorithm>
 #include <cstddef>
 
 #include "runtime/kernels/reference/float_kernels_ref.h"
+#include "runtime/vit_schedule.h"
 
 namespace adalog {
 namespace ref {
@@ -30,52 +33,67 @@ void LayerNormP(const float* x, float* y, int rows, const LayerNormParams& n) {
   LayerNorm(x, y, rows, n.dim, n.gamma.data(), n.beta.data(), n.eps);
 }
 
-}  // namespace
-
-std::vector<float> VitForwardFp32(const VitModel& m, const float* images, int batch) {
+// The scalar implementation of one schedule step for one image (rows = st.tokens).
+void RefStep(const VitModel& m, const Step& st, const float* img, std::vector<float>* bufs,
+             float* out_logits) {
+  auto B = [bufs](Buf b) { return bufs[static_cast<int>(b)].data(); };
   const PatchEmbedParams& e = m.embed;
   const int D = m.dim, T = m.num_tokens(), P = e.num_patches(), pre = m.num_prefix_tokens();
-  const int C = e.in_channels, ps = e.patch, gw = e.grid_w(), H = e.image_h, W = e.image_w;
-  const int classes = m.num_classes();
-  std::vector<float> logits(static_cast<size_t>(batch) * classes);
-  std::vector<float> x(static_cast<size_t>(T) * D), ln(x.size()), tmp(x.size());
-  for (int b = 0; b < batch; ++b) {
-    const float* img = images + static_cast<size_t>(b) * C * H * W;
-    // Patch embedding: conv with kernel == stride == patch, no padding.
-    for (int p = 0; p < P; ++p) {
-      const int py = p / gw, px = p % gw;
-      for (int o = 0; o < D; ++o) {
-        double acc = e.bias[o];
-        for (int c = 0; c < C; ++c)
-          for (int ky = 0; ky < ps; ++ky)
-            for (int kx = 0; kx < ps; ++kx)
-              acc += static_cast<double>(
-                         e.weight[((static_cast<size_t>(o) * C + c) * ps + ky) * ps + kx]) *
-                     img[(static_cast<size_t>(c) * H + py * ps + ky) * W + px * ps + kx];
-        x[static_cast<size_t>(pre + p) * D + o] = static_cast<float>(acc);
+  const BlockParams* blk = st.block >= 0 ? &m.blocks[static_cast<size_t>(st.block)] : nullptr;
+  const float* in = st.in == Buf::kImages ? img : B(st.in);
+  float* out = st.out == Buf::kLogits ? out_logits : B(st.out);
+  switch (st.op) {
+    case StepOp::kPatchEmbed: {  // conv with kernel == stride == patch, no padding
+      const int C = e.in_channels, ps = e.patch, gw = e.grid_w(), H = e.image_h, W = e.image_w;
+      for (int p = 0; p < P; ++p) {
+        const int py = p / gw, px = p % gw;
+        for (int o = 0; o < D; ++o) {
+          double acc = e.bias[o];
+          for (int c = 0; c < C; ++c)
+            for (int ky = 0; ky < ps; ++ky)
+              for (int kx = 0; kx < ps; ++kx)
+                acc += static_cast<double>(
+                           e.weight[((static_cast<size_t>(o) * C + c) * ps + ky) * ps + kx]) *
+                       in[(static_cast<size_t>(c) * H + py * ps + ky) * W + px * ps + kx];
+          out[static_cast<size_t>(p) * D + o] = static_cast<float>(acc);
+        }
       }
+      break;
     }
-    int t0 = 0;
-    if (m.has_cls_token) {
-      for (int i = 0; i < D; ++i) x[static_cast<size_t>(t0) * D + i] = m.cls_token[i];
-      ++t0;
-    }
-    if (m.has_dist_token) {
-      for (int i = 0; i < D; ++i) x[static_cast<size_t>(t0) * D + i] = m.dist_token[i];
-    }
-    if (!m.pos_embed.empty()) {
+    case StepOp::kTokens: {
       const int first = m.pos_mode == PosEmbedMode::kAfterPrefix ? 0 : pre;
-      for (int t = first; t < T; ++t)
-        for (int i = 0; i < D; ++i)
-          x[static_cast<size_t>(t) * D + i] += m.pos_embed[static_cast<size_t>(t - first) * D + i];
+      for (int t = 0; t < T; ++t) {
+        const float* src = t < pre ? ((t == 0 && m.has_cls_token) ? m.cls_token.data()
+                                                                  : m.dist_token.data())
+                                   : in + static_cast<size_t>(t - pre) * D;
+        float* dst = out + static_cast<size_t>(t) * D;
+        for (int i = 0; i < D; ++i) dst[i] = src[i];
+        if (!m.pos_embed.empty() && t >= first) {
+          for (int i = 0; i < D; ++i) dst[i] += m.pos_embed[static_cast<size_t>(t - first) * D + i];
+        }
+      }
+      break;
     }
-    for (const BlockParams& blk : m.blocks) {
-      const int heads = blk.heads, hd = D / heads;
-      // Attention.
-      LayerNormP(x.data(), ln.data(), T, blk.ln1);
-      std::vector<float> qkv(static_cast<size_t>(T) * 3 * D);
-      LinearP(ln.data(), blk.qkv, qkv.data(), T);
-      std::vector<float> ctx(static_cast<size_t>(T) * D), s(T);
+    case StepOp::kLn1: LayerNormP(in, out, T, blk->ln1); break;
+    case StepOp::kLn2: LayerNormP(in, out, T, blk->ln2); break;
+    case StepOp::kQkv: LinearP(in, blk->qkv, out, T); break;
+    case StepOp::kProj: LinearP(in, blk->proj, out, T); break;
+    case StepOp::kFc1: LinearP(in, blk->fc1, out, T); break;
+    case StepOp::kFc2: LinearP(in, blk->fc2, out, T); break;
+    case StepOp::kAddResidual: Add(out, in, out, static_cast<int64_t>(T) * D); break;
+    case StepOp::kGelu: {
+      const int64_t n = static_cast<int64_t>(T) * st.cols;
+      if (blk->gelu == GeluKind::kErf) {
+        GeluErf(out, out, n);
+      } else {
+        GeluTanh(out, out, n);
+      }
+      break;
+    }
+    case StepOp::kAttention: {
+      const int heads = blk->heads, hd = D / heads;
+      const float* qkv = in;
+      std::vector<float> s(T);
       for (int h = 0; h < heads; ++h) {
         for (int i = 0; i < T; ++i) {
           const float* q = &qkv[static_cast<size_t>(i) * 3 * D + h * hd];
@@ -83,48 +101,64 @@ std::vector<float> VitForwardFp32(const VitModel& m, const float* images, int ba
             const float* k = &qkv[static_cast<size_t>(j) * 3 * D + D + h * hd];
             double acc = 0.0;
             for (int d = 0; d < hd; ++d) acc += static_cast<double>(q[d]) * k[d];
-            s[j] = static_cast<float>(acc) * blk.attn_scale;
+            s[j] = static_cast<float>(acc) * blk->attn_scale;
           }
           Softmax(s.data(), s.data(), 1, T);
           for (int d = 0; d < hd; ++d) {
             double acc = 0.0;
             for (int j = 0; j < T; ++j)
               acc += static_cast<double>(s[j]) * qkv[static_cast<size_t>(j) * 3 * D + 2 * D + h * hd + d];
-            ctx[static_cast<size_t>(i) * D + h * hd + d] = static_cast<float>(acc);
+            out[static_cast<size_t>(i) * D + h * hd + d] = static_cast<float>(acc);
           }
         }
       }
-      LinearP(ctx.data(), blk.proj, tmp.data(), T);
-      Add(x.data(), tmp.data(), x.data(), static_cast<int64_t>(T) * D);
-      // MLP.
-      LayerNormP(x.data(), ln.data(), T, blk.ln2);
-      std::vector<float> hid(static_cast<size_t>(T) * blk.fc1.out);
-      LinearP(ln.data(), blk.fc1, hid.data(), T);
-      if (blk.gelu == GeluKind::kErf) {
-        GeluErf(hid.data(), hid.data(), static_cast<int64_t>(hid.size()));
-      } else {
-        GeluTanh(hid.data(), hid.data(), static_cast<int64_t>(hid.size()));
-      }
-      LinearP(hid.data(), blk.fc2, tmp.data(), T);
-      Add(x.data(), tmp.data(), x.data(), static_cast<int64_t>(T) * D);
+      break;
     }
-    LayerNormP(x.data(), ln.data(), T, m.norm);
-    float* out = &logits[static_cast<size_t>(b) * classes];
-    if (m.pooling == Pooling::kClsToken) {
-      LinearP(ln.data(), m.head, out, 1);
-    } else if (m.pooling == Pooling::kClsDistAvg) {
-      std::vector<float> a(classes), d(classes);
-      LinearP(ln.data(), m.head, a.data(), 1);
-      LinearP(ln.data() + D, m.head_dist, d.data(), 1);
-      for (int c = 0; c < classes; ++c) out[c] = (a[c] + d[c]) * 0.5f;
-    } else {
-      std::vector<float> mean(D);
-      for (int i = 0; i < D; ++i) {
-        double acc = 0.0;
-        for (int t = pre; t < T; ++t) acc += ln[static_cast<size_t>(t) * D + i];
-        mean[i] = static_cast<float>(acc / P);
+    case StepOp::kHead: {  // final norm over every token, pooling, head(s)
+      const int classes = m.num_classes();
+      std::vector<float> ln(static_cast<size_t>(T) * D);
+      LayerNormP(in, ln.data(), T, m.norm);
+      if (m.pooling == Pooling::kClsToken) {
+        LinearP(ln.data(), m.head, out, 1);
+      } else if (m.pooling == Pooling::kClsDistAvg) {
+        std::vector<float> a(classes), d(classes);
+        LinearP(ln.data(), m.head, a.data(), 1);
+        LinearP(ln.data() + D, m.head_dist, d.data(), 1);
+        for (int c = 0; c < classes; ++c) out[c] = (a[c] + d[c]) * 0.5f;
+      } else {
+        std::vector<float> mean(D);
+        for (int i = 0; i < D; ++i) {
+          double acc = 0.0;
+          for (int t = pre; t < T; ++t) acc += ln[static_cast<size_t>(t) * D + i];
+          mean[i] = static_cast<float>(acc / P);
+        }
+        LinearP(mean.data(), m.head, out, 1);
       }
-      LinearP(mean.data(), m.head, out, 1);
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+// Walks the model's schedule one image at a time.
+std::vector<float> VitForwardFp32(const VitModel& m, const float* images, int batch) {
+  const Schedule sched = BuildSchedule(m);
+  const PatchEmbedParams& e = m.embed;
+  const int D = m.dim, T = m.num_tokens(), P = e.num_patches(), classes = m.num_classes();
+  int F = 0;
+  for (const BlockParams& b : m.blocks) F = std::max(F, b.fc1.out);
+  std::vector<float> bufs[static_cast<int>(Buf::kNumBufs)];
+  const size_t td = static_cast<size_t>(T) * D;
+  bufs[static_cast<int>(Buf::kEmbedOut)].resize(static_cast<size_t>(P) * D);
+  for (Buf b : {Buf::kX, Buf::kLn, Buf::kMerged, Buf::kLinOut}) bufs[static_cast<int>(b)].resize(td);
+  bufs[static_cast<int>(Buf::kQkv)].resize(3 * td);
+  bufs[static_cast<int>(Buf::kHidden)].resize(static_cast<size_t>(T) * F);
+  std::vector<float> logits(static_cast<size_t>(batch) * classes);
+  const size_t image_size = static_cast<size_t>(e.in_channels) * e.image_h * e.image_w;
+  for (int b = 0; b < batch; ++b) {
+    for (const Step& st : sched.steps) {
+      RefStep(m, st, images + b * image_size, bufs, &logits[static_cast<size_t>(b) * classes]);
     }
   }
   return logits;
