@@ -5,7 +5,7 @@
 // [-2^(b-1), 2^(b-1) - 1].
 //
 // Log codes (Log2, LogSqrt2, AdaLog): uint8_t. A b-bit log quantizer has 2^b nonzero levels
-// (codes 0 .. 2^b - 1) plus an exact zero (raw code >= 2^b, spec 2.3, evaluated before the
+// (codes 0 .. 2^b - 1) plus an exact zero (raw code >= 2^b, method §2.3, evaluated before the
 // clamp). The zero state is stored as the reserved code kLogZeroCode(b) = 2^b; it costs one
 // extra state (b + 1 bits of information, still one byte). Kernels give it multiplier m = 0.
 //

@@ -1,5 +1,5 @@
-// Log2, log-sqrt2 and AdaLog quantizers (spec 2.3-2.5), their decode tables (the integer
-// (shift, multiplier) pairs the kernels use), the shift variants (spec 2.6) and the fc2 bias fold.
+// Log2, log-sqrt2 and AdaLog quantizers (method §2.3-2.5), their decode tables (the integer
+// (shift, multiplier) pairs the kernels use), the shift variants (method §2.6) and the fc2 bias fold.
 //
 // Encode: quant/log_reference.h defines the code; Encode uses the equal fast table path
 // (quant/log_encoder.h). Codes are LogCode (uint8): 0 .. 2^b - 1, or LogZeroCode(b) = 2^b for
@@ -76,7 +76,7 @@ class LogQuantizer {
   std::vector<float> levels_;
 };
 
-// Shift variant (spec 2.6): y = Q(x + delta); returns y - delta unless bias_reparamed, in which
+// Shift variant (method §2.6): y = Q(x + delta); returns y - delta unless bias_reparamed, in which
 // case the -delta lives in the next layer's bias (FoldShiftIntoBias) and y is returned.
 // x + delta and y - delta are float32 operations.
 class ShiftLogQuantizer {
@@ -103,7 +103,7 @@ class ShiftLogQuantizer {
   bool bias_reparamed_;
 };
 
-// fc2 bias fold (spec 2.6): bias'[o] = bias[o] - delta * sum_j w_hat[o][j], with w_hat the
+// fc2 bias fold (method §2.6): bias'[o] = bias[o] - delta * sum_j w_hat[o][j], with w_hat the
 // DEQUANTIZED quantized weight, row-major [out][in]. bias may be null (treated as zeros).
 // The row sum is accumulated in double and the result rounded once to float.
 // Throws adalog::Error on negative sizes or a non-finite delta.

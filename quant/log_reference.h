@@ -1,4 +1,4 @@
-// The single definition of the log quantizers' code (spec 2.3-2.5): the plain reference that
+// The single definition of the log quantizers' code (method §2.3-2.5): the plain reference that
 // every faster path (quant/log_encoder.h, kernels, search) must equal bit for bit.
 //
 //   u   = clamp(x / s, 1e-15f, 1.0f)                 float32, x / s a true IEEE division

@@ -12,12 +12,12 @@
 
 namespace adalog {
 
-// Bit-widths the quantizers support (spec section 1: 3, 4, 6 in the configs; 2..8 allowed).
+// Bit-widths the quantizers support (method §1: 3, 4, 6 in the configs; 2..8 allowed).
 inline constexpr int kMinBits = 2;
 inline constexpr int kMaxBits = 8;
 
 // ---------------------------------------------------------------------------------------------
-// Uniform (spec 2.1)
+// Uniform (method §2.1)
 // ---------------------------------------------------------------------------------------------
 enum class UniformMode {
   // c = clamp(round(x/s) + z, 0, 2^b - 1);  x_hat = (c - z) * s;  z integer in [0, 2^b - 1].
@@ -67,7 +67,7 @@ struct UniformPerChannel {
 };
 
 // One (scale, zero point) per attention head, for tensors laid out (B, H, N, d) or (B, H, d, N):
-// the head axis is always 1 (spec 3.2: q, k, v of the attention matmuls).
+// the head axis is always 1 (method §3.2: q, k, v of the attention matmuls).
 struct UniformPerHead {
   static constexpr int kHeadAxis = 1;
   int bits = 8;
@@ -84,7 +84,7 @@ struct UniformPerHead {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Twin uniform (PTQ4ViT, spec 2.2), per tensor.
+// Twin uniform (PTQ4ViT, method §2.2), per tensor.
 // x_hat = clamp(round(x/s0), 0, n-1) * s0 + clamp(round(x/s1), -n, 0) * s1,  n = 2^(b-1).
 // ---------------------------------------------------------------------------------------------
 struct TwinUniformParams {
@@ -95,7 +95,7 @@ struct TwinUniformParams {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Log quantizers (spec 2.3-2.5). All are per tensor in the spec (granularity: PerTensor).
+// Log quantizers (method §2.3-2.5). All are per tensor in the method (granularity: PerTensor).
 // The code is c = round(-log2(u) * kRatioNum / kRatioDen), u = clamp(x/s, 1e-15, 1); the
 // step between levels is a factor 2^(den/num): Log2 (1/1), LogSqrt2 (2/1 -> sqrt 2), AdaLog
 // (37/q -> base 2^(q/37)).
@@ -104,19 +104,19 @@ enum class LogKind { kLog2, kLogSqrt2, kAdaLog };
 
 const char* LogKindName(LogKind k);
 
-// AdaLog denominator r (spec 1: hard-coded 37).
+// AdaLog denominator r (method §1: hard-coded 37).
 inline constexpr int kAdaLogR = 37;
-// The spec's q search range (10..137, spec 1 and 8.4).
+// The method's q search range (10..137, method §1 and 8.4).
 inline constexpr int kAdaLogSpecMinQ = 10;
 inline constexpr int kAdaLogSpecMaxQ = 137;
 // The range this library accepts: a wider, documented range (bases 2^(1/37) .. 2^(255/37)),
-// because the spec's lower edge q = 10 binds at 6 bits (environment notes). At 8 bits q must be
+// because the method's lower edge q = 10 binds at 6 bits (environment notes). At 8 bits q must be
 // >= kAdaLogMinQ8Bit so that the exact-zero state stays unreachable (see codes.h).
 inline constexpr int kAdaLogMinQ = 1;
 inline constexpr int kAdaLogMaxQ = 255;
 inline constexpr int kAdaLogMinQ8Bit = 8;
 
-// Lower clamp of u = x/s before the logarithm (spec 1, "log clamp"), as float32 (torch clamps
+// Lower clamp of u = x/s before the logarithm (method §1, "log clamp"), as float32 (torch clamps
 // a float32 tensor with the scalar converted to float32).
 inline constexpr float kLogClampMin = 1e-15f;
 
@@ -137,7 +137,7 @@ struct LogParams {
   void Validate() const;
 };
 
-// Default post-GELU shift (spec 1): -min_x GELU(x) for exact-erf GELU.
+// Default post-GELU shift (method §1): -min_x GELU(x) for exact-erf GELU.
 inline constexpr float kGeluShift = 0.16997124254703522f;
 
 }  // namespace adalog

@@ -1,5 +1,5 @@
 // Rounding, defined once for the whole project: round half to even, as torch.round and
-// Python's round() do (spec section 8.19). std::nearbyint under the default FE_TONEAREST mode.
+// Python's round() do (method §8.19). std::nearbyint under the default FE_TONEAREST mode.
 #pragma once
 
 #include <cmath>

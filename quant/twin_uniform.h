@@ -1,11 +1,11 @@
-// Twin uniform quantizer (PTQ4ViT, spec 2.2), per tensor: separate scales for x >= 0 and x < 0.
+// Twin uniform quantizer (PTQ4ViT, method §2.2), per tensor: separate scales for x >= 0 and x < 0.
 //
 //   x_hat = clamp(round(x/s0), 0, n-1) * s0 + clamp(round(x/s1), -n, 0) * s1,   n = 2^(b-1)
 // float32, half-to-even. At most one term is nonzero, so one signed code carries both ranges:
 //   c = x >= 0 ? clamp(round(x/s0), 0, n-1) : clamp(round(x/s1), -n, 0)     in [-n, n-1]
 //   x_hat = c >= 0 ? c * s0 : c * s1
 // NaN encodes as 0.0 (code 0); FakeQuant(NaN) = NaN. +inf -> n-1, -inf -> -n.
-// Default initial scales (spec 2.2): s0 = max|x| / (n - 0.5), s1 = 0.16997124 / n.
+// Default initial scales (method §2.2): s0 = max|x| / (n - 0.5), s1 = 0.16997124 / n.
 #pragma once
 
 #include <cstdint>

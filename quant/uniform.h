@@ -1,4 +1,4 @@
-// Uniform quantizer (spec 2.1), asymmetric and symmetric, 2..8 bits: scalar and array encode,
+// Uniform quantizer (method §2.1), asymmetric and symmetric, 2..8 bits: scalar and array encode,
 // decode and fake-quant, plus tensor-level application at per-tensor / per-channel / per-head
 // granularity.
 //

@@ -7,7 +7,7 @@
 // writers when selected, and by the log-code GEMM design's named approximation (int_kernels.h,
 // "Designs").
 //
-// Per op (AdaLog spec 3.2 placement, quant_plan.h):
+// Per op (method §3.2 placement, quant_plan.h):
 //   patch_embed          FP32 GEMM (oneDNN) over the dequantized weights; the image stays FP32
 //   qkv, proj, fc1,      Encode input (uniform per tensor, quant/uniform.h) -> u8 codes ->
 //   head(, head_dist)    qgemm u8 x s8 with the per-row weight zero points folded into an int32

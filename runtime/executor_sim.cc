@@ -124,7 +124,7 @@ class SimRewriter : public Fp32Rewriter {
       case TapPoint::kGeluOut: blocks_[t.block].fc2.Apply(d, n); break;
       case TapPoint::kHeadIn: head_.Apply(d, n); break;
       case TapPoint::kHeadDistIn: head_dist_.Apply(d, n); break;
-      default: break;  // the image (patch-embed input) stays FP32 (spec 3.2)
+      default: break;  // the image (patch-embed input) stays FP32 (method §3.2)
     }
   }
 

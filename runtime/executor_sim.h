@@ -5,7 +5,7 @@
 //   * a copy of the model whose Linear and patch-embed weights are replaced by their fake-quantized
 //     values under the plan's per-output-channel uniform quantizers (quant/uniform.h), and
 //   * an Fp32Rewriter that fake-quantizes, in place, each tensor a quantized op consumes, with the
-//     plan's quantizer at the AdaLog spec 3.2 placement:
+//     plan's quantizer at the method §3.2 placement:
 //       qkv.in / proj.in / fc1.in / head.in / head_dist.in   ActQuant (uniform per tensor)
 //       q, k (unscaled q: attn_scale is applied after q@k^T)  uniform per head
 //       softmax probs                                         ActQuant (log / uniform, per tensor)

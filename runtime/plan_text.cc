@@ -1,5 +1,5 @@
 // The text of a QuantPlan as `adalog inspect` prints it: one line per quantizer (bits, scales,
-// zero points, log bases, per-head / per-channel ranges), at its spec 3.2 placement.
+// zero points, log bases, per-head / per-channel ranges), at its method §3.2 placement.
 #include "runtime/plan_text.h"
 
 #include <algorithm>
@@ -107,7 +107,7 @@ std::string DescribePlan(const QuantPlan& p, const VitModel& m) {
     for (const auto& [k, v] : p.meta) Appendf(&out, " %s=%s", k.c_str(), v.c_str());
     Appendf(&out, "\n");
   }
-  Appendf(&out, "quantizers (spec 3.2 placement; LayerNorm, softmax, GELU, residuals, biases stay FP32)\n");
+  Appendf(&out, "quantizers (method §3.2 placement; LayerNorm, softmax, GELU, residuals, biases stay FP32)\n");
   Appendf(&out, "patch_embed\n  %-10s weight %s\n  %-10s input  FP32 (the image)\n", "conv",
               DescribePerChannel(p.patch_embed_weight).c_str(), "");
   for (size_t b = 0; b < p.blocks.size(); ++b) {

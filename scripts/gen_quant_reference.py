@@ -2,7 +2,7 @@
 """Writes reference values for the quant/ tests to tests/data/quant/.
 
 The spec formulas are stated here again, independently of the C++ code, in torch float32
-(torch.round rounds half to even) exactly as adalog-spec.md sections 2.1-2.5 write them.
+(torch.round rounds half to even) exactly as docs/method.md §2.1-2.5 write them.
 Run with Debian's python:  /usr/bin/python3 scripts/gen_quant_reference.py
 
 Log codes: two columns are written.
@@ -45,7 +45,7 @@ def random_inputs(rng, n, lo, hi):
     return list(rng.uniform(lo, hi, size=n).astype(np.float32))
 
 
-# ------------------------------------------------------------------ uniform (spec 2.1)
+# ------------------------------------------------------------------ uniform (method §2.1)
 def uniform_fq(x, bits, s, z, symmetric):
     xt = torch.tensor(x, dtype=torch.float32)
     st = torch.tensor(s, dtype=torch.float32)
@@ -91,7 +91,7 @@ def write_uniform(rng):
         f.write("\n".join(lines) + "\n")
 
 
-# ------------------------------------------------------------------ log quantizers (spec 2.3-2.5)
+# ------------------------------------------------------------------ log quantizers (method §2.3-2.5)
 def ratio(kind, q):
     return {"log2": (1, 1), "logsqrt2": (2, 1), "adalog": (37, q)}[kind]
 
@@ -162,7 +162,7 @@ def write_log(rng):
         f.write("\n".join(lines) + "\n")
 
 
-# ------------------------------------------------------------------ AdaLog tables (spec 2.5)
+# ------------------------------------------------------------------ AdaLog tables (method §2.5)
 def write_tables():
     lines = ["# AdaLog tables: bits q D, then T1 (floor(c q / 37)) and m (round(2^-(cq mod 37)/37 * D))"]
     for bits in (2, 3, 4, 6, 8):
@@ -177,7 +177,7 @@ def write_tables():
         f.write("\n".join(lines) + "\n")
 
 
-# ------------------------------------------------------------------ twin uniform (spec 2.2)
+# ------------------------------------------------------------------ twin uniform (method §2.2)
 def write_twin(rng):
     lines = ["# twin uniform reference: case bits s0_hex s1_hex n", "# data: x_hex code xhat_hex"]
     for bits in (3, 4, 6, 8):

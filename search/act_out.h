@@ -1,4 +1,4 @@
-// A-out of a Linear (AdaLog spec 4.3), per tensor:
+// A-out of a Linear (method §4.3), per tensor:
 //   uniform input: ||Y - b||^2 - 2 s <C - z, R> + s^2 <H, (C - z)^T (C - z)>
 //                  with R = (Y - b) Wq, H = Wq^T Wq (once per weight state) and the integer code
 //                  Gram from an exact u8s8s32 GEMM, moved between close candidates by exact

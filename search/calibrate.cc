@@ -1,4 +1,4 @@
-// Calibration driver (AdaLog spec 4.2): streamed capture per block, recipes per op, plan assembly.
+// Calibration driver (method §4.2): streamed capture per block, recipes per op, plan assembly.
 #include "search/calibrate.h"
 
 #include <chrono>
@@ -59,7 +59,7 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
     if (progress) progress(done, total, label);
   };
 
-  // Captures come from the ORIGINAL model: FP inputs and FP targets (spec 4.2), streamed block
+  // Captures come from the ORIGINAL model: FP inputs and FP targets (method §4.2), streamed block
   // by block in the official order (patch embedding, blocks, head): one FP forward in total,
   // and only the current block's tensors are held.
   CaptureRunner cap(model, images, num, options.batch, options.threads);
@@ -96,7 +96,7 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
   {
     EdgeCapture e;
     cap.CaptureHead(&e);
-    // Head: qhead_a_bit = a_bit, no LN reparam (spec 3.2, 8.13).
+    // Head: qhead_a_bit = a_bit, no LN reparam (method §3.2, 8.13).
     plan.head = CalibrateUniformLinear(e.head_in.data(), num, e.head_out.data(), model.head,
                                        o.act_bits, o);
     step("head");

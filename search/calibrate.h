@@ -1,5 +1,5 @@
 // The calibration driver: VitModel + calibration images -> the rewritten VitModel + QuantPlan
-// (AdaLog spec 4: FP capture block by block, then the per-op recipes of spec 4.6).
+// (method §4: FP capture block by block, then the per-op recipes of method §4.6).
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // FP32 activation capture for calibration: runs the FP32 executor over the calibration images
 // and keeps only the tensors of the op group being calibrated (one transformer block, or the
 // patch embedding + head), so memory stays bounded by one block's activations. Every layer is
-// calibrated on FP inputs and FP targets (AdaLog spec 4.2), so blocks are independent.
+// calibrated on FP inputs and FP targets (method §4.2), so blocks are independent.
 #pragma once
 
 #include <cstdint>

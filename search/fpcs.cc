@@ -1,4 +1,4 @@
-// FPCS beam search (AdaLog spec 4.5) and the non-FPCS fallback (spec 4.7).
+// FPCS beam search (method §4.5) and the non-FPCS fallback (method §4.7).
 #include "search/fpcs.h"
 
 #include <algorithm>

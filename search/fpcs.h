@@ -1,10 +1,10 @@
-// FPCS (Fast Progressive Combining Search, AdaLog spec 4.5): the coarse-to-fine beam search over
+// FPCS (Fast Progressive Combining Search, method §4.5): the coarse-to-fine beam search over
 // uniform (scale, zero point) candidates and the joint AdaLog (scale, q) search, plus the
-// non-FPCS single-grid fallback (spec 4.7). Generic over an objective callback that scores a
+// non-FPCS single-grid fallback (method §4.7). Generic over an objective callback that scores a
 // whole batch of candidates (per group: row, channel or head).
 //
 // Determinism: every top-k is a stable sort on (error, candidate index), so equal errors keep
-// the lowest index, and NaN errors rank last (torch.topk would rank NaN first, spec 8.10). The
+// the lowest index, and NaN errors rank last (torch.topk would rank NaN first, method §8.10). The
 // result depends only on the errors, never on threads.
 #pragma once
 
@@ -20,7 +20,7 @@ namespace adalog::search {
 // candidate; lower is better. Must be deterministic.
 using UniformObjective = std::function<void(const UniformCandidates&, std::vector<double>* err)>;
 
-// kOfficial: the official beam search bit for bit, quirks included (spec 8.5-8.7): a survivor's
+// kOfficial: the official beam search bit for bit, quirks included (method §8.5-8.7): a survivor's
 //   own scale is not among its children, so the final top-1 can be worse than a candidate seen
 //   earlier, and every call starts from the percentile grid alone.
 // kBest: the same candidates, plus three changes that can only lower the returned objective:
@@ -38,11 +38,11 @@ FpcsMode ParseFpcsMode(const std::string& name);
 const char* FpcsModeName(FpcsMode m);
 
 struct FpcsConfig {
-  bool fpcs = true;       // false: top-1 over the initial grid only (spec 4.7)
+  bool fpcs = true;       // false: top-1 over the initial grid only (method §4.7)
   FpcsMode mode = FpcsMode::kOfficial;  // the primitive's default; RecipeOptions defaults to kBest
   int width = 16;         // survivors per group
   int steps = 6;          // 1 coarse stage + (steps - 1) refinements
-  float scale_floor = 0;  // activations: 1e-4 (spec 4.5); others 0 (positivity guard only)
+  float scale_floor = 0;  // activations: 1e-4 (method §4.5); others 0 (positivity guard only)
 };
 
 struct UniformChoice {
@@ -50,7 +50,7 @@ struct UniformChoice {
   std::vector<int32_t> zero_points;  // [groups]
 };
 
-// Positivity guard (spec 8.10): refinement offsets can make s <= 0 when delta is large; such a
+// Positivity guard (method §8.10): refinement offsets can make s <= 0 when delta is large; such a
 // candidate (and a non-finite one) is replaced by the smallest positive normal float, which
 // saturates every value and so is never preferred over a real scale. The official code would
 // divide by 0 and let NaN win its top-k.
@@ -80,13 +80,13 @@ struct LogChoice {
   int q = 37;
 };
 
-// The AdaLog q range of the spec: 10 .. 137 (128 values; spec 8.4).
+// The AdaLog q range of the method: 10 .. 137 (128 values; method §8.4).
 std::vector<int> AdaLogQRange();
 
-// Joint AdaLog FPCS (spec 4.5): q-stage (all q at current_scale, keep 8) -> 8 x 16 combine over
+// Joint AdaLog FPCS (method §4.5): q-stage (all q at current_scale, keep 8) -> 8 x 16 combine over
 // linspace(ud0, ud1, 16) (index q_rank * 16 + scale_idx, delta = (ud1 - ud0) / 15, keep 32) ->
 // 5 levels of 4 children s + {-1/2, -1/6, 1/6, 1/2} * delta, delta /= 3.5, keep 32 (1 at the
-// end). Without FPCS (spec 4.7): q top-1 at current_scale, then scale top-1 over
+// end). Without FPCS (method §4.7): q top-1 at current_scale, then scale top-1 over
 // linspace(ud0, ud1, 128) at that q. No scale floor, positivity guard only.
 // FpcsMode::kBest (with fpcs): the result is the best (scale, q) evaluated in any stage,
 // including the q stage, which evaluates the incumbent (current_scale, current q) whenever the
@@ -96,7 +96,7 @@ LogChoice SearchAdaLogJoint(float ud0, float ud1, float current_scale,
                             const LogObjective& objective, bool fpcs,
                             FpcsMode mode = FpcsMode::kOfficial);
 
-// Exhaustive top-1 over q in AdaLogQRange() at a fixed scale (softmax matmul, spec 4.6-E).
+// Exhaustive top-1 over q in AdaLogQRange() at a fixed scale (softmax matmul, method §4.6-E).
 int SearchAdaLogQ(float scale, const LogObjective& objective);
 
 }  // namespace adalog::search

@@ -1,4 +1,4 @@
-// Percentile candidate grids (AdaLog spec 4.4).
+// Percentile candidate grids (method §4.4).
 #include "search/grids.h"
 
 #include <algorithm>
@@ -188,7 +188,7 @@ std::pair<float, float> PostGeluScaleRange(const float* x, int64_t n, float shif
     if (x[i] > 0.0f) pos.push_back(x[i]);
   ADALOG_CHECK(!pos.empty(), "post-GELU scale range: the fc2 input has no positive element");
   const int64_t cnt = static_cast<int64_t>(pos.size());
-  // Nearest rank: index ceil(count * p) - 1 (spec 4.4).
+  // Nearest rank: index ceil(count * p) - 1 (method §4.4).
   const int64_t r90 = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(cnt * 0.9)) - 1);
   const float p90 = KthSmallest(pos, r90);
   const float pmax = *std::max_element(pos.begin(), pos.end());

@@ -1,9 +1,9 @@
-// The initial 128-candidate percentile grids of AdaLog spec 4.4 (uniform weights, conv weights,
+// The initial 128-candidate percentile grids of method §4.4 (uniform weights, conv weights,
 // per-tensor / per-channel activations, per-head matmul operands) and the post-GELU scale range.
 //
 // Quantiles follow torch.quantile (linear interpolation, float32 rank and lerp) but are EXACT
 // global quantiles of the whole tensor: the official code averages per-chunk quantiles for
-// tensors above 2^24 elements (spec 8.9); adalog never chunks. At the default sizes (32 images
+// tensors above 2^24 elements (method §8.9); adalog never chunks. At the default sizes (32 images
 // at 224^2) the two agree, since no default tensor reaches the limit.
 #pragma once
 
@@ -14,9 +14,9 @@
 
 namespace adalog::search {
 
-// Candidates per FPCS stage (spec 1, eq_n).
+// Candidates per FPCS stage (method §1, eq_n).
 inline constexpr int kEqN = 128;
-// Lower bound of every activation scale candidate (spec 1, "activation scale floor").
+// Lower bound of every activation scale candidate (method §1, "activation scale floor").
 inline constexpr float kActivationScaleFloor = 1e-4f;
 
 // A batch of uniform (scale, zero point) candidates for `groups` independent groups (rows,
@@ -49,7 +49,7 @@ struct RangeStats {
 };
 RangeStats ComputeRangeStats(const float* x, int64_t n);
 
-// The grid of spec 4.4 from per-group statistics: num_zp zero points n - num_zp/2 ... and
+// The grid of method §4.4 from per-group statistics: num_zp zero points n - num_zp/2 ... and
 // num_scale = 128 / num_zp scales s_k = (dmin + t_k (dmax - dmin)) / (2^b - 1), t_k =
 // linspace(0, 1, num_scale); index = zp_idx * num_scale + scale_idx. Scales are clamped to
 // `scale_floor` (0: no floor). zp_start is the first zero point.
@@ -60,7 +60,7 @@ UniformGrid MakePercentileGrid(const std::vector<RangeStats>& stats, int bits, i
 UniformGrid LinearWeightGrid(const float* w, int rows, int cols, int bits);
 // Patch-embed conv weights [oc][ic*kh*kw], per output channel: num_zp = n uncapped, as the
 // official code, EXCEPT where that leaves fewer than 2 scales (b = 8: num_scale = 1, delta = 0,
-// the scale stuck at (P90 - P10)/255, spec 8.8): there num_zp is capped at 16 like the Linear
+// the scale stuck at (P90 - P10)/255, method §8.8): there num_zp is capped at 16 like the Linear
 // weights (the official fix of commit 75a57d2 applied to conv). Identical to the official grid
 // for b <= 7.
 UniformGrid ConvWeightGrid(const float* w, int rows, int cols, int bits);

@@ -1,8 +1,8 @@
 // A-out of the post-GELU fc2 with a shifted log input quantizer (Shift-AdaLog / Shift-Log2 /
-// Shift-LogSqrt2, spec 2.6 and 4.6-C), evaluated exactly and incrementally.
+// Shift-LogSqrt2, method §2.6 and 4.6-C), evaluated exactly and incrementally.
 //
 // Plain objective of candidate (s, q): err = ||Y - b - (Q(X + d) - d) Wq^T||^2 with Q(.) =
-// s * L_q[code] (spec 2.5). Reformulated:
+// s * L_q[code] (method §2.5). Reformulated:
 //   err = ||Z - s A||^2,   Z = Y - b + d * colsum(Wq)  (once per weight state),
 //                          A = L_q[C] Wq^T             (T x N, depends on the CODES only)
 // The code is monotone non-increasing in x, so after sorting X once, each code's elements form a

@@ -1,4 +1,4 @@
-// The matmul objectives (AdaLog spec 4.3):
+// The matmul objectives (method §4.3):
 //   MM-A / MM-B per head:  sum_images ||A B - Q_A(A) Q_B(B)||^2 with the other operand at its
 //           current quantizer. q @ k^T (either operand) and attn @ v (v) in the residual form
 //           ||r0||^2 - 2 <E, R> + <E H, E> with E = Q(X) - X = s U - X, evaluated per head along

@@ -1,4 +1,4 @@
-// The search objectives of AdaLog spec 4.3, evaluated exactly (up to floating-point rounding,
+// The search objectives of method §4.3, evaluated exactly (up to floating-point rounding,
 // all reductions in double) through cheaper equivalent forms. This header is the index: each
 // equation lives in its own file, and the incremental forms share one chain machinery
 // (code_chain.h: codes as ranges of data sorted once, changed ranges, chain orders).

@@ -1,4 +1,4 @@
-// Per-op calibration recipes (AdaLog spec 4.6).
+// Per-op calibration recipes (method §4.6).
 #include "search/recipes.h"
 
 #include <algorithm>
@@ -35,7 +35,7 @@ UniformPerHead ToPerHead(const UniformChoice& c, int bits) {
   return p;
 }
 
-// The candidate at `index` of every group (initial values, spec 4.4 table: index eq_n - 2).
+// The candidate at `index` of every group (initial values, method §4.4 table: index eq_n - 2).
 UniformChoice GridPick(const UniformGrid& g, int index) {
   UniformChoice c;
   for (int grp = 0; grp < g.cands.groups; ++grp) {
@@ -183,8 +183,8 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
   LinearQuant out;
   const int b = o.act_bits;
   if (o.gelu == GeluQuantizer::kTwin) {
-    // PTQ4ViT twin uniform (spec 2.2): s1 = 0.16997 / n fixed; s0 in {2^i s1 : i = -5..24}, all
-    // 30 evaluated (the official loop skips i = 24, spec 8.16); 3 x (s0 search, W-out).
+    // PTQ4ViT twin uniform (method §2.2): s1 = 0.16997 / n fixed; s0 in {2^i s1 : i = -5..24}, all
+    // 30 evaluated (the official loop skips i = 24, method §8.16); 3 x (s0 search, W-out).
     TwinUniformParams tp;
     tp.bits = b;
     tp.scale_neg = TwinUniformDefaultNegScale(b);
@@ -238,7 +238,7 @@ LinearQuant CalibratePostGeluLinear(const float* x, int64_t T, const float* y, L
       lp.scale = lc.scale;
       lp.q = lc.q;
     } else {
-      // Decision (spec 8.17): a fair ablation searches the log2 / log-sqrt2 quantizer's OWN
+      // Decision (method §8.17): a fair ablation searches the log2 / log-sqrt2 quantizer's OWN
       // scale (uniform FPCS over linspace(ud0, ud1, 128), width 16) instead of reusing the
       // AdaLog-searched scale under another base as the official code does.
       UniformGrid sg;
@@ -355,8 +355,8 @@ void CalibrateAvMatmul(const float* probs, const float* v, int heads, int images
     pq.kind = ActQuant::Kind::kUniform;
     pq.uniform.params = UniformParams{b, ca.scales[0], ca.zero_points[0]};
   } else {
-    // Log kinds at scale 1 (spec 8.18). AdaLog: rounds x (exhaustive q search, B FPCS);
-    // log2 / log-sqrt2: one B search (spec 4.6-E).
+    // Log kinds at scale 1 (method §8.18). AdaLog: rounds x (exhaustive q search, B FPCS);
+    // log2 / log-sqrt2: one B search (method §4.6-E).
     LogParams lp;
     ADALOG_CHECK(IsLogQuantizer(o.softmax, &lp.kind), "internal: softmax quantizer ",
                  SoftmaxQuantizerName(o.softmax), " is not a log quantizer");

@@ -1,6 +1,6 @@
-// The per-op calibration recipes of AdaLog spec 4.6 (A uniform Linear, B LayerNorm pre-search +
+// The per-op calibration recipes of method §4.6 (A uniform Linear, B LayerNorm pre-search +
 // reparameterization, C post-GELU fc2, D q@k^T, E attn@v, F patch-embed conv), each on FP
-// inputs and FP targets of that op alone (spec 4.2), with the quantizer options of the CLI.
+// inputs and FP targets of that op alone (method §4.2), with the quantizer options of the CLI.
 #pragma once
 
 #include <cstdint>
@@ -15,13 +15,13 @@ namespace adalog::search {
 struct RecipeOptions {
   int weight_bits = 4;
   int act_bits = 4;   // every activation incl. q/k/v, softmax (s_bit) and the head input
-  bool fpcs = true;   // false: single-grid fallback (spec 4.7)
+  bool fpcs = true;   // false: single-grid fallback (method §4.7)
   // FPCS variant (search/fpcs.h): kOfficial = the official beam search bit for bit; kBest = never
   // returns worse than a candidate it evaluated, elitist beam, and each round's search also
   // evaluates the quantizer's current value (the incumbent). Ignored when fpcs is false.
   // Default kBest, chosen by measurement (models/README.md, "Quantized accuracy").
   FpcsMode fpcs_mode = FpcsMode::kBest;
-  int rounds = 3;     // alternating weight/activation rounds (spec 1, search_round)
+  int rounds = 3;     // alternating weight/activation rounds (method §1, search_round)
   SoftmaxQuantizer softmax = SoftmaxQuantizer::kAdaLog;  // post-Softmax (matmul2's probabilities)
   GeluQuantizer gelu = GeluQuantizer::kAdaLog;           // post-GELU (fc2's input)
   bool ln_reparam = true;          // false: qkv/fc1 inputs use recipe A directly (--no-reparam)
@@ -36,7 +36,7 @@ LinearQuant CalibrateUniformLinear(const float* x, int64_t T, const float* y,
                                    const LinearParams& lin, int act_bits, const RecipeOptions& o);
 
 // B. qkv / fc1: per-channel A-self pre-search on x, the LN reparameterization rewriting `ln`,
-// `lin` and the cached x in place (spec 2.8), then recipe A. Without ln_reparam: recipe A only.
+// `lin` and the cached x in place (method §2.8), then recipe A. Without ln_reparam: recipe A only.
 LinearQuant CalibrateLnLinear(float* x, int64_t T, const float* y, LayerNormParams* ln,
                               LinearParams* lin, const RecipeOptions& o);
 

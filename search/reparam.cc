@@ -1,4 +1,4 @@
-// LayerNorm reparameterization (spec 2.8) and the GELU-shift bias fold (spec 2.6).
+// LayerNorm reparameterization (method §2.8) and the GELU-shift bias fold (method §2.6).
 #include "search/reparam.h"
 
 #include "quant/error.h"

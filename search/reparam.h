@@ -1,6 +1,6 @@
 // Function-preserving model rewrites of calibration: the per-channel -> per-tensor LayerNorm
-// reparameterization (AdaLog spec 2.8, RepQ-ViT style) and the post-GELU shift bias fold
-// (spec 2.6).
+// reparameterization (method §2.8, RepQ-ViT style) and the post-GELU shift bias fold
+// (method §2.6).
 #pragma once
 
 #include <cstdint>
@@ -12,7 +12,7 @@
 
 namespace adalog::search {
 
-// The transform of spec 2.8 step 2 from per-channel input parameters (s_c, z_c):
+// The transform of method §2.8 step 2 from per-channel input parameters (s_c, z_c):
 //   s* = mean_c s_c, z* = round_half_even(mean_c z_c), r_c = s_c / s*,
 //   beta_c = min_c / r_c - min*,  min_c = -z_c s_c,  min* = -z* s*.
 // Means are accumulated in double and rounded once to float; the rest is float32 like torch.
@@ -24,7 +24,7 @@ struct LnReparam {
 };
 LnReparam ComputeLnReparam(const UniformChoice& per_channel);
 
-// Applies the transform (spec 2.8 steps 3-4), an exact FP identity of the block:
+// Applies the transform (method §2.8 steps 3-4), an exact FP identity of the block:
 //   LN: gamma <- gamma / r;  beta_LN <- beta_LN / r - beta
 //   next Linear: W[:, c] <- W[:, c] * r_c;  bias <- bias + W_new . beta   (double sum, one rounding)
 //   cached input x [rows][C] (may be null): x <- x / r - beta
@@ -33,7 +33,7 @@ void ApplyLnReparam(const LnReparam& t, LayerNormParams* ln, LinearParams* next,
                     int64_t rows);
 
 // fc2 bias fold: bias <- bias - delta * rowsum(W_hat), W_hat the dequantized quantized weight
-// (quant::FoldShiftIntoBias). Must run after the weight quantizer is final (spec 8.21).
+// (quant::FoldShiftIntoBias). Must run after the weight quantizer is final (method §8.21).
 void FoldGeluShiftIntoBias(LinearParams* fc2, const UniformPerChannel& weight_quant, float delta);
 
 // Dequantized weight [out][in] under per-row parameters.

@@ -1,4 +1,4 @@
-// The self objectives (AdaLog spec 4.3), from sorted values and prefix sums:
+// The self objectives (method §4.3), from sorted values and prefix sums:
 //   A-self per tensor or per channel: sum (x - Q(x))^2
 //   W-self per row:                   sum_i (W[o,i] - Q(W)[o,i])^2, the A-self form per row
 // The code of a sorted array is monotone, so each code's bin is found by bisection with the

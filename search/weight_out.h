@@ -1,4 +1,4 @@
-// W-out of a Linear (AdaLog spec 4.3), per row of the weight:
+// W-out of a Linear (method §4.3), per row of the weight:
 //   ||y_o - b_o||^2 - 2 w.c_o + w^T G w,  G = Xq^T Xq, c_o = Xq^T (y_o - b_o)
 // (G, c_o in double once per activation state, exact products: search/gram.h), evaluated
 // re-centred on the FP row w: ||r0||^2 - 2 e.(c_o - G w) + e^T G e with e = Q(w) - w. e^T G e

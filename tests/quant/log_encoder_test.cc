@@ -203,7 +203,7 @@ TEST(FastLogEncoderExhaustive, Log2LogSqrt2AndAdaLogQ10) {
 }
 
 TEST(LongFastLogEncoder, ExhaustiveEveryAdaLogQ) {
-  // The spec's range 10..137 first, then the rest of the accepted range.
+  // The method's range 10..137 first, then the rest of the accepted range.
   std::vector<int> qs;
   for (int q = kAdaLogSpecMinQ; q <= kAdaLogSpecMaxQ; ++q) qs.push_back(q);
   for (int q = kAdaLogMinQ; q <= kAdaLogMaxQ; ++q) {

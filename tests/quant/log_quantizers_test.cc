@@ -1,5 +1,5 @@
 // Tests of the log2 / log-sqrt2 / AdaLog quantizers, their tables, the shift variants and the
-// bias fold (quant/log_quantizers.h) against the spec 2.3-2.6 formulas written plainly.
+// bias fold (quant/log_quantizers.h) against the method §2.3-2.6 formulas written plainly.
 #include "quant/log_quantizers.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Tests of the twin uniform quantizer (quant/twin_uniform.h) against spec 2.2 written plainly.
+// Tests of the twin uniform quantizer (quant/twin_uniform.h) against method §2.2 written plainly.
 #include "quant/twin_uniform.h"
 
 #include <gtest/gtest.h>

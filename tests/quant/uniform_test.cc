@@ -1,4 +1,4 @@
-// Tests of the uniform quantizer (quant/uniform.h) against the spec 2.1 formula written plainly.
+// Tests of the uniform quantizer (quant/uniform.h) against the method §2.1 formula written plainly.
 #include "quant/uniform.h"
 
 #include <gtest/gtest.h>

@@ -278,7 +278,7 @@ TEST(ExecutorSimTest, SimulatedModelIsScalarFakeQuantOfEveryWeightAndNothingElse
     check(m.head.weight, sim.head.weight, "head");
     if (v.dist) check(m.head_dist.weight, sim.head_dist.weight, "head_dist");
     EXPECT_EQ(quantized, 2 + 4 * static_cast<int>(m.blocks.size()) + (v.dist ? 1 : 0));
-    // The only rewritten bias: fc2's where the GELU shift is folded (spec 2.6), which must equal
+    // The only rewritten bias: fc2's where the GELU shift is folded (method §2.6), which must equal
     // its definition bias - shift * rowsum(W_hat) (row sum in double, rounded once) computed here
     // from the FP32 bias and the scalar W_hat; where not folded, the FP32 bias.
     int folded = 0;

@@ -4,7 +4,7 @@
 // catches the driver handing a recipe another op's capture of the same shape, the wrong weights
 // or the wrong bit width, which still gives a valid plan that passes every other test.
 //
-// The taps come from the ORIGINAL model, as in Calibrate (spec 4.2: every op is calibrated on FP
+// The taps come from the ORIGINAL model, as in Calibrate (method §4.2: every op is calibrated on FP
 // inputs and FP targets of the unquantized, un-rewritten model). The rewritten model computes the
 // same function only up to float rounding, so its taps could not reproduce the parameters bit for
 // bit. Random-weight models: wiring only, never accuracy.

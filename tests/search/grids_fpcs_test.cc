@@ -1,4 +1,4 @@
-// Faithfulness of the percentile grids (spec 4.4) and FPCS (spec 4.5, 4.7) against the plain
+// Faithfulness of the percentile grids (method §4.4) and FPCS (method §4.5, 4.7) against the plain
 // spec implementations of plain_reference.h.
 #include <gtest/gtest.h>
 
@@ -54,7 +54,7 @@ TEST(Grids, WeightGridsPerRow) {
   const UniformGrid g4 = LinearWeightGrid(w.data(), rows, cols, 4);
   EXPECT_EQ(g4.cands.zp(0, 0), 4);
   EXPECT_EQ(g4.cands.zp(0, 127), 11);
-  // Conv: uncapped num_zp (6-bit: 16..47 with 4 scales), capped at 8 bits (decision, spec 8.8).
+  // Conv: uncapped num_zp (6-bit: 16..47 with 4 scales), capped at 8 bits (decision, method §8.8).
   const UniformGrid c6 = ConvWeightGrid(w.data(), rows, cols, 6);
   EXPECT_EQ(c6.cands.zp(0, 0), 16);
   EXPECT_EQ(c6.cands.zp(0, 127), 47);
@@ -197,7 +197,7 @@ TEST(Fpcs, BestModeMatchesPlainReference) {
 }
 
 // Bumpy plus deterministic pseudo-random noise in the scale: a rugged objective on which the
-// official search's last stage (no centres, spec 8.5) regularly misses the best candidate seen.
+// official search's last stage (no centres, method §8.5) regularly misses the best candidate seen.
 double Noisy(int g, float s, int z) {
   const double h = std::sin(static_cast<double>(s) * 91234.567 + g * 7.0 + z) * 43758.5453;
   return Bumpy(g, s, z) + 0.3 * (h - std::floor(h));
@@ -244,7 +244,7 @@ TEST(Fpcs, BestModeNeverWorseThanAnyEvaluatedCandidate) {
           EXPECT_LE(e, Noisy(r, inc.scales[static_cast<size_t>(r)], 6));
           EXPECT_LE(e, Noisy(r, top1.scales[static_cast<size_t>(r)], top1.zero_points[static_cast<size_t>(r)]));
         } else if (e > min_seen[static_cast<size_t>(r)]) {
-          ++official_worse;  // spec 8.5: the official search can end worse than a candidate it saw
+          ++official_worse;  // method §8.5: the official search can end worse than a candidate it saw
         }
       }
     }

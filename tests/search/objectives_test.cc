@@ -1,4 +1,4 @@
-// Each reformulated objective (spec 4.3) against the plain formula: the same errors (to double
+// Each reformulated objective (method §4.3) against the plain formula: the same errors (to double
 // rounding) and, under FPCS, the same selected candidate, on small synthetic data.
 #include <gtest/gtest.h>
 

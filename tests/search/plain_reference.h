@@ -1,5 +1,5 @@
-// Plain, deliberately naive implementations of the AdaLog spec's candidate grids, FPCS and
-// objectives (spec 4.3-4.5), written from the spec text for the faithfulness tests. Never
+// Plain, deliberately naive implementations of the method's candidate grids, FPCS and
+// objectives (method §4.3-4.5), written from the method text (docs/method.md) for the faithfulness tests. Never
 // optimized and never calling search/ code: quantizers come from quant/ (the one definition).
 #pragma once
 

@@ -1,5 +1,5 @@
-// Faithfulness of each per-op recipe (spec 4.6): on fixed small synthetic data the chosen
-// (scale, zero point, q) and the model rewrites equal what a plain implementation of the spec's
+// Faithfulness of each per-op recipe (method §4.6): on fixed small synthetic data the chosen
+// (scale, zero point, q) and the model rewrites equal what a plain implementation of the method's
 // grids, FPCS and objectives (plain_reference.h) selects.
 #include <gtest/gtest.h>
 
@@ -33,7 +33,7 @@ std::vector<float> Row(const std::vector<float>& w, int o, int K) {
   return std::vector<float>(w.begin() + o * K, w.begin() + (o + 1) * K);
 }
 
-// Plain recipe A (spec 4.6-A) over x [T][K], W [N][K].
+// Plain recipe A (method §4.6-A) over x [T][K], W [N][K].
 struct PlainLinearResult {
   std::vector<Cand> w;
   Cand a;
@@ -163,7 +163,7 @@ TEST(Recipes, LnReparamMatchesPlainAndPreservesFunction) {
   LayerNormParams ln2 = ln;
   LinearParams lin2 = c.lin;
   const LinearQuant got = CalibrateLnLinear(x.data(), c.T, c.y.data(), &ln2, &lin2, o);
-  // Plain: per-channel A-self FPCS, then the formulas of spec 2.8.
+  // Plain: per-channel A-self FPCS, then the formulas of method §2.8.
   std::vector<Cand> pc;
   for (int ch = 0; ch < c.K; ++ch) {
     std::vector<float> col;
@@ -337,7 +337,7 @@ TEST(Recipes, PostGeluLog2SearchesItsOwnScale) {
 }
 
 TEST(Recipes, PostGeluLog2OwnScaleMatchesPlain) {
-  // Decision of spec 8.17: the log2 ablation searches its own scale: uniform FPCS over
+  // Decision of method §8.17: the log2 ablation searches its own scale: uniform FPCS over
   // linspace(ud0, ud1, 128) (width 16, expansion 8) on A-out, alternating with W-out.
   LinCase c(32, 12, 4, 91, -2.0f, 3.0f);
   for (auto& v : c.x) v = Gelu(v);

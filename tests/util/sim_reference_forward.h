@@ -1,5 +1,5 @@
 // A plain, slow, scalar fake-quant forward of a QuantizedModel, written directly from the AdaLog
-// spec 3.2 placement table and NOT sharing code with runtime/executor_sim: every quantized value
+// method §3.2 placement table and NOT sharing code with runtime/executor_sim: every quantized value
 // goes through quant/'s SCALAR FakeQuant (one call per element). Accumulation in double, values
 // rounded to float32 where a quantizer reads them. Test oracle for the simulated executor.
 #pragma once

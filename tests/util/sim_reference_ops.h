@@ -4,7 +4,7 @@
 // quant/'s scalar FakeQuant under the plan, computes the op in double and compares with the
 // executor's recorded output. Free-running forwards drift apart through rounding flips at coarse
 // (3-4 bit) quantizers, so their end-to-end gate must be loose; fed the same inputs, each op can
-// be held to FP32 accumulation error whatever the bits. Written from the AdaLog spec 3.2
+// be held to FP32 accumulation error whatever the bits. Written from the method §3.2
 // placement table; shares no code with runtime/executor_sim.
 #pragma once
 
