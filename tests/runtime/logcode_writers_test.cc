@@ -107,13 +107,48 @@ TEST_P(LogCodeWritersIsa, GeluShiftCodesBitExact) {
     for (float scale : {1.f, 0.37f, 4.5f}) {
       const int q = 10 + static_cast<int>((seed * 29) % 128);
       auto rng = test::SeededRng(seed);
+      // Uniform over [-8, 8] covers the tails and both saturated codes, but most of it lands in
+      // them (GELU(x) + shift above the scale, or below the smallest level): measured 68-96% per
+      // case. So as many inputs again are drawn where the codes are not saturated: v = GELU(x) +
+      // shift log-uniform over the levels [s base^-(2^b - 1/2), s], x by bisection on the
+      // increasing branch x > -0.7518 (exact erf, double). Levels below 1e-5 are left out: GELU +
+      // shift reaches them only within ~1e-3 of its minimum, where the polynomial's 1e-6
+      // absolute error decides the code.
       auto x = test::UniformFloats(rng, 1000 + bits, -8.f, 8.f);
+      {
+        const double log2_base = q / 37.0;
+        const double lo = std::max(std::log2(1e-5), std::log2(scale) - log2_base * ((1 << bits) - 0.5));
+        const double hi = std::log2(scale);
+        std::uniform_real_distribution<double> ud(lo, hi);
+        auto gelu = [](double v) { return 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))); };
+        for (int i = 0; i < 1000 + bits; ++i) {
+          const double target = std::exp2(ud(rng)) - kGeluShift;  // GELU(x) wanted
+          double a = -0.7517916, b = 16.0;
+          for (int it = 0; it < 80; ++it) (gelu(0.5 * (a + b)) < target ? a : b) = 0.5 * (a + b);
+          x.push_back(static_cast<float>(0.5 * (a + b)));
+        }
+      }
       for (float e : {0.f, -0.f, -0.75f, 1e-20f, -1e-20f, 30.f, -30.f, 1e30f, -1e30f}) x.push_back(e);
       const std::string repro = Repro("seed", seed, "bits", bits, "q", q, "scale", scale);
       const LogCodeWriter w = MakeLogCodeWriter(AdaLog(bits, q, scale), kGeluShift);
       const ShiftLogQuantizer quant(AdaLog(bits, q, scale), kGeluShift, true);
       std::vector<uint8_t> want(x.size());
       for (size_t i = 0; i < x.size(); ++i) want[i] = quant.Encode(ref::GeluPoly(x[i]));
+      // Not vacuous: at most 60% of the codes saturated (top code 0 or the zero code), and every
+      // level of the quantizer down to 2e-5 reached at least once.
+      {
+        int saturated = 0;
+        std::vector<int> seen(256, 0);
+        for (uint8_t c : want) {
+          saturated += c == 0 || c == w.zero_code;
+          ++seen[c];
+        }
+        EXPECT_LE(saturated, static_cast<int>(0.6 * static_cast<double>(want.size()))) << repro;
+        for (int c = 0; c < (1 << bits); ++c) {
+          if (std::log2(scale) - (q / 37.0) * c < std::log2(2e-5)) break;
+          EXPECT_GT(seen[c], 0) << "code " << c << " " << repro;
+        }
+      }
       std::vector<uint8_t> got(x.size(), 0xEE);
       GeluToLogCodes(w, x.data(), static_cast<int64_t>(x.size()), got.data(), level);
       for (size_t i = 0; i < x.size(); ++i) {
