@@ -13,10 +13,6 @@
 
 #include "quant/error.h"
 
-namespace adalog::stb_detail {
-extern thread_local bool consistency_failed;  // set by stb's STBI_ASSERT (stb_image_impl.cc)
-}  // namespace adalog::stb_detail
-
 namespace adalog {
 namespace {
 
@@ -269,14 +265,10 @@ void LoadImageChw(const std::string& path, const ImagePreprocessOptions& opt, fl
   CheckPngChunkLengths(bytes, path);
   CheckPnmHeaderNumbers(bytes, path);
   int w = 0, h = 0, c = 0;
-  stb_detail::consistency_failed = false;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
                             static_cast<int>(bytes.size()), &w, &h, &c, 0),
       stbi_image_free);
-  if (stb_detail::consistency_failed) {
-    Fail(path, ": cannot decode image (corrupt data: the decoder's consistency check failed)");
-  }
   if (!pixels) {
     const char* why = stbi_failure_reason();
     Fail(path, ": cannot decode image (", why ? why : "unknown reason", ")");

@@ -289,10 +289,10 @@ TEST(DataImageFolderTest, PnmHeaderNumberAboveIntMaxIsRefused) {
 }
 
 // Regression (found by tests/fuzz/fuzz_image.cc): a progressive JPEG whose AC Huffman code does not
-// match its table. In the clang fuzz build it failed one of stb_image's internal consistency checks
-// (STBI_ASSERT), which aborted the process; the check reads a shift by the code's size, which is 32
-// (undefined) for this code, so in the GCC build the same file instead fails later ("expected
-// marker"). Either way the loader must refuse it with an error naming the file, never abort.
+// match its table. With assert() on, stb_image's internal consistency check (STBI_ASSERT) aborted
+// the process; those checks are now compiled out in every build (stb_image_impl.cc), and the
+// decoder refuses the file later ("expected marker"). The loader must refuse it with an error
+// naming the file, never abort.
 TEST(DataImageFolderTest, JpegFailingTheDecodersConsistencyCheckIsRefused) {
   const std::string bad = TestImage("regress_jpeg_code_mismatch.jpg");
   std::vector<float> out(3 * 64 * 64);
@@ -304,7 +304,7 @@ TEST(DataImageFolderTest, JpegFailingTheDecodersConsistencyCheckIsRefused) {
     EXPECT_NE(msg.find(bad), std::string::npos) << msg;
     EXPECT_NE(msg.find("cannot decode image"), std::string::npos) << msg;
   }
-  // The flag is per load: a good JPEG afterwards still decodes.
+  // A good JPEG afterwards still decodes.
   std::vector<float> ok(3 * 16 * 16);
   EXPECT_NO_THROW(LoadImageChw(TestImage("solid200_16x16.jpg"), Plain(16, 16), ok.data()));
 }
