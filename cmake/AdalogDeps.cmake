@@ -9,6 +9,9 @@ endif()
 # Protobuf must be found before ONNX, or onnx_proto links to a missing target.
 find_package(Protobuf REQUIRED)
 find_package(ONNX REQUIRED)
+# Image decoding (runtime/data/image_decode.cc): libjpeg-turbo and libpng.
+find_package(JPEG REQUIRED)
+find_package(PNG REQUIRED)
 if(ADALOG_BUILD_TESTS AND NOT ADALOG_BUILD_FUZZ)
   find_package(GTest REQUIRED)
 endif()

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake pkg-config bc
       libdnnl-dev ocl-icd-opencl-dev libeigen3-dev
       libonnx-dev libprotobuf-dev protobuf-compiler
-      libgtest-dev libbenchmark-dev libstb-dev
+      libgtest-dev libbenchmark-dev libstb-dev libjpeg62-turbo-dev libpng-dev
       python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-sklearn
       libopenblas0-pthread clang libclang-rt-14-dev)
 

@@ -1,4 +1,4 @@
-// Image-folder scanning, decoding (stb_image) and eval preprocessing (resize, crop, normalise).
+// Image-folder scanning and eval preprocessing (resize, crop, normalise); decoding is image_decode.h.
 #include "runtime/data/image_folder.h"
 
 #include <algorithm>
@@ -8,10 +8,10 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <stb/stb_image.h>
 #include <string>
 
 #include "quant/error.h"
+#include "runtime/data/image_decode.h"
 
 namespace adalog {
 namespace {
@@ -73,89 +73,6 @@ AxisWeights MakeAxisWeights(int in_size, int out_size, bool antialias) {
     for (size_t j = b; j < e; ++j) a.w[static_cast<size_t>(i) * a.max_taps + (j - b)] = static_cast<float>(taps[j] / total);
   }
   return a;
-}
-
-// The stb_image in Debian 12 (libstb-dev 0.0~git20220908) builds a JPEG Huffman table from the
-// 16 code-length counts of a DHT segment without checking that they total at most 256 (the
-// table's capacity), so a crafted JPEG writes past the table inside the decoder's heap state
-// (found by tests/fuzz/fuzz_image.cc; upstream stb_image 2.28 added the check). This refuses such
-// files before stb sees them. stb reads a DHT wherever the byte pair FF C4 is taken as a marker;
-// rather than re-implement its marker walk, every FF C4 in the file is checked the way stb's DHT
-// loop would read it (segment length, then tables of class/id byte, 16 counts, values), which
-// covers every table stb could build. A false alarm needs FF C4 inside metadata followed by
-// bytes that read as a table class/id and counts totalling more than 256.
-void CheckJpegHuffmanTables(const std::string& b, const std::string& path) {
-  // Past the end stb's reader yields zero bytes, and so does this one.
-  const auto u8 = [&b](size_t i) {
-    return i < b.size() ? static_cast<unsigned>(static_cast<unsigned char>(b[i])) : 0u;
-  };
-  // JPEG iff SOI: stb's marker reader skips any number of FF fill bytes before the D8.
-  size_t soi = 0;
-  while (soi < b.size() && u8(soi) == 0xFF) ++soi;
-  if (soi == 0 || u8(soi) != 0xD8) return;  // not a JPEG
-  for (size_t m = soi + 1; m + 1 < b.size(); ++m) {
-    if (u8(m) != 0xFF || u8(m + 1) != 0xC4) continue;
-    long left = static_cast<long>((u8(m + 2) << 8) | u8(m + 3)) - 2;  // stb: L = get16 - 2
-    size_t p = m + 4;
-    while (left > 0 && p < b.size()) {
-      const unsigned q = u8(p);
-      if ((q >> 4) > 1 || (q & 15) > 3) break;  // stb rejects the file here
-      unsigned n = 0;
-      for (size_t i = 1; i <= 16; ++i) n += u8(p + i);
-      ADALOG_CHECK(n <= 256, path, ": corrupt JPEG: Huffman table at offset ", p, " declares ", n,
-                   " codes (at most 256)");
-      left -= 17 + static_cast<long>(n);
-      p += 17 + n;
-    }
-  }
-}
-
-// stb_image grows its PNG data buffer to a chunk's declared length (up to 2^31 bytes) before
-// reading the chunk, so a 200-byte file could make it allocate gigabytes (found by
-// tests/fuzz/fuzz_image.cc as a timeout). A chunk that runs past the end of the file can never
-// decode, so such files are refused before stb sees them.
-void CheckPngChunkLengths(const std::string& b, const std::string& path) {
-  static const char kSig[8] = {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n'};
-  if (b.size() < 8 || b.compare(0, 8, kSig, 8) != 0) return;  // not a PNG
-  size_t p = 8;
-  while (p + 8 <= b.size()) {
-    uint64_t len = 0;
-    for (int i = 0; i < 4; ++i) len = (len << 8) | static_cast<unsigned char>(b[p + i]);
-    const std::string type = b.substr(p + 4, 4);
-    ADALOG_CHECK(len + 4 <= b.size() - (p + 8), path, ": corrupt PNG: chunk '", type, "' at offset ",
-                 p, " declares ", len, " bytes, the file has ", b.size() - (p + 8), " left");
-    if (type == "IEND") break;
-    p += 12 + static_cast<size_t>(len);
-  }
-}
-
-// stb_image reads the three header numbers of a binary PGM/PPM (P5/P6) into an int without an
-// overflow check (signed overflow, undefined behaviour; found by tests/fuzz/fuzz_image.cc). This
-// reads the header the way stb does (one byte of lookahead, zero past the end, whitespace and
-// '#' comments skipped) and refuses a number above INT_MAX first.
-void CheckPnmHeaderNumbers(const std::string& b, const std::string& path) {
-  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return;  // not P5/P6
-  size_t i = 2;
-  char c = 0;
-  const auto eof = [&] { return i >= b.size(); };
-  const auto get = [&] { c = eof() ? 0 : b[i++]; };
-  const auto space = [&] { return c == ' ' || (c >= '\t' && c <= '\r'); };
-  get();
-  for (int k = 0; k < 3; ++k) {
-    while (!eof() && (space() || c == '#')) {
-      while (!eof() && space()) get();
-      if (c == '#') {
-        while (!eof() && c != '\n' && c != '\r') get();
-      }
-    }
-    int64_t value = 0;
-    while (!eof() && c >= '0' && c <= '9') {
-      value = value * 10 + (c - '0');
-      ADALOG_CHECK(value <= INT32_MAX, path, ": corrupt PNM: header number at offset ", i - 1,
-                   " exceeds ", INT32_MAX);
-      get();
-    }
-  }
 }
 
 }  // namespace
@@ -258,23 +175,15 @@ void PreprocessPixels(const uint8_t* pixels, int width, int height, int channels
 void LoadImageChw(const std::string& path, const ImagePreprocessOptions& opt, float* out) {
   std::ifstream in(path, std::ios::binary);
   ADALOG_CHECK(in.good(), path, ": cannot open image");
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  ADALOG_CHECK(ec || size <= static_cast<uintmax_t>(INT32_MAX), path, ": image file too large (",
+               size, " bytes)");
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ADALOG_CHECK(!in.bad(), path, ": read error");
-  ADALOG_CHECK(bytes.size() <= static_cast<size_t>(INT32_MAX), path, ": image file too large");
-  CheckJpegHuffmanTables(bytes, path);
-  CheckPngChunkLengths(bytes, path);
-  CheckPnmHeaderNumbers(bytes, path);
-  int w = 0, h = 0, c = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
-                            static_cast<int>(bytes.size()), &w, &h, &c, 0),
-      stbi_image_free);
-  if (!pixels) {
-    const char* why = stbi_failure_reason();
-    Fail(path, ": cannot decode image (", why ? why : "unknown reason", ")");
-  }
+  const DecodedImage img = DecodeImage(bytes, path);
   try {
-    PreprocessPixels(pixels.get(), w, h, c, opt, out);
+    PreprocessPixels(img.rgb.data(), img.width, img.height, 3, opt, out);
   } catch (const Error& e) {
     Fail(path, ": ", e.what());
   }

@@ -1,6 +1,6 @@
 // ImageNet-style image folders (root/<class>/<image>) and evaluation preprocessing: decode
-// (JPEG/PNG/BMP/PNM via stb_image), resize the shorter side (bilinear, optional antialias), centre
-// crop, scale to [0,1], normalise per channel. Output is CHW float32, 3 channels (grayscale is
+// (JPEG/PNG/BMP/PNM, runtime/data/image_decode.h), resize the shorter side (bilinear, optional
+// antialias), centre crop, scale to [0,1], normalise per channel. Output is CHW float32, 3 channels (grayscale is
 // replicated, alpha dropped).
 //
 // Defaults follow timm/torchvision eval: resize_shorter = floor(crop / 0.875), mean

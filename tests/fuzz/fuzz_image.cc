@@ -1,6 +1,7 @@
 // libFuzzer target: arbitrary bytes as an image file into the image-folder loader
-// (runtime/data/image_folder.cc: stb_image decode of JPEG/PNG/BMP/PNM, then resize, centre crop
-// and normalise). The loader reads from a path, so each input is written to one temporary file.
+// (runtime/data/image_decode.cc: libjpeg-turbo, libpng or the PGM/PPM reader, then
+// image_folder.cc: resize, centre crop and normalise). The loader reads from a path, so each
+// input is written to one temporary file.
 // Any outcome other than a preprocessed image or an adalog::Error is a bug.
 #include <unistd.h>
 
