@@ -105,6 +105,13 @@ done
 "$PY" "$ROOT/tests/cli/same_except_timing.py" "$TMP/q_W4A4.adalog" "$TMP/q_t2.adalog" "$TMP/q_t3.adalog" \
   >"$TMP/det.out" 2>&1 && ok || bad "quantize is not deterministic over thread counts: $(cat "$TMP/det.out")"
 
+# --- version-1 files (docs/model_format.md, Versioning) still load; inspect prints the file's version
+V1=$ROOT/tests/data/model_file/v1_timm_w4a4.adalog
+"$ADALOG" inspect "$V1" 2>"$TMP/x.err" | grep -qF "adalog quantized model file (version 1)" && ok ||
+  bad "inspect of a version-1 file: $(cat "$TMP/x.err")"
+"$ADALOG" inspect "$TMP/q_W4A4.adalog" 2>/dev/null | grep -qF "adalog quantized model file (version 2)" && ok ||
+  bad "inspect of a new file does not say version 2"
+
 # --- inspect lists every quantizer
 if "$ADALOG" inspect "$TMP/q_W4A4.adalog" >"$TMP/i.out" 2>"$TMP/i.err"; then
   for want in "adalog quantized model file" "quant      W4A4, softmax adalog, gelu adalog" "block 1" \

@@ -19,10 +19,10 @@ MAGIC = b"ADALOGQ\0"
 TIMING_KEY = b"search_seconds"
 
 
-def fnv1a64(data):
-    # The basis runtime/model_file.cc uses: 1469598103934665603, the standard FNV-1a 64 offset
-    # basis 14695981039346656037 with its last digit missing. Files are checked as written.
-    h = 1469598103934665603
+def fnv1a64(data, version):
+    # Version 2: the standard FNV-1a 64 offset basis 14695981039346656037. Version 1 files were
+    # written from 1469598103934665603 (the same with its last digit lost; docs/model_format.md).
+    h = 14695981039346656037 if version == 2 else 1469598103934665603
     for b in data:
         h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
     return h
@@ -34,12 +34,12 @@ def normalize(path):
     if len(data) < 32 or data[:8] != MAGIC:
         raise ValueError(f"{path}: not an adalog quantized file")
     version, flags, payload = struct.unpack_from("<IIQ", data, 8)
-    if version != 1 or flags != 0:
-        raise ValueError(f"{path}: version {version} flags {flags}, this script knows version 1")
+    if version not in (1, 2) or flags != 0:
+        raise ValueError(f"{path}: version {version} flags {flags}, this script knows versions 1 and 2")
     if 24 + payload + 8 != len(data):
         raise ValueError(f"{path}: payload {payload} does not match the file size {len(data)}")
     (checksum,) = struct.unpack_from("<Q", data, 24 + payload)
-    if fnv1a64(data[: 24 + payload]) != checksum:
+    if fnv1a64(data[: 24 + payload], version) != checksum:
         raise ValueError(f"{path}: checksum mismatch")
     out = [("header", data[:24 - 8])]  # magic, version, flags (payload size depends on the timing)
     pos, end, tags = 24, 24 + payload, []
