@@ -281,7 +281,7 @@ int RunInspect(const ParsedArgs& args) {
                 r.dynamic_batch ? "batch" : "static", m.embed.in_channels, m.embed.image_h,
                 m.embed.image_w);
   } else {
-    std::printf("format     adalog quantized model file (version %u)\n", kModelFileVersion);
+    std::printf("format     adalog quantized model file (version %u)\n", loaded->file_version);
   }
   if (!m.name.empty() || !m.style.empty()) {
     std::printf("name       %s%s%s\n", m.name.c_str(), m.style.empty() ? "" : "  style: ", m.style.c_str());

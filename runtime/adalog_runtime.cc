@@ -32,7 +32,7 @@ std::shared_ptr<const LoadedModel> LoadModel(const std::string& path) {
       std::memcmp(head, kQuantizedModelMagic, sizeof(head)) == 0) {
     in.close();
     loaded->format = ModelFormat::kQuantized;
-    QuantizedModel qm = LoadQuantizedModel(path);
+    QuantizedModel qm = LoadQuantizedModel(path, &loaded->file_version);
     loaded->model = std::move(qm.model);
     loaded->plan = std::move(qm.plan);
     ValidateVitModel(loaded->model);

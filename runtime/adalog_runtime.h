@@ -30,6 +30,7 @@ struct LoadedModel {
                               // model, weights holding their dequantized values
   ImportReport onnx_report;   // filled for kOnnx
   QuantPlan plan;             // filled for kQuantized: every quantizer of the model
+  uint32_t file_version = 0;  // kQuantized: the format version read from the file's header
 };
 
 // Detects the format from the file's first bytes (kQuantizedModelMagic: the quantized model file,

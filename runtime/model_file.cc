@@ -20,11 +20,24 @@ constexpr size_t kHeaderBytes = 24;  // magic, version, flags, payload bytes
 constexpr size_t kChecksumBytes = 8;
 constexpr int64_t kMaxDim = int64_t{1} << 20;  // sanity bound on any single dimension
 
-uint64_t Fnv1a64(const char* p, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<uint8_t>(p[i])) * 1099511628211ull;
+constexpr uint64_t kFnvPrime = 1099511628211ull;
+constexpr uint64_t kFnvOffsetBasis = 14695981039346656037ull;
+constexpr uint64_t kV1OffsetBasis = 1469598103934665603ull;  // version 1 files only
+
+uint64_t Fnv1a64From(uint64_t h, const char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<uint8_t>(p[i])) * kFnvPrime;
   return h;
 }
+
+}  // namespace
+
+uint64_t Fnv1a64(const char* data, size_t n) { return Fnv1a64From(kFnvOffsetBasis, data, n); }
+
+uint64_t ModelFileChecksum(const char* data, size_t n, uint32_t version) {
+  return Fnv1a64From(version == 1 ? kV1OffsetBasis : kFnvOffsetBasis, data, n);
+}
+
+namespace {
 
 // ---------------------------------------------------------------------------------------------
 class Writer {
@@ -453,20 +466,22 @@ std::string SerializeQuantizedModel(const QuantizedModel& qm) {
   std::string& out = w.str();
   const uint64_t payload = out.size() - kHeaderBytes;
   for (int i = 0; i < 8; ++i) out[16 + static_cast<size_t>(i)] = static_cast<char>(payload >> (8 * i));
-  const uint64_t sum = Fnv1a64(out.data(), out.size());
+  const uint64_t sum = ModelFileChecksum(out.data(), out.size(), kModelFileVersion);
   w.U64(sum);
   return std::move(out);
 }
 
-QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& source) {
+QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& source, uint32_t* version_out) {
   ADALOG_CHECK(bytes.size() >= 8 && std::memcmp(bytes.data(), kMagic, 8) == 0, "model file '", source,
                "': not an adalog quantized model (bad magic)");
   ADALOG_CHECK(bytes.size() >= kHeaderBytes + kChecksumBytes, "model file '", source,
                "': truncated header (", bytes.size(), " bytes)");
   Reader h(bytes, 8, kHeaderBytes, source);
   const uint32_t version = h.U32("version");
-  ADALOG_CHECK(version == kModelFileVersion, "model file '", source, "': unsupported format version ",
-               version, " (this build reads version ", kModelFileVersion, ")");
+  ADALOG_CHECK(version >= kOldestModelFileVersion && version <= kModelFileVersion, "model file '", source,
+               "': unsupported format version ", version, " (this build reads versions ", kOldestModelFileVersion,
+               " to ", kModelFileVersion, ")");
+  if (version_out != nullptr) *version_out = version;
   h.U32("flags");
   const uint64_t payload = h.U64("payload bytes");
   ADALOG_CHECK(payload == bytes.size() - kHeaderBytes - kChecksumBytes, "model file '", source,
@@ -475,7 +490,7 @@ QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& 
   Reader cs(bytes, bytes.size() - kChecksumBytes, bytes.size(), source);
   const uint64_t checksum = cs.U64("checksum");
 #ifndef ADALOG_FUZZING
-  ADALOG_CHECK(checksum == Fnv1a64(bytes.data(), bytes.size() - kChecksumBytes),
+  ADALOG_CHECK(checksum == ModelFileChecksum(bytes.data(), bytes.size() - kChecksumBytes, version),
                "model file '", source, "': checksum mismatch (the file is corrupted)");
 #else
   // Fuzz builds only (tests/fuzz/fuzz_model_file.cc): a mutated file would almost never carry a
@@ -616,12 +631,12 @@ void SaveQuantizedModel(const QuantizedModel& qm, const std::string& path) {
   }
 }
 
-QuantizedModel LoadQuantizedModel(const std::string& path) {
+QuantizedModel LoadQuantizedModel(const std::string& path, uint32_t* version) {
   std::ifstream f(path, std::ios::binary);
   ADALOG_CHECK(f.good(), "model file '", path, "': cannot open");
   std::ostringstream ss;
   ss << f.rdbuf();
-  return ParseQuantizedModel(ss.str(), path);
+  return ParseQuantizedModel(ss.str(), path, version);
 }
 
 }  // namespace adalog

@@ -13,6 +13,7 @@
 // embedding) is stored as FP32.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -20,15 +21,28 @@
 
 namespace adalog {
 
-inline constexpr uint32_t kModelFileVersion = 1;
+// The version Save writes, and the oldest one Load still reads (docs/model_format.md, Versioning).
+// Versions 1 and 2 share the layout; they differ only in the checksum's FNV offset basis.
+inline constexpr uint32_t kModelFileVersion = 2;
+inline constexpr uint32_t kOldestModelFileVersion = 1;
+
+// FNV-1a 64 (offset basis 14695981039346656037, prime 1099511628211) of n bytes: the checksum of
+// version 2 files.
+uint64_t Fnv1a64(const char* data, size_t n);
+// The checksum a file of `version` carries over its first n bytes: Fnv1a64 for version 2; for
+// version 1 the same loop from the offset basis 1469598103934665603 (the standard basis with its
+// last digit lost), which version-1 files were written with and are still checked against.
+uint64_t ModelFileChecksum(const char* data, size_t n, uint32_t version);
 
 // In-memory forms. Serialize checks only what it needs to write (array sizes against the model's
 // dimensions, and that every uniform quantizer is asymmetric with per-output-row weights, the only
 // forms the format stores); parameter ranges are checked by Parse, so a bad plan fails at load.
 std::string SerializeQuantizedModel(const QuantizedModel& qm);
-QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& source);
+// `version`, when given, receives the format version read from the header.
+QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& source,
+                                   uint32_t* version = nullptr);
 
 void SaveQuantizedModel(const QuantizedModel& qm, const std::string& path);
-QuantizedModel LoadQuantizedModel(const std::string& path);
+QuantizedModel LoadQuantizedModel(const std::string& path, uint32_t* version = nullptr);
 
 }  // namespace adalog

@@ -87,7 +87,8 @@ struct QuantPlan {
   std::vector<BlockQuant> blocks;
   LinearQuant head;
   LinearQuant head_dist;                     // distilled models only
-  // Provenance, informational: seed, calibration size, source file, search wall time, ...
+  // Provenance, informational: seed, calibration size, source file, ... Nothing timing- or
+  // machine-dependent, so the same inputs give the same file bytes.
   std::vector<std::pair<std::string, std::string>> meta;
 };
 

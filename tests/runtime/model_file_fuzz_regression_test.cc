@@ -25,12 +25,11 @@ void PutI32(std::string& b, size_t at, int32_t v) {
   for (int i = 0; i < 4; ++i) b[at + i] = static_cast<char>(static_cast<uint32_t>(v) >> (8 * i));
 }
 
-// FNV-1a 64 over everything before the trailing 8-byte checksum (docs/model_format.md).
+// The checksum over everything before the trailing 8 bytes, for the version in the header (the
+// seed is a version-1 file; docs/model_format.md).
 void Rechecksum(std::string& b) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i + 8 < b.size(); ++i) {
-    h = (h ^ static_cast<uint8_t>(b[i])) * 1099511628211ull;
-  }
+  const uint32_t version = static_cast<uint8_t>(b[8]) | static_cast<uint32_t>(static_cast<uint8_t>(b[9])) << 8;
+  const uint64_t h = ModelFileChecksum(b.data(), b.size() - 8, version);
   for (int i = 0; i < 8; ++i) b[b.size() - 8 + i] = static_cast<char>(h >> (8 * i));
 }
 

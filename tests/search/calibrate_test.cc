@@ -28,7 +28,6 @@ using testing_util::RandomVitSpec;
 using test::ExpectSameModel;
 using test::ExpectSamePlan;
 using test::SameBits;
-using test::SerializeWithoutTiming;
 
 RandomVitSpec SmallSpec() {
   RandomVitSpec s;
@@ -42,9 +41,9 @@ RandomVitSpec SmallSpec() {
 }
 
 TEST(Calibrate, DeterministicAcrossThreadCounts) {
-  // The whole quantized file (every quantizer and every FP32 tensor, rewritten or not), with only
-  // the search wall time blanked, must be byte-identical for 1, 2 and 3 threads (3: a team size
-  // that divides none of the partitions evenly).
+  // The whole quantized file (every quantizer and every FP32 tensor, rewritten or not, and the
+  // meta) must be byte-identical for 1, 2 and 3 threads (3: a team size that divides none of the
+  // partitions evenly).
   const VitModel m = MakeRandomVit(SmallSpec());
   const int n = 6;
   const std::vector<float> images = RandomImages(m, n, 9);
@@ -60,12 +59,17 @@ TEST(Calibrate, DeterministicAcrossThreadCounts) {
   }
   omp_set_num_threads(prev);
   const QuantizedModel& a = runs[0];
-  const std::string bytes = SerializeWithoutTiming(a);
+  // The whole file, byte for byte: the plan's meta holds nothing timing-dependent (it once held
+  // the search wall time, so that two runs never gave the same bytes).
+  const std::vector<std::pair<std::string, std::string>> want_meta = {
+      {"seed", std::to_string(search::CalibOptions().seed)}, {"calib_images", std::to_string(n)}, {"rounds", std::to_string(o.recipe.rounds)}};
+  EXPECT_EQ(a.plan.meta, want_meta);
+  const std::string bytes = SerializeQuantizedModel(a);
   for (size_t i = 1; i < runs.size(); ++i) {
     SCOPED_TRACE("threads " + std::to_string(i + 1) + " vs 1");
     ExpectSamePlan(a.plan, runs[i].plan);  // names the placement on a mismatch
     ExpectSameModel(a.model, runs[i].model);
-    EXPECT_TRUE(SerializeWithoutTiming(runs[i]) == bytes) << "quantized file bytes differ";
+    EXPECT_TRUE(SerializeQuantizedModel(runs[i]) == bytes) << "quantized file bytes differ";
   }
   // The plan is complete and the quantizers are the defaults of the method.
   ASSERT_EQ(a.plan.blocks.size(), 2u);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "quant/uniform.h"
 #include "runtime/model_file.h"
@@ -138,13 +139,96 @@ TEST(ModelFile, CalibratedRoundTripIsFieldByFieldEqual) {
   }
 }
 
-// Rewrites the payload size and checksum after a patch, so that only the patched field is wrong.
-std::string Reseal(std::string b) {
-  uint64_t h = 1469598103934665603ull;
-  b.resize(b.size() - 8);
+// FNV-1a 64 written out here from its definition (offset basis, prime), independent of
+// runtime/model_file.cc, so that a wrong constant there cannot agree with itself.
+uint64_t Fnv1a64FromBasis(const std::string& b, uint64_t basis) {
+  uint64_t h = basis;
   for (char c : b) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+  return h;
+}
+constexpr uint64_t kStandardBasis = 14695981039346656037ull;
+constexpr uint64_t kVersion1Basis = 1469598103934665603ull;  // what version-1 files carry
+
+// Replaces the trailing checksum with FNV-1a 64 from `basis` over the rest, so that only a patched
+// field is wrong.
+std::string Reseal(std::string b, uint64_t basis = kStandardBasis) {
+  b.resize(b.size() - 8);
+  const uint64_t h = Fnv1a64FromBasis(b, basis);
   for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>(h >> (8 * i)));
   return b;
+}
+
+uint64_t U64At(const std::string& b, size_t at) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(b[at + i])) << (8 * i);
+  return v;
+}
+
+uint32_t U32At(const std::string& b, size_t at) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(b[at + i])) << (8 * i);
+  return v;
+}
+
+std::string ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in.good()) << path;
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The published FNV-1a 64 test vectors (Fowler/Noll/Vo test suite) pin the constants; a written
+// file carries version 2 and the standard FNV-1a 64 of all bytes before the checksum.
+TEST(ModelFile, ChecksumIsStandardFnv1a64) {
+  EXPECT_EQ(Fnv1a64("", 0), 0xcbf29ce484222325ull);
+  EXPECT_EQ(Fnv1a64("a", 1), 0xaf63dc4c8601ec8cull);
+  EXPECT_EQ(Fnv1a64("foobar", 6), 0x85944171f73967e8ull);
+  EXPECT_EQ(Fnv1a64FromBasis("foobar", kStandardBasis), 0x85944171f73967e8ull);  // the test's own loop
+  EXPECT_EQ(ModelFileChecksum("foobar", 6, 2), 0x85944171f73967e8ull);
+  EXPECT_EQ(ModelFileChecksum("foobar", 6, 1), Fnv1a64FromBasis("foobar", kVersion1Basis));
+  const std::string bytes = SerializeQuantizedModel(SmallQuantized(4, false));
+  ASSERT_GT(bytes.size(), 32u);
+  EXPECT_EQ(U32At(bytes, 8), 2u) << "version";
+  EXPECT_EQ(U32At(bytes, 8), kModelFileVersion);
+  EXPECT_EQ(U64At(bytes, bytes.size() - 8), Fnv1a64FromBasis(bytes.substr(0, bytes.size() - 8), kStandardBasis));
+}
+
+// Version-1 files (the same layout, checksummed from the old offset basis) still load: a committed
+// file written by the version-1 writer, and a version-1 file made here from a fresh one. The
+// version in the header selects the basis, so neither basis is accepted for the other version.
+TEST(ModelFile, Version1FilesStillLoad) {
+  const std::string v1 = ReadFileBytes(std::string(ADALOG_SOURCE_DIR) + "/tests/data/model_file/v1_timm_w4a4.adalog");
+  ASSERT_GT(v1.size(), 1000u);
+  ASSERT_EQ(U32At(v1, 8), 1u) << "the fixture must stay a version-1 file";
+  ASSERT_EQ(U64At(v1, v1.size() - 8), Fnv1a64FromBasis(v1.substr(0, v1.size() - 8), kVersion1Basis));
+  uint32_t version = 0;
+  const QuantizedModel qm = ParseQuantizedModel(v1, "v1.adalog", &version);
+  EXPECT_EQ(version, 1u);
+  EXPECT_EQ(qm.plan.weight_bits, 4);
+  EXPECT_GE(qm.model.blocks.size(), 1u);
+  // Re-saving writes version 2: the same bytes but the version field and the checksum.
+  const std::string v2 = SerializeQuantizedModel(qm);
+  ASSERT_EQ(v2.size(), v1.size());
+  EXPECT_EQ(v2.substr(0, 8), v1.substr(0, 8));
+  EXPECT_EQ(U32At(v2, 8), 2u);
+  EXPECT_EQ(v2.substr(12, v2.size() - 20), v1.substr(12, v1.size() - 20));
+  EXPECT_NE(U64At(v2, v2.size() - 8), U64At(v1, v1.size() - 8));
+  uint32_t v2_version = 0;
+  ParseQuantizedModel(v2, "v2.adalog", &v2_version);
+  EXPECT_EQ(v2_version, 2u);
+  // Each version's basis only: a version-1 file sealed from the standard basis, or a version-2
+  // file sealed from the old one, is corrupted.
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(v1, kStandardBasis), "t.adq"); }, "checksum mismatch");
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(v2, kVersion1Basis), "t.adq"); }, "checksum mismatch");
+
+  // A version-1 file made from a fresh model loads to the same plan as its version-2 twin.
+  const QuantizedModel fresh = SmallQuantized(3, true);
+  std::string made_v1 = SerializeQuantizedModel(fresh);
+  made_v1[8] = 1;
+  made_v1 = Reseal(made_v1, kVersion1Basis);
+  version = 0;
+  const QuantizedModel back = ParseQuantizedModel(made_v1, "made_v1.adq", &version);
+  EXPECT_EQ(version, 1u);
+  test::ExpectSameQuantPlan(ParseQuantizedModel(SerializeQuantizedModel(fresh), "v2").plan, back.plan, "v1 twin");
 }
 
 TEST(ModelFile, CorruptionIsReportedClearly) {
@@ -164,8 +248,10 @@ TEST(ModelFile, CorruptionIsReportedClearly) {
   bad[0] = 'X';
   test::ExpectErrorContaining([&] { ParseQuantizedModel(bad, "t.adq"); }, "bad magic");
   bad = good;
-  bad[8] = 2;
-  test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(bad), "t.adq"); }, "unsupported format version 2");
+  bad[8] = 3;
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(bad), "t.adq"); }, "unsupported format version 3");
+  bad[8] = 0;
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(bad), "t.adq"); }, "unsupported format version 0");
   bad = good;
   bad[good.size() / 2] ^= 0x40;
   test::ExpectErrorContaining([&] { ParseQuantizedModel(bad, "t.adq"); }, "checksum mismatch");

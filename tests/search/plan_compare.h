@@ -1,6 +1,5 @@
 // Bit-exact comparison of calibration results for the search tests: every quantizer of a plan,
-// every FP32 tensor of the (rewritten) model, and the whole quantized file with its one
-// timing-dependent field (meta "search_seconds") set to a constant.
+// every FP32 tensor of the (rewritten) model.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -105,20 +104,6 @@ inline void ExpectSameModel(const VitModel& a, const VitModel& b) {
   ExpectSame(a.norm, b.norm, "norm");
   ExpectSame(a.head, b.head, "head");
   ExpectSame(a.head_dist, b.head_dist, "head_dist");
-}
-
-// The quantized file's bytes (runtime/model_file.h) with the search wall time, the only
-// timing-dependent field (meta "search_seconds", docs/model_format.md META), set to "0". Fails
-// the test if that field is missing or repeated (a renamed key would make the check vacuous).
-inline std::string SerializeWithoutTiming(QuantizedModel qm) {
-  int found = 0;
-  for (auto& kv : qm.plan.meta)
-    if (kv.first == "search_seconds") {
-      kv.second = "0";
-      ++found;
-    }
-  EXPECT_EQ(found, 1) << "meta search_seconds";
-  return SerializeQuantizedModel(qm);
 }
 
 }  // namespace adalog::test
