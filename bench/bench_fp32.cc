@@ -113,12 +113,7 @@ BENCHMARK(BM_FloatIsland)
 void BM_ForwardDeitS(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(0)), threads = static_cast<int>(state.range(1));
   testing_util::RandomVitSpec s;
-  s.dim = 384;
-  s.heads = 6;
-  s.depth = 12;
-  s.image = 224;
-  s.patch = 16;
-  s.classes = 1000;
+  s.Shape(384, 6, 12, 224, 16, 1000);
   s.seed = 42;
   static const VitModel model = testing_util::MakeRandomVit(s);
   ExecutorOptions opt;

@@ -102,12 +102,7 @@ TEST(ExecutorFp32Test, MatchesReferenceAcrossShapes) {
   for (const Case& c : cases) {
     for (int batch : {1, 3, 9}) {
       RandomVitSpec s;
-      s.dim = c.dim;
-      s.heads = c.heads;
-      s.depth = c.depth;
-      s.image = c.image;
-      s.patch = c.patch;
-      s.classes = c.classes;
+      s.Shape(c.dim, c.heads, c.depth, c.image, c.patch, c.classes);
       s.seed = ++seed;
       ExpectMatchesReference(s, batch, 9, 2);
     }
@@ -196,12 +191,7 @@ TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreads) {
 // At DeiT-S width and token count (one block), where oneDNN could choose K-splitting schedules.
 TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreadsDeitSShapes) {
   RandomVitSpec s;
-  s.dim = 384;
-  s.heads = 6;
-  s.depth = 1;
-  s.image = 224;
-  s.patch = 16;
-  s.classes = 1000;
+  s.Shape(384, 6, 1, 224, 16, 1000);
   s.seed = 10;
   const VitModel m = MakeRandomVit(s);
   for (int batch : {1, 2}) {

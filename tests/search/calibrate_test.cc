@@ -31,12 +31,7 @@ using test::SameBits;
 
 RandomVitSpec SmallSpec() {
   RandomVitSpec s;
-  s.dim = 32;
-  s.heads = 2;
-  s.depth = 2;
-  s.image = 16;
-  s.patch = 4;
-  s.classes = 10;
+  s.Shape(32, 2, 2, 16, 4, 10);
   return s;
 }
 
@@ -163,12 +158,7 @@ TEST(Calibrate, BadInputs) {
 // Run: adalog_search_tests --gtest_also_run_disabled_tests --gtest_filter='*TimingDeitS*'
 TEST(Calibrate, DISABLED_TimingDeitS) {
   RandomVitSpec s;
-  s.dim = 384;
-  s.heads = 6;
-  s.depth = std::getenv("ADALOG_TIMING_DEPTH") ? std::atoi(std::getenv("ADALOG_TIMING_DEPTH")) : 1;
-  s.image = 224;
-  s.patch = 16;
-  s.classes = 1000;
+  s.Shape(384, 6, std::getenv("ADALOG_TIMING_DEPTH") ? std::atoi(std::getenv("ADALOG_TIMING_DEPTH")) : 1, 224, 16, 1000);
   const VitModel m = MakeRandomVit(s);
   const int n = 32;
   const std::vector<float> images = RandomImages(m, n, 13);

@@ -87,12 +87,7 @@ void CheckWiring(const VitModel& m, const std::vector<float>& images, int n, con
 
 RandomVitSpec WiringSpec() {
   RandomVitSpec s;
-  s.dim = 32;
-  s.heads = 2;
-  s.depth = 2;
-  s.image = 16;
-  s.patch = 4;
-  s.classes = 10;
+  s.Shape(32, 2, 2, 16, 4, 10);
   s.dist = true;  // head_dist too
   s.seed = 21;
   return s;

@@ -39,12 +39,7 @@ bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
 
 RandomVitSpec Spec(bool dist) {
   RandomVitSpec s;
-  s.dim = 32;
-  s.heads = 2;
-  s.depth = 3;
-  s.image = 16;
-  s.patch = 4;
-  s.classes = 10;
+  s.Shape(32, 2, 3, 16, 4, 10);
   s.dist = dist;
   return s;
 }

@@ -29,12 +29,7 @@ QuantizedModel SmallQuantized(int bits, bool dist, bool tanh_mean_pool = false, 
   s.mean_pool = tanh_mean_pool;
   s.no_cls = no_cls;
   if (no_cls) s.pos_mode = PosEmbedMode::kPatchesOnly;
-  s.dim = 16;
-  s.heads = 2;
-  s.depth = 1;
-  s.image = 8;
-  s.patch = 4;
-  s.classes = 5;
+  s.Shape(16, 2, 1, 8, 4, 5);
   s.dist = dist;
   const VitModel m = MakeRandomVit(s);
   const std::vector<float> images = RandomImages(m, 2, 3);

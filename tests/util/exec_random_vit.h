@@ -29,6 +29,17 @@ struct RandomVitSpec {
   bool pos_embed = true;
   GeluKind gelu = GeluKind::kErf;
   uint32_t seed = 1;
+
+  // Sets the six size fields at once (the others keep their values); returns *this.
+  RandomVitSpec& Shape(int dim_, int heads_, int depth_, int image_, int patch_, int classes_) {
+    dim = dim_;
+    heads = heads_;
+    depth = depth_;
+    image = image_;
+    patch = patch_;
+    classes = classes_;
+    return *this;
+  }
 };
 
 inline void FillUniform(std::vector<float>* v, size_t n, float scale, std::mt19937* rng) {
