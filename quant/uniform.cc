@@ -134,6 +134,42 @@ std::vector<UniformQuantizer> MakeGroups(int bits, UniformMode mode,
   return qs;
 }
 
+// The groups of a per-channel or per-head quantizer over `shape` (validated), each with its own
+// quantizer: fn(quantizer, offset, count) for every contiguous run of one group.
+template <class Fn>
+void ForEachGroupOf(const UniformPerChannel& q, const std::vector<int64_t>& shape, const Fn& fn) {
+  q.Validate();
+  const AxisSplit s = SplitAt(shape, q.axis, q.num_channels(), "per-channel uniform quantizer");
+  ForEachGroup(s, MakeGroups(q.bits, q.mode, q.scales, q.zero_points), fn);
+}
+
+template <class Fn>
+void ForEachGroupOf(const UniformPerHead& q, const std::vector<int64_t>& shape, const Fn& fn) {
+  q.Validate();
+  ADALOG_CHECK(shape.size() == 4,
+               "per-head uniform quantizer: expects a rank-4 (B, H, N, d) tensor, got rank ",
+               shape.size());
+  const AxisSplit s =
+      SplitAt(shape, UniformPerHead::kHeadAxis, q.num_heads(), "per-head uniform quantizer");
+  ForEachGroup(s, MakeGroups(q.bits, q.mode, q.scales, q.zero_points), fn);
+}
+
+template <class Grouped>
+void FakeQuantizeGroups(const Grouped& q, const float* x, const std::vector<int64_t>& shape,
+                        float* out) {
+  ForEachGroupOf(q, shape, [&](const UniformQuantizer& u, int64_t off, int64_t n) {
+    u.FakeQuant(x + off, n, out + off);
+  });
+}
+
+template <class Grouped>
+void EncodeGroups(const Grouped& q, const float* x, const std::vector<int64_t>& shape,
+                  UniformCode* codes) {
+  ForEachGroupOf(q, shape, [&](const UniformQuantizer& u, int64_t off, int64_t n) {
+    u.Encode(x + off, n, codes + off);
+  });
+}
+
 }  // namespace
 
 void FakeQuantize(const UniformPerTensor& q, const float* x, const std::vector<int64_t>& shape,
@@ -143,27 +179,12 @@ void FakeQuantize(const UniformPerTensor& q, const float* x, const std::vector<i
 
 void FakeQuantize(const UniformPerChannel& q, const float* x, const std::vector<int64_t>& shape,
                   float* out) {
-  q.Validate();
-  const AxisSplit s = SplitAt(shape, q.axis, q.num_channels(), "per-channel uniform quantizer");
-  const auto qs = MakeGroups(q.bits, q.mode, q.scales, q.zero_points);
-  ForEachGroup(s, qs, [&](const UniformQuantizer& u, int64_t off, int64_t n) {
-    u.FakeQuant(x + off, n, out + off);
-  });
+  FakeQuantizeGroups(q, x, shape, out);
 }
 
 void FakeQuantize(const UniformPerHead& q, const float* x, const std::vector<int64_t>& shape,
                   float* out) {
-  q.Validate();
-  ADALOG_CHECK(shape.size() == 4,
-               "per-head uniform quantizer: expects a rank-4 (B, H, N, d) "
-               "tensor, got rank ",
-               shape.size());
-  const AxisSplit s =
-      SplitAt(shape, UniformPerHead::kHeadAxis, q.num_heads(), "per-head uniform quantizer");
-  const auto qs = MakeGroups(q.bits, q.mode, q.scales, q.zero_points);
-  ForEachGroup(s, qs, [&](const UniformQuantizer& u, int64_t off, int64_t n) {
-    u.FakeQuant(x + off, n, out + off);
-  });
+  FakeQuantizeGroups(q, x, shape, out);
 }
 
 void Encode(const UniformPerTensor& q, const float* x, const std::vector<int64_t>& shape,
@@ -173,27 +194,12 @@ void Encode(const UniformPerTensor& q, const float* x, const std::vector<int64_t
 
 void Encode(const UniformPerChannel& q, const float* x, const std::vector<int64_t>& shape,
             UniformCode* codes) {
-  q.Validate();
-  const AxisSplit s = SplitAt(shape, q.axis, q.num_channels(), "per-channel uniform quantizer");
-  const auto qs = MakeGroups(q.bits, q.mode, q.scales, q.zero_points);
-  ForEachGroup(s, qs, [&](const UniformQuantizer& u, int64_t off, int64_t n) {
-    u.Encode(x + off, n, codes + off);
-  });
+  EncodeGroups(q, x, shape, codes);
 }
 
 void Encode(const UniformPerHead& q, const float* x, const std::vector<int64_t>& shape,
             UniformCode* codes) {
-  q.Validate();
-  ADALOG_CHECK(shape.size() == 4,
-               "per-head uniform quantizer: expects a rank-4 (B, H, N, d) "
-               "tensor, got rank ",
-               shape.size());
-  const AxisSplit s =
-      SplitAt(shape, UniformPerHead::kHeadAxis, q.num_heads(), "per-head uniform quantizer");
-  const auto qs = MakeGroups(q.bits, q.mode, q.scales, q.zero_points);
-  ForEachGroup(s, qs, [&](const UniformQuantizer& u, int64_t off, int64_t n) {
-    u.Encode(x + off, n, codes + off);
-  });
+  EncodeGroups(q, x, shape, codes);
 }
 
 }  // namespace adalog

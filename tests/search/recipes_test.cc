@@ -213,12 +213,15 @@ TEST(Recipes, LnReparamMatchesPlainAndPreservesFunction) {
 
 float Gelu(float v) { return 0.5f * v * (1.0f + std::erf(v / std::sqrt(2.0f))); }
 
-TEST(Recipes, PostGeluAdaLogMatchesPlainAndFoldsShift) {
+// Recipe C (post-GELU fc2: Shift-AdaLog input, per-row weights, alternating rounds) against the
+// plain re-implementation, with the official FPCS or the best-candidate FPCS.
+void ExpectPostGeluAdaLogMatchesPlain(FpcsMode mode) {
+  const bool best = mode == FpcsMode::kBest;
   LinCase c(40, 16, 5, 41, -2.5f, 3.0f);
   for (auto& v : c.x) v = Gelu(v);
   c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
   RecipeOptions o;
-  o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
+  o.fpcs_mode = mode;
   LinearParams fc2 = c.lin;
   const LinearQuant got = CalibratePostGeluLinear(c.x.data(), c.T, c.y.data(), &fc2, o);
   // Plain recipe C.
@@ -227,8 +230,9 @@ TEST(Recipes, PostGeluAdaLogMatchesPlainAndFoldsShift) {
   std::vector<Cand> wc;
   for (int o2 = 0; o2 < N; ++o2) {
     const auto row = Row(c.lin.weight, o2, K);
-    wc.push_back(plain::Fpcs(plain::Grid(row, 4, 8, 0),
-                             [&](Cand cc) { return plain::SumSq(row, plain::FqUniform(row, 4, cc)); }, 0));
+    const auto err = [&](Cand cc) { return plain::SumSq(row, plain::FqUniform(row, 4, cc)); };
+    const auto grid = plain::Grid(row, 4, 8, 0);
+    wc.push_back(best ? plain::FpcsBest(grid, err, 0) : plain::Fpcs(grid, err, 0));
   }
   std::vector<float> pos;
   for (float v : c.x)
@@ -244,10 +248,13 @@ TEST(Recipes, PostGeluAdaLogMatchesPlainAndFoldsShift) {
   plain::LogCand a{plain::Linspace(ud0, ud1, 128)[126], 37};
   for (int round = 0; round < 3; ++round) {
     const auto wq = QuantW(c.lin.weight, N, K, 4, wc);
-    a = plain::AdaLogFpcs(ud0, ud1, a.s, [&](plain::LogCand lc) {
+    const auto log_err = [&](plain::LogCand lc) {
       return plain::OutErr(fq_log(lc.s, lc.q), wq, c.lin.bias, c.y, T, K, N, -1);
-    });
-    wc = PlainWeightOut(fq_log(a.s, a.q), c.lin.weight, c.lin.bias, c.y, T, K, N, 4, 8);
+    };
+    a = best ? plain::AdaLogFpcsBest(ud0, ud1, a.s, log_err) : plain::AdaLogFpcs(ud0, ud1, a.s, log_err);
+    const std::vector<Cand> wprev = wc;
+    wc = best ? PlainWeightOut(fq_log(a.s, a.q), c.lin.weight, c.lin.bias, c.y, T, K, N, 4, 8, true, &wprev)
+              : PlainWeightOut(fq_log(a.s, a.q), c.lin.weight, c.lin.bias, c.y, T, K, N, 4, 8);
   }
   EXPECT_EQ(got.input.kind, ActQuant::Kind::kLog);
   EXPECT_EQ(got.input.log.kind, LogKind::kAdaLog);
@@ -268,49 +275,11 @@ TEST(Recipes, PostGeluAdaLogMatchesPlainAndFoldsShift) {
   }
 }
 
-TEST(Recipes, PostGeluAdaLogBestFpcsMatchesPlain) {
-  LinCase c(40, 16, 5, 41, -2.5f, 3.0f);
-  for (auto& v : c.x) v = Gelu(v);
-  c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
-  RecipeOptions o;
-  o.fpcs_mode = FpcsMode::kBest;
-  LinearParams fc2 = c.lin;
-  const LinearQuant got = CalibratePostGeluLinear(c.x.data(), c.T, c.y.data(), &fc2, o);
-  const int T = c.T, K = c.K, N = c.N;
-  const float d = kGeluShift;
-  std::vector<Cand> wc;
-  for (int o2 = 0; o2 < N; ++o2) {
-    const auto row = Row(c.lin.weight, o2, K);
-    wc.push_back(plain::FpcsBest(plain::Grid(row, 4, 8, 0),
-                                 [&](Cand cc) { return plain::SumSq(row, plain::FqUniform(row, 4, cc)); }, 0));
-  }
-  std::vector<float> pos;
-  for (float v : c.x)
-    if (v > 0) pos.push_back(v);
-  std::sort(pos.begin(), pos.end());
-  const float ud0 = pos[static_cast<size_t>(std::ceil(pos.size() * 0.9)) - 1] + d, ud1 = pos.back() + d;
-  auto fq_log = [&](float s, int q) {
-    const ShiftLogQuantizer lq(LogParams{LogKind::kAdaLog, 4, s, q}, d, false);
-    std::vector<float> out;
-    for (float v : c.x) out.push_back(lq.FakeQuant(v));
-    return out;
-  };
-  plain::LogCand a{plain::Linspace(ud0, ud1, 128)[126], 37};
-  for (int round = 0; round < 3; ++round) {
-    const auto wq = QuantW(c.lin.weight, N, K, 4, wc);
-    a = plain::AdaLogFpcsBest(ud0, ud1, a.s, [&](plain::LogCand lc) {
-      return plain::OutErr(fq_log(lc.s, lc.q), wq, c.lin.bias, c.y, T, K, N, -1);
-    });
-    const std::vector<Cand> wprev = wc;
-    wc = PlainWeightOut(fq_log(a.s, a.q), c.lin.weight, c.lin.bias, c.y, T, K, N, 4, 8, true, &wprev);
-  }
-  EXPECT_TRUE(ScaleEq(got.input.log.scale, a.s));
-  EXPECT_EQ(got.input.log.q, a.q);
-  for (int o2 = 0; o2 < N; ++o2) {
-    EXPECT_TRUE(ScaleEq(got.weight.scales[o2], wc[o2].s));
-    EXPECT_EQ(got.weight.zero_points[o2], wc[o2].z);
-  }
+TEST(Recipes, PostGeluAdaLogMatchesPlainAndFoldsShift) {
+  ExpectPostGeluAdaLogMatchesPlain(FpcsMode::kOfficial);  // compared with the official plain FPCS
 }
+
+TEST(Recipes, PostGeluAdaLogBestFpcsMatchesPlain) { ExpectPostGeluAdaLogMatchesPlain(FpcsMode::kBest); }
 
 TEST(Recipes, PostGeluLog2SearchesItsOwnScale) {
   LinCase c(32, 8, 4, 51, -2.0f, 3.0f);
