@@ -1,7 +1,6 @@
 // .npy reading (validated) and atomic writing.
 #include "runtime/data/npy.h"
 
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -12,6 +11,7 @@
 #include <sstream>
 
 #include "quant/error.h"
+#include "runtime/atomic_write.h"
 
 namespace adalog {
 namespace {
@@ -100,28 +100,13 @@ void WriteAtomically(const std::string& path, NpyDtype dtype, const T* data,
   header.append((64 - unpadded % 64) % 64, ' ');
   header.push_back('\n');
   ADALOG_CHECK(header.size() <= 65535, path, ": npy header too long");
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    ADALOG_CHECK(out.good(), tmp, ": cannot open for writing");
-    out.write(kMagic, kMagicLen);
-    const char version[2] = {1, 0};
-    out.write(version, 2);
-    const char len[2] = {static_cast<char>(header.size() & 0xFF),
-                         static_cast<char>(header.size() >> 8)};
-    out.write(len, 2);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(T)));
-    out.flush();
-    if (!out.good()) {
-      std::remove(tmp.c_str());
-      Fail(tmp, ": write failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    Fail(path, ": cannot rename ", tmp, " into place");
-  }
+  std::string bytes(kMagic, kMagicLen);
+  bytes += {1, 0};  // format version 1.0
+  bytes += static_cast<char>(header.size() & 0xFF);
+  bytes += static_cast<char>(header.size() >> 8);
+  bytes += header;
+  bytes.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n) * sizeof(T));
+  WriteFileAtomically(path, bytes, "output");
 }
 
 }  // namespace

@@ -101,7 +101,8 @@ check 2 stderr "missing required option '--calib X.npy|DIR' for 'adalog quantize
 check 2 stderr "missing required option '--output OUT' for 'adalog quantize'" -- quantize "$M" --calib c.npy
 check 2 stderr "did you mean '--threads'?" -- bench "$M" --thread 2
 check 2 stderr "unknown option '-x' for 'adalog bench'" -- bench "$M" -x
-check 2 stderr "--input and --output name the same file" -- run "$M" --input a.npy --output a.npy
+check 2 stderr "--output a.npy is the same file as --input a.npy" -- run "$M" --input a.npy --output a.npy
+check 2 stderr "--output ./a.npy is the same file as --input a.npy" -- run "$M" --input a.npy --output ./a.npy
 
 # --- eval's data options
 check 2 stderr "it needs --labels Y.npy" -- eval "$M" --data x.npy
@@ -118,7 +119,8 @@ check 2 stderr "option '--bits' of 'adalog quantize' activation bits: 9 is out o
 check 2 stderr "option '--wbits' of 'adalog quantize': 1 is out of range [2, 8]" -- quantize "$M" --calib c.npy -o o --wbits 1
 check 2 stderr "option '--softmax' of 'adalog quantize': 'log3' is not one of adalog, log2, logsqrt2, uniform" -- quantize "$M" --calib c.npy -o o --softmax log3
 check 2 stderr "option '--gelu' of 'adalog quantize': 'relu' is not one of adalog, log2, logsqrt2, twin, uniform" -- quantize "$M" --calib c.npy -o o --gelu relu
-check 2 stderr "-o would overwrite the input model" -- quantize "$M" --calib c.npy -o "$M"
+check 2 stderr "-o $M is the same file as MODEL '$M'" -- quantize "$M" --calib c.npy -o "$M"
+check 2 stderr "-o c.npy is the same file as --calib c.npy" -- quantize "$M" --calib c.npy -o c.npy
 
 # --- past parsing: runtime failures exit 1 with the runtime's message (here: the model file that
 # does not exist, the first thing every command opens; quantize checks its output folder first,

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -173,7 +174,42 @@ TEST(DataNpyTest, TruncatedFileOnDisk) {
 }
 
 TEST(DataNpyTest, WriteFailureLeavesNoFile) {
-  EXPECT_THROW(WriteNpyFloat32("/nonexistent_dir_adalog/x.npy", nullptr, {0}), Error);
+  // The message names the path asked for, never the temporary file.
+  try {
+    WriteNpyFloat32("/nonexistent_dir_adalog/x.npy", nullptr, {0});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'/nonexistent_dir_adalog/x.npy': cannot create a file in directory"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find(".tmp"), std::string::npos) << msg;
+  }
+}
+
+// An existing output that is not a regular file is refused and left as it was: a rename over a
+// FIFO (or, as root, a device node) would replace it with a regular file.
+TEST(DataNpyTest, WriteRefusesNonRegularTargets) {
+  const std::string fifo = TempPath("fifo_" + std::to_string(getpid()) + ".npy");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const float v[2] = {1.f, 2.f};
+  try {
+    WriteNpyFloat32(fifo, v, {2});
+    ADD_FAILURE() << "wrote over a FIFO";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exists and is a FIFO (named pipe), not a regular file"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
+  std::filesystem::remove(fifo);
+  const std::string dir = TempPath("dir_" + std::to_string(getpid()) + ".npy");
+  std::filesystem::create_directories(dir);
+  EXPECT_THROW(WriteNpyFloat32(dir, v, {2}), Error);
+  EXPECT_TRUE(std::filesystem::is_directory(dir));
+  std::filesystem::remove(dir);
+  // Sanity: a regular file is replaced.
+  const std::string file = TempPath("regular.npy");
+  WriteBytes(file, "old");
+  WriteNpyFloat32(file, v, {2});
+  EXPECT_EQ(ReadNpyFloat32(file).data, std::vector<float>({1.f, 2.f}));
 }
 
 TEST(DataNpyTest, CheckFiniteReportsIndex) {
