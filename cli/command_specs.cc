@@ -80,7 +80,7 @@ std::vector<CommandSpec> MakeCommands() {
   run.summary = "Run a model on a float32 NCHW .npy and write its logits as float32 .npy.";
   run.positionals = {kModel};
   run.options = {
-      Str("input", "X.npy", "float32 input images [N,C,H,W], preprocessed", true),
+      Str("input", "X.npy", "input images [N,C,H,W], preprocessed (float32; float64/float16 are converted)", true),
       Str("output", "Y.npy", "where to write the logits [N,classes] (float32)", true),
       Threads("all cores"),
       Batch("8"),
@@ -95,7 +95,7 @@ std::vector<CommandSpec> MakeCommands() {
   eval.summary = "Measure top-1/top-5 accuracy of a model on labelled images.";
   eval.positionals = {kModel};
   eval.options = {
-      Str("data", "X.npy|DIR", "float32 NCHW .npy, or an image folder (one subfolder per class)", true),
+      Str("data", "X.npy|DIR", "NCHW .npy (float32, float64 or float16), or an image folder (one subfolder per class)", true),
       Str("labels", "Y.npy", "integer labels [N] (required with an .npy --data)"),
       Flag("json", "print one JSON object instead of text"),
       Threads("all cores"),
@@ -148,7 +148,7 @@ std::vector<CommandSpec> MakeCommands() {
   OptionSpec bits = Str("bits", "WxAy", "weight and activation bits, e.g. W4A4, W6A6, W8A8");
   bits.default_text = "W4A4";
   quantize.options = {
-      Str("calib", "X.npy|DIR", "calibration images: float32 NCHW .npy or an image folder", true),
+      Str("calib", "X.npy|DIR", "calibration images: NCHW .npy (float32, float64 or float16) or an image folder", true),
       bits,
       out,
       Int("wbits", "N", "weight bits (overrides --bits)", 2, 8, "from --bits"),
