@@ -84,7 +84,7 @@ std::vector<CommandSpec> MakeCommands() {
       Str("output", "Y.npy", "where to write the logits [N,classes] (float32)", true),
       Threads("all cores"),
       Batch("8"),
-      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one"),
+      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one (an error for ONNX models)"),
   };
   run.details =
       "example:\n  adalog run model.onnx --input x.npy --output logits.npy --threads 2\n";
@@ -106,7 +106,7 @@ std::vector<CommandSpec> MakeCommands() {
       Str("std", "a,b,c", "image folders: per-channel std (default: the model's, ImageNet)"),
       Int("resize", "R", "image folders: resize the shorter side to R before cropping", 1, 8192,
           "S / 0.875"),
-      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one"),
+      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one (an error for ONNX models)"),
       Str("reference-logits", "R.npy",
           "also report logits fidelity (mean cosine, top-1 agreement) against these logits [N,classes]"),
   };
@@ -131,7 +131,7 @@ std::vector<CommandSpec> MakeCommands() {
       Flag("json", "print one JSON line (median_ms, p90_ms, images_per_s, ...)"),
       Int("warmup", "N", "untimed inferences first", 0, 1000000, "3"),
       Int("runs", "N", "timed inferences", 1, 1000000, "10"),
-      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one"),
+      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one (an error for ONNX models)"),
   };
   bench.details =
       "example:\n  adalog bench model.onnx --batch 8 --threads 2 --json\n"

@@ -235,6 +235,17 @@ class ScopedSigint {
   void (*prev_)(int) = SIG_DFL;
 };
 
+// --simulate chooses between a quantized model's two executors. An FP32 ONNX model has one, so
+// honouring the flag is impossible and ignoring it would report FP32 numbers to a user who asked
+// for the fake-quant reference: a usage error instead.
+void CheckSimulateApplies(bool simulate, const LoadedModel& m, const std::string& command) {
+  if (simulate && m.format == ModelFormat::kOnnx) {
+    throw UsageError(command + ": --simulate runs a quantized model's simulated (fake-quant) executor, but " +
+                     m.path + " is an FP32 ONNX model, which always runs in FP32; quantize it first (adalog " +
+                     "quantize) or drop --simulate");
+  }
+}
+
 std::string FormatSeconds(double s) {
   char buf[32];
   const long t = static_cast<long>(s + 0.5);
@@ -292,6 +303,7 @@ int RunRun(const ParsedArgs& args) {
   // Cheap checks first: nothing runs when the output cannot be written or would replace an input.
   CheckOutputPath({"--output", o.output}, {{"MODEL", o.model}, {"--input", o.input}}, "'adalog run'");
   auto loaded = LoadModel(o.model);
+  CheckSimulateApplies(o.simulate, *loaded, "'adalog run'");
   const ImageSource x = ImageSource::OpenNpy(o.input);  // whatever its name
   x.CheckNotEmpty();
   const int64_t n = x.size();
@@ -311,6 +323,7 @@ int RunRun(const ParsedArgs& args) {
 int RunEval(const ParsedArgs& args) {
   EvalOptions o = GetEval(args);
   auto loaded = LoadModel(o.model);
+  CheckSimulateApplies(o.simulate, *loaded, "'adalog eval'");
   const VitModel& m = loaded->model;
   const int classes = m.num_classes();
   const auto t0 = std::chrono::steady_clock::now();
@@ -377,6 +390,7 @@ int RunEval(const ParsedArgs& args) {
 int RunBench(const ParsedArgs& args) {
   BenchOptions o = GetBench(args);
   auto loaded = LoadModel(o.model);
+  CheckSimulateApplies(o.simulate, *loaded, "'adalog bench'");
   SessionOptions so;
   so.max_batch = o.batch;
   so.num_threads = o.threads;

@@ -134,5 +134,15 @@ check 1 stderr "$NOMODEL" -- eval "$M" --data "$TMP/imgs" --image-size 224 --res
 check 1 stderr "$NOMODEL" -- quantize "$M" --calib "$TMP/c.npy" --bits w8a8 -o "$TMP/q.adalog" --softmax log2 --gelu twin --calib-size 8 --seed 3 --no-fpcs --no-reparam
 check 1 stderr "$NOMODEL" -- bench -- "$M"
 
+# --- --simulate on an FP32 ONNX model (nothing to simulate): a usage error, not silently FP32.
+# The one check here that reads a model (the tiny ONNX).
+ONNX=$ROOT/models/tiny/tiny_timm_op17_dyn.onnx
+# (refused right after the model loads, before the data is opened: the .npy files need not exist)
+SIMERR="--simulate runs a quantized model's simulated (fake-quant) executor, but $ONNX is an FP32 ONNX model"
+check 2 stderr "'adalog run': $SIMERR" -- run "$ONNX" --input "$TMP/x2.npy" --output "$TMP/y.npy" --simulate --threads 1
+[[ -e $TMP/y.npy ]] && { fail=$((fail + 1)); echo "FAIL: run --simulate on ONNX wrote its output"; }
+check 2 stderr "'adalog eval': $SIMERR" -- eval "$ONNX" --data "$TMP/x2.npy" --labels "$TMP/y2.npy" --simulate --threads 1
+check 2 stderr "'adalog bench': $SIMERR" -- bench "$ONNX" --simulate --warmup 0 --runs 1
+
 echo "cli usage: $pass passed, $fail failed"
 ((fail == 0))
