@@ -1,5 +1,6 @@
 // The `adalog` command: dispatches quantize | eval | run | bench | inspect, and maps failures to
-// exit codes: 0 success, 1 runtime error (bad model, unreadable data, ...), 2 usage error.
+// exit codes: 0 success, 1 runtime error (bad model, unreadable data, ...), 2 usage error,
+// 130 interrupted by Ctrl-C (SIGINT).
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -15,6 +16,7 @@ namespace {
 
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitInterrupted = 130;  // 128 + SIGINT
 
 std::string CommandNames() {
   std::string s;
@@ -31,7 +33,7 @@ std::string MainHelp() {
   for (const CommandSpec& c : AllCommands()) {
     s += "  " + c.name + std::string(c.name.size() < 10 ? 10 - c.name.size() : 1, ' ') + c.summary + "\n";
   }
-  s += "\nexit status: 0 success, 1 runtime error, 2 usage error.\n";
+  s += "\nexit status: 0 success, 1 runtime error, 2 usage error, 130 interrupted (Ctrl-C).\n";
   return s;
 }
 
@@ -84,6 +86,9 @@ int main(int argc, char** argv) {
   } catch (const adalog::cli::UsageError& e) {
     std::fprintf(stderr, "adalog: error: %s\n", e.what());
     return adalog::cli::kExitUsage;
+  } catch (const adalog::cli::Interrupted& e) {
+    std::fprintf(stderr, "adalog: error: %s\n", e.what());
+    return adalog::cli::kExitInterrupted;
   } catch (const adalog::Error& e) {
     std::fprintf(stderr, "adalog: error: %s\n", e.what());
     return adalog::cli::kExitRuntime;

@@ -80,11 +80,11 @@ std::vector<CommandSpec> MakeCommands() {
   run.summary = "Run a model on a float32 NCHW .npy and write its logits as float32 .npy.";
   run.positionals = {kModel};
   run.options = {
-      Str("input", "X.npy", "float32 input images [N,C,H,W], preprocessed", true),
+      Str("input", "X.npy", "input images [N,C,H,W], preprocessed (float32; float64/float16 are converted)", true),
       Str("output", "Y.npy", "where to write the logits [N,classes] (float32)", true),
       Threads("all cores"),
       Batch("8"),
-      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one"),
+      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one (an error for ONNX models)"),
   };
   run.details =
       "example:\n  adalog run model.onnx --input x.npy --output logits.npy --threads 2\n";
@@ -95,7 +95,7 @@ std::vector<CommandSpec> MakeCommands() {
   eval.summary = "Measure top-1/top-5 accuracy of a model on labelled images.";
   eval.positionals = {kModel};
   eval.options = {
-      Str("data", "X.npy|DIR", "float32 NCHW .npy, or an image folder (one subfolder per class)", true),
+      Str("data", "X.npy|DIR", "NCHW .npy (float32, float64 or float16), or an image folder (one subfolder per class)", true),
       Str("labels", "Y.npy", "integer labels [N] (required with an .npy --data)"),
       Flag("json", "print one JSON object instead of text"),
       Threads("all cores"),
@@ -106,7 +106,7 @@ std::vector<CommandSpec> MakeCommands() {
       Str("std", "a,b,c", "image folders: per-channel std (default: the model's, ImageNet)"),
       Int("resize", "R", "image folders: resize the shorter side to R before cropping", 1, 8192,
           "S / 0.875"),
-      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one"),
+      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one (an error for ONNX models)"),
       Str("reference-logits", "R.npy",
           "also report logits fidelity (mean cosine, top-1 agreement) against these logits [N,classes]"),
   };
@@ -131,7 +131,7 @@ std::vector<CommandSpec> MakeCommands() {
       Flag("json", "print one JSON line (median_ms, p90_ms, images_per_s, ...)"),
       Int("warmup", "N", "untimed inferences first", 0, 1000000, "3"),
       Int("runs", "N", "timed inferences", 1, 1000000, "10"),
-      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one"),
+      Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one (an error for ONNX models)"),
   };
   bench.details =
       "example:\n  adalog bench model.onnx --batch 8 --threads 2 --json\n"
@@ -148,7 +148,7 @@ std::vector<CommandSpec> MakeCommands() {
   OptionSpec bits = Str("bits", "WxAy", "weight and activation bits, e.g. W4A4, W6A6, W8A8");
   bits.default_text = "W4A4";
   quantize.options = {
-      Str("calib", "X.npy|DIR", "calibration images: float32 NCHW .npy or an image folder", true),
+      Str("calib", "X.npy|DIR", "calibration images: NCHW .npy (float32, float64 or float16) or an image folder", true),
       bits,
       out,
       Int("wbits", "N", "weight bits (overrides --bits)", 2, 8, "from --bits"),

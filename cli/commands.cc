@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/output_check.h"
 #include "runtime/adalog_runtime.h"
 #include "runtime/data/image_folder.h"
 #include "runtime/data/image_source.h"
@@ -102,7 +103,6 @@ RunOptions GetRun(const ParsedArgs& a) {
   o.threads = static_cast<int>(a.Int("threads", 0));
   o.batch = static_cast<int>(a.Int("batch", 8));
   o.simulate = a.Flag("simulate");
-  if (o.input == o.output) throw UsageError("'adalog run': --input and --output name the same file");
   return o;
 }
 
@@ -178,7 +178,6 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
     throw UsageError(cmd + ": --fpcs-mode chooses the FPCS variant; --no-fpcs turns FPCS off");
   o.reparam = !a.Flag("no-reparam");
   o.threads = static_cast<int>(a.Int("threads", 0));
-  if (o.output == o.model) throw UsageError(cmd + ": -o would overwrite the input model " + o.model);
   return o;
 }
 
@@ -236,22 +235,15 @@ class ScopedSigint {
   void (*prev_)(int) = SIG_DFL;
 };
 
-// Fails before any long work if `path` cannot be created: its directory must exist and accept a
-// new file (checked by creating and removing a probe file), and `path` must not be a directory.
-void CheckOutputWritable(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path p(path);
-  ADALOG_CHECK(!fs::is_directory(p, ec), "output '", path, "' is a directory; give a file name");
-  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  ADALOG_CHECK(fs::is_directory(dir, ec), "output '", path, "': directory '", dir.string(),
-               "' does not exist");
-  const std::string probe = path + ".probe." + std::to_string(static_cast<long>(getpid()));
-  std::FILE* f = std::fopen(probe.c_str(), "wb");
-  ADALOG_CHECK(f != nullptr, "output '", path, "': cannot create files in directory '", dir.string(),
-               "' (not writable)");
-  std::fclose(f);
-  std::remove(probe.c_str());
+// --simulate chooses between a quantized model's two executors. An FP32 ONNX model has one, so
+// honouring the flag is impossible and ignoring it would report FP32 numbers to a user who asked
+// for the fake-quant reference: a usage error instead.
+void CheckSimulateApplies(bool simulate, const LoadedModel& m, const std::string& command) {
+  if (simulate && m.format == ModelFormat::kOnnx) {
+    throw UsageError(command + ": --simulate runs a quantized model's simulated (fake-quant) executor, but " +
+                     m.path + " is an FP32 ONNX model, which always runs in FP32; quantize it first (adalog " +
+                     "quantize) or drop --simulate");
+  }
 }
 
 std::string FormatSeconds(double s) {
@@ -308,7 +300,10 @@ int RunInspect(const ParsedArgs& args) {
 
 int RunRun(const ParsedArgs& args) {
   RunOptions o = GetRun(args);
+  // Cheap checks first: nothing runs when the output cannot be written or would replace an input.
+  CheckOutputPath({"--output", o.output}, {{"MODEL", o.model}, {"--input", o.input}}, "'adalog run'");
   auto loaded = LoadModel(o.model);
+  CheckSimulateApplies(o.simulate, *loaded, "'adalog run'");
   const ImageSource x = ImageSource::OpenNpy(o.input);  // whatever its name
   x.CheckNotEmpty();
   const int64_t n = x.size();
@@ -328,6 +323,7 @@ int RunRun(const ParsedArgs& args) {
 int RunEval(const ParsedArgs& args) {
   EvalOptions o = GetEval(args);
   auto loaded = LoadModel(o.model);
+  CheckSimulateApplies(o.simulate, *loaded, "'adalog eval'");
   const VitModel& m = loaded->model;
   const int classes = m.num_classes();
   const auto t0 = std::chrono::steady_clock::now();
@@ -394,6 +390,7 @@ int RunEval(const ParsedArgs& args) {
 int RunBench(const ParsedArgs& args) {
   BenchOptions o = GetBench(args);
   auto loaded = LoadModel(o.model);
+  CheckSimulateApplies(o.simulate, *loaded, "'adalog bench'");
   SessionOptions so;
   so.max_batch = o.batch;
   so.num_threads = o.threads;
@@ -441,8 +438,9 @@ int RunBench(const ParsedArgs& args) {
 int RunQuantize(const ParsedArgs& args) {
   QuantizeOptions o = GetQuantize(args);
   const auto t0 = std::chrono::steady_clock::now();
-  // Cheap checks first: nothing long runs when the output cannot be written.
-  CheckOutputWritable(o.output);
+  // Cheap checks first: nothing long runs when the output cannot be written or would replace an
+  // input (the model, the calibration file).
+  CheckOutputPath({"-o", o.output}, {{"MODEL", o.model}, {"--calib", o.calib}}, "'adalog quantize'");
   auto loaded = LoadModel(o.model);
   ADALOG_CHECK(loaded->format == ModelFormat::kOnnx, o.model,
                " is already an adalog quantized model; quantize takes an FP32 ONNX model");
@@ -470,7 +468,7 @@ int RunQuantize(const ParsedArgs& args) {
   ScopedSigint sigint;
   const auto search_t0 = std::chrono::steady_clock::now();
   auto progress = [&](int done, int total, const std::string& label) {
-    if (g_interrupted.load()) Fail("interrupted (SIGINT) during calibration; no output written");
+    if (g_interrupted.load()) throw Interrupted("interrupted (SIGINT) during calibration; no output written");
     if (!tty) return;
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - search_t0).count();
     const double eta = done > 0 ? el * (total - done) / done : 0.0;
@@ -494,15 +492,16 @@ int RunQuantize(const ParsedArgs& args) {
     }
     omp_set_num_threads(prev_threads);
   }
-  ADALOG_CHECK(!g_interrupted.load(), "interrupted (SIGINT); no output written");
+  if (g_interrupted.load()) throw Interrupted("interrupted (SIGINT); no output written");
   qm.plan.meta.push_back({"source", o.model});
   qm.plan.meta.push_back({"calib", o.calib});
   qm.plan.meta.push_back({"calib_available", std::to_string(calib.available)});
   if (o.fpcs) qm.plan.meta.push_back({"fpcs_mode", search::FpcsModeName(o.fpcs_mode)});
   SaveQuantizedModel(qm, o.output);  // atomic: temporary file + rename
+  // A Ctrl-C during the (short) write lets it finish: the new file is complete, and removing it
+  // now would lose the file it replaced too.
   if (g_interrupted.load()) {
-    std::remove(o.output.c_str());
-    Fail("interrupted (SIGINT) while writing; output removed");
+    throw Interrupted("interrupted (SIGINT) while writing " + o.output + "; the file was written completely");
   }
   const double search_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - search_t0).count();
   const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -1,6 +1,7 @@
 // The `adalog` subcommands: their argument specs (command_specs.cc) and their bodies
 // (commands.cc). Each body returns the process exit code; it throws adalog::Error for runtime
-// failures (exit 1) and UsageError for argument combinations the parser cannot check (exit 2).
+// failures (exit 1), UsageError for argument combinations the parser cannot check (exit 2) and
+// Interrupted after a Ctrl-C (exit 130).
 #pragma once
 
 #include <string>
@@ -9,6 +10,12 @@
 #include "cli/args.h"
 
 namespace adalog::cli {
+
+// A Ctrl-C honoured at a safe point: the CLI exits with 130 (128 + SIGINT, the shell convention).
+class Interrupted : public Error {
+ public:
+  explicit Interrupted(const std::string& what) : Error(what) {}
+};
 
 // All subcommands in the order `adalog --help` lists them.
 const std::vector<CommandSpec>& AllCommands();

@@ -1,7 +1,6 @@
 // Quantized model file: writer, validating reader, atomic save (format: docs/model_format.md).
 #include "runtime/model_file.h"
 
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -11,6 +10,7 @@
 
 #include "quant/error.h"
 #include "quant/uniform.h"
+#include "runtime/atomic_write.h"
 
 namespace adalog {
 namespace {
@@ -612,23 +612,7 @@ QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& 
 }
 
 void SaveQuantizedModel(const QuantizedModel& qm, const std::string& path) {
-  const std::string bytes = SerializeQuantizedModel(qm);
-  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(getpid()));
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    ADALOG_CHECK(f.good(), "model file '", path, "': cannot create temporary file '", tmp, "'");
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.flush();
-    if (!f.good()) {
-      f.close();
-      std::remove(tmp.c_str());
-      Fail("model file '", path, "': write failed (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    Fail("model file '", path, "': cannot rename the temporary file into place");
-  }
+  WriteFileAtomically(path, SerializeQuantizedModel(qm), "model file");
 }
 
 QuantizedModel LoadQuantizedModel(const std::string& path, uint32_t* version) {

@@ -2,7 +2,7 @@
 # Checks that two `adalog` binaries behave the same: identical exit codes, stdout, stderr and
 # output files for inspect / run / eval / bench / quantize (npy and image-folder data, JSON and
 # text, success and loader errors). Timing values are masked; quantized files are compared byte
-# for byte after dropping META's `search_seconds` value (and the size / checksum fields that
+# for byte after dropping META's `search_seconds` value, if any (model format v1 files held one; and the size / checksum fields that
 # depend on its length). For restructurings that must not change behaviour.
 #   bash scripts/check_same_behaviour.sh OLD_ADALOG NEW_ADALOG
 # Exit 0: no difference; 1: a difference (each one printed with a diff); 2: bad usage.

@@ -1,7 +1,6 @@
 // .npy reading (validated) and atomic writing.
 #include "runtime/data/npy.h"
 
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -12,6 +11,7 @@
 #include <sstream>
 
 #include "quant/error.h"
+#include "runtime/atomic_write.h"
 
 namespace adalog {
 namespace {
@@ -19,7 +19,58 @@ namespace {
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr size_t kMagicLen = 6;
 
-size_t ItemSize(NpyDtype d) { return d == NpyDtype::kInt64 ? 8 : 4; }
+size_t ItemSize(NpyDtype d) {
+  switch (d) {
+    case NpyDtype::kInt64:
+    case NpyDtype::kFloat64: return 8;
+    case NpyDtype::kFloat16: return 2;
+    case NpyDtype::kFloat32:
+    case NpyDtype::kInt32: return 4;
+  }
+  return 4;
+}
+
+// IEEE binary16 -> binary32, exact for every value (subnormals, +-inf, NaN with its payload).
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  uint32_t bits;
+  if (exp == 0x1Fu) {
+    bits = sign | 0x7F800000u | (mant << 13);  // inf or NaN
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112u) << 23) | (mant << 13);  // rebias 15 -> 127
+  } else if (mant == 0) {
+    bits = sign;  // +-0
+  } else {  // subnormal: mant * 2^-24, normalized
+    int e = -1;
+    do {
+      mant <<= 1;
+      ++e;
+    } while ((mant & 0x400u) == 0);
+    bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mant & 0x3FFu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// binary64 -> binary32 rounded to nearest even, without the undefined behaviour of casting an
+// out-of-range double: |d| >= 2^128 - 2^103 (half an ulp above FLT_MAX) rounds to +-inf in IEEE
+// arithmetic; finite values below that but above FLT_MAX round to +-FLT_MAX.
+float DoubleToFloat(double d, bool* overflow) {
+  static const double kOverflow = std::ldexp(2.0 - std::ldexp(1.0, -24), 127);
+  const double a = std::fabs(d);
+  if (std::isnan(d) || std::isinf(d)) return static_cast<float>(d);
+  if (a >= kOverflow) {
+    *overflow = true;
+    const float inf = std::numeric_limits<float>::infinity();
+    return d > 0 ? inf : -inf;
+  }
+  const float max = std::numeric_limits<float>::max();
+  if (a > max) return d > 0 ? max : -max;
+  return static_cast<float>(d);
+}
 
 std::string ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -100,28 +151,13 @@ void WriteAtomically(const std::string& path, NpyDtype dtype, const T* data,
   header.append((64 - unpadded % 64) % 64, ' ');
   header.push_back('\n');
   ADALOG_CHECK(header.size() <= 65535, path, ": npy header too long");
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    ADALOG_CHECK(out.good(), tmp, ": cannot open for writing");
-    out.write(kMagic, kMagicLen);
-    const char version[2] = {1, 0};
-    out.write(version, 2);
-    const char len[2] = {static_cast<char>(header.size() & 0xFF),
-                         static_cast<char>(header.size() >> 8)};
-    out.write(len, 2);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(T)));
-    out.flush();
-    if (!out.good()) {
-      std::remove(tmp.c_str());
-      Fail(tmp, ": write failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    Fail(path, ": cannot rename ", tmp, " into place");
-  }
+  std::string bytes(kMagic, kMagicLen);
+  bytes += {1, 0};  // format version 1.0
+  bytes += static_cast<char>(header.size() & 0xFF);
+  bytes += static_cast<char>(header.size() >> 8);
+  bytes += header;
+  bytes.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n) * sizeof(T));
+  WriteFileAtomically(path, bytes, "output");
 }
 
 }  // namespace
@@ -158,12 +194,17 @@ NpyHeader ParseNpyHeader(const std::string& bytes, const std::string& name) {
   }
   if (descr == "<f4") {
     h.dtype = NpyDtype::kFloat32;
+  } else if (descr == "<f8") {
+    h.dtype = NpyDtype::kFloat64;
+  } else if (descr == "<f2") {
+    h.dtype = NpyDtype::kFloat16;
   } else if (descr == "<i8") {
     h.dtype = NpyDtype::kInt64;
   } else if (descr == "<i4") {
     h.dtype = NpyDtype::kInt32;
   } else {
-    Fail(name, ": unsupported npy dtype '", descr, "' (expected '<f4', '<i8' or '<i4')");
+    Fail(name, ": unsupported npy dtype '", descr,
+         "' (expected little-endian '<f4', '<f8' or '<f2' data, or '<i8' / '<i4' labels)");
   }
   const std::string fortran = DictValue(dict, "fortran_order", name);
   ADALOG_CHECK(fortran == "False", name, ": fortran_order ", fortran, " not supported (need C order)");
@@ -185,19 +226,49 @@ NpyHeader ParseNpyHeader(const std::string& bytes, const std::string& name) {
 
 NpyFloatArray ParseNpyFloat32(const std::string& bytes, const std::string& name) {
   const NpyHeader h = ParseNpyHeader(bytes, name);
-  ADALOG_CHECK(h.dtype == NpyDtype::kFloat32, name, ": expected float32 ('<f4') data");
+  ADALOG_CHECK(h.dtype == NpyDtype::kFloat32 || h.dtype == NpyDtype::kFloat64 || h.dtype == NpyDtype::kFloat16,
+               name, ": expected float data ('<f4', '<f8' or '<f2'), not integers");
   NpyFloatArray a;
   a.shape = h.shape;
+  a.file_dtype = h.dtype;
   a.data.resize(static_cast<size_t>(h.num_elements()));
-  if (!a.data.empty()) std::memcpy(a.data.data(), bytes.data() + h.data_offset, a.data.size() * 4);
+  const char* p = bytes.data() + h.data_offset;
+  if (h.dtype == NpyDtype::kFloat32) {
+    if (!a.data.empty()) std::memcpy(a.data.data(), p, a.data.size() * 4);
+  } else if (h.dtype == NpyDtype::kFloat16) {
+    for (size_t i = 0; i < a.data.size(); ++i) {
+      uint16_t v;
+      std::memcpy(&v, p + 2 * i, 2);
+      a.data[i] = HalfToFloat(v);
+    }
+  } else {
+    for (size_t i = 0; i < a.data.size(); ++i) {
+      double v;
+      std::memcpy(&v, p + 8 * i, 8);
+      bool overflow = false;
+      a.data[i] = DoubleToFloat(v, &overflow);
+      if (overflow && a.overflowed++ == 0) a.first_overflow = static_cast<int64_t>(i);
+    }
+  }
   return a;
 }
 
-NpyFloatArray ReadNpyFloat32(const std::string& path) { return ParseNpyFloat32(ReadWholeFile(path), path); }
+NpyFloatArray ReadNpyFloat32(const std::string& path) {
+  NpyFloatArray a = ParseNpyFloat32(ReadWholeFile(path), path);
+  if (a.overflowed > 0) {
+    std::fprintf(stderr,
+                 "adalog: warning: %s: %lld float64 value%s outside float32's range became infinite when "
+                 "converted to float32 (the first at flat index %lld)\n",
+                 path.c_str(), static_cast<long long>(a.overflowed), a.overflowed == 1 ? "" : "s",
+                 static_cast<long long>(a.first_overflow));
+  }
+  return a;
+}
 
 std::vector<int64_t> ParseNpyLabels(const std::string& bytes, const std::string& name) {
   const NpyHeader h = ParseNpyHeader(bytes, name);
-  ADALOG_CHECK(h.dtype != NpyDtype::kFloat32, name, ": labels must be int64 or int32, not float32");
+  ADALOG_CHECK(h.dtype == NpyDtype::kInt64 || h.dtype == NpyDtype::kInt32, name,
+               ": labels must be int64 or int32, not floats");
   ADALOG_CHECK(h.shape.size() == 1, name, ": labels must be 1-D, got rank ", h.shape.size());
   std::vector<int64_t> labels(static_cast<size_t>(h.shape[0]));
   const char* p = bytes.data() + h.data_offset;

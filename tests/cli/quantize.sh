@@ -197,7 +197,8 @@ for b in W9A9 W1A1 W4A16; do
   [[ $rc == 2 && ! -e $TMP/e7.adalog ]] && grep -q "out of range \[2, 8\]" "$TMP/x.err" && ok ||
     bad "--bits $b: rc $rc, $(cat "$TMP/x.err")"
 done
-# SIGINT during calibration: exit 1 with the interrupt message, no output and no temporary file.
+# SIGINT during calibration: exit 130 (128 + SIGINT) with the interrupt message, no output and no
+# temporary file.
 # stderr is a pseudo-terminal so that quantize prints its progress bar; SIGINT is sent once the
 # first step ("1/N") is reported, i.e. while the handler is installed and calibration runs (13 of
 # 14 steps left), never after a fixed sleep. A process that ignores the flag finishes (exit 0,
@@ -232,8 +233,8 @@ print(f"sent={sent} rc={rc}")
 print(buf.decode("utf-8", "replace").replace("\r", "\n"))
 PYEOF
 sig_rc=$(sed -n 's/^sent=True rc=\(-\?[0-9]*\)$/\1/p' "$TMP/sig.out")
-[[ $sig_rc == 1 ]] && grep -qF "adalog: error: interrupted (SIGINT) during calibration; no output written" "$TMP/sig.out" &&
-  [[ ! -e $TMP/int.adalog ]] && ok || bad "SIGINT: want exit 1, the interrupt message and no output; got:
+[[ $sig_rc == 130 ]] && grep -qF "adalog: error: interrupted (SIGINT) during calibration; no output written" "$TMP/sig.out" &&
+  [[ ! -e $TMP/int.adalog ]] && ok || bad "SIGINT: want exit 130, the interrupt message and no output; got:
 $(tail -5 "$TMP/sig.out"); output exists: $([[ -e $TMP/int.adalog ]] && echo yes || echo no)"
 [[ $(ls "$TMP" | grep -c -E '\.(tmp|probe)\.') == 0 ]] && ok || bad "SIGINT left temporary files: $(ls "$TMP")"
 

@@ -101,7 +101,8 @@ check 2 stderr "missing required option '--calib X.npy|DIR' for 'adalog quantize
 check 2 stderr "missing required option '--output OUT' for 'adalog quantize'" -- quantize "$M" --calib c.npy
 check 2 stderr "did you mean '--threads'?" -- bench "$M" --thread 2
 check 2 stderr "unknown option '-x' for 'adalog bench'" -- bench "$M" -x
-check 2 stderr "--input and --output name the same file" -- run "$M" --input a.npy --output a.npy
+check 2 stderr "--output a.npy is the same file as --input a.npy" -- run "$M" --input a.npy --output a.npy
+check 2 stderr "--output ./a.npy is the same file as --input a.npy" -- run "$M" --input a.npy --output ./a.npy
 
 # --- eval's data options
 check 2 stderr "it needs --labels Y.npy" -- eval "$M" --data x.npy
@@ -118,7 +119,8 @@ check 2 stderr "option '--bits' of 'adalog quantize' activation bits: 9 is out o
 check 2 stderr "option '--wbits' of 'adalog quantize': 1 is out of range [2, 8]" -- quantize "$M" --calib c.npy -o o --wbits 1
 check 2 stderr "option '--softmax' of 'adalog quantize': 'log3' is not one of adalog, log2, logsqrt2, uniform" -- quantize "$M" --calib c.npy -o o --softmax log3
 check 2 stderr "option '--gelu' of 'adalog quantize': 'relu' is not one of adalog, log2, logsqrt2, twin, uniform" -- quantize "$M" --calib c.npy -o o --gelu relu
-check 2 stderr "-o would overwrite the input model" -- quantize "$M" --calib c.npy -o "$M"
+check 2 stderr "-o $M is the same file as MODEL '$M'" -- quantize "$M" --calib c.npy -o "$M"
+check 2 stderr "-o c.npy is the same file as --calib c.npy" -- quantize "$M" --calib c.npy -o c.npy
 
 # --- past parsing: runtime failures exit 1 with the runtime's message (here: the model file that
 # does not exist, the first thing every command opens; quantize checks its output folder first,
@@ -131,6 +133,16 @@ check 1 stderr "$NOMODEL" -- eval "$M" --data "$TMP/x.npy" --labels "$TMP/y.npy"
 check 1 stderr "$NOMODEL" -- eval "$M" --data "$TMP/imgs" --image-size 224 --resize 256 --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
 check 1 stderr "$NOMODEL" -- quantize "$M" --calib "$TMP/c.npy" --bits w8a8 -o "$TMP/q.adalog" --softmax log2 --gelu twin --calib-size 8 --seed 3 --no-fpcs --no-reparam
 check 1 stderr "$NOMODEL" -- bench -- "$M"
+
+# --- --simulate on an FP32 ONNX model (nothing to simulate): a usage error, not silently FP32.
+# The one check here that reads a model (the tiny ONNX).
+ONNX=$ROOT/models/tiny/tiny_timm_op17_dyn.onnx
+# (refused right after the model loads, before the data is opened: the .npy files need not exist)
+SIMERR="--simulate runs a quantized model's simulated (fake-quant) executor, but $ONNX is an FP32 ONNX model"
+check 2 stderr "'adalog run': $SIMERR" -- run "$ONNX" --input "$TMP/x2.npy" --output "$TMP/y.npy" --simulate --threads 1
+[[ -e $TMP/y.npy ]] && { fail=$((fail + 1)); echo "FAIL: run --simulate on ONNX wrote its output"; }
+check 2 stderr "'adalog eval': $SIMERR" -- eval "$ONNX" --data "$TMP/x2.npy" --labels "$TMP/y2.npy" --simulate --threads 1
+check 2 stderr "'adalog bench': $SIMERR" -- bench "$ONNX" --simulate --warmup 0 --runs 1
 
 echo "cli usage: $pass passed, $fail failed"
 ((fail == 0))

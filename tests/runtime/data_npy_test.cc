@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -122,8 +125,15 @@ TEST(DataNpyTest, MalformedFilesNameFileAndProblem) {
   ExpectFloatError(MakeNpy(ok, "").substr(0, 20), {"truncated npy header"});
   ExpectFloatError(MakeNpy("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", FloatPayload(6)),
                    {"dtype '>f4'"});
-  ExpectFloatError(MakeNpy("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", FloatPayload(12)),
-                   {"dtype '<f8'"});
+  // Big-endian floats stay refused (float64 / float16 are converted only when little-endian).
+  ExpectFloatError(MakeNpy("{'descr': '>f8', 'fortran_order': False, 'shape': (2, 3), }", FloatPayload(12)),
+                   {"dtype '>f8'", "little-endian"});
+  ExpectFloatError(MakeNpy("{'descr': '>f2', 'fortran_order': False, 'shape': (2, 3), }", FloatPayload(3)),
+                   {"dtype '>f2'"});
+  ExpectFloatError(MakeNpy("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", FloatPayload(12)),
+                   {"fortran_order"});
+  ExpectFloatError(MakeNpy("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", FloatPayload(11)),
+                   {"truncated", "48", "44"});
   ExpectFloatError(MakeNpy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", FloatPayload(6)),
                    {"fortran_order"});
   ExpectFloatError(MakeNpy("{'descr': '<f4', 'fortran_order': False, }", FloatPayload(6)), {"'shape'"});
@@ -140,11 +150,79 @@ TEST(DataNpyTest, MalformedFilesNameFileAndProblem) {
                    {"too large"});
   // Right format, wrong kind.
   ExpectFloatError(MakeNpy("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", std::string(16, '\0')),
-                   {"expected float32"});
+                   {"expected float data"});
   EXPECT_THROW(ParseNpyLabels(MakeNpy(ok, FloatPayload(6)), "x.npy"), Error);
   EXPECT_THROW(ParseNpyLabels(MakeNpy("{'descr': '<i8', 'fortran_order': False, 'shape': (2, 1), }",
                                       std::string(16, '\0')), "x.npy"),
                Error);
+}
+
+template <typename T>
+std::string Payload(const std::vector<T>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+bool SameFloatBits(float a, float b) { return std::memcmp(&a, &b, 4) == 0; }
+
+// float64 rounds to nearest float32 as IEEE does; finite values past half an ulp above FLT_MAX
+// become +-inf and are counted; NaN / inf / signed zero carry over.
+TEST(DataNpyTest, Float64IsConvertedToFloat32) {
+  const double just_above_max = static_cast<double>(std::numeric_limits<float>::max()) * (1 + 1e-9);
+  const std::vector<double> in = {1.5, -0.1, 1e39, -1e300, just_above_max, std::nan(""), -0.0,
+                                  std::numeric_limits<double>::infinity(), 1e-50, 3.0e38};
+  const NpyFloatArray a = ParseNpyFloat32(
+      MakeNpy("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 5), }", Payload(in)), "f8.npy");
+  ASSERT_EQ(a.data.size(), in.size());
+  EXPECT_EQ(a.shape, std::vector<int64_t>({2, 5}));
+  EXPECT_EQ(a.file_dtype, NpyDtype::kFloat64);
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(a.data[0], 1.5f);
+  EXPECT_EQ(a.data[1], -0.1f);  // the nearest float32, as the compiler rounds the literal
+  EXPECT_EQ(a.data[2], inf);
+  EXPECT_EQ(a.data[3], -inf);
+  EXPECT_EQ(a.data[4], std::numeric_limits<float>::max());  // below the rounding threshold
+  EXPECT_TRUE(std::isnan(a.data[5]));
+  EXPECT_TRUE(SameFloatBits(a.data[6], -0.0f));
+  EXPECT_EQ(a.data[7], inf);  // already infinite: not an overflow
+  EXPECT_EQ(a.data[8], 0.0f);
+  EXPECT_EQ(a.data[9], 3.0e38f);
+  EXPECT_EQ(a.overflowed, 2);
+  EXPECT_EQ(a.first_overflow, 2);
+  // float32 input reports no conversion.
+  const NpyFloatArray f = ParseNpyFloat32(
+      MakeNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", Payload(std::vector<float>{1e38f, inf})),
+      "f4.npy");
+  EXPECT_EQ(f.file_dtype, NpyDtype::kFloat32);
+  EXPECT_EQ(f.overflowed, 0);
+}
+
+// float16 converts exactly: normals, the extremes, subnormals, signed zero, inf, NaN.
+TEST(DataNpyTest, Float16IsConvertedExactly) {
+  const std::vector<uint16_t> in = {0x3C00, 0xC000, 0x3555, 0x7BFF, 0x0001, 0x03FF, 0x8000, 0x7C00, 0xFC00, 0x7E00};
+  const std::vector<float> want = {1.0f, -2.0f, 0.333251953125f, 65504.0f, std::ldexp(1.0f, -24),
+                                   1023 * std::ldexp(1.0f, -24), -0.0f, std::numeric_limits<float>::infinity(),
+                                   -std::numeric_limits<float>::infinity()};
+  const NpyFloatArray a = ParseNpyFloat32(
+      MakeNpy("{'descr': '<f2', 'fortran_order': False, 'shape': (10,), }", Payload(in)), "f2.npy");
+  ASSERT_EQ(a.data.size(), in.size());
+  EXPECT_EQ(a.file_dtype, NpyDtype::kFloat16);
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_TRUE(SameFloatBits(a.data[i], want[i])) << i << ": " << a.data[i];
+  EXPECT_TRUE(std::isnan(a.data[9]));
+  EXPECT_EQ(a.overflowed, 0);
+  // Every finite half value survives a round trip through float (exactness over all 2^16 codes).
+  int finite = 0;
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const std::vector<uint16_t> one = {static_cast<uint16_t>(h)};
+    const float f = ParseNpyFloat32(MakeNpy("{'descr': '<f2', 'fortran_order': False, 'shape': (1,), }", Payload(one)),
+                                    "h.npy").data[0];
+    if (!std::isfinite(f)) continue;
+    ++finite;
+    // Decode independently: sign * mantissa * 2^exponent from the bit fields.
+    const int e = (h >> 10) & 0x1F, m = h & 0x3FF;
+    const float mag = e == 0 ? std::ldexp(static_cast<float>(m), -24) : std::ldexp(static_cast<float>(1024 + m), e - 25);
+    ASSERT_TRUE(SameFloatBits(f, (h & 0x8000) ? -mag : mag)) << std::hex << h;
+  }
+  EXPECT_EQ(finite, 2 * 31 * 1024);  // both signs, exponents 0..30
 }
 
 TEST(DataNpyTest, MissingFileNamesIt) {
@@ -173,7 +251,42 @@ TEST(DataNpyTest, TruncatedFileOnDisk) {
 }
 
 TEST(DataNpyTest, WriteFailureLeavesNoFile) {
-  EXPECT_THROW(WriteNpyFloat32("/nonexistent_dir_adalog/x.npy", nullptr, {0}), Error);
+  // The message names the path asked for, never the temporary file.
+  try {
+    WriteNpyFloat32("/nonexistent_dir_adalog/x.npy", nullptr, {0});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'/nonexistent_dir_adalog/x.npy': cannot create a file in directory"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find(".tmp"), std::string::npos) << msg;
+  }
+}
+
+// An existing output that is not a regular file is refused and left as it was: a rename over a
+// FIFO (or, as root, a device node) would replace it with a regular file.
+TEST(DataNpyTest, WriteRefusesNonRegularTargets) {
+  const std::string fifo = TempPath("fifo_" + std::to_string(getpid()) + ".npy");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const float v[2] = {1.f, 2.f};
+  try {
+    WriteNpyFloat32(fifo, v, {2});
+    ADD_FAILURE() << "wrote over a FIFO";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exists and is a FIFO (named pipe), not a regular file"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
+  std::filesystem::remove(fifo);
+  const std::string dir = TempPath("dir_" + std::to_string(getpid()) + ".npy");
+  std::filesystem::create_directories(dir);
+  EXPECT_THROW(WriteNpyFloat32(dir, v, {2}), Error);
+  EXPECT_TRUE(std::filesystem::is_directory(dir));
+  std::filesystem::remove(dir);
+  // Sanity: a regular file is replaced.
+  const std::string file = TempPath("regular.npy");
+  WriteBytes(file, "old");
+  WriteNpyFloat32(file, v, {2});
+  EXPECT_EQ(ReadNpyFloat32(file).data, std::vector<float>({1.f, 2.f}));
 }
 
 TEST(DataNpyTest, CheckFiniteReportsIndex) {

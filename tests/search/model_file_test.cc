@@ -111,8 +111,10 @@ TEST(ModelFile, AtomicSaveAndLoad) {
   EXPECT_FALSE(tmp.good());  // no temporary left behind
   std::remove(path.c_str());
   test::ExpectErrorContaining([&] { LoadQuantizedModel(path); }, "cannot open");
+  // Errors name the file asked for, never the temporary one.
   test::ExpectErrorContaining([&] { SaveQuantizedModel(qm, "/nonexistent_dir_adalog/x.adq"); },
-                              "cannot create temporary file");
+                              "model file '/nonexistent_dir_adalog/x.adq': cannot create a file in directory "
+                              "'/nonexistent_dir_adalog': No such file or directory");
 }
 
 // A calibrated model (search's real plans, not hand-made ones) comes back field by field: the
