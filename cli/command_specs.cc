@@ -174,6 +174,7 @@ std::vector<CommandSpec> MakeCommands() {
       "the same images); with exactly --calib-size images all are used. The output is written\n"
       "atomically: on any error or Ctrl-C no output file is left.\n";
   cmds.push_back(quantize);
+  cmds.push_back(ReportCommandSpec());
 
   return cmds;
 }

@@ -530,6 +530,7 @@ int RunCommand(const ParsedArgs& args) {
   if (c == "eval") return RunEval(args);
   if (c == "bench") return RunBench(args);
   if (c == "quantize") return RunQuantize(args);
+  if (c == "report") return RunReport(args);
   Fail("internal: no body for subcommand '", c, "'");
 }
 
