@@ -99,9 +99,9 @@ Json QuantizerJson(const QuantizerStats& q) {
 std::string Db(double v) {
   char buf[32];
   if (std::isfinite(v)) {
-    std::snprintf(buf, sizeof(buf), "%8.2f", v);
+    std::snprintf(buf, sizeof(buf), "%9.2f", v);
   } else {
-    std::snprintf(buf, sizeof(buf), "%8s", "inf");
+    std::snprintf(buf, sizeof(buf), "%9s", "inf");
   }
   return buf;
 }
@@ -115,7 +115,7 @@ std::string TextTable(const LayerReport& r, const std::string& header) {
     return a->local.sqnr_db < b->local.sqnr_db;
   });
   char line[512];
-  std::snprintf(line, sizeof(line), "%-20s %8s %8s %8s %8s %8s  %s\n", "op", "localSQNR", "localcos", "accSQNR",
+  std::snprintf(line, sizeof(line), "%-20s %9s %9s %9s %9s %9s  %s\n", "op", "local dB", "local cos", "acc dB",
                 "acc cos", "acc rel", "input quantizers (clipped / zero-coded)");
   s += line;
   for (const OpReport* op : ops) {
@@ -128,7 +128,7 @@ std::string TextTable(const LayerReport& r, const std::string& header) {
                     qs.values ? 100.0 * qs.zero_coded / qs.values : 0.0);
       q += b;
     }
-    std::snprintf(line, sizeof(line), "%-20s %8s %8.5f %8s %8.5f %8.4f  %s\n", op->name.c_str(),
+    std::snprintf(line, sizeof(line), "%-20s %9s %9.5f %9s %9.5f %9.4f  %s\n", op->name.c_str(),
                   Db(op->local.sqnr_db).c_str(), op->local.cosine, Db(op->accumulated.sqnr_db).c_str(),
                   op->accumulated.cosine, op->accumulated.rel_error, q.c_str());
     s += line;
