@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/json_out.h"
 #include "runtime/adalog_runtime.h"
 #include "runtime/data/image_folder.h"
 #include "runtime/data/image_source.h"
@@ -195,23 +196,6 @@ const char* PoolingName(Pooling p) {
   return "?";
 }
 
-std::string JsonEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // ---- quantize ----
 
 std::atomic<bool> g_interrupted{false};
@@ -367,18 +351,21 @@ int RunEval(const ParsedArgs& args) {
   }
   const char* executor = session.executor_kind();
   if (o.json) {
-    std::string ref;
+    Json j{{"model", o.model},
+           {"data", o.data},
+           {"executor", executor},
+           {"images", n},
+           {"top1", Rounded(static_cast<double>(top1) / n, 6)},
+           {"top5", Rounded(static_cast<double>(top5) / n, 6)},
+           {"top1_correct", top1},
+           {"top5_correct", top5},
+           {"seconds", Rounded(seconds, 3)}};
     if (!o.reference_logits.empty()) {
-      char buf[256];
-      std::snprintf(buf, sizeof(buf), ",\"ref_cosine\":%.6f,\"ref_cosine_min\":%.6f,\"ref_top1_agreement\":%.6f",
-                    fid.mean_cosine, fid.min_cosine, fid.top1_agreement);
-      ref = buf;
+      j["ref_cosine"] = Rounded(fid.mean_cosine, 6);
+      j["ref_cosine_min"] = Rounded(fid.min_cosine, 6);
+      j["ref_top1_agreement"] = Rounded(fid.top1_agreement, 6);
     }
-    std::printf("{\"model\":\"%s\",\"data\":\"%s\",\"executor\":\"%s\",\"images\":%lld,\"top1\":%.6f,"
-                "\"top5\":%.6f,\"top1_correct\":%lld,\"top5_correct\":%lld,\"seconds\":%.3f%s}\n",
-                JsonEscape(o.model).c_str(), JsonEscape(o.data).c_str(), executor, static_cast<long long>(n),
-                static_cast<double>(top1) / n, static_cast<double>(top5) / n, static_cast<long long>(top1),
-                static_cast<long long>(top5), seconds, ref.c_str());
+    PrintJsonLine(j);
   } else {
     std::printf("%s on %s: %lld images, top-1 %.2f%% (%lld), top-5 %.2f%% (%lld), %.1f s\n", o.model.c_str(),
                 o.data.c_str(), static_cast<long long>(n), 100.0 * top1 / n, static_cast<long long>(top1),
@@ -424,11 +411,19 @@ int RunBench(const ParsedArgs& args) {
   getrusage(RUSAGE_SELF, &ru);
   const double peak_rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
   if (o.json) {
-    std::printf("{\"peer\":\"adalog\",\"engine\":\"adalog-%s\",\"model\":\"%s\",\"batch\":%d,\"threads\":%d,"
-                "\"median_ms\":%.3f,\"p90_ms\":%.3f,\"min_ms\":%.3f,\"mean_ms\":%.3f,\"images_per_s\":%.3f,"
-                "\"runs\":%d,\"warmup\":%d,\"peak_rss_mb\":%.1f}\n",
-                format, JsonEscape(o.model).c_str(), o.batch, o.threads, median, p90, s[0], mean,
-                o.batch * 1000.0 / median, o.runs, o.warmup, peak_rss_mb);
+    PrintJsonLine(Json{{"peer", "adalog"},
+                       {"engine", std::string("adalog-") + format},
+                       {"model", o.model},
+                       {"batch", o.batch},
+                       {"threads", o.threads},
+                       {"median_ms", Rounded(median, 3)},
+                       {"p90_ms", Rounded(p90, 3)},
+                       {"min_ms", Rounded(s[0], 3)},
+                       {"mean_ms", Rounded(mean, 3)},
+                       {"images_per_s", Rounded(o.batch * 1000.0 / median, 3)},
+                       {"runs", o.runs},
+                       {"warmup", o.warmup},
+                       {"peak_rss_mb", Rounded(peak_rss_mb, 1)}});
   } else {
     std::printf("%s (%s) batch %d, %d thread%s: median %.2f ms, p90 %.2f ms, min %.2f ms, %.1f images/s "
                 "(%d runs after %d warmup), peak RSS %.0f MB\n",

@@ -12,11 +12,11 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/json_out.h"
 #include "runtime/adalog_runtime.h"
 #include "runtime/data/image_folder.h"
 #include "runtime/data/image_source.h"
@@ -28,8 +28,6 @@ extern char** environ;
 
 namespace adalog::cli {
 namespace {
-
-using Json = nlohmann::ordered_json;
 
 constexpr int kReportSchemaVersion = 1;
 
@@ -298,7 +296,7 @@ int RunReport(const ParsedArgs& args) {
   }
   j["ops"] = ops;
   const fs::path dir(o.out_dir);
-  WriteFile(dir / "report.json", j.dump(1) + "\n");
+  WriteFile(dir / "report.json", JsonText(j, 1) + "\n");
 
   char head[1024];
   std::snprintf(head, sizeof(head),
