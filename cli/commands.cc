@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/inspect_json.h"
 #include "cli/json_out.h"
 #include "runtime/adalog_runtime.h"
 #include "runtime/data/image_folder.h"
@@ -37,6 +38,7 @@ namespace {
 
 struct InspectOptions {
   std::string model;
+  bool json = false;
 };
 
 struct RunOptions {
@@ -46,6 +48,7 @@ struct RunOptions {
   int threads = 0;  // 0: all cores
   int batch = 8;
   bool simulate = false;
+  bool json = false;
 };
 
 struct EvalOptions {
@@ -91,9 +94,10 @@ struct QuantizeOptions {
   search::FpcsMode fpcs_mode = search::FpcsMode::kBest;
   bool reparam = true;
   int threads = 0;
+  bool json = false;
 };
 
-InspectOptions GetInspect(const ParsedArgs& a) { return {a.positional(0)}; }
+InspectOptions GetInspect(const ParsedArgs& a) { return {a.positional(0), a.Flag("json")}; }
 
 RunOptions GetRun(const ParsedArgs& a) {
   RunOptions o;
@@ -103,6 +107,7 @@ RunOptions GetRun(const ParsedArgs& a) {
   o.threads = static_cast<int>(a.Int("threads", 0));
   o.batch = static_cast<int>(a.Int("batch", 8));
   o.simulate = a.Flag("simulate");
+  o.json = a.Flag("json");
   if (o.input == o.output) throw UsageError("'adalog run': --input and --output name the same file");
   return o;
 }
@@ -179,6 +184,7 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
     throw UsageError(cmd + ": --fpcs-mode chooses the FPCS variant; --no-fpcs turns FPCS off");
   o.reparam = !a.Flag("no-reparam");
   o.threads = static_cast<int>(a.Int("threads", 0));
+  o.json = a.Flag("json");
   if (o.output == o.model) throw UsageError(cmd + ": -o would overwrite the input model " + o.model);
   return o;
 }
@@ -254,6 +260,10 @@ std::string FormatSeconds(double s) {
 int RunInspect(const ParsedArgs& args) {
   InspectOptions o = GetInspect(args);
   auto loaded = LoadModel(o.model);
+  if (o.json) {
+    PrintJsonLine(InspectJson(*loaded));
+    return 0;
+  }
   const VitModel& m = loaded->model;
   std::printf("model      %s\n", o.model.c_str());
   if (loaded->format == ModelFormat::kOnnx) {
@@ -304,6 +314,14 @@ int RunRun(const ParsedArgs& args) {
   std::vector<float> logits(static_cast<size_t>(n) * session.num_classes());
   RunImages(session, x, n, logits.data());
   WriteNpyFloat32(o.output, logits.data(), {n, session.num_classes()});
+  if (o.json) {
+    PrintJsonLine(Json{{"model", o.model},
+                       {"input", o.input},
+                       {"output", o.output},
+                       {"executor", session.executor_kind()},
+                       {"images", n},
+                       {"classes", session.num_classes()}});
+  }
   std::fprintf(stderr, "adalog: wrote %s: logits [%lld,%d]\n", o.output.c_str(), static_cast<long long>(n),
                session.num_classes());
   return 0;
@@ -503,6 +521,24 @@ int RunQuantize(const ParsedArgs& args) {
   const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(o.output, ec);
+  if (o.json) {
+    PrintJsonLine(Json{{"model", o.model},
+                       {"output", o.output},
+                       {"bytes", ec ? 0 : static_cast<int64_t>(bytes)},
+                       {"weight_bits", o.weight_bits},
+                       {"act_bits", o.act_bits},
+                       {"softmax", SoftmaxQuantizerName(o.softmax)},
+                       {"gelu", GeluQuantizerName(o.gelu)},
+                       {"fpcs", o.fpcs ? search::FpcsModeName(o.fpcs_mode) : "off"},
+                       {"ln_reparam", o.reparam},
+                       {"calib", o.calib},
+                       {"calib_images", o.calib_size},
+                       {"calib_available", calib.available},
+                       {"seed", o.seed},
+                       {"calibration_seconds", Rounded(search_s, 1)},
+                       {"total_seconds", Rounded(total_s, 1)}});
+    return 0;
+  }
   std::printf("quantized  %s -> %s (%.1f KiB)\n", o.model.c_str(), o.output.c_str(),
               ec ? 0.0 : static_cast<double>(bytes) / 1024.0);
   std::printf("bits       W%dA%d: weights uniform per-channel %d-bit; q/k/v per-head %d-bit; "

@@ -44,6 +44,13 @@ parse "$TMP/eval.json" model "$Q" && parse "$TMP/eval.json" data "$X" && ok || b
 parse "$DIR/out \"é\\/report.json" model "$Q" && parse "$DIR/out \"é\\/report.json" data "$X" && ok ||
   bad "report.json paths"
 
+# inspect --json, run --json
+"$ADALOG" inspect "$Q" --json >"$TMP/inspect.json" 2>"$TMP/err" && parse "$TMP/inspect.json" model "$Q" && ok ||
+  bad "inspect --json: $(cat "$TMP/inspect.json" "$TMP/err")"
+"$ADALOG" run "$Q" --input "$X" --output "$DIR/lo\"gits é.npy" --simulate --json >"$TMP/run.json" 2>"$TMP/err" &&
+  parse "$TMP/run.json" output "$DIR/lo\"gits é.npy" && parse "$TMP/run.json" input "$X" && ok ||
+  bad "run --json: $(cat "$TMP/run.json" "$TMP/err")"
+
 # A file name that is not UTF-8: still valid JSON (the byte becomes U+FFFD).
 B="$TMP/bad"$'\xff'".adq"
 cp "$Q" "$B"
