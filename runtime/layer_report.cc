@@ -102,6 +102,7 @@ class QuantProbe {
         s_.kind = "twin";
         s_.bits = q.twin.bits;
         twin_.emplace(q.twin);
+        s_.code_histogram.assign(size_t{1} << s_.bits, 0);  // index = code + 2^(b-1)
         break;
     }
     if (domain && (log_ || !uniform_.empty())) SetUpDomain();
@@ -139,9 +140,13 @@ class QuantProbe {
         }
         err = static_cast<double>(u.Decode(c)) - xi;
       } else if (twin_) {
-        const float y = twin_->FakeQuant(xi);
-        if (y == 0.f) ++s_.zero_coded;
-        err = static_cast<double>(y) - xi;
+        const int32_t n_half = 1 << (s_.bits - 1);
+        const int32_t c = twin_->Encode(xi);
+        ++s_.code_histogram[static_cast<size_t>(c + n_half)];
+        if (c == 0) ++s_.zero_coded;
+        const TwinUniformParams& tp = twin_->params();
+        if (xi > (n_half - 0.5f) * tp.scale_pos || xi < -(n_half + 0.5f) * tp.scale_neg) ++s_.clipped;
+        err = static_cast<double>(twin_->Decode(c)) - xi;
       }
       noise_ += err * err;
       if (s_.has_domain) AddDomain(xi);

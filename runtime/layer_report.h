@@ -60,9 +60,10 @@ struct QuantizerStats {
   int bits = 0;
   int64_t values = 0;     // elements quantized
   int64_t clipped = 0;    // uniform: round(x/s)+z outside the code range; log: x (+shift) above
-                          // the top level
-  int64_t zero_coded = 0; // uniform: code == zero point; log: the zero code
-  std::vector<int64_t> code_histogram;  // index = code (log: 0 = top level, 2^b = zero code)
+                          // the top level; twin: beyond half a step past its extreme codes
+  int64_t zero_coded = 0; // uniform: code == zero point; log: the zero code; twin: code 0
+  std::vector<int64_t> code_histogram;  // index = code (log: 0 = top level, 2^b = zero code;
+                                        // twin: code + 2^(b-1), codes -2^(b-1) .. 2^(b-1) - 1)
   double sqnr_db = 0;     // of the quantizer alone on its observed inputs
   // Post-Softmax and post-GELU quantizers only (has_domain):
   bool has_domain = false;
