@@ -313,7 +313,9 @@ int RunReport(const ParsedArgs& args) {
   std::fprintf(stderr, "adalog: wrote %s and %s\n", (dir / "report.json").c_str(), (dir / "report.txt").c_str());
 
   if (!o.plots) return 0;
-  const std::string python = "/usr/bin/python3";
+  // Debian's interpreter (python3-matplotlib installs there); $ADALOG_PYTHON for another one.
+  const char* py_env = std::getenv("ADALOG_PYTHON");
+  const std::string python = py_env && *py_env ? py_env : "/usr/bin/python3";
   if (Spawn({python, "-c", "import matplotlib"}, true) != 0) {
     std::fprintf(stderr, "adalog: no plots: %s cannot import matplotlib (Debian: apt install python3-matplotlib); "
                          "report.json and report.txt are complete\n", python.c_str());
