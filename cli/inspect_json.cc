@@ -10,9 +10,12 @@ namespace {
 
 const char* PoolingKey(Pooling p) {
   switch (p) {
-    case Pooling::kClsToken: return "cls";
-    case Pooling::kClsDistAvg: return "cls_dist_avg";
-    case Pooling::kMeanPatches: return "mean";
+    case Pooling::kClsToken:
+      return "cls";
+    case Pooling::kClsDistAvg:
+      return "cls_dist_avg";
+    case Pooling::kMeanPatches:
+      return "mean";
   }
   return "?";
 }
@@ -20,22 +23,34 @@ const char* PoolingKey(Pooling p) {
 // null for "not quantized" (FP32) parameter sets.
 Json PerChannelJson(const UniformPerChannel& q) {
   if (q.scales.empty()) return nullptr;
-  return Json{{"kind", "uniform_per_channel"}, {"bits", q.bits}, {"scales", q.scales}, {"zero_points", q.zero_points}};
+  return Json{{"kind", "uniform_per_channel"},
+              {"bits", q.bits},
+              {"scales", q.scales},
+              {"zero_points", q.zero_points}};
 }
 
 Json PerHeadJson(const UniformPerHead& q) {
   if (q.scales.empty()) return nullptr;
-  return Json{{"kind", "uniform_per_head"}, {"bits", q.bits}, {"scales", q.scales}, {"zero_points", q.zero_points}};
+  return Json{{"kind", "uniform_per_head"},
+              {"bits", q.bits},
+              {"scales", q.scales},
+              {"zero_points", q.zero_points}};
 }
 
 Json ActJson(const ActQuant& a) {
   switch (a.kind) {
-    case ActQuant::Kind::kNone: return nullptr;
+    case ActQuant::Kind::kNone:
+      return nullptr;
     case ActQuant::Kind::kUniform:
-      return Json{{"kind", "uniform"}, {"bits", a.uniform.params.bits}, {"scale", a.uniform.params.scale},
+      return Json{{"kind", "uniform"},
+                  {"bits", a.uniform.params.bits},
+                  {"scale", a.uniform.params.scale},
                   {"zero_point", a.uniform.params.zero_point}};
     case ActQuant::Kind::kTwin:
-      return Json{{"kind", "twin"}, {"bits", a.twin.bits}, {"scale_pos", a.twin.scale_pos}, {"scale_neg", a.twin.scale_neg}};
+      return Json{{"kind", "twin"},
+                  {"bits", a.twin.bits},
+                  {"scale_pos", a.twin.scale_pos},
+                  {"scale_neg", a.twin.scale_neg}};
     case ActQuant::Kind::kLog: {
       Json j{{"kind", LogKindName(a.log.kind)}, {"bits", a.log.bits}, {"scale", a.log.scale}};
       if (a.log.kind == LogKind::kAdaLog) j["q"] = a.log.q;
@@ -47,7 +62,9 @@ Json ActJson(const ActQuant& a) {
   return nullptr;
 }
 
-Json LinearJson(const LinearQuant& l) { return Json{{"weight", PerChannelJson(l.weight)}, {"input", ActJson(l.input)}}; }
+Json LinearJson(const LinearQuant& l) {
+  return Json{{"weight", PerChannelJson(l.weight)}, {"input", ActJson(l.input)}};
+}
 
 Json PlanJson(const QuantPlan& p, const VitModel& m) {
   Json meta = Json::object();
@@ -82,12 +99,17 @@ Json PlanJson(const QuantPlan& p, const VitModel& m) {
 Json InspectJson(const LoadedModel& loaded) {
   const VitModel& m = loaded.model;
   const BlockParams* b0 = m.blocks.empty() ? nullptr : &m.blocks[0];
-  Json j{{"model", loaded.path}, {"format", loaded.format == ModelFormat::kOnnx ? "onnx" : "quantized"}};
+  Json j{{"model", loaded.path},
+         {"format", loaded.format == ModelFormat::kOnnx ? "onnx" : "quantized"}};
   if (loaded.format == ModelFormat::kOnnx) {
     const ImportReport& r = loaded.onnx_report;
-    j["onnx"] = {{"ir_version", r.ir_version}, {"opset", r.opset},       {"producer", r.producer},
-                 {"nodes", r.nodes_total},     {"compute_nodes", r.nodes_after_folding},
-                 {"input_name", r.input_name}, {"dynamic_batch", r.dynamic_batch}};
+    j["onnx"] = {{"ir_version", r.ir_version},
+                 {"opset", r.opset},
+                 {"producer", r.producer},
+                 {"nodes", r.nodes_total},
+                 {"compute_nodes", r.nodes_after_folding},
+                 {"input_name", r.input_name},
+                 {"dynamic_batch", r.dynamic_batch}};
   } else {
     j["file_version"] = kModelFileVersion;
   }
@@ -108,7 +130,9 @@ Json InspectJson(const LoadedModel& loaded) {
   j["classes"] = m.num_classes();
   j["parameters"] = CountParameters(m);
   j["macs_per_image"] = CountMacsPerImage(m);
-  j["preprocess"] = {{"resize_shorter", m.preprocess.resize_shorter}, {"mean", m.preprocess.mean}, {"std", m.preprocess.std}};
+  j["preprocess"] = {{"resize_shorter", m.preprocess.resize_shorter},
+                     {"mean", m.preprocess.mean},
+                     {"std", m.preprocess.std}};
   if (loaded.format == ModelFormat::kOnnx) {
     j["notes"] = loaded.onnx_report.notes;
   } else {

@@ -32,8 +32,8 @@ namespace {
 constexpr int kReportSchemaVersion = 1;
 
 struct ReportOptions {
-  std::string model;   // a quantized model file
-  std::string fp32;    // its FP32 ONNX; empty: the file's "source" meta entry
+  std::string model;  // a quantized model file
+  std::string fp32;   // its FP32 ONNX; empty: the file's "source" meta entry
   std::string data;
   std::string labels;
   std::string out_dir;
@@ -55,7 +55,8 @@ ReportOptions GetReport(const ParsedArgs& a) {
   o.threads = static_cast<int>(a.Int("threads", 0));
   o.plots = !a.Flag("no-plots");
   if (!o.labels.empty() && !IsNpyPath(o.data)) {
-    throw UsageError("'adalog report': --labels is for .npy data; an image folder's labels are its subfolders");
+    throw UsageError(
+        "'adalog report': --labels is for .npy data; an image folder's labels are its subfolders");
   }
   return o;
 }
@@ -64,7 +65,8 @@ ReportOptions GetReport(const ParsedArgs& a) {
 Json Num(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
 
 Json ErrorJson(const OutputError& e) {
-  return Json{{"sqnr_db", Num(e.sqnr_db)}, {"rel_error", Num(e.rel_error)}, {"cosine", Num(e.cosine)}};
+  return Json{
+      {"sqnr_db", Num(e.sqnr_db)}, {"rel_error", Num(e.rel_error)}, {"cosine", Num(e.cosine)}};
 }
 
 Json QuantizerJson(const QuantizerStats& q) {
@@ -79,7 +81,8 @@ Json QuantizerJson(const QuantizerStats& q) {
   if (q.has_domain) {
     Json levels = Json::array();
     for (const QuantizerLevels& l : q.levels) {
-      levels.push_back({{"name", l.name}, {"kind", l.kind}, {"sqnr_db", Num(l.sqnr_db)}, {"levels", l.levels}});
+      levels.push_back(
+          {{"name", l.name}, {"kind", l.kind}, {"sqnr_db", Num(l.sqnr_db)}, {"levels", l.levels}});
     }
     j["domain"] = {{"shift", q.shift},
                    {"histogram",
@@ -113,22 +116,25 @@ std::string TextTable(const LayerReport& r, const std::string& header) {
     return a->local.sqnr_db < b->local.sqnr_db;
   });
   char line[512];
-  std::snprintf(line, sizeof(line), "%-20s %9s %9s %9s %9s %9s  %s\n", "op", "local dB", "local cos", "acc dB",
-                "acc cos", "acc rel", "input quantizers (clipped / zero-coded)");
+  std::snprintf(line, sizeof(line), "%-20s %9s %9s %9s %9s %9s  %s\n", "op", "local dB",
+                "local cos", "acc dB", "acc cos", "acc rel",
+                "input quantizers (clipped / zero-coded)");
   s += line;
   for (const OpReport* op : ops) {
     std::string q;
     for (const QuantizerStats& qs : op->quantizers) {
       if (qs.kind == "none") continue;
       char b[160];
-      std::snprintf(b, sizeof(b), "%s%s %s%d %.1f%% / %.1f%%", q.empty() ? "" : "; ", qs.name.c_str(), qs.kind.c_str(),
-                    qs.bits, qs.values ? 100.0 * qs.clipped / qs.values : 0.0,
+      std::snprintf(b, sizeof(b), "%s%s %s%d %.1f%% / %.1f%%", q.empty() ? "" : "; ",
+                    qs.name.c_str(), qs.kind.c_str(), qs.bits,
+                    qs.values ? 100.0 * qs.clipped / qs.values : 0.0,
                     qs.values ? 100.0 * qs.zero_coded / qs.values : 0.0);
       q += b;
     }
     std::snprintf(line, sizeof(line), "%-20s %9s %9.5f %9s %9.5f %9.4f  %s\n", op->name.c_str(),
-                  Db(op->local.sqnr_db).c_str(), op->local.cosine, Db(op->accumulated.sqnr_db).c_str(),
-                  op->accumulated.cosine, op->accumulated.rel_error, q.c_str());
+                  Db(op->local.sqnr_db).c_str(), op->local.cosine,
+                  Db(op->accumulated.sqnr_db).c_str(), op->accumulated.cosine,
+                  op->accumulated.rel_error, q.c_str());
     s += line;
   }
   return s;
@@ -191,16 +197,19 @@ CommandSpec ReportCommandSpec() {
   c.name = "report";
   c.summary = "Per-layer damage of a quantized model against FP32, quantizer statistics and plots.";
   c.positionals = {{"MODEL", "an adalog quantized model file"}};
-  OptionSpec data = opt("data", OptionKind::kString, "X.npy|DIR", "float32 NCHW .npy, or an image folder");
+  OptionSpec data =
+      opt("data", OptionKind::kString, "X.npy|DIR", "float32 NCHW .npy, or an image folder");
   data.required = true;
-  OptionSpec out = opt("output", OptionKind::kString, "DIR", "directory for report.json, report.txt and the PNGs");
+  OptionSpec out = opt("output", OptionKind::kString, "DIR",
+                       "directory for report.json, report.txt and the PNGs");
   out.short_name = 'o';
   out.required = true;
   OptionSpec limit = num("limit", "N", "images to run", 1, 100000000, "64");
   limit.short_name = 'n';
   c.options = {
       data,
-      opt("labels", OptionKind::kString, "Y.npy", "integer labels [N] of an .npy (adds top-1 accuracies)"),
+      opt("labels", OptionKind::kString, "Y.npy",
+          "integer labels [N] of an .npy (adds top-1 accuracies)"),
       limit,
       out,
       opt("fp32", OptionKind::kString, "MODEL.onnx",
@@ -211,7 +220,8 @@ CommandSpec ReportCommandSpec() {
   };
   c.details =
       "example:\n  adalog report model_w4a4.adalog --data test_x.npy -n 64 -o report/\n"
-      "The quantized side is the simulated (fake-quant) executor, the accuracy reference. 'local':\n"
+      "The quantized side is the simulated (fake-quant) executor, the accuracy reference. "
+      "'local':\n"
       "the op run on FP32 inputs; 'accumulated': through the quantized model. Pictures need\n"
       "/usr/bin/python3 with matplotlib (Debian: python3-matplotlib). Schema: docs/report.md.\n";
   return c;
@@ -221,17 +231,20 @@ int RunReport(const ParsedArgs& args) {
   namespace fs = std::filesystem;
   const ReportOptions o = GetReport(args);
   auto loaded = LoadModel(o.model);
-  ADALOG_CHECK(loaded->format == ModelFormat::kQuantized, o.model,
-               " is not an adalog quantized model file; report compares one against its FP32 source");
+  ADALOG_CHECK(
+      loaded->format == ModelFormat::kQuantized, o.model,
+      " is not an adalog quantized model file; report compares one against its FP32 source");
   std::string fp32_path = o.fp32;
   if (fp32_path.empty()) {
     for (const auto& kv : loaded->plan.meta) {
       if (kv.first == "source") fp32_path = kv.second;
     }
-    ADALOG_CHECK(!fp32_path.empty(), o.model, " names no source model; give the FP32 ONNX with --fp32");
+    ADALOG_CHECK(!fp32_path.empty(), o.model,
+                 " names no source model; give the FP32 ONNX with --fp32");
     std::error_code ec;
-    ADALOG_CHECK(fs::is_regular_file(fp32_path, ec), o.model, " was quantized from '", fp32_path,
-                 "', which is not there (relative to this directory); give the FP32 ONNX with --fp32");
+    ADALOG_CHECK(
+        fs::is_regular_file(fp32_path, ec), o.model, " was quantized from '", fp32_path,
+        "', which is not there (relative to this directory); give the FP32 ONNX with --fp32");
   }
   auto fp32 = LoadModel(fp32_path);
   ADALOG_CHECK(fp32->format == ModelFormat::kOnnx, fp32_path, " is not an FP32 ONNX model");
@@ -270,7 +283,9 @@ int RunReport(const ParsedArgs& args) {
   j["softmax_quantizer"] = SoftmaxQuantizerName(loaded->plan.softmax_quantizer);
   j["gelu_quantizer"] = GeluQuantizerName(loaded->plan.gelu_quantizer);
   const LogitsFidelity fid = CompareLogits(r.quant_logits.data(), r.fp32_logits.data(), n, classes);
-  j["logits"] = {{"cosine", fid.mean_cosine}, {"cosine_min", fid.min_cosine}, {"top1_agreement", fid.top1_agreement}};
+  j["logits"] = {{"cosine", fid.mean_cosine},
+                 {"cosine_min", fid.min_cosine},
+                 {"top1_agreement", fid.top1_agreement}};
   std::string acc_line;
   if (data.has_labels()) {
     std::vector<int64_t> labels(static_cast<size_t>(n));
@@ -299,31 +314,38 @@ int RunReport(const ParsedArgs& args) {
   WriteFile(dir / "report.json", JsonText(j, 1) + "\n");
 
   char head[1024];
-  std::snprintf(head, sizeof(head),
-                "adalog report: %s (W%dA%d, softmax %s, gelu %s) against %s on %lld images of %s\n"
-                "quantized side: simulated executor. local = op on FP32 inputs; accumulated = through the "
-                "quantized model.\nend to end: logits cosine %.6f (min %.6f), top-1 agreement %.2f%%%s\n\n",
-                o.model.c_str(), loaded->plan.weight_bits, loaded->plan.act_bits,
-                SoftmaxQuantizerName(loaded->plan.softmax_quantizer), GeluQuantizerName(loaded->plan.gelu_quantizer),
-                fp32_path.c_str(), static_cast<long long>(n), o.data.c_str(), fid.mean_cosine, fid.min_cosine,
-                100 * fid.top1_agreement, acc_line.c_str());
+  std::snprintf(
+      head, sizeof(head),
+      "adalog report: %s (W%dA%d, softmax %s, gelu %s) against %s on %lld images of %s\n"
+      "quantized side: simulated executor. local = op on FP32 inputs; accumulated = through the "
+      "quantized model.\nend to end: logits cosine %.6f (min %.6f), top-1 agreement %.2f%%%s\n\n",
+      o.model.c_str(), loaded->plan.weight_bits, loaded->plan.act_bits,
+      SoftmaxQuantizerName(loaded->plan.softmax_quantizer),
+      GeluQuantizerName(loaded->plan.gelu_quantizer), fp32_path.c_str(), static_cast<long long>(n),
+      o.data.c_str(), fid.mean_cosine, fid.min_cosine, 100 * fid.top1_agreement, acc_line.c_str());
   const std::string table = TextTable(r, head);
   WriteFile(dir / "report.txt", table);
   std::fputs(table.c_str(), stdout);
-  std::fprintf(stderr, "adalog: wrote %s and %s\n", (dir / "report.json").c_str(), (dir / "report.txt").c_str());
+  std::fprintf(stderr, "adalog: wrote %s and %s\n", (dir / "report.json").c_str(),
+               (dir / "report.txt").c_str());
 
   if (!o.plots) return 0;
   // Debian's interpreter (python3-matplotlib installs there); $ADALOG_PYTHON for another one.
   const char* py_env = std::getenv("ADALOG_PYTHON");
   const std::string python = py_env && *py_env ? py_env : "/usr/bin/python3";
   if (Spawn({python, "-c", "import matplotlib"}, true) != 0) {
-    std::fprintf(stderr, "adalog: no plots: %s cannot import matplotlib (Debian: apt install python3-matplotlib); "
-                         "report.json and report.txt are complete\n", python.c_str());
+    std::fprintf(
+        stderr,
+        "adalog: no plots: %s cannot import matplotlib (Debian: apt install python3-matplotlib); "
+        "report.json and report.txt are complete\n",
+        python.c_str());
     return 0;
   }
   const std::string script = PlotScript();
   if (!fs::is_regular_file(script, ec)) {
-    std::fprintf(stderr, "adalog: no plots: plotting script %s not found (set ADALOG_PLOT_SCRIPT)\n", script.c_str());
+    std::fprintf(stderr,
+                 "adalog: no plots: plotting script %s not found (set ADALOG_PLOT_SCRIPT)\n",
+                 script.c_str());
     return 0;
   }
   const int rc = Spawn({python, script, (dir / "report.json").string(), dir.string()}, false);

@@ -84,7 +84,9 @@ class QuantProbe {
   QuantProbe(std::string name, const ActQuant& q, bool domain) : q_(q) {
     s_.name = std::move(name);
     switch (q.kind) {
-      case ActQuant::Kind::kNone: s_.kind = "none"; break;
+      case ActQuant::Kind::kNone:
+        s_.kind = "none";
+        break;
       case ActQuant::Kind::kUniform:
         s_.kind = "uniform";
         s_.bits = q.uniform.params.bits;
@@ -135,7 +137,8 @@ class QuantProbe {
         ++s_.code_histogram[static_cast<size_t>(c)];
         if (c == u.params().zero_point) ++s_.zero_coded;
         const float half = 0.5f * u.params().scale;
-        if (xi > u.Decode(u.params().CodeMax()) + half || xi < u.Decode(u.params().CodeMin()) - half) {
+        if (xi > u.Decode(u.params().CodeMax()) + half ||
+            xi < u.Decode(u.params().CodeMin()) - half) {
           ++s_.clipped;
         }
         err = static_cast<double>(u.Decode(c)) - xi;
@@ -145,7 +148,8 @@ class QuantProbe {
         ++s_.code_histogram[static_cast<size_t>(c + n_half)];
         if (c == 0) ++s_.zero_coded;
         const TwinUniformParams& tp = twin_->params();
-        if (xi > (n_half - 0.5f) * tp.scale_pos || xi < -(n_half + 0.5f) * tp.scale_neg) ++s_.clipped;
+        if (xi > (n_half - 0.5f) * tp.scale_pos || xi < -(n_half + 0.5f) * tp.scale_neg)
+          ++s_.clipped;
         err = static_cast<double>(twin_->Decode(c)) - xi;
       }
       noise_ += err * err;
@@ -156,7 +160,8 @@ class QuantProbe {
   QuantizerStats Result() const {
     QuantizerStats s = s_;
     s.sqnr_db = SqnrDb(signal_, noise_);
-    for (size_t i = 0; i < s.levels.size(); ++i) s.levels[i].sqnr_db = SqnrDb(signal_, alt_noise_[i]);
+    for (size_t i = 0; i < s.levels.size(); ++i)
+      s.levels[i].sqnr_db = SqnrDb(signal_, alt_noise_[i]);
     return s;
   }
 
@@ -214,9 +219,11 @@ class QuantProbe {
     } else if (v >= std::ldexp(1.0f, ValueHistogram::kLog2Hi)) {
       ++h.above;
     } else {
-      const int bin = static_cast<int>(std::floor((std::log2(static_cast<double>(v)) - ValueHistogram::kLog2Lo) *
-                                                  ValueHistogram::kBinsPerOctave));
-      ++h.counts[static_cast<size_t>(std::clamp<int>(bin, 0, static_cast<int>(h.counts.size()) - 1))];
+      const int bin = static_cast<int>(
+          std::floor((std::log2(static_cast<double>(v)) - ValueHistogram::kLog2Lo) *
+                     ValueHistogram::kBinsPerOctave));
+      ++h.counts[static_cast<size_t>(
+          std::clamp<int>(bin, 0, static_cast<int>(h.counts.size()) - 1))];
     }
     const double e0 = noise_last(x);
     alt_noise_[0] += e0;
@@ -327,7 +334,8 @@ class Recorder : public Fp32Rewriter, public Fp32Observer {
     if (mode_ == Mode::kAccumulated) {
       auto it = probe_of_.find({static_cast<int>(t.tap), t.block});
       if (it != probe_of_.end()) {
-        ops_[it->second.first].probes[it->second.second].Add(d, static_cast<int64_t>(rows) * cols, t.head);
+        ops_[it->second.first].probes[it->second.second].Add(d, static_cast<int64_t>(rows) * cols,
+                                                             t.head);
       }
     } else if (mode_ == Mode::kLocal) {
       Substitute(t, d, rows, cols);
@@ -365,8 +373,9 @@ class Recorder : public Fp32Rewriter, public Fp32Observer {
   const std::vector<float>& Fp32(const TapInfo& t, int64_t n) const {
     auto it = fp32_.find(KeyOf(t));
     ADALOG_CHECK(it != fp32_.end() && static_cast<int64_t>(it->second.size()) == n,
-                 "layer report: the FP32 model has no matching tensor at ", TapPointName(t.tap), " block ",
-                 t.block, " (do the FP32 and the quantized model have the same structure?)");
+                 "layer report: the FP32 model has no matching tensor at ", TapPointName(t.tap),
+                 " block ", t.block,
+                 " (do the FP32 and the quantized model have the same structure?)");
     return it->second;
   }
 
@@ -399,14 +408,16 @@ class Recorder : public Fp32Rewriter, public Fp32Observer {
         po.tap = TapPoint::kProjOut;
         const std::vector<float>& proj = Fp32(po, n);
         const std::vector<float>& x = x_in_.at(static_cast<size_t>(t.block));
-        ADALOG_CHECK(static_cast<int64_t>(x.size()) == n, "layer report: residual stream size mismatch");
+        ADALOG_CHECK(static_cast<int64_t>(x.size()) == n,
+                     "layer report: residual stream size mismatch");
         std::vector<float> mid(static_cast<size_t>(n));
         kernels_.add(x.data(), proj.data(), mid.data(), n);
         const LayerNormParams& ln = model_.blocks[static_cast<size_t>(t.block)].ln2;
         kernels_.layer_norm(mid.data(), d, rows, cols, ln.gamma.data(), ln.beta.data(), ln.eps);
         break;
       }
-      default: break;  // qkv.in and head.in come from the FP32 stream through the model's norms
+      default:
+        break;  // qkv.in and head.in come from the FP32 stream through the model's norms
     }
   }
 
@@ -416,33 +427,37 @@ class Recorder : public Fp32Rewriter, public Fp32Observer {
   Mode mode_ = Mode::kFp32;
   int batch_ = 1;
   std::vector<OpState> ops_;
-  std::map<std::pair<int, int>, size_t> op_of_;                      // (output tap, block) -> op
-  std::map<std::pair<int, int>, std::pair<size_t, size_t>> probe_of_;  // (input tap, block) -> probe
+  std::map<std::pair<int, int>, size_t> op_of_;  // (output tap, block) -> op
+  std::map<std::pair<int, int>, std::pair<size_t, size_t>>
+      probe_of_;  // (input tap, block) -> probe
   std::map<TapKey, std::vector<float>> fp32_;
   std::vector<std::vector<float>> x_in_;
 };
 
 void CheckSameShape(const VitModel& a, const VitModel& b) {
-  ADALOG_CHECK(a.dim == b.dim && a.blocks.size() == b.blocks.size() && a.num_classes() == b.num_classes() &&
-                   a.num_tokens() == b.num_tokens() && a.pooling == b.pooling &&
-                   a.embed.in_channels == b.embed.in_channels && a.embed.image_h == b.embed.image_h &&
-                   a.embed.image_w == b.embed.image_w && a.embed.patch == b.embed.patch,
-               "layer report: the FP32 model (dim ", a.dim, ", ", a.blocks.size(), " blocks, ", a.num_classes(),
-               " classes) does not match the quantized model (dim ", b.dim, ", ", b.blocks.size(), " blocks, ",
-               b.num_classes(), " classes)");
+  ADALOG_CHECK(a.dim == b.dim && a.blocks.size() == b.blocks.size() &&
+                   a.num_classes() == b.num_classes() && a.num_tokens() == b.num_tokens() &&
+                   a.pooling == b.pooling && a.embed.in_channels == b.embed.in_channels &&
+                   a.embed.image_h == b.embed.image_h && a.embed.image_w == b.embed.image_w &&
+                   a.embed.patch == b.embed.patch,
+               "layer report: the FP32 model (dim ", a.dim, ", ", a.blocks.size(), " blocks, ",
+               a.num_classes(), " classes) does not match the quantized model (dim ", b.dim, ", ",
+               b.blocks.size(), " blocks, ", b.num_classes(), " classes)");
   for (size_t i = 0; i < a.blocks.size(); ++i) {
-    ADALOG_CHECK(a.blocks[i].heads == b.blocks[i].heads && a.blocks[i].fc1.out == b.blocks[i].fc1.out,
-                 "layer report: block ", i, " differs between the FP32 and the quantized model");
+    ADALOG_CHECK(
+        a.blocks[i].heads == b.blocks[i].heads && a.blocks[i].fc1.out == b.blocks[i].fc1.out,
+        "layer report: block ", i, " differs between the FP32 and the quantized model");
   }
 }
 
 }  // namespace
 
-LayerReport BuildLayerReport(const VitModel& fp32, const QuantizedModel& qm, const ImageSource& source,
-                             int64_t n, const LayerReportOptions& options) {
+LayerReport BuildLayerReport(const VitModel& fp32, const QuantizedModel& qm,
+                             const ImageSource& source, int64_t n,
+                             const LayerReportOptions& options) {
   CheckSameShape(fp32, qm.model);
-  ADALOG_CHECK(n >= 1 && n <= source.size(), "layer report: ", n, " images requested, ", source.path(),
-               " has ", source.size());
+  ADALOG_CHECK(n >= 1 && n <= source.size(), "layer report: ", n, " images requested, ",
+               source.path(), " has ", source.size());
   ADALOG_CHECK(options.batch >= 1 && options.batch <= 1024, "layer report: batch ", options.batch,
                " outside 1..1024");
   const int max_batch = static_cast<int>(std::min<int64_t>(options.batch, n));
@@ -465,7 +480,8 @@ LayerReport BuildLayerReport(const VitModel& fp32, const QuantizedModel& qm, con
   out.fp32_logits.resize(static_cast<size_t>(n * classes));
   out.quant_logits.resize(static_cast<size_t>(n * classes));
   std::vector<float> images(static_cast<size_t>(max_batch * source.image_floats()));
-  std::vector<float> x(static_cast<size_t>(x_floats)), local_logits(static_cast<size_t>(max_batch) * classes);
+  std::vector<float> x(static_cast<size_t>(x_floats)),
+      local_logits(static_cast<size_t>(max_batch) * classes);
   for (int64_t begin = 0; begin < n; begin += max_batch) {
     const int b = static_cast<int>(std::min<int64_t>(max_batch, n - begin));
     source.Load(begin, b, images.data());
@@ -496,7 +512,8 @@ LayerReport BuildLayerReport(const VitModel& fp32, const QuantizedModel& qm, con
     rec.EndBatch();
   }
   out.ops = rec.Results();
-  out.top1_agreement = CompareLogits(out.quant_logits.data(), out.fp32_logits.data(), n, classes).top1_agreement;
+  out.top1_agreement =
+      CompareLogits(out.quant_logits.data(), out.fp32_logits.data(), n, classes).top1_agreement;
   return out;
 }
 

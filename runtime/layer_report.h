@@ -5,8 +5,9 @@
 // value histogram and the levels of log2 / uniform alternatives at the same bits).
 //
 // The quantized side is the simulated executor (executor_sim.h, the accuracy judge), built from its
-// own parts: an ExecutorFp32 over MakeSimulatedModel(qm) with MakeFakeQuantRewriter(qm.plan) wrapped
-// by a recorder (the accumulated run's logits equal ExecutorSim::Run's bit for bit; tested).
+// own parts: an ExecutorFp32 over MakeSimulatedModel(qm) with MakeFakeQuantRewriter(qm.plan)
+// wrapped by a recorder (the accumulated run's logits equal ExecutorSim::Run's bit for bit;
+// tested).
 //
 // Metrics of an op output q against its FP32 value f, over all evaluated images:
 //   sqnr_db   = 10 log10(sum f^2 / sum (q - f)^2)        (+inf when q == f everywhere)
@@ -31,7 +32,7 @@
 namespace adalog {
 
 struct OutputError {
-  double sqnr_db = 0;    // +inf when there is no error
+  double sqnr_db = 0;  // +inf when there is no error
   double rel_error = 0;
   double cosine = 0;
 };
@@ -42,32 +43,32 @@ struct ValueHistogram {
   static constexpr int kLog2Hi = 8;         // last bin ends at 2^kLog2Hi
   static constexpr int kBinsPerOctave = 4;  // bin i covers [2^(lo + i/4), 2^(lo + (i+1)/4))
   std::vector<int64_t> counts;              // (kLog2Hi - kLog2Lo) * kBinsPerOctave bins
-  int64_t below = 0;  // values < 2^kLog2Lo, zero and negative included
-  int64_t above = 0;  // values >= 2^kLog2Hi
+  int64_t below = 0;                        // values < 2^kLog2Lo, zero and negative included
+  int64_t above = 0;                        // values >= 2^kLog2Hi
 };
 
 // A quantizer's levels in its own domain, and its error on the observed inputs.
 struct QuantizerLevels {
-  std::string name;           // "plan" (the model's quantizer), "log2", "uniform"
-  std::string kind;           // e.g. "adalog", "log2", "uniform"
-  std::vector<double> levels; // every representable value (domain of the histogram), ascending
-  double sqnr_db = 0;         // 10 log10(sum x^2 / sum (x - fq(x))^2) over the observed inputs
+  std::string name;            // "plan" (the model's quantizer), "log2", "uniform"
+  std::string kind;            // e.g. "adalog", "log2", "uniform"
+  std::vector<double> levels;  // every representable value (domain of the histogram), ascending
+  double sqnr_db = 0;          // 10 log10(sum x^2 / sum (x - fq(x))^2) over the observed inputs
 };
 
 struct QuantizerStats {
-  std::string name;       // "input" (a Linear's), "q", "k", "v", "probs"
-  std::string kind;       // "uniform", "uniform_per_head", "adalog", "log2", "logsqrt2", "twin", "none"
+  std::string name;  // "input" (a Linear's), "q", "k", "v", "probs"
+  std::string kind;  // "uniform", "uniform_per_head", "adalog", "log2", "logsqrt2", "twin", "none"
   int bits = 0;
-  int64_t values = 0;     // elements quantized
-  int64_t clipped = 0;    // uniform: round(x/s)+z outside the code range; log: x (+shift) above
-                          // the top level; twin: beyond half a step past its extreme codes
-  int64_t zero_coded = 0; // uniform: code == zero point; log: the zero code; twin: code 0
+  int64_t values = 0;      // elements quantized
+  int64_t clipped = 0;     // uniform: round(x/s)+z outside the code range; log: x (+shift) above
+                           // the top level; twin: beyond half a step past its extreme codes
+  int64_t zero_coded = 0;  // uniform: code == zero point; log: the zero code; twin: code 0
   std::vector<int64_t> code_histogram;  // index = code (log: 0 = top level, 2^b = zero code;
                                         // twin: code + 2^(b-1), codes -2^(b-1) .. 2^(b-1) - 1)
-  double sqnr_db = 0;     // of the quantizer alone on its observed inputs
+  double sqnr_db = 0;                   // of the quantizer alone on its observed inputs
   // Post-Softmax and post-GELU quantizers only (has_domain):
   bool has_domain = false;
-  float shift = 0;        // the histogram shows x + shift
+  float shift = 0;  // the histogram shows x + shift
   ValueHistogram histogram;
   std::vector<QuantizerLevels> levels;  // plan, then log2 and uniform at the same bits and top
 };
@@ -90,16 +91,17 @@ struct LayerReportOptions {
 
 struct LayerReport {
   int64_t images = 0;
-  std::vector<OpReport> ops;          // in schedule order; the last is "logits"
-  std::vector<float> fp32_logits;     // [images][classes]
-  std::vector<float> quant_logits;    // [images][classes], the simulated executor's
-  double top1_agreement = 0;          // quantized vs FP32 argmax
+  std::vector<OpReport> ops;        // in schedule order; the last is "logits"
+  std::vector<float> fp32_logits;   // [images][classes]
+  std::vector<float> quant_logits;  // [images][classes], the simulated executor's
+  double top1_agreement = 0;        // quantized vs FP32 argmax
 };
 
 // Runs images [0, n) of `source` through `fp32` (the FP32 model the quantized one was calibrated
 // from, e.g. its ONNX) and through `qm` on the simulated executor. Throws adalog::Error when the
 // two models do not match in shape, or on bad data.
-LayerReport BuildLayerReport(const VitModel& fp32, const QuantizedModel& qm, const ImageSource& source,
-                             int64_t n, const LayerReportOptions& options);
+LayerReport BuildLayerReport(const VitModel& fp32, const QuantizedModel& qm,
+                             const ImageSource& source, int64_t n,
+                             const LayerReportOptions& options);
 
 }  // namespace adalog

@@ -39,7 +39,8 @@ class TapCopies : public Fp32Observer {
   TapPoint tap_;
 };
 
-// The report's definitions, written out plainly: pooled SQNR / relative error, mean per-image cosine.
+// The report's definitions, written out plainly: pooled SQNR / relative error, mean per-image
+// cosine.
 OutputError Plain(const std::vector<float>& q, const std::vector<float>& f, int64_t images) {
   EXPECT_EQ(q.size(), f.size());
   const size_t per = f.size() / static_cast<size_t>(images);
@@ -55,7 +56,8 @@ OutputError Plain(const std::vector<float>& q, const std::vector<float>& f, int6
     }
     cos_sum += ab / std::sqrt(aa * bb);
   }
-  return {10 * std::log10(signal / noise), std::sqrt(noise / signal), cos_sum / static_cast<double>(images)};
+  return {10 * std::log10(signal / noise), std::sqrt(noise / signal),
+          cos_sum / static_cast<double>(images)};
 }
 
 const OpReport& Find(const LayerReport& r, const std::string& name) {
@@ -174,8 +176,9 @@ TEST_P(LayerReportShipped, AccumulatedMetricsMatchTheExecutorsTaps) {
       int64_t zeros = 0;
       for (float x : v) zeros += x == 0.f;
       const std::string p = "block" + std::to_string(blk);
-      const QuantizerStats& q = tap == TapPoint::kAttnProbs ? FindQ(Find(report_, p + ".attn_v"), "probs")
-                                                            : FindQ(Find(report_, p + ".qkv"), "input");
+      const QuantizerStats& q = tap == TapPoint::kAttnProbs
+                                    ? FindQ(Find(report_, p + ".attn_v"), "probs")
+                                    : FindQ(Find(report_, p + ".qkv"), "input");
       SCOPED_TRACE(p + " " + q.name);
       EXPECT_EQ(q.values, static_cast<int64_t>(v.size()));
       EXPECT_EQ(q.zero_coded, zeros);
@@ -215,7 +218,8 @@ TEST_P(LayerReportShipped, LocalFc2MatchesADirectComputation) {
     for (int o = 0; o < lin.out; ++o) {
       double s = lin.bias.empty() ? 0.0 : lin.bias[static_cast<size_t>(o)];
       for (int k = 0; k < lin.in; ++k) {
-        s += static_cast<double>(g[static_cast<size_t>(r * lin.in + k)]) * lin.weight[static_cast<size_t>(o) * lin.in + k];
+        s += static_cast<double>(g[static_cast<size_t>(r * lin.in + k)]) *
+             lin.weight[static_cast<size_t>(o) * lin.in + k];
       }
       y[static_cast<size_t>(r * lin.out + o)] = static_cast<float>(s);
     }
@@ -249,7 +253,8 @@ TEST_P(LayerReportShipped, LogDomainQuantizersCarryHistogramAndAlternatives) {
       EXPECT_EQ(q.levels[1].kind, "log2");
       EXPECT_EQ(q.levels[2].kind, "uniform");
       for (const QuantizerLevels& l : q.levels) {
-        EXPECT_EQ(l.levels.size(), l.kind == "uniform" ? 16u : 17u);  // 4 bits (+ the log zero code)
+        EXPECT_EQ(l.levels.size(),
+                  l.kind == "uniform" ? 16u : 17u);  // 4 bits (+ the log zero code)
         // Same top level: exactly for the log kinds (level 0 is 1 * scale); the uniform one's step
         // is float(top / 15), so 15 * step is top to float rounding.
         if (l.kind == "uniform") {
@@ -274,7 +279,8 @@ TEST(LayerReport, RefusesAnFp32ModelOfAnotherShape) {
     BuildLayerReport(other->model, qm, data, 4, {});
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("does not match the quantized model"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("does not match the quantized model"), std::string::npos)
+        << e.what();
   }
 }
 
