@@ -71,6 +71,7 @@ std::vector<CommandSpec> MakeCommands() {
   inspect.name = "inspect";
   inspect.summary = "Print what adalog recognized in a model: structure, shapes, parameters, MACs.";
   inspect.positionals = {kModel};
+  inspect.options = {Flag("json", "print one JSON object instead of text (schema: cli/README.md)")};
   inspect.details =
       "example:\n  adalog inspect models/tiny/tiny_timm_op17_dyn.onnx\n";
   cmds.push_back(inspect);
@@ -85,6 +86,7 @@ std::vector<CommandSpec> MakeCommands() {
       Threads("all cores"),
       Batch("8"),
       Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one (an error for ONNX models)"),
+      Flag("json", "print one JSON line about what was written (schema: cli/README.md)"),
   };
   run.details =
       "example:\n  adalog run model.onnx --input x.npy --output logits.npy --threads 2\n";
@@ -167,6 +169,7 @@ std::vector<CommandSpec> MakeCommands() {
              search::FpcsModeName(defaults.recipe.fpcs_mode)),
       Flag("no-reparam", "skip LayerNorm / GELU-shift reparameterization"),
       Threads("all cores"),
+      Flag("json", "print the summary as one JSON line instead of text (schema: cli/README.md)"),
   };
   quantize.details =
       "example:\n  adalog quantize model.onnx --calib calib_x.npy --bits W4A4 -o model_w4a4.adalog\n"
@@ -174,6 +177,7 @@ std::vector<CommandSpec> MakeCommands() {
       "the same images); with exactly --calib-size images all are used. The output is written\n"
       "atomically: on any error or Ctrl-C no output file is left.\n";
   cmds.push_back(quantize);
+  cmds.push_back(ReportCommandSpec());
 
   return cmds;
 }

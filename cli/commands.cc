@@ -22,6 +22,8 @@
 
 #include "cli/commands.h"
 #include "cli/output_check.h"
+#include "cli/inspect_json.h"
+#include "cli/json_out.h"
 #include "runtime/adalog_runtime.h"
 #include "runtime/data/image_folder.h"
 #include "runtime/data/image_source.h"
@@ -37,6 +39,7 @@ namespace {
 
 struct InspectOptions {
   std::string model;
+  bool json = false;
 };
 
 struct RunOptions {
@@ -46,6 +49,7 @@ struct RunOptions {
   int threads = 0;  // 0: all cores
   int batch = 8;
   bool simulate = false;
+  bool json = false;
 };
 
 struct EvalOptions {
@@ -91,9 +95,10 @@ struct QuantizeOptions {
   search::FpcsMode fpcs_mode = search::FpcsMode::kBest;
   bool reparam = true;
   int threads = 0;
+  bool json = false;
 };
 
-InspectOptions GetInspect(const ParsedArgs& a) { return {a.positional(0)}; }
+InspectOptions GetInspect(const ParsedArgs& a) { return {a.positional(0), a.Flag("json")}; }
 
 RunOptions GetRun(const ParsedArgs& a) {
   RunOptions o;
@@ -103,6 +108,7 @@ RunOptions GetRun(const ParsedArgs& a) {
   o.threads = static_cast<int>(a.Int("threads", 0));
   o.batch = static_cast<int>(a.Int("batch", 8));
   o.simulate = a.Flag("simulate");
+  o.json = a.Flag("json");
   return o;
 }
 
@@ -178,6 +184,7 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
     throw UsageError(cmd + ": --fpcs-mode chooses the FPCS variant; --no-fpcs turns FPCS off");
   o.reparam = !a.Flag("no-reparam");
   o.threads = static_cast<int>(a.Int("threads", 0));
+  o.json = a.Flag("json");
   return o;
 }
 
@@ -192,23 +199,6 @@ const char* PoolingName(Pooling p) {
     case Pooling::kMeanPatches: return "mean of tokens";
   }
   return "?";
-}
-
-std::string JsonEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 // ---- quantize ----
@@ -262,6 +252,10 @@ std::string FormatSeconds(double s) {
 int RunInspect(const ParsedArgs& args) {
   InspectOptions o = GetInspect(args);
   auto loaded = LoadModel(o.model);
+  if (o.json) {
+    PrintJsonLine(InspectJson(*loaded));
+    return 0;
+  }
   const VitModel& m = loaded->model;
   std::printf("model      %s\n", o.model.c_str());
   if (loaded->format == ModelFormat::kOnnx) {
@@ -315,6 +309,14 @@ int RunRun(const ParsedArgs& args) {
   std::vector<float> logits(static_cast<size_t>(n) * session.num_classes());
   RunImages(session, x, n, logits.data());
   WriteNpyFloat32(o.output, logits.data(), {n, session.num_classes()});
+  if (o.json) {
+    PrintJsonLine(Json{{"model", o.model},
+                       {"input", o.input},
+                       {"output", o.output},
+                       {"executor", session.executor_kind()},
+                       {"images", n},
+                       {"classes", session.num_classes()}});
+  }
   std::fprintf(stderr, "adalog: wrote %s: logits [%lld,%d]\n", o.output.c_str(), static_cast<long long>(n),
                session.num_classes());
   return 0;
@@ -363,18 +365,21 @@ int RunEval(const ParsedArgs& args) {
   }
   const char* executor = session.executor_kind();
   if (o.json) {
-    std::string ref;
+    Json j{{"model", o.model},
+           {"data", o.data},
+           {"executor", executor},
+           {"images", n},
+           {"top1", Rounded(static_cast<double>(top1) / n, 6)},
+           {"top5", Rounded(static_cast<double>(top5) / n, 6)},
+           {"top1_correct", top1},
+           {"top5_correct", top5},
+           {"seconds", Rounded(seconds, 3)}};
     if (!o.reference_logits.empty()) {
-      char buf[256];
-      std::snprintf(buf, sizeof(buf), ",\"ref_cosine\":%.6f,\"ref_cosine_min\":%.6f,\"ref_top1_agreement\":%.6f",
-                    fid.mean_cosine, fid.min_cosine, fid.top1_agreement);
-      ref = buf;
+      j["ref_cosine"] = Rounded(fid.mean_cosine, 6);
+      j["ref_cosine_min"] = Rounded(fid.min_cosine, 6);
+      j["ref_top1_agreement"] = Rounded(fid.top1_agreement, 6);
     }
-    std::printf("{\"model\":\"%s\",\"data\":\"%s\",\"executor\":\"%s\",\"images\":%lld,\"top1\":%.6f,"
-                "\"top5\":%.6f,\"top1_correct\":%lld,\"top5_correct\":%lld,\"seconds\":%.3f%s}\n",
-                JsonEscape(o.model).c_str(), JsonEscape(o.data).c_str(), executor, static_cast<long long>(n),
-                static_cast<double>(top1) / n, static_cast<double>(top5) / n, static_cast<long long>(top1),
-                static_cast<long long>(top5), seconds, ref.c_str());
+    PrintJsonLine(j);
   } else {
     std::printf("%s on %s: %lld images, top-1 %.2f%% (%lld), top-5 %.2f%% (%lld), %.1f s\n", o.model.c_str(),
                 o.data.c_str(), static_cast<long long>(n), 100.0 * top1 / n, static_cast<long long>(top1),
@@ -421,11 +426,19 @@ int RunBench(const ParsedArgs& args) {
   getrusage(RUSAGE_SELF, &ru);
   const double peak_rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
   if (o.json) {
-    std::printf("{\"peer\":\"adalog\",\"engine\":\"adalog-%s\",\"model\":\"%s\",\"batch\":%d,\"threads\":%d,"
-                "\"median_ms\":%.3f,\"p90_ms\":%.3f,\"min_ms\":%.3f,\"mean_ms\":%.3f,\"images_per_s\":%.3f,"
-                "\"runs\":%d,\"warmup\":%d,\"peak_rss_mb\":%.1f}\n",
-                format, JsonEscape(o.model).c_str(), o.batch, o.threads, median, p90, s[0], mean,
-                o.batch * 1000.0 / median, o.runs, o.warmup, peak_rss_mb);
+    PrintJsonLine(Json{{"peer", "adalog"},
+                       {"engine", std::string("adalog-") + format},
+                       {"model", o.model},
+                       {"batch", o.batch},
+                       {"threads", o.threads},
+                       {"median_ms", Rounded(median, 3)},
+                       {"p90_ms", Rounded(p90, 3)},
+                       {"min_ms", Rounded(s[0], 3)},
+                       {"mean_ms", Rounded(mean, 3)},
+                       {"images_per_s", Rounded(o.batch * 1000.0 / median, 3)},
+                       {"runs", o.runs},
+                       {"warmup", o.warmup},
+                       {"peak_rss_mb", Rounded(peak_rss_mb, 1)}});
   } else {
     std::printf("%s (%s) batch %d, %d thread%s: median %.2f ms, p90 %.2f ms, min %.2f ms, %.1f images/s "
                 "(%d runs after %d warmup), peak RSS %.0f MB\n",
@@ -507,6 +520,24 @@ int RunQuantize(const ParsedArgs& args) {
   const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(o.output, ec);
+  if (o.json) {
+    PrintJsonLine(Json{{"model", o.model},
+                       {"output", o.output},
+                       {"bytes", ec ? 0 : static_cast<int64_t>(bytes)},
+                       {"weight_bits", o.weight_bits},
+                       {"act_bits", o.act_bits},
+                       {"softmax", SoftmaxQuantizerName(o.softmax)},
+                       {"gelu", GeluQuantizerName(o.gelu)},
+                       {"fpcs", o.fpcs ? search::FpcsModeName(o.fpcs_mode) : "off"},
+                       {"ln_reparam", o.reparam},
+                       {"calib", o.calib},
+                       {"calib_images", o.calib_size},
+                       {"calib_available", calib.available},
+                       {"seed", o.seed},
+                       {"calibration_seconds", Rounded(search_s, 1)},
+                       {"total_seconds", Rounded(total_s, 1)}});
+    return 0;
+  }
   std::printf("quantized  %s -> %s (%.1f KiB)\n", o.model.c_str(), o.output.c_str(),
               ec ? 0.0 : static_cast<double>(bytes) / 1024.0);
   std::printf("bits       W%dA%d: weights uniform per-channel %d-bit; q/k/v per-head %d-bit; "
@@ -529,6 +560,7 @@ int RunCommand(const ParsedArgs& args) {
   if (c == "eval") return RunEval(args);
   if (c == "bench") return RunBench(args);
   if (c == "quantize") return RunQuantize(args);
+  if (c == "report") return RunReport(args);
   Fail("internal: no body for subcommand '", c, "'");
 }
 

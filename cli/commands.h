@@ -27,6 +27,8 @@ int RunRun(const ParsedArgs& args);
 int RunEval(const ParsedArgs& args);
 int RunBench(const ParsedArgs& args);
 int RunQuantize(const ParsedArgs& args);
+int RunReport(const ParsedArgs& args);  // report.cc
+CommandSpec ReportCommandSpec();        // report.cc
 
 // Dispatches a parsed subcommand to its body.
 int RunCommand(const ParsedArgs& args);

@@ -18,3 +18,7 @@ endif()
 if(ADALOG_BUILD_BENCH AND NOT ADALOG_BUILD_FUZZ)
   find_package(benchmark REQUIRED)
 endif()
+if(NOT ADALOG_BUILD_FUZZ)
+  # JSON output of the CLI (`--json`, `adalog report`).
+  find_package(nlohmann_json 3 REQUIRED)
+endif()

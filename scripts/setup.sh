@@ -11,7 +11,8 @@ PKGS=(build-essential cmake pkg-config bc
       libdnnl-dev ocl-icd-opencl-dev libeigen3-dev
       libonnx-dev libprotobuf-dev protobuf-compiler
       libgtest-dev libbenchmark-dev libstb-dev libjpeg62-turbo-dev libpng-dev
-      python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-sklearn
+      nlohmann-json3-dev
+      python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-sklearn python3-matplotlib
       libopenblas0-pthread clang libclang-rt-14-dev)
 
 missing=()

@@ -113,6 +113,23 @@ V1=$ROOT/tests/data/model_file/v1_timm_w4a4.adalog
 "$ADALOG" inspect "$TMP/q_W4A4.adalog" 2>/dev/null | grep -qF "adalog quantized model file (version 2)" && ok ||
   bad "inspect of a new file does not say version 2"
 
+# --- quantize --json: the same run, its summary as one JSON line (cli/README.md schema)
+(cd "$TMP" && "$ADALOG" quantize tiny.onnx --calib calib40.npy --bits W4A4 -o q_json.adalog --calib-size 32 \
+  --seed 3 --threads 2 --json) >"$TMP/q_json.out" 2>"$TMP/q.err" || bad "quantize --json: $(cat "$TMP/q.err")"
+cmp "$TMP/q_W4A4.adalog" "$TMP/q_json.adalog" >/dev/null 2>&1 && ok || bad "quantize --json wrote different bytes"
+"$PY" - "$TMP/q_json.out" "$TMP/q_json.adalog" <<'PYEOF' && ok || bad "quantize --json: $(cat "$TMP/q_json.out")"
+import json, os, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+assert len(lines) == 1, lines
+r = json.loads(lines[0])
+want = {"model": "tiny.onnx", "output": "q_json.adalog", "bytes": os.path.getsize(sys.argv[2]), "weight_bits": 4,
+        "act_bits": 4, "softmax": "adalog", "gelu": "adalog", "fpcs": "best", "ln_reparam": True,
+        "calib": "calib40.npy", "calib_images": 32, "calib_available": 40, "seed": 3}
+for k, v in want.items():
+    assert r[k] == v, (k, r[k], v)
+assert 0 < r["calibration_seconds"] <= r["total_seconds"], r
+PYEOF
+
 # --- inspect lists every quantizer
 if "$ADALOG" inspect "$TMP/q_W4A4.adalog" >"$TMP/i.out" 2>"$TMP/i.err"; then
   for want in "adalog quantized model file" "quant      W4A4, softmax adalog, gelu adalog" "block 1" \
@@ -124,6 +141,23 @@ else
   bad "inspect quantized: $(cat "$TMP/i.err")"
 fi
 "$ADALOG" inspect "$TMP/q_uni.adalog" 2>/dev/null | grep -q "twin-uniform 4-bit" && ok || bad "inspect: no twin-uniform line"
+# inspect --json: the same facts (cli/README.md schema)
+for f in q_W4A4 q_uni; do
+  "$ADALOG" inspect "$TMP/$f.adalog" --json 2>/dev/null | "$PY" -c '
+import json, sys
+r = json.load(sys.stdin)
+p = r["plan"]
+assert r["format"] == "quantized" and r["blocks"] == 2 and r["heads"] == 4 and len(p["blocks"]) == 2, r
+b = p["blocks"][1]
+assert p["weight_bits"] == 4 and p["act_bits"] == 4
+assert len(b["q"]["scales"]) == 4 and b["qkv"]["weight"]["bits"] == 4 and len(b["qkv"]["weight"]["scales"]) == 3 * r["dim"]
+if sys.argv[1] == "q_W4A4":
+    assert b["probs"]["kind"] == "adalog" and b["probs"]["scale"] == 1.0 and "q" in b["probs"], b["probs"]
+    assert b["fc2"]["input"]["kind"] == "adalog" and b["fc2"]["input"]["shift_folded"] is True, b["fc2"]
+else:
+    assert b["probs"]["kind"] == "uniform" and b["fc2"]["input"]["kind"] == "twin", (b["probs"], b["fc2"])
+' "$f" && ok || bad "inspect --json $f"
+done
 
 # --- run / eval / bench on the quantized file: W8A8 is close to FP32, W4A4 further but sane
 "$ADALOG" run "$M" --input "$TMP/test_x.npy" --output "$TMP/fp.npy" "${T1[@]}" 2>/dev/null
