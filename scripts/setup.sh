@@ -12,6 +12,7 @@ PKGS=(build-essential cmake pkg-config bc
       libonnx-dev libprotobuf-dev protobuf-compiler
       libgtest-dev libbenchmark-dev libstb-dev libjpeg62-turbo-dev libpng-dev
       python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-sklearn
+      python3-dev pybind11-dev python3-pytest
       libopenblas0-pthread clang libclang-rt-14-dev)
 
 missing=()
