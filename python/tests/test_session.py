@@ -177,3 +177,28 @@ def test_evaluate_reference_logits_and_errors(tmp_path, test_x, test_y):
         adalog.evaluate(str(DIGITS_ONNX), test_x[:10], test_y[:10] + 10)
     with pytest.raises(adalog.Error, match="apply to image folders"):
         adalog.evaluate(str(DIGITS_ONNX), test_x[:10], test_y[:10], resize=20)
+
+
+def test_evaluate_image_folder_matches_cli(tmp_path, test_x, test_y):
+    # The first 40 digits test images written back as 16x16 PNGs in class folders 0..9 (undoing the
+    # model's normalization), evaluated from the folder with and without the preprocessing options,
+    # compared with `adalog eval --json` on the same folder.
+    import json
+    from PIL import Image
+    for c in range(10):
+        (tmp_path / "imgs" / str(c)).mkdir(parents=True)
+    for i in range(40):
+        rgb = np.clip((test_x[i].transpose(1, 2, 0) * 0.4 + 0.3) * 255 + 0.5, 0, 255).astype(np.uint8)
+        Image.fromarray(rgb).save(tmp_path / "imgs" / str(test_y[i]) / f"{i:03d}.png")
+    folder = str(tmp_path / "imgs")
+    for opts, flags in [({}, []),
+                        (dict(resize=16, mean=[0.3, 0.3, 0.3], std=[0.4, 0.4, 0.4]),
+                         ["--resize", 16, "--mean", "0.3,0.3,0.3", "--std", "0.4,0.4,0.4"])]:
+        want = json.loads(run_cli("eval", DIGITS_ONNX, "--data", folder, "--json", "--threads", 1, "--batch", 4, *flags))
+        got = adalog.evaluate(str(DIGITS_ONNX), folder, threads=1, batch=4, **opts)
+        assert got["images"] == want["images"] == 40
+        for k in ("top1_correct", "top5_correct", "executor"):
+            assert got[k] == want[k], (k, opts)
+    assert got["top1"] >= 0.9  # with the model's own normalization the digits are recognized
+    with pytest.raises(adalog.Error, match="subfolders"):
+        adalog.evaluate(str(DIGITS_ONNX), folder, str(DIGITS / "test_y.npy"))
