@@ -436,7 +436,6 @@ py::dict Evaluate(const py::object& model_obj, const py::object& data_obj, const
   ADALOG_CHECK(limit >= 0, "evaluate: limit ", limit, " must be >= 0 (0: all)");
   const std::string ref_path = reference_obj.is_none() ? "" : PathString(reference_obj, "reference_logits");
 
-  const auto t0 = std::chrono::steady_clock::now();
   std::shared_ptr<const LoadedModel> loaded;
   {
     py::gil_scoped_release nogil;
@@ -444,6 +443,7 @@ py::dict Evaluate(const py::object& model_obj, const py::object& data_obj, const
   }
   const VitModel& m = loaded->model;
   const int classes = m.num_classes();
+  const auto t0 = std::chrono::steady_clock::now();  // as `adalog eval`: data, session and runs
   std::vector<float> logits;
   std::vector<int64_t> labels;
   int64_t n = 0;
