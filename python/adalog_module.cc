@@ -8,12 +8,13 @@
 //    Python as adalog.Error (a RuntimeError) carrying the engine's message.
 //  - Images are float32 [N,C,H,W]. A C-contiguous, aligned, native-order float32 array is read in
 //    place (no copy); any other float32 array (strided, Fortran-order, byte-swapped) is copied to a
-//    contiguous one first (lossless); every other dtype, float64 included, is refused (converting it
-//    would be a silent, lossy copy; ONNX Runtime refuses it as well).
-//  - The GIL is released while models load, sessions run and calibration runs. Calibration takes the
-//    GIL back only to report progress, and at each progress step it lets Python handle pending signals
-//    (PyErr_CheckSignals), so Ctrl-C raises KeyboardInterrupt within one step and no output file is
-//    written.
+//    contiguous one first (lossless); every other dtype, float64 included, is refused (converting
+//    it would be a silent, lossy copy; ONNX Runtime refuses it as well).
+//  - The GIL is released while models load, sessions run and calibration runs. Calibration takes
+//  the
+//    GIL back only to report progress, and at each progress step it lets Python handle pending
+//    signals (PyErr_CheckSignals), so Ctrl-C raises KeyboardInterrupt within one step and no output
+//    file is written.
 #include <omp.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -47,10 +48,11 @@ namespace py = pybind11;
 namespace adalog::python {
 namespace {
 
-// Session::Run is not yet safe to call from several threads at once on this branch (a parallel change
-// makes it so). Until then the binding serializes run() calls on one Session with a per-Session mutex
-// (taken after the GIL is released), so Python threads sharing a Session get correct results without
-// speed-up. Set to true once Session::Run is thread-safe; `adalog._session_run_serialized` reports it.
+// Session::Run is not yet safe to call from several threads at once on this branch (a parallel
+// change makes it so). Until then the binding serializes run() calls on one Session with a
+// per-Session mutex (taken after the GIL is released), so Python threads sharing a Session get
+// correct results without speed-up. Set to true once Session::Run is thread-safe;
+// `adalog._session_run_serialized` reports it.
 constexpr bool kSessionRunIsThreadSafe = false;
 
 // A float32 [N,C,H,W] view of a Python object, keeping its buffer alive.
@@ -71,7 +73,8 @@ Images AsImages(const py::handle& obj, const std::string& what) {
   auto a = py::reinterpret_borrow<py::array>(obj);
   const py::dtype dt = a.dtype();
   if (dt.kind() != 'f' || dt.itemsize() != 4) {
-    Fail(what, ": dtype ", py::str(dt.attr("name")).cast<std::string>(), ", expected float32 (convert with x.astype(numpy.float32))");
+    Fail(what, ": dtype ", py::str(dt.attr("name")).cast<std::string>(),
+         ", expected float32 (convert with x.astype(numpy.float32))");
   }
   std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
   if (a.ndim() != 4) {
@@ -93,9 +96,10 @@ Images AsImages(const py::handle& obj, const std::string& what) {
   return im;
 }
 
-// Runs n images through the session in batches of its max batch (as RunImages does for an .npy), the
-// logits going to logits[n][classes]. Called without the GIL.
-void RunInBatches(Session& session, const float* images, const std::vector<int64_t>& shape, float* logits) {
+// Runs n images through the session in batches of its max batch (as RunImages does for an .npy),
+// the logits going to logits[n][classes]. Called without the GIL.
+void RunInBatches(Session& session, const float* images, const std::vector<int64_t>& shape,
+                  float* logits) {
   const int64_t n = shape[0], per = shape[1] * shape[2] * shape[3];
   const int classes = session.num_classes();
   for (int64_t i = 0; i < n; i += session.max_batch()) {
@@ -107,12 +111,14 @@ void RunInBatches(Session& session, const float* images, const std::vector<int64
 std::string PathString(const py::handle& obj, const std::string& what) {
   if (py::isinstance<py::str>(obj)) return obj.cast<std::string>();
   py::module_ os = py::module_::import("os");
-  if (py::isinstance(obj, os.attr("PathLike"))) return py::str(os.attr("fspath")(obj)).cast<std::string>();
+  if (py::isinstance(obj, os.attr("PathLike")))
+    return py::str(os.attr("fspath")(obj)).cast<std::string>();
   Fail(what, ": expected a path (str or os.PathLike), got ", TypeName(obj));
 }
 
 bool IsPath(const py::handle& obj) {
-  return py::isinstance<py::str>(obj) || py::isinstance(obj, py::module_::import("os").attr("PathLike"));
+  return py::isinstance<py::str>(obj) ||
+         py::isinstance(obj, py::module_::import("os").attr("PathLike"));
 }
 
 // ---- Session ----
@@ -157,9 +163,12 @@ class PySession {
 
 const char* PoolingKey(Pooling p) {
   switch (p) {
-    case Pooling::kClsToken: return "cls";
-    case Pooling::kClsDistAvg: return "cls_dist";
-    case Pooling::kMeanPatches: return "mean";
+    case Pooling::kClsToken:
+      return "cls";
+    case Pooling::kClsDistAvg:
+      return "cls_dist";
+    case Pooling::kMeanPatches:
+      return "mean";
   }
   return "?";
 }
@@ -237,8 +246,8 @@ std::pair<int, int> ParseBitsText(const std::string& text) {
   std::string t = text;
   for (char& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   const size_t a = t.find('A');
-  bool ok = t.size() >= 4 && t[0] == 'W' && a != std::string::npos && a > 1 && a + 1 < t.size() && a - 1 <= 2 &&
-            t.size() - a - 1 <= 2;
+  bool ok = t.size() >= 4 && t[0] == 'W' && a != std::string::npos && a > 1 && a + 1 < t.size() &&
+            a - 1 <= 2 && t.size() - a - 1 <= 2;
   for (size_t i = 1; ok && i < t.size(); ++i) {
     if (i != a && !std::isdigit(static_cast<unsigned char>(t[i]))) ok = false;
   }
@@ -250,13 +259,15 @@ std::pair<int, int> ParseBitsText(const std::string& text) {
 // exists. (Writability itself is found by SaveQuantizedModel, which writes atomically.)
 void CheckOutputPath(const std::string& output, const std::string& model) {
   namespace fs = std::filesystem;
-  ADALOG_CHECK(!output.empty(), "quantize: output= is required (the quantized model file to write)");
+  ADALOG_CHECK(!output.empty(),
+               "quantize: output= is required (the quantized model file to write)");
   ADALOG_CHECK(output != model, "quantize: output would overwrite the input model ", model);
   std::error_code ec;
   const fs::path p(output);
   ADALOG_CHECK(!fs::is_directory(p, ec), "output '", output, "' is a directory; give a file name");
   const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  ADALOG_CHECK(fs::is_directory(dir, ec), "output '", output, "': directory '", dir.string(), "' does not exist");
+  ADALOG_CHECK(fs::is_directory(dir, ec), "output '", output, "': directory '", dir.string(),
+               "' does not exist");
 }
 
 // Raises the pending Python exception (KeyboardInterrupt from Ctrl-C, or what a signal handler
@@ -272,7 +283,8 @@ py::dict Quantize(const py::object& model_obj, const py::object& calib_obj, cons
                   const py::object& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string model_path = PathString(model_obj, "model");
-  ADALOG_CHECK(!output_obj.is_none(), "quantize: output= is required (the quantized model file to write)");
+  ADALOG_CHECK(!output_obj.is_none(),
+               "quantize: output= is required (the quantized model file to write)");
   const std::string output = PathString(output_obj, "output");
   CheckOutputPath(output, model_path);
   ADALOG_CHECK(progress.is_none() || PyCallable_Check(progress.ptr()),
@@ -284,7 +296,8 @@ py::dict Quantize(const py::object& model_obj, const py::object& calib_obj, cons
   co.recipe.weight_bits = wbits > 0 ? wbits : wa.first;
   co.recipe.act_bits = abits > 0 ? abits : wa.second;
   co.recipe.fpcs = fpcs;
-  ADALOG_CHECK(fpcs || !fpcs_mode, "quantize: fpcs_mode chooses the FPCS variant; fpcs=False turns FPCS off");
+  ADALOG_CHECK(fpcs || !fpcs_mode,
+               "quantize: fpcs_mode chooses the FPCS variant; fpcs=False turns FPCS off");
   co.recipe.fpcs_mode = fpcs_mode ? search::ParseFpcsMode(*fpcs_mode) : defaults.recipe.fpcs_mode;
   co.recipe.softmax = ParseSoftmaxQuantizer(softmax);
   co.recipe.gelu = ParseGeluQuantizer(gelu);
@@ -315,9 +328,11 @@ py::dict Quantize(const py::object& model_obj, const py::object& calib_obj, cons
   } else {
     calib_name = "<numpy array>";
     const Images im = AsImages(calib_obj, "calib");
-    const int64_t C = m.embed.in_channels, H = m.embed.image_h, W = m.embed.image_w, per = C * H * W;
-    ADALOG_CHECK(im.shape[1] == C && im.shape[2] == H && im.shape[3] == W, "calib: calibration images are ",
-                 ShapeString(im.shape), " but the model expects [N,", C, ",", H, ",", W, "]");
+    const int64_t C = m.embed.in_channels, H = m.embed.image_h, W = m.embed.image_w,
+                  per = C * H * W;
+    ADALOG_CHECK(im.shape[1] == C && im.shape[2] == H && im.shape[3] == W,
+                 "calib: calibration images are ", ShapeString(im.shape),
+                 " but the model expects [N,", C, ",", H, ",", W, "]");
     ADALOG_CHECK(calib_size >= 1, "quantize: calib_size ", calib_size, " must be >= 1");
     ADALOG_CHECK(im.shape[0] >= calib_size, "calibration array has ", im.shape[0],
                  " images, calib_size asks for ", calib_size);
@@ -325,10 +340,11 @@ py::dict Quantize(const py::object& model_obj, const py::object& calib_obj, cons
     calib.selected = search::ChooseCalibrationIndices(calib.available, calib_size, seed);
     calib.images.resize(static_cast<size_t>(calib_size * per));
     for (size_t i = 0; i < calib.selected.size(); ++i) {
-      std::memcpy(calib.images.data() + i * per, im.data + calib.selected[i] * per, sizeof(float) * per);
+      std::memcpy(calib.images.data() + i * per, im.data + calib.selected[i] * per,
+                  sizeof(float) * per);
     }
-    CheckFinite(calib.images.data(), static_cast<int64_t>(calib.images.size()), "calib: calibration images",
-                {calib_size, C, H, W});
+    CheckFinite(calib.images.data(), static_cast<int64_t>(calib.images.size()),
+                "calib: calibration images", {calib_size, C, H, W});
   }
 
   // Called on this thread between ops (search/calibrate.h), with the GIL released around it.
@@ -352,11 +368,13 @@ py::dict Quantize(const py::object& model_obj, const py::object& calib_obj, cons
     omp_set_num_threads(prev_threads);
   }
   RaisePendingSignals();
-  const double search_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - search_t0).count();
+  const double search_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - search_t0).count();
   qm.plan.meta.push_back({"source", model_path});
   qm.plan.meta.push_back({"calib", calib_name});
   qm.plan.meta.push_back({"calib_available", std::to_string(calib.available)});
-  if (co.recipe.fpcs) qm.plan.meta.push_back({"fpcs_mode", search::FpcsModeName(co.recipe.fpcs_mode)});
+  if (co.recipe.fpcs)
+    qm.plan.meta.push_back({"fpcs_mode", search::FpcsModeName(co.recipe.fpcs_mode)});
   {
     py::gil_scoped_release nogil;
     SaveQuantizedModel(qm, output);  // atomic: temporary file + rename
@@ -376,7 +394,8 @@ py::dict Quantize(const py::object& model_obj, const py::object& calib_obj, cons
   d["act_bits"] = co.recipe.act_bits;
   d["softmax"] = SoftmaxQuantizerName(co.recipe.softmax);
   d["gelu"] = GeluQuantizerName(co.recipe.gelu);
-  d["fpcs_mode"] = co.recipe.fpcs ? py::object(py::str(search::FpcsModeName(co.recipe.fpcs_mode))) : py::none();
+  d["fpcs_mode"] =
+      co.recipe.fpcs ? py::object(py::str(search::FpcsModeName(co.recipe.fpcs_mode))) : py::none();
   d["reparam"] = co.recipe.ln_reparam;
   d["calib"] = calib_name;
   d["calib_size"] = calib_size;
@@ -391,12 +410,14 @@ py::dict Quantize(const py::object& model_obj, const py::object& calib_obj, cons
 
 // Labels for `n` images given as an array: 1-D integers in [0, classes).
 std::vector<int64_t> AsLabels(const py::handle& obj, int64_t n, int classes) {
-  ADALOG_CHECK(py::isinstance<py::array>(obj), "labels: expected a numpy array of integers, got ", TypeName(obj));
+  ADALOG_CHECK(py::isinstance<py::array>(obj), "labels: expected a numpy array of integers, got ",
+               TypeName(obj));
   auto a = py::reinterpret_borrow<py::array>(obj);
   ADALOG_CHECK(a.dtype().kind() == 'i' || a.dtype().kind() == 'u', "labels: dtype ",
                py::str(a.dtype().attr("name")).cast<std::string>(), ", expected integers");
   ADALOG_CHECK(a.ndim() == 1 && a.shape(0) == n, "labels: shape ",
-               ShapeString(std::vector<int64_t>(a.shape(), a.shape() + a.ndim())), ", expected [", n, "]");
+               ShapeString(std::vector<int64_t>(a.shape(), a.shape() + a.ndim())), ", expected [",
+               n, "]");
   auto as64 = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
   if (!as64) throw py::error_already_set();
   std::vector<int64_t> labels(as64.data(), as64.data() + n);
@@ -408,9 +429,10 @@ std::vector<int64_t> AsLabels(const py::handle& obj, int64_t n, int classes) {
 }
 
 // The fields of `adalog eval --json`, computed as RunEval computes them.
-py::dict Evaluate(const py::object& model_obj, const py::object& data_obj, const py::object& labels_obj,
-                  int threads, int batch, int64_t limit, bool simulate, const py::object& reference_obj,
-                  int image_size, int resize, const std::optional<std::vector<float>>& mean,
+py::dict Evaluate(const py::object& model_obj, const py::object& data_obj,
+                  const py::object& labels_obj, int threads, int batch, int64_t limit,
+                  bool simulate, const py::object& reference_obj, int image_size, int resize,
+                  const std::optional<std::vector<float>>& mean,
                   const std::optional<std::vector<float>>& stdev) {
   const std::string model_path = PathString(model_obj, "model");
   const bool data_is_path = IsPath(data_obj);
@@ -418,12 +440,14 @@ py::dict Evaluate(const py::object& model_obj, const py::object& data_obj, const
   const bool folder = data_is_path && !IsNpyPath(data_name);
   // The combinations `adalog eval` refuses (GetEval).
   if (folder) {
-    ADALOG_CHECK(labels_obj.is_none(), "evaluate: labels are for .npy or array data; an image folder's labels are "
-                                       "its subfolders");
+    ADALOG_CHECK(labels_obj.is_none(),
+                 "evaluate: labels are for .npy or array data; an image folder's labels are "
+                 "its subfolders");
   } else {
     ADALOG_CHECK(!labels_obj.is_none(), "evaluate: data ", data_name, " needs labels");
     ADALOG_CHECK(image_size == 0 && resize == 0 && !mean && !stdev,
-                 "evaluate: image_size / resize / mean / std apply to image folders; arrays and .npy data are used "
+                 "evaluate: image_size / resize / mean / std apply to image folders; arrays and "
+                 ".npy data are used "
                  "as already preprocessed");
   }
   ADALOG_CHECK(resize == 0 || image_size == 0 || resize >= image_size, "evaluate: resize ", resize,
@@ -434,7 +458,8 @@ py::dict Evaluate(const py::object& model_obj, const py::object& data_obj, const
     ADALOG_CHECK((*stdev)[c] > 0.f, "evaluate: every std value must be > 0");
   }
   ADALOG_CHECK(limit >= 0, "evaluate: limit ", limit, " must be >= 0 (0: all)");
-  const std::string ref_path = reference_obj.is_none() ? "" : PathString(reference_obj, "reference_logits");
+  const std::string ref_path =
+      reference_obj.is_none() ? "" : PathString(reference_obj, "reference_logits");
 
   std::shared_ptr<const LoadedModel> loaded;
   {
@@ -463,8 +488,9 @@ py::dict Evaluate(const py::object& model_obj, const py::object& data_obj, const
     py::gil_scoped_release nogil;
     const ImageSource data = ImageSource::Open(data_name, so);
     if (!data.is_npy() && image_size != 0) {
-      ADALOG_CHECK(image_size == m.embed.image_h && image_size == m.embed.image_w, "image_size ", image_size,
-                   " does not match the model's input ", m.embed.image_h, "x", m.embed.image_w);
+      ADALOG_CHECK(image_size == m.embed.image_h && image_size == m.embed.image_w, "image_size ",
+                   image_size, " does not match the model's input ", m.embed.image_h, "x",
+                   m.embed.image_w);
     }
     n = limit > 0 ? std::min<int64_t>(limit, data.size()) : data.size();
     if (data.is_npy()) ADALOG_CHECK(n >= 1, data_name, ": no images");
@@ -496,9 +522,11 @@ py::dict Evaluate(const py::object& model_obj, const py::object& data_obj, const
     RunInBatches(session, im.data, shape, logits.data());
     executor = session.executor_kind();
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int64_t top1 = CountTopKCorrect(logits.data(), n, classes, labels.data(), 1);
-  const int64_t top5 = CountTopKCorrect(logits.data(), n, classes, labels.data(), std::min(5, classes));
+  const int64_t top5 =
+      CountTopKCorrect(logits.data(), n, classes, labels.data(), std::min(5, classes));
   py::dict d;
   d["model"] = model_path;
   d["data"] = data_name;
@@ -525,33 +553,43 @@ py::dict Evaluate(const py::object& model_obj, const py::object& data_obj, const
 PYBIND11_MODULE(adalog, mod) {
   using namespace adalog;
   using namespace adalog::python;
-  mod.doc() = "adalog: post-training quantization and integer CPU runtime for Vision Transformers "
-              "(docs/python.md)";
+  mod.doc() =
+      "adalog: post-training quantization and integer CPU runtime for Vision Transformers "
+      "(docs/python.md)";
   py::register_exception<Error>(mod, "Error", PyExc_RuntimeError);
   mod.attr("_session_run_serialized") = !kSessionRunIsThreadSafe;
 
-  py::class_<PySession>(mod, "Session",
-                        "A loaded model (ONNX: FP32; adalog quantized file: integer or simulated executor) "
-                        "ready to run batches of float32 [N,C,H,W] images.")
-      .def(py::init<const py::object&, int, int, bool>(), py::arg("path"), py::kw_only(), py::arg("threads") = 0,
-           py::arg("max_batch") = 8, py::arg("simulate") = false,
-           "threads: OpenMP threads (0: all). max_batch: images per engine run (1..1024); run() takes any N "
-           "and runs it in batches of max_batch. simulate: quantized files only, the fake-quant reference "
+  py::class_<PySession>(
+      mod, "Session",
+      "A loaded model (ONNX: FP32; adalog quantized file: integer or simulated executor) "
+      "ready to run batches of float32 [N,C,H,W] images.")
+      .def(py::init<const py::object&, int, int, bool>(), py::arg("path"), py::kw_only(),
+           py::arg("threads") = 0, py::arg("max_batch") = 8, py::arg("simulate") = false,
+           "threads: OpenMP threads (0: all). max_batch: images per engine run (1..1024); run() "
+           "takes any N "
+           "and runs it in batches of max_batch. simulate: quantized files only, the fake-quant "
+           "reference "
            "executor instead of the integer one.")
       .def("run", &PySession::Run, py::arg("x"),
-           "Logits float32 [N, num_classes] of x, float32 [N,C,H,W]. A C-contiguous float32 array is read "
-           "in place; other float32 layouts are copied; other dtypes raise adalog.Error. Releases the GIL.")
-      .def_property_readonly("num_classes", [](const PySession& s) { return s.session().num_classes(); })
-      .def_property_readonly("max_batch", [](const PySession& s) { return s.session().max_batch(); })
+           "Logits float32 [N, num_classes] of x, float32 [N,C,H,W]. A C-contiguous float32 array "
+           "is read "
+           "in place; other float32 layouts are copied; other dtypes raise adalog.Error. Releases "
+           "the GIL.")
+      .def_property_readonly("num_classes",
+                             [](const PySession& s) { return s.session().num_classes(); })
+      .def_property_readonly("max_batch",
+                             [](const PySession& s) { return s.session().max_batch(); })
       .def_property_readonly("input_shape",
                              [](const PySession& s) {
                                const auto sh = s.session().input_shape(1);
                                return py::make_tuple(sh[1], sh[2], sh[3]);
                              })
-      .def_property_readonly("executor", [](const PySession& s) { return s.session().executor_kind(); })
-      .def_property_readonly("format", [](const PySession& s) {
-        return s.model().format == ModelFormat::kOnnx ? "onnx" : "quantized";
-      })
+      .def_property_readonly("executor",
+                             [](const PySession& s) { return s.session().executor_kind(); })
+      .def_property_readonly("format",
+                             [](const PySession& s) {
+                               return s.model().format == ModelFormat::kOnnx ? "onnx" : "quantized";
+                             })
       .def_property_readonly("path", [](const PySession& s) { return s.model().path; })
       .def("__repr__", [](const PySession& s) {
         return "adalog.Session('" + s.model().path + "', executor=" + s.session().executor_kind() +
@@ -562,20 +600,26 @@ PYBIND11_MODULE(adalog, mod) {
   mod.def("quantize", &Quantize, py::arg("onnx_path"), py::arg("calib"), py::arg("bits") = "W4A4",
           py::kw_only(), py::arg("output") = py::none(), py::arg("wbits") = 0, py::arg("abits") = 0,
           py::arg("softmax") = SoftmaxQuantizerName(defaults.recipe.softmax),
-          py::arg("gelu") = GeluQuantizerName(defaults.recipe.gelu), py::arg("calib_size") = defaults.num_images,
-          py::arg("seed") = defaults.seed, py::arg("fpcs") = defaults.recipe.fpcs,
-          py::arg("fpcs_mode") = py::none(), py::arg("reparam") = defaults.recipe.ln_reparam,
-          py::arg("threads") = 0, py::arg("progress") = py::none(),
-          "Calibrates an FP32 ONNX ViT and writes the quantized model file `output` (as `adalog quantize`). "
-          "calib: a numpy float32 [N,C,H,W] array, an .npy path or an image folder. progress(done, total, "
-          "label) is called after each op. Ctrl-C raises KeyboardInterrupt and writes nothing. Returns a dict "
+          py::arg("gelu") = GeluQuantizerName(defaults.recipe.gelu),
+          py::arg("calib_size") = defaults.num_images, py::arg("seed") = defaults.seed,
+          py::arg("fpcs") = defaults.recipe.fpcs, py::arg("fpcs_mode") = py::none(),
+          py::arg("reparam") = defaults.recipe.ln_reparam, py::arg("threads") = 0,
+          py::arg("progress") = py::none(),
+          "Calibrates an FP32 ONNX ViT and writes the quantized model file `output` (as `adalog "
+          "quantize`). "
+          "calib: a numpy float32 [N,C,H,W] array, an .npy path or an image folder. progress(done, "
+          "total, "
+          "label) is called after each op. Ctrl-C raises KeyboardInterrupt and writes nothing. "
+          "Returns a dict "
           "summary.");
   mod.def("inspect", &Inspect, py::arg("path"), "What `adalog inspect` shows, as a dict.");
-  mod.def("evaluate", &Evaluate, py::arg("model"), py::arg("data"), py::arg("labels") = py::none(), py::kw_only(),
-          py::arg("threads") = 0, py::arg("batch") = 8, py::arg("limit") = 0, py::arg("simulate") = false,
-          py::arg("reference_logits") = py::none(), py::arg("image_size") = 0, py::arg("resize") = 0,
-          py::arg("mean") = py::none(), py::arg("std") = py::none(),
-          "Top-1/top-5 of a model on data (.npy + labels .npy, an image folder, or arrays): the fields of "
+  mod.def("evaluate", &Evaluate, py::arg("model"), py::arg("data"), py::arg("labels") = py::none(),
+          py::kw_only(), py::arg("threads") = 0, py::arg("batch") = 8, py::arg("limit") = 0,
+          py::arg("simulate") = false, py::arg("reference_logits") = py::none(),
+          py::arg("image_size") = 0, py::arg("resize") = 0, py::arg("mean") = py::none(),
+          py::arg("std") = py::none(),
+          "Top-1/top-5 of a model on data (.npy + labels .npy, an image folder, or arrays): the "
+          "fields of "
           "`adalog eval --json`.");
   mod.def(
       "_input_address",
@@ -584,7 +628,8 @@ PYBIND11_MODULE(adalog, mod) {
         return py::make_tuple(reinterpret_cast<uintptr_t>(im.data), im.copied);
       },
       py::arg("x"),
-      "Test hook: (address of the buffer Session.run hands to the engine for x, whether it is a copy); the "
+      "Test hook: (address of the buffer Session.run hands to the engine for x, whether it is a "
+      "copy); the "
       "same conversion run() uses.");
   mod.def("version", &RuntimeVersionString, "adalog's version and the CPU features it uses.");
 }
