@@ -13,6 +13,7 @@ PKGS=(build-essential cmake pkg-config bc
       libgtest-dev libbenchmark-dev libstb-dev libjpeg62-turbo-dev libpng-dev
       nlohmann-json3-dev
       python3 python3-torch python3-torchvision python3-onnx python3-numpy python3-sklearn python3-matplotlib
+      python3-dev pybind11-dev python3-pytest
       libopenblas0-pthread clang libclang-rt-14-dev)
 
 missing=()
