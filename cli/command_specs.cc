@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/preprocess_options.h"
 #include "runtime/quant_plan.h"
 #include "search/calibrate.h"
 
@@ -64,6 +65,18 @@ OptionSpec Batch(const std::string& default_text) {
 
 const PositionalSpec kModel{"MODEL", "an FP32 ONNX ViT (.onnx) or an adalog quantized model file"};
 
+// `options` followed by the shared preprocessing options (cli/preprocess_options.h).
+std::vector<OptionSpec> WithPreprocess(std::vector<OptionSpec> options) {
+  for (OptionSpec& o : PreprocessOptionSpecs()) options.push_back(std::move(o));
+  return options;
+}
+
+const char kPreprocessDetails[] =
+    "Image folders are preprocessed as the model declares (ONNX metadata adalog.preprocess.*, or\n"
+    "the preprocessing `quantize` stored); options that disagree with a declared preprocessing are\n"
+    "refused unless --force-preprocess. A model that declares none gets the imagenet preset, with\n"
+    "a warning. Skipped folder entries are counted on one stderr line (--strict: an error).\n";
+
 std::vector<CommandSpec> MakeCommands() {
   std::vector<CommandSpec> cmds;
 
@@ -78,40 +91,39 @@ std::vector<CommandSpec> MakeCommands() {
 
   CommandSpec run;
   run.name = "run";
-  run.summary = "Run a model on a float32 NCHW .npy and write its logits as float32 .npy.";
+  run.summary = "Run a model on a float32 NCHW .npy or an image folder; write its logits as float32 .npy.";
   run.positionals = {kModel};
-  run.options = {
-      Str("input", "X.npy", "input images [N,C,H,W], preprocessed (float32; float64/float16 are converted)", true),
+  run.options = WithPreprocess({
+      Str("input", "X.npy|DIR",
+          "input images [N,C,H,W], preprocessed (float32; float64/float16 are converted), or an image folder (flat or class subfolders; "
+          "logits in sorted path order)",
+          true),
       Str("output", "Y.npy", "where to write the logits [N,classes] (float32)", true),
       Threads("all cores"),
       Batch("8"),
       Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one (an error for ONNX models)"),
       Flag("json", "print one JSON line about what was written (schema: cli/README.md)"),
-  };
+  });
   run.details =
-      "example:\n  adalog run model.onnx --input x.npy --output logits.npy --threads 2\n";
+      std::string("example:\n  adalog run model.onnx --input x.npy --output logits.npy --threads 2\n") +
+      kPreprocessDetails;
   cmds.push_back(run);
 
   CommandSpec eval;
   eval.name = "eval";
   eval.summary = "Measure top-1/top-5 accuracy of a model on labelled images.";
   eval.positionals = {kModel};
-  eval.options = {
+  eval.options = WithPreprocess({
       Str("data", "X.npy|DIR", "NCHW .npy (float32, float64 or float16), or an image folder (one subfolder per class)", true),
       Str("labels", "Y.npy", "integer labels [N] (required with an .npy --data)"),
       Flag("json", "print one JSON object instead of text"),
       Threads("all cores"),
       Batch("8"),
       Int("limit", "N", "evaluate only the first N images", 1, 100000000, "all"),
-      Int("image-size", "S", "image folders: center-crop size", 1, 4096, "the model's input size"),
-      Str("mean", "a,b,c", "image folders: per-channel mean (default: the model's, ImageNet)"),
-      Str("std", "a,b,c", "image folders: per-channel std (default: the model's, ImageNet)"),
-      Int("resize", "R", "image folders: resize the shorter side to R before cropping", 1, 8192,
-          "S / 0.875"),
       Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one (an error for ONNX models)"),
       Str("reference-logits", "R.npy",
           "also report logits fidelity (mean cosine, top-1 agreement) against these logits [N,classes]"),
-  };
+  });
   eval.details =
       "examples:\n"
       "  adalog eval model.onnx --data test_x.npy --labels test_y.npy\n"
@@ -120,24 +132,28 @@ std::vector<CommandSpec> MakeCommands() {
       "  adalog eval model.adalog --data x.npy --labels y.npy --reference-logits fp.npy\n"
       "Quantized models run on the integer executor (AVX-512 VNNI kernels) where it supports the\n"
       "plan and the CPU, else on the simulated (fake-quant) executor, with a note; --simulate\n"
-      "selects the simulated one, the accuracy reference.\n";
+      "selects the simulated one, the accuracy reference.\n" +
+      std::string(kPreprocessDetails);
   cmds.push_back(eval);
 
   CommandSpec bench;
   bench.name = "bench";
   bench.summary = "Time inference on seeded random input; report median and p90 latency.";
   bench.positionals = {kModel};
-  bench.options = {
+  bench.options = WithPreprocess({
+      Str("data", "X.npy|DIR",
+          "time on these images (the first B, repeated if fewer; preprocessed before timing) instead of "
+          "seeded random ones"),
       Batch("1"),
       Threads("1"),
       Flag("json", "print one JSON line (median_ms, p90_ms, images_per_s, ...)"),
       Int("warmup", "N", "untimed inferences first", 0, 1000000, "3"),
       Int("runs", "N", "timed inferences", 1, 1000000, "10"),
       Flag("simulate", "quantized models: run the simulated (fake-quant) executor instead of the integer one (an error for ONNX models)"),
-  };
+  });
   bench.details =
       "example:\n  adalog bench model.onnx --batch 8 --threads 2 --json\n"
-      "bench/e2e.py runs this beside ONNX Runtime and PyTorch.\n";
+      "bench/e2e.py runs this beside ONNX Runtime and PyTorch. The preprocessing options need --data DIR.\n";
   cmds.push_back(bench);
 
   const search::CalibOptions defaults;  // the library's defaults are the command's
@@ -149,8 +165,10 @@ std::vector<CommandSpec> MakeCommands() {
   out.short_name = 'o';
   OptionSpec bits = Str("bits", "WxAy", "weight and activation bits, e.g. W4A4, W6A6, W8A8");
   bits.default_text = "W4A4";
-  quantize.options = {
-      Str("calib", "X.npy|DIR", "calibration images: NCHW .npy (float32, float64 or float16) or an image folder", true),
+  quantize.options = WithPreprocess({
+      Str("calib", "X.npy|DIR",
+          "calibration images: NCHW .npy (float32, float64 or float16) or an image folder (flat, or class subfolders; no labels needed)",
+          true),
       bits,
       out,
       Int("wbits", "N", "weight bits (overrides --bits)", 2, 8, "from --bits"),
@@ -170,12 +188,18 @@ std::vector<CommandSpec> MakeCommands() {
       Flag("no-reparam", "skip LayerNorm / GELU-shift reparameterization"),
       Threads("all cores"),
       Flag("json", "print the summary as one JSON line instead of text (schema: cli/README.md)"),
-  };
+  });
   quantize.details =
       "example:\n  adalog quantize model.onnx --calib calib_x.npy --bits W4A4 -o model_w4a4.adalog\n"
       "With more calibration images than --calib-size, the seed picks which (the same seed picks\n"
       "the same images); with exactly --calib-size images all are used. The output is written\n"
-      "atomically: on any error or Ctrl-C no output file is left.\n";
+      "atomically: on any error or Ctrl-C no output file is left.\n"
+      "The preprocessing calibrated with is stored in the output, and eval/run use it by default:\n"
+      "the ONNX metadata's, else the options' (with an .npy they record how it was preprocessed),\n"
+      "else the imagenet default, stored as unknown. Example for the digits model from PNGs:\n"
+      "  adalog quantize digits_vit.onnx --calib pngs/ --preprocess none --mean 0.3,0.3,0.3 \\\n"
+      "      --std 0.4,0.4,0.4 -o digits_w4a4.adalog\n" +
+      std::string(kPreprocessDetails);
   cmds.push_back(quantize);
   cmds.push_back(ReportCommandSpec());
 

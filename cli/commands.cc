@@ -24,6 +24,7 @@
 #include "cli/output_check.h"
 #include "cli/inspect_json.h"
 #include "cli/json_out.h"
+#include "cli/preprocess_options.h"
 #include "runtime/adalog_runtime.h"
 #include "runtime/data/image_folder.h"
 #include "runtime/data/image_source.h"
@@ -44,12 +45,13 @@ struct InspectOptions {
 
 struct RunOptions {
   std::string model;
-  std::string input;   // float32 NCHW .npy
+  std::string input;   // float32 NCHW .npy, or an image folder
   std::string output;  // float32 [N, classes] .npy
   int threads = 0;  // 0: all cores
   int batch = 8;
   bool simulate = false;
   bool json = false;
+  PreprocessRequest pre;  // image folders
 };
 
 struct EvalOptions {
@@ -61,17 +63,15 @@ struct EvalOptions {
   int threads = 0;  // 0: all cores
   int batch = 8;
   int64_t limit = 0;  // 0: all
-  // Image-folder preprocessing; 0 / empty: the model's own (VitModel::preprocess).
-  int image_size = 0;
-  int resize = 0;
-  std::vector<float> mean;
-  std::vector<float> std;
+  PreprocessRequest pre;  // image folders; nothing given: the model's own (VitModel::preprocess)
   bool simulate = false;
   std::string reference_logits;  // optional [N, classes] float32 .npy
 };
 
 struct BenchOptions {
   std::string model;
+  std::string data;  // optional .npy or image folder; empty: seeded random images
+  PreprocessRequest pre;
   int batch = 1;
   int threads = 1;
   bool json = false;
@@ -96,6 +96,7 @@ struct QuantizeOptions {
   bool reparam = true;
   int threads = 0;
   bool json = false;
+  PreprocessRequest pre;  // folders: how to preprocess; .npy: how it was preprocessed (stored)
 };
 
 InspectOptions GetInspect(const ParsedArgs& a) { return {a.positional(0), a.Flag("json")}; }
@@ -109,6 +110,8 @@ RunOptions GetRun(const ParsedArgs& a) {
   o.batch = static_cast<int>(a.Int("batch", 8));
   o.simulate = a.Flag("simulate");
   o.json = a.Flag("json");
+  o.pre = GetPreprocessRequest(a, "'adalog run'");
+  if (IsNpyPath(o.input)) RefusePreprocessForNpy(o.pre, "'adalog run'", o.input);
   return o;
 }
 
@@ -125,29 +128,12 @@ EvalOptions GetEval(const ParsedArgs& a) {
   o.simulate = a.Flag("simulate");
   o.reference_logits = a.String("reference-logits");
   const std::string cmd = "'adalog eval'";
+  o.pre = GetPreprocessRequest(a, cmd);
   if (o.data_is_npy) {
     if (o.labels.empty()) throw UsageError(cmd + ": --data " + o.data + " is an .npy; it needs --labels Y.npy");
-    for (const char* opt : {"image-size", "resize", "mean", "std"}) {
-      if (a.Has(opt)) {
-        throw UsageError(cmd + ": --" + std::string(opt) +
-                         " applies to image folders; .npy data is used as already preprocessed");
-      }
-    }
+    RefusePreprocessForNpy(o.pre, cmd, o.data);
   } else if (!o.labels.empty()) {
     throw UsageError(cmd + ": --labels is for .npy data; an image folder's labels are its subfolders");
-  }
-  o.image_size = static_cast<int>(a.Int("image-size", 0));
-  o.resize = static_cast<int>(a.Int("resize", 0));
-  if (o.resize != 0 && o.image_size != 0 && o.resize < o.image_size) {
-    throw UsageError(cmd + ": --resize " + std::to_string(o.resize) + " is smaller than --image-size " +
-                     std::to_string(o.image_size));
-  }
-  if (a.Has("mean")) o.mean = ParseFloatList(a.String("mean"), 3, "option '--mean' of " + cmd);
-  if (a.Has("std")) {
-    o.std = ParseFloatList(a.String("std"), 3, "option '--std' of " + cmd);
-    for (float s : o.std) {
-      if (!(s > 0.f)) throw UsageError("option '--std' of " + cmd + ": every value must be > 0");
-    }
   }
   return o;
 }
@@ -161,6 +147,16 @@ BenchOptions GetBench(const ParsedArgs& a) {
   o.warmup = static_cast<int>(a.Int("warmup", 3));
   o.runs = static_cast<int>(a.Int("runs", 10));
   o.simulate = a.Flag("simulate");
+  o.data = a.String("data");
+  o.pre = GetPreprocessRequest(a, "'adalog bench'");
+  if (o.data.empty()) {
+    if (o.pre.sets_fields() || o.pre.image_size != 0 || o.pre.strict) {
+      throw UsageError("'adalog bench': the preprocessing options and --strict apply to --data DIR; without --data "
+                       "bench times seeded random images");
+    }
+  } else if (IsNpyPath(o.data)) {
+    RefusePreprocessForNpy(o.pre, "'adalog bench'", o.data);
+  }
   return o;
 }
 
@@ -185,6 +181,7 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
   o.reparam = !a.Flag("no-reparam");
   o.threads = static_cast<int>(a.Int("threads", 0));
   o.json = a.Flag("json");
+  o.pre = GetPreprocessRequest(a, cmd);  // also with an .npy: how it was preprocessed, stored
   return o;
 }
 
@@ -199,6 +196,23 @@ const char* PoolingName(Pooling p) {
     case Pooling::kMeanPatches: return "mean of tokens";
   }
   return "?";
+}
+
+// Opens `path` (an .npy or an image folder) for `model`, folder images preprocessed as `r` and
+// the model resolve (ResolvePreprocess); prints the resolution's note and the folder's skipped
+// entries on stderr. `so` carries the command's other source options.
+ImageSource OpenModelInput(const std::string& path, const VitModel& m, const std::string& model_path,
+                           const PreprocessRequest& r, const std::string& cmd, ImageSourceOptions so) {
+  if (!IsNpyPath(path)) {
+    const ResolvedPreprocess rp = ResolvePreprocess(r, m, model_path, cmd, path, /*folder=*/true);
+    if (!rp.note.empty()) std::fprintf(stderr, "%s\n", rp.note.c_str());
+    so.preprocess = PreprocessOptionsFrom(rp.preprocess, m.embed.image_h);
+    so.strict = r.strict;
+  }
+  ImageSource src = ImageSource::Open(path, so);
+  const std::string skipped = src.skipped_summary();
+  if (!skipped.empty()) std::fprintf(stderr, "adalog: %s (--strict makes this an error)\n", skipped.c_str());
+  return src;
 }
 
 // ---- quantize ----
@@ -282,8 +296,14 @@ int RunInspect(const ParsedArgs& args) {
   const double macs = static_cast<double>(CountMacsPerImage(m));
   std::printf("size       %.3f M parameters, %.3f %s per image\n", CountParameters(m) / 1e6,
               macs >= 1e8 ? macs / 1e9 : macs / 1e6, macs >= 1e8 ? "GMAC" : "MMAC");
-  std::printf("preprocess mean %.3f,%.3f,%.3f std %.3f,%.3f,%.3f\n", m.preprocess.mean[0], m.preprocess.mean[1],
-              m.preprocess.mean[2], m.preprocess.std[0], m.preprocess.std[1], m.preprocess.std[2]);
+  // A default standing in for an undeclared preprocessing is shown as such, never as a fact.
+  const std::string pre = DescribePreprocess(m.preprocess, m.embed.image_h);
+  if (m.preprocess.known) {
+    std::printf("preprocess %s (%s)\n", pre.c_str(),
+                loaded->format == ModelFormat::kOnnx ? "ONNX metadata" : "stored by quantize");
+  } else {
+    std::printf("preprocess unknown (default: %s)\n", pre.c_str());
+  }
   if (loaded->format == ModelFormat::kOnnx) {
     for (const std::string& note : loaded->onnx_report.notes) std::printf("note       %s\n", note.c_str());
   } else {
@@ -298,7 +318,11 @@ int RunRun(const ParsedArgs& args) {
   CheckOutputPath({"--output", o.output}, {{"MODEL", o.model}, {"--input", o.input}}, "'adalog run'");
   auto loaded = LoadModel(o.model);
   CheckSimulateApplies(o.simulate, *loaded, "'adalog run'");
-  const ImageSource x = ImageSource::OpenNpy(o.input);  // whatever its name
+  ImageSourceOptions src;
+  src.allow_flat = true;  // logits need no labels
+  const ImageSource x = IsNpyPath(o.input) || !std::filesystem::is_directory(o.input)
+                            ? ImageSource::OpenNpy(o.input)  // whatever its name
+                            : OpenModelInput(o.input, loaded->model, o.model, o.pre, "'adalog run'", src);
   x.CheckNotEmpty();
   const int64_t n = x.size();
   SessionOptions so;
@@ -331,20 +355,8 @@ int RunEval(const ParsedArgs& args) {
   const auto t0 = std::chrono::steady_clock::now();
   ImageSourceOptions so;
   so.num_classes = classes;
-  if (o.data_is_npy) {
-    so.labels = o.labels;
-  } else {
-    so.preprocess = PreprocessOptionsFor(m);
-    if (o.image_size != 0) so.preprocess.crop = o.image_size;
-    if (o.resize != 0) so.preprocess.resize_shorter = o.resize;
-    for (int c = 0; c < 3 && !o.mean.empty(); ++c) so.preprocess.mean[c] = o.mean[c];
-    for (int c = 0; c < 3 && !o.std.empty(); ++c) so.preprocess.std[c] = o.std[c];
-  }
-  const ImageSource data = ImageSource::Open(o.data, so);
-  if (!data.is_npy() && o.image_size != 0) {
-    ADALOG_CHECK(o.image_size == m.embed.image_h && o.image_size == m.embed.image_w, "--image-size ",
-                 o.image_size, " does not match the model's input ", m.embed.image_h, "x", m.embed.image_w);
-  }
+  if (o.data_is_npy) so.labels = o.labels;
+  const ImageSource data = OpenModelInput(o.data, m, o.model, o.pre, "'adalog eval'", so);
   const int64_t n = o.limit > 0 ? std::min<int64_t>(o.limit, data.size()) : data.size();
   if (data.is_npy()) ADALOG_CHECK(n >= 1, o.data, ": no images");
   SessionOptions sess;
@@ -402,7 +414,24 @@ int RunBench(const ParsedArgs& args) {
   so.simulate = o.simulate;
   Session session(loaded, so);
   const std::vector<int64_t> shape = session.input_shape(o.batch);
-  const std::vector<float> images = SyntheticImages(shape, 0);
+  std::vector<float> images;
+  if (o.data.empty()) {
+    images = SyntheticImages(shape, 0);
+  } else {
+    ImageSourceOptions src;
+    src.allow_flat = true;
+    const ImageSource data = OpenModelInput(o.data, loaded->model, o.model, o.pre, "'adalog bench'", src);
+    data.CheckNotEmpty();
+    const std::vector<int64_t> want{shape[1], shape[2], shape[3]};
+    ADALOG_CHECK(data.image_shape() == want, o.data, ": images are ", ShapeString(data.image_shape()),
+                 " but the model expects ", ShapeString(want));
+    const int64_t per = data.image_floats();
+    images.resize(static_cast<size_t>(o.batch * per));
+    const int64_t have = std::min<int64_t>(o.batch, data.size());
+    data.Load(0, have, images.data());
+    for (int64_t i = have; i < o.batch; ++i)  // fewer images than the batch: repeat them
+      std::copy_n(images.data() + (i % have) * per, per, images.data() + i * per);
+  }
   std::vector<float> logits(static_cast<size_t>(o.batch) * session.num_classes());
   for (int i = 0; i < o.warmup; ++i) session.Run(images.data(), shape, logits.data());
   std::vector<double> ms;
@@ -458,7 +487,17 @@ int RunQuantize(const ParsedArgs& args) {
   ADALOG_CHECK(loaded->format == ModelFormat::kOnnx, o.model,
                " is already an adalog quantized model; quantize takes an FP32 ONNX model");
   const VitModel& m = loaded->model;
-  const search::CalibrationSet calib = search::LoadCalibrationSet(o.calib, m, o.calib_size, o.seed);
+  // The preprocessing to calibrate with, and to store in the output.
+  const ResolvedPreprocess pre =
+      ResolvePreprocess(o.pre, m, o.model, "'adalog quantize'", o.calib, /*folder=*/!IsNpyPath(o.calib));
+  if (!pre.note.empty()) std::fprintf(stderr, "%s\n", pre.note.c_str());
+  search::CalibrationSourceOptions cso;
+  cso.preprocess = PreprocessOptionsFrom(pre.preprocess, m.embed.image_h);
+  cso.strict = o.pre.strict;
+  const search::CalibrationSet calib = search::LoadCalibrationSet(o.calib, m, o.calib_size, o.seed, cso);
+  if (!calib.skipped.empty()) {
+    std::fprintf(stderr, "adalog: %s (--strict makes this an error)\n", calib.skipped.c_str());
+  }
 
   search::CalibOptions co;
   co.recipe.weight_bits = o.weight_bits;
@@ -506,6 +545,7 @@ int RunQuantize(const ParsedArgs& args) {
     omp_set_num_threads(prev_threads);
   }
   if (g_interrupted.load()) throw Interrupted("interrupted (SIGINT); no output written");
+  qm.model.preprocess = pre.preprocess;  // what eval/run apply to image folders by default
   qm.plan.meta.push_back({"source", o.model});
   qm.plan.meta.push_back({"calib", o.calib});
   qm.plan.meta.push_back({"calib_available", std::to_string(calib.available)});
@@ -549,6 +589,8 @@ int RunQuantize(const ParsedArgs& args) {
   std::printf("calib      %d images of %lld from %s (seed %u%s)\n", o.calib_size,
               static_cast<long long>(calib.available), o.calib.c_str(), o.seed,
               calib.available == o.calib_size ? ", all used" : "");
+  std::printf("preprocess %s%s (stored)\n", pre.preprocess.known ? "" : "unknown, default ",
+              DescribePreprocess(pre.preprocess, m.embed.image_h).c_str());
   std::printf("time       %.1f s calibration, %.1f s total\n", search_s, total_s);
   return 0;
 }

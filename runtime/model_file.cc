@@ -411,6 +411,9 @@ std::string SerializeQuantizedModel(const QuantizedModel& qm) {
   w.I32(m.preprocess.resize_shorter);
   for (int c = 0; c < 3; ++c) w.F32(m.preprocess.mean[c]);
   for (int c = 0; c < 3; ++c) w.F32(m.preprocess.std[c]);
+  w.U8(static_cast<uint8_t>(m.preprocess.interpolation));
+  w.U8(static_cast<uint8_t>(m.preprocess.channel_order));
+  w.U8(m.preprocess.known ? 1 : 0);
   w.I32(p.weight_bits);
   w.I32(p.act_bits);
   w.Str(SoftmaxQuantizerName(p.softmax_quantizer));
@@ -518,6 +521,22 @@ QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& 
   m.preprocess.resize_shorter = r.I32("resize_shorter");
   for (int c = 0; c < 3; ++c) m.preprocess.mean[c] = r.F32("mean");
   for (int c = 0; c < 3; ++c) m.preprocess.std[c] = r.F32("std");
+  if (version >= 2) {
+    const uint8_t interp = r.U8("interpolation"), order = r.U8("channel_order"), known = r.U8("preprocess_known");
+    if (interp > static_cast<uint8_t>(Interpolation::kNearest)) r.Fail("unknown interpolation " + std::to_string(interp));
+    if (order > static_cast<uint8_t>(ChannelOrder::kBgr)) r.Fail("unknown channel_order " + std::to_string(order));
+    if (known > 1) r.Fail("preprocess_known " + std::to_string(known) + " is not 0 or 1");
+    m.preprocess.interpolation = static_cast<Interpolation>(interp);
+    m.preprocess.channel_order = static_cast<ChannelOrder>(order);
+    m.preprocess.known = known == 1;
+  }  // version 1: bilinear, rgb, unknown (its writer stored the importer's ImageNet default)
+  if (m.preprocess.resize_shorter < 0 || m.preprocess.resize_shorter > 65536) {
+    r.Fail("resize_shorter " + std::to_string(m.preprocess.resize_shorter) + " outside 0..65536");
+  }
+  for (int c = 0; c < 3; ++c) {
+    if (!std::isfinite(m.preprocess.mean[c]) || !(m.preprocess.std[c] > 0.f) || !std::isfinite(m.preprocess.std[c]))
+      r.Fail("preprocess mean/std not finite or std not positive");
+  }
   p.weight_bits = r.I32("weight_bits");
   p.act_bits = r.I32("act_bits");
   if (p.weight_bits < kMinBits || p.weight_bits > kMaxBits || p.act_bits < kMinBits || p.act_bits > kMaxBits)

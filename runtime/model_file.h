@@ -22,7 +22,8 @@
 namespace adalog {
 
 // The version Save writes, and the oldest one Load still reads (docs/model_format.md, Versioning).
-// Versions 1 and 2 share the layout; they differ only in the checksum's FNV offset basis.
+// Version 1 checksums from another FNV offset basis and lacks MODL's interpolation /
+// channel_order / preprocess_known bytes (read as bilinear, rgb, unknown).
 inline constexpr uint32_t kModelFileVersion = 2;
 inline constexpr uint32_t kOldestModelFileVersion = 1;
 

@@ -237,6 +237,14 @@ VitModel ImportImpl(const std::string& bytes, ImportReport* report,
   rep.input_name = f.input;
   VitModel m = graph::RecognizeVit(f, &rep.notes);
   m.name = g.name;
+  // Preprocessing declared by the exporter (runtime/preprocess.h); else the default, unknown.
+  std::vector<std::pair<std::string, std::string>> props;
+  for (const auto& kv : mp.metadata_props()) props.emplace_back(kv.key(), kv.value());
+  if (ReadPreprocessMetadata(props, source_name, &m.preprocess)) {
+    ADALOG_CHECK(m.preprocess.resize_shorter == 0 || m.preprocess.resize_shorter >= m.embed.image_h, source_name,
+                 ": metadata 'adalog.preprocess.resize' = ", m.preprocess.resize_shorter,
+                 " is smaller than the model's input size ", m.embed.image_h);
+  }
   ValidateVitModel(m);
   if (report) *report = rep;
   return m;

@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/preprocess.h"
+
 namespace adalog {
 
 struct LinearParams {
@@ -82,13 +84,6 @@ enum class PosEmbedMode {
   kPatchesOnly,   // x = concat(prefix, patches + pos_embed); pos_embed is [patches][dim]
 };
 
-// Evaluation preprocessing the model expects (used by image-folder loaders).
-struct Preprocess {
-  int resize_shorter = 0;  // 0: resize_shorter = image size / 0.875 (timm crop_pct 0.875)
-  float mean[3] = {0.485f, 0.456f, 0.406f};
-  float std[3] = {0.229f, 0.224f, 0.225f};
-};
-
 struct VitModel {
   std::string name;        // free text, e.g. the ONNX graph name
   std::string style;       // "timm", "torchvision", "deit-distilled", ... (informational)
@@ -105,7 +100,7 @@ struct VitModel {
   Pooling pooling = Pooling::kClsToken;
   LinearParams head;
   LinearParams head_dist;         // only with Pooling::kClsDistAvg
-  Preprocess preprocess;
+  Preprocess preprocess;          // runtime/preprocess.h; known = false when not declared
 
   int num_prefix_tokens() const { return (has_cls_token ? 1 : 0) + (has_dist_token ? 1 : 0); }
   int num_tokens() const { return num_prefix_tokens() + embed.num_patches(); }

@@ -29,12 +29,26 @@ std::vector<int64_t> ChooseCalibrationIndices(int64_t available, int64_t want, u
 }
 
 CalibrationSet LoadCalibrationSet(const std::string& source, const VitModel& m, int want, uint32_t seed) {
+  CalibrationSourceOptions o;
+  o.preprocess = PreprocessOptionsFor(m);
+  return LoadCalibrationSet(source, m, want, seed, o);
+}
+
+CalibrationSet LoadCalibrationSet(const std::string& source, const VitModel& m, int want, uint32_t seed,
+                                  const CalibrationSourceOptions& options) {
   const int64_t C = m.embed.in_channels, H = m.embed.image_h, W = m.embed.image_w, per = C * H * W;
   CalibrationSet set;
   ImageSourceOptions so;
   so.what = "calibration images";
-  if (!IsNpyPath(source)) so.preprocess = PreprocessOptionsFor(m);
+  so.allow_flat = true;
+  so.strict = options.strict;
+  if (!IsNpyPath(source)) {
+    so.preprocess = options.preprocess;
+    ADALOG_CHECK(so.preprocess.crop == H, source, ": calibration crop ", so.preprocess.crop,
+                 " differs from the model's input ", H, "x", W);
+  }
   const ImageSource images = ImageSource::Open(source, so);
+  set.skipped = images.skipped_summary();
   if (images.is_npy()) {
     const NpyFloatArray& x = images.npy();
     ADALOG_CHECK(x.shape[1] == C && x.shape[2] == H && x.shape[3] == W, source, ": calibration images are ",

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/data/image_folder.h"
 #include "runtime/vit_model.h"
 
 namespace adalog::search {
@@ -26,18 +27,30 @@ struct CalibrationSet {
   std::vector<float> images;
   int64_t available = 0;          // images in the source
   std::vector<int64_t> selected;  // source indices used, ascending
+  std::string skipped;            // folders: DescribeSkipped of the scan ("" when none)
   int count() const { return static_cast<int>(selected.size()); }
+};
+
+// How a folder source is read (an .npy ignores it).
+struct CalibrationSourceOptions {
+  // Decoding and preprocessing of folder images; crop must be the model's image size.
+  ImagePreprocessOptions preprocess;
+  bool strict = false;  // any skipped folder entry is an error
 };
 
 // Loads `want` images of `source` for `model`, chosen by ChooseCalibrationIndices(seed):
 //  - an .npy (IsNpyPath) must be float32 [N,C,H,W] with the model's C/H/W and all finite; it is
 //    used as given (already preprocessed);
-//  - an image folder (root/<class>/<image>, any number of classes) needs a 3-channel square model
-//    input; the chosen images are decoded and preprocessed as the model's own eval transform
-//    (PreprocessOptionsFor) and must come out finite.
+//  - an image folder (root/<class>/<image> with any number of classes, or a flat root/<image>:
+//    calibration needs no labels) needs a 3-channel square model input; the chosen images are
+//    decoded and preprocessed as the model's own eval transform (PreprocessOptionsFor) and must
+//    come out finite.
 // Fewer than `want` images in the source is an error. Every failure throws adalog::Error naming
 // the source (the count error names `--calib-size`, the CLI option that sets `want`).
 CalibrationSet LoadCalibrationSet(const std::string& source, const VitModel& model, int want,
                                   uint32_t seed = kDefaultCalibrationSeed);
+// The same with folder images preprocessed by `options` instead of the model's own transform.
+CalibrationSet LoadCalibrationSet(const std::string& source, const VitModel& model, int want, uint32_t seed,
+                                  const CalibrationSourceOptions& options);
 
 }  // namespace adalog::search

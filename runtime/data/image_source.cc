@@ -49,9 +49,15 @@ ImageSource ImageSource::OpenFolder(const std::string& root, const ImageSourceOp
   s.what_ = options.what;
   s.is_npy_ = false;
   s.pre_ = options.preprocess;
-  s.folder_ = ScanImageFolder(root, options.num_classes);
+  ImageFolderScanOptions scan;
+  scan.expected_classes = options.num_classes;
+  scan.allow_flat = options.allow_flat;
+  scan.strict = options.strict;
+  s.folder_ = ScanImageFolder(root, scan);
   return s;
 }
+
+std::string ImageSource::skipped_summary() const { return is_npy_ ? std::string() : DescribeSkipped(folder_); }
 
 int64_t ImageSource::size() const {
   return is_npy_ ? npy_.shape[0] : static_cast<int64_t>(folder_.items.size());

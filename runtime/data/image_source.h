@@ -1,6 +1,6 @@
 // Model input images from a file or folder: a float32 [N,C,H,W] .npy (used as given, already
-// preprocessed, optionally with a labels .npy) or an image folder root/<class>/<image> (decoded
-// and preprocessed when loaded). The one loader behind `adalog run`, `eval`, `quantize` (through
+// preprocessed, optionally with a labels .npy) or an image folder root/<class>/<image>, or a flat
+// root/<image> where labels are not needed (decoded and preprocessed when loaded). The one loader behind `adalog run`, `eval`, `quantize` (through
 // search/calibration_set.h) and the synthetic images of `bench`.
 #pragma once
 
@@ -29,13 +29,17 @@ struct ImageSourceOptions {
   std::string what = "images";
   // Folders only: how each image is decoded into [3][crop][crop].
   ImagePreprocessOptions preprocess;
+  // Folders only: a flat root/<image> folder is accepted (no labels: has_labels() is false).
+  bool allow_flat = false;
+  // Folders only: any skipped entry is an error (ImageFolderScanOptions::strict).
+  bool strict = false;
 };
 
 class ImageSource {
  public:
   // Opens `path` by its suffix (IsNpyPath). An .npy is read whole and must have rank 4 (with
   // labels: ReadNpyDataset's checks first); a folder is scanned (ScanImageFolder, with
-  // options.num_classes) and its images are decoded in Load. Throws adalog::Error naming `path`.
+  // options.num_classes, allow_flat, strict) and its images are decoded in Load. Throws adalog::Error naming `path`.
   static ImageSource Open(const std::string& path, const ImageSourceOptions& options = {});
   // The same with the kind given rather than taken from the suffix.
   static ImageSource OpenNpy(const std::string& path, const ImageSourceOptions& options = {});
@@ -47,8 +51,10 @@ class ImageSource {
   // [C, H, W] of every image: the .npy's, or 3 x crop x crop for a folder.
   std::vector<int64_t> image_shape() const;
   int64_t image_floats() const;  // C * H * W
-  // An .npy with labels, or a folder (its class indices).
-  bool has_labels() const { return !is_npy_ || !labels_.empty(); }
+  // An .npy with labels, or a folder with class sub-folders (its class indices).
+  bool has_labels() const { return is_npy_ ? !labels_.empty() : !folder_.flat; }
+  // Folders: DescribeSkipped of the scan (empty when nothing was skipped); .npy: empty.
+  std::string skipped_summary() const;
 
   // Throws "<path>: no <what> (shape [...])" when an .npy holds no images.
   void CheckNotEmpty() const;

@@ -94,7 +94,7 @@ check 2 stderr "option '--json' of 'adalog bench' takes no value" -- bench "$M" 
 check 2 stderr "missing MODEL for 'adalog bench'" -- bench
 check 2 stderr "missing MODEL for 'adalog run'" -- run --input a.npy --output b.npy
 check 2 stderr "unexpected argument 'extra' for 'adalog inspect'" -- inspect "$M" extra
-check 2 stderr "missing required option '--input X.npy' for 'adalog run'" -- run "$M" --output b.npy
+check 2 stderr "missing required option '--input X.npy|DIR' for 'adalog run'" -- run "$M" --output b.npy
 check 2 stderr "missing required option '--output Y.npy' for 'adalog run'" -- run "$M" --input a.npy
 check 2 stderr "missing required option '--data X.npy|DIR' for 'adalog eval'" -- eval "$M"
 check 2 stderr "missing required option '--calib X.npy|DIR' for 'adalog quantize'" -- quantize "$M" -o out.adalog
@@ -112,6 +112,17 @@ check 2 stderr "option '--mean' of 'adalog eval': '1,2' has 2 values, want 3" --
 check 2 stderr "option '--std' of 'adalog eval': 'a' is not a finite number" -- eval "$M" --data d --std 1,2,a
 check 2 stderr "option '--std' of 'adalog eval': every value must be > 0" -- eval "$M" --data d --std 0.2,0,0.2
 check 2 stderr "--resize 200 is smaller than --image-size 224" -- eval "$M" --data d --image-size 224 --resize 200
+
+# --- the preprocessing options shared by quantize/eval/run/bench (cli/preprocess_options.h)
+check 2 stderr "option '--preprocess' of 'adalog eval': 'pytorch' is not one of imagenet, torchvision, timm, none" -- eval "$M" --data d --preprocess pytorch
+check 2 stderr "option '--interpolation' of 'adalog quantize': 'lanczos' is not one of bilinear, bicubic, nearest" -- quantize "$M" --calib d -o o --interpolation lanczos
+check 2 stderr "option '--channel-order' of 'adalog run': 'grb' is not one of rgb, bgr" -- run "$M" --input d --output y.npy --channel-order grb
+check 2 stderr "--force-preprocess needs a preprocessing option to force" -- eval "$M" --data d --force-preprocess
+check 2 stderr "--mean applies to image folders; .npy data (x.npy) is used as already preprocessed" -- run "$M" --input x.npy --output y.npy --mean 0.5,0.5,0.5
+check 2 stderr "--preprocess applies to image folders" -- eval "$M" --data x.npy --labels y.npy --preprocess timm
+check 2 stderr "the preprocessing options and --strict apply to --data DIR" -- bench "$M" --preprocess timm
+check 0 stdout "--preprocess imagenet|torchvision|timm|none" -- quantize --help
+check 0 stdout "--interpolation bilinear|bicubic|nearest" -- bench --help
 
 # --- quantize's options
 check 2 stderr "option '--bits' of 'adalog quantize': 'W4' is not of the form WxAy" -- quantize "$M" --calib c.npy -o o --bits W4

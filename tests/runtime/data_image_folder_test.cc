@@ -113,6 +113,91 @@ TEST(DataImageFolderTest, ClassCountMismatchAndEmptyFolders) {
   EXPECT_THROW(ScanImageFolder(root + "/missing"), Error);
 }
 
+// A flat folder (images directly in the root) is one unlabelled set where flat is allowed
+// (calibration, run); where labels are needed it is refused, saying why.
+TEST(DataImageFolderTest, FlatFolderNeedsNoLabels) {
+  const std::string root = FreshDir("flat");
+  const auto px = Gradient(8, 8, 3);
+  WritePng(root + "/b.png", 8, 8, 3, px);
+  WritePng(root + "/a.png", 8, 8, 3, px);
+  ImageFolderScanOptions o;
+  o.allow_flat = true;
+  const ImageFolder f = ScanImageFolder(root, o);
+  EXPECT_TRUE(f.flat);
+  EXPECT_TRUE(f.classes.empty());
+  ASSERT_EQ(f.items.size(), 2u);
+  EXPECT_EQ(fs::path(f.items[0].path).filename(), "a.png");
+  EXPECT_EQ(f.items[0].label, -1);
+  EXPECT_EQ(f.skipped_total(), 0);
+  EXPECT_EQ(DescribeSkipped(f), "");
+  try {
+    ScanImageFolder(root);
+    FAIL() << "a flat folder was accepted where labels are needed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a flat folder of images has no labels"), std::string::npos) << e.what();
+  }
+}
+
+// Every entry not read is counted by reason with one example; an empty class folder keeps its
+// label index (the classes after it keep theirs); --strict turns any skip into an error.
+TEST(DataImageFolderTest, SkippedEntriesAreCountedAndStrictRefusesThem) {
+  const std::string root = FreshDir("skips");
+  for (const char* cls : {"a", "b", "c"}) fs::create_directories(fs::path(root) / cls);
+  const auto px = Gradient(8, 8, 3);
+  WritePng(root + "/a/1.png", 8, 8, 3, px);
+  WritePng(root + "/c/1.png", 8, 8, 3, px);
+  std::ofstream(root + "/a/notes.txt") << "x";
+  std::ofstream(root + "/c/image.webp") << "x";
+  std::ofstream(root + "/c/.DS_Store") << "x";
+  fs::create_directories(fs::path(root) / "c" / "nested");
+  fs::create_symlink(root + "/missing.png", root + "/a/broken.png");
+  WritePng(root + "/loose.png", 8, 8, 3, px);
+  ImageFolderScanOptions o;
+  const ImageFolder f = ScanImageFolder(root, o);
+  EXPECT_EQ(f.classes, (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_EQ(f.items.size(), 2u);
+  EXPECT_EQ(f.items[1].label, 2);  // c keeps index 2 although b is empty
+  ASSERT_EQ(f.skipped.size(), 4u);
+  EXPECT_EQ(f.skipped[0].reason, "unsupported extension");
+  EXPECT_EQ(f.skipped[0].count, 3);
+  EXPECT_EQ(f.skipped[0].example, root + "/a/notes.txt");
+  EXPECT_EQ(f.skipped[1].count, 1);
+  EXPECT_EQ(f.skipped[1].example, root + "/b");
+  EXPECT_EQ(f.skipped[2].reason, "not a regular file");
+  EXPECT_EQ(f.skipped[2].count, 2);  // the broken link and the nested folder
+  EXPECT_EQ(f.skipped[3].reason, "outside the class folders");
+  EXPECT_EQ(f.skipped[3].count, 1);
+  EXPECT_EQ(f.skipped_total(), 7);
+  EXPECT_EQ(DescribeSkipped(f), root + ": skipped 7 entries: 3 unsupported extension (e.g. '" + root +
+                                    "/a/notes.txt'), 1 empty class folder (e.g. '" + root +
+                                    "/b'), 2 not a regular file (e.g. '" + root +
+                                    "/a/broken.png'), 1 outside the class folders (e.g. '" + root + "/loose.png')");
+  o.strict = true;
+  try {
+    ScanImageFolder(root, o);
+    FAIL() << "strict scan accepted skipped entries";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("skipped 7 entries"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("strict"), std::string::npos) << e.what();
+  }
+  // Strict with nothing to skip passes.
+  const std::string clean = FreshDir("clean");
+  fs::create_directories(fs::path(clean) / "x");
+  WritePng(clean + "/x/1.png", 8, 8, 3, px);
+  EXPECT_EQ(ScanImageFolder(clean, o).items.size(), 1u);
+  // Only unsupported files: the "no images" error carries the summary.
+  const std::string none = FreshDir("none");
+  std::ofstream(none + "/a.gif") << "x";
+  ImageFolderScanOptions flat;
+  flat.allow_flat = true;
+  try {
+    ScanImageFolder(none, flat);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("1 unsupported extension"), std::string::npos) << e.what();
+  }
+}
+
 TEST(DataImageFolderTest, UnreadableImageNamesTheFile) {
   const std::string root = FreshDir("broken");
   const std::string path = root + "/broken.jpg";

@@ -71,6 +71,9 @@ QuantizedModel WithNonDefaultFields(const Variant& v, uint32_t seed) {
     m.preprocess.mean[c] = 0.25f + 0.125f * c + 0.001f * static_cast<float>(seed);
     m.preprocess.std[c] = 0.5f - 0.0625f * c;
   }
+  m.preprocess.interpolation = seed % 2 ? Interpolation::kBicubic : Interpolation::kNearest;
+  m.preprocess.channel_order = ChannelOrder::kBgr;
+  m.preprocess.known = true;
   m.norm.eps = 1e-5f;
   for (size_t b = 0; b < m.blocks.size(); ++b) {
     m.blocks[b].ln1.eps = 1e-6f * static_cast<float>(b + 2);
@@ -165,6 +168,9 @@ TEST(ModelFileFields, VariantsCoverEveryKindAndNonDefaultScalars) {
       EXPECT_NE(m.preprocess.mean[c], def.mean[c]);
       EXPECT_NE(m.preprocess.std[c], def.std[c]);
     }
+    EXPECT_NE(m.preprocess.interpolation, def.interpolation);
+    EXPECT_NE(m.preprocess.channel_order, def.channel_order);
+    EXPECT_NE(m.preprocess.known, def.known);
     EXPECT_NE(m.norm.eps, LayerNormParams{}.eps);
     for (const BlockParams& b : m.blocks) shift_nonzero |= b.shift_size != 0;
     auto add = [&](const ActQuant& a) {

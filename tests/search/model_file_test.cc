@@ -189,9 +189,36 @@ TEST(ModelFile, ChecksumIsStandardFnv1a64) {
   EXPECT_EQ(U64At(bytes, bytes.size() - 8), Fnv1a64FromBasis(bytes.substr(0, bytes.size() - 8), kStandardBasis));
 }
 
-// Version-1 files (the same layout, checksummed from the old offset basis) still load: a committed
-// file written by the version-1 writer, and a version-1 file made here from a fresh one. The
-// version in the header selects the basis, so neither basis is accepted for the other version.
+// Offset, in a serialized file, of the 3 bytes version 2 adds to MODL after `std`
+// (interpolation, channel_order, preprocess_known): header 24, section header 16, two str
+// fields, 3 i32, 4 u8, i32 resize, 6 f32.
+size_t PreprocessExtraOffset(const std::string& b) {
+  size_t at = 24 + 16;
+  at += 4 + U32At(b, at);  // name
+  at += 4 + U32At(b, at);  // style
+  return at + 12 + 4 + 4 + 24;
+}
+
+void PutU64(std::string* b, size_t at, uint64_t v) {
+  for (int i = 0; i < 8; ++i) (*b)[at + i] = static_cast<char>(v >> (8 * i));
+}
+
+// A version-2 file rewritten in the version-1 layout: the 3 preprocessing bytes removed (MODL
+// body and payload lengths shortened), version 1, sealed from the version-1 basis.
+std::string AsVersion1(std::string b) {
+  EXPECT_EQ(U32At(b, 8), 2u);
+  b.erase(PreprocessExtraOffset(b), 3);
+  PutU64(&b, 32, U64At(b, 32) - 3);  // MODL body length
+  PutU64(&b, 16, U64At(b, 16) - 3);  // payload bytes
+  b[8] = 1;
+  return Reseal(b, kVersion1Basis);
+}
+
+// Version-1 files (checksummed from the old offset basis, no interpolation / channel order /
+// known bytes) still load: a committed file written by the version-1 writer, and a version-1
+// file made here from a fresh one. The version in the header selects the basis, so neither basis
+// is accepted for the other version. Their preprocessing reads as stored (resize, mean, std) with
+// bilinear, rgb and known = false.
 TEST(ModelFile, Version1FilesStillLoad) {
   const std::string v1 = ReadFileBytes(std::string(ADALOG_SOURCE_DIR) + "/tests/data/model_file/v1_timm_w4a4.adalog");
   ASSERT_GT(v1.size(), 1000u);
@@ -202,13 +229,22 @@ TEST(ModelFile, Version1FilesStillLoad) {
   EXPECT_EQ(version, 1u);
   EXPECT_EQ(qm.plan.weight_bits, 4);
   EXPECT_GE(qm.model.blocks.size(), 1u);
-  // Re-saving writes version 2: the same bytes but the version field and the checksum.
+  const Preprocess def;
+  EXPECT_EQ(qm.model.preprocess.resize_shorter, 0);
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_EQ(qm.model.preprocess.mean[c], def.mean[c]);
+    EXPECT_EQ(qm.model.preprocess.std[c], def.std[c]);
+  }
+  EXPECT_EQ(qm.model.preprocess.interpolation, Interpolation::kBilinear);
+  EXPECT_EQ(qm.model.preprocess.channel_order, ChannelOrder::kRgb);
+  EXPECT_FALSE(qm.model.preprocess.known);
+  // Re-saving writes version 2: the same bytes but the version field, the 3 preprocessing bytes
+  // (bilinear 0, rgb 0, unknown 0) and the checksum.
   const std::string v2 = SerializeQuantizedModel(qm);
-  ASSERT_EQ(v2.size(), v1.size());
-  EXPECT_EQ(v2.substr(0, 8), v1.substr(0, 8));
+  ASSERT_EQ(v2.size(), v1.size() + 3);
   EXPECT_EQ(U32At(v2, 8), 2u);
-  EXPECT_EQ(v2.substr(12, v2.size() - 20), v1.substr(12, v1.size() - 20));
-  EXPECT_NE(U64At(v2, v2.size() - 8), U64At(v1, v1.size() - 8));
+  EXPECT_EQ(v2.substr(PreprocessExtraOffset(v2), 3), std::string(3, '\0'));
+  EXPECT_EQ(AsVersion1(v2), v1);
   uint32_t v2_version = 0;
   ParseQuantizedModel(v2, "v2.adalog", &v2_version);
   EXPECT_EQ(v2_version, 2u);
@@ -217,15 +253,60 @@ TEST(ModelFile, Version1FilesStillLoad) {
   test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(v1, kStandardBasis), "t.adq"); }, "checksum mismatch");
   test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(v2, kVersion1Basis), "t.adq"); }, "checksum mismatch");
 
-  // A version-1 file made from a fresh model loads to the same plan as its version-2 twin.
-  const QuantizedModel fresh = SmallQuantized(3, true);
-  std::string made_v1 = SerializeQuantizedModel(fresh);
-  made_v1[8] = 1;
-  made_v1 = Reseal(made_v1, kVersion1Basis);
+  // A version-1 file made from a fresh model (with declared, non-default preprocessing) loads to
+  // the same plan as its version-2 twin, its resize/mean/std as stored, the rest defaulted.
+  QuantizedModel fresh = SmallQuantized(3, true);
+  fresh.model.preprocess.resize_shorter = 9;
+  fresh.model.preprocess.mean[1] = 0.3f;
+  fresh.model.preprocess.std[2] = 0.4f;
+  fresh.model.preprocess.interpolation = Interpolation::kBicubic;
+  fresh.model.preprocess.channel_order = ChannelOrder::kBgr;
+  fresh.model.preprocess.known = true;
+  const std::string made_v1 = AsVersion1(SerializeQuantizedModel(fresh));
   version = 0;
   const QuantizedModel back = ParseQuantizedModel(made_v1, "made_v1.adq", &version);
   EXPECT_EQ(version, 1u);
   test::ExpectSameQuantPlan(ParseQuantizedModel(SerializeQuantizedModel(fresh), "v2").plan, back.plan, "v1 twin");
+  EXPECT_EQ(back.model.preprocess.resize_shorter, 9);
+  EXPECT_EQ(back.model.preprocess.mean[1], 0.3f);
+  EXPECT_EQ(back.model.preprocess.std[2], 0.4f);
+  EXPECT_EQ(back.model.preprocess.interpolation, Interpolation::kBilinear);
+  EXPECT_EQ(back.model.preprocess.channel_order, ChannelOrder::kRgb);
+  EXPECT_FALSE(back.model.preprocess.known);
+}
+
+// Version 2 stores the preprocessing `quantize` calibrated with, and whether it was known.
+TEST(ModelFile, PreprocessingRoundTripsInVersion2) {
+  for (int variant = 0; variant < 3; ++variant) {
+    QuantizedModel qm = SmallQuantized(4, false);
+    Preprocess& p = qm.model.preprocess;
+    p.known = variant != 0;
+    p.resize_shorter = variant == 0 ? 0 : 8 + variant;
+    p.interpolation = static_cast<Interpolation>(variant);  // bilinear, bicubic, nearest
+    p.channel_order = variant == 2 ? ChannelOrder::kBgr : ChannelOrder::kRgb;
+    for (int c = 0; c < 3; ++c) {
+      p.mean[c] = 0.1f * static_cast<float>(c + variant);
+      p.std[c] = 0.25f + 0.5f * static_cast<float>(c);
+    }
+    const QuantizedModel back = ParseQuantizedModel(SerializeQuantizedModel(qm), "v2.adq");
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_EQ(back.model.preprocess.mean[c], p.mean[c]) << variant;
+      EXPECT_EQ(back.model.preprocess.std[c], p.std[c]) << variant;
+    }
+    EXPECT_EQ(back.model.preprocess.known, p.known);
+    EXPECT_EQ(back.model.preprocess.interpolation, p.interpolation);
+    EXPECT_EQ(back.model.preprocess.channel_order, p.channel_order);
+    EXPECT_EQ(back.model.preprocess.resize_shorter, p.resize_shorter);
+  }
+  // Out-of-range bytes are refused, naming the field.
+  const std::string good = SerializeQuantizedModel(SmallQuantized(4, false));
+  const size_t at = PreprocessExtraOffset(good);
+  for (const auto& [offset, field] : std::vector<std::pair<size_t, std::string>>{
+           {0, "unknown interpolation 3"}, {1, "unknown channel_order 3"}, {2, "preprocess_known 3"}}) {
+    std::string bad = good;
+    bad[at + offset] = 3;
+    test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(bad), "t.adq"); }, field);
+  }
 }
 
 TEST(ModelFile, CorruptionIsReportedClearly) {

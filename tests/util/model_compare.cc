@@ -46,7 +46,8 @@ static_assert(NumInitializers<LinearParams>() == 4, "LinearParams changed: updat
 static_assert(NumInitializers<LayerNormParams>() == 4, "LayerNormParams changed: update DiffLn");
 static_assert(NumInitializers<PatchEmbedParams>() == 7, "PatchEmbedParams changed: update DiffEmbed");
 static_assert(NumInitializers<BlockParams>() == 11, "BlockParams changed: update DiffBlock");
-static_assert(NumInitializers<Preprocess>() == 7, "Preprocess changed (1 int + 2 float[3]): update");
+static_assert(NumInitializers<Preprocess>() == 10,
+              "Preprocess changed (1 int + 2 float[3] + interpolation, channel order, known): update");
 static_assert(NumInitializers<VitModel>() == 16, "VitModel changed: update DiffVitModel");
 static_assert(NumInitializers<UniformParams>() == 4, "UniformParams changed: update DiffUniform");
 static_assert(NumInitializers<UniformPerTensor>() == 1, "UniformPerTensor changed: update DiffAct");
@@ -226,6 +227,9 @@ std::vector<std::string> DiffVitModel(const VitModel& a, const VitModel& b) {
     d.Scalar("preprocess.mean[" + std::to_string(c) + "]", a.preprocess.mean[c], b.preprocess.mean[c]);
     d.Scalar("preprocess.std[" + std::to_string(c) + "]", a.preprocess.std[c], b.preprocess.std[c]);
   }
+  d.Scalar("preprocess.interpolation", a.preprocess.interpolation, b.preprocess.interpolation);
+  d.Scalar("preprocess.channel_order", a.preprocess.channel_order, b.preprocess.channel_order);
+  d.Scalar("preprocess.known", a.preprocess.known, b.preprocess.known);
   return d.diffs;
 }
 
