@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "quant/error.h"
 #include "runtime/cpu_features.h"
@@ -44,8 +46,36 @@ std::shared_ptr<const LoadedModel> LoadModel(const std::string& path) {
   return loaded;
 }
 
+// One executor of the session with its own workspace: the constructor's (borrowed) or a fork of it.
+struct Session::Worker {
+  ExecutorFp32* fp32 = nullptr;
+  ExecutorSim* sim = nullptr;
+  ExecutorInt* integer = nullptr;
+  std::unique_ptr<ExecutorFp32> own_fp32;
+  std::unique_ptr<ExecutorSim> own_sim;
+  std::unique_ptr<ExecutorInt> own_int;
+
+  void Run(const float* images, int batch, float* logits) {
+    if (sim) {
+      sim->Run(images, batch, logits);
+    } else if (integer) {
+      integer->Run(images, batch, logits);
+    } else {
+      fp32->Run(images, batch, logits);
+    }
+  }
+};
+
+// Workers by ownership (`all`) and the idle ones (`idle`, a stack: the most recently used first,
+// its workspace likeliest in cache). `mu` guards both; no executor runs under it.
+struct Session::Pool {
+  std::mutex mu;
+  std::vector<std::unique_ptr<Worker>> all;
+  std::vector<Worker*> idle;
+};
+
 Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& options)
-    : model_(std::move(model)) {
+    : model_(std::move(model)), pool_(std::make_unique<Pool>()) {
   ADALOG_CHECK(model_ != nullptr, "session: no model");
   ADALOG_CHECK(options.max_batch >= 1 && options.max_batch <= 1024, "session: max batch ",
                options.max_batch, " out of range 1..1024");
@@ -87,9 +117,78 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   } else {
     exec_ = std::make_unique<ExecutorFp32>(model_->model, eo);
   }
+  auto first = std::make_unique<Worker>();
+  first->fp32 = exec_.get();
+  first->sim = sim_.get();
+  first->integer = int_.get();
+  pool_->idle.push_back(first.get());
+  pool_->all.push_back(std::move(first));
 }
 
 Session::~Session() = default;
+
+std::unique_ptr<Session::Worker> Session::NewWorker() const {
+  auto w = std::make_unique<Worker>();
+  if (sim_) {
+    w->own_sim = sim_->Fork();
+    w->sim = w->own_sim.get();
+  } else if (int_) {
+    w->own_int = int_->Fork();
+    w->integer = w->own_int.get();
+  } else {
+    w->own_fp32 = exec_->Fork();
+    w->fp32 = w->own_fp32.get();
+  }
+  return w;
+}
+
+Session::Worker* Session::Acquire() {
+  {
+    std::lock_guard<std::mutex> lock(pool_->mu);
+    if (!pool_->idle.empty()) {
+      Worker* w = pool_->idle.back();
+      pool_->idle.pop_back();
+      return w;
+    }
+  }
+  // Every workspace is busy: fork one more outside the lock (forking reads only the prepared
+  // state, so the running calls are not disturbed).
+  std::unique_ptr<Worker> w = NewWorker();
+  Worker* raw = w.get();
+  std::lock_guard<std::mutex> lock(pool_->mu);
+  pool_->all.push_back(std::move(w));
+  return raw;
+}
+
+void Session::Release(Worker* worker) {
+  std::lock_guard<std::mutex> lock(pool_->mu);
+  pool_->idle.push_back(worker);
+}
+
+void Session::Reserve(int concurrent_calls) {
+  ADALOG_CHECK(concurrent_calls >= 1 && concurrent_calls <= 1024, "session: reserve ",
+               concurrent_calls, " out of range 1..1024");
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(pool_->mu);
+      if (static_cast<int>(pool_->all.size()) >= concurrent_calls) return;
+    }
+    std::unique_ptr<Worker> w = NewWorker();
+    std::lock_guard<std::mutex> lock(pool_->mu);
+    pool_->idle.push_back(w.get());
+    pool_->all.push_back(std::move(w));
+  }
+}
+
+int Session::num_workspaces() const {
+  std::lock_guard<std::mutex> lock(pool_->mu);
+  return static_cast<int>(pool_->all.size());
+}
+
+size_t Session::workspace_bytes() const {
+  return sim_ ? sim_->workspace_bytes()
+              : (int_ ? int_->workspace_bytes() : exec_->workspace_bytes());
+}
 
 std::vector<int64_t> Session::input_shape(int batch) const {
   const PatchEmbedParams& e = model_->model.embed;
@@ -129,13 +228,13 @@ void Session::Run(const float* images, const std::vector<int64_t>& shape, float*
   ADALOG_CHECK(images != nullptr && logits != nullptr, "input: null buffer");
   const int64_t n = shape[0] * shape[1] * shape[2] * shape[3];
   CheckFinite(images, n, "input", shape);
-  if (sim_) {
-    sim_->Run(images, static_cast<int>(shape[0]), logits);
-  } else if (int_) {
-    int_->Run(images, static_cast<int>(shape[0]), logits);
-  } else {
-    exec_->Run(images, static_cast<int>(shape[0]), logits);
-  }
+  Worker* w = Acquire();
+  struct Return {  // back to the pool however Run leaves
+    Session* s;
+    Worker* w;
+    ~Return() { s->Release(w); }
+  } give_back{this, w};
+  w->Run(images, static_cast<int>(shape[0]), logits);
 }
 
 void RunImages(Session& session, const ImageSource& source, int64_t n, float* logits, int64_t* labels) {

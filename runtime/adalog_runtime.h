@@ -56,6 +56,23 @@ class ExecutorFp32;
 class ExecutorSim;
 class ExecutorInt;
 
+// Threading contract.
+//   * Run may be called from any number of threads at once on one Session. Each call takes a
+//     workspace of its own from the session's pool (activations, codes, per-thread scratch, oneDNN
+//     scratchpads); the loaded model and the prepared (packed) weights are shared read-only. The
+//     pool starts with one workspace and grows by one the first time a call finds every workspace
+//     busy (that call allocates, so it may throw adalog::Error on out-of-memory); Reserve(n)
+//     allocates up front. Workspaces are kept until the session is destroyed.
+//   * Outputs do not depend on concurrency: a batch gives the same bytes whether it runs alone or
+//     beside other calls, and whatever the thread count.
+//   * Each call runs its OpenMP parallel regions on a team of options.num_threads threads opened
+//     by the calling thread (std::threads each get their own team). K concurrent calls therefore
+//     use up to K * num_threads threads: under concurrency set num_threads = 1 (or cores / K) to
+//     avoid oversubscription. A call made from inside an OpenMP parallel region runs its regions
+//     serially (nested parallelism is off), with the same results.
+//   * Sessions are independent: many sessions may share one LoadedModel (each prepares its own
+//     weights); a session must not be destroyed while a call on it runs. The accessors are const
+//     and safe to call concurrently with Run.
 class Session {
  public:
   Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& options);
@@ -80,11 +97,30 @@ class Session {
   // Kernel choices (oneDNN implementations, float-island ISA) for `adalog inspect`/verbose.
   std::string DescribeKernels() const;
 
+  // Makes sure at least `concurrent_calls` workspaces exist (1..1024), so that many calls can run
+  // at once without allocating. May throw adalog::Error.
+  void Reserve(int concurrent_calls);
+  // Workspaces in the pool (the most calls that have run at once, or the Reserve'd count).
+  int num_workspaces() const;
+  // Bytes of one workspace: the memory each additional concurrent call costs, beyond the shared
+  // model and weights (the executor's activation arena; per-thread scratch and oneDNN scratchpads,
+  // measured in docs/deploy.md, come on top).
+  size_t workspace_bytes() const;
+
  private:
+  struct Worker;  // one executor with its own workspace
+  struct Pool;
+  Worker* Acquire();
+  void Release(Worker* worker);
+  std::unique_ptr<Worker> NewWorker() const;
+
   std::shared_ptr<const LoadedModel> model_;
+  // The executor prepared by the constructor (one of the three is set): the first workspace of
+  // the pool, and the one other workspaces are forked from (sharing its weights).
   std::unique_ptr<ExecutorFp32> exec_;  // kOnnx
   std::unique_ptr<ExecutorSim> sim_;    // kQuantized, simulate = true
   std::unique_ptr<ExecutorInt> int_;    // kQuantized, simulate = false
+  std::unique_ptr<Pool> pool_;
 };
 
 // Runs images [0, n) of `source` through `session` in batches of session.max_batch(): logits gets
