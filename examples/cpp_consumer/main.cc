@@ -1,17 +1,29 @@
 // adalog's C++ API from an installed package: loads a model, shares one Session between 4
 // threads, and checks every thread's logits against a sequential run byte for byte.
-//   app MODEL [THREADS]      exit 0: identical; 1: a difference; 2: an error (adalog::Error)
+//   app MODEL [THREADS] [MAX_BATCH]   exit 0: identical; 1: a difference; 2: an error
+// It also prints the resident memory (Linux /proc/self/statm) after loading, after the session,
+// and after Reserve(THREADS): the cost of one session and of each extra concurrent call.
 #include <adalog/adalog.h>
+
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <exception>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace {
+
+// Resident set size in MiB (0 where /proc is missing).
+double RssMiB() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  if (!(statm >> pages >> resident)) return 0.0;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
 
 // Deterministic images in [-1, 1] (a 32-bit LCG), so the example needs no data file.
 std::vector<float> MakeImages(int64_t floats, uint32_t seed) {
@@ -32,13 +44,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int threads = argc > 2 ? std::stoi(argv[2]) : 4;
+  const int max_batch = argc > 3 ? std::stoi(argv[3]) : 4;
   try {
+    const double rss0 = RssMiB();
     std::shared_ptr<const adalog::LoadedModel> model = adalog::LoadModel(argv[1]);
+    const double rss_model = RssMiB();
     adalog::SessionOptions options;
-    options.max_batch = 4;
+    options.max_batch = max_batch;
     options.num_threads = 1;  // under concurrency: one OpenMP thread per call (docs/deploy.md)
     adalog::Session session(model, options);
+    const double rss_session = RssMiB();
     session.Reserve(threads);  // every concurrent call's workspace allocated up front
+    const double rss_reserved = RssMiB();
+    std::printf("memory (RSS MiB): model %.1f, session (1 workspace, max batch %d) +%.1f, "
+                "%d more workspaces +%.1f (%.2f each; workspace_bytes %.2f MiB)\n",
+                rss_model - rss0, max_batch, rss_session - rss_model, threads - 1,
+                rss_reserved - rss_session,
+                threads > 1 ? (rss_reserved - rss_session) / (threads - 1) : 0.0,
+                static_cast<double>(session.workspace_bytes()) / (1 << 20));
 
     // 8 batches of 1..4 images, each run once sequentially for the reference.
     const int kBatches = 8;
