@@ -140,6 +140,33 @@ TEST(SessionConcurrency, IntegerSharedSessionWithTwoOmpThreadsPerCall) {
   ExpectConcurrentEqualsSequential("/models/int_test/digits_w4a4.adq", false, "int", 2);
 }
 
+// Calls from inside an OpenMP parallel region (nested parallelism off: each call's regions run on
+// one thread) give the sequential bytes too.
+TEST(SessionConcurrency, CallsFromAnOpenMpRegionMatchSequential) {
+  const std::string src = ADALOG_SOURCE_DIR;
+  const NpyFloatArray x = ReadNpyFloat32(src + "/models/digits/test_x.npy");
+  Session session(LoadModel(src + "/models/int_test/digits_w4a4.adq"), SessionOptions{kMaxBatch, 2, false});
+  const int64_t per = static_cast<int64_t>(x.data.size()) / x.shape[0];
+  const std::vector<Batch> batches = MakeBatches();
+  std::vector<std::vector<float>> want(batches.size()), got(batches.size());
+  for (size_t i = 0; i < batches.size(); ++i) {
+    want[i] = session.Run(x.data.data() + batches[i].first * per,
+                          session.input_shape(static_cast<int>(batches[i].size)));
+    got[i].assign(want[i].size(), -12345.f);
+  }
+  ASSERT_NE(want[0], want[1]);
+  const int n = static_cast<int>(batches.size());
+#pragma omp parallel for num_threads(4) schedule(dynamic, 1)
+  for (int i = 0; i < n; ++i) {
+    session.Run(x.data.data() + batches[i].first * per,
+                session.input_shape(static_cast<int>(batches[i].size)), got[i].data());
+  }
+  for (size_t i = 0; i < batches.size(); ++i) {
+    EXPECT_EQ(0, std::memcmp(got[i].data(), want[i].data(), want[i].size() * sizeof(float)))
+        << "batch " << i;
+  }
+}
+
 TEST(SessionConcurrency, ReserveGrowsThePoolOnce) {
   auto loaded = LoadModel(std::string(ADALOG_SOURCE_DIR) + "/models/digits/digits_vit.onnx");
   Session session(loaded, SessionOptions{2, 1, false});
