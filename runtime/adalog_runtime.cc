@@ -47,6 +47,19 @@ std::shared_ptr<const LoadedModel> LoadModel(const std::string& path) {
 
 namespace {
 
+// Runs f; a failure that is not already an adalog::Error (oneDNN's dnnl::error, std::bad_alloc:
+// both mean resources ran out) is rethrown as one, so the public API throws one type.
+template <typename F>
+void AsError(const char* what, const F& f) {
+  try {
+    f();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    Fail(what, ": ", e.what());
+  }
+}
+
 // One executor of the session with its own workspace: the constructor's (borrowed) or a fork of it.
 struct Worker {
   ExecutorFp32* fp32 = nullptr;
@@ -109,7 +122,8 @@ struct Session::Impl {
     }
     // Every workspace is busy: fork one more outside the lock (forking reads only the prepared
     // state, so the running calls are not disturbed).
-    std::unique_ptr<Worker> w = NewWorker();
+    std::unique_ptr<Worker> w;
+    AsError("session: cannot allocate a workspace for a concurrent call", [&] { w = NewWorker(); });
     Worker* raw = w.get();
     std::lock_guard<std::mutex> lock(mu);
     all.push_back(std::move(w));
@@ -159,13 +173,17 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
         simulate = true;
       }
     }
-    if (simulate) {
-      impl_->sim = std::make_unique<ExecutorSim>(QuantizedModel{model_->model, model_->plan}, eo);
-    } else {
-      impl_->integer = std::make_unique<ExecutorInt>(model_->model, model_->plan, eo);
-    }
+    AsError("session: preparing the executor failed", [&] {
+      if (simulate) {
+        impl_->sim =
+            std::make_unique<ExecutorSim>(QuantizedModel{model_->model, model_->plan}, eo);
+      } else {
+        impl_->integer = std::make_unique<ExecutorInt>(model_->model, model_->plan, eo);
+      }
+    });
   } else {
-    impl_->exec = std::make_unique<ExecutorFp32>(model_->model, eo);
+    AsError("session: preparing the executor failed",
+            [&] { impl_->exec = std::make_unique<ExecutorFp32>(model_->model, eo); });
   }
   auto first = std::make_unique<Worker>();
   first->fp32 = impl_->exec.get();
@@ -185,7 +203,8 @@ void Session::Reserve(int concurrent_calls) {
       std::lock_guard<std::mutex> lock(impl_->mu);
       if (static_cast<int>(impl_->all.size()) >= concurrent_calls) return;
     }
-    std::unique_ptr<Worker> w = impl_->NewWorker();
+    std::unique_ptr<Worker> w;
+    AsError("session: cannot allocate a workspace", [&] { w = impl_->NewWorker(); });
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->idle.push_back(w.get());
     impl_->all.push_back(std::move(w));
@@ -257,7 +276,8 @@ void Session::Run(const float* images, const std::vector<int64_t>& shape, float*
     Worker* w;
     ~Return() { impl->Release(w); }
   } give_back{impl, w};
-  w->Run(images, static_cast<int>(shape[0]), logits);
+  // The FP32 executor builds its oneDNN primitives at the first run of each batch size.
+  AsError("session: run failed", [&] { w->Run(images, static_cast<int>(shape[0]), logits); });
 }
 
 void RunImages(Session& session, const ImageSource& source, int64_t n, float* logits, int64_t* labels) {

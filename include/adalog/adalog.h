@@ -6,8 +6,10 @@
 // from std::runtime_error) with a message naming the culprit; nothing returns a status. Chosen
 // because the library's failures are all of one kind (bad input or resources at load / session /
 // input-validation time) and the project's own CLI already treats them so; a caller that wants a
-// status catches adalog::Error at its boundary. Session::Run throws only for invalid inputs
-// (shape, batch, NaN/Inf) or when growing its workspace pool runs out of memory.
+// status catches adalog::Error at its boundary (failures inside oneDNN or allocation failures are
+// rethrown as adalog::Error too). Session::Run throws only for invalid inputs (shape, batch,
+// NaN/Inf) or when resources run out (growing its workspace pool; the FP32 executor's first run
+// of a new batch size, which builds its oneDNN primitives).
 //
 // Build: find_package(adalog REQUIRED); target_link_libraries(app adalog::adalog). See
 // docs/deploy.md for the threading model, memory per session and per concurrent call, and ISAs.
