@@ -170,6 +170,7 @@ struct ExecutorFp32::Impl {
         max_batch(src.max_batch),
         threads(src.threads),
         fk(src.fk),
+        eng(src.eng),  // the packed weights' engine
         D(src.D), T(src.T), P(src.P), pre(src.pre), heads(src.heads), hd(src.hd), F(src.F),
         C(src.C), ps(src.ps), H(src.H), W(src.W), classes(src.classes), patch_k(src.patch_k),
         weights(src.weights) {
