@@ -9,6 +9,16 @@ if(ADALOG_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
 endif()
+# ThreadSanitizer sees our code only: libgomp and oneDNN are not instrumented, so their barriers are
+# invisible to it and runs with OpenMP teams of more than one thread report false races. Use it
+# with one OpenMP thread per call (docs/deploy.md, "Threading model").
+if(ADALOG_SANITIZE_THREAD)
+  if(ADALOG_SANITIZE)
+    message(FATAL_ERROR "ADALOG_SANITIZE_THREAD and ADALOG_SANITIZE cannot be combined")
+  endif()
+  add_compile_options(-fsanitize=thread)
+  add_link_options(-fsanitize=thread)
+endif()
 
 # assert() stays on in the sanitizer and fuzz builds whatever CMAKE_BUILD_TYPE says: CMake's
 # Release / RelWithDebInfo / MinSizeRel flags carry -DNDEBUG, which would compile out the internal

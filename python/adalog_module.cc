@@ -53,7 +53,7 @@ namespace {
 // per-Session mutex (taken after the GIL is released), so Python threads sharing a Session get
 // correct results without speed-up. Set to true once Session::Run is thread-safe;
 // `adalog._session_run_serialized` reports it.
-constexpr bool kSessionRunIsThreadSafe = false;
+constexpr bool kSessionRunIsThreadSafe = true;
 
 // A float32 [N,C,H,W] view of a Python object, keeping its buffer alive.
 struct Images {

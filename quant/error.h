@@ -9,12 +9,9 @@
 #include <string>
 #include <utility>
 
-namespace adalog {
+#include "adalog/error.h"  // the Error class itself: part of the installed public API
 
-class Error : public std::runtime_error {
- public:
-  explicit Error(const std::string& what) : std::runtime_error(what) {}
-};
+namespace adalog {
 
 namespace detail {
 inline void StreamAll(std::ostringstream&) {}

@@ -1,4 +1,5 @@
-// The small public API the CLI uses: load a model, open a session, run batches, score them.
+// The project's view of the public API (include/adalog/adalog.h: LoadModel, Session, ...): the
+// LoadedModel behind the public API's opaque handle, and batch running over an ImageSource.
 // Everything thrown is adalog::Error with a message for the user.
 #pragma once
 
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "adalog/adalog.h"
 #include "runtime/data/image_source.h"
 #include "runtime/metrics.h"  // top-k scoring (kept visible to the API's users)
 #include "runtime/onnx_importer.h"
@@ -33,59 +35,8 @@ struct LoadedModel {
   uint32_t file_version = 0;  // kQuantized: the format version read from the file's header
 };
 
-// Detects the format from the file's first bytes (kQuantizedModelMagic: the quantized model file,
-// validated by LoadQuantizedModel; anything else: ONNX) and loads it.
-std::shared_ptr<const LoadedModel> LoadModel(const std::string& path);
-
-struct SessionOptions {
-  int max_batch = 1;    // 1..1024
-  int num_threads = 0;  // 0: all OpenMP threads
-  // Quantized models only (ignored for ONNX models, which always run in FP32).
-  //   true:  the simulated (fake-quant) executor, the accuracy reference (executor_sim.h).
-  //   false: the integer executor (executor_int.h). For a plan it cannot run exactly (log-sqrt2,
-  //          twin uniform, FP32 inputs, ...) the Session falls back to the simulated executor
-  //          and says so once on stderr ("adalog: integer path does not support <quantizer> for
-  //          <op>; running the simulated executor"); executor_kind() tells which one runs.
-  //          On a CPU without AVX-512 VNNI (integer GEMMs would be scalar, ~36x slower than the
-  //          simulated executor) the simulated executor runs too, with a note on stderr, unless
-  //          the environment sets ADALOG_EXECUTOR=int.
-  bool simulate = false;
-};
-
-class ExecutorFp32;
-class ExecutorSim;
-class ExecutorInt;
-
-class Session {
- public:
-  Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& options);
-  ~Session();
-  Session(const Session&) = delete;
-  Session& operator=(const Session&) = delete;
-
-  // images: float32, shape [B][C][H][W] with C/H/W equal to the model's input and 1 <= B <=
-  // max_batch; must be finite. Returns logits [B][num_classes] row-major.
-  std::vector<float> Run(const float* images, const std::vector<int64_t>& shape);
-  // Same, writing into logits (B * num_classes floats).
-  void Run(const float* images, const std::vector<int64_t>& shape, float* logits);
-
-  const LoadedModel& model() const { return *model_; }
-  std::vector<int64_t> input_shape(int batch) const;  // {batch, C, H, W}
-  int num_classes() const;
-  int max_batch() const;
-  // True when the session runs the simulated (fake-quant) executor.
-  bool simulated() const { return sim_ != nullptr; }
-  // "fp32" (ONNX models), "sim" (simulated) or "int" (integer executor).
-  const char* executor_kind() const { return sim_ ? "sim" : (int_ ? "int" : "fp32"); }
-  // Kernel choices (oneDNN implementations, float-island ISA) for `adalog inspect`/verbose.
-  std::string DescribeKernels() const;
-
- private:
-  std::shared_ptr<const LoadedModel> model_;
-  std::unique_ptr<ExecutorFp32> exec_;  // kOnnx
-  std::unique_ptr<ExecutorSim> sim_;    // kQuantized, simulate = true
-  std::unique_ptr<ExecutorInt> int_;    // kQuantized, simulate = false
-};
+// LoadModel, SessionOptions, Session, RuntimeVersionString: include/adalog/adalog.h (the installed
+// public API, where LoadedModel is opaque).
 
 // Runs images [0, n) of `source` through `session` in batches of session.max_batch(): logits gets
 // n * num_classes() floats; labels, when non-null (needs source.has_labels()), the n labels. An
@@ -93,8 +44,5 @@ class Session {
 // shape is {b, source.image_shape()}, which Session::Run checks against the model.
 void RunImages(Session& session, const ImageSource& source, int64_t n, float* logits,
                int64_t* labels = nullptr);
-
-// "adalog <version>" + CPU features and the selected ISA level (for `adalog --version`).
-std::string RuntimeVersionString();
 
 }  // namespace adalog

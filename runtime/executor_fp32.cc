@@ -12,6 +12,7 @@
 #include <cstring>
 #include <dnnl.hpp>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <tuple>
 #include <unordered_map>
@@ -94,13 +95,20 @@ struct ExecutorFp32::Impl {
   float* buf[static_cast<int>(Buf::kNumBufs)] = {};
   float *q, *k, *v, *scores, *ctx, *patches, *pooled, *pooled_dist, *head_logits, *logits_dist;
 
-  PackedLinear embed_w;
+  // The weights' oneDNN views and packed copies: shared by every fork (Fork()), read-only but for
+  // WeightsFor's append of a layout no primitive asked for before, which takes `mu`.
   struct BlockWeights {
     PackedLinear qkv, proj, fc1, fc2;
   };
-  std::vector<BlockWeights> block_w;
-  PackedLinear head_w, head_dist_w;
+  struct Weights {
+    PackedLinear embed_w;
+    std::vector<BlockWeights> block_w;
+    PackedLinear head_w, head_dist_w;
+    std::mutex mu;
+  };
+  std::shared_ptr<Weights> weights;
 
+  // Per executor (not shared by forks): the oneDNN plans bound to this workspace.
   std::map<int, std::unique_ptr<Plan>> plans;
   std::string first_description;
 
@@ -136,19 +144,38 @@ struct ExecutorFp32::Impl {
     patch_k = C * ps * ps;
     AllocateWorkspace();
     ScopedOmpThreads scoped(threads);
-    embed_w = Pack(m.embed.weight.data(), m.embed.bias.data(), D, patch_k);
+    weights = std::make_shared<Weights>();
+    weights->embed_w = Pack(m.embed.weight.data(), m.embed.bias.data(), D, patch_k);
     for (const BlockParams& b : m.blocks) {
       BlockWeights bw;
       bw.qkv = Pack(b.qkv);
       bw.proj = Pack(b.proj);
       bw.fc1 = Pack(b.fc1);
       bw.fc2 = Pack(b.fc2);
-      block_w.push_back(std::move(bw));
+      weights->block_w.push_back(std::move(bw));
     }
-    head_w = Pack(m.head);
-    if (m.pooling == Pooling::kClsDistAvg) head_dist_w = Pack(m.head_dist);
+    weights->head_w = Pack(m.head);
+    if (m.pooling == Pooling::kClsDistAvg) weights->head_dist_w = Pack(m.head_dist);
     // Build the max-batch plan now: it packs the weights into the layout oneDNN prefers, and the
     // common case (a full batch) then pays nothing at its first Run.
+    GetPlan(max_batch);
+  }
+
+  // A fork: `src`'s model, options and packed weights (shared), a workspace and plans of its own.
+  // Reads only what never changes after prepare (and the weights under their mutex), so it may run
+  // while `src` or another fork runs.
+  explicit Impl(const Impl& src)
+      : m(src.m),
+        sched(src.sched),
+        max_batch(src.max_batch),
+        threads(src.threads),
+        fk(src.fk),
+        eng(src.eng),  // the packed weights' engine
+        D(src.D), T(src.T), P(src.P), pre(src.pre), heads(src.heads), hd(src.hd), F(src.F),
+        C(src.C), ps(src.ps), H(src.H), W(src.W), classes(src.classes), patch_k(src.patch_k),
+        weights(src.weights) {
+    AllocateWorkspace();
+    ScopedOmpThreads scoped(threads);
     GetPlan(max_batch);
   }
 
@@ -203,6 +230,7 @@ struct ExecutorFp32::Impl {
 
   memory WeightsFor(PackedLinear& p, const memory::desc& md) {
     if (md == p.plain.get_desc()) return p.plain;
+    std::lock_guard<std::mutex> lock(weights->mu);
     for (const memory& mem : p.packed) {
       if (mem.get_desc() == md) return mem;
     }
@@ -291,10 +319,10 @@ struct ExecutorFp32::Impl {
       StepPrims& p = plan->prims[i];
       const int rows = batch * st.tokens;
       std::ostringstream* d = st.block <= 0 ? &desc : nullptr;
-      BlockWeights* bw = st.block >= 0 ? &block_w[static_cast<size_t>(st.block)] : nullptr;
+      BlockWeights* bw = st.block >= 0 ? &weights->block_w[static_cast<size_t>(st.block)] : nullptr;
       switch (st.op) {
         case StepOp::kPatchEmbed:
-          p.a = LinearPrim(embed_w, rows, patches, B(st.out), d, "patch_embed");
+          p.a = LinearPrim(weights->embed_w, rows, patches, B(st.out), d, "patch_embed");
           break;
         case StepOp::kQkv: p.a = LinearPrim(bw->qkv, rows, B(st.in), B(st.out), d, "qkv"); break;
         case StepOp::kAttention:
@@ -306,9 +334,9 @@ struct ExecutorFp32::Impl {
         case StepOp::kFc1: p.a = LinearPrim(bw->fc1, rows, B(st.in), B(st.out), d, "fc1"); break;
         case StepOp::kFc2: p.a = LinearPrim(bw->fc2, rows, B(st.in), B(st.out), d, "fc2"); break;
         case StepOp::kHead:
-          p.a = LinearPrim(head_w, batch, pooled, head_logits, d, "head");
+          p.a = LinearPrim(weights->head_w, batch, pooled, head_logits, d, "head");
           if (m.pooling == Pooling::kClsDistAvg) {
-            p.b = LinearPrim(head_dist_w, batch, pooled_dist, logits_dist, d, "head_dist");
+            p.b = LinearPrim(weights->head_dist_w, batch, pooled_dist, logits_dist, d, "head_dist");
             all.push_back(&p.b);
           }
           break;
@@ -534,7 +562,12 @@ struct ExecutorFp32::Impl {
 
 ExecutorFp32::ExecutorFp32(const VitModel& model, const ExecutorOptions& options)
     : impl_(std::make_unique<Impl>(model, options)) {}
+ExecutorFp32::ExecutorFp32(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ExecutorFp32::~ExecutorFp32() = default;
+
+std::unique_ptr<ExecutorFp32> ExecutorFp32::Fork() const {
+  return std::unique_ptr<ExecutorFp32>(new ExecutorFp32(std::make_unique<Impl>(*impl_)));
+}
 
 void ExecutorFp32::Run(const float* images, int batch, float* logits) {
   impl_->Run(images, batch, logits);

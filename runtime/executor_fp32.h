@@ -62,9 +62,16 @@ class ExecutorFp32 {
 
   // images: [batch][C][H][W] float32; logits: [batch][num_classes]. 1 <= batch <= max_batch.
   // Inputs are trusted here (the public API in adalog_runtime.h validates shape and finiteness).
-  // One Run at a time per executor (the workspace is shared); use one executor per thread.
+  // One Run at a time per executor (the workspace is shared); for concurrent calls use Fork().
   // Runs on `num_threads` OpenMP threads; the caller's OpenMP setting is restored afterwards.
   void Run(const float* images, int batch, float* logits);
+
+  // A new executor over the same model and options that shares this one's packed weights
+  // read-only and owns a fresh workspace and oneDNN plans (workspace_bytes() plus the plans'
+  // scratchpad). Executors of one fork family may Run concurrently, one call per executor at a
+  // time; Fork itself may run while the family runs. Observer and rewriter are not carried over.
+  // The model must outlive every fork. May throw adalog::Error (allocation).
+  std::unique_ptr<ExecutorFp32> Fork() const;
 
   // Stepping API (calibration capture streams the model block by block): the same computation
   // as Run, split at block boundaries, with the observer / rewriter taps of each part. The
@@ -91,6 +98,7 @@ class ExecutorFp32 {
 
  private:
   struct Impl;
+  explicit ExecutorFp32(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

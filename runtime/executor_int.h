@@ -92,8 +92,16 @@ class ExecutorInt {
   ExecutorInt& operator=(const ExecutorInt&) = delete;
 
   // images: [batch][C][H][W] float32; logits: [batch][num_classes]; 1 <= batch <= max_batch.
-  // Inputs are trusted (adalog_runtime.h validates them). One Run at a time per executor.
+  // Inputs are trusted (adalog_runtime.h validates them). One Run at a time per executor (the
+  // workspace and per-thread scratch are its own); for concurrent calls use Fork().
   void Run(const float* images, int batch, float* logits);
+
+  // A new executor sharing this one's prepared state read-only (model skeleton, packed weights,
+  // encoders, the patch-embed primitive) with a fresh workspace and per-thread scratch
+  // (workspace_bytes() plus the attention / fc2 scratch of num_threads threads). Executors of one
+  // fork family may Run concurrently, one call per executor at a time; Fork itself may run while
+  // the family runs. The observer is not carried over. May throw adalog::Error (allocation).
+  std::unique_ptr<ExecutorInt> Fork() const;
 
   // Test / debugging hook: reports, between ops, the float tensors the integer path computes at
   // kPatchEmbedOut, kQkvIn (LN1 output, before encode), kQkvOut, kProjIn (merged attn@V output),
@@ -112,6 +120,7 @@ class ExecutorInt {
 
  private:
   struct Impl;
+  explicit ExecutorInt(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

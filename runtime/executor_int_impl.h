@@ -62,7 +62,11 @@ struct ExecutorInt::Impl {
   using AttnThread = intexec::AttnThread;
   using OpProfile = intexec::OpProfile;
 
-  VitModel m;  // the model's FP32 parts without the Linear / patch-embed weights (Skeleton)
+  // Prepared state, read-only once the constructor returns and shared by every fork (Fork()):
+  // the model skeleton, the schedule, the packed weights and encoders, the patch-embed primitive
+  // and its reordered weights (dnnl handles share their object when copied).
+  std::shared_ptr<const VitModel> model_owner;
+  const VitModel& m;  // the model's FP32 parts without the Linear / patch-embed weights (Skeleton)
   Schedule sched;
   int max_batch, threads;
   IsaLevel cap;
@@ -71,19 +75,36 @@ struct ExecutorInt::Impl {
   intk::QgemmImpl qimpl;
   int D, T, P, pre, heads, hd, F, C, ps, H, W, classes, patch_k;
 
-  std::vector<BlockInt> blocks;
-  std::optional<intk::VectorUniformEncoder> head_in, head_dist_in;
-  intk::QLinear head, head_dist;
+  struct Weights {
+    std::vector<BlockInt> blocks;
+    std::optional<intk::VectorUniformEncoder> head_in, head_dist_in;
+    intk::QLinear head, head_dist;
+  };
+  std::shared_ptr<Weights> weights;  // written only by the prepare constructor
+  std::vector<BlockInt>& blocks;
+  std::optional<intk::VectorUniformEncoder>& head_in;
+  std::optional<intk::VectorUniformEncoder>& head_dist_in;
+  intk::QLinear& head;
+  intk::QLinear& head_dist;
 
-  // Patch embedding: oneDNN f32 matmul for one image (M = P), run once per image.
+  // Patch embedding: oneDNN f32 matmul for one image (M = P), run once per image. The primitive
+  // and its weights are shared; the stream, the src / dst views of the workspace and the user
+  // scratchpad belong to each executor.
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream strm{eng};
   std::vector<float> embed_w_hat;
   dnnl::primitive embed_prim;
-  dnnl::memory embed_src, embed_dst, embed_wei, embed_bias;
+  dnnl::memory embed_wei, embed_bias;
+  dnnl::memory::desc embed_src_md, embed_dst_md, embed_scratch_md;
+  std::string embed_impl;
+  std::string description;
+  int row_chunk = 1;  // IntPathOptions::row_chunk
+  int max_chunk_rows = 0;  // rows of the largest row chunk (row_chunk or fewer)
+
+  // Per executor (each fork has its own).
+  dnnl::memory embed_src, embed_dst;
   std::unordered_map<int, dnnl::memory> embed_args;
   std::unique_ptr<void, exec::FreeDeleter> embed_scratch;
-  std::string embed_impl;
 
   // Workspace: the schedule's tensors by name (buf[Buf]: float rows; codes[Buf]: the u8 codes
   // the next GEMM reads, for kQkv (per-head q/k/v codes) and kHidden (fc2's input codes);
@@ -97,9 +118,6 @@ struct ExecutorInt::Impl {
   float *patches, *pooled, *pooled_dist, *head_logits, *logits_dist;
   std::vector<AttnThread> attn_threads;
   std::vector<intk::LogScratch> row_scratch;  // fc2 LogMatmul, per thread, relative rows
-  int max_chunk_rows = 0;  // rows of the largest row chunk (row_chunk or fewer)
-  int row_chunk = 1;  // IntPathOptions::row_chunk
-  std::string description;
   Fp32Observer* observer = nullptr;
   std::unique_ptr<OpProfile> prof;  // ADALOG_PROFILE=1
 
@@ -128,7 +146,12 @@ struct ExecutorInt::Impl {
   // Prepare (executor_int_prepare.cc).
   Impl(const VitModel& src, const QuantPlan& plan, const ExecutorOptions& o,
        const IntPathOptions& iopt);
+  // A fork: shares src's prepared state, allocates its own workspace and per-thread scratch.
+  // Reads only the prepared state, so it may run while src or another fork runs.
+  explicit Impl(const Impl& src);
   ~Impl();
+  void BindPatchEmbed();
+  void StartProfile();
   void PrepareBlock(const QuantPlan& plan, const BlockParams& mb, size_t bi);
   void AllocateWorkspace();
   void PreparePatchEmbed(const QuantPlan& plan, const std::vector<float>& weight);

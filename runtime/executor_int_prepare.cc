@@ -267,14 +267,21 @@ VitModel Skeleton(const VitModel& src) {
 
 ExecutorInt::Impl::Impl(const VitModel& src, const QuantPlan& plan, const ExecutorOptions& o,
                         const IntPathOptions& iopt)
-    : m(Skeleton(src)),
+    : model_owner(std::make_shared<const VitModel>(Skeleton(src))),
+      m(*model_owner),
       sched(BuildSchedule(m)),
       max_batch(o.max_batch),
       threads(o.num_threads > 0 ? o.num_threads : omp_get_max_threads()),
       cap(o.isa_cap),
       io(iopt),
       fk(SelectFloatKernels(o.isa_cap)),
-      qimpl(intk::SelectQgemmImpl(o.isa_cap)) {
+      qimpl(intk::SelectQgemmImpl(o.isa_cap)),
+      weights(std::make_shared<Weights>()),
+      blocks(weights->blocks),
+      head_in(weights->head_in),
+      head_dist_in(weights->head_dist_in),
+      head(weights->head),
+      head_dist(weights->head_dist) {
   ADALOG_CHECK(max_batch >= 1 && max_batch <= 1024, "executor: max_batch ", max_batch,
                " out of range 1..1024");
   ADALOG_CHECK(o.num_threads >= 0 && o.num_threads <= 1024, "executor: num_threads ",
@@ -319,6 +326,45 @@ ExecutorInt::Impl::Impl(const VitModel& src, const QuantPlan& plan, const Execut
   PreparePatchEmbed(plan, src.embed.weight);
   PrepareThreads();
   Describe(plan);
+  StartProfile();
+}
+
+ExecutorInt::Impl::Impl(const Impl& src)
+    : model_owner(src.model_owner),
+      m(*model_owner),
+      sched(src.sched),
+      max_batch(src.max_batch),
+      threads(src.threads),
+      cap(src.cap),
+      io(src.io),
+      fk(src.fk),
+      qimpl(src.qimpl),
+      D(src.D), T(src.T), P(src.P), pre(src.pre), heads(src.heads), hd(src.hd), F(src.F),
+      C(src.C), ps(src.ps), H(src.H), W(src.W), classes(src.classes), patch_k(src.patch_k),
+      weights(src.weights),
+      blocks(weights->blocks),
+      head_in(weights->head_in),
+      head_dist_in(weights->head_dist_in),
+      head(weights->head),
+      head_dist(weights->head_dist),
+      eng(src.eng),
+      embed_prim(src.embed_prim),
+      embed_wei(src.embed_wei),
+      embed_bias(src.embed_bias),
+      embed_src_md(src.embed_src_md),
+      embed_dst_md(src.embed_dst_md),
+      embed_scratch_md(src.embed_scratch_md),
+      embed_impl(src.embed_impl),
+      description(src.description),
+      row_chunk(src.row_chunk),
+      max_chunk_rows(src.max_chunk_rows) {
+  AllocateWorkspace();
+  BindPatchEmbed();
+  PrepareThreads();
+  StartProfile();
+}
+
+void ExecutorInt::Impl::StartProfile() {
   const char* pe = std::getenv("ADALOG_PROFILE");
   if (pe != nullptr && std::string(pe) == "1") {
     prof = std::make_unique<OpProfile>();
@@ -458,20 +504,27 @@ void ExecutorInt::Impl::PreparePatchEmbed(const QuantPlan& plan, const std::vect
   embed_wei = memory(pd.weights_desc(), eng);
   dnnl::reorder(plain, embed_wei).execute(strm, plain, embed_wei);
   strm.wait();
-  embed_bias = memory(bias_md, eng, m.embed.bias.data());
-  embed_src = memory(pd.src_desc(), eng, patches);
-  embed_dst = memory(pd.dst_desc(), eng, B(Buf::kEmbedOut));
+  embed_bias = memory(bias_md, eng, const_cast<float*>(m.embed.bias.data()));
+  embed_src_md = pd.src_desc();
+  embed_dst_md = pd.dst_desc();
+  embed_scratch_md = pd.scratchpad_desc();
+  std::vector<float>().swap(embed_w_hat);  // the reordered copy is what runs
+  BindPatchEmbed();
+}
+
+// This executor's views of the patch-embed GEMM: src / dst over its workspace, its scratchpad.
+void ExecutorInt::Impl::BindPatchEmbed() {
+  embed_src = memory(embed_src_md, eng, patches);
+  embed_dst = memory(embed_dst_md, eng, B(Buf::kEmbedOut));
   embed_args = {{DNNL_ARG_SRC, embed_src},
                 {DNNL_ARG_WEIGHTS, embed_wei},
                 {DNNL_ARG_BIAS, embed_bias},
                 {DNNL_ARG_DST, embed_dst}};
-  const size_t scratch = pd.scratchpad_desc().get_size();
+  const size_t scratch = embed_scratch_md.get_size();
   if (scratch > 0) {
     embed_scratch.reset(AlignedAlloc(scratch));
-    embed_args.insert(
-        {DNNL_ARG_SCRATCHPAD, memory(pd.scratchpad_desc(), eng, embed_scratch.get())});
+    embed_args.insert({DNNL_ARG_SCRATCHPAD, memory(embed_scratch_md, eng, embed_scratch.get())});
   }
-  std::vector<float>().swap(embed_w_hat);  // the reordered copy is what runs
 }
 
 void ExecutorInt::Impl::PrepareThreads() {
@@ -595,6 +648,11 @@ std::string ExecutorInt::WhyUnsupported(const QuantPlan& plan, const VitModel& m
   if (w.empty() && model.pooling == Pooling::kClsDistAvg) w = linear(plan.head_dist, "head_dist");
   return w;
 }
+ExecutorInt::ExecutorInt(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ExecutorInt::~ExecutorInt() = default;
+
+std::unique_ptr<ExecutorInt> ExecutorInt::Fork() const {
+  return std::unique_ptr<ExecutorInt>(new ExecutorInt(std::make_unique<Impl>(*impl_)));
+}
 
 }  // namespace adalog

@@ -174,30 +174,42 @@ VitModel MakeSimulatedModel(const QuantizedModel& qm) {
 }
 
 struct ExecutorSim::Impl {
-  VitModel model;
-  std::unique_ptr<Fp32Rewriter> rewriter;
-  ExecutorFp32 exec;
+  // Shared read-only by forks: the simulated model and the rewriter (its Rewrite only reads the
+  // prepared quantizers, so concurrent forks may call it at once).
+  std::shared_ptr<const VitModel> model;
+  std::shared_ptr<Fp32Rewriter> rewriter;
+  std::unique_ptr<ExecutorFp32> exec;  // per executor: the workspace
   Impl(const QuantizedModel& qm, const ExecutorOptions& o)
-      : model(MakeSimulatedModel(qm)),
-        rewriter(MakeFakeQuantRewriter(qm.plan, model)),
-        exec(model, o) {
-    exec.SetRewriter(rewriter.get());
+      : model(std::make_shared<const VitModel>(MakeSimulatedModel(qm))),
+        rewriter(MakeFakeQuantRewriter(qm.plan, *model)),
+        exec(std::make_unique<ExecutorFp32>(*model, o)) {
+    exec->SetRewriter(rewriter.get());
+  }
+  explicit Impl(const Impl& src)
+      : model(src.model), rewriter(src.rewriter), exec(src.exec->Fork()) {
+    exec->SetRewriter(rewriter.get());
   }
 };
 
 ExecutorSim::ExecutorSim(const QuantizedModel& qm, const ExecutorOptions& options)
     : impl_(std::make_unique<Impl>(qm, options)) {}
+ExecutorSim::ExecutorSim(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ExecutorSim::~ExecutorSim() = default;
 
-void ExecutorSim::Run(const float* images, int batch, float* logits) {
-  impl_->exec.Run(images, batch, logits);
+std::unique_ptr<ExecutorSim> ExecutorSim::Fork() const {
+  return std::unique_ptr<ExecutorSim>(new ExecutorSim(std::make_unique<Impl>(*impl_)));
 }
-void ExecutorSim::SetObserver(Fp32Observer* observer) { impl_->exec.SetObserver(observer); }
-int ExecutorSim::max_batch() const { return impl_->exec.max_batch(); }
-int ExecutorSim::num_threads() const { return impl_->exec.num_threads(); }
-const VitModel& ExecutorSim::model() const { return impl_->model; }
+
+void ExecutorSim::Run(const float* images, int batch, float* logits) {
+  impl_->exec->Run(images, batch, logits);
+}
+void ExecutorSim::SetObserver(Fp32Observer* observer) { impl_->exec->SetObserver(observer); }
+int ExecutorSim::max_batch() const { return impl_->exec->max_batch(); }
+int ExecutorSim::num_threads() const { return impl_->exec->num_threads(); }
+const VitModel& ExecutorSim::model() const { return *impl_->model; }
+size_t ExecutorSim::workspace_bytes() const { return impl_->exec->workspace_bytes(); }
 std::string ExecutorSim::DescribeKernels() const {
-  return "simulated (fake-quant) executor over the FP32 executor:\n" + impl_->exec.DescribeKernels();
+  return "simulated (fake-quant) executor over the FP32 executor:\n" + impl_->exec->DescribeKernels();
 }
 
 }  // namespace adalog

@@ -49,8 +49,12 @@ class ExecutorSim {
   ExecutorSim(const ExecutorSim&) = delete;
   ExecutorSim& operator=(const ExecutorSim&) = delete;
 
-  // As ExecutorFp32::Run.
+  // As ExecutorFp32::Run (one call at a time per executor).
   void Run(const float* images, int batch, float* logits);
+  // As ExecutorFp32::Fork: shares the simulated model and the quantizers read-only, owns a fresh
+  // FP32 workspace; forks may Run concurrently. The observer is not carried over.
+  std::unique_ptr<ExecutorSim> Fork() const;
+  size_t workspace_bytes() const;
   // Observes the fake-quantized inputs (and FP32 outputs) of every op. Not owned.
   void SetObserver(Fp32Observer* observer);
 
@@ -61,6 +65,7 @@ class ExecutorSim {
 
  private:
   struct Impl;
+  explicit ExecutorSim(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
