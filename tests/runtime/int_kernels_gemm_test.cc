@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
 #include <vector>
 
 #include "quant/error.h"
@@ -57,15 +60,45 @@ void ExpectSame(const std::vector<float>& c, const std::vector<float>& ref, int 
 }
 
 // One instance per kernel level (tests/util/isa_test_util.h: skipped, named, where the CPU lacks
-// it): ref = the packed scalar GEMM / scalar q@k^T, avx512vnni = the VNNI kernels (and oneDNN).
+// it): ref = the packed scalar GEMM / scalar q@k^T, avx2 = the AVX2 family (RunQLinear's choice,
+// then every AVX2-level kernel forced: vpmaddubsw, nibbles, AVX-VNNI where the CPU has it; q@k^T
+// with and without AVX-VNNI), avx512vnni = the VNNI kernels (and oneDNN).
 class IntGemmIsa : public test::IsaParamTest {
  protected:
   QgemmImpl Impl() const {
-    return GetParam() == IsaLevel::kAvx512Vnni ? QgemmImpl::kAvx512Vnni : QgemmImpl::kPackedScalar;
+    switch (GetParam()) {
+      case IsaLevel::kAvx512Vnni: return QgemmImpl::kAvx512Vnni;
+      case IsaLevel::kAvx2: return QgemmImpl::kAvx2;
+      default: return QgemmImpl::kPackedScalar;
+    }
   }
 };
-INSTANTIATE_TEST_SUITE_P(Isa, IntGemmIsa, ::testing::Values(IsaLevel::kRef, IsaLevel::kAvx512Vnni),
+INSTANTIATE_TEST_SUITE_P(Isa, IntGemmIsa,
+                         ::testing::Values(IsaLevel::kRef, IsaLevel::kAvx2, IsaLevel::kAvx512Vnni),
                          test::IsaParamName);
+
+// Sets ADALOG_NO_AVXVNNI for its lifetime (the AVX2-level dispatch reads it per call), so the
+// plain AVX2 kernels run on a CPU that has AVX-VNNI.
+class NoAvxVnni {
+ public:
+  NoAvxVnni() { setenv("ADALOG_NO_AVXVNNI", "1", 1); }
+  ~NoAvxVnni() { unsetenv("ADALOG_NO_AVXVNNI"); }
+};
+
+// The AVX2-level u8 x s8 kernels, each forced (AVX-VNNI only where the CPU has it: reported).
+std::vector<std::pair<const char*, GemmU8S8Fn>> Avx2U8Kernels() {
+  std::vector<std::pair<const char*, GemmU8S8Fn>> k = {
+      {"qgemm_u8s8_s32_maddubsw__avx2", QgemmU8S8MaddAvx2},
+      {"qgemm_u8s8_s32_nibbles__avx2", QgemmU8S8NibblesAvx2}};
+  if (GetCpuFeatures().avx_vnni) {
+    k.emplace_back("qgemm_u8s8_s32__avxvnni", QgemmU8S8AvxVnni);
+  } else {
+    static bool said = false;
+    if (!said) std::printf("[ note ] CPU lacks AVX-VNNI: qgemm_u8s8_s32__avxvnni not tested\n");
+    said = true;
+  }
+  return k;
+}
 
 void RunCase(const Case& cs, uint64_t seed, QgemmImpl impl, bool with_onednn) {
   auto rng = test::SeededRng(seed);
@@ -100,6 +133,18 @@ void RunCase(const Case& cs, uint64_t seed, QgemmImpl impl, bool with_onednn) {
       ExpectSame(c2, ref, cs.m, 1, cs.m - 1, cs.n, ldc, repro + " rows=[1,m-1) impl=" + QgemmImplName(impl));
     }
   }
+  if (impl == QgemmImpl::kAvx2) {
+    for (const auto& [name, fn] : Avx2U8Kernels()) {
+      std::vector<float> c(static_cast<size_t>(cs.m * ldc), kFloatSentinel);
+      fn(a.data(), cs.k, 0, cs.m, p.packed, p.epilogue(), c.data(), ldc);
+      ExpectSame(c, ref, cs.m, 0, cs.m, cs.n, ldc, repro + " kernel=" + name);
+      if (cs.m > 2) {
+        std::vector<float> c2(static_cast<size_t>(cs.m * ldc), kFloatSentinel);
+        fn(a.data(), cs.k, 1, cs.m - 1, p.packed, p.epilogue(), c2.data(), ldc);
+        ExpectSame(c2, ref, cs.m, 1, cs.m - 1, cs.n, ldc, repro + " rows=[1,m-1) kernel=" + name);
+      }
+    }
+  }
   if (with_onednn) {
     OnednnQgemm* d = MakeOnednnQgemm(p, cs.m);
     if (ActiveIsaLevel() < IsaLevel::kAvx512Vnni) {
@@ -112,6 +157,17 @@ void RunCase(const Case& cs, uint64_t seed, QgemmImpl impl, bool with_onednn) {
     ExpectSame(c, ref, cs.m, 0, cs.m, cs.n, ldc, repro + " impl=onednn");
     FreeOnednnQgemm(d);
   }
+}
+
+TEST_P(IntGemmIsa, LevelSelectsItsKernels) {
+  if (GetParam() != IsaLevel::kAvx2) GTEST_SKIP() << "checks the avx2 level's choice";
+  const QgemmImpl impl = SelectQgemmImpl(IsaLevel::kAvx2);
+  EXPECT_EQ(impl, GetCpuFeatures().avx_vnni ? QgemmImpl::kAvxVnni : QgemmImpl::kAvx2);
+  NoAvxVnni off;
+  EXPECT_EQ(SelectQgemmImpl(IsaLevel::kAvx2), QgemmImpl::kAvx2);
+  EXPECT_EQ(SelectQgemmU8S8Avx2(64), &QgemmU8S8MaddAvx2);
+  EXPECT_EQ(SelectQgemmU8S8Avx2(65), &QgemmU8S8NibblesAvx2);
+  EXPECT_EQ(SelectQgemmU8S8Avx2(128), &QgemmU8S8NibblesAvx2);
 }
 
 TEST_P(IntGemmIsa, QgemmBitExactTileEdgesAndOddK) {
@@ -167,8 +223,18 @@ TEST(IntQgemm, PrepareRejectsBadParameters) {
 }
 
 // q @ k^T per head, per-head zero points, heads 1..16, tokens 1..577, head_dim 32 / 64.
+void Matmul1Cases(IsaLevel cap);
+
 TEST_P(IntGemmIsa, Matmul1BitExactPerHead) {
-  const IsaLevel cap = GetParam();
+  Matmul1Cases(GetParam());
+  if (GetParam() == IsaLevel::kAvx2 && GetCpuFeatures().avx_vnni) {
+    // Above: matmul1_u8u8_s32__avxvnni; now the plain AVX2 kernels.
+    NoAvxVnni off;
+    Matmul1Cases(GetParam());
+  }
+}
+
+void Matmul1Cases(IsaLevel cap) {
   uint64_t seed = 4000;
   const int tokens[] = {1, 2, 17, 65, 197};
   for (int heads : {1, 3, 16}) {
