@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -81,8 +82,23 @@ INSTANTIATE_TEST_SUITE_P(Isa, IntGemmIsa,
 // plain AVX2 kernels run on a CPU that has AVX-VNNI.
 class NoAvxVnni {
  public:
-  NoAvxVnni() { setenv("ADALOG_NO_AVXVNNI", "1", 1); }
-  ~NoAvxVnni() { unsetenv("ADALOG_NO_AVXVNNI"); }
+  NoAvxVnni() {
+    const char* old = std::getenv("ADALOG_NO_AVXVNNI");
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    setenv("ADALOG_NO_AVXVNNI", "1", 1);
+  }
+  ~NoAvxVnni() {
+    if (had_) {
+      setenv("ADALOG_NO_AVXVNNI", old_.c_str(), 1);
+    } else {
+      unsetenv("ADALOG_NO_AVXVNNI");
+    }
+  }
+
+ private:
+  bool had_ = false;
+  std::string old_;
 };
 
 // The AVX2-level u8 x s8 kernels, each forced (AVX-VNNI only where the CPU has it: reported).
@@ -162,7 +178,7 @@ void RunCase(const Case& cs, uint64_t seed, QgemmImpl impl, bool with_onednn) {
 TEST_P(IntGemmIsa, LevelSelectsItsKernels) {
   if (GetParam() != IsaLevel::kAvx2) GTEST_SKIP() << "checks the avx2 level's choice";
   const QgemmImpl impl = SelectQgemmImpl(IsaLevel::kAvx2);
-  EXPECT_EQ(impl, GetCpuFeatures().avx_vnni ? QgemmImpl::kAvxVnni : QgemmImpl::kAvx2);
+  EXPECT_EQ(impl, AvxVnniDecline() == nullptr ? QgemmImpl::kAvxVnni : QgemmImpl::kAvx2);
   NoAvxVnni off;
   EXPECT_EQ(SelectQgemmImpl(IsaLevel::kAvx2), QgemmImpl::kAvx2);
   EXPECT_EQ(SelectQgemmU8S8Avx2(64), &QgemmU8S8MaddAvx2);
@@ -227,7 +243,7 @@ void Matmul1Cases(IsaLevel cap);
 
 TEST_P(IntGemmIsa, Matmul1BitExactPerHead) {
   Matmul1Cases(GetParam());
-  if (GetParam() == IsaLevel::kAvx2 && GetCpuFeatures().avx_vnni) {
+  if (GetParam() == IsaLevel::kAvx2 && AvxVnniDecline() == nullptr) {
     // Above: matmul1_u8u8_s32__avxvnni; now the plain AVX2 kernels.
     NoAvxVnni off;
     Matmul1Cases(GetParam());
