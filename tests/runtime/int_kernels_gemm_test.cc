@@ -3,6 +3,7 @@
 // odd K, bit widths 2..8, zero-point sweeps, per-head zero points, sentinel-filled outputs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -212,6 +213,43 @@ TEST_P(IntGemmIsa, QgemmEveryBitWidthAndZeroPointSweep) {
   uint64_t seed = 2000;
   for (int bits = 2; bits <= 8; ++bits) {
     for (int za : {0, 1, 127, 128, 255}) RunCase({17, 33, 65, bits, za}, seed++, Impl(), false);
+  }
+}
+
+// Extreme operands: every product at its largest magnitude with one sign per column (a = amax,
+// w - zw = +-(2^bits - 1)), so the AVX2 vpmaddubsw kernel's int16 sums reach the bound its chunk
+// size is proven against (2 amax max|b| per step, qgemm_avx2_impl.h) and a chunk one step too
+// long overflows. Every level; K long enough for many chunks.
+TEST_P(IntGemmIsa, QgemmExtremeOperands) {
+  uint64_t seed = 2500;
+  for (int bits = 2; bits <= 8; ++bits) {
+    for (int amax : {255, 127, 15, 3}) {
+      const int m = 7, n = 33, k = 1000 + bits;
+      const int wmax = (1 << bits) - 1;
+      std::vector<uint8_t> a(static_cast<size_t>(m) * k, static_cast<uint8_t>(amax));
+      std::vector<uint8_t> w(static_cast<size_t>(n) * k);
+      std::vector<int32_t> zw(static_cast<size_t>(n));
+      for (int j = 0; j < n; ++j) {
+        zw[j] = j % 2 ? wmax : 0;  // w - zw = +wmax (even columns), -wmax (odd columns)
+        std::fill(w.begin() + int64_t{j} * k, w.begin() + int64_t{j + 1} * k,
+                  static_cast<uint8_t>(j % 2 ? 0 : wmax));
+      }
+      const std::vector<float> sw(static_cast<size_t>(n), 1e-4f);
+      const std::string repro = Repro("seed", seed++, "bits", bits, "amax", amax, "k", k);
+      std::vector<float> ref(static_cast<size_t>(m) * n);
+      ref::QLinearRef(a.data(), k, m, w.data(), n, k, sw.data(), zw.data(), 1.f, 0, nullptr,
+                      ref.data(), n);
+      const QLinear p = PrepareQLinear(w.data(), n, k, bits, sw.data(), zw.data(), 1.f, 0, nullptr);
+      std::vector<float> c(static_cast<size_t>(m) * n, kFloatSentinel);
+      RunQLinear(p, Impl(), a.data(), k, 0, m, c.data(), n);
+      ExpectSame(c, ref, m, 0, m, n, n, repro + " impl=" + QgemmImplName(Impl()));
+      if (Impl() != QgemmImpl::kAvx2) continue;
+      for (const auto& [name, fn] : Avx2U8Kernels()) {
+        std::vector<float> c2(static_cast<size_t>(m) * n, kFloatSentinel);
+        fn(a.data(), k, 0, m, p.packed, p.epilogue(), c2.data(), n);
+        ExpectSame(c2, ref, m, 0, m, n, n, repro + " kernel=" + name);
+      }
+    }
   }
 }
 
