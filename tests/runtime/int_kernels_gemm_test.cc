@@ -253,6 +253,46 @@ TEST_P(IntGemmIsa, QgemmExtremeOperands) {
   }
 }
 
+// The s16 x s16 GEMMs (the log-code s16 design's kernel) against the scalar packed one (itself
+// checked against the log-code reference in logcode_kernels_test.cc): nonnegative levels up to
+// 32767 against |b| up to 255, tile edges, odd K, K long enough for the int64 flush; every
+// kernel the CPU can run, including qgemm_s16s16_s32__avxvnni, which no dispatch list selects.
+TEST(IntQgemm, S16KernelsMatchScalar) {
+  std::vector<std::pair<const char*, GemmS16S16Fn>> kernels;
+  if (IsaSupported(IsaLevel::kAvx2)) kernels.emplace_back("avx2", QgemmS16S16Avx2);
+  if (GetCpuFeatures().avx_vnni) kernels.emplace_back("avxvnni", QgemmS16S16AvxVnni);
+  if (IsaSupported(IsaLevel::kAvx512Vnni)) kernels.emplace_back("avx512vnni", QgemmS16S16Avx512Vnni);
+  if (kernels.empty()) GTEST_SKIP() << "no vector s16 kernel on this CPU";
+  uint64_t seed = 2700;
+  for (const Case& cs : {Case{1, 1, 1, 8, 0}, Case{7, 17, 63, 8, 0}, Case{13, 33, 385, 4, 0},
+                         Case{25, 16, 1536, 8, 0}, Case{5, 40, 4095, 8, 0}}) {
+    auto rng = test::SeededRng(seed++);
+    std::uniform_int_distribution<int> la(0, 32767), lb(-255, 255);
+    std::vector<int16_t> a(static_cast<size_t>(cs.m) * cs.k), b(static_cast<size_t>(cs.n) * cs.k);
+    for (auto& v : a) v = static_cast<int16_t>(la(rng));
+    for (auto& v : b) v = static_cast<int16_t>(lb(rng));
+    if (cs.k > 4) std::fill(a.begin(), a.begin() + cs.k, int16_t{32767});  // a row at the top
+    PackedS16 pb;
+    PackS16(b.data(), cs.k, cs.n, cs.k, &pb);
+    const auto scale = test::UniformFloats(rng, cs.n, 1e-9f, 1e-8f);
+    const auto bias = test::UniformFloats(rng, cs.n, -1.f, 1.f);
+    std::vector<int32_t> row_exp(static_cast<size_t>(cs.m));
+    for (int i = 0; i < cs.m; ++i) row_exp[i] = (i * 7) % 40;
+    Epilogue ep;
+    ep.col_scale = scale.data();
+    ep.col_bias = bias.data();
+    ep.row_exp = row_exp.data();
+    std::vector<float> ref(static_cast<size_t>(cs.m) * cs.n);
+    QgemmS16S16Packed(a.data(), cs.k, 0, cs.m, pb, ep, ref.data(), cs.n);
+    for (const auto& [name, fn] : kernels) {
+      std::vector<float> c(static_cast<size_t>(cs.m) * cs.n, kFloatSentinel);
+      fn(a.data(), cs.k, 0, cs.m, pb, ep, c.data(), cs.n);
+      ExpectSame(c, ref, cs.m, 0, cs.m, cs.n, cs.n,
+                 Repro("seed", seed - 1, "m", cs.m, "n", cs.n, "k", cs.k) + " kernel=" + name);
+    }
+  }
+}
+
 // oneDNN's int8 GEMM (exact only with VNNI; below it MakeOnednnQgemm must decline).
 TEST(IntQgemm, OnednnMatchesReference) {
   ADALOG_REQUIRE_OR_SKIP_ISA(IsaLevel::kAvx512Vnni);

@@ -109,9 +109,9 @@ inline __m256i AddInPlace32(__m256i acc, __m256i x) {
 template <bool kS16>
 inline __m256i DpInPlace(__m256i acc, __m256i a, __m256i b) {
   if constexpr (kS16) {
-    __asm__("{vex} vpdpwssd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
+    __asm__("%{vex%} vpdpwssd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
   } else {
-    __asm__("{vex} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
   }
   return acc;
 }
