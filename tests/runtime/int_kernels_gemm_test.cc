@@ -256,7 +256,7 @@ TEST_P(IntGemmIsa, QgemmExtremeOperands) {
 // The s16 x s16 GEMMs (the log-code s16 design's kernel) against the scalar packed one (itself
 // checked against the log-code reference in logcode_kernels_test.cc): nonnegative levels up to
 // 32767 against |b| up to 255, tile edges, odd K, K long enough for the int64 flush; every
-// kernel the CPU can run, including qgemm_s16s16_s32__avxvnni, which no dispatch list selects.
+// kernel the CPU can run (qgemm_s16s16_s32__avxvnni included).
 TEST(IntQgemm, S16KernelsMatchScalar) {
   std::vector<std::pair<const char*, GemmS16S16Fn>> kernels;
   if (IsaSupported(IsaLevel::kAvx2)) kernels.emplace_back("avx2", QgemmS16S16Avx2);

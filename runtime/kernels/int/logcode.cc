@@ -346,15 +346,11 @@ const KernelImpl<RowsFn, LogDesign>& SelectLogRows(LogDesign design, IsaLevel ca
       {"logcode_matmul_u8s8__avxvnni", IsaLevel::kAvx2,
        [](const LogDesign& c) { return c == LogDesign::kU8 ? AvxVnniDecline() : DesignIs(c); },
        LogRowsAvxVnni},
-      // Declined on merit: VEX vpdpwssd (6-row tiles) measured slower than vpmaddwd + vpaddd on
-      // the one AVX-VNNI CPU at hand (AMD EPYC with avx_vnni, 1 thread, bench_int_kernels:
-      // BM_LogFc2 197x1536->384 115 vs 173 GOP/s, BM_LogAttnV 94 vs 123). Kept compiled and
-      // tested (IntQgemm.S16KernelsMatchScalar) for CPUs where it may win (Intel, untimed).
+      // VEX vpdpwssd: measured faster than vpmaddwd + vpaddd on this AVX-VNNI CPU (AMD EPYC with
+      // avx_vnni, 1 thread, bench_int_kernels, ADALOG_ISA=avx2 with / without
+      // ADALOG_NO_AVXVNNI: BM_LogFc2 197x1536->384 200 vs 172 GOP/s, BM_LogAttnV 146 vs 122).
       {"logcode_matmul_s16__avxvnni", IsaLevel::kAvx2,
-       [](const LogDesign& c) -> const char* {
-         return c == LogDesign::kS16 ? "vpdpwssd measured slower than vpmaddwd (Zen 5)"
-                                     : DesignIs(c);
-       },
+       [](const LogDesign& c) { return c == LogDesign::kS16 ? AvxVnniDecline() : DesignIs(c); },
        LogRowsAvxVnni},
       {"logcode_matmul_u8s8__avx2", IsaLevel::kAvx2, only(LogDesign::kU8), LogRowsAvx2},
       {"logcode_matmul_s16__avx2", IsaLevel::kAvx2, only(LogDesign::kS16), LogRowsAvx2},
