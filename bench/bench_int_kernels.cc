@@ -97,17 +97,30 @@ void BM_VnniPeak(benchmark::State& state) {
 }
 BENCHMARK(BM_VnniPeak);
 
-// ---- Uniform int8 GEMM. Args: M, N, K, impl (0 = VNNI microkernel, 1 = oneDNN).
+// ---- Uniform int8 GEMM. Args: M, N, K, impl (0 = VNNI microkernel, 1 = oneDNN, 2 = the AVX2
+// family (vpmaddubsw for these 4-bit weights), 3 = AVX-VNNI), activation bits (A codes < 2^bits;
+// the AVX2 kernel's int16 sums grow with 1 / max a).
 void BM_Qgemm(benchmark::State& state) {
   const int m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1)),
             k = static_cast<int>(state.range(2));
-  const bool dnn = state.range(3) == 1;
-  if (!dnn && !IsaSupported(IsaLevel::kAvx512Vnni)) {
+  const int impl_arg = static_cast<int>(state.range(3));
+  const int abits = static_cast<int>(state.range(4));
+  const bool dnn = impl_arg == 1;
+  const QgemmImpl impl = impl_arg == 0   ? QgemmImpl::kAvx512Vnni
+                         : impl_arg == 1 ? QgemmImpl::kOnednn
+                         : impl_arg == 2 ? QgemmImpl::kAvx2
+                                         : QgemmImpl::kAvxVnni;
+  if (impl == QgemmImpl::kAvx512Vnni && !IsaSupported(IsaLevel::kAvx512Vnni)) {
     state.SkipWithError("no AVX-512 VNNI");
     return;
   }
+  if ((impl == QgemmImpl::kAvx2 && !IsaSupported(IsaLevel::kAvx2)) ||
+      (impl == QgemmImpl::kAvxVnni && AvxVnniDecline() != nullptr)) {
+    state.SkipWithError(impl == QgemmImpl::kAvx2 ? "no AVX2" : AvxVnniDecline());
+    return;
+  }
   auto rng = std::mt19937_64(1);
-  const auto a = Codes(rng, int64_t{m} * k, 8);
+  const auto a = Codes(rng, int64_t{m} * k, abits);
   const auto w = Codes(rng, int64_t{n} * k, 4);
   std::vector<float> sw(n, 0.01f), bias(n, 0.5f);
   std::vector<int32_t> zw(n, 7);
@@ -115,28 +128,30 @@ void BM_Qgemm(benchmark::State& state) {
   std::vector<float> c(static_cast<size_t>(m) * n);
   OnednnQgemm* d = dnn ? MakeOnednnQgemm(p, m) : nullptr;
   for (auto _ : state) {
-    RunQLinear(p, dnn ? QgemmImpl::kOnednn : QgemmImpl::kAvx512Vnni, a.data(), k, 0, m, c.data(),
-               n, d);
+    RunQLinear(p, impl, a.data(), k, 0, m, c.data(), n, d);
     benchmark::ClobberMemory();
   }
   if (d) FreeOnednnQgemm(d);
   SetOps(state, 2.0 * m * n * k);
-  state.SetLabel(dnn ? "qgemm_u8s8_s32__onednn" : "qgemm_u8s8_s32__avx512vnni");
+  state.SetLabel(std::string(QgemmImplName(impl)) + " A" + std::to_string(abits));
 }
 // Every DeiT-S GEMM of bench/shapes/vit.txt (batch 1 and 8: patch embedding, qkv, proj, fc1, fc2,
 // head, and the per-head attention shapes) on both implementations.
 void QgemmArgs(benchmark::internal::Benchmark* b) {
   for (int impl : {0, 1}) {
     for (const bench::GemmShape& s : bench::ReadShapeList("vit.txt", "deit_s")) {
-      b->Args({s.m, s.n, s.k, impl});
+      b->Args({s.m, s.n, s.k, impl, 8});
     }
   }
   // The integer executor's row chunks (IntPathOptions::row_chunk = 48 rows).
   for (auto nk : {std::pair<int, int>{1152, 384}, {384, 384}, {1536, 384}}) {
-    b->Args({48, nk.first, nk.second, 0});
+    b->Args({48, nk.first, nk.second, 0, 8});
   }
 }
 BENCHMARK(BM_Qgemm)->Apply(QgemmArgs);
+// The AVX2 level (2 = vpmaddubsw family, 3 = AVX-VNNI) on the executor's 48-row chunks of DeiT-S
+// qkv / fc1 with 8-bit and 4-bit activation codes.
+BENCHMARK(BM_Qgemm)->ArgsProduct({{48}, {1152, 1536}, {384}, {2, 3}, {8, 4}});
 
 // ---- q @ k^T per head (197 x 197 x 64), 6 heads (k packed per call).
 void BM_Matmul1(benchmark::State& state) {

@@ -32,10 +32,14 @@ if(ADALOG_SANITIZE OR ADALOG_BUILD_FUZZ)
 endif()
 
 # adalog_isa_sources(<isa> <files...>): compile files for one ISA level.
-#   isa: avx2 | avx512 | avx512vnni
+#   isa: avx2 | avxvnni | avx512 | avx512vnni
 function(adalog_isa_sources isa)
   if(isa STREQUAL "avx2")
     set(flags "-mavx2;-mfma;-mf16c")
+  elseif(isa STREQUAL "avxvnni")
+    # AVX-VNNI (VEX vpdpbusd / vpdpwssd) on top of AVX2: an extension, not an IsaLevel of its
+    # own (Zen 4 has AVX-512 VNNI without it); its kernels check the cpu flag at run time.
+    set(flags "-mavx2;-mfma;-mf16c;-mavxvnni")
   elseif(isa STREQUAL "avx512")
     set(flags "-mavx2;-mfma;-mf16c;-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq")
   elseif(isa STREQUAL "avx512vnni")

@@ -151,13 +151,15 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   if (model_->format == ModelFormat::kQuantized) {
     bool simulate = options.simulate;
     if (!simulate && intk::SelectQgemmImpl(ActiveIsaLevel()) == intk::QgemmImpl::kPackedScalar) {
-      // Without AVX-512 VNNI the integer GEMMs are scalar: measured (ADALOG_ISA=avx2, DeiT-S
-      // W4A4, batch 1) 6.3 s per image against 0.18 s for the simulated executor. Unless the
-      // user insists (ADALOG_EXECUTOR=int), run the simulated one and say why.
+      // Below the AVX2 level (no AVX2 kernels: intk::SelectQgemmImpl ends at the scalar packed
+      // GEMM) the integer GEMMs are scalar: measured (before the AVX2 kernels existed, with
+      // ADALOG_ISA=avx2, DeiT-S W4A4, batch 1) 6.3 s per image against 0.18 s for the simulated
+      // executor. AVX2 and AVX-512 CPUs run the integer executor. Unless the user insists
+      // (ADALOG_EXECUTOR=int), run the simulated one and say why.
       const char* force = std::getenv("ADALOG_EXECUTOR");
       if (force == nullptr || std::string(force) != "int") {
         std::fprintf(stderr,
-                     "adalog: this CPU (ISA level %s) has no AVX-512 VNNI, so the integer path "
+                     "adalog: this CPU (ISA level %s) has no AVX2, so the integer path "
                      "would run scalar GEMMs, far slower than the simulated executor; running the "
                      "simulated executor (ADALOG_EXECUTOR=int forces the integer path)\n",
                      IsaLevelName(ActiveIsaLevel()));

@@ -3,7 +3,12 @@
 // odd K, bit widths 2..8, zero-point sweeps, per-head zero points, sentinel-filled outputs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "quant/error.h"
@@ -57,15 +62,60 @@ void ExpectSame(const std::vector<float>& c, const std::vector<float>& ref, int 
 }
 
 // One instance per kernel level (tests/util/isa_test_util.h: skipped, named, where the CPU lacks
-// it): ref = the packed scalar GEMM / scalar q@k^T, avx512vnni = the VNNI kernels (and oneDNN).
+// it): ref = the packed scalar GEMM / scalar q@k^T, avx2 = the AVX2 family (RunQLinear's choice,
+// then every AVX2-level kernel forced: vpmaddubsw, nibbles, AVX-VNNI where the CPU has it; q@k^T
+// with and without AVX-VNNI), avx512vnni = the VNNI kernels (and oneDNN).
 class IntGemmIsa : public test::IsaParamTest {
  protected:
   QgemmImpl Impl() const {
-    return GetParam() == IsaLevel::kAvx512Vnni ? QgemmImpl::kAvx512Vnni : QgemmImpl::kPackedScalar;
+    switch (GetParam()) {
+      case IsaLevel::kAvx512Vnni: return QgemmImpl::kAvx512Vnni;
+      case IsaLevel::kAvx2: return QgemmImpl::kAvx2;
+      default: return QgemmImpl::kPackedScalar;
+    }
   }
 };
-INSTANTIATE_TEST_SUITE_P(Isa, IntGemmIsa, ::testing::Values(IsaLevel::kRef, IsaLevel::kAvx512Vnni),
+INSTANTIATE_TEST_SUITE_P(Isa, IntGemmIsa,
+                         ::testing::Values(IsaLevel::kRef, IsaLevel::kAvx2, IsaLevel::kAvx512Vnni),
                          test::IsaParamName);
+
+// Sets ADALOG_NO_AVXVNNI for its lifetime (the AVX2-level dispatch reads it per call), so the
+// plain AVX2 kernels run on a CPU that has AVX-VNNI.
+class NoAvxVnni {
+ public:
+  NoAvxVnni() {
+    const char* old = std::getenv("ADALOG_NO_AVXVNNI");
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    setenv("ADALOG_NO_AVXVNNI", "1", 1);
+  }
+  ~NoAvxVnni() {
+    if (had_) {
+      setenv("ADALOG_NO_AVXVNNI", old_.c_str(), 1);
+    } else {
+      unsetenv("ADALOG_NO_AVXVNNI");
+    }
+  }
+
+ private:
+  bool had_ = false;
+  std::string old_;
+};
+
+// The AVX2-level u8 x s8 kernels, each forced (AVX-VNNI only where the CPU has it: reported).
+std::vector<std::pair<const char*, GemmU8S8Fn>> Avx2U8Kernels() {
+  std::vector<std::pair<const char*, GemmU8S8Fn>> k = {
+      {"qgemm_u8s8_s32_maddubsw__avx2", QgemmU8S8MaddAvx2},
+      {"qgemm_u8s8_s32_nibbles__avx2", QgemmU8S8NibblesAvx2}};
+  if (GetCpuFeatures().avx_vnni) {
+    k.emplace_back("qgemm_u8s8_s32__avxvnni", QgemmU8S8AvxVnni);
+  } else {
+    static bool said = false;
+    if (!said) std::printf("[ note ] CPU lacks AVX-VNNI: qgemm_u8s8_s32__avxvnni not tested\n");
+    said = true;
+  }
+  return k;
+}
 
 void RunCase(const Case& cs, uint64_t seed, QgemmImpl impl, bool with_onednn) {
   auto rng = test::SeededRng(seed);
@@ -100,6 +150,18 @@ void RunCase(const Case& cs, uint64_t seed, QgemmImpl impl, bool with_onednn) {
       ExpectSame(c2, ref, cs.m, 1, cs.m - 1, cs.n, ldc, repro + " rows=[1,m-1) impl=" + QgemmImplName(impl));
     }
   }
+  if (impl == QgemmImpl::kAvx2) {
+    for (const auto& [name, fn] : Avx2U8Kernels()) {
+      std::vector<float> c(static_cast<size_t>(cs.m * ldc), kFloatSentinel);
+      fn(a.data(), cs.k, 0, cs.m, p.packed, p.epilogue(), c.data(), ldc);
+      ExpectSame(c, ref, cs.m, 0, cs.m, cs.n, ldc, repro + " kernel=" + name);
+      if (cs.m > 2) {
+        std::vector<float> c2(static_cast<size_t>(cs.m * ldc), kFloatSentinel);
+        fn(a.data(), cs.k, 1, cs.m - 1, p.packed, p.epilogue(), c2.data(), ldc);
+        ExpectSame(c2, ref, cs.m, 1, cs.m - 1, cs.n, ldc, repro + " rows=[1,m-1) kernel=" + name);
+      }
+    }
+  }
   if (with_onednn) {
     OnednnQgemm* d = MakeOnednnQgemm(p, cs.m);
     if (ActiveIsaLevel() < IsaLevel::kAvx512Vnni) {
@@ -112,6 +174,17 @@ void RunCase(const Case& cs, uint64_t seed, QgemmImpl impl, bool with_onednn) {
     ExpectSame(c, ref, cs.m, 0, cs.m, cs.n, ldc, repro + " impl=onednn");
     FreeOnednnQgemm(d);
   }
+}
+
+TEST_P(IntGemmIsa, LevelSelectsItsKernels) {
+  if (GetParam() != IsaLevel::kAvx2) GTEST_SKIP() << "checks the avx2 level's choice";
+  const QgemmImpl impl = SelectQgemmImpl(IsaLevel::kAvx2);
+  EXPECT_EQ(impl, AvxVnniDecline() == nullptr ? QgemmImpl::kAvxVnni : QgemmImpl::kAvx2);
+  NoAvxVnni off;
+  EXPECT_EQ(SelectQgemmImpl(IsaLevel::kAvx2), QgemmImpl::kAvx2);
+  EXPECT_EQ(SelectQgemmU8S8Avx2(64), &QgemmU8S8MaddAvx2);
+  EXPECT_EQ(SelectQgemmU8S8Avx2(65), &QgemmU8S8NibblesAvx2);
+  EXPECT_EQ(SelectQgemmU8S8Avx2(128), &QgemmU8S8NibblesAvx2);
 }
 
 TEST_P(IntGemmIsa, QgemmBitExactTileEdgesAndOddK) {
@@ -143,6 +216,83 @@ TEST_P(IntGemmIsa, QgemmEveryBitWidthAndZeroPointSweep) {
   }
 }
 
+// Extreme operands: every product at its largest magnitude with one sign per column (a = amax,
+// w - zw = +-(2^bits - 1)), so the AVX2 vpmaddubsw kernel's int16 sums reach the bound its chunk
+// size is proven against (2 amax max|b| per step, qgemm_avx2_impl.h) and a chunk one step too
+// long overflows. Every level; K long enough for many chunks.
+TEST_P(IntGemmIsa, QgemmExtremeOperands) {
+  uint64_t seed = 2500;
+  for (int bits = 2; bits <= 8; ++bits) {
+    for (int amax : {255, 127, 15, 3}) {
+      const int m = 7, n = 33, k = 1000 + bits;
+      const int wmax = (1 << bits) - 1;
+      std::vector<uint8_t> a(static_cast<size_t>(m) * k, static_cast<uint8_t>(amax));
+      std::vector<uint8_t> w(static_cast<size_t>(n) * k);
+      std::vector<int32_t> zw(static_cast<size_t>(n));
+      for (int j = 0; j < n; ++j) {
+        zw[j] = j % 2 ? wmax : 0;  // w - zw = +wmax (even columns), -wmax (odd columns)
+        std::fill(w.begin() + int64_t{j} * k, w.begin() + int64_t{j + 1} * k,
+                  static_cast<uint8_t>(j % 2 ? 0 : wmax));
+      }
+      const std::vector<float> sw(static_cast<size_t>(n), 1e-4f);
+      const std::string repro = Repro("seed", seed++, "bits", bits, "amax", amax, "k", k);
+      std::vector<float> ref(static_cast<size_t>(m) * n);
+      ref::QLinearRef(a.data(), k, m, w.data(), n, k, sw.data(), zw.data(), 1.f, 0, nullptr,
+                      ref.data(), n);
+      const QLinear p = PrepareQLinear(w.data(), n, k, bits, sw.data(), zw.data(), 1.f, 0, nullptr);
+      std::vector<float> c(static_cast<size_t>(m) * n, kFloatSentinel);
+      RunQLinear(p, Impl(), a.data(), k, 0, m, c.data(), n);
+      ExpectSame(c, ref, m, 0, m, n, n, repro + " impl=" + QgemmImplName(Impl()));
+      if (Impl() != QgemmImpl::kAvx2) continue;
+      for (const auto& [name, fn] : Avx2U8Kernels()) {
+        std::vector<float> c2(static_cast<size_t>(m) * n, kFloatSentinel);
+        fn(a.data(), k, 0, m, p.packed, p.epilogue(), c2.data(), n);
+        ExpectSame(c2, ref, m, 0, m, n, n, repro + " kernel=" + name);
+      }
+    }
+  }
+}
+
+// The s16 x s16 GEMMs (the log-code s16 design's kernel) against the scalar packed one (itself
+// checked against the log-code reference in logcode_kernels_test.cc): nonnegative levels up to
+// 32767 against |b| up to 255, tile edges, odd K, K long enough for the int64 flush; every
+// kernel the CPU can run (qgemm_s16s16_s32__avxvnni included).
+TEST(IntQgemm, S16KernelsMatchScalar) {
+  std::vector<std::pair<const char*, GemmS16S16Fn>> kernels;
+  if (IsaSupported(IsaLevel::kAvx2)) kernels.emplace_back("avx2", QgemmS16S16Avx2);
+  if (GetCpuFeatures().avx_vnni) kernels.emplace_back("avxvnni", QgemmS16S16AvxVnni);
+  if (IsaSupported(IsaLevel::kAvx512Vnni)) kernels.emplace_back("avx512vnni", QgemmS16S16Avx512Vnni);
+  if (kernels.empty()) GTEST_SKIP() << "no vector s16 kernel on this CPU";
+  uint64_t seed = 2700;
+  for (const Case& cs : {Case{1, 1, 1, 8, 0}, Case{7, 17, 63, 8, 0}, Case{13, 33, 385, 4, 0},
+                         Case{25, 16, 1536, 8, 0}, Case{5, 40, 4095, 8, 0}}) {
+    auto rng = test::SeededRng(seed++);
+    std::uniform_int_distribution<int> la(0, 32767), lb(-255, 255);
+    std::vector<int16_t> a(static_cast<size_t>(cs.m) * cs.k), b(static_cast<size_t>(cs.n) * cs.k);
+    for (auto& v : a) v = static_cast<int16_t>(la(rng));
+    for (auto& v : b) v = static_cast<int16_t>(lb(rng));
+    if (cs.k > 4) std::fill(a.begin(), a.begin() + cs.k, int16_t{32767});  // a row at the top
+    PackedS16 pb;
+    PackS16(b.data(), cs.k, cs.n, cs.k, &pb);
+    const auto scale = test::UniformFloats(rng, cs.n, 1e-9f, 1e-8f);
+    const auto bias = test::UniformFloats(rng, cs.n, -1.f, 1.f);
+    std::vector<int32_t> row_exp(static_cast<size_t>(cs.m));
+    for (int i = 0; i < cs.m; ++i) row_exp[i] = (i * 7) % 40;
+    Epilogue ep;
+    ep.col_scale = scale.data();
+    ep.col_bias = bias.data();
+    ep.row_exp = row_exp.data();
+    std::vector<float> ref(static_cast<size_t>(cs.m) * cs.n);
+    QgemmS16S16Packed(a.data(), cs.k, 0, cs.m, pb, ep, ref.data(), cs.n);
+    for (const auto& [name, fn] : kernels) {
+      std::vector<float> c(static_cast<size_t>(cs.m) * cs.n, kFloatSentinel);
+      fn(a.data(), cs.k, 0, cs.m, pb, ep, c.data(), cs.n);
+      ExpectSame(c, ref, cs.m, 0, cs.m, cs.n, cs.n,
+                 Repro("seed", seed - 1, "m", cs.m, "n", cs.n, "k", cs.k) + " kernel=" + name);
+    }
+  }
+}
+
 // oneDNN's int8 GEMM (exact only with VNNI; below it MakeOnednnQgemm must decline).
 TEST(IntQgemm, OnednnMatchesReference) {
   ADALOG_REQUIRE_OR_SKIP_ISA(IsaLevel::kAvx512Vnni);
@@ -167,8 +317,18 @@ TEST(IntQgemm, PrepareRejectsBadParameters) {
 }
 
 // q @ k^T per head, per-head zero points, heads 1..16, tokens 1..577, head_dim 32 / 64.
+void Matmul1Cases(IsaLevel cap);
+
 TEST_P(IntGemmIsa, Matmul1BitExactPerHead) {
-  const IsaLevel cap = GetParam();
+  Matmul1Cases(GetParam());
+  if (GetParam() == IsaLevel::kAvx2 && AvxVnniDecline() == nullptr) {
+    // Above: matmul1_u8u8_s32__avxvnni; now the plain AVX2 kernels.
+    NoAvxVnni off;
+    Matmul1Cases(GetParam());
+  }
+}
+
+void Matmul1Cases(IsaLevel cap) {
   uint64_t seed = 4000;
   const int tokens[] = {1, 2, 17, 65, 197};
   for (int heads : {1, 3, 16}) {

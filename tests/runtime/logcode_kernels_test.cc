@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "quant/log_quantizers.h"
@@ -157,16 +158,33 @@ void RunLogCase(const LogCase& cs, uint64_t seed, IsaLevel cap) {
                       cs.k, cs.n, cs.k, zu.data(), alpha.data(), bias_p, ref.data(), cs.n);
     LogScratch s = MakeLogScratch(p, cs.m);
     std::vector<float> y(static_cast<size_t>(cs.m * ldy), kFloatSentinel);
+    if (cap == IsaLevel::kAvx2) {  // the instance runs the AVX2-level kernels, not a fallback
+      const std::string impl = LogMatmulImplName(design, cap);
+      EXPECT_TRUE(impl.find("__avx2") != std::string::npos ||
+                  impl.find("__avxvnni") != std::string::npos)
+          << impl << " " << repro;
+    }
     RunLogMatmul(p, codes.data(), cs.k, 0, cs.m, y.data(), ldy, &s, cap);
     CheckBitExact(y, ref, cs.m, cs.n, ldy, repro + " cap=" + IsaLevelName(cap));
   }
 }
 
-// One instance per kernel level: ref (scalar) and avx512vnni (skipped, named, without it).
+// One instance per kernel level: ref (scalar), avx2 and avx512vnni (skipped, named, without
+// it). At avx2 every case runs twice on a CPU with AVX-VNNI: its kernels, then the plain AVX2 ones
+// (ADALOG_NO_AVXVNNI, read by the dispatch at every call).
 class LogCodeMatmulIsa : public test::IsaParamTest {};
 INSTANTIATE_TEST_SUITE_P(Isa, LogCodeMatmulIsa,
-                         ::testing::Values(IsaLevel::kRef, IsaLevel::kAvx512Vnni),
+                         ::testing::Values(IsaLevel::kRef, IsaLevel::kAvx2, IsaLevel::kAvx512Vnni),
                          test::IsaParamName);
+
+void RunLogCaseAt(const LogCase& cs, uint64_t seed, IsaLevel cap) {
+  RunLogCase(cs, seed, cap);
+  if (cap == IsaLevel::kAvx2 && AvxVnniDecline() == nullptr) {
+    setenv("ADALOG_NO_AVXVNNI", "1", 1);
+    RunLogCase(cs, seed, cap);
+    unsetenv("ADALOG_NO_AVXVNNI");  // it was unset (AvxVnniDecline() said the kernels may run)
+  }
+}
 
 TEST_P(LogCodeMatmulIsa, AttnVBitExactEveryDesign) {
   const IsaLevel cap = GetParam();
@@ -178,10 +196,10 @@ TEST_P(LogCodeMatmulIsa, AttnVBitExactEveryDesign) {
       const int t = tokens[(bits + i * 2) % 6];
       const int d = (i % 2) ? 32 : 64;
       const int q = qs[(bits + i) % 6];
-      RunLogCase({t, d, t, bits, q, true}, seed++, cap);
+      RunLogCaseAt({t, d, t, bits, q, true}, seed++, cap);
     }
   }
-  RunLogCase({577, 64, 577, 4, 37, true}, seed++, cap);  // longest token count once
+  RunLogCaseAt({577, 64, 577, 4, 37, true}, seed++, cap);  // longest token count once
 }
 
 TEST_P(LogCodeMatmulIsa, AttnVHeadsLoop) {
@@ -190,7 +208,7 @@ TEST_P(LogCodeMatmulIsa, AttnVHeadsLoop) {
   uint64_t seed = 5500;
   for (int heads : {1, 6, 16}) {
     for (int h = 0; h < heads; h += (heads > 6 ? 5 : 1)) {
-      RunLogCase({33, 64, 33, 4 + h % 3, 10 + (h * 29) % 128, true}, seed++, cap);
+      RunLogCaseAt({33, 64, 33, 4 + h % 3, 10 + (h * 29) % 128, true}, seed++, cap);
     }
   }
 }
@@ -204,22 +222,22 @@ TEST_P(LogCodeMatmulIsa, Fc2BitExactEveryDesign) {
   for (int bits = 3; bits <= 8; ++bits) {
     for (int i = 0; i < 4; ++i) {
       const int q = (bits * 17 + i * 31) % 128 + 10;
-      RunLogCase({ms[(bits + i) % 5], ns[(bits * 2 + i) % 6], ks[(bits + 3 * i) % 6], bits,
+      RunLogCaseAt({ms[(bits + i) % 5], ns[(bits * 2 + i) % 6], ks[(bits + 3 * i) % 6], bits,
                   i == 0 ? 37 : q, false},
                  seed++, cap);
     }
   }
-  RunLogCase({17, 40, 1536, 4, 30, false}, seed++, cap);  // fc2 K, int64 flush path of s16
+  RunLogCaseAt({17, 40, 1536, 4, 30, false}, seed++, cap);  // fc2 K, int64 flush path of s16
   // Weight codes of fewer bits: the s16 kernel's int32 chunks grow with 1 / max |u - zu|
   // (4 bits: no flush up to K = 4368; 6 bits: a flush every 1040 k, so K = 1536 has an uneven
   // second chunk); random and extreme (largest partial sums) operands.
   // More rows than one 96-row block of the s16 kernel (blocks 96, 96, 5).
-  RunLogCase({197, 70, 1536, 4, 30, false, 4}, seed++, cap);
-  RunLogCase({101, 19, 384, 8, 10, false}, seed++, cap);
+  RunLogCaseAt({197, 70, 1536, 4, 30, false, 4}, seed++, cap);
+  RunLogCaseAt({101, 19, 384, 8, 10, false}, seed++, cap);
   for (int ubits : {2, 4, 6, 7}) {
-    RunLogCase({13, 33, 1536, 4, 30, false, ubits}, seed++, cap);
-    RunLogCase({7, 17, 4096, 4, 30, false, ubits, true}, seed++, cap);
-    RunLogCase({6, 16, 4093, 8, 10, false, ubits, true}, seed++, cap);
+    RunLogCaseAt({13, 33, 1536, 4, 30, false, ubits}, seed++, cap);
+    RunLogCaseAt({7, 17, 4096, 4, 30, false, ubits, true}, seed++, cap);
+    RunLogCaseAt({6, 16, 4093, 8, 10, false, ubits, true}, seed++, cap);
   }
 }
 

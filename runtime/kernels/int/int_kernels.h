@@ -35,6 +35,10 @@ inline constexpr int kMaxK = 4096;  // bounds the int32 accumulators (quant/READ
 // operand for 16 output columns.
 struct PackedS8 {
   int n = 0, k = 0, kp = 0;
+  // A bound on |b| over the panels: 128 unless a packer set a tighter one (PackS8 / PackS8Into
+  // compute it). The AVX2 vpmaddubsw kernel sizes its int16 sums from it (qgemm_avx2_impl.h), so
+  // it must never be below the true maximum.
+  int32_t max_abs = 128;
   std::vector<int8_t> data;
 };
 struct PackedS16 {
@@ -81,6 +85,36 @@ void QgemmS16S16Avx512Vnni(const int16_t* a, int64_t lda, int m0, int m1, const 
 int32_t MaxU8RowsAvx512(const uint8_t* b, int64_t ldb, int n, int k);
 void PackU8MinusAvx512(const uint8_t* b, int64_t ldb, int n, int k, int32_t sub, PackedS8* p,
                        int32_t* row_sum);
+// AVX2 level (runtime/kernels/int/qgemm__avx2.cc, qgemm__avxvnni.cc; exactness proofs in
+// qgemm_avx2_impl.h). 16-column tiles on the same packed panels.
+//   qgemm_u8s8_s32_maddubsw__avx2: vpmaddubsw + int16 sums sized from the tile's max a and
+//     b.max_abs; exact for any u8 a when b.max_abs <= 64 (<= 6-bit weights), and for larger |b|
+//     it switches, per tile, to the nibble form when 2 max(a) b.max_abs > 32767.
+//   qgemm_u8s8_s32_nibbles__avx2: a = 16 a_hi + a_lo, two vpmaddubsw passes; exact for any s8 b.
+//   qgemm_u8s8_s32__avxvnni / qgemm_s16s16_s32__avxvnni: VEX vpdpbusd / vpdpwssd (AVX-VNNI).
+//   qgemm_s16s16_s32__avx2: vpmaddwd, int64 flushes as the VNNI s16 kernel.
+void QgemmU8S8MaddAvx2(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b,
+                       const Epilogue& ep, float* c, int64_t ldc);
+void QgemmU8S8NibblesAvx2(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b,
+                          const Epilogue& ep, float* c, int64_t ldc);
+void QgemmU8S8AvxVnni(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b,
+                      const Epilogue& ep, float* c, int64_t ldc);
+void QgemmS16S16Avx2(const int16_t* a, int64_t lda, int m0, int m1, const PackedS16& b,
+                     const Epilogue& ep, float* c, int64_t ldc);
+void QgemmS16S16AvxVnni(const int16_t* a, int64_t lda, int m0, int m1, const PackedS16& b,
+                        const Epilogue& ep, float* c, int64_t ldc);
+// The AVX2-level u8 x s8 kernel for a B bound (ordered list "qgemm_u8s8_s32_avx2": AVX-VNNI,
+// vpmaddubsw when max_abs <= 64, the nibble form; ADALOG_VERBOSE prints the declines).
+GemmU8S8Fn SelectQgemmU8S8Avx2(int32_t max_abs);
+// "" / nullptr when the AVX-VNNI kernels may run, else why not: the CPU lacks the avx_vnni flag,
+// or ADALOG_NO_AVXVNNI is set to a value other than "0" (to run and time the plain AVX2 kernels
+// on a CPU that has AVX-VNNI). Read at every call (no allocation).
+const char* AvxVnniDecline();
+// Matmul1Head's B operand, AVX2: min and max over rows b[j][0..k) (0, 0 when empty), and the
+// pack of PackU8MinusAvx512 with p->max_abs = max_abs (the caller's bound on |b - sub|).
+void MinMaxU8RowsAvx2(const uint8_t* b, int64_t ldb, int n, int k, int32_t* mn, int32_t* mx);
+void PackU8MinusAvx2(const uint8_t* b, int64_t ldb, int n, int k, int32_t sub, int32_t max_abs,
+                     PackedS8* p, int32_t* row_sum);
 // Scalar fallbacks on the packed operands (any x86-64), same results.
 void QgemmU8S8Packed(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b,
                      const Epilogue& ep, float* c, int64_t ldc);
@@ -98,7 +132,9 @@ void QgemmS16S16Packed(const int16_t* a, int64_t lda, int m0, int m1, const Pack
 //   col_rowsum_mult[n] = e[n] (only when bits == 8), col_acc_bias[n] = -za sum_k w8 - K za e[n],
 //   col_scale[n] = sa * sw[n] (float product), col_bias[n] = bias[n] (or 0).
 // |acc| < 2^31 for K <= 4096 (255 * 255 * 4096 < 2^28 per term).
-enum class QgemmImpl { kAuto, kAvx512Vnni, kOnednn, kPackedScalar, kReference };
+// kAvx2: the AVX2 family (RunQLinear picks vpmaddubsw or the nibble form by the weights' bound,
+// SelectQgemmU8S8Avx2); kAvxVnni: the AVX-VNNI kernel.
+enum class QgemmImpl { kAuto, kAvx512Vnni, kAvxVnni, kAvx2, kOnednn, kPackedScalar, kReference };
 const char* QgemmImplName(QgemmImpl impl);
 
 struct OnednnQgemm;  // opaque oneDNN state (runtime/kernels/int/qgemm_onednn.cc)

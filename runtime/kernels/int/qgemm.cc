@@ -24,6 +24,11 @@ void PackS8Into(const int8_t* b, int64_t ldb, int n, int k, PackedS8* p) {
   p->kp = (k + 3) / 4 * 4;
   int8_t* out = p->data.data();
   const int nb = (n + 15) / 16;
+  int32_t max_abs = 0;
+  for (int j = 0; j < n; ++j) {
+    for (int t = 0; t < k; ++t) max_abs = std::max(max_abs, std::abs(int32_t{b[j * ldb + t]}));
+  }
+  p->max_abs = max_abs;
   for (int v = 0; v < nb; ++v) {
     int8_t* panel = out + int64_t{v} * p->kp * 16;
     for (int s = 0; s < p->kp / 4; ++s) {
@@ -118,6 +123,8 @@ const char* QgemmImplName(QgemmImpl impl) {
   switch (impl) {
     case QgemmImpl::kAuto: return "auto";
     case QgemmImpl::kAvx512Vnni: return "qgemm_u8s8_s32__avx512vnni";
+    case QgemmImpl::kAvxVnni: return "qgemm_u8s8_s32__avxvnni";
+    case QgemmImpl::kAvx2: return "qgemm_u8s8_s32__avx2";
     case QgemmImpl::kOnednn: return "qgemm_u8s8_s32__onednn";
     case QgemmImpl::kPackedScalar: return "qgemm_u8s8_s32__scalar";
     case QgemmImpl::kReference: return "qgemm_u8s8_s32__reference";
@@ -173,6 +180,45 @@ QLinear PrepareQLinear(const uint8_t* w, int n, int k, int bits, const float* sw
   return p;
 }
 
+const char* AvxVnniDecline() {
+  if (!GetCpuFeatures().avx_vnni) return "CPU lacks AVX-VNNI (VEX vpdpbusd)";
+  const char* off = std::getenv("ADALOG_NO_AVXVNNI");
+  if (off != nullptr && *off != '\0' && std::strcmp(off, "0") != 0) {
+    return "disabled by ADALOG_NO_AVXVNNI";
+  }
+  return nullptr;
+}
+
+namespace {
+struct BoundConfig {
+  int32_t max_abs;  // bound on |b| of the packed s8 operand
+};
+}  // namespace
+
+GemmU8S8Fn SelectQgemmU8S8Avx2(int32_t max_abs) {
+  // vpmaddubsw sums two u8 x s8 products with int16 saturation: 2 * 255 * |b| <= 32767 needs
+  // |b| <= 64, i.e. weights of <= 6 bits (|w - zw| <= 63) or q@k^T keys of <= 6 bits; beyond
+  // that the nibble form (a = 16 a_hi + a_lo, each pass exact for any s8 b). Proofs:
+  // qgemm_avx2_impl.h.
+  using Impl = KernelImpl<GemmU8S8Fn, BoundConfig>;
+  static const std::vector<Impl> list = {
+      {"qgemm_u8s8_s32__avxvnni", IsaLevel::kAvx2,
+       [](const BoundConfig&) { return AvxVnniDecline(); }, QgemmU8S8AvxVnni},
+      {"qgemm_u8s8_s32_maddubsw__avx2", IsaLevel::kAvx2,
+       [](const BoundConfig& c) -> const char* {
+         return c.max_abs <= 64 ? nullptr
+                                : "max |b| > 64: vpmaddubsw pair sums of 255 * |b| could saturate "
+                                  "int16 (2 * 255 * 65 > 32767)";
+       },
+       QgemmU8S8MaddAvx2},
+      {"qgemm_u8s8_s32_nibbles__avx2", IsaLevel::kAvx2, {}, QgemmU8S8NibblesAvx2},
+      {"qgemm_u8s8_s32__scalar", IsaLevel::kRef, {}, QgemmU8S8Packed},
+  };
+  return SelectKernel("qgemm_u8s8_s32_avx2", list, BoundConfig{max_abs}, IsaLevel::kAvx2,
+                      [max_abs] { return "max |b| " + std::to_string(max_abs); })
+      .fn;
+}
+
 QgemmImpl SelectQgemmImpl(IsaLevel cap) {
   // Ordered list: own VNNI microkernel (measured faster than oneDNN at M = 197 and 1576, see
   // runtime/kernels/int/README.md), then the portable packed kernel. oneDNN is kept as an
@@ -185,6 +231,10 @@ QgemmImpl SelectQgemmImpl(IsaLevel cap) {
          return "explicit choice only (one primitive per M, rows not rangeable)";
        },
        QgemmImpl::kOnednn},
+      {QgemmImplName(QgemmImpl::kAvxVnni), IsaLevel::kAvx2,
+       [](const AnyConfig&) { return AvxVnniDecline(); }, QgemmImpl::kAvxVnni},
+      // vpmaddubsw or the nibble form, chosen per layer by its weights' bound (RunQLinear).
+      {QgemmImplName(QgemmImpl::kAvx2), IsaLevel::kAvx2, {}, QgemmImpl::kAvx2},
       {QgemmImplName(QgemmImpl::kPackedScalar), IsaLevel::kRef, {}, QgemmImpl::kPackedScalar},
   };
   return SelectKernel("qgemm_u8s8_s32", list, cap).fn;
@@ -199,6 +249,12 @@ void RunQLinear(const QLinear& p, QgemmImpl impl, const uint8_t* a, int64_t lda,
   switch (impl) {
     case QgemmImpl::kAvx512Vnni:
       QgemmU8S8Avx512Vnni(a, lda, m0, m1, p.packed, p.epilogue(), c, ldc);
+      return;
+    case QgemmImpl::kAvxVnni:
+      QgemmU8S8AvxVnni(a, lda, m0, m1, p.packed, p.epilogue(), c, ldc);
+      return;
+    case QgemmImpl::kAvx2:
+      SelectQgemmU8S8Avx2(p.packed.max_abs)(a, lda, m0, m1, p.packed, p.epilogue(), c, ldc);
       return;
     case QgemmImpl::kOnednn:
       RunOnednnQgemm(dnn, p, a, lda, m1, c, ldc);
@@ -232,6 +288,9 @@ QgemmImpl SelectMatmul1(IsaLevel cap) {
   using Impl = KernelImpl<QgemmImpl>;
   static const std::vector<Impl> list = {
       {"matmul1_u8u8_s32__avx512vnni", IsaLevel::kAvx512Vnni, {}, QgemmImpl::kAvx512Vnni},
+      {"matmul1_u8u8_s32__avxvnni", IsaLevel::kAvx2,
+       [](const AnyConfig&) { return AvxVnniDecline(); }, QgemmImpl::kAvxVnni},
+      {"matmul1_u8u8_s32__avx2", IsaLevel::kAvx2, {}, QgemmImpl::kAvx2},
       {"matmul1_u8u8_s32__scalar", IsaLevel::kRef, {}, QgemmImpl::kPackedScalar},
   };
   return SelectKernel("matmul1_u8u8_s32", list, cap).fn;
@@ -244,7 +303,32 @@ void Matmul1Head(const uint8_t* q, int64_t ldq, const uint8_t* k, int64_t ldk, i
                  Matmul1Workspace* ws, IsaLevel cap) {
   assert(static_cast<size_t>(tk) * d <= ws->k8.size() && "workspace made for fewer tokens / dims");
   assert(static_cast<size_t>(tk) <= ws->col_scale.size());
-  if (SelectMatmul1(cap) == QgemmImpl::kAvx512Vnni) {
+  const QgemmImpl impl = SelectMatmul1(cap);
+  if (impl == QgemmImpl::kAvxVnni || impl == QgemmImpl::kAvx2) {
+    // As the AVX-512 path below (k - zk stored directly when it fits s8), with the pack's bound
+    // max |k - sub| choosing the AVX2 kernel: 4-bit keys (|k - zk| <= 15) run vpmaddubsw with
+    // int16 sums over 72 dword steps when q is 4-bit too (qgemm_avx2_impl.h).
+    int32_t kmin = 0, kmax = 0;
+    MinMaxU8RowsAvx2(k, ldk, tk, d, &kmin, &kmax);
+    const bool direct = zk <= 128 && kmax - zk <= 127;
+    const int32_t sub = direct ? zk : 128;
+    const int32_t ez = sub - zk;
+    const int32_t max_abs = std::max(std::abs(kmin - sub), std::abs(kmax - sub));
+    PackU8MinusAvx2(k, ldk, tk, d, sub, max_abs, &ws->packed, ws->col_acc_bias.data());
+    for (int j = 0; j < tk; ++j) {
+      ws->col_acc_bias[j] = -zq * ws->col_acc_bias[j] - d * zq * ez;
+      ws->col_rowsum_mult[j] = ez;
+      ws->col_scale[j] = alpha;
+    }
+    Epilogue ep;
+    ep.col_acc_bias = ws->col_acc_bias.data();
+    ep.col_rowsum_mult = direct ? nullptr : ws->col_rowsum_mult.data();
+    ep.col_scale = ws->col_scale.data();
+    const GemmU8S8Fn fn = impl == QgemmImpl::kAvxVnni ? QgemmU8S8AvxVnni : SelectQgemmU8S8Avx2(max_abs);
+    fn(q, ldq, 0, tq, ws->packed, ep, s, lds);
+    return;
+  }
+  if (impl == QgemmImpl::kAvx512Vnni) {
     // k - zk fits s8 when zk <= 128 and max k - zk <= 127 (every code of <= 7 bits, 8-bit codes
     // with zk = 128): stored directly, e = 0, no row-sum compensation. Else k - 128 and
     // e = 128 - zk as below. Either way acc is the same exact integer.
