@@ -48,11 +48,10 @@ namespace py = pybind11;
 namespace adalog::python {
 namespace {
 
-// Session::Run is not yet safe to call from several threads at once on this branch (a parallel
-// change makes it so). Until then the binding serializes run() calls on one Session with a
-// per-Session mutex (taken after the GIL is released), so Python threads sharing a Session get
-// correct results without speed-up. Set to true once Session::Run is thread-safe;
-// `adalog._session_run_serialized` reports it.
+// Session::Run may be called from several threads at once (each call takes its own workspace:
+// include/adalog/adalog.h), so run() calls on one Session go in concurrently once the GIL is
+// released. Set to false, the binding would serialize them with a per-Session mutex;
+// `adalog._session_run_serialized` reports which.
 constexpr bool kSessionRunIsThreadSafe = true;
 
 // A float32 [N,C,H,W] view of a Python object, keeping its buffer alive.
