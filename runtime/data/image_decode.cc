@@ -23,8 +23,9 @@ namespace {
 
 void CheckSize(uint64_t w, uint64_t h, const char* format, const std::string& path) {
   ADALOG_CHECK(w >= 1 && h >= 1, path, ": ", format, " declares an empty image (", w, "x", h, ")");
-  ADALOG_CHECK(w <= kMaxImageSide && h <= kMaxImageSide, path, ": ", format, " image is ", w, "x",
-               h, ", larger than the ", kMaxImageSide, "x", kMaxImageSide, " this loader accepts");
+  ADALOG_CHECK(w <= kMaxImageSide && h <= kMaxImageSide && w * h <= kMaxImagePixels, path, ": ",
+               format, " image is ", w, "x", h, ", larger than this loader accepts (",
+               kMaxImageSide, " per side, ", kMaxImagePixels, " pixels)");
 }
 
 // ---- JPEG (libjpeg-turbo) ----
@@ -103,9 +104,11 @@ DecodedImage DecodeJpeg(const std::string& bytes, const std::string& path) {
                static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
   if (cinfo.image_width < 1 || cinfo.image_height < 1 || cinfo.image_width > kMaxImageSide ||
-      cinfo.image_height > kMaxImageSide) {
-    std::snprintf(err.message, sizeof(err.message), "image is %ux%u, outside 1..%d per side",
-                  cinfo.image_width, cinfo.image_height, kMaxImageSide);
+      cinfo.image_height > kMaxImageSide ||
+      int64_t{cinfo.image_width} * cinfo.image_height > kMaxImagePixels) {
+    std::snprintf(err.message, sizeof(err.message),
+                  "image is %ux%u, outside 1..%d per side or above %lld pixels", cinfo.image_width,
+                  cinfo.image_height, kMaxImageSide, static_cast<long long>(kMaxImagePixels));
     std::longjmp(err.jump, 1);
   }
   const bool four = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
@@ -186,6 +189,12 @@ DecodedImage DecodePng(const std::string& bytes, const std::string& path) {
   png_set_read_fn(png, &reader, PngRead);
   png_set_user_limits(png, kMaxImageSide, kMaxImageSide);
   png_read_info(png, info);
+  if (int64_t{png_get_image_width(png, info)} * png_get_image_height(png, info) > kMaxImagePixels) {
+    std::snprintf(reader.warning, sizeof(reader.warning), "image is %ux%u, above %lld pixels",
+                  png_get_image_width(png, info), png_get_image_height(png, info),
+                  static_cast<long long>(kMaxImagePixels));
+    png_error(png, "image too large");
+  }
   const png_byte color = png_get_color_type(png, info);
   const png_byte depth = png_get_bit_depth(png, info);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);

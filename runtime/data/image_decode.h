@@ -12,10 +12,13 @@
 
 namespace adalog {
 
-// The largest width or height accepted (larger files are refused before their pixels are
-// allocated): 16384, far above any eval image, small enough that 3 * 16384^2 bytes (768 MiB)
-// is the worst single allocation.
+// The largest width or height, and the most pixels, accepted; larger images are refused from
+// their header, before their pixels are allocated. A JPEG or PNG of a few hundred bytes can
+// declare any size, and the decoder allocates it whole: 2^26 pixels (67 MP, e.g. 8192 x 8192;
+// Pillow warns from 89 MP) bounds that to 192 MiB, far above any eval image. (At 16384^2 pixels,
+// 768 MiB, one such fuzzer input took over 10 s under ASan on a loaded machine.)
 inline constexpr int kMaxImageSide = 1 << 14;
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
 
 struct DecodedImage {
   int width = 0;

@@ -181,6 +181,20 @@ TEST(DataImageDecodeTest, OversizedImagesAreRefusedFromTheHeader) {
   PutBe32(png, ihdr + 8, 20000);  // height
   PutBe32(png, ihdr + 4 + 13, Crc32(png.substr(ihdr, 4 + 13)));
   ExpectRefused(png, "/data/big.png", "exceeds user limit");
+
+  // Within the side limit but above the pixel limit: 9000 x 9000 = 81 MP > 2^26.
+  for (size_t at : {sof + 5, sof + 7}) {
+    jpg[at] = static_cast<char>(9000 >> 8);
+    jpg[at + 1] = static_cast<char>(9000 & 0xFF);
+  }
+  ExpectRefused(jpg, "/data/big9k.jpg", "9000x9000");
+  PutBe32(png, ihdr + 4, 9000);
+  PutBe32(png, ihdr + 8, 9000);
+  PutBe32(png, ihdr + 4 + 13, Crc32(png.substr(ihdr, 4 + 13)));
+  ExpectRefused(png, "/data/big9k.png", "9000x9000");
+  ExpectRefused("P5 9000 9000 255\n", "/data/big9k.pgm", "9000x9000");
+  // The limits themselves are accepted as far as size goes (this PGM then fails on its raster).
+  ExpectRefused("P5 8192 8192 255\n", "/data/8k.pgm", "truncated PNM");
 }
 
 }  // namespace
