@@ -158,7 +158,7 @@ TEST(ExecutorInt, SessionSelectsTheIntegerExecutorByDefault) {
   SaveQuantizedModel(qm, path);
   auto loaded = LoadModel(path);
   const std::vector<int64_t> shape = {batch, m.embed.in_channels, m.embed.image_h, m.embed.image_w};
-  // Without AVX-512 VNNI (e.g. ADALOG_ISA=avx2) the default is the simulated executor, and
+  // Below AVX2 (ADALOG_ISA=ref: scalar GEMMs only) the default is the simulated executor, and
   // ADALOG_EXECUTOR=int forces the integer one.
   const bool vnni = intk::SelectQgemmImpl(ActiveIsaLevel()) != intk::QgemmImpl::kPackedScalar;
   if (!vnni) {
