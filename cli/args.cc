@@ -85,6 +85,48 @@ std::string OptionUsage(const OptionSpec& o) {
 
 }  // namespace
 
+OptionSpec Flag(std::string name, std::string help) {
+  OptionSpec o;
+  o.name = std::move(name);
+  o.kind = OptionKind::kFlag;
+  o.help = std::move(help);
+  return o;
+}
+
+OptionSpec Str(std::string name, std::string metavar, std::string help, bool required) {
+  OptionSpec o;
+  o.name = std::move(name);
+  o.kind = OptionKind::kString;
+  o.metavar = std::move(metavar);
+  o.help = std::move(help);
+  o.required = required;
+  return o;
+}
+
+OptionSpec Int(std::string name, std::string metavar, std::string help, int64_t min, int64_t max,
+               std::string default_text) {
+  OptionSpec o;
+  o.name = std::move(name);
+  o.kind = OptionKind::kInt;
+  o.metavar = std::move(metavar);
+  o.help = std::move(help);
+  o.min = min;
+  o.max = max;
+  o.default_text = std::move(default_text);
+  return o;
+}
+
+OptionSpec Choice(std::string name, std::vector<std::string> choices, std::string help,
+                  std::string default_text) {
+  OptionSpec o;
+  o.name = std::move(name);
+  o.kind = OptionKind::kChoice;
+  o.choices = std::move(choices);
+  o.help = std::move(help);
+  o.default_text = std::move(default_text);
+  return o;
+}
+
 const std::string& ParsedArgs::positional(size_t i) const {
   assert(i < positionals_.size());
   return positionals_[i];

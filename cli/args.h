@@ -47,6 +47,14 @@ struct OptionSpec {
   std::string default_text;  // shown in help when non-empty: "1", "all cores"
 };
 
+// Option builders (every command's spec uses them).
+OptionSpec Flag(std::string name, std::string help);
+OptionSpec Str(std::string name, std::string metavar, std::string help, bool required = false);
+OptionSpec Int(std::string name, std::string metavar, std::string help, int64_t min, int64_t max,
+               std::string default_text);
+OptionSpec Choice(std::string name, std::vector<std::string> choices, std::string help,
+                  std::string default_text);
+
 struct PositionalSpec {
   std::string name;  // "MODEL"
   std::string help;

@@ -13,48 +13,6 @@ namespace {
 constexpr int64_t kMaxThreads = 256;
 constexpr int64_t kMaxBatch = 1024;  // SessionOptions::max_batch
 
-OptionSpec Flag(std::string name, std::string help) {
-  OptionSpec o;
-  o.name = std::move(name);
-  o.kind = OptionKind::kFlag;
-  o.help = std::move(help);
-  return o;
-}
-
-OptionSpec Str(std::string name, std::string metavar, std::string help, bool required = false) {
-  OptionSpec o;
-  o.name = std::move(name);
-  o.kind = OptionKind::kString;
-  o.metavar = std::move(metavar);
-  o.help = std::move(help);
-  o.required = required;
-  return o;
-}
-
-OptionSpec Int(std::string name, std::string metavar, std::string help, int64_t min, int64_t max,
-               std::string default_text) {
-  OptionSpec o;
-  o.name = std::move(name);
-  o.kind = OptionKind::kInt;
-  o.metavar = std::move(metavar);
-  o.help = std::move(help);
-  o.min = min;
-  o.max = max;
-  o.default_text = std::move(default_text);
-  return o;
-}
-
-OptionSpec Choice(std::string name, std::vector<std::string> choices, std::string help,
-                  std::string default_text) {
-  OptionSpec o;
-  o.name = std::move(name);
-  o.kind = OptionKind::kChoice;
-  o.choices = std::move(choices);
-  o.help = std::move(help);
-  o.default_text = std::move(default_text);
-  return o;
-}
-
 OptionSpec Threads(const std::string& default_text) {
   return Int("threads", "N", "worker threads", 1, kMaxThreads, default_text);
 }

@@ -13,66 +13,40 @@ std::string JoinNames(const std::vector<std::string>& v, const char* sep) {
   return s;
 }
 
+OptionSpec WithDefault(OptionSpec o, std::string default_text) {
+  o.default_text = std::move(default_text);
+  return o;
+}
+
 }  // namespace
 
 std::vector<OptionSpec> PreprocessOptionSpecs() {
-  std::vector<OptionSpec> v;
-  OptionSpec o;
-  o.name = "preprocess";
-  o.kind = OptionKind::kChoice;
-  o.choices = PreprocessPresetNames();
-  o.help = "image folders: a preset for every field (cli/README.md: imagenet/torchvision = resize S/0.875, "
-           "bilinear, ImageNet mean/std; timm = the same but bicubic; none = resize S, mean 0, std 1)";
-  o.default_text = "the model's, else imagenet";
-  v.push_back(o);
-  o = OptionSpec();
-  o.name = "image-size";
-  o.kind = OptionKind::kInt;
-  o.metavar = "S";
-  o.help = "image folders: center-crop size (must be the model's input size)";
-  o.min = 1;
-  o.max = 4096;
-  o.default_text = "the model's input size";
-  v.push_back(o);
-  o = OptionSpec();
-  o.name = "resize";
-  o.kind = OptionKind::kInt;
-  o.metavar = "R";
-  o.help = "image folders: resize the shorter side to R before cropping";
-  o.min = 1;
-  o.max = 8192;
-  o.default_text = "the model's, else S / 0.875";
-  v.push_back(o);
-  o = OptionSpec();
-  o.name = "mean";
-  o.metavar = "a,b,c";
-  o.help = "image folders: per-channel mean, in the model's channel order";
-  o.default_text = "the model's, else ImageNet";
-  v.push_back(o);
-  o.name = "std";
-  o.help = "image folders: per-channel std, in the model's channel order";
-  v.push_back(o);
-  o = OptionSpec();
-  o.name = "interpolation";
-  o.kind = OptionKind::kChoice;
-  o.choices = InterpolationNames();
-  o.help = "image folders: resampling of the resize, as Pillow does it (antialiased)";
-  o.default_text = "the model's, else bilinear";
-  v.push_back(o);
-  o.name = "channel-order";
-  o.choices = ChannelOrderNames();
-  o.help = "image folders: the model's input channel order";
-  o.default_text = "the model's, else rgb";
-  v.push_back(o);
-  o = OptionSpec();
-  o.name = "force-preprocess";
-  o.kind = OptionKind::kFlag;
-  o.help = "use the preprocessing options even where they disagree with the model's declared preprocessing";
-  v.push_back(o);
-  o.name = "strict";
-  o.help = "image folders: an entry that is skipped (not an image, empty class folder, ...) is an error";
-  v.push_back(o);
-  return v;
+  return {
+      Choice("preprocess", PreprocessPresetNames(),
+             "image folders: a preset for every field (cli/README.md: imagenet/torchvision = resize "
+             "S/0.875, bilinear, ImageNet mean/std; timm = the same but bicubic; none = resize S, mean "
+             "0, std 1)",
+             "the model's, else imagenet"),
+      Int("image-size", "S", "image folders: center-crop size (must be the model's input size)", 1,
+          4096, "the model's input size"),
+      Int("resize", "R", "image folders: resize the shorter side to R before cropping", 1, 8192,
+          "the model's, else S / 0.875"),
+      WithDefault(Str("mean", "a,b,c", "image folders: per-channel mean, in the model's channel order"),
+                  "the model's, else ImageNet"),
+      WithDefault(Str("std", "a,b,c", "image folders: per-channel std, in the model's channel order"),
+                  "the model's, else ImageNet"),
+      Choice("interpolation", InterpolationNames(),
+             "image folders: resampling of the resize, as Pillow does it (antialiased)",
+             "the model's, else bilinear"),
+      Choice("channel-order", ChannelOrderNames(), "image folders: the model's input channel order",
+             "the model's, else rgb"),
+      Flag("force-preprocess",
+           "use the preprocessing options even where they disagree with the model's declared "
+           "preprocessing"),
+      Flag("strict",
+           "image folders: an entry that is skipped (not an image, empty class folder, ...) is an "
+           "error"),
+  };
 }
 
 PreprocessRequest GetPreprocessRequest(const ParsedArgs& a, const std::string& cmd) {

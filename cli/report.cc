@@ -177,46 +177,27 @@ std::string PlotScript() {
 }  // namespace
 
 CommandSpec ReportCommandSpec() {
-  auto opt = [](std::string name, OptionKind kind, std::string metavar, std::string help) {
-    OptionSpec o;
-    o.name = std::move(name);
-    o.kind = kind;
-    o.metavar = std::move(metavar);
-    o.help = std::move(help);
-    return o;
-  };
-  auto num = [&](std::string name, std::string metavar, std::string help, int64_t min, int64_t max,
-                 std::string def) {
-    OptionSpec o = opt(std::move(name), OptionKind::kInt, std::move(metavar), std::move(help));
-    o.min = min;
-    o.max = max;
-    o.default_text = std::move(def);
-    return o;
-  };
   CommandSpec c;
   c.name = "report";
   c.summary = "Per-layer damage of a quantized model against FP32, quantizer statistics and plots.";
   c.positionals = {{"MODEL", "an adalog quantized model file"}};
-  OptionSpec data =
-      opt("data", OptionKind::kString, "X.npy|DIR", "float32 NCHW .npy, or an image folder");
-  data.required = true;
-  OptionSpec out = opt("output", OptionKind::kString, "DIR",
-                       "directory for report.json, report.txt and the PNGs");
+  const OptionSpec data =
+      Str("data", "X.npy|DIR", "float32 NCHW .npy, or an image folder", /*required=*/true);
+  OptionSpec out =
+      Str("output", "DIR", "directory for report.json, report.txt and the PNGs", /*required=*/true);
   out.short_name = 'o';
-  out.required = true;
-  OptionSpec limit = num("limit", "N", "images to run", 1, 100000000, "64");
+  OptionSpec limit = Int("limit", "N", "images to run", 1, 100000000, "64");
   limit.short_name = 'n';
   c.options = {
       data,
-      opt("labels", OptionKind::kString, "Y.npy",
-          "integer labels [N] of an .npy (adds top-1 accuracies)"),
+      Str("labels", "Y.npy", "integer labels [N] of an .npy (adds top-1 accuracies)"),
       limit,
       out,
-      opt("fp32", OptionKind::kString, "MODEL.onnx",
+      Str("fp32", "MODEL.onnx",
           "the FP32 model it was quantized from (default: the file's 'source' entry)"),
-      num("batch", "B", "images per inference", 1, 1024, "8"),
-      num("threads", "N", "worker threads", 1, 256, "all cores"),
-      opt("no-plots", OptionKind::kFlag, "", "write report.json and report.txt only"),
+      Int("batch", "B", "images per inference", 1, 1024, "8"),
+      Int("threads", "N", "worker threads", 1, 256, "all cores"),
+      Flag("no-plots", "write report.json and report.txt only"),
   };
   c.details =
       "example:\n  adalog report model_w4a4.adalog --data test_x.npy -n 64 -o report/\n"
