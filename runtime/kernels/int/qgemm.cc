@@ -296,6 +296,23 @@ QgemmImpl SelectMatmul1(IsaLevel cap) {
   return SelectKernel("matmul1_u8u8_s32", list, cap).fn;
 }
 
+// The epilogue of the vector q@k^T paths, whose pack left sum_k (k - sub) of each key in
+// ws->col_acc_bias: with (k - zk) = (k - sub) + ez, acc_bias = -zq * that sum - d * zq * ez, the
+// row-sum term ez only when k - zk was not stored directly (ez != 0).
+Epilogue Matmul1Epilogue(int tk, int d, int32_t zq, int32_t ez, float alpha, bool direct,
+                         Matmul1Workspace* ws) {
+  for (int j = 0; j < tk; ++j) {
+    ws->col_acc_bias[j] = -zq * ws->col_acc_bias[j] - d * zq * ez;
+    ws->col_rowsum_mult[j] = ez;
+    ws->col_scale[j] = alpha;
+  }
+  Epilogue ep;
+  ep.col_acc_bias = ws->col_acc_bias.data();
+  ep.col_rowsum_mult = direct ? nullptr : ws->col_rowsum_mult.data();
+  ep.col_scale = ws->col_scale.data();
+  return ep;
+}
+
 }  // namespace
 
 void Matmul1Head(const uint8_t* q, int64_t ldq, const uint8_t* k, int64_t ldk, int tq, int tk,
@@ -315,15 +332,7 @@ void Matmul1Head(const uint8_t* q, int64_t ldq, const uint8_t* k, int64_t ldk, i
     const int32_t ez = sub - zk;
     const int32_t max_abs = std::max(std::abs(kmin - sub), std::abs(kmax - sub));
     PackU8MinusAvx2(k, ldk, tk, d, sub, max_abs, &ws->packed, ws->col_acc_bias.data());
-    for (int j = 0; j < tk; ++j) {
-      ws->col_acc_bias[j] = -zq * ws->col_acc_bias[j] - d * zq * ez;
-      ws->col_rowsum_mult[j] = ez;
-      ws->col_scale[j] = alpha;
-    }
-    Epilogue ep;
-    ep.col_acc_bias = ws->col_acc_bias.data();
-    ep.col_rowsum_mult = direct ? nullptr : ws->col_rowsum_mult.data();
-    ep.col_scale = ws->col_scale.data();
+    const Epilogue ep = Matmul1Epilogue(tk, d, zq, ez, alpha, direct, ws);
     const GemmU8S8Fn fn = impl == QgemmImpl::kAvxVnni ? QgemmU8S8AvxVnni : SelectQgemmU8S8Avx2(max_abs);
     fn(q, ldq, 0, tq, ws->packed, ep, s, lds);
     return;
@@ -336,15 +345,7 @@ void Matmul1Head(const uint8_t* q, int64_t ldq, const uint8_t* k, int64_t ldk, i
     const int32_t sub = direct ? zk : 128;
     const int32_t ez = sub - zk;  // (k - zk) = (k - sub) + ez
     PackU8MinusAvx512(k, ldk, tk, d, sub, &ws->packed, ws->col_acc_bias.data());
-    for (int j = 0; j < tk; ++j) {
-      ws->col_acc_bias[j] = -zq * ws->col_acc_bias[j] - d * zq * ez;
-      ws->col_rowsum_mult[j] = ez;
-      ws->col_scale[j] = alpha;
-    }
-    Epilogue ep;
-    ep.col_acc_bias = ws->col_acc_bias.data();
-    ep.col_rowsum_mult = direct ? nullptr : ws->col_rowsum_mult.data();
-    ep.col_scale = ws->col_scale.data();
+    const Epilogue ep = Matmul1Epilogue(tk, d, zq, ez, alpha, direct, ws);
     QgemmU8S8Avx512Vnni(q, ldq, 0, tq, ws->packed, ep, s, lds);
     return;
   }
