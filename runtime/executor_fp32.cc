@@ -55,7 +55,16 @@ struct Prim {
   std::unordered_map<int, memory> args;
   size_t scratch_bytes = 0;
   memory::desc scratch_desc;
+  // Run on the calling thread only (small GEMMs, see kMinThreadedGemmMacs).
+  bool serial = false;
 };
+
+// GEMMs with fewer multiply-adds than this run on one thread (Prim::serial). oneDNN's sgemm
+// splits K between threads when M x N is small for the team (DeiT-S's head at batch 1,
+// 1x384x1000; a tiny model's patch embedding, 64x64x48), which makes the sums, and so every later
+// tensor, depend on the thread count: ExecutorFp32Test.SameBytesWithOneAndTwoThreads* failed under
+// ADALOG_ISA=avx2. Below 2^24 multiply-adds a single core takes well under a millisecond.
+constexpr int64_t kMinThreadedGemmMacs = int64_t{1} << 24;
 
 // The primitives of one schedule step: a Linear step's GEMM in `a`; attention's q@k^T in `a`
 // and probs@v in `b`; the head's head in `a` and head_dist in `b`; patch embedding's GEMM in `a`.
@@ -247,8 +256,18 @@ struct ExecutorFp32::Impl {
     return attr;
   }
 
-  Prim MakePrim(const dnnl::matmul::primitive_desc& pd) {
+  // oneDNN fixes a matmul's thread split when its primitive descriptor is made (from the OpenMP
+  // thread count of that moment), so a serial GEMM is also made under one thread.
+  dnnl::matmul::primitive_desc MatmulPd(const dnnl::matmul::desc& d,
+                                        const dnnl::primitive_attr& attr, bool serial) {
+    if (!serial) return dnnl::matmul::primitive_desc(d, attr, eng);
+    ScopedOmpThreads one(1);
+    return dnnl::matmul::primitive_desc(d, attr, eng);
+  }
+
+  Prim MakePrim(const dnnl::matmul::primitive_desc& pd, bool serial) {
     Prim s;
+    s.serial = serial;
     s.prim = dnnl::matmul(pd);
     s.scratch_desc = pd.scratchpad_desc();
     s.scratch_bytes = s.scratch_desc.get_size();
@@ -262,9 +281,10 @@ struct ExecutorFp32::Impl {
     const memory::desc wei_md({w.k, w.n}, Dt::f32, Tag::any);
     const memory::desc bias_md({1, w.n}, Dt::f32, Tag::ab);
     const memory::desc dst_md({rows, w.n}, Dt::f32, Tag::ab);
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md),
-                                          UserScratchAttr(), eng);
-    Prim s = MakePrim(pd);
+    const bool serial = int64_t{rows} * w.n * w.k < kMinThreadedGemmMacs;
+    const auto pd = MatmulPd(dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md), UserScratchAttr(),
+                             serial);
+    Prim s = MakePrim(pd, serial);
     s.args = {{DNNL_ARG_SRC, memory(pd.src_desc(), eng, src)},
               {DNNL_ARG_WEIGHTS, WeightsFor(w, pd.weights_desc())},
               {DNNL_ARG_BIAS, w.bias},
@@ -280,8 +300,9 @@ struct ExecutorFp32::Impl {
     const memory::desc dst_md({bh, T, T}, Dt::f32, Tag::abc);
     dnnl::primitive_attr attr = UserScratchAttr();
     attr.set_output_scales(0, {scale});
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_md, dst_md), attr, eng);
-    Prim s = MakePrim(pd);
+    const bool serial = int64_t{bh} * T * T * hd < kMinThreadedGemmMacs;
+    const auto pd = MatmulPd(dnnl::matmul::desc(src_md, wei_md, dst_md), attr, serial);
+    Prim s = MakePrim(pd, serial);
     s.args = {{DNNL_ARG_SRC, memory(src_md, eng, q)},
               {DNNL_ARG_WEIGHTS, memory(wei_md, eng, k)},
               {DNNL_ARG_DST, memory(dst_md, eng, scores)}};
@@ -294,9 +315,9 @@ struct ExecutorFp32::Impl {
     const memory::desc src_md({bh, T, T}, Dt::f32, Tag::abc);
     const memory::desc wei_md({bh, T, hd}, Dt::f32, Tag::abc);
     const memory::desc dst_md({bh, T, hd}, Dt::f32, Tag::abc);
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, wei_md, dst_md),
-                                          UserScratchAttr(), eng);
-    Prim s = MakePrim(pd);
+    const bool serial = int64_t{bh} * T * T * hd < kMinThreadedGemmMacs;
+    const auto pd = MatmulPd(dnnl::matmul::desc(src_md, wei_md, dst_md), UserScratchAttr(), serial);
+    Prim s = MakePrim(pd, serial);
     s.args = {{DNNL_ARG_SRC, memory(src_md, eng, scores)},
               {DNNL_ARG_WEIGHTS, memory(wei_md, eng, v)},
               {DNNL_ARG_DST, memory(dst_md, eng, ctx)}};
@@ -361,7 +382,14 @@ struct ExecutorFp32::Impl {
     return ref;
   }
 
-  void Exec(const Prim& s) { s.prim.execute(strm, s.args); }
+  void Exec(const Prim& s) {
+    if (s.serial) {
+      ScopedOmpThreads one(1);
+      s.prim.execute(strm, s.args);
+    } else {
+      s.prim.execute(strm, s.args);
+    }
+  }
 
   // Reports a tensor: input-side taps are rewritten in place first (if a rewriter is set), and
   // the observer sees the rewritten values; output-side taps are observed only.

@@ -175,7 +175,7 @@ TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreads) {
   for (int batch : {1, 3, 8}) {
     const std::vector<float> images = RandomImages(m, batch, 3);
     std::vector<std::vector<float>> outs;
-    for (int threads : {1, 2}) {
+    for (int threads : {1, 2, 5}) {
       ExecutorOptions opt;
       opt.max_batch = 8;
       opt.num_threads = threads;
@@ -183,12 +183,17 @@ TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreads) {
       outs.emplace_back(static_cast<size_t>(batch) * m.num_classes());
       exec.Run(images.data(), batch, outs.back().data());
     }
-    EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * sizeof(float)))
-        << "batch " << batch;
+    for (size_t i = 1; i < outs.size(); ++i) {
+      EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[i].data(), outs[0].size() * sizeof(float)))
+          << "batch " << batch << ", run " << i;
+    }
   }
 }
 
 // At DeiT-S width and token count (one block), where oneDNN could choose K-splitting schedules.
+// Known gap: under ADALOG_ISA=avx2 with 5 threads, oneDNN's AVX2 sgemm also splits K of the large
+// GEMMs (DeiT-S block, batch 1 and 2), so this test stops at 2 threads; with AVX-512 it passes at
+// 5 threads too.
 TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreadsDeitSShapes) {
   RandomVitSpec s;
   s.Shape(384, 6, 1, 224, 16, 1000);
@@ -205,8 +210,10 @@ TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreadsDeitSShapes) {
       outs.emplace_back(static_cast<size_t>(batch) * m.num_classes());
       exec.Run(images.data(), batch, outs.back().data());
     }
-    EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * sizeof(float)))
-        << "batch " << batch;
+    for (size_t i = 1; i < outs.size(); ++i) {
+      EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[i].data(), outs[0].size() * sizeof(float)))
+          << "batch " << batch << ", run " << i;
+    }
   }
 }
 
