@@ -32,6 +32,7 @@ using Tag = memory::format_tag;
 using Dt = memory::data_type;
 
 using exec::FreeDeleter;
+using exec::ParallelDynamic;
 using exec::ParallelRows;
 using exec::ScopedOmpThreads;
 
@@ -57,6 +58,18 @@ struct Prim {
   memory::desc scratch_desc;
   // Run on the calling thread only (small GEMMs, see kMinThreadedGemmMacs).
   bool serial = false;
+  // Row-chunked (chunks.rows > 0): `prim` is not used; the GEMM runs as chunks of kGemmChunkRows
+  // rows, see RowChunks.
+  struct RowChunks {
+    int rows = 0, k = 0, n = 0;
+    float* src = nullptr;
+    float* dst = nullptr;
+    memory wei, bias;
+    dnnl::primitive full, tail;  // kGemmChunkRows rows; rows % kGemmChunkRows rows (if any)
+    memory::desc full_scratch, tail_scratch;
+    char* scratch = nullptr;  // `threads` slots of `slot_bytes` (Plan::chunk_scratch)
+    size_t slot_bytes = 0;
+  } chunks;
 };
 
 // GEMMs with fewer multiply-adds than this run on one thread (Prim::serial). oneDNN's sgemm
@@ -65,6 +78,14 @@ struct Prim {
 // tensor, depend on the thread count: ExecutorFp32Test.SameBytesWithOneAndTwoThreads* failed under
 // ADALOG_ISA=avx2. Below 2^24 multiply-adds a single core takes well under a millisecond.
 constexpr int64_t kMinThreadedGemmMacs = int64_t{1} << 24;
+
+// oneDNN's sgemm (the "gemm:" implementations, all that AVX2 gets) also splits K of large GEMMs
+// when the team is large enough (DeiT-S's patch embedding, 392x384x768, on 5 threads). Where oneDNN
+// picks such an implementation, a Linear runs instead as fixed chunks of this many rows, each a
+// one-thread GEMM, claimed dynamically by the threads: the chunks depend on the row count only, so
+// the bytes do not depend on the thread count. The brgemm implementations (AVX-512) split only
+// M and N and run whole, as before.
+constexpr int kGemmChunkRows = 64;
 
 // The primitives of one schedule step: a Linear step's GEMM in `a`; attention's q@k^T in `a`
 // and probs@v in `b`; the head's head in `a` and head_dist in `b`; patch embedding's GEMM in `a`.
@@ -78,6 +99,7 @@ struct Plan {
   int batch = 0;
   std::vector<StepPrims> prims;
   std::unique_ptr<void, FreeDeleter> scratch;
+  std::unique_ptr<void, FreeDeleter> chunk_scratch;  // per-thread slots for row-chunked GEMMs
   std::string description;
 };
 
@@ -277,20 +299,82 @@ struct ExecutorFp32::Impl {
   // y[M][N] = x[M][K] W^T + b. `desc` null: not described.
   Prim LinearPrim(PackedLinear& w, int rows, float* src, float* dst, std::ostringstream* desc,
                   const char* what) {
+    const bool serial = int64_t{rows} * w.n * w.k < kMinThreadedGemmMacs;
+    const auto pd = LinearPd(w, rows, serial);
+    std::string impl = pd.impl_info_str();
+    Prim s;
+    if (!serial && rows > kGemmChunkRows && impl.rfind("gemm:", 0) == 0) {
+      s = ChunkedLinear(w, rows, src, dst);
+      impl += " (row chunks of " + std::to_string(kGemmChunkRows) + ", one thread each)";
+    } else {
+      s = MakePrim(pd, serial);
+      s.args = {{DNNL_ARG_SRC, memory(pd.src_desc(), eng, src)},
+                {DNNL_ARG_WEIGHTS, WeightsFor(w, pd.weights_desc())},
+                {DNNL_ARG_BIAS, w.bias},
+                {DNNL_ARG_DST, memory(pd.dst_desc(), eng, dst)}};
+    }
+    if (desc) *desc << "  " << what << " " << rows << "x" << w.n << "x" << w.k << ": " << impl << "\n";
+    return s;
+  }
+
+  dnnl::matmul::primitive_desc LinearPd(PackedLinear& w, int rows, bool serial) {
     const memory::desc src_md({rows, w.k}, Dt::f32, Tag::ab);
     const memory::desc wei_md({w.k, w.n}, Dt::f32, Tag::any);
     const memory::desc bias_md({1, w.n}, Dt::f32, Tag::ab);
     const memory::desc dst_md({rows, w.n}, Dt::f32, Tag::ab);
-    const bool serial = int64_t{rows} * w.n * w.k < kMinThreadedGemmMacs;
-    const auto pd = MatmulPd(dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md), UserScratchAttr(),
-                             serial);
-    Prim s = MakePrim(pd, serial);
-    s.args = {{DNNL_ARG_SRC, memory(pd.src_desc(), eng, src)},
-              {DNNL_ARG_WEIGHTS, WeightsFor(w, pd.weights_desc())},
-              {DNNL_ARG_BIAS, w.bias},
-              {DNNL_ARG_DST, memory(pd.dst_desc(), eng, dst)}};
-    if (desc) *desc << "  " << what << " " << rows << "x" << w.n << "x" << w.k << ": " << pd.impl_info_str() << "\n";
+    return MatmulPd(dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md), UserScratchAttr(), serial);
+  }
+
+  // A Linear as one-thread GEMMs over fixed row chunks (kGemmChunkRows). The chunk primitives are
+  // made under one thread; both read the weights in the layout the full-size chunk asks for.
+  Prim ChunkedLinear(PackedLinear& w, int rows, float* src, float* dst) {
+    Prim s;
+    Prim::RowChunks& c = s.chunks;
+    c.rows = rows;
+    c.k = w.k;
+    c.n = w.n;
+    c.src = src;
+    c.dst = dst;
+    const auto full = LinearPd(w, kGemmChunkRows, /*serial=*/true);
+    c.wei = WeightsFor(w, full.weights_desc());
+    c.bias = w.bias;
+    c.full = dnnl::matmul(full);
+    c.full_scratch = full.scratchpad_desc();
+    s.scratch_bytes = c.full_scratch.get_size();
+    if (const int tail = rows % kGemmChunkRows; tail > 0) {
+      const auto tpd = LinearPd(w, tail, /*serial=*/true);
+      ADALOG_CHECK(tpd.weights_desc() == full.weights_desc(),
+                   "executor: oneDNN asked for two weight layouts in one chunked GEMM");
+      c.tail = dnnl::matmul(tpd);
+      c.tail_scratch = tpd.scratchpad_desc();
+      s.scratch_bytes = std::max(s.scratch_bytes, c.tail_scratch.get_size());
+    }
     return s;
+  }
+
+  // Runs a chunked Linear: chunk i is rows [64 i, 64 i + 64), on whichever thread claims it, with
+  // that thread's own stream and scratchpad slot (`chunk_scratch`, `threads` slots).
+  void ExecChunks(const Prim::RowChunks& c) {
+    const int64_t n_chunks = (c.rows + kGemmChunkRows - 1) / kGemmChunkRows;
+    ParallelDynamic(n_chunks, threads, [&](int t, int64_t i) {
+      ScopedOmpThreads one(1);
+      const int64_t r0 = i * kGemmChunkRows;
+      const int r = static_cast<int>(std::min<int64_t>(kGemmChunkRows, c.rows - r0));
+      const bool is_full = r == kGemmChunkRows;
+      const memory::desc src_md({r, c.k}, Dt::f32, Tag::ab);
+      const memory::desc dst_md({r, c.n}, Dt::f32, Tag::ab);
+      std::unordered_map<int, memory> args = {
+          {DNNL_ARG_SRC, memory(src_md, eng, c.src + r0 * c.k)},
+          {DNNL_ARG_WEIGHTS, c.wei},
+          {DNNL_ARG_BIAS, c.bias},
+          {DNNL_ARG_DST, memory(dst_md, eng, c.dst + r0 * c.n)}};
+      const memory::desc& sd = is_full ? c.full_scratch : c.tail_scratch;
+      if (sd.get_size() > 0) {
+        args.insert({DNNL_ARG_SCRATCHPAD, memory(sd, eng, c.scratch + c.slot_bytes * t)});
+      }
+      dnnl::stream st(eng);
+      (is_full ? c.full : c.tail).execute(st, args);
+    });
   }
 
   // Batched over bh = batch*heads: scores[bh] = (q[bh] @ k[bh]^T) * scale; [T][hd] x [hd][T].
@@ -365,12 +449,21 @@ struct ExecutorFp32::Impl {
       }
       all.push_back(&p.a);
     }
-    // One scratchpad shared by all primitives (they run one after another).
-    size_t scratch = 0;
-    for (Prim* s : all) scratch = std::max(scratch, s->scratch_bytes);
-    plan->scratch.reset(AlignedAlloc(scratch));
+    // One scratchpad shared by all whole primitives (they run one after another), and one slot
+    // per thread shared by the row-chunked ones.
+    size_t scratch = 0, slot = 0;
     for (Prim* s : all) {
-      if (s->scratch_bytes > 0) {
+      size_t& need = s->chunks.rows > 0 ? slot : scratch;
+      need = std::max(need, s->scratch_bytes);
+    }
+    plan->scratch.reset(AlignedAlloc(scratch));
+    slot = (slot + 63) / 64 * 64;
+    if (slot > 0) plan->chunk_scratch.reset(AlignedAlloc(slot * static_cast<size_t>(threads)));
+    for (Prim* s : all) {
+      if (s->chunks.rows > 0) {
+        s->chunks.scratch = static_cast<char*>(plan->chunk_scratch.get());
+        s->chunks.slot_bytes = slot;
+      } else if (s->scratch_bytes > 0) {
         s->args.insert({DNNL_ARG_SCRATCHPAD, memory(s->scratch_desc, eng, plan->scratch.get())});
       }
     }
@@ -383,7 +476,9 @@ struct ExecutorFp32::Impl {
   }
 
   void Exec(const Prim& s) {
-    if (s.serial) {
+    if (s.chunks.rows > 0) {
+      ExecChunks(s.chunks);
+    } else if (s.serial) {
       ScopedOmpThreads one(1);
       s.prim.execute(strm, s.args);
     } else {
