@@ -22,16 +22,41 @@ std::vector<float> QuantWeight(const UniformPerChannel& q, const std::vector<flo
   return r;
 }
 
+// The activation quantizer the plan puts at input tap `tap` of `block` (block -1: the head's);
+// null at the per-head taps and at taps the plan does not quantize.
+const ActQuant* InputActQuant(const QuantPlan& plan, TapPoint tap, int block) {
+  const BlockQuant* bq = block >= 0 ? &plan.blocks[size_t(block)] : nullptr;
+  switch (tap) {
+    case TapPoint::kQkvIn: return &bq->qkv.input;
+    case TapPoint::kAttnProbs: return &bq->attn.probs;
+    case TapPoint::kProjIn: return &bq->proj.input;
+    case TapPoint::kFc1In: return &bq->fc1.input;
+    case TapPoint::kGeluOut: return &bq->fc2.input;
+    case TapPoint::kHeadIn: return &plan.head.input;
+    case TapPoint::kHeadDistIn: return &plan.head_dist.input;
+    default: return nullptr;
+  }
+}
+
+// The per-head quantizer at kQ / kK / kV of `block`; null elsewhere.
+const UniformPerHead* InputHeadQuant(const QuantPlan& plan, TapPoint tap, int block) {
+  if (block < 0) return nullptr;
+  const BlockQuant& bq = plan.blocks[size_t(block)];
+  switch (tap) {
+    case TapPoint::kQ: return &bq.attn.q;
+    case TapPoint::kK: return &bq.attn.k;
+    case TapPoint::kV: return &bq.attn.v;
+    default: return nullptr;
+  }
+}
+
 }  // namespace
 
 float SimReferenceAct(const ActQuant& q, float x) {
   switch (q.kind) {
-    case ActQuant::Kind::kNone:
-      return x;
-    case ActQuant::Kind::kUniform:
-      return UniformQuantizer(q.uniform.params).FakeQuant(x);
-    case ActQuant::Kind::kTwin:
-      return TwinUniformQuantizer(q.twin).FakeQuant(x);
+    case ActQuant::Kind::kNone: return x;
+    case ActQuant::Kind::kUniform: return UniformQuantizer(q.uniform.params).FakeQuant(x);
+    case ActQuant::Kind::kTwin: return TwinUniformQuantizer(q.twin).FakeQuant(x);
     case ActQuant::Kind::kLog: {
       // Spec 2.6: y = Q(x + shift); the network sees y - shift unless the -shift lives in the
       // next layer's bias.
@@ -67,47 +92,12 @@ VitModel SimReferenceWeights(const QuantizedModel& qm) {
 ReferenceHooks SimReferenceHooks(const QuantPlan& plan) {
   ReferenceHooks hooks;
   hooks.input = [&plan](TapPoint tap, int block, int head, double* x, size_t n) {
-    const BlockQuant* bq = block >= 0 ? &plan.blocks[size_t(block)] : nullptr;
-    const UniformPerHead* per_head = nullptr;
-    const ActQuant* act = nullptr;
-    switch (tap) {
-      case TapPoint::kQkvIn:
-        act = &bq->qkv.input;
-        break;
-      case TapPoint::kQ:
-        per_head = &bq->attn.q;
-        break;
-      case TapPoint::kK:
-        per_head = &bq->attn.k;
-        break;
-      case TapPoint::kV:
-        per_head = &bq->attn.v;
-        break;
-      case TapPoint::kAttnProbs:
-        act = &bq->attn.probs;
-        break;
-      case TapPoint::kProjIn:
-        act = &bq->proj.input;
-        break;
-      case TapPoint::kFc1In:
-        act = &bq->fc1.input;
-        break;
-      case TapPoint::kGeluOut:
-        act = &bq->fc2.input;
-        break;
-      case TapPoint::kHeadIn:
-        act = &plan.head.input;
-        break;
-      case TapPoint::kHeadDistIn:
-        act = &plan.head_dist.input;
-        break;
-      default:
-        return;  // not an input the plan quantizes
-    }
-    if (act) {
+    if (const ActQuant* act = InputActQuant(plan, tap, block)) {
       for (size_t i = 0; i < n; ++i) x[i] = SimReferenceAct(*act, static_cast<float>(x[i]));
       return;
     }
+    const UniformPerHead* per_head = InputHeadQuant(plan, tap, block);
+    if (!per_head) return;  // not an input the plan quantizes
     if (per_head->scales.empty()) {
       for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(x[i]);
       return;
