@@ -5,7 +5,8 @@
 // executor's recorded output. Free-running forwards drift apart through rounding flips at coarse
 // (3-4 bit) quantizers, so their end-to-end gate must be loose; fed the same inputs, each op can
 // be held to FP32 accumulation error whatever the bits. Written from the method §3.2
-// placement table; shares no code with runtime/executor_sim.
+// placement table; shares no code with runtime/executor_sim. Each op's math and each quantizer are
+// the reference forward's own (reference_kernels.h, SimReferenceHooks), fed the executor's values.
 #pragma once
 
 #include <map>
@@ -38,7 +39,9 @@ class TapRecorder : public Fp32Rewriter, public Fp32Observer {
   void OnTensor(const TapInfo& t, const float* d, int rows, int cols) override {
     rec.post[Key(t)].assign(d, d + int64_t(rows) * cols);
   }
-  static TapKey Key(const TapInfo& t) { return {static_cast<int>(t.tap), t.block, t.image, t.head}; }
+  static TapKey Key(const TapInfo& t) {
+    return {static_cast<int>(t.tap), t.block, t.image, t.head};
+  }
   TapRecording rec;
 
  private:
@@ -52,14 +55,15 @@ struct OpCheck {
   std::string op;
   int64_t values = 0;
   double max_err = 0.0;
-  std::string worst;  // where max_err was seen
+  std::string worst;     // where max_err was seen
   bool missing = false;  // an expected tap was not recorded
 };
 
 // images: [batch][C][H][W] as run. Returns one OpCheck per op kind, in forward order:
 // patch_embed, ln1, qkv, qkv_split, softmax, attn_v, proj, ln2, fc1, gelu, fc2, pool, head,
 // (head_dist,) logits.
-std::vector<OpCheck> CheckOpsTeacherForced(const QuantizedModel& qm, const std::vector<float>& images,
-                                           int batch, const TapRecording& rec);
+std::vector<OpCheck> CheckOpsTeacherForced(const QuantizedModel& qm,
+                                           const std::vector<float>& images, int batch,
+                                           const TapRecording& rec);
 
 }  // namespace adalog::test
