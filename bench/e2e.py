@@ -192,19 +192,24 @@ def ort_int8_command(a, mode, path):
             f"--mode {mode}{calib} -o {shlex.quote(path)}")
 
 
+def ort_int8_fresh(a, mode, path):
+    """Whether the graph at path is newer than everything it is made from."""
+    script = os.path.join(REPO, "bench", "peers", "ort_quantize.py")
+    sources = [a.model, script] + ([a.ort_calib] if mode == "qdq" and a.ort_calib else [])
+    return os.path.isfile(path) and all(os.path.getmtime(path) >= os.path.getmtime(s) for s in sources)
+
+
 def prepare_ort_int8(a, engines):
     """Writes the ORT int8 graphs the engines need (when missing or older than the FP32 model, the
     calibration file or ort_quantize.py); an engine whose graph cannot be made is dropped."""
     keep = []
-    script = os.path.join(REPO, "bench", "peers", "ort_quantize.py")
     for e in engines:
         mode = ORT_INT8_MODES.get(e[0])
         if mode is None:
             keep.append(e)
             continue
         path = e[3]
-        sources = [a.model, script] + ([a.ort_calib] if mode == "qdq" and a.ort_calib else [])
-        if os.path.isfile(path) and all(os.path.getmtime(path) >= os.path.getmtime(s) for s in sources):
+        if ort_int8_fresh(a, mode, path):
             keep.append(e)
             continue
         cmd = ort_int8_command(a, mode, path)
@@ -303,7 +308,8 @@ def main(argv):
     if a.dry_run:
         for name, _, _, model in engines:
             if name in ORT_INT8_MODES:
-                print(f"[graph] {name}: {ort_int8_command(a, ORT_INT8_MODES[name], model)}")
+                fresh = " (up to date, not rerun)" if ort_int8_fresh(a, ORT_INT8_MODES[name], model) else ""
+                print(f"[graph] {name}{fresh}: {ort_int8_command(a, ORT_INT8_MODES[name], model)}")
         for cfg in configs:
             for name, _, tmpl, model in engines:
                 print(f"[b{cfg[0]} t{cfg[1]}] {name}: " + tmpl.format(
