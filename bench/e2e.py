@@ -337,7 +337,8 @@ def main(argv):
                         continue  # an engine that failed once in this config is not retried
                     cmd, rec, err = run_one(tmpl, model, cfg, a)
                     row = {"engine": name, "batch": cfg[0], "threads": cfg[1], "repeat": rep, "cmd": cmd,
-                           "time": datetime.datetime.now().isoformat(timespec="seconds")}
+                           "time": datetime.datetime.now().isoformat(timespec="seconds"),
+                           "loadavg": [round(v, 2) for v in os.getloadavg()]}
                     if err:
                         errors[(cfg, name)] = err
                         row["error"] = err
@@ -409,6 +410,7 @@ def main(argv):
         print("\nFailures:")
         for (cfg, name), err in errors.items():
             print(f"- {name} b{cfg[0]} t{cfg[1]}: {err}")
+    print(f"\nLoad average (1 min) at the end: {os.getloadavg()[0]:.2f}; each raw line records it after its run.")
     print(f"\nRaw JSON lines: {os.path.relpath(out, os.getcwd())}")
     return 0
 
