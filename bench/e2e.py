@@ -8,17 +8,24 @@ prints one Markdown table. Every raw JSON line (plus the command, config and rep
   /usr/bin/python3 bench/e2e.py MODEL.onnx [--batch 1 8] [--threads 1 2] [--repeats 3]
       [--warmup 3] [--runs 10] [--arch deit_s | --dims IMG,PATCH,DIM,DEPTH,HEADS,CLASSES]
       [--adalog build/cli/adalog] [--quantized NAME=MODEL_FILE ...] [--engine NAME=CMD ...]
-      [--no-ort] [--no-torch] [--dynint8] [--only NAME ...] [--out FILE.jsonl] [--layout wide|long]
+      [--no-ort] [--no-ort-int8] [--ort-calib X.npy] [--no-torch] [--dynint8] [--only NAME ...]
+      [--out FILE.jsonl] [--layout wide|long]
 
 Engines (each prints one JSON line with at least median_ms, p90_ms, images_per_s):
   adalog-fp32     {adalog} bench {model} --batch {batch} --threads {threads} --json --warmup {warmup} --runs {runs}
   adalog-NAME     the same command on MODEL_FILE, one per --quantized NAME=MODEL_FILE (e.g. w4a4=out/s.adalog)
   ort             node bench/peers/ort_bench.js {model} ... (install with bench/peers/setup.sh)
+  ort-int8dyn     the same on the graph ORT's quantize_dynamic makes with its defaults
+  ort-int8qdq     the same on quantize_static's QDQ graph (per-channel int8 weights, uint8
+                  activations, MinMax on --ort-calib, else 8 seeded N(0,1) images: speed only)
+                  Both are written by bench/peers/ort_quantize.py into out/peers/ (rebuilt when
+                  older than the model or the script); column ort-int8 = the faster of the two.
   torch           /usr/bin/python3 bench/peers/torch_bench.py --arch/--dims ... (FP32 eager)
   torch-dynint8   the same with --dynint8 (only with --dynint8)
   NAME            --engine NAME=CMD: any command template; placeholders {model} {batch} {threads}
                   {warmup} {runs} {adalog} {repo}; it must print a JSON line with median_ms.
-Ratios in the table are adalog-X ms / peer ms: below 1 means adalog is faster.
+Ratios in the table are adalog-X ms / peer ms: below 1 means adalog is faster; ort-int8X/ort is the
+int8 graph's ms / ORT FP32 ms.
 
 PyTorch cannot read ONNX: it rebuilds the architecture from models/vit_defs.py. The shape comes from
 --arch/--dims, else it is inferred from the ONNX initializers (patch conv, fc1/fc2, head_dim 64).
@@ -53,6 +60,9 @@ def parse_args(argv):
     ap.add_argument("--engine", action="append", default=[], metavar="NAME=CMD",
                     help="an extra engine command template (repeatable)")
     ap.add_argument("--no-ort", action="store_true")
+    ap.add_argument("--no-ort-int8", action="store_true", help="skip the ORT int8 peers (ort-int8dyn, ort-int8qdq)")
+    ap.add_argument("--ort-calib", default=None, metavar="X.npy",
+                    help="calibration images (float32 NCHW) of the ORT QDQ graph (default: 8 seeded N(0,1) images)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-adalog", action="store_true")
     ap.add_argument("--dynint8", action="store_true", help="add the torch dynamic-int8 peer")
@@ -76,6 +86,8 @@ def parse_args(argv):
         ap.error("--batch and --threads values must be >= 1")
     if not os.path.isfile(a.model):
         ap.error(f"model '{a.model}' not found")
+    if a.ort_calib and not os.path.isfile(a.ort_calib):
+        ap.error(f"--ort-calib '{a.ort_calib}' not found")
     return a
 
 
@@ -129,6 +141,10 @@ def build_engines(a):
             engines.append((f"adalog-{name}", "adalog", adalog_cmd, path))
     if not a.no_ort:
         engines.append(("ort", "peer", f"node {{repo}}/bench/peers/ort_bench.js {{model}} {fmt_common}", a.model))
+        if not a.no_ort_int8:
+            for name, mode in (("ort-int8dyn", "dynamic"), ("ort-int8qdq", "qdq")):
+                engines.append((name, "peer", f"node {{repo}}/bench/peers/ort_bench.js {{model}} {fmt_common}",
+                                ort_int8_path(a, mode)))
     if not a.no_torch:
         if a.dims:
             shape = f"--dims {shlex.quote(a.dims)}"
@@ -158,6 +174,55 @@ def build_engines(a):
     return engines
 
 
+ORT_INT8_MODES = {"ort-int8dyn": "dynamic", "ort-int8qdq": "qdq"}
+
+
+def ort_int8_path(a, mode):
+    """Where the ORT int8 graph of a.model goes: out/peers/<model>-ort-<mode>[-<calib>].onnx."""
+    stem = os.path.splitext(os.path.basename(a.model))[0]
+    tag = "dyn" if mode == "dynamic" else "qdq-" + (
+        os.path.splitext(os.path.basename(a.ort_calib))[0] if a.ort_calib else "rand8")
+    return os.path.join(REPO, "out", "peers", f"{stem}-ort-{tag}.onnx")
+
+
+def ort_int8_command(a, mode, path):
+    calib = "" if mode == "dynamic" else (
+        f" --calib {shlex.quote(a.ort_calib)}" if a.ort_calib else " --calib-random 8 --calib-seed 0")
+    return (f"{PY} {shlex.quote(os.path.join(REPO, 'bench', 'peers', 'ort_quantize.py'))} {shlex.quote(a.model)} "
+            f"--mode {mode}{calib} -o {shlex.quote(path)}")
+
+
+def ort_int8_fresh(a, mode, path):
+    """Whether the graph at path is newer than everything it is made from."""
+    script = os.path.join(REPO, "bench", "peers", "ort_quantize.py")
+    sources = [a.model, script] + ([a.ort_calib] if mode == "qdq" and a.ort_calib else [])
+    return os.path.isfile(path) and all(os.path.getmtime(path) >= os.path.getmtime(s) for s in sources)
+
+
+def prepare_ort_int8(a, engines):
+    """Writes the ORT int8 graphs the engines need (when missing or older than the FP32 model, the
+    calibration file or ort_quantize.py); an engine whose graph cannot be made is dropped."""
+    keep = []
+    for e in engines:
+        mode = ORT_INT8_MODES.get(e[0])
+        if mode is None:
+            keep.append(e)
+            continue
+        path = e[3]
+        if ort_int8_fresh(a, mode, path):
+            keep.append(e)
+            continue
+        cmd = ort_int8_command(a, mode, path)
+        print(f"e2e: writing the {e[0]} graph: {cmd}", file=sys.stderr)
+        p = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+        if p.returncode != 0 or not os.path.isfile(path):
+            tail = " | ".join((p.stderr.strip() or p.stdout.strip()).splitlines()[-2:])
+            print(f"e2e: note: cannot make the {e[0]} graph ({tail}); engine {e[0]} skipped.", file=sys.stderr)
+            continue
+        keep.append(e)
+    return keep
+
+
 def check_prerequisites(a, engines):
     """Drops engines that cannot run, each with a clear message."""
     keep = []
@@ -170,8 +235,8 @@ def check_prerequisites(a, engines):
         if kind == "adalog" and not os.path.isfile(e[3]):
             print(f"e2e: note: model file {e[3]} not found; engine {name} skipped.", file=sys.stderr)
             continue
-        if name == "ort" and not os.path.isdir(os.path.join(REPO, "bench", "peers", "node_modules", "onnxruntime-node")):
-            print("e2e: note: onnxruntime-node is not installed (run bench/peers/setup.sh); engine ort skipped.",
+        if name in ("ort", *ORT_INT8_MODES) and not os.path.isdir(os.path.join(REPO, "bench", "peers", "node_modules", "onnxruntime-node")):
+            print(f"e2e: note: onnxruntime-node is not installed (run bench/peers/setup.sh); engine {name} skipped.",
                   file=sys.stderr)
             continue
         keep.append(e)
@@ -241,12 +306,17 @@ def main(argv):
     engines = check_prerequisites(a, build_engines(a))
     configs = [(b, t) for b in a.batch for t in a.threads]
     if a.dry_run:
+        for name, _, _, model in engines:
+            if name in ORT_INT8_MODES:
+                fresh = " (up to date, not rerun)" if ort_int8_fresh(a, ORT_INT8_MODES[name], model) else ""
+                print(f"[graph] {name}{fresh}: {ort_int8_command(a, ORT_INT8_MODES[name], model)}")
         for cfg in configs:
             for name, _, tmpl, model in engines:
                 print(f"[b{cfg[0]} t{cfg[1]}] {name}: " + tmpl.format(
                     model=shlex.quote(model), batch=cfg[0], threads=cfg[1], warmup=a.warmup, runs=a.runs,
                     adalog=shlex.quote(a.adalog), repo=shlex.quote(REPO)))
         return 0
+    engines = prepare_ort_int8(a, engines)
     if not engines:
         print("e2e: error: no engine can run (see the notes above)", file=sys.stderr)
         return 1
@@ -267,7 +337,8 @@ def main(argv):
                         continue  # an engine that failed once in this config is not retried
                     cmd, rec, err = run_one(tmpl, model, cfg, a)
                     row = {"engine": name, "batch": cfg[0], "threads": cfg[1], "repeat": rep, "cmd": cmd,
-                           "time": datetime.datetime.now().isoformat(timespec="seconds")}
+                           "time": datetime.datetime.now().isoformat(timespec="seconds"),
+                           "loadavg": [round(v, 2) for v in os.getloadavg()]}
                     if err:
                         errors[(cfg, name)] = err
                         row["error"] = err
@@ -284,21 +355,28 @@ def main(argv):
                     f.flush()
 
     def med(cfg, name):
+        if name == "ort-int8":  # the faster ORT int8 graph of this config
+            got = [m for m in (med(cfg, n) for n in ORT_INT8_MODES) if m is not None]
+            return min(got) if got else None
         v = medians.get((cfg, name))
         return statistics.median(v) if v else None
 
     names = [e[0] for e in engines]
     ours = [n for n, kind, _, _ in engines if kind == "adalog"]
-    peers = [n for n in ("ort", "torch") if n in names]
+    int8 = [n for n in ORT_INT8_MODES if n in names]
+    peers = [n for n in ("ort", "ort-int8", "torch") if n in names or (n == "ort-int8" and int8)]
     print(f"\nModel `{os.path.basename(a.model)}`; {machine}; each cell is the median over {a.repeats} engine runs "
           f"of that engine's {a.stat[:-3]} over {a.runs} timed inferences ({a.warmup} warmup). "
           "Ratios: adalog ms / peer ms (below 1: adalog faster).\n")
     if a.layout == "wide":
-        cols = ["config"] + [f"{n} ms" for n in names] + [f"{o}/{p}" for o in ours for p in peers]
+        vs_ort = [n for n in int8 if "ort" in names]
+        cols = ["config"] + [f"{n} ms" for n in names] + [f"{n}/ort" for n in vs_ort] + \
+            [f"{o}/{p}" for o in ours for p in peers]
         print("| " + " | ".join(cols) + " |")
         print("|" + "---|" * len(cols))
         for cfg in configs:
             cells = [f"b{cfg[0]} t{cfg[1]}"] + [fmt_ms(med(cfg, n)) for n in names]
+            cells += [fmt_ratio(med(cfg, n), med(cfg, "ort")) for n in vs_ort]
             cells += [fmt_ratio(med(cfg, o), med(cfg, p)) for o in ours for p in peers]
             print("| " + " | ".join(cells) + " |")
     else:
@@ -311,6 +389,16 @@ def main(argv):
                 ips = "—" if m is None else f"{cfg[0] * 1000.0 / m:.1f}"
                 print("| " + " | ".join([f"b{cfg[0]} t{cfg[1]}", n, fmt_ms(m), ips] +
                                         [fmt_ratio(m, med(cfg, p)) for p in peers]) + " |")
+    if int8:
+        faster = []
+        for cfg in configs:
+            got = {n: med(cfg, n) for n in int8 if med(cfg, n) is not None}
+            if got:
+                faster.append(f"b{cfg[0]} t{cfg[1]} {min(got, key=got.get)}")
+        print("\nort-int8 = the faster ORT int8 graph of each config: " + (", ".join(faster) or "none ran") +
+              f". Graphs: {', '.join(os.path.relpath(e[3], os.getcwd()) for e in engines if e[0] in int8)}" +
+              ("" if a.ort_calib else "; the QDQ graph is calibrated on 8 random N(0,1) images (a speed peer, "
+               "not an accuracy one)") + ".")
     if rss:
         print("\nPeak RSS of each engine process (MB, median over its runs; GNU time %M):\n")
         print("| config | " + " | ".join(names) + " |")
@@ -322,6 +410,7 @@ def main(argv):
         print("\nFailures:")
         for (cfg, name), err in errors.items():
             print(f"- {name} b{cfg[0]} t{cfg[1]}: {err}")
+    print(f"\nLoad average (1 min) at the end: {os.getloadavg()[0]:.2f}; each raw line records it after its run.")
     print(f"\nRaw JSON lines: {os.path.relpath(out, os.getcwd())}")
     return 0
 

@@ -10,6 +10,11 @@
 //
 // Cross-check mode: --input X.npy --output Y.npy runs once on X (float32 NCHW) and writes the
 // first output (logits) as float32 .npy, to compare adalog's runtime against ORT.
+// --all-outputs DIR (with --input, instead of --output) writes every graph output k as DIR/k.npy
+// (float32) plus DIR/outputs.json (the names in order): ort_quantize.py's MinMax calibration reads
+// the ReduceMin/ReduceMax outputs it added this way.
+// --optimized-model PATH (any mode) makes ORT write the graph it runs after its optimizer
+// (SessionOptions.optimizedModelFilePath): which fused kernels it picked.
 //
 // Session: intraOpNumThreads=T, interOpNumThreads=1, graph optimization 'all', sequential.
 'use strict';
@@ -18,7 +23,8 @@ const {readNpy, writeNpy} = require('./npy.js');
 
 const USAGE = `usage: node ort_bench.js MODEL.onnx [--batch B] [--threads T] [--warmup N] [--runs N]
                          [--seed S] [--shape C,H,W]
-       node ort_bench.js MODEL.onnx --input X.npy --output Y.npy [--threads T]
+       node ort_bench.js MODEL.onnx --input X.npy (--output Y.npy | --all-outputs DIR) [--threads T]
+       any mode: [--optimized-model PATH] (ORT writes its optimized graph there)
   --batch B     batch size (default 1; must match a static batch dimension)
   --threads T   intra-op threads (default 1)
   --warmup N    untimed runs first (default 3)
@@ -27,7 +33,8 @@ const USAGE = `usage: node ort_bench.js MODEL.onnx [--batch B] [--threads T] [--
   --shape C,H,W per-image shape when the model's metadata leaves it symbolic`;
 
 function parseArgs(argv) {
-  const opt = {batch: 1, threads: 1, warmup: 3, runs: 10, seed: 0, shape: null, input: null, output: null};
+  const opt = {batch: 1, threads: 1, warmup: 3, runs: 10, seed: 0, shape: null, input: null, output: null,
+    'all-outputs': null, 'optimized-model': null};
   const ints = {'--batch': [1, 65536], '--threads': [1, 1024], '--warmup': [0, 100000], '--runs': [1, 100000],
     '--seed': [0, 2 ** 31 - 1]};
   const pos = [];
@@ -49,14 +56,17 @@ function parseArgs(argv) {
       const s = v.split(',').map(Number);
       if (s.length !== 3 || s.some((d) => !Number.isInteger(d) || d <= 0)) die(`option '--shape': want C,H,W, got '${v}'`);
       opt.shape = s;
-    } else if (a === '--input' || a === '--output') {
+    } else if (a === '--input' || a === '--output' || a === '--all-outputs' || a === '--optimized-model') {
       opt[a.slice(2)] = v;
     } else {
       die(`unknown option '${a}'`);
     }
   }
   if (pos.length !== 1) die(pos.length ? `expected one model, got ${pos.length} positional arguments` : 'missing MODEL.onnx');
-  if ((opt.input === null) !== (opt.output === null)) die('--input and --output go together');
+  if (opt.output !== null && opt['all-outputs'] !== null) die('--output and --all-outputs exclude each other');
+  if ((opt.input === null) !== (opt.output === null && opt['all-outputs'] === null)) {
+    die('--input goes with --output or --all-outputs');
+  }
   opt.model = pos[0];
   return opt;
 }
@@ -115,10 +125,12 @@ function percentile(sorted, p) {
 async function main() {
   const opt = parseArgs(process.argv.slice(2));
   const ort = require('onnxruntime-node');
-  const session = await ort.InferenceSession.create(opt.model, {
+  const sessionOptions = {
     intraOpNumThreads: opt.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all',
     executionMode: 'sequential', logSeverityLevel: 3,
-  });
+  };
+  if (opt['optimized-model'] !== null) sessionOptions.optimizedModelFilePath = opt['optimized-model'];
+  const session = await ort.InferenceSession.create(opt.model, sessionOptions);
   const inName = session.inputNames[0];
   const outName = session.outputNames[0];
   const meta = session.inputMetadata ? session.inputMetadata[0] : null;
@@ -128,6 +140,19 @@ async function main() {
     const x = readNpy(opt.input);
     if (x.shape.length !== 4) throw new Error(`${opt.input}: shape [${x.shape}] is not NCHW`);
     const out = await session.run({[inName]: new ort.Tensor('float32', x.data, x.shape)});
+    if (opt['all-outputs'] !== null) {
+      const fs = require('fs');
+      fs.mkdirSync(opt['all-outputs'], {recursive: true});
+      session.outputNames.forEach((name, k) => {
+        const t = out[name];
+        if (t.type !== 'float32') throw new Error(`output '${name}' is ${t.type}; --all-outputs writes float32 only`);
+        writeNpy(path.join(opt['all-outputs'], `${k}.npy`), t.dims.map(Number), t.data);
+      });
+      fs.writeFileSync(path.join(opt['all-outputs'], 'outputs.json'), JSON.stringify(session.outputNames));
+      console.log(JSON.stringify({peer: 'onnxruntime', version, model: path.basename(opt.model), input: opt.input,
+        all_outputs: opt['all-outputs'], count: session.outputNames.length}));
+      return;
+    }
     const y = out[outName];
     writeNpy(opt.output, y.dims.map(Number), y.data);
     console.log(JSON.stringify({peer: 'onnxruntime', version, model: path.basename(opt.model), input: opt.input,
