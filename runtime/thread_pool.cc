@@ -29,13 +29,16 @@
 namespace adalog::exec {
 namespace {
 
-// Waiting budgets. Between two parallel regions of one forward the gap is a few microseconds, so
-// a worker that spins 50 us catches the next region without a kernel wake-up on a quiet machine;
-// a caller waiting for a straggler spins as long. Past that, sched_yield hands the core to
-// another runnable thread on it (a descheduled team member or the competing process) until
-// 200 us, then the thread sleeps on a futex: a sleeping thread frees its core, which lets the
-// kernel move a preempted team member there (a spinning one would hold it, the libgomp default
-// spins about 300000 iterations). Chosen from the bench runs in bench/RESULTS.md ("Busy machine").
+// Waiting budgets (set by the reasoning below, not tuned; bench/RESULTS.md, "Busy machine", has
+// the runs that checked them on a loaded machine). Between two parallel regions of one integer
+// forward the caller does only bookkeeping (row stage -> attention -> row stage; the head and a
+// batch-1 patch embedding are the serial exceptions), so a worker that spins 50 us catches the
+// next region without a kernel wake-up when its core is free; a caller waiting for a straggler
+// spins as long. Past that, sched_yield hands the core to another runnable thread on it (a
+// descheduled team member or a competing process) until 200 us, then the thread sleeps on a
+// futex: a sleeping thread frees its core, which lets the kernel move a preempted team member
+// there. (libgomp, by its manual, spins GOMP_SPINCOUNT = 300000 iterations before sleeping, and
+// its regions end only when every team member, started or not, has reached the barrier.)
 constexpr int64_t kSpinNs = 50'000;
 constexpr int64_t kYieldNs = 200'000;
 
@@ -225,7 +228,8 @@ void AfterForkInChild() {
   // Only the forking thread exists in the child; its team's workers did not come along.
   if (tl_team) {
     tl_team->AbandonAfterFork();
-    static_cast<void>(tl_team.release());  // deliberately leaked: its mutex and threads belong to the parent
+    // Deliberately leaked: its mutex and threads belong to the parent.
+    static_cast<void>(tl_team.release());
   }
 }
 

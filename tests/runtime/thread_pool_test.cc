@@ -95,7 +95,8 @@ TEST(ThreadPool, HelpersKeepTheirSplit) {
           want.insert({0, n});
         } else {
           for (int64_t c = 0; c < chunks; ++c) {
-            if (n * c / chunks < n * (c + 1) / chunks) want.insert({n * c / chunks, n * (c + 1) / chunks});
+            const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+            if (b < e) want.insert({b, e});
           }
         }
         EXPECT_EQ(got, want) << "n " << n << " chunks " << chunks;
