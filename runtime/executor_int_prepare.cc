@@ -574,7 +574,8 @@ void ExecutorInt::Impl::Describe(const QuantPlan& plan) {
   d << "integer executor (W" << plan.weight_bits << "A" << plan.act_bits << ", max batch "
     << max_batch << ", " << threads << " threads, ISA cap " << IsaLevelName(cap) << ")\n";
   d << "  threads: " << exec::PoolDescription() << "\n";
-  d << "  patch_embed: fp32 gemm over dequantized weights (oneDNN " << embed_impl << ")\n";
+  d << "  patch_embed: fp32 gemm over dequantized weights (oneDNN " << embed_impl
+    << ", one OpenMP thread per image)\n";
   d << "  qkv: " << q << "\n";
   d << "  q@k^T: matmul1 per (image, head), " << q << "\n";
   const BlockInt& b0 = blocks[0];
