@@ -416,7 +416,8 @@ struct ExecutorFp32::Impl {
     auto plan = std::make_unique<Plan>();
     plan->batch = batch;
     std::ostringstream desc;
-    desc << "batch " << batch << " (float islands: " << fk.name << ")\n";
+    desc << "batch " << batch << " (float islands: " << fk.name
+         << "; threads: OpenMP, the team oneDNN uses)\n";
     plan->prims.resize(sched.steps.size());
     std::vector<Prim*> all;
     for (size_t i = 0; i < sched.steps.size(); ++i) {

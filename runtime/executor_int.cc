@@ -24,7 +24,6 @@ using intexec::OpProfile;
 
 void ExecutorInt::Impl::Run(const float* images, int batch, float* out) {
   assert(batch >= 1 && batch <= max_batch);
-  ScopedOmpThreads scoped(threads);
   if (prof) prof->runs += 1;
   buf[static_cast<int>(Buf::kImages)] = const_cast<float*>(images);  // read only
   buf[static_cast<int>(Buf::kLogits)] = out;
@@ -191,15 +190,17 @@ void ExecutorInt::Impl::PatchEmbed(const float* images, int batch) {
     });
   });
   Region(OpProfile::kRegEmbedGemm, [&] {
-    StartThread(0);
     float* embed_out = B(Buf::kEmbedOut);
-    for (int img = 0; img < batch; ++img) {
-      embed_src.set_data_handle(patches + static_cast<int64_t>(img) * P * patch_k);
-      embed_dst.set_data_handle(embed_out + static_cast<int64_t>(img) * P * D);
-      embed_prim.execute(strm, embed_args);
-    }
-    strm.wait();
-    Mark(0, OpProfile::kEmbedGemm);
+    ParallelDynamic(batch, static_cast<int>(embed_threads.size()), [&](int t, int64_t img) {
+      StartThread(t);
+      ScopedOmpThreads one(1);  // the primitive was made for one OpenMP thread
+      EmbedThread& e = embed_threads[static_cast<size_t>(t)];
+      e.src.set_data_handle(patches + img * P * patch_k);
+      e.dst.set_data_handle(embed_out + img * P * D);
+      embed_prim.execute(e.strm, e.args);
+      e.strm.wait();
+      Mark(t, OpProfile::kEmbedGemm);
+    });
   });
 }
 

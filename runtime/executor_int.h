@@ -32,8 +32,10 @@
 //
 // Prepare (the constructor) validates, packs every weight and allocates the whole workspace for
 // max_batch; it may throw adalog::Error. Run never allocates. Run walks the forward schedule
-// (vit_schedule.h). Threads: OpenMP over row chunks (everything between two attentions is one
-// row-local stage, so one parallel region runs proj .. fc2 .. next LN1 .. qkv) and over (image, head) pairs for the attention; every row's
+// (vit_schedule.h). Threads: the runtime's thread pool (thread_pool.h; not OpenMP) over row chunks
+// (everything between two attentions is one row-local stage, so one parallel region runs proj ..
+// fc2 .. next LN1 .. qkv), over (image, head) pairs for the attention and over images for the
+// patch-embed GEMM (oneDNN, one OpenMP thread per image); every row's
 // result is computed by one thread with the same code, so the output bytes do not depend on the
 // thread count.
 #pragma once

@@ -87,9 +87,10 @@ struct ExecutorInt::Impl {
   intk::QLinear& head;
   intk::QLinear& head_dist;
 
-  // Patch embedding: oneDNN f32 matmul for one image (M = P), run once per image. The primitive
-  // and its weights are shared; the stream, the src / dst views of the workspace and the user
-  // scratchpad belong to each executor.
+  // Patch embedding: oneDNN f32 matmul for one image (M = P), made for and run on one OpenMP
+  // thread, the images spread over the pool's threads. The primitive and its weights are shared;
+  // the streams, the src / dst views of the workspace and the user scratchpads belong to each
+  // executor, one set per pool thread (EmbedThread).
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream strm{eng};
   std::vector<float> embed_w_hat;
@@ -102,9 +103,13 @@ struct ExecutorInt::Impl {
   int max_chunk_rows = 0;  // rows of the largest row chunk (row_chunk or fewer)
 
   // Per executor (each fork has its own).
-  dnnl::memory embed_src, embed_dst;
-  std::unordered_map<int, dnnl::memory> embed_args;
-  std::unique_ptr<void, exec::FreeDeleter> embed_scratch;
+  struct EmbedThread {
+    dnnl::stream strm;
+    dnnl::memory src, dst;
+    std::unordered_map<int, dnnl::memory> args;
+    std::unique_ptr<void, exec::FreeDeleter> scratch;
+  };
+  std::vector<EmbedThread> embed_threads;  // [min(threads, max_batch)]
 
   // Workspace: the schedule's tensors by name (buf[Buf]: float rows; codes[Buf]: the u8 codes
   // the next GEMM reads, for kQkv (per-head q/k/v codes) and kHidden (fc2's input codes);

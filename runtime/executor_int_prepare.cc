@@ -18,6 +18,7 @@
 #include "quant/log_quantizers.h"
 #include "quant/uniform.h"
 #include "runtime/executor_int_impl.h"
+#include "runtime/thread_pool.h"
 
 namespace adalog {
 namespace {
@@ -489,7 +490,9 @@ void ExecutorInt::Impl::PreparePatchEmbed(const QuantPlan& plan, const std::vect
                  plan.patch_embed_weight.num_channels(), " per-channel parameters, expected ", D);
     FakeQuantize(plan.patch_embed_weight, embed_w_hat.data(), {D, patch_k}, embed_w_hat.data());
   }
-  ScopedOmpThreads scoped(threads);
+  // One OpenMP thread: the primitive is made for the single thread each image runs on (a
+  // primitive made for a team would open its own OpenMP region, beside the pool's threads).
+  ScopedOmpThreads scoped(1);
   const memory::desc src_md({P, patch_k}, Dt::f32, Tag::ab);
   const memory::desc wei_md({patch_k, D}, Dt::f32, Tag::any);
   const memory::desc bias_md({1, D}, Dt::f32, Tag::ab);
@@ -512,18 +515,24 @@ void ExecutorInt::Impl::PreparePatchEmbed(const QuantPlan& plan, const std::vect
   BindPatchEmbed();
 }
 
-// This executor's views of the patch-embed GEMM: src / dst over its workspace, its scratchpad.
+// This executor's views of the patch-embed GEMM, one set per pool thread: a stream, src / dst
+// over its workspace, a scratchpad.
 void ExecutorInt::Impl::BindPatchEmbed() {
-  embed_src = memory(embed_src_md, eng, patches);
-  embed_dst = memory(embed_dst_md, eng, B(Buf::kEmbedOut));
-  embed_args = {{DNNL_ARG_SRC, embed_src},
-                {DNNL_ARG_WEIGHTS, embed_wei},
-                {DNNL_ARG_BIAS, embed_bias},
-                {DNNL_ARG_DST, embed_dst}};
   const size_t scratch = embed_scratch_md.get_size();
-  if (scratch > 0) {
-    embed_scratch.reset(AlignedAlloc(scratch));
-    embed_args.insert({DNNL_ARG_SCRATCHPAD, memory(embed_scratch_md, eng, embed_scratch.get())});
+  embed_threads.clear();
+  embed_threads.resize(static_cast<size_t>(std::min(threads, max_batch)));
+  for (EmbedThread& e : embed_threads) {
+    e.strm = dnnl::stream(eng);
+    e.src = memory(embed_src_md, eng, patches);
+    e.dst = memory(embed_dst_md, eng, B(Buf::kEmbedOut));
+    e.args = {{DNNL_ARG_SRC, e.src},
+              {DNNL_ARG_WEIGHTS, embed_wei},
+              {DNNL_ARG_BIAS, embed_bias},
+              {DNNL_ARG_DST, e.dst}};
+    if (scratch > 0) {
+      e.scratch.reset(AlignedAlloc(scratch));
+      e.args.insert({DNNL_ARG_SCRATCHPAD, memory(embed_scratch_md, eng, e.scratch.get())});
+    }
   }
 }
 
@@ -564,7 +573,9 @@ void ExecutorInt::Impl::Describe(const QuantPlan& plan) {
   const char* q = intk::QgemmImplName(qimpl);
   d << "integer executor (W" << plan.weight_bits << "A" << plan.act_bits << ", max batch "
     << max_batch << ", " << threads << " threads, ISA cap " << IsaLevelName(cap) << ")\n";
-  d << "  patch_embed: fp32 gemm over dequantized weights (oneDNN " << embed_impl << ")\n";
+  d << "  threads: " << exec::PoolDescription() << "\n";
+  d << "  patch_embed: fp32 gemm over dequantized weights (oneDNN " << embed_impl
+    << ", one OpenMP thread per image)\n";
   d << "  qkv: " << q << "\n";
   d << "  q@k^T: matmul1 per (image, head), " << q << "\n";
   const BlockInt& b0 = blocks[0];

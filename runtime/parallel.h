@@ -1,17 +1,24 @@
-// The runtime's OpenMP range splitters (FP32, integer and simulated executors). Every one hands
-// each item to exactly one call, run with the same code whichever thread runs it, so a caller
-// whose per-item work is independent of the split gets the same bytes for any thread count.
+// The runtime's range splitters: ParallelRows on OpenMP (FP32 and simulated executors, which run
+// oneDNN's OpenMP GEMMs between their loops), the others on the runtime's thread pool
+// (thread_pool.h; the integer executor). Every one hands each item to exactly one call, run with
+// the same code whichever thread runs it, and the split into items depends only on the arguments,
+// so a caller whose per-item work is independent of the split gets the same bytes for any thread
+// count.
 #pragma once
 
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
+
+#include "runtime/thread_pool.h"
 
 namespace adalog::exec {
 
-// Calls f(begin, end) on contiguous, disjoint row ranges, one per thread of a team of `threads`.
+// OpenMP, for the executors whose GEMMs run on oneDNN (FP32 and simulated): Debian's libdnnl
+// parallelizes with OpenMP, so their own loops use the same OpenMP team rather than keeping a
+// second set of threads awake beside it. Calls f(begin, end) on contiguous, disjoint row ranges,
+// one per thread of a team of `threads`.
 template <typename F>
 void ParallelRows(int64_t rows, int threads, const F& f) {
   if (threads <= 1 || rows < 2) {
@@ -26,44 +33,34 @@ void ParallelRows(int64_t rows, int threads, const F& f) {
   }
 }
 
+// The rest run on the pool (thread_pool.h): the integer executor, whose regions have no OpenMP
+// work between them (its one oneDNN GEMM runs on one OpenMP thread per pool thread).
+
 // Splits [0, n) into exactly `chunks` contiguous pieces (piece c = [n c / chunks, n (c+1) / chunks),
 // at most ceil(n / chunks) items) and calls f(thread, begin, end) for each non-empty piece, on up
-// to `chunks` OpenMP threads; `thread` < chunks indexes per-thread scratch.
+// to `chunks` threads; `thread` < chunks indexes per-thread scratch.
 template <typename F>
 void ParallelChunks(int64_t n, int chunks, const F& f) {
   if (chunks <= 1 || n < 2) {
     if (n > 0) f(0, int64_t{0}, n);
     return;
   }
-#pragma omp parallel num_threads(chunks)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    for (int c = t; c < chunks; c += nt) {
-      const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
-      if (b < e) f(t, b, e);
-    }
-  }
+  PoolFor(chunks, static_cast<int>(std::min<int64_t>(chunks, n)), [&](int t, int64_t c) {
+    const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+    if (b < e) f(t, b, e);
+  });
 }
 
-// Calls f(thread, i) for every i in [0, count) on up to `threads` OpenMP threads, each thread
-// claiming the next unclaimed index (dynamic balancing: a thread slowed by other work on its core
-// takes fewer items); `thread` < threads indexes per-thread scratch.
+// Calls f(thread, i) for every i in [0, count) on up to `threads` threads, each thread claiming
+// the next unclaimed index (dynamic balancing: a thread slowed by other work on its core takes
+// fewer items); `thread` < threads indexes per-thread scratch.
 template <typename F>
 void ParallelDynamic(int64_t count, int threads, const F& f) {
   if (threads <= 1 || count < 2) {
     for (int64_t i = 0; i < count; ++i) f(0, i);
     return;
   }
-  const int team = static_cast<int>(std::min<int64_t>(threads, count));
-  std::atomic<int64_t> next{0};
-#pragma omp parallel num_threads(team)
-  {
-    const int t = omp_get_thread_num();
-    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < count;
-         i = next.fetch_add(1, std::memory_order_relaxed)) {
-      f(t, i);
-    }
-  }
+  PoolFor(count, threads, [&](int t, int64_t i) { f(t, i); });
 }
 
 // Rows [0, rows) in chunks of `chunk` rows (the last one shorter), claimed dynamically:
