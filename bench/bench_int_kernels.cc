@@ -247,12 +247,7 @@ bool EncoderLevel(benchmark::State& state, IsaLevel* level) {
 }
 
 LogParams AdaLogParams(int bits, int q, float scale) {
-  LogParams lp;
-  lp.kind = LogKind::kAdaLog;
-  lp.bits = bits;
-  lp.q = q;
-  lp.scale = scale;
-  return lp;
+  return {LogKind::kAdaLog, bits, scale, q};
 }
 
 // Times encode(x, codes) on n seeded N(0, sd) values, reported as elements per second (Gelem/s).
