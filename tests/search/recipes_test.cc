@@ -420,6 +420,26 @@ std::vector<float> WithHead(std::vector<float> all, int H, int h, const std::vec
   return all;
 }
 
+// The plain per-head search's start: each head's 4-bit grid of x (width 8) and its candidate 126.
+struct HeadGrids {
+  HeadGrids(const std::vector<float>& x, int H) {
+    for (int h = 0; h < H; ++h) {
+      grids.push_back(plain::Grid(Head(x, H, h), 4, 8, 0));
+      cands.push_back(grids[h][126]);
+    }
+  }
+  std::vector<std::vector<Cand>> grids;
+  std::vector<Cand> cands;
+};
+
+// got's per-head scales and zero points are the plain choice c.
+void ExpectHeadsEq(const UniformPerHead& got, const std::vector<Cand>& c) {
+  for (size_t h = 0; h < c.size(); ++h) {
+    EXPECT_TRUE(ScaleEq(got.scales[h], c[h].s)) << "head " << h;
+    EXPECT_EQ(got.zero_points[h], c[h].z) << "head " << h;
+  }
+}
+
 TEST(Recipes, QkMatmulMatchesPlain) {
   const HeadCase hc(61);
   RecipeOptions o;
@@ -427,14 +447,11 @@ TEST(Recipes, QkMatmulMatchesPlain) {
   AttentionQuant got;
   CalibrateQkMatmul(hc.q.data(), hc.k.data(), hc.H, hc.I, hc.T, hc.hd, o, &got);
   const int H = hc.H;
-  std::vector<Cand> ca, cb;
-  std::vector<std::vector<Cand>> ga, gb;
-  for (int h = 0; h < H; ++h) {
-    ga.push_back(plain::Grid(Head(hc.q, H, h), 4, 8, 0));
-    gb.push_back(plain::Grid(Head(hc.k, H, h), 4, 8, 0));
-    ca.push_back(ga[h][126]);
-    cb.push_back(gb[h][126]);
-  }
+  HeadGrids a(hc.q, H), b(hc.k, H);
+  const auto& ga = a.grids;
+  const auto& gb = b.grids;
+  std::vector<Cand>& ca = a.cands;
+  std::vector<Cand>& cb = b.cands;
   for (int round = 0; round < 3; ++round) {
     const auto qk = FqHeads(hc.k, H, cb, 4);
     for (int h = 0; h < H; ++h)
@@ -449,12 +466,8 @@ TEST(Recipes, QkMatmulMatchesPlain) {
         return PlainMmErr(hc.q, hc.k, qq, qb, H, hc.I, hc.T, hc.hd, hc.T, true, h);
       }, 0);
   }
-  for (int h = 0; h < H; ++h) {
-    EXPECT_TRUE(ScaleEq(got.q.scales[h], ca[h].s)) << "head " << h;
-    EXPECT_EQ(got.q.zero_points[h], ca[h].z) << "head " << h;
-    EXPECT_TRUE(ScaleEq(got.k.scales[h], cb[h].s)) << "head " << h;
-    EXPECT_EQ(got.k.zero_points[h], cb[h].z) << "head " << h;
-  }
+  ExpectHeadsEq(got.q, ca);
+  ExpectHeadsEq(got.k, cb);
 }
 
 TEST(Recipes, AvMatmulAdaLogMatchesPlain) {
@@ -464,12 +477,9 @@ TEST(Recipes, AvMatmulAdaLogMatchesPlain) {
   AttentionQuant got;
   CalibrateAvMatmul(hc.probs.data(), hc.v.data(), hc.H, hc.I, hc.T, hc.hd, o, &got);
   const int H = hc.H;
-  std::vector<Cand> cv;
-  std::vector<std::vector<Cand>> gv;
-  for (int h = 0; h < H; ++h) {
-    gv.push_back(plain::Grid(Head(hc.v, H, h), 4, 8, 0));
-    cv.push_back(gv[h][126]);
-  }
+  HeadGrids v(hc.v, H);
+  const auto& gv = v.grids;
+  std::vector<Cand>& cv = v.cands;
   auto fq_probs = [&](int q) {
     const LogQuantizer lq(LogParams{LogKind::kAdaLog, 4, 1.0f, q});
     std::vector<float> out;
@@ -497,10 +507,7 @@ TEST(Recipes, AvMatmulAdaLogMatchesPlain) {
   EXPECT_EQ(got.probs.kind, ActQuant::Kind::kLog);
   EXPECT_EQ(got.probs.log.scale, 1.0f);
   EXPECT_EQ(got.probs.log.q, q);
-  for (int h = 0; h < H; ++h) {
-    EXPECT_TRUE(ScaleEq(got.v.scales[h], cv[h].s)) << "head " << h;
-    EXPECT_EQ(got.v.zero_points[h], cv[h].z) << "head " << h;
-  }
+  ExpectHeadsEq(got.v, cv);
   // Softmax options produce the advertised quantizer kinds.
   for (const char* kind : {"log2", "logsqrt2", "uniform"}) {
     RecipeOptions o2;
