@@ -228,7 +228,7 @@ void BM_LogFc2(benchmark::State& state) {
 BENCHMARK(BM_LogFc2)->ArgsProduct({{0, 1, 2}, {4, 8}, {197}});
 BENCHMARK(BM_LogFc2)->Args({1, 4, 48});  // one row chunk of the integer executor
 
-// Seeded N(0, sd) values, and the elements-per-second counter of the encoder benchmarks.
+// Seeded N(0, sd) values.
 std::vector<float> NormalValues(size_t n, uint64_t seed, float sd) {
   auto rng = std::mt19937_64(seed);
   std::normal_distribution<float> nd(0.f, sd);
@@ -236,57 +236,56 @@ std::vector<float> NormalValues(size_t n, uint64_t seed, float sd) {
   for (auto& v : x) v = nd(rng);
   return x;
 }
-void CountElements(benchmark::State& state, size_t n) {
+
+// The ISA level of an encoder benchmark (Arg 0: 0 ref, 1 avx2, 2 avx512), or false after skipping
+// the benchmark on a CPU without it.
+bool EncoderLevel(benchmark::State& state, IsaLevel* level) {
+  *level = static_cast<IsaLevel>(state.range(0));
+  if (IsaSupported(*level)) return true;
+  state.SkipWithError("ISA not supported");
+  return false;
+}
+
+LogParams AdaLogParams(int bits, int q, float scale) {
+  return {LogKind::kAdaLog, bits, scale, q};
+}
+
+// Times encode(x, codes) on n seeded N(0, sd) values, reported as elements per second (Gelem/s).
+template <typename Encode>
+void TimeEncoding(benchmark::State& state, size_t n, uint64_t seed, float sd,
+                  const std::string& label, Encode encode) {
+  const std::vector<float> x = NormalValues(n, seed, sd);
+  std::vector<uint8_t> codes(x.size());
+  for (auto _ : state) {
+    encode(x.data(), codes.data());
+    benchmark::ClobberMemory();
+  }
   state.counters["Gelem/s"] =
       benchmark::Counter(double(n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(label);
 }
 
 // ---- Log-code writers: softmax rows of 6 heads (6 x 197 x 197) -> AdaLog 4-bit codes, and GELU of
 // fc1's output (197 x 1536) -> Shift-AdaLog 4-bit codes. Arg: ISA level (0 ref, 1 avx2, 2 avx512).
 // Reported as elements per second (G/s).
 void BM_SoftmaxCodes(benchmark::State& state) {
-  const auto level = static_cast<IsaLevel>(state.range(0));
-  if (!IsaSupported(level)) {
-    state.SkipWithError("ISA not supported");
-    return;
-  }
-  LogParams lp;
-  lp.kind = LogKind::kAdaLog;
-  lp.bits = 4;
-  lp.q = 30;
-  const LogCodeWriter w = MakeLogCodeWriter(lp);
+  IsaLevel level;
+  if (!EncoderLevel(state, &level)) return;
+  const LogCodeWriter w = MakeLogCodeWriter(AdaLogParams(4, 30, 1.f));
   const int rows = 6 * 197, n = 197;
-  const std::vector<float> x = NormalValues(static_cast<size_t>(rows) * n, 5, 3.f);
-  std::vector<uint8_t> codes(x.size());
-  for (auto _ : state) {
-    SoftmaxToLogCodes(w, x.data(), rows, n, codes.data(), level);
-    benchmark::ClobberMemory();
-  }
-  CountElements(state, x.size());
-  state.SetLabel(IsaLevelName(level));
+  TimeEncoding(
+      state, static_cast<size_t>(rows) * n, 5, 3.f, IsaLevelName(level),
+      [&](const float* x, uint8_t* codes) { SoftmaxToLogCodes(w, x, rows, n, codes, level); });
 }
 BENCHMARK(BM_SoftmaxCodes)->Arg(0)->Arg(1)->Arg(2);
 
 void BM_GeluCodes(benchmark::State& state) {
-  const auto level = static_cast<IsaLevel>(state.range(0));
-  if (!IsaSupported(level)) {
-    state.SkipWithError("ISA not supported");
-    return;
-  }
-  LogParams lp;
-  lp.kind = LogKind::kAdaLog;
-  lp.bits = 4;
-  lp.q = 30;
-  lp.scale = 2.5f;
-  const LogCodeWriter w = MakeLogCodeWriter(lp, kGeluShift);
-  const std::vector<float> x = NormalValues(197 * 1536, 6, 1.5f);
-  std::vector<uint8_t> codes(x.size());
-  for (auto _ : state) {
-    GeluToLogCodes(w, x.data(), static_cast<int64_t>(x.size()), codes.data(), level);
-    benchmark::ClobberMemory();
-  }
-  CountElements(state, x.size());
-  state.SetLabel(IsaLevelName(level));
+  IsaLevel level;
+  if (!EncoderLevel(state, &level)) return;
+  const LogCodeWriter w = MakeLogCodeWriter(AdaLogParams(4, 30, 2.5f), kGeluShift);
+  const int64_t n = 197 * 1536;
+  TimeEncoding(state, n, 6, 1.5f, IsaLevelName(level),
+               [&](const float* x, uint8_t* codes) { GeluToLogCodes(w, x, n, codes, level); });
 }
 BENCHMARK(BM_GeluCodes)->Arg(0)->Arg(1)->Arg(2);
 
@@ -295,26 +294,15 @@ BENCHMARK(BM_GeluCodes)->Arg(0)->Arg(1)->Arg(2);
 // (q = 10), and quant's scalar Encode as the baseline. Args: ISA level (0 ref = quant's scalar
 // Encode, 1 avx2, 2 avx512), bits. The label names the path taken.
 void BM_LogEncode(benchmark::State& state) {
-  const auto level = static_cast<IsaLevel>(state.range(0));
-  if (!IsaSupported(level)) {
-    state.SkipWithError("ISA not supported");
-    return;
-  }
-  LogParams lp;
-  lp.kind = LogKind::kAdaLog;
-  lp.bits = static_cast<int>(state.range(1));
-  lp.q = lp.bits == 8 ? 10 : 30;  // q = 10 at 8 bits: 185 codes, the large-table path
-  lp.scale = 2.5f;
-  const ShiftLogQuantizer sq(lp, kGeluShift, true);
+  IsaLevel level;
+  if (!EncoderLevel(state, &level)) return;
+  const int bits = static_cast<int>(state.range(1));
+  // q = 10 at 8 bits: 185 codes, the large-table path
+  const ShiftLogQuantizer sq(AdaLogParams(bits, bits == 8 ? 10 : 30, 2.5f), kGeluShift, true);
   const ThresholdLogEncoder enc(sq, level);
-  const std::vector<float> x = NormalValues(197 * 1536, 7, 1.5f);
-  std::vector<uint8_t> codes(x.size());
-  for (auto _ : state) {
-    enc.Encode(x.data(), static_cast<int64_t>(x.size()), codes.data());
-    benchmark::ClobberMemory();
-  }
-  CountElements(state, x.size());
-  state.SetLabel(std::string(IsaLevelName(level)) + " " + enc.path());
+  const int64_t n = 197 * 1536;
+  TimeEncoding(state, n, 7, 1.5f, std::string(IsaLevelName(level)) + " " + enc.path(),
+               [&](const float* x, uint8_t* codes) { enc.Encode(x, n, codes); });
 }
 BENCHMARK(BM_LogEncode)->ArgsProduct({{0, 1, 2}, {4, 8}});
 

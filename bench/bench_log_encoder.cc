@@ -38,74 +38,59 @@ adalog::LogParams Params(benchmark::State& st) {
           static_cast<int>(st.range(1))};
 }
 
-void BM_LogEncode_Table(benchmark::State& st) {
+// Times body(x, out) on the softmax-like input (out: kN elements of Out), kN items per iteration.
+template <typename Out, typename Body>
+void TimeOnSoftmaxLike(benchmark::State& st, Body body) {
   const auto x = SoftmaxLike();
-  const adalog::FastLogEncoder enc(Params(st));
-  std::vector<adalog::LogCode> c(kN);
+  std::vector<Out> out(kN);
   for (auto _ : st) {
-    enc.Encode(x.data(), kN, c.data());
-    benchmark::DoNotOptimize(c.data());
+    body(x, out);
+    benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
   st.SetItemsProcessed(st.iterations() * kN);
+}
+
+void BM_LogEncode_Table(benchmark::State& st) {
+  const adalog::FastLogEncoder enc(Params(st));
+  TimeOnSoftmaxLike<adalog::LogCode>(
+      st, [&](const auto& x, auto& c) { enc.Encode(x.data(), kN, c.data()); });
 }
 
 // The reference definition: double log2 per element (exact code).
 void BM_LogEncode_NaiveLog2Double(benchmark::State& st) {
-  const auto x = SoftmaxLike();
   const adalog::LogParams p = Params(st);
-  std::vector<adalog::LogCode> c(kN);
-  for (auto _ : st) {
+  TimeOnSoftmaxLike<adalog::LogCode>(st, [&](const auto& x, auto& c) {
     for (int64_t i = 0; i < kN; ++i)
       c[i] = static_cast<adalog::LogCode>(adalog::LogEncodeReference(p, x[i]));
-    benchmark::DoNotOptimize(c.data());
-    benchmark::ClobberMemory();
-  }
-  st.SetItemsProcessed(st.iterations() * kN);
+  });
 }
 
 // What torch does: float32 log2f per element (not the definition; differs at threshold floats).
 void BM_LogEncode_NaiveLog2Float(benchmark::State& st) {
-  const auto x = SoftmaxLike();
   const adalog::LogParams p = Params(st);
   const int32_t zc = 1 << p.bits;
-  std::vector<adalog::LogCode> c(kN);
-  for (auto _ : st) {
+  TimeOnSoftmaxLike<adalog::LogCode>(st, [&](const auto& x, auto& c) {
     for (int64_t i = 0; i < kN; ++i) {
       const int32_t raw = adalog::LogRawCodeFloat32(adalog::LogClampUnit(x[i] / p.scale), 37, p.q);
       c[i] = static_cast<adalog::LogCode>(raw < zc ? raw : zc);
     }
-    benchmark::DoNotOptimize(c.data());
-    benchmark::ClobberMemory();
-  }
-  st.SetItemsProcessed(st.iterations() * kN);
+  });
 }
 
 // Full fake quant (encode + level lookup * s) through LogQuantizer.
 void BM_LogFakeQuant_Table(benchmark::State& st) {
-  const auto x = SoftmaxLike();
   const adalog::LogQuantizer lq(Params(st));
-  std::vector<float> y(kN);
-  for (auto _ : st) {
-    lq.FakeQuant(x.data(), kN, y.data());
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
-  st.SetItemsProcessed(st.iterations() * kN);
+  TimeOnSoftmaxLike<float>(st,
+                           [&](const auto& x, auto& y) { lq.FakeQuant(x.data(), kN, y.data()); });
 }
 
 // For scale: the uniform quantizer's array fake-quant (SSE2 path, true division) on the same data.
 void BM_UniformFakeQuant(benchmark::State& st) {
-  const auto x = SoftmaxLike();
   const adalog::UniformQuantizer uq(
       {static_cast<int>(st.range(0)), 1.0f / 200.0f, 3, adalog::UniformMode::kAsymmetric});
-  std::vector<float> y(kN);
-  for (auto _ : st) {
-    uq.FakeQuant(x.data(), kN, y.data());
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
-  st.SetItemsProcessed(st.iterations() * kN);
+  TimeOnSoftmaxLike<float>(st,
+                           [&](const auto& x, auto& y) { uq.FakeQuant(x.data(), kN, y.data()); });
 }
 BENCHMARK(BM_UniformFakeQuant)->Arg(4);
 

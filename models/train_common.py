@@ -20,6 +20,7 @@ import torch.nn.functional as F  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from export import export_onnx  # noqa: E402
+import vit_defs  # noqa: E402
 
 
 def setup(seed, threads):
@@ -27,6 +28,49 @@ def setup(seed, threads):
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.use_deterministic_algorithms(True)
+
+
+def normalizer(mean, std):
+    """x -> (x - mean) / std per channel of a [B,3,H,W] batch."""
+    m = torch.tensor(mean).view(1, 3, 1, 1)
+    s = torch.tensor(std).view(1, 3, 1, 1)
+    return lambda x: (x - m) / s
+
+
+def build_model(hp):
+    """The timm-style ViT of hyperparameters hp (vit_defs.TimmViT) and its parameter count."""
+    model = vit_defs.TimmViT(**hp)
+    return model, sum(p.numel() for p in model.parameters())
+
+
+def calib_indices(n_train, seed, count=32):
+    """The calibration subset: `count` training indices, RandomState(seed).choice without
+    replacement, sorted (described by info_tail's calib_note)."""
+    rng = np.random.RandomState(seed)
+    return np.sort(rng.choice(n_train, count, replace=False))
+
+
+def info_tail(*, calib_seed, img_size, preprocess_steps, mean, std, hp, nparams, train_hp, augmentation,
+              train_seed, threads, wall, command):
+    """The info.json entries both trained models share, in their order: calibration, preprocessing,
+    model, training, wall time, command and date."""
+    tokens = (hp["img_size"] // hp["patch"]) ** 2 + 1  # patches + cls
+    return {
+        "calib_note": f"32 training images, np.random.RandomState({calib_seed}).choice(n_train, 32, "
+                      "replace=False), sorted; preprocessed like test_x",
+        "preprocess": {
+            "input": f"NCHW float32 [N,3,{img_size},{img_size}]",
+            "steps": preprocess_steps,
+            "mean": list(mean), "std": list(std), "image_size": img_size, "channels": 3,
+        },
+        "model": dict(hp, style="timm", tokens=tokens, params=nparams),
+        "training": dict(train_hp, schedule="linear warmup then cosine per step to 1e-5", optimizer="AdamW",
+                         augmentation=augmentation, seed=train_seed, threads=threads,
+                         model_selection="final epoch (no selection on test)"),
+        "train_wall_s": round(wall, 1),
+        "command": command,
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def random_affine(x, gen, max_rot_deg, max_shift_px, scale_range):

@@ -17,20 +17,15 @@ Training: AdamW lr 1e-3, wd 0.05, batch 64, 5 warmup epochs then cosine, label s
 import argparse
 import os
 import sys
-import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train_common as tc  # noqa: E402  (first: it sets OPENBLAS_NUM_THREADS before numpy loads)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import train_common as tc  # noqa: E402
-import vit_defs  # noqa: E402
 
 SPLIT_SEED = 0
 TRAIN_SEED = 1
@@ -49,10 +44,7 @@ def to_unit_images(flat):
     return x.repeat(1, 3, 1, 1).contiguous()
 
 
-def normalize(x):
-    m = torch.tensor(MEAN).view(1, 3, 1, 1)
-    s = torch.tensor(STD).view(1, 3, 1, 1)
-    return (x - m) / s
+normalize = tc.normalizer(MEAN, STD)
 
 
 def main():
@@ -60,7 +52,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--split", default="stratified", choices=["stratified", "writer"])
-    ap.add_argument("--out", default=os.path.join(HERE, "digits"))
+    ap.add_argument("--out", default=os.path.join(tc.HERE, "digits"))
     a = ap.parse_args()
     tc.setup(TRAIN_SEED, a.threads)
 
@@ -77,8 +69,7 @@ def main():
     test_x = normalize(to_unit_images(X[te_idx]))
     test_y = torch.from_numpy(Y[te_idx])
 
-    model = vit_defs.TimmViT(**HP)
-    nparams = sum(p.numel() for p in model.parameters())
+    model, nparams = tc.build_model(HP)
     print(f"train {len(tr_idx)} test {len(te_idx)} params {nparams} threads {a.threads}", flush=True)
     train_hp = dict(epochs=a.epochs, batch=64, lr=1e-3, wd=0.05, warmup_epochs=5, label_smoothing=0.1)
     aug = dict(max_rot_deg=12.0, max_shift_px=1.0, scale_range=(0.9, 1.1))
@@ -89,8 +80,7 @@ def main():
     print(f"FP32 test top-1 {acc:.4f} ({round(acc * len(test_y))}/{len(test_y)}), train wall {wall:.0f}s",
           flush=True)
 
-    rng = np.random.RandomState(CALIB_SEED)
-    ci = np.sort(rng.choice(len(tr_idx), 32, replace=False))
+    ci = tc.calib_indices(len(tr_idx), CALIB_SEED)
     calib_x = normalize(train_u[ci])
     calib_y = train_y[ci]
     info = {
@@ -103,22 +93,13 @@ def main():
                       else "writer-ordered: train = first 1297, test = last 500",
         "train_images": int(len(tr_idx)),
         "test_indices_in_load_digits": [int(i) for i in te_idx],
-        "calib_note": f"32 training images, np.random.RandomState({CALIB_SEED}).choice(n_train, 32, "
-                      "replace=False), sorted; preprocessed like test_x",
-        "preprocess": {
-            "input": "NCHW float32 [N,3,16,16]",
-            "steps": "pixel/16 -> [0,1]; bilinear upsample 8x8->16x16 (align_corners=False); "
-                     "replicate to 3 channels; (v-mean)/std",
-            "mean": list(MEAN), "std": list(STD), "image_size": IMG, "channels": 3,
-        },
-        "model": dict(HP, style="timm", tokens=65, params=nparams),
-        "training": dict(train_hp, schedule="linear warmup then cosine per step to 1e-5", optimizer="AdamW",
-                         augmentation=aug, seed=TRAIN_SEED, threads=a.threads,
-                         model_selection="final epoch (no selection on test)"),
-        "train_wall_s": round(wall, 1),
-        "command": f"OPENBLAS_NUM_THREADS=1 /usr/bin/python3 models/train_digits.py --threads {a.threads}"
-                   + (f" --split {a.split}" if a.split != "stratified" else ""),
-        "date": time.strftime("%Y-%m-%d"),
+        **tc.info_tail(
+            calib_seed=CALIB_SEED, img_size=IMG, mean=MEAN, std=STD, hp=HP, nparams=nparams, train_hp=train_hp,
+            preprocess_steps="pixel/16 -> [0,1]; bilinear upsample 8x8->16x16 (align_corners=False); "
+                             "replicate to 3 channels; (v-mean)/std",
+            augmentation=aug, train_seed=TRAIN_SEED, threads=a.threads, wall=wall,
+            command=f"OPENBLAS_NUM_THREADS=1 /usr/bin/python3 models/train_digits.py --threads {a.threads}"
+                    + (f" --split {a.split}" if a.split != "stratified" else "")),
     }
     tc.write_artifacts(a.out, "digits_vit", model, img_size=IMG, test_x=test_x, test_y=test_y,
                        calib_x=calib_x, calib_y=calib_y, info=info)

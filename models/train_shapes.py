@@ -18,16 +18,12 @@ import os
 import sys
 import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train_common as tc  # noqa: E402  (first: it sets OPENBLAS_NUM_THREADS before numpy loads)
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 import shapes_data  # noqa: E402
-import train_common as tc  # noqa: E402
-import vit_defs  # noqa: E402
 
 DATA_SEED_TRAIN = 100
 DATA_SEED_TEST = 200
@@ -43,10 +39,7 @@ HP = dict(img_size=IMG, patch=4, in_chans=3, num_classes=shapes_data.NUM_CLASSES
           mlp_ratio=4.0, gelu="erf", pooling="cls")
 
 
-def normalize(x):
-    m = torch.tensor(MEAN).view(1, 3, 1, 1)
-    s = torch.tensor(STD).view(1, 3, 1, 1)
-    return (x - m) / s
+normalize = tc.normalizer(MEAN, STD)
 
 
 def main():
@@ -54,7 +47,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--train-n", type=int, default=5000)
-    ap.add_argument("--out", default=os.path.join(HERE, "shapes"))
+    ap.add_argument("--out", default=os.path.join(tc.HERE, "shapes"))
     a = ap.parse_args()
     tc.setup(TRAIN_SEED, a.threads)
 
@@ -67,8 +60,7 @@ def main():
     test_x, test_y = normalize(torch.from_numpy(tex)), torch.from_numpy(tey)
     eval_x, eval_y = normalize(torch.from_numpy(evx)), torch.from_numpy(evy)
 
-    model = vit_defs.TimmViT(**HP)
-    nparams = sum(p.numel() for p in model.parameters())
+    model, nparams = tc.build_model(HP)
     print(f"train {len(train_y)} test {len(test_y)} eval {len(eval_y)} params {nparams} threads {a.threads}",
           flush=True)
     train_hp = dict(epochs=a.epochs, batch=64, lr=1e-3, wd=0.05, warmup_epochs=2, label_smoothing=0.1)
@@ -80,8 +72,7 @@ def main():
     print(f"FP32 top-1: test({TEST_N}) {acc:.4f}  eval({EVAL_N}) {acc_eval:.4f}  train(first 2000) "
           f"{acc_train:.4f}; train wall {wall:.0f}s", flush=True)
 
-    rng = np.random.RandomState(CALIB_SEED)
-    ci = np.sort(rng.choice(len(train_y), 32, replace=False))
+    ci = tc.calib_indices(len(train_y), CALIB_SEED)
     calib_x, calib_y = normalize(train_u[ci]), train_y[ci]
     # Per-class accuracy on the extra eval set (shows where the fine-grained confusions are).
     with torch.no_grad():
@@ -98,22 +89,13 @@ def main():
         "fp32_per_class_eval2000": per_class,
         "data": {"generator": "shapes_data.make(n, seed)", "train": [a.train_n, DATA_SEED_TRAIN],
                  "test": [TEST_N, DATA_SEED_TEST], "eval_not_stored": [EVAL_N, DATA_SEED_EVAL]},
-        "calib_note": f"32 training images, np.random.RandomState({CALIB_SEED}).choice(n_train, 32, "
-                      "replace=False), sorted; preprocessed like test_x",
-        "preprocess": {
-            "input": "NCHW float32 [N,3,32,32]",
-            "steps": "generated RGB in [0,1]; (v-mean)/std",
-            "mean": list(MEAN), "std": list(STD), "image_size": IMG, "channels": 3,
-        },
-        "model": dict(HP, style="timm", tokens=65, params=nparams),
-        "training": dict(train_hp, schedule="linear warmup then cosine per step to 1e-5", optimizer="AdamW",
-                         augmentation=None, seed=TRAIN_SEED, threads=a.threads,
-                         model_selection="final epoch (no selection on test)"),
-        "train_wall_s": round(wall, 1),
-        "command": f"OPENBLAS_NUM_THREADS=1 /usr/bin/python3 models/train_shapes.py --threads {a.threads}"
-                   + (f" --epochs {a.epochs}" if a.epochs != 20 else "")
-                   + (f" --train-n {a.train_n}" if a.train_n != 5000 else ""),
-        "date": time.strftime("%Y-%m-%d"),
+        **tc.info_tail(
+            calib_seed=CALIB_SEED, img_size=IMG, mean=MEAN, std=STD, hp=HP, nparams=nparams, train_hp=train_hp,
+            preprocess_steps="generated RGB in [0,1]; (v-mean)/std",
+            augmentation=None, train_seed=TRAIN_SEED, threads=a.threads, wall=wall,
+            command=f"OPENBLAS_NUM_THREADS=1 /usr/bin/python3 models/train_shapes.py --threads {a.threads}"
+                    + (f" --epochs {a.epochs}" if a.epochs != 20 else "")
+                    + (f" --train-n {a.train_n}" if a.train_n != 5000 else "")),
     }
     tc.write_artifacts(a.out, "shapes_vit", model, img_size=IMG, test_x=test_x, test_y=test_y,
                        calib_x=calib_x, calib_y=calib_y, info=info)

@@ -6,18 +6,8 @@
 # temporary file) and leaves no file behind.
 #   bash tests/cli/file_safety.sh <path-to-adalog> <repo-root>
 # Needs /usr/bin/python3 with numpy and mkfifo; safe as root or not (nothing outside a temp dir).
-set -u
-ADALOG=${1:?usage: file_safety.sh <path-to-adalog> <repo-root>}
-ROOT=${2:?usage: file_safety.sh <path-to-adalog> <repo-root>}
-ADALOG=$(cd "$(dirname "$ADALOG")" && pwd)/$(basename "$ADALOG")  # the commands run from $TMP
-ROOT=$(cd "$ROOT" && pwd)
-PY=/usr/bin/python3
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fail=0
-pass=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-ok() { pass=$((pass + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cli_init file_safety.sh "$@"  # ADALOG absolute: the commands run from $TMP
 
 # A copy of the tiny model, never the repository's file: a failing guard must not damage it.
 cp "$ROOT/models/tiny/tiny_timm_op17_dyn.onnx" "$TMP/tiny.onnx" || { echo "FAIL: no tiny model"; exit 1; }
@@ -39,15 +29,7 @@ Q=(quantize tiny.onnx --calib calib.npy --calib-size 8 "${T[@]}")
 expect() {
   local want_rc=$1 want=$2
   shift 3
-  timeout 120 "$ADALOG" "$@" >out.txt 2>err.txt </dev/null
-  local rc=$?
-  local left
-  left=$(ls -A | grep -c -E '\.(tmp|probe)\.')
-  if [[ $rc != "$want_rc" ]] || ! grep -qF -- "$want" err.txt || [[ $left != 0 ]] || grep -q "quantizing" err.txt; then
-    bad "adalog $*: rc $rc (want $want_rc), stderr: $(head -c 400 err.txt) (want '$want'); temporary files: $left"
-  else
-    ok
-  fi
+  expect_exit "$want_rc" "$want" --timeout 120 --no-temps . --not "quantizing" -- "$@"
 }
 # unchanged: every input still equals its copy in keep/.
 unchanged() {
@@ -98,7 +80,7 @@ for cmd in run quantize; do
   # stderr through a pipe: the size limit applies to files the limited process writes.
   (ulimit -f 0; trap '' XFSZ; exec "$ADALOG" "${args[@]}") 2>&1 >/dev/null </dev/null | cat >err.txt
   rc=${PIPESTATUS[0]}
-  left=$(ls -A | grep -c -E '\.(tmp|probe)\.')
+  left=$(temps_in .)
   if [[ $rc == 1 ]] && grep -qF "'big.out': write failed" err.txt && ! grep -q "\.tmp\." err.txt && [[ $left == 0 ]] &&
       [[ $(cat big.out) == previous ]]; then
     ok
@@ -115,5 +97,4 @@ cp y.npy y_first.npy
   bad "run over an existing regular output: $(cat err.txt)"
 unchanged "the successful runs"
 
-echo "cli file safety: $pass passed, $fail failed"
-((fail == 0))
+cli_finish "cli file safety"

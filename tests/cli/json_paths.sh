@@ -3,17 +3,8 @@
 # report.json on a model and data copied to paths with '"', '\', 'é' (and, for the invalid-UTF-8
 # rule of cli/json_out.h, a byte 0xff), each parsed by Python's json module with the path read back.
 #   bash tests/cli/json_paths.sh <path-to-adalog> <repo-root>
-set -u
-ADALOG=${1:?usage: json_paths.sh <path-to-adalog> <repo-root>}
-ROOT=${2:?usage: json_paths.sh <path-to-adalog> <repo-root>}
-ROOT=$(cd "$ROOT" && pwd)
-PY=/usr/bin/python3
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fail=0
-pass=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-ok() { pass=$((pass + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cli_init json_paths.sh "$@"
 
 DIR="$TMP/a \"quoted\" back\\slash é dir"
 mkdir -p "$DIR" || exit 1
@@ -58,5 +49,4 @@ cp "$Q" "$B"
 "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1], encoding="utf-8")); assert r["model"].endswith("bad\ufffd.adq"), r["model"]' \
   "$TMP/bench2.json" && ok || bad "non-UTF-8 path: $(cat "$TMP/bench2.json")"
 
-echo "json_paths.sh: $pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+cli_finish "json_paths.sh"

@@ -6,17 +6,9 @@
 # Fortran order stay clear errors.
 #   bash tests/cli/npy_dtypes.sh <path-to-adalog> <repo-root>
 # Needs /usr/bin/python3 with numpy (it writes every file with np.save).
-set -u
-ADALOG=${1:?usage: npy_dtypes.sh <path-to-adalog> <repo-root>}
-ROOT=${2:?usage: npy_dtypes.sh <path-to-adalog> <repo-root>}
-PY=/usr/bin/python3
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cli_init npy_dtypes.sh "$@"
 M=$ROOT/models/tiny/tiny_timm_op17_dyn.onnx
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fail=0
-pass=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-ok() { pass=$((pass + 1)); }
 
 "$PY" - "$TMP" <<'PYEOF' || { echo "FAIL: numpy"; exit 1; }
 import sys
@@ -64,22 +56,18 @@ e64=$("$ADALOG" eval "$M" --data "$TMP/x64.npy" --labels "$TMP/y.npy" --json "${
 
 # expect_err FILE WANT [NOT_WANT]: run exits 1 with WANT on stderr.
 expect_err() {
-  "$ADALOG" run "$M" --input "$TMP/$1" --output "$TMP/out.npy" "${T[@]}" >/dev/null 2>"$TMP/err.txt"
-  local rc=$?
-  [[ $rc == 1 ]] && grep -qF -- "$2" "$TMP/err.txt" && [[ ! -e $TMP/out.npy ]] && ok ||
-    bad "run on $1: rc $rc, stderr: $(cat "$TMP/err.txt"), want '$2'"
+  expect_exit 1 "$2" --absent "$TMP/out.npy" -- run "$M" --input "$TMP/$1" --output "$TMP/out.npy" "${T[@]}"
 }
 # Overflow: one warning line (count and first index), then the refusal float32 inf gets.
 expect_err x64_big.npy "x64_big.npy: 2 float64 values outside float32's range became infinite when converted to float32 (the first at flat index"
-[[ $(grep -c "warning" "$TMP/err.txt") == 1 ]] && ok || bad "want exactly one warning line: $(cat "$TMP/err.txt")"
+[[ $(grep -c "warning" "$TMP/cli.err") == 1 ]] && ok || bad "want exactly one warning line: $(cat "$TMP/cli.err")"
 expect_err x64_big.npy "input: element [2,1,3,4] is infinite"
 expect_err x32_inf.npy "input: element [2,1,3,4] is infinite"
 # NaN: refused as in float32 input, with no overflow warning.
 expect_err x64_nan.npy "input: element [1,2,3,4] is NaN"
-grep -q "warning" "$TMP/err.txt" && bad "NaN gave an overflow warning" || ok
+grep -q "warning" "$TMP/cli.err" && bad "NaN gave an overflow warning" || ok
 expect_err x32_nan.npy "input: element [1,2,3,4] is NaN"
 expect_err x64_be.npy "unsupported npy dtype '>f8' (expected little-endian"
 expect_err x64_fortran.npy "fortran_order True not supported (need C order)"
 
-echo "cli npy dtypes: $pass passed, $fail failed"
-((fail == 0))
+cli_finish "cli npy dtypes"

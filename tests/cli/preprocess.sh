@@ -13,16 +13,8 @@
 #  - skipped folder entries are counted on one stderr line, and --strict refuses them;
 #  - run and bench take the folder.
 #   bash tests/cli/preprocess.sh <path-to-adalog> <repo-root>
-set -u
-ADALOG=${1:?usage: preprocess.sh <path-to-adalog> <repo-root>}
-ROOT=${2:?usage: preprocess.sh <path-to-adalog> <repo-root>}
-PY=/usr/bin/python3
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fail=0
-pass=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-ok() { pass=$((pass + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cli_init preprocess.sh "$@"
 
 D=$ROOT/models/digits
 M=$D/digits_vit.onnx
@@ -139,18 +131,11 @@ within_one "$q_flat" "$q_flat_dir" && ok || bad "W4A4 folder eval with the store
 # --- flags against the stored preprocessing: agreeing accepted, disagreeing refused unless forced
 same=$(correct "$TMP/flat.adalog" --data "$TMP/test" --resize 16 --mean 0.3,0.3,0.3)
 [[ $same == "$q_flat_dir" ]] && ok || bad "agreeing flags: $same vs $q_flat_dir: $(cat "$TMP/e.err")"
-"$ADALOG" eval "$TMP/flat.adalog" --data "$TMP/test" --mean 0.485,0.456,0.406 >/dev/null 2>"$TMP/x.err"
-rc=$?
-[[ $rc == 2 ]] && grep -qF -- "--mean 0.485,0.456,0.406 disagrees with the preprocessing $TMP/flat.adalog declares: mean 0.485,0.456,0.406 (stored 0.3,0.3,0.3). Pass --force-preprocess" "$TMP/x.err" &&
-  ok || bad "disagreeing --mean: rc $rc: $(cat "$TMP/x.err")"
-"$ADALOG" eval "$TMP/flat.adalog" --data "$TMP/test" --preprocess timm >/dev/null 2>"$TMP/x.err"
-rc=$?
-[[ $rc == 2 ]] && grep -qF "interpolation bicubic (stored bilinear)" "$TMP/x.err" && ok ||
-  bad "disagreeing preset: rc $rc: $(cat "$TMP/x.err")"
-"$ADALOG" quantize "$TMP/digits_meta.onnx" --calib "$TMP/calib_flat" --std 0.5,0.5,0.5 -o "$TMP/x.adalog" >/dev/null 2>"$TMP/x.err"
-rc=$?
-[[ $rc == 2 && ! -e $TMP/x.adalog ]] && grep -qF "std 0.5,0.5,0.5 (stored 0.4,0.4,0.4)" "$TMP/x.err" && ok ||
-  bad "quantize flag against ONNX metadata: rc $rc: $(cat "$TMP/x.err")"
+expect_exit 2 "--mean 0.485,0.456,0.406 disagrees with the preprocessing $TMP/flat.adalog declares: mean 0.485,0.456,0.406 (stored 0.3,0.3,0.3). Pass --force-preprocess" \
+  -- eval "$TMP/flat.adalog" --data "$TMP/test" --mean 0.485,0.456,0.406
+expect_exit 2 "interpolation bicubic (stored bilinear)" -- eval "$TMP/flat.adalog" --data "$TMP/test" --preprocess timm
+expect_exit 2 "std 0.5,0.5,0.5 (stored 0.4,0.4,0.4)" --absent "$TMP/x.adalog" -- \
+  quantize "$TMP/digits_meta.onnx" --calib "$TMP/calib_flat" --std 0.5,0.5,0.5 -o "$TMP/x.adalog"
 forced=$(correct "$TMP/flat.adalog" --data "$TMP/test" --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --resize 18 --force-preprocess)
 grep -q "^adalog: note: --force-preprocess" "$TMP/e.err" && [[ -n $forced ]] && ((forced < q_flat_dir - 5)) && ok ||
   bad "forced preprocessing: $forced vs $q_flat_dir: $(cat "$TMP/e.err")"
@@ -164,18 +149,12 @@ skip=$(correct "$TMP/flat.adalog" --data "$TMP/test_skip")
 [[ $skip == "$q_flat_dir" ]] && [[ $(grep -c "skipped" "$TMP/e.err") == 1 ]] &&
   grep -qF "$TMP/test_skip: skipped 2 entries: 2 unsupported extension (e.g. '$TMP/test_skip/3/notes.txt')" "$TMP/e.err" &&
   ok || bad "skip summary: $skip: $(cat "$TMP/e.err")"
-"$ADALOG" eval "$TMP/flat.adalog" --data "$TMP/test_skip" --strict >/dev/null 2>"$TMP/x.err"
-rc=$?
-[[ $rc == 1 ]] && grep -q "skipped 2 entries.*strict" "$TMP/x.err" && ok || bad "--strict: rc $rc: $(cat "$TMP/x.err")"
+expect_exit 1 "skipped 2 entries.*strict" --regex -- eval "$TMP/flat.adalog" --data "$TMP/test_skip" --strict
 mkdir "$TMP/calib_skip" && cp "$TMP"/calib_flat/*.png "$TMP/calib_skip/" && mkfifo "$TMP/calib_skip/pipe.png"
-"$ADALOG" quantize "$M" --calib "$TMP/calib_skip" "${Q[@]}" "${PRE[@]}" --strict -o "$TMP/x.adalog" >/dev/null 2>"$TMP/x.err"
-rc=$?
-[[ $rc == 1 && ! -e $TMP/x.adalog ]] && grep -q "1 not a regular file (e.g. '$TMP/calib_skip/pipe.png')" "$TMP/x.err" && ok ||
-  bad "quantize --strict: rc $rc: $(cat "$TMP/x.err")"
+expect_exit 1 "1 not a regular file (e.g. '$TMP/calib_skip/pipe.png')" --absent "$TMP/x.adalog" -- \
+  quantize "$M" --calib "$TMP/calib_skip" "${Q[@]}" "${PRE[@]}" --strict -o "$TMP/x.adalog"
 # eval needs labels: a flat folder is refused, saying why.
-"$ADALOG" eval "$TMP/flat.adalog" --data "$TMP/calib_flat" >/dev/null 2>"$TMP/x.err"
-rc=$?
-[[ $rc == 1 ]] && grep -q "a flat folder of images has no labels" "$TMP/x.err" && ok || bad "eval on a flat folder: rc $rc: $(cat "$TMP/x.err")"
+expect_exit 1 "a flat folder of images has no labels" -- eval "$TMP/flat.adalog" --data "$TMP/calib_flat"
 
 # --- run and bench on folders; .npy inputs refuse the options
 "$ADALOG" run "$TMP/flat.adalog" --input "$TMP/calib_flat" --output "$TMP/logits.npy" --threads 1 2>"$TMP/x.err" &&
@@ -183,9 +162,6 @@ rc=$?
   bad "run on a flat folder: $(cat "$TMP/x.err")"
 "$ADALOG" bench "$TMP/flat.adalog" --data "$TMP/test" --batch 4 --runs 2 --warmup 0 >/dev/null 2>"$TMP/x.err" && ok ||
   bad "bench --data folder: $(cat "$TMP/x.err")"
-"$ADALOG" run "$M" --input "$D/test_x.npy" --output "$TMP/l.npy" --mean 0.3,0.3,0.3 >/dev/null 2>"$TMP/x.err"
-rc=$?
-[[ $rc == 2 ]] && grep -q -- "--mean applies to image folders" "$TMP/x.err" && ok || bad "run .npy --mean: rc $rc: $(cat "$TMP/x.err")"
+expect_exit 2 "--mean applies to image folders" -- run "$M" --input "$D/test_x.npy" --output "$TMP/l.npy" --mean 0.3,0.3,0.3
 
-echo "preprocess: $pass passed, $fail failed"
-[[ $fail == 0 ]]
+cli_finish "preprocess"

@@ -7,19 +7,9 @@
 # Needs /usr/bin/python3 with numpy to write and compare .npy files.
 # The W4A4 file's `inspect` is compared with tests/data/golden/tiny_w4a4.inspect.txt; after an
 # intended change of the search, rewrite it with ADALOG_UPDATE_GOLDEN=1 and review the diff.
-set -u
-ADALOG=${1:?usage: quantize.sh <path-to-adalog> <repo-root>}
-ROOT=${2:?usage: quantize.sh <path-to-adalog> <repo-root>}
-ADALOG=$(cd "$(dirname "$ADALOG")" && pwd)/$(basename "$ADALOG")  # the golden runs from $TMP
-ROOT=$(cd "$ROOT" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cli_init quantize.sh "$@"  # ADALOG absolute: the golden runs from $TMP
 GOLDEN=$ROOT/tests/data/golden/tiny_w4a4.inspect.txt
-PY=/usr/bin/python3
-TMP=$(mktemp -d)
-trap 'chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"' EXIT
-fail=0
-pass=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-ok() { pass=$((pass + 1)); }
 
 M=$ROOT/models/tiny/tiny_timm_op17_dyn.onnx  # 3x32x32, dim 64, 4 heads, depth 2, erf GELU
 [[ -f $M ]] || { echo "FAIL: $M missing"; exit 1; }
@@ -55,7 +45,7 @@ for bits in W8A8 W4A4; do
   grep -q "^quantized " "$TMP/q.out" && grep -q "^time " "$TMP/q.out" && [[ -s $out ]] && ok ||
     bad "quantize $bits: no summary or no output: $(cat "$TMP/q.out")"
   # No temporary or probe files are left beside the output.
-  [[ $(ls "$TMP" | grep -c -E '\.(tmp|probe)\.') == 0 ]] && ok || bad "temporary files left: $(ls "$TMP")"
+  [[ $(temps_in "$TMP") == 0 ]] && ok || bad "temporary files left: $(ls "$TMP")"
 done
 "$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits W4A4 --softmax uniform --gelu twin --no-fpcs \
   --no-reparam -o "$TMP/q_uni.adalog" --calib-size 16 "${T1[@]}" >/dev/null 2>"$TMP/q.err" && ok ||
@@ -69,16 +59,10 @@ done
   bad "quantize --fpcs-mode official: $(cat "$TMP/q.out" "$TMP/q.err")"
 "$ADALOG" inspect "$TMP/q_W4A4.adalog" 2>/dev/null | grep "^meta" | grep -q "fpcs_mode=best" && ok ||
   bad "inspect: the default quantize does not record fpcs_mode=best in meta"
-"$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --no-fpcs --fpcs-mode best -o "$TMP/e8.adalog" \
-  >/dev/null 2>"$TMP/x.err"
-rc=$?
-[[ $rc == 2 && ! -e $TMP/e8.adalog ]] && grep -q -- "--no-fpcs turns FPCS off" "$TMP/x.err" && ok ||
-  bad "--no-fpcs --fpcs-mode best: rc $rc, $(cat "$TMP/x.err")"
-"$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --fpcs-mode fast -o "$TMP/e9.adalog" >/dev/null 2>"$TMP/x.err"
-rc=$?
-[[ $rc == 2 && ! -e $TMP/e9.adalog ]] &&
-  grep -qF "option '--fpcs-mode' of 'adalog quantize': 'fast' is not one of official, best" "$TMP/x.err" && ok ||
-  bad "--fpcs-mode fast: rc $rc, $(cat "$TMP/x.err")"
+expect_exit 2 "--no-fpcs turns FPCS off" --absent "$TMP/e8.adalog" -- \
+  quantize "$M" --calib "$TMP/calib40.npy" --no-fpcs --fpcs-mode best -o "$TMP/e8.adalog"
+expect_exit 2 "option '--fpcs-mode' of 'adalog quantize': 'fast' is not one of official, best" --absent "$TMP/e9.adalog" -- \
+  quantize "$M" --calib "$TMP/calib40.npy" --fpcs-mode fast -o "$TMP/e9.adalog"
 
 # --- golden: the W4A4 file's inspect (every quantizer, the plan header, meta) against the
 # committed text, unmasked: the file holds nothing timing-dependent.
@@ -195,14 +179,7 @@ done
 check_err() {  # WANT_TEXT OUT -- ARGS...
   local want=$1 out=$2
   shift 3
-  "$ADALOG" "$@" >"$TMP/x.out" 2>"$TMP/x.err"
-  local rc=$?
-  if [[ $rc != 1 ]] || ! grep -qF -- "$want" "$TMP/x.err" || [[ -e $out ]] ||
-      [[ $(ls "$(dirname "$out")" 2>/dev/null | grep -c -E '\.(tmp|probe)\.') != 0 ]]; then
-    bad "adalog $*: rc $rc (want 1), stderr: $(cat "$TMP/x.err"), want '$want'; output exists: $([[ -e $out ]] && echo yes || echo no)"
-  else
-    ok
-  fi
+  expect_exit 1 "$want" --absent "$out" --no-temps "$(dirname "$out")" -- "$@"
 }
 Q=(quantize "$M" --bits W4A4 "${T1[@]}")
 check_err "has 20 images, --calib-size asks for 32" "$TMP/e1.adalog" -- "${Q[@]}" --calib "$TMP/calib20.npy" -o "$TMP/e1.adalog"
@@ -226,10 +203,8 @@ cp "$TMP/q_W8A8.adalog" "$TMP/keep.adalog"
 cmp -s "$TMP/q_W8A8.adalog" "$TMP/keep.adalog" && ok || bad "a failed quantize modified an existing output"
 # Unsupported bit widths are usage errors (exit 2), before anything runs.
 for b in W9A9 W1A1 W4A16; do
-  "$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits $b -o "$TMP/e7.adalog" >/dev/null 2>"$TMP/x.err"
-  rc=$?
-  [[ $rc == 2 && ! -e $TMP/e7.adalog ]] && grep -q "out of range \[2, 8\]" "$TMP/x.err" && ok ||
-    bad "--bits $b: rc $rc, $(cat "$TMP/x.err")"
+  expect_exit 2 "out of range [2, 8]" --absent "$TMP/e7.adalog" -- \
+    quantize "$M" --calib "$TMP/calib40.npy" --bits $b -o "$TMP/e7.adalog"
 done
 # SIGINT during calibration: exit 130 (128 + SIGINT) with the interrupt message, no output and no
 # temporary file.
@@ -270,7 +245,6 @@ sig_rc=$(sed -n 's/^sent=True rc=\(-\?[0-9]*\)$/\1/p' "$TMP/sig.out")
 [[ $sig_rc == 130 ]] && grep -qF "adalog: error: interrupted (SIGINT) during calibration; no output written" "$TMP/sig.out" &&
   [[ ! -e $TMP/int.adalog ]] && ok || bad "SIGINT: want exit 130, the interrupt message and no output; got:
 $(tail -5 "$TMP/sig.out"); output exists: $([[ -e $TMP/int.adalog ]] && echo yes || echo no)"
-[[ $(ls "$TMP" | grep -c -E '\.(tmp|probe)\.') == 0 ]] && ok || bad "SIGINT left temporary files: $(ls "$TMP")"
+[[ $(temps_in "$TMP") == 0 ]] && ok || bad "SIGINT left temporary files: $(ls "$TMP")"
 
-echo "cli quantize: $pass passed, $fail failed"
-((fail == 0))
+cli_finish "cli quantize"

@@ -5,18 +5,8 @@
 # order, the pictures (digits, when /usr/bin/python3 has matplotlib), --no-plots, a missing
 # plotting script or matplotlib, and the error contract.
 #   bash tests/cli/report.sh <path-to-adalog> <repo-root>
-set -u
-ADALOG=${1:?usage: report.sh <path-to-adalog> <repo-root>}
-ROOT=${2:?usage: report.sh <path-to-adalog> <repo-root>}
-ADALOG=$(cd "$(dirname "$ADALOG")" && pwd)/$(basename "$ADALOG")
-ROOT=$(cd "$ROOT" && pwd)
-PY=/usr/bin/python3
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fail=0
-pass=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-ok() { pass=$((pass + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cli_init report.sh "$@"
 N=64
 HAVE_MPL=0
 "$PY" -c 'import matplotlib' 2>/dev/null && HAVE_MPL=1
@@ -115,9 +105,7 @@ ADALOG_PYTHON=/bin/false "$ADALOG" report "$Q" --data "$X" -n 8 -o "$TMP/nm" >/d
 expect_fail() {  # expect_fail "<message regex>" args...
   local re=$1
   shift
-  "$ADALOG" "$@" >/dev/null 2>"$TMP/err"
-  local rc=$?
-  if [[ $rc -eq 1 ]] && grep -Eq "$re" "$TMP/err"; then ok; else bad "'$*': rc $rc, stderr: $(cat "$TMP/err")"; fi
+  expect_exit 1 "$re" --regex -- "$@"
 }
 expect_fail "is not an adalog quantized model file" report models/digits/digits_vit.onnx --data "$X" -o "$TMP/e1"
 cp "$Q" "$TMP/copy.adq"
@@ -130,5 +118,4 @@ expect_fail "does not match the quantized model" report "$Q" --fp32 models/shape
 touch "$TMP/afile"
 expect_fail "exists and is not a directory" report "$Q" --data "$X" -o "$TMP/afile"
 
-echo "report.sh: $pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+cli_finish "report.sh"

@@ -6,15 +6,8 @@
 # diff <= 1e-4, and the logits are not trivially constant); eval with labels = PyTorch's argmax
 # scores top-1 = 1; bench --json prints median_ms/p90_ms/images_per_s. Needs /usr/bin/python3
 # with numpy to compare .npy files.
-set -u
-ADALOG=${1:?usage: tiny_models.sh <path-to-adalog> <repo-root>}
-ROOT=${2:?usage: tiny_models.sh <path-to-adalog> <repo-root>}
-PY=/usr/bin/python3
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fail=0
-pass=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cli_init tiny_models.sh "$@"
 
 models=("$ROOT"/models/tiny/*.onnx)
 [[ -e ${models[0]} ]] || { echo "FAIL: no models in $ROOT/models/tiny"; exit 1; }
@@ -51,7 +44,7 @@ EOF
     bad "adalog eval $m: want top1 1.0, got: $out $(cat "$TMP/err")"
     continue
   fi
-  pass=$((pass + 1))
+  ok
 done
 
 m=${models[0]}
@@ -61,9 +54,8 @@ for args in "--batch 1 --threads 1" "--batch 3 --threads 2"; do
   if ! echo "$out" | "$PY" -c 'import json,sys; r=json.loads(sys.stdin.read()); assert r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] and r["images_per_s"] > 0, r'; then
     bad "adalog bench $args --json: $out $(cat "$TMP/err")"
   else
-    pass=$((pass + 1))
+    ok
   fi
 done
 
-echo "cli tiny models: $pass passed, $fail failed"
-((fail == 0))
+cli_finish "cli tiny models"

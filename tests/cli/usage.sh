@@ -3,15 +3,8 @@
 # --help/--version exit 0 on stdout, runtime errors exit 1. Needs no model and no runtime.
 #   bash tests/cli/usage.sh <path-to-adalog> <repo-root>
 # Fails (exit 1) on any mismatch, printing the command, what was expected and what came back.
-set -u
-ADALOG=${1:?usage: usage.sh <path-to-adalog> <repo-root>}
-ROOT=${2:?usage: usage.sh <path-to-adalog> <repo-root>}
-[[ -x "$ADALOG" ]] || { echo "usage.sh: $ADALOG is not an executable"; exit 1; }
-
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cli_init usage.sh "$@"
 
 # check WANT_RC STREAM WANT_TEXT -- ARGS...
 #   STREAM is stdout or stderr: WANT_TEXT must appear in it (fixed string). The other stream must
@@ -19,22 +12,10 @@ fail=0
 check() {
   local want_rc=$1 stream=$2 want=$3
   shift 4
-  "$ADALOG" "$@" >"$TMP/out" 2>"$TMP/err"
-  local rc=$?
-  local got other
-  if [[ $stream == stdout ]]; then got=$TMP/out; other=$TMP/err; else got=$TMP/err; other=$TMP/out; fi
-  local problems=()
-  [[ $rc == "$want_rc" ]] || problems+=("exit code $rc, want $want_rc")
-  grep -qF -- "$want" "$got" || problems+=("$stream does not contain: $want")
-  [[ -s $other ]] && problems+=("unexpected output on the other stream: $(head -c 300 "$other")")
-  if ((${#problems[@]})); then
-    fail=$((fail + 1))
-    echo "FAIL: adalog $*"
-    for p in "${problems[@]}"; do echo "      $p"; done
-    echo "      stdout: $(head -c 400 "$TMP/out")"
-    echo "      stderr: $(head -c 400 "$TMP/err")"
+  if [[ $stream == stdout ]]; then
+    expect_exit "$want_rc" "$want" --stdout -- "$@"
   else
-    pass=$((pass + 1))
+    expect_exit "$want_rc" "$want" --quiet -- "$@"
   fi
 }
 
@@ -151,9 +132,8 @@ ONNX=$ROOT/models/tiny/tiny_timm_op17_dyn.onnx
 # (refused right after the model loads, before the data is opened: the .npy files need not exist)
 SIMERR="--simulate runs a quantized model's simulated (fake-quant) executor, but $ONNX is an FP32 ONNX model"
 check 2 stderr "'adalog run': $SIMERR" -- run "$ONNX" --input "$TMP/x2.npy" --output "$TMP/y.npy" --simulate --threads 1
-[[ -e $TMP/y.npy ]] && { fail=$((fail + 1)); echo "FAIL: run --simulate on ONNX wrote its output"; }
+[[ -e $TMP/y.npy ]] && bad "run --simulate on ONNX wrote its output"
 check 2 stderr "'adalog eval': $SIMERR" -- eval "$ONNX" --data "$TMP/x2.npy" --labels "$TMP/y2.npy" --simulate --threads 1
 check 2 stderr "'adalog bench': $SIMERR" -- bench "$ONNX" --simulate --warmup 0 --runs 1
 
-echo "cli usage: $pass passed, $fail failed"
-((fail == 0))
+cli_finish "cli usage"

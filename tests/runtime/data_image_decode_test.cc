@@ -6,25 +6,17 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "quant/error.h"
+#include "tests/util/test_files.h"
 
 namespace adalog {
 namespace {
 
-std::string TestImage(const std::string& name) {
-  return std::string(ADALOG_SOURCE_DIR) + "/tests/data/images/" + name;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+using test::ReadFileBytes;
+using test::TestImage;
 
 // Expects DecodeImage(bytes) to throw an adalog::Error whose message names `path` and contains
 // `what`.
@@ -67,8 +59,8 @@ class DecodeMatchesPillow : public ::testing::TestWithParam<const char*> {};
 TEST_P(DecodeMatchesPillow, BitForBit) {
   const std::string name = GetParam();
   const std::string path = TestImage(name);
-  const std::string expected = ReadAll(path.substr(0, path.rfind('.')) + ".rgb");
-  const DecodedImage img = DecodeImage(ReadAll(path), path);
+  const std::string expected = ReadFileBytes(path.substr(0, path.rfind('.')) + ".rgb");
+  const DecodedImage img = DecodeImage(ReadFileBytes(path), path);
   ASSERT_EQ(img.width, 13);
   ASSERT_EQ(img.height, 9);
   ASSERT_EQ(img.rgb.size(), expected.size());
@@ -101,7 +93,7 @@ TEST(DataImageDecodeTest, UnknownSignatureIsRefused) {
   ExpectRefused("GIF89a\x01\x00\x01\x00", "/data/x.gif", "not an image this loader reads");
   ExpectRefused("", "/data/empty.jpg", "not an image this loader reads");
   // A JPEG preceded by fill bytes: Pillow refuses it too (it needs FF D8 FF first).
-  ExpectRefused(std::string(7, '\xFF') + ReadAll(TestImage("ref_rgb420.jpg")), "/data/fill.jpg",
+  ExpectRefused(std::string(7, '\xFF') + ReadFileBytes(TestImage("ref_rgb420.jpg")), "/data/fill.jpg",
                 "not an image this loader reads");
 }
 
@@ -109,12 +101,12 @@ TEST(DataImageDecodeTest, UnknownSignatureIsRefused) {
 // ("image file is truncated"), and so does this loader. A cut inside the headers is an error too.
 TEST(DataImageDecodeTest, TruncatedFilesAreRefused) {
   for (const char* name : {"ref_rgb420.jpg", "ref_rgb444_progressive.jpg", "ref_cmyk.jpg"}) {
-    const std::string jpg = ReadAll(TestImage(name));
+    const std::string jpg = ReadFileBytes(TestImage(name));
     const std::string path = std::string("/data/cut_") + name;
     ExpectRefused(jpg.substr(0, jpg.size() - 40), path, "cannot decode JPEG");
     ExpectRefused(jpg.substr(0, 30), path, "cannot decode JPEG");
   }
-  const std::string png = ReadAll(TestImage("ref_rgba.png"));
+  const std::string png = ReadFileBytes(TestImage("ref_rgba.png"));
   ExpectRefused(png.substr(0, png.size() / 2), "/data/cut.png", "cannot decode PNG");
 }
 
@@ -122,7 +114,7 @@ TEST(DataImageDecodeTest, TruncatedFilesAreRefused) {
 // each is refused with an error naming it.
 TEST(DataImageDecodeTest, EarlierDecoderFindsAreRefused) {
   // A DHT segment whose 16 code-length counts total more than 256 (stb wrote past its table).
-  std::string jpg = ReadAll(TestImage("gradient_8x8.jpg"));
+  std::string jpg = ReadFileBytes(TestImage("gradient_8x8.jpg"));
   const size_t dht = jpg.find("\xFF\xC4");
   ASSERT_NE(dht, std::string::npos);
   ASSERT_NO_THROW(DecodeImage(jpg, "good.jpg"));
@@ -131,9 +123,9 @@ TEST(DataImageDecodeTest, EarlierDecoderFindsAreRefused) {
   ExpectRefused(jpg.substr(0, dht + 5 + 16), "/data/dht_cut.jpg", "cannot decode JPEG");
   // A progressive JPEG whose AC code does not match its table (stb's consistency assert).
   const std::string mismatch = TestImage("regress_jpeg_code_mismatch.jpg");
-  ExpectRefused(ReadAll(mismatch), mismatch, "cannot decode JPEG");
+  ExpectRefused(ReadFileBytes(mismatch), mismatch, "cannot decode JPEG");
   // A PNG IDAT declaring about 2 GB in a small file (stb allocated it up front).
-  std::string png = ReadAll(TestImage("ref_rgba.png"));
+  std::string png = ReadFileBytes(TestImage("ref_rgba.png"));
   const size_t idat = png.find("IDAT");
   ASSERT_NE(idat, std::string::npos);
   png[idat - 4] = '\x7f';
@@ -164,7 +156,7 @@ TEST(DataImageDecodeTest, PnmSamplesAreScaledByMaxval) {
 // Sizes are checked from the header, before the pixel buffer exists: a tiny file declaring
 // 20000 x 20000 (1.2 GB of RGB) is refused by its declared size.
 TEST(DataImageDecodeTest, OversizedImagesAreRefusedFromTheHeader) {
-  std::string jpg = ReadAll(TestImage("ref_rgb420.jpg"));
+  std::string jpg = ReadFileBytes(TestImage("ref_rgb420.jpg"));
   const size_t sof = jpg.find("\xFF\xC0");
   ASSERT_NE(sof, std::string::npos);
   // SOF0: FF C0, length (2), precision (1), height (2), width (2).
@@ -174,7 +166,7 @@ TEST(DataImageDecodeTest, OversizedImagesAreRefusedFromTheHeader) {
   }
   ExpectRefused(jpg, "/data/big.jpg", "20000x20000");
 
-  std::string png = ReadAll(TestImage("ref_rgba.png"));
+  std::string png = ReadFileBytes(TestImage("ref_rgba.png"));
   const size_t ihdr = png.find("IHDR");
   ASSERT_EQ(ihdr, 12u);
   PutBe32(png, ihdr + 4, 20000);  // width

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "quant/error.h"
+#include "tests/util/test_files.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO_UNUSED
@@ -31,11 +32,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Committed JPEGs (tests/data/images/README.md): the sanitizer build must not run stb's JPEG
-// encoder, which shifts negative values.
-std::string TestImage(const std::string& name) {
-  return std::string(ADALOG_SOURCE_DIR) + "/tests/data/images/" + name;
-}
+// JPEGs come from TestImage, committed (tests/data/images/README.md): the sanitizer build must not
+// run stb's JPEG encoder, which shifts negative values.
+using test::TestImage;
+using test::UnitPreprocess;
 
 std::string FreshDir(const std::string& name) {
   const fs::path dir = fs::path(::testing::TempDir()) / ("adalog_img_" + name);
@@ -59,17 +59,6 @@ void WritePng(const std::string& path, int w, int h, int channels, const std::ve
   ASSERT_NE(stbi_write_png(path.c_str(), w, h, channels, px.data(), w * channels), 0) << path;
 }
 
-ImagePreprocessOptions Plain(int crop, int resize) {
-  ImagePreprocessOptions o;
-  o.crop = crop;
-  o.resize_shorter = resize;
-  for (int c = 0; c < 3; ++c) {
-    o.mean[c] = 0.f;
-    o.std[c] = 1.f;
-  }
-  return o;
-}
-
 TEST(DataImageFolderTest, ScanSortsClassesAndFiles) {
   const std::string root = FreshDir("scan");
   for (const char* cls : {"zebra", "ant", "mouse"}) fs::create_directories(fs::path(root) / cls);
@@ -89,10 +78,10 @@ TEST(DataImageFolderTest, ScanSortsClassesAndFiles) {
   // Batch load: labels follow the folders, every value written and finite.
   std::vector<float> images(4 * 3 * 4 * 4, std::nanf(""));
   std::vector<int64_t> labels(4, -1);
-  LoadImageBatch(f, 0, 4, Plain(4, 4), images.data(), labels.data());
+  LoadImageBatch(f, 0, 4, UnitPreprocess(4, 4), images.data(), labels.data());
   EXPECT_EQ(labels, (std::vector<int64_t>{0, 1, 2, 2}));
   for (float v : images) EXPECT_TRUE(std::isfinite(v));
-  EXPECT_THROW(LoadImageBatch(f, 3, 2, Plain(4, 4), images.data(), labels.data()), Error);
+  EXPECT_THROW(LoadImageBatch(f, 3, 2, UnitPreprocess(4, 4), images.data(), labels.data()), Error);
 }
 
 TEST(DataImageFolderTest, ClassCountMismatchAndEmptyFolders) {
@@ -204,20 +193,20 @@ TEST(DataImageFolderTest, UnreadableImageNamesTheFile) {
   std::ofstream(path, std::ios::binary) << "\xFF\xD8\xFF garbage, not a JPEG";
   std::vector<float> out(3 * 4 * 4);
   try {
-    LoadImageChw(path, Plain(4, 4), out.data());
+    LoadImageChw(path, UnitPreprocess(4, 4), out.data());
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("cannot decode"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(LoadImageChw(root + "/missing.png", Plain(4, 4), out.data()), Error);
+  EXPECT_THROW(LoadImageChw(root + "/missing.png", UnitPreprocess(4, 4), out.data()), Error);
   // A truncated PNG.
   const auto px = Gradient(16, 16, 3);
   WritePng(root + "/t.png", 16, 16, 3, px);
   std::ifstream in(root + "/t.png", std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::ofstream(root + "/t.png", std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 2);
-  EXPECT_THROW(LoadImageChw(root + "/t.png", Plain(4, 4), out.data()), Error);
+  EXPECT_THROW(LoadImageChw(root + "/t.png", UnitPreprocess(4, 4), out.data()), Error);
 }
 
 TEST(DataImageFolderTest, IdentityResizeReproducesPixelsAndNormalises) {
@@ -225,7 +214,7 @@ TEST(DataImageFolderTest, IdentityResizeReproducesPixelsAndNormalises) {
   const int n = 6;
   const auto px = Gradient(n, n, 3);
   WritePng(root + "/g.png", n, n, 3, px);
-  ImagePreprocessOptions o = Plain(n, n);
+  ImagePreprocessOptions o = UnitPreprocess(n, n);
   o.mean[1] = 0.5f;
   o.std[1] = 0.25f;
   std::vector<float> out(3 * n * n, -99.f);
@@ -246,13 +235,13 @@ TEST(DataImageFolderTest, GrayscaleAndAlphaBecomeThreeChannels) {
   const auto rgba = Gradient(5, 5, 4);
   WritePng(root + "/a.png", 5, 5, 4, rgba);
   std::vector<float> out(3 * 5 * 5);
-  LoadImageChw(root + "/g.png", Plain(5, 5), out.data());
+  LoadImageChw(root + "/g.png", UnitPreprocess(5, 5), out.data());
   for (int i = 0; i < 25; ++i) {
     EXPECT_EQ(out[i], out[25 + i]);
     EXPECT_EQ(out[i], out[50 + i]);
     EXPECT_NEAR(out[i], g[i] / 255.f, 1e-6f);
   }
-  LoadImageChw(root + "/a.png", Plain(5, 5), out.data());
+  LoadImageChw(root + "/a.png", UnitPreprocess(5, 5), out.data());
   for (int i = 0; i < 25; ++i) EXPECT_NEAR(out[50 + i], rgba[i * 4 + 2] / 255.f, 1e-6f);  // alpha dropped
 }
 
@@ -263,7 +252,7 @@ TEST(DataImageFolderTest, ResizeShorterSideThenCentreCrop) {
   for (int y = 0; y < 4; ++y)
     for (int x = 0; x < 8; ++x) px[y * 8 + x] = x < 4 ? 0 : 255;
   std::vector<float> out(3 * 2 * 2);
-  ImagePreprocessOptions o = Plain(2, 2);
+  ImagePreprocessOptions o = UnitPreprocess(2, 2);
   PreprocessPixels(px.data(), 8, 4, 1, o, out.data());
   // Resized width 4, crop columns 1..2. With antialias (triangle of half-width 2 input pixels),
   // Exact: x=1 centre 3.0 covers inputs 1..4 (centres 1.5..4.5): weights 1/8,3/8,3/8,1/8 -> 1/8*255
@@ -276,7 +265,7 @@ TEST(DataImageFolderTest, ResizeShorterSideThenCentreCrop) {
   EXPECT_NEAR(out[0], 0.f, 1e-6f);
   EXPECT_NEAR(out[1], 1.f, 1e-6f);
   // Default resize = floor(crop / 0.875): crop 7 -> resize 8 (no-op for an 8x8 image).
-  ImagePreprocessOptions d = Plain(7, 0);
+  ImagePreprocessOptions d = UnitPreprocess(7, 0);
   std::vector<uint8_t> sq(64);
   for (int i = 0; i < 64; ++i) sq[i] = static_cast<uint8_t>(i * 3);
   std::vector<float> o7(3 * 49);
@@ -288,7 +277,7 @@ TEST(DataImageFolderTest, ResizeShorterSideThenCentreCrop) {
 TEST(DataImageFolderTest, JpegDecodesCloseToSource) {
   const std::string root = FreshDir("jpeg");
   std::vector<float> out(3 * 16 * 16);
-  LoadImageChw(TestImage("solid200_16x16.jpg"), Plain(16, 16), out.data());
+  LoadImageChw(TestImage("solid200_16x16.jpg"), UnitPreprocess(16, 16), out.data());
   for (float v : out) EXPECT_NEAR(v, 200.f / 255.f, 3.f / 255.f);
 }
 
@@ -300,11 +289,11 @@ TEST(DataImageFolderTest, PnmHeaderNumberAboveIntMaxIsRefused) {
   const std::string good = root + "/good.ppm";
   std::ofstream(good, std::ios::binary) << "P6\n# comment 99999999999999\n2 2\n255\n"
                                         << std::string(12, '\x80');
-  EXPECT_NO_THROW(LoadImageChw(good, Plain(2, 2), out.data()));
+  EXPECT_NO_THROW(LoadImageChw(good, UnitPreprocess(2, 2), out.data()));
   const std::string bad = root + "/bad.ppm";
   std::ofstream(bad, std::ios::binary) << "P6\n99999999999 2\n255\n" << std::string(12, '\x80');
   try {
-    LoadImageChw(bad, Plain(2, 2), out.data());
+    LoadImageChw(bad, UnitPreprocess(2, 2), out.data());
     ADD_FAILURE() << "a PPM width above INT_MAX was accepted";
   } catch (const Error& e) {
     const std::string msg = e.what();

@@ -8,37 +8,18 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "runtime/data/image_folder.h"
+#include "tests/util/test_files.h"
 
 namespace adalog {
 namespace {
 
-std::string TestImage(const std::string& name) {
-  return std::string(ADALOG_SOURCE_DIR) + "/tests/data/images/" + name;
-}
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-ImagePreprocessOptions Unit(int crop, int resize, Interpolation interp) {
-  ImagePreprocessOptions o;
-  o.crop = crop;
-  o.resize_shorter = resize;
-  o.interpolation = interp;
-  for (int c = 0; c < 3; ++c) {
-    o.mean[c] = 0.f;
-    o.std[c] = 1.f;
-  }
-  return o;
-}
+using test::ReadFileBytes;
+using test::TestImage;
+using test::UnitPreprocess;
 
 struct Case {
   const char* name;
@@ -51,11 +32,11 @@ TEST(DataResizePillow, EveryInterpolationWithinOneLevelOfPillow) {
     double worst = 0.0;
     int exact = 0, total = 0;
     for (const Case& c : cases) {
-      const std::string ref = ReadBytes(TestImage(std::string("resize_") + c.name + "_" + InterpolationName(interp) + ".rgb"));
+      const std::string ref = ReadFileBytes(TestImage(std::string("resize_") + c.name + "_" + InterpolationName(interp) + ".rgb"));
       const size_t n = static_cast<size_t>(c.crop) * c.crop;
       ASSERT_EQ(ref.size(), n * 3) << c.name;
       std::vector<float> out(3 * n, std::nanf(""));
-      LoadImageChw(TestImage(std::string("resize_") + c.name + ".png"), Unit(c.crop, c.resize, interp), out.data());
+      LoadImageChw(TestImage(std::string("resize_") + c.name + ".png"), UnitPreprocess(c.crop, c.resize, interp), out.data());
       // Non-degenerate reference: the noise spreads values widely.
       const auto [lo, hi] = std::minmax_element(ref.begin(), ref.end(),
                                                 [](char a, char b) { return uint8_t(a) < uint8_t(b); });
@@ -84,7 +65,7 @@ TEST(DataResizePillow, EveryInterpolationWithinOneLevelOfPillow) {
 }
 
 TEST(DataResizePillow, BgrReversesTheChannelsBeforeNormalising) {
-  ImagePreprocessOptions rgb = Unit(16, 20, Interpolation::kBilinear);
+  ImagePreprocessOptions rgb = UnitPreprocess(16, 20, Interpolation::kBilinear);
   rgb.mean[0] = 0.1f;
   rgb.mean[2] = 0.7f;
   rgb.std[1] = 0.5f;

@@ -162,6 +162,26 @@ TEST_P(ExecutorFp32Isa, EveryIsaCapMatchesReference) {
   EXPECT_LE(diff, 1e-4f * scale) << "isa cap " << IsaLevelName(cap);
 }
 
+// `batch` seeded images (image_seed) through executors of 1 and 2 threads (max_batch as given):
+// the same logits, byte for byte.
+// Logits at 1, 2 and 5 threads, byte-compared with the 1-thread run.
+void ExpectSameBytesAtAnyThreadCount(const VitModel& m, int batch, uint32_t image_seed, int max_batch) {
+  const std::vector<float> images = RandomImages(m, batch, image_seed);
+  std::vector<std::vector<float>> outs;
+  for (int threads : {1, 2, 5}) {
+    ExecutorOptions opt;
+    opt.max_batch = max_batch;
+    opt.num_threads = threads;
+    ExecutorFp32 exec(m, opt);
+    outs.emplace_back(static_cast<size_t>(batch) * m.num_classes());
+    exec.Run(images.data(), batch, outs.back().data());
+  }
+  for (size_t i = 1; i < outs.size(); ++i) {
+    EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[i].data(), outs[0].size() * sizeof(float)))
+        << "batch " << batch << ", run " << i;
+  }
+}
+
 TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreads) {
   RandomVitSpec s;
   s.dim = 64;
@@ -172,22 +192,7 @@ TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreads) {
   s.dist = true;
   s.seed = 9;
   const VitModel m = MakeRandomVit(s);
-  for (int batch : {1, 3, 8}) {
-    const std::vector<float> images = RandomImages(m, batch, 3);
-    std::vector<std::vector<float>> outs;
-    for (int threads : {1, 2, 5}) {
-      ExecutorOptions opt;
-      opt.max_batch = 8;
-      opt.num_threads = threads;
-      ExecutorFp32 exec(m, opt);
-      outs.emplace_back(static_cast<size_t>(batch) * m.num_classes());
-      exec.Run(images.data(), batch, outs.back().data());
-    }
-    for (size_t i = 1; i < outs.size(); ++i) {
-      EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[i].data(), outs[0].size() * sizeof(float)))
-          << "batch " << batch << ", run " << i;
-    }
-  }
+  for (int batch : {1, 3, 8}) ExpectSameBytesAtAnyThreadCount(m, batch, 3, /*max_batch=*/8);
 }
 
 // At DeiT-S width and token count (one block), where oneDNN could choose K-splitting schedules.
@@ -198,22 +203,7 @@ TEST(ExecutorFp32Test, SameBytesWithOneAndTwoThreadsDeitSShapes) {
   s.Shape(384, 6, 1, 224, 16, 1000);
   s.seed = 10;
   const VitModel m = MakeRandomVit(s);
-  for (int batch : {1, 2}) {
-    const std::vector<float> images = RandomImages(m, batch, 4);
-    std::vector<std::vector<float>> outs;
-    for (int threads : {1, 2, 5}) {
-      ExecutorOptions opt;
-      opt.max_batch = batch;
-      opt.num_threads = threads;
-      ExecutorFp32 exec(m, opt);
-      outs.emplace_back(static_cast<size_t>(batch) * m.num_classes());
-      exec.Run(images.data(), batch, outs.back().data());
-    }
-    for (size_t i = 1; i < outs.size(); ++i) {
-      EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[i].data(), outs[0].size() * sizeof(float)))
-          << "batch " << batch << ", run " << i;
-    }
-  }
+  for (int batch : {1, 2}) ExpectSameBytesAtAnyThreadCount(m, batch, 4, /*max_batch=*/batch);
 }
 
 TEST(ExecutorFp32Test, RepeatedRunsAreIdentical) {

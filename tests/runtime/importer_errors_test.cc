@@ -1,38 +1,24 @@
 // Importer tests on untrusted input: every malformed, unsupported or non-ViT model must throw
 // adalog::Error with a message naming the culprit. Models are derived from a real tiny export by
 // editing its protobuf; the parameter spot-check against the initializers lives here too.
-#ifndef ONNX_ML
-#define ONNX_ML 1
-#endif
-#ifndef ONNX_NAMESPACE
-#define ONNX_NAMESPACE onnx
-#endif
 #include <gtest/gtest.h>
-#include <onnx/onnx_pb.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "quant/error.h"
 #include "runtime/onnx_importer.h"
 #include "tests/util/expect_error.h"
+#include "tests/util/onnx_proto.h"
 
 namespace adalog {
 namespace {
 
-const std::string kTinyDir = std::string(ADALOG_SOURCE_DIR) + "/models/tiny/";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::kTinyDir;
+using test::ReadFileBytes;
 
 onnx::ModelProto Load(const std::string& name) {
   onnx::ModelProto mp;
-  const std::string bytes = ReadFile(kTinyDir + name);
+  const std::string bytes = ReadFileBytes(kTinyDir + name);
   EXPECT_TRUE(mp.ParseFromString(bytes)) << name;
   EXPECT_GT(mp.graph().node_size(), 0) << name;
   return mp;
@@ -83,7 +69,7 @@ TEST(ImporterErrors, EmptyAndNonOnnxBytes) {
 }
 
 TEST(ImporterErrors, TruncatedFile) {
-  const std::string bytes = ReadFile(kTinyDir + kTimm17);
+  const std::string bytes = ReadFileBytes(kTinyDir + kTimm17);
   ASSERT_GT(bytes.size(), 1000u);
   for (size_t cut : {bytes.size() / 2, bytes.size() - 7, size_t{100}}) {
     try {

@@ -278,10 +278,24 @@ TEST(ImporterOpset18, ReduceMeanAxesInputDecomposedLayerNorm) {
 // Hand-written ViT variants whose graphs differ from timm/torchvision (tests/fuzz/make_corpus.py).
 const std::string kFuzzDir = std::string(ADALOG_SOURCE_DIR) + "/tests/fuzz/";
 
+// One variant of tests/fuzz/corpus/: its import (with the report), and the check of its logits
+// against PyTorch's, stored in tests/fuzz/expected/.
+struct FuzzVariant {
+  explicit FuzzVariant(const std::string& n)
+      : name(n), onnx(kFuzzDir + "corpus/" + n + ".onnx"), model(ImportOnnxVit(onnx, &report)) {}
+  void ExpectMatchesPyTorchLogits() const {
+    ExpectMatchesPyTorch(onnx, kFuzzDir + "expected/" + name + ".input.npy",
+                         kFuzzDir + "expected/" + name + ".output.npy");
+  }
+  const std::string name, onnx;
+  ImportReport report;
+  const VitModel model;
+};
+
 TEST(ImporterVariants, SeparateQkvScaleSplitOverQAndKPatchOnlyPosEmbed) {
-  const std::string name = "variant_separate_qkv_op17";
-  ImportReport rep;
-  const VitModel m = ImportOnnxVit(kFuzzDir + "corpus/" + name + ".onnx", &rep);
+  const FuzzVariant v("variant_separate_qkv_op17");
+  const VitModel& m = v.model;
+  const ImportReport& rep = v.report;
   EXPECT_EQ(m.pos_mode, PosEmbedMode::kPatchesOnly);
   EXPECT_EQ(m.pos_embed.size(), 4u * 8u);
   EXPECT_EQ(m.pooling, Pooling::kClsToken);
@@ -291,45 +305,37 @@ TEST(ImporterVariants, SeparateQkvScaleSplitOverQAndKPatchOnlyPosEmbed) {
   EXPECT_EQ(m.blocks[0].gelu, GeluKind::kErf);
   EXPECT_NEAR(m.norm.eps, 1e-5, 1e-9);
   EXPECT_NE(rep.notes[2].find("separate q/k/v"), std::string::npos) << rep.notes[2];
-  ExpectMatchesPyTorch(kFuzzDir + "corpus/" + name + ".onnx",
-                       kFuzzDir + "expected/" + name + ".input.npy",
-                       kFuzzDir + "expected/" + name + ".output.npy");
+  v.ExpectMatchesPyTorchLogits();
 }
 
 TEST(ImporterVariants, ChunkedQkvTanhGeluMeanPooling) {
-  const std::string name = "variant_chunk_qkv_op13_dyn";
-  ImportReport rep;
-  const VitModel m = ImportOnnxVit(kFuzzDir + "corpus/" + name + ".onnx", &rep);
+  const FuzzVariant v("variant_chunk_qkv_op13_dyn");
+  const VitModel& m = v.model;
+  const ImportReport& rep = v.report;
   EXPECT_TRUE(rep.dynamic_batch);
   EXPECT_FALSE(m.has_cls_token);
   EXPECT_EQ(m.pooling, Pooling::kMeanPatches);
   ASSERT_EQ(m.blocks.size(), 2u);
   EXPECT_EQ(m.blocks[1].gelu, GeluKind::kTanh);
   EXPECT_NEAR(m.blocks[1].attn_scale, 0.5, 1e-6);
-  ExpectMatchesPyTorch(kFuzzDir + "corpus/" + name + ".onnx",
-                       kFuzzDir + "expected/" + name + ".input.npy",
-                       kFuzzDir + "expected/" + name + ".output.npy");
+  v.ExpectMatchesPyTorchLogits();
 }
 
 TEST(ImporterVariants, ClsTokenWithMeanOverPatchTokens) {
-  const std::string name = "variant_cls_avgpool_op15_dyn";
-  ImportReport rep;
-  const VitModel m = ImportOnnxVit(kFuzzDir + "corpus/" + name + ".onnx", &rep);
+  const FuzzVariant v("variant_cls_avgpool_op15_dyn");
+  const VitModel& m = v.model;
+  const ImportReport& rep = v.report;
   EXPECT_TRUE(m.has_cls_token);
   EXPECT_EQ(m.pooling, Pooling::kMeanPatches);  // x[:, 1:].mean(1): Slice + ReduceMean
   EXPECT_EQ(rep.opset, 15);
-  ExpectMatchesPyTorch(kFuzzDir + "corpus/" + name + ".onnx",
-                       kFuzzDir + "expected/" + name + ".input.npy",
-                       kFuzzDir + "expected/" + name + ".output.npy");
+  v.ExpectMatchesPyTorchLogits();
 }
 
 TEST(ImporterVariants, ClassifierOnSlicedAndFlattenedClsToken) {
-  const std::string name = "variant_slice_token_op17_dyn";
-  const VitModel m = ImportOnnxVit(kFuzzDir + "corpus/" + name + ".onnx");
+  const FuzzVariant v("variant_slice_token_op17_dyn");
+  const VitModel& m = v.model;
   EXPECT_EQ(m.pooling, Pooling::kClsToken);  // x[:, :1].flatten(1): Slice + Flatten
-  ExpectMatchesPyTorch(kFuzzDir + "corpus/" + name + ".onnx",
-                       kFuzzDir + "expected/" + name + ".input.npy",
-                       kFuzzDir + "expected/" + name + ".output.npy");
+  v.ExpectMatchesPyTorchLogits();
 }
 
 }  // namespace

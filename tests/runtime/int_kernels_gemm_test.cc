@@ -16,24 +16,19 @@
 #include "runtime/kernels/int/int_kernels.h"
 #include "runtime/kernels/reference/int_gemm_ref.h"
 #include "tests/util/isa_test_util.h"
+#include "tests/util/random_codes.h"
 #include "tests/util/test_util.h"
 
 namespace adalog::intk {
 namespace {
 
 using test::kFloatSentinel;
+using test::RandomCodes;
 using test::Repro;
 
 struct Case {
   int m, n, k, bits, za;
 };
-
-std::vector<uint8_t> RandomCodes(std::mt19937_64& rng, int64_t count, int bits) {
-  std::uniform_int_distribution<int> d(0, (1 << bits) - 1);
-  std::vector<uint8_t> v(static_cast<size_t>(count));
-  for (auto& e : v) e = static_cast<uint8_t>(d(rng));
-  return v;
-}
 
 // Checks c against ref over [m0, m1) x [0, n) and that the rest of the ldc-wide buffer kept the
 // sentinel; rejects cases whose outputs are mostly zero.

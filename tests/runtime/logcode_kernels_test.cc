@@ -20,12 +20,14 @@
 #include "runtime/kernels/reference/logcode_ref.h"
 #include "tests/util/isa_test_util.h"
 #include "tests/util/log_design_headroom.h"
+#include "tests/util/random_codes.h"
 #include "tests/util/test_util.h"
 
 namespace adalog::intk {
 namespace {
 
 using test::kFloatSentinel;
+using test::RandomCodes;
 using test::Repro;
 
 constexpr LogDesign kDesigns[] = {LogDesign::kBuckets, LogDesign::kS16, LogDesign::kU8};
@@ -60,13 +62,6 @@ std::vector<uint8_t> LogCodes(std::mt19937_64& rng, int rows, int cols, int bits
   if (rows > 3 && bits < 8) {
     std::fill(v.begin() + cols * 3, v.begin() + cols * 4, static_cast<uint8_t>(zero));
   }
-  return v;
-}
-
-std::vector<uint8_t> Codes(std::mt19937_64& rng, int64_t count, int bits) {
-  std::uniform_int_distribution<int> d(0, (1 << bits) - 1);
-  std::vector<uint8_t> v(static_cast<size_t>(count));
-  for (auto& e : v) e = static_cast<uint8_t>(d(rng));
   return v;
 }
 
@@ -109,7 +104,7 @@ void RunLogCase(const LogCase& cs, uint64_t seed, IsaLevel cap) {
   auto rng = test::SeededRng(seed);
   const AdaLogTables t = MakeAdaLogTables(cs.bits, cs.q);
   auto codes = LogCodes(rng, cs.m, cs.k, cs.bits);
-  auto ub = Codes(rng, int64_t{cs.n} * cs.k, cs.ubits);  // uniform operand codes
+  auto ub = RandomCodes(rng, int64_t{cs.n} * cs.k, cs.ubits);  // uniform operand codes
   std::vector<int32_t> zu(static_cast<size_t>(cs.n));
   std::vector<float> alpha(static_cast<size_t>(cs.n)), bias;
   const int umax = (1 << cs.ubits) - 1;
@@ -287,7 +282,7 @@ TEST(LogCodeMatmul, DeviationFromRealDecodeWithinBound) {
           const int m = 33, n = 40, k = 197;
           const AdaLogTables t = MakeAdaLogTables(bits, q);
           const auto codes = softmax ? SoftmaxCodes(rng, m, k, bits, q) : LogCodes(rng, m, k, bits);
-          const auto u = Codes(rng, int64_t{n} * k, 8);
+          const auto u = RandomCodes(rng, int64_t{n} * k, 8);
           std::vector<int32_t> zu(n, 128);
           std::vector<float> alpha(n, 0.5f / t.D);
           LogMatmul p =

@@ -1,19 +1,10 @@
 // Preprocessing descriptions (runtime/preprocess.h): the named presets' exact values, comparison,
 // the ONNX metadata keys (parsing and refusal of malformed or misspelled keys), and the importer
 // reading them from a real export's metadata_props.
-#ifndef ONNX_ML
-#define ONNX_ML 1
-#endif
-#ifndef ONNX_NAMESPACE
-#define ONNX_NAMESPACE onnx
-#endif
 #include "runtime/preprocess.h"
 
 #include <gtest/gtest.h>
-#include <onnx/onnx_pb.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +12,7 @@
 #include "quant/error.h"
 #include "runtime/onnx_importer.h"
 #include "tests/util/expect_error.h"
+#include "tests/util/onnx_proto.h"
 
 namespace adalog {
 namespace {
@@ -129,17 +121,10 @@ TEST(Preprocess, MetadataKeys) {
   }
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // A real export (3x32x32) with metadata_props added: the importer declares it known; without
 // keys it is the default and unknown; a malformed key fails the import, naming the key.
 TEST(Preprocess, ImporterReadsOnnxMetadata) {
-  const std::string bytes = ReadFile(std::string(ADALOG_SOURCE_DIR) + "/models/tiny/tiny_timm_op17_dyn.onnx");
+  const std::string bytes = test::ReadFileBytes(test::kTinyDir + "tiny_timm_op17_dyn.onnx");
   onnx::ModelProto mp;
   ASSERT_TRUE(mp.ParseFromString(bytes));
   const VitModel plain = ImportOnnxVitFromBytes(bytes, nullptr, "plain.onnx");

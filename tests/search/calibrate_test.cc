@@ -13,10 +13,12 @@
 #include <limits>
 
 #include "runtime/executor_fp32.h"
+#include "runtime/model_file.h"
 #include "search/calibrate.h"
-#include "tests/search/plan_compare.h"
+#include "tests/search/calib_case.h"
 #include "tests/util/exec_random_vit.h"
 #include "tests/util/expect_error.h"
+#include "tests/util/model_compare.h"
 
 namespace adalog::search {
 namespace {
@@ -25,8 +27,8 @@ using testing_util::MakeRandomVit;
 using testing_util::RandomImages;
 using testing_util::RandomVitSpec;
 
-using test::ExpectSameModel;
-using test::ExpectSamePlan;
+using test::ExpectSameQuantPlan;
+using test::ExpectSameVitModel;
 using test::SameBits;
 
 RandomVitSpec SmallSpec() {
@@ -39,31 +41,27 @@ TEST(Calibrate, DeterministicAcrossThreadCounts) {
   // The whole quantized file (every quantizer and every FP32 tensor, rewritten or not, and the
   // meta) must be byte-identical for 1, 2 and 3 threads (3: a team size that divides none of the
   // partitions evenly).
-  const VitModel m = MakeRandomVit(SmallSpec());
-  const int n = 6;
-  const std::vector<float> images = RandomImages(m, n, 9);
-  CalibOptions o;
-  o.num_images = n;
-  o.batch = 4;
+  test::CalibCase c(SmallSpec(), 6, 9);
+  c.options.batch = 4;
   const int prev = omp_get_max_threads();
   std::vector<QuantizedModel> runs;
   for (int t : {1, 2, 3}) {
     omp_set_num_threads(t);
-    o.threads = t;
-    runs.push_back(Calibrate(m, images.data(), n, o));
+    c.options.threads = t;
+    runs.push_back(c.Calibrate());
   }
   omp_set_num_threads(prev);
   const QuantizedModel& a = runs[0];
   // The whole file, byte for byte: the plan's meta holds nothing timing-dependent (it once held
   // the search wall time, so that two runs never gave the same bytes).
   const std::vector<std::pair<std::string, std::string>> want_meta = {
-      {"seed", std::to_string(search::CalibOptions().seed)}, {"calib_images", std::to_string(n)}, {"rounds", std::to_string(o.recipe.rounds)}};
+      {"seed", std::to_string(search::CalibOptions().seed)}, {"calib_images", std::to_string(c.n)}, {"rounds", std::to_string(c.options.recipe.rounds)}};
   EXPECT_EQ(a.plan.meta, want_meta);
   const std::string bytes = SerializeQuantizedModel(a);
   for (size_t i = 1; i < runs.size(); ++i) {
     SCOPED_TRACE("threads " + std::to_string(i + 1) + " vs 1");
-    ExpectSamePlan(a.plan, runs[i].plan);  // names the placement on a mismatch
-    ExpectSameModel(a.model, runs[i].model);
+    ExpectSameQuantPlan(a.plan, runs[i].plan, "plan");  // names the field on a mismatch
+    ExpectSameVitModel(a.model, runs[i].model, "rewritten model");
     EXPECT_TRUE(SerializeQuantizedModel(runs[i]) == bytes) << "quantized file bytes differ";
   }
   // The plan is complete and the quantizers are the defaults of the method.
@@ -83,14 +81,13 @@ TEST(Calibrate, DeterministicAcrossThreadCounts) {
 TEST(Calibrate, RewritesPreserveTheFpFunction) {
   // With a uniform GELU quantizer there is no bias fold: the rewritten model (LN reparam) must
   // compute the same FP function as the original.
-  const VitModel m = MakeRandomVit(SmallSpec());
-  const int n = 3;
-  const std::vector<float> images = RandomImages(m, n, 10);
-  CalibOptions o;
-  o.num_images = n;
-  o.recipe.gelu = GeluQuantizer::kUniform;
-  o.recipe.rounds = 1;
-  const QuantizedModel q = Calibrate(m, images.data(), n, o);
+  test::CalibCase c(SmallSpec(), 3, 10);
+  c.options.recipe.gelu = GeluQuantizer::kUniform;
+  c.options.recipe.rounds = 1;
+  const QuantizedModel q = c.Calibrate();
+  const VitModel& m = c.model;
+  const int n = c.n;
+  const std::vector<float>& images = c.images;
   EXPECT_FALSE(SameBits(q.model.blocks[0].ln1.gamma, m.blocks[0].ln1.gamma));  // rewritten
   ExecutorOptions eo;
   eo.max_batch = n;
@@ -159,14 +156,10 @@ TEST(Calibrate, BadInputs) {
 TEST(Calibrate, DISABLED_TimingDeitS) {
   RandomVitSpec s;
   s.Shape(384, 6, std::getenv("ADALOG_TIMING_DEPTH") ? std::atoi(std::getenv("ADALOG_TIMING_DEPTH")) : 1, 224, 16, 1000);
-  const VitModel m = MakeRandomVit(s);
-  const int n = 32;
-  const std::vector<float> images = RandomImages(m, n, 13);
-  CalibOptions o;
-  o.num_images = n;
+  const test::CalibCase c(s, 32, 13);
   auto t0 = std::chrono::steady_clock::now();
   std::clock_t c0 = std::clock();
-  Calibrate(m, images.data(), n, o, [&](int done, int total, const std::string& label) {
+  Calibrate(c.model, c.images.data(), c.n, c.options, [&](int done, int total, const std::string& label) {
     const auto t1 = std::chrono::steady_clock::now();
     const std::clock_t c1 = std::clock();
     std::printf("[%d/%d] %-18s wall %.2f s  cpu %.2f s\n", done, total, label.c_str(),

@@ -11,29 +11,32 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "search/calibrate.h"
 #include "search/capture.h"
 #include "search/recipes.h"
-#include "tests/search/plan_compare.h"
+#include "tests/search/calib_case.h"
 #include "tests/util/exec_random_vit.h"
+#include "tests/util/model_compare.h"
 
 namespace adalog::search {
 namespace {
 
-using test::ExpectSame;
-using test::ExpectSameModel;
-using test::ExpectSamePlan;
+using test::ExpectSameQuantPlan;
+using test::ExpectSameVitModel;
 using test::SameBits;
-using testing_util::MakeRandomVit;
-using testing_util::RandomImages;
 using testing_util::RandomVitSpec;
 
 // Re-derives Calibrate's result op by op from CaptureRunner's taps and the recipes, then compares
 // plan and model bit for bit.
-void CheckWiring(const VitModel& m, const std::vector<float>& images, int n, const CalibOptions& o) {
-  const QuantizedModel got = Calibrate(m, images.data(), n, o);
+void CheckWiring(const test::CalibCase& cal) {
+  const QuantizedModel got = cal.Calibrate();
+  const VitModel& m = cal.model;
+  const std::vector<float>& images = cal.images;
+  const int n = cal.n;
+  const CalibOptions& o = cal.options;
   const RecipeOptions& r = o.recipe;
   QuantizedModel want;
   want.model = m;
@@ -74,8 +77,14 @@ void CheckWiring(const VitModel& m, const std::vector<float>& images, int n, con
     want.plan.head_dist =
         CalibrateUniformLinear(h.head_dist_in.data(), n, h.head_dist_out.data(), m.head_dist, r.act_bits, r);
   }
-  ExpectSamePlan(got.plan, want.plan);
-  ExpectSameModel(got.model, want.model);
+  // Every field of the plan and of the rewritten model; the plan's header (checked against the
+  // options one by one below) and meta come from the run itself.
+  const QuantPlan& g = got.plan;
+  QuantPlan& w = want.plan;
+  std::tie(w.weight_bits, w.act_bits, w.softmax_quantizer, w.gelu_quantizer, w.ln_reparam, w.fpcs, w.meta) =
+      std::tie(g.weight_bits, g.act_bits, g.softmax_quantizer, g.gelu_quantizer, g.ln_reparam, g.fpcs, g.meta);
+  ExpectSameQuantPlan(want.plan, got.plan, "plan");
+  ExpectSameVitModel(want.model, got.model, "rewritten model");
   // The plan's header follows the options.
   EXPECT_EQ(got.plan.weight_bits, r.weight_bits);
   EXPECT_EQ(got.plan.act_bits, r.act_bits);
@@ -94,32 +103,25 @@ RandomVitSpec WiringSpec() {
 }
 
 TEST(CalibrateWiring, DefaultRecipeEveryPlacementFromItsOwnCapture) {
-  const VitModel m = MakeRandomVit(WiringSpec());
-  const int n = 3;
-  const std::vector<float> images = RandomImages(m, n, 22);
-  CalibOptions o;
-  o.num_images = n;
-  o.batch = 2;  // more than one executor batch per capture
-  o.recipe.rounds = 1;  // the wiring does not depend on the rounds; keeps the test short
-  CheckWiring(m, images, n, o);
+  test::CalibCase c(WiringSpec(), 3, 22);
+  c.options.batch = 2;  // more than one executor batch per capture
+  c.options.recipe.rounds = 1;  // the wiring does not depend on the rounds; keeps the test short
+  CheckWiring(c);
 }
 
 TEST(CalibrateWiring, OtherQuantizersAndBitWidths) {
   // Different weight and activation bits (a swapped bit width shows), uniform softmax, twin GELU
   // (no bias fold), no LN reparam, single-grid search.
-  const VitModel m = MakeRandomVit(WiringSpec());
-  const int n = 3;
-  const std::vector<float> images = RandomImages(m, n, 23);
-  CalibOptions o;
-  o.num_images = n;
-  o.recipe.weight_bits = 5;
-  o.recipe.act_bits = 3;
-  o.recipe.softmax = SoftmaxQuantizer::kUniform;
-  o.recipe.gelu = GeluQuantizer::kTwin;
-  o.recipe.ln_reparam = false;
-  o.recipe.fpcs = false;
-  o.recipe.rounds = 1;
-  CheckWiring(m, images, n, o);
+  test::CalibCase c(WiringSpec(), 3, 23);
+  RecipeOptions& r = c.options.recipe;
+  r.weight_bits = 5;
+  r.act_bits = 3;
+  r.softmax = SoftmaxQuantizer::kUniform;
+  r.gelu = GeluQuantizer::kTwin;
+  r.ln_reparam = false;
+  r.fpcs = false;
+  r.rounds = 1;
+  CheckWiring(c);
 }
 
 }  // namespace

@@ -17,12 +17,14 @@
 #include "search/psort.h"
 #include "search/scan_kernels.h"
 #include "tests/util/exec_random_vit.h"
+#include "tests/util/model_compare.h"
 
 namespace adalog::search {
 namespace {
 
 using testing_util::MakeRandomVit;
 using testing_util::RandomVitSpec;
+using test::SameBits;
 
 std::vector<float> Images(const VitModel& m, int n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -30,11 +32,6 @@ std::vector<float> Images(const VitModel& m, int n, uint32_t seed) {
   std::vector<float> v(static_cast<size_t>(n) * m.embed.in_channels * m.embed.image_h * m.embed.image_w);
   for (float& x : v) x = nd(rng);
   return v;
-}
-
-bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.size() != b.size()) return false;
-  return a.empty() || std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;  // no null
 }
 
 RandomVitSpec Spec(bool dist) {

@@ -22,6 +22,7 @@ namespace {
 using testing_util::MakeRandomVit;
 using testing_util::RandomImages;
 using testing_util::RandomVitSpec;
+using test::SameBits;
 
 QuantizedModel SmallQuantized(int bits, bool dist, bool tanh_mean_pool = false, bool no_cls = false) {
   RandomVitSpec s;
@@ -39,10 +40,6 @@ QuantizedModel SmallQuantized(int bits, bool dist, bool tanh_mean_pool = false, 
   o.recipe.fpcs = false;
   o.recipe.rounds = 1;
   return search::Calibrate(m, images.data(), 2, o);
-}
-
-bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), 4 * a.size()) == 0);
 }
 
 std::vector<float> Dequant(const std::vector<float>& w, const UniformPerChannel& q, int rows, int cols) {

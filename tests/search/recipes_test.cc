@@ -6,6 +6,8 @@
 #include <cmath>
 #include <functional>
 #include <random>
+#include <utility>
+#include <vector>
 
 #include "quant/log_quantizers.h"
 #include "quant/uniform.h"
@@ -213,13 +215,57 @@ TEST(Recipes, LnReparamMatchesPlainAndPreservesFunction) {
 
 float Gelu(float v) { return 0.5f * v * (1.0f + std::erf(v / std::sqrt(2.0f))); }
 
+// fc2's case: the inputs through GELU, the targets recomputed from them.
+LinCase PostGeluCase(int t, int k, int n, uint64_t seed, float xlo, float xhi) {
+  LinCase c(t, k, n, seed, xlo, xhi);
+  for (auto& v : c.x) v = Gelu(v);
+  c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
+  return c;
+}
+
+// Plain recipe C's first weight choice: 4-bit FPCS (official, or best) on each row's own error.
+std::vector<Cand> PlainWeightRows(const LinCase& c, bool best) {
+  std::vector<Cand> wc;
+  for (int o2 = 0; o2 < c.N; ++o2) {
+    const auto row = Row(c.lin.weight, o2, c.K);
+    const auto err = [&](Cand cc) { return plain::SumSq(row, plain::FqUniform(row, 4, cc)); };
+    const auto grid = plain::Grid(row, 4, 8, 0);
+    wc.push_back(best ? plain::FpcsBest(grid, err, 0) : plain::Fpcs(grid, err, 0));
+  }
+  return wc;
+}
+
+// The shifted log quantizer's scale range [ud0, ud1]: from the 90th percentile of the positive
+// inputs to the largest, each plus the shift d.
+std::pair<float, float> ShiftScaleRange(const std::vector<float>& x, float d) {
+  std::vector<float> pos;
+  for (float v : x)
+    if (v > 0) pos.push_back(v);
+  std::sort(pos.begin(), pos.end());
+  return {pos[static_cast<size_t>(std::ceil(pos.size() * 0.9)) - 1] + d, pos.back() + d};
+}
+
+// x through ShiftLogQuantizer(p, d) (shift not folded), element by element.
+std::vector<float> FqShiftLog(const std::vector<float>& x, const LogParams& p, float d) {
+  const ShiftLogQuantizer lq(p, d, false);
+  std::vector<float> out;
+  for (float v : x) out.push_back(lq.FakeQuant(v));
+  return out;
+}
+
+// got's per-row weight scales and zero points are the plain choice wc.
+void ExpectWeightRowsEq(const LinearQuant& got, const std::vector<Cand>& wc) {
+  for (size_t o2 = 0; o2 < wc.size(); ++o2) {
+    EXPECT_TRUE(ScaleEq(got.weight.scales[o2], wc[o2].s));
+    EXPECT_EQ(got.weight.zero_points[o2], wc[o2].z);
+  }
+}
+
 // Recipe C (post-GELU fc2: Shift-AdaLog input, per-row weights, alternating rounds) against the
 // plain re-implementation, with the official FPCS or the best-candidate FPCS.
 void ExpectPostGeluAdaLogMatchesPlain(FpcsMode mode) {
   const bool best = mode == FpcsMode::kBest;
-  LinCase c(40, 16, 5, 41, -2.5f, 3.0f);
-  for (auto& v : c.x) v = Gelu(v);
-  c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
+  const LinCase c = PostGeluCase(40, 16, 5, 41, -2.5f, 3.0f);
   RecipeOptions o;
   o.fpcs_mode = mode;
   LinearParams fc2 = c.lin;
@@ -227,24 +273,9 @@ void ExpectPostGeluAdaLogMatchesPlain(FpcsMode mode) {
   // Plain recipe C.
   const int T = c.T, K = c.K, N = c.N;
   const float d = kGeluShift;
-  std::vector<Cand> wc;
-  for (int o2 = 0; o2 < N; ++o2) {
-    const auto row = Row(c.lin.weight, o2, K);
-    const auto err = [&](Cand cc) { return plain::SumSq(row, plain::FqUniform(row, 4, cc)); };
-    const auto grid = plain::Grid(row, 4, 8, 0);
-    wc.push_back(best ? plain::FpcsBest(grid, err, 0) : plain::Fpcs(grid, err, 0));
-  }
-  std::vector<float> pos;
-  for (float v : c.x)
-    if (v > 0) pos.push_back(v);
-  std::sort(pos.begin(), pos.end());
-  const float ud0 = pos[static_cast<size_t>(std::ceil(pos.size() * 0.9)) - 1] + d, ud1 = pos.back() + d;
-  auto fq_log = [&](float s, int q) {
-    const ShiftLogQuantizer lq(LogParams{LogKind::kAdaLog, 4, s, q}, d, false);
-    std::vector<float> out;
-    for (float v : c.x) out.push_back(lq.FakeQuant(v));
-    return out;
-  };
+  std::vector<Cand> wc = PlainWeightRows(c, best);
+  const auto [ud0, ud1] = ShiftScaleRange(c.x, d);
+  auto fq_log = [&](float s, int q) { return FqShiftLog(c.x, LogParams{LogKind::kAdaLog, 4, s, q}, d); };
   plain::LogCand a{plain::Linspace(ud0, ud1, 128)[126], 37};
   for (int round = 0; round < 3; ++round) {
     const auto wq = QuantW(c.lin.weight, N, K, 4, wc);
@@ -261,10 +292,7 @@ void ExpectPostGeluAdaLogMatchesPlain(FpcsMode mode) {
   EXPECT_TRUE(ScaleEq(got.input.log.scale, a.s));
   EXPECT_EQ(got.input.log.q, a.q);
   EXPECT_TRUE(got.input.shift_folded);
-  for (int o2 = 0; o2 < N; ++o2) {
-    EXPECT_TRUE(ScaleEq(got.weight.scales[o2], wc[o2].s));
-    EXPECT_EQ(got.weight.zero_points[o2], wc[o2].z);
-  }
+  ExpectWeightRowsEq(got, wc);
   // Bias fold: bias' = bias - delta * rowsum(W_hat); then fc2 on Q(x + d) (no -d) plus bias'
   // equals fc2 on Q(x + d) - d with the old bias.
   const auto wq = QuantW(c.lin.weight, N, K, 4, wc);
@@ -282,9 +310,7 @@ TEST(Recipes, PostGeluAdaLogMatchesPlainAndFoldsShift) {
 TEST(Recipes, PostGeluAdaLogBestFpcsMatchesPlain) { ExpectPostGeluAdaLogMatchesPlain(FpcsMode::kBest); }
 
 TEST(Recipes, PostGeluLog2SearchesItsOwnScale) {
-  LinCase c(32, 8, 4, 51, -2.0f, 3.0f);
-  for (auto& v : c.x) v = Gelu(v);
-  c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
+  const LinCase c = PostGeluCase(32, 8, 4, 51, -2.0f, 3.0f);
   for (const char* kind : {"log2", "logsqrt2", "twin", "uniform"}) {
     RecipeOptions o;
     o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
@@ -308,9 +334,7 @@ TEST(Recipes, PostGeluLog2SearchesItsOwnScale) {
 TEST(Recipes, PostGeluLog2OwnScaleMatchesPlain) {
   // Decision of method §8.17: the log2 ablation searches its own scale: uniform FPCS over
   // linspace(ud0, ud1, 128) (width 16, expansion 8) on A-out, alternating with W-out.
-  LinCase c(32, 12, 4, 91, -2.0f, 3.0f);
-  for (auto& v : c.x) v = Gelu(v);
-  c.y = plain::Linear(c.x, c.lin.weight, c.lin.bias, c.T, c.K, c.N);
+  const LinCase c = PostGeluCase(32, 12, 4, 91, -2.0f, 3.0f);
   RecipeOptions o;
   o.fpcs_mode = FpcsMode::kOfficial;  // compared with the official plain FPCS
   o.gelu = GeluQuantizer::kLog2;
@@ -318,25 +342,11 @@ TEST(Recipes, PostGeluLog2OwnScaleMatchesPlain) {
   const LinearQuant got = CalibratePostGeluLinear(c.x.data(), c.T, c.y.data(), &fc2, o);
   const int T = c.T, K = c.K, N = c.N;
   const float d = kGeluShift;
-  std::vector<Cand> wc;
-  for (int o2 = 0; o2 < N; ++o2) {
-    const auto row = Row(c.lin.weight, o2, K);
-    wc.push_back(plain::Fpcs(plain::Grid(row, 4, 8, 0),
-                             [&](Cand cc) { return plain::SumSq(row, plain::FqUniform(row, 4, cc)); }, 0));
-  }
-  std::vector<float> pos;
-  for (float v : c.x)
-    if (v > 0) pos.push_back(v);
-  std::sort(pos.begin(), pos.end());
-  const float ud0 = pos[static_cast<size_t>(std::ceil(pos.size() * 0.9)) - 1] + d, ud1 = pos.back() + d;
+  std::vector<Cand> wc = PlainWeightRows(c, /*best=*/false);
+  const auto [ud0, ud1] = ShiftScaleRange(c.x, d);
   std::vector<Cand> sgrid;
   for (float s : plain::Linspace(ud0, ud1, 128)) sgrid.push_back({s, 0});
-  auto fq = [&](float s) {
-    const ShiftLogQuantizer lq(LogParams{LogKind::kLog2, 4, s, 37}, d, false);
-    std::vector<float> out;
-    for (float v : c.x) out.push_back(lq.FakeQuant(v));
-    return out;
-  };
+  auto fq = [&](float s) { return FqShiftLog(c.x, LogParams{LogKind::kLog2, 4, s, 37}, d); };
   float s = sgrid[126].s;
   for (int round = 0; round < 3; ++round) {
     const auto wq = QuantW(c.lin.weight, N, K, 4, wc);
@@ -345,10 +355,7 @@ TEST(Recipes, PostGeluLog2OwnScaleMatchesPlain) {
   }
   EXPECT_EQ(got.input.log.kind, LogKind::kLog2);
   EXPECT_TRUE(ScaleEq(got.input.log.scale, s));
-  for (int o2 = 0; o2 < N; ++o2) {
-    EXPECT_TRUE(ScaleEq(got.weight.scales[o2], wc[o2].s));
-    EXPECT_EQ(got.weight.zero_points[o2], wc[o2].z);
-  }
+  ExpectWeightRowsEq(got, wc);
 }
 
 // Per-head data [H][I][rows][cols].
@@ -413,6 +420,26 @@ std::vector<float> WithHead(std::vector<float> all, int H, int h, const std::vec
   return all;
 }
 
+// The plain per-head search's start: each head's 4-bit grid of x (width 8) and its candidate 126.
+struct HeadGrids {
+  HeadGrids(const std::vector<float>& x, int H) {
+    for (int h = 0; h < H; ++h) {
+      grids.push_back(plain::Grid(Head(x, H, h), 4, 8, 0));
+      cands.push_back(grids[h][126]);
+    }
+  }
+  std::vector<std::vector<Cand>> grids;
+  std::vector<Cand> cands;
+};
+
+// got's per-head scales and zero points are the plain choice c.
+void ExpectHeadsEq(const UniformPerHead& got, const std::vector<Cand>& c) {
+  for (size_t h = 0; h < c.size(); ++h) {
+    EXPECT_TRUE(ScaleEq(got.scales[h], c[h].s)) << "head " << h;
+    EXPECT_EQ(got.zero_points[h], c[h].z) << "head " << h;
+  }
+}
+
 TEST(Recipes, QkMatmulMatchesPlain) {
   const HeadCase hc(61);
   RecipeOptions o;
@@ -420,14 +447,11 @@ TEST(Recipes, QkMatmulMatchesPlain) {
   AttentionQuant got;
   CalibrateQkMatmul(hc.q.data(), hc.k.data(), hc.H, hc.I, hc.T, hc.hd, o, &got);
   const int H = hc.H;
-  std::vector<Cand> ca, cb;
-  std::vector<std::vector<Cand>> ga, gb;
-  for (int h = 0; h < H; ++h) {
-    ga.push_back(plain::Grid(Head(hc.q, H, h), 4, 8, 0));
-    gb.push_back(plain::Grid(Head(hc.k, H, h), 4, 8, 0));
-    ca.push_back(ga[h][126]);
-    cb.push_back(gb[h][126]);
-  }
+  HeadGrids a(hc.q, H), b(hc.k, H);
+  const auto& ga = a.grids;
+  const auto& gb = b.grids;
+  std::vector<Cand>& ca = a.cands;
+  std::vector<Cand>& cb = b.cands;
   for (int round = 0; round < 3; ++round) {
     const auto qk = FqHeads(hc.k, H, cb, 4);
     for (int h = 0; h < H; ++h)
@@ -442,12 +466,8 @@ TEST(Recipes, QkMatmulMatchesPlain) {
         return PlainMmErr(hc.q, hc.k, qq, qb, H, hc.I, hc.T, hc.hd, hc.T, true, h);
       }, 0);
   }
-  for (int h = 0; h < H; ++h) {
-    EXPECT_TRUE(ScaleEq(got.q.scales[h], ca[h].s)) << "head " << h;
-    EXPECT_EQ(got.q.zero_points[h], ca[h].z) << "head " << h;
-    EXPECT_TRUE(ScaleEq(got.k.scales[h], cb[h].s)) << "head " << h;
-    EXPECT_EQ(got.k.zero_points[h], cb[h].z) << "head " << h;
-  }
+  ExpectHeadsEq(got.q, ca);
+  ExpectHeadsEq(got.k, cb);
 }
 
 TEST(Recipes, AvMatmulAdaLogMatchesPlain) {
@@ -457,12 +477,9 @@ TEST(Recipes, AvMatmulAdaLogMatchesPlain) {
   AttentionQuant got;
   CalibrateAvMatmul(hc.probs.data(), hc.v.data(), hc.H, hc.I, hc.T, hc.hd, o, &got);
   const int H = hc.H;
-  std::vector<Cand> cv;
-  std::vector<std::vector<Cand>> gv;
-  for (int h = 0; h < H; ++h) {
-    gv.push_back(plain::Grid(Head(hc.v, H, h), 4, 8, 0));
-    cv.push_back(gv[h][126]);
-  }
+  HeadGrids v(hc.v, H);
+  const auto& gv = v.grids;
+  std::vector<Cand>& cv = v.cands;
   auto fq_probs = [&](int q) {
     const LogQuantizer lq(LogParams{LogKind::kAdaLog, 4, 1.0f, q});
     std::vector<float> out;
@@ -490,10 +507,7 @@ TEST(Recipes, AvMatmulAdaLogMatchesPlain) {
   EXPECT_EQ(got.probs.kind, ActQuant::Kind::kLog);
   EXPECT_EQ(got.probs.log.scale, 1.0f);
   EXPECT_EQ(got.probs.log.q, q);
-  for (int h = 0; h < H; ++h) {
-    EXPECT_TRUE(ScaleEq(got.v.scales[h], cv[h].s)) << "head " << h;
-    EXPECT_EQ(got.v.zero_points[h], cv[h].z) << "head " << h;
-  }
+  ExpectHeadsEq(got.v, cv);
   // Softmax options produce the advertised quantizer kinds.
   for (const char* kind : {"log2", "logsqrt2", "uniform"}) {
     RecipeOptions o2;

@@ -15,7 +15,8 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Field counts. NumInitializers<T>() is the largest N for which T{x1, ..., xN} compiles with
 // values convertible to anything: the number of fields of the aggregate T (a C array field counts
-// once per element, by brace elision). Pinned below so that a new field fails the build here.
+// once per element, by brace elision). Checked against the table below, so that a new field fails
+// the build here.
 struct AnyField {
   template <typename T>
   operator T() const;  // declaration only: used in unevaluated contexts
@@ -40,26 +41,67 @@ constexpr int NumInitializers() {
   }
 }
 
-// If one of these fails, a struct gained (or lost) a field: list it in the Diff function below
-// (and check that the model file writes and reads it), then update the count.
-static_assert(NumInitializers<LinearParams>() == 4, "LinearParams changed: update DiffLinear");
-static_assert(NumInitializers<LayerNormParams>() == 4, "LayerNormParams changed: update DiffLn");
-static_assert(NumInitializers<PatchEmbedParams>() == 7, "PatchEmbedParams changed: update DiffEmbed");
-static_assert(NumInitializers<BlockParams>() == 11, "BlockParams changed: update DiffBlock");
-static_assert(NumInitializers<Preprocess>() == 10,
-              "Preprocess changed (1 int + 2 float[3] + interpolation, channel order, known): update");
-static_assert(NumInitializers<VitModel>() == 16, "VitModel changed: update DiffVitModel");
-static_assert(NumInitializers<UniformParams>() == 4, "UniformParams changed: update DiffUniform");
-static_assert(NumInitializers<UniformPerTensor>() == 1, "UniformPerTensor changed: update DiffAct");
-static_assert(NumInitializers<UniformPerChannel>() == 5, "UniformPerChannel changed: update");
-static_assert(NumInitializers<UniformPerHead>() == 4, "UniformPerHead changed: update DiffHeads");
-static_assert(NumInitializers<TwinUniformParams>() == 3, "TwinUniformParams changed: update DiffAct");
-static_assert(NumInitializers<LogParams>() == 4, "LogParams changed: update DiffAct");
-static_assert(NumInitializers<ActQuant>() == 6, "ActQuant changed: update DiffAct");
-static_assert(NumInitializers<LinearQuant>() == 2, "LinearQuant changed: update DiffLinearQuant");
-static_assert(NumInitializers<AttentionQuant>() == 4, "AttentionQuant changed: update DiffBlockQuant");
-static_assert(NumInitializers<BlockQuant>() == 5, "BlockQuant changed: update DiffBlockQuant");
-static_assert(NumInitializers<QuantPlan>() == 11, "QuantPlan changed: update DiffQuantPlan");
+// ---------------------------------------------------------------------------------------------
+// The table: every compared struct and its fields, in declaration order. A struct's row is checked
+// against the struct itself at compile time (the static_assert in ADALOG_MC_DEFINE_DIFF): a field
+// added to (or removed from) one of these structs fails the build here until its row lists it
+// (then check that the model file writes and reads it).
+#define ADALOG_MC_LINEAR_PARAMS(F) F(in) F(out) F(weight) F(bias)
+#define ADALOG_MC_LAYER_NORM_PARAMS(F) F(dim) F(eps) F(gamma) F(beta)
+#define ADALOG_MC_PATCH_EMBED_PARAMS(F) \
+  F(in_channels) F(image_h) F(image_w) F(patch) F(dim) F(weight) F(bias)
+#define ADALOG_MC_BLOCK_PARAMS(F) \
+  F(ln1) F(qkv) F(heads) F(attn_scale) F(proj) F(ln2) F(fc1) F(gelu) F(fc2) F(window_size)   \
+  F(shift_size)
+#define ADALOG_MC_PREPROCESS(F) \
+  F(resize_shorter) F(mean) F(std) F(interpolation) F(channel_order) F(known)
+#define ADALOG_MC_VIT_MODEL(F)                                                                    \
+  F(name) F(style) F(embed) F(dim) F(has_cls_token) F(has_dist_token) F(cls_token) F(dist_token) \
+  F(pos_mode) F(pos_embed) F(blocks) F(norm) F(pooling) F(head) F(head_dist) F(preprocess)
+#define ADALOG_MC_UNIFORM_PARAMS(F) F(bits) F(scale) F(zero_point) F(mode)
+#define ADALOG_MC_UNIFORM_PER_TENSOR(F) F(params)
+#define ADALOG_MC_UNIFORM_PER_CHANNEL(F) F(bits) F(mode) F(axis) F(scales) F(zero_points)
+#define ADALOG_MC_UNIFORM_PER_HEAD(F) F(bits) F(mode) F(scales) F(zero_points)
+#define ADALOG_MC_TWIN_UNIFORM_PARAMS(F) F(bits) F(scale_pos) F(scale_neg)
+#define ADALOG_MC_LOG_PARAMS(F) F(kind) F(bits) F(scale) F(q)
+// Every member, whatever the kind: a plan whose inactive members hold non-default values is a
+// different plan in memory even where no executor reads them.
+#define ADALOG_MC_ACT_QUANT(F) F(kind) F(uniform) F(log) F(shift) F(shift_folded) F(twin)
+#define ADALOG_MC_LINEAR_QUANT(F) F(weight) F(input)
+#define ADALOG_MC_ATTENTION_QUANT(F) F(q) F(k) F(probs) F(v)
+#define ADALOG_MC_BLOCK_QUANT(F) F(qkv) F(attn) F(proj) F(fc1) F(fc2)
+#define ADALOG_MC_QUANT_PLAN(F)                                                                  \
+  F(weight_bits) F(act_bits) F(softmax_quantizer) F(gelu_quantizer) F(ln_reparam) F(fpcs)       \
+  F(patch_embed_weight) F(blocks) F(head) F(head_dist) F(meta)
+
+#define ADALOG_MC_STRUCTS(S)                                                                      \
+  S(LinearParams, ADALOG_MC_LINEAR_PARAMS)                                                        \
+  S(LayerNormParams, ADALOG_MC_LAYER_NORM_PARAMS)                                                 \
+  S(PatchEmbedParams, ADALOG_MC_PATCH_EMBED_PARAMS)                                               \
+  S(BlockParams, ADALOG_MC_BLOCK_PARAMS)                                                          \
+  S(Preprocess, ADALOG_MC_PREPROCESS)                                                             \
+  S(VitModel, ADALOG_MC_VIT_MODEL)                                                                \
+  S(UniformParams, ADALOG_MC_UNIFORM_PARAMS)                                                      \
+  S(UniformPerTensor, ADALOG_MC_UNIFORM_PER_TENSOR)                                               \
+  S(UniformPerChannel, ADALOG_MC_UNIFORM_PER_CHANNEL)                                             \
+  S(UniformPerHead, ADALOG_MC_UNIFORM_PER_HEAD)                                                   \
+  S(TwinUniformParams, ADALOG_MC_TWIN_UNIFORM_PARAMS)                                             \
+  S(LogParams, ADALOG_MC_LOG_PARAMS)                                                              \
+  S(ActQuant, ADALOG_MC_ACT_QUANT)                                                                \
+  S(LinearQuant, ADALOG_MC_LINEAR_QUANT)                                                          \
+  S(AttentionQuant, ADALOG_MC_ATTENTION_QUANT)                                                    \
+  S(BlockQuant, ADALOG_MC_BLOCK_QUANT)                                                            \
+  S(QuantPlan, ADALOG_MC_QUANT_PLAN)
+
+// How many initializers a field takes in NumInitializers' count: a C array one per element.
+template <typename F>
+constexpr int FieldInitializers() {
+  if constexpr (std::is_array_v<F>) {
+    return static_cast<int>(std::extent_v<F>);
+  } else {
+    return 1;
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 class Differ {
@@ -99,98 +141,57 @@ class Differ {
   }
 };
 
-void DiffLinear(Differ& d, const std::string& p, const LinearParams& a, const LinearParams& b) {
-  d.Scalar(p + ".in", a.in, b.in);
-  d.Scalar(p + ".out", a.out, b.out);
-  d.Array(p + ".weight", a.weight, b.weight);
-  d.Array(p + ".bias", a.bias, b.bias);
+std::string Join(const std::string& path, const char* field) {
+  return path.empty() ? std::string(field) : path + "." + field;
+}
+std::string Index(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
 }
 
-void DiffLn(Differ& d, const std::string& p, const LayerNormParams& a, const LayerNormParams& b) {
-  d.Scalar(p + ".dim", a.dim, b.dim);
-  d.Scalar(p + ".eps", a.eps, b.eps);
-  d.Array(p + ".gamma", a.gamma, b.gamma);
-  d.Array(p + ".beta", a.beta, b.beta);
+// Diff(d, path, a, b): one overload per struct of the table (declared here, defined below), and
+// the generic ones for the field types: scalars, C arrays, pairs, vectors.
+#define ADALOG_MC_DECLARE_DIFF(T, FIELDS) \
+  void Diff(Differ& d, const std::string& p, const T& a, const T& b);
+ADALOG_MC_STRUCTS(ADALOG_MC_DECLARE_DIFF)
+
+template <typename T>
+void Diff(Differ& d, const std::string& p, const T& a, const T& b) {
+  static_assert(std::is_arithmetic_v<T> || std::is_enum_v<T> || std::is_same_v<T, std::string>,
+                "a struct without a row in the table above");
+  d.Scalar(p, a, b);
+}
+// Every element of a C array.
+template <typename T, size_t N>
+void Diff(Differ& d, const std::string& p, const T (&a)[N], const T (&b)[N]) {
+  for (size_t i = 0; i < N; ++i) Diff(d, Index(p, i), a[i], b[i]);
+}
+template <typename K, typename V>
+void Diff(Differ& d, const std::string& p, const std::pair<K, V>& a, const std::pair<K, V>& b) {
+  Diff(d, p + ".key", a.first, b.first);
+  Diff(d, p + ".value", a.second, b.second);
+}
+// Numbers: the size, then the first differing element only. Structs (blocks, meta): the size,
+// then every element both sides have.
+template <typename T>
+void Diff(Differ& d, const std::string& p, const std::vector<T>& a, const std::vector<T>& b) {
+  if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>) {
+    d.Array(p, a, b);
+  } else {
+    d.Scalar(p + ".size()", a.size(), b.size());
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i) Diff(d, Index(p, i), a[i], b[i]);
+  }
 }
 
-void DiffEmbed(Differ& d, const std::string& p, const PatchEmbedParams& a, const PatchEmbedParams& b) {
-  d.Scalar(p + ".in_channels", a.in_channels, b.in_channels);
-  d.Scalar(p + ".image_h", a.image_h, b.image_h);
-  d.Scalar(p + ".image_w", a.image_w, b.image_w);
-  d.Scalar(p + ".patch", a.patch, b.patch);
-  d.Scalar(p + ".dim", a.dim, b.dim);
-  d.Array(p + ".weight", a.weight, b.weight);
-  d.Array(p + ".bias", a.bias, b.bias);
-}
-
-void DiffBlock(Differ& d, const std::string& p, const BlockParams& a, const BlockParams& b) {
-  DiffLn(d, p + ".ln1", a.ln1, b.ln1);
-  DiffLinear(d, p + ".qkv", a.qkv, b.qkv);
-  d.Scalar(p + ".heads", a.heads, b.heads);
-  d.Scalar(p + ".attn_scale", a.attn_scale, b.attn_scale);
-  DiffLinear(d, p + ".proj", a.proj, b.proj);
-  DiffLn(d, p + ".ln2", a.ln2, b.ln2);
-  DiffLinear(d, p + ".fc1", a.fc1, b.fc1);
-  d.Scalar(p + ".gelu", a.gelu, b.gelu);
-  DiffLinear(d, p + ".fc2", a.fc2, b.fc2);
-  d.Scalar(p + ".window_size", a.window_size, b.window_size);
-  d.Scalar(p + ".shift_size", a.shift_size, b.shift_size);
-}
-
-void DiffUniform(Differ& d, const std::string& p, const UniformParams& a, const UniformParams& b) {
-  d.Scalar(p + ".bits", a.bits, b.bits);
-  d.Scalar(p + ".scale", a.scale, b.scale);
-  d.Scalar(p + ".zero_point", a.zero_point, b.zero_point);
-  d.Scalar(p + ".mode", a.mode, b.mode);
-}
-
-void DiffChannels(Differ& d, const std::string& p, const UniformPerChannel& a,
-                  const UniformPerChannel& b) {
-  d.Scalar(p + ".bits", a.bits, b.bits);
-  d.Scalar(p + ".mode", a.mode, b.mode);
-  d.Scalar(p + ".axis", a.axis, b.axis);
-  d.Array(p + ".scales", a.scales, b.scales);
-  d.Array(p + ".zero_points", a.zero_points, b.zero_points);
-}
-
-void DiffHeads(Differ& d, const std::string& p, const UniformPerHead& a, const UniformPerHead& b) {
-  d.Scalar(p + ".bits", a.bits, b.bits);
-  d.Scalar(p + ".mode", a.mode, b.mode);
-  d.Array(p + ".scales", a.scales, b.scales);
-  d.Array(p + ".zero_points", a.zero_points, b.zero_points);
-}
-
-// Every member, whatever the kind: a plan whose inactive members hold non-default values is a
-// different plan in memory even where no executor reads them.
-void DiffAct(Differ& d, const std::string& p, const ActQuant& a, const ActQuant& b) {
-  d.Scalar(p + ".kind", a.kind, b.kind);
-  DiffUniform(d, p + ".uniform.params", a.uniform.params, b.uniform.params);
-  d.Scalar(p + ".log.kind", a.log.kind, b.log.kind);
-  d.Scalar(p + ".log.bits", a.log.bits, b.log.bits);
-  d.Scalar(p + ".log.scale", a.log.scale, b.log.scale);
-  d.Scalar(p + ".log.q", a.log.q, b.log.q);
-  d.Scalar(p + ".shift", a.shift, b.shift);
-  d.Scalar(p + ".shift_folded", a.shift_folded, b.shift_folded);
-  d.Scalar(p + ".twin.bits", a.twin.bits, b.twin.bits);
-  d.Scalar(p + ".twin.scale_pos", a.twin.scale_pos, b.twin.scale_pos);
-  d.Scalar(p + ".twin.scale_neg", a.twin.scale_neg, b.twin.scale_neg);
-}
-
-void DiffLinearQuant(Differ& d, const std::string& p, const LinearQuant& a, const LinearQuant& b) {
-  DiffChannels(d, p + ".weight", a.weight, b.weight);
-  DiffAct(d, p + ".input", a.input, b.input);
-}
-
-void DiffBlockQuant(Differ& d, const std::string& p, const BlockQuant& a, const BlockQuant& b) {
-  DiffLinearQuant(d, p + ".qkv", a.qkv, b.qkv);
-  DiffHeads(d, p + ".attn.q", a.attn.q, b.attn.q);
-  DiffHeads(d, p + ".attn.k", a.attn.k, b.attn.k);
-  DiffAct(d, p + ".attn.probs", a.attn.probs, b.attn.probs);
-  DiffHeads(d, p + ".attn.v", a.attn.v, b.attn.v);
-  DiffLinearQuant(d, p + ".proj", a.proj, b.proj);
-  DiffLinearQuant(d, p + ".fc1", a.fc1, b.fc1);
-  DiffLinearQuant(d, p + ".fc2", a.fc2, b.fc2);
-}
+#define ADALOG_MC_DIFF_FIELD(f) Diff(d, Join(p, #f), a.f, b.f);
+#define ADALOG_MC_COUNT_FIELD(f) +FieldInitializers<decltype(Self::f)>()
+#define ADALOG_MC_DEFINE_DIFF(T, FIELDS)                                                         \
+  void Diff(Differ& d, const std::string& p, const T& a, const T& b) {                          \
+    using Self = T;                                                                              \
+    static_assert(NumInitializers<Self>() == 0 FIELDS(ADALOG_MC_COUNT_FIELD),                    \
+                  #T " gained or lost a field: list it in its row of the table (" #FIELDS ")"); \
+    FIELDS(ADALOG_MC_DIFF_FIELD)                                                                 \
+  }
+ADALOG_MC_STRUCTS(ADALOG_MC_DEFINE_DIFF)
 
 void Report(const std::vector<std::string>& diffs, const std::string& what, const char* type) {
   if (diffs.empty()) return;
@@ -204,55 +205,13 @@ void Report(const std::vector<std::string>& diffs, const std::string& what, cons
 
 std::vector<std::string> DiffVitModel(const VitModel& a, const VitModel& b) {
   Differ d;
-  d.Scalar("name", a.name, b.name);
-  d.Scalar("style", a.style, b.style);
-  DiffEmbed(d, "embed", a.embed, b.embed);
-  d.Scalar("dim", a.dim, b.dim);
-  d.Scalar("has_cls_token", a.has_cls_token, b.has_cls_token);
-  d.Scalar("has_dist_token", a.has_dist_token, b.has_dist_token);
-  d.Array("cls_token", a.cls_token, b.cls_token);
-  d.Array("dist_token", a.dist_token, b.dist_token);
-  d.Scalar("pos_mode", a.pos_mode, b.pos_mode);
-  d.Array("pos_embed", a.pos_embed, b.pos_embed);
-  d.Scalar("blocks.size()", a.blocks.size(), b.blocks.size());
-  for (size_t i = 0; i < a.blocks.size() && i < b.blocks.size(); ++i) {
-    DiffBlock(d, "blocks[" + std::to_string(i) + "]", a.blocks[i], b.blocks[i]);
-  }
-  DiffLn(d, "norm", a.norm, b.norm);
-  d.Scalar("pooling", a.pooling, b.pooling);
-  DiffLinear(d, "head", a.head, b.head);
-  DiffLinear(d, "head_dist", a.head_dist, b.head_dist);
-  d.Scalar("preprocess.resize_shorter", a.preprocess.resize_shorter, b.preprocess.resize_shorter);
-  for (int c = 0; c < 3; ++c) {
-    d.Scalar("preprocess.mean[" + std::to_string(c) + "]", a.preprocess.mean[c], b.preprocess.mean[c]);
-    d.Scalar("preprocess.std[" + std::to_string(c) + "]", a.preprocess.std[c], b.preprocess.std[c]);
-  }
-  d.Scalar("preprocess.interpolation", a.preprocess.interpolation, b.preprocess.interpolation);
-  d.Scalar("preprocess.channel_order", a.preprocess.channel_order, b.preprocess.channel_order);
-  d.Scalar("preprocess.known", a.preprocess.known, b.preprocess.known);
+  Diff(d, "", a, b);
   return d.diffs;
 }
 
 std::vector<std::string> DiffQuantPlan(const QuantPlan& a, const QuantPlan& b) {
   Differ d;
-  d.Scalar("weight_bits", a.weight_bits, b.weight_bits);
-  d.Scalar("act_bits", a.act_bits, b.act_bits);
-  d.Scalar("softmax_quantizer", a.softmax_quantizer, b.softmax_quantizer);
-  d.Scalar("gelu_quantizer", a.gelu_quantizer, b.gelu_quantizer);
-  d.Scalar("ln_reparam", a.ln_reparam, b.ln_reparam);
-  d.Scalar("fpcs", a.fpcs, b.fpcs);
-  DiffChannels(d, "patch_embed_weight", a.patch_embed_weight, b.patch_embed_weight);
-  d.Scalar("blocks.size()", a.blocks.size(), b.blocks.size());
-  for (size_t i = 0; i < a.blocks.size() && i < b.blocks.size(); ++i) {
-    DiffBlockQuant(d, "blocks[" + std::to_string(i) + "]", a.blocks[i], b.blocks[i]);
-  }
-  DiffLinearQuant(d, "head", a.head, b.head);
-  DiffLinearQuant(d, "head_dist", a.head_dist, b.head_dist);
-  d.Scalar("meta.size()", a.meta.size(), b.meta.size());
-  for (size_t i = 0; i < a.meta.size() && i < b.meta.size(); ++i) {
-    d.Scalar("meta[" + std::to_string(i) + "].key", a.meta[i].first, b.meta[i].first);
-    d.Scalar("meta[" + std::to_string(i) + "].value", a.meta[i].second, b.meta[i].second);
-  }
+  Diff(d, "", a, b);
   return d.diffs;
 }
 
