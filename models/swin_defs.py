@@ -16,8 +16,9 @@ Two families:
     padded grid. PatchMerging pads odd sides the same way.
   - make_torchvision_swin: torchvision 0.14's SwinTransformer (swin_t/s/b configs or custom ones),
     NHWC inside, pads inside every attention, mask built at run time (dynamic-shape chains in ONNX).
-    make_torchvision_swin_v2 builds torchvision's Swin V2 (cosine attention, log-spaced CPB MLP) for
-    the importer's rejection tests only.
+    make_torchvision_swin_v2 builds torchvision's Swin V2 (cosine attention, log-spaced CPB MLP);
+    torch 1.13 cannot export it (aten::zero on the k bias), so the V2 rejection tests use
+    TimmSwin(version=2), the same attention written exportably (WindowAttentionV2).
 The two styles compute the same function up to module layout: copy_timm_to_torchvision moves the
 weights of a TimmSwin into a torchvision SwinTransformer of the same config (used by
 check_against_torchvision, an offline equality check).
@@ -116,6 +117,50 @@ class WindowAttention(nn.Module):
         return self.proj(x)
 
 
+class WindowAttentionV2(nn.Module):
+    """Swin V2 attention (for rejection tests only): cosine similarity of L2-normalized q and k
+    times a learned per-head logit scale (exp of a clamped log, max log(100)), plus the continuous
+    position bias: a 2-layer MLP (Linear(2, 64), ReLU, bias-free Linear(64, heads)) on log-spaced
+    relative coordinates, gathered by the same relative_position_index, 16 * sigmoid. The qkv
+    Linear has q and v biases, no k bias (as timm's V2)."""
+
+    def __init__(self, dim, ws, heads, cpb_hidden=64):
+        super().__init__()
+        self.dim, self.ws, self.heads = dim, ws, heads
+        self.head_dim = dim // heads
+        self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(heads, 1, 1)))
+        self.cpb_mlp = nn.Sequential(nn.Linear(2, cpb_hidden), nn.ReLU(), nn.Linear(cpb_hidden, heads, bias=False))
+        r = torch.arange(-(ws - 1), ws, dtype=torch.float32)
+        table = torch.stack(torch.meshgrid(r, r, indexing="ij"), -1) / (ws - 1) * 8  # (2ws-1, 2ws-1, 2)
+        table = torch.sign(table) * torch.log2(table.abs() + 1.0) / 3.0  # log2(8) = 3
+        self.register_buffer("relative_coords_table", table.reshape(-1, 2))
+        self.register_buffer("relative_position_index", relative_position_index(ws))
+        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(dim))
+        self.v_bias = nn.Parameter(torch.zeros(dim))
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, mask=None):
+        Bw, N, C = x.shape
+        bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
+        qkv = F.linear(x, self.qkv.weight, bias)
+        qkv = qkv.reshape(Bw, N, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+        scale = torch.clamp(self.logit_scale, max=4.605170185988091).exp()  # log(100)
+        attn = attn * scale
+        pb = self.cpb_mlp(self.relative_coords_table)[self.relative_position_index.view(-1)]
+        pb = 16 * torch.sigmoid(pb.view(N, N, self.heads).permute(2, 0, 1).contiguous())
+        attn = attn + pb.unsqueeze(0)
+        if mask is not None:
+            nW = mask.shape[0]
+            attn = attn.view(Bw // nW, nW, self.heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.view(-1, self.heads, N, N)
+        attn = attn.softmax(dim=-1)
+        x = (attn @ v).transpose(1, 2).reshape(Bw, N, C)
+        return self.proj(x)
+
+
 class Mlp(nn.Module):
     def __init__(self, dim, hidden, gelu):
         super().__init__()
@@ -130,9 +175,10 @@ class Mlp(nn.Module):
 class SwinBlock(nn.Module):
     """One Swin block on a fixed H x W grid; input/output [B, H*W, C]."""
 
-    def __init__(self, dim, resolution, heads, window, shift, mlp_ratio, gelu):
+    def __init__(self, dim, resolution, heads, window, shift, mlp_ratio, gelu, version=1):
         super().__init__()
         H, W = resolution
+        self.version = version
         self.H, self.W = H, W
         if min(H, W) <= window:  # timm's rule: one window covers the stage, no shift
             window, shift = min(H, W), 0
@@ -140,7 +186,7 @@ class SwinBlock(nn.Module):
         self.Hp = -(-H // window) * window
         self.Wp = -(-W // window) * window
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.attn = WindowAttention(dim, window, heads)
+        self.attn = (WindowAttention if version == 1 else WindowAttentionV2)(dim, window, heads)
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), gelu)
         mask = shift_attention_mask(self.Hp, self.Wp, window, shift) if shift > 0 else None
@@ -150,7 +196,8 @@ class SwinBlock(nn.Module):
         B, L, C = x.shape
         H, W, ws = self.H, self.W, self.ws
         shortcut = x
-        x = self.norm1(x).view(B, H, W, C)
+        # V1: pre-norm. V2: res-post-norm (norm1 / norm2 on the branch outputs).
+        x = (self.norm1(x) if self.version == 1 else x).view(B, H, W, C)
         if self.Hp != H or self.Wp != W:
             x = F.pad(x, (0, 0, 0, self.Wp - W, 0, self.Hp - H))
         if self.shift > 0:
@@ -162,8 +209,11 @@ class SwinBlock(nn.Module):
             x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
         if self.Hp != H or self.Wp != W:
             x = x[:, :H, :W, :].contiguous()
-        x = shortcut + x.view(B, H * W, C)
-        return x + self.mlp(self.norm2(x))
+        if self.version == 1:
+            x = shortcut + x.view(B, H * W, C)
+            return x + self.mlp(self.norm2(x))
+        x = shortcut + self.norm1(x.view(B, H * W, C))
+        return x + self.norm2(self.mlp(x))
 
 
 class PatchMerging(nn.Module):
@@ -189,10 +239,10 @@ class PatchMerging(nn.Module):
 
 
 class BasicLayer(nn.Module):
-    def __init__(self, dim, resolution, depth, heads, window, mlp_ratio, gelu, downsample):
+    def __init__(self, dim, resolution, depth, heads, window, mlp_ratio, gelu, downsample, version=1):
         super().__init__()
         self.blocks = nn.ModuleList([
-            SwinBlock(dim, resolution, heads, window, 0 if i % 2 == 0 else window // 2, mlp_ratio, gelu)
+            SwinBlock(dim, resolution, heads, window, 0 if i % 2 == 0 else window // 2, mlp_ratio, gelu, version)
             for i in range(depth)])
         self.downsample = PatchMerging(dim, resolution) if downsample else None
 
@@ -214,19 +264,22 @@ class PatchEmbed(nn.Module):
 
 
 class TimmSwin(nn.Module):
-    """timm-style Swin V1 (no absolute position embedding, patch norm on)."""
+    """timm-style Swin V1 (no absolute position embedding, patch norm on). version=2 swaps in V2's
+    attention (WindowAttentionV2) and res-post-norm blocks (V2's patch merging is not modelled: it
+    exists only for the importer's rejection tests)."""
 
     def __init__(self, img_size=224, patch=4, in_chans=3, num_classes=1000, embed_dim=96, depths=(2, 2, 6, 2),
-                 heads=(3, 6, 12, 24), window=7, mlp_ratio=4.0, gelu="erf"):
+                 heads=(3, 6, 12, 24), window=7, mlp_ratio=4.0, gelu="erf", version=1):
         super().__init__()
-        assert len(depths) == len(heads)
+        assert len(depths) == len(heads) and version in (1, 2)
         self.patch_embed = PatchEmbed(img_size, patch, in_chans, embed_dim)
         res = self.patch_embed.grid
         layers = []
         dim = embed_dim
         for i, (d, h) in enumerate(zip(depths, heads)):
             last = i == len(depths) - 1
-            layers.append(BasicLayer(dim, res, d, h, window, mlp_ratio, gelu, downsample=not last))
+            layers.append(BasicLayer(dim, res, d, h, window, mlp_ratio, gelu, downsample=not last,
+                                     version=version))
             if not last:
                 res = (-(-res[0] // 2), -(-res[1] // 2))
                 dim *= 2
