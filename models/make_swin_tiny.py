@@ -1,6 +1,6 @@
 """Regenerate the tiny Swin ONNX test models in models/tiny/swin/ (deterministic; seeded random, perturbed weights).
 
-    /usr/bin/python3 models/make_swin_tiny.py [--out models/tiny/swin] [--swin-t]
+    /usr/bin/python3 models/make_swin_tiny.py [--out models/tiny/swin] [--swin-t | --swin-t-only]
 
 Like make_tiny.py: each NAME gets NAME.onnx, NAME.input.npy (float32 NCHW, batch 2 static / 3 dynamic)
 and NAME.output.npy (PyTorch eval logits), and MANIFEST.json lists every field. They live in a
@@ -87,8 +87,10 @@ def op_counts(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(HERE, "tiny", "swin"))
-    ap.add_argument("--swin-t", action="store_true")
+    ap.add_argument("--swin-t", action="store_true", help="also export models/generated/swin_t_op17_dyn.onnx")
+    ap.add_argument("--swin-t-only", action="store_true", help="only the swin_t export")
     a = ap.parse_args()
+    a.swin_t = a.swin_t or a.swin_t_only
     torch.set_num_threads(1)
     os.makedirs(a.out, exist_ok=True)
     manifest = {
@@ -98,7 +100,7 @@ def main():
         "torch_version": torch.__version__,
         "models": [],
     }
-    for name, family, opset, dyn, img, patch, dim, depths, heads, window, mlp_ratio in SPECS:
+    for name, family, opset, dyn, img, patch, dim, depths, heads, window, mlp_ratio in ([] if a.swin_t_only else SPECS):
         seed = seed_of(name)
         torch.manual_seed(seed)
         model = build(family, img, patch, dim, depths, heads, window, mlp_ratio)
@@ -124,9 +126,10 @@ def main():
         }
         manifest["models"].append(entry)
         print(f"{name}: {size} B, {nodes} nodes, logits std {y.std():.3f}", flush=True)
-    with open(os.path.join(a.out, "MANIFEST.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
+    if not a.swin_t_only:
+        with open(os.path.join(a.out, "MANIFEST.json"), "w") as f:
+            json.dump(manifest, f, indent=1)
+            f.write("\n")
     if a.swin_t:
         gen = os.path.join(HERE, "generated")
         torch.manual_seed(0)
