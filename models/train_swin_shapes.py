@@ -8,13 +8,16 @@ Data, split and preprocessing: exactly train_shapes.py's (shapes_data.make: trai
   that folder exists) and info.json points at them. calib.npy / calib_labels.npy (the same 32 seeded
   training images as models/shapes/, 393 KB) are written into the folder because the scripts and the
   CLI take "<folder>/calib.npy".
-Model: TimmSwin, 32x32 input, patch 4 -> 8x8 grid, embed 64, two stages (depths 4 and 2, heads 2 and 4,
-  head_dim 32), window 4 (stage 1: 4 windows of 16 tokens, every second block shifted by 2; stage 2:
-  after the patch merge a 4x4 grid = one window, no shift by the window rule), MLP ratio 4, exact GELU,
-  LayerNorm eps 1e-5, average pooling.
-Training: as train_shapes.py (AdamW lr 1e-3, wd 0.05 (train_common: not on 1-D params; the 2-D relative position bias tables do get it), batch 64,
-  2 warmup epochs then per-step cosine to 1e-5, label smoothing 0.1, no augmentation, 20 epochs);
-  the final-epoch weights are exported (opset 17, dynamic batch); test accuracy is only monitored.
+Model (--arch p4, the default and the committed model): TimmSwin, 32x32 input, patch 4 -> 8x8
+  grid, embed 64, two stages (depths 4 and 2, heads 2 and 4, head_dim 32), window 4 (stage 1: 4
+  windows of 16 tokens, every second block shifted by 2; stage 2: after the patch merge a 4x4 grid
+  = one window, no shift by the window rule), MLP ratio 4, exact GELU, LayerNorm eps 1e-5, average
+  pooling. --arch p2: patch 2 -> 16x16 grid, embed 32, three stages (depths 2, 2, 2; heads 1, 2, 4;
+  grids 16, 8, 4).
+Training: as train_shapes.py (AdamW lr 1e-3, wd 0.05 (train_common: not on 1-D params; the 2-D
+  relative position bias tables do get it), batch 64, 2 warmup epochs then per-step cosine to 1e-5,
+  label smoothing 0.1, no augmentation, 20 epochs); the final-epoch weights are exported (opset 17,
+  dynamic batch); test accuracy is only monitored.
 """
 import argparse
 import json
@@ -37,8 +40,14 @@ import train_shapes as ts  # noqa: E402  (data seeds, sizes, normalization: one 
 from export import export_onnx  # noqa: E402
 
 STEM = "shapes_swin"
-HP = dict(img_size=ts.IMG, patch=4, in_chans=3, num_classes=shapes_data.NUM_CLASSES, embed_dim=64,
-          depths=(4, 2), heads=(2, 4), window=4, mlp_ratio=4.0, gelu="erf")
+ARCHS = {
+    # the committed model: 8x8 grid, two stages
+    "p4": dict(img_size=ts.IMG, patch=4, in_chans=3, num_classes=shapes_data.NUM_CLASSES, embed_dim=64,
+               depths=(4, 2), heads=(2, 4), window=4, mlp_ratio=4.0, gelu="erf"),
+    # 16x16 grid, three stages (16, 8, 4), head_dim 32 throughout
+    "p2": dict(img_size=ts.IMG, patch=2, in_chans=3, num_classes=shapes_data.NUM_CLASSES, embed_dim=32,
+               depths=(2, 2, 2), heads=(1, 2, 4), window=4, mlp_ratio=4.0, gelu="erf"),
+}
 N_REF = 8
 
 
@@ -48,7 +57,14 @@ def main():
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--train-n", type=int, default=5000)
     ap.add_argument("--out", default=os.path.join(HERE, "shapes_swin"))
+    ap.add_argument("--arch", default="p4", choices=sorted(ARCHS))
     a = ap.parse_args()
+    HP = ARCHS[a.arch]
+    g = ts.IMG // HP["patch"]
+    grids = []
+    for _ in HP["depths"]:
+        grids.append([g, g])
+        g = -(-g // 2)
     tc.setup(ts.TRAIN_SEED, a.threads)
 
     t0 = time.time()
@@ -118,14 +134,16 @@ def main():
         },
         "model": dict(HP, depths=list(HP["depths"]), heads=list(HP["heads"]), style="timm-swin",
                       definition="models/swin_defs.py TimmSwin", ln_eps=swin_defs.LN_EPS, params=nparams,
-                      grids=[[8, 8], [4, 4]], dims=[64, 128]),
+                      grids=grids, dims=[HP["embed_dim"] * 2 ** i for i in range(len(HP["depths"]))],
+                      arch=a.arch),
         "training": dict(train_hp, schedule="linear warmup then cosine per step to 1e-5", optimizer="AdamW",
                          augmentation=None, seed=ts.TRAIN_SEED, threads=a.threads,
                          model_selection="final epoch (no selection on test)"),
         "train_wall_s": round(wall, 1),
         "command": f"OPENBLAS_NUM_THREADS=1 /usr/bin/python3 models/train_swin_shapes.py --threads {a.threads}"
                    + (f" --epochs {a.epochs}" if a.epochs != 20 else "")
-                   + (f" --train-n {a.train_n}" if a.train_n != 5000 else ""),
+                   + (f" --train-n {a.train_n}" if a.train_n != 5000 else "")
+                   + (f" --arch {a.arch}" if a.arch != "p4" else ""),
         "date": time.strftime("%Y-%m-%d"),
         "torch_version": torch.__version__,
         "python": platform.python_version(),
