@@ -63,6 +63,22 @@ TEST(SwinImport, SwinV1ExportsAreNotTakenForV2) {
   }
 }
 
+TEST(SwinImport, V1ExportsFoldCompletely) {
+  // Constant folding evaluates every Shape-derived chain of every V1 export (torchvision's Mod pad
+  // amounts and ScatterND shift masks, the Pads, the GlobalAveragePool tail): what stops them today
+  // is the ViT recognizer, not an op fold.cc cannot evaluate.
+  for (const char* name : {"tiny_swin_timm_op13_static.onnx", "tiny_swin_timm_op17_dyn.onnx",
+                           "tiny_swin_timm_op13_dyn_pad.onnx", "tiny_swin_timm_op17_static_pad.onnx",
+                           "tiny_swin_timm3_op17_dyn.onnx", "tiny_swin_tv_op13_static.onnx",
+                           "tiny_swin_tv_op17_dyn.onnx", "tiny_swin_tv_op13_dyn_pad.onnx",
+                           "tiny_swin_tv_op17_static_pad.onnx"}) {
+    const std::string msg = ImportError(Load(name));
+    EXPECT_FALSE(msg.empty()) << name;
+    EXPECT_EQ(msg.find("unsupported op"), std::string::npos) << name << ": " << msg;
+    EXPECT_EQ(msg.find("must be a constant after folding"), std::string::npos) << name << ": " << msg;
+  }
+}
+
 TEST(SwinImport, OneUnnormalizedOperandIsNotCosineAttention) {
   // Route k around its normalizing Div in every block (the Transpose before q@k^T reads the Div's
   // numerator instead): q@k^T is then not a cosine similarity and the V2 rejection must not fire.
