@@ -13,7 +13,8 @@ Model (--arch p4, the default and the committed model): TimmSwin, 32x32 input, p
   windows of 16 tokens, every second block shifted by 2; stage 2: after the patch merge a 4x4 grid
   = one window, no shift by the window rule), MLP ratio 4, exact GELU, LayerNorm eps 1e-5, average
   pooling. --arch p2: patch 2 -> 16x16 grid, embed 32, three stages (depths 2, 2, 2; heads 1, 2, 4;
-  grids 16, 8, 4).
+  grids 16, 8, 4). Not a working recipe yet: with these training settings its loss stayed at chance
+  (2.47-2.50, test 6-10%) for 10 epochs (2026-12-06, run stopped), where p4 left chance at epoch 5-6.
 Training: as train_shapes.py (AdamW lr 1e-3, wd 0.05 (train_common: not on 1-D params; the 2-D
   relative position bias tables do get it), batch 64, 2 warmup epochs then per-step cosine to 1e-5,
   label smoothing 0.1, no augmentation, 20 epochs); the final-epoch weights are exported (opset 17,
