@@ -76,8 +76,8 @@ void RejectUnsupportedSwin(const Graph& g) {
     if (a == nullptr || b == nullptr) continue;
     Fail("unsupported attention: Swin V2 cosine attention at node '", n.name, "' (MatMul of q and k",
          " each L2-normalized, by nodes '", a->name, "' and '", b->name,
-         "'); Swin V2 is not supported: adalog's attention is the scaled dot product of ViT, DeiT and",
-         " Swin V1, not V2's cosine attention with its log-spaced continuous position bias");
+         "'); Swin V2 is not supported: adalog implements scaled dot-product attention, not V2's",
+         " cosine attention with its log-spaced continuous position bias");
   }
 }
 
