@@ -14,6 +14,7 @@
 #include "quant/error.h"
 #include "runtime/graph.h"
 #include "runtime/passes/fold.h"
+#include "runtime/passes/swin_variants.h"
 #include "runtime/passes/vit_blocks.h"
 
 namespace adalog {
@@ -226,6 +227,7 @@ VitModel ImportImpl(const std::string& bytes, ImportReport* report,
   ADALOG_CHECK(mp.ParseFromString(bytes), source_name,
                ": not a valid ONNX model (protobuf parse failed; truncated or not ONNX?)");
   const graph::Graph g = ConvertModel(mp, source_name);
+  graph::RejectUnsupportedSwin(g);  // before folding: V2's Clip/ReduceL2 would fail there first
   const graph::Folded f = graph::FoldAndInferShapes(g, /*batch=*/2);
   ImportReport rep;
   rep.ir_version = g.ir_version;

@@ -169,6 +169,20 @@ std::vector<Tensor> EvalSplit(const Node& n, const std::vector<const Tensor*>& i
 
 Tensor EvalShape(const Node& n, const Tensor& x);
 
+// ---- evaluators: eval_ops_swin.cc (ops Swin exports add) ----
+
+// Mod: integers with fmod 0 (sign of the divisor) or 1 (sign of the dividend); floats need fmod 1.
+Tensor EvalMod(const Node& n, const Tensor& a, const Tensor& b);
+
+// ScatterND with reduction "none"; data only when all three inputs are constant.
+Tensor EvalScatterND(const Node& n, const Tensor& data, const Tensor& indices, const Tensor& updates);
+
+// Pad, constant mode; pads (and axes, opset 18) must be constant; data when the input is.
+Tensor EvalPad(const Node& n, const std::vector<const Tensor*>& ins, int64_t opset);
+
+// GlobalAveragePool / GlobalMaxPool output shape: [N, C, 1, ...].
+Dims GlobalPoolShape(const Node& n, const Tensor& x);
+
 }  // namespace eval_ops
 }  // namespace graph
 }  // namespace adalog

@@ -95,6 +95,13 @@ std::vector<Tensor> EvalNode(const Node& n, const std::vector<const Tensor*>& in
     NormAxis(n.GetInt("axis", -1), in(0).rank(), n);
     return one(ShapeOnly(DType::kFloat, in(0).dims, n));
   }
+  if (op == "Mod") {
+    ADALOG_CHECK(ins.size() == 2, n.Describe(), ": expects 2 inputs");
+    return one(EvalMod(n, in(0), in(1)));
+  }
+  if (op == "ScatterND") return one(EvalScatterND(n, in(0), in(1), in(2)));
+  if (op == "Pad") return one(EvalPad(n, ins, opset));
+  if (op == "GlobalAveragePool") return one(ShapeOnly(DType::kFloat, GlobalPoolShape(n, in(0)), n));
   if (op == "LayerNormalization") {
     NormAxis(n.GetInt("axis", -1), in(0).rank(), n);
     std::vector<Tensor> r;
