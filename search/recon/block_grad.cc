@@ -615,8 +615,8 @@ void BlockRecon<T>::BackStep(const Step& st, int index, const BlockTrainParams<T
 }
 
 template <typename T>
-double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const float* x, int batch,
-                              const float* target, T* out, SteMode mode) {
+double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batch,
+                              const T* target, T* out, SteMode mode) {
   ADALOG_CHECK(batch > 0 && batch <= max_batch_, "block reconstruction: batch ", batch,
                " outside 1..", max_batch_);
   batch_ = batch;
@@ -651,7 +651,7 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const float* x, int 
   const int64_t rows = static_cast<int64_t>(batch) * tokens_;
   const int64_t n = rows * dim_;
   T* xs = buf_[static_cast<int>(Buf::kX)].data();
-  for (int64_t i = 0; i < n; ++i) xs[i] = static_cast<T>(x[i]);
+  std::copy(x, x + n, xs);
   for (size_t s = 0; s < steps_.size(); ++s) RunStep(steps_[s], static_cast<int>(s), p);
   if (out != nullptr) std::copy(xs, xs + n, out);
   // Loss: per-row partials, summed in row order.
@@ -660,7 +660,7 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const float* x, int 
     for (int64_t r = r0; r < r1; ++r) {
       double acc = 0.0;
       for (int i = 0; i < D; ++i) {
-        const T d = target ? xs[r * D + i] - static_cast<T>(target[r * D + i]) : T(0);
+        const T d = target ? xs[r * D + i] - target[r * D + i] : T(0);
         diff_[Sz(r * D + i)] = d;
         acc += static_cast<double>(d) * static_cast<double>(d);
       }

@@ -75,7 +75,7 @@ class BlockRecon {
   //   sum over images, tokens, channels of (out - target)^2 / (batch * D) / 10
   // (utils/block_recon.py LossFunction.lp_loss, reduction 'none': (pred-tgt)^2 summed over dim 1,
   // the token axis of [B, N, C], then the mean over B and C; then / 10). Saves what Backward needs.
-  double Forward(const BlockTrainParams<T>& p, const float* x, int batch, const float* target,
+  double Forward(const BlockTrainParams<T>& p, const T* x, int batch, const T* target,
                  T* out, SteMode mode = SteMode::kNormal);
   // Gradients of the last Forward's loss w.r.t. p (written, not accumulated) and, if dx is not
   // null, w.r.t. the block input x ([batch*T][D]).

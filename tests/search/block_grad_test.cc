@@ -1,0 +1,219 @@
+// The differentiable block of block reconstruction (search/recon/block_grad.h): its backward
+// against central finite differences in double for every parameter kind (AdaRound alphas of the
+// four Linears, every activation step size, the block input), on tiny random blocks carrying
+// each quantizer kind of the hand plan; and bytes across thread counts.
+#include "search/recon/block_grad.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "quant/error.h"
+#include "runtime/executor_fp32.h"
+#include "tests/util/exec_random_vit.h"
+#include "tests/util/sim_hand_plan.h"
+
+namespace adalog::search {
+namespace {
+
+using testing_util::MakeHandPlan;
+using testing_util::MakeRandomVit;
+using testing_util::RandomImages;
+using testing_util::RandomVitSpec;
+
+// A random model of depth 6 (block b takes the hand plan's quantizer choice b: AdaLog / log2 /
+// log-sqrt2 / uniform probabilities, shifted log or uniform post-GELU, folded or not), its W4A4
+// hand plan, and each block's FP32 input and output on `batch` images.
+struct BlockSetup {
+  QuantizedModel qm;
+  std::vector<std::vector<float>> in, out;
+  int batch = 0;
+};
+
+BlockSetup MakeSetup(int dim, int batch, GeluKind gelu, uint32_t seed) {
+  RandomVitSpec spec;
+  spec.Shape(dim, 2, 6, 4, 2, 3);  // 4 patches + cls = 5 tokens
+  spec.mlp_ratio = 2;
+  spec.gelu = gelu;
+  spec.seed = seed;
+  const VitModel m = MakeRandomVit(spec);
+  const std::vector<float> images = RandomImages(m, batch, seed + 100);
+  BlockSetup s;
+  s.batch = batch;
+  s.qm = MakeHandPlan(m, images, batch, 4, 4);
+  ExecutorOptions eo;
+  eo.max_batch = batch;
+  eo.num_threads = 1;
+  ExecutorFp32 fp(s.qm.model, eo);
+  std::vector<float> x(static_cast<size_t>(batch) * m.num_tokens() * m.dim);
+  fp.RunEmbed(images.data(), batch, x.data());
+  for (size_t b = 0; b < m.blocks.size(); ++b) {
+    s.in.push_back(x);
+    fp.RunBlock(static_cast<int>(b), x.data(), batch);
+    s.out.push_back(x);
+  }
+  return s;
+}
+
+// Moves the starting point off the calibrated one so that every gradient is generic: alphas
+// perturbed, step sizes shrunk so that some elements clamp (the log quantizers' scale gradient
+// comes only from elements above the scale).
+template <typename T>
+void Perturb(BlockTrainParams<T>* p, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  for (auto& a : p->alpha)
+    for (T& v : a) v += static_cast<T>(u(rng));
+  for (int a = 0; a < kNumReconActs; ++a) {
+    const double f = a == kActProbs ? 0.4 : (a == kActFc2In ? 0.6 : 0.8);
+    for (T& s : p->act_scale[a]) s *= static_cast<T>(f);
+  }
+}
+
+std::vector<double> ToDouble(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+struct Err {
+  double max_norm = 0.0;  // max |analytic - fd| / max |fd| over the tensor
+  double max_abs_fd = 0.0;
+  int nonzero = 0;
+};
+
+// Central differences of the frozen-rounding loss for every element of `vals` (changed in place
+// and restored), against the analytic gradient `g`.
+template <typename F>
+Err CheckTensor(std::vector<double>* vals, const std::vector<double>& g, double rel_eps,
+                double abs_eps, const F& loss) {
+  std::vector<double> fd(vals->size());
+  for (size_t i = 0; i < vals->size(); ++i) {
+    const double v = (*vals)[i];
+    const double eps = std::max(abs_eps, rel_eps * std::fabs(v));
+    (*vals)[i] = v + eps;
+    const double lp = loss();
+    (*vals)[i] = v - eps;
+    const double lm = loss();
+    (*vals)[i] = v;
+    fd[i] = (lp - lm) / (2 * eps);
+  }
+  Err e;
+  for (size_t i = 0; i < fd.size(); ++i) {
+    e.max_abs_fd = std::max(e.max_abs_fd, std::fabs(fd[i]));
+    if (g[i] != 0.0) ++e.nonzero;
+  }
+  for (size_t i = 0; i < fd.size(); ++i) {
+    e.max_norm = std::max(e.max_norm, std::fabs(g[i] - fd[i]) / e.max_abs_fd);
+  }
+  return e;
+}
+
+struct GradCase {
+  int block;
+  GeluKind gelu;
+};
+
+class BlockGradCheck : public ::testing::TestWithParam<GradCase> {};
+
+// Normalised tolerance of the checks: central differences in double with steps 1e-6 (relative)
+// have truncation and cancellation errors near 1e-9 of the tensor's largest gradient; a wrong
+// term changes whole elements by O(1) of it.
+constexpr double kTol = 1e-6;
+
+TEST_P(BlockGradCheck, MatchesCentralDifferences) {
+  const GradCase c = GetParam();
+  const BlockSetup s = MakeSetup(12, 2, c.gelu, 7);
+  BlockRecon<double> br(s.qm.model, c.block, s.qm.plan.blocks[static_cast<size_t>(c.block)],
+                        s.batch, 1);
+  BlockTrainParams<double> p = br.InitialParams();
+  Perturb(&p, 5 + static_cast<uint32_t>(c.block));
+  std::vector<double> x = ToDouble(s.in[static_cast<size_t>(c.block)]);
+  const std::vector<double> y = ToDouble(s.out[static_cast<size_t>(c.block)]);
+  const double base = br.Forward(p, x.data(), s.batch, y.data(), nullptr, SteMode::kRecord);
+  ASSERT_GT(base, 0.0);
+  BlockTrainParams<double> g;
+  std::vector<double> dx(x.size());
+  br.Backward(p, &g, dx.data());
+  // The frozen surrogate equals the straight-through forward at the base point.
+  EXPECT_EQ(br.Forward(p, x.data(), s.batch, y.data(), nullptr, SteMode::kReplay), base);
+  auto loss = [&] { return br.Forward(p, x.data(), s.batch, y.data(), nullptr, SteMode::kReplay); };
+
+  for (int l = 0; l < kNumReconLinears; ++l) {
+    const Err e = CheckTensor(&p.alpha[l], g.alpha[l], 0.0, 1e-6, loss);
+    std::printf("block %d gelu %d alpha %-5s max rel err %.3g (max |g| %.3g, %d/%zu nonzero)\n",
+                c.block, static_cast<int>(c.gelu), ReconLinearName(l), e.max_norm, e.max_abs_fd,
+                e.nonzero, g.alpha[l].size());
+    EXPECT_LT(e.max_norm, kTol) << ReconLinearName(l);
+    EXPECT_GT(e.max_abs_fd, 1e-9) << ReconLinearName(l);
+    EXPECT_GT(e.nonzero, static_cast<int>(g.alpha[l].size()) / 4) << ReconLinearName(l);
+  }
+  int scales_checked = 0;
+  for (int a = 0; a < kNumReconActs; ++a) {
+    if (p.act_scale[a].empty()) continue;
+    const Err e = CheckTensor(&p.act_scale[a], g.act_scale[a], 1e-6, 0.0, loss);
+    std::printf("block %d gelu %d scale %-7s max rel err %.3g (max |g| %.3g)\n", c.block,
+                static_cast<int>(c.gelu), ReconActName(a), e.max_norm, e.max_abs_fd);
+    EXPECT_LT(e.max_norm, kTol) << ReconActName(a);
+    EXPECT_GT(e.max_abs_fd, 1e-9) << ReconActName(a);
+    ++scales_checked;
+  }
+  EXPECT_GE(scales_checked, 7);  // every act but (block 5) the FP32 probabilities
+  const Err ex = CheckTensor(&x, dx, 0.0, 1e-6, loss);
+  std::printf("block %d gelu %d input x      max rel err %.3g (max |g| %.3g)\n", c.block,
+              static_cast<int>(c.gelu), ex.max_norm, ex.max_abs_fd);
+  EXPECT_LT(ex.max_norm, kTol);
+  EXPECT_GT(ex.nonzero, static_cast<int>(x.size()) / 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Blocks, BlockGradCheck,
+    ::testing::Values(GradCase{0, GeluKind::kErf},   // AdaLog / Shift-AdaLog, shift folded
+                      GradCase{1, GeluKind::kErf},   // log2 / Shift-log2, not folded
+                      GradCase{3, GeluKind::kErf},   // uniform / uniform
+                      GradCase{4, GeluKind::kErf},   // AdaLog / Shift-AdaLog, not folded
+                      GradCase{5, GeluKind::kErf},   // FP32 probabilities / Shift-log-sqrt2
+                      GradCase{0, GeluKind::kTanh}),
+    [](const ::testing::TestParamInfo<GradCase>& i) {
+      return "block" + std::to_string(i.param.block) +
+             (i.param.gelu == GeluKind::kErf ? "_erf" : "_tanh");
+    });
+
+TEST(BlockGrad, TwinPostGeluIsRefused) {
+  const BlockSetup s = MakeSetup(12, 1, GeluKind::kErf, 7);
+  EXPECT_THROW(BlockRecon<float>(s.qm.model, 2, s.qm.plan.blocks[2], 1, 1), Error);
+}
+
+// Forward output, loss and every gradient: the same bytes on 1 and 2 threads.
+TEST(BlockGrad, SameBytesForOneAndTwoThreads) {
+  const BlockSetup s = MakeSetup(16, 3, GeluKind::kErf, 9);
+  for (int b : {0, 3}) {
+    std::vector<float> out[2], dx[2];
+    BlockTrainParams<float> g[2];
+    double loss[2];
+    for (int t = 0; t < 2; ++t) {
+      BlockRecon<float> br(s.qm.model, b, s.qm.plan.blocks[static_cast<size_t>(b)], s.batch, t + 1);
+      BlockTrainParams<float> p = br.InitialParams();
+      Perturb(&p, 3);
+      const std::vector<float>& x = s.in[static_cast<size_t>(b)];
+      out[t].resize(x.size());
+      dx[t].resize(x.size());
+      loss[t] = br.Forward(p, x.data(), s.batch, s.out[static_cast<size_t>(b)].data(), out[t].data());
+      br.Backward(p, &g[t], dx[t].data());
+    }
+    EXPECT_GT(loss[0], 0.0);
+    EXPECT_EQ(std::memcmp(&loss[0], &loss[1], sizeof(double)), 0);
+    EXPECT_EQ(out[0], out[1]);
+    EXPECT_EQ(dx[0], dx[1]);
+    for (int l = 0; l < kNumReconLinears; ++l) {
+      EXPECT_EQ(g[0].alpha[l], g[1].alpha[l]) << ReconLinearName(l);
+      EXPECT_GT(*std::max_element(g[0].alpha[l].begin(), g[0].alpha[l].end()), 0.f);
+    }
+    for (int a = 0; a < kNumReconActs; ++a) EXPECT_EQ(g[0].act_scale[a], g[1].act_scale[a]);
+  }
+}
+
+}  // namespace
+}  // namespace adalog::search
