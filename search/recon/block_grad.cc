@@ -161,6 +161,7 @@ BlockRecon<T>::BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int ma
   size_buf(Buf::kHidden, rows * H);
   for (int l = 0; l < kNumReconLinears; ++l) {
     w_soft_[l].assign(lin_[l]->weight.size(), T(0));
+    w_soft_t_[l].assign(lin_[l]->weight.size(), T(0));
     dw_dalpha_[l].assign(lin_[l]->weight.size(), T(0));
     lin_in_[l].assign(Sz(rows * lin_[l]->in), T(0));
   }
@@ -257,17 +258,18 @@ template <typename T>
 void BlockRecon<T>::LinearForward(int l, const T* in, T* out) const {
   const LinearParams& lp = *lin_[l];
   const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
-  const T* w = w_soft_[l].data();
+  const T* wt = w_soft_t_[l].data();  // [in][out]: the inner loop runs along a row of y
   exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const T* x = in + r * lp.in;
       T* y = out + r * lp.out;
-      for (int o = 0; o < lp.out; ++o) {
-        const T* wo = w + static_cast<int64_t>(o) * lp.in;
-        T acc = T(0);
-        for (int i = 0; i < lp.in; ++i) acc += x[i] * wo[i];
-        y[o] = acc + static_cast<T>(lp.bias[Sz(o)]);
+      for (int o = 0; o < lp.out; ++o) y[o] = T(0);
+      for (int i = 0; i < lp.in; ++i) {
+        const T xi = x[i];
+        const T* wi = wt + static_cast<int64_t>(i) * lp.out;
+        for (int o = 0; o < lp.out; ++o) y[o] += xi * wi[o];
       }
+      for (int o = 0; o < lp.out; ++o) y[o] += static_cast<T>(lp.bias[Sz(o)]);
     }
   });
 }
@@ -638,6 +640,7 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batc
         for (int i = 0; i < lp.in; ++i) {
           const size_t k = Sz(o * lp.in + i);
           w_soft_[l][k] = AdaRoundSoftWeight<T>(lp.weight[k], up, p.alpha[l][k], &dw_dalpha_[l][k]);
+          w_soft_t_[l][Sz(static_cast<int64_t>(i) * lp.out + o)] = w_soft_[l][k];
         }
       }
     });

@@ -125,7 +125,7 @@ class BlockRecon {
   // Workspace (sized once for max_batch).
   std::vector<T> buf_[static_cast<int>(Buf::kNumBufs)];
   std::vector<T> gbuf_[static_cast<int>(Buf::kNumBufs)];
-  std::array<std::vector<T>, kNumReconLinears> w_soft_, dw_dalpha_, lin_in_;
+  std::array<std::vector<T>, kNumReconLinears> w_soft_, w_soft_t_, dw_dalpha_, lin_in_;
   std::vector<T> ln_in_[2], ln_rstd_[2], ln_xhat_[2];  // ln1, ln2
   std::vector<T> gelu_in_;
   std::vector<T> qh_, kh_, vh_, probs_, probs_q_;  // per (image, head)
