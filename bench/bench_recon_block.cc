@@ -1,8 +1,11 @@
-// One block's reconstruction on a quantized model file (search/recon/reconstruct.h), measured:
-// the block output MSE of the simulated (fake-quant, inference) executor against the FP32 block
-// output, on the FP32 block inputs, before and after, on the optimisation images and on held-out
-// images. A plain program (no Google Benchmark cases):
-//   bench_recon_block MODEL.adalog TRAIN.npy N_TRAIN TEST.npy N_TEST BLOCK ITERS [BATCH] [THREADS]
+// One block's reconstruction (search/recon/reconstruct.h), measured: the ONNX model is calibrated
+// in-process (W4A4 defaults, 32 images of TRAIN.npy chosen by SEED, as `adalog quantize`; a saved
+// model file holds dequantized weights, so AdaRound could not start from it), then block BLOCK is
+// reconstructed on all N_TRAIN images of TRAIN.npy, and the block output MSE of the simulated
+// (fake-quant, inference) executor against the FP32 block output, on the FP32 block inputs, is
+// printed before and after, on the optimisation images and on held-out images. A plain program
+// (no Google Benchmark cases):
+//   bench_recon_block MODEL.onnx TRAIN.npy N_TRAIN SEED TEST.npy N_TEST BLOCK ITERS [BATCH] [THREADS]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,7 +16,8 @@
 #include "quant/error.h"
 #include "runtime/executor_fp32.h"
 #include "runtime/executor_sim.h"
-#include "runtime/model_file.h"
+#include "runtime/onnx_importer.h"
+#include "search/calibrate.h"
 #include "search/calibration_set.h"
 #include "search/recon/reconstruct.h"
 
@@ -75,23 +79,29 @@ double SimBlockMse(const QuantizedModel& qm, int b, const std::vector<float>& in
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 8) {
+  if (argc < 9) {
     std::fprintf(stderr,
-                 "usage: %s MODEL.adalog TRAIN.npy N_TRAIN TEST.npy N_TEST BLOCK ITERS [BATCH] "
+                 "usage: %s MODEL.onnx TRAIN.npy N_TRAIN SEED TEST.npy N_TEST BLOCK ITERS [BATCH] "
                  "[THREADS]\n",
                  argv[0]);
     return 2;
   }
   try {
-    const QuantizedModel qm = adalog::LoadQuantizedModel(argv[1]);
-    const int n_train = std::atoi(argv[3]), n_test = std::atoi(argv[5]);
-    const int b = std::atoi(argv[6]);
+    const adalog::VitModel fp = adalog::ImportOnnxVit(argv[1]);
+    const int n_train = std::atoi(argv[3]), n_test = std::atoi(argv[6]);
+    const uint32_t seed = static_cast<uint32_t>(std::atol(argv[4]));
+    const int b = std::atoi(argv[7]);
     adalog::search::ReconOptions o;
-    o.iters = std::atoi(argv[7]);
-    if (argc > 8) o.batch = std::atoi(argv[8]);
-    o.threads = argc > 9 ? std::atoi(argv[9]) : 1;
+    o.iters = std::atoi(argv[8]);
+    if (argc > 9) o.batch = std::atoi(argv[9]);
+    o.threads = argc > 10 ? std::atoi(argv[10]) : 1;
+    adalog::search::CalibOptions co;  // W4A4, the method's defaults
+    co.threads = o.threads;
+    co.seed = seed;
+    const auto calib = adalog::search::LoadCalibrationSet(argv[2], fp, co.num_images, seed);
+    const QuantizedModel qm = adalog::search::Calibrate(fp, calib.images.data(), calib.count(), co);
     const auto train = adalog::search::LoadCalibrationSet(argv[2], qm.model, n_train);
-    const auto test = adalog::search::LoadCalibrationSet(argv[4], qm.model, n_test);
+    const auto test = adalog::search::LoadCalibrationSet(argv[5], qm.model, n_test);
     std::vector<float> xin, yin, xte, yte;
     Capture(qm.model, train.images, n_train, b, o.threads, &xin, &yin);
     Capture(qm.model, test.images, n_test, b, o.threads, &xte, &yte);

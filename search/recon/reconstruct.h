@@ -40,7 +40,9 @@ struct ReconStats {
 };
 
 // Reconstructs block `b` of `qm` from n FP32 block inputs / outputs ([n * tokens][dim] each),
-// returns the learned state. Progress (iteration, loss) every `report_every` iterations if set.
+// returns the learned state. `qm` must be calibration's output (FP32 weights): a loaded model
+// file holds the dequantized weights, whose rounding rests are all 0, so AdaRound has nothing to
+// learn from. Progress (iteration, loss) every `report_every` iterations if set.
 BlockTrainParams<float> ReconstructBlock(
     const QuantizedModel& qm, int b, const float* inputs, const float* targets, int n,
     const ReconOptions& o, ReconStats* stats,
