@@ -341,3 +341,40 @@ TEST(BlockRecon, HardRoundedForwardMatchesTheSimulatedExecutor) {
 
 }  // namespace
 }  // namespace adalog::search
+
+namespace adalog::search {
+namespace {
+
+// The whole loop (sampling, forward, backward, regulariser, Adam) gives the same bytes on 1 and 2
+// threads.
+TEST(BlockRecon, LoopSameBytesForOneAndTwoThreads) {
+  const BlockSetup s = MakeSetup(16, 4, GeluKind::kErf, 9);
+  BlockTrainParams<float> p[2];
+  for (int t = 0; t < 2; ++t) {
+    ReconOptions o;
+    o.iters = 30;  // regulariser on from iteration 6
+    o.batch = 3;
+    o.threads = t + 1;
+    p[t] = ReconstructBlock(s.qm, 0, s.in[0].data(), s.out[0].data(), s.batch, o, nullptr);
+  }
+  const BlockRecon<float> br(s.qm.model, 0, s.qm.plan.blocks[0], 1, 1);
+  const BlockTrainParams<float> p0 = br.InitialParams();
+  for (int l = 0; l < kNumReconLinears; ++l) {
+    EXPECT_EQ(p[0].alpha[l], p[1].alpha[l]) << ReconLinearName(l);
+    EXPECT_NE(p[0].alpha[l], p0.alpha[l]) << ReconLinearName(l);  // it did move
+  }
+  for (int a = 0; a < kNumReconActs; ++a) {
+    EXPECT_EQ(p[0].act_scale[a], p[1].act_scale[a]) << ReconActName(a);
+    if (p0.act_scale[a].empty()) continue;
+    if (a == kActProbs) {
+      // Block 0's probabilities are AdaLog with scale 1: no probability exceeds it, so the exact
+      // straight-through gradient of the scale is 0 and it stays (docs/method.md §10).
+      EXPECT_EQ(p[0].act_scale[a], p0.act_scale[a]);
+    } else {
+      EXPECT_NE(p[0].act_scale[a], p0.act_scale[a]) << ReconActName(a);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace adalog::search
