@@ -1,0 +1,693 @@
+// The differentiable transformer block of block reconstruction (see block_grad.h).
+#include "search/recon/block_grad.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "quant/adaround.h"
+#include "quant/error.h"
+#include "runtime/parallel.h"
+
+namespace adalog::search {
+
+const char* ReconLinearName(int l) {
+  static const char* const kNames[] = {"qkv", "proj", "fc1", "fc2"};
+  return kNames[l];
+}
+const char* ReconActName(int a) {
+  static const char* const kNames[] = {"qkv.in", "q",        "k",      "v",
+                                       "probs",  "proj.in", "fc1.in", "fc2.in"};
+  return kNames[a];
+}
+
+template <typename T>
+void BlockTrainParams<T>::SetZeroLike(const BlockTrainParams& o) {
+  for (int l = 0; l < kNumReconLinears; ++l) alpha[l].assign(o.alpha[l].size(), T(0));
+  for (int a = 0; a < kNumReconActs; ++a) act_scale[a].assign(o.act_scale[a].size(), T(0));
+}
+
+namespace {
+
+size_t Sz(int64_t n) { return static_cast<size_t>(n); }
+
+// Sum of n partials in index order (deterministic).
+double SumInOrder(const double* p, int64_t n) {
+  double s = 0.0;
+  for (int64_t i = 0; i < n; ++i) s += p[i];
+  return s;
+}
+
+template <typename T>
+T Gelu(T v, GeluKind kind, T* deriv) {
+  if (kind == GeluKind::kErf) {
+    const T kInvSqrt2 = T(0.70710678118654752440);
+    const T kInvSqrt2Pi = T(0.39894228040143267794);
+    const T cdf = T(0.5) * (T(1) + std::erf(v * kInvSqrt2));
+    *deriv = cdf + v * kInvSqrt2Pi * std::exp(T(-0.5) * v * v);
+    return v * cdf;
+  }
+  const T k = T(0.79788456080286535588), c = T(0.044715);
+  const T th = std::tanh(k * (v + c * v * v * v));
+  *deriv = T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * k * (T(1) + T(3) * c * v * v);
+  return T(0.5) * v * (T(1) + th);
+}
+
+}  // namespace
+
+template <typename T>
+BlockRecon<T>::BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int max_batch,
+                          int threads)
+    : blk_(m.blocks.at(static_cast<size_t>(b))),
+      tokens_(m.num_tokens()),
+      dim_(m.dim),
+      hidden_(m.blocks.at(static_cast<size_t>(b)).fc1.out),
+      heads_(m.blocks.at(static_cast<size_t>(b)).heads),
+      hd_(m.dim / m.blocks.at(static_cast<size_t>(b)).heads),
+      max_batch_(max_batch),
+      threads_(std::max(1, threads)) {
+  ADALOG_CHECK(blk_.window_size == 0, "block reconstruction: window attention is not supported");
+  ADALOG_CHECK(max_batch > 0, "block reconstruction: max_batch must be positive");
+  const Schedule sched = BuildSchedule(m);
+  const StepRange r = sched.blocks.at(static_cast<size_t>(b));
+  steps_.assign(sched.steps.begin() + r.first, sched.steps.begin() + r.end);
+
+  const LinearQuant* lq[kNumReconLinears] = {&bq.qkv, &bq.proj, &bq.fc1, &bq.fc2};
+  lin_ = {&blk_.qkv, &blk_.proj, &blk_.fc1, &blk_.fc2};
+  for (int l = 0; l < kNumReconLinears; ++l) {
+    wq_[l] = lq[l]->weight;
+    ADALOG_CHECK(!wq_[l].scales.empty(), "block reconstruction: block ", b, " ",
+                 ReconLinearName(l), " weight is not quantized");
+    wq_[l].Validate();
+    ADALOG_CHECK(wq_[l].num_channels() == lin_[l]->out, "block reconstruction: block ", b, " ",
+                 ReconLinearName(l), " has ", wq_[l].num_channels(),
+                 " weight channels, expected ", lin_[l]->out);
+  }
+  auto tensor_act = [&](const ActQuant& q, int site) {
+    ActSpec& s = act_[site];
+    s.kind = q.kind;
+    switch (q.kind) {
+      case ActQuant::Kind::kNone: break;
+      case ActQuant::Kind::kUniform:
+        q.uniform.Validate();
+        s.bits = q.uniform.params.bits;
+        s.zp = q.uniform.params.zero_point;
+        s.cmin = q.uniform.params.CodeMin();
+        s.cmax = q.uniform.params.CodeMax();
+        break;
+      case ActQuant::Kind::kLog:
+        q.log.Validate();
+        s.bits = q.log.bits;
+        s.num = q.log.RatioNum();
+        s.den = q.log.RatioDen();
+        s.shift = static_cast<T>(q.shift);
+        s.folded = q.shift_folded;
+        break;
+      case ActQuant::Kind::kTwin:
+        throw Error(std::string("block reconstruction: block ") + std::to_string(b) + " " +
+                    ReconActName(site) + ": the twin-uniform quantizer is not supported");
+    }
+  };
+  auto head_act = [&](const UniformPerHead& q, int site) {
+    ActSpec& s = act_[site];
+    if (q.scales.empty()) return;
+    q.Validate();
+    ADALOG_CHECK(q.num_heads() == heads_, "block reconstruction: block ", b, " ",
+                 ReconActName(site), " has ", q.num_heads(), " heads, the model ", heads_);
+    s.kind = ActQuant::Kind::kUniform;
+    s.bits = q.bits;
+    s.head_zp = q.zero_points;
+    const UniformParams p0 = q.head(0);
+    s.cmin = p0.CodeMin();
+    s.cmax = p0.CodeMax();
+  };
+  tensor_act(bq.qkv.input, kActQkvIn);
+  head_act(bq.attn.q, kActQ);
+  head_act(bq.attn.k, kActK);
+  head_act(bq.attn.v, kActV);
+  tensor_act(bq.attn.probs, kActProbs);
+  tensor_act(bq.proj.input, kActProjIn);
+  tensor_act(bq.fc1.input, kActFc1In);
+  tensor_act(bq.fc2.input, kActFc2In);
+  // Initial scales, kept for InitialParams.
+  auto tensor_scale = [&](const ActQuant& q, int site) {
+    if (q.kind == ActQuant::Kind::kNone) {
+      init_scale_[site].clear();
+    } else {
+      init_scale_[site] = {q.kind == ActQuant::Kind::kLog ? q.log.scale : q.uniform.params.scale};
+    }
+  };
+  tensor_scale(bq.qkv.input, kActQkvIn);
+  init_scale_[kActQ] = bq.attn.q.scales;
+  init_scale_[kActK] = bq.attn.k.scales;
+  init_scale_[kActV] = bq.attn.v.scales;
+  tensor_scale(bq.attn.probs, kActProbs);
+  tensor_scale(bq.proj.input, kActProjIn);
+  tensor_scale(bq.fc1.input, kActFc1In);
+  tensor_scale(bq.fc2.input, kActFc2In);
+
+  const int64_t rows = static_cast<int64_t>(max_batch) * tokens_;
+  const int64_t pairs = static_cast<int64_t>(max_batch) * heads_;
+  const int64_t D = dim_, H = hidden_, TT = static_cast<int64_t>(tokens_) * tokens_;
+  auto size_buf = [&](Buf bf, int64_t n) {
+    buf_[static_cast<int>(bf)].assign(Sz(n), T(0));
+    gbuf_[static_cast<int>(bf)].assign(Sz(n), T(0));
+  };
+  size_buf(Buf::kX, rows * D);
+  size_buf(Buf::kLn, rows * D);
+  size_buf(Buf::kQkv, rows * 3 * D);
+  size_buf(Buf::kMerged, rows * D);
+  size_buf(Buf::kLinOut, rows * D);
+  size_buf(Buf::kHidden, rows * H);
+  for (int l = 0; l < kNumReconLinears; ++l) {
+    w_soft_[l].assign(lin_[l]->weight.size(), T(0));
+    w_soft_t_[l].assign(lin_[l]->weight.size(), T(0));
+    dw_dalpha_[l].assign(lin_[l]->weight.size(), T(0));
+    lin_in_[l].assign(Sz(rows * lin_[l]->in), T(0));
+  }
+  for (int j = 0; j < 2; ++j) {
+    ln_rstd_[j].assign(Sz(rows), T(0));
+    ln_xhat_[j].assign(Sz(rows * D), T(0));
+  }
+  gelu_in_.assign(Sz(rows * H), T(0));
+  qh_.assign(Sz(rows * D), T(0));
+  kh_.assign(Sz(rows * D), T(0));
+  vh_.assign(Sz(rows * D), T(0));
+  probs_.assign(Sz(pairs * TT), T(0));
+  probs_q_.assign(Sz(pairs * TT), T(0));
+  const int64_t site_n[kNumReconActs] = {rows * D, rows * D, rows * D, rows * D,
+                                         pairs * TT, rows * D, rows * D, rows * H};
+  for (int a = 0; a < kNumReconActs; ++a) {
+    if (act_[a].kind == ActQuant::Kind::kNone) continue;
+    save_[a].dxdx.assign(Sz(site_n[a]), T(0));
+    save_[a].dxds.assign(Sz(site_n[a]), T(0));
+  }
+  diff_.assign(Sz(rows * D), T(0));
+  partial_.assign(Sz(std::max(rows, 4 * pairs)), 0.0);
+}
+
+template <typename T>
+BlockTrainParams<T> BlockRecon<T>::InitialParams() const {
+  BlockTrainParams<T> p;
+  for (int l = 0; l < kNumReconLinears; ++l) {
+    const LinearParams& lp = *lin_[l];
+    p.alpha[l].resize(lp.weight.size());
+    for (int o = 0; o < lp.out; ++o) {
+      const float s = wq_[l].scales[Sz(o)];
+      for (int i = 0; i < lp.in; ++i) {
+        const size_t k = Sz(static_cast<int64_t>(o) * lp.in + i);
+        p.alpha[l][k] = static_cast<T>(AdaRoundInitAlpha(lp.weight[k], s));
+      }
+    }
+  }
+  for (int a = 0; a < kNumReconActs; ++a) {
+    p.act_scale[a].assign(init_scale_[a].begin(), init_scale_[a].end());
+  }
+  return p;
+}
+
+template <typename T>
+int BlockRecon<T>::SiteOfTap(TapPoint tap) const {
+  switch (tap) {
+    case TapPoint::kQkvIn: return kActQkvIn;
+    case TapPoint::kProjIn: return kActProjIn;
+    case TapPoint::kFc1In: return kActFc1In;
+    case TapPoint::kGeluOut: return kActFc2In;
+    default: return -1;
+  }
+}
+
+// Fake-quantizes data[0, n) in place with site `site`'s quantizer (scale p.act_scale[site]
+// [scale_index]); the elements are the site's elements offset .. offset + n.
+template <typename T>
+void BlockRecon<T>::Quantize(int site, const BlockTrainParams<T>& p, int scale_index, T* data,
+                             int64_t offset, int64_t n) {
+  const ActSpec& s = act_[site];
+  if (s.kind == ActQuant::Kind::kNone) return;
+  ActSave& sv = save_[site];
+  const T scale = p.act_scale[site][Sz(scale_index)];
+  T* dxdx = sv.dxdx.data() + offset;
+  T* dxds = sv.dxds.data() + offset;
+  SteRecord<T>* rec = mode_ == SteMode::kNormal ? nullptr : sv.rec.data() + offset;
+  const bool replay = mode_ == SteMode::kReplay;
+  if (s.kind == ActQuant::Kind::kUniform) {
+    const int32_t zp = s.head_zp.empty() ? s.zp : s.head_zp[Sz(scale_index)];
+    for (int64_t i = 0; i < n; ++i) {
+      data[i] = UniformSte(data[i], scale, zp, s.cmin, s.cmax, &dxdx[i], &dxds[i],
+                           rec ? &rec[i] : nullptr, replay);
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      data[i] = LogSte(data[i], scale, s.bits, s.num, s.den, s.shift, s.folded, &dxdx[i],
+                       &dxds[i], rec ? &rec[i] : nullptr, replay);
+    }
+  }
+}
+
+// partial[0] = sum over the site's elements offset .. offset + n of g * dx^/ds (sequential).
+template <typename T>
+void BlockRecon<T>::ScaleGrad(int site, const T* g, int64_t offset, int64_t n,
+                              double* partial) const {
+  const T* dxds = save_[site].dxds.data() + offset;
+  double acc = 0.0;
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(g[i] * dxds[i]);
+  *partial = acc;
+}
+
+template <typename T>
+void BlockRecon<T>::LinearForward(int l, const T* in, T* out) const {
+  const LinearParams& lp = *lin_[l];
+  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
+  const T* wt = w_soft_t_[l].data();  // [in][out]: the inner loop runs along a row of y
+  exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* x = in + r * lp.in;
+      T* y = out + r * lp.out;
+      for (int o = 0; o < lp.out; ++o) y[o] = T(0);
+      for (int i = 0; i < lp.in; ++i) {
+        const T xi = x[i];
+        const T* wi = wt + static_cast<int64_t>(i) * lp.out;
+        for (int o = 0; o < lp.out; ++o) y[o] += xi * wi[o];
+      }
+      for (int o = 0; o < lp.out; ++o) y[o] += static_cast<T>(lp.bias[Sz(o)]);
+    }
+  });
+}
+
+// gin = gout W~ (overwritten); galpha = (gout^T in) * dw~/dalpha.
+template <typename T>
+void BlockRecon<T>::LinearBackward(int l, const T* in, const T* gout, T* gin,
+                                   std::vector<T>* galpha) const {
+  const LinearParams& lp = *lin_[l];
+  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
+  const T* w = w_soft_[l].data();
+  exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      T* gx = gin + r * lp.in;
+      std::fill(gx, gx + lp.in, T(0));
+      const T* gy = gout + r * lp.out;
+      for (int o = 0; o < lp.out; ++o) {
+        const T g = gy[o];
+        const T* wo = w + static_cast<int64_t>(o) * lp.in;
+        for (int i = 0; i < lp.in; ++i) gx[i] += g * wo[i];
+      }
+    }
+  });
+  galpha->assign(lp.weight.size(), T(0));
+  T* ga = galpha->data();
+  const T* dwa = dw_dalpha_[l].data();
+  exec::ParallelRows(lp.out, threads_, [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o) {
+      T* acc = ga + o * lp.in;
+      for (int64_t r = 0; r < rows; ++r) {
+        const T g = gout[r * lp.out + o];
+        const T* x = in + r * lp.in;
+        for (int i = 0; i < lp.in; ++i) acc[i] += g * x[i];
+      }
+      for (int i = 0; i < lp.in; ++i) acc[i] *= dwa[o * lp.in + i];
+    }
+  });
+}
+
+template <typename T>
+void BlockRecon<T>::AttentionForward(const BlockTrainParams<T>& p) {
+  const int Tk = tokens_, D = dim_, hd = hd_, H = heads_;
+  const T* qkv = buf_[static_cast<int>(Buf::kQkv)].data();
+  T* merged = buf_[static_cast<int>(Buf::kMerged)].data();
+  const T scale = static_cast<T>(blk_.attn_scale);
+  const int64_t TT = static_cast<int64_t>(Tk) * Tk;
+  exec::ParallelRows(static_cast<int64_t>(batch_) * H, threads_, [&](int64_t p0, int64_t p1) {
+    for (int64_t ph = p0; ph < p1; ++ph) {
+      const int64_t b = ph / H;
+      const int h = static_cast<int>(ph % H);
+      const int64_t base = ph * Tk * hd;
+      T* q = qh_.data() + base;
+      T* k = kh_.data() + base;
+      T* v = vh_.data() + base;
+      for (int i = 0; i < Tk; ++i) {
+        const T* row = qkv + (b * Tk + i) * 3 * D + static_cast<int64_t>(h) * hd;
+        for (int d = 0; d < hd; ++d) {
+          q[i * hd + d] = row[d];
+          k[i * hd + d] = row[D + d];
+          v[i * hd + d] = row[2 * D + d];
+        }
+      }
+      Quantize(kActQ, p, h, q, base, static_cast<int64_t>(Tk) * hd);
+      Quantize(kActK, p, h, k, base, static_cast<int64_t>(Tk) * hd);
+      Quantize(kActV, p, h, v, base, static_cast<int64_t>(Tk) * hd);
+      T* P = probs_.data() + ph * TT;
+      T* Pq = probs_q_.data() + ph * TT;
+      for (int i = 0; i < Tk; ++i) {
+        T* pr = P + static_cast<int64_t>(i) * Tk;
+        for (int j = 0; j < Tk; ++j) {
+          T acc = T(0);
+          for (int d = 0; d < hd; ++d) acc += q[i * hd + d] * k[j * hd + d];
+          pr[j] = acc * scale;
+        }
+        T mx = pr[0];
+        for (int j = 1; j < Tk; ++j) mx = std::max(mx, pr[j]);
+        T sum = T(0);
+        for (int j = 0; j < Tk; ++j) {
+          pr[j] = std::exp(pr[j] - mx);
+          sum += pr[j];
+        }
+        const T inv = T(1) / sum;
+        for (int j = 0; j < Tk; ++j) pr[j] *= inv;
+      }
+      std::copy(P, P + TT, Pq);
+      Quantize(kActProbs, p, 0, Pq, ph * TT, TT);
+      for (int i = 0; i < Tk; ++i) {
+        T* o = merged + (b * Tk + i) * D + static_cast<int64_t>(h) * hd;
+        std::fill(o, o + hd, T(0));
+        for (int j = 0; j < Tk; ++j) {
+          const T pij = Pq[static_cast<int64_t>(i) * Tk + j];
+          for (int d = 0; d < hd; ++d) o[d] += pij * v[j * hd + d];
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void BlockRecon<T>::AttentionBackward(const BlockTrainParams<T>& p, BlockTrainParams<T>* grad) {
+  (void)p;
+  const int Tk = tokens_, D = dim_, hd = hd_, H = heads_;
+  const T* gmerged = gbuf_[static_cast<int>(Buf::kMerged)].data();
+  T* gqkv = gbuf_[static_cast<int>(Buf::kQkv)].data();
+  const T scale = static_cast<T>(blk_.attn_scale);
+  const int64_t TT = static_cast<int64_t>(Tk) * Tk;
+  const int64_t pairs = static_cast<int64_t>(batch_) * H;
+  double* part = partial_.data();  // [4][pairs]: q, k, v, probs
+  exec::ParallelRows(pairs, threads_, [&](int64_t p0, int64_t p1) {
+    std::vector<T> gP(Sz(TT)), gq(Sz(Tk) * hd), gk(Sz(Tk) * hd), gv(Sz(Tk) * hd);
+    for (int64_t ph = p0; ph < p1; ++ph) {
+      const int64_t b = ph / H;
+      const int h = static_cast<int>(ph % H);
+      const int64_t base = ph * Tk * hd;
+      const T* q = qh_.data() + base;
+      const T* k = kh_.data() + base;
+      const T* v = vh_.data() + base;
+      const T* P = probs_.data() + ph * TT;
+      const T* Pq = probs_q_.data() + ph * TT;
+      std::fill(gv.begin(), gv.end(), T(0));
+      for (int i = 0; i < Tk; ++i) {
+        const T* go = gmerged + (b * Tk + i) * D + static_cast<int64_t>(h) * hd;
+        for (int j = 0; j < Tk; ++j) {
+          T acc = T(0);
+          for (int d = 0; d < hd; ++d) acc += go[d] * v[j * hd + d];
+          gP[Sz(i) * Tk + j] = acc;
+          const T pij = Pq[static_cast<int64_t>(i) * Tk + j];
+          for (int d = 0; d < hd; ++d) gv[Sz(j) * hd + d] += pij * go[d];
+        }
+      }
+      // Through the probability quantizer, then the softmax and the score scale.
+      if (act_[kActProbs].kind != ActQuant::Kind::kNone) {
+        ScaleGrad(kActProbs, gP.data(), ph * TT, TT, &part[3 * pairs + ph]);
+        const T* dxdx = save_[kActProbs].dxdx.data() + ph * TT;
+        for (int64_t e = 0; e < TT; ++e) gP[Sz(e)] *= dxdx[e];
+      }
+      for (int i = 0; i < Tk; ++i) {
+        T* g = gP.data() + Sz(i) * Tk;
+        const T* pr = P + static_cast<int64_t>(i) * Tk;
+        T dot = T(0);
+        for (int j = 0; j < Tk; ++j) dot += g[j] * pr[j];
+        for (int j = 0; j < Tk; ++j) g[j] = pr[j] * (g[j] - dot) * scale;
+      }
+      std::fill(gq.begin(), gq.end(), T(0));
+      std::fill(gk.begin(), gk.end(), T(0));
+      for (int i = 0; i < Tk; ++i) {
+        for (int j = 0; j < Tk; ++j) {
+          const T g = gP[Sz(i) * Tk + j];
+          for (int d = 0; d < hd; ++d) {
+            gq[Sz(i) * hd + d] += g * k[j * hd + d];
+            gk[Sz(j) * hd + d] += g * q[i * hd + d];
+          }
+        }
+      }
+      const int sites[3] = {kActQ, kActK, kActV};
+      T* gs[3] = {gq.data(), gk.data(), gv.data()};
+      for (int s = 0; s < 3; ++s) {
+        if (act_[sites[s]].kind == ActQuant::Kind::kNone) continue;
+        ScaleGrad(sites[s], gs[s], base, static_cast<int64_t>(Tk) * hd, &part[s * pairs + ph]);
+        const T* dxdx = save_[sites[s]].dxdx.data() + base;
+        for (int64_t e = 0; e < static_cast<int64_t>(Tk) * hd; ++e) gs[s][e] *= dxdx[e];
+      }
+      for (int i = 0; i < Tk; ++i) {
+        T* row = gqkv + (b * Tk + i) * 3 * D + static_cast<int64_t>(h) * hd;
+        for (int d = 0; d < hd; ++d) {
+          row[d] = gq[Sz(i) * hd + d];
+          row[D + d] = gk[Sz(i) * hd + d];
+          row[2 * D + d] = gv[Sz(i) * hd + d];
+        }
+      }
+    }
+  });
+  const int sites[4] = {kActQ, kActK, kActV, kActProbs};
+  for (int s = 0; s < 4; ++s) {
+    const int site = sites[s];
+    if (act_[site].kind == ActQuant::Kind::kNone) continue;
+    std::vector<T>& g = grad->act_scale[site];
+    std::fill(g.begin(), g.end(), T(0));
+    for (int64_t b = 0; b < batch_; ++b) {  // image order, then head: fixed
+      for (int h = 0; h < H; ++h) {
+        const int idx = site == kActProbs ? 0 : h;
+        g[Sz(idx)] += static_cast<T>(part[s * pairs + b * H + h]);
+      }
+    }
+  }
+}
+
+template <typename T>
+void BlockRecon<T>::RunStep(const Step& st, int index, const BlockTrainParams<T>& p) {
+  (void)index;
+  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
+  T* in = buf_[static_cast<int>(st.in)].data();
+  T* out = buf_[static_cast<int>(st.out)].data();
+  const int D = dim_;
+  switch (st.op) {
+    case StepOp::kLn1:
+    case StepOp::kLn2: {
+      const int j = st.op == StepOp::kLn1 ? 0 : 1;
+      const LayerNormParams& ln = j == 0 ? blk_.ln1 : blk_.ln2;
+      exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* x = in + r * D;
+          T* y = out + r * D;
+          T* xh = ln_xhat_[j].data() + r * D;
+          T sum = T(0);
+          for (int i = 0; i < D; ++i) sum += x[i];
+          const T mean = sum / static_cast<T>(D);
+          T sq = T(0);
+          for (int i = 0; i < D; ++i) sq += (x[i] - mean) * (x[i] - mean);
+          const T rstd = T(1) / std::sqrt(sq / static_cast<T>(D) + static_cast<T>(ln.eps));
+          ln_rstd_[j][Sz(r)] = rstd;
+          for (int i = 0; i < D; ++i) {
+            xh[i] = (x[i] - mean) * rstd;
+            y[i] = xh[i] * static_cast<T>(ln.gamma[Sz(i)]) + static_cast<T>(ln.beta[Sz(i)]);
+          }
+        }
+      });
+      break;
+    }
+    case StepOp::kQkv:
+    case StepOp::kProj:
+    case StepOp::kFc1:
+    case StepOp::kFc2: {
+      const int l = st.op == StepOp::kQkv    ? kReconQkv
+                    : st.op == StepOp::kProj ? kReconProj
+                    : st.op == StepOp::kFc1  ? kReconFc1
+                                             : kReconFc2;
+      std::copy(in, in + rows * lin_[l]->in, lin_in_[l].data());
+      LinearForward(l, lin_in_[l].data(), out);
+      break;
+    }
+    case StepOp::kAttention: AttentionForward(p); break;
+    case StepOp::kAddResidual: {
+      const int64_t n = rows * D;
+      for (int64_t i = 0; i < n; ++i) out[i] += in[i];
+      break;
+    }
+    case StepOp::kGelu: {
+      const int64_t n = rows * hidden_;
+      std::copy(in, in + n, gelu_in_.data());
+      for (int64_t i = 0; i < n; ++i) {
+        T d;
+        out[i] = Gelu(in[i], blk_.gelu, &d);
+      }
+      break;
+    }
+    default:
+      throw Error(std::string("block reconstruction: step ") + StepOpName(st.op) +
+                  " is not part of a transformer block");
+  }
+  if (st.has_tap && IsInputTap(st.tap)) {
+    const int site = SiteOfTap(st.tap);
+    if (site >= 0 && act_[site].kind != ActQuant::Kind::kNone) {
+      const int cols = st.cols;
+      exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+        Quantize(site, p, 0, out + r0 * cols, r0 * cols, (r1 - r0) * cols);
+      });
+    }
+  }
+}
+
+// Backward of the tap quantizer on g (in place): the scale's gradient, then g *= dx^/dx.
+template <typename T>
+void BlockRecon<T>::TapBackward(TapPoint tap, T* g, BlockTrainParams<T>* grad) {
+  const int site = SiteOfTap(tap);
+  if (site < 0 || act_[site].kind == ActQuant::Kind::kNone) return;
+  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
+  const int64_t cols = static_cast<int64_t>(save_[site].dxdx.size()) /
+                       (static_cast<int64_t>(max_batch_) * tokens_);
+  exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      ScaleGrad(site, g + r * cols, r * cols, cols, &partial_[Sz(r)]);
+      const T* dxdx = save_[site].dxdx.data() + r * cols;
+      for (int64_t c = 0; c < cols; ++c) g[r * cols + c] *= dxdx[c];
+    }
+  });
+  grad->act_scale[site].assign(1, static_cast<T>(SumInOrder(partial_.data(), rows)));
+}
+
+template <typename T>
+void BlockRecon<T>::BackStep(const Step& st, int index, const BlockTrainParams<T>& p,
+                             BlockTrainParams<T>* grad) {
+  (void)index;
+  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
+  T* gin = gbuf_[static_cast<int>(st.in)].data();
+  T* gout = gbuf_[static_cast<int>(st.out)].data();
+  const int D = dim_;
+  if (st.has_tap && IsInputTap(st.tap)) TapBackward(st.tap, gout, grad);
+  switch (st.op) {
+    case StepOp::kLn1:
+    case StepOp::kLn2: {  // g_x += LN'(g_ln); the stream x is read, not written, by the LN
+      const int j = st.op == StepOp::kLn1 ? 0 : 1;
+      const LayerNormParams& ln = j == 0 ? blk_.ln1 : blk_.ln2;
+      exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* gy = gout + r * D;
+          const T* xh = ln_xhat_[j].data() + r * D;
+          T* gx = gin + r * D;
+          T m1 = T(0), m2 = T(0);
+          for (int i = 0; i < D; ++i) {
+            const T gh = gy[i] * static_cast<T>(ln.gamma[Sz(i)]);
+            m1 += gh;
+            m2 += gh * xh[i];
+          }
+          m1 /= static_cast<T>(D);
+          m2 /= static_cast<T>(D);
+          const T rstd = ln_rstd_[j][Sz(r)];
+          for (int i = 0; i < D; ++i) {
+            const T gh = gy[i] * static_cast<T>(ln.gamma[Sz(i)]);
+            gx[i] += rstd * (gh - m1 - xh[i] * m2);
+          }
+        }
+      });
+      break;
+    }
+    case StepOp::kQkv:
+    case StepOp::kProj:
+    case StepOp::kFc1:
+    case StepOp::kFc2: {
+      const int l = st.op == StepOp::kQkv    ? kReconQkv
+                    : st.op == StepOp::kProj ? kReconProj
+                    : st.op == StepOp::kFc1  ? kReconFc1
+                                             : kReconFc2;
+      LinearBackward(l, lin_in_[l].data(), gout, gin, &grad->alpha[l]);
+      break;
+    }
+    case StepOp::kAttention: AttentionBackward(p, grad); break;
+    case StepOp::kAddResidual: {  // x_out = x_in + lin_out: g_lin_out = g_x; g_x passes on
+      std::copy(gout, gout + rows * D, gin);
+      break;
+    }
+    case StepOp::kGelu: {
+      const int64_t n = rows * hidden_;
+      for (int64_t i = 0; i < n; ++i) {
+        T d;
+        (void)Gelu(gelu_in_[Sz(i)], blk_.gelu, &d);
+        gout[i] *= d;  // in place (in == out == hidden)
+      }
+      break;
+    }
+    default:
+      throw Error(std::string("block reconstruction: step ") + StepOpName(st.op) +
+                  " is not part of a transformer block");
+  }
+}
+
+template <typename T>
+double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batch,
+                              const T* target, T* out, SteMode mode) {
+  ADALOG_CHECK(batch > 0 && batch <= max_batch_, "block reconstruction: batch ", batch,
+               " outside 1..", max_batch_);
+  batch_ = batch;
+  mode_ = mode;
+  if (mode != SteMode::kNormal) {
+    for (int a = 0; a < kNumReconActs; ++a) {
+      if (save_[a].rec.size() != save_[a].dxdx.size()) save_[a].rec.resize(save_[a].dxdx.size());
+    }
+  }
+  // Soft-rounded weights and their derivatives (quant/adaround.h).
+  for (int l = 0; l < kNumReconLinears; ++l) {
+    const LinearParams& lp = *lin_[l];
+    ADALOG_CHECK(p.alpha[l].size() == lp.weight.size(), "block reconstruction: ",
+                 ReconLinearName(l), " alpha has ", p.alpha[l].size(), " entries, expected ",
+                 lp.weight.size());
+    exec::ParallelRows(lp.out, threads_, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        const UniformParams up = wq_[l].channel(o);
+        for (int i = 0; i < lp.in; ++i) {
+          const size_t k = Sz(o * lp.in + i);
+          w_soft_[l][k] = AdaRoundSoftWeight<T>(lp.weight[k], up, p.alpha[l][k], &dw_dalpha_[l][k]);
+          w_soft_t_[l][Sz(static_cast<int64_t>(i) * lp.out + o)] = w_soft_[l][k];
+        }
+      }
+    });
+  }
+  for (int a = 0; a < kNumReconActs; ++a) {
+    if (act_[a].kind == ActQuant::Kind::kNone) continue;
+    const size_t want = (a == kActQ || a == kActK || a == kActV) ? Sz(heads_) : 1;
+    ADALOG_CHECK(p.act_scale[a].size() == want, "block reconstruction: ", ReconActName(a),
+                 " has ", p.act_scale[a].size(), " scales, expected ", want);
+  }
+  const int64_t rows = static_cast<int64_t>(batch) * tokens_;
+  const int64_t n = rows * dim_;
+  T* xs = buf_[static_cast<int>(Buf::kX)].data();
+  std::copy(x, x + n, xs);
+  for (size_t s = 0; s < steps_.size(); ++s) RunStep(steps_[s], static_cast<int>(s), p);
+  if (out != nullptr) std::copy(xs, xs + n, out);
+  // Loss: per-row partials, summed in row order.
+  const int D = dim_;
+  exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      double acc = 0.0;
+      for (int i = 0; i < D; ++i) {
+        const T d = target ? xs[r * D + i] - target[r * D + i] : T(0);
+        diff_[Sz(r * D + i)] = d;
+        acc += static_cast<double>(d) * static_cast<double>(d);
+      }
+      partial_[Sz(r)] = acc;
+    }
+  });
+  return SumInOrder(partial_.data(), rows) / (static_cast<double>(batch) * D) / 10.0;
+}
+
+template <typename T>
+void BlockRecon<T>::Backward(const BlockTrainParams<T>& p, BlockTrainParams<T>* grad, T* dx) {
+  grad->SetZeroLike(p);
+  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
+  const int64_t n = rows * dim_;
+  T* gx = gbuf_[static_cast<int>(Buf::kX)].data();
+  const T f = static_cast<T>(2.0 / (static_cast<double>(batch_) * dim_ * 10.0));
+  for (int64_t i = 0; i < n; ++i) gx[i] = f * diff_[Sz(i)];
+  for (size_t s = steps_.size(); s-- > 0;) BackStep(steps_[s], static_cast<int>(s), p, grad);
+  if (dx != nullptr) std::copy(gx, gx + n, dx);
+}
+
+template struct BlockTrainParams<float>;
+template struct BlockTrainParams<double>;
+template class BlockRecon<float>;
+template class BlockRecon<double>;
+
+}  // namespace adalog::search

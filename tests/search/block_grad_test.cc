@@ -1,0 +1,380 @@
+// The differentiable block of block reconstruction (search/recon/block_grad.h): its backward
+// against central finite differences in double for every parameter kind (AdaRound alphas of the
+// four Linears, every activation step size, the block input), on tiny random blocks carrying
+// each quantizer kind of the hand plan; and bytes across thread counts.
+#include "search/recon/block_grad.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "quant/error.h"
+#include "runtime/executor_fp32.h"
+#include "runtime/executor_sim.h"
+#include "search/recon/reconstruct.h"
+#include "tests/util/exec_random_vit.h"
+#include "tests/util/sim_hand_plan.h"
+
+namespace adalog::search {
+namespace {
+
+using testing_util::MakeHandPlan;
+using testing_util::MakeRandomVit;
+using testing_util::RandomImages;
+using testing_util::RandomVitSpec;
+
+// A random model of depth 6 (block b takes the hand plan's quantizer choice b: AdaLog / log2 /
+// log-sqrt2 / uniform probabilities, shifted log or uniform post-GELU, folded or not), its W4A4
+// hand plan, and each block's FP32 input and output on `batch` images.
+struct BlockSetup {
+  QuantizedModel qm;
+  std::vector<std::vector<float>> in, out;
+  int batch = 0;
+};
+
+BlockSetup MakeSetup(int dim, int batch, GeluKind gelu, uint32_t seed) {
+  RandomVitSpec spec;
+  spec.Shape(dim, 2, 6, 4, 2, 3);  // 4 patches + cls = 5 tokens
+  spec.mlp_ratio = 2;
+  spec.gelu = gelu;
+  spec.seed = seed;
+  const VitModel m = MakeRandomVit(spec);
+  const std::vector<float> images = RandomImages(m, batch, seed + 100);
+  BlockSetup s;
+  s.batch = batch;
+  s.qm = MakeHandPlan(m, images, batch, 4, 4);
+  ExecutorOptions eo;
+  eo.max_batch = batch;
+  eo.num_threads = 1;
+  ExecutorFp32 fp(s.qm.model, eo);
+  std::vector<float> x(static_cast<size_t>(batch) * m.num_tokens() * m.dim);
+  fp.RunEmbed(images.data(), batch, x.data());
+  for (size_t b = 0; b < m.blocks.size(); ++b) {
+    s.in.push_back(x);
+    fp.RunBlock(static_cast<int>(b), x.data(), batch);
+    s.out.push_back(x);
+  }
+  return s;
+}
+
+// Moves the starting point off the calibrated one so that every gradient is generic: alphas
+// perturbed, step sizes shrunk so that some elements clamp (the log quantizers' scale gradient
+// comes only from elements above the scale).
+template <typename T>
+void Perturb(BlockTrainParams<T>* p, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  for (auto& a : p->alpha)
+    for (T& v : a) v += static_cast<T>(u(rng));
+  for (int a = 0; a < kNumReconActs; ++a) {
+    const double f = a == kActProbs ? 0.4 : (a == kActFc2In ? 0.6 : 0.8);
+    for (T& s : p->act_scale[a]) s *= static_cast<T>(f);
+  }
+}
+
+std::vector<double> ToDouble(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+struct Err {
+  double max_norm = 0.0;  // max |analytic - fd| / max |fd| over the tensor
+  double max_abs_fd = 0.0;
+  int nonzero = 0;
+};
+
+// Central differences of the frozen-rounding loss for every element of `vals` (changed in place
+// and restored), against the analytic gradient `g`.
+template <typename F>
+Err CheckTensor(std::vector<double>* vals, const std::vector<double>& g, double rel_eps,
+                double abs_eps, const F& loss) {
+  std::vector<double> fd(vals->size());
+  for (size_t i = 0; i < vals->size(); ++i) {
+    const double v = (*vals)[i];
+    const double eps = std::max(abs_eps, rel_eps * std::fabs(v));
+    (*vals)[i] = v + eps;
+    const double lp = loss();
+    (*vals)[i] = v - eps;
+    const double lm = loss();
+    (*vals)[i] = v;
+    fd[i] = (lp - lm) / (2 * eps);
+  }
+  Err e;
+  for (size_t i = 0; i < fd.size(); ++i) {
+    e.max_abs_fd = std::max(e.max_abs_fd, std::fabs(fd[i]));
+    if (g[i] != 0.0) ++e.nonzero;
+  }
+  for (size_t i = 0; i < fd.size(); ++i) {
+    e.max_norm = std::max(e.max_norm, std::fabs(g[i] - fd[i]) / e.max_abs_fd);
+  }
+  return e;
+}
+
+struct GradCase {
+  int block;
+  GeluKind gelu;
+};
+
+class BlockGradCheck : public ::testing::TestWithParam<GradCase> {};
+
+// Normalised tolerance of the checks: central differences in double with steps 1e-6 (relative)
+// have truncation and cancellation errors near 1e-9 of the tensor's largest gradient; a wrong
+// term changes whole elements by O(1) of it.
+constexpr double kTol = 1e-6;
+
+TEST_P(BlockGradCheck, MatchesCentralDifferences) {
+  const GradCase c = GetParam();
+  const BlockSetup s = MakeSetup(12, 2, c.gelu, 7);
+  BlockRecon<double> br(s.qm.model, c.block, s.qm.plan.blocks[static_cast<size_t>(c.block)],
+                        s.batch, 1);
+  BlockTrainParams<double> p = br.InitialParams();
+  Perturb(&p, 5 + static_cast<uint32_t>(c.block));
+  std::vector<double> x = ToDouble(s.in[static_cast<size_t>(c.block)]);
+  const std::vector<double> y = ToDouble(s.out[static_cast<size_t>(c.block)]);
+  const double base = br.Forward(p, x.data(), s.batch, y.data(), nullptr, SteMode::kRecord);
+  ASSERT_GT(base, 0.0);
+  BlockTrainParams<double> g;
+  std::vector<double> dx(x.size());
+  br.Backward(p, &g, dx.data());
+  // The frozen surrogate equals the straight-through forward at the base point.
+  EXPECT_EQ(br.Forward(p, x.data(), s.batch, y.data(), nullptr, SteMode::kReplay), base);
+  auto loss = [&] { return br.Forward(p, x.data(), s.batch, y.data(), nullptr, SteMode::kReplay); };
+
+  for (int l = 0; l < kNumReconLinears; ++l) {
+    const Err e = CheckTensor(&p.alpha[l], g.alpha[l], 0.0, 1e-6, loss);
+    std::printf("block %d gelu %d alpha %-5s max rel err %.3g (max |g| %.3g, %d/%zu nonzero)\n",
+                c.block, static_cast<int>(c.gelu), ReconLinearName(l), e.max_norm, e.max_abs_fd,
+                e.nonzero, g.alpha[l].size());
+    EXPECT_LT(e.max_norm, kTol) << ReconLinearName(l);
+    EXPECT_GT(e.max_abs_fd, 1e-9) << ReconLinearName(l);
+    EXPECT_GT(e.nonzero, static_cast<int>(g.alpha[l].size()) / 4) << ReconLinearName(l);
+  }
+  int scales_checked = 0;
+  for (int a = 0; a < kNumReconActs; ++a) {
+    if (p.act_scale[a].empty()) continue;
+    const Err e = CheckTensor(&p.act_scale[a], g.act_scale[a], 1e-6, 0.0, loss);
+    std::printf("block %d gelu %d scale %-7s max rel err %.3g (max |g| %.3g)\n", c.block,
+                static_cast<int>(c.gelu), ReconActName(a), e.max_norm, e.max_abs_fd);
+    EXPECT_LT(e.max_norm, kTol) << ReconActName(a);
+    EXPECT_GT(e.max_abs_fd, 1e-9) << ReconActName(a);
+    ++scales_checked;
+  }
+  EXPECT_GE(scales_checked, 7);  // every act but (block 5) the FP32 probabilities
+  const Err ex = CheckTensor(&x, dx, 0.0, 1e-6, loss);
+  std::printf("block %d gelu %d input x      max rel err %.3g (max |g| %.3g)\n", c.block,
+              static_cast<int>(c.gelu), ex.max_norm, ex.max_abs_fd);
+  EXPECT_LT(ex.max_norm, kTol);
+  EXPECT_GT(ex.nonzero, static_cast<int>(x.size()) / 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Blocks, BlockGradCheck,
+    ::testing::Values(GradCase{0, GeluKind::kErf},   // AdaLog / Shift-AdaLog, shift folded
+                      GradCase{1, GeluKind::kErf},   // log2 / Shift-log2, not folded
+                      GradCase{3, GeluKind::kErf},   // uniform / uniform
+                      GradCase{4, GeluKind::kErf},   // AdaLog / Shift-AdaLog, not folded
+                      GradCase{5, GeluKind::kErf},   // FP32 probabilities / Shift-log-sqrt2
+                      GradCase{0, GeluKind::kTanh}),
+    [](const ::testing::TestParamInfo<GradCase>& i) {
+      return "block" + std::to_string(i.param.block) +
+             (i.param.gelu == GeluKind::kErf ? "_erf" : "_tanh");
+    });
+
+TEST(BlockGrad, TwinPostGeluIsRefused) {
+  const BlockSetup s = MakeSetup(12, 1, GeluKind::kErf, 7);
+  EXPECT_THROW(BlockRecon<float>(s.qm.model, 2, s.qm.plan.blocks[2], 1, 1), Error);
+}
+
+// Forward output, loss and every gradient: the same bytes on 1 and 2 threads.
+TEST(BlockGrad, SameBytesForOneAndTwoThreads) {
+  const BlockSetup s = MakeSetup(16, 3, GeluKind::kErf, 9);
+  for (int b : {0, 3}) {
+    std::vector<float> out[2], dx[2];
+    BlockTrainParams<float> g[2];
+    double loss[2];
+    for (int t = 0; t < 2; ++t) {
+      BlockRecon<float> br(s.qm.model, b, s.qm.plan.blocks[static_cast<size_t>(b)], s.batch, t + 1);
+      BlockTrainParams<float> p = br.InitialParams();
+      Perturb(&p, 3);
+      const std::vector<float>& x = s.in[static_cast<size_t>(b)];
+      out[t].resize(x.size());
+      dx[t].resize(x.size());
+      loss[t] = br.Forward(p, x.data(), s.batch, s.out[static_cast<size_t>(b)].data(), out[t].data());
+      br.Backward(p, &g[t], dx[t].data());
+    }
+    EXPECT_GT(loss[0], 0.0);
+    EXPECT_EQ(std::memcmp(&loss[0], &loss[1], sizeof(double)), 0);
+    EXPECT_EQ(out[0], out[1]);
+    EXPECT_EQ(dx[0], dx[1]);
+    for (int l = 0; l < kNumReconLinears; ++l) {
+      EXPECT_EQ(g[0].alpha[l], g[1].alpha[l]) << ReconLinearName(l);
+      EXPECT_GT(*std::max_element(g[0].alpha[l].begin(), g[0].alpha[l].end()), 0.f);
+    }
+    for (int a = 0; a < kNumReconActs; ++a) EXPECT_EQ(g[0].act_scale[a], g[1].act_scale[a]);
+  }
+}
+
+}  // namespace
+}  // namespace adalog::search
+
+namespace adalog::search {
+namespace {
+
+// Writing back the starting point (h(alpha) = rounding rest, so [alpha >= 0] rounds to nearest)
+// leaves the simulated weights as calibrated, and re-folds the post-GELU shift to the same bias.
+TEST(BlockRecon, ApplyingTheStartingPointKeepsTheQuantizedModel) {
+  const BlockSetup s = MakeSetup(12, 2, GeluKind::kErf, 7);
+  for (int b : {0, 1, 3}) {  // shift folded, shift not folded, uniform post-GELU
+    BlockRecon<float> br(s.qm.model, b, s.qm.plan.blocks[static_cast<size_t>(b)], 1, 1);
+    QuantizedModel after = s.qm;
+    ApplyBlockReconstruction(br.InitialParams(), b, &after);
+    const VitModel sim0 = MakeSimulatedModel(s.qm), sim1 = MakeSimulatedModel(after);
+    const BlockParams& b0 = sim0.blocks[static_cast<size_t>(b)];
+    const BlockParams& b1 = sim1.blocks[static_cast<size_t>(b)];
+    EXPECT_EQ(b0.qkv.weight, b1.qkv.weight) << b;
+    EXPECT_EQ(b0.proj.weight, b1.proj.weight) << b;
+    EXPECT_EQ(b0.fc1.weight, b1.fc1.weight) << b;
+    EXPECT_EQ(b0.fc2.weight, b1.fc2.weight) << b;
+    EXPECT_EQ(b0.fc2.bias.size(), b1.fc2.bias.size());
+    for (size_t o = 0; o < b0.fc2.bias.size(); ++o) {
+      // Unfold + fold in float32: the bias up to a few ulps of the rowsum term.
+      EXPECT_NEAR(b0.fc2.bias[o], b1.fc2.bias[o], 1e-5f) << b << " " << o;
+    }
+    EXPECT_EQ(after.plan.blocks[static_cast<size_t>(b)].fc2.input.shift_folded,
+              s.qm.plan.blocks[static_cast<size_t>(b)].fc2.input.shift_folded);
+  }
+}
+
+// A short reconstruction of one tiny block lowers its straight-through loss and the simulated
+// (inference) block output error on the images it trained on.
+TEST(BlockRecon, ShortRunLowersTheLoss) {
+  const BlockSetup s = MakeSetup(12, 4, GeluKind::kErf, 7);
+  const int b = 0;
+  ReconOptions o;
+  o.iters = 300;
+  o.batch = 2;
+  o.lr_act = 1e-3;  // raised from the official 4e-5 so that 300 iterations move the step sizes
+  ReconStats st;
+  const BlockTrainParams<float> p = ReconstructBlock(
+      s.qm, b, s.in[b].data(), s.out[b].data(), s.batch, o, &st);
+  EXPECT_GT(st.first_loss, 0.0);
+  EXPECT_LT(st.last_loss, 0.8 * st.first_loss);
+  QuantizedModel after = s.qm;
+  ApplyBlockReconstruction(p, b, &after);
+  auto sim_err = [&](const QuantizedModel& qm) {
+    const VitModel sim = MakeSimulatedModel(qm);
+    auto rw = MakeFakeQuantRewriter(qm.plan, sim);
+    ExecutorOptions eo;
+    eo.max_batch = s.batch;
+    eo.num_threads = 1;
+    ExecutorFp32 ex(sim, eo);
+    ex.SetRewriter(rw.get());
+    std::vector<float> x = s.in[b];
+    ex.RunBlock(b, x.data(), s.batch);
+    double e = 0.0;
+    for (size_t i = 0; i < x.size(); ++i) e += (x[i] - s.out[b][i]) * (x[i] - s.out[b][i]);
+    return e;
+  };
+  const double before = sim_err(s.qm), after_err = sim_err(after);
+  std::printf("tiny block 0: straight-through loss %.5g -> %.5g, simulated squared error %.5g -> %.5g\n",
+              st.first_loss, st.last_loss, before, after_err);
+  EXPECT_LT(after_err, before);
+}
+
+}  // namespace
+}  // namespace adalog::search
+
+namespace adalog::search {
+namespace {
+
+// With every alpha saturated to the nearest rounding (h exactly 0 or 1), the training forward is
+// the judge's computation wherever the training levels are the inference levels (uniform, log2):
+// the simulated executor's block output differs from it only by float evaluation order (which can
+// move an element across a rounding boundary), far less than the quantization error itself. A
+// quantizer at a wrong tap or with a wrong formula would not be. (Measured, this test's print:
+// sums of squares 2.9e-12 / 4.0e-12 against 13.9 / 11.9 for blocks 1 / 3, no boundary crossed.)
+TEST(BlockRecon, HardRoundedForwardMatchesTheSimulatedExecutor) {
+  const BlockSetup s = MakeSetup(16, 3, GeluKind::kErf, 9);
+  for (int b : {1, 3}) {  // log2 probs / Shift-log2 fc2 input; uniform / uniform
+    const QuantizedModel& qm = s.qm;
+    BlockRecon<float> br(qm.model, b, qm.plan.blocks[static_cast<size_t>(b)], s.batch, 1);
+    BlockTrainParams<float> p = br.InitialParams();
+    const BlockParams& mb = qm.model.blocks[static_cast<size_t>(b)];
+    const BlockQuant& bq = qm.plan.blocks[static_cast<size_t>(b)];
+    const LinearParams* lin[kNumReconLinears] = {&mb.qkv, &mb.proj, &mb.fc1, &mb.fc2};
+    const UniformPerChannel* wq[kNumReconLinears] = {&bq.qkv.weight, &bq.proj.weight,
+                                                    &bq.fc1.weight, &bq.fc2.weight};
+    for (int l = 0; l < kNumReconLinears; ++l) {
+      for (int o = 0; o < lin[l]->out; ++o) {
+        for (int i = 0; i < lin[l]->in; ++i) {
+          const size_t k = static_cast<size_t>(o) * lin[l]->in + i;
+          const float t = lin[l]->weight[k] / wq[l]->scales[static_cast<size_t>(o)];
+          p.alpha[l][k] = std::nearbyint(t) > std::floor(t) ? 10.f : -10.f;
+        }
+      }
+    }
+    std::vector<float> out(s.in[b].size());
+    br.Forward(p, s.in[b].data(), s.batch, nullptr, out.data());
+    const VitModel sim = MakeSimulatedModel(qm);
+    auto rw = MakeFakeQuantRewriter(qm.plan, sim);
+    ExecutorOptions eo;
+    eo.max_batch = s.batch;
+    eo.num_threads = 1;
+    ExecutorFp32 ex(sim, eo);
+    ex.SetRewriter(rw.get());
+    std::vector<float> ref = s.in[b];
+    ex.RunBlock(b, ref.data(), s.batch);
+    double d_sim = 0.0, d_fp = 0.0;
+    for (size_t i = 0; i < out.size(); ++i) {
+      d_sim += (out[i] - ref[i]) * (out[i] - ref[i]);
+      d_fp += (ref[i] - s.out[b][i]) * (ref[i] - s.out[b][i]);
+    }
+    std::printf("block %d: training forward vs simulated %.3g, simulated vs FP32 %.3g (sum sq)\n", b,
+                d_sim, d_fp);
+    EXPECT_GT(d_fp, 0.0);
+    EXPECT_LT(d_sim, 1e-2 * d_fp) << b;
+  }
+}
+
+}  // namespace
+}  // namespace adalog::search
+
+namespace adalog::search {
+namespace {
+
+// The whole loop (sampling, forward, backward, regulariser, Adam) gives the same bytes on 1 and 2
+// threads.
+TEST(BlockRecon, LoopSameBytesForOneAndTwoThreads) {
+  const BlockSetup s = MakeSetup(16, 4, GeluKind::kErf, 9);
+  BlockTrainParams<float> p[2];
+  for (int t = 0; t < 2; ++t) {
+    ReconOptions o;
+    o.iters = 30;  // regulariser on from iteration 6
+    o.batch = 3;
+    o.threads = t + 1;
+    p[t] = ReconstructBlock(s.qm, 0, s.in[0].data(), s.out[0].data(), s.batch, o, nullptr);
+  }
+  const BlockRecon<float> br(s.qm.model, 0, s.qm.plan.blocks[0], 1, 1);
+  const BlockTrainParams<float> p0 = br.InitialParams();
+  for (int l = 0; l < kNumReconLinears; ++l) {
+    EXPECT_EQ(p[0].alpha[l], p[1].alpha[l]) << ReconLinearName(l);
+    EXPECT_NE(p[0].alpha[l], p0.alpha[l]) << ReconLinearName(l);  // it did move
+  }
+  for (int a = 0; a < kNumReconActs; ++a) {
+    EXPECT_EQ(p[0].act_scale[a], p[1].act_scale[a]) << ReconActName(a);
+    if (p0.act_scale[a].empty()) continue;
+    if (a == kActProbs) {
+      // Block 0's probabilities are AdaLog with scale 1: no probability exceeds it, so the exact
+      // straight-through gradient of the scale is 0 and it stays (docs/method.md §10).
+      EXPECT_EQ(p[0].act_scale[a], p0.act_scale[a]);
+    } else {
+      EXPECT_NE(p[0].act_scale[a], p0.act_scale[a]) << ReconActName(a);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace adalog::search
