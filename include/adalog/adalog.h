@@ -35,14 +35,15 @@ std::shared_ptr<const LoadedModel> LoadModel(const std::string& path);
 
 struct SessionOptions {
   int max_batch = 1;    // 1..1024
-  int num_threads = 0;  // OpenMP threads per Run call; 0: all OpenMP threads
+  int num_threads = 0;  // threads per Run call; 0: omp_get_max_threads() (OMP_NUM_THREADS, or
+                        // all cores)
   // Quantized models only (ignored for ONNX models, which always run in FP32).
   //   true:  the simulated (fake-quant) executor, the accuracy reference.
   //   false: the integer executor. For a plan it cannot run exactly (log-sqrt2, twin uniform,
   //          FP32 inputs, ...) the Session falls back to the simulated executor and says so once
-  //          on stderr; executor_kind() tells which one runs. On a CPU without AVX-512 VNNI the
-  //          simulated executor runs too, with a note on stderr, unless the environment sets
-  //          ADALOG_EXECUTOR=int.
+  //          on stderr; executor_kind() tells which one runs. On a CPU without AVX2 (scalar
+  //          integer GEMMs only) the simulated executor runs too, with a note on stderr, unless
+  //          the environment sets ADALOG_EXECUTOR=int.
   bool simulate = false;
 };
 
@@ -55,11 +56,12 @@ struct SessionOptions {
 //     allocates up front. Workspaces are kept until the session is destroyed.
 //   * Outputs do not depend on concurrency: a batch gives the same bytes whether it runs alone or
 //     beside other calls, and whatever the thread count.
-//   * Each call runs its OpenMP parallel regions on a team of options.num_threads threads opened
-//     by the calling thread (std::threads each get their own team). K concurrent calls therefore
-//     use up to K * num_threads threads: under concurrency set num_threads = 1 (or cores / K) to
-//     avoid oversubscription. A call made from inside an OpenMP parallel region runs its regions
-//     serially (nested parallelism is off), with the same results.
+//   * Each call runs its parallel regions on a team of options.num_threads threads that belongs
+//     to the calling thread (std::threads each get their own team): the integer executor on the
+//     runtime's own thread pool, the FP32 and simulated executors on OpenMP (oneDNN's team). K
+//     concurrent calls therefore use up to K * num_threads threads: under concurrency set
+//     num_threads = 1 (or cores / K) to avoid oversubscription. A call made from inside an OpenMP
+//     parallel region runs its regions serially, with the same results.
 //   * Sessions are independent: many sessions may share one LoadedModel (each prepares its own
 //     weights); a session must not be destroyed while a call on it runs. The const accessors are
 //     safe to call concurrently with Run.
