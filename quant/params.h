@@ -110,8 +110,9 @@ inline constexpr int kAdaLogR = 37;
 inline constexpr int kAdaLogSpecMinQ = 10;
 inline constexpr int kAdaLogSpecMaxQ = 137;
 // The range this library accepts: a wider, documented range (bases 2^(1/37) .. 2^(255/37)),
-// because the method's lower edge q = 10 binds at 6 bits (environment notes). At 8 bits q must be
-// >= kAdaLogMinQ8Bit so that the exact-zero state stays unreachable (see codes.h).
+// because the method's lower edge q = 10 was reported (outside this repository) to bind at 6 bits.
+// At 8 bits q must be >= kAdaLogMinQ8Bit so that the exact-zero state stays unreachable (see
+// codes.h).
 inline constexpr int kAdaLogMinQ = 1;
 inline constexpr int kAdaLogMaxQ = 255;
 inline constexpr int kAdaLogMinQ8Bit = 8;
