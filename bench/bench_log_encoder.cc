@@ -1,6 +1,6 @@
 // Benchmark: the table-based log encoder (quant/log_encoder.h) against naive log2-based
 // encoders, on 64K softmax-like floats, items/second. Run:
-//   ./build-quant/bench/bench_log_encoder --benchmark_repetitions=5
+//   build/bench/bench_log_encoder --benchmark_repetitions=5
 //   --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
