@@ -137,11 +137,11 @@ std::vector<CommandSpec> MakeCommands() {
       Int("calib-size", "N", "calibration images to use", 1, 100000, std::to_string(defaults.num_images)),
       Int("seed", "S", "seed choosing --calib-size images when more are given", 0, 4294967295LL,
           std::to_string(defaults.seed)),
-      Flag("no-fpcs", "no FPCS: each search is the top-1 of its percentile grid (spec 4.7)"),
+      Flag("no-fpcs", "no FPCS: each search is the top-1 of its percentile grid (docs/method.md 4.7)"),
       Choice("fpcs-mode",
              {search::FpcsModeName(search::FpcsMode::kOfficial), search::FpcsModeName(search::FpcsMode::kBest)},
              "FPCS variant: best (never returns worse than a candidate it evaluated; "
-             "search/README.md) or official (spec 4.5 as published)",
+             "search/README.md) or official (docs/method.md 4.5, as published)",
              search::FpcsModeName(defaults.recipe.fpcs_mode)),
       Flag("no-reparam", "skip LayerNorm / GELU-shift reparameterization"),
       Threads("all cores"),
