@@ -1,5 +1,5 @@
-// QuantPlan: every quantizer of a quantized ViT, attached to the op it quantizes (AdaLog spec
-// section 3.2 placement). search/ produces it; the simulated and integer executors consume it;
+// QuantPlan: every quantizer of a quantized ViT, attached to the op it quantizes (docs/method.md
+// §3.2 placement). search/ produces it; the simulated and integer executors consume it;
 // runtime/model_file stores it beside the (rewritten) VitModel.
 //
 // Placement (defaults of the method, W<b>A<b>):
