@@ -1,8 +1,7 @@
 # Python threads and adalog: Session.run releases the GIL; threads with their own Sessions and
-# threads sharing one Session get exactly the single-threaded logits. Until Session::Run is
-# thread-safe (a parallel change), the binding serializes run() on a shared Session
-# (adalog._session_run_serialized); the scaling test runs once it is not, on a machine with 2 idle
-# CPUs.
+# threads sharing one Session get exactly the single-threaded logits. Session::Run is thread-safe
+# (adalog._session_run_serialized is False), so the scaling test runs threads on one Session; it
+# needs a machine with 2 idle CPUs.
 import os
 import threading
 import time
@@ -73,8 +72,8 @@ def test_one_session_per_thread(test_x, model):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_threads_sharing_one_session(test_x, model):
-    # Correct results now (run() is serialized per Session); concurrent ones once Session::Run is
-    # thread-safe. Each thread runs its own slice, several times, interleaved with the others.
+    # Concurrent run() calls on one Session (Session::Run is thread-safe): each thread runs its own
+    # slice, several times, interleaved with the others, and gets the sequential bytes.
     s = adalog.Session(model, threads=1, max_batch=8)
     x = test_x[:96]
     want = [s.run(x[i * 24:(i + 1) * 24]) for i in range(4)]
@@ -89,9 +88,6 @@ def test_threads_sharing_one_session(test_x, model):
         assert len(got[i]) == 4 and all(g.tobytes() == want[i].tobytes() for g in got[i])
 
 
-@pytest.mark.skipif(adalog._session_run_serialized,
-                    reason="Session::Run is not thread-safe on this branch: run() is serialized per Session; "
-                           "enable by setting kSessionRunIsThreadSafe in python/adalog_module.cc after the merge")
 def idle_cpus():
     return len(os.sched_getaffinity(0)) - os.getloadavg()[0]
 
