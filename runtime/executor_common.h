@@ -16,6 +16,27 @@
 
 namespace adalog::exec {
 
+// im2col of the patch rows [r0, r1) (row = image * num_patches + patch) of images [B][C][H][W]:
+// row r at patches + r * C*patch*patch, columns ordered (c, ky, kx) like the Conv's OIHW weight.
+inline void Im2colPatchRows(const PatchEmbedParams& e, const float* images, int64_t r0,
+                            int64_t r1, float* patches) {
+  const int C = e.in_channels, H = e.image_h, W = e.image_w, ps = e.patch, gw = e.grid_w();
+  const int64_t P = e.num_patches(), patch_k = static_cast<int64_t>(C) * ps * ps;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t img = r / P;
+    const int pi = static_cast<int>(r % P), py = pi / gw, px = pi % gw;
+    const float* src = images + img * C * H * W;
+    float* dst = patches + r * patch_k;
+    for (int c = 0; c < C; ++c) {
+      for (int ky = 0; ky < ps; ++ky) {
+        std::memcpy(dst + (c * ps + ky) * ps,
+                    src + (static_cast<int64_t>(c) * H + py * ps + ky) * W + px * ps,
+                    sizeof(float) * ps);
+      }
+    }
+  }
+}
+
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };

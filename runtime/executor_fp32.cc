@@ -460,21 +460,8 @@ struct ExecutorFp32::Impl {
 
   // im2col rows (image, patch) with columns ordered (c, ky, kx) like OIHW, then the GEMM.
   void PatchEmbed(const StepPrims& p, const float* images, int batch) {
-    const int gw = m.embed.grid_w();
     ParallelRows(static_cast<int64_t>(batch) * P, threads, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        const int64_t img = r / P;
-        const int pi = static_cast<int>(r % P), py = pi / gw, px = pi % gw;
-        const float* src = images + img * C * H * W;
-        float* dst = patches + r * patch_k;
-        for (int c = 0; c < C; ++c) {
-          for (int ky = 0; ky < ps; ++ky) {
-            std::memcpy(dst + (c * ps + ky) * ps,
-                        src + (static_cast<int64_t>(c) * H + py * ps + ky) * W + px * ps,
-                        sizeof(float) * ps);
-          }
-        }
-      }
+      exec::Im2colPatchRows(m.embed, images, b, e, patches);
     });
     if (observer || rewriter) Tap(TapPoint::kPatchEmbedIn, -1, batch, patches, batch * P, patch_k);
     Exec(p.a);
