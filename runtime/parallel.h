@@ -1,4 +1,5 @@
-// The runtime's OpenMP range splitters (FP32, integer and simulated executors). Every one hands
+// The OpenMP range splitters of the executors (FP32, integer, simulated) and of the search's
+// candidate sweeps (ParallelForScratch). Every one hands
 // each item to exactly one call, run with the same code whichever thread runs it, so a caller
 // whose per-item work is independent of the split gets the same bytes for any thread count.
 #pragma once
@@ -73,6 +74,22 @@ template <typename F>
 void ParallelRowChunks(int64_t rows, int64_t chunk, int threads, const F& f) {
   ParallelDynamic((rows + chunk - 1) / chunk, threads,
                   [&](int t, int64_t c) { f(t, c * chunk, std::min(rows, (c + 1) * chunk)); });
+}
+
+// The search's sweep over candidates: body(scratch, i) for every i in [0, count), items claimed
+// one at a time (schedule(dynamic, 1)) by the threads of the default OpenMP team, or all on the
+// calling thread when !parallel (work below a size threshold). make_scratch() runs once per
+// thread; its result is that thread's scratch, so per-item results must not depend on what an
+// earlier item left in it.
+template <typename MakeScratch, typename Body>
+void ParallelForScratch(int64_t count, bool parallel, const MakeScratch& make_scratch,
+                        const Body& body) {
+#pragma omp parallel if (parallel)
+  {
+    auto scratch = make_scratch();
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < count; ++i) body(scratch, i);
+  }
 }
 
 }  // namespace adalog::exec
