@@ -16,6 +16,40 @@
 
 namespace adalog::exec {
 
+// The model dimensions both executors size their work with (each executor's Impl derives from it).
+struct ModelDims {
+  int D = 0;                        // embedding width
+  int T = 0, P = 0, pre = 0;        // tokens per image, patches, prefix tokens
+  int heads = 0, hd = 0;            // attention heads (the same in every block), head width
+  int F = 0;                        // widest fc1 output
+  int C = 0, ps = 0, H = 0, W = 0;  // image channels, patch size, image height and width
+  int classes = 0;
+  int patch_k = 0;                  // C * ps * ps: one im2col row
+};
+
+// The dimensions of a validated model; throws adalog::Error if its blocks differ in head count.
+inline ModelDims DimsOf(const VitModel& m) {
+  ModelDims d;
+  d.D = m.dim;
+  d.T = m.num_tokens();
+  d.P = m.embed.num_patches();
+  d.pre = m.num_prefix_tokens();
+  d.heads = m.blocks[0].heads;
+  for (const BlockParams& b : m.blocks) {
+    ADALOG_CHECK(b.heads == d.heads, "executor: blocks with different head counts (", b.heads,
+                 " vs ", d.heads, ") are not supported");
+    d.F = std::max(d.F, b.fc1.out);
+  }
+  d.hd = d.D / d.heads;
+  d.C = m.embed.in_channels;
+  d.ps = m.embed.patch;
+  d.H = m.embed.image_h;
+  d.W = m.embed.image_w;
+  d.classes = m.num_classes();
+  d.patch_k = d.C * d.ps * d.ps;
+  return d;
+}
+
 // im2col of the patch rows [r0, r1) (row = image * num_patches + patch) of images [B][C][H][W]:
 // row r at patches + r * C*patch*patch, columns ordered (c, ky, kx) like the Conv's OIHW weight.
 inline void Im2colPatchRows(const PatchEmbedParams& e, const float* images, int64_t r0,
