@@ -1,5 +1,6 @@
-// Helpers shared by the executors: 64-byte aligned workspace allocation, a scoped OpenMP team
-// size (which oneDNN's OpenMP runtime follows), and the token assembly after the patch embedding.
+// Helpers shared by the executors: the model dimensions, 64-byte aligned workspace allocation, a
+// scoped OpenMP team size (which oneDNN's OpenMP runtime follows), the patch im2col and the token
+// assembly after the patch embedding.
 #pragma once
 
 #include <omp.h>
