@@ -83,33 +83,31 @@ std::string OptionUsage(const OptionSpec& o) {
   return s;
 }
 
-}  // namespace
-
-OptionSpec Flag(std::string name, std::string help) {
+// The fields every option kind has; the builders below add their kind's own.
+OptionSpec Option(std::string name, OptionKind kind, std::string metavar, std::string help) {
   OptionSpec o;
   o.name = std::move(name);
-  o.kind = OptionKind::kFlag;
+  o.kind = kind;
+  o.metavar = std::move(metavar);
   o.help = std::move(help);
   return o;
 }
 
+}  // namespace
+
+OptionSpec Flag(std::string name, std::string help) {
+  return Option(std::move(name), OptionKind::kFlag, "", std::move(help));
+}
+
 OptionSpec Str(std::string name, std::string metavar, std::string help, bool required) {
-  OptionSpec o;
-  o.name = std::move(name);
-  o.kind = OptionKind::kString;
-  o.metavar = std::move(metavar);
-  o.help = std::move(help);
+  OptionSpec o = Option(std::move(name), OptionKind::kString, std::move(metavar), std::move(help));
   o.required = required;
   return o;
 }
 
 OptionSpec Int(std::string name, std::string metavar, std::string help, int64_t min, int64_t max,
                std::string default_text) {
-  OptionSpec o;
-  o.name = std::move(name);
-  o.kind = OptionKind::kInt;
-  o.metavar = std::move(metavar);
-  o.help = std::move(help);
+  OptionSpec o = Option(std::move(name), OptionKind::kInt, std::move(metavar), std::move(help));
   o.min = min;
   o.max = max;
   o.default_text = std::move(default_text);
@@ -118,11 +116,8 @@ OptionSpec Int(std::string name, std::string metavar, std::string help, int64_t 
 
 OptionSpec Choice(std::string name, std::vector<std::string> choices, std::string help,
                   std::string default_text) {
-  OptionSpec o;
-  o.name = std::move(name);
-  o.kind = OptionKind::kChoice;
+  OptionSpec o = Option(std::move(name), OptionKind::kChoice, "", std::move(help));
   o.choices = std::move(choices);
-  o.help = std::move(help);
   o.default_text = std::move(default_text);
   return o;
 }

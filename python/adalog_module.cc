@@ -472,6 +472,14 @@ py::dict Evaluate(const py::object& model_obj, const py::object& data_obj,
   std::vector<int64_t> labels;
   int64_t n = 0;
   std::string executor;
+  // One session sized for min(batch, n) images, as `adalog eval` makes it.
+  auto make_session = [&](int64_t count) {
+    SessionOptions sess;
+    sess.max_batch = static_cast<int>(std::min<int64_t>(batch, count));
+    sess.num_threads = threads;
+    sess.simulate = simulate;
+    return Session(loaded, sess);
+  };
   if (data_is_path) {
     ImageSourceOptions so;
     so.num_classes = classes;
@@ -493,11 +501,7 @@ py::dict Evaluate(const py::object& model_obj, const py::object& data_obj,
     }
     n = limit > 0 ? std::min<int64_t>(limit, data.size()) : data.size();
     if (data.is_npy()) ADALOG_CHECK(n >= 1, data_name, ": no images");
-    SessionOptions sess;
-    sess.max_batch = static_cast<int>(std::min<int64_t>(batch, n));
-    sess.num_threads = threads;
-    sess.simulate = simulate;
-    Session session(loaded, sess);
+    Session session = make_session(n);
     logits.resize(static_cast<size_t>(n) * classes);
     labels.resize(static_cast<size_t>(n));
     RunImages(session, data, n, logits.data(), labels.data());
@@ -510,11 +514,7 @@ py::dict Evaluate(const py::object& model_obj, const py::object& data_obj,
     ADALOG_CHECK(n >= 1, "data: no images (shape ", ShapeString(im.shape), ")");
     labels.assign(all_labels.begin(), all_labels.begin() + n);
     py::gil_scoped_release nogil;
-    SessionOptions sess;
-    sess.max_batch = static_cast<int>(std::min<int64_t>(batch, n));
-    sess.num_threads = threads;
-    sess.simulate = simulate;
-    Session session(loaded, sess);
+    Session session = make_session(n);
     logits.resize(static_cast<size_t>(n) * classes);
     std::vector<int64_t> shape = im.shape;
     shape[0] = n;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <dnnl.hpp>
 #include <sstream>
+#include <utility>
 
 namespace adalog {
 namespace {
@@ -188,22 +189,17 @@ std::string DescribeCpu() {
   std::ostringstream os;
   os << "cpu: " << (f.brand.empty() ? f.vendor : f.brand) << "\n";
   os << "features:";
-  auto flag = [&os](bool on, const char* name) {
+  const std::pair<bool, const char*> flags[] = {
+      {f.avx2, "avx2"},         {f.fma, "fma"},
+      {f.f16c, "f16c"},         {f.avx512f, "avx512f"},
+      {f.avx512bw, "avx512bw"}, {f.avx512vl, "avx512vl"},
+      {f.avx512dq, "avx512dq"}, {f.avx512vnni, "avx512vnni"},
+      {f.avx512bf16, "avx512bf16"}, {f.avx_vnni, "avx_vnni"},
+      {f.amx_tile, "amx_tile"}, {f.amx_int8, "amx_int8"},
+      {f.amx_bf16, "amx_bf16"}};
+  for (const auto& [on, name] : flags) {
     if (on) os << ' ' << name;
-  };
-  flag(f.avx2, "avx2");
-  flag(f.fma, "fma");
-  flag(f.f16c, "f16c");
-  flag(f.avx512f, "avx512f");
-  flag(f.avx512bw, "avx512bw");
-  flag(f.avx512vl, "avx512vl");
-  flag(f.avx512dq, "avx512dq");
-  flag(f.avx512vnni, "avx512vnni");
-  flag(f.avx512bf16, "avx512bf16");
-  flag(f.avx_vnni, "avx_vnni");
-  flag(f.amx_tile, "amx_tile");
-  flag(f.amx_int8, "amx_int8");
-  flag(f.amx_bf16, "amx_bf16");
+  }
   os << "\n";
   os << "isa: detected " << IsaLevelName(DetectedIsaLevel()) << ", active "
      << IsaLevelName(ActiveIsaLevel()) << (State().capped ? " (capped by ADALOG_ISA)" : "")

@@ -1,5 +1,6 @@
-// Helpers shared by the executors: 64-byte aligned workspace allocation, a scoped OpenMP team
-// size (which oneDNN's OpenMP runtime follows), and the token assembly after the patch embedding.
+// Helpers shared by the executors: the model dimensions, 64-byte aligned workspace allocation, a
+// scoped OpenMP team size (which oneDNN's OpenMP runtime follows), the patch im2col and the token
+// assembly after the patch embedding.
 #pragma once
 
 #include <omp.h>
@@ -15,6 +16,61 @@
 #include "runtime/vit_model.h"
 
 namespace adalog::exec {
+
+// The model dimensions both executors size their work with (each executor's Impl derives from it).
+struct ModelDims {
+  int D = 0;                        // embedding width
+  int T = 0, P = 0, pre = 0;        // tokens per image, patches, prefix tokens
+  int heads = 0, hd = 0;            // attention heads (the same in every block), head width
+  int F = 0;                        // widest fc1 output
+  int C = 0, ps = 0, H = 0, W = 0;  // image channels, patch size, image height and width
+  int classes = 0;
+  int patch_k = 0;                  // C * ps * ps: one im2col row
+};
+
+// The dimensions of a validated model; throws adalog::Error if its blocks differ in head count.
+inline ModelDims DimsOf(const VitModel& m) {
+  ModelDims d;
+  d.D = m.dim;
+  d.T = m.num_tokens();
+  d.P = m.embed.num_patches();
+  d.pre = m.num_prefix_tokens();
+  d.heads = m.blocks[0].heads;
+  for (const BlockParams& b : m.blocks) {
+    ADALOG_CHECK(b.heads == d.heads, "executor: blocks with different head counts (", b.heads,
+                 " vs ", d.heads, ") are not supported");
+    d.F = std::max(d.F, b.fc1.out);
+  }
+  d.hd = d.D / d.heads;
+  d.C = m.embed.in_channels;
+  d.ps = m.embed.patch;
+  d.H = m.embed.image_h;
+  d.W = m.embed.image_w;
+  d.classes = m.num_classes();
+  d.patch_k = d.C * d.ps * d.ps;
+  return d;
+}
+
+// im2col of the patch rows [r0, r1) (row = image * num_patches + patch) of images [B][C][H][W]:
+// row r at patches + r * C*patch*patch, columns ordered (c, ky, kx) like the Conv's OIHW weight.
+inline void Im2colPatchRows(const PatchEmbedParams& e, const float* images, int64_t r0,
+                            int64_t r1, float* patches) {
+  const int C = e.in_channels, H = e.image_h, W = e.image_w, ps = e.patch, gw = e.grid_w();
+  const int64_t P = e.num_patches(), patch_k = static_cast<int64_t>(C) * ps * ps;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t img = r / P;
+    const int pi = static_cast<int>(r % P), py = pi / gw, px = pi % gw;
+    const float* src = images + img * C * H * W;
+    float* dst = patches + r * patch_k;
+    for (int c = 0; c < C; ++c) {
+      for (int ky = 0; ky < ps; ++ky) {
+        std::memcpy(dst + (c * ps + ky) * ps,
+                    src + (static_cast<int64_t>(c) * H + py * ps + ky) * W + px * ps,
+                    sizeof(float) * ps);
+      }
+    }
+  }
+}
 
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }

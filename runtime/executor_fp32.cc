@@ -105,7 +105,7 @@ struct Plan {
 
 }  // namespace
 
-struct ExecutorFp32::Impl {
+struct ExecutorFp32::Impl : exec::ModelDims {
   const VitModel& m;
   const Schedule sched;
   int max_batch;
@@ -116,8 +116,7 @@ struct ExecutorFp32::Impl {
   Fp32Observer* observer = nullptr;
   Fp32Rewriter* rewriter = nullptr;
 
-  // Shapes.
-  int D, T, P, pre, heads, hd, F, C, ps, H, W, classes, patch_k;
+  // Shapes: the exec::ModelDims base (D, T, P, pre, heads, hd, F, C, ps, H, W, classes, patch_k).
 
   // Workspace (one allocation): the schedule's tensors by name (buf[Buf]; kImages and kLogits
   // are bound to the caller's arrays per Run) and the mixing steps' private scratch.
@@ -155,24 +154,7 @@ struct ExecutorFp32::Impl {
                  " out of range 1..1024");
     ADALOG_CHECK(o.num_threads >= 0 && o.num_threads <= 1024, "executor: num_threads ",
                  o.num_threads, " out of range 0..1024");
-    D = m.dim;
-    T = m.num_tokens();
-    P = m.embed.num_patches();
-    pre = m.num_prefix_tokens();
-    heads = m.blocks[0].heads;
-    for (const BlockParams& b : m.blocks) {
-      ADALOG_CHECK(b.heads == heads, "executor: blocks with different head counts (", b.heads,
-                   " vs ", heads, ") are not supported");
-    }
-    hd = D / heads;
-    F = 0;
-    for (const BlockParams& b : m.blocks) F = std::max(F, b.fc1.out);
-    C = m.embed.in_channels;
-    ps = m.embed.patch;
-    H = m.embed.image_h;
-    W = m.embed.image_w;
-    classes = m.num_classes();
-    patch_k = C * ps * ps;
+    static_cast<exec::ModelDims&>(*this) = exec::DimsOf(m);
     AllocateWorkspace();
     ScopedOmpThreads scoped(threads);
     weights = std::make_shared<Weights>();
@@ -196,14 +178,13 @@ struct ExecutorFp32::Impl {
   // Reads only what never changes after prepare (and the weights under their mutex), so it may run
   // while `src` or another fork runs.
   explicit Impl(const Impl& src)
-      : m(src.m),
+      : exec::ModelDims(src),
+        m(src.m),
         sched(src.sched),
         max_batch(src.max_batch),
         threads(src.threads),
         fk(src.fk),
         eng(src.eng),  // the packed weights' engine
-        D(src.D), T(src.T), P(src.P), pre(src.pre), heads(src.heads), hd(src.hd), F(src.F),
-        C(src.C), ps(src.ps), H(src.H), W(src.W), classes(src.classes), patch_k(src.patch_k),
         weights(src.weights) {
     AllocateWorkspace();
     ScopedOmpThreads scoped(threads);
@@ -584,21 +565,8 @@ struct ExecutorFp32::Impl {
 
   // im2col rows (image, patch) with columns ordered (c, ky, kx) like OIHW, then the GEMM.
   void PatchEmbed(const StepPrims& p, const float* images, int batch) {
-    const int gw = m.embed.grid_w();
     ParallelRows(static_cast<int64_t>(batch) * P, threads, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        const int64_t img = r / P;
-        const int pi = static_cast<int>(r % P), py = pi / gw, px = pi % gw;
-        const float* src = images + img * C * H * W;
-        float* dst = patches + r * patch_k;
-        for (int c = 0; c < C; ++c) {
-          for (int ky = 0; ky < ps; ++ky) {
-            std::memcpy(dst + (c * ps + ky) * ps,
-                        src + (static_cast<int64_t>(c) * H + py * ps + ky) * W + px * ps,
-                        sizeof(float) * ps);
-          }
-        }
-      }
+      exec::Im2colPatchRows(m.embed, images, b, e, patches);
     });
     if (observer || rewriter) Tap(TapPoint::kPatchEmbedIn, -1, batch, patches, batch * P, patch_k);
     Exec(p.a);

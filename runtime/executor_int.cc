@@ -169,23 +169,10 @@ void ExecutorInt::Impl::RowStep(const Step& st, int t, int64_t r0, int64_t r1) {
 // Patch embedding (FP32): im2col rows (image, patch), columns (c, ky, kx) like OIHW, then the
 // oneDNN GEMM per image into embed_out.
 void ExecutorInt::Impl::PatchEmbed(const float* images, int batch) {
-  const int gw = m.embed.grid_w();
   Region(OpProfile::kRegPatch, [&] {
     ParallelChunks(static_cast<int64_t>(batch) * P, threads, [&](int t, int64_t b, int64_t e) {
       StartThread(t);
-      for (int64_t r = b; r < e; ++r) {
-        const int64_t img = r / P;
-        const int p = static_cast<int>(r % P), py = p / gw, px = p % gw;
-        const float* src = images + img * C * H * W;
-        float* dst = patches + r * patch_k;
-        for (int c = 0; c < C; ++c) {
-          for (int ky = 0; ky < ps; ++ky) {
-            std::memcpy(dst + (c * ps + ky) * ps,
-                        src + (static_cast<int64_t>(c) * H + py * ps + ky) * W + px * ps,
-                        sizeof(float) * ps);
-          }
-        }
-      }
+      exec::Im2colPatchRows(m.embed, images, b, e, patches);
       Mark(t, OpProfile::kIm2col);
     });
   });

@@ -57,7 +57,7 @@ struct AttnThread {
 
 }  // namespace intexec
 
-struct ExecutorInt::Impl {
+struct ExecutorInt::Impl : exec::ModelDims {
   using BlockInt = intexec::BlockInt;
   using AttnThread = intexec::AttnThread;
   using OpProfile = intexec::OpProfile;
@@ -73,7 +73,8 @@ struct ExecutorInt::Impl {
   IntPathOptions io;
   const FloatKernels& fk;
   intk::QgemmImpl qimpl;
-  int D, T, P, pre, heads, hd, F, C, ps, H, W, classes, patch_k;
+  // The model's dimensions (D, T, P, pre, heads, hd, F, C, ps, H, W, classes, patch_k) are the
+  // exec::ModelDims base.
 
   struct Weights {
     std::vector<BlockInt> blocks;

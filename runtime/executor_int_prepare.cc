@@ -291,24 +291,7 @@ ExecutorInt::Impl::Impl(const VitModel& src, const QuantPlan& plan, const Execut
   ADALOG_CHECK(row_chunk >= 1, "executor: row_chunk ", row_chunk, " must be >= 1");
   ADALOG_CHECK(plan.blocks.size() == m.blocks.size(), "quantized model: the plan has ",
                plan.blocks.size(), " blocks, the model ", m.blocks.size());
-  D = m.dim;
-  T = m.num_tokens();
-  P = m.embed.num_patches();
-  pre = m.num_prefix_tokens();
-  heads = m.blocks[0].heads;
-  F = 0;
-  for (const BlockParams& b : m.blocks) {
-    ADALOG_CHECK(b.heads == heads, "executor: blocks with different head counts (", b.heads,
-                 " vs ", heads, ") are not supported");
-    F = std::max(F, b.fc1.out);
-  }
-  hd = D / heads;
-  C = m.embed.in_channels;
-  ps = m.embed.patch;
-  H = m.embed.image_h;
-  W = m.embed.image_w;
-  classes = m.num_classes();
-  patch_k = C * ps * ps;
+  static_cast<exec::ModelDims&>(*this) = exec::DimsOf(m);
   ADALOG_CHECK(T <= intk::kMaxSoftmaxRow && T <= intk::kMaxK, "integer path: ", T,
                " tokens exceed the kernels' limit ", intk::kMaxK);
   for (size_t b = 0; b < m.blocks.size(); ++b) PrepareBlock(plan, src.blocks[b], b);
@@ -331,7 +314,8 @@ ExecutorInt::Impl::Impl(const VitModel& src, const QuantPlan& plan, const Execut
 }
 
 ExecutorInt::Impl::Impl(const Impl& src)
-    : model_owner(src.model_owner),
+    : exec::ModelDims(src),
+      model_owner(src.model_owner),
       m(*model_owner),
       sched(src.sched),
       max_batch(src.max_batch),
@@ -340,8 +324,6 @@ ExecutorInt::Impl::Impl(const Impl& src)
       io(src.io),
       fk(src.fk),
       qimpl(src.qimpl),
-      D(src.D), T(src.T), P(src.P), pre(src.pre), heads(src.heads), hd(src.hd), F(src.F),
-      C(src.C), ps(src.ps), H(src.H), W(src.W), classes(src.classes), patch_k(src.patch_k),
       weights(src.weights),
       blocks(weights->blocks),
       head_in(weights->head_in),

@@ -1,8 +1,9 @@
 // The runtime's range splitters: ParallelRows on OpenMP (FP32 and simulated executors, which run
-// oneDNN's OpenMP GEMMs between their loops), the others on the runtime's thread pool
-// (thread_pool.h; the integer executor). Every one hands each item to exactly one call, run with
-// the same code whichever thread runs it, and the split into items depends only on the arguments,
-// so a caller whose per-item work is independent of the split gets the same bytes for any thread
+// oneDNN's OpenMP GEMMs between their loops), ParallelForScratch on OpenMP (the search's candidate
+// sweeps), the others on the runtime's thread pool (thread_pool.h; the integer executor and the
+// FP32 executor's row-chunked GEMMs). Every one hands each item to exactly one call, run with the
+// same code whichever thread runs it, and the split into items depends only on the arguments, so
+// a caller whose per-item work is independent of the split gets the same bytes for any thread
 // count.
 #pragma once
 
@@ -70,6 +71,22 @@ template <typename F>
 void ParallelRowChunks(int64_t rows, int64_t chunk, int threads, const F& f) {
   ParallelDynamic((rows + chunk - 1) / chunk, threads,
                   [&](int t, int64_t c) { f(t, c * chunk, std::min(rows, (c + 1) * chunk)); });
+}
+
+// The search's sweep over candidates: body(scratch, i) for every i in [0, count), items claimed
+// one at a time (schedule(dynamic, 1)) by the threads of the default OpenMP team, or all on the
+// calling thread when !parallel (work below a size threshold). make_scratch() runs once per
+// thread; its result is that thread's scratch, so per-item results must not depend on what an
+// earlier item left in it.
+template <typename MakeScratch, typename Body>
+void ParallelForScratch(int64_t count, bool parallel, const MakeScratch& make_scratch,
+                        const Body& body) {
+#pragma omp parallel if (parallel)
+  {
+    auto scratch = make_scratch();
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < count; ++i) body(scratch, i);
+  }
 }
 
 }  // namespace adalog::exec

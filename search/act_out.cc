@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "quant/codes.h"
 #include "quant/error.h"
 #include "quant/uniform.h"
+#include "runtime/parallel.h"
 #include "search/axpy.h"
 #include "search/gram.h"
 #include "search/objective_common.h"
@@ -21,6 +24,18 @@ namespace {
 // codes changed (about 2 K integer multiply-adds per change against K^2 / (T K) per element for
 // the VNNI GEMM, at a much lower rate per operation).
 constexpr double kUniformChainFraction = 0.03;
+
+// Per-thread buffers of EvalUniform: one candidate's codes (as codes and as s8), its code Gram
+// and its sorted code steps.
+struct GramScratch {
+  GramScratch(int64_t tk, int k)
+      : codes(static_cast<size_t>(tk)), codes_s8(static_cast<size_t>(tk)),
+        gram(static_cast<size_t>(k) * k) {}
+  std::vector<UniformCode> codes;
+  std::vector<int8_t> codes_s8;
+  std::vector<int32_t> gram;
+  CodeSteps steps;
+};
 
 }  // namespace
 
@@ -125,40 +140,37 @@ void ActOutObjective::EvalUniform(const UniformCandidates& c, std::vector<double
   }
   const int64_t TK = T_ * K_;
   const int K = K_;
-#pragma omp parallel if (c.count * TK * K > kMinParallelWork)
-  {
-    std::vector<UniformCode> codes(static_cast<size_t>(TK));
-    std::vector<int8_t> codes_s8(static_cast<size_t>(TK));
-    std::vector<int32_t> gram(static_cast<size_t>(K) * K);
-    CodeSteps steps;
-#pragma omp for schedule(dynamic, 1)
-    for (int i = 0; i < c.count; ++i) {
-      const int32_t z = c.zp(0, i);
-      const double s = c.scale(0, i);
-      Encode(c, i, codes.data());
-      if (c.bits <= 7) {
-        CodeGram(codes.data(), codes_s8.data(), z, gram.data());
-      } else {
-        std::fill(gram.begin(), gram.end(), 0);
-        for (int64_t t = 0; t < T_; ++t) {
-          const UniformCode* r = codes.data() + t * K;
-          for (int a = 0; a < K; ++a) {
-            const int32_t va = r[a] - z;
-            for (int b = 0; b < K; ++b) gram[static_cast<size_t>(a) * K + b] += va * (r[b] - z);
+  exec::ParallelForScratch(
+      c.count, c.count * TK * K > kMinParallelWork,
+      [&] { return GramScratch(TK, K); },
+      [&](GramScratch& scr, int64_t i64) {
+        const int i = static_cast<int>(i64);
+        auto& [codes, codes_s8, gram, steps] = scr;
+        const int32_t z = c.zp(0, i);
+        const double s = c.scale(0, i);
+        Encode(c, i, codes.data());
+        if (c.bits <= 7) {
+          CodeGram(codes.data(), codes_s8.data(), z, gram.data());
+        } else {
+          std::fill(gram.begin(), gram.end(), 0);
+          for (int64_t t = 0; t < T_; ++t) {
+            const UniformCode* r = codes.data() + t * K;
+            for (int a = 0; a < K; ++a) {
+              const int32_t va = r[a] - z;
+              for (int b = 0; b < K; ++b) gram[static_cast<size_t>(a) * K + b] += va * (r[b] - z);
+            }
           }
         }
-      }
-      double lin = 0;
-      if (!xs_.val.empty()) {
-        UniformSteps(UniformQuantizer(UniformParams{c.bits, c.scale(0, i), z}), 0, xs_.val.data(), TK, &steps);
-        lin = Linear(steps, z);
-      } else {
-        for (int64_t j = 0; j < TK; ++j)
-          lin += static_cast<double>(static_cast<int32_t>(codes[static_cast<size_t>(j)]) - z) * form_.R[static_cast<size_t>(j)];
-      }
-      (*err)[static_cast<size_t>(i)] = form_.yy - 2.0 * s * lin + s * s * Quadratic(gram.data());
-    }
-  }
+        double lin = 0;
+        if (!xs_.val.empty()) {
+          UniformSteps(UniformQuantizer(UniformParams{c.bits, c.scale(0, i), z}), 0, xs_.val.data(), TK, &steps);
+          lin = Linear(steps, z);
+        } else {
+          for (int64_t j = 0; j < TK; ++j)
+            lin += static_cast<double>(static_cast<int32_t>(codes[static_cast<size_t>(j)]) - z) * form_.R[static_cast<size_t>(j)];
+        }
+        (*err)[static_cast<size_t>(i)] = form_.yy - 2.0 * s * lin + s * s * Quadratic(gram.data());
+      });
 }
 
 void ActOutObjective::EvalUniformChain(const UniformCandidates& c, std::vector<double>* err) {
@@ -244,23 +256,26 @@ void ActOutObjective::EvalDirect(int count, const std::function<FakeQuantFn(int)
   err->assign(static_cast<size_t>(count), 0.0);
   std::vector<FakeQuantFn> fqs;
   for (int i = 0; i < count; ++i) fqs.push_back(make_fq(i));
-#pragma omp parallel if (count * T_ * K_ * N_ > kMinParallelWork)
-  {
-    std::vector<float> qx(static_cast<size_t>(T_) * K_), out(static_cast<size_t>(T_) * N_);
-#pragma omp for schedule(dynamic, 1)
-    for (int i = 0; i < count; ++i) {
-      fqs[static_cast<size_t>(i)](x_, T_ * K_, qx.data());
-      Sgemm(T_, N_, K_, qx.data(), wq_.data(), true, out.data());
-      double e = 0;
-      for (int64_t t = 0; t < T_; ++t)
-        for (int o = 0; o < N_; ++o) {
-          const double d = static_cast<double>(y_[t * N_ + o]) - (bias_ ? bias_[o] : 0.0f) -
-                           out[static_cast<size_t>(t * N_ + o)];
-          e += d * d;
-        }
-      (*err)[static_cast<size_t>(i)] = e;
-    }
-  }
+  exec::ParallelForScratch(
+      count, count * T_ * K_ * N_ > kMinParallelWork,
+      [&] {
+        return std::make_pair(std::vector<float>(static_cast<size_t>(T_) * K_),
+                              std::vector<float>(static_cast<size_t>(T_) * N_));
+      },
+      [&](auto& scr, int64_t i64) {
+        const int i = static_cast<int>(i64);
+        auto& [qx, out] = scr;
+        fqs[static_cast<size_t>(i)](x_, T_ * K_, qx.data());
+        Sgemm(T_, N_, K_, qx.data(), wq_.data(), true, out.data());
+        double e = 0;
+        for (int64_t t = 0; t < T_; ++t)
+          for (int o = 0; o < N_; ++o) {
+            const double d = static_cast<double>(y_[t * N_ + o]) - (bias_ ? bias_[o] : 0.0f) -
+                             out[static_cast<size_t>(t * N_ + o)];
+            e += d * d;
+          }
+        (*err)[static_cast<size_t>(i)] = e;
+      });
 }
 
 }  // namespace adalog::search

@@ -53,6 +53,30 @@ struct BestSeen {
   }
 };
 
+// A stage of the coarse-to-fine search: `width` parents per group, each refined into `children`
+// candidates (storage sized, values filled by AddChildren).
+UniformCandidates NextStage(int bits, int groups, int width, int children) {
+  UniformCandidates next;
+  next.bits = bits;
+  next.groups = groups;
+  next.count = width * children;
+  next.scales.resize(static_cast<size_t>(groups) * next.count);
+  next.zero_points.resize(static_cast<size_t>(groups) * next.count);
+  return next;
+}
+
+// Parent k of group g: its lin.size() children at scales s + (lin[j] - 0.5) d (guarded), zero
+// point z.
+void AddChildren(UniformCandidates* next, int g, int k, float s, int32_t z, float d,
+                 const std::vector<float>& lin, float scale_floor) {
+  const int E = static_cast<int>(lin.size());
+  for (int j = 0; j < E; ++j) {
+    const size_t at = static_cast<size_t>(g) * next->count + static_cast<size_t>(k) * E + j;
+    next->scales[at] = GuardScale(s + (lin[static_cast<size_t>(j)] - 0.5f) * d, scale_floor);
+    next->zero_points[at] = z;
+  }
+}
+
 // The initial grid with the positivity guard applied, and its errors (checked for size).
 UniformCandidates EvaluateGuardedGrid(const UniformCandidates& g0, const UniformObjective& objective,
                                       const FpcsConfig& cfg, std::vector<double>* err) {
@@ -106,12 +130,7 @@ UniformChoice SearchUniformBest(const UniformGrid& grid, const UniformObjective&
   const std::vector<float> lin = Linspace(0.0f, 1.0f, E);
   std::vector<float> delta = grid.delta;
   for (int step = 2; step <= cfg.steps && cfg.fpcs; ++step) {
-    UniformCandidates next;
-    next.bits = g0.bits;
-    next.groups = G;
-    next.count = W * E;
-    next.scales.resize(static_cast<size_t>(G) * next.count);
-    next.zero_points.resize(static_cast<size_t>(G) * next.count);
+    UniformCandidates next = NextStage(g0.bits, G, W, E);
     std::vector<BeamPool> carried(static_cast<size_t>(G));
     for (int g = 0; g < G; ++g) {
       const BeamPool& p = pool[static_cast<size_t>(g)];
@@ -120,11 +139,7 @@ UniformChoice SearchUniformBest(const UniformGrid& grid, const UniformObjective&
       for (int k = 0; k < static_cast<int>(keep.size()); ++k) {
         const size_t src = static_cast<size_t>(keep[static_cast<size_t>(k)]);
         carried[static_cast<size_t>(g)].Add(p.s[src], p.z[src], p.e[src]);
-        for (int j = 0; j < E; ++j) {
-          const size_t at = static_cast<size_t>(g) * next.count + static_cast<size_t>(k) * E + j;
-          next.scales[at] = GuardScale(p.s[src] + (lin[static_cast<size_t>(j)] - 0.5f) * d, cfg.scale_floor);
-          next.zero_points[at] = p.z[src];
-        }
+        AddChildren(&next, g, k, p.s[src], p.z[src], d, lin, cfg.scale_floor);
       }
       delta[static_cast<size_t>(g)] = d / (static_cast<float>(E) - 0.5f);
     }
@@ -203,24 +218,14 @@ UniformChoice SearchUniform(const UniformGrid& grid, const UniformObjective& obj
   const std::vector<float> lin = Linspace(0.0f, 1.0f, E);
   std::vector<float> delta = grid.delta;
   for (int step = 2; step <= cfg.steps; ++step) {
-    UniformCandidates next;
-    next.bits = cur.bits;
-    next.groups = G;
-    next.count = W * E;
-    next.scales.resize(static_cast<size_t>(G) * next.count);
-    next.zero_points.resize(static_cast<size_t>(G) * next.count);
+    UniformCandidates next = NextStage(cur.bits, G, W, E);
     for (int g = 0; g < G; ++g) {
       const std::vector<int> keep =
           StableTopK(err.data() + static_cast<size_t>(g) * cur.count, cur.count, W);
       const float d = delta[static_cast<size_t>(g)];
       for (int k = 0; k < W; ++k) {
-        const float s = cur.scale(g, keep[static_cast<size_t>(k)]);
-        const int32_t z = cur.zp(g, keep[static_cast<size_t>(k)]);
-        for (int j = 0; j < E; ++j) {
-          const size_t at = static_cast<size_t>(g) * next.count + static_cast<size_t>(k) * E + j;
-          next.scales[at] = GuardScale(s + (lin[static_cast<size_t>(j)] - 0.5f) * d, cfg.scale_floor);
-          next.zero_points[at] = z;
-        }
+        AddChildren(&next, g, k, cur.scale(g, keep[static_cast<size_t>(k)]),
+                    cur.zp(g, keep[static_cast<size_t>(k)]), d, lin, cfg.scale_floor);
       }
       delta[static_cast<size_t>(g)] = d / (static_cast<float>(E) - 0.5f);
     }

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 
 #include "quant/error.h"
 #include "quant/uniform.h"
+#include "runtime/parallel.h"
 #include "search/axpy.h"
 #include "search/gram.h"
 #include "search/objective_common.h"
@@ -88,35 +90,33 @@ void MatmulObjective::PrepareResidual(bool for_a, Residual* res) const {
   res->XHX.assign(static_cast<size_t>(heads_), 0.0);
   res->H.resize(static_cast<size_t>(pairs) * K * K);
   res->rr.assign(static_cast<size_t>(pairs), 0.0);
-#pragma omp parallel if (pairs * rows * cols * K > kMinParallelWork)
-  {
-    std::vector<float> r0(static_cast<size_t>(rows) * cols);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t p = 0; p < pairs; ++p) {
-      const float* x = xs + p * rows * K;
-      const float* y = ys + p * cols * K;
-      const float* tgt = p_.data() + p * M_ * N_;
-      Sgemm(rows, cols, K, x, y, /*b_transposed=*/true, r0.data());  // X Y^T
-      double rr = 0;
-      for (int i = 0; i < rows; ++i)
-        for (int j = 0; j < cols; ++j) {
-          const float t = for_a ? tgt[i * N_ + j] : tgt[j * N_ + i];
-          const double d = static_cast<double>(t) - r0[static_cast<size_t>(i) * cols + j];
-          r0[static_cast<size_t>(i) * cols + j] = static_cast<float>(d);
-          rr += d * d;
-        }
-      res->rr[static_cast<size_t>(p)] = rr;
-      Sgemm(rows, K, cols, r0.data(), y, /*b_transposed=*/false, res->R.data() + p * rows * K);
-      float* H = res->H.data() + p * K * K;
-      for (int a = 0; a < K; ++a)
-        for (int b = 0; b < K; ++b) {
-          double acc = 0;
-          for (int j = 0; j < cols; ++j) acc += static_cast<double>(y[j * K + a]) * y[j * K + b];
-          H[a * K + b] = static_cast<float>(acc);
-        }
-      Sgemm(rows, K, K, x, H, /*b_transposed=*/false, res->XH.data() + p * rows * K);
-    }
-  }
+  exec::ParallelForScratch(
+      pairs, pairs * rows * cols * K > kMinParallelWork,
+      [&] { return std::vector<float>(static_cast<size_t>(rows) * cols); },
+      [&](std::vector<float>& r0, int64_t p) {
+        const float* x = xs + p * rows * K;
+        const float* y = ys + p * cols * K;
+        const float* tgt = p_.data() + p * M_ * N_;
+        Sgemm(rows, cols, K, x, y, /*b_transposed=*/true, r0.data());  // X Y^T
+        double rr = 0;
+        for (int i = 0; i < rows; ++i)
+          for (int j = 0; j < cols; ++j) {
+            const float t = for_a ? tgt[i * N_ + j] : tgt[j * N_ + i];
+            const double d = static_cast<double>(t) - r0[static_cast<size_t>(i) * cols + j];
+            r0[static_cast<size_t>(i) * cols + j] = static_cast<float>(d);
+            rr += d * d;
+          }
+        res->rr[static_cast<size_t>(p)] = rr;
+        Sgemm(rows, K, cols, r0.data(), y, /*b_transposed=*/false, res->R.data() + p * rows * K);
+        float* H = res->H.data() + p * K * K;
+        for (int a = 0; a < K; ++a)
+          for (int b = 0; b < K; ++b) {
+            double acc = 0;
+            for (int j = 0; j < cols; ++j) acc += static_cast<double>(y[j * K + a]) * y[j * K + b];
+            H[a * K + b] = static_cast<float>(acc);
+          }
+        Sgemm(rows, K, K, x, H, /*b_transposed=*/false, res->XH.data() + p * rows * K);
+      });
   res->con_rows = false;
   res->xi = rows;
   res->xj = K;
@@ -155,29 +155,27 @@ void MatmulObjective::PrepareResidualAvB(Residual* res) const {
   res->RR.assign(static_cast<size_t>(heads_), 0.0);
   res->XR.assign(static_cast<size_t>(heads_), 0.0);
   res->XHX.assign(static_cast<size_t>(heads_), 0.0);
-#pragma omp parallel if (pairs * M * K * (N + K) > kMinParallelWork)
-  {
-    std::vector<float> r0(static_cast<size_t>(M) * N);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t p = 0; p < pairs; ++p) {
-      const float* x = b_ + p * K * N;
-      const float* y = qa_.data() + p * M * K;
-      const float* tgt = p_.data() + p * M * N;
-      Sgemm(M, N, K, y, x, /*b_transposed=*/false, r0.data());  // Y X
-      double rr = 0;
-      for (int64_t i = 0; i < static_cast<int64_t>(M) * N; ++i) {
-        const double d = static_cast<double>(tgt[i]) - r0[static_cast<size_t>(i)];
-        r0[static_cast<size_t>(i)] = static_cast<float>(d);
-        rr += d * d;
-      }
-      res->rr[static_cast<size_t>(p)] = rr;
-      float* R = res->R.data() + p * K * N;
-      float* H = res->H.data() + p * K * K;
-      SgemmOneThread('T', 'N', K, N, M, y, K, r0.data(), N, R, N);  // Y^T r0
-      SgemmOneThread('T', 'N', K, K, M, y, K, y, K, H, K);           // Y^T Y
-      Sgemm(K, N, K, H, x, /*b_transposed=*/false, res->XH.data() + p * K * N);  // H X
-    }
-  }
+  exec::ParallelForScratch(
+      pairs, pairs * M * K * (N + K) > kMinParallelWork,
+      [&] { return std::vector<float>(static_cast<size_t>(M) * N); },
+      [&](std::vector<float>& r0, int64_t p) {
+        const float* x = b_ + p * K * N;
+        const float* y = qa_.data() + p * M * K;
+        const float* tgt = p_.data() + p * M * N;
+        Sgemm(M, N, K, y, x, /*b_transposed=*/false, r0.data());  // Y X
+        double rr = 0;
+        for (int64_t i = 0; i < static_cast<int64_t>(M) * N; ++i) {
+          const double d = static_cast<double>(tgt[i]) - r0[static_cast<size_t>(i)];
+          r0[static_cast<size_t>(i)] = static_cast<float>(d);
+          rr += d * d;
+        }
+        res->rr[static_cast<size_t>(p)] = rr;
+        float* R = res->R.data() + p * K * N;
+        float* H = res->H.data() + p * K * K;
+        SgemmOneThread('T', 'N', K, N, M, y, K, r0.data(), N, R, N);  // Y^T r0
+        SgemmOneThread('T', 'N', K, K, M, y, K, y, K, H, K);           // Y^T Y
+        Sgemm(K, N, K, H, x, /*b_transposed=*/false, res->XH.data() + p * K * N);  // H X
+      });
   FinishResidual(b_, res);
 }
 
@@ -299,6 +297,19 @@ void MatmulObjective::ChainHead(const Residual& res, const SortedValues& sorted,
   }
 }
 
+namespace {
+
+// Per-thread buffers of EvalPerHead: the fake-quantized operand, the product, and the residual
+// form's two work rows.
+struct HeadScratch {
+  HeadScratch(int64_t x, int64_t out, int64_t res)
+      : qx(static_cast<size_t>(x)), scratch(static_cast<size_t>(out)),
+        e(static_cast<size_t>(res)), eh(static_cast<size_t>(res)) {}
+  std::vector<float> qx, scratch, e, eh;
+};
+
+}  // namespace
+
 void MatmulObjective::EvalPerHead(bool for_a, const UniformCandidates& c, std::vector<double>* err) {
   ADALOG_CHECK(c.groups == heads_, for_a ? "MM-A: " : "MM-B: ", c.groups, " groups for ", heads_, " heads");
   const int64_t fixed_per_head = for_a ? b_per_head() : a_per_head();
@@ -317,24 +328,25 @@ void MatmulObjective::EvalPerHead(bool for_a, const UniformCandidates& c, std::v
     return;
   }
   const int64_t pairs = static_cast<int64_t>(heads_) * c.count;
-#pragma omp parallel if (pairs * a_per_head() * N_ > kMinParallelWork)
-  {
-    std::vector<float> qx(static_cast<size_t>(per)), scratch(static_cast<size_t>(M_) * N_);
-    std::vector<float> e(static_cast<size_t>(for_a ? M_ : N_) * K_), eh(e.size());
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t p = 0; p < pairs; ++p) {
-      const int h = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
-      UniformQuantizer(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)}).FakeQuant(x + h * per, per, qx.data());
-      double& out = (*err)[static_cast<size_t>(p)];
-      if (op.res.ready) {
-        out = ResidualHeadError(op.res, h, x + h * per, qx.data(), e.data(), eh.data());
-      } else if (for_a) {
-        out = HeadError(h, qx.data(), qb_.data() + h * b_per_head(), scratch.data());
-      } else {
-        out = HeadError(h, qa_.data() + h * a_per_head(), qx.data(), scratch.data());
-      }
-    }
-  }
+  exec::ParallelForScratch(
+      pairs, pairs * a_per_head() * N_ > kMinParallelWork,
+      [&] {
+        return HeadScratch(per, static_cast<int64_t>(M_) * N_,
+                           static_cast<int64_t>(for_a ? M_ : N_) * K_);
+      },
+      [&](HeadScratch& scr, int64_t p) {
+        auto& [qx, scratch, e, eh] = scr;
+        const int h = static_cast<int>(p / c.count), i = static_cast<int>(p % c.count);
+        UniformQuantizer(UniformParams{c.bits, c.scale(h, i), c.zp(h, i)}).FakeQuant(x + h * per, per, qx.data());
+        double& out = (*err)[static_cast<size_t>(p)];
+        if (op.res.ready) {
+          out = ResidualHeadError(op.res, h, x + h * per, qx.data(), e.data(), eh.data());
+        } else if (for_a) {
+          out = HeadError(h, qx.data(), qb_.data() + h * b_per_head(), scratch.data());
+        } else {
+          out = HeadError(h, qa_.data() + h * a_per_head(), qx.data(), scratch.data());
+        }
+      });
 }
 
 void MatmulObjective::EvalATensor(int count, const std::function<FakeQuantFn(int)>& make_fq,
@@ -344,17 +356,19 @@ void MatmulObjective::EvalATensor(int count, const std::function<FakeQuantFn(int
   for (int i = 0; i < count; ++i) fqs.push_back(make_fq(i));
   std::vector<double> per(static_cast<size_t>(count) * heads_);
   const int64_t pairs = static_cast<int64_t>(count) * heads_;
-#pragma omp parallel if (pairs * a_per_head() * N_ > kMinParallelWork)
-  {
-    std::vector<float> qa(static_cast<size_t>(a_per_head())), scratch(static_cast<size_t>(M_) * N_);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t p = 0; p < pairs; ++p) {
-      const int i = static_cast<int>(p / heads_), h = static_cast<int>(p % heads_);
-      fqs[static_cast<size_t>(i)](a_ + h * a_per_head(), a_per_head(), qa.data());
-      per[static_cast<size_t>(p)] =
-          HeadError(h, qa.data(), qb_.data() + h * b_per_head(), scratch.data());
-    }
-  }
+  exec::ParallelForScratch(
+      pairs, pairs * a_per_head() * N_ > kMinParallelWork,
+      [&] {
+        return std::make_pair(std::vector<float>(static_cast<size_t>(a_per_head())),
+                              std::vector<float>(static_cast<size_t>(M_) * N_));
+      },
+      [&](auto& scr, int64_t p) {
+        auto& [qa, scratch] = scr;
+        const int i = static_cast<int>(p / heads_), h = static_cast<int>(p % heads_);
+        fqs[static_cast<size_t>(i)](a_ + h * a_per_head(), a_per_head(), qa.data());
+        per[static_cast<size_t>(p)] =
+            HeadError(h, qa.data(), qb_.data() + h * b_per_head(), scratch.data());
+      });
   err->assign(static_cast<size_t>(count), 0.0);
   for (int i = 0; i < count; ++i)
     for (int h = 0; h < heads_; ++h)

@@ -274,8 +274,8 @@ void RepackLogMatmulB(LogMatmul* p, const uint8_t* v, int64_t ldv, bool transpos
 LogScratch MakeLogScratch(const LogMatmul& p, int max_m) {
   LogScratch s;
   s.row_exp.resize(static_cast<size_t>(max_m));
-  const int kp8 = (p.k + 63) / 64 * 64;
-  const int kp16 = (p.k + 31) / 32 * 32;
+  const int kp8 = detail::PaddedK8(p.k);
+  const int kp16 = detail::PaddedK16(p.k);
   if (p.design == LogDesign::kU8) s.l8.resize(static_cast<size_t>(max_m) * kp8);
   if (p.design == LogDesign::kS16) s.l16.resize(static_cast<size_t>(max_m) * kp16);
   if (p.design == LogDesign::kBuckets) {
@@ -290,12 +290,9 @@ namespace {
 
 void LogRowsScalar(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
                    float* y, int64_t ldy, LogScratch* s) {
-  const int kp8 = (p.k + 63) / 64 * 64;
-  const int kp16 = (p.k + 31) / 32 * 32;
-  Epilogue ep;
-  ep.col_scale = p.col_scale.data();
-  ep.col_bias = p.col_bias.data();
-  ep.row_exp = s->row_exp.data();
+  const int kp8 = detail::PaddedK8(p.k);
+  const int kp16 = detail::PaddedK16(p.k);
+  Epilogue ep = detail::RowEpilogue(p, s);
   for (int m = m0; m < m1; ++m) {
     const uint8_t* c = codes + m * ld_codes;
     const int32_t e = LogRowExp(p, c);

@@ -110,12 +110,9 @@ inline __m256i Table16(const uint8_t* t16) {
 
 void LogRowsAvx2Impl(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
                      float* y, int64_t ldy, LogScratch* s, bool vnni) {
-  const int kp8 = (p.k + 63) / 64 * 64;
-  const int kp16 = (p.k + 31) / 32 * 32;
-  Epilogue ep;
-  ep.col_scale = p.col_scale.data();
-  ep.col_bias = p.col_bias.data();
-  ep.row_exp = s->row_exp.data();
+  const int kp8 = detail::PaddedK8(p.k);
+  const int kp16 = detail::PaddedK16(p.k);
+  Epilogue ep = detail::RowEpilogue(p, s);
   const int table_size = LogTableSize(p.bits);
   int32_t lut_e = INT32_MIN;
   int lut_cmin = -1;

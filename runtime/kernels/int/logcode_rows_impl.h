@@ -15,6 +15,20 @@ namespace adalog::intk::detail {
 // one for the baseline caller (an ODR trap that ends in SIGILL on older CPUs).
 namespace {
 
+// Row lengths of the decoded levels in LogScratch: u8 rows padded to 64, s16 rows to 32.
+inline int PaddedK8(int k) { return (k + 63) / 64 * 64; }
+inline int PaddedK16(int k) { return (k + 31) / 32 * 32; }
+
+// The epilogue every log-code row kernel applies: the matmul's column scale / bias and the
+// scratch's row exponents (filled by the kernel as it decodes each row).
+inline Epilogue RowEpilogue(const LogMatmul& p, LogScratch* s) {
+  Epilogue ep;
+  ep.col_scale = p.col_scale.data();
+  ep.col_bias = p.col_bias.data();
+  ep.row_exp = s->row_exp.data();
+  return ep;
+}
+
 // lut[c] = L_E(c) for c in 0 .. 2^b (see int_kernels.h).
 template <typename T>
 inline void BuildLevelLut(const AdaLogTables& t, int32_t e, T* lut) {
