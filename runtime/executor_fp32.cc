@@ -58,34 +58,59 @@ struct Prim {
   memory::desc scratch_desc;
   // Run on the calling thread only (small GEMMs, see kMinThreadedGemmMacs).
   bool serial = false;
-  // Row-chunked (chunks.rows > 0): `prim` is not used; the GEMM runs as chunks of kGemmChunkRows
-  // rows, see RowChunks.
+  // Row-chunked (chunks.rows > 0): `prim` is not used; the GEMM runs as chunks of `chunk` rows
+  // (GemmChunkRows), see ChunkedLinear.
   struct RowChunks {
-    int rows = 0, k = 0, n = 0;
+    int rows = 0, chunk = 0, k = 0, n = 0;
     float* src = nullptr;
     float* dst = nullptr;
     memory wei, bias;
-    dnnl::primitive full, tail;  // kGemmChunkRows rows; rows % kGemmChunkRows rows (if any)
+    dnnl::primitive full, tail;  // `chunk` rows; rows % chunk rows (if any)
     memory::desc full_scratch, tail_scratch;
     char* scratch = nullptr;  // `threads` slots of `slot_bytes` (Plan::chunk_scratch)
     size_t slot_bytes = 0;
   } chunks;
+  // Item-split batched matmul (items.count > 0): `prim` is not used; each of the `count` matrices
+  // is its own one-thread GEMM `one`, claimed dynamically (see BatchedPrim).
+  struct Items {
+    int count = 0;
+    dnnl::primitive one;
+    memory::desc src_md, wei_md, dst_md, scratch_md;
+    float *src = nullptr, *wei = nullptr, *dst = nullptr;
+    int64_t src_step = 0, wei_step = 0, dst_step = 0;  // floats between items
+    char* scratch = nullptr;
+    size_t slot_bytes = 0;
+  } items;
 };
 
 // GEMMs with fewer multiply-adds than this run on one thread (Prim::serial). oneDNN's sgemm
 // splits K between threads when M x N is small for the team (DeiT-S's head at batch 1,
 // 1x384x1000; a tiny model's patch embedding, 64x64x48), which makes the sums, and so every later
 // tensor, depend on the thread count: ExecutorFp32Test.SameBytesWithOneAndTwoThreads* failed under
-// ADALOG_ISA=avx2. Below 2^24 multiply-adds a single core takes well under a millisecond.
-constexpr int64_t kMinThreadedGemmMacs = int64_t{1} << 24;
+// ADALOG_ISA=avx2. Below 2^22 multiply-adds a single core takes a few tens of microseconds; at
+// 2^24 DeiT-S's batch-1 attention matmuls (6x197x197x64) went serial too, and batch 1 on 2 threads
+// took 6% longer.
+constexpr int64_t kMinThreadedGemmMacs = int64_t{1} << 22;
 
 // oneDNN's sgemm (the "gemm:" implementations, all that AVX2 gets) also splits K of large GEMMs
-// when the team is large enough (DeiT-S's patch embedding, 392x384x768, on 5 threads). Where oneDNN
-// picks such an implementation, a Linear runs instead as fixed chunks of this many rows, each a
-// one-thread GEMM, claimed dynamically by the threads: the chunks depend on the row count only, so
-// the bytes do not depend on the thread count. The brgemm implementations (AVX-512) split only
-// M and N and run whole, as before.
-constexpr int kGemmChunkRows = 64;
+// on larger teams (DeiT-S's patch embedding, 392x384x768, and the batched q@k^T at batch 2, on 5
+// threads), which changes the sums. From kMinSplitThreads threads on, where oneDNN picks such an
+// implementation, a Linear runs instead as fixed row chunks, each a one-thread GEMM, and a batched
+// matmul as one one-thread GEMM per matrix, claimed dynamically by the threads. A chunk depends on
+// the row count only, and a row's sums do not depend on how many rows share its GEMM (the sgemm
+// blocks K by K alone: DeiT-S logits are the same bytes whole or in chunks,
+// ExecutorFp32Test.SameBytes*), so the bytes equal those of 1 and 2 threads, where the GEMMs run
+// whole and faster (each chunk packs the weights again: chunks at every thread count made DeiT-S
+// batch 8 at 2 threads 1.5x slower under ADALOG_ISA=avx2). The brgemm implementations (AVX-512)
+// split only M and N and run whole. A chunk has rows / kGemmChunks rows rounded up to a multiple
+// of 8, at least kMinGemmChunkRows.
+constexpr int kMinSplitThreads = 3;
+constexpr int kGemmChunks = 8;
+constexpr int kMinGemmChunkRows = 64;
+int GemmChunkRows(int rows) {
+  const int even = (rows + kGemmChunks - 1) / kGemmChunks;
+  return std::max(kMinGemmChunkRows, (even + 7) / 8 * 8);
+}
 
 // The primitives of one schedule step: a Linear step's GEMM in `a`; attention's q@k^T in `a`
 // and probs@v in `b`; the head's head in `a` and head_dist in `b`; patch embedding's GEMM in `a`.
@@ -284,9 +309,10 @@ struct ExecutorFp32::Impl : exec::ModelDims {
     const auto pd = LinearPd(w, rows, serial);
     std::string impl = pd.impl_info_str();
     Prim s;
-    if (!serial && rows > kGemmChunkRows && impl.rfind("gemm:", 0) == 0) {
+    if (!serial && threads >= kMinSplitThreads && rows > GemmChunkRows(rows) &&
+        impl.rfind("gemm:", 0) == 0) {
       s = ChunkedLinear(w, rows, src, dst);
-      impl += " (row chunks of " + std::to_string(kGemmChunkRows) + ", one thread each)";
+      impl += " (row chunks of " + std::to_string(s.chunks.chunk) + ", one thread each)";
     } else {
       s = MakePrim(pd, serial);
       s.args = {{DNNL_ARG_SRC, memory(pd.src_desc(), eng, src)},
@@ -306,23 +332,24 @@ struct ExecutorFp32::Impl : exec::ModelDims {
     return MatmulPd(dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md), UserScratchAttr(), serial);
   }
 
-  // A Linear as one-thread GEMMs over fixed row chunks (kGemmChunkRows). The chunk primitives are
+  // A Linear as one-thread GEMMs over fixed row chunks (GemmChunkRows). The chunk primitives are
   // made under one thread; both read the weights in the layout the full-size chunk asks for.
   Prim ChunkedLinear(PackedLinear& w, int rows, float* src, float* dst) {
     Prim s;
     Prim::RowChunks& c = s.chunks;
     c.rows = rows;
+    c.chunk = GemmChunkRows(rows);
     c.k = w.k;
     c.n = w.n;
     c.src = src;
     c.dst = dst;
-    const auto full = LinearPd(w, kGemmChunkRows, /*serial=*/true);
+    const auto full = LinearPd(w, c.chunk, /*serial=*/true);
     c.wei = WeightsFor(w, full.weights_desc());
     c.bias = w.bias;
     c.full = dnnl::matmul(full);
     c.full_scratch = full.scratchpad_desc();
     s.scratch_bytes = c.full_scratch.get_size();
-    if (const int tail = rows % kGemmChunkRows; tail > 0) {
+    if (const int tail = rows % c.chunk; tail > 0) {
       const auto tpd = LinearPd(w, tail, /*serial=*/true);
       ADALOG_CHECK(tpd.weights_desc() == full.weights_desc(),
                    "executor: oneDNN asked for two weight layouts in one chunked GEMM");
@@ -333,15 +360,15 @@ struct ExecutorFp32::Impl : exec::ModelDims {
     return s;
   }
 
-  // Runs a chunked Linear: chunk i is rows [64 i, 64 i + 64), on whichever thread claims it, with
+  // Runs a chunked Linear: chunk i is rows [chunk i, chunk (i + 1)), on whichever thread claims it, with
   // that thread's own stream and scratchpad slot (`chunk_scratch`, `threads` slots).
   void ExecChunks(const Prim::RowChunks& c) {
-    const int64_t n_chunks = (c.rows + kGemmChunkRows - 1) / kGemmChunkRows;
+    const int64_t n_chunks = (c.rows + c.chunk - 1) / c.chunk;
     ParallelDynamic(n_chunks, threads, [&](int t, int64_t i) {
       ScopedOmpThreads one(1);
-      const int64_t r0 = i * kGemmChunkRows;
-      const int r = static_cast<int>(std::min<int64_t>(kGemmChunkRows, c.rows - r0));
-      const bool is_full = r == kGemmChunkRows;
+      const int64_t r0 = i * c.chunk;
+      const int r = static_cast<int>(std::min<int64_t>(c.chunk, c.rows - r0));
+      const bool is_full = r == c.chunk;
       const memory::desc src_md({r, c.k}, Dt::f32, Tag::ab);
       const memory::desc dst_md({r, c.n}, Dt::f32, Tag::ab);
       std::unordered_map<int, memory> args = {
@@ -360,34 +387,75 @@ struct ExecutorFp32::Impl : exec::ModelDims {
 
   // Batched over bh = batch*heads: scores[bh] = (q[bh] @ k[bh]^T) * scale; [T][hd] x [hd][T].
   Prim ScoresPrim(int bh, float scale, std::ostringstream* desc) {
-    const memory::desc src_md({bh, T, hd}, Dt::f32, Tag::abc);
-    const memory::desc wei_md({bh, hd, T}, Dt::f32, Tag::acb);  // k stored [bh][T][hd]
-    const memory::desc dst_md({bh, T, T}, Dt::f32, Tag::abc);
     dnnl::primitive_attr attr = UserScratchAttr();
     attr.set_output_scales(0, {scale});
-    const bool serial = int64_t{bh} * T * T * hd < kMinThreadedGemmMacs;
-    const auto pd = MatmulPd(dnnl::matmul::desc(src_md, wei_md, dst_md), attr, serial);
-    Prim s = MakePrim(pd, serial);
-    s.args = {{DNNL_ARG_SRC, memory(src_md, eng, q)},
-              {DNNL_ARG_WEIGHTS, memory(wei_md, eng, k)},
-              {DNNL_ARG_DST, memory(dst_md, eng, scores)}};
-    if (desc) *desc << "  q@k^T " << bh << "x(" << T << "x" << T << "x" << hd << "): " << pd.impl_info_str() << "\n";
-    return s;
+    // k stored [bh][T][hd], read as [hd][T] (acb).
+    return BatchedPrim(bh, {T, hd}, {hd, T}, Tag::acb, {T, T}, attr, q, k, scores, desc, "q@k^T");
   }
 
   // ctx[bh] = probs[bh] @ v[bh]; [T][T] x [T][hd].
   Prim AvPrim(int bh, std::ostringstream* desc) {
-    const memory::desc src_md({bh, T, T}, Dt::f32, Tag::abc);
-    const memory::desc wei_md({bh, T, hd}, Dt::f32, Tag::abc);
-    const memory::desc dst_md({bh, T, hd}, Dt::f32, Tag::abc);
-    const bool serial = int64_t{bh} * T * T * hd < kMinThreadedGemmMacs;
-    const auto pd = MatmulPd(dnnl::matmul::desc(src_md, wei_md, dst_md), UserScratchAttr(), serial);
-    Prim s = MakePrim(pd, serial);
-    s.args = {{DNNL_ARG_SRC, memory(src_md, eng, scores)},
-              {DNNL_ARG_WEIGHTS, memory(wei_md, eng, v)},
-              {DNNL_ARG_DST, memory(dst_md, eng, ctx)}};
-    if (desc) *desc << "  probs@v " << bh << "x(" << T << "x" << hd << "x" << T << "): " << pd.impl_info_str() << "\n";
+    return BatchedPrim(bh, {T, T}, {T, hd}, Tag::abc, {T, hd}, UserScratchAttr(), scores, v, ctx,
+                       desc, "probs@v");
+  }
+
+  // dst[i] = src[i] @ wei[i] for i < bh, row-major matrices stored one after another; whole, or
+  // (kMinSplitThreads threads or more, sgemm) one one-thread GEMM per matrix.
+  Prim BatchedPrim(int bh, memory::dims src, memory::dims wei, Tag wei_tag, memory::dims dst,
+                   const dnnl::primitive_attr& attr, float* src_p, float* wei_p, float* dst_p,
+                   std::ostringstream* desc, const char* what) {
+    auto batched = [](int n, const memory::dims& d) { return memory::dims{n, d[0], d[1]}; };
+    const memory::desc src_md(batched(bh, src), Dt::f32, Tag::abc);
+    const memory::desc wei_md(batched(bh, wei), Dt::f32, wei_tag);
+    const memory::desc dst_md(batched(bh, dst), Dt::f32, Tag::abc);
+    const int64_t macs = int64_t{bh} * src[0] * src[1] * dst[1];
+    const bool serial = macs < kMinThreadedGemmMacs;
+    const auto pd = MatmulPd(dnnl::matmul::desc(src_md, wei_md, dst_md), attr, serial);
+    std::string impl = pd.impl_info_str();
+    Prim s;
+    if (!serial && threads >= kMinSplitThreads && bh > 1 && impl.rfind("gemm:", 0) == 0) {
+      Prim::Items& it = s.items;
+      it.count = bh;
+      it.src_md = memory::desc(batched(1, src), Dt::f32, Tag::abc);
+      it.wei_md = memory::desc(batched(1, wei), Dt::f32, wei_tag);
+      it.dst_md = memory::desc(batched(1, dst), Dt::f32, Tag::abc);
+      const auto one = MatmulPd(dnnl::matmul::desc(it.src_md, it.wei_md, it.dst_md), attr, true);
+      it.one = dnnl::matmul(one);
+      it.scratch_md = one.scratchpad_desc();
+      s.scratch_bytes = it.scratch_md.get_size();
+      it.src = src_p;
+      it.wei = wei_p;
+      it.dst = dst_p;
+      it.src_step = src[0] * src[1];
+      it.wei_step = wei[0] * wei[1];
+      it.dst_step = dst[0] * dst[1];
+      impl += " (one thread per matrix)";
+    } else {
+      s = MakePrim(pd, serial);
+      s.args = {{DNNL_ARG_SRC, memory(src_md, eng, src_p)},
+                {DNNL_ARG_WEIGHTS, memory(wei_md, eng, wei_p)},
+                {DNNL_ARG_DST, memory(dst_md, eng, dst_p)}};
+    }
+    if (desc) {
+      *desc << "  " << what << " " << bh << "x(" << src[0] << "x" << dst[1] << "x" << src[1]
+            << "): " << impl << "\n";
+    }
     return s;
+  }
+
+  void ExecItems(const Prim::Items& it) {
+    ParallelDynamic(it.count, threads, [&](int t, int64_t i) {
+      ScopedOmpThreads one(1);
+      std::unordered_map<int, memory> args = {
+          {DNNL_ARG_SRC, memory(it.src_md, eng, it.src + i * it.src_step)},
+          {DNNL_ARG_WEIGHTS, memory(it.wei_md, eng, it.wei + i * it.wei_step)},
+          {DNNL_ARG_DST, memory(it.dst_md, eng, it.dst + i * it.dst_step)}};
+      if (it.scratch_md.get_size() > 0) {
+        args.insert({DNNL_ARG_SCRATCHPAD, memory(it.scratch_md, eng, it.scratch + it.slot_bytes * t)});
+      }
+      dnnl::stream st(eng);
+      it.one.execute(st, args);
+    });
   }
 
   // The primitives of every GEMM step of the schedule for one batch size; block 0's are described.
@@ -435,7 +503,7 @@ struct ExecutorFp32::Impl : exec::ModelDims {
     // per thread shared by the row-chunked ones.
     size_t scratch = 0, slot = 0;
     for (Prim* s : all) {
-      size_t& need = s->chunks.rows > 0 ? slot : scratch;
+      size_t& need = s->chunks.rows > 0 || s->items.count > 0 ? slot : scratch;
       need = std::max(need, s->scratch_bytes);
     }
     plan->scratch.reset(AlignedAlloc(scratch));
@@ -445,6 +513,9 @@ struct ExecutorFp32::Impl : exec::ModelDims {
       if (s->chunks.rows > 0) {
         s->chunks.scratch = static_cast<char*>(plan->chunk_scratch.get());
         s->chunks.slot_bytes = slot;
+      } else if (s->items.count > 0) {
+        s->items.scratch = static_cast<char*>(plan->chunk_scratch.get());
+        s->items.slot_bytes = slot;
       } else if (s->scratch_bytes > 0) {
         s->args.insert({DNNL_ARG_SCRATCHPAD, memory(s->scratch_desc, eng, plan->scratch.get())});
       }
@@ -460,6 +531,8 @@ struct ExecutorFp32::Impl : exec::ModelDims {
   void Exec(const Prim& s) {
     if (s.chunks.rows > 0) {
       ExecChunks(s.chunks);
+    } else if (s.items.count > 0) {
+      ExecItems(s.items);
     } else if (s.serial) {
       ScopedOmpThreads one(1);
       s.prim.execute(strm, s.args);
