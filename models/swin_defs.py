@@ -34,16 +34,10 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from vit_defs import Mlp, make_gelu  # noqa: E402,F401  (the same MLP and GELU as the ViTs)
+
 LN_EPS = 1e-5
 MASK_VALUE = -100.0  # what timm and torchvision put on cross-region pairs of a shifted window
-
-
-def make_gelu(kind):
-    if kind == "erf":
-        return nn.GELU()
-    if kind == "tanh":
-        return nn.GELU(approximate="tanh")
-    raise ValueError(f"unknown gelu kind {kind!r}")
 
 
 def relative_position_index(ws):
@@ -87,6 +81,19 @@ def shift_attention_mask(Hp, Wp, ws, shift):
     return diff.masked_fill(diff != 0, MASK_VALUE).masked_fill(diff == 0, 0.0)
 
 
+def masked_softmax_av(attn, mask, v, heads, Bw, N, C):
+    """softmax(attn + mask) @ v with the heads merged back: attn [Bw, heads, N, N], mask [nW, N, N]
+    or None (the windows of one image are consecutive in Bw), v [Bw, heads, N, C / heads] ->
+    [Bw, N, C]. Bw, N, C come from the caller's x.shape, so the export's shape nodes stay those of
+    the input."""
+    if mask is not None:
+        nW = mask.shape[0]
+        attn = attn.view(Bw // nW, nW, heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
+        attn = attn.view(-1, heads, N, N)
+    attn = attn.softmax(dim=-1)
+    return (attn @ v).transpose(1, 2).reshape(Bw, N, C)
+
+
 class WindowAttention(nn.Module):
     def __init__(self, dim, ws, heads):
         super().__init__()
@@ -108,13 +115,7 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         bias = bias.view(N, N, self.heads).permute(2, 0, 1).contiguous()
         attn = attn + bias.unsqueeze(0)
-        if mask is not None:
-            nW = mask.shape[0]
-            attn = attn.view(Bw // nW, nW, self.heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
-            attn = attn.view(-1, self.heads, N, N)
-        attn = attn.softmax(dim=-1)
-        x = (attn @ v).transpose(1, 2).reshape(Bw, N, C)
-        return self.proj(x)
+        return self.proj(masked_softmax_av(attn, mask, v, self.heads, Bw, N, C))
 
 
 class WindowAttentionV2(nn.Module):
@@ -152,24 +153,7 @@ class WindowAttentionV2(nn.Module):
         pb = self.cpb_mlp(self.relative_coords_table)[self.relative_position_index.view(-1)]
         pb = 16 * torch.sigmoid(pb.view(N, N, self.heads).permute(2, 0, 1).contiguous())
         attn = attn + pb.unsqueeze(0)
-        if mask is not None:
-            nW = mask.shape[0]
-            attn = attn.view(Bw // nW, nW, self.heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
-            attn = attn.view(-1, self.heads, N, N)
-        attn = attn.softmax(dim=-1)
-        x = (attn @ v).transpose(1, 2).reshape(Bw, N, C)
-        return self.proj(x)
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim, hidden, gelu):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = make_gelu(gelu)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
+        return self.proj(masked_softmax_av(attn, mask, v, self.heads, Bw, N, C))
 
 
 class SwinBlock(nn.Module):

@@ -24,6 +24,7 @@ double BinaryF(const std::string& op, double a, double b) {
   if (op == "Mul") return a * b;
   if (op == "Div") return a / b;
   if (op == "Pow") return std::pow(a, b);
+  if (op == "Mod") return std::fmod(a, b);  // floats: only fmod=1 reaches here (EvalMod)
   if (op == "Max") return std::max(a, b);
   if (op == "Min") return std::min(a, b);
   if (op == "Equal") return a == b;
@@ -63,6 +64,12 @@ int64_t BinaryI(const Node& n, int64_t a, int64_t b) {
   }
   if (op == "Max") return std::max(a, b);
   if (op == "Min") return std::min(a, b);
+  if (op == "Mod") {
+    ADALOG_CHECK(b != 0, n.Describe(), ": integer Mod by zero");
+    int64_t r = (b == -1) ? 0 : a % b;  // C++ %: sign of a (= fmod)
+    if (n.GetInt("fmod", 0) == 0 && r != 0 && ((r < 0) != (b < 0))) r += b;  // sign of the divisor
+    return r;
+  }
   if (op == "Pow") {
     ADALOG_CHECK(b >= 0 && b < 64, n.Describe(), ": integer power ", b, " unsupported");
     int64_t r = 1;

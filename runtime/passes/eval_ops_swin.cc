@@ -11,30 +11,12 @@ namespace adalog {
 namespace graph {
 namespace eval_ops {
 
+// Mod is a broadcasting binary op (EvalBinary: integer Mod with ONNX's fmod attribute, float
+// Mod as fmod); ONNX allows float inputs only with fmod=1.
 Tensor EvalMod(const Node& n, const Tensor& a, const Tensor& b) {
-  const Dims out_dims = Broadcast(a.dims, b.dims, n);
-  const bool fmod = n.GetInt("fmod", 0) != 0;
   const bool is_int = a.dtype == DType::kInt64 && b.dtype == DType::kInt64;
-  ADALOG_CHECK(is_int || fmod, n.Describe(), ": Mod of floats needs fmod=1 (ONNX)");
-  const DType dt = is_int ? DType::kInt64 : DType::kFloat;
-  if (!a.has_data || !b.has_data) return ShapeOnly(dt, out_dims, n);
-  Tensor out = MakeTensor(dt, out_dims, n.Describe());
-  const Dims sa = Strides(a.dims), sb = Strides(b.dims);
-  int64_t k = 0;
-  ForEachIndex(out_dims, [&](const Dims& idx) {
-    const int64_t ia = BroadcastSrc(a.dims, sa, out_dims, idx);
-    const int64_t ib = BroadcastSrc(b.dims, sb, out_dims, idx);
-    if (is_int) {
-      const int64_t x = a.i[ia], y = b.i[ib];
-      ADALOG_CHECK(y != 0, n.Describe(), ": integer Mod by zero");
-      int64_t r = (y == -1) ? 0 : x % y;  // C++ %: sign of x (= fmod)
-      if (!fmod && r != 0 && ((r < 0) != (y < 0))) r += y;  // fmod=0: sign of the divisor
-      out.i[k++] = r;
-    } else {
-      out.f[k++] = static_cast<float>(std::fmod(a.AtF(ia), b.AtF(ib)));
-    }
-  });
-  return out;
+  ADALOG_CHECK(is_int || n.GetInt("fmod", 0) != 0, n.Describe(), ": Mod of floats needs fmod=1 (ONNX)");
+  return EvalBinary(n, a, b);
 }
 
 Tensor EvalScatterND(const Node& n, const Tensor& data, const Tensor& indices, const Tensor& updates) {

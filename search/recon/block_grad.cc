@@ -206,6 +206,16 @@ BlockTrainParams<T> BlockRecon<T>::InitialParams() const {
   return p;
 }
 
+// The block's Linear that a Linear step runs (qkv, proj, fc1, fc2).
+static int LinearOfStep(StepOp op) {
+  switch (op) {
+    case StepOp::kQkv: return kReconQkv;
+    case StepOp::kProj: return kReconProj;
+    case StepOp::kFc1: return kReconFc1;
+    default: return kReconFc2;
+  }
+}
+
 template <typename T>
 int BlockRecon<T>::SiteOfTap(TapPoint tap) const {
   switch (tap) {
@@ -493,10 +503,7 @@ void BlockRecon<T>::RunStep(const Step& st, int index, const BlockTrainParams<T>
     case StepOp::kProj:
     case StepOp::kFc1:
     case StepOp::kFc2: {
-      const int l = st.op == StepOp::kQkv    ? kReconQkv
-                    : st.op == StepOp::kProj ? kReconProj
-                    : st.op == StepOp::kFc1  ? kReconFc1
-                                             : kReconFc2;
+      const int l = LinearOfStep(st.op);
       std::copy(in, in + rows * lin_[l]->in, lin_in_[l].data());
       LinearForward(l, lin_in_[l].data(), out);
       break;
@@ -589,10 +596,7 @@ void BlockRecon<T>::BackStep(const Step& st, int index, const BlockTrainParams<T
     case StepOp::kProj:
     case StepOp::kFc1:
     case StepOp::kFc2: {
-      const int l = st.op == StepOp::kQkv    ? kReconQkv
-                    : st.op == StepOp::kProj ? kReconProj
-                    : st.op == StepOp::kFc1  ? kReconFc1
-                                             : kReconFc2;
+      const int l = LinearOfStep(st.op);
       LinearBackward(l, lin_in_[l].data(), gout, gin, &grad->alpha[l]);
       break;
     }

@@ -10,54 +10,17 @@
 #include "runtime/graph.h"
 #include "runtime/passes/fold.h"
 #include "tests/util/expect_error.h"
+#include "tests/util/fold_graph.h"
 
 namespace adalog::graph {
 namespace {
 
-Node MakeNode(const std::string& op, const std::string& name, std::vector<std::string> in,
-              std::vector<std::string> out) {
-  Node n;
-  n.op = op;
-  n.name = name;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
-}
-
-void SetInts(Node* n, const std::string& key, std::vector<int64_t> v) {
-  Attr a;
-  a.kind = Attr::kInts;
-  a.ints = std::move(v);
-  n->attrs[key] = a;
-}
-
-void SetInt(Node* n, const std::string& key, int64_t v) {
-  Attr a;
-  a.kind = Attr::kInt;
-  a.i = v;
-  n->attrs[key] = a;
-}
-
-Tensor Ints(std::vector<int64_t> v, std::vector<int64_t> dims) {
-  Tensor t = VectorI(v);
-  t.dims = std::move(dims);
-  return t;
-}
-
-// Input 'x' [batch?, 3, 4, 4] (dynamic batch), one graph output.
-Graph BaseGraph(const std::string& output) {
-  Graph g;
-  g.opset = 17;
-  ValueInfo vi;
-  vi.name = "x";
-  vi.elem_type = 1;
-  vi.has_shape = true;
-  vi.dims = {-1, 3, 4, 4};
-  vi.dim_params = {"batch", "", "", ""};
-  g.inputs.push_back(vi);
-  g.outputs = {output};
-  return g;
-}
+using fold_test::BaseGraph;
+using fold_test::Floats;
+using fold_test::Ints;
+using fold_test::MakeNode;
+using fold_test::SetInt;
+using fold_test::SetInts;
 
 TEST(ImporterFold, DynamicBatchReshapeChainFolds) {
   // x -> Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])) -> y : [batch, 48]

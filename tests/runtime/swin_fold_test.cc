@@ -9,46 +9,17 @@
 #include "runtime/graph.h"
 #include "runtime/passes/fold.h"
 #include "tests/util/expect_error.h"
+#include "tests/util/fold_graph.h"
 
 namespace adalog::graph {
 namespace {
 
-Node MakeNode(const std::string& op, const std::string& name, std::vector<std::string> in,
-              std::vector<std::string> out) {
-  Node n;
-  n.op = op;
-  n.name = name;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
-}
-
-Tensor Ints(std::vector<int64_t> v, std::vector<int64_t> dims) {
-  Tensor t = VectorI(v);
-  t.dims = std::move(dims);
-  return t;
-}
-
-Tensor Floats(std::vector<float> v, std::vector<int64_t> dims) {
-  Tensor t = MakeTensor(DType::kFloat, dims, "test");
-  t.f = std::move(v);
-  return t;
-}
-
-// Input 'x' [batch?, 3, 4, 4] (dynamic batch), one graph output.
-Graph BaseGraph(const std::string& output) {
-  Graph g;
-  g.opset = 17;
-  ValueInfo vi;
-  vi.name = "x";
-  vi.elem_type = 1;
-  vi.has_shape = true;
-  vi.dims = {-1, 3, 4, 4};
-  vi.dim_params = {"batch", "", "", ""};
-  g.inputs.push_back(vi);
-  g.outputs = {output};
-  return g;
-}
+using fold_test::BaseGraph;
+using fold_test::Floats;
+using fold_test::Ints;
+using fold_test::MakeNode;
+using fold_test::SetInt;
+using fold_test::SetInts;
 
 TEST(SwinFold, ModFollowsTheDivisorSignUnlessFmod) {
   Graph g = BaseGraph("x");
@@ -56,10 +27,7 @@ TEST(SwinFold, ModFollowsTheDivisorSignUnlessFmod) {
   g.initializers["b"] = Ints({3, 3, -3, -3, 3}, {5});
   g.nodes.push_back(MakeNode("Mod", "mod", {"a", "b"}, {"m"}));
   Node f1 = MakeNode("Mod", "fmod", {"a", "b"}, {"fm"});
-  Attr one;
-  one.kind = Attr::kInt;
-  one.i = 1;
-  f1.attrs["fmod"] = one;
+  SetInt(&f1, "fmod", 1);
   g.nodes.push_back(f1);
   const Folded f = FoldAndInferShapes(g, 1);
   EXPECT_EQ(f.Value("m").i, (std::vector<int64_t>{2, 1, -1, -2, 0}));   // Python's %

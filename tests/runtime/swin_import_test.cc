@@ -2,14 +2,7 @@
 // cosine attention is rejected with a message naming it and its nodes; Swin V1 exports are not
 // mistaken for it; the detector looks at meaning (L2 normalization of both q@k^T operands), so an
 // edit that removes one normalization turns the rejection off.
-#ifndef ONNX_ML
-#define ONNX_ML 1
-#endif
-#ifndef ONNX_NAMESPACE
-#define ONNX_NAMESPACE onnx
-#endif
 #include <gtest/gtest.h>
-#include <onnx/onnx_pb.h>
 
 #include <fstream>
 #include <sstream>
@@ -18,6 +11,7 @@
 #include "quant/error.h"
 #include "runtime/onnx_importer.h"
 #include "tests/util/expect_error.h"
+#include "tests/util/onnx_proto.h"
 
 namespace adalog {
 namespace {

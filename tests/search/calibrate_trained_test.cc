@@ -23,35 +23,14 @@
 #include "runtime/model_file.h"
 #include "runtime/onnx_importer.h"
 #include "search/calibrate.h"
+#include "tests/util/int_hand_plan.h"
 
 namespace adalog::search {
 namespace {
 
-struct Agreement {
-  double top1_same = 0, mean_cos = 0, min_cos = 1;
-};
-
-// a vs b row by row: top-1 equal, cosine of the logits.
-Agreement Compare(const std::vector<float>& a, const std::vector<float>& b, int rows, int classes) {
-  Agreement g;
-  int same = 0;
-  for (int r = 0; r < rows; ++r) {
-    const float* x = a.data() + size_t(r) * classes;
-    const float* y = b.data() + size_t(r) * classes;
-    same += std::max_element(x, x + classes) - x == std::max_element(y, y + classes) - y;
-    double xy = 0, xx = 0, yy = 0;
-    for (int c = 0; c < classes; ++c) {
-      xy += double(x[c]) * y[c];
-      xx += double(x[c]) * x[c];
-      yy += double(y[c]) * y[c];
-    }
-    const double cos = xy / std::sqrt(std::max(xx * yy, 1e-300));
-    g.mean_cos += cos / rows;
-    g.min_cos = std::min(g.min_cos, cos);
-  }
-  g.top1_same = double(same) / rows;
-  return g;
-}
+// Row-by-row agreement of two logit sets (top-1 equal, cosine), shared with the integer tests.
+using int_test::Agreement;
+using int_test::Compare;
 
 template <typename Exec>
 std::vector<float> RunAll(Exec* e, const std::vector<float>& x, int n, int64_t per, int classes, int batch) {
