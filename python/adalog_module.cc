@@ -564,7 +564,9 @@ PYBIND11_MODULE(adalog, mod) {
       "ready to run batches of float32 [N,C,H,W] images.")
       .def(py::init<const py::object&, int, int, bool>(), py::arg("path"), py::kw_only(),
            py::arg("threads") = 0, py::arg("max_batch") = 8, py::arg("simulate") = false,
-           "threads: OpenMP threads (0: all). max_batch: images per engine run (1..1024); run() "
+           "threads: worker threads per run() call (0: OpenMP's default; the integer executor "
+           "runs them on adalog's own pool, the FP32 and simulated executors on OpenMP). "
+           "max_batch: images per engine run (1..1024); run() "
            "takes any N "
            "and runs it in batches of max_batch. simulate: quantized files only, the fake-quant "
            "reference "
