@@ -58,29 +58,29 @@ struct Prim {
   memory::desc scratch_desc;
   // Run on the calling thread only (small GEMMs, see kMinThreadedGemmMacs).
   bool serial = false;
-  // Row-chunked (chunks.rows > 0): `prim` is not used; the GEMM runs as chunks of `chunk` rows
-  // (GemmChunkRows), see ChunkedLinear.
-  struct RowChunks {
-    int rows = 0, chunk = 0, k = 0, n = 0;
+  // Split (split.count > 0; `prim` is not used): the GEMM runs as `count` one-thread GEMMs,
+  // claimed dynamically by the threads (ExecSplit). Piece i reads src + i * src_step and writes
+  // dst + i * dst_step: fixed row chunks of a Linear (ChunkedLinear; the last chunk may be shorter,
+  // `tail`), or the matrices of a batched matmul (BatchedPrim; weights per piece, wei_step > 0).
+  struct Split {
+    struct Piece {
+      dnnl::primitive prim;
+      memory::desc src, dst, scratch;
+    };
+    int count = 0;
+    Piece full, tail;
+    bool has_tail = false;  // the last piece is `tail`
     float* src = nullptr;
     float* dst = nullptr;
-    memory wei, bias;
-    dnnl::primitive full, tail;  // `chunk` rows; rows % chunk rows (if any)
-    memory::desc full_scratch, tail_scratch;
+    int64_t src_step = 0, dst_step = 0;
+    memory wei;  // shared by every piece (wei_step == 0)
+    float* wei_ptr = nullptr;
+    memory::desc wei_md;
+    int64_t wei_step = 0;
+    memory bias;  // a Linear's bias (empty: none)
     char* scratch = nullptr;  // `threads` slots of `slot_bytes` (Plan::chunk_scratch)
     size_t slot_bytes = 0;
-  } chunks;
-  // Item-split batched matmul (items.count > 0): `prim` is not used; each of the `count` matrices
-  // is its own one-thread GEMM `one`, claimed dynamically (see BatchedPrim).
-  struct Items {
-    int count = 0;
-    dnnl::primitive one;
-    memory::desc src_md, wei_md, dst_md, scratch_md;
-    float *src = nullptr, *wei = nullptr, *dst = nullptr;
-    int64_t src_step = 0, wei_step = 0, dst_step = 0;  // floats between items
-    char* scratch = nullptr;
-    size_t slot_bytes = 0;
-  } items;
+  } split;
 };
 
 // GEMMs with fewer multiply-adds than this run on one thread (Prim::serial). oneDNN's sgemm
@@ -312,7 +312,7 @@ struct ExecutorFp32::Impl : exec::ModelDims {
     if (!serial && threads >= kMinSplitThreads && rows > GemmChunkRows(rows) &&
         impl.rfind("gemm:", 0) == 0) {
       s = ChunkedLinear(w, rows, src, dst);
-      impl += " (row chunks of " + std::to_string(s.chunks.chunk) + ", one thread each)";
+      impl += " (row chunks of " + std::to_string(GemmChunkRows(rows)) + ", one thread each)";
     } else {
       s = MakePrim(pd, serial);
       s.args = {{DNNL_ARG_SRC, memory(pd.src_desc(), eng, src)},
@@ -336,52 +336,49 @@ struct ExecutorFp32::Impl : exec::ModelDims {
   // made under one thread; both read the weights in the layout the full-size chunk asks for.
   Prim ChunkedLinear(PackedLinear& w, int rows, float* src, float* dst) {
     Prim s;
-    Prim::RowChunks& c = s.chunks;
-    c.rows = rows;
-    c.chunk = GemmChunkRows(rows);
-    c.k = w.k;
-    c.n = w.n;
+    Prim::Split& c = s.split;
+    const int chunk = GemmChunkRows(rows), tail = rows % chunk;
+    auto piece = [&](int r, Prim::Split::Piece* p) {
+      const auto pd = LinearPd(w, r, /*serial=*/true);
+      p->prim = dnnl::matmul(pd);
+      p->src = pd.src_desc();
+      p->dst = pd.dst_desc();
+      p->scratch = pd.scratchpad_desc();
+      s.scratch_bytes = std::max(s.scratch_bytes, p->scratch.get_size());
+      return pd.weights_desc();
+    };
+    const memory::desc wei_md = piece(chunk, &c.full);
+    c.count = (rows + chunk - 1) / chunk;
+    if (tail > 0) {
+      ADALOG_CHECK(piece(tail, &c.tail) == wei_md,
+                   "executor: oneDNN asked for two weight layouts in one chunked GEMM");
+      c.has_tail = true;
+    }
     c.src = src;
     c.dst = dst;
-    const auto full = LinearPd(w, c.chunk, /*serial=*/true);
-    c.wei = WeightsFor(w, full.weights_desc());
+    c.src_step = int64_t{chunk} * w.k;
+    c.dst_step = int64_t{chunk} * w.n;
+    c.wei = WeightsFor(w, wei_md);
     c.bias = w.bias;
-    c.full = dnnl::matmul(full);
-    c.full_scratch = full.scratchpad_desc();
-    s.scratch_bytes = c.full_scratch.get_size();
-    if (const int tail = rows % c.chunk; tail > 0) {
-      const auto tpd = LinearPd(w, tail, /*serial=*/true);
-      ADALOG_CHECK(tpd.weights_desc() == full.weights_desc(),
-                   "executor: oneDNN asked for two weight layouts in one chunked GEMM");
-      c.tail = dnnl::matmul(tpd);
-      c.tail_scratch = tpd.scratchpad_desc();
-      s.scratch_bytes = std::max(s.scratch_bytes, c.tail_scratch.get_size());
-    }
     return s;
   }
 
-  // Runs a chunked Linear: chunk i is rows [chunk i, chunk (i + 1)), on whichever thread claims it, with
-  // that thread's own stream and scratchpad slot (`chunk_scratch`, `threads` slots).
-  void ExecChunks(const Prim::RowChunks& c) {
-    const int64_t n_chunks = (c.rows + c.chunk - 1) / c.chunk;
-    ParallelDynamic(n_chunks, threads, [&](int t, int64_t i) {
+  // Runs a split GEMM: piece i on whichever thread claims it, with that thread's own stream and
+  // scratchpad slot.
+  void ExecSplit(const Prim::Split& c) {
+    ParallelDynamic(c.count, threads, [&](int t, int64_t i) {
       ScopedOmpThreads one(1);
-      const int64_t r0 = i * c.chunk;
-      const int r = static_cast<int>(std::min<int64_t>(c.chunk, c.rows - r0));
-      const bool is_full = r == c.chunk;
-      const memory::desc src_md({r, c.k}, Dt::f32, Tag::ab);
-      const memory::desc dst_md({r, c.n}, Dt::f32, Tag::ab);
+      const Prim::Split::Piece& p = c.has_tail && i == c.count - 1 ? c.tail : c.full;
       std::unordered_map<int, memory> args = {
-          {DNNL_ARG_SRC, memory(src_md, eng, c.src + r0 * c.k)},
-          {DNNL_ARG_WEIGHTS, c.wei},
-          {DNNL_ARG_BIAS, c.bias},
-          {DNNL_ARG_DST, memory(dst_md, eng, c.dst + r0 * c.n)}};
-      const memory::desc& sd = is_full ? c.full_scratch : c.tail_scratch;
-      if (sd.get_size() > 0) {
-        args.insert({DNNL_ARG_SCRATCHPAD, memory(sd, eng, c.scratch + c.slot_bytes * t)});
+          {DNNL_ARG_SRC, memory(p.src, eng, c.src + i * c.src_step)},
+          {DNNL_ARG_WEIGHTS, c.wei_step > 0 ? memory(c.wei_md, eng, c.wei_ptr + i * c.wei_step) : c.wei},
+          {DNNL_ARG_DST, memory(p.dst, eng, c.dst + i * c.dst_step)}};
+      if (c.bias) args.insert({DNNL_ARG_BIAS, c.bias});
+      if (p.scratch.get_size() > 0) {
+        args.insert({DNNL_ARG_SCRATCHPAD, memory(p.scratch, eng, c.scratch + c.slot_bytes * t)});
       }
       dnnl::stream st(eng);
-      (is_full ? c.full : c.tail).execute(st, args);
+      p.prim.execute(st, args);
     });
   }
 
@@ -414,17 +411,18 @@ struct ExecutorFp32::Impl : exec::ModelDims {
     std::string impl = pd.impl_info_str();
     Prim s;
     if (!serial && threads >= kMinSplitThreads && bh > 1 && impl.rfind("gemm:", 0) == 0) {
-      Prim::Items& it = s.items;
+      Prim::Split& it = s.split;
       it.count = bh;
-      it.src_md = memory::desc(batched(1, src), Dt::f32, Tag::abc);
+      it.full.src = memory::desc(batched(1, src), Dt::f32, Tag::abc);
       it.wei_md = memory::desc(batched(1, wei), Dt::f32, wei_tag);
-      it.dst_md = memory::desc(batched(1, dst), Dt::f32, Tag::abc);
-      const auto one = MatmulPd(dnnl::matmul::desc(it.src_md, it.wei_md, it.dst_md), attr, true);
-      it.one = dnnl::matmul(one);
-      it.scratch_md = one.scratchpad_desc();
-      s.scratch_bytes = it.scratch_md.get_size();
+      it.full.dst = memory::desc(batched(1, dst), Dt::f32, Tag::abc);
+      const auto one =
+          MatmulPd(dnnl::matmul::desc(it.full.src, it.wei_md, it.full.dst), attr, /*serial=*/true);
+      it.full.prim = dnnl::matmul(one);
+      it.full.scratch = one.scratchpad_desc();
+      s.scratch_bytes = it.full.scratch.get_size();
       it.src = src_p;
-      it.wei = wei_p;
+      it.wei_ptr = wei_p;
       it.dst = dst_p;
       it.src_step = src[0] * src[1];
       it.wei_step = wei[0] * wei[1];
@@ -441,21 +439,6 @@ struct ExecutorFp32::Impl : exec::ModelDims {
             << "): " << impl << "\n";
     }
     return s;
-  }
-
-  void ExecItems(const Prim::Items& it) {
-    ParallelDynamic(it.count, threads, [&](int t, int64_t i) {
-      ScopedOmpThreads one(1);
-      std::unordered_map<int, memory> args = {
-          {DNNL_ARG_SRC, memory(it.src_md, eng, it.src + i * it.src_step)},
-          {DNNL_ARG_WEIGHTS, memory(it.wei_md, eng, it.wei + i * it.wei_step)},
-          {DNNL_ARG_DST, memory(it.dst_md, eng, it.dst + i * it.dst_step)}};
-      if (it.scratch_md.get_size() > 0) {
-        args.insert({DNNL_ARG_SCRATCHPAD, memory(it.scratch_md, eng, it.scratch + it.slot_bytes * t)});
-      }
-      dnnl::stream st(eng);
-      it.one.execute(st, args);
-    });
   }
 
   // The primitives of every GEMM step of the schedule for one batch size; block 0's are described.
@@ -503,19 +486,16 @@ struct ExecutorFp32::Impl : exec::ModelDims {
     // per thread shared by the row-chunked ones.
     size_t scratch = 0, slot = 0;
     for (Prim* s : all) {
-      size_t& need = s->chunks.rows > 0 || s->items.count > 0 ? slot : scratch;
+      size_t& need = s->split.count > 0 ? slot : scratch;
       need = std::max(need, s->scratch_bytes);
     }
     plan->scratch.reset(AlignedAlloc(scratch));
     slot = (slot + 63) / 64 * 64;
     if (slot > 0) plan->chunk_scratch.reset(AlignedAlloc(slot * static_cast<size_t>(threads)));
     for (Prim* s : all) {
-      if (s->chunks.rows > 0) {
-        s->chunks.scratch = static_cast<char*>(plan->chunk_scratch.get());
-        s->chunks.slot_bytes = slot;
-      } else if (s->items.count > 0) {
-        s->items.scratch = static_cast<char*>(plan->chunk_scratch.get());
-        s->items.slot_bytes = slot;
+      if (s->split.count > 0) {
+        s->split.scratch = static_cast<char*>(plan->chunk_scratch.get());
+        s->split.slot_bytes = slot;
       } else if (s->scratch_bytes > 0) {
         s->args.insert({DNNL_ARG_SCRATCHPAD, memory(s->scratch_desc, eng, plan->scratch.get())});
       }
@@ -529,10 +509,8 @@ struct ExecutorFp32::Impl : exec::ModelDims {
   }
 
   void Exec(const Prim& s) {
-    if (s.chunks.rows > 0) {
-      ExecChunks(s.chunks);
-    } else if (s.items.count > 0) {
-      ExecItems(s.items);
+    if (s.split.count > 0) {
+      ExecSplit(s.split);
     } else if (s.serial) {
       ScopedOmpThreads one(1);
       s.prim.execute(strm, s.args);
