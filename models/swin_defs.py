@@ -34,6 +34,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+import vit_defs  # noqa: E402
 from vit_defs import Mlp, make_gelu  # noqa: E402,F401  (the same MLP and GELU as the ViTs)
 
 LN_EPS = 1e-5
@@ -365,33 +366,12 @@ def copy_timm_to_torchvision(timm_model, tv_model):
     return tv_model
 
 
-@torch.no_grad()
 def perturb_(model, seed, scale=0.5):
-    """Seeded non-trivial weights for exactness tests (never for accuracy claims): LayerNorm gamma
-    1 + N(0, 0.2*scale), beta and biases N(0, 0.1*scale), Linear/Conv weights N(0, 1/fan_in),
-    relative position bias tables N(0, 1*scale) (large enough that the bias visibly shapes attention)."""
-    g = torch.Generator().manual_seed(seed)
-
-    def rn(t, std):
-        return torch.randn(t.shape, generator=g) * std
-
-    for _, m in model.named_modules():
-        if isinstance(m, nn.LayerNorm):
-            m.weight.copy_(1.0 + rn(m.weight, 0.2 * scale))
-            m.bias.copy_(rn(m.bias, 0.1 * scale))
-        elif isinstance(m, nn.Linear):
-            m.weight.copy_(rn(m.weight, 1.0 / m.in_features ** 0.5))
-            if m.bias is not None:
-                m.bias.copy_(rn(m.bias, 0.1 * scale))
-        elif isinstance(m, nn.Conv2d):
-            fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
-            m.weight.copy_(rn(m.weight, 1.0 / fan_in ** 0.5))
-            if m.bias is not None:
-                m.bias.copy_(rn(m.bias, 0.1 * scale))
-    for pname, p in model.named_parameters():
-        if pname.endswith("relative_position_bias_table"):
-            p.copy_(rn(p, 1.0 * scale))
-    return model
+    """Seeded non-trivial weights for exactness tests (never for accuracy claims): vit_defs.perturb_
+    (LayerNorm gamma 1 + N(0, 0.2*scale), beta and biases N(0, 0.1*scale), Linear/Conv weights
+    N(0, 1/fan_in)), with the relative position bias tables N(0, 1*scale) (large enough that the
+    bias visibly shapes attention)."""
+    return vit_defs.perturb_(model, seed, scale, named_std={"relative_position_bias_table": 1.0})
 
 
 @torch.no_grad()

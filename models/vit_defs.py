@@ -158,15 +158,22 @@ def make_torchvision_vit(img_size, patch, depth, heads, dim, mlp_dim, num_classe
                              hidden_dim=dim, mlp_dim=mlp_dim, num_classes=num_classes)
 
 
+# Parameters that perturb_ redraws by name after the modules (last name component -> std / scale).
+VIT_NAMED_STD = {"cls_token": 0.5, "dist_token": 0.5, "class_token": 0.5, "pos_embed": 0.5,
+                 "pos_embedding": 0.5}
+
+
 @torch.no_grad()
-def perturb_(model, seed, scale=0.5):
+def perturb_(model, seed, scale=0.5, named_std=None):
     """Make a random-weight model a non-vacuous test: seeded re-init so logits are non-trivial.
 
     Every LayerNorm gamma becomes 1 + N(0, 0.2*scale), every beta and every bias N(0, 0.1*scale),
-    cls/dist tokens and pos_embed N(0, 0.5*scale), and Linear weights get a fan-in scaled normal
-    (std 1/sqrt(in)), so zero-initialised heads (torchvision) produce non-zero, well-spread logits.
-    Only for exactness tests: never use such a model for accuracy claims.
+    cls/dist tokens and pos_embed N(0, 0.5*scale) (`named_std`, default VIT_NAMED_STD: parameters
+    by last name component, in parameter order, after the modules), and Linear weights get a fan-in
+    scaled normal (std 1/sqrt(in)), so zero-initialised heads (torchvision) produce non-zero,
+    well-spread logits. Only for exactness tests: never use such a model for accuracy claims.
     """
+    named_std = VIT_NAMED_STD if named_std is None else named_std
     g = torch.Generator().manual_seed(seed)
 
     def rn(t, std):
@@ -192,6 +199,6 @@ def perturb_(model, seed, scale=0.5):
                 m.bias.copy_(rn(m.bias, 0.1 * scale))
     for pname, p in model.named_parameters():
         base = pname.split(".")[-1]
-        if base in ("cls_token", "dist_token", "class_token", "pos_embed", "pos_embedding"):
-            p.copy_(rn(p, 0.5 * scale))
+        if base in named_std:
+            p.copy_(rn(p, named_std[base] * scale))
     return model

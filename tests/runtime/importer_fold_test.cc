@@ -15,12 +15,7 @@
 namespace adalog::graph {
 namespace {
 
-using fold_test::BaseGraph;
-using fold_test::Floats;
-using fold_test::Ints;
-using fold_test::MakeNode;
-using fold_test::SetInt;
-using fold_test::SetInts;
+using namespace fold_test;  // MakeNode, SetInt(s), Ints, Floats, BaseGraph
 
 TEST(ImporterFold, DynamicBatchReshapeChainFolds) {
   // x -> Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])) -> y : [batch, 48]

@@ -14,12 +14,7 @@
 namespace adalog::graph {
 namespace {
 
-using fold_test::BaseGraph;
-using fold_test::Floats;
-using fold_test::Ints;
-using fold_test::MakeNode;
-using fold_test::SetInt;
-using fold_test::SetInts;
+using namespace fold_test;  // MakeNode, SetInt(s), Ints, Floats, BaseGraph
 
 TEST(SwinFold, ModFollowsTheDivisorSignUnlessFmod) {
   Graph g = BaseGraph("x");
