@@ -259,14 +259,17 @@ SegmentedUniformEncoder::SegmentedUniformEncoder(
     bool all_avx512 = true;   // every segment's encoder runs at AVX-512
     bool whole_vectors = true;  // every segment a multiple of 16 floats
   } config;
+  IsaLevel lowest = DetectedIsaLevel();  // the cap the segments' encoders were made under
   for (size_t i = 0; i < seg_.size(); ++i) {
     ADALOG_CHECK(seg_[i] != nullptr && len_[i] >= 0, "segmented encoder: bad segment ", i);
+    if (seg_[i]->isa() < lowest) lowest = seg_[i]->isa();
     row_ += len_[i];
     config.whole_vectors = config.whole_vectors && len_[i] % 16 == 0;
     config.all_avx512 = config.all_avx512 && (seg_[i]->isa() == IsaLevel::kAvx512 ||
                                               seg_[i]->isa() == IsaLevel::kAvx512Vnni);
   }
-  // The segments' own levels already carry the ISA cap, so the list runs uncapped on them.
+  // The segments' own levels already carry the ISA cap; the lowest of them is passed as the cap so
+  // the dispatch log names the cap in force (it said the detected level under ADALOG_ISA=avx2).
   static const std::vector<KernelImpl<bool, Config>> list = {
       {"code_encode_u8_segments__avx512", IsaLevel::kAvx512,
        [](const Config& c) -> const char* {
@@ -277,7 +280,7 @@ SegmentedUniformEncoder::SegmentedUniformEncoder(
        true},
       {"code_encode_u8_segments__per_segment", IsaLevel::kRef, {}, false},
   };
-  vectorized_ = SelectKernel("code_encode_u8_segments", list, config, DetectedIsaLevel(), [&] {
+  vectorized_ = SelectKernel("code_encode_u8_segments", list, config, lowest, [&] {
                   return std::to_string(seg_.size()) + " segments";
                 }).fn;
   if (!vectorized_) return;
