@@ -405,52 +405,66 @@ class Exporter {
 
 }  // namespace
 
-std::vector<std::string> QdqUnsupportedTaps(const QuantizedModel& qm) {
-  std::vector<std::string> out;
-  auto act = [&](const ActQuant& q, const std::string& where) {
-    const std::string r = ActReason(q);
-    if (!r.empty()) out.push_back(where + ": " + r);
-  };
-  auto head = [&](const UniformPerHead& q, const std::string& where) {
-    const std::string r = HeadReason(q);
-    if (!r.empty()) out.push_back(where + ": " + r);
+std::vector<QdqUnsupportedTap> QdqUnsupportedTaps(const QuantizedModel& qm) {
+  std::vector<QdqUnsupportedTap> out;
+  auto add = [&](int block, const std::string& tap, const std::string& reason) {
+    if (!reason.empty()) out.push_back({block, tap, reason});
   };
   for (size_t b = 0; b < qm.plan.blocks.size(); ++b) {
     const BlockQuant& q = qm.plan.blocks[b];
-    const std::string pre = "block " + std::to_string(b) + " ";
-    act(q.qkv.input, pre + "qkv input");
-    head(q.attn.q, pre + "attention q");
-    head(q.attn.k, pre + "attention k");
-    act(q.attn.probs, pre + "attention probabilities (post-softmax)");
-    head(q.attn.v, pre + "attention v");
-    act(q.proj.input, pre + "proj input");
-    act(q.fc1.input, pre + "fc1 input");
-    act(q.fc2.input, pre + "fc2 input (post-GELU)");
+    const int bi = static_cast<int>(b);
+    add(bi, "qkv input", ActReason(q.qkv.input));
+    add(bi, "attention q", HeadReason(q.attn.q));
+    add(bi, "attention k", HeadReason(q.attn.k));
+    add(bi, "attention probabilities (post-softmax)", ActReason(q.attn.probs));
+    add(bi, "attention v", HeadReason(q.attn.v));
+    add(bi, "proj input", ActReason(q.proj.input));
+    add(bi, "fc1 input", ActReason(q.fc1.input));
+    add(bi, "fc2 input (post-GELU)", ActReason(q.fc2.input));
     if (b < qm.model.blocks.size() && qm.model.blocks[b].window_size != 0) {
-      out.push_back(pre + "attention: Swin window attention");
+      add(bi, "attention", "Swin window attention");
     }
   }
-  act(qm.plan.head.input, "head input");
-  if (qm.model.pooling == Pooling::kClsDistAvg) act(qm.plan.head_dist.input, "head_dist input");
+  add(-1, "head input", ActReason(qm.plan.head.input));
+  if (qm.model.pooling == Pooling::kClsDistAvg) add(-1, "head_dist input", ActReason(qm.plan.head_dist.input));
   return out;
+}
+
+std::string DescribeQdqRefusal(const std::vector<QdqUnsupportedTap>& taps) {
+  // (tap, reason) -> blocks, in first-seen order; log quantizers listed first.
+  std::vector<std::pair<std::string, std::string>> keys;
+  std::map<std::pair<std::string, std::string>, std::vector<int>> blocks;
+  for (const QdqUnsupportedTap& t : taps) {
+    const auto key = std::make_pair(t.tap, t.reason);
+    if (blocks.find(key) == blocks.end()) keys.push_back(key);
+    blocks[key].push_back(t.block);
+  }
+  std::stable_sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
+    const bool la = a.second.find(" log ") != std::string::npos, lb = b.second.find(" log ") != std::string::npos;
+    return la && !lb;
+  });
+  std::string msg = "the QDQ export writes only 8-bit asymmetric uniform activation quantizers (ONNX "
+                    "QuantizeLinear/DequantizeLinear, uint8); this model has " +
+                    std::to_string(taps.size()) + " quantizer(s) it cannot express:";
+  for (const auto& key : keys) {
+    std::string where;
+    for (int b : blocks[key]) {
+      if (b < 0) continue;
+      where += (where.empty() ? "" : ",") + std::to_string(b);
+    }
+    msg += "\n  " + key.first + ": " + key.second + (where.empty() ? "" : " (blocks " + where + ")");
+  }
+  msg += "\nre-quantize with uniform quantizers for those taps at 8-bit activations: adalog quantize "
+         "MODEL.onnx --calib X.npy --bits W8A8 --softmax uniform --gelu uniform -o OUT.adalog";
+  return msg;
 }
 
 std::string ExportQdqOnnx(const QuantizedModel& qm, const std::string& producer_note, QdqExportSummary* summary) {
   ValidateVitModel(qm.model);
   ADALOG_CHECK(qm.plan.blocks.size() == qm.model.blocks.size(), "quantized model: the plan has ",
                qm.plan.blocks.size(), " blocks, the model ", qm.model.blocks.size());
-  const std::vector<std::string> bad = QdqUnsupportedTaps(qm);
-  if (!bad.empty()) {
-    std::string msg = "the QDQ export writes only 8-bit asymmetric uniform activation quantizers (ONNX "
-                      "QuantizeLinear/DequantizeLinear, uint8); this model has " +
-                      std::to_string(bad.size()) + " tap(s) it cannot express:";
-    const size_t shown = std::min<size_t>(bad.size(), 12);
-    for (size_t i = 0; i < shown; ++i) msg += "\n  " + bad[i];
-    if (shown < bad.size()) msg += "\n  ... and " + std::to_string(bad.size() - shown) + " more";
-    msg += "\nre-quantize with uniform quantizers for those taps at 8-bit activations, e.g. "
-           "adalog quantize MODEL.onnx --calib X.npy --bits W8A8 --softmax uniform --gelu uniform -o OUT.adalog";
-    Fail(msg);
-  }
+  const std::vector<QdqUnsupportedTap> bad = QdqUnsupportedTaps(qm);
+  if (!bad.empty()) Fail(DescribeQdqRefusal(bad));
   onnx::ModelProto model;
   model.set_ir_version(8);  // the IR of opset 17 (ONNX 1.12)
   model.set_producer_name("adalog");

@@ -46,9 +46,17 @@ struct QdqExportSummary {
   int nodes = 0;
 };
 
-// The plan's quantizers the QDQ export cannot express, one line each ("block 0 attention
-// probabilities (post-softmax): adalog log quantizer"); empty when the plan exports.
-std::vector<std::string> QdqUnsupportedTaps(const QuantizedModel& qm);
+// One quantizer the QDQ export cannot express.
+struct QdqUnsupportedTap {
+  int block = -1;      // -1: outside the blocks (the head)
+  std::string tap;     // "attention probabilities (post-softmax)", "fc2 input (post-GELU)", ...
+  std::string reason;  // "adalog log quantizer", "4-bit uniform quantizer", ...
+};
+// Every such quantizer of the plan, in block order; empty when the plan exports.
+std::vector<QdqUnsupportedTap> QdqUnsupportedTaps(const QuantizedModel& qm);
+// The refusal message: one line per (tap, reason) with the blocks it occurs in, log quantizers
+// first, then how to re-quantize.
+std::string DescribeQdqRefusal(const std::vector<QdqUnsupportedTap>& taps);
 
 // The serialized ONNX ModelProto. Throws adalog::Error when QdqUnsupportedTaps is not empty
 // (the message lists them and says how to re-quantize) or when a weight is not on its plan's
