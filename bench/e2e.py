@@ -8,7 +8,7 @@ prints one Markdown table. Every raw JSON line (plus the command, config and rep
   /usr/bin/python3 bench/e2e.py MODEL.onnx [--batch 1 8] [--threads 1 2] [--repeats 3]
       [--warmup 3] [--runs 10] [--arch deit_s | --dims IMG,PATCH,DIM,DEPTH,HEADS,CLASSES]
       [--adalog build/cli/adalog] [--quantized NAME=MODEL_FILE ...] [--engine NAME=CMD ...]
-      [--no-ort] [--no-ort-int8] [--ort-calib X.npy] [--no-torch] [--dynint8] [--only NAME ...]
+      [--no-ort] [--no-ort-int8] [--ort-calib X.npy] [--qdq MODEL_FILE] [--no-torch] [--dynint8] [--only NAME ...]
       [--out FILE.jsonl] [--layout wide|long]
 
 Engines (each prints one JSON line with at least median_ms, p90_ms, images_per_s):
@@ -20,6 +20,9 @@ Engines (each prints one JSON line with at least median_ms, p90_ms, images_per_s
                   activations, MinMax on --ort-calib, else 8 seeded N(0,1) images: speed only)
                   Both are written by bench/peers/ort_quantize.py into out/peers/ (rebuilt when
                   older than the model or the script); column ort-int8 = the faster of the two.
+  ort-adalog-qdq  the same on `adalog export --format qdq` of --qdq MODEL_FILE (a uniform W8A8 plan:
+                  adalog's own calibration run by ORT), written to out/peers/ (rebuilt when older
+                  than MODEL_FILE or the adalog binary)
   torch           /usr/bin/python3 bench/peers/torch_bench.py --arch/--dims ... (FP32 eager)
   torch-dynint8   the same with --dynint8 (only with --dynint8)
   NAME            --engine NAME=CMD: any command template; placeholders {model} {batch} {threads}
@@ -63,6 +66,8 @@ def parse_args(argv):
     ap.add_argument("--no-ort-int8", action="store_true", help="skip the ORT int8 peers (ort-int8dyn, ort-int8qdq)")
     ap.add_argument("--ort-calib", default=None, metavar="X.npy",
                     help="calibration images (float32 NCHW) of the ORT QDQ graph (default: 8 seeded N(0,1) images)")
+    ap.add_argument("--qdq", default=None, metavar="MODEL_FILE",
+                    help="an adalog quantized file (uniform W8A8) to export as QDQ and run in ORT (engine ort-adalog-qdq)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-adalog", action="store_true")
     ap.add_argument("--dynint8", action="store_true", help="add the torch dynamic-int8 peer")
@@ -145,6 +150,9 @@ def build_engines(a):
             for name, mode in (("ort-int8dyn", "dynamic"), ("ort-int8qdq", "qdq")):
                 engines.append((name, "peer", f"node {{repo}}/bench/peers/ort_bench.js {{model}} {fmt_common}",
                                 ort_int8_path(a, mode)))
+        if a.qdq:
+            engines.append(("ort-adalog-qdq", "peer", f"node {{repo}}/bench/peers/ort_bench.js {{model}} {fmt_common}",
+                            adalog_qdq_path(a)))
     if not a.no_torch:
         if a.dims:
             shape = f"--dims {shlex.quote(a.dims)}"
@@ -199,20 +207,36 @@ def ort_int8_fresh(a, mode, path):
     return os.path.isfile(path) and all(os.path.getmtime(path) >= os.path.getmtime(s) for s in sources)
 
 
+def adalog_qdq_path(a):
+    """Where `adalog export --format qdq` of --qdq goes: out/peers/<file>-adalog-qdq.onnx."""
+    stem = os.path.splitext(os.path.basename(a.qdq))[0]
+    return os.path.join(REPO, "out", "peers", f"{stem}-adalog-qdq.onnx")
+
+
+def adalog_qdq_command(a, path):
+    return f"{shlex.quote(a.adalog)} export {shlex.quote(a.qdq)} --format qdq -o {shlex.quote(path)}"
+
+
+def adalog_qdq_fresh(a, path):
+    return os.path.isfile(path) and all(os.path.getmtime(path) >= os.path.getmtime(s) for s in (a.qdq, a.adalog))
+
+
 def prepare_ort_int8(a, engines):
     """Writes the ORT int8 graphs the engines need (when missing or older than the FP32 model, the
-    calibration file or ort_quantize.py); an engine whose graph cannot be made is dropped."""
+    calibration file or ort_quantize.py; the adalog QDQ export when older than its model file or the
+    adalog binary); an engine whose graph cannot be made is dropped."""
     keep = []
     for e in engines:
         mode = ORT_INT8_MODES.get(e[0])
-        if mode is None:
+        if mode is None and e[0] != "ort-adalog-qdq":
             keep.append(e)
             continue
         path = e[3]
-        if ort_int8_fresh(a, mode, path):
+        if (adalog_qdq_fresh(a, path) if mode is None else ort_int8_fresh(a, mode, path)):
             keep.append(e)
             continue
-        cmd = ort_int8_command(a, mode, path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        cmd = adalog_qdq_command(a, path) if mode is None else ort_int8_command(a, mode, path)
         print(f"e2e: writing the {e[0]} graph: {cmd}", file=sys.stderr)
         p = subprocess.run(cmd, shell=True, capture_output=True, text=True)
         if p.returncode != 0 or not os.path.isfile(path):
@@ -235,7 +259,7 @@ def check_prerequisites(a, engines):
         if kind == "adalog" and not os.path.isfile(e[3]):
             print(f"e2e: note: model file {e[3]} not found; engine {name} skipped.", file=sys.stderr)
             continue
-        if name in ("ort", *ORT_INT8_MODES) and not os.path.isdir(os.path.join(REPO, "bench", "peers", "node_modules", "onnxruntime-node")):
+        if name in ("ort", "ort-adalog-qdq", *ORT_INT8_MODES) and not os.path.isdir(os.path.join(REPO, "bench", "peers", "node_modules", "onnxruntime-node")):
             print(f"e2e: note: onnxruntime-node is not installed (run bench/peers/setup.sh); engine {name} skipped.",
                   file=sys.stderr)
             continue
@@ -310,6 +334,9 @@ def main(argv):
             if name in ORT_INT8_MODES:
                 fresh = " (up to date, not rerun)" if ort_int8_fresh(a, ORT_INT8_MODES[name], model) else ""
                 print(f"[graph] {name}{fresh}: {ort_int8_command(a, ORT_INT8_MODES[name], model)}")
+            if name == "ort-adalog-qdq":
+                fresh = " (up to date, not rerun)" if adalog_qdq_fresh(a, model) else ""
+                print(f"[graph] {name}{fresh}: {adalog_qdq_command(a, model)}")
         for cfg in configs:
             for name, _, tmpl, model in engines:
                 print(f"[b{cfg[0]} t{cfg[1]}] {name}: " + tmpl.format(
@@ -369,7 +396,7 @@ def main(argv):
           f"of that engine's {a.stat[:-3]} over {a.runs} timed inferences ({a.warmup} warmup). "
           "Ratios: adalog ms / peer ms (below 1: adalog faster).\n")
     if a.layout == "wide":
-        vs_ort = [n for n in int8 if "ort" in names]
+        vs_ort = [n for n in int8 + ["ort-adalog-qdq"] if n in names and "ort" in names]
         cols = ["config"] + [f"{n} ms" for n in names] + [f"{n}/ort" for n in vs_ort] + \
             [f"{o}/{p}" for o in ours for p in peers]
         print("| " + " | ".join(cols) + " |")

@@ -1,4 +1,4 @@
-// The `adalog` command: dispatches quantize | eval | run | bench | inspect, and maps failures to
+// The `adalog` command: dispatches quantize | eval | run | bench | inspect | report | export, and maps failures to
 // exit codes: 0 success, 1 runtime error (bad model, unreadable data, ...), 2 usage error,
 // 130 interrupted by Ctrl-C (SIGINT).
 #include <cstdio>

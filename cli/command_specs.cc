@@ -160,6 +160,7 @@ std::vector<CommandSpec> MakeCommands() {
       std::string(kPreprocessDetails);
   cmds.push_back(quantize);
   cmds.push_back(ReportCommandSpec());
+  cmds.push_back(ExportCommandSpec());
 
   return cmds;
 }

@@ -603,6 +603,7 @@ int RunCommand(const ParsedArgs& args) {
   if (c == "bench") return RunBench(args);
   if (c == "quantize") return RunQuantize(args);
   if (c == "report") return RunReport(args);
+  if (c == "export") return RunExport(args);
   Fail("internal: no body for subcommand '", c, "'");
 }
 

@@ -29,6 +29,8 @@ int RunBench(const ParsedArgs& args);
 int RunQuantize(const ParsedArgs& args);
 int RunReport(const ParsedArgs& args);  // report.cc
 CommandSpec ReportCommandSpec();        // report.cc
+int RunExport(const ParsedArgs& args);  // export.cc
+CommandSpec ExportCommandSpec();        // export.cc
 
 // Dispatches a parsed subcommand to its body.
 int RunCommand(const ParsedArgs& args);

@@ -1,4 +1,5 @@
-"""A small, slow NumPy interpreter for the ONNX ops our ViT exports use (opsets 13-17).
+"""A small, slow NumPy interpreter for the ONNX ops our ViT exports use (opsets 13-17), and the
+QuantizeLinear / DequantizeLinear of QDQ graphs (`adalog export --format qdq`).
 
 No ONNX Runtime is installed for Python here (onnx 1.12 has no reference evaluator), so this is how
 the model scripts check an export independently of PyTorch: run NAME.onnx on NAME.input.npy and
@@ -36,6 +37,35 @@ def _conv(x, w, b, strides, pads, group):
             cols[:, :, i, j] = x[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
     y = np.einsum("ncklhw,ockl->nohw", cols, w)
     return y + (b.reshape(1, -1, 1, 1) if b is not None else 0)
+
+
+def _per_axis(p, ndim, axis):
+    """A scale or zero point broadcast along `axis` (per-axis), or as is (per-tensor, rank 0)."""
+    p = np.asarray(p)
+    if p.ndim == 0:
+        return p
+    shape = [1] * ndim
+    shape[axis % ndim] = p.size
+    return p.reshape(shape)
+
+
+def _quantize_linear(x, scale, zp, axis):
+    """ONNX QuantizeLinear (uint8/int8): saturate(round_half_even(x / scale) + zp), computed in
+    float32 like ONNX Runtime's MLAS kernel (true division, then round to nearest even)."""
+    zp = np.zeros((), np.uint8) if zp is None else np.asarray(zp)
+    info = np.iinfo(zp.dtype)
+    x32 = np.asarray(x).astype(np.float32)
+    t = x32 / _per_axis(scale, x32.ndim, axis).astype(np.float32)
+    c = np.rint(t).astype(np.int64) + _per_axis(zp, x32.ndim, axis).astype(np.int64)
+    return np.clip(c, info.min, info.max).astype(zp.dtype)
+
+
+def _dequantize_linear(c, scale, zp, axis):
+    """ONNX DequantizeLinear: (c - zp) * scale in float32."""
+    c = np.asarray(c)
+    zp = np.zeros((), c.dtype) if zp is None else np.asarray(zp)
+    d = (c.astype(np.int32) - _per_axis(zp, c.ndim, axis).astype(np.int32)).astype(np.float32)
+    return d * _per_axis(scale, c.ndim, axis).astype(np.float32)
 
 
 def run(model, feeds):
@@ -134,6 +164,10 @@ def run(model, feeds):
             out = np.broadcast_to(i[0], shape).copy()
         elif op == "Where":
             out = np.where(i[0], i[1], i[2])
+        elif op == "QuantizeLinear":
+            out = _quantize_linear(i[0], i[1], i[2], a.get("axis", 1))
+        elif op == "DequantizeLinear":
+            out = _dequantize_linear(i[0], i[1], i[2], a.get("axis", 1))
         elif op == "Cast":
             out = np.asarray(i[0]).astype(DT[a["to"]])
         else:
