@@ -136,7 +136,10 @@ std::vector<CommandSpec> MakeCommands() {
              SoftmaxQuantizerName(defaults.recipe.softmax)),
       Choice("gelu", GeluQuantizerNames(), "post-GELU quantizer", GeluQuantizerName(defaults.recipe.gelu)),
       Int("calib-size", "N", "calibration images to use", 1, 100000, std::to_string(defaults.num_images)),
-      Int("seed", "S", "seed choosing --calib-size images when more are given", 0, 4294967295LL,
+      Int("seed", "S",
+          "seed choosing --calib-size images when more are given (with --optimize also the optimisation images and "
+          "batches)",
+          0, 4294967295LL,
           std::to_string(defaults.seed)),
       Flag("no-fpcs", "no FPCS: each search is the top-1 of its percentile grid (docs/method.md 4.7)"),
       Choice("fpcs-mode",
