@@ -595,6 +595,11 @@ int RunQuantize(const ParsedArgs& args) {
     oo.recon.seed = o.seed;
     oo.recon.threads = o.threads > 0 ? o.threads : omp_get_max_threads();
     const int units = static_cast<int>(search::OptimizeUnitNames(m).size());
+    // The total ETA weighs each unit's iterations by its forward's multiply-adds (the patch
+    // embedding and the head cost a small fraction of a block).
+    const std::vector<double> macs = search::OptimizeUnitMacs(m);
+    double macs_total = 0.0;
+    for (double v : macs) macs_total += v;
     std::fprintf(stderr,
                  "adalog: optimizing (block reconstruction) %d units x %d iterations, batch %d, on %d of %lld images "
                  "of %s\n",
@@ -618,11 +623,12 @@ int RunQuantize(const ParsedArgs& args) {
       if (tty && (unit_done || secs(last_print, now) >= 0.25)) {
         last_print = now;
         const double ue = secs(unit_t0, now), te = secs(opt_t0, now);
-        const double done = static_cast<double>(unit) * iters + it, total = static_cast<double>(n_units) * iters;
+        double done = macs[static_cast<size_t>(unit)] * it / iters;
+        for (int u = 0; u < unit; ++u) done += macs[static_cast<size_t>(u)];
         std::fprintf(stderr, "\r\033[K[%d/%d %s] %d/%d loss %.4g, %s elapsed, ETA %s | total %s elapsed, ETA %s",
                      unit + 1, n_units, name.c_str(), it, iters, loss, FormatSeconds(ue).c_str(),
                      FormatSeconds(ue * (iters - it) / it).c_str(), FormatSeconds(te).c_str(),
-                     FormatSeconds(te * (total - done) / done).c_str());
+                     FormatSeconds(te * (macs_total - done) / done).c_str());
       }
       if (unit_done) {
         std::fprintf(stderr, "%sadalog: optimized %d/%d %s: loss %.4g -> %.4g (first / last batch), %s\n",

@@ -69,6 +69,18 @@ std::vector<std::string> OptimizeUnitNames(const VitModel& m) {
   return names;
 }
 
+std::vector<double> OptimizeUnitMacs(const VitModel& m) {
+  const double P = m.embed.num_patches(), T = m.num_tokens(), D = m.dim;
+  const double K = static_cast<double>(m.embed.in_channels) * m.embed.patch * m.embed.patch;
+  std::vector<double> macs{P * K * D};
+  for (const BlockParams& b : m.blocks) {
+    const double H = b.fc1.out;
+    macs.push_back(T * D * (3 * D + D + 2 * H) + 2 * T * T * D);  // Linears, q k^T and probs v
+  }
+  macs.push_back(static_cast<double>(m.head.in) * m.head.out);
+  return macs;
+}
+
 LinearTrainParams<float> ReconstructLinear(LinearRecon<float>* unit, const float* inputs,
                                            const float* targets, int n, const ReconOptions& o,
                                            ReconStats* stats,

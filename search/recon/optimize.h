@@ -31,6 +31,10 @@ struct OptimizeOptions {
 // modules named `head`, which head_dist is not, and keeps head_dist as calibrated.)
 std::vector<std::string> OptimizeUnitNames(const VitModel& m);
 
+// Multiply-adds per image of each unit's forward, in OptimizeUnitNames order: the relative cost of
+// the units' iterations (their backward is about twice the forward for each), for a total ETA.
+std::vector<double> OptimizeUnitMacs(const VitModel& m);
+
 // Called on the calling thread after every iteration of every unit: unit index (0-based) of
 // `units`, its name, the iteration just done (1-based) of `iters`, the reconstruction loss of
 // that iteration's batch. May throw (e.g. on SIGINT) to abandon the run; *qm is then partly

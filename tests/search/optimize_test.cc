@@ -304,6 +304,10 @@ TEST(Optimize, UnitsInModelOrder) {
   const ModelSetup s = MakeModel(4);
   EXPECT_EQ(OptimizeUnitNames(s.fp),
             (std::vector<std::string>{"patch_embed", "block0", "block1", "block2", "head"}));
+  // Cost weights of the total ETA: 16 patches x 48 x 32; 17 tokens x 32 x (4 x 32 + 2 x 128) +
+  // 2 x 17^2 x 32; 32 x 10.
+  const std::vector<double> macs = OptimizeUnitMacs(s.fp);
+  EXPECT_EQ(macs, (std::vector<double>{24576, 227392, 227392, 227392, 320}));
 }
 
 TEST(Optimize, TooFewImagesForTheBatchIsRefused) {
