@@ -6,6 +6,7 @@
 #include "cli/preprocess_options.h"
 #include "runtime/quant_plan.h"
 #include "search/calibrate.h"
+#include "search/recon/reconstruct.h"
 
 namespace adalog::cli {
 namespace {
@@ -135,7 +136,10 @@ std::vector<CommandSpec> MakeCommands() {
              SoftmaxQuantizerName(defaults.recipe.softmax)),
       Choice("gelu", GeluQuantizerNames(), "post-GELU quantizer", GeluQuantizerName(defaults.recipe.gelu)),
       Int("calib-size", "N", "calibration images to use", 1, 100000, std::to_string(defaults.num_images)),
-      Int("seed", "S", "seed choosing --calib-size images when more are given", 0, 4294967295LL,
+      Int("seed", "S",
+          "seed choosing --calib-size images when more are given (with --optimize also the optimisation images and "
+          "batches)",
+          0, 4294967295LL,
           std::to_string(defaults.seed)),
       Flag("no-fpcs", "no FPCS: each search is the top-1 of its percentile grid (docs/method.md 4.7)"),
       Choice("fpcs-mode",
@@ -144,6 +148,18 @@ std::vector<CommandSpec> MakeCommands() {
              "search/README.md) or official (docs/method.md 4.5, as published)",
              search::FpcsModeName(defaults.recipe.fpcs_mode)),
       Flag("no-reparam", "skip LayerNorm / GELU-shift reparameterization"),
+      Flag("optimize",
+           "after calibration, block reconstruction (the official --optimize): AdaRound weight rounding and "
+           "learned activation step sizes for the patch embedding, every block and the head (docs/method.md 10)"),
+      Int("optimize-iters", "N", "--optimize: training iterations per unit", 1, 10000000,
+          std::to_string(search::ReconOptions{}.iters)),
+      Int("optimize-size", "N",
+          "--optimize: optimisation images, chosen by --seed (a source with fewer images uses all of them "
+          "unless this is given)",
+          1, 1000000, "1024"),
+      Int("optimize-batch", "B", "--optimize: images per iteration", 1, kMaxBatch,
+          std::to_string(search::ReconOptions{}.batch)),
+      Str("optimize-data", "X.npy|DIR", "--optimize: optimisation images (default: the --calib source)"),
       Threads("all cores"),
       Flag("json", "print the summary as one JSON line instead of text (schema: cli/README.md)"),
   });
@@ -152,6 +168,11 @@ std::vector<CommandSpec> MakeCommands() {
       "With more calibration images than --calib-size, the seed picks which (the same seed picks\n"
       "the same images); with exactly --calib-size images all are used. The output is written\n"
       "atomically: on any error or Ctrl-C no output file is left.\n"
+      "--optimize trains each unit (patch embedding, blocks, head) to reproduce the FP32 model's output\n"
+      "of that unit on its FP32 input, --optimize-iters iterations of --optimize-batch images drawn\n"
+      "from --optimize-size images of --optimize-data (calibration keeps its own --calib-size images);\n"
+      "it is slow on CPU: try a small --optimize-iters first (search/README.md gives measured budgets).\n"
+      "  adalog quantize model.onnx --calib pool.npy --bits W4A4 --optimize --optimize-iters 2000 -o m.adalog\n"
       "The preprocessing calibrated with is stored in the output, and eval/run use it by default:\n"
       "the ONNX metadata's, else the options' (with an .npy they record how it was preprocessed),\n"
       "else the imagenet default, stored as unknown. Example for the digits model from PNGs:\n"

@@ -34,6 +34,7 @@
 #include "runtime/plan_text.h"
 #include "search/calibrate.h"
 #include "search/calibration_set.h"
+#include "search/recon/optimize.h"
 
 namespace adalog::cli {
 namespace {
@@ -97,6 +98,13 @@ struct QuantizeOptions {
   int threads = 0;
   bool json = false;
   PreprocessRequest pre;  // folders: how to preprocess; .npy: how it was preprocessed (stored)
+  // --optimize (block reconstruction after calibration).
+  bool optimize = false;
+  int optimize_iters = 20000;
+  int optimize_size = 1024;
+  bool optimize_size_given = false;
+  int optimize_batch = 32;
+  std::string optimize_data;  // "" = the --calib source
 };
 
 InspectOptions GetInspect(const ParsedArgs& a) { return {a.positional(0), a.Flag("json")}; }
@@ -182,6 +190,22 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
   o.threads = static_cast<int>(a.Int("threads", 0));
   o.json = a.Flag("json");
   o.pre = GetPreprocessRequest(a, cmd);  // also with an .npy: how it was preprocessed, stored
+  const search::ReconOptions recon_defaults;
+  o.optimize = a.Flag("optimize");
+  o.optimize_iters = static_cast<int>(a.Int("optimize-iters", recon_defaults.iters));
+  o.optimize_size_given = a.Has("optimize-size");
+  o.optimize_size = static_cast<int>(a.Int("optimize-size", 1024));
+  o.optimize_batch = static_cast<int>(a.Int("optimize-batch", recon_defaults.batch));
+  o.optimize_data = a.String("optimize-data");
+  if (!o.optimize) {
+    for (const char* f : {"optimize-iters", "optimize-size", "optimize-batch", "optimize-data"}) {
+      if (a.Has(f)) throw UsageError(cmd + ": --" + f + " needs --optimize");
+    }
+  }
+  if (o.optimize && o.optimize_size_given && o.optimize_batch > o.optimize_size) {
+    throw UsageError(cmd + ": --optimize-batch " + std::to_string(o.optimize_batch) + " is more than --optimize-size " +
+                     std::to_string(o.optimize_size) + " (each iteration draws distinct images)");
+  }
   return o;
 }
 
@@ -456,18 +480,18 @@ int RunBench(const ParsedArgs& args) {
   const double peak_rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
   if (o.json) {
     PrintJsonLine(Json{{"peer", "adalog"},
-                       {"engine", std::string("adalog-") + format},
-                       {"model", o.model},
-                       {"batch", o.batch},
-                       {"threads", o.threads},
-                       {"median_ms", Rounded(median, 3)},
-                       {"p90_ms", Rounded(p90, 3)},
-                       {"min_ms", Rounded(s[0], 3)},
-                       {"mean_ms", Rounded(mean, 3)},
-                       {"images_per_s", Rounded(o.batch * 1000.0 / median, 3)},
-                       {"runs", o.runs},
-                       {"warmup", o.warmup},
-                       {"peak_rss_mb", Rounded(peak_rss_mb, 1)}});
+           {"engine", std::string("adalog-") + format},
+           {"model", o.model},
+           {"batch", o.batch},
+           {"threads", o.threads},
+           {"median_ms", Rounded(median, 3)},
+           {"p90_ms", Rounded(p90, 3)},
+           {"min_ms", Rounded(s[0], 3)},
+           {"mean_ms", Rounded(mean, 3)},
+           {"images_per_s", Rounded(o.batch * 1000.0 / median, 3)},
+           {"runs", o.runs},
+           {"warmup", o.warmup},
+           {"peak_rss_mb", Rounded(peak_rss_mb, 1)}});
   } else {
     std::printf("%s (%s) batch %d, %d thread%s: median %.2f ms, p90 %.2f ms, min %.2f ms, %.1f images/s "
                 "(%d runs after %d warmup), peak RSS %.0f MB\n",
@@ -482,7 +506,9 @@ int RunQuantize(const ParsedArgs& args) {
   const auto t0 = std::chrono::steady_clock::now();
   // Cheap checks first: nothing long runs when the output cannot be written or would replace an
   // input (the model, the calibration file).
-  CheckOutputPath({"-o", o.output}, {{"MODEL", o.model}, {"--calib", o.calib}}, "'adalog quantize'");
+  std::vector<NamedPath> inputs{{"MODEL", o.model}, {"--calib", o.calib}};
+  if (!o.optimize_data.empty()) inputs.push_back({"--optimize-data", o.optimize_data});
+  CheckOutputPath({"-o", o.output}, inputs, "'adalog quantize'");
   auto loaded = LoadModel(o.model);
   ADALOG_CHECK(loaded->format == ModelFormat::kOnnx, o.model,
                " is already an adalog quantized model; quantize takes an FP32 ONNX model");
@@ -497,6 +523,21 @@ int RunQuantize(const ParsedArgs& args) {
   const search::CalibrationSet calib = search::LoadCalibrationSet(o.calib, m, o.calib_size, o.seed, cso);
   if (!calib.skipped.empty()) {
     std::fprintf(stderr, "adalog: %s (--strict makes this an error)\n", calib.skipped.c_str());
+  }
+  // --optimize: the optimisation images, loaded before the long calibration so that a bad source
+  // fails at once. Without an explicit --optimize-size a smaller source is used whole.
+  search::CalibrationSet opt_set;
+  const std::string opt_src = o.optimize_data.empty() ? o.calib : o.optimize_data;
+  if (o.optimize) {
+    search::CalibrationSourceOptions oso = cso;
+    oso.size_option = "--optimize-size";
+    oso.at_most = !o.optimize_size_given;
+    opt_set = search::LoadCalibrationSet(opt_src, m, o.optimize_size, o.seed, oso);
+    if (!opt_set.skipped.empty()) {
+      std::fprintf(stderr, "adalog: %s (--strict makes this an error)\n", opt_set.skipped.c_str());
+    }
+    ADALOG_CHECK(opt_set.count() >= o.optimize_batch, "'adalog quantize': --optimize-batch ", o.optimize_batch,
+                 " is more than the ", opt_set.count(), " optimisation images of ", opt_src);
   }
 
   search::CalibOptions co;
@@ -545,6 +586,69 @@ int RunQuantize(const ParsedArgs& args) {
     omp_set_num_threads(prev_threads);
   }
   if (g_interrupted.load()) throw Interrupted("interrupted (SIGINT); no output written");
+  const double calib_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - search_t0).count();
+  double optimize_s = 0.0;
+  if (o.optimize) {
+    search::OptimizeOptions oo;
+    oo.recon.iters = o.optimize_iters;
+    oo.recon.batch = o.optimize_batch;
+    oo.recon.seed = o.seed;
+    oo.recon.threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+    const int units = static_cast<int>(search::OptimizeUnitNames(m).size());
+    // The total ETA weighs each unit's iterations by its forward's multiply-adds (the patch
+    // embedding and the head cost a small fraction of a block).
+    const std::vector<double> macs = search::OptimizeUnitMacs(m);
+    double macs_total = 0.0;
+    for (double v : macs) macs_total += v;
+    std::fprintf(stderr,
+                 "adalog: optimizing (block reconstruction) %d units x %d iterations, batch %d, on %d of %lld images "
+                 "of %s\n",
+                 units, o.optimize_iters, o.optimize_batch, opt_set.count(), static_cast<long long>(opt_set.available),
+                 opt_src.c_str());
+    using Clock = std::chrono::steady_clock;
+    const auto opt_t0 = Clock::now();
+    auto unit_t0 = opt_t0, last_print = opt_t0;
+    int cur_unit = -1;
+    double first_loss = 0.0;
+    auto secs = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+    auto oprog = [&](int unit, int n_units, const std::string& name, int it, int iters, double loss) {
+      if (g_interrupted.load()) throw Interrupted("interrupted (SIGINT) during optimization; no output written");
+      const auto now = Clock::now();
+      if (unit != cur_unit) {
+        cur_unit = unit;
+        unit_t0 = now;
+        first_loss = loss;
+      }
+      const bool unit_done = it == iters;
+      if (tty && (unit_done || secs(last_print, now) >= 0.25)) {
+        last_print = now;
+        const double ue = secs(unit_t0, now), te = secs(opt_t0, now);
+        double done = macs[static_cast<size_t>(unit)] * it / iters;
+        for (int u = 0; u < unit; ++u) done += macs[static_cast<size_t>(u)];
+        std::fprintf(stderr, "\r\033[K[%d/%d %s] %d/%d loss %.4g, %s elapsed, ETA %s | total %s elapsed, ETA %s",
+                     unit + 1, n_units, name.c_str(), it, iters, loss, FormatSeconds(ue).c_str(),
+                     FormatSeconds(ue * (iters - it) / it).c_str(), FormatSeconds(te).c_str(),
+                     FormatSeconds(te * (macs_total - done) / done).c_str());
+      }
+      if (unit_done) {
+        std::fprintf(stderr, "%sadalog: optimized %d/%d %s: loss %.4g -> %.4g (first / last batch), %s\n",
+                     tty ? "\r\033[K" : "", unit + 1, n_units, name.c_str(), first_loss, loss,
+                     FormatSeconds(secs(unit_t0, now)).c_str());
+      }
+    };
+    try {
+      search::OptimizeModel(m, opt_set.images.data(), opt_set.count(), oo, &qm, oprog);
+    } catch (...) {
+      if (tty) std::fprintf(stderr, "\n");
+      throw;
+    }
+    if (g_interrupted.load()) throw Interrupted("interrupted (SIGINT); no output written");
+    optimize_s = secs(opt_t0, Clock::now());
+    qm.plan.meta.push_back({"optimize_iters", std::to_string(o.optimize_iters)});
+    qm.plan.meta.push_back({"optimize_batch", std::to_string(o.optimize_batch)});
+    qm.plan.meta.push_back({"optimize_images", std::to_string(opt_set.count())});
+    qm.plan.meta.push_back({"optimize_data", opt_src});
+  }
   qm.model.preprocess = pre.preprocess;  // what eval/run apply to image folders by default
   qm.plan.meta.push_back({"source", o.model});
   qm.plan.meta.push_back({"calib", o.calib});
@@ -561,21 +665,29 @@ int RunQuantize(const ParsedArgs& args) {
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(o.output, ec);
   if (o.json) {
-    PrintJsonLine(Json{{"model", o.model},
-                       {"output", o.output},
-                       {"bytes", ec ? 0 : static_cast<int64_t>(bytes)},
-                       {"weight_bits", o.weight_bits},
-                       {"act_bits", o.act_bits},
-                       {"softmax", SoftmaxQuantizerName(o.softmax)},
-                       {"gelu", GeluQuantizerName(o.gelu)},
-                       {"fpcs", o.fpcs ? search::FpcsModeName(o.fpcs_mode) : "off"},
-                       {"ln_reparam", o.reparam},
-                       {"calib", o.calib},
-                       {"calib_images", o.calib_size},
-                       {"calib_available", calib.available},
-                       {"seed", o.seed},
-                       {"calibration_seconds", Rounded(search_s, 1)},
-                       {"total_seconds", Rounded(total_s, 1)}});
+    Json j{{"model", o.model},
+           {"output", o.output},
+           {"bytes", ec ? 0 : static_cast<int64_t>(bytes)},
+           {"weight_bits", o.weight_bits},
+           {"act_bits", o.act_bits},
+           {"softmax", SoftmaxQuantizerName(o.softmax)},
+           {"gelu", GeluQuantizerName(o.gelu)},
+           {"fpcs", o.fpcs ? search::FpcsModeName(o.fpcs_mode) : "off"},
+           {"ln_reparam", o.reparam},
+           {"calib", o.calib},
+           {"calib_images", o.calib_size},
+           {"calib_available", calib.available},
+           {"seed", o.seed},
+           {"calibration_seconds", Rounded(o.optimize ? calib_s : search_s, 1)},
+                       {"total_seconds", Rounded(total_s, 1)}};
+    if (o.optimize) {
+      j["optimize_iters"] = o.optimize_iters;
+      j["optimize_batch"] = o.optimize_batch;
+      j["optimize_images"] = opt_set.count();
+      j["optimize_data"] = opt_src;
+      j["optimization_seconds"] = Rounded(optimize_s, 1);
+    }
+    PrintJsonLine(j);
     return 0;
   }
   std::printf("quantized  %s -> %s (%.1f KiB)\n", o.model.c_str(), o.output.c_str(),
@@ -591,7 +703,14 @@ int RunQuantize(const ParsedArgs& args) {
               calib.available == o.calib_size ? ", all used" : "");
   std::printf("preprocess %s%s (stored)\n", pre.preprocess.known ? "" : "unknown, default ",
               DescribePreprocess(pre.preprocess, m.embed.image_h).c_str());
-  std::printf("time       %.1f s calibration, %.1f s total\n", search_s, total_s);
+  if (o.optimize) {
+    std::printf("optimize   %d units x %d iterations, batch %d, on %d of %lld images from %s (seed %u)\n",
+                static_cast<int>(search::OptimizeUnitNames(m).size()), o.optimize_iters, o.optimize_batch,
+                opt_set.count(), static_cast<long long>(opt_set.available), opt_src.c_str(), o.seed);
+    std::printf("time       %.1f s calibration, %.1f s optimization, %.1f s total\n", calib_s, optimize_s, total_s);
+  } else {
+    std::printf("time       %.1f s calibration, %.1f s total\n", search_s, total_s);
+  }
   return 0;
 }
 

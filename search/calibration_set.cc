@@ -59,8 +59,9 @@ CalibrationSet LoadCalibrationSet(const std::string& source, const VitModel& m, 
     ADALOG_CHECK(H == W, source, ": image folders give square crops, the model expects ", H, "x", W);
   }
   set.available = images.size();
+  if (options.at_most && set.available < want) want = static_cast<int>(set.available);
   ADALOG_CHECK(set.available >= want, "calibration set ", source, " has ", set.available,
-               " images, --calib-size asks for ", want);
+               " images, ", options.size_option, " asks for ", want);
   set.selected = ChooseCalibrationIndices(set.available, want, seed);
   set.images.resize(static_cast<size_t>(want * per));
   images.LoadIndices(set.selected, set.images.data());

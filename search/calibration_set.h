@@ -36,6 +36,8 @@ struct CalibrationSourceOptions {
   // Decoding and preprocessing of folder images; crop must be the model's image size.
   ImagePreprocessOptions preprocess;
   bool strict = false;  // any skipped folder entry is an error
+  std::string size_option = "--calib-size";  // the option that sets `want`, named in the count error
+  bool at_most = false;  // fewer than `want` images in the source: use all of them (no error)
 };
 
 // Loads `want` images of `source` for `model`, chosen by ChooseCalibrationIndices(seed):
@@ -45,8 +47,9 @@ struct CalibrationSourceOptions {
 //    calibration needs no labels) needs a 3-channel square model input; the chosen images are
 //    decoded and preprocessed as the model's own eval transform (PreprocessOptionsFor) and must
 //    come out finite.
-// Fewer than `want` images in the source is an error. Every failure throws adalog::Error naming
-// the source (the count error names `--calib-size`, the CLI option that sets `want`).
+// Fewer than `want` images in the source is an error (unless options.at_most: then all are used).
+// Every failure throws adalog::Error naming the source (the count error names options.size_option,
+// `--calib-size` by default: the CLI option that sets `want`).
 CalibrationSet LoadCalibrationSet(const std::string& source, const VitModel& model, int want,
                                   uint32_t seed = kDefaultCalibrationSeed);
 // The same with folder images preprocessed by `options` instead of the model's own transform.
