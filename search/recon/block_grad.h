@@ -125,10 +125,11 @@ class BlockRecon {
   // Workspace (sized once for max_batch).
   std::vector<T> buf_[static_cast<int>(Buf::kNumBufs)];
   std::vector<T> gbuf_[static_cast<int>(Buf::kNumBufs)];
-  std::array<std::vector<T>, kNumReconLinears> w_soft_, w_soft_t_, dw_dalpha_, lin_in_;
+  std::array<std::vector<T>, kNumReconLinears> w_soft_, dw_dalpha_, lin_in_, bias_;
   std::vector<T> ln_in_[2], ln_rstd_[2], ln_xhat_[2];  // ln1, ln2
   std::vector<T> gelu_in_;
   std::vector<T> qh_, kh_, vh_, probs_, probs_q_;  // per (image, head)
+  std::vector<T> attn_scratch_;  // per thread: the attention backward's gP, gq, gk, gv
   std::array<ActSave, kNumReconActs> save_;
   std::array<std::vector<float>, kNumReconActs> init_scale_;  // the plan's scales
   std::vector<T> diff_;  // out - target of the last Forward
