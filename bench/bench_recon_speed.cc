@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -110,8 +111,11 @@ void BM_ReconIteration(benchmark::State& state, const std::string& name) {
   state.counters["D"] = r.br->dim();
 }
 
+// ADALOG_BENCH_REPS overrides the 20 repetitions (e.g. more, to profile the iterations rather than
+// the calibration that sets them up).
 void Args(benchmark::internal::Benchmark* b) {
-  b->Arg(1)->Arg(2)->Iterations(1)->Repetitions(20)->ReportAggregatesOnly(true)->UseRealTime()
+  const char* reps = std::getenv("ADALOG_BENCH_REPS");
+  b->Arg(1)->Arg(2)->Iterations(1)->Repetitions(reps ? std::atoi(reps) : 20)->ReportAggregatesOnly(true)->UseRealTime()
       ->Unit(benchmark::kMillisecond);
 }
 

@@ -231,7 +231,7 @@ BlockRecon<T>::BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int ma
     ln_rstd_[j].assign(Sz(rows), T(0));
     ln_xhat_[j].assign(Sz(rows * D), T(0));
   }
-  gelu_in_.assign(Sz(rows * H), T(0));
+  gelu_d_.assign(Sz(rows * H), T(0));
   qh_.assign(Sz(rows * D), T(0));
   kh_.assign(Sz(rows * D), T(0));
   vh_.assign(Sz(rows * D), T(0));
@@ -541,11 +541,10 @@ void BlockRecon<T>::RunStep(const Step& st, int index, const BlockTrainParams<T>
     }
     case StepOp::kGelu: {
       const int64_t n = rows * hidden_;
-      std::copy(in, in + n, gelu_in_.data());
-      for (int64_t i = 0; i < n; ++i) {
-        T d;
-        out[i] = Gelu(in[i], blk_.gelu, &d);
-      }
+      T* d = gelu_d_.data();  // the derivative, for the backward
+      exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) out[i] = Gelu(in[i], blk_.gelu, &d[i]);
+      });
       break;
     }
     default:
@@ -632,11 +631,8 @@ void BlockRecon<T>::BackStep(const Step& st, int index, const BlockTrainParams<T
     }
     case StepOp::kGelu: {
       const int64_t n = rows * hidden_;
-      for (int64_t i = 0; i < n; ++i) {
-        T d;
-        (void)Gelu(gelu_in_[Sz(i)], blk_.gelu, &d);
-        gout[i] *= d;  // in place (in == out == hidden)
-      }
+      const T* d = gelu_d_.data();
+      for (int64_t i = 0; i < n; ++i) gout[i] *= d[i];  // in place (in == out == hidden)
       break;
     }
     default:
@@ -703,7 +699,10 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batc
 
 template <typename T>
 void BlockRecon<T>::Backward(const BlockTrainParams<T>& p, BlockTrainParams<T>* grad, T* dx) {
-  grad->SetZeroLike(p);
+  // The alphas' gradients are written whole by LinearBackward (no zeroing pass); the step sizes'
+  // are set where their sites' backwards run.
+  for (int l = 0; l < kNumReconLinears; ++l) grad->alpha[l].resize(p.alpha[l].size());
+  for (int a = 0; a < kNumReconActs; ++a) grad->act_scale[a].assign(p.act_scale[a].size(), T(0));
   const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
   const int64_t n = rows * dim_;
   T* gx = gbuf_[static_cast<int>(Buf::kX)].data();

@@ -127,7 +127,7 @@ class BlockRecon {
   std::vector<T> gbuf_[static_cast<int>(Buf::kNumBufs)];
   std::array<std::vector<T>, kNumReconLinears> w_soft_, dw_dalpha_, lin_in_, bias_;
   std::vector<T> ln_in_[2], ln_rstd_[2], ln_xhat_[2];  // ln1, ln2
-  std::vector<T> gelu_in_;
+  std::vector<T> gelu_d_;  // GELU'(input), saved by the forward
   std::vector<T> qh_, kh_, vh_, probs_, probs_q_;  // per (image, head)
   std::vector<T> attn_scratch_;  // per thread: the attention backward's gP, gq, gk, gv
   std::array<ActSave, kNumReconActs> save_;
