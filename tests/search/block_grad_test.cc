@@ -378,3 +378,113 @@ TEST(BlockRecon, LoopSameBytesForOneAndTwoThreads) {
 
 }  // namespace
 }  // namespace adalog::search
+
+namespace adalog::search {
+namespace {
+
+// max |a - b| / max |b| over a tensor (b the double reference; 0 for an empty pair).
+double MaxRelDiff(const std::vector<float>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    num = std::max(num, std::fabs(static_cast<double>(a[i]) - b[i]));
+    den = std::max(den, std::fabs(b[i]));
+  }
+  return den > 0.0 ? num / den : num;
+}
+
+// The float path that training runs (oneDNN sgemm on fixed row chunks / channel blocks) against
+// the double path that the gradient checks above verify (plain loops), from the same parameters:
+// output, loss and every gradient. Batch 24 of 5 tokens gives 120 rows, so the Linears run as two
+// row chunks and qkv / fc1 as several channel blocks. Tolerance: float rounding of sums of at most
+// 120 products (dW) through a dozen ops gives relative differences of order 1e-6 (measured, this
+// test's print: at most 2e-6 over all tensors of both blocks); a wrong transpose, leading dimension
+// or chunk offset in one GEMM changes whole elements by O(1) of the tensor's largest value. A
+// straight-through rounding that lands on the other side of a boundary in float than in double
+// would move single elements by a quantization step; none does on this data.
+TEST(BlockGrad, FloatPathMatchesDoublePath) {
+  const BlockSetup s = MakeSetup(16, 24, GeluKind::kErf, 9);
+  constexpr double kFloatTol = 1e-4;
+  for (int b : {0, 3}) {  // AdaLog / Shift-AdaLog folded; uniform / uniform
+    const BlockQuant& bq = s.qm.plan.blocks[static_cast<size_t>(b)];
+    BlockRecon<float> bf(s.qm.model, b, bq, s.batch, 2);
+    BlockRecon<double> bd(s.qm.model, b, bq, s.batch, 1);
+    BlockTrainParams<float> pf = bf.InitialParams();
+    Perturb(&pf, 3);
+    BlockTrainParams<double> pd;
+    for (int l = 0; l < kNumReconLinears; ++l) pd.alpha[l] = ToDouble(pf.alpha[l]);
+    for (int a = 0; a < kNumReconActs; ++a) pd.act_scale[a] = ToDouble(pf.act_scale[a]);
+    const std::vector<float>& x = s.in[static_cast<size_t>(b)];
+    const std::vector<float>& y = s.out[static_cast<size_t>(b)];
+    const std::vector<double> xd = ToDouble(x), yd = ToDouble(y);
+    std::vector<float> of(x.size()), dxf(x.size());
+    std::vector<double> od(x.size()), dxd(x.size());
+    const double lf = bf.Forward(pf, x.data(), s.batch, y.data(), of.data());
+    const double ld = bd.Forward(pd, xd.data(), s.batch, yd.data(), od.data());
+    BlockTrainParams<float> gf;
+    BlockTrainParams<double> gd;
+    bf.Backward(pf, &gf, dxf.data());
+    bd.Backward(pd, &gd, dxd.data());
+    ASSERT_GT(ld, 0.0);
+    double worst = std::fabs(lf - ld) / ld;
+    EXPECT_LT(std::fabs(lf - ld) / ld, kFloatTol) << b;
+    EXPECT_LT(MaxRelDiff(of, od), kFloatTol) << b;
+    worst = std::max(worst, MaxRelDiff(of, od));
+    EXPECT_LT(MaxRelDiff(dxf, dxd), kFloatTol) << b;
+    worst = std::max(worst, MaxRelDiff(dxf, dxd));
+    for (int l = 0; l < kNumReconLinears; ++l) {
+      const double e = MaxRelDiff(gf.alpha[l], gd.alpha[l]);
+      EXPECT_LT(e, kFloatTol) << b << " " << ReconLinearName(l);
+      EXPECT_GT(*std::max_element(gd.alpha[l].begin(), gd.alpha[l].end()), 0.0);
+      worst = std::max(worst, e);
+    }
+    int scales = 0;
+    for (int a = 0; a < kNumReconActs; ++a) {
+      if (gd.act_scale[a].empty()) continue;
+      const double e = MaxRelDiff(gf.act_scale[a], gd.act_scale[a]);
+      EXPECT_LT(e, kFloatTol) << b << " " << ReconActName(a);
+      worst = std::max(worst, e);
+      ++scales;
+    }
+    EXPECT_GE(scales, 8);
+    std::printf("block %d: float path vs double path, largest relative difference %.3g\n", b,
+                worst);
+  }
+}
+
+// Forward output, loss and every gradient: the same bytes on 1, 2 and 3 threads, at a batch
+// where the Linears run as several row chunks and channel blocks (120 rows, kRowChunk 64).
+TEST(BlockGrad, SameBytesForOneTwoThreeThreadsSeveralChunks) {
+  const BlockSetup s = MakeSetup(16, 24, GeluKind::kErf, 9);
+  for (int b : {0, 3}) {
+    std::vector<float> out[3], dx[3];
+    BlockTrainParams<float> g[3];
+    double loss[3];
+    for (int t = 0; t < 3; ++t) {
+      BlockRecon<float> br(s.qm.model, b, s.qm.plan.blocks[static_cast<size_t>(b)], s.batch, t + 1);
+      BlockTrainParams<float> p = br.InitialParams();
+      Perturb(&p, 3);
+      const std::vector<float>& x = s.in[static_cast<size_t>(b)];
+      out[t].resize(x.size());
+      dx[t].resize(x.size());
+      loss[t] = br.Forward(p, x.data(), s.batch, s.out[static_cast<size_t>(b)].data(), out[t].data());
+      br.Backward(p, &g[t], dx[t].data());
+    }
+    EXPECT_GT(loss[0], 0.0);
+    for (int t = 1; t < 3; ++t) {
+      EXPECT_EQ(std::memcmp(&loss[0], &loss[t], sizeof(double)), 0) << t + 1;
+      EXPECT_EQ(out[0], out[t]) << t + 1;
+      EXPECT_EQ(dx[0], dx[t]) << t + 1;
+      for (int l = 0; l < kNumReconLinears; ++l) {
+        EXPECT_EQ(g[0].alpha[l], g[t].alpha[l]) << ReconLinearName(l) << " " << t + 1;
+      }
+      for (int a = 0; a < kNumReconActs; ++a) EXPECT_EQ(g[0].act_scale[a], g[t].act_scale[a]);
+    }
+    for (int l = 0; l < kNumReconLinears; ++l) {
+      EXPECT_GT(*std::max_element(g[0].alpha[l].begin(), g[0].alpha[l].end()), 0.f);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace adalog::search
