@@ -11,6 +11,7 @@
 #include "quant/adaround.h"
 #include "quant/error.h"
 #include "runtime/parallel.h"
+#include "search/recon/ste_batch.h"
 
 namespace adalog::search {
 
@@ -164,6 +165,8 @@ BlockRecon<T>::BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int ma
         s.den = q.log.RatioDen();
         s.shift = static_cast<T>(q.shift);
         s.folded = q.shift_folded;
+        s.levels.resize(Sz(int64_t{1} << s.bits));
+        LogSteLevels(s.bits, s.num, s.den, s.levels.data());
         break;
       case ActQuant::Kind::kTwin:
         throw Error(std::string("block reconstruction: block ") + std::to_string(b) + " " +
@@ -302,17 +305,26 @@ void BlockRecon<T>::Quantize(int site, const BlockTrainParams<T>& p, int scale_i
   T* dxdx = sv.dxdx.data() + offset;
   T* dxds = sv.dxds.data() + offset;
   SteRecord<T>* rec = mode_ == SteMode::kNormal ? nullptr : sv.rec.data() + offset;
-  const bool replay = mode_ == SteMode::kReplay;
+  if (mode_ != SteMode::kReplay) {  // the training path: ste_batch.h, same bytes as per element
+    if (s.kind == ActQuant::Kind::kUniform) {
+      const int32_t zp = s.head_zp.empty() ? s.zp : s.head_zp[Sz(scale_index)];
+      UniformSteBatch(data, n, scale, zp, s.cmin, s.cmax, dxdx, dxds, rec);
+    } else {
+      LogSteBatch(data, n, scale, s.bits, s.num, s.den, s.shift, s.folded, s.levels.data(), dxdx,
+                  dxds, rec);
+    }
+    return;
+  }
+  // Replaying a recorded rounding (the gradient checks' frozen surrogate).
   if (s.kind == ActQuant::Kind::kUniform) {
     const int32_t zp = s.head_zp.empty() ? s.zp : s.head_zp[Sz(scale_index)];
     for (int64_t i = 0; i < n; ++i) {
-      data[i] = UniformSte(data[i], scale, zp, s.cmin, s.cmax, &dxdx[i], &dxds[i],
-                           rec ? &rec[i] : nullptr, replay);
+      data[i] = UniformSte(data[i], scale, zp, s.cmin, s.cmax, &dxdx[i], &dxds[i], &rec[i], true);
     }
   } else {
     for (int64_t i = 0; i < n; ++i) {
       data[i] = LogSte(data[i], scale, s.bits, s.num, s.den, s.shift, s.folded, &dxdx[i],
-                       &dxds[i], rec ? &rec[i] : nullptr, replay);
+                       &dxds[i], &rec[i], true);
     }
   }
 }

@@ -93,6 +93,7 @@ class BlockRecon {
     std::vector<int32_t> head_zp;       // per-head uniform
     T shift = T(0);
     bool folded = false;
+    std::vector<T> levels;  // log: LogSteLevels (search/recon/ste_batch.h)
   };
   // Saved per activation site: the derivatives of every element and (record / replay) its frozen
   // rounding.

@@ -18,6 +18,7 @@
 #include "runtime/executor_fp32.h"
 #include "runtime/executor_sim.h"
 #include "search/recon/reconstruct.h"
+#include "search/recon/ste_batch.h"
 #include "tests/util/exec_random_vit.h"
 #include "tests/util/sim_hand_plan.h"
 
@@ -483,6 +484,114 @@ TEST(BlockGrad, SameBytesForOneTwoThreeThreadsSeveralChunks) {
     for (int l = 0; l < kNumReconLinears; ++l) {
       EXPECT_GT(*std::max_element(g[0].alpha[l].begin(), g[0].alpha[l].end()), 0.f);
     }
+  }
+}
+
+}  // namespace
+}  // namespace adalog::search
+
+namespace adalog::search {
+namespace {
+
+// Values that exercise every branch: random spreads around the step size, exact ties (k + 0.5)
+// steps, both clamps, zero and negative zero, tiny values, large ones past the fast rounding's
+// range.
+template <typename T>
+std::vector<T> SteProbeValues(T s) {
+  std::vector<T> v = {T(0), -T(0), s, -s, T(1e-20), T(-1e-20), T(3e7), T(-3e7), T(1e9)};
+  for (int k = -40; k <= 40; ++k) v.push_back((static_cast<T>(k) + T(0.5)) * s);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  for (int i = 0; i < 4000; ++i) {
+    const double e = std::pow(2.0, 12.0 * u(rng));  // magnitudes 2^-12 .. 2^12 steps
+    v.push_back(static_cast<T>(u(rng) * e * static_cast<double>(s)));
+  }
+  return v;
+}
+
+template <typename T>
+void ExpectSameRecord(const SteRecord<T>& a, const SteRecord<T>& b, size_t i) {
+  EXPECT_EQ(std::memcmp(&a.offset, &b.offset, sizeof(T)), 0) << i;
+  EXPECT_EQ(a.region, b.region) << i;
+}
+
+template <typename T>
+void CheckUniformBatch(int32_t z, int32_t cmin, int32_t cmax) {
+  const T s = static_cast<T>(0.037);
+  const std::vector<T> in = SteProbeValues(s);
+  std::vector<T> x = in, dx(in.size()), ds(in.size());
+  std::vector<SteRecord<T>> rec(in.size());
+  UniformSteBatch(x.data(), static_cast<int64_t>(x.size()), s, z, cmin, cmax, dx.data(), ds.data(),
+                  rec.data());
+  int in_range = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    T rdx, rds;
+    SteRecord<T> r;
+    const T ref = UniformSte(in[i], s, z, cmin, cmax, &rdx, &rds, &r, false);
+    EXPECT_EQ(std::memcmp(&ref, &x[i], sizeof(T)), 0) << i << " " << in[i];
+    EXPECT_EQ(rdx, dx[i]) << i;
+    EXPECT_EQ(std::memcmp(&rds, &ds[i], sizeof(T)), 0) << i;
+    ExpectSameRecord(r, rec[i], i);
+    in_range += r.region == SteRegion::kIn;
+  }
+  EXPECT_GT(in_range, 100);
+  EXPECT_LT(in_range, static_cast<int>(in.size()) - 100);
+}
+
+template <typename T>
+void CheckLogBatch(int bits, int num, int den, T shift, bool folded) {
+  const T s = static_cast<T>(0.8);
+  std::vector<T> in = SteProbeValues(s);
+  for (T& v : in) v = std::fabs(v) - shift;  // mostly non-negative shifted inputs, some below
+  std::vector<T> levels(static_cast<size_t>(1) << bits);
+  LogSteLevels(bits, num, den, levels.data());
+  std::vector<T> x = in, dx(in.size()), ds(in.size());
+  std::vector<SteRecord<T>> rec(in.size());
+  LogSteBatch(x.data(), static_cast<int64_t>(x.size()), s, bits, num, den, shift, folded,
+              levels.data(), dx.data(), ds.data(), rec.data());
+  int regions[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < in.size(); ++i) {
+    T rdx, rds;
+    SteRecord<T> r;
+    const T ref = LogSte(in[i], s, bits, num, den, shift, folded, &rdx, &rds, &r, false);
+    EXPECT_EQ(std::memcmp(&ref, &x[i], sizeof(T)), 0) << i << " " << in[i];
+    EXPECT_EQ(std::memcmp(&rdx, &dx[i], sizeof(T)), 0) << i;
+    EXPECT_EQ(std::memcmp(&rds, &ds[i], sizeof(T)), 0) << i;
+    ExpectSameRecord(r, rec[i], i);
+    ++regions[static_cast<int>(r.region)];
+  }
+  EXPECT_GT(regions[static_cast<int>(SteRegion::kIn)], 100);
+  EXPECT_GT(regions[static_cast<int>(SteRegion::kHigh)], 100);
+  EXPECT_GT(regions[static_cast<int>(SteRegion::kZero)], 10);
+}
+
+// The array quantizers that training runs (ste_batch.h) give the bytes of quant/ste.h's per-element
+// functions, which the gradient checks difference, for every output and record.
+TEST(SteBatch, UniformSameBytesAsPerElement) {
+  CheckUniformBatch<float>(8, 0, 15);    // asymmetric 4 bit
+  CheckUniformBatch<float>(0, -8, 7);    // symmetric 4 bit
+  CheckUniformBatch<double>(3, 0, 7);    // asymmetric 3 bit
+}
+
+TEST(SteBatch, LogSameBytesAsPerElement) {
+  CheckLogBatch<float>(4, 1, 1, 0.f, false);      // log2 probabilities
+  CheckLogBatch<float>(3, 2, 1, 0.f, false);      // log-sqrt2
+  CheckLogBatch<float>(4, 37, 23, 0.17f, true);   // AdaLog-like ratio, shifted, folded
+  CheckLogBatch<float>(4, 37, 29, 0.17f, false);  // shifted, not folded
+  CheckLogBatch<double>(4, 37, 23, 0.17, false);
+}
+
+TEST(SteBatch, RoundHalfEvenFastIsNearbyint) {
+  const float fs[] = {0.5f, 1.5f, 2.5f, -0.5f, -2.5f, 4194303.5f, 4194304.5f, 8388607.5f,
+                      0.49999997f, -0.49999997f, 1e30f, -0.f};
+  for (float f : fs) {
+    const float a = RoundHalfEvenFast(f), b = std::nearbyint(f);
+    EXPECT_EQ(std::memcmp(&a, &b, sizeof(float)), 0) << f;
+  }
+  const double ds[] = {0.5, 2.5, -3.5, 2251799813685247.5, 4503599627370495.5, -0.0};
+  for (double d : ds) {
+    const double a = RoundHalfEvenFast(d), b = std::nearbyint(d);
+    EXPECT_EQ(std::memcmp(&a, &b, sizeof(double)), 0) << d;
   }
 }
 
