@@ -339,9 +339,10 @@ void BlockRecon<T>::ScaleGrad(int site, const T* g, int64_t offset, int64_t n,
   *partial = acc;
 }
 
-// out = in W~^T + bias, row chunks of kRowChunk.
+// out = in W~^T + bias, row chunks of kRowChunk; each chunk of `in` is first saved to lin_in_[l]
+// (the backward's dW reads it after `in`'s buffer has been reused).
 template <typename T>
-void BlockRecon<T>::LinearForward(int l, const T* in, T* out) const {
+void BlockRecon<T>::LinearForward(int l, const T* in, T* out) {
   const LinearParams& lp = *lin_[l];
   const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
   const T* w = w_soft_[l].data();
@@ -350,8 +351,10 @@ void BlockRecon<T>::LinearForward(int l, const T* in, T* out) const {
   ForEachItem((rows + kRowChunk - 1) / kRowChunk, threads_, [&](int64_t c, int) {
     const int64_t r0 = c * kRowChunk, r1 = std::min(rows, r0 + kRowChunk);
     T* y = out + r0 * N;
+    T* saved = lin_in_[l].data() + r0 * K;
+    std::copy(in + r0 * K, in + r1 * K, saved);
     for (int64_t r = r0; r < r1; ++r) std::copy(bias, bias + N, out + r * N);
-    Gemm(false, true, r1 - r0, N, K, in + r0 * K, K, w, K, T(1), y, N);
+    Gemm(false, true, r1 - r0, N, K, saved, K, w, K, T(1), y, N);
   });
 }
 
@@ -541,14 +544,15 @@ void BlockRecon<T>::RunStep(const Step& st, int index, const BlockTrainParams<T>
     case StepOp::kFc1:
     case StepOp::kFc2: {
       const int l = LinearOfStep(st.op);
-      std::copy(in, in + rows * lin_[l]->in, lin_in_[l].data());
-      LinearForward(l, lin_in_[l].data(), out);
+      LinearForward(l, in, out);
       break;
     }
     case StepOp::kAttention: AttentionForward(p); break;
     case StepOp::kAddResidual: {
       const int64_t n = rows * D;
-      for (int64_t i = 0; i < n; ++i) out[i] += in[i];
+      exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) out[i] += in[i];
+      });
       break;
     }
     case StepOp::kGelu: {
@@ -638,13 +642,17 @@ void BlockRecon<T>::BackStep(const Step& st, int index, const BlockTrainParams<T
     }
     case StepOp::kAttention: AttentionBackward(p, grad); break;
     case StepOp::kAddResidual: {  // x_out = x_in + lin_out: g_lin_out = g_x; g_x passes on
-      std::copy(gout, gout + rows * D, gin);
+      exec::ParallelRows(rows * D, threads_, [&](int64_t i0, int64_t i1) {
+        std::copy(gout + i0, gout + i1, gin + i0);
+      });
       break;
     }
     case StepOp::kGelu: {
       const int64_t n = rows * hidden_;
       const T* d = gelu_d_.data();
-      for (int64_t i = 0; i < n; ++i) gout[i] *= d[i];  // in place (in == out == hidden)
+      exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) gout[i] *= d[i];  // in place (in == out == hidden)
+      });
       break;
     }
     default:
@@ -719,7 +727,9 @@ void BlockRecon<T>::Backward(const BlockTrainParams<T>& p, BlockTrainParams<T>* 
   const int64_t n = rows * dim_;
   T* gx = gbuf_[static_cast<int>(Buf::kX)].data();
   const T f = static_cast<T>(2.0 / (static_cast<double>(batch_) * dim_ * 10.0));
-  for (int64_t i = 0; i < n; ++i) gx[i] = f * diff_[Sz(i)];
+  exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) gx[i] = f * diff_[Sz(i)];
+  });
   for (size_t s = steps_.size(); s-- > 0;) BackStep(steps_[s], static_cast<int>(s), p, grad);
   if (dx != nullptr) std::copy(gx, gx + n, dx);
 }

@@ -109,7 +109,7 @@ class BlockRecon {
   void BackStep(const Step& st, int index, const BlockTrainParams<T>& p, BlockTrainParams<T>* grad);
   void AttentionForward(const BlockTrainParams<T>& p);
   void AttentionBackward(const BlockTrainParams<T>& p, BlockTrainParams<T>* grad);
-  void LinearForward(int l, const T* in, T* out) const;
+  void LinearForward(int l, const T* in, T* out);
   void LinearBackward(int l, const T* in, const T* gout, T* gin, std::vector<T>* galpha) const;
   void TapBackward(TapPoint tap, T* g, BlockTrainParams<T>* grad);
   int SiteOfTap(TapPoint tap) const;

@@ -498,7 +498,8 @@ namespace {
 // range.
 template <typename T>
 std::vector<T> SteProbeValues(T s) {
-  std::vector<T> v = {T(0), -T(0), s, -s, T(1e-20), T(-1e-20), T(3e7), T(-3e7), T(1e9)};
+  std::vector<T> v = {T(0), -T(0), s, -s, T(1e-20), T(-1e-20), T(3e7), T(-3e7), T(1e9),
+                      T(5000000.5) * s, T(-6000000.5) * s, T(8388607.5) * s};
   for (int k = -40; k <= 40; ++k) v.push_back((static_cast<T>(k) + T(0.5)) * s);
   std::mt19937 rng(11);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
@@ -519,21 +520,24 @@ template <typename T>
 void CheckUniformBatch(int32_t z, int32_t cmin, int32_t cmax) {
   const T s = static_cast<T>(0.037);
   const std::vector<T> in = SteProbeValues(s);
-  std::vector<T> x = in, dx(in.size()), ds(in.size());
-  std::vector<SteRecord<T>> rec(in.size());
-  UniformSteBatch(x.data(), static_cast<int64_t>(x.size()), s, z, cmin, cmax, dx.data(), ds.data(),
-                  rec.data());
   int in_range = 0;
-  for (size_t i = 0; i < in.size(); ++i) {
-    T rdx, rds;
-    SteRecord<T> r;
-    const T ref = UniformSte(in[i], s, z, cmin, cmax, &rdx, &rds, &r, false);
-    EXPECT_EQ(std::memcmp(&ref, &x[i], sizeof(T)), 0) << i << " " << in[i];
-    EXPECT_EQ(rdx, dx[i]) << i;
-    EXPECT_EQ(std::memcmp(&rds, &ds[i], sizeof(T)), 0) << i;
-    ExpectSameRecord(r, rec[i], i);
-    in_range += r.region == SteRegion::kIn;
+  for (const bool record : {true, false}) {  // two code paths: with and without a record
+    std::vector<T> x = in, dx(in.size()), ds(in.size());
+    std::vector<SteRecord<T>> rec(in.size());
+    UniformSteBatch(x.data(), static_cast<int64_t>(x.size()), s, z, cmin, cmax, dx.data(),
+                    ds.data(), record ? rec.data() : nullptr);
+    for (size_t i = 0; i < in.size(); ++i) {
+      T rdx, rds;
+      SteRecord<T> r;
+      const T ref = UniformSte(in[i], s, z, cmin, cmax, &rdx, &rds, &r, false);
+      EXPECT_EQ(std::memcmp(&ref, &x[i], sizeof(T)), 0) << i << " " << in[i] << " " << record;
+      EXPECT_EQ(rdx, dx[i]) << i;
+      EXPECT_EQ(std::memcmp(&rds, &ds[i], sizeof(T)), 0) << i << " " << record;
+      if (record) ExpectSameRecord(r, rec[i], i);
+      in_range += r.region == SteRegion::kIn;
+    }
   }
+  in_range /= 2;
   EXPECT_GT(in_range, 100);
   EXPECT_LT(in_range, static_cast<int>(in.size()) - 100);
 }
