@@ -86,35 +86,26 @@ inline void LogSteBatch(T* x, int64_t n, T s, int bits, int num, int den, T shif
     const T cr = (-std::log2(u) * tn) / td;
     const T r = RoundHalfEvenFast(cr);
     const T off = r - cr;
-    SteRegion reg;
-    if (r >= zero_code) {
-      reg = SteRegion::kZero;
-    } else if (ud > T(1)) {
-      reg = SteRegion::kHigh;
-    } else if (ud < kMin) {
-      reg = SteRegion::kLow;
-    } else {
-      reg = SteRegion::kIn;
-    }
+    // The region and the outputs by selects rather than branches (the regions mix unpredictably
+    // along a row of probabilities); the same values as LogSte's branches.
+    const bool zero = r >= zero_code, high = ud > T(1), low = ud < kMin;
+    const SteRegion reg = zero ? SteRegion::kZero
+                               : (high ? SteRegion::kHigh : (low ? SteRegion::kLow : SteRegion::kIn));
     if (rec != nullptr) {
       rec[i].offset = off;
       rec[i].region = reg;
     }
-    if (reg == SteRegion::kZero) {
-      dx[i] = T(0);
-      ds[i] = T(0);
-      x[i] = T(0) - back;
-      continue;
-    }
-    const T xq = levels[static_cast<int64_t>(r)] * s;
-    if (reg == SteRegion::kIn) {
-      dx[i] = xq / (u * s);
-      ds[i] = T(0);
-    } else {
-      dx[i] = T(0);
-      ds[i] = xq / s;
-    }
-    x[i] = xq - back;
+    // A code outside the table (zero region, or NaN input) reads level 0; NaN then propagates as
+    // exp2(NaN) does in LogSte.
+    const bool valid = r >= T(0) && r < zero_code;
+    const T level = levels[valid ? static_cast<int64_t>(r) : 0];
+    const T xq = r == r ? level * s : r;
+    const T dx_in = xq / (u * s), ds_clamped = xq / s;
+    const bool in = (!zero) & (!high) & (!low);
+    const bool clamped = (!zero) & (high | low);
+    dx[i] = in ? dx_in : T(0);
+    ds[i] = clamped ? ds_clamped : T(0);
+    x[i] = zero ? T(0) - back : xq - back;
   }
 }
 
