@@ -5,9 +5,13 @@
 #include <cmath>
 #include <cstring>
 
+#include <dnnl.h>
+#include <omp.h>
+
 #include "quant/adaround.h"
 #include "quant/error.h"
 #include "runtime/parallel.h"
+#include "search/recon/ste_batch.h"
 
 namespace adalog::search {
 
@@ -37,6 +41,65 @@ double SumInOrder(const double* p, int64_t n) {
   for (int64_t i = 0; i < n; ++i) s += p[i];
   return s;
 }
+
+// C[M][N] = beta C + op(A) op(B), row-major, op(X) = X or X^T (ta / tb), on the calling thread.
+// float: oneDNN's sgemm (runtime ISA dispatch: AVX-512 / AVX2 kernels while this file is built for
+// baseline x86-64), the path training runs. double (the gradient checks): plain loops with the
+// same contract; BlockGrad.FloatPathMatchesDoublePath checks the float calls against them.
+// Measured on this 2-core AMD EPYC (Zen 4) with bench_recon_speed, digits block, 1 thread: the
+// Linears as sgemm took the iteration from 133 ms (plain loops) to the numbers in
+// bench/RESULTS.md "Block reconstruction speed"; Eigen, which search/ already links, compiles
+// with this file's baseline flags (SSE2) and so has no AVX-512 kernels here.
+void Gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  // One thread: called from inside the fixed partitions below (and nested regions are off, but
+  // the one-thread case runs outside any region).
+  const int prev = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const dnnl_status_t st =
+      dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+  omp_set_num_threads(prev);
+  ADALOG_CHECK(st == dnnl_success, "block reconstruction: oneDNN sgemm failed (status ",
+               static_cast<int>(st), ")");
+}
+void Gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
+          const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  for (int64_t m = 0; m < M; ++m) {
+    double* c = C + m * ldc;
+    for (int64_t n = 0; n < N; ++n) c[n] = beta == 0.0 ? 0.0 : beta * c[n];
+    for (int64_t k = 0; k < K; ++k) {
+      const double a = ta ? A[k * lda + m] : A[m * lda + k];
+      if (tb) {
+        for (int64_t n = 0; n < N; ++n) c[n] += a * B[n * ldb + k];
+      } else {
+        const double* b = B + k * ldb;
+        for (int64_t n = 0; n < N; ++n) c[n] += a * b[n];
+      }
+    }
+  }
+}
+
+// f(item, thread) for every item in [0, n), items claimed one at a time by a team of up to
+// `threads` OpenMP threads (thread < threads indexes per-thread scratch). Callers make each item's
+// work independent of which thread runs it and of the others, so results do not depend on the
+// thread count.
+template <typename F>
+void ForEachItem(int64_t n, int threads, const F& f) {
+  if (threads <= 1 || n < 2) {
+    for (int64_t i = 0; i < n; ++i) f(i, 0);
+    return;
+  }
+  const int team = static_cast<int>(std::min<int64_t>(threads, n));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+  for (int64_t i = 0; i < n; ++i) f(i, omp_get_thread_num());
+}
+
+// The fixed partitions of the Linears' GEMMs (independent of the thread count): rows of the
+// activations in chunks of kRowChunk for out = in W~^T and gin = gout W~; output channels in
+// blocks of kChannelBlock for dW = gout^T in, each block summing over all rows in one GEMM.
+constexpr int64_t kRowChunk = 64;
+constexpr int64_t kChannelBlock = 16;
 
 template <typename T>
 T Gelu(T v, GeluKind kind, T* deriv) {
@@ -102,6 +165,8 @@ BlockRecon<T>::BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int ma
         s.den = q.log.RatioDen();
         s.shift = static_cast<T>(q.shift);
         s.folded = q.shift_folded;
+        s.levels.resize(Sz(int64_t{1} << s.bits));
+        LogSteLevels(s.bits, s.num, s.den, s.levels.data());
         break;
       case ActQuant::Kind::kTwin:
         throw Error(std::string("block reconstruction: block ") + std::to_string(b) + " " +
@@ -161,7 +226,7 @@ BlockRecon<T>::BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int ma
   size_buf(Buf::kHidden, rows * H);
   for (int l = 0; l < kNumReconLinears; ++l) {
     w_soft_[l].assign(lin_[l]->weight.size(), T(0));
-    w_soft_t_[l].assign(lin_[l]->weight.size(), T(0));
+    bias_[l].assign(lin_[l]->bias.begin(), lin_[l]->bias.end());
     dw_dalpha_[l].assign(lin_[l]->weight.size(), T(0));
     lin_in_[l].assign(Sz(rows * lin_[l]->in), T(0));
   }
@@ -169,12 +234,13 @@ BlockRecon<T>::BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int ma
     ln_rstd_[j].assign(Sz(rows), T(0));
     ln_xhat_[j].assign(Sz(rows * D), T(0));
   }
-  gelu_in_.assign(Sz(rows * H), T(0));
+  gelu_d_.assign(Sz(rows * H), T(0));
   qh_.assign(Sz(rows * D), T(0));
   kh_.assign(Sz(rows * D), T(0));
   vh_.assign(Sz(rows * D), T(0));
   probs_.assign(Sz(pairs * TT), T(0));
   probs_q_.assign(Sz(pairs * TT), T(0));
+  attn_scratch_.assign(Sz(threads_ * (TT + 3 * static_cast<int64_t>(tokens_) * hd_)), T(0));
   const int64_t site_n[kNumReconActs] = {rows * D, rows * D, rows * D, rows * D,
                                          pairs * TT, rows * D, rows * D, rows * H};
   for (int a = 0; a < kNumReconActs; ++a) {
@@ -239,17 +305,26 @@ void BlockRecon<T>::Quantize(int site, const BlockTrainParams<T>& p, int scale_i
   T* dxdx = sv.dxdx.data() + offset;
   T* dxds = sv.dxds.data() + offset;
   SteRecord<T>* rec = mode_ == SteMode::kNormal ? nullptr : sv.rec.data() + offset;
-  const bool replay = mode_ == SteMode::kReplay;
+  if (mode_ != SteMode::kReplay) {  // the training path: ste_batch.h, same bytes as per element
+    if (s.kind == ActQuant::Kind::kUniform) {
+      const int32_t zp = s.head_zp.empty() ? s.zp : s.head_zp[Sz(scale_index)];
+      UniformSteBatch(data, n, scale, zp, s.cmin, s.cmax, dxdx, dxds, rec);
+    } else {
+      LogSteBatch(data, n, scale, s.bits, s.num, s.den, s.shift, s.folded, s.levels.data(), dxdx,
+                  dxds, rec);
+    }
+    return;
+  }
+  // Replaying a recorded rounding (the gradient checks' frozen surrogate).
   if (s.kind == ActQuant::Kind::kUniform) {
     const int32_t zp = s.head_zp.empty() ? s.zp : s.head_zp[Sz(scale_index)];
     for (int64_t i = 0; i < n; ++i) {
-      data[i] = UniformSte(data[i], scale, zp, s.cmin, s.cmax, &dxdx[i], &dxds[i],
-                           rec ? &rec[i] : nullptr, replay);
+      data[i] = UniformSte(data[i], scale, zp, s.cmin, s.cmax, &dxdx[i], &dxds[i], &rec[i], true);
     }
   } else {
     for (int64_t i = 0; i < n; ++i) {
       data[i] = LogSte(data[i], scale, s.bits, s.num, s.den, s.shift, s.folded, &dxdx[i],
-                       &dxds[i], rec ? &rec[i] : nullptr, replay);
+                       &dxds[i], &rec[i], true);
     }
   }
 }
@@ -264,61 +339,56 @@ void BlockRecon<T>::ScaleGrad(int site, const T* g, int64_t offset, int64_t n,
   *partial = acc;
 }
 
+// out = in W~^T + bias, row chunks of kRowChunk; each chunk of `in` is first saved to lin_in_[l]
+// (the backward's dW reads it after `in`'s buffer has been reused).
 template <typename T>
-void BlockRecon<T>::LinearForward(int l, const T* in, T* out) const {
+void BlockRecon<T>::LinearForward(int l, const T* in, T* out) {
   const LinearParams& lp = *lin_[l];
   const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
-  const T* wt = w_soft_t_[l].data();  // [in][out]: the inner loop runs along a row of y
-  exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* x = in + r * lp.in;
-      T* y = out + r * lp.out;
-      for (int o = 0; o < lp.out; ++o) y[o] = T(0);
-      for (int i = 0; i < lp.in; ++i) {
-        const T xi = x[i];
-        const T* wi = wt + static_cast<int64_t>(i) * lp.out;
-        for (int o = 0; o < lp.out; ++o) y[o] += xi * wi[o];
-      }
-      for (int o = 0; o < lp.out; ++o) y[o] += static_cast<T>(lp.bias[Sz(o)]);
-    }
+  const T* w = w_soft_[l].data();
+  const T* bias = bias_[l].data();
+  const int64_t N = lp.out, K = lp.in;
+  ForEachItem((rows + kRowChunk - 1) / kRowChunk, threads_, [&](int64_t c, int) {
+    const int64_t r0 = c * kRowChunk, r1 = std::min(rows, r0 + kRowChunk);
+    T* y = out + r0 * N;
+    T* saved = lin_in_[l].data() + r0 * K;
+    std::copy(in + r0 * K, in + r1 * K, saved);
+    for (int64_t r = r0; r < r1; ++r) std::copy(bias, bias + N, out + r * N);
+    Gemm(false, true, r1 - r0, N, K, saved, K, w, K, T(1), y, N);
   });
 }
 
-// gin = gout W~ (overwritten); galpha = (gout^T in) * dw~/dalpha.
+// gin = gout W~ (overwritten; row chunks); galpha = (gout^T in) * dw~/dalpha (output-channel
+// blocks, each summing over all rows).
 template <typename T>
 void BlockRecon<T>::LinearBackward(int l, const T* in, const T* gout, T* gin,
                                    std::vector<T>* galpha) const {
   const LinearParams& lp = *lin_[l];
   const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
   const T* w = w_soft_[l].data();
-  exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      T* gx = gin + r * lp.in;
-      std::fill(gx, gx + lp.in, T(0));
-      const T* gy = gout + r * lp.out;
-      for (int o = 0; o < lp.out; ++o) {
-        const T g = gy[o];
-        const T* wo = w + static_cast<int64_t>(o) * lp.in;
-        for (int i = 0; i < lp.in; ++i) gx[i] += g * wo[i];
-      }
-    }
-  });
-  galpha->assign(lp.weight.size(), T(0));
+  const int64_t N = lp.out, K = lp.in;
+  const int64_t row_chunks = (rows + kRowChunk - 1) / kRowChunk;
+  const int64_t ch_blocks = (N + kChannelBlock - 1) / kChannelBlock;
+  galpha->resize(lp.weight.size());
   T* ga = galpha->data();
   const T* dwa = dw_dalpha_[l].data();
-  exec::ParallelRows(lp.out, threads_, [&](int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; ++o) {
-      T* acc = ga + o * lp.in;
-      for (int64_t r = 0; r < rows; ++r) {
-        const T g = gout[r * lp.out + o];
-        const T* x = in + r * lp.in;
-        for (int i = 0; i < lp.in; ++i) acc[i] += g * x[i];
-      }
-      for (int i = 0; i < lp.in; ++i) acc[i] *= dwa[o * lp.in + i];
+  // One list of items: the row chunks of gin, then the channel blocks of dW.
+  ForEachItem(row_chunks + ch_blocks, threads_, [&](int64_t item, int) {
+    if (item < row_chunks) {
+      const int64_t r0 = item * kRowChunk, r1 = std::min(rows, r0 + kRowChunk);
+      Gemm(false, false, r1 - r0, K, N, gout + r0 * N, N, w, K, T(0), gin + r0 * K, K);
+      return;
     }
+    const int64_t o0 = (item - row_chunks) * kChannelBlock, o1 = std::min(N, o0 + kChannelBlock);
+    T* acc = ga + o0 * K;
+    Gemm(true, false, o1 - o0, K, rows, gout + o0, N, in, K, T(0), acc, K);
+    const T* d = dwa + o0 * K;
+    for (int64_t e = 0; e < (o1 - o0) * K; ++e) acc[e] *= d[e];
   });
 }
 
+// Per (image, head), claimed one at a time: q, k, v gathered and fake-quantized, S = q k^T,
+// scaled softmax, probability quantizer, merged[:, h] = Pq v.
 template <typename T>
 void BlockRecon<T>::AttentionForward(const BlockTrainParams<T>& p) {
   const int Tk = tokens_, D = dim_, hd = hd_, H = heads_;
@@ -326,55 +396,43 @@ void BlockRecon<T>::AttentionForward(const BlockTrainParams<T>& p) {
   T* merged = buf_[static_cast<int>(Buf::kMerged)].data();
   const T scale = static_cast<T>(blk_.attn_scale);
   const int64_t TT = static_cast<int64_t>(Tk) * Tk;
-  exec::ParallelRows(static_cast<int64_t>(batch_) * H, threads_, [&](int64_t p0, int64_t p1) {
-    for (int64_t ph = p0; ph < p1; ++ph) {
-      const int64_t b = ph / H;
-      const int h = static_cast<int>(ph % H);
-      const int64_t base = ph * Tk * hd;
-      T* q = qh_.data() + base;
-      T* k = kh_.data() + base;
-      T* v = vh_.data() + base;
-      for (int i = 0; i < Tk; ++i) {
-        const T* row = qkv + (b * Tk + i) * 3 * D + static_cast<int64_t>(h) * hd;
-        for (int d = 0; d < hd; ++d) {
-          q[i * hd + d] = row[d];
-          k[i * hd + d] = row[D + d];
-          v[i * hd + d] = row[2 * D + d];
-        }
-      }
-      Quantize(kActQ, p, h, q, base, static_cast<int64_t>(Tk) * hd);
-      Quantize(kActK, p, h, k, base, static_cast<int64_t>(Tk) * hd);
-      Quantize(kActV, p, h, v, base, static_cast<int64_t>(Tk) * hd);
-      T* P = probs_.data() + ph * TT;
-      T* Pq = probs_q_.data() + ph * TT;
-      for (int i = 0; i < Tk; ++i) {
-        T* pr = P + static_cast<int64_t>(i) * Tk;
-        for (int j = 0; j < Tk; ++j) {
-          T acc = T(0);
-          for (int d = 0; d < hd; ++d) acc += q[i * hd + d] * k[j * hd + d];
-          pr[j] = acc * scale;
-        }
-        T mx = pr[0];
-        for (int j = 1; j < Tk; ++j) mx = std::max(mx, pr[j]);
-        T sum = T(0);
-        for (int j = 0; j < Tk; ++j) {
-          pr[j] = std::exp(pr[j] - mx);
-          sum += pr[j];
-        }
-        const T inv = T(1) / sum;
-        for (int j = 0; j < Tk; ++j) pr[j] *= inv;
-      }
-      std::copy(P, P + TT, Pq);
-      Quantize(kActProbs, p, 0, Pq, ph * TT, TT);
-      for (int i = 0; i < Tk; ++i) {
-        T* o = merged + (b * Tk + i) * D + static_cast<int64_t>(h) * hd;
-        std::fill(o, o + hd, T(0));
-        for (int j = 0; j < Tk; ++j) {
-          const T pij = Pq[static_cast<int64_t>(i) * Tk + j];
-          for (int d = 0; d < hd; ++d) o[d] += pij * v[j * hd + d];
-        }
-      }
+  ForEachItem(static_cast<int64_t>(batch_) * H, threads_, [&](int64_t ph, int) {
+    const int64_t b = ph / H;
+    const int h = static_cast<int>(ph % H);
+    const int64_t base = ph * Tk * hd;
+    T* q = qh_.data() + base;
+    T* k = kh_.data() + base;
+    T* v = vh_.data() + base;
+    for (int i = 0; i < Tk; ++i) {
+      const T* row = qkv + (b * Tk + i) * 3 * D + static_cast<int64_t>(h) * hd;
+      std::copy(row, row + hd, q + i * hd);
+      std::copy(row + D, row + D + hd, k + i * hd);
+      std::copy(row + 2 * D, row + 2 * D + hd, v + i * hd);
     }
+    Quantize(kActQ, p, h, q, base, static_cast<int64_t>(Tk) * hd);
+    Quantize(kActK, p, h, k, base, static_cast<int64_t>(Tk) * hd);
+    Quantize(kActV, p, h, v, base, static_cast<int64_t>(Tk) * hd);
+    T* P = probs_.data() + ph * TT;
+    T* Pq = probs_q_.data() + ph * TT;
+    Gemm(false, true, Tk, Tk, hd, q, hd, k, hd, T(0), P, Tk);
+    for (int i = 0; i < Tk; ++i) {
+      T* pr = P + static_cast<int64_t>(i) * Tk;
+      T mx = pr[0] * scale;
+      for (int j = 0; j < Tk; ++j) {
+        pr[j] *= scale;
+        mx = std::max(mx, pr[j]);
+      }
+      T sum = T(0);
+      for (int j = 0; j < Tk; ++j) {
+        pr[j] = std::exp(pr[j] - mx);
+        sum += pr[j];
+      }
+      const T inv = T(1) / sum;
+      for (int j = 0; j < Tk; ++j) pr[j] *= inv;
+    }
+    std::copy(P, P + TT, Pq);
+    Quantize(kActProbs, p, 0, Pq, ph * TT, TT);
+    Gemm(false, false, Tk, hd, Tk, Pq, Tk, v, hd, T(0), merged + b * Tk * D + h * hd, D);
   });
 }
 
@@ -385,71 +443,53 @@ void BlockRecon<T>::AttentionBackward(const BlockTrainParams<T>& p, BlockTrainPa
   const T* gmerged = gbuf_[static_cast<int>(Buf::kMerged)].data();
   T* gqkv = gbuf_[static_cast<int>(Buf::kQkv)].data();
   const T scale = static_cast<T>(blk_.attn_scale);
-  const int64_t TT = static_cast<int64_t>(Tk) * Tk;
+  const int64_t TT = static_cast<int64_t>(Tk) * Tk, Thd = static_cast<int64_t>(Tk) * hd;
   const int64_t pairs = static_cast<int64_t>(batch_) * H;
   double* part = partial_.data();  // [4][pairs]: q, k, v, probs
-  exec::ParallelRows(pairs, threads_, [&](int64_t p0, int64_t p1) {
-    std::vector<T> gP(Sz(TT)), gq(Sz(Tk) * hd), gk(Sz(Tk) * hd), gv(Sz(Tk) * hd);
-    for (int64_t ph = p0; ph < p1; ++ph) {
-      const int64_t b = ph / H;
-      const int h = static_cast<int>(ph % H);
-      const int64_t base = ph * Tk * hd;
-      const T* q = qh_.data() + base;
-      const T* k = kh_.data() + base;
-      const T* v = vh_.data() + base;
-      const T* P = probs_.data() + ph * TT;
-      const T* Pq = probs_q_.data() + ph * TT;
-      std::fill(gv.begin(), gv.end(), T(0));
-      for (int i = 0; i < Tk; ++i) {
-        const T* go = gmerged + (b * Tk + i) * D + static_cast<int64_t>(h) * hd;
-        for (int j = 0; j < Tk; ++j) {
-          T acc = T(0);
-          for (int d = 0; d < hd; ++d) acc += go[d] * v[j * hd + d];
-          gP[Sz(i) * Tk + j] = acc;
-          const T pij = Pq[static_cast<int64_t>(i) * Tk + j];
-          for (int d = 0; d < hd; ++d) gv[Sz(j) * hd + d] += pij * go[d];
-        }
-      }
-      // Through the probability quantizer, then the softmax and the score scale.
-      if (act_[kActProbs].kind != ActQuant::Kind::kNone) {
-        ScaleGrad(kActProbs, gP.data(), ph * TT, TT, &part[3 * pairs + ph]);
-        const T* dxdx = save_[kActProbs].dxdx.data() + ph * TT;
-        for (int64_t e = 0; e < TT; ++e) gP[Sz(e)] *= dxdx[e];
-      }
-      for (int i = 0; i < Tk; ++i) {
-        T* g = gP.data() + Sz(i) * Tk;
-        const T* pr = P + static_cast<int64_t>(i) * Tk;
-        T dot = T(0);
-        for (int j = 0; j < Tk; ++j) dot += g[j] * pr[j];
-        for (int j = 0; j < Tk; ++j) g[j] = pr[j] * (g[j] - dot) * scale;
-      }
-      std::fill(gq.begin(), gq.end(), T(0));
-      std::fill(gk.begin(), gk.end(), T(0));
-      for (int i = 0; i < Tk; ++i) {
-        for (int j = 0; j < Tk; ++j) {
-          const T g = gP[Sz(i) * Tk + j];
-          for (int d = 0; d < hd; ++d) {
-            gq[Sz(i) * hd + d] += g * k[j * hd + d];
-            gk[Sz(j) * hd + d] += g * q[i * hd + d];
-          }
-        }
-      }
-      const int sites[3] = {kActQ, kActK, kActV};
-      T* gs[3] = {gq.data(), gk.data(), gv.data()};
-      for (int s = 0; s < 3; ++s) {
-        if (act_[sites[s]].kind == ActQuant::Kind::kNone) continue;
-        ScaleGrad(sites[s], gs[s], base, static_cast<int64_t>(Tk) * hd, &part[s * pairs + ph]);
-        const T* dxdx = save_[sites[s]].dxdx.data() + base;
-        for (int64_t e = 0; e < static_cast<int64_t>(Tk) * hd; ++e) gs[s][e] *= dxdx[e];
-      }
-      for (int i = 0; i < Tk; ++i) {
-        T* row = gqkv + (b * Tk + i) * 3 * D + static_cast<int64_t>(h) * hd;
-        for (int d = 0; d < hd; ++d) {
-          row[d] = gq[Sz(i) * hd + d];
-          row[D + d] = gk[Sz(i) * hd + d];
-          row[2 * D + d] = gv[Sz(i) * hd + d];
-        }
-      }
+  ForEachItem(pairs, threads_, [&](int64_t ph, int thread) {
+    T* gP = attn_scratch_.data() + thread * (TT + 3 * Thd);
+    T* gq = gP + TT;
+    T* gk = gq + Thd;
+    T* gv = gk + Thd;
+    const int64_t b = ph / H;
+    const int h = static_cast<int>(ph % H);
+    const int64_t base = ph * Thd;
+    const T* q = qh_.data() + base;
+    const T* k = kh_.data() + base;
+    const T* v = vh_.data() + base;
+    const T* P = probs_.data() + ph * TT;
+    const T* Pq = probs_q_.data() + ph * TT;
+    const T* go = gmerged + b * Tk * D + h * hd;  // [Tk][hd], row stride D
+    Gemm(false, true, Tk, Tk, hd, go, D, v, hd, T(0), gP, Tk);
+    Gemm(true, false, Tk, hd, Tk, Pq, Tk, go, D, T(0), gv, hd);
+    // Through the probability quantizer, then the softmax and the score scale.
+    if (act_[kActProbs].kind != ActQuant::Kind::kNone) {
+      ScaleGrad(kActProbs, gP, ph * TT, TT, &part[3 * pairs + ph]);
+      const T* dxdx = save_[kActProbs].dxdx.data() + ph * TT;
+      for (int64_t e = 0; e < TT; ++e) gP[e] *= dxdx[e];
+    }
+    for (int i = 0; i < Tk; ++i) {
+      T* g = gP + static_cast<int64_t>(i) * Tk;
+      const T* pr = P + static_cast<int64_t>(i) * Tk;
+      T dot = T(0);
+      for (int j = 0; j < Tk; ++j) dot += g[j] * pr[j];
+      for (int j = 0; j < Tk; ++j) g[j] = pr[j] * (g[j] - dot) * scale;
+    }
+    Gemm(false, false, Tk, hd, Tk, gP, Tk, k, hd, T(0), gq, hd);
+    Gemm(true, false, Tk, hd, Tk, gP, Tk, q, hd, T(0), gk, hd);
+    const int sites[3] = {kActQ, kActK, kActV};
+    T* gs[3] = {gq, gk, gv};
+    for (int s = 0; s < 3; ++s) {
+      if (act_[sites[s]].kind == ActQuant::Kind::kNone) continue;
+      ScaleGrad(sites[s], gs[s], base, Thd, &part[s * pairs + ph]);
+      const T* dxdx = save_[sites[s]].dxdx.data() + base;
+      for (int64_t e = 0; e < Thd; ++e) gs[s][e] *= dxdx[e];
+    }
+    for (int i = 0; i < Tk; ++i) {
+      T* row = gqkv + (b * Tk + i) * 3 * D + static_cast<int64_t>(h) * hd;
+      std::copy(gq + i * hd, gq + (i + 1) * hd, row);
+      std::copy(gk + i * hd, gk + (i + 1) * hd, row + D);
+      std::copy(gv + i * hd, gv + (i + 1) * hd, row + 2 * D);
     }
   });
   const int sites[4] = {kActQ, kActK, kActV, kActProbs};
@@ -504,23 +544,23 @@ void BlockRecon<T>::RunStep(const Step& st, int index, const BlockTrainParams<T>
     case StepOp::kFc1:
     case StepOp::kFc2: {
       const int l = LinearOfStep(st.op);
-      std::copy(in, in + rows * lin_[l]->in, lin_in_[l].data());
-      LinearForward(l, lin_in_[l].data(), out);
+      LinearForward(l, in, out);
       break;
     }
     case StepOp::kAttention: AttentionForward(p); break;
     case StepOp::kAddResidual: {
       const int64_t n = rows * D;
-      for (int64_t i = 0; i < n; ++i) out[i] += in[i];
+      exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) out[i] += in[i];
+      });
       break;
     }
     case StepOp::kGelu: {
       const int64_t n = rows * hidden_;
-      std::copy(in, in + n, gelu_in_.data());
-      for (int64_t i = 0; i < n; ++i) {
-        T d;
-        out[i] = Gelu(in[i], blk_.gelu, &d);
-      }
+      T* d = gelu_d_.data();  // the derivative, for the backward
+      exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) out[i] = Gelu(in[i], blk_.gelu, &d[i]);
+      });
       break;
     }
     default:
@@ -602,16 +642,17 @@ void BlockRecon<T>::BackStep(const Step& st, int index, const BlockTrainParams<T
     }
     case StepOp::kAttention: AttentionBackward(p, grad); break;
     case StepOp::kAddResidual: {  // x_out = x_in + lin_out: g_lin_out = g_x; g_x passes on
-      std::copy(gout, gout + rows * D, gin);
+      exec::ParallelRows(rows * D, threads_, [&](int64_t i0, int64_t i1) {
+        std::copy(gout + i0, gout + i1, gin + i0);
+      });
       break;
     }
     case StepOp::kGelu: {
       const int64_t n = rows * hidden_;
-      for (int64_t i = 0; i < n; ++i) {
-        T d;
-        (void)Gelu(gelu_in_[Sz(i)], blk_.gelu, &d);
-        gout[i] *= d;  // in place (in == out == hidden)
-      }
+      const T* d = gelu_d_.data();
+      exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) gout[i] *= d[i];  // in place (in == out == hidden)
+      });
       break;
     }
     default:
@@ -644,7 +685,6 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batc
         for (int i = 0; i < lp.in; ++i) {
           const size_t k = Sz(o * lp.in + i);
           w_soft_[l][k] = AdaRoundSoftWeight<T>(lp.weight[k], up, p.alpha[l][k], &dw_dalpha_[l][k]);
-          w_soft_t_[l][Sz(static_cast<int64_t>(i) * lp.out + o)] = w_soft_[l][k];
         }
       }
     });
@@ -679,12 +719,17 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batc
 
 template <typename T>
 void BlockRecon<T>::Backward(const BlockTrainParams<T>& p, BlockTrainParams<T>* grad, T* dx) {
-  grad->SetZeroLike(p);
+  // The alphas' gradients are written whole by LinearBackward (no zeroing pass); the step sizes'
+  // are set where their sites' backwards run.
+  for (int l = 0; l < kNumReconLinears; ++l) grad->alpha[l].resize(p.alpha[l].size());
+  for (int a = 0; a < kNumReconActs; ++a) grad->act_scale[a].assign(p.act_scale[a].size(), T(0));
   const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
   const int64_t n = rows * dim_;
   T* gx = gbuf_[static_cast<int>(Buf::kX)].data();
   const T f = static_cast<T>(2.0 / (static_cast<double>(batch_) * dim_ * 10.0));
-  for (int64_t i = 0; i < n; ++i) gx[i] = f * diff_[Sz(i)];
+  exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) gx[i] = f * diff_[Sz(i)];
+  });
   for (size_t s = steps_.size(); s-- > 0;) BackStep(steps_[s], static_cast<int>(s), p, grad);
   if (dx != nullptr) std::copy(gx, gx + n, dx);
 }

@@ -93,6 +93,7 @@ class BlockRecon {
     std::vector<int32_t> head_zp;       // per-head uniform
     T shift = T(0);
     bool folded = false;
+    std::vector<T> levels;  // log: LogSteLevels (search/recon/ste_batch.h)
   };
   // Saved per activation site: the derivatives of every element and (record / replay) its frozen
   // rounding.
@@ -108,7 +109,7 @@ class BlockRecon {
   void BackStep(const Step& st, int index, const BlockTrainParams<T>& p, BlockTrainParams<T>* grad);
   void AttentionForward(const BlockTrainParams<T>& p);
   void AttentionBackward(const BlockTrainParams<T>& p, BlockTrainParams<T>* grad);
-  void LinearForward(int l, const T* in, T* out) const;
+  void LinearForward(int l, const T* in, T* out);
   void LinearBackward(int l, const T* in, const T* gout, T* gin, std::vector<T>* galpha) const;
   void TapBackward(TapPoint tap, T* g, BlockTrainParams<T>* grad);
   int SiteOfTap(TapPoint tap) const;
@@ -125,10 +126,11 @@ class BlockRecon {
   // Workspace (sized once for max_batch).
   std::vector<T> buf_[static_cast<int>(Buf::kNumBufs)];
   std::vector<T> gbuf_[static_cast<int>(Buf::kNumBufs)];
-  std::array<std::vector<T>, kNumReconLinears> w_soft_, w_soft_t_, dw_dalpha_, lin_in_;
+  std::array<std::vector<T>, kNumReconLinears> w_soft_, dw_dalpha_, lin_in_, bias_;
   std::vector<T> ln_in_[2], ln_rstd_[2], ln_xhat_[2];  // ln1, ln2
-  std::vector<T> gelu_in_;
+  std::vector<T> gelu_d_;  // GELU'(input), saved by the forward
   std::vector<T> qh_, kh_, vh_, probs_, probs_q_;  // per (image, head)
+  std::vector<T> attn_scratch_;  // per thread: the attention backward's gP, gq, gk, gv
   std::array<ActSave, kNumReconActs> save_;
   std::array<std::vector<float>, kNumReconActs> init_scale_;  // the plan's scales
   std::vector<T> diff_;  // out - target of the last Forward

@@ -18,6 +18,7 @@
 #include "runtime/executor_fp32.h"
 #include "runtime/executor_sim.h"
 #include "search/recon/reconstruct.h"
+#include "search/recon/ste_batch.h"
 #include "tests/util/exec_random_vit.h"
 #include "tests/util/sim_hand_plan.h"
 
@@ -373,6 +374,228 @@ TEST(BlockRecon, LoopSameBytesForOneAndTwoThreads) {
     } else {
       EXPECT_NE(p[0].act_scale[a], p0.act_scale[a]) << ReconActName(a);
     }
+  }
+}
+
+}  // namespace
+}  // namespace adalog::search
+
+namespace adalog::search {
+namespace {
+
+// max |a - b| / max |b| over a tensor (b the double reference; 0 for an empty pair).
+double MaxRelDiff(const std::vector<float>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    num = std::max(num, std::fabs(static_cast<double>(a[i]) - b[i]));
+    den = std::max(den, std::fabs(b[i]));
+  }
+  return den > 0.0 ? num / den : num;
+}
+
+// The float path that training runs (oneDNN sgemm on fixed row chunks / channel blocks) against
+// the double path that the gradient checks above verify (plain loops), from the same parameters:
+// output, loss and every gradient. Batch 24 of 5 tokens gives 120 rows, so the Linears run as two
+// row chunks and qkv / fc1 as several channel blocks. Tolerance: float rounding of sums of at most
+// 120 products (dW) through a dozen ops gives relative differences of order 1e-6 (measured, this
+// test's print: at most 2e-6 over all tensors of both blocks); a wrong transpose, leading dimension
+// or chunk offset in one GEMM changes whole elements by O(1) of the tensor's largest value. A
+// straight-through rounding that lands on the other side of a boundary in float than in double
+// would move single elements by a quantization step; none does on this data.
+TEST(BlockGrad, FloatPathMatchesDoublePath) {
+  const BlockSetup s = MakeSetup(16, 24, GeluKind::kErf, 9);
+  constexpr double kFloatTol = 1e-4;
+  for (int b : {0, 3}) {  // AdaLog / Shift-AdaLog folded; uniform / uniform
+    const BlockQuant& bq = s.qm.plan.blocks[static_cast<size_t>(b)];
+    BlockRecon<float> bf(s.qm.model, b, bq, s.batch, 2);
+    BlockRecon<double> bd(s.qm.model, b, bq, s.batch, 1);
+    BlockTrainParams<float> pf = bf.InitialParams();
+    Perturb(&pf, 3);
+    BlockTrainParams<double> pd;
+    for (int l = 0; l < kNumReconLinears; ++l) pd.alpha[l] = ToDouble(pf.alpha[l]);
+    for (int a = 0; a < kNumReconActs; ++a) pd.act_scale[a] = ToDouble(pf.act_scale[a]);
+    const std::vector<float>& x = s.in[static_cast<size_t>(b)];
+    const std::vector<float>& y = s.out[static_cast<size_t>(b)];
+    const std::vector<double> xd = ToDouble(x), yd = ToDouble(y);
+    std::vector<float> of(x.size()), dxf(x.size());
+    std::vector<double> od(x.size()), dxd(x.size());
+    const double lf = bf.Forward(pf, x.data(), s.batch, y.data(), of.data());
+    const double ld = bd.Forward(pd, xd.data(), s.batch, yd.data(), od.data());
+    BlockTrainParams<float> gf;
+    BlockTrainParams<double> gd;
+    bf.Backward(pf, &gf, dxf.data());
+    bd.Backward(pd, &gd, dxd.data());
+    ASSERT_GT(ld, 0.0);
+    double worst = std::fabs(lf - ld) / ld;
+    EXPECT_LT(std::fabs(lf - ld) / ld, kFloatTol) << b;
+    EXPECT_LT(MaxRelDiff(of, od), kFloatTol) << b;
+    worst = std::max(worst, MaxRelDiff(of, od));
+    EXPECT_LT(MaxRelDiff(dxf, dxd), kFloatTol) << b;
+    worst = std::max(worst, MaxRelDiff(dxf, dxd));
+    for (int l = 0; l < kNumReconLinears; ++l) {
+      const double e = MaxRelDiff(gf.alpha[l], gd.alpha[l]);
+      EXPECT_LT(e, kFloatTol) << b << " " << ReconLinearName(l);
+      EXPECT_GT(*std::max_element(gd.alpha[l].begin(), gd.alpha[l].end()), 0.0);
+      worst = std::max(worst, e);
+    }
+    int scales = 0;
+    for (int a = 0; a < kNumReconActs; ++a) {
+      if (gd.act_scale[a].empty()) continue;
+      const double e = MaxRelDiff(gf.act_scale[a], gd.act_scale[a]);
+      EXPECT_LT(e, kFloatTol) << b << " " << ReconActName(a);
+      worst = std::max(worst, e);
+      ++scales;
+    }
+    EXPECT_GE(scales, 8);
+    std::printf("block %d: float path vs double path, largest relative difference %.3g\n", b,
+                worst);
+  }
+}
+
+// Forward output, loss and every gradient: the same bytes on 1, 2 and 3 threads, at a batch
+// where the Linears run as several row chunks and channel blocks (120 rows, kRowChunk 64).
+TEST(BlockGrad, SameBytesForOneTwoThreeThreadsSeveralChunks) {
+  const BlockSetup s = MakeSetup(16, 24, GeluKind::kErf, 9);
+  for (int b : {0, 3}) {
+    std::vector<float> out[3], dx[3];
+    BlockTrainParams<float> g[3];
+    double loss[3];
+    for (int t = 0; t < 3; ++t) {
+      BlockRecon<float> br(s.qm.model, b, s.qm.plan.blocks[static_cast<size_t>(b)], s.batch, t + 1);
+      BlockTrainParams<float> p = br.InitialParams();
+      Perturb(&p, 3);
+      const std::vector<float>& x = s.in[static_cast<size_t>(b)];
+      out[t].resize(x.size());
+      dx[t].resize(x.size());
+      loss[t] = br.Forward(p, x.data(), s.batch, s.out[static_cast<size_t>(b)].data(), out[t].data());
+      br.Backward(p, &g[t], dx[t].data());
+    }
+    EXPECT_GT(loss[0], 0.0);
+    for (int t = 1; t < 3; ++t) {
+      EXPECT_EQ(std::memcmp(&loss[0], &loss[t], sizeof(double)), 0) << t + 1;
+      EXPECT_EQ(out[0], out[t]) << t + 1;
+      EXPECT_EQ(dx[0], dx[t]) << t + 1;
+      for (int l = 0; l < kNumReconLinears; ++l) {
+        EXPECT_EQ(g[0].alpha[l], g[t].alpha[l]) << ReconLinearName(l) << " " << t + 1;
+      }
+      for (int a = 0; a < kNumReconActs; ++a) EXPECT_EQ(g[0].act_scale[a], g[t].act_scale[a]);
+    }
+    for (int l = 0; l < kNumReconLinears; ++l) {
+      EXPECT_GT(*std::max_element(g[0].alpha[l].begin(), g[0].alpha[l].end()), 0.f);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace adalog::search
+
+namespace adalog::search {
+namespace {
+
+// Values that exercise every branch: random spreads around the step size, exact ties (k + 0.5)
+// steps, both clamps, zero and negative zero, tiny values, large ones past the fast rounding's
+// range.
+template <typename T>
+std::vector<T> SteProbeValues(T s) {
+  std::vector<T> v = {T(0), -T(0), s, -s, T(1e-20), T(-1e-20), T(3e7), T(-3e7), T(1e9),
+                      T(5000000.5) * s, T(-6000000.5) * s, T(8388607.5) * s};
+  for (int k = -40; k <= 40; ++k) v.push_back((static_cast<T>(k) + T(0.5)) * s);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  for (int i = 0; i < 4000; ++i) {
+    const double e = std::pow(2.0, 12.0 * u(rng));  // magnitudes 2^-12 .. 2^12 steps
+    v.push_back(static_cast<T>(u(rng) * e * static_cast<double>(s)));
+  }
+  return v;
+}
+
+template <typename T>
+void ExpectSameRecord(const SteRecord<T>& a, const SteRecord<T>& b, size_t i) {
+  EXPECT_EQ(std::memcmp(&a.offset, &b.offset, sizeof(T)), 0) << i;
+  EXPECT_EQ(a.region, b.region) << i;
+}
+
+template <typename T>
+void CheckUniformBatch(int32_t z, int32_t cmin, int32_t cmax) {
+  const T s = static_cast<T>(0.037);
+  const std::vector<T> in = SteProbeValues(s);
+  int in_range = 0;
+  for (const bool record : {true, false}) {  // two code paths: with and without a record
+    std::vector<T> x = in, dx(in.size()), ds(in.size());
+    std::vector<SteRecord<T>> rec(in.size());
+    UniformSteBatch(x.data(), static_cast<int64_t>(x.size()), s, z, cmin, cmax, dx.data(),
+                    ds.data(), record ? rec.data() : nullptr);
+    for (size_t i = 0; i < in.size(); ++i) {
+      T rdx, rds;
+      SteRecord<T> r;
+      const T ref = UniformSte(in[i], s, z, cmin, cmax, &rdx, &rds, &r, false);
+      EXPECT_EQ(std::memcmp(&ref, &x[i], sizeof(T)), 0) << i << " " << in[i] << " " << record;
+      EXPECT_EQ(rdx, dx[i]) << i;
+      EXPECT_EQ(std::memcmp(&rds, &ds[i], sizeof(T)), 0) << i << " " << record;
+      if (record) ExpectSameRecord(r, rec[i], i);
+      in_range += r.region == SteRegion::kIn;
+    }
+  }
+  in_range /= 2;
+  EXPECT_GT(in_range, 100);
+  EXPECT_LT(in_range, static_cast<int>(in.size()) - 100);
+}
+
+template <typename T>
+void CheckLogBatch(int bits, int num, int den, T shift, bool folded) {
+  const T s = static_cast<T>(0.8);
+  std::vector<T> in = SteProbeValues(s);
+  for (T& v : in) v = std::fabs(v) - shift;  // mostly non-negative shifted inputs, some below
+  std::vector<T> levels(static_cast<size_t>(1) << bits);
+  LogSteLevels(bits, num, den, levels.data());
+  std::vector<T> x = in, dx(in.size()), ds(in.size());
+  std::vector<SteRecord<T>> rec(in.size());
+  LogSteBatch(x.data(), static_cast<int64_t>(x.size()), s, bits, num, den, shift, folded,
+              levels.data(), dx.data(), ds.data(), rec.data());
+  int regions[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < in.size(); ++i) {
+    T rdx, rds;
+    SteRecord<T> r;
+    const T ref = LogSte(in[i], s, bits, num, den, shift, folded, &rdx, &rds, &r, false);
+    EXPECT_EQ(std::memcmp(&ref, &x[i], sizeof(T)), 0) << i << " " << in[i];
+    EXPECT_EQ(std::memcmp(&rdx, &dx[i], sizeof(T)), 0) << i;
+    EXPECT_EQ(std::memcmp(&rds, &ds[i], sizeof(T)), 0) << i;
+    ExpectSameRecord(r, rec[i], i);
+    ++regions[static_cast<int>(r.region)];
+  }
+  EXPECT_GT(regions[static_cast<int>(SteRegion::kIn)], 100);
+  EXPECT_GT(regions[static_cast<int>(SteRegion::kHigh)], 100);
+  EXPECT_GT(regions[static_cast<int>(SteRegion::kZero)], 10);
+}
+
+// The array quantizers that training runs (ste_batch.h) give the bytes of quant/ste.h's per-element
+// functions, which the gradient checks difference, for every output and record.
+TEST(SteBatch, UniformSameBytesAsPerElement) {
+  CheckUniformBatch<float>(8, 0, 15);    // asymmetric 4 bit
+  CheckUniformBatch<float>(0, -8, 7);    // symmetric 4 bit
+  CheckUniformBatch<double>(3, 0, 7);    // asymmetric 3 bit
+}
+
+TEST(SteBatch, LogSameBytesAsPerElement) {
+  CheckLogBatch<float>(4, 1, 1, 0.f, false);      // log2 probabilities
+  CheckLogBatch<float>(3, 2, 1, 0.f, false);      // log-sqrt2
+  CheckLogBatch<float>(4, 37, 23, 0.17f, true);   // AdaLog-like ratio, shifted, folded
+  CheckLogBatch<float>(4, 37, 29, 0.17f, false);  // shifted, not folded
+  CheckLogBatch<double>(4, 37, 23, 0.17, false);
+}
+
+TEST(SteBatch, RoundHalfEvenFastIsNearbyint) {
+  const float fs[] = {0.5f, 1.5f, 2.5f, -0.5f, -2.5f, 4194303.5f, 4194304.5f, 8388607.5f,
+                      0.49999997f, -0.49999997f, 1e30f, -0.f};
+  for (float f : fs) {
+    const float a = RoundHalfEvenFast(f), b = std::nearbyint(f);
+    EXPECT_EQ(std::memcmp(&a, &b, sizeof(float)), 0) << f;
+  }
+  const double ds[] = {0.5, 2.5, -3.5, 2251799813685247.5, 4503599627370495.5, -0.0};
+  for (double d : ds) {
+    const double a = RoundHalfEvenFast(d), b = std::nearbyint(d);
+    EXPECT_EQ(std::memcmp(&a, &b, sizeof(double)), 0) << d;
   }
 }
 
