@@ -103,6 +103,14 @@ enum class StepOp : uint8_t {
   kFc1,          // ln -> hidden
   kGelu,         // hidden -> hidden (fc2's input; the integer executor writes its codes)
   kFc2,          // hidden -> lin_out
+  // Swin (runtime/swin_schedule.cc; swin_model.h has the conventions).
+  kEmbedNorm,        // embed_out -> x: LayerNorm of the patch rows (row-local)
+  kWindowAttention,  // qkv -> merged: per (image, window, head) over the block's window rows
+                     // (padding, shift and partition are the gather; window reverse and crop the
+                     // scatter), scores + relative position bias + mask (mixing)
+  kPatchMerge,       // x -> hidden: the 2x2 gather into [B*T/4][4C] rows (mixing)
+  kMergeNorm,        // hidden -> ln: LayerNorm over 4C (row-local)
+  kMergeReduce,      // ln -> x: the bias-free 4C -> C' Linear (row-local)
 };
 const char* StepOpName(StepOp op);
 bool IsRowLocal(StepOp op);
@@ -141,6 +149,10 @@ struct Schedule {
 
 // The schedule of a (validated) model.
 Schedule BuildSchedule(const VitModel& m);
+// Swin's steps (runtime/swin_schedule.cc): patch embed and its norm, each block (a merge's steps,
+// block -1, close the StepRange of the stage's last block), the head. Used by BuildSchedule for
+// m.is_swin(); the caller groups the steps into stages.
+void AppendSwinSteps(const VitModel& m, Schedule* s);
 // One line per stage, its steps with block, tensors and taps (docs, debugging, tests).
 std::string DescribeSchedule(const Schedule& s);
 
