@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `adalog inspect | run | eval | quantize` on the Swin exports (models/tiny/swin/, models/shapes_swin/).
 #   bash tests/cli/swin.sh <path-to-adalog> <repo-root>
-# Checks: inspect prints each stage with its window/shift per block, and the merges; run's logits
+# Checks: inspect prints each stage with its window/shift per block, and the merges (and --json
+# its swin_stages); run's logits
 # match PyTorch's (max |diff| / max |logit| <= 1e-4; logits not constant); eval of shapes_swin on the
 # shapes test set gives info.json's fp32_top1 (0.79, 316/400); quantize refuses Swin with a clear
 # error and writes nothing; the V2 export is rejected naming its cosine attention.
@@ -34,6 +35,18 @@ PYEOF
   fi
   ok
 done
+
+out=$("$ADALOG" inspect --json "$ROOT/models/tiny/swin/tiny_swin_timm3_op17_dyn.onnx" 2>"$TMP/err")
+if ! echo "$out" | "$PY" -c '
+import json, sys
+s = json.loads(sys.stdin.read())["swin_stages"]
+assert [t["depth"] for t in s] == [2, 2, 2] and [t["dim"] for t in s] == [12, 24, 48], s
+assert [t["shift"] for t in s] == [[0, 2], [0, 2], [0, 0]] and [t["grid"] for t in s] == [[16, 16], [8, 8], [4, 4]], s
+assert [t.get("merge_to") for t in s] == [24, 48, None], s'; then
+  bad "adalog inspect --json timm3: $out $(cat "$TMP/err")"
+else
+  ok
+fi
 
 out=$("$ADALOG" eval "$ROOT/models/shapes_swin/shapes_swin.onnx" --data "$ROOT/models/shapes/test_x.npy" \
       --labels "$ROOT/models/shapes/test_y.npy" --json --threads 2 2>"$TMP/err")
