@@ -19,13 +19,12 @@
 // an observer / rewriter is set. `inner_taps` are fired by a mixing step's implementation itself
 // (per-head tensors, the head's operands), listed here so the whole tap order is in one place.
 //
-// Adding an architecture (Swin): add its StepOps once here (a window-attention variant of
-// kAttention reading the block's window_size / shift_size, relative position bias and mask; a
-// kPatchMerge mixing step that gathers 2x2 neighbours into [B*T/4][4C] rows followed by its
-// row-local LayerNorm / reduction Linear steps), emit them in BuildSchedule with the tokens / dim
-// of that stage (Step::tokens, Step::dim change after a patch merge; row-local steps do not care
-// about a window permutation of rows, so the cyclic shift and window partition live in the
-// attention step's row gather), then add one implementation per executor. Stages follow.
+// Swin (swin_schedule.cc, conventions in swin_model.h): kEmbedNorm after the patch embedding,
+// kWindowAttention in place of kAttention (row-local steps do not care about a window permutation
+// of rows, so padding, cyclic shift and window partition are its row gather, window reverse and
+// crop its scatter), and between stages kPatchMerge (mixing: 2x2 neighbours into [B*T/4][4C] rows)
+// then the row-local kMergeNorm / kMergeReduce; Step::tokens / cols are the stage's. Executors
+// that do not implement these steps refuse Swin models when they are made.
 #pragma once
 
 #include <cstdint>
