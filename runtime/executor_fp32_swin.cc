@@ -6,6 +6,7 @@
 
 #include "quant/error.h"
 #include "runtime/executor_common.h"
+#include "runtime/executor_fp32.h"
 #include "runtime/parallel.h"
 #include "runtime/swin_model.h"
 
@@ -104,7 +105,14 @@ void SwinFp32::Allocate() {
     if (b != static_cast<int>(Buf::kImages) && b != static_cast<int>(Buf::kLogits)) total += need[b];
   }
   const size_t last_dim = static_cast<size_t>(m_.swin.stages.back().dim);
-  total += static_cast<size_t>(max_batch_) * (P * K + last_dim);
+  size_t qkv_heads = 0, probs = 0;  // per image: the largest block's window rows x width / x N
+  for (size_t b = 0; b < m_.blocks.size(); ++b) {
+    const size_t rows = sh_->window_rows[b].size(), n = static_cast<size_t>(m_.blocks[b].window_size) *
+                                                        m_.blocks[b].window_size;
+    qkv_heads = std::max(qkv_heads, rows * static_cast<size_t>(m_.blocks[b].qkv.in));
+    probs = std::max(probs, rows * n * static_cast<size_t>(m_.blocks[b].heads));
+  }
+  total += static_cast<size_t>(max_batch_) * (P * K + last_dim + 3 * qkv_heads + probs);
   ws_.assign(total, 0.f);
   float* p = ws_.data();
   for (int b = 0; b < static_cast<int>(Buf::kNumBufs); ++b) {
@@ -115,6 +123,18 @@ void SwinFp32::Allocate() {
   patches_ = p;
   p += static_cast<size_t>(max_batch_) * P * K;
   pooled_ = p;
+  p += static_cast<size_t>(max_batch_) * last_dim;
+  qh_ = p;
+  kh_ = qh_ + static_cast<size_t>(max_batch_) * qkv_heads;
+  vh_ = kh_ + static_cast<size_t>(max_batch_) * qkv_heads;
+  probs_ = vh_ + static_cast<size_t>(max_batch_) * qkv_heads;
+}
+
+void SwinFp32::Tap(TapPoint tap, int block, int batch, int tokens, float* data, int rows, int cols,
+                   int image, int head) {
+  const TapInfo info{tap, block, image, head, batch, tokens};
+  if (rewriter_ && IsInputTap(tap)) rewriter_->Rewrite(info, data, rows, cols);
+  if (observer_) observer_->OnTensor(info, data, rows, cols);
 }
 
 SwinFp32::~SwinFp32() = default;
@@ -136,51 +156,84 @@ void SwinFp32::Linear(const float* x, int64_t rows, int wi, float* y) const {
   });
 }
 
-// Per (image, window, head): q/k/v rows gathered through the block's window rows (a padding row's
-// qkv is the qkv bias), scores * scale + bias + mask, softmax, probs @ v, written back to the
-// real tokens' rows of `merged` (window reverse and crop).
+// Per (image, head): q/k/v gathered through the block's window rows (a padding row's qkv is the qkv
+// bias) into [windows*N][head_dim]; per (image, window, head): scores * scale + bias + mask,
+// softmax; then per (image, window, head) probs @ v written back to the real tokens' rows of
+// `merged` (window reverse and crop). Taps between the phases (see the header).
 void SwinFp32::WindowAttention(const Step& st, int batch) {
   const BlockParams& bp = m_.blocks[static_cast<size_t>(st.block)];
   const std::vector<int32_t>& rows = sh_->window_rows[static_cast<size_t>(st.block)];
   const int D = st.cols, T = st.tokens, heads = bp.heads, hd = D / heads;
   const int w = bp.window_size, N = w * w;
-  const int nw = static_cast<int>(rows.size()) / N;
+  const int R = static_cast<int>(rows.size()), nw = R / N;  // window rows per image
   const float* qkv = buf_[static_cast<int>(Buf::kQkv)];
   float* merged = buf_[static_cast<int>(Buf::kMerged)];
   const float* qkv_bias = bp.qkv.bias.data();
-  exec::ParallelRows(int64_t{batch} * nw * heads, threads_, [&](int64_t b, int64_t e) {
-    std::vector<float> q(static_cast<size_t>(N) * hd), k(q.size()), v(q.size()),
-        sc(static_cast<size_t>(N) * N);
-    for (int64_t u = b; u < e; ++u) {
-      const int64_t img = u / (int64_t{nw} * heads);
-      const int win = static_cast<int>((u / heads) % nw), h = static_cast<int>(u % heads);
-      const int32_t* wr = rows.data() + static_cast<size_t>(win) * N;
-      for (int t = 0; t < N; ++t) {
-        const float* src = wr[t] >= 0 ? qkv + (img * T + wr[t]) * 3 * D : qkv_bias;
-        std::memcpy(&q[static_cast<size_t>(t) * hd], src + h * hd, sizeof(float) * hd);
-        std::memcpy(&k[static_cast<size_t>(t) * hd], src + D + h * hd, sizeof(float) * hd);
-        std::memcpy(&v[static_cast<size_t>(t) * hd], src + 2 * D + h * hd, sizeof(float) * hd);
+  const size_t head_sz = static_cast<size_t>(R) * hd, probs_sz = static_cast<size_t>(R) * N;
+  exec::ParallelRows(int64_t{batch} * R, threads_, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t img = r / R, wr = r % R;
+      const int32_t t = rows[static_cast<size_t>(wr)];
+      const float* src = t >= 0 ? qkv + (img * T + t) * 3 * D : qkv_bias;
+      for (int h = 0; h < heads; ++h) {
+        const size_t o = (static_cast<size_t>(img) * heads + h) * head_sz + static_cast<size_t>(wr) * hd;
+        std::memcpy(qh_ + o, src + h * hd, sizeof(float) * hd);
+        std::memcpy(kh_ + o, src + D + h * hd, sizeof(float) * hd);
+        std::memcpy(vh_ + o, src + 2 * D + h * hd, sizeof(float) * hd);
       }
+    }
+  });
+  if (observer_ || rewriter_) {
+    for (int i = 0; i < batch * heads; ++i) {
+      const size_t o = static_cast<size_t>(i) * head_sz;
+      Tap(TapPoint::kQ, st.block, batch, T, qh_ + o, R, hd, i / heads, i % heads);
+      Tap(TapPoint::kK, st.block, batch, T, kh_ + o, R, hd, i / heads, i % heads);
+      Tap(TapPoint::kV, st.block, batch, T, vh_ + o, R, hd, i / heads, i % heads);
+    }
+  }
+  // Units (image, head, window): scores and softmax.
+  exec::ParallelRows(int64_t{batch} * heads * nw, threads_, [&](int64_t b, int64_t e) {
+    for (int64_t u = b; u < e; ++u) {
+      const int64_t ih = u / nw;
+      const int win = static_cast<int>(u % nw), h = static_cast<int>(ih % heads);
+      const float* q = qh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(win) * N * hd;
+      const float* k = kh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(win) * N * hd;
+      float* sc = probs_ + static_cast<size_t>(ih) * probs_sz + static_cast<size_t>(win) * N * N;
       const float* bias = bp.rel_bias.data() + static_cast<size_t>(h) * N * N;
       const float* mask = bp.attn_mask.empty() ? nullptr : bp.attn_mask.data() + static_cast<size_t>(win) * N * N;
       for (int i = 0; i < N; ++i) {
         for (int j = 0; j < N; ++j) {
           float s = 0.f;
-          for (int c = 0; c < hd; ++c) s += q[static_cast<size_t>(i) * hd + c] * k[static_cast<size_t>(j) * hd + c];
+          for (int c = 0; c < hd; ++c) s += q[i * hd + c] * k[j * hd + c];
           float val = s * bp.attn_scale + bias[i * N + j];
           if (mask) val += mask[i * N + j];
-          sc[static_cast<size_t>(i) * N + j] = val;
+          sc[i * N + j] = val;
         }
       }
-      fk_.softmax(sc.data(), sc.data(), N, N);
+      fk_.softmax(sc, sc, N, N);
+    }
+  });
+  if (observer_ || rewriter_) {
+    for (int i = 0; i < batch * heads; ++i) {
+      Tap(TapPoint::kAttnProbs, st.block, batch, T, probs_ + static_cast<size_t>(i) * probs_sz, R, N,
+          i / heads, i % heads);
+    }
+  }
+  // probs @ v, scattered to the real tokens.
+  exec::ParallelRows(int64_t{batch} * heads * nw, threads_, [&](int64_t b, int64_t e) {
+    for (int64_t u = b; u < e; ++u) {
+      const int64_t ih = u / nw, img = ih / heads;
+      const int win = static_cast<int>(u % nw), h = static_cast<int>(ih % heads);
+      const float* p = probs_ + static_cast<size_t>(ih) * probs_sz + static_cast<size_t>(win) * N * N;
+      const float* v = vh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(win) * N * hd;
+      const int32_t* wr = rows.data() + static_cast<size_t>(win) * N;
       for (int i = 0; i < N; ++i) {
         if (wr[i] < 0) continue;  // a padding row's output is cropped away
         float* o = merged + (img * T + wr[i]) * D + h * hd;
         std::fill(o, o + hd, 0.f);
         for (int j = 0; j < N; ++j) {
-          const float p = sc[static_cast<size_t>(i) * N + j];
-          const float* vr = &v[static_cast<size_t>(j) * hd];
-          for (int c = 0; c < hd; ++c) o[c] += p * vr[c];
+          const float pij = p[i * N + j];
+          for (int c = 0; c < hd; ++c) o[c] += pij * v[j * hd + c];
         }
       }
     }
@@ -205,6 +258,10 @@ void SwinFp32::RunStep(size_t i, int batch, const float* images, float* logits) 
       exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
         exec::Im2colPatchRows(m_.embed, images, b, e, patches_);
       });
+      if (observer_ || rewriter_) {
+        Tap(TapPoint::kPatchEmbedIn, -1, batch, st.tokens, patches_, static_cast<int>(rows),
+            sh_->lins[0].in);
+      }
       Linear(patches_, rows, 0, out);
       break;
     case StepOp::kEmbedNorm: layer_norm(in, out, rows, m_.swin.embed_norm); break;
@@ -272,7 +329,9 @@ void SwinFp32::RunStep(size_t i, int batch, const float* images, float* logits) 
         }
         for (int c = 0; c < C; ++c) p[c] /= static_cast<float>(T);
       }
+      if (observer_ || rewriter_) Tap(TapPoint::kHeadIn, -1, batch, T, pooled_, batch, C);
       Linear(pooled_, batch, sh_->head_lin, out);
+      if (observer_) Tap(TapPoint::kHeadOut, -1, batch, T, out, batch, st.cols);
       break;
     }
     default:
@@ -284,7 +343,14 @@ void SwinFp32::Run(const float* images, int batch, float* logits) {
   ADALOG_CHECK(batch >= 1 && batch <= max_batch_, "executor: batch ", batch, " out of range 1..",
                max_batch_);
   exec::ScopedOmpThreads scoped(threads_);
-  for (size_t i = 0; i < s_.steps.size(); ++i) RunStep(i, batch, images, logits);
+  for (size_t i = 0; i < s_.steps.size(); ++i) {
+    RunStep(i, batch, images, logits);
+    const Step& st = s_.steps[i];
+    if ((observer_ || rewriter_) && st.has_tap) {
+      Tap(st.tap, st.block, batch, st.tokens, st.out == Buf::kLogits ? logits : buf_[static_cast<int>(st.out)],
+          batch * st.tokens, st.cols);
+    }
+  }
 }
 
 }  // namespace adalog

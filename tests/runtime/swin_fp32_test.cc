@@ -1,7 +1,8 @@
 // The FP32 executor on Swin (executor_fp32_swin.cc over the Swin steps of the schedule): every tiny
 // V1 export (models/tiny/swin/) matches PyTorch's logits (.output.npy) to 1e-4 relative with the
 // same top-1, at batch 1 and at the stored batch, with the same bytes on 1 and 2 threads; the
-// trained models/shapes_swin reaches its recorded FP32 top-1 on the shapes test set; the
+// trained models/shapes_swin reaches its recorded FP32 top-1 on the shapes test set; taps fire
+// (window probabilities per (image, head)) and rewrites apply; the
 // simulated and integer executors and the model file refuse Swin with a clear error.
 #include <gtest/gtest.h>
 
@@ -122,6 +123,81 @@ TEST(SwinFp32, ShapesSwinTop1MatchesInfoJson) {
   int correct = 0;
   for (int i = 0; i < n; ++i) correct += Argmax(&logits[static_cast<size_t>(i) * classes], classes) == labels[static_cast<size_t>(i)];
   EXPECT_EQ(correct, 316);
+}
+
+// Records every tap; optionally zeroes the head's input (an input-side tap) in place.
+class Recorder : public Fp32Observer, public Fp32Rewriter {
+ public:
+  struct Seen {
+    TapInfo info;
+    int rows, cols;
+    std::vector<float> data;
+  };
+  std::vector<Seen> seen;
+  int rewrites = 0;
+  bool zero_head_in = false;
+  void OnTensor(const TapInfo& info, const float* data, int rows, int cols) override {
+    seen.push_back({info, rows, cols, std::vector<float>(data, data + static_cast<size_t>(rows) * cols)});
+  }
+  void Rewrite(const TapInfo& info, float* data, int rows, int cols) override {
+    ++rewrites;
+    if (zero_head_in && info.tap == TapPoint::kHeadIn) std::fill(data, data + static_cast<size_t>(rows) * cols, 0.f);
+  }
+};
+
+TEST(SwinFp32, TapsSeeWindowProbsAndRewritesApply) {
+  const VitModel m = ImportOnnxVit(kSwinDir + "tiny_swin_tv_op17_static_pad.onnx");
+  const NpyFloatArray x = ReadNpyFloat32(kSwinDir + std::string("tiny_swin_tv_op17_static_pad.input.npy"));
+  const int batch = static_cast<int>(x.shape[0]);
+  const std::vector<float> plain = RunFp32(m, x.data.data(), batch, 2);
+  ExecutorOptions o;
+  o.max_batch = batch;
+  o.num_threads = 2;
+  ExecutorFp32 ex(m, o);
+  Recorder rec;
+  ex.SetObserver(&rec);
+  ex.SetRewriter(&rec);
+  std::vector<float> got(plain.size());
+  ex.Run(x.data.data(), batch, got.data());
+  // A rewriter that changes nothing leaves the bytes as they are.
+  EXPECT_EQ(std::memcmp(got.data(), plain.data(), got.size() * sizeof(float)), 0);
+  ASSERT_GT(rec.rewrites, 0);
+  ASSERT_FALSE(rec.seen.empty());
+  EXPECT_EQ(rec.seen.front().info.tap, TapPoint::kPatchEmbedIn);
+  EXPECT_EQ(rec.seen.back().info.tap, TapPoint::kLogits);
+  // Block 1 (stage 0, 18x18 padded to 20x20, window 4, shift 2): 25 windows of 16 rows per
+  // (image, head); every probability row sums to 1 and the masked pairs get ~0.
+  const std::vector<float>& mask = m.blocks[1].attn_mask;
+  ASSERT_EQ(m.blocks[1].shift_size, 2);
+  int probs = 0, masked = 0;
+  for (const auto& t : rec.seen) {
+    if (t.info.tap != TapPoint::kAttnProbs || t.info.block != 1) continue;
+    ++probs;
+    ASSERT_EQ(t.rows, 400);
+    ASSERT_EQ(t.cols, 16);
+    for (int r = 0; r < t.rows; ++r) {
+      double sum = 0;
+      for (int j = 0; j < 16; ++j) {
+        const float p = t.data[static_cast<size_t>(r) * 16 + j];
+        sum += p;
+        if (mask[static_cast<size_t>(r / 16) * 256 + (r % 16) * 16 + j] != 0.f) {
+          ++masked;
+          EXPECT_LT(p, 1e-30f);
+        }
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-5);
+    }
+  }
+  EXPECT_EQ(probs, batch * m.blocks[1].heads);
+  EXPECT_GT(masked, 0);
+  // The rewriter's edits reach the GEMMs: a zero head input gives the head bias as logits.
+  rec.zero_head_in = true;
+  ex.Run(x.data.data(), batch, got.data());
+  for (int b = 0; b < batch; ++b) {
+    for (int c = 0; c < m.num_classes(); ++c) {
+      EXPECT_EQ(got[static_cast<size_t>(b) * m.num_classes() + c], m.head.bias[static_cast<size_t>(c)]);
+    }
+  }
 }
 
 TEST(SwinFp32, QuantizedPathsRefuseSwinClearly) {
