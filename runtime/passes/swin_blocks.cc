@@ -71,7 +71,8 @@ std::vector<Tensor> EvalWithMath(const Node& n, const std::vector<const Tensor*>
     ADALOG_CHECK(a.rank() >= 2 && (b.rank() == 2 || b.rank() == a.rank()), n.Describe(),
                  ": MatMul of ", ShapeStr(a.dims), " and ", ShapeStr(b.dims));
     const int64_t m = a.dims[a.rank() - 2], k = a.dims.back(), nn = b.dims.back();
-    ADALOG_CHECK(b.dims[b.rank() - 2] == k, n.Describe(), ": MatMul inner dims differ");
+    ADALOG_CHECK(b.dims[b.rank() - 2] == k && m > 0 && k > 0 && nn > 0, n.Describe(),
+                 ": MatMul of ", ShapeStr(a.dims), " and ", ShapeStr(b.dims));
     const int64_t batch = a.numel() / (m * k);
     ADALOG_CHECK(b.rank() == 2 || b.numel() == batch * k * nn, n.Describe(), ": MatMul batch dims differ");
     std::vector<int64_t> dims = a.dims;
@@ -96,6 +97,7 @@ std::vector<Tensor> EvalWithMath(const Node& n, const std::vector<const Tensor*>
     const int64_t axis = n.GetInt("axis", -1);
     ADALOG_CHECK(axis == -1 || axis == x.rank() - 1, n.Describe(),
                  ": Softmax over axis ", axis, " (window attention needs the last axis)");
+    ADALOG_CHECK(x.rank() >= 1 && x.dims.back() > 0, n.Describe(), ": Softmax over an empty axis");
     Tensor y = x;
     const int64_t c = x.dims.back();
     for (int64_t r = 0; r < x.numel() / c; ++r) {
@@ -203,6 +205,7 @@ std::string MatchSwinBlock(const Folded& f, const std::string& x, const Grid& g,
                "' (after ", last ? last->Describe() : "LN1", ") is not [windows, tokens, ", g.c,
                "] rows of the LayerNorm output");
   const int64_t n = map.dims[1];
+  ADALOG_CHECK(n >= 1 && n <= 4096, where, ": windows of ", n, " tokens at '", qkv_in, "'");
   const int win = static_cast<int>(std::lround(std::sqrt(static_cast<double>(n))));
   ADALOG_CHECK(int64_t{win} * win == n, where, ": windows of ", n, " tokens are not square");
   const int hp = SwinPadded(static_cast<int>(g.h), win), wp = SwinPadded(static_cast<int>(g.w), win);
