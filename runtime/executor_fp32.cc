@@ -220,7 +220,7 @@ struct ExecutorFp32::Impl : exec::ModelDims {
         eng(src.eng),  // the packed weights' engine
         weights(src.weights) {
     if (src.swin) {
-      swin = std::make_unique<SwinFp32>(*src.swin);
+      swin = std::make_unique<SwinFp32>(*src.swin, sched);
       return;
     }
     AllocateWorkspace();

@@ -84,8 +84,8 @@ SwinFp32::SwinFp32(const VitModel& m, const Schedule& s, int max_batch, int thre
   Allocate();
 }
 
-SwinFp32::SwinFp32(const SwinFp32& src)
-    : m_(src.m_), s_(src.s_), max_batch_(src.max_batch_), threads_(src.threads_), fk_(src.fk_),
+SwinFp32::SwinFp32(const SwinFp32& src, const Schedule& s)
+    : m_(src.m_), s_(s), max_batch_(src.max_batch_), threads_(src.threads_), fk_(src.fk_),
       sh_(src.sh_) {
   Allocate();
 }

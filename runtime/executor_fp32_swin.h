@@ -27,8 +27,11 @@ class SwinFp32 {
  public:
   // `m` and `s` must outlive this; m is a validated Swin model, s its schedule.
   SwinFp32(const VitModel& m, const Schedule& s, int max_batch, int threads, const FloatKernels& fk);
-  // A fork: shares the transposed weights and row maps, owns a workspace.
-  SwinFp32(const SwinFp32& src);
+  // A fork for an executor whose schedule `s` equals src's (its own copy, so the fork does not
+  // depend on src's lifetime): shares the transposed weights and row maps, owns a workspace.
+  SwinFp32(const SwinFp32& src, const Schedule& s);
+  SwinFp32(const SwinFp32&) = delete;
+  SwinFp32& operator=(const SwinFp32&) = delete;
   ~SwinFp32();
 
   // images [batch][C][H][W] -> logits [batch][classes]; 1 <= batch <= max_batch.

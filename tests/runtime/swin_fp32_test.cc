@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -198,6 +199,22 @@ TEST(SwinFp32, TapsSeeWindowProbsAndRewritesApply) {
       EXPECT_EQ(got[static_cast<size_t>(b) * m.num_classes() + c], m.head.bias[static_cast<size_t>(c)]);
     }
   }
+}
+
+TEST(SwinFp32, ForkOutlivesItsSourceAndGivesTheSameBytes) {
+  const VitModel m = ImportOnnxVit(kSwinDir + "tiny_swin_timm_op13_dyn_pad.onnx");
+  const NpyFloatArray x = ReadNpyFloat32(kSwinDir + std::string("tiny_swin_timm_op13_dyn_pad.input.npy"));
+  const int batch = static_cast<int>(x.shape[0]);
+  const std::vector<float> want = RunFp32(m, x.data.data(), batch, 2);
+  ExecutorOptions o;
+  o.max_batch = batch;
+  o.num_threads = 2;
+  auto src = std::make_unique<ExecutorFp32>(m, o);
+  std::unique_ptr<ExecutorFp32> fork = src->Fork();
+  src.reset();  // the fork keeps its own schedule and workspace, shares the weights
+  std::vector<float> got(want.size(), -1.f);
+  fork->Run(x.data.data(), batch, got.data());
+  EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0);
 }
 
 TEST(SwinFp32, QuantizedPathsRefuseSwinClearly) {
