@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@
 #include "runtime/metrics.h"
 #include "runtime/model_file.h"
 #include "runtime/plan_text.h"
+#include "runtime/swin_model.h"
 #include "search/calibrate.h"
 #include "search/calibration_set.h"
 #include "search/recon/optimize.h"
@@ -311,11 +313,20 @@ int RunInspect(const ParsedArgs& args) {
     std::printf("name       %s%s%s\n", m.name.c_str(), m.style.empty() ? "" : "  style: ", m.style.c_str());
   }
   const BlockParams* b0 = m.blocks.empty() ? nullptr : &m.blocks[0];
-  std::printf("structure  patch %d -> %dx%d grid, %d tokens (%d prefix), dim %d, %zu blocks, %d heads x %d, "
-              "MLP %d, GELU %s\n",
-              m.embed.patch, m.embed.grid_h(), m.embed.grid_w(), m.num_tokens(), m.num_prefix_tokens(), m.dim,
-              m.blocks.size(), b0 ? b0->heads : 0, m.head_dim(), b0 ? b0->fc1.out : 0,
-              b0 && b0->gelu == GeluKind::kTanh ? "tanh" : "erf");
+  if (m.is_swin()) {
+    std::printf("structure  Swin: patch %d -> %dx%d grid, dim %d, %zu blocks in %zu stages, MLP %d, GELU %s\n",
+                m.embed.patch, m.embed.grid_h(), m.embed.grid_w(), m.dim, m.blocks.size(),
+                m.swin.stages.size(), b0 ? b0->fc1.out : 0,
+                b0 && b0->gelu == GeluKind::kTanh ? "tanh" : "erf");
+    std::istringstream stages(DescribeSwinStages(m));
+    for (std::string line; std::getline(stages, line);) std::printf("           %s\n", line.c_str());
+  } else {
+    std::printf("structure  patch %d -> %dx%d grid, %d tokens (%d prefix), dim %d, %zu blocks, %d heads x %d, "
+                "MLP %d, GELU %s\n",
+                m.embed.patch, m.embed.grid_h(), m.embed.grid_w(), m.num_tokens(), m.num_prefix_tokens(), m.dim,
+                m.blocks.size(), b0 ? b0->heads : 0, m.head_dim(), b0 ? b0->fc1.out : 0,
+                b0 && b0->gelu == GeluKind::kTanh ? "tanh" : "erf");
+  }
   std::printf("head       %s -> %d classes\n", PoolingName(m.pooling), m.num_classes());
   const double macs = static_cast<double>(CountMacsPerImage(m));
   std::printf("size       %.3f M parameters, %.3f %s per image\n", CountParameters(m) / 1e6,

@@ -127,6 +127,24 @@ Json InspectJson(const LoadedModel& loaded) {
   j["mlp"] = b0 ? b0->fc1.out : 0;
   j["gelu"] = b0 && b0->gelu == GeluKind::kTanh ? "tanh" : "erf";
   j["pooling"] = PoolingKey(m.pooling);
+  if (m.is_swin()) {
+    // The ViT fields above describe stage 0's first block; the stages say the rest.
+    Json stages = Json::array();
+    size_t bi = 0;
+    for (const SwinStage& st : m.swin.stages) {
+      Json windows = Json::array(), shifts = Json::array();
+      const int heads = m.blocks[bi].heads;
+      for (int k = 0; k < st.depth; ++k, ++bi) {
+        windows.push_back(m.blocks[bi].window_size);
+        shifts.push_back(m.blocks[bi].shift_size);
+      }
+      Json s{{"depth", st.depth}, {"dim", st.dim}, {"grid", {st.grid_h, st.grid_w}},
+             {"heads", heads}, {"window", windows}, {"shift", shifts}};
+      if (st.has_merge) s["merge_to"] = st.merge.reduction.out;
+      stages.push_back(s);
+    }
+    j["swin_stages"] = stages;
+  }
   j["classes"] = m.num_classes();
   j["parameters"] = CountParameters(m);
   j["macs_per_image"] = CountMacsPerImage(m);

@@ -20,6 +20,7 @@
 
 #include "quant/error.h"
 #include "runtime/executor_common.h"
+#include "runtime/executor_fp32_swin.h"
 #include "runtime/kernels/float_kernels.h"
 #include "runtime/parallel.h"
 #include "runtime/vit_schedule.h"
@@ -140,6 +141,9 @@ struct ExecutorFp32::Impl : exec::ModelDims {
   dnnl::stream strm{eng};
   Fp32Observer* observer = nullptr;
   Fp32Rewriter* rewriter = nullptr;
+  // Swin models run on their own step implementations (executor_fp32_swin.h); the ViT members
+  // below stay empty then.
+  std::unique_ptr<SwinFp32> swin;
 
   // Shapes: the exec::ModelDims base (D, T, P, pre, heads, hd, F, C, ps, H, W, classes, patch_k).
 
@@ -179,6 +183,10 @@ struct ExecutorFp32::Impl : exec::ModelDims {
                  " out of range 1..1024");
     ADALOG_CHECK(o.num_threads >= 0 && o.num_threads <= 1024, "executor: num_threads ",
                  o.num_threads, " out of range 0..1024");
+    if (m.is_swin()) {
+      swin = std::make_unique<SwinFp32>(m, sched, max_batch, threads, fk);
+      return;
+    }
     static_cast<exec::ModelDims&>(*this) = exec::DimsOf(m);
     AllocateWorkspace();
     ScopedOmpThreads scoped(threads);
@@ -211,6 +219,10 @@ struct ExecutorFp32::Impl : exec::ModelDims {
         fk(src.fk),
         eng(src.eng),  // the packed weights' engine
         weights(src.weights) {
+    if (src.swin) {
+      swin = std::make_unique<SwinFp32>(*src.swin, sched);
+      return;
+    }
     AllocateWorkspace();
     ScopedOmpThreads scoped(threads);
     GetPlan(max_batch);
@@ -542,18 +554,25 @@ struct ExecutorFp32::Impl : exec::ModelDims {
 
   void Run(const float* images, int batch, float* out) {
     assert(batch >= 1 && batch <= max_batch);
+    if (swin) {
+      swin->SetHooks(observer, rewriter);
+      swin->Run(images, batch, out);
+      return;
+    }
     ScopedOmpThreads scoped(threads);
     Walk(GetPlan(batch), {0, static_cast<int>(sched.steps.size())}, images, batch, out);
   }
 
   // Stepping API: the residual stream lives in the caller's buffer between calls.
   void StepEmbed(const float* images, int batch, float* xs) {
+    ADALOG_CHECK(!swin, "FP32 executor: the stepping API does not support Swin models yet");
     assert(batch >= 1 && batch <= max_batch);
     ScopedOmpThreads scoped(threads);
     Walk(GetPlan(batch), sched.embed, images, batch, nullptr);
     std::memcpy(xs, B(Buf::kX), sizeof(float) * static_cast<size_t>(batch) * T * D);
   }
   void StepBlock(int bi, float* xs, int batch) {
+    ADALOG_CHECK(!swin, "FP32 executor: the stepping API does not support Swin models yet");
     assert(batch >= 1 && batch <= max_batch);
     ScopedOmpThreads scoped(threads);
     Plan& plan = GetPlan(batch);
@@ -562,6 +581,7 @@ struct ExecutorFp32::Impl : exec::ModelDims {
     std::memcpy(xs, B(Buf::kX), sizeof(float) * static_cast<size_t>(batch) * T * D);
   }
   void StepHead(const float* xs, int batch, float* out) {
+    ADALOG_CHECK(!swin, "FP32 executor: the stepping API does not support Swin models yet");
     assert(batch >= 1 && batch <= max_batch);
     ScopedOmpThreads scoped(threads);
     Plan& plan = GetPlan(batch);
@@ -611,6 +631,7 @@ struct ExecutorFp32::Impl : exec::ModelDims {
         break;
       }
       case StepOp::kHead: Head(p, batch, B(st.out)); break;
+      default: Fail("FP32 executor: step ", StepOpName(st.op), " is not a ViT step");
     }
   }
 
@@ -732,7 +753,11 @@ int ExecutorFp32::max_batch() const { return impl_->max_batch; }
 int ExecutorFp32::num_threads() const { return impl_->threads; }
 const VitModel& ExecutorFp32::model() const { return impl_->m; }
 std::string ExecutorFp32::DescribeKernels() const { return impl_->first_description; }
-const void* ExecutorFp32::workspace_data() const { return impl_->ws.get(); }
-size_t ExecutorFp32::workspace_bytes() const { return impl_->ws_bytes; }
+const void* ExecutorFp32::workspace_data() const {
+  return impl_->swin ? impl_->swin->workspace_data() : impl_->ws.get();
+}
+size_t ExecutorFp32::workspace_bytes() const {
+  return impl_->swin ? impl_->swin->workspace_bytes() : impl_->ws_bytes;
+}
 
 }  // namespace adalog

@@ -594,6 +594,9 @@ ExecutorInt::ExecutorInt(const QuantizedModel& qm, const ExecutorOptions& option
     : ExecutorInt(qm.model, qm.plan, options, int_options) {}
 ExecutorInt::ExecutorInt(const VitModel& model, const QuantPlan& plan,
                          const ExecutorOptions& options, const IntPathOptions& int_options) {
+  // Before the quantizer checks: "--simulate" would not help (the simulated executor refuses too).
+  ADALOG_CHECK(!model.is_swin(), "integer executor: Swin models (window attention, patch merging) "
+               "are not supported yet");
   const std::string why = WhyUnsupported(plan, model);
   if (!why.empty()) Fail(why, "; use --simulate");
   impl_ = std::make_unique<Impl>(model, plan, options, int_options);

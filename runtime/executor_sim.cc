@@ -149,6 +149,8 @@ std::unique_ptr<Fp32Rewriter> MakeFakeQuantRewriter(const QuantPlan& plan, const
 
 VitModel MakeSimulatedModel(const QuantizedModel& qm) {
   ValidateVitModel(qm.model);
+  ADALOG_CHECK(!qm.model.is_swin(), "simulated executor: Swin models (window attention, patch "
+               "merging) are not supported yet");
   VitModel m = qm.model;
   const QuantPlan& plan = qm.plan;
   ADALOG_CHECK(plan.blocks.size() == m.blocks.size(), "quantized model: the plan has ",

@@ -391,6 +391,8 @@ std::string SerializeQuantizedModel(const QuantizedModel& qm) {
   const VitModel& m = qm.model;
   const QuantPlan& p = qm.plan;
   ValidateVitModel(m);
+  ADALOG_CHECK(!m.is_swin(), "model file: Swin models cannot be saved yet (the format has no "
+               "fields for window attention and patch merging)");
   ADALOG_CHECK(p.blocks.size() == m.blocks.size(), "model file: plan has ", p.blocks.size(),
                " blocks, model ", m.blocks.size());
   Writer w;

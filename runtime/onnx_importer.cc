@@ -14,6 +14,7 @@
 #include "quant/error.h"
 #include "runtime/graph.h"
 #include "runtime/passes/fold.h"
+#include "runtime/passes/swin_blocks.h"
 #include "runtime/passes/swin_variants.h"
 #include "runtime/passes/vit_blocks.h"
 
@@ -237,7 +238,8 @@ VitModel ImportImpl(const std::string& bytes, ImportReport* report,
   rep.nodes_after_folding = static_cast<int>(f.compute.size());
   rep.dynamic_batch = f.dynamic_batch;
   rep.input_name = f.input;
-  VitModel m = graph::RecognizeVit(f, &rep.notes);
+  VitModel m = graph::LooksLikeSwin(f) ? graph::RecognizeSwin(f, &rep.notes)
+                                        : graph::RecognizeVit(f, &rep.notes);
   m.name = g.name;
   // Preprocessing declared by the exporter (runtime/preprocess.h); else the default, unknown.
   std::vector<std::pair<std::string, std::string>> props;

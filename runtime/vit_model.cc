@@ -2,6 +2,7 @@
 #include "runtime/vit_model.h"
 
 #include "quant/error.h"
+#include "runtime/swin_model.h"
 
 namespace adalog {
 namespace {
@@ -48,6 +49,10 @@ void ValidateVitModel(const VitModel& m) {
     CheckSize(m.pos_embed, static_cast<size_t>(n) * m.dim, "pos_embed");
   }
   ADALOG_CHECK(!m.blocks.empty(), "model: no transformer blocks");
+  if (m.is_swin()) {
+    ValidateSwinModel(m);  // stage widths, windows, biases, masks, merges, norm and head
+    return;
+  }
   for (size_t i = 0; i < m.blocks.size(); ++i) {
     const auto& b = m.blocks[i];
     const std::string p = "blocks." + std::to_string(i);
@@ -81,12 +86,13 @@ int64_t CountParameters(const VitModel& m) {
   int64_t n = static_cast<int64_t>(m.embed.weight.size() + m.embed.bias.size() + m.cls_token.size() +
                                    m.dist_token.size() + m.pos_embed.size());
   for (const auto& b : m.blocks) n += ln(b.ln1) + lin(b.qkv) + lin(b.proj) + ln(b.ln2) + lin(b.fc1) + lin(b.fc2);
-  n += ln(m.norm) + lin(m.head);
+  n += ln(m.norm) + lin(m.head) + CountSwinExtraParameters(m);
   if (m.pooling == Pooling::kClsDistAvg) n += lin(m.head_dist);
   return n;
 }
 
 int64_t CountMacsPerImage(const VitModel& m) {
+  if (m.is_swin()) return CountSwinMacsPerImage(m);
   const int64_t t = m.num_tokens(), d = m.dim, p = m.embed.num_patches();
   int64_t macs = p * d * m.embed.in_channels * m.embed.patch * m.embed.patch;
   for (const auto& b : m.blocks) {

@@ -16,8 +16,9 @@
 //    normalized to this form (scaling q by a is the same as scaling scores by a).
 //  - Blocks are pre-norm: x = x + proj(attn(ln1(x))); x = x + fc2(gelu(fc1(ln2(x)))).
 //
-// Swin (later): a Block gains window_size/shift_size/relative-position bias and Stage gains a
-// PatchMerging; the fields are reserved below so the executor can grow into them.
+// Swin: VitModel::swin (SwinLayout, below) is non-empty; blocks then also carry window_size,
+// shift_size, the relative position bias and the shifted-window mask, and their widths change
+// from stage to stage (see runtime/swin_model.h for the Swin conventions and helpers).
 #pragma once
 
 #include <cstdint>
@@ -67,9 +68,35 @@ struct BlockParams {
   LinearParams fc1;
   GeluKind gelu = GeluKind::kErf;
   LinearParams fc2;
-  // Reserved for Swin window attention; 0 means global attention over all tokens.
+  // Swin window attention (runtime/swin_model.h); window_size 0 means global attention over all
+  // tokens (ViT) and the two vectors are then empty.
   int window_size = 0;
   int shift_size = 0;
+  std::vector<float> rel_bias;   // [heads][N][N], N = window_size^2, added to the scaled scores
+  std::vector<float> attn_mask;  // [windows][N][N] of the stage's padded grid; empty when unshifted
+};
+
+// Swin's patch merging: each 2x2 neighbourhood (x0 = (0,0), x1 = (1,0), x2 = (0,1), x3 = (1,1),
+// (row, col) offsets; zero rows past an odd edge) concatenated to 4C, LayerNorm, bias-free Linear.
+struct PatchMergeParams {
+  LayerNormParams norm;    // over 4C
+  LinearParams reduction;  // 4C -> out (2C in both families); bias zeros
+};
+
+// One Swin stage: `depth` consecutive blocks on a grid_h x grid_w token grid of width `dim`,
+// followed by a patch merge unless it is the last stage.
+struct SwinStage {
+  int depth = 0;
+  int dim = 0;
+  int grid_h = 0, grid_w = 0;  // unpadded token grid (tokens raster order, row-major)
+  bool has_merge = false;
+  PatchMergeParams merge;
+};
+
+// The Swin structure of a VitModel (empty for a ViT).
+struct SwinLayout {
+  LayerNormParams embed_norm;  // LayerNorm right after the patch embedding
+  std::vector<SwinStage> stages;
 };
 
 enum class Pooling {
@@ -101,6 +128,9 @@ struct VitModel {
   LinearParams head;
   LinearParams head_dist;         // only with Pooling::kClsDistAvg
   Preprocess preprocess;          // runtime/preprocess.h; known = false when not declared
+  SwinLayout swin;                // Swin only (then no prefix tokens, no pos_embed, mean pooling)
+
+  bool is_swin() const { return !swin.stages.empty(); }
 
   int num_prefix_tokens() const { return (has_cls_token ? 1 : 0) + (has_dist_token ? 1 : 0); }
   int num_tokens() const { return num_prefix_tokens() + embed.num_patches(); }

@@ -79,12 +79,18 @@ const char* StepOpName(StepOp op) {
     case StepOp::kFc1: return "fc1";
     case StepOp::kGelu: return "gelu";
     case StepOp::kFc2: return "fc2";
+    case StepOp::kEmbedNorm: return "embed_norm";
+    case StepOp::kWindowAttention: return "window_attention";
+    case StepOp::kPatchMerge: return "patch_merge";
+    case StepOp::kMergeNorm: return "merge_norm";
+    case StepOp::kMergeReduce: return "merge_reduce";
   }
   return "?";
 }
 
 bool IsRowLocal(StepOp op) {
-  return op != StepOp::kPatchEmbed && op != StepOp::kAttention && op != StepOp::kHead;
+  return op != StepOp::kPatchEmbed && op != StepOp::kAttention && op != StepOp::kHead &&
+         op != StepOp::kWindowAttention && op != StepOp::kPatchMerge;
 }
 
 namespace {
@@ -118,8 +124,10 @@ class Builder {
 
 }  // namespace
 
-Schedule BuildSchedule(const VitModel& m) {
-  Schedule s;
+namespace {
+
+void AppendVitSteps(const VitModel& m, Schedule* sp) {
+  Schedule& s = *sp;
   Builder b(&s);
   const int D = m.dim, T = m.num_tokens(), P = m.embed.num_patches();
   b.Add(StepOp::kPatchEmbed, -1, Buf::kImages, Buf::kEmbedOut, P, D, TapPoint::kPatchEmbedOut)
@@ -151,8 +159,20 @@ Schedule BuildSchedule(const VitModel& m) {
     head.inner_taps.push_back(TapPoint::kHeadDistOut);
   }
   s.head = {head_first, b.size()};
+}
+
+}  // namespace
+
+Schedule BuildSchedule(const VitModel& m) {
+  Schedule s;
+  if (m.is_swin()) {
+    AppendSwinSteps(m, &s);
+  } else {
+    AppendVitSteps(m, &s);
+  }
+  const int n_steps = static_cast<int>(s.steps.size());
   // Stages: each mixing step alone, each maximal run of row-local steps together.
-  for (int i = 0; i < b.size();) {
+  for (int i = 0; i < n_steps;) {
     Stage st;
     st.first = i;
     if (!IsRowLocal(s.steps[static_cast<size_t>(i)].op)) {
@@ -160,7 +180,7 @@ Schedule BuildSchedule(const VitModel& m) {
       ++i;
     } else {
       st.kind = StageKind::kRows;
-      while (i < b.size() && IsRowLocal(s.steps[static_cast<size_t>(i)].op)) ++i;
+      while (i < n_steps && IsRowLocal(s.steps[static_cast<size_t>(i)].op)) ++i;
     }
     st.end = i;
     s.stages.push_back(st);

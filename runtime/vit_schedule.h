@@ -19,13 +19,12 @@
 // an observer / rewriter is set. `inner_taps` are fired by a mixing step's implementation itself
 // (per-head tensors, the head's operands), listed here so the whole tap order is in one place.
 //
-// Adding an architecture (Swin): add its StepOps once here (a window-attention variant of
-// kAttention reading the block's window_size / shift_size, relative position bias and mask; a
-// kPatchMerge mixing step that gathers 2x2 neighbours into [B*T/4][4C] rows followed by its
-// row-local LayerNorm / reduction Linear steps), emit them in BuildSchedule with the tokens / dim
-// of that stage (Step::tokens, Step::dim change after a patch merge; row-local steps do not care
-// about a window permutation of rows, so the cyclic shift and window partition live in the
-// attention step's row gather), then add one implementation per executor. Stages follow.
+// Swin (swin_schedule.cc, conventions in swin_model.h): kEmbedNorm after the patch embedding,
+// kWindowAttention in place of kAttention (row-local steps do not care about a window permutation
+// of rows, so padding, cyclic shift and window partition are its row gather, window reverse and
+// crop its scatter), and between stages kPatchMerge (mixing: 2x2 neighbours into [B*T/4][4C] rows)
+// then the row-local kMergeNorm / kMergeReduce; Step::tokens / cols are the stage's. Executors
+// that do not implement these steps refuse Swin models when they are made.
 #pragma once
 
 #include <cstdint>
@@ -103,6 +102,14 @@ enum class StepOp : uint8_t {
   kFc1,          // ln -> hidden
   kGelu,         // hidden -> hidden (fc2's input; the integer executor writes its codes)
   kFc2,          // hidden -> lin_out
+  // Swin (runtime/swin_schedule.cc; swin_model.h has the conventions).
+  kEmbedNorm,        // embed_out -> x: LayerNorm of the patch rows (row-local)
+  kWindowAttention,  // qkv -> merged: per (image, window, head) over the block's window rows
+                     // (padding, shift and partition are the gather; window reverse and crop the
+                     // scatter), scores + relative position bias + mask (mixing)
+  kPatchMerge,       // x -> hidden: the 2x2 gather into [B*T/4][4C] rows (mixing)
+  kMergeNorm,        // hidden -> ln: LayerNorm over 4C (row-local)
+  kMergeReduce,      // ln -> x: the bias-free 4C -> C' Linear (row-local)
 };
 const char* StepOpName(StepOp op);
 bool IsRowLocal(StepOp op);
@@ -141,6 +148,10 @@ struct Schedule {
 
 // The schedule of a (validated) model.
 Schedule BuildSchedule(const VitModel& m);
+// Swin's steps (runtime/swin_schedule.cc): patch embed and its norm, each block (a merge's steps,
+// block -1, close the StepRange of the stage's last block), the head. Used by BuildSchedule for
+// m.is_swin(); the caller groups the steps into stages.
+void AppendSwinSteps(const VitModel& m, Schedule* s);
 // One line per stage, its steps with block, tensors and taps (docs, debugging, tests).
 std::string DescribeSchedule(const Schedule& s);
 

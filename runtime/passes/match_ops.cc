@@ -300,8 +300,12 @@ bool MatchLayerNorm(const Folded& f, const std::string& x, LnMatch* m) {
     static const std::set<std::string> kOps = {"Pow", "Mul", "ReduceMean", "Add",
                                                "Sqrt", "Div", "Reciprocal", "Sub"};
     const int rank = xv.rank();
+    // One ReduceMean (the variance) besides `rm`: a second one is the next LayerNorm's mean
+    // (Swin's patch-embedding norm feeds block 0's LN1 directly) and ends the region.
+    int reduce_means = 0;
     Region r = GrowRegion(f, sub->outputs[0], kOps, [&](const Node& n) {
-      return n.op != "ReduceMean" || LastAxisOnly(n, f, rank);
+      if (n.op != "ReduceMean") return true;
+      return LastAxisOnly(n, f, rank) && ++reduce_means == 1;
     });
     if (r.out.empty()) continue;
     LnMatch lm;

@@ -52,12 +52,16 @@ constexpr int NumInitializers() {
   F(in_channels) F(image_h) F(image_w) F(patch) F(dim) F(weight) F(bias)
 #define ADALOG_MC_BLOCK_PARAMS(F) \
   F(ln1) F(qkv) F(heads) F(attn_scale) F(proj) F(ln2) F(fc1) F(gelu) F(fc2) F(window_size)   \
-  F(shift_size)
+  F(shift_size) F(rel_bias) F(attn_mask)
+#define ADALOG_MC_PATCH_MERGE_PARAMS(F) F(norm) F(reduction)
+#define ADALOG_MC_SWIN_STAGE(F) F(depth) F(dim) F(grid_h) F(grid_w) F(has_merge) F(merge)
+#define ADALOG_MC_SWIN_LAYOUT(F) F(embed_norm) F(stages)
 #define ADALOG_MC_PREPROCESS(F) \
   F(resize_shorter) F(mean) F(std) F(interpolation) F(channel_order) F(known)
 #define ADALOG_MC_VIT_MODEL(F)                                                                    \
   F(name) F(style) F(embed) F(dim) F(has_cls_token) F(has_dist_token) F(cls_token) F(dist_token) \
-  F(pos_mode) F(pos_embed) F(blocks) F(norm) F(pooling) F(head) F(head_dist) F(preprocess)
+  F(pos_mode) F(pos_embed) F(blocks) F(norm) F(pooling) F(head) F(head_dist) F(preprocess) \
+  F(swin)
 #define ADALOG_MC_UNIFORM_PARAMS(F) F(bits) F(scale) F(zero_point) F(mode)
 #define ADALOG_MC_UNIFORM_PER_TENSOR(F) F(params)
 #define ADALOG_MC_UNIFORM_PER_CHANNEL(F) F(bits) F(mode) F(axis) F(scales) F(zero_points)
@@ -80,6 +84,9 @@ constexpr int NumInitializers() {
   S(PatchEmbedParams, ADALOG_MC_PATCH_EMBED_PARAMS)                                               \
   S(BlockParams, ADALOG_MC_BLOCK_PARAMS)                                                          \
   S(Preprocess, ADALOG_MC_PREPROCESS)                                                             \
+  S(PatchMergeParams, ADALOG_MC_PATCH_MERGE_PARAMS)                                               \
+  S(SwinStage, ADALOG_MC_SWIN_STAGE)                                                              \
+  S(SwinLayout, ADALOG_MC_SWIN_LAYOUT)                                                            \
   S(VitModel, ADALOG_MC_VIT_MODEL)                                                                \
   S(UniformParams, ADALOG_MC_UNIFORM_PARAMS)                                                      \
   S(UniformPerTensor, ADALOG_MC_UNIFORM_PER_TENSOR)                                               \

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "quant/error.h"
 #include "runtime/kernels/reference/float_kernels_ref.h"
 #include "runtime/vit_schedule.h"
 
@@ -136,6 +137,8 @@ void RefStep(const VitModel& m, const Step& st, const float* img, std::vector<fl
       }
       break;
     }
+    default:
+      Fail("reference forward: Swin step ", StepOpName(st.op), " is not implemented");
   }
 }
 
@@ -143,6 +146,7 @@ void RefStep(const VitModel& m, const Step& st, const float* img, std::vector<fl
 
 // Walks the model's schedule one image at a time.
 std::vector<float> VitForwardFp32(const VitModel& m, const float* images, int batch) {
+  ADALOG_CHECK(!m.is_swin(), "reference forward: Swin models are not supported yet");
   const Schedule sched = BuildSchedule(m);
   const PatchEmbedParams& e = m.embed;
   const int D = m.dim, T = m.num_tokens(), P = e.num_patches(), classes = m.num_classes();

@@ -1,0 +1,356 @@
+// The FP32 executor's Swin steps (executor_fp32_swin.h; conventions in swin_model.h).
+#include "runtime/executor_fp32_swin.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "quant/error.h"
+#include "runtime/executor_common.h"
+#include "runtime/executor_fp32.h"
+#include "runtime/parallel.h"
+#include "runtime/swin_model.h"
+
+namespace adalog {
+
+// Read-only after construction, shared by forks: every Linear's weight as [in][out] (so the inner
+// loop runs over contiguous outputs), and each block's window rows / each merge's gather.
+struct SwinFp32::Shared {
+  struct Lin {
+    int in = 0, out = 0;
+    std::vector<float> wt;  // [in][out]
+    const float* bias = nullptr;
+  };
+  std::vector<Lin> lins;        // embed, then per block qkv, proj, fc1, fc2, then merges, head
+  std::vector<int> block_lin;   // first Lin of block b
+  std::vector<int> merge_lin;   // per stage (-1 without a merge)
+  int head_lin = 0;
+  std::vector<std::vector<int32_t>> window_rows;  // per block: SwinWindowRows of its stage
+  std::vector<std::vector<int32_t>> merge_rows;   // per stage: SwinMergeRows (empty: none)
+  std::vector<int> block_stage;
+  std::vector<int> step_stage;  // per schedule step: the stage a merge step belongs to (else -1)
+};
+
+namespace {
+
+SwinFp32::Shared::Lin Transposed(const float* w, const float* b, int out, int in) {
+  SwinFp32::Shared::Lin l;
+  l.in = in;
+  l.out = out;
+  l.wt.resize(static_cast<size_t>(in) * out);
+  for (int o = 0; o < out; ++o) {
+    for (int i = 0; i < in; ++i) l.wt[static_cast<size_t>(i) * out + o] = w[static_cast<size_t>(o) * in + i];
+  }
+  l.bias = b;
+  return l;
+}
+
+}  // namespace
+
+SwinFp32::SwinFp32(const VitModel& m, const Schedule& s, int max_batch, int threads,
+                   const FloatKernels& fk)
+    : m_(m), s_(s), max_batch_(max_batch), threads_(threads), fk_(fk) {
+  ADALOG_CHECK(m.is_swin(), "SwinFp32: not a Swin model");
+  auto sh = std::make_shared<Shared>();
+  sh->lins.push_back(Transposed(m.embed.weight.data(), m.embed.bias.data(), m.dim,
+                                m.embed.in_channels * m.embed.patch * m.embed.patch));
+  sh->block_stage = SwinBlockStages(m);
+  for (size_t b = 0; b < m.blocks.size(); ++b) {
+    const BlockParams& bp = m.blocks[b];
+    sh->block_lin.push_back(static_cast<int>(sh->lins.size()));
+    for (const LinearParams* l : {&bp.qkv, &bp.proj, &bp.fc1, &bp.fc2}) {
+      sh->lins.push_back(Transposed(l->weight.data(), l->bias.data(), l->out, l->in));
+    }
+    const SwinStage& st = m.swin.stages[static_cast<size_t>(sh->block_stage[b])];
+    sh->window_rows.push_back(SwinWindowRows(st.grid_h, st.grid_w, bp.window_size, bp.shift_size));
+  }
+  for (const SwinStage& st : m.swin.stages) {
+    sh->merge_lin.push_back(st.has_merge ? static_cast<int>(sh->lins.size()) : -1);
+    sh->merge_rows.push_back(st.has_merge ? SwinMergeRows(st.grid_h, st.grid_w) : std::vector<int32_t>());
+    if (st.has_merge) {
+      const LinearParams& l = st.merge.reduction;
+      sh->lins.push_back(Transposed(l.weight.data(), l.bias.data(), l.out, l.in));
+    }
+  }
+  sh->head_lin = static_cast<int>(sh->lins.size());
+  sh->lins.push_back(Transposed(m.head.weight.data(), m.head.bias.data(), m.head.out, m.head.in));
+  int stage = 0;
+  for (const Step& st : s.steps) {
+    const bool merge = st.op == StepOp::kPatchMerge || st.op == StepOp::kMergeNorm ||
+                       st.op == StepOp::kMergeReduce;
+    sh->step_stage.push_back(merge ? stage : -1);
+    if (st.op == StepOp::kMergeReduce) ++stage;
+  }
+  sh_ = std::move(sh);
+  Allocate();
+}
+
+SwinFp32::SwinFp32(const SwinFp32& src, const Schedule& s)
+    : m_(src.m_), s_(s), max_batch_(src.max_batch_), threads_(src.threads_), fk_(src.fk_),
+      sh_(src.sh_) {
+  Allocate();
+}
+
+void SwinFp32::Allocate() {
+  // Workspace: each Buf as large as the largest step that reads or writes it, plus the im2col
+  // patches and the pooled features.
+  size_t need[static_cast<int>(Buf::kNumBufs)] = {};
+  for (const Step& st : s_.steps) {
+    const size_t n = static_cast<size_t>(max_batch_) * st.tokens * st.cols;
+    need[static_cast<int>(st.out)] = std::max(need[static_cast<int>(st.out)], n);
+  }
+  const size_t P = static_cast<size_t>(m_.embed.num_patches());
+  const size_t K = static_cast<size_t>(m_.embed.in_channels) * m_.embed.patch * m_.embed.patch;
+  size_t total = 0;
+  for (int b = 0; b < static_cast<int>(Buf::kNumBufs); ++b) {
+    if (b != static_cast<int>(Buf::kImages) && b != static_cast<int>(Buf::kLogits)) total += need[b];
+  }
+  const size_t last_dim = static_cast<size_t>(m_.swin.stages.back().dim);
+  size_t qkv_heads = 0, probs = 0;  // per image: the largest block's window rows x width / x N
+  for (size_t b = 0; b < m_.blocks.size(); ++b) {
+    const size_t rows = sh_->window_rows[b].size(), n = static_cast<size_t>(m_.blocks[b].window_size) *
+                                                        m_.blocks[b].window_size;
+    qkv_heads = std::max(qkv_heads, rows * static_cast<size_t>(m_.blocks[b].qkv.in));
+    probs = std::max(probs, rows * n * static_cast<size_t>(m_.blocks[b].heads));
+  }
+  total += static_cast<size_t>(max_batch_) * (P * K + last_dim + 3 * qkv_heads + probs);
+  ws_.assign(total, 0.f);
+  float* p = ws_.data();
+  for (int b = 0; b < static_cast<int>(Buf::kNumBufs); ++b) {
+    if (b == static_cast<int>(Buf::kImages) || b == static_cast<int>(Buf::kLogits)) continue;
+    buf_[b] = p;
+    p += need[b];
+  }
+  patches_ = p;
+  p += static_cast<size_t>(max_batch_) * P * K;
+  pooled_ = p;
+  p += static_cast<size_t>(max_batch_) * last_dim;
+  qh_ = p;
+  kh_ = qh_ + static_cast<size_t>(max_batch_) * qkv_heads;
+  vh_ = kh_ + static_cast<size_t>(max_batch_) * qkv_heads;
+  probs_ = vh_ + static_cast<size_t>(max_batch_) * qkv_heads;
+}
+
+void SwinFp32::Tap(TapPoint tap, int block, int batch, int tokens, float* data, int rows, int cols,
+                   int image, int head) {
+  const TapInfo info{tap, block, image, head, batch, tokens};
+  if (rewriter_ && IsInputTap(tap)) rewriter_->Rewrite(info, data, rows, cols);
+  if (observer_) observer_->OnTensor(info, data, rows, cols);
+}
+
+SwinFp32::~SwinFp32() = default;
+
+void SwinFp32::Linear(const float* x, int64_t rows, int wi, float* y) const {
+  const Shared::Lin& l = sh_->lins[static_cast<size_t>(wi)];
+  const int in = l.in, out = l.out;
+  exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      float* yr = y + r * out;
+      const float* xr = x + r * in;
+      std::memcpy(yr, l.bias, sizeof(float) * static_cast<size_t>(out));
+      for (int i = 0; i < in; ++i) {
+        const float xi = xr[i];
+        const float* w = l.wt.data() + static_cast<size_t>(i) * out;
+        for (int o = 0; o < out; ++o) yr[o] += xi * w[o];
+      }
+    }
+  });
+}
+
+// Per (image, head): q/k/v gathered through the block's window rows (a padding row's qkv is the qkv
+// bias) into [windows*N][head_dim]; per (image, window, head): scores * scale + bias + mask,
+// softmax; then per (image, window, head) probs @ v written back to the real tokens' rows of
+// `merged` (window reverse and crop). Taps between the phases (see the header).
+void SwinFp32::WindowAttention(const Step& st, int batch) {
+  const BlockParams& bp = m_.blocks[static_cast<size_t>(st.block)];
+  const std::vector<int32_t>& rows = sh_->window_rows[static_cast<size_t>(st.block)];
+  const int D = st.cols, T = st.tokens, heads = bp.heads, hd = D / heads;
+  const int w = bp.window_size, N = w * w;
+  const int R = static_cast<int>(rows.size()), nw = R / N;  // window rows per image
+  const float* qkv = buf_[static_cast<int>(Buf::kQkv)];
+  float* merged = buf_[static_cast<int>(Buf::kMerged)];
+  const float* qkv_bias = bp.qkv.bias.data();
+  const size_t head_sz = static_cast<size_t>(R) * hd, probs_sz = static_cast<size_t>(R) * N;
+  exec::ParallelRows(int64_t{batch} * R, threads_, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t img = r / R, wr = r % R;
+      const int32_t t = rows[static_cast<size_t>(wr)];
+      const float* src = t >= 0 ? qkv + (img * T + t) * 3 * D : qkv_bias;
+      for (int h = 0; h < heads; ++h) {
+        const size_t o = (static_cast<size_t>(img) * heads + h) * head_sz + static_cast<size_t>(wr) * hd;
+        std::memcpy(qh_ + o, src + h * hd, sizeof(float) * hd);
+        std::memcpy(kh_ + o, src + D + h * hd, sizeof(float) * hd);
+        std::memcpy(vh_ + o, src + 2 * D + h * hd, sizeof(float) * hd);
+      }
+    }
+  });
+  if (observer_ || rewriter_) {
+    for (int i = 0; i < batch * heads; ++i) {
+      const size_t o = static_cast<size_t>(i) * head_sz;
+      Tap(TapPoint::kQ, st.block, batch, T, qh_ + o, R, hd, i / heads, i % heads);
+      Tap(TapPoint::kK, st.block, batch, T, kh_ + o, R, hd, i / heads, i % heads);
+      Tap(TapPoint::kV, st.block, batch, T, vh_ + o, R, hd, i / heads, i % heads);
+    }
+  }
+  // Units (image, head, window): scores and softmax.
+  exec::ParallelRows(int64_t{batch} * heads * nw, threads_, [&](int64_t b, int64_t e) {
+    for (int64_t u = b; u < e; ++u) {
+      const int64_t ih = u / nw;
+      const int win = static_cast<int>(u % nw), h = static_cast<int>(ih % heads);
+      const float* q = qh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(win) * N * hd;
+      const float* k = kh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(win) * N * hd;
+      float* sc = probs_ + static_cast<size_t>(ih) * probs_sz + static_cast<size_t>(win) * N * N;
+      const float* bias = bp.rel_bias.data() + static_cast<size_t>(h) * N * N;
+      const float* mask = bp.attn_mask.empty() ? nullptr : bp.attn_mask.data() + static_cast<size_t>(win) * N * N;
+      for (int i = 0; i < N; ++i) {
+        for (int j = 0; j < N; ++j) {
+          float s = 0.f;
+          for (int c = 0; c < hd; ++c) s += q[i * hd + c] * k[j * hd + c];
+          float val = s * bp.attn_scale + bias[i * N + j];
+          if (mask) val += mask[i * N + j];
+          sc[i * N + j] = val;
+        }
+      }
+      fk_.softmax(sc, sc, N, N);
+    }
+  });
+  if (observer_ || rewriter_) {
+    for (int i = 0; i < batch * heads; ++i) {
+      Tap(TapPoint::kAttnProbs, st.block, batch, T, probs_ + static_cast<size_t>(i) * probs_sz, R, N,
+          i / heads, i % heads);
+    }
+  }
+  // probs @ v, scattered to the real tokens.
+  exec::ParallelRows(int64_t{batch} * heads * nw, threads_, [&](int64_t b, int64_t e) {
+    for (int64_t u = b; u < e; ++u) {
+      const int64_t ih = u / nw, img = ih / heads;
+      const int win = static_cast<int>(u % nw), h = static_cast<int>(ih % heads);
+      const float* p = probs_ + static_cast<size_t>(ih) * probs_sz + static_cast<size_t>(win) * N * N;
+      const float* v = vh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(win) * N * hd;
+      const int32_t* wr = rows.data() + static_cast<size_t>(win) * N;
+      for (int i = 0; i < N; ++i) {
+        if (wr[i] < 0) continue;  // a padding row's output is cropped away
+        float* o = merged + (img * T + wr[i]) * D + h * hd;
+        std::fill(o, o + hd, 0.f);
+        for (int j = 0; j < N; ++j) {
+          const float pij = p[i * N + j];
+          for (int c = 0; c < hd; ++c) o[c] += pij * v[j * hd + c];
+        }
+      }
+    }
+  });
+}
+
+void SwinFp32::RunStep(size_t i, int batch, const float* images, float* logits) {
+  const Step& st = s_.steps[i];
+  const int64_t rows = int64_t{batch} * st.tokens;
+  float* in = st.in == Buf::kImages ? nullptr : buf_[static_cast<int>(st.in)];
+  float* out = st.out == Buf::kLogits ? logits : buf_[static_cast<int>(st.out)];
+  const BlockParams* bp = st.block >= 0 ? &m_.blocks[static_cast<size_t>(st.block)] : nullptr;
+  const int lin0 = st.block >= 0 ? sh_->block_lin[static_cast<size_t>(st.block)] : -1;
+  auto layer_norm = [&](const float* src, float* dst, int64_t n, const LayerNormParams& ln) {
+    exec::ParallelRows(n, threads_, [&](int64_t b, int64_t e) {
+      fk_.layer_norm(src + b * ln.dim, dst + b * ln.dim, e - b, ln.dim, ln.gamma.data(),
+                     ln.beta.data(), ln.eps);
+    });
+  };
+  switch (st.op) {
+    case StepOp::kPatchEmbed:
+      exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
+        exec::Im2colPatchRows(m_.embed, images, b, e, patches_);
+      });
+      if (observer_ || rewriter_) {
+        Tap(TapPoint::kPatchEmbedIn, -1, batch, st.tokens, patches_, static_cast<int>(rows),
+            sh_->lins[0].in);
+      }
+      Linear(patches_, rows, 0, out);
+      break;
+    case StepOp::kEmbedNorm: layer_norm(in, out, rows, m_.swin.embed_norm); break;
+    case StepOp::kLn1: layer_norm(in, out, rows, bp->ln1); break;
+    case StepOp::kLn2: layer_norm(in, out, rows, bp->ln2); break;
+    case StepOp::kQkv: Linear(in, rows, lin0, out); break;
+    case StepOp::kProj: Linear(in, rows, lin0 + 1, out); break;
+    case StepOp::kFc1: Linear(in, rows, lin0 + 2, out); break;
+    case StepOp::kFc2: Linear(in, rows, lin0 + 3, out); break;
+    case StepOp::kWindowAttention: WindowAttention(st, batch); break;
+    case StepOp::kAddResidual:
+      exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
+        fk_.add(out + b * st.cols, in + b * st.cols, out + b * st.cols, (e - b) * st.cols);
+      });
+      break;
+    case StepOp::kGelu: {
+      const EltwiseFn gelu = bp->gelu == GeluKind::kErf ? fk_.gelu_erf : fk_.gelu_tanh;
+      exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
+        gelu(out + b * st.cols, out + b * st.cols, (e - b) * st.cols);
+      });
+      break;
+    }
+    case StepOp::kPatchMerge: {
+      const size_t si = static_cast<size_t>(sh_->step_stage[i]);
+      const SwinStage& sg = m_.swin.stages[si];
+      const std::vector<int32_t>& mr = sh_->merge_rows[si];
+      const int C = sg.dim, T = sg.grid_h * sg.grid_w;
+      exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          const int64_t img = r / st.tokens, j = r % st.tokens;
+          for (int q = 0; q < 4; ++q) {
+            const int32_t src = mr[static_cast<size_t>(j) * 4 + q];
+            float* dst = out + r * 4 * C + q * C;
+            if (src < 0) {
+              std::fill(dst, dst + C, 0.f);
+            } else {
+              std::memcpy(dst, in + (img * T + src) * C, sizeof(float) * C);
+            }
+          }
+        }
+      });
+      break;
+    }
+    case StepOp::kMergeNorm:
+    case StepOp::kMergeReduce: {
+      const size_t si = static_cast<size_t>(sh_->step_stage[i]);
+      if (st.op == StepOp::kMergeNorm) {
+        layer_norm(in, out, rows, m_.swin.stages[si].merge.norm);
+      } else {
+        Linear(in, rows, sh_->merge_lin[si], out);
+      }
+      break;
+    }
+    case StepOp::kHead: {
+      const SwinStage& last = m_.swin.stages.back();
+      const int C = last.dim, T = last.grid_h * last.grid_w;
+      float* ln = buf_[static_cast<int>(Buf::kLn)];
+      layer_norm(in, ln, int64_t{batch} * T, m_.norm);
+      for (int img = 0; img < batch; ++img) {
+        float* p = pooled_ + static_cast<size_t>(img) * C;
+        std::fill(p, p + C, 0.f);
+        for (int t = 0; t < T; ++t) {
+          const float* r = ln + (int64_t{img} * T + t) * C;
+          for (int c = 0; c < C; ++c) p[c] += r[c];
+        }
+        for (int c = 0; c < C; ++c) p[c] /= static_cast<float>(T);
+      }
+      if (observer_ || rewriter_) Tap(TapPoint::kHeadIn, -1, batch, T, pooled_, batch, C);
+      Linear(pooled_, batch, sh_->head_lin, out);
+      if (observer_) Tap(TapPoint::kHeadOut, -1, batch, T, out, batch, st.cols);
+      break;
+    }
+    default:
+      Fail("FP32 executor: step ", StepOpName(st.op), " is not a Swin step");
+  }
+}
+
+void SwinFp32::Run(const float* images, int batch, float* logits) {
+  ADALOG_CHECK(batch >= 1 && batch <= max_batch_, "executor: batch ", batch, " out of range 1..",
+               max_batch_);
+  exec::ScopedOmpThreads scoped(threads_);
+  for (size_t i = 0; i < s_.steps.size(); ++i) {
+    RunStep(i, batch, images, logits);
+    const Step& st = s_.steps[i];
+    if ((observer_ || rewriter_) && st.has_tap) {
+      Tap(st.tap, st.block, batch, st.tokens, st.out == Buf::kLogits ? logits : buf_[static_cast<int>(st.out)],
+          batch * st.tokens, st.cols);
+    }
+  }
+}
+
+}  // namespace adalog

@@ -1,0 +1,71 @@
+// The FP32 executor's Swin path (ExecutorFp32 delegates to it for m.is_swin()): one implementation
+// per Swin schedule step (vit_schedule.h, swin_schedule.cc), walked in schedule order over whole
+// tensors. GEMMs are a row-parallel loop with a fixed summation order per output element (not
+// oneDNN yet), so the bytes do not depend on the thread count.
+//
+// Taps as ExecutorFp32 fires them (observer: every tap; rewriter: the input-side ones, in place).
+// kWindowAttention's per-head taps are per (image, head) over the block's window rows, padding
+// rows included (a padding row's q/k/v is the qkv bias): kQ / kK / kV [windows*N][head_dim] and
+// kAttnProbs [windows*N][N] (softmax after the relative position bias and the mask, window by
+// window); TapInfo::tokens is the stage's token count.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "runtime/kernels/float_kernels.h"
+#include "runtime/vit_model.h"
+#include "runtime/vit_schedule.h"
+
+namespace adalog {
+
+class Fp32Observer;
+class Fp32Rewriter;
+
+class SwinFp32 {
+ public:
+  // `m` and `s` must outlive this; m is a validated Swin model, s its schedule.
+  SwinFp32(const VitModel& m, const Schedule& s, int max_batch, int threads, const FloatKernels& fk);
+  // A fork for an executor whose schedule `s` equals src's (its own copy, so the fork does not
+  // depend on src's lifetime): shares the transposed weights and row maps, owns a workspace.
+  SwinFp32(const SwinFp32& src, const Schedule& s);
+  SwinFp32(const SwinFp32&) = delete;
+  SwinFp32& operator=(const SwinFp32&) = delete;
+  ~SwinFp32();
+
+  // images [batch][C][H][W] -> logits [batch][classes]; 1 <= batch <= max_batch.
+  void Run(const float* images, int batch, float* logits);
+  void SetHooks(Fp32Observer* observer, Fp32Rewriter* rewriter) {
+    observer_ = observer;
+    rewriter_ = rewriter;
+  }
+  const void* workspace_data() const { return ws_.data(); }
+  size_t workspace_bytes() const { return ws_.size() * sizeof(float); }
+
+  struct Shared;  // executor_fp32_swin.cc
+
+ private:
+  void Allocate();
+  void RunStep(size_t i, int batch, const float* images, float* logits);
+  void Linear(const float* x, int64_t rows, int wi, float* y) const;
+  void WindowAttention(const Step& st, int batch);
+  void Tap(TapPoint tap, int block, int batch, int tokens, float* data, int rows, int cols,
+           int image = -1, int head = -1);
+
+  const VitModel& m_;
+  const Schedule& s_;
+  int max_batch_, threads_;
+  const FloatKernels& fk_;
+  std::shared_ptr<const Shared> sh_;
+  std::vector<float> ws_;
+  float* buf_[static_cast<int>(Buf::kNumBufs)] = {};
+  float* patches_ = nullptr;
+  float* pooled_ = nullptr;
+  float *qh_ = nullptr, *kh_ = nullptr, *vh_ = nullptr;  // [batch][heads][windows*N][head_dim]
+  float* probs_ = nullptr;                                // [batch][heads][windows*N][N]
+  Fp32Observer* observer_ = nullptr;
+  Fp32Rewriter* rewriter_ = nullptr;
+};
+
+}  // namespace adalog
