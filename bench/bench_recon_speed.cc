@@ -5,8 +5,14 @@
 // Timing only: the plans are W4A4 calibrations on 4 images (the quantizer kinds a full calibration
 // picks, cheaply), the inputs the FP32 block inputs of calibration images (random images for the
 // DeiT-S shape), the targets the FP32 block outputs.
-//   bench_recon_speed [--benchmark_filter=digits]   (run from the repository root)
+//   bench_recon_speed [--benchmark_filter=digits]
+// ADALOG_BENCH_REPS=N changes the repetitions of BM_ReconIteration (20).
 #include <benchmark/benchmark.h>
+#include <dnnl.h>
+#include <omp.h>
+
+#include <Eigen/Dense>
+#include <random>
 
 #include <cstdio>
 #include <cstdlib>
@@ -118,6 +124,74 @@ void Args(benchmark::internal::Benchmark* b) {
   b->Arg(1)->Arg(2)->Iterations(1)->Repetitions(reps ? std::atoi(reps) : 20)->ReportAggregatesOnly(true)->UseRealTime()
       ->Unit(benchmark::kMillisecond);
 }
+
+// The GEMM choice (search/recon/block_grad.cc, Gemm): the digits block's fc1 products at batch 32
+// on one thread, out = in W^T (2080 x 384 x 96) and dW = gout^T in (384 x 96 x 2080), by oneDNN's
+// sgemm, by Eigen (float, row-major maps, as this project builds it: baseline x86-64 flags), and by
+// the plain loops block_grad.cc had before (W transposed for the forward; dW row by row).
+// Measured (bench/RESULTS.md "Block reconstruction speed"): CPU ms per product 0.92 / 5.0 / 8.7
+// (forward), 0.92 / 5.2 / 10.2 (dW).
+enum GemmImpl { kSgemm, kEigen, kLoop };
+void BM_Gemm(benchmark::State& state) {
+  const int impl = static_cast<int>(state.range(0));
+  const bool dw = state.range(1) != 0;
+  const int64_t rows = 2080, in = 96, out = 384;
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> x(rows * in), w(out * in), wt(out * in), y(rows * out), g(rows * out);
+  for (float& v : x) v = u(rng);
+  for (float& v : w) v = u(rng);
+  for (float& v : g) v = u(rng);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) wt[i * out + o] = w[o * in + i];
+  std::vector<float> dwv(out * in);
+  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  omp_set_num_threads(1);
+  for (auto _ : state) {
+    if (impl == kSgemm) {
+      if (!dw) {
+        dnnl_sgemm('N', 'T', rows, out, in, 1.f, x.data(), in, w.data(), in, 0.f, y.data(), out);
+      } else {
+        dnnl_sgemm('T', 'N', out, in, rows, 1.f, g.data(), out, x.data(), in, 0.f, dwv.data(), in);
+      }
+    } else if (impl == kEigen) {
+      Eigen::Map<const Mat> X(x.data(), rows, in), W(w.data(), out, in), G(g.data(), rows, out);
+      if (!dw) {
+        Eigen::Map<Mat>(y.data(), rows, out).noalias() = X * W.transpose();
+      } else {
+        Eigen::Map<Mat>(dwv.data(), out, in).noalias() = G.transpose() * X;
+      }
+    } else if (!dw) {
+      for (int64_t r = 0; r < rows; ++r) {
+        float* yr = y.data() + r * out;
+        std::fill(yr, yr + out, 0.f);
+        for (int64_t i = 0; i < in; ++i) {
+          const float xi = x[r * in + i];
+          const float* wi = wt.data() + i * out;
+          for (int64_t o = 0; o < out; ++o) yr[o] += xi * wi[o];
+        }
+      }
+    } else {
+      std::fill(dwv.begin(), dwv.end(), 0.f);
+      for (int64_t o = 0; o < out; ++o) {
+        float* acc = dwv.data() + o * in;
+        for (int64_t r = 0; r < rows; ++r) {
+          const float gv = g[r * out + o];
+          const float* xr = x.data() + r * in;
+          for (int64_t i = 0; i < in; ++i) acc[i] += gv * xr[i];
+        }
+      }
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(dwv.data());
+  }
+}
+BENCHMARK(BM_Gemm)
+    ->ArgNames({"impl(0=sgemm,1=eigen,2=loop)", "dW"})
+    ->ArgsProduct({{kSgemm, kEigen, kLoop}, {0, 1}})
+    ->Repetitions(5)
+    ->ReportAggregatesOnly(true)
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_CAPTURE(BM_ReconIteration, digits, std::string("digits"))->Apply(Args);
 BENCHMARK_CAPTURE(BM_ReconIteration, shapes, std::string("shapes"))->Apply(Args);

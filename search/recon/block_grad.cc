@@ -46,10 +46,11 @@ double SumInOrder(const double* p, int64_t n) {
 // float: oneDNN's sgemm (runtime ISA dispatch: AVX-512 / AVX2 kernels while this file is built for
 // baseline x86-64), the path training runs. double (the gradient checks): plain loops with the
 // same contract; BlockGrad.FloatPathMatchesDoublePath checks the float calls against them.
-// Measured on this 2-core AMD EPYC (Zen 4) with bench_recon_speed, digits block, 1 thread: the
-// Linears as sgemm took the iteration from 133 ms (plain loops) to the numbers in
-// bench/RESULTS.md "Block reconstruction speed"; Eigen, which search/ already links, compiles
-// with this file's baseline flags (SSE2) and so has no AVX-512 kernels here.
+// Why sgemm: bench_recon_speed's BM_Gemm, the digits block's fc1 products at batch 32 on one
+// thread (2080 x 384 x 96 forward, 384 x 96 x 2080 dW), median CPU ms on the shared 2-core AMD EPYC
+// guest (load average 10-12): sgemm 0.92 / 0.92, Eigen (row-major float maps; search/ links it,
+// but this file is built for baseline x86-64, so Eigen gets SSE2 kernels only) 5.0 / 5.2, the plain
+// loops this file had 8.7 / 10.2. oneDNN is already a dependency; nothing is added.
 void Gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
@@ -514,11 +515,20 @@ void BlockRecon<T>::RunStep(const Step& st, int index, const BlockTrainParams<T>
   T* in = buf_[static_cast<int>(st.in)].data();
   T* out = buf_[static_cast<int>(st.out)].data();
   const int D = dim_;
+  // The step's input-tap quantizer (-1: none). LayerNorm and GELU run it on their own row / element
+  // ranges inside their parallel region (tap_done); the other steps after it, over rows.
+  int site = -1;
+  if (st.has_tap && IsInputTap(st.tap)) {
+    site = SiteOfTap(st.tap);
+    if (site >= 0 && act_[site].kind == ActQuant::Kind::kNone) site = -1;
+  }
+  bool tap_done = false;
   switch (st.op) {
     case StepOp::kLn1:
     case StepOp::kLn2: {
       const int j = st.op == StepOp::kLn1 ? 0 : 1;
       const LayerNormParams& ln = j == 0 ? blk_.ln1 : blk_.ln2;
+      const bool fuse = site >= 0 && st.cols == D;
       exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
           const T* x = in + r * D;
@@ -536,7 +546,9 @@ void BlockRecon<T>::RunStep(const Step& st, int index, const BlockTrainParams<T>
             y[i] = xh[i] * static_cast<T>(ln.gamma[Sz(i)]) + static_cast<T>(ln.beta[Sz(i)]);
           }
         }
+        if (fuse) Quantize(site, p, 0, out + r0 * D, r0 * D, (r1 - r0) * D);
       });
+      tap_done = fuse;
       break;
     }
     case StepOp::kQkv:
@@ -558,23 +570,23 @@ void BlockRecon<T>::RunStep(const Step& st, int index, const BlockTrainParams<T>
     case StepOp::kGelu: {
       const int64_t n = rows * hidden_;
       T* d = gelu_d_.data();  // the derivative, for the backward
+      const bool fuse = site >= 0 && st.cols == hidden_;
       exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) out[i] = Gelu(in[i], blk_.gelu, &d[i]);
+        if (fuse) Quantize(site, p, 0, out + i0, i0, i1 - i0);
       });
+      tap_done = fuse;
       break;
     }
     default:
       throw Error(std::string("block reconstruction: step ") + StepOpName(st.op) +
                   " is not part of a transformer block");
   }
-  if (st.has_tap && IsInputTap(st.tap)) {
-    const int site = SiteOfTap(st.tap);
-    if (site >= 0 && act_[site].kind != ActQuant::Kind::kNone) {
-      const int cols = st.cols;
-      exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
-        Quantize(site, p, 0, out + r0 * cols, r0 * cols, (r1 - r0) * cols);
-      });
-    }
+  if (site >= 0 && !tap_done) {
+    const int cols = st.cols;
+    exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+      Quantize(site, p, 0, out + r0 * cols, r0 * cols, (r1 - r0) * cols);
+    });
   }
 }
 
