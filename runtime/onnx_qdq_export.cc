@@ -22,7 +22,7 @@
 namespace adalog {
 namespace {
 
-constexpr int kOpset = 17;  // LayerNormalization; per-axis QuantizeLinear (13+)
+constexpr int kOpset = 17;  // LayerNormalization (17); per-axis DequantizeLinear of weights (13+)
 
 // Why one activation quantizer cannot be a uint8 QuantizeLinear; "" when it can (or is none).
 std::string ActReason(const ActQuant& q) {
@@ -141,35 +141,34 @@ class Exporter {
     return b_.Op("DequantizeLinear", {qx, s, zp}, name + ".dequantized");
   }
 
-  // Per-head Q/DQ of x [N, T, heads * hd] (q, k or v before the head split): per-axis along
-  // axis 2 with each head's (scale, zero point) repeated over its hd channels, the same
-  // element-wise math as per head on [N, heads, T, hd]. Done before the split on purpose: ORT
-  // fuses a per-axis DequantizeLinear feeding MatMul directly into MatMulIntegerToFloat, which
-  // rejects a per-channel A zero point at run time (onnxruntime-node 1.31) and reads B's as
-  // per-column, not per head; with Reshape/Transpose in between it runs them as they are.
+  // Per-head Q/DQ of x [N, T, heads * hd] (q, k or v before the head split): Split into the
+  // heads' hd-wide slices, one per-tensor QuantizeLinear -> DequantizeLinear pair per head with
+  // that head's (scale, zero point), Concat back: the same element-wise math as per head on
+  // [N, heads, T, hd]. Why not one per-axis pair: ONNX Runtime 1.30.0 fuses a per-axis
+  // DequantizeLinear feeding MatMul directly into MatMulIntegerToFloat, whose kernel then rejects
+  // the per-channel A zero point at run time; and its per-axis activation Q/DQ is slow (digits
+  // b8, ort_bench.js 20 runs: 67 ms with per-axis pairs on [N, T, dim], 19 ms with them removed,
+  // ORT FP32 26 ms; bench/RESULTS.md, Session 7).
   std::string HeadQdq(const std::string& x, const UniformPerHead& q, int heads, int hd, const std::string& name) {
     if (q.scales.empty()) return x;
     ADALOG_CHECK(HeadReason(q).empty() && q.num_heads() == heads, "internal: unexportable quantizer at ", name);
     q.Validate();
-    std::vector<float> scales;
-    std::vector<uint8_t> z;
+    std::vector<std::string> parts, deq;
+    for (int h = 0; h < heads; ++h) parts.push_back(b_.Unique(name + ".head" + std::to_string(h)));
+    Builder::AttrInt(b_.Node("Split", {x, b_.I64(name + ".split", std::vector<int64_t>(heads, hd))}, parts, name + ".split"),
+                     "axis", 2);
     for (int h = 0; h < heads; ++h) {
-      for (int i = 0; i < hd; ++i) {
-        scales.push_back(q.scales[static_cast<size_t>(h)]);
-        z.push_back(static_cast<uint8_t>(q.zero_points[static_cast<size_t>(h)]));
-      }
+      const std::string hn = name + ".head" + std::to_string(h);
+      const std::string s = b_.Scalar(hn + ".scale", q.scales[static_cast<size_t>(h)]);
+      const uint8_t z = static_cast<uint8_t>(q.zero_points[static_cast<size_t>(h)]);
+      const std::string zp = b_.Init(hn + ".zero_point", onnx::TensorProto::UINT8, {}, &z, 1);
+      ++act_qdq_;
+      const std::string qx = b_.Op("QuantizeLinear", {parts[static_cast<size_t>(h)], s, zp}, hn + ".quantized");
+      deq.push_back(b_.Op("DequantizeLinear", {qx, s, zp}, hn + ".dequantized"));
     }
-    const int64_t n = static_cast<int64_t>(scales.size());
-    const std::string s = b_.F32(name + ".scale", {n}, scales);
-    const std::string zp = b_.Init(name + ".zero_point", onnx::TensorProto::UINT8, {n}, z.data(), z.size());
-    ++act_qdq_;
-    onnx::NodeProto* nq = b_.Node("QuantizeLinear", {x, s, zp}, {b_.Unique(name + ".quantized")}, name + ".quantize");
-    Builder::AttrInt(nq, "axis", 2);
-    const std::string qx = nq->output(0);
-    onnx::NodeProto* nd =
-        b_.Node("DequantizeLinear", {qx, s, zp}, {b_.Unique(name + ".dequantized")}, name + ".dequantize");
-    Builder::AttrInt(nd, "axis", 2);
-    return nd->output(0);
+    const std::string out = b_.Unique(name + ".dequantized");
+    Builder::AttrInt(b_.Node("Concat", deq, {out}, name + ".concat"), "axis", 2);
+    return out;
   }
 
   // The weight [out][in] (dequantized values) as codes under `q`; checks that every value is

@@ -13,8 +13,8 @@
 //               (c - 2^(b-1)) - (z - 2^(b-1)) = c - z, so the dequantized weights are ours bit for bit.
 //   activations QuantizeLinear -> DequantizeLinear (uint8, our scale and zero point) at every tap
 //               the plan quantizes: qkv/proj/fc1/fc2/head inputs per tensor; q, k, v per head
-//               (per-axis on [N, T, dim] before the head split, each head's pair repeated over
-//               its head_dim channels); the softmax probabilities per tensor.
+//               (before the head split: Split into the heads' slices of [N, T, dim], one
+//               per-tensor pair per head, Concat); the softmax probabilities per tensor.
 //   the rest    FP32 as in the executors: Conv patch embedding, tokens, LayerNormalization, the
 //               erf/tanh GELU as Div/Erf (Mul/Tanh) nodes ORT fuses into Gelu, Softmax, pooling.
 //
@@ -41,7 +41,7 @@ namespace adalog {
 // What an export wrote (for the CLI's summary).
 struct QdqExportSummary {
   int opset = 0;
-  int quantize_linear = 0;     // activation Q/DQ pairs
+  int quantize_linear = 0;     // activation Q/DQ pairs (q, k, v: one per head)
   int weight_dequantize = 0;   // int8 weight initializers feeding DequantizeLinear
   int nodes = 0;
 };

@@ -34,9 +34,10 @@ except Exception as e:  # noqa: BLE001 - the checker's message is the report
 
 ops = collections.Counter(n.op_type for n in m.graph.node)
 inits = {t.name: t for t in m.graph.initializer}
-# Per block: qkv, q, k, v, probs, proj, fc1, fc2 inputs; then the head input.
-want_q = 8 * blocks + 1
-check(ops["QuantizeLinear"] == want_q, f"{ops['QuantizeLinear']} QuantizeLinear (want {want_q}: 8 per block + head)")
+# Per block: qkv, probs, proj, fc1, fc2 inputs and q, k, v one per head; then the head input.
+want_q = (5 + 3 * heads) * blocks + 1
+check(ops["QuantizeLinear"] == want_q, f"{ops['QuantizeLinear']} QuantizeLinear (want {want_q}: 5 + 3 x {heads} heads "
+      "per block + head)")
 # Weights: 4 Linears per block, the head and the patch-embedding Conv; plus one DQ per Q.
 weight_dq = [n for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits]
 check(len(weight_dq) == 4 * blocks + 2, f"{len(weight_dq)} weight DequantizeLinear (want {4 * blocks + 2})")
@@ -55,11 +56,16 @@ check(per_channel == len(weight_dq), f"{per_channel}/{len(weight_dq)} weights in
 act = [n for n in m.graph.node if n.op_type == "QuantizeLinear"]
 u8 = sum(inits[n.input[2]].data_type == onnx.TensorProto.UINT8 for n in act)
 check(u8 == len(act), f"{u8}/{len(act)} activation quantizers uint8")
-per_head = [n for n in act if len(inits[n.input[1]].dims) == 1]
-check(len(per_head) == 3 * blocks, f"{len(per_head)} per-head (per-axis) activation quantizers (q, k, v; want "
-      f"{3 * blocks})")
-distinct = all(len(np.unique(onnx.numpy_helper.to_array(inits[n.input[1]]))) == heads for n in per_head)
-check(distinct, f"each per-head scale vector holds {heads} distinct head scales")
+check(all(len(inits[n.input[1]].dims) == 0 for n in act), "every activation QuantizeLinear is per tensor")
+# q, k, v: Split into heads -> one Q/DQ pair per head -> Concat, with distinct head scales.
+producer = {o: n for n in m.graph.node for o in n.output}
+head_concats = [n for n in m.graph.node if n.op_type == "Concat" and
+                all(producer.get(i) is not None and producer[i].op_type == "DequantizeLinear" for i in n.input)]
+scales_ok = all(len(c.input) == heads and
+                len({float(onnx.numpy_helper.to_array(inits[producer[i].input[1]])) for i in c.input}) == heads
+                for c in head_concats)
+check(len(head_concats) == 3 * blocks and scales_ok,
+      f"{len(head_concats)} per-head Q/DQ groups (q, k, v; want {3 * blocks}), each {heads} heads with distinct scales")
 
 x = np.load(xp).astype(np.float32)
 y = np.load(yp)

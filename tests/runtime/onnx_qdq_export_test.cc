@@ -52,7 +52,9 @@ TEST(OnnxQdqExport, UniformW8A8ExportsDeterministically) {
   const std::string b = ExportQdqOnnx(qm, "test");
   EXPECT_EQ(a, b);
   const int blocks = static_cast<int>(qm.model.blocks.size());
-  EXPECT_EQ(s.quantize_linear, 8 * blocks + 1);    // qkv, q, k, v, probs, proj, fc1, fc2; head
+  const int heads = qm.model.blocks[0].heads;
+  // qkv, probs, proj, fc1, fc2 and q, k, v one per head; head.
+  EXPECT_EQ(s.quantize_linear, (5 + 3 * heads) * blocks + 1);
   EXPECT_EQ(s.weight_dequantize, 4 * blocks + 2);  // 4 Linears per block, head, patch embedding
   EXPECT_GT(a.size(), static_cast<size_t>(CountParameters(qm.model)));  // every weight written
 }
