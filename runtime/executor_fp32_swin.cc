@@ -3,6 +3,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <dnnl.hpp>
+#include <map>
+#include <unordered_map>
+#include <utility>
 
 #include "quant/error.h"
 #include "runtime/executor_common.h"
@@ -17,7 +21,7 @@ namespace adalog {
 struct SwinFp32::Shared {
   struct Lin {
     int in = 0, out = 0;
-    std::vector<float> wt;  // [in][out]
+    const float* w = nullptr;  // [out][in], the model's
     const float* bias = nullptr;
   };
   std::vector<Lin> lins;        // embed, then per block qkv, proj, fc1, fc2, then merges, head
@@ -36,13 +40,49 @@ SwinFp32::Shared::Lin Transposed(const float* w, const float* b, int out, int in
   SwinFp32::Shared::Lin l;
   l.in = in;
   l.out = out;
-  l.wt.resize(static_cast<size_t>(in) * out);
-  for (int o = 0; o < out; ++o) {
-    for (int i = 0; i < in; ++i) l.wt[static_cast<size_t>(i) * out + o] = w[static_cast<size_t>(o) * in + i];
-  }
+  l.w = w;
   l.bias = b;
   return l;
 }
+
+using dnnl::memory;
+
+// GEMM rows per one-thread oneDNN call. Fixed (not derived from the thread count) so that a row's
+// sums never depend on how many threads ran.
+constexpr int64_t kChunkRows = 64;
+
+}  // namespace
+
+// The oneDNN side (per executor: primitives are bound to nothing but descriptors): one matmul per
+// (Linear, chunk row count), made under one OpenMP thread, weights read in place as [in][out]
+// ("ba" over the model's [out][in]).
+struct SwinFp32::Dnn {
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  struct Piece {
+    dnnl::matmul prim;
+    memory::desc src, wei, bias, dst, scratch;
+  };
+  std::map<std::pair<int, int64_t>, Piece> pieces;
+
+  const Piece& Get(int wi, int64_t rows, const Shared::Lin& l) {
+    auto it = pieces.find({wi, rows});
+    if (it != pieces.end()) return it->second;
+    Piece p;
+    p.src = memory::desc({rows, l.in}, memory::data_type::f32, memory::format_tag::ab);
+    p.wei = memory::desc({l.in, l.out}, memory::data_type::f32, memory::format_tag::ba);
+    p.bias = memory::desc({1, l.out}, memory::data_type::f32, memory::format_tag::ab);
+    p.dst = memory::desc({rows, l.out}, memory::data_type::f32, memory::format_tag::ab);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    exec::ScopedOmpThreads one(1);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p.src, p.wei, p.bias, p.dst), attr, eng);
+    p.prim = dnnl::matmul(pd);
+    p.scratch = pd.scratchpad_desc();
+    return pieces.emplace(std::make_pair(wi, rows), std::move(p)).first->second;
+  }
+};
+
+namespace {
 
 }  // namespace
 
@@ -81,12 +121,13 @@ SwinFp32::SwinFp32(const VitModel& m, const Schedule& s, int max_batch, int thre
     if (st.op == StepOp::kMergeReduce) ++stage;
   }
   sh_ = std::move(sh);
+  dnn_ = std::make_unique<Dnn>();
   Allocate();
 }
 
 SwinFp32::SwinFp32(const SwinFp32& src, const Schedule& s)
     : m_(src.m_), s_(s), max_batch_(src.max_batch_), threads_(src.threads_), fk_(src.fk_),
-      sh_(src.sh_) {
+      sh_(src.sh_), dnn_(std::make_unique<Dnn>()) {
   Allocate();
 }
 
@@ -139,20 +180,30 @@ void SwinFp32::Tap(TapPoint tap, int block, int batch, int tokens, float* data, 
 
 SwinFp32::~SwinFp32() = default;
 
-void SwinFp32::Linear(const float* x, int64_t rows, int wi, float* y) const {
+// y = x W^T + b over `rows` = images x `tokens` rows, as chunks of at most kChunkRows rows that
+// never straddle two images, each a one-thread oneDNN matmul claimed by the threads: an image's rows
+// go through the same GEMM calls whatever the batch and the thread count, so its bytes do not
+// depend on either (oneDNN's sgemm sums do depend on the call's row count: with chunks across
+// images, batch 1 and the batched rows differed under ADALOG_ISA=avx2).
+void SwinFp32::Linear(const float* x, int64_t rows, int64_t tokens, int wi, float* y) {
   const Shared::Lin& l = sh_->lins[static_cast<size_t>(wi)];
-  const int in = l.in, out = l.out;
-  exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      float* yr = y + r * out;
-      const float* xr = x + r * in;
-      std::memcpy(yr, l.bias, sizeof(float) * static_cast<size_t>(out));
-      for (int i = 0; i < in; ++i) {
-        const float xi = xr[i];
-        const float* w = l.wt.data() + static_cast<size_t>(i) * out;
-        for (int o = 0; o < out; ++o) yr[o] += xi * w[o];
-      }
-    }
+  const int64_t per_image = (tokens + kChunkRows - 1) / kChunkRows;
+  const int64_t tail = tokens - (per_image - 1) * kChunkRows;
+  const Dnn::Piece& full = dnn_->Get(wi, std::min(kChunkRows, tokens), l);
+  const Dnn::Piece& last = dnn_->Get(wi, tail, l);
+  exec::ParallelDynamic(rows / tokens * per_image, threads_, [&](int, int64_t c) {
+    exec::ScopedOmpThreads one(1);
+    const int64_t j = c % per_image, r0 = (c / per_image) * tokens + j * kChunkRows;
+    const Dnn::Piece& p = j == per_image - 1 ? last : full;
+    std::vector<char> scratch(p.scratch.get_size());
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, memory(p.src, dnn_->eng, const_cast<float*>(x) + r0 * l.in)},
+        {DNNL_ARG_WEIGHTS, memory(p.wei, dnn_->eng, const_cast<float*>(l.w))},
+        {DNNL_ARG_BIAS, memory(p.bias, dnn_->eng, const_cast<float*>(l.bias))},
+        {DNNL_ARG_DST, memory(p.dst, dnn_->eng, y + r0 * l.out)}};
+    if (!scratch.empty()) args.insert({DNNL_ARG_SCRATCHPAD, memory(p.scratch, dnn_->eng, scratch.data())});
+    dnnl::stream st(dnn_->eng);
+    p.prim.execute(st, args);
   });
 }
 
@@ -262,15 +313,15 @@ void SwinFp32::RunStep(size_t i, int batch, const float* images, float* logits) 
         Tap(TapPoint::kPatchEmbedIn, -1, batch, st.tokens, patches_, static_cast<int>(rows),
             sh_->lins[0].in);
       }
-      Linear(patches_, rows, 0, out);
+      Linear(patches_, rows, st.tokens, 0, out);
       break;
     case StepOp::kEmbedNorm: layer_norm(in, out, rows, m_.swin.embed_norm); break;
     case StepOp::kLn1: layer_norm(in, out, rows, bp->ln1); break;
     case StepOp::kLn2: layer_norm(in, out, rows, bp->ln2); break;
-    case StepOp::kQkv: Linear(in, rows, lin0, out); break;
-    case StepOp::kProj: Linear(in, rows, lin0 + 1, out); break;
-    case StepOp::kFc1: Linear(in, rows, lin0 + 2, out); break;
-    case StepOp::kFc2: Linear(in, rows, lin0 + 3, out); break;
+    case StepOp::kQkv: Linear(in, rows, st.tokens, lin0, out); break;
+    case StepOp::kProj: Linear(in, rows, st.tokens, lin0 + 1, out); break;
+    case StepOp::kFc1: Linear(in, rows, st.tokens, lin0 + 2, out); break;
+    case StepOp::kFc2: Linear(in, rows, st.tokens, lin0 + 3, out); break;
     case StepOp::kWindowAttention: WindowAttention(st, batch); break;
     case StepOp::kAddResidual:
       exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
@@ -311,7 +362,7 @@ void SwinFp32::RunStep(size_t i, int batch, const float* images, float* logits) 
       if (st.op == StepOp::kMergeNorm) {
         layer_norm(in, out, rows, m_.swin.stages[si].merge.norm);
       } else {
-        Linear(in, rows, sh_->merge_lin[si], out);
+        Linear(in, rows, st.tokens, sh_->merge_lin[si], out);
       }
       break;
     }
@@ -330,7 +381,7 @@ void SwinFp32::RunStep(size_t i, int batch, const float* images, float* logits) 
         for (int c = 0; c < C; ++c) p[c] /= static_cast<float>(T);
       }
       if (observer_ || rewriter_) Tap(TapPoint::kHeadIn, -1, batch, T, pooled_, batch, C);
-      Linear(pooled_, batch, sh_->head_lin, out);
+      Linear(pooled_, batch, 1, sh_->head_lin, out);
       if (observer_) Tap(TapPoint::kHeadOut, -1, batch, T, out, batch, st.cols);
       break;
     }

@@ -1,7 +1,8 @@
 // The FP32 executor's Swin path (ExecutorFp32 delegates to it for m.is_swin()): one implementation
 // per Swin schedule step (vit_schedule.h, swin_schedule.cc), walked in schedule order over whole
-// tensors. GEMMs are a row-parallel loop with a fixed summation order per output element (not
-// oneDNN yet), so the bytes do not depend on the thread count.
+// tensors. Linears are oneDNN matmuls over chunks of at most 64 rows of one image, one thread
+// each, so an image's bytes depend on neither the thread count nor the batch; attention and the
+// float islands are row-parallel loops.
 //
 // Taps as ExecutorFp32 fires them (observer: every tap; rewriter: the input-side ones, in place).
 // kWindowAttention's per-head taps are per (image, head) over the block's window rows, padding
@@ -44,11 +45,12 @@ class SwinFp32 {
   size_t workspace_bytes() const { return ws_.size() * sizeof(float); }
 
   struct Shared;  // executor_fp32_swin.cc
+  struct Dnn;     // executor_fp32_swin.cc
 
  private:
   void Allocate();
   void RunStep(size_t i, int batch, const float* images, float* logits);
-  void Linear(const float* x, int64_t rows, int wi, float* y) const;
+  void Linear(const float* x, int64_t rows, int64_t tokens, int wi, float* y);
   void WindowAttention(const Step& st, int batch);
   void Tap(TapPoint tap, int block, int batch, int tokens, float* data, int rows, int cols,
            int image = -1, int head = -1);
@@ -58,6 +60,7 @@ class SwinFp32 {
   int max_batch_, threads_;
   const FloatKernels& fk_;
   std::shared_ptr<const Shared> sh_;
+  std::unique_ptr<Dnn> dnn_;
   std::vector<float> ws_;
   float* buf_[static_cast<int>(Buf::kNumBufs)] = {};
   float* patches_ = nullptr;
