@@ -3,7 +3,8 @@
 # quantizers naming its taps (exit 1, no output), bad inputs and outputs, and on the shipped
 # digits model quantized at W8A8 with uniform quantizers everywhere
 # (models/int_test/digits_w8a8_uniform.adq) a graph that onnx.checker accepts, holds the
-# expected int8 weights and uint8 Q/DQ pairs, is the same bytes when exported twice, and whose
+# expected int8 weights and uint8 Q/DQ pairs with the plan's scales and zero points bit for bit
+# (inspect --json), is the same bytes when exported twice, and whose
 # top-1 on the 500 test images (run by models/onnx_numpy_eval.py, no ONNX Runtime needed) is within
 # one image of adalog's own simulated executor (tests/cli/export_check.py).
 #   bash tests/cli/export.sh <path-to-adalog> <repo-root>
@@ -54,10 +55,10 @@ cmp -s u8.onnx u8b.onnx && ok || bad "two exports of the same model differ"
   bad "run --simulate: $(cat run.err)"
 "$ADALOG" run "$D/digits_vit.onnx" --input "$D/test_x.npy" --output fp32.npy --threads 1 2>run.err ||
   bad "run FP32: $(cat run.err)"
-read -r blocks heads < <("$ADALOG" inspect "$U8" --json | "$PY" -c \
-  'import json,sys; j=json.load(sys.stdin); print(j["blocks"], j["heads"])')
+"$ADALOG" inspect "$U8" --json >inspect.json || bad "inspect --json failed"
+read -r blocks heads < <("$PY" -c 'import json,sys; j=json.load(open("inspect.json")); print(j["blocks"], j["heads"])')
 if "$PY" "$ROOT/tests/cli/export_check.py" u8.onnx "$D/test_x.npy" "$D/test_y.npy" sim.npy fp32.npy \
-  "$blocks" "$heads" >check.out 2>&1; then
+  "$blocks" "$heads" inspect.json >check.out 2>&1; then
   ok
 else
   bad "export_check.py:"

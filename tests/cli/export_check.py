@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """Checks of tests/cli/export.sh on an exported QDQ graph (see there).
 
-    export_check.py GRAPH.onnx TEST_X.npy TEST_Y.npy SIM_LOGITS.npy FP32_LOGITS.npy BLOCKS HEADS
+    export_check.py GRAPH.onnx TEST_X.npy TEST_Y.npy SIM_LOGITS.npy FP32_LOGITS.npy BLOCKS HEADS INSPECT.json
+(INSPECT.json: `adalog inspect MODEL --json`, whose plan every scale and zero point must equal.)
 Prints one "ok:"/"FAIL:" line per check and the top-1 counts; exits 1 on any failure.
 """
 import collections
+import json
 import os
 import sys
 
@@ -14,7 +16,7 @@ import onnx
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models"))
 import onnx_numpy_eval  # noqa: E402
 
-path, xp, yp, simp, fp32p, blocks, heads = sys.argv[1:8]
+path, xp, yp, simp, fp32p, blocks, heads, inspect_json = sys.argv[1:9]
 blocks, heads = int(blocks), int(heads)
 failures = []
 
@@ -66,6 +68,55 @@ scales_ok = all(len(c.input) == heads and
                 for c in head_concats)
 check(len(head_concats) == 3 * blocks and scales_ok,
       f"{len(head_concats)} per-head Q/DQ groups (q, k, v; want {3 * blocks}), each {heads} heads with distinct scales")
+
+# Every scale and zero point in the graph is the plan's, bit for bit (float32), read back from
+# `adalog inspect --json`: the Q/DQ pairs are self-consistent, so a wrong zero point or scale
+# would barely move the logits; this is where it shows.
+plan = json.load(open(inspect_json))["plan"]
+f32 = np.float32
+
+
+def init(name):
+    return onnx.numpy_helper.to_array(inits[name])
+
+
+mismatch = []
+checked = 0
+
+
+def same(name, want):
+    global checked
+    checked += 1
+    got = init(name)
+    if got.shape != np.asarray(want).shape or not np.array_equal(got, np.asarray(want, dtype=got.dtype)):
+        mismatch.append(name)
+
+
+def act(prefix, q):
+    same(prefix + ".scale", f32(q["scale"]))
+    same(prefix + ".zero_point", np.uint8(q["zero_point"]))
+
+
+def weight(prefix, q):
+    offset = 1 << (q["bits"] - 1)
+    same(prefix + ".weight_scale", np.array(q["scales"], f32))
+    same(prefix + ".weight_zero_point", np.array([z - offset for z in q["zero_points"]], np.int8))
+
+
+weight("patch_embed", plan["patch_embed"]["weight"])
+for b, bq in enumerate(plan["blocks"]):
+    for lin in ("qkv", "proj", "fc1", "fc2"):
+        weight(f"blocks.{b}.{lin}", bq[lin]["weight"])
+        act(f"blocks.{b}.{lin}.input", bq[lin]["input"])
+    act(f"blocks.{b}.attn.probs", bq["probs"])
+    for t in ("q", "k", "v"):
+        for h in range(heads):
+            act(f"blocks.{b}.attn.{t}.head{h}", {"scale": bq[t]["scales"][h], "zero_point": bq[t]["zero_points"][h]})
+weight("head", plan["head"]["weight"])
+act("head.input", plan["head"]["input"])
+check(not mismatch and checked == 2 + 2 * 4 * blocks + 2 * 4 * blocks + 2 * blocks + 2 * 3 * heads * blocks + 4,
+      f"{checked - len(mismatch)}/{checked} scales and zero points equal the plan's (inspect --json)"
+      + (f"; differ: {', '.join(mismatch[:6])}" if mismatch else ""))
 
 x = np.load(xp).astype(np.float32)
 y = np.load(yp)
