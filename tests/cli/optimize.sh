@@ -96,36 +96,7 @@ expect_exit 1 "$TMP/missing.npy" --absent "$TMP/e.adalog" --timeout 20 -- \
 # temporary file. stderr is a pseudo-terminal so that quantize prints its progress; SIGINT is sent
 # once the first unit reports an iteration ("[1/4 patch_embed] "), i.e. while the training loop
 # runs (the budget, 100000 iterations per unit, would take far longer than the test's deadline).
-"$PY" - "$ADALOG" "$M" "$TMP/calib40.npy" "$TMP/int.adalog" >"$TMP/sig.out" 2>&1 <<'PYEOF'
-import os, pty, re, select, signal, subprocess, sys, time
-adalog, model, calib, out = sys.argv[1:5]
-master, slave = pty.openpty()
-p = subprocess.Popen([adalog, "quantize", model, "--calib", calib, "--calib-size", "8", "--no-fpcs",
-                      "--optimize", "--optimize-iters", "100000", "--optimize-batch", "4", "-o", out,
-                      "--threads", "1"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
-os.close(slave)
-buf, sent, deadline = b"", False, time.time() + 300
-while time.time() < deadline:
-    if not sent and re.search(rb"\[1/4 patch_embed\] \d+/100000 ", buf):
-        p.send_signal(signal.SIGINT)
-        sent = True
-    r, _, _ = select.select([master], [], [], 0.2)
-    if r:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            chunk = b""
-        if not chunk:
-            break
-        buf += chunk
-    elif p.poll() is not None:
-        break
-else:
-    p.kill()
-rc = p.wait()
-print(f"sent={sent} rc={rc}")
-print(buf.decode("utf-8", "replace").replace("\r", "\n"))
-PYEOF
+"$PY" "$ROOT/tests/cli/sigint_on_progress.py" '\[1/4 patch_embed\] \d+/100000 ' "$ADALOG" "quantize" "$M" "--calib" "$TMP/calib40.npy" "--calib-size" "8" "--no-fpcs" "--optimize" "--optimize-iters" "100000" "--optimize-batch" "4" "-o" "$TMP/int.adalog" "--threads" "1" >"$TMP/sig.out" 2>&1
 sig_rc=$(sed -n 's/^sent=True rc=\(-\?[0-9]*\)$/\1/p' "$TMP/sig.out")
 [[ $sig_rc == 130 ]] && grep -qF "adalog: error: interrupted (SIGINT) during optimization; no output written" "$TMP/sig.out" &&
   [[ ! -e $TMP/int.adalog ]] && ok || bad "SIGINT: want exit 130, the interrupt message and no output; got:
