@@ -228,6 +228,9 @@ TEST(SwinFp32, QuantizedPathsRefuseSwinClearly) {
   test::ExpectErrorContaining([&] { ExecutorSim sim(qm, ExecutorOptions()); },
                               "patch-merge quantizers");
   test::ExpectErrorContaining([&] { ExecutorInt ex(qm, ExecutorOptions()); }, "integer executor: Swin");
+  // Said up front too, so Session falls back to the simulated executor with this reason.
+  EXPECT_NE(ExecutorInt::WhyUnsupported(qm.plan, qm.model).find("integer executor: Swin"),
+            std::string::npos);
   test::ExpectErrorContaining([&] { SerializeQuantizedModel(qm); }, "Swin models cannot be saved");
 }
 
