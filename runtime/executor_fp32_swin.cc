@@ -362,6 +362,13 @@ void SwinFp32::RunStep(size_t i, int batch, const float* images, float* logits) 
       if (st.op == StepOp::kMergeNorm) {
         layer_norm(in, out, rows, m_.swin.stages[si].merge.norm);
       } else {
+        if (observer_ || rewriter_) {
+          // block: the stage's last block (the schedule counts the merge into that block's steps).
+          int last = -1;
+          for (size_t k = 0; k <= si; ++k) last += m_.swin.stages[k].depth;
+          Tap(TapPoint::kMergeIn, last, batch, st.tokens, in, static_cast<int>(rows),
+              4 * m_.swin.stages[si].dim);
+        }
         Linear(in, rows, st.tokens, sh_->merge_lin[si], out);
       }
       break;

@@ -8,7 +8,8 @@
 // kWindowAttention's per-head taps are per (image, head) over the block's window rows, padding
 // rows included (a padding row's q/k/v is the qkv bias): kQ / kK / kV [windows*N][head_dim] and
 // kAttnProbs [windows*N][N] (softmax after the relative position bias and the mask, window by
-// window); TapInfo::tokens is the stage's token count.
+// window); TapInfo::tokens is the stage's token count. kMergeIn (input side) is the patch merge's
+// normed [B*T'][4C] rows before the reduction Linear, block = the stage's last block.
 #pragma once
 
 #include <cstddef>

@@ -87,8 +87,9 @@ class ExecutorInt {
   ~ExecutorInt();
 
   // "" when the integer path can run `plan` on `model`, else the first reason it cannot, as
-  // "integer path does not support <quantizer> for <op>" (the constructor throws it with
-  // "; use --simulate" appended). Checks quantizer kinds only, not shapes or parameter values.
+  // "integer path does not support <quantizer> for <op>", or for any Swin model "integer
+  // executor: Swin models ... are not supported yet" (the constructor throws it with
+  // "; use --simulate" appended; Session falls back to the simulated executor with it). Checks quantizer kinds only, not shapes or parameter values.
   static std::string WhyUnsupported(const QuantPlan& plan, const VitModel& model);
   ExecutorInt(const ExecutorInt&) = delete;
   ExecutorInt& operator=(const ExecutorInt&) = delete;

@@ -594,9 +594,8 @@ ExecutorInt::ExecutorInt(const QuantizedModel& qm, const ExecutorOptions& option
     : ExecutorInt(qm.model, qm.plan, options, int_options) {}
 ExecutorInt::ExecutorInt(const VitModel& model, const QuantPlan& plan,
                          const ExecutorOptions& options, const IntPathOptions& int_options) {
-  // Before the quantizer checks: "--simulate" would not help (the simulated executor refuses too).
-  ADALOG_CHECK(!model.is_swin(), "integer executor: Swin models (window attention, patch merging) "
-               "are not supported yet");
+  // Swin comes first in WhyUnsupported: the simulated executor runs it (--simulate, and the
+  // session's fallback).
   const std::string why = WhyUnsupported(plan, model);
   if (!why.empty()) Fail(why, "; use --simulate");
   impl_ = std::make_unique<Impl>(model, plan, options, int_options);
@@ -605,6 +604,9 @@ ExecutorInt::ExecutorInt(const VitModel& model, const QuantPlan& plan,
 std::string ExecutorInt::WhyUnsupported(const QuantPlan& plan, const VitModel& model) {
   // The prepare steps' order (PrepareBlock, then the heads), so the first reason is the one the
   // constructor would meet. Shape / parameter errors are left to the constructor.
+  if (model.is_swin()) {
+    return "integer executor: Swin models (window attention, patch merging) are not supported yet";
+  }
   if (plan.blocks.size() != model.blocks.size()) return "";
   auto why = [](const std::string& quantizer, const std::string& op) {
     return quantizer.empty() ? quantizer

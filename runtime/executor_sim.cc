@@ -13,6 +13,7 @@
 #include "quant/twin_uniform.h"
 #include "quant/uniform.h"
 #include "runtime/parallel.h"
+#include "runtime/sim_swin.h"
 
 namespace adalog {
 namespace {
@@ -106,6 +107,15 @@ class SimRewriter : public Fp32Rewriter {
     }
     head_ = ActFq(plan.head.input);
     if (m.pooling == Pooling::kClsDistAvg) head_dist_ = ActFq(plan.head_dist.input);
+    // Swin: the merge after stage s fires kMergeIn with block = the stage's last block.
+    const std::vector<int> merge_blocks = SwinMergeBlocks(m);
+    ADALOG_CHECK(plan.merges.size() == merge_blocks.size(), "quantized model: the plan has ",
+                 plan.merges.size(), " patch-merge quantizers, the model ", merge_blocks.size(),
+                 " patch merges");
+    merges_.resize(m.blocks.size());
+    for (size_t i = 0; i < merge_blocks.size(); ++i) {
+      merges_[static_cast<size_t>(merge_blocks[i])] = ActFq(plan.merges[i].input);
+    }
   }
 
   void Rewrite(const TapInfo& t, float* d, int rows, int cols) override {
@@ -124,6 +134,7 @@ class SimRewriter : public Fp32Rewriter {
       case TapPoint::kGeluOut: blocks_[t.block].fc2.Apply(d, n); break;
       case TapPoint::kHeadIn: head_.Apply(d, n); break;
       case TapPoint::kHeadDistIn: head_dist_.Apply(d, n); break;
+      case TapPoint::kMergeIn: merges_[static_cast<size_t>(t.block)].Apply(d, n); break;
       default: break;  // the image (patch-embed input) stays FP32 (method §3.2)
     }
   }
@@ -134,6 +145,7 @@ class SimRewriter : public Fp32Rewriter {
     std::vector<UniformQuantizer> q, k, v;
   };
   std::vector<Block> blocks_;
+  std::vector<ActFq> merges_;  // by block: the merge ending at that block (kNone elsewhere)
   ActFq head_, head_dist_;
 };
 
@@ -149,8 +161,6 @@ std::unique_ptr<Fp32Rewriter> MakeFakeQuantRewriter(const QuantPlan& plan, const
 
 VitModel MakeSimulatedModel(const QuantizedModel& qm) {
   ValidateVitModel(qm.model);
-  ADALOG_CHECK(!qm.model.is_swin(), "simulated executor: Swin models (window attention, patch "
-               "merging) are not supported yet");
   VitModel m = qm.model;
   const QuantPlan& plan = qm.plan;
   ADALOG_CHECK(plan.blocks.size() == m.blocks.size(), "quantized model: the plan has ",
@@ -167,6 +177,7 @@ VitModel MakeSimulatedModel(const QuantizedModel& qm) {
     FakeQuantWeight(bq.fc1.weight, mb.fc1.out, mb.fc1.in, &mb.fc1.weight, pre + "fc1");
     FakeQuantWeight(bq.fc2.weight, mb.fc2.out, mb.fc2.in, &mb.fc2.weight, pre + "fc2");
   }
+  FakeQuantSwinMergeWeights(plan, &m);
   FakeQuantWeight(plan.head.weight, m.head.out, m.head.in, &m.head.weight, "head");
   if (m.pooling == Pooling::kClsDistAvg) {
     FakeQuantWeight(plan.head_dist.weight, m.head_dist.out, m.head_dist.in, &m.head_dist.weight,

@@ -87,6 +87,10 @@ struct QuantPlan {
   std::vector<BlockQuant> blocks;
   LinearQuant head;
   LinearQuant head_dist;                     // distilled models only
+  // Swin only: one per patch merge, in stage order (the stages with has_merge): the reduction
+  // Linear's weight per output row and its (uniform) input, the merge's normed 4C rows. Empty
+  // for a ViT; an empty entry (no scales, kind kNone) leaves that merge FP32.
+  std::vector<LinearQuant> merges;
   // Provenance, informational: seed, calibration size, source file, ... Nothing timing- or
   // machine-dependent, so the same inputs give the same file bytes.
   std::vector<std::pair<std::string, std::string>> meta;

@@ -54,7 +54,8 @@ void AppendSwinSteps(const VitModel& m, Schedule* s) {
       const int T2 = ((stage.grid_h + 1) / 2) * ((stage.grid_w + 1) / 2);
       add(StepOp::kPatchMerge, -1, Buf::kX, Buf::kHidden, T2, 4 * D);
       add(StepOp::kMergeNorm, -1, Buf::kHidden, Buf::kLn, T2, 4 * D);
-      add(StepOp::kMergeReduce, -1, Buf::kLn, Buf::kX, T2, stage.merge.reduction.out);
+      add(StepOp::kMergeReduce, -1, Buf::kLn, Buf::kX, T2, stage.merge.reduction.out)
+          .inner_taps = {TapPoint::kMergeIn};
       s->blocks.back().end = size();
     }
   }

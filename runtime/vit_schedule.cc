@@ -26,6 +26,7 @@ const char* TapPointName(TapPoint tap) {
     case TapPoint::kHeadDistIn: return "head_dist.in";
     case TapPoint::kHeadDistOut: return "head_dist.out";
     case TapPoint::kLogits: return "logits";
+    case TapPoint::kMergeIn: return "merge.in";
   }
   return "?";
 }
@@ -43,6 +44,7 @@ bool IsInputTap(TapPoint tap) {
     case TapPoint::kGeluOut:
     case TapPoint::kHeadIn:
     case TapPoint::kHeadDistIn:
+    case TapPoint::kMergeIn:
       return true;
     default:
       return false;

@@ -56,6 +56,8 @@ enum class TapPoint {
   kHeadDistIn,     // distilled models only: [B][dim]
   kHeadDistOut,    // distilled models only: [B][classes]
   kLogits,         // final logits [B][classes]
+  kMergeIn,        // Swin only: the patch merge's normed 4C rows [B*T'][4C] (reduction input);
+                   // block = the last block of the stage the merge ends
 };
 const char* TapPointName(TapPoint tap);
 // Input-side taps: the tensor a GEMM consumes next (a rewriter may change it in place).

@@ -11,8 +11,10 @@ namespace {
 
 void Validate(const VitModel& model, const float* images, int n, const CalibOptions& o) {
   ValidateVitModel(model);
-  ADALOG_CHECK(!model.is_swin(), "calibration: Swin models are not supported yet (import and FP32 "
-               "only; the simulated and integer executors have no window attention)");
+  // docs/swin-import.md "Quantization (wt/swin3)" lists what the search lacks for Swin.
+  ADALOG_CHECK(!model.is_swin(), "calibration: Swin models are not supported yet (the search's "
+               "capture and q@k / attn@v objectives assume global attention; the simulated "
+               "executor runs hand-made Swin plans, the integer executor refuses Swin)");
   ValidateRecipeOptions(o.recipe);
   ADALOG_CHECK(o.num_images >= 1, "calibration: num_images must be >= 1, got ", o.num_images);
   ADALOG_CHECK(n >= o.num_images, "calibration: ", o.num_images, " calibration images asked, but only ",

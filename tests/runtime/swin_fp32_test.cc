@@ -2,8 +2,8 @@
 // V1 export (models/tiny/swin/) matches PyTorch's logits (.output.npy) to 1e-4 relative with the
 // same top-1, at batch 1 and at the stored batch, with the same bytes on 1 and 2 threads; the
 // trained models/shapes_swin reaches its recorded FP32 top-1 on the shapes test set; taps fire
-// (window probabilities per (image, head)) and rewrites apply; the
-// simulated and integer executors and the model file refuse Swin with a clear error.
+// (window probabilities per (image, head)) and rewrites apply; the integer executor and the
+// model file refuse Swin with a clear error (the simulated executor: swin_sim_test.cc).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -63,11 +63,12 @@ TEST(SwinFp32, ScheduleHasTheSwinSteps) {
   EXPECT_EQ(qkv5.op, StepOp::kQkv);
   EXPECT_EQ(qkv5.tokens, 16);
   EXPECT_EQ(qkv5.cols, 144);
-  // A merge's steps: gather (mixing), then its norm and reduction (row-local) with the next
-  // stage's first LN1 and qkv in the same row stage.
+  // A merge's steps: gather (mixing), then its norm and reduction (row-local, its input tapped
+  // as merge.in) with the next stage's first LN1 and qkv in the same row stage.
   EXPECT_NE(DescribeSchedule(s).find("mixing: patch_merge(x->hidden)\nstage"), std::string::npos)
       << DescribeSchedule(s);
-  EXPECT_NE(DescribeSchedule(s).find("rows: merge_norm(hidden->ln) merge_reduce(ln->x) ln1[2]"),
+  EXPECT_NE(DescribeSchedule(s).find(
+                "rows: merge_norm(hidden->ln) merge_reduce(ln->x ~merge.in) ln1[2]"),
             std::string::npos) << DescribeSchedule(s);
 }
 
@@ -222,8 +223,14 @@ TEST(SwinFp32, QuantizedPathsRefuseSwinClearly) {
   QuantizedModel qm;
   qm.model = m;
   qm.plan.blocks.resize(m.blocks.size());
-  test::ExpectErrorContaining([&] { ExecutorSim sim(qm, ExecutorOptions()); }, "simulated executor: Swin");
+  // The simulated executor runs Swin (swin_sim_test.cc); a plan without the merges' entries is
+  // refused by name.
+  test::ExpectErrorContaining([&] { ExecutorSim sim(qm, ExecutorOptions()); },
+                              "patch-merge quantizers");
   test::ExpectErrorContaining([&] { ExecutorInt ex(qm, ExecutorOptions()); }, "integer executor: Swin");
+  // Said up front too, so Session falls back to the simulated executor with this reason.
+  EXPECT_NE(ExecutorInt::WhyUnsupported(qm.plan, qm.model).find("integer executor: Swin"),
+            std::string::npos);
   test::ExpectErrorContaining([&] { SerializeQuantizedModel(qm); }, "Swin models cannot be saved");
 }
 

@@ -76,7 +76,7 @@ constexpr int NumInitializers() {
 #define ADALOG_MC_BLOCK_QUANT(F) F(qkv) F(attn) F(proj) F(fc1) F(fc2)
 #define ADALOG_MC_QUANT_PLAN(F)                                                                  \
   F(weight_bits) F(act_bits) F(softmax_quantizer) F(gelu_quantizer) F(ln_reparam) F(fpcs)       \
-  F(patch_embed_weight) F(blocks) F(head) F(head_dist) F(meta)
+  F(patch_embed_weight) F(blocks) F(head) F(head_dist) F(merges) F(meta)
 
 #define ADALOG_MC_STRUCTS(S)                                                                      \
   S(LinearParams, ADALOG_MC_LINEAR_PARAMS)                                                        \

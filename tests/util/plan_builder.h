@@ -238,6 +238,17 @@ class PlanBuilder {
       }
       p.blocks.push_back(bq);
     }
+    // Swin: each patch merge's reduction (its kMergeIn tap carries the stage's last block).
+    int last = -1;
+    for (const SwinStage& st : m.swin.stages) {
+      last += st.depth;
+      if (!st.has_merge) continue;
+      const LinearParams& r = st.merge.reduction;
+      LinearQuant mq;
+      mq.weight = RowQuant(r.weight, r.out, r.in, wb);
+      mq.input = UniformAct(obs_.Get(TapPoint::kMergeIn, last), ab);
+      p.merges.push_back(mq);
+    }
     p.head.weight = RowQuant(m.head.weight, m.head.out, m.head.in, wb);
     p.head.input = UniformAct(obs_.Get(TapPoint::kHeadIn, -1), ab);
     if (m.pooling == Pooling::kClsDistAvg) {

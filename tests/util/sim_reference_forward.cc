@@ -81,6 +81,12 @@ VitModel SimReferenceWeights(const QuantizedModel& qm) {
       l->weight = QuantWeight(q->weight, l->weight, l->out, l->in);
     }
   }
+  size_t merge = 0;
+  for (SwinStage& st : m.swin.stages) {
+    if (!st.has_merge || merge >= plan.merges.size()) continue;
+    LinearParams& l = st.merge.reduction;
+    l.weight = QuantWeight(plan.merges[merge++].weight, l.weight, l.out, l.in);
+  }
   m.head.weight = QuantWeight(plan.head.weight, m.head.weight, m.head.out, m.head.in);
   if (m.pooling == Pooling::kClsDistAvg) {
     m.head_dist.weight =
@@ -92,6 +98,11 @@ VitModel SimReferenceWeights(const QuantizedModel& qm) {
 ReferenceHooks SimReferenceHooks(const QuantPlan& plan) {
   ReferenceHooks hooks;
   hooks.input = [&plan](TapPoint tap, int block, int head, double* x, size_t n) {
+    if (tap == TapPoint::kMergeIn) {  // Swin: head is the merge's index
+      const ActQuant& act = plan.merges[static_cast<size_t>(head)].input;
+      for (size_t i = 0; i < n; ++i) x[i] = SimReferenceAct(act, static_cast<float>(x[i]));
+      return;
+    }
     if (const ActQuant* act = InputActQuant(plan, tap, block)) {
       for (size_t i = 0; i < n; ++i) x[i] = SimReferenceAct(*act, static_cast<float>(x[i]));
       return;

@@ -7,6 +7,7 @@ namespace adalog::test {
 
 std::vector<float> VitReferenceForward(const VitModel& m, const std::vector<float>& images,
                                        int batch, const ReferenceHooks& hooks) {
+  if (m.is_swin()) return SwinReferenceForward(m, images, batch, hooks);
   using ref::Mat;
   const auto& e = m.embed;
   const int D = m.dim, T = m.num_tokens(), pre = m.num_prefix_tokens();

@@ -28,13 +28,22 @@ struct ReferenceHooks {
   //   each block: kQkvIn [T][dim]; for each head: kQ, kK, kV [T][head_dim] (head >= 0), then
   //   kAttnProbs [T][T]; kProjIn [T][dim]; kFc1In [T][dim]; kGeluOut [T][hidden] (fc2's input);
   //   then kHeadIn [dim] and, for distilled models, kHeadDistIn [dim] (block -1).
+  // Swin (swin_reference_forward.cc): the same per block, kQ / kK / kV [windows*N][head_dim]
+  // and kAttnProbs [windows*N][N] over the block's window rows (padding rows included), and
+  // after a stage with a merge kMergeIn [T'][4C] with block = the stage's last block and
+  // head = the merge's index (QuantPlan::merges).
   // `head` is -1 except for the per-head taps. The images (the patch embedding's input) are
   // never hooked. Unset: identity, the FP32 reference.
   std::function<void(TapPoint tap, int block, int head, double* x, size_t n)> input;
 };
 
 // images: [batch][in_channels][image_h][image_w]; returns logits [batch][num_classes].
+// Swin models (m.is_swin()) go to SwinReferenceForward.
 std::vector<float> VitReferenceForward(const VitModel& m, const std::vector<float>& images,
                                        int batch, const ReferenceHooks& hooks = {});
+
+// The Swin path (swin_reference_forward.cc); same contract.
+std::vector<float> SwinReferenceForward(const VitModel& m, const std::vector<float>& images,
+                                        int batch, const ReferenceHooks& hooks = {});
 
 }  // namespace adalog::test
