@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include <dnnl.h>
 #include <omp.h>
@@ -12,6 +13,7 @@
 #include "quant/error.h"
 #include "runtime/parallel.h"
 #include "search/recon/ste_batch.h"
+#include "search/recon/ste_batch_kernels.h"
 
 namespace adalog::search {
 
@@ -309,6 +311,13 @@ void BlockRecon<T>::Quantize(int site, const BlockTrainParams<T>& p, int scale_i
   if (mode_ != SteMode::kReplay) {  // the training path: ste_batch.h, same bytes as per element
     if (s.kind == ActQuant::Kind::kUniform) {
       const int32_t zp = s.head_zp.empty() ? s.zp : s.head_zp[Sz(scale_index)];
+      if constexpr (std::is_same_v<T, float>) {
+        if (rec == nullptr) {  // training: the run-time dispatched kernel (same bytes)
+          static const UniformSteBatchF32Fn kUniform = SelectUniformSteBatchF32();
+          kUniform(data, n, scale, zp, s.cmin, s.cmax, dxdx, dxds);
+          return;
+        }
+      }
       UniformSteBatch(data, n, scale, zp, s.cmin, s.cmax, dxdx, dxds, rec);
     } else {
       LogSteBatch(data, n, scale, s.bits, s.num, s.den, s.shift, s.folded, s.levels.data(), dxdx,

@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,7 +20,9 @@
 #include "runtime/executor_fp32.h"
 #include "runtime/executor_sim.h"
 #include "search/recon/reconstruct.h"
+#include "runtime/cpu_features.h"
 #include "search/recon/ste_batch.h"
+#include "search/recon/ste_batch_kernels.h"
 #include "tests/util/exec_random_vit.h"
 #include "tests/util/sim_hand_plan.h"
 
@@ -575,6 +579,52 @@ TEST(SteBatch, UniformSameBytesAsPerElement) {
   CheckUniformBatch<float>(8, 0, 15);    // asymmetric 4 bit
   CheckUniformBatch<float>(0, -8, 7);    // symmetric 4 bit
   CheckUniformBatch<double>(3, 0, 7);    // asymmetric 3 bit
+}
+
+// Every ISA variant of the float uniform kernel (and the one the dispatcher picks) gives the
+// bytes of quant/ste.h's per-element UniformSte, at lengths with and without a scalar tail, with
+// -0, NaN and infinities among the probes.
+void CheckUniformKernel(UniformSteBatchF32Fn fn, const char* name, int32_t z, int32_t cmin,
+                        int32_t cmax) {
+  const float s = 0.037f;
+  std::vector<float> all = SteProbeValues(s);
+  all.push_back(std::numeric_limits<float>::quiet_NaN());
+  all.push_back(-std::numeric_limits<float>::infinity());
+  all.push_back(std::numeric_limits<float>::infinity());
+  all.push_back(-0.3f * s);
+  for (const size_t n : {all.size(), size_t{16}, size_t{37}, size_t{5}}) {
+    // Take the last n probes so the special values are inside every short run.
+    const std::vector<float> in(all.end() - static_cast<std::ptrdiff_t>(n), all.end());
+    std::vector<float> x = in, dx(n, -7.0f), ds(n, -7.0f);  // sentinels: every slot is written
+    fn(x.data(), static_cast<int64_t>(n), s, z, cmin, cmax, dx.data(), ds.data());
+    int in_range = 0;
+    for (size_t i = 0; i < n; ++i) {
+      float rdx, rds;
+      SteRecord<float> r;
+      const float ref = UniformSte(in[i], s, z, cmin, cmax, &rdx, &rds, &r, false);
+      EXPECT_EQ(std::memcmp(&ref, &x[i], sizeof(float)), 0) << name << " " << n << " " << i;
+      EXPECT_EQ(std::memcmp(&rdx, &dx[i], sizeof(float)), 0) << name << " " << n << " " << i;
+      EXPECT_EQ(std::memcmp(&rds, &ds[i], sizeof(float)), 0) << name << " " << n << " " << i;
+      in_range += r.region == SteRegion::kIn;
+    }
+    if (n == all.size()) {
+      EXPECT_GT(in_range, 100) << name;
+      EXPECT_LT(in_range, static_cast<int>(n) - 100) << name;
+    }
+  }
+}
+
+TEST(SteBatch, UniformKernelsSameBytes) {
+  for (const auto& q : {std::array<int32_t, 3>{8, 0, 15}, std::array<int32_t, 3>{0, -8, 7},
+                        std::array<int32_t, 3>{3, 0, 7}}) {
+    CheckUniformKernel(UniformSteBatchF32Ref, "ref", q[0], q[1], q[2]);
+    CheckUniformKernel(SelectUniformSteBatchF32(), "selected", q[0], q[1], q[2]);
+    if (IsaSupported(IsaLevel::kAvx512)) {
+      CheckUniformKernel(UniformSteBatchF32Avx512, "avx512", q[0], q[1], q[2]);
+    } else {
+      std::printf("SteBatch.UniformKernelsSameBytes: no AVX-512 here, avx512 variant not run\n");
+    }
+  }
 }
 
 TEST(SteBatch, LogSameBytesAsPerElement) {
