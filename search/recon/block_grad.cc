@@ -170,6 +170,10 @@ BlockRecon<T>::BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int ma
         s.folded = q.shift_folded;
         s.levels.resize(Sz(int64_t{1} << s.bits));
         LogSteLevels(s.bits, s.num, s.den, s.levels.data());
+        if constexpr (std::is_same_v<T, float>) {
+          s.log_th.resize(Sz(int64_t{1} << s.bits));
+          LogSteThresholdsF32(s.bits, s.num, s.den, s.log_th.data());
+        }
         break;
       case ActQuant::Kind::kTwin:
         throw Error(std::string("block reconstruction: block ") + std::to_string(b) + " " +
@@ -320,6 +324,14 @@ void BlockRecon<T>::Quantize(int site, const BlockTrainParams<T>& p, int scale_i
       }
       UniformSteBatch(data, n, scale, zp, s.cmin, s.cmax, dxdx, dxds, rec);
     } else {
+      if constexpr (std::is_same_v<T, float>) {
+        if (rec == nullptr) {  // training: the run-time dispatched kernel (same bytes)
+          static const LogSteBatchF32Fn kLog = SelectLogSteBatchF32();
+          kLog(data, n, scale, s.bits, s.num, s.den, s.shift, s.folded, s.levels.data(),
+               s.log_th.data(), dxdx, dxds);
+          return;
+        }
+      }
       LogSteBatch(data, n, scale, s.bits, s.num, s.den, s.shift, s.folded, s.levels.data(), dxdx,
                   dxds, rec);
     }

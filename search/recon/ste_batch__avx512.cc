@@ -38,4 +38,57 @@ void UniformSteBatchF32Avx512(float* x, int64_t n, float s, int32_t z, int32_t c
   if (i < n) UniformSteBatch<float>(x + i, n - i, s, z, cmin, cmax, dx + i, ds + i, nullptr);
 }
 
+void LogSteBatchF32Avx512(float* x, int64_t n, float s, int bits, int num, int den, float shift,
+                          bool shift_folded, const float* levels, const float* th, float* dx,
+                          float* ds) {
+  if (bits > 4) {
+    LogSteBatchF32Ref(x, n, s, bits, num, den, shift, shift_folded, levels, th, dx, ds);
+    return;
+  }
+  const int K = 1 << bits;
+  float table[16] = {};
+  for (int k = 0; k < K; ++k) table[k] = levels[k];
+  const __m512 vtable = _mm512_loadu_ps(table);
+  __m512 vth[16];
+  for (int k = 0; k < K; ++k) vth[k] = _mm512_set1_ps(th[k]);
+  const __m512 vs = _mm512_set1_ps(s), vshift = _mm512_set1_ps(shift);
+  const __m512 back = _mm512_set1_ps(shift_folded ? 0.0f : shift);
+  const __m512 kmin = _mm512_set1_ps(static_cast<float>(1e-15f)), one = _mm512_set1_ps(1.0f);
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i vk = _mm512_set1_epi32(K), ione = _mm512_set1_epi32(1);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_add_ps(_mm512_loadu_ps(x + i), vshift);
+    const __m512 ud = _mm512_div_ps(v, vs);
+    const __mmask16 low = _mm512_cmp_ps_mask(ud, kmin, _CMP_LT_OQ);
+    const __mmask16 high = _mm512_cmp_ps_mask(ud, one, _CMP_GT_OQ);
+    if (_mm512_cmp_ps_mask(ud, ud, _CMP_UNORD_Q) != 0) {  // NaN: the reference's NaN bytes
+      LogSteBatchF32Ref(x + i, 16, s, bits, num, den, shift, shift_folded, levels, th, dx + i,
+                        ds + i);
+      continue;
+    }
+    const __m512 u = _mm512_mask_blend_ps(low, _mm512_mask_blend_ps(high, ud, one), kmin);
+    __m512i r = _mm512_setzero_si512();
+    for (int k = 0; k < K; ++k) {
+      r = _mm512_mask_add_epi32(r, _mm512_cmp_ps_mask(u, vth[k], _CMP_LE_OQ), r, ione);
+    }
+    const __mmask16 zr = _mm512_cmpge_epi32_mask(r, vk);
+    const __m512 level = _mm512_permutexvar_ps(_mm512_mask_blend_epi32(zr, r, _mm512_setzero_si512()),
+                                               vtable);
+    const __m512 xq = _mm512_mul_ps(level, vs);
+    const __m512 dx_in = _mm512_div_ps(xq, _mm512_mul_ps(u, vs));
+    const __m512 ds_clamped = _mm512_div_ps(xq, vs);
+    const __mmask16 in = static_cast<__mmask16>(~(zr | high | low));
+    const __mmask16 clamped = static_cast<__mmask16>(~zr & (high | low));
+    _mm512_storeu_ps(dx + i, _mm512_mask_blend_ps(in, zero, dx_in));
+    _mm512_storeu_ps(ds + i, _mm512_mask_blend_ps(clamped, zero, ds_clamped));
+    _mm512_storeu_ps(x + i, _mm512_mask_blend_ps(zr, _mm512_sub_ps(xq, back),
+                                                 _mm512_sub_ps(zero, back)));
+  }
+  if (i < n) {
+    LogSteBatchF32Ref(x + i, n - i, s, bits, num, den, shift, shift_folded, levels, th, dx + i,
+                      ds + i);
+  }
+}
+
 }  // namespace adalog::search
