@@ -57,7 +57,9 @@ BlockSetup MakeSetup(int dim, int batch, GeluKind gelu, uint32_t seed) {
   ExecutorOptions eo;
   eo.max_batch = batch;
   eo.num_threads = 1;
-  ExecutorFp32 fp(s.qm.model, eo);
+  // Inputs and targets from the FP32 model itself, as OptimizeModel takes them
+  // (search/recon/optimize.cc): the plan's model may hold a folded post-GELU shift in fc2's bias.
+  ExecutorFp32 fp(m, eo);
   std::vector<float> x(static_cast<size_t>(batch) * m.num_tokens() * m.dim);
   fp.RunEmbed(images.data(), batch, x.data());
   for (size_t b = 0; b < m.blocks.size(); ++b) {
