@@ -103,8 +103,11 @@ int main(int argc, char** argv) {
     const auto train = adalog::search::LoadCalibrationSet(argv[2], qm.model, n_train);
     const auto test = adalog::search::LoadCalibrationSet(argv[5], qm.model, n_test);
     std::vector<float> xin, yin, xte, yte;
-    Capture(qm.model, train.images, n_train, b, o.threads, &xin, &yin);
-    Capture(qm.model, test.images, n_test, b, o.threads, &xte, &yte);
+    // Inputs and targets from the imported FP32 model, as OptimizeModel takes them
+    // (search/recon/optimize.cc): the calibrated model's fc2 bias holds the folded post-GELU
+    // shift, so its block outputs are not the FP32 ones.
+    Capture(fp, train.images, n_train, b, o.threads, &xin, &yin);
+    Capture(fp, test.images, n_test, b, o.threads, &xte, &yte);
     const double before_tr = SimBlockMse(qm, b, xin, yin, n_train, o.threads);
     const double before_te = SimBlockMse(qm, b, xte, yte, n_test, o.threads);
     adalog::search::ReconStats st;

@@ -51,7 +51,8 @@ Setup Make(const adalog::VitModel& fp, const std::vector<float>& images, int blo
   adalog::ExecutorOptions eo;
   eo.max_batch = kBatch;
   eo.num_threads = 2;
-  adalog::ExecutorFp32 ex(s.qm.model, eo);
+  // The imported FP32 model, not s.qm.model (whose fc2 bias holds the folded post-GELU shift).
+  adalog::ExecutorFp32 ex(fp, eo);
   std::vector<float> x(static_cast<size_t>(kBatch) * s.qm.model.num_tokens() * s.qm.model.dim);
   ex.RunEmbed(images.data(), kBatch, x.data());
   for (int k = 0; k < block; ++k) ex.RunBlock(k, x.data(), kBatch);

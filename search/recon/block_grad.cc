@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include <dnnl.h>
 #include <omp.h>
@@ -12,6 +13,7 @@
 #include "quant/error.h"
 #include "runtime/parallel.h"
 #include "search/recon/ste_batch.h"
+#include "search/recon/ste_batch_kernels.h"
 
 namespace adalog::search {
 
@@ -168,6 +170,10 @@ BlockRecon<T>::BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int ma
         s.folded = q.shift_folded;
         s.levels.resize(Sz(int64_t{1} << s.bits));
         LogSteLevels(s.bits, s.num, s.den, s.levels.data());
+        if constexpr (std::is_same_v<T, float>) {
+          s.log_th.resize(Sz(int64_t{1} << s.bits));
+          LogSteThresholdsF32(s.bits, s.num, s.den, s.log_th.data());
+        }
         break;
       case ActQuant::Kind::kTwin:
         throw Error(std::string("block reconstruction: block ") + std::to_string(b) + " " +
@@ -309,8 +315,23 @@ void BlockRecon<T>::Quantize(int site, const BlockTrainParams<T>& p, int scale_i
   if (mode_ != SteMode::kReplay) {  // the training path: ste_batch.h, same bytes as per element
     if (s.kind == ActQuant::Kind::kUniform) {
       const int32_t zp = s.head_zp.empty() ? s.zp : s.head_zp[Sz(scale_index)];
+      if constexpr (std::is_same_v<T, float>) {
+        if (rec == nullptr) {  // training: the run-time dispatched kernel (same bytes)
+          static const UniformSteBatchF32Fn kUniform = SelectUniformSteBatchF32();
+          kUniform(data, n, scale, zp, s.cmin, s.cmax, dxdx, dxds);
+          return;
+        }
+      }
       UniformSteBatch(data, n, scale, zp, s.cmin, s.cmax, dxdx, dxds, rec);
     } else {
+      if constexpr (std::is_same_v<T, float>) {
+        if (rec == nullptr) {  // training: the run-time dispatched kernel (same bytes)
+          static const LogSteBatchF32Fn kLog = SelectLogSteBatchF32();
+          kLog(data, n, scale, s.bits, s.num, s.den, s.shift, s.folded, s.levels.data(),
+               s.log_th.data(), dxdx, dxds);
+          return;
+        }
+      }
       LogSteBatch(data, n, scale, s.bits, s.num, s.den, s.shift, s.folded, s.levels.data(), dxdx,
                   dxds, rec);
     }

@@ -94,6 +94,7 @@ class BlockRecon {
     T shift = T(0);
     bool folded = false;
     std::vector<T> levels;  // log: LogSteLevels (search/recon/ste_batch.h)
+    std::vector<float> log_th;  // log, T = float: LogSteThresholdsF32 (ste_batch_kernels.h)
   };
   // Saved per activation site: the derivatives of every element and (record / replay) its frozen
   // rounding.
