@@ -23,6 +23,7 @@
 #include "runtime/cpu_features.h"
 #include "search/recon/ste_batch.h"
 #include "search/recon/ste_batch_kernels.h"
+#include "tests/search/central_difference.h"
 #include "tests/util/exec_random_vit.h"
 #include "tests/util/sim_hand_plan.h"
 
@@ -87,38 +88,8 @@ void Perturb(BlockTrainParams<T>* p, uint32_t seed) {
 
 std::vector<double> ToDouble(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
-struct Err {
-  double max_norm = 0.0;  // max |analytic - fd| / max |fd| over the tensor
-  double max_abs_fd = 0.0;
-  int nonzero = 0;
-};
-
-// Central differences of the frozen-rounding loss for every element of `vals` (changed in place
-// and restored), against the analytic gradient `g`.
-template <typename F>
-Err CheckTensor(std::vector<double>* vals, const std::vector<double>& g, double rel_eps,
-                double abs_eps, const F& loss) {
-  std::vector<double> fd(vals->size());
-  for (size_t i = 0; i < vals->size(); ++i) {
-    const double v = (*vals)[i];
-    const double eps = std::max(abs_eps, rel_eps * std::fabs(v));
-    (*vals)[i] = v + eps;
-    const double lp = loss();
-    (*vals)[i] = v - eps;
-    const double lm = loss();
-    (*vals)[i] = v;
-    fd[i] = (lp - lm) / (2 * eps);
-  }
-  Err e;
-  for (size_t i = 0; i < fd.size(); ++i) {
-    e.max_abs_fd = std::max(e.max_abs_fd, std::fabs(fd[i]));
-    if (g[i] != 0.0) ++e.nonzero;
-  }
-  for (size_t i = 0; i < fd.size(); ++i) {
-    e.max_norm = std::max(e.max_norm, std::fabs(g[i] - fd[i]) / e.max_abs_fd);
-  }
-  return e;
-}
+using recon_test::CheckTensor;
+using Err = recon_test::GradError;
 
 struct GradCase {
   int block;
