@@ -10,20 +10,7 @@
 # or /usr/bin/python3 with onnx + numpy is missing.
 set -u
 ROOT=${1:?usage: ort_int8.sh <repo-root>}
-PY=/usr/bin/python3
-PEERS=$ROOT/bench/peers
-if ! command -v node >/dev/null; then
-  echo "SKIP: node is not installed (apt-get install -y nodejs npm; then bench/peers/setup.sh)"; exit 77
-fi
-if [ ! -d "$PEERS/node_modules/onnxruntime-node" ]; then
-  echo "SKIP: onnxruntime-node is not installed in bench/peers/node_modules (run bench/peers/setup.sh)"; exit 77
-fi
-if ! "$PY" -c "import onnx, numpy" 2>/dev/null; then
-  echo "SKIP: $PY lacks the onnx or numpy package"; exit 77
-fi
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-D=$ROOT/models/digits
+source "$ROOT/tests/peers/lib.sh"
 set -e
 "$PY" "$PEERS/ort_quantize.py" "$D/digits_vit.onnx" --mode dynamic -o "$TMP/dyn.onnx" >"$TMP/dyn.json"
 "$PY" "$PEERS/ort_quantize.py" "$D/digits_vit.onnx" --mode qdq --calib "$D/calib.npy" -o "$TMP/qdq.onnx" >"$TMP/qdq.json"

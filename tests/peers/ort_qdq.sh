@@ -11,20 +11,7 @@
 set -u
 ADALOG=${1:?usage: ort_qdq.sh <path-to-adalog> <repo-root>}
 ROOT=${2:?usage: ort_qdq.sh <path-to-adalog> <repo-root>}
-PY=/usr/bin/python3
-PEERS=$ROOT/bench/peers
-if ! command -v node >/dev/null; then
-  echo "SKIP: node is not installed (apt-get install -y nodejs npm; then bench/peers/setup.sh)"; exit 77
-fi
-if [ ! -d "$PEERS/node_modules/onnxruntime-node" ]; then
-  echo "SKIP: onnxruntime-node is not installed in bench/peers/node_modules (run bench/peers/setup.sh)"; exit 77
-fi
-if ! "$PY" -c "import onnx, numpy" 2>/dev/null; then
-  echo "SKIP: $PY lacks the onnx or numpy package"; exit 77
-fi
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-D=$ROOT/models/digits
+source "$ROOT/tests/peers/lib.sh"
 set -e
 "$ADALOG" export "$ROOT/models/int_test/digits_w8a8_uniform.adq" --format qdq -o "$TMP/qdq.onnx"
 "$ADALOG" run "$ROOT/models/int_test/digits_w8a8_uniform.adq" --simulate --input "$D/test_x.npy" \
