@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -129,6 +131,12 @@ TEST(ModelFileSwin, SaveLoadKeepsEveryFieldAndTheSimulatedLogits) {
     test::ExpectSameVitModel(test::SimReferenceWeights(qm), back.model, c.name);
     test::ExpectSameQuantPlan(qm.plan, back.plan, c.name);
     EXPECT_EQ(SerializeQuantizedModel(back), bytes);
+    // How the fuzz seed tests/fuzz/corpus_model_file/swin_<case>.adalog was written:
+    // ADALOG_SWIN_SEED_DIR=tests/fuzz/corpus_model_file build/tests/adalog_runtime_tests
+    // --gtest_filter='ModelFileSwin.Save*'.
+    if (const char* dir = std::getenv("ADALOG_SWIN_SEED_DIR")) {
+      std::ofstream(std::string(dir) + "/swin_" + c.name + ".adalog", std::ios::binary) << bytes;
+    }
 
     const std::vector<float> a = SimLogits(qm, e), b = SimLogits(back, e);
     ASSERT_EQ(a.size(), b.size());
