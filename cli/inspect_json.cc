@@ -111,7 +111,7 @@ Json InspectJson(const LoadedModel& loaded) {
                  {"input_name", r.input_name},
                  {"dynamic_batch", r.dynamic_batch}};
   } else {
-    j["file_version"] = kModelFileVersion;
+    j["file_version"] = loaded.file_version;  // as read: 1, 2, or 3 (Swin)
   }
   j["name"] = m.name;
   j["style"] = m.style;

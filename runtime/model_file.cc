@@ -11,6 +11,7 @@
 #include "quant/error.h"
 #include "quant/uniform.h"
 #include "runtime/atomic_write.h"
+#include "runtime/swin_model.h"
 
 namespace adalog {
 namespace {
@@ -384,6 +385,42 @@ UniformPerHead ReadHeads(Reader& r, int heads, const char* what) {
   return h;
 }
 
+// A patch merge's reduction with its plan entry. Flag byte 1: quantized (WriteLinear); 0: the
+// plan entry is empty (no weight parameters), the weight stays FP32 and only the input
+// quantizer is stored.
+void WriteMergeReduction(Writer& w, const LinearParams& l, const LinearQuant& q) {
+  if (!q.weight.scales.empty()) {
+    w.U8(1);
+    WriteLinear(w, l, q);
+    return;
+  }
+  ADALOG_CHECK(q.weight.zero_points.empty(), "model file: patch merge weight quantizer has zero points "
+               "but no scales");
+  w.U8(0);
+  w.I32(l.in);
+  w.I32(l.out);
+  w.F32s(l.weight);
+  w.F32s(l.bias);
+  WriteAct(w, q.input);
+}
+
+void ReadMergeReduction(Reader& r, LinearParams* l, LinearQuant* q, int in, int out) {
+  const uint8_t quantized = r.U8("merge reduction quantized");
+  if (quantized > 1) r.Fail("merge reduction quantized flag " + std::to_string(quantized) + " is not 0 or 1");
+  if (quantized == 1) {
+    ReadLinear(r, l, q, in, out);
+    return;
+  }
+  l->in = r.Dim("linear in");
+  l->out = r.Dim("linear out");
+  if (l->in != in || l->out != out)
+    r.Fail("merge reduction shape " + std::to_string(l->out) + "x" + std::to_string(l->in) +
+           " does not match the stages (" + std::to_string(out) + "x" + std::to_string(in) + ")");
+  l->weight = r.F32s("merge reduction weight", static_cast<uint64_t>(in) * static_cast<uint64_t>(out));
+  l->bias = r.F32s("linear bias", static_cast<uint64_t>(out));
+  q->input = ReadAct(r);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -391,13 +428,18 @@ std::string SerializeQuantizedModel(const QuantizedModel& qm) {
   const VitModel& m = qm.model;
   const QuantPlan& p = qm.plan;
   ValidateVitModel(m);
-  ADALOG_CHECK(!m.is_swin(), "model file: Swin models cannot be saved yet (the format has no "
-               "fields for window attention and patch merging)");
   ADALOG_CHECK(p.blocks.size() == m.blocks.size(), "model file: plan has ", p.blocks.size(),
                " blocks, model ", m.blocks.size());
+  const bool swin = m.is_swin();
+  size_t num_merges = 0;
+  for (const SwinStage& st : m.swin.stages) num_merges += st.has_merge ? 1 : 0;
+  ADALOG_CHECK(p.merges.size() == num_merges, "model file: plan has ", p.merges.size(),
+               " patch-merge quantizers, model ", num_merges, " patch merges");
+  // Swin gets its own version; a ViT keeps writing version 2, byte for byte as before.
+  const uint32_t version = swin ? kSwinModelFileVersion : kModelFileVersion;
   Writer w;
   w.str().append(kMagic, 8);
-  w.U32(kModelFileVersion);
+  w.U32(version);
   w.U32(0);
   w.U64(0);  // payload bytes, patched below
   size_t s = w.Begin("MODL");
@@ -435,6 +477,25 @@ std::string SerializeQuantizedModel(const QuantizedModel& qm) {
   w.F32s(m.dist_token);
   w.F32s(m.pos_embed);
   w.End(s);
+  if (swin) {
+    s = w.Begin("SWIN");
+    WriteLn(w, m.swin.embed_norm);
+    w.I32(static_cast<int32_t>(m.swin.stages.size()));
+    for (const SwinStage& st : m.swin.stages) {
+      w.I32(st.depth);
+      w.I32(st.dim);
+      w.I32(st.grid_h);
+      w.I32(st.grid_w);
+      w.U8(st.has_merge ? 1 : 0);
+    }
+    size_t mi = 0;
+    for (const SwinStage& st : m.swin.stages) {
+      if (!st.has_merge) continue;
+      WriteLn(w, st.merge.norm);
+      WriteMergeReduction(w, st.merge.reduction, p.merges[mi++]);
+    }
+    w.End(s);
+  }
   for (size_t b = 0; b < m.blocks.size(); ++b) {
     const BlockParams& bp = m.blocks[b];
     const BlockQuant& bq = p.blocks[b];
@@ -454,6 +515,10 @@ std::string SerializeQuantizedModel(const QuantizedModel& qm) {
     WriteLn(w, bp.ln2);
     WriteLinear(w, bp.fc1, bq.fc1);
     WriteLinear(w, bp.fc2, bq.fc2);
+    if (swin) {
+      w.F32s(bp.rel_bias);
+      w.F32s(bp.attn_mask);
+    }
     w.End(s);
   }
   s = w.Begin("HEAD");
@@ -471,7 +536,7 @@ std::string SerializeQuantizedModel(const QuantizedModel& qm) {
   std::string& out = w.str();
   const uint64_t payload = out.size() - kHeaderBytes;
   for (int i = 0; i < 8; ++i) out[16 + static_cast<size_t>(i)] = static_cast<char>(payload >> (8 * i));
-  const uint64_t sum = ModelFileChecksum(out.data(), out.size(), kModelFileVersion);
+  const uint64_t sum = ModelFileChecksum(out.data(), out.size(), version);
   w.U64(sum);
   return std::move(out);
 }
@@ -483,9 +548,9 @@ QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& 
                "': truncated header (", bytes.size(), " bytes)");
   Reader h(bytes, 8, kHeaderBytes, source);
   const uint32_t version = h.U32("version");
-  ADALOG_CHECK(version >= kOldestModelFileVersion && version <= kModelFileVersion, "model file '", source,
-               "': unsupported format version ", version, " (this build reads versions ", kOldestModelFileVersion,
-               " to ", kModelFileVersion, ")");
+  ADALOG_CHECK(version >= kOldestModelFileVersion && version <= kNewestModelFileVersion, "model file '",
+               source, "': unsupported format version ", version, " (this build reads versions ",
+               kOldestModelFileVersion, " to ", kNewestModelFileVersion, ")");
   if (version_out != nullptr) *version_out = version;
   h.U32("flags");
   const uint64_t payload = h.U64("payload bytes");
@@ -584,35 +649,104 @@ QuantizedModel ParseQuantizedModel(const std::string& bytes, const std::string& 
   }
   r.End(end);
 
+  // Version 3 is the Swin version: a SWIN section, blocks at their stage's width with rel_bias
+  // and attn_mask. Every field is bounded here, before the blocks are read, so no size below is
+  // computed from an unchecked value.
+  const bool swin = version >= kSwinModelFileVersion;
+  std::vector<int> block_stage;  // Swin: the stage of each block
+  if (swin) {
+    end = r.Begin("SWIN", "");
+    if (m.has_cls_token || m.has_dist_token || !m.pos_embed.empty() || m.pooling != Pooling::kMeanPatches)
+      r.Fail("a Swin model has no prefix tokens, no position embedding and mean pooling");
+    m.swin.embed_norm = ReadLn(r, m.dim);
+    const int nstages = r.Dim("stage count");
+    if (nstages > depth) r.Fail("stage count " + std::to_string(nstages) + " exceeds the depth " + std::to_string(depth));
+    int64_t blocks_in_stages = 0;
+    for (int s = 0; s < nstages; ++s) {
+      SwinStage& st = m.swin.stages.emplace_back();
+      const std::string sp = "stages." + std::to_string(s);
+      st.depth = r.Dim("stage depth");
+      st.dim = r.Dim("stage dim");
+      st.grid_h = r.Dim("stage grid_h");
+      st.grid_w = r.Dim("stage grid_w");
+      const uint8_t has_merge = r.U8("stage has_merge");
+      if (has_merge > 1) r.Fail(sp + " has_merge " + std::to_string(has_merge) + " is not 0 or 1");
+      st.has_merge = has_merge == 1;
+      blocks_in_stages += st.depth;
+      if (blocks_in_stages > depth)
+        r.Fail(sp + ": the stages hold more blocks than the depth " + std::to_string(depth));
+      if (st.grid_h > 4096 || st.grid_w > 4096)
+        r.Fail(sp + " grid " + std::to_string(st.grid_h) + "x" + std::to_string(st.grid_w) + " exceeds 4096");
+      if (s == 0 && (st.dim != m.dim || st.grid_h != e.grid_h() || st.grid_w != e.grid_w()))
+        r.Fail("stages.0 (dim " + std::to_string(st.dim) + ", grid " + std::to_string(st.grid_h) + "x" +
+               std::to_string(st.grid_w) + ") does not match the patch embedding");
+      if (s > 0) {
+        const SwinStage& pv = m.swin.stages[static_cast<size_t>(s) - 1];
+        if (st.grid_h != (pv.grid_h + 1) / 2 || st.grid_w != (pv.grid_w + 1) / 2)
+          r.Fail(sp + " grid " + std::to_string(st.grid_h) + "x" + std::to_string(st.grid_w) +
+                 " is not the merge of the previous " + std::to_string(pv.grid_h) + "x" + std::to_string(pv.grid_w));
+      }
+      if (st.has_merge != (s + 1 < nstages))
+        r.Fail(sp + (st.has_merge ? " has a patch merge after the last stage" : " has no patch merge"));
+      for (int k = 0; k < st.depth; ++k) block_stage.push_back(s);
+    }
+    if (blocks_in_stages != depth)
+      r.Fail("the stages hold " + std::to_string(blocks_in_stages) + " blocks, the depth is " + std::to_string(depth));
+    for (int s = 0; s + 1 < nstages; ++s) {
+      SwinStage& st = m.swin.stages[static_cast<size_t>(s)];
+      const int in = 4 * st.dim, out = m.swin.stages[static_cast<size_t>(s) + 1].dim;
+      if (in > kMaxDim) r.Fail("stages." + std::to_string(s) + " merge width 4 x " + std::to_string(st.dim) + " out of range");
+      st.merge.norm = ReadLn(r, in);
+      ReadMergeReduction(r, &st.merge.reduction, &p.merges.emplace_back(), in, out);
+    }
+    r.End(end);
+  }
+
   // Blocks are appended as they are read, not sized to `depth` up front: a header declaring up to
   // 2^20 blocks then costs memory and time only for the blocks the file really holds.
   for (int b = 0; b < depth; ++b) {
     BlockParams& bp = m.blocks.emplace_back();
     BlockQuant& bq = p.blocks.emplace_back();
     end = r.Begin("BLCK", "block " + std::to_string(b));
+    // A ViT block is m.dim wide; a Swin block its stage's width.
+    const SwinStage* st = swin ? &m.swin.stages[static_cast<size_t>(block_stage[static_cast<size_t>(b)])] : nullptr;
+    const int d = st ? st->dim : m.dim;
     bp.heads = r.Dim("heads");
-    if (m.dim % bp.heads != 0) r.Fail("heads " + std::to_string(bp.heads) + " do not divide dim");
+    if (d % bp.heads != 0) r.Fail("heads " + std::to_string(bp.heads) + " do not divide the width " + std::to_string(d));
     bp.attn_scale = r.F32("attn_scale");
     const uint8_t gelu = r.U8("gelu");
     if (gelu > static_cast<uint8_t>(GeluKind::kTanh)) r.Fail("unknown gelu kind");
     bp.gelu = static_cast<GeluKind>(gelu);
     bp.window_size = r.Dim("window_size", 0);
     bp.shift_size = r.Dim("shift_size", 0);
-    bp.ln1 = ReadLn(r, m.dim);
-    ReadLinear(r, &bp.qkv, &bq.qkv, m.dim, 3 * m.dim);
+    if (swin && (bp.window_size < 1 || bp.window_size > 64 || bp.shift_size >= bp.window_size))
+      r.Fail("window_size " + std::to_string(bp.window_size) + " / shift_size " + std::to_string(bp.shift_size) +
+             " (a Swin block needs 1 <= window <= 64 and shift < window)");
+    bp.ln1 = ReadLn(r, d);
+    ReadLinear(r, &bp.qkv, &bq.qkv, d, 3 * d);
     bq.attn.q = ReadHeads(r, bp.heads, "q quantizer");
     bq.attn.k = ReadHeads(r, bp.heads, "k quantizer");
     bq.attn.probs = ReadAct(r);
     bq.attn.v = ReadHeads(r, bp.heads, "v quantizer");
-    ReadLinear(r, &bp.proj, &bq.proj, m.dim, m.dim);
-    bp.ln2 = ReadLn(r, m.dim);
-    ReadLinear(r, &bp.fc1, &bq.fc1, m.dim, 0);
-    ReadLinear(r, &bp.fc2, &bq.fc2, bp.fc1.out, m.dim);
+    ReadLinear(r, &bp.proj, &bq.proj, d, d);
+    bp.ln2 = ReadLn(r, d);
+    ReadLinear(r, &bp.fc1, &bq.fc1, d, 0);
+    ReadLinear(r, &bp.fc2, &bq.fc2, bp.fc1.out, d);
+    if (swin) {
+      // rel_bias [heads][N][N]; attn_mask [windows][N][N] of the padded stage grid, or empty when
+      // unshifted. heads <= 2^20, N <= 4096, windows <= 4096^2: the products fit 64 bits.
+      const uint64_t n = static_cast<uint64_t>(bp.window_size) * static_cast<uint64_t>(bp.window_size);
+      bp.rel_bias = r.F32s("rel_bias", static_cast<uint64_t>(bp.heads) * n * n);
+      const uint64_t windows = static_cast<uint64_t>(SwinPadded(st->grid_h, bp.window_size) / bp.window_size) *
+                               static_cast<uint64_t>(SwinPadded(st->grid_w, bp.window_size) / bp.window_size);
+      bp.attn_mask = r.F32s("attn_mask", bp.shift_size > 0 ? windows * n * n : 0);
+    }
     r.End(end);
   }
   end = r.Begin("HEAD", "");
-  m.norm = ReadLn(r, m.dim);
-  ReadLinear(r, &m.head, &p.head, m.dim, classes);
+  const int head_dim = swin ? m.swin.stages.back().dim : m.dim;
+  m.norm = ReadLn(r, head_dim);
+  ReadLinear(r, &m.head, &p.head, head_dim, classes);
   if (m.pooling == Pooling::kClsDistAvg) ReadLinear(r, &m.head_dist, &p.head_dist, m.dim, classes);
   r.End(end);
   end = r.Begin("META", "");

@@ -21,16 +21,20 @@
 
 namespace adalog {
 
-// The version Save writes, and the oldest one Load still reads (docs/model_format.md, Versioning).
-// Version 1 checksums from another FNV offset basis and lacks MODL's interpolation /
+// The version Save writes for a ViT, and the oldest one Load still reads (docs/model_format.md,
+// Versioning). Version 1 checksums from another FNV offset basis and lacks MODL's interpolation /
 // channel_order / preprocess_known bytes (read as bilinear, rgb, unknown).
 inline constexpr uint32_t kModelFileVersion = 2;
 inline constexpr uint32_t kOldestModelFileVersion = 1;
+// The version Save writes for a Swin model (and only for one, so ViT files keep their version-2
+// bytes): version 2's sections plus a SWIN section and per-block rel_bias / attn_mask.
+inline constexpr uint32_t kSwinModelFileVersion = 3;
+inline constexpr uint32_t kNewestModelFileVersion = kSwinModelFileVersion;
 
 // FNV-1a 64 (offset basis 14695981039346656037, prime 1099511628211) of n bytes: the checksum of
-// version 2 files.
+// version 2 and 3 files.
 uint64_t Fnv1a64(const char* data, size_t n);
-// The checksum a file of `version` carries over its first n bytes: Fnv1a64 for version 2; for
+// The checksum a file of `version` carries over its first n bytes: Fnv1a64 for versions 2-3; for
 // version 1 the same loop from the offset basis 1469598103934665603 (the standard basis with its
 // last digit lost), which version-1 files were written with and are still checked against.
 uint64_t ModelFileChecksum(const char* data, size_t n, uint32_t version);

@@ -27,6 +27,10 @@ void ParseOne(const std::string& bytes) {
       if (b.qkv.weight.size() != static_cast<size_t>(b.qkv.in) * b.qkv.out) std::abort();
       if (b.fc2.weight.size() != static_cast<size_t>(b.fc2.in) * b.fc2.out) std::abort();
     }
+    // Swin (format version 3): one plan entry per patch merge.
+    size_t merges = 0;
+    for (const auto& st : qm.model.swin.stages) merges += st.has_merge ? 1 : 0;
+    if (qm.plan.merges.size() != merges) std::abort();
     (void)adalog::CountMacsPerImage(qm.model);
   } catch (const adalog::Error&) {
     // Expected for malformed input.

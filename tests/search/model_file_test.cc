@@ -323,8 +323,11 @@ TEST(ModelFile, CorruptionIsReportedClearly) {
   bad[0] = 'X';
   test::ExpectErrorContaining([&] { ParseQuantizedModel(bad, "t.adq"); }, "bad magic");
   bad = good;
+  bad[8] = 4;  // one past the newest (3, Swin)
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(bad), "t.adq"); }, "unsupported format version 4");
+  // A ViT file labelled version 3 (the Swin version) misses the SWIN section.
   bad[8] = 3;
-  test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(bad), "t.adq"); }, "unsupported format version 3");
+  test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(bad), "t.adq"); }, "expected section 'SWIN'");
   bad[8] = 0;
   test::ExpectErrorContaining([&] { ParseQuantizedModel(Reseal(bad), "t.adq"); }, "unsupported format version 0");
   bad = good;
