@@ -166,14 +166,14 @@ TEST(BlockGrad, TwinPostGeluIsRefused) {
   EXPECT_THROW(BlockRecon<float>(s.qm.model, 2, s.qm.plan.blocks[2], 1, 1), Error);
 }
 
-// Forward output, loss and every gradient: the same bytes on 1 and 2 threads.
-TEST(BlockGrad, SameBytesForOneAndTwoThreads) {
-  const BlockSetup s = MakeSetup(16, 3, GeluKind::kErf, 9);
+// Forward output, loss and every gradient of blocks 0 and 3 of `s`: the same bytes on 1 ..
+// `threads` threads, and no alpha gradient all zero.
+void ExpectSameBytesForThreads(const BlockSetup& s, int threads) {
   for (int b : {0, 3}) {
-    std::vector<float> out[2], dx[2];
-    BlockTrainParams<float> g[2];
-    double loss[2];
-    for (int t = 0; t < 2; ++t) {
+    std::vector<std::vector<float>> out(threads), dx(threads);
+    std::vector<BlockTrainParams<float>> g(threads);
+    std::vector<double> loss(threads);
+    for (int t = 0; t < threads; ++t) {
       BlockRecon<float> br(s.qm.model, b, s.qm.plan.blocks[static_cast<size_t>(b)], s.batch, t + 1);
       BlockTrainParams<float> p = br.InitialParams();
       Perturb(&p, 3);
@@ -184,15 +184,24 @@ TEST(BlockGrad, SameBytesForOneAndTwoThreads) {
       br.Backward(p, &g[t], dx[t].data());
     }
     EXPECT_GT(loss[0], 0.0);
-    EXPECT_EQ(std::memcmp(&loss[0], &loss[1], sizeof(double)), 0);
-    EXPECT_EQ(out[0], out[1]);
-    EXPECT_EQ(dx[0], dx[1]);
+    for (int t = 1; t < threads; ++t) {
+      EXPECT_EQ(std::memcmp(&loss[0], &loss[t], sizeof(double)), 0) << t + 1;
+      EXPECT_EQ(out[0], out[t]) << t + 1;
+      EXPECT_EQ(dx[0], dx[t]) << t + 1;
+      for (int l = 0; l < kNumReconLinears; ++l) {
+        EXPECT_EQ(g[0].alpha[l], g[t].alpha[l]) << ReconLinearName(l) << " " << t + 1;
+      }
+      for (int a = 0; a < kNumReconActs; ++a) EXPECT_EQ(g[0].act_scale[a], g[t].act_scale[a]);
+    }
     for (int l = 0; l < kNumReconLinears; ++l) {
-      EXPECT_EQ(g[0].alpha[l], g[1].alpha[l]) << ReconLinearName(l);
       EXPECT_GT(*std::max_element(g[0].alpha[l].begin(), g[0].alpha[l].end()), 0.f);
     }
-    for (int a = 0; a < kNumReconActs; ++a) EXPECT_EQ(g[0].act_scale[a], g[1].act_scale[a]);
   }
+}
+
+// Forward output, loss and every gradient: the same bytes on 1 and 2 threads.
+TEST(BlockGrad, SameBytesForOneAndTwoThreads) {
+  ExpectSameBytesForThreads(MakeSetup(16, 3, GeluKind::kErf, 9), 2);
 }
 
 }  // namespace
@@ -433,35 +442,7 @@ TEST(BlockGrad, FloatPathMatchesDoublePath) {
 // Forward output, loss and every gradient: the same bytes on 1, 2 and 3 threads, at a batch
 // where the Linears run as several row chunks and channel blocks (120 rows, kRowChunk 64).
 TEST(BlockGrad, SameBytesForOneTwoThreeThreadsSeveralChunks) {
-  const BlockSetup s = MakeSetup(16, 24, GeluKind::kErf, 9);
-  for (int b : {0, 3}) {
-    std::vector<float> out[3], dx[3];
-    BlockTrainParams<float> g[3];
-    double loss[3];
-    for (int t = 0; t < 3; ++t) {
-      BlockRecon<float> br(s.qm.model, b, s.qm.plan.blocks[static_cast<size_t>(b)], s.batch, t + 1);
-      BlockTrainParams<float> p = br.InitialParams();
-      Perturb(&p, 3);
-      const std::vector<float>& x = s.in[static_cast<size_t>(b)];
-      out[t].resize(x.size());
-      dx[t].resize(x.size());
-      loss[t] = br.Forward(p, x.data(), s.batch, s.out[static_cast<size_t>(b)].data(), out[t].data());
-      br.Backward(p, &g[t], dx[t].data());
-    }
-    EXPECT_GT(loss[0], 0.0);
-    for (int t = 1; t < 3; ++t) {
-      EXPECT_EQ(std::memcmp(&loss[0], &loss[t], sizeof(double)), 0) << t + 1;
-      EXPECT_EQ(out[0], out[t]) << t + 1;
-      EXPECT_EQ(dx[0], dx[t]) << t + 1;
-      for (int l = 0; l < kNumReconLinears; ++l) {
-        EXPECT_EQ(g[0].alpha[l], g[t].alpha[l]) << ReconLinearName(l) << " " << t + 1;
-      }
-      for (int a = 0; a < kNumReconActs; ++a) EXPECT_EQ(g[0].act_scale[a], g[t].act_scale[a]);
-    }
-    for (int l = 0; l < kNumReconLinears; ++l) {
-      EXPECT_GT(*std::max_element(g[0].alpha[l].begin(), g[0].alpha[l].end()), 0.f);
-    }
-  }
+  ExpectSameBytesForThreads(MakeSetup(16, 24, GeluKind::kErf, 9), 3);
 }
 
 }  // namespace
