@@ -438,10 +438,17 @@ std::string DescribeQdqRefusal(const std::vector<QdqUnsupportedTap>& taps) {
     if (blocks.find(key) == blocks.end()) keys.push_back(key);
     blocks[key].push_back(t.block);
   }
-  std::stable_sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
-    const bool la = a.second.find(" log ") != std::string::npos, lb = b.second.find(" log ") != std::string::npos;
-    return la && !lb;
-  });
+  // Log quantizers first, each group in first-seen order (two passes, not std::stable_sort: its
+  // temporary buffer of std::pair<string, string> trips ASan's alloc-dealloc-mismatch check with
+  // Debian 12's libstdc++ in the CI's sanitizer build).
+  std::vector<std::pair<std::string, std::string>> ordered;
+  ordered.reserve(keys.size());
+  for (const bool want_log : {true, false}) {
+    for (const auto& key : keys) {
+      if ((key.second.find(" log ") != std::string::npos) == want_log) ordered.push_back(key);
+    }
+  }
+  keys.swap(ordered);
   std::string msg = "the QDQ export writes only 8-bit asymmetric uniform activation quantizers (ONNX "
                     "QuantizeLinear/DequantizeLinear, uint8); this model has " +
                     std::to_string(taps.size()) + " quantizer(s) it cannot express:";
