@@ -26,13 +26,14 @@
 #include "tests/util/model_compare.h"
 #include "tests/util/sim_hand_plan.h"
 #include "tests/util/sim_reference_forward.h"
+#include "tests/util/tiny_swin.h"
 
 namespace adalog {
 namespace {
 
 using testing_util::MakeHandPlan;
 
-const std::string kSwinDir = std::string(ADALOG_SOURCE_DIR) + "/models/tiny/swin/";
+using testing_util::kSwinDir;
 
 struct Export {
   VitModel m;

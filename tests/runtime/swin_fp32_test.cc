@@ -22,16 +22,13 @@
 #include "runtime/onnx_importer.h"
 #include "runtime/vit_schedule.h"
 #include "tests/util/expect_error.h"
+#include "tests/util/tiny_swin.h"
 
 namespace adalog {
 namespace {
 
-const std::string kSwinDir = std::string(ADALOG_SOURCE_DIR) + "/models/tiny/swin/";
-const char* const kV1[] = {"tiny_swin_timm_op13_static", "tiny_swin_timm_op17_dyn",
-                           "tiny_swin_timm_op13_dyn_pad", "tiny_swin_timm_op17_static_pad",
-                           "tiny_swin_timm3_op17_dyn", "tiny_swin_tv_op13_static",
-                           "tiny_swin_tv_op17_dyn", "tiny_swin_tv_op13_dyn_pad",
-                           "tiny_swin_tv_op17_static_pad"};
+using testing_util::kSwinDir;
+constexpr auto& kV1 = testing_util::kSwinV1Exports;
 
 std::vector<float> RunFp32(const VitModel& m, const float* x, int batch, int threads) {
   ExecutorOptions o;

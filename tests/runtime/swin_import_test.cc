@@ -12,11 +12,12 @@
 #include "runtime/onnx_importer.h"
 #include "tests/util/expect_error.h"
 #include "tests/util/onnx_proto.h"
+#include "tests/util/tiny_swin.h"
 
 namespace adalog {
 namespace {
 
-const std::string kSwinDir = std::string(ADALOG_SOURCE_DIR) + "/models/tiny/swin/";
+using testing_util::kSwinDir;
 
 onnx::ModelProto Load(const std::string& name) {
   std::ifstream in(kSwinDir + name, std::ios::binary);

@@ -15,11 +15,12 @@
 #include "runtime/onnx_importer.h"
 #include "runtime/swin_model.h"
 #include "tests/util/onnx_proto.h"
+#include "tests/util/tiny_swin.h"
 
 namespace adalog {
 namespace {
 
-const std::string kSwinDir = std::string(ADALOG_SOURCE_DIR) + "/models/tiny/swin/";
+using testing_util::kSwinDir;
 
 // One manifest model: the scalar fields as text, the integer lists as vectors.
 struct SwinEntry {

@@ -18,6 +18,7 @@
 #include "runtime/onnx_importer.h"
 #include "tests/util/sim_hand_plan.h"
 #include "tests/util/sim_reference_forward.h"
+#include "tests/util/tiny_swin.h"
 #include "tests/util/vit_reference_forward.h"
 
 namespace adalog {
@@ -25,12 +26,8 @@ namespace {
 
 using testing_util::MakeHandPlan;
 
-const std::string kSwinDir = std::string(ADALOG_SOURCE_DIR) + "/models/tiny/swin/";
-const char* const kV1[] = {"tiny_swin_timm_op13_static", "tiny_swin_timm_op17_dyn",
-                           "tiny_swin_timm_op13_dyn_pad", "tiny_swin_timm_op17_static_pad",
-                           "tiny_swin_timm3_op17_dyn", "tiny_swin_tv_op13_static",
-                           "tiny_swin_tv_op17_dyn", "tiny_swin_tv_op13_dyn_pad",
-                           "tiny_swin_tv_op17_static_pad"};
+using testing_util::kSwinDir;
+constexpr auto& kV1 = testing_util::kSwinV1Exports;
 
 struct Export {
   VitModel m;
