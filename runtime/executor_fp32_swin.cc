@@ -2,6 +2,7 @@
 #include "runtime/executor_fp32_swin.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <dnnl.hpp>
 #include <map>
@@ -50,6 +51,9 @@ using dnnl::memory;
 // GEMM rows per one-thread oneDNN call. Fixed (not derived from the thread count) so that a row's
 // sums never depend on how many threads ran.
 constexpr int64_t kChunkRows = 64;
+// Windows per window-attention work item (one batched oneDNN call per product). Fixed, like
+// kChunkRows, so a window's sums depend on neither the thread count nor the batch.
+constexpr int64_t kWindowChunk = 8;
 
 }  // namespace
 
@@ -79,6 +83,63 @@ struct SwinFp32::Dnn {
     p.prim = dnnl::matmul(pd);
     p.scratch = pd.scratchpad_desc();
     return pieces.emplace(std::make_pair(wi, rows), std::move(p)).first->second;
+  }
+
+  // Batched window products, one per (kind, windows, N, head_dim): kind 0 = scores q k^T
+  // ([w][N][hd] x k read as [w][hd][N] from its [w][N][hd] rows, "acb"), kind 1 = probs @ v
+  // ([w][N][N] x [w][N][hd]). Made under one OpenMP thread, with a user scratchpad.
+  struct Batched {
+    dnnl::matmul prim;
+    memory::desc src, wei, dst, scratch;
+  };
+  // One scratchpad per thread index of ParallelDynamic, grown (outside parallel regions) by
+  // ReserveScratch before the items that use it run.
+  std::vector<std::vector<char>> scratch;
+
+  void ReserveScratch(int threads, size_t bytes) {
+    if (scratch.size() < static_cast<size_t>(threads)) scratch.resize(static_cast<size_t>(threads));
+    for (std::vector<char>& s : scratch) {
+      if (s.size() < bytes) s.resize(bytes);
+    }
+  }
+  std::map<std::array<int64_t, 4>, Batched> batched;
+
+  const Batched& GetBatched(int kind, int64_t wins, int64_t n, int64_t hd) {
+    const std::array<int64_t, 4> key{kind, wins, n, hd};
+    auto it = batched.find(key);
+    if (it != batched.end()) return it->second;
+    using tag = memory::format_tag;
+    const auto f32 = memory::data_type::f32;
+    Batched b;
+    if (kind == 0) {
+      b.src = memory::desc({wins, n, hd}, f32, tag::abc);
+      b.wei = memory::desc({wins, hd, n}, f32, tag::acb);
+      b.dst = memory::desc({wins, n, n}, f32, tag::abc);
+    } else {
+      b.src = memory::desc({wins, n, n}, f32, tag::abc);
+      b.wei = memory::desc({wins, n, hd}, f32, tag::abc);
+      b.dst = memory::desc({wins, n, hd}, f32, tag::abc);
+    }
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    exec::ScopedOmpThreads one(1);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(b.src, b.wei, b.dst), attr, eng);
+    b.prim = dnnl::matmul(pd);
+    b.scratch = pd.scratchpad_desc();
+    return batched.emplace(key, std::move(b)).first->second;
+  }
+
+  void RunBatched(const Batched& b, int thread, const float* src, const float* wei, float* dst) {
+    dnnl::stream st(eng);
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, memory(b.src, eng, const_cast<float*>(src))},
+        {DNNL_ARG_WEIGHTS, memory(b.wei, eng, const_cast<float*>(wei))},
+        {DNNL_ARG_DST, memory(b.dst, eng, dst)}};
+    if (b.scratch.get_size() > 0) {
+      args.insert({DNNL_ARG_SCRATCHPAD,
+                   memory(b.scratch, eng, scratch[static_cast<size_t>(thread)].data())});
+    }
+    b.prim.execute(st, args);
   }
 };
 
@@ -242,24 +303,34 @@ void SwinFp32::WindowAttention(const Step& st, int batch) {
       Tap(TapPoint::kV, st.block, batch, T, vh_ + o, R, hd, i / heads, i % heads);
     }
   }
-  // Units (image, head, window): scores and softmax.
-  exec::ParallelRows(int64_t{batch} * heads * nw, threads_, [&](int64_t b, int64_t e) {
-    for (int64_t u = b; u < e; ++u) {
-      const int64_t ih = u / nw;
-      const int win = static_cast<int>(u % nw), h = static_cast<int>(ih % heads);
-      const float* q = qh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(win) * N * hd;
-      const float* k = kh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(win) * N * hd;
-      float* sc = probs_ + static_cast<size_t>(ih) * probs_sz + static_cast<size_t>(win) * N * N;
-      const float* bias = bp.rel_bias.data() + static_cast<size_t>(h) * N * N;
-      const float* mask = bp.attn_mask.empty() ? nullptr : bp.attn_mask.data() + static_cast<size_t>(win) * N * N;
-      for (int i = 0; i < N; ++i) {
-        for (int j = 0; j < N; ++j) {
-          float s = 0.f;
-          for (int c = 0; c < hd; ++c) s += q[i * hd + c] * k[j * hd + c];
-          float val = s * bp.attn_scale + bias[i * N + j];
-          if (mask) val += mask[i * N + j];
-          sc[i * N + j] = val;
-        }
+  // Units (image, head, chunk of kWindowChunk windows): scores as one batched oneDNN matmul, then
+  // scale + relative position bias + mask and the softmax, window by window.
+  const int64_t chunks = (nw + kWindowChunk - 1) / kWindowChunk;
+  const int64_t tail = nw - (chunks - 1) * kWindowChunk;
+  const Dnn::Batched& sc_full = dnn_->GetBatched(0, std::min<int64_t>(kWindowChunk, nw), N, hd);
+  const Dnn::Batched& sc_tail = dnn_->GetBatched(0, tail, N, hd);
+  const Dnn::Batched& pv_full = dnn_->GetBatched(1, std::min<int64_t>(kWindowChunk, nw), N, hd);
+  const Dnn::Batched& pv_tail = dnn_->GetBatched(1, tail, N, hd);
+  dnn_->ReserveScratch(threads_, std::max({sc_full.scratch.get_size(), sc_tail.scratch.get_size(),
+                                           pv_full.scratch.get_size(), pv_tail.scratch.get_size()}));
+  exec::ParallelDynamic(int64_t{batch} * heads * chunks, threads_, [&](int t, int64_t u) {
+    exec::ScopedOmpThreads one(1);
+    const int64_t ih = u / chunks, c = u % chunks;
+    const int h = static_cast<int>(ih % heads);
+    const int64_t w0 = c * kWindowChunk, wn = c == chunks - 1 ? tail : kWindowChunk;
+    const float* q = qh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(w0) * N * hd;
+    const float* k = kh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(w0) * N * hd;
+    float* sc0 = probs_ + static_cast<size_t>(ih) * probs_sz + static_cast<size_t>(w0) * N * N;
+    dnn_->RunBatched(c == chunks - 1 ? sc_tail : sc_full, t, q, k, sc0);
+    const float* bias = bp.rel_bias.data() + static_cast<size_t>(h) * N * N;
+    for (int64_t win = w0; win < w0 + wn; ++win) {
+      float* sc = sc0 + static_cast<size_t>(win - w0) * N * N;
+      const float* mask =
+          bp.attn_mask.empty() ? nullptr : bp.attn_mask.data() + static_cast<size_t>(win) * N * N;
+      for (int i = 0; i < N * N; ++i) {
+        float val = sc[i] * bp.attn_scale + bias[i];
+        if (mask) val += mask[i];
+        sc[i] = val;
       }
       fk_.softmax(sc, sc, N, N);
     }
@@ -270,23 +341,22 @@ void SwinFp32::WindowAttention(const Step& st, int batch) {
           i / heads, i % heads);
     }
   }
-  // probs @ v, scattered to the real tokens.
-  exec::ParallelRows(int64_t{batch} * heads * nw, threads_, [&](int64_t b, int64_t e) {
-    for (int64_t u = b; u < e; ++u) {
-      const int64_t ih = u / nw, img = ih / heads;
-      const int win = static_cast<int>(u % nw), h = static_cast<int>(ih % heads);
-      const float* p = probs_ + static_cast<size_t>(ih) * probs_sz + static_cast<size_t>(win) * N * N;
-      const float* v = vh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(win) * N * hd;
-      const int32_t* wr = rows.data() + static_cast<size_t>(win) * N;
-      for (int i = 0; i < N; ++i) {
-        if (wr[i] < 0) continue;  // a padding row's output is cropped away
-        float* o = merged + (img * T + wr[i]) * D + h * hd;
-        std::fill(o, o + hd, 0.f);
-        for (int j = 0; j < N; ++j) {
-          const float pij = p[i * N + j];
-          for (int c = 0; c < hd; ++c) o[c] += pij * v[j * hd + c];
-        }
-      }
+  // probs @ v per (image, head, chunk), one batched oneDNN matmul into that chunk's q rows (q is
+  // dead once the scores exist), then written back to the real tokens' rows of `merged` (window
+  // reverse and crop; a padding row's output is cropped away).
+  exec::ParallelDynamic(int64_t{batch} * heads * chunks, threads_, [&](int t, int64_t u) {
+    exec::ScopedOmpThreads one(1);
+    const int64_t ih = u / chunks, c = u % chunks, img = ih / heads;
+    const int h = static_cast<int>(ih % heads);
+    const int64_t w0 = c * kWindowChunk, wn = c == chunks - 1 ? tail : kWindowChunk;
+    const float* p = probs_ + static_cast<size_t>(ih) * probs_sz + static_cast<size_t>(w0) * N * N;
+    const float* v = vh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(w0) * N * hd;
+    float* o = qh_ + static_cast<size_t>(ih) * head_sz + static_cast<size_t>(w0) * N * hd;
+    dnn_->RunBatched(c == chunks - 1 ? pv_tail : pv_full, t, p, v, o);
+    const int32_t* wr = rows.data() + static_cast<size_t>(w0) * N;
+    for (int64_t i = 0; i < wn * N; ++i) {
+      if (wr[i] < 0) continue;
+      std::memcpy(merged + (img * T + wr[i]) * D + h * hd, o + i * hd, sizeof(float) * hd);
     }
   });
 }

@@ -82,12 +82,16 @@ std::vector<Tensor> EvalWithMath(const Node& n, const std::vector<const Tensor*>
       const float* pa = a.f.data() + t * m * k;
       const float* pb = b.f.data() + (b.rank() == 2 ? 0 : t * k * nn);
       float* py = y.f.data() + t * m * nn;
+      // Row i of y in double, summed over q in order (k-outer so b is read row by row).
+      std::vector<double> acc(static_cast<size_t>(nn));
       for (int64_t i = 0; i < m; ++i) {
-        for (int64_t j = 0; j < nn; ++j) {
-          double s = 0;
-          for (int64_t q = 0; q < k; ++q) s += double(pa[i * k + q]) * pb[q * nn + j];
-          py[i * nn + j] = static_cast<float>(s);
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t q = 0; q < k; ++q) {
+          const double aq = pa[i * k + q];
+          const float* brow = pb + q * nn;
+          for (int64_t j = 0; j < nn; ++j) acc[static_cast<size_t>(j)] += aq * brow[j];
         }
+        for (int64_t j = 0; j < nn; ++j) py[i * nn + j] = static_cast<float>(acc[static_cast<size_t>(j)]);
       }
     }
     return {y};
@@ -147,6 +151,7 @@ std::vector<float> WindowAttentionRef(const BlockParams& b, int64_t windows, int
   };
   const std::vector<float> qkv = linear(b.qkv, x, rows);
   std::vector<float> merged(static_cast<size_t>(rows * c)), p(static_cast<size_t>(n));
+  std::vector<double> e(static_cast<size_t>(n));  // exp(p - max) of one row
   for (int64_t w = 0; w < windows; ++w) {
     for (int h = 0; h < b.heads; ++h) {
       for (int64_t i = 0; i < n; ++i) {
@@ -162,12 +167,13 @@ std::vector<float> WindowAttentionRef(const BlockParams& b, int64_t windows, int
           mx = std::max(mx, s);
         }
         double sum = 0;
-        for (int64_t j = 0; j < n; ++j) sum += std::exp(p[j] - mx);
+        for (int64_t j = 0; j < n; ++j) {
+          e[j] = std::exp(p[j] - mx);
+          sum += e[j];
+        }
         for (int64_t t = 0; t < hd; ++t) {
           double o = 0;
-          for (int64_t j = 0; j < n; ++j) {
-            o += std::exp(p[j] - mx) / sum * qkv[(w * n + j) * 3 * c + 2 * c + h * hd + t];
-          }
+          for (int64_t j = 0; j < n; ++j) o += e[j] / sum * qkv[(w * n + j) * 3 * c + 2 * c + h * hd + t];
           merged[(w * n + i) * c + h * hd + t] = static_cast<float>(o);
         }
       }
