@@ -6,6 +6,7 @@
 #include <cstring>
 #include <dnnl.hpp>
 #include <map>
+#include <mutex>
 #include <unordered_map>
 #include <utility>
 
@@ -33,6 +34,10 @@ struct SwinFp32::Shared {
   std::vector<std::vector<int32_t>> merge_rows;   // per stage: SwinMergeRows (empty: none)
   std::vector<int> block_stage;
   std::vector<int> step_stage;  // per schedule step: the stage a merge step belongs to (else -1)
+  // Per Linear, its weights in oneDNN's packed layout for the full chunk, made by the first
+  // executor (or fork) that runs the Linear and shared by all of them (under `mu`).
+  mutable std::mutex mu;
+  mutable std::map<int, dnnl::memory> packed;
 };
 
 namespace {
@@ -58,8 +63,9 @@ constexpr int64_t kWindowChunk = 8;
 }  // namespace
 
 // The oneDNN side (per executor: primitives are bound to nothing but descriptors): one matmul per
-// (Linear, chunk row count), made under one OpenMP thread, weights read in place as [in][out]
-// ("ba" over the model's [out][in]).
+// (Linear, chunk row count), made under one OpenMP thread. The weights are reordered once per
+// Linear into the layout the full-size chunk's primitive asks for (oneDNN's packed blocking; the
+// tail chunk reads the same layout), so no call repacks them.
 struct SwinFp32::Dnn {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   struct Piece {
@@ -68,12 +74,15 @@ struct SwinFp32::Dnn {
   };
   std::map<std::pair<int, int64_t>, Piece> pieces;
 
-  const Piece& Get(int wi, int64_t rows, const Shared::Lin& l) {
+  // The full chunk (`rows` = min(kChunkRows, tokens)) must be made before a tail of that Linear.
+  const Piece& Get(int wi, int64_t rows, const Shared::Lin& l, bool full, const Shared& sh) {
     auto it = pieces.find({wi, rows});
     if (it != pieces.end()) return it->second;
     Piece p;
     p.src = memory::desc({rows, l.in}, memory::data_type::f32, memory::format_tag::ab);
-    p.wei = memory::desc({l.in, l.out}, memory::data_type::f32, memory::format_tag::ba);
+    std::lock_guard<std::mutex> lock(sh.mu);
+    p.wei = full ? memory::desc({l.in, l.out}, memory::data_type::f32, memory::format_tag::any)
+                 : sh.packed.at(wi).get_desc();
     p.bias = memory::desc({1, l.out}, memory::data_type::f32, memory::format_tag::ab);
     p.dst = memory::desc({rows, l.out}, memory::data_type::f32, memory::format_tag::ab);
     dnnl::primitive_attr attr;
@@ -81,7 +90,19 @@ struct SwinFp32::Dnn {
     exec::ScopedOmpThreads one(1);
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p.src, p.wei, p.bias, p.dst), attr, eng);
     p.prim = dnnl::matmul(pd);
+    p.wei = pd.weights_desc();
     p.scratch = pd.scratchpad_desc();
+    if (full && sh.packed.count(wi) == 0) {
+      const memory plain({{l.in, l.out}, memory::data_type::f32, memory::format_tag::ba}, eng,
+                         const_cast<float*>(l.w));
+      memory w(p.wei, eng);
+      dnnl::stream st(eng);
+      dnnl::reorder(plain, w).execute(st, const_cast<memory&>(plain), w);
+      st.wait();
+      sh.packed.emplace(wi, w);
+    }
+    ADALOG_CHECK(p.wei == sh.packed.at(wi).get_desc(),
+                 "SwinFp32: oneDNN asks for another weight layout than the packed one (Linear ", wi, ")");
     return pieces.emplace(std::make_pair(wi, rows), std::move(p)).first->second;
   }
 
@@ -250,19 +271,27 @@ void SwinFp32::Linear(const float* x, int64_t rows, int64_t tokens, int wi, floa
   const Shared::Lin& l = sh_->lins[static_cast<size_t>(wi)];
   const int64_t per_image = (tokens + kChunkRows - 1) / kChunkRows;
   const int64_t tail = tokens - (per_image - 1) * kChunkRows;
-  const Dnn::Piece& full = dnn_->Get(wi, std::min(kChunkRows, tokens), l);
-  const Dnn::Piece& last = dnn_->Get(wi, tail, l);
-  exec::ParallelDynamic(rows / tokens * per_image, threads_, [&](int, int64_t c) {
+  const Dnn::Piece& full = dnn_->Get(wi, std::min(kChunkRows, tokens), l, /*full=*/true, *sh_);
+  const Dnn::Piece& last = dnn_->Get(wi, tail, l, /*full=*/false, *sh_);
+  void* wdata = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(sh_->mu);
+    wdata = sh_->packed.at(wi).get_data_handle();
+  }
+  dnn_->ReserveScratch(threads_, std::max(full.scratch.get_size(), last.scratch.get_size()));
+  exec::ParallelDynamic(rows / tokens * per_image, threads_, [&](int t, int64_t c) {
     exec::ScopedOmpThreads one(1);
     const int64_t j = c % per_image, r0 = (c / per_image) * tokens + j * kChunkRows;
     const Dnn::Piece& p = j == per_image - 1 ? last : full;
-    std::vector<char> scratch(p.scratch.get_size());
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, memory(p.src, dnn_->eng, const_cast<float*>(x) + r0 * l.in)},
-        {DNNL_ARG_WEIGHTS, memory(p.wei, dnn_->eng, const_cast<float*>(l.w))},
+        {DNNL_ARG_WEIGHTS, memory(p.wei, dnn_->eng, wdata)},
         {DNNL_ARG_BIAS, memory(p.bias, dnn_->eng, const_cast<float*>(l.bias))},
         {DNNL_ARG_DST, memory(p.dst, dnn_->eng, y + r0 * l.out)}};
-    if (!scratch.empty()) args.insert({DNNL_ARG_SCRATCHPAD, memory(p.scratch, dnn_->eng, scratch.data())});
+    if (p.scratch.get_size() > 0) {
+      args.insert({DNNL_ARG_SCRATCHPAD,
+                   memory(p.scratch, dnn_->eng, dnn_->scratch[static_cast<size_t>(t)].data())});
+    }
     dnnl::stream st(dnn_->eng);
     p.prim.execute(st, args);
   });
