@@ -7,7 +7,9 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
+#include <memory>
 #include <new>
 #include <sstream>
 
@@ -220,14 +222,23 @@ graph::Graph ConvertModel(const onnx::ModelProto& mp, const std::string& source)
 
 namespace {
 
-VitModel ImportImpl(const std::string& bytes, ImportReport* report,
-                    const std::string& source_name) {
-  onnx::ModelProto mp;
+std::unique_ptr<onnx::ModelProto> ParseModel(const std::string& bytes, const std::string& source_name) {
   ADALOG_CHECK(!bytes.empty(), source_name, ": empty file, not an ONNX model");
   ADALOG_CHECK(bytes.size() < (size_t{1} << 31), source_name, ": file larger than 2 GiB");
-  ADALOG_CHECK(mp.ParseFromString(bytes), source_name,
+  auto mp = std::make_unique<onnx::ModelProto>();
+  ADALOG_CHECK(mp->ParseFromString(bytes), source_name,
                ": not a valid ONNX model (protobuf parse failed; truncated or not ONNX?)");
-  const graph::Graph g = ConvertModel(mp, source_name);
+  return mp;
+}
+
+// Takes the parsed model and frees it once converted, so the protobuf copy of the weights is gone
+// before the folding and the recognizer make theirs (peak memory of a large import).
+VitModel ImportImpl(std::unique_ptr<onnx::ModelProto> mp, ImportReport* report,
+                    const std::string& source_name) {
+  const graph::Graph g = ConvertModel(*mp, source_name);
+  std::vector<std::pair<std::string, std::string>> props;
+  for (const auto& kv : mp->metadata_props()) props.emplace_back(kv.key(), kv.value());
+  mp.reset();
   graph::RejectUnsupportedSwin(g);  // before folding: V2's Clip/ReduceL2 would fail there first
   const graph::Folded f = graph::FoldAndInferShapes(g, /*batch=*/2);
   ImportReport rep;
@@ -242,8 +253,6 @@ VitModel ImportImpl(const std::string& bytes, ImportReport* report,
                                         : graph::RecognizeVit(f, &rep.notes);
   m.name = g.name;
   // Preprocessing declared by the exporter (runtime/preprocess.h); else the default, unknown.
-  std::vector<std::pair<std::string, std::string>> props;
-  for (const auto& kv : mp.metadata_props()) props.emplace_back(kv.key(), kv.value());
   if (ReadPreprocessMetadata(props, source_name, &m.preprocess)) {
     ADALOG_CHECK(m.preprocess.resize_shorter == 0 || m.preprocess.resize_shorter >= m.embed.image_h, source_name,
                  ": metadata 'adalog.preprocess.resize' = ", m.preprocess.resize_shorter,
@@ -254,15 +263,15 @@ VitModel ImportImpl(const std::string& bytes, ImportReport* report,
   return m;
 }
 
-}  // namespace
-
-VitModel ImportOnnxVitFromBytes(const std::string& bytes, ImportReport* report,
-                                const std::string& source_name) {
+// Runs `f` with the importer's error contract: adalog::Error passes through, anything else
+// becomes one naming the source.
+template <typename F>
+VitModel Guarded(const std::string& source_name, const F& f) {
 #ifdef ADALOG_FUZZING
-  return ImportImpl(bytes, report, source_name);  // let the fuzzer see any stray exception
+  return f();  // let the fuzzer see any stray exception
 #else
   try {
-    return ImportImpl(bytes, report, source_name);
+    return f();
   } catch (const Error&) {
     throw;
   } catch (const std::bad_alloc&) {
@@ -273,12 +282,32 @@ VitModel ImportOnnxVitFromBytes(const std::string& bytes, ImportReport* report,
 #endif
 }
 
+}  // namespace
+
+VitModel ImportOnnxVitFromBytes(const std::string& bytes, ImportReport* report,
+                                const std::string& source_name) {
+  return Guarded(source_name, [&] { return ImportImpl(ParseModel(bytes, source_name), report, source_name); });
+}
+
 VitModel ImportOnnxVit(const std::string& path, ImportReport* report) {
   std::ifstream in(path, std::ios::binary);
   ADALOG_CHECK(in.good(), "cannot open ONNX file '", path, "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ImportOnnxVitFromBytes(ss.str(), report, path);
+  return Guarded(path, [&] {
+    // One copy of the file (read in place, not through a stringstream), freed once parsed.
+    std::string bytes;
+    in.seekg(0, std::ios::end);
+    const std::streamoff size = in.tellg();
+    ADALOG_CHECK(size >= 0 && !std::filesystem::is_directory(path), "cannot read ONNX file '", path,
+                 "' (a directory or not a regular file)");
+    ADALOG_CHECK(size < (std::streamoff{1} << 31), path, ": file larger than 2 GiB");
+    in.seekg(0, std::ios::beg);
+    bytes.resize(static_cast<size_t>(size));
+    in.read(bytes.data(), size);
+    ADALOG_CHECK(in.gcount() == size, "cannot read ONNX file '", path, "' (short read)");
+    std::unique_ptr<onnx::ModelProto> mp = ParseModel(bytes, path);
+    std::string().swap(bytes);
+    return ImportImpl(std::move(mp), report, path);
+  });
 }
 
 }  // namespace adalog

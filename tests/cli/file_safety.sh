@@ -70,6 +70,8 @@ expect 1 "output 'outdir' exists and is a directory" -- "${Q[@]}" -o outdir
 ln -s /dev/null null_link.npy  # a device reached through a link: refused without writing to it
 expect 1 "output 'null_link.npy' exists and is a character device" -- run tiny.onnx --input x.npy --output null_link.npy "${T[@]}"
 [[ -L null_link.npy && -c /dev/null ]] && ok || bad "the link to /dev/null was replaced"
+# --- an input model that is a directory: exit 1 naming it (was "empty file" or an internal error)
+expect 1 "cannot read ONNX file 'outdir' (a directory or not a regular file)" -- inspect outdir
 expect 1 "output 'nodir/y.npy': directory 'nodir' does not exist" -- run tiny.onnx --input x.npy --output nodir/y.npy "${T[@]}"
 
 # --- a write that fails (file size limit 0: EFBIG) names the user's output, never the temporary
