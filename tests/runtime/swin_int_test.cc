@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <iterator>
 #include <memory>
@@ -376,12 +377,31 @@ TEST(SwinInt, UnsupportedMergeQuantizerIsNamedUpFront) {
   }
 }
 
+// Also how the timed W4A4 hand-plan files of bench/RESULTS.md are written: with
+// ADALOG_SWIN_INT_MODEL=<export.onnx>, ADALOG_SWIN_INT_CALIB=<images.npy> (the first 8 images
+// calibrate the min/max ranges) and ADALOG_SWIN_INT_OUT=<file.adalog> the test makes that model's
+// PlanKind::kAdaLog W4A4 plan (AdaLog probabilities, shift-AdaLog GELU), keeps the file, and checks
+// the same on it.
 TEST(SwinInt, SessionRunsASwinModelFileOnTheIntegerExecutor) {
-  const Export e = Load("tiny_swin_timm3_op17_dyn");
-  const QuantizedModel qm = IntPlan(e, 4);
+  const char* env_model = std::getenv("ADALOG_SWIN_INT_MODEL");
+  const char* env_calib = std::getenv("ADALOG_SWIN_INT_CALIB");
+  const char* env_out = std::getenv("ADALOG_SWIN_INT_OUT");
+  const bool custom = env_model != nullptr && env_calib != nullptr && env_out != nullptr;
+  Export e;
+  QuantizedModel qm;
+  if (custom) {
+    e.m = ImportOnnxVit(env_model);
+    const NpyFloatArray x = ReadNpyFloat32(env_calib);
+    e.batch = std::min<int>(8, static_cast<int>(x.shape[0]));
+    e.x.assign(x.data.begin(), x.data.begin() + int64_t(e.batch) * int64_t(x.data.size() / x.shape[0]));
+    qm = MakePlan(e.m, e.x, e.batch, 4, 4, PlanKind::kAdaLog);
+  } else {
+    e = Load("tiny_swin_timm3_op17_dyn");
+    qm = IntPlan(e, 4);
+  }
   const std::string dir = ::testing::TempDir() + "adalog_swin_int_test";
   std::filesystem::create_directories(dir);
-  const std::string path = dir + "/swin.adalog";
+  const std::string path = custom ? std::string(env_out) : dir + "/swin.adalog";
   SaveQuantizedModel(qm, path);
   auto loaded = LoadModel(path);
   const bool vnni = intk::SelectQgemmImpl(ActiveIsaLevel()) != intk::QgemmImpl::kPackedScalar;
@@ -395,7 +415,7 @@ TEST(SwinInt, SessionRunsASwinModelFileOnTheIntegerExecutor) {
   ExecutorInt(qm, Opts(e.batch, 1)).Run(e.x.data(), e.batch, want.data());
   EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4));
   if (!vnni) unsetenv("ADALOG_EXECUTOR");
-  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(dir);  // not the custom output
 }
 
 }  // namespace
