@@ -42,7 +42,15 @@ void ExecutorInt::Impl::Run(const float* images, int batch, float* out) {
     switch (st.op) {
       case StepOp::kPatchEmbed: PatchEmbed(B(st.in), batch); break;
       case StepOp::kAttention: Attention(st.block, batch); break;
-      case StepOp::kHead: Head(batch, B(st.out)); break;
+      case StepOp::kWindowAttention: WindowAttention(st, batch); break;
+      case StepOp::kPatchMerge: PatchMerge(st, batch); break;
+      case StepOp::kHead:
+        if (swin) {
+          SwinHead(batch, B(st.out));
+        } else {
+          Head(batch, B(st.out));
+        }
+        break;
       default: assert(false && "row-local step in a mixing stage");
     }
     if (observer && st.has_tap) {
@@ -67,12 +75,20 @@ void ExecutorInt::Impl::RowStage(const Stage& stage, int batch, OpProfile::Regio
 }
 
 // Observed: the same row implementations, one parallel region per step, each step's tap
-// reported in between. kGeluOut is not reported: the GELU step writes fc2's input codes (the
-// float GELU output exists only with the island kernels).
+// reported in between (and a Swin merge reduction's input, kMergeIn, before it). kGeluOut is not
+// reported: the GELU step writes fc2's input codes (the float GELU output exists only with the
+// island kernels).
 void ExecutorInt::Impl::ObservedRowStage(const Stage& stage, int batch) {
   for (int i = stage.first; i < stage.end; ++i) {
     const Step& st = sched.steps[static_cast<size_t>(i)];
     const int64_t rows = int64_t{batch} * st.tokens;
+    if (st.op == StepOp::kMergeReduce) {  // Swin: the reduction's float input (inner tap)
+      const int si = swin->step_stage[static_cast<size_t>(i)];
+      int last = -1;  // the stage's last block
+      for (int k = 0; k <= si; ++k) last += m.swin.stages[static_cast<size_t>(k)].depth;
+      Observe(TapPoint::kMergeIn, last, batch, MergeRows(), static_cast<int>(rows),
+              m.swin.stages[static_cast<size_t>(si)].merge.norm.dim);
+    }
     ParallelRowChunks(rows, row_chunk, threads, [&](int t, int64_t r0, int64_t r1) {
       StartThread(t);
       RowStep(st, t, r0, r1);
@@ -85,6 +101,7 @@ void ExecutorInt::Impl::ObservedRowStage(const Stage& stage, int batch) {
 
 // One row-local step on rows [r0, r1) of the [batch * tokens] activations, by thread t (which
 // indexes per-thread scratch). Every row is computed by the same code whatever the range.
+// D: the block's width (the model's for a ViT, the stage's for Swin).
 void ExecutorInt::Impl::RowStep(const Step& st, int t, int64_t r0, int64_t r1) {
   const int64_t n = r1 - r0;
   const int i0 = static_cast<int>(r0), i1 = static_cast<int>(r1);
@@ -93,6 +110,7 @@ void ExecutorInt::Impl::RowStep(const Step& st, int t, int64_t r0, int64_t r1) {
   const size_t bi = static_cast<size_t>(std::max(st.block, 0));
   const BlockInt& b = blocks[bi];
   const BlockParams& mb = m.blocks[bi];
+  const int D = mb.qkv.in;
   switch (st.op) {
     case StepOp::kTokens:
       exec::AssembleTokenRows(m, fk, in, out, r0, r1);
@@ -163,8 +181,13 @@ void ExecutorInt::Impl::RowStep(const Step& st, int t, int64_t r0, int64_t r1) {
     case StepOp::kHead:
       assert(false && "mixing step run as row-local");
       break;
-    default:  // Swin's steps: ExecutorInt refuses Swin models when it is made
-      assert(false && "Swin step in the integer executor");
+    case StepOp::kEmbedNorm:
+    case StepOp::kMergeNorm:
+    case StepOp::kMergeReduce:
+      SwinRowStep(st, t, r0, r1);
+      break;
+    default:
+      assert(false && "mixing step run as row-local");
       break;
   }
 }

@@ -25,6 +25,13 @@
 //                        by calibration when shift_folded, else here at prepare);
 //                        uniform: FP32 GELU + Encode -> qgemm
 //   LayerNorm, residual adds, tokens, pooling: FP32 (float_kernels.h)
+// Swin (executor_int_swin.cc; conventions in swin_model.h): the same block operators with window
+// attention over (image, window, head) units: q/k/v codes gathered through the block's window-row
+// map (padding, cyclic shift, partition; a padding row takes the codes of the qkv bias), the
+// relative position bias and the shift mask added to the q@k^T scores before the softmax, the
+// attn@V rows written back through the map (window reverse, crop); the patch-embedding norm, the
+// merges' 2x2 gather and LayerNorm in FP32, each merge's bias-free reduction a uniform-input qgemm
+// (QuantPlan::merges); the head over the mean of the last stage's normed tokens.
 // Not supported (Prepare throws adalog::Error "integer path does not support <quantizer> for
 // <op>; use --simulate"; Session then falls back to the simulated executor): log-sqrt2 (no
 // integer decode table), twin uniform, symmetric or
@@ -87,9 +94,10 @@ class ExecutorInt {
   ~ExecutorInt();
 
   // "" when the integer path can run `plan` on `model`, else the first reason it cannot, as
-  // "integer path does not support <quantizer> for <op>", or for any Swin model "integer
-  // executor: Swin models ... are not supported yet" (the constructor throws it with
-  // "; use --simulate" appended; Session falls back to the simulated executor with it). Checks quantizer kinds only, not shapes or parameter values.
+  // "integer path does not support <quantizer> for <op>" (ops in prepare order: the blocks, a
+  // Swin model's "patch merge <i> reduction", the heads; the constructor throws it with
+  // "; use --simulate" appended; Session falls back to the simulated executor with it). Checks
+  // quantizer kinds only, not shapes or parameter values.
   static std::string WhyUnsupported(const QuantPlan& plan, const VitModel& model);
   ExecutorInt(const ExecutorInt&) = delete;
   ExecutorInt& operator=(const ExecutorInt&) = delete;
@@ -109,7 +117,8 @@ class ExecutorInt {
   // Test / debugging hook: reports, between ops, the float tensors the integer path computes at
   // kPatchEmbedOut, kQkvIn (LN1 output, before encode), kQkvOut, kProjIn (merged attn@V output),
   // kProjOut, kFc1In, kFc1Out (GELU input), kFc2Out, kHeadIn, kHeadOut, kHeadDistIn,
-  // kHeadDistOut, kLogits (block / batch / tokens filled; image = head = -1). With an observer
+  // kHeadDistOut, kLogits, and for Swin kMergeIn (block / batch / tokens filled; image = head =
+  // -1). With an observer
   // set, the row-local ops run one parallel region each (same row code, same results). Not owned.
   void SetObserver(Fp32Observer* observer);
 

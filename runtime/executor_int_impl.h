@@ -18,6 +18,8 @@
 #include "runtime/kernels/float_kernels.h"
 #include "runtime/kernels/int/code_encoders.h"
 #include "runtime/kernels/int/logcode_writers.h"
+#include "runtime/quant_plan.h"
+#include "runtime/vit_model.h"
 #include "runtime/vit_schedule.h"
 
 namespace adalog {
@@ -53,7 +55,36 @@ struct AttnThread {
   std::vector<uint8_t> vt;          // [hd][T] (uniform probs)
   std::vector<intk::LogMatmul> av;  // per block (log probs)
   intk::LogScratch av_scratch;
+  // Swin: one window's q / k / v codes gathered through the window rows [N][hd], and its attn@V
+  // output [N][hd] before the scatter to the real tokens' rows.
+  std::vector<uint8_t> qw, kw, vw;
+  std::vector<float> ow;
 };
+
+// Swin's prepared parts (executor_int_swin.cc), read-only after prepare and shared by forks.
+struct SwinInt {
+  std::vector<std::vector<int32_t>> window_rows;  // per block: SwinWindowRows of its stage
+  std::vector<std::vector<uint8_t>> pad_codes;    // per block: q/k/v codes of a padding row [3D]
+  std::vector<std::vector<int32_t>> merge_rows;   // per stage: SwinMergeRows (empty: no merge)
+  struct Merge {
+    std::optional<intk::VectorUniformEncoder> in;  // the reduction's uniform input
+    intk::QLinear lin;                             // the bias-free 4C -> C' reduction
+  };
+  std::vector<Merge> merges;   // per stage (unset without a merge)
+  std::vector<int> step_stage;  // per schedule step: the stage of a merge step, else -1
+  int max_n = 0, max_hd = 0, max_tokens = 0;  // largest window, head width, stage tokens
+};
+
+// ModelDims of a Swin model: D, T = P (no prefix tokens) and heads / hd of stage 0, F the widest
+// fc1; the Swin code sizes its work per block / stage instead.
+exec::ModelDims SwinDims(const VitModel& m);
+
+// A uniform-input GEMM (qkv, proj, fc1, head, a patch merge's reduction): the input encoder into
+// *input and the packed weight codes; throws "integer path does not support ..." as the prepare
+// steps do (executor_int_prepare.cc).
+intk::QLinear PrepareUniformLinear(const LinearParams& l, const LinearQuant& lq,
+                                   const std::string& op,
+                                   std::optional<intk::VectorUniformEncoder>* input, IsaLevel cap);
 
 }  // namespace intexec
 
@@ -124,6 +155,7 @@ struct ExecutorInt::Impl : exec::ModelDims {
   float *patches, *pooled, *pooled_dist, *head_logits, *logits_dist;
   std::vector<AttnThread> attn_threads;
   std::vector<intk::LogScratch> row_scratch;  // fc2 LogMatmul, per thread, relative rows
+  std::shared_ptr<const intexec::SwinInt> swin;  // Swin models only (null for a ViT)
   Fp32Observer* observer = nullptr;
   std::unique_ptr<OpProfile> prof;  // ADALOG_PROFILE=1
 
@@ -174,6 +206,21 @@ struct ExecutorInt::Impl : exec::ModelDims {
   void AttentionUnit(size_t bi, int t, int img, int h, int i0, int i1);
   void Head(int batch, float* out);
   void Observe(TapPoint tap, int block, int batch, const float* data, int rows, int cols);
+
+  // Swin (executor_int_swin.cc): prepare, then the Swin steps of the schedule.
+  void PrepareSwin(const VitModel& src, const QuantPlan& plan);
+  void AllocateSwinWorkspace();
+  void PrepareSwinThreads();
+  void SwinRowStep(const Step& st, int t, int64_t r0, int64_t r1);
+  void WindowAttention(const Step& st, int batch);
+  void WindowUnit(size_t bi, int tokens, int t, int img, int win, int h);
+  void PatchMerge(const Step& st, int batch);
+  void SwinHead(int batch, float* out);
+  // A patch merge's 4C rows: the gather writes them (the schedule's kHidden), the merge norm
+  // normalizes them in place and the reduction reads them there, not in kLn as the schedule names
+  // it: the merge's row stage goes on with the next block's LN1 into kLn at C' = 2C floats a row,
+  // so chunk by chunk those rows would overlap another chunk's 4C rows still to be read.
+  float* MergeRows() const { return B(Buf::kHidden); }
 };
 
 }  // namespace adalog

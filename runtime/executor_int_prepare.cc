@@ -169,6 +169,14 @@ void MergeScratch(const intk::LogScratch& src, intk::LogScratch* dst) {
 
 }  // namespace
 
+namespace intexec {
+intk::QLinear PrepareUniformLinear(const LinearParams& l, const LinearQuant& lq,
+                                   const std::string& op,
+                                   std::optional<intk::VectorUniformEncoder>* input, IsaLevel cap) {
+  return PrepareLinear(l, lq, op, input, cap);
+}
+}  // namespace intexec
+
 bool ParseLogDesign(const std::string& text, intk::LogDesign* design) {
   if (text == "buckets") *design = intk::LogDesign::kBuckets;
   else if (text == "s16") *design = intk::LogDesign::kS16;
@@ -254,7 +262,13 @@ VitModel Skeleton(const VitModel& src) {
     o.fc2 = WithoutWeight(b.fc2);
     o.window_size = b.window_size;
     o.shift_size = b.shift_size;
+    o.rel_bias = b.rel_bias;
+    o.attn_mask = b.attn_mask;
     m.blocks.push_back(std::move(o));
+  }
+  m.swin = src.swin;  // Swin: the norms and each merge's reduction shape (its weight is packed)
+  for (SwinStage& st : m.swin.stages) {
+    if (st.has_merge) st.merge.reduction = WithoutWeight(st.merge.reduction);
   }
   m.norm = src.norm;
   m.pooling = src.pooling;
@@ -291,17 +305,21 @@ ExecutorInt::Impl::Impl(const VitModel& src, const QuantPlan& plan, const Execut
   ADALOG_CHECK(row_chunk >= 1, "executor: row_chunk ", row_chunk, " must be >= 1");
   ADALOG_CHECK(plan.blocks.size() == m.blocks.size(), "quantized model: the plan has ",
                plan.blocks.size(), " blocks, the model ", m.blocks.size());
-  static_cast<exec::ModelDims&>(*this) = exec::DimsOf(m);
+  static_cast<exec::ModelDims&>(*this) = m.is_swin() ? intexec::SwinDims(m) : exec::DimsOf(m);
   ADALOG_CHECK(T <= intk::kMaxSoftmaxRow && T <= intk::kMaxK, "integer path: ", T,
                " tokens exceed the kernels' limit ", intk::kMaxK);
   for (size_t b = 0; b < m.blocks.size(); ++b) PrepareBlock(plan, src.blocks[b], b);
-  for (BlockInt& b : blocks) {  // after the last push_back: points into b.q / b.k / b.v
+  // After the last push_back: points into b.q / b.k / b.v.
+  for (size_t bi = 0; bi < blocks.size(); ++bi) {
+    BlockInt& b = blocks[bi];
     std::vector<const intk::VectorUniformEncoder*> seg;
     for (const auto* part : {&b.q, &b.k, &b.v}) {
       for (const intk::VectorUniformEncoder& e : *part) seg.push_back(&e);
     }
-    b.qkv_codes = intk::SegmentedUniformEncoder(seg, std::vector<int>(seg.size(), hd));
+    const int block_hd = m.blocks[bi].qkv.in / m.blocks[bi].heads;  // hd for a ViT
+    b.qkv_codes = intk::SegmentedUniformEncoder(seg, std::vector<int>(seg.size(), block_hd));
   }
+  if (m.is_swin()) PrepareSwin(src, plan);  // the patch merges (after the blocks, as the plan)
   head = PrepareLinear(src.head, plan.head, "head", &head_in, cap);
   if (m.pooling == Pooling::kClsDistAvg) {
     head_dist = PrepareLinear(src.head_dist, plan.head_dist, "head_dist", &head_dist_in, cap);
@@ -340,7 +358,8 @@ ExecutorInt::Impl::Impl(const Impl& src)
       embed_impl(src.embed_impl),
       description(src.description),
       row_chunk(src.row_chunk),
-      max_chunk_rows(src.max_chunk_rows) {
+      max_chunk_rows(src.max_chunk_rows),
+      swin(src.swin) {
   AllocateWorkspace();
   BindPatchEmbed();
   PrepareThreads();
@@ -363,6 +382,7 @@ ExecutorInt::Impl::~Impl() {
 void ExecutorInt::Impl::PrepareBlock(const QuantPlan& plan, const BlockParams& mb, size_t bi) {
   const BlockQuant& bq = plan.blocks[bi];
   const std::string pre_s = "block " + std::to_string(bi) + " ";
+  const int heads = mb.heads;  // the model's for a ViT; the stage's for Swin
   BlockInt b;
   b.qkv = PrepareLinear(mb.qkv, bq.qkv, pre_s + "qkv", &b.qkv_in, cap);
   b.proj = PrepareLinear(mb.proj, bq.proj, pre_s + "proj", &b.proj_in, cap);
@@ -431,6 +451,10 @@ void ExecutorInt::Impl::PrepareBlock(const QuantPlan& plan, const BlockParams& m
 }
 
 void ExecutorInt::Impl::AllocateWorkspace() {
+  if (swin) {
+    AllocateSwinWorkspace();
+    return;
+  }
   const size_t R = static_cast<size_t>(max_batch) * T;
   const size_t Bn = static_cast<size_t>(max_batch);
   auto view = [this](Buf b) { return &buf[static_cast<int>(b)]; };
@@ -519,6 +543,10 @@ void ExecutorInt::Impl::BindPatchEmbed() {
 }
 
 void ExecutorInt::Impl::PrepareThreads() {
+  if (swin) {
+    PrepareSwinThreads();
+    return;
+  }
   const int R = max_batch * T;
   max_chunk_rows = std::min(R, row_chunk);
   bool any_uniform_probs = false;
@@ -583,6 +611,11 @@ void ExecutorInt::Impl::Describe(const QuantPlan& plan) {
     d << "  gelu: fp32 gelu (" << fk.name << ") + uniform encode\n";
     d << "  fc2: " << q << "\n";
   }
+  if (swin) {
+    d << "  window attention: units (image, window, head); relative position bias and shift mask "
+         "added to the scores before the softmax; pad / shift / partition as row maps\n";
+    d << "  patch merge: fp32 2x2 gather + layernorm, reduction " << q << "\n";
+  }
   d << "  head: " << q << "\n";
   d << "  float islands (layernorm, residual add, pooling): " << fk.name << "\n";
   description = d.str();
@@ -594,8 +627,6 @@ ExecutorInt::ExecutorInt(const QuantizedModel& qm, const ExecutorOptions& option
     : ExecutorInt(qm.model, qm.plan, options, int_options) {}
 ExecutorInt::ExecutorInt(const VitModel& model, const QuantPlan& plan,
                          const ExecutorOptions& options, const IntPathOptions& int_options) {
-  // Swin comes first in WhyUnsupported: the simulated executor runs it (--simulate, and the
-  // session's fallback).
   const std::string why = WhyUnsupported(plan, model);
   if (!why.empty()) Fail(why, "; use --simulate");
   impl_ = std::make_unique<Impl>(model, plan, options, int_options);
@@ -604,9 +635,6 @@ ExecutorInt::ExecutorInt(const VitModel& model, const QuantPlan& plan,
 std::string ExecutorInt::WhyUnsupported(const QuantPlan& plan, const VitModel& model) {
   // The prepare steps' order (PrepareBlock, then the heads), so the first reason is the one the
   // constructor would meet. Shape / parameter errors are left to the constructor.
-  if (model.is_swin()) {
-    return "integer executor: Swin models (window attention, patch merging) are not supported yet";
-  }
   if (plan.blocks.size() != model.blocks.size()) return "";
   auto why = [](const std::string& quantizer, const std::string& op) {
     return quantizer.empty() ? quantizer
@@ -641,6 +669,11 @@ std::string ExecutorInt::WhyUnsupported(const QuantPlan& plan, const VitModel& m
     } else if (!(w = linear(bq.fc2, pre + "fc2")).empty()) {
       return w;
     }
+  }
+  // Swin: the patch merges' reductions, in stage order (PrepareSwin).
+  for (size_t i = 0; i < plan.merges.size(); ++i) {
+    const std::string w = linear(plan.merges[i], "patch merge " + std::to_string(i) + " reduction");
+    if (!w.empty()) return w;
   }
   std::string w = linear(plan.head, "head");
   if (w.empty() && model.pooling == Pooling::kClsDistAvg) w = linear(plan.head_dist, "head_dist");

@@ -4,8 +4,9 @@
 # Checks: inspect prints each stage with its window/shift per block, and the merges (and --json
 # its swin_stages); run's logits
 # match PyTorch's (max |diff| / max |logit| <= 1e-4; logits not constant); eval of shapes_swin on the
-# shapes test set gives info.json's fp32_top1 (0.79, 316/400); quantize refuses Swin with a clear
-# error and writes nothing; the V2 export is rejected naming its cosine attention.
+# shapes test set gives info.json's fp32_top1 (0.79, 316/400); a quantized Swin file runs, on the
+# simulated executor only for its log-sqrt2 softmax; quantize refuses Swin with a clear error and writes nothing; the V2 export is
+# rejected naming its cosine attention.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cli_init swin.sh "$@"
 
@@ -52,6 +53,29 @@ out=$("$ADALOG" eval "$ROOT/models/shapes_swin/shapes_swin.onnx" --data "$ROOT/m
       --labels "$ROOT/models/shapes/test_y.npy" --json --threads 2 2>"$TMP/err")
 if ! echo "$out" | "$PY" -c 'import json,sys; r=json.loads(sys.stdin.read()); assert r["top1_correct"] == 316 and r["images"] == 400, r'; then
   bad "adalog eval shapes_swin: want 316/400 (info.json fp32_correct), got: $out $(cat "$TMP/err")"
+else
+  ok
+fi
+
+# A quantized Swin file (the model_file fuzz seed: micro Swin, W4A4, padded grids, shifted
+# windows, one merge, every quantizer kind of sim_hand_plan.h) runs: the integer executor takes
+# Swin, so `run` falls back to the simulated one only for this plan's log-sqrt2 softmax of block 2
+# and says so (an all-integer Swin plan runs on the integer executor through the same Session:
+# SwinInt.SessionRunsASwinModelFileOnTheIntegerExecutor). Logits finite and varying.
+SEED="$ROOT/tests/fuzz/corpus_model_file/swin_micro_w4a4.adalog"
+"$PY" -c 'import sys, numpy as np; np.save(sys.argv[1], np.random.default_rng(3).standard_normal((5, 3, 10, 10)).astype(np.float32))' \
+  "$TMP/micro_x.npy"
+out=$("$ADALOG" run "$SEED" --input "$TMP/micro_x.npy" --output "$TMP/micro.npy" --batch 2 --threads 2 \
+      --json 2>"$TMP/err")
+if ! echo "$out" | "$PY" -c '
+import json, sys, numpy as np
+r = json.loads(sys.stdin.read())
+assert r["executor"] == "sim" and r["images"] == 5 and r["classes"] == 3, r
+y = np.load(sys.argv[1])
+assert y.shape == (5, 3) and np.isfinite(y).all() and y.std() > 1e-4, y' "$TMP/micro.npy" ||
+   ! grep -Eq "integer path does not support logsqrt2 for block 2 softmax .*running the simulated executor|has no AVX2" "$TMP/err" ||
+   grep -q "Swin" "$TMP/err"; then
+  bad "adalog run $SEED: want the simulated executor for the log-sqrt2 softmax only: $out $(cat "$TMP/err")"
 else
   ok
 fi

@@ -224,10 +224,12 @@ TEST(SwinFp32, QuantizedPathsRefuseSwinClearly) {
   // refused by name.
   test::ExpectErrorContaining([&] { ExecutorSim sim(qm, ExecutorOptions()); },
                               "patch-merge quantizers");
-  test::ExpectErrorContaining([&] { ExecutorInt ex(qm, ExecutorOptions()); }, "integer executor: Swin");
-  // Said up front too, so Session falls back to the simulated executor with this reason.
-  EXPECT_NE(ExecutorInt::WhyUnsupported(qm.plan, qm.model).find("integer executor: Swin"),
-            std::string::npos);
+  // The integer executor runs Swin (swin_int_test.cc); a plan without quantizers is refused
+  // naming the first one it lacks, up front too (Session then falls back to the simulated one).
+  const std::string why =
+      "integer path does not support an unquantized (FP32) input for block 0 qkv input";
+  test::ExpectErrorContaining([&] { ExecutorInt ex(qm, ExecutorOptions()); }, why);
+  EXPECT_EQ(ExecutorInt::WhyUnsupported(qm.plan, qm.model), why);
   // The model file stores Swin (model_file_swin_test.cc) but, like the simulated executor, not a
   // plan without the merges' entries.
   test::ExpectErrorContaining([&] { SerializeQuantizedModel(qm); }, "patch-merge quantizers");
