@@ -103,16 +103,25 @@ class BlockRecon {
     std::vector<SteRecord<T>> rec;
   };
 
+  // One (Linear, block of output channels) item of the soft weights and of WeightGradients.
+  struct WeightBlock {
+    int linear;
+    int64_t o0, o1;
+  };
+
   void Quantize(int site, const BlockTrainParams<T>& p, int scale_index, T* data, int64_t offset,
                 int64_t n);
   void ScaleGrad(int site, const T* g, int64_t offset, int64_t n, double* partial) const;
-  void RunStep(const Step& st, int index, const BlockTrainParams<T>& p);
-  void BackStep(const Step& st, int index, const BlockTrainParams<T>& p, BlockTrainParams<T>* grad);
-  void AttentionForward(const BlockTrainParams<T>& p);
-  void AttentionBackward(const BlockTrainParams<T>& p, BlockTrainParams<T>* grad);
-  void LinearForward(int l, const T* in, T* out);
-  void LinearBackward(int l, const T* in, const T* gout, T* gin, std::vector<T>* galpha) const;
-  void TapBackward(TapPoint tap, T* g, BlockTrainParams<T>* grad);
+  // Per image `img` (its rows [img T, (img + 1) T)); `slot` indexes per-thread scratch.
+  void RunStep(const Step& st, const BlockTrainParams<T>& p, int64_t img);
+  void BackStep(const Step& st, int64_t img, int slot);
+  void AttentionForward(const BlockTrainParams<T>& p, int64_t img);
+  void AttentionBackward(int64_t img, int slot);
+  void LinearForward(int l, const T* in, T* out, int64_t r0, int64_t r1);
+  void LinearBackward(int l, const T* gout, T* gin, int64_t r0, int64_t r1);
+  void TapBackward(TapPoint tap, T* g, int64_t img);
+  // dW of all four Linears over the whole batch, after every image's backward.
+  void WeightGradients(BlockTrainParams<T>* grad);
   int SiteOfTap(TapPoint tap) const;
 
   const BlockParams blk_;
@@ -135,7 +144,14 @@ class BlockRecon {
   std::array<ActSave, kNumReconActs> save_;
   std::array<std::vector<float>, kNumReconActs> init_scale_;  // the plan's scales
   std::vector<T> diff_;  // out - target of the last Forward
-  std::vector<double> partial_;  // per row / per (image, head) partial sums
+  // Partial sums, each written by one image's item and added up in a fixed order afterwards:
+  // the loss per row, the tap step sizes' per [site][row], attention's per [q,k,v,probs][pair].
+  std::vector<double> loss_part_, tap_part_, attn_part_;
+  std::vector<int> tap_sites_;  // the active input-tap sites the steps run, ascending
+  std::vector<WeightBlock> wblocks_;
+  std::array<Buf, kNumReconLinears> lin_out_buf_{};  // each Linear's output buffer
+  // The Linears' output gradients that a later backward step overwrites (else empty).
+  std::array<std::vector<T>, kNumReconLinears> gout_keep_;
 };
 
 extern template class BlockRecon<float>;
