@@ -56,8 +56,8 @@ double SumInOrder(const double* p, int64_t n) {
 void Gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
-  // One thread: called from inside the fixed partitions below (and nested regions are off, but
-  // the one-thread case runs outside any region).
+  // One OpenMP thread: called from the pool's items below (one image, one channel block), whose
+  // threads already share the cores; oneDNN's own OpenMP team would only add waits.
   const int prev = omp_get_max_threads();
   omp_set_num_threads(1);
   const dnnl_status_t st =

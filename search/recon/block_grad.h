@@ -10,9 +10,16 @@
 // as in the other executors. Each step saves what its backward needs; Backward walks the steps in
 // reverse.
 //
+// Threads: the runtime's pool (runtime/thread_pool.h), four regions per Forward + Backward: the
+// soft weights (by output-channel blocks), the forward of every step for one image per item, the
+// backward of every step for one image per item, and the Linears' dW over the whole batch (by
+// output-channel blocks). Items are claimed dynamically, and the pool does not wait for a worker
+// that has not started, so a descheduled second thread delays little on a busy machine.
+//
 // Numbers: T = float for training, double for the gradient checks. Deterministic for any thread
 // count: every output element and every per-row / per-(image, head) partial sum is computed by
-// the same code whatever the split, and partial sums are added in a fixed order.
+// the same code whatever the split (the partition into images and channel blocks depends only on
+// the batch and the shapes), and partial sums are added in a fixed order.
 //
 // Not supported (throws adalog::Error): twin-uniform post-GELU quantizers, Swin windows.
 #pragma once
@@ -62,7 +69,7 @@ template <typename T>
 class BlockRecon {
  public:
   // Block `b` of `m` (the calibrated model, whose plan is `bq`), for up to `max_batch` images of
-  // m.num_tokens() tokens, on `threads` OpenMP threads. Throws adalog::Error for an unsupported
+  // m.num_tokens() tokens, on `threads` pool threads. Throws adalog::Error for an unsupported
   // plan (twin post-GELU quantizer, per-head tensors of the wrong size).
   BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int max_batch, int threads);
 
