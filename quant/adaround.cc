@@ -22,13 +22,13 @@ int32_t AdaRoundHardCode(float w, const UniformParams& p, float alpha) {
 }
 
 template <typename T>
-double AdaRoundRegularizer(const T* alpha, int64_t n, double b, double weight, T* grad) {
-  double sum = 0.0;
+void AdaRoundRegularizerTerms(const T* alpha, int64_t n, double b, double weight, T* grad,
+                              T* terms) {
   for (int64_t i = 0; i < n; ++i) {
     const T h = AdaRoundH(alpha[i]);
     const T d = T(2) * h - T(1);
     const T a = std::fabs(d);
-    sum += static_cast<double>(T(1) - std::pow(a, static_cast<T>(b)));
+    terms[i] = T(1) - std::pow(a, static_cast<T>(b));
     if (grad != nullptr && d != T(0)) {
       // d/dalpha (1 - |d|^b) = -b |d|^(b-1) sign(d) * 2 h'(alpha)
       const T sign = d > T(0) ? T(1) : T(-1);
@@ -36,11 +36,25 @@ double AdaRoundRegularizer(const T* alpha, int64_t n, double b, double weight, T
                                            sign * T(2) * AdaRoundHGrad(alpha[i]));
     }
   }
+}
+
+template <typename T>
+double AdaRoundRegularizer(const T* alpha, int64_t n, double b, double weight, T* grad) {
+  double sum = 0.0;
+  T term;
+  for (int64_t i = 0; i < n; ++i) {
+    AdaRoundRegularizerTerms(alpha + i, 1, b, weight, grad == nullptr ? nullptr : grad + i, &term);
+    sum += static_cast<double>(term);
+  }
   return sum;
 }
 
 template double AdaRoundRegularizer<float>(const float*, int64_t, double, double, float*);
 template double AdaRoundRegularizer<double>(const double*, int64_t, double, double, double*);
+template void AdaRoundRegularizerTerms<float>(const float*, int64_t, double, double, float*,
+                                              float*);
+template void AdaRoundRegularizerTerms<double>(const double*, int64_t, double, double, double*,
+                                               double*);
 
 double AdaRoundExponent(int64_t count, int64_t iters, double warmup, double start_b, double end_b) {
   const double start_decay = warmup * static_cast<double>(iters);

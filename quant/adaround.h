@@ -74,6 +74,13 @@ int32_t AdaRoundHardCode(float w, const UniformParams& p, float alpha);
 // abs backward). Returns the unweighted sum (double accumulation, sequential: deterministic).
 template <typename T>
 double AdaRoundRegularizer(const T* alpha, int64_t n, double b, double weight, T* grad);
+// The same per element: terms[i] = 1 - |2 h(alpha_i) - 1|^b (the summands, in the type T the
+// sum above converts to double one by one) and grad[i] += the same term's gradient, so that a
+// caller may split [0, n) into pieces (threads) and add the terms up in index order afterwards
+// with the same bytes as AdaRoundRegularizer.
+template <typename T>
+void AdaRoundRegularizerTerms(const T* alpha, int64_t n, double b, double weight, T* grad,
+                              T* terms);
 
 // The exponent b of the regulariser at iteration `count` (1-based, the official LossFunction
 // increments its counter before use) of `iters` (LinearTempDecay with decay start at

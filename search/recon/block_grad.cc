@@ -11,7 +11,7 @@
 
 #include "quant/adaround.h"
 #include "quant/error.h"
-#include "runtime/parallel.h"
+#include "runtime/thread_pool.h"
 #include "search/recon/ste_batch.h"
 #include "search/recon/ste_batch_kernels.h"
 
@@ -56,8 +56,8 @@ double SumInOrder(const double* p, int64_t n) {
 void Gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
-  // One thread: called from inside the fixed partitions below (and nested regions are off, but
-  // the one-thread case runs outside any region).
+  // One OpenMP thread: called from the pool's items below (one image, one channel block), whose
+  // threads already share the cores; oneDNN's own OpenMP team would only add waits.
   const int prev = omp_get_max_threads();
   omp_set_num_threads(1);
   const dnnl_status_t st =
@@ -83,25 +83,9 @@ void Gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, in
   }
 }
 
-// f(item, thread) for every item in [0, n), items claimed one at a time by a team of up to
-// `threads` OpenMP threads (thread < threads indexes per-thread scratch). Callers make each item's
-// work independent of which thread runs it and of the others, so results do not depend on the
-// thread count.
-template <typename F>
-void ForEachItem(int64_t n, int threads, const F& f) {
-  if (threads <= 1 || n < 2) {
-    for (int64_t i = 0; i < n; ++i) f(i, 0);
-    return;
-  }
-  const int team = static_cast<int>(std::min<int64_t>(threads, n));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
-  for (int64_t i = 0; i < n; ++i) f(i, omp_get_thread_num());
-}
-
-// The fixed partitions of the Linears' GEMMs (independent of the thread count): rows of the
-// activations in chunks of kRowChunk for out = in W~^T and gin = gout W~; output channels in
-// blocks of kChannelBlock for dW = gout^T in, each block summing over all rows in one GEMM.
-constexpr int64_t kRowChunk = 64;
+// The fixed partition of the soft weights and of dW = gout^T in (independent of the thread
+// count): output channels of each Linear in blocks of kChannelBlock, each block summing over all
+// rows of the batch in one GEMM.
 constexpr int64_t kChannelBlock = 16;
 
 template <typename T>
@@ -117,6 +101,16 @@ T Gelu(T v, GeluKind kind, T* deriv) {
   const T th = std::tanh(k * (v + c * v * v * v));
   *deriv = T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * k * (T(1) + T(3) * c * v * v);
   return T(0.5) * v * (T(1) + th);
+}
+
+// The block's Linear that a Linear step runs (qkv, proj, fc1, fc2).
+int LinearOfStep(StepOp op) {
+  switch (op) {
+    case StepOp::kQkv: return kReconQkv;
+    case StepOp::kProj: return kReconProj;
+    case StepOp::kFc1: return kReconFc1;
+    default: return kReconFc2;
+  }
 }
 
 }  // namespace
@@ -256,7 +250,33 @@ BlockRecon<T>::BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int ma
     save_[a].dxds.assign(Sz(site_n[a]), T(0));
   }
   diff_.assign(Sz(rows * D), T(0));
-  partial_.assign(Sz(std::max(rows, 4 * pairs)), 0.0);
+  loss_part_.assign(Sz(rows), 0.0);
+  tap_part_.assign(Sz(kNumReconActs * rows), 0.0);
+  attn_part_.assign(Sz(4 * pairs), 0.0);
+
+  // The Linears' output buffers (whose gradients dW reads), and which of them a later backward
+  // step overwrites before WeightGradients runs (those gradients are kept in gout_keep_).
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const Step& st = steps_[s];
+    if (st.has_tap && IsInputTap(st.tap)) {
+      const int site = SiteOfTap(st.tap);
+      if (site >= 0 && act_[site].kind != ActQuant::Kind::kNone) tap_sites_.push_back(site);
+    }
+    if (st.op != StepOp::kQkv && st.op != StepOp::kProj && st.op != StepOp::kFc1 &&
+        st.op != StepOp::kFc2) {
+      continue;
+    }
+    const int l = LinearOfStep(st.op);
+    lin_out_buf_[l] = st.out;
+    bool overwritten = false;  // by a step that runs after this one in the backward
+    for (size_t e = 0; e < s; ++e) overwritten |= steps_[e].in == st.out || steps_[e].out == st.out;
+    if (overwritten) gout_keep_[l].assign(Sz(rows * lin_[l]->out), T(0));
+    for (int64_t o0 = 0; o0 < lin_[l]->out; o0 += kChannelBlock) {
+      wblocks_.push_back({l, o0, std::min<int64_t>(lin_[l]->out, o0 + kChannelBlock)});
+    }
+  }
+  std::sort(tap_sites_.begin(), tap_sites_.end());
+  tap_sites_.erase(std::unique(tap_sites_.begin(), tap_sites_.end()), tap_sites_.end());
 }
 
 template <typename T>
@@ -277,16 +297,6 @@ BlockTrainParams<T> BlockRecon<T>::InitialParams() const {
     p.act_scale[a].assign(init_scale_[a].begin(), init_scale_[a].end());
   }
   return p;
-}
-
-// The block's Linear that a Linear step runs (qkv, proj, fc1, fc2).
-static int LinearOfStep(StepOp op) {
-  switch (op) {
-    case StepOp::kQkv: return kReconQkv;
-    case StepOp::kProj: return kReconProj;
-    case StepOp::kFc1: return kReconFc1;
-    default: return kReconFc2;
-  }
 }
 
 template <typename T>
@@ -361,66 +371,66 @@ void BlockRecon<T>::ScaleGrad(int site, const T* g, int64_t offset, int64_t n,
   *partial = acc;
 }
 
-// out = in W~^T + bias, row chunks of kRowChunk; each chunk of `in` is first saved to lin_in_[l]
-// (the backward's dW reads it after `in`'s buffer has been reused).
+// out = in W~^T + bias on the rows [r0, r1) of one image, in one GEMM; those rows of `in` are
+// first saved to lin_in_[l] (the backward's dW reads them after `in`'s buffer has been reused).
 template <typename T>
-void BlockRecon<T>::LinearForward(int l, const T* in, T* out) {
+void BlockRecon<T>::LinearForward(int l, const T* in, T* out, int64_t r0, int64_t r1) {
   const LinearParams& lp = *lin_[l];
-  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
   const T* w = w_soft_[l].data();
   const T* bias = bias_[l].data();
   const int64_t N = lp.out, K = lp.in;
-  ForEachItem((rows + kRowChunk - 1) / kRowChunk, threads_, [&](int64_t c, int) {
-    const int64_t r0 = c * kRowChunk, r1 = std::min(rows, r0 + kRowChunk);
-    T* y = out + r0 * N;
-    T* saved = lin_in_[l].data() + r0 * K;
-    std::copy(in + r0 * K, in + r1 * K, saved);
-    for (int64_t r = r0; r < r1; ++r) std::copy(bias, bias + N, out + r * N);
-    Gemm(false, true, r1 - r0, N, K, saved, K, w, K, T(1), y, N);
-  });
+  T* saved = lin_in_[l].data() + r0 * K;
+  std::copy(in + r0 * K, in + r1 * K, saved);
+  for (int64_t r = r0; r < r1; ++r) std::copy(bias, bias + N, out + r * N);
+  Gemm(false, true, r1 - r0, N, K, saved, K, w, K, T(1), out + r0 * N, N);
 }
 
-// gin = gout W~ (overwritten; row chunks); galpha = (gout^T in) * dw~/dalpha (output-channel
-// blocks, each summing over all rows).
+// gin = gout W~ (overwritten) on the rows [r0, r1) of one image. Where a later backward step
+// overwrites gout's buffer, those rows of gout are first kept in gout_keep_[l] for the dW pass
+// (WeightGradients), which runs after every image's backward.
 template <typename T>
-void BlockRecon<T>::LinearBackward(int l, const T* in, const T* gout, T* gin,
-                                   std::vector<T>* galpha) const {
+void BlockRecon<T>::LinearBackward(int l, const T* gout, T* gin, int64_t r0, int64_t r1) {
   const LinearParams& lp = *lin_[l];
-  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
-  const T* w = w_soft_[l].data();
   const int64_t N = lp.out, K = lp.in;
-  const int64_t row_chunks = (rows + kRowChunk - 1) / kRowChunk;
-  const int64_t ch_blocks = (N + kChannelBlock - 1) / kChannelBlock;
-  galpha->resize(lp.weight.size());
-  T* ga = galpha->data();
-  const T* dwa = dw_dalpha_[l].data();
-  // One list of items: the row chunks of gin, then the channel blocks of dW.
-  ForEachItem(row_chunks + ch_blocks, threads_, [&](int64_t item, int) {
-    if (item < row_chunks) {
-      const int64_t r0 = item * kRowChunk, r1 = std::min(rows, r0 + kRowChunk);
-      Gemm(false, false, r1 - r0, K, N, gout + r0 * N, N, w, K, T(0), gin + r0 * K, K);
-      return;
-    }
-    const int64_t o0 = (item - row_chunks) * kChannelBlock, o1 = std::min(N, o0 + kChannelBlock);
-    T* acc = ga + o0 * K;
-    Gemm(true, false, o1 - o0, K, rows, gout + o0, N, in, K, T(0), acc, K);
-    const T* d = dwa + o0 * K;
+  if (!gout_keep_[l].empty()) {
+    std::copy(gout + r0 * N, gout + r1 * N, gout_keep_[l].data() + r0 * N);
+  }
+  Gemm(false, false, r1 - r0, K, N, gout + r0 * N, N, w_soft_[l].data(), K, T(0), gin + r0 * K,
+       K);
+}
+
+// galpha = (gout^T in) * dw~/dalpha for every Linear, by output-channel blocks (wblocks_), each
+// block summing over all rows of the batch in one GEMM: the same products, in the same order, as
+// when each Linear's dW ran right after its backward.
+template <typename T>
+void BlockRecon<T>::WeightGradients(BlockTrainParams<T>* grad) {
+  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
+  exec::PoolFor(static_cast<int64_t>(wblocks_.size()), threads_, [&](int, int64_t item) {
+    const WeightBlock& wb = wblocks_[Sz(item)];
+    const int l = wb.linear;
+    const LinearParams& lp = *lin_[l];
+    const int64_t N = lp.out, K = lp.in, o0 = wb.o0, o1 = wb.o1;
+    const T* gout = gout_keep_[l].empty() ? gbuf_[static_cast<int>(lin_out_buf_[l])].data()
+                                          : gout_keep_[l].data();
+    T* acc = grad->alpha[l].data() + o0 * K;
+    Gemm(true, false, o1 - o0, K, rows, gout + o0, N, lin_in_[l].data(), K, T(0), acc, K);
+    const T* d = dw_dalpha_[l].data() + o0 * K;
     for (int64_t e = 0; e < (o1 - o0) * K; ++e) acc[e] *= d[e];
   });
 }
 
-// Per (image, head), claimed one at a time: q, k, v gathered and fake-quantized, S = q k^T,
-// scaled softmax, probability quantizer, merged[:, h] = Pq v.
+// Per head of image `img`: q, k, v gathered and fake-quantized, S = q k^T, scaled softmax,
+// probability quantizer, merged[:, h] = Pq v.
 template <typename T>
-void BlockRecon<T>::AttentionForward(const BlockTrainParams<T>& p) {
+void BlockRecon<T>::AttentionForward(const BlockTrainParams<T>& p, int64_t img) {
   const int Tk = tokens_, D = dim_, hd = hd_, H = heads_;
   const T* qkv = buf_[static_cast<int>(Buf::kQkv)].data();
   T* merged = buf_[static_cast<int>(Buf::kMerged)].data();
   const T scale = static_cast<T>(blk_.attn_scale);
   const int64_t TT = static_cast<int64_t>(Tk) * Tk;
-  ForEachItem(static_cast<int64_t>(batch_) * H, threads_, [&](int64_t ph, int) {
-    const int64_t b = ph / H;
-    const int h = static_cast<int>(ph % H);
+  const int64_t b = img;
+  for (int h = 0; h < H; ++h) {
+    const int64_t ph = b * H + h;
     const int64_t base = ph * Tk * hd;
     T* q = qh_.data() + base;
     T* k = kh_.data() + base;
@@ -455,26 +465,27 @@ void BlockRecon<T>::AttentionForward(const BlockTrainParams<T>& p) {
     std::copy(P, P + TT, Pq);
     Quantize(kActProbs, p, 0, Pq, ph * TT, TT);
     Gemm(false, false, Tk, hd, Tk, Pq, Tk, v, hd, T(0), merged + b * Tk * D + h * hd, D);
-  });
+  }
 }
 
+// Per head of image `img`; the step sizes' partial sums go to attn_part_[s][image * H + head]
+// (q, k, v, probs), added up in image-then-head order by Backward.
 template <typename T>
-void BlockRecon<T>::AttentionBackward(const BlockTrainParams<T>& p, BlockTrainParams<T>* grad) {
-  (void)p;
+void BlockRecon<T>::AttentionBackward(int64_t img, int slot) {
   const int Tk = tokens_, D = dim_, hd = hd_, H = heads_;
   const T* gmerged = gbuf_[static_cast<int>(Buf::kMerged)].data();
   T* gqkv = gbuf_[static_cast<int>(Buf::kQkv)].data();
   const T scale = static_cast<T>(blk_.attn_scale);
   const int64_t TT = static_cast<int64_t>(Tk) * Tk, Thd = static_cast<int64_t>(Tk) * hd;
-  const int64_t pairs = static_cast<int64_t>(batch_) * H;
-  double* part = partial_.data();  // [4][pairs]: q, k, v, probs
-  ForEachItem(pairs, threads_, [&](int64_t ph, int thread) {
-    T* gP = attn_scratch_.data() + thread * (TT + 3 * Thd);
-    T* gq = gP + TT;
-    T* gk = gq + Thd;
-    T* gv = gk + Thd;
-    const int64_t b = ph / H;
-    const int h = static_cast<int>(ph % H);
+  const int64_t max_pairs = static_cast<int64_t>(max_batch_) * H;
+  double* part = attn_part_.data();  // [4][max_pairs]: q, k, v, probs
+  T* gP = attn_scratch_.data() + slot * (TT + 3 * Thd);
+  T* gq = gP + TT;
+  T* gk = gq + Thd;
+  T* gv = gk + Thd;
+  const int64_t b = img;
+  for (int h = 0; h < H; ++h) {
+    const int64_t ph = b * H + h;
     const int64_t base = ph * Thd;
     const T* q = qh_.data() + base;
     const T* k = kh_.data() + base;
@@ -486,7 +497,7 @@ void BlockRecon<T>::AttentionBackward(const BlockTrainParams<T>& p, BlockTrainPa
     Gemm(true, false, Tk, hd, Tk, Pq, Tk, go, D, T(0), gv, hd);
     // Through the probability quantizer, then the softmax and the score scale.
     if (act_[kActProbs].kind != ActQuant::Kind::kNone) {
-      ScaleGrad(kActProbs, gP, ph * TT, TT, &part[3 * pairs + ph]);
+      ScaleGrad(kActProbs, gP, ph * TT, TT, &part[3 * max_pairs + ph]);
       const T* dxdx = save_[kActProbs].dxdx.data() + ph * TT;
       for (int64_t e = 0; e < TT; ++e) gP[e] *= dxdx[e];
     }
@@ -503,7 +514,7 @@ void BlockRecon<T>::AttentionBackward(const BlockTrainParams<T>& p, BlockTrainPa
     T* gs[3] = {gq, gk, gv};
     for (int s = 0; s < 3; ++s) {
       if (act_[sites[s]].kind == ActQuant::Kind::kNone) continue;
-      ScaleGrad(sites[s], gs[s], base, Thd, &part[s * pairs + ph]);
+      ScaleGrad(sites[s], gs[s], base, Thd, &part[s * max_pairs + ph]);
       const T* dxdx = save_[sites[s]].dxdx.data() + base;
       for (int64_t e = 0; e < Thd; ++e) gs[s][e] *= dxdx[e];
     }
@@ -513,179 +524,129 @@ void BlockRecon<T>::AttentionBackward(const BlockTrainParams<T>& p, BlockTrainPa
       std::copy(gk + i * hd, gk + (i + 1) * hd, row + D);
       std::copy(gv + i * hd, gv + (i + 1) * hd, row + 2 * D);
     }
-  });
-  const int sites[4] = {kActQ, kActK, kActV, kActProbs};
-  for (int s = 0; s < 4; ++s) {
-    const int site = sites[s];
-    if (act_[site].kind == ActQuant::Kind::kNone) continue;
-    std::vector<T>& g = grad->act_scale[site];
-    std::fill(g.begin(), g.end(), T(0));
-    for (int64_t b = 0; b < batch_; ++b) {  // image order, then head: fixed
-      for (int h = 0; h < H; ++h) {
-        const int idx = site == kActProbs ? 0 : h;
-        g[Sz(idx)] += static_cast<T>(part[s * pairs + b * H + h]);
-      }
-    }
   }
 }
 
+// One step's forward on the rows of image `img` ([img T, (img + 1) T)), then the step's input-tap
+// quantizer (if any) on the same rows.
 template <typename T>
-void BlockRecon<T>::RunStep(const Step& st, int index, const BlockTrainParams<T>& p) {
-  (void)index;
-  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
+void BlockRecon<T>::RunStep(const Step& st, const BlockTrainParams<T>& p, int64_t img) {
+  const int64_t r0 = img * tokens_, r1 = r0 + tokens_;
   T* in = buf_[static_cast<int>(st.in)].data();
   T* out = buf_[static_cast<int>(st.out)].data();
   const int D = dim_;
-  // The step's input-tap quantizer (-1: none). LayerNorm and GELU run it on their own row / element
-  // ranges inside their parallel region (tap_done); the other steps after it, over rows.
   int site = -1;
   if (st.has_tap && IsInputTap(st.tap)) {
     site = SiteOfTap(st.tap);
     if (site >= 0 && act_[site].kind == ActQuant::Kind::kNone) site = -1;
   }
-  bool tap_done = false;
   switch (st.op) {
     case StepOp::kLn1:
     case StepOp::kLn2: {
       const int j = st.op == StepOp::kLn1 ? 0 : 1;
       const LayerNormParams& ln = j == 0 ? blk_.ln1 : blk_.ln2;
-      const bool fuse = site >= 0 && st.cols == D;
-      exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          const T* x = in + r * D;
-          T* y = out + r * D;
-          T* xh = ln_xhat_[j].data() + r * D;
-          T sum = T(0);
-          for (int i = 0; i < D; ++i) sum += x[i];
-          const T mean = sum / static_cast<T>(D);
-          T sq = T(0);
-          for (int i = 0; i < D; ++i) sq += (x[i] - mean) * (x[i] - mean);
-          const T rstd = T(1) / std::sqrt(sq / static_cast<T>(D) + static_cast<T>(ln.eps));
-          ln_rstd_[j][Sz(r)] = rstd;
-          for (int i = 0; i < D; ++i) {
-            xh[i] = (x[i] - mean) * rstd;
-            y[i] = xh[i] * static_cast<T>(ln.gamma[Sz(i)]) + static_cast<T>(ln.beta[Sz(i)]);
-          }
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* x = in + r * D;
+        T* y = out + r * D;
+        T* xh = ln_xhat_[j].data() + r * D;
+        T sum = T(0);
+        for (int i = 0; i < D; ++i) sum += x[i];
+        const T mean = sum / static_cast<T>(D);
+        T sq = T(0);
+        for (int i = 0; i < D; ++i) sq += (x[i] - mean) * (x[i] - mean);
+        const T rstd = T(1) / std::sqrt(sq / static_cast<T>(D) + static_cast<T>(ln.eps));
+        ln_rstd_[j][Sz(r)] = rstd;
+        for (int i = 0; i < D; ++i) {
+          xh[i] = (x[i] - mean) * rstd;
+          y[i] = xh[i] * static_cast<T>(ln.gamma[Sz(i)]) + static_cast<T>(ln.beta[Sz(i)]);
         }
-        if (fuse) Quantize(site, p, 0, out + r0 * D, r0 * D, (r1 - r0) * D);
-      });
-      tap_done = fuse;
+      }
       break;
     }
     case StepOp::kQkv:
     case StepOp::kProj:
     case StepOp::kFc1:
-    case StepOp::kFc2: {
-      const int l = LinearOfStep(st.op);
-      LinearForward(l, in, out);
+    case StepOp::kFc2: LinearForward(LinearOfStep(st.op), in, out, r0, r1); break;
+    case StepOp::kAttention: AttentionForward(p, img); break;
+    case StepOp::kAddResidual:
+      for (int64_t i = r0 * D; i < r1 * D; ++i) out[i] += in[i];
       break;
-    }
-    case StepOp::kAttention: AttentionForward(p); break;
-    case StepOp::kAddResidual: {
-      const int64_t n = rows * D;
-      exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) out[i] += in[i];
-      });
-      break;
-    }
     case StepOp::kGelu: {
-      const int64_t n = rows * hidden_;
       T* d = gelu_d_.data();  // the derivative, for the backward
-      const bool fuse = site >= 0 && st.cols == hidden_;
-      exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) out[i] = Gelu(in[i], blk_.gelu, &d[i]);
-        if (fuse) Quantize(site, p, 0, out + i0, i0, i1 - i0);
-      });
-      tap_done = fuse;
+      for (int64_t i = r0 * hidden_; i < r1 * hidden_; ++i) out[i] = Gelu(in[i], blk_.gelu, &d[i]);
       break;
     }
     default:
       throw Error(std::string("block reconstruction: step ") + StepOpName(st.op) +
                   " is not part of a transformer block");
   }
-  if (site >= 0 && !tap_done) {
-    const int cols = st.cols;
-    exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
-      Quantize(site, p, 0, out + r0 * cols, r0 * cols, (r1 - r0) * cols);
-    });
+  if (site >= 0) {
+    const int64_t cols = st.cols;
+    Quantize(site, p, 0, out + r0 * cols, r0 * cols, (r1 - r0) * cols);
   }
 }
 
-// Backward of the tap quantizer on g (in place): the scale's gradient, then g *= dx^/dx.
+// Backward of the tap quantizer on image `img`'s rows of g (in place): the step size's per-row
+// partial sums into tap_part_[site][row], then g *= dx^/dx.
 template <typename T>
-void BlockRecon<T>::TapBackward(TapPoint tap, T* g, BlockTrainParams<T>* grad) {
+void BlockRecon<T>::TapBackward(TapPoint tap, T* g, int64_t img) {
   const int site = SiteOfTap(tap);
   if (site < 0 || act_[site].kind == ActQuant::Kind::kNone) return;
-  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
-  const int64_t cols = static_cast<int64_t>(save_[site].dxdx.size()) /
-                       (static_cast<int64_t>(max_batch_) * tokens_);
-  exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      ScaleGrad(site, g + r * cols, r * cols, cols, &partial_[Sz(r)]);
-      const T* dxdx = save_[site].dxdx.data() + r * cols;
-      for (int64_t c = 0; c < cols; ++c) g[r * cols + c] *= dxdx[c];
-    }
-  });
-  grad->act_scale[site].assign(1, static_cast<T>(SumInOrder(partial_.data(), rows)));
+  const int64_t max_rows = static_cast<int64_t>(max_batch_) * tokens_;
+  const int64_t cols = static_cast<int64_t>(save_[site].dxdx.size()) / max_rows;
+  double* part = tap_part_.data() + site * max_rows;
+  const int64_t r0 = img * tokens_, r1 = r0 + tokens_;
+  for (int64_t r = r0; r < r1; ++r) {
+    ScaleGrad(site, g + r * cols, r * cols, cols, &part[r]);
+    const T* dxdx = save_[site].dxdx.data() + r * cols;
+    for (int64_t c = 0; c < cols; ++c) g[r * cols + c] *= dxdx[c];
+  }
 }
 
+// One step's backward on the rows of image `img` (the Linears' dW waits for WeightGradients).
 template <typename T>
-void BlockRecon<T>::BackStep(const Step& st, int index, const BlockTrainParams<T>& p,
-                             BlockTrainParams<T>* grad) {
-  (void)index;
-  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
+void BlockRecon<T>::BackStep(const Step& st, int64_t img, int slot) {
+  const int64_t r0 = img * tokens_, r1 = r0 + tokens_;
   T* gin = gbuf_[static_cast<int>(st.in)].data();
   T* gout = gbuf_[static_cast<int>(st.out)].data();
   const int D = dim_;
-  if (st.has_tap && IsInputTap(st.tap)) TapBackward(st.tap, gout, grad);
+  if (st.has_tap && IsInputTap(st.tap)) TapBackward(st.tap, gout, img);
   switch (st.op) {
     case StepOp::kLn1:
     case StepOp::kLn2: {  // g_x += LN'(g_ln); the stream x is read, not written, by the LN
       const int j = st.op == StepOp::kLn1 ? 0 : 1;
       const LayerNormParams& ln = j == 0 ? blk_.ln1 : blk_.ln2;
-      exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          const T* gy = gout + r * D;
-          const T* xh = ln_xhat_[j].data() + r * D;
-          T* gx = gin + r * D;
-          T m1 = T(0), m2 = T(0);
-          for (int i = 0; i < D; ++i) {
-            const T gh = gy[i] * static_cast<T>(ln.gamma[Sz(i)]);
-            m1 += gh;
-            m2 += gh * xh[i];
-          }
-          m1 /= static_cast<T>(D);
-          m2 /= static_cast<T>(D);
-          const T rstd = ln_rstd_[j][Sz(r)];
-          for (int i = 0; i < D; ++i) {
-            const T gh = gy[i] * static_cast<T>(ln.gamma[Sz(i)]);
-            gx[i] += rstd * (gh - m1 - xh[i] * m2);
-          }
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* gy = gout + r * D;
+        const T* xh = ln_xhat_[j].data() + r * D;
+        T* gx = gin + r * D;
+        T m1 = T(0), m2 = T(0);
+        for (int i = 0; i < D; ++i) {
+          const T gh = gy[i] * static_cast<T>(ln.gamma[Sz(i)]);
+          m1 += gh;
+          m2 += gh * xh[i];
         }
-      });
+        m1 /= static_cast<T>(D);
+        m2 /= static_cast<T>(D);
+        const T rstd = ln_rstd_[j][Sz(r)];
+        for (int i = 0; i < D; ++i) {
+          const T gh = gy[i] * static_cast<T>(ln.gamma[Sz(i)]);
+          gx[i] += rstd * (gh - m1 - xh[i] * m2);
+        }
+      }
       break;
     }
     case StepOp::kQkv:
     case StepOp::kProj:
     case StepOp::kFc1:
-    case StepOp::kFc2: {
-      const int l = LinearOfStep(st.op);
-      LinearBackward(l, lin_in_[l].data(), gout, gin, &grad->alpha[l]);
+    case StepOp::kFc2: LinearBackward(LinearOfStep(st.op), gout, gin, r0, r1); break;
+    case StepOp::kAttention: AttentionBackward(img, slot); break;
+    case StepOp::kAddResidual:  // x_out = x_in + lin_out: g_lin_out = g_x; g_x passes on
+      std::copy(gout + r0 * D, gout + r1 * D, gin + r0 * D);
       break;
-    }
-    case StepOp::kAttention: AttentionBackward(p, grad); break;
-    case StepOp::kAddResidual: {  // x_out = x_in + lin_out: g_lin_out = g_x; g_x passes on
-      exec::ParallelRows(rows * D, threads_, [&](int64_t i0, int64_t i1) {
-        std::copy(gout + i0, gout + i1, gin + i0);
-      });
-      break;
-    }
     case StepOp::kGelu: {
-      const int64_t n = rows * hidden_;
       const T* d = gelu_d_.data();
-      exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) gout[i] *= d[i];  // in place (in == out == hidden)
-      });
+      for (int64_t i = r0 * hidden_; i < r1 * hidden_; ++i) gout[i] *= d[i];  // in == out
       break;
     }
     default:
@@ -706,21 +667,10 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batc
       if (save_[a].rec.size() != save_[a].dxdx.size()) save_[a].rec.resize(save_[a].dxdx.size());
     }
   }
-  // Soft-rounded weights and their derivatives (quant/adaround.h).
   for (int l = 0; l < kNumReconLinears; ++l) {
-    const LinearParams& lp = *lin_[l];
-    ADALOG_CHECK(p.alpha[l].size() == lp.weight.size(), "block reconstruction: ",
+    ADALOG_CHECK(p.alpha[l].size() == lin_[l]->weight.size(), "block reconstruction: ",
                  ReconLinearName(l), " alpha has ", p.alpha[l].size(), " entries, expected ",
-                 lp.weight.size());
-    exec::ParallelRows(lp.out, threads_, [&](int64_t o0, int64_t o1) {
-      for (int64_t o = o0; o < o1; ++o) {
-        const UniformParams up = wq_[l].channel(o);
-        for (int i = 0; i < lp.in; ++i) {
-          const size_t k = Sz(o * lp.in + i);
-          w_soft_[l][k] = AdaRoundSoftWeight<T>(lp.weight[k], up, p.alpha[l][k], &dw_dalpha_[l][k]);
-        }
-      }
-    });
+                 lin_[l]->weight.size());
   }
   for (int a = 0; a < kNumReconActs; ++a) {
     if (act_[a].kind == ActQuant::Kind::kNone) continue;
@@ -728,43 +678,81 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batc
     ADALOG_CHECK(p.act_scale[a].size() == want, "block reconstruction: ", ReconActName(a),
                  " has ", p.act_scale[a].size(), " scales, expected ", want);
   }
-  const int64_t rows = static_cast<int64_t>(batch) * tokens_;
-  const int64_t n = rows * dim_;
-  T* xs = buf_[static_cast<int>(Buf::kX)].data();
-  std::copy(x, x + n, xs);
-  for (size_t s = 0; s < steps_.size(); ++s) RunStep(steps_[s], static_cast<int>(s), p);
-  if (out != nullptr) std::copy(xs, xs + n, out);
-  // Loss: per-row partials, summed in row order.
+  // Region 1: the soft-rounded weights and their derivatives (quant/adaround.h), by blocks of
+  // output channels of all four Linears.
+  exec::PoolFor(static_cast<int64_t>(wblocks_.size()), threads_, [&](int, int64_t item) {
+    const WeightBlock& wb = wblocks_[Sz(item)];
+    const int l = wb.linear;
+    const LinearParams& lp = *lin_[l];
+    for (int64_t o = wb.o0; o < wb.o1; ++o) {
+      const UniformParams up = wq_[l].channel(o);
+      for (int i = 0; i < lp.in; ++i) {
+        const size_t k = Sz(o * lp.in + i);
+        w_soft_[l][k] = AdaRoundSoftWeight<T>(lp.weight[k], up, p.alpha[l][k], &dw_dalpha_[l][k]);
+      }
+    }
+  });
+  // Region 2: every step of one image per item, then its rows' loss partials.
   const int D = dim_;
-  exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
+  const int64_t row_n = static_cast<int64_t>(tokens_) * D;  // floats per image
+  T* xs = buf_[static_cast<int>(Buf::kX)].data();
+  exec::PoolFor(batch, threads_, [&](int, int64_t img) {
+    std::copy(x + img * row_n, x + (img + 1) * row_n, xs + img * row_n);
+    for (const Step& st : steps_) RunStep(st, p, img);
+    if (out != nullptr) std::copy(xs + img * row_n, xs + (img + 1) * row_n, out + img * row_n);
+    for (int64_t r = img * tokens_; r < (img + 1) * tokens_; ++r) {
       double acc = 0.0;
       for (int i = 0; i < D; ++i) {
         const T d = target ? xs[r * D + i] - target[r * D + i] : T(0);
         diff_[Sz(r * D + i)] = d;
         acc += static_cast<double>(d) * static_cast<double>(d);
       }
-      partial_[Sz(r)] = acc;
+      loss_part_[Sz(r)] = acc;
     }
   });
-  return SumInOrder(partial_.data(), rows) / (static_cast<double>(batch) * D) / 10.0;
+  const int64_t rows = static_cast<int64_t>(batch) * tokens_;
+  return SumInOrder(loss_part_.data(), rows) / (static_cast<double>(batch) * D) / 10.0;
 }
 
 template <typename T>
 void BlockRecon<T>::Backward(const BlockTrainParams<T>& p, BlockTrainParams<T>* grad, T* dx) {
-  // The alphas' gradients are written whole by LinearBackward (no zeroing pass); the step sizes'
-  // are set where their sites' backwards run.
+  // The alphas' gradients are written whole by WeightGradients (no zeroing pass); the step sizes'
+  // are set from the partial sums below.
   for (int l = 0; l < kNumReconLinears; ++l) grad->alpha[l].resize(p.alpha[l].size());
   for (int a = 0; a < kNumReconActs; ++a) grad->act_scale[a].assign(p.act_scale[a].size(), T(0));
-  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
-  const int64_t n = rows * dim_;
+  const int64_t row_n = static_cast<int64_t>(tokens_) * dim_;
   T* gx = gbuf_[static_cast<int>(Buf::kX)].data();
   const T f = static_cast<T>(2.0 / (static_cast<double>(batch_) * dim_ * 10.0));
-  exec::ParallelRows(n, threads_, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) gx[i] = f * diff_[Sz(i)];
+  // Region 1: every step's backward of one image per item, in reverse step order.
+  exec::PoolFor(batch_, threads_, [&](int slot, int64_t img) {
+    for (int64_t i = img * row_n; i < (img + 1) * row_n; ++i) gx[i] = f * diff_[Sz(i)];
+    for (size_t s = steps_.size(); s-- > 0;) BackStep(steps_[s], img, slot);
+    if (dx != nullptr) std::copy(gx + img * row_n, gx + (img + 1) * row_n, dx + img * row_n);
   });
-  for (size_t s = steps_.size(); s-- > 0;) BackStep(steps_[s], static_cast<int>(s), p, grad);
-  if (dx != nullptr) std::copy(gx, gx + n, dx);
+  // Region 2: the Linears' dW over the whole batch.
+  WeightGradients(grad);
+  // The step sizes: per-row (taps) and per-(image, head) (attention) partials in a fixed order.
+  const int64_t rows = static_cast<int64_t>(batch_) * tokens_;
+  const int64_t max_rows = static_cast<int64_t>(max_batch_) * tokens_;
+  for (int site : tap_sites_) {
+    grad->act_scale[site].assign(
+        1, static_cast<T>(SumInOrder(tap_part_.data() + site * max_rows, rows)));
+  }
+  const int H = heads_;
+  const int64_t max_pairs = static_cast<int64_t>(max_batch_) * H;
+  const int sites[4] = {kActQ, kActK, kActV, kActProbs};
+  for (int s = 0; s < 4; ++s) {
+    const int site = sites[s];
+    if (act_[site].kind == ActQuant::Kind::kNone) continue;
+    std::vector<T>& g = grad->act_scale[site];
+    std::fill(g.begin(), g.end(), T(0));
+    for (int64_t b = 0; b < batch_; ++b) {  // image order, then head: fixed
+      for (int h = 0; h < H; ++h) {
+        const int idx = site == kActProbs ? 0 : h;
+        g[Sz(idx)] += static_cast<T>(attn_part_[Sz(s * max_pairs + b * H + h)]);
+      }
+    }
+  }
 }
 
 template struct BlockTrainParams<float>;

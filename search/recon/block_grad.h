@@ -10,9 +10,16 @@
 // as in the other executors. Each step saves what its backward needs; Backward walks the steps in
 // reverse.
 //
+// Threads: the runtime's pool (runtime/thread_pool.h), four regions per Forward + Backward: the
+// soft weights (by output-channel blocks), the forward of every step for one image per item, the
+// backward of every step for one image per item, and the Linears' dW over the whole batch (by
+// output-channel blocks). Items are claimed dynamically, and the pool does not wait for a worker
+// that has not started, so a descheduled second thread delays little on a busy machine.
+//
 // Numbers: T = float for training, double for the gradient checks. Deterministic for any thread
 // count: every output element and every per-row / per-(image, head) partial sum is computed by
-// the same code whatever the split, and partial sums are added in a fixed order.
+// the same code whatever the split (the partition into images and channel blocks depends only on
+// the batch and the shapes), and partial sums are added in a fixed order.
 //
 // Not supported (throws adalog::Error): twin-uniform post-GELU quantizers, Swin windows.
 #pragma once
@@ -62,7 +69,7 @@ template <typename T>
 class BlockRecon {
  public:
   // Block `b` of `m` (the calibrated model, whose plan is `bq`), for up to `max_batch` images of
-  // m.num_tokens() tokens, on `threads` OpenMP threads. Throws adalog::Error for an unsupported
+  // m.num_tokens() tokens, on `threads` pool threads. Throws adalog::Error for an unsupported
   // plan (twin post-GELU quantizer, per-head tensors of the wrong size).
   BlockRecon(const VitModel& m, int b, const BlockQuant& bq, int max_batch, int threads);
 
@@ -103,16 +110,25 @@ class BlockRecon {
     std::vector<SteRecord<T>> rec;
   };
 
+  // One (Linear, block of output channels) item of the soft weights and of WeightGradients.
+  struct WeightBlock {
+    int linear;
+    int64_t o0, o1;
+  };
+
   void Quantize(int site, const BlockTrainParams<T>& p, int scale_index, T* data, int64_t offset,
                 int64_t n);
   void ScaleGrad(int site, const T* g, int64_t offset, int64_t n, double* partial) const;
-  void RunStep(const Step& st, int index, const BlockTrainParams<T>& p);
-  void BackStep(const Step& st, int index, const BlockTrainParams<T>& p, BlockTrainParams<T>* grad);
-  void AttentionForward(const BlockTrainParams<T>& p);
-  void AttentionBackward(const BlockTrainParams<T>& p, BlockTrainParams<T>* grad);
-  void LinearForward(int l, const T* in, T* out);
-  void LinearBackward(int l, const T* in, const T* gout, T* gin, std::vector<T>* galpha) const;
-  void TapBackward(TapPoint tap, T* g, BlockTrainParams<T>* grad);
+  // Per image `img` (its rows [img T, (img + 1) T)); `slot` indexes per-thread scratch.
+  void RunStep(const Step& st, const BlockTrainParams<T>& p, int64_t img);
+  void BackStep(const Step& st, int64_t img, int slot);
+  void AttentionForward(const BlockTrainParams<T>& p, int64_t img);
+  void AttentionBackward(int64_t img, int slot);
+  void LinearForward(int l, const T* in, T* out, int64_t r0, int64_t r1);
+  void LinearBackward(int l, const T* gout, T* gin, int64_t r0, int64_t r1);
+  void TapBackward(TapPoint tap, T* g, int64_t img);
+  // dW of all four Linears over the whole batch, after every image's backward.
+  void WeightGradients(BlockTrainParams<T>* grad);
   int SiteOfTap(TapPoint tap) const;
 
   const BlockParams blk_;
@@ -135,7 +151,14 @@ class BlockRecon {
   std::array<ActSave, kNumReconActs> save_;
   std::array<std::vector<float>, kNumReconActs> init_scale_;  // the plan's scales
   std::vector<T> diff_;  // out - target of the last Forward
-  std::vector<double> partial_;  // per row / per (image, head) partial sums
+  // Partial sums, each written by one image's item and added up in a fixed order afterwards:
+  // the loss per row, the tap step sizes' per [site][row], attention's per [q,k,v,probs][pair].
+  std::vector<double> loss_part_, tap_part_, attn_part_;
+  std::vector<int> tap_sites_;  // the active input-tap sites the steps run, ascending
+  std::vector<WeightBlock> wblocks_;
+  std::array<Buf, kNumReconLinears> lin_out_buf_{};  // each Linear's output buffer
+  // The Linears' output gradients that a later backward step overwrites (else empty).
+  std::array<std::vector<T>, kNumReconLinears> gout_keep_;
 };
 
 extern template class BlockRecon<float>;

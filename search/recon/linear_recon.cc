@@ -16,6 +16,24 @@ size_t Sz(int64_t n) { return static_cast<size_t>(n); }
 
 }  // namespace
 
+namespace {
+
+// f(begin, end) on fixed pieces of [0, n) (kPoolPiece rows or channels each, whatever the thread
+// count) on the runtime's pool (runtime/thread_pool.h): the callers' work is per row / per output
+// channel, so the bytes do not depend on the split; and the pool does not wait for a worker that
+// has not started, which keeps a busy machine's descheduled second thread from stalling every
+// region as an OpenMP barrier does.
+constexpr int64_t kPoolPiece = 32;
+template <typename F>
+void PoolRanges(int64_t n, int threads, const F& f) {
+  const int64_t pieces = (n + kPoolPiece - 1) / kPoolPiece;
+  exec::PoolFor(pieces, threads, [&](int, int64_t c) {
+    f(c * kPoolPiece, std::min(n, (c + 1) * kPoolPiece));
+  });
+}
+
+}  // namespace
+
 template <typename T>
 LinearRecon<T>::LinearRecon(const LinearParams& lin, const UniformPerChannel& wq,
                             const ActQuant& in_q, int rows_per_image, LinearLoss loss,
@@ -85,7 +103,7 @@ double LinearRecon<T>::Forward(const LinearTrainParams<T>& p, const T* x, int ba
   const int in = lin_.in, nout = lin_.out;
   const int64_t rows = int64_t{batch} * rows_per_image_;
   // Soft weights W~ [out][in], their transpose [in][out] and dW~/dalpha.
-  exec::ParallelRows(nout, threads_, [&](int64_t o0, int64_t o1) {
+  PoolRanges(nout, threads_, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
       const UniformParams up = wq_.channel(o);
       for (int i = 0; i < in; ++i) {
@@ -100,7 +118,7 @@ double LinearRecon<T>::Forward(const LinearTrainParams<T>& p, const T* x, int ba
   const T s = quant_in_ ? p.act_scale[0] : T(1);
   const bool replay = mode == SteMode::kReplay;
   const T* wt = w_soft_t_.data();
-  exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+  PoolRanges(rows, threads_, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       T* xr = xq_.data() + r * in;
       const T* src = x + r * in;
@@ -131,7 +149,7 @@ double LinearRecon<T>::Forward(const LinearTrainParams<T>& p, const T* x, int ba
   // Loss per row (partial sums in row order) and dL/dy.
   if (loss_ == LinearLoss::kMse) {
     const T g = T(2) / (static_cast<T>(batch) * static_cast<T>(nout) * T(10));
-    exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+    PoolRanges(rows, threads_, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         double acc = 0.0;
         for (int o = 0; o < nout; ++o) {
@@ -145,7 +163,7 @@ double LinearRecon<T>::Forward(const LinearTrainParams<T>& p, const T* x, int ba
     });
   } else {
     const T inv_b = T(1) / static_cast<T>(batch);
-    exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+    PoolRanges(rows, threads_, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const T* yr = y_.data() + r * nout;
         const T* tr = target + r * nout;
@@ -184,7 +202,7 @@ void LinearRecon<T>::Backward(const LinearTrainParams<T>& p, LinearTrainParams<T
   grad->act_scale.assign(p.act_scale.size(), T(0));
   // dalpha[o][i] = (sum over rows of gy[r][o] xq[r][i]) * dW~/dalpha, rows in order.
   T* ga = grad->alpha.data();
-  exec::ParallelRows(nout, threads_, [&](int64_t o0, int64_t o1) {
+  PoolRanges(nout, threads_, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
       T* acc = ga + o * in;
       std::fill(acc, acc + in, T(0));
@@ -200,7 +218,7 @@ void LinearRecon<T>::Backward(const LinearTrainParams<T>& p, LinearTrainParams<T
   if (!quant_in_ && dx == nullptr) return;
   // gxq = gy W~, then the input quantizer's derivatives.
   const T* w = w_soft_.data();
-  exec::ParallelRows(rows, threads_, [&](int64_t r0, int64_t r1) {
+  PoolRanges(rows, threads_, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       T* gx = gx_.data() + r * in;
       std::fill(gx, gx + in, T(0));

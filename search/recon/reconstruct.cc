@@ -9,20 +9,18 @@
 #include "quant/error.h"
 #include "quant/log_quantizers.h"
 #include "quant/uniform.h"
+#include "runtime/thread_pool.h"
 
 namespace adalog::search {
 
-void AdamStep(float* param, const float* grad, int64_t n, double lr, int64_t t, AdamState* s) {
+void AdamStepRange(float* param, const float* grad, int64_t i0, int64_t i1, double lr, int64_t t,
+                   AdamState* s) {
   constexpr double kB1 = 0.9, kB2 = 0.999, kEps = 1e-8;
-  if (static_cast<int64_t>(s->m.size()) != n) {
-    s->m.assign(static_cast<size_t>(n), 0.f);
-    s->v.assign(static_cast<size_t>(n), 0.f);
-  }
   const double bc1 = 1.0 - std::pow(kB1, static_cast<double>(t));
   const double bc2 = 1.0 - std::pow(kB2, static_cast<double>(t));
   const float step = static_cast<float>(lr / bc1);
   const float sbc2 = static_cast<float>(std::sqrt(bc2));
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = i0; i < i1; ++i) {
     const float g = grad[i];
     float& m = s->m[static_cast<size_t>(i)];
     float& v = s->v[static_cast<size_t>(i)];
@@ -30,6 +28,14 @@ void AdamStep(float* param, const float* grad, int64_t n, double lr, int64_t t, 
     v = static_cast<float>(kB2) * v + static_cast<float>(1.0 - kB2) * g * g;
     param[i] -= step * m / (std::sqrt(v) / sbc2 + static_cast<float>(kEps));
   }
+}
+
+void AdamStep(float* param, const float* grad, int64_t n, double lr, int64_t t, AdamState* s) {
+  if (static_cast<int64_t>(s->m.size()) != n) {
+    s->m.assign(static_cast<size_t>(n), 0.f);
+    s->v.assign(static_cast<size_t>(n), 0.f);
+  }
+  AdamStepRange(param, grad, 0, n, lr, t, s);
 }
 
 namespace {
@@ -70,6 +76,23 @@ BlockTrainParams<float> ReconstructBlock(
   std::vector<int> perm(static_cast<size_t>(n));
   std::mt19937 rng(o.seed);
   AdamState adam_w[kNumReconLinears], adam_a[kNumReconActs];
+  // Fixed pieces of the alphas (independent of the thread count) for the regulariser and Adam.
+  struct AlphaPiece {
+    int l;
+    int64_t i0, i1;
+  };
+  constexpr int64_t kAlphaPiece = 4096;
+  std::vector<AlphaPiece> pieces;
+  std::vector<float> reg_terms[kNumReconLinears];
+  for (int l = 0; l < kNumReconLinears; ++l) {
+    const int64_t n_l = static_cast<int64_t>(p.alpha[l].size());
+    adam_w[l].m.assign(static_cast<size_t>(n_l), 0.f);
+    adam_w[l].v.assign(static_cast<size_t>(n_l), 0.f);
+    reg_terms[l].assign(static_cast<size_t>(n_l), 0.f);
+    for (int64_t i0 = 0; i0 < n_l; i0 += kAlphaPiece) {
+      pieces.push_back({l, i0, std::min(n_l, i0 + kAlphaPiece)});
+    }
+  }
   for (int it = 1; it <= o.iters; ++it) {
     // A random subset of `batch` images (partial Fisher-Yates; torch.randperm(n)[:batch]).
     for (int i = 0; i < n; ++i) perm[static_cast<size_t>(i)] = i;
@@ -82,13 +105,28 @@ BlockTrainParams<float> ReconstructBlock(
     }
     const double rec = br.Forward(p, xb.data(), o.batch, yb.data(), nullptr);
     br.Backward(p, &g);
+    // The rounding regulariser and Adam on the alphas, element-wise on fixed pieces of every
+    // Linear's alphas (one pool region; the same bytes as the sequential loops for any thread
+    // count), the regulariser's terms then added up in index order.
+    const bool reg_on = AdaRoundRegularizerOn(it, o.iters, o.warmup);
+    const double bexp =
+        reg_on ? AdaRoundExponent(it, o.iters, o.warmup, o.b_start, o.b_end) : 0.0;
+    exec::PoolFor(static_cast<int64_t>(pieces.size()), o.threads, [&](int, int64_t k) {
+      const AlphaPiece& pc = pieces[static_cast<size_t>(k)];
+      float* a = p.alpha[pc.l].data();
+      float* ga = g.alpha[pc.l].data();
+      if (reg_on) {
+        AdaRoundRegularizerTerms(a + pc.i0, pc.i1 - pc.i0, bexp, o.round_weight, ga + pc.i0,
+                                 reg_terms[pc.l].data() + pc.i0);
+      }
+      AdamStepRange(a, ga, pc.i0, pc.i1, o.lr_alpha, it, &adam_w[pc.l]);
+    });
     double round = 0.0;
-    if (AdaRoundRegularizerOn(it, o.iters, o.warmup)) {
-      const double bexp = AdaRoundExponent(it, o.iters, o.warmup, o.b_start, o.b_end);
+    if (reg_on) {
       for (int l = 0; l < kNumReconLinears; ++l) {
-        round += o.round_weight * AdaRoundRegularizer(p.alpha[l].data(),
-                                                      static_cast<int64_t>(p.alpha[l].size()),
-                                                      bexp, o.round_weight, g.alpha[l].data());
+        double sum = 0.0;
+        for (const float t : reg_terms[l]) sum += static_cast<double>(t);
+        round += o.round_weight * sum;
       }
     }
     if (stats != nullptr) {
@@ -96,10 +134,6 @@ BlockTrainParams<float> ReconstructBlock(
       stats->last_loss = rec;
     }
     if (progress && report_every > 0 && (it == 1 || it % report_every == 0)) progress(it, rec, round);
-    for (int l = 0; l < kNumReconLinears; ++l) {
-      AdamStep(p.alpha[l].data(), g.alpha[l].data(), static_cast<int64_t>(p.alpha[l].size()),
-               o.lr_alpha, it, &adam_w[l]);
-    }
     if (o.train_act) {
       // CosineAnnealingLR(T_max = iters, eta_min = 0), stepped after each optimiser step.
       const double lr = o.lr_act * 0.5 * (1.0 + std::cos(M_PI * (it - 1) / o.iters));

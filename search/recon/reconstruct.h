@@ -20,6 +20,9 @@ struct AdamState {
   std::vector<float> m, v;
 };
 void AdamStep(float* param, const float* grad, int64_t n, double lr, int64_t t, AdamState* s);
+// The same update on the elements [i0, i1) only; s->m and s->v must already hold n entries.
+void AdamStepRange(float* param, const float* grad, int64_t i0, int64_t i1, double lr, int64_t t,
+                   AdamState* s);
 
 struct ReconOptions {
   int iters = 20000;         // per block (official default)
