@@ -5,13 +5,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 #include "quant/error.h"
 #include "quant/uniform.h"
 #include "runtime/executor_fp32.h"
 #include "runtime/executor_sim.h"
 #include "search/capture.h"
-#include "search/reparam.h"
 
 namespace adalog::search {
 namespace {
@@ -90,8 +90,10 @@ double SumSquaredDiff(const std::vector<float>& a, const std::vector<float>& b) 
 
 // Diagnostics only (ADALOG_SEARCH_STATS): the relative output error ||Q(x) Q(W)^T + b - y||^2 /
 // ||y||^2 of a calibrated Linear over all rows, over the prefix-token rows (class / distillation
-// token, the rows the head reads in the last block) and over the patch rows; and the relative
-// error of its weight and input quantizers. x [images * tokens][in] in lin's parameterization.
+// token, the rows the head reads in the last block; 0 without one) and over the patch rows; and the relative
+// error of its weight and input quantizers, and the mean over weight rows of max|w| / rms(w) (how
+// far the per-row grid's range stretches past the typical entry). x [images * tokens][in] in
+// lin's parameterization.
 void PrintLinearErrors(const char* label, int block, bool reparam, const float* x, const float* y,
                        int64_t rows, int tokens, int prefix, const LinearParams& lin,
                        const LinearQuant& q) {
@@ -104,6 +106,16 @@ void PrintLinearErrors(const char* label, int block, bool reparam, const float* 
   for (size_t i = 0; i < wq.size(); ++i) {
     we += (static_cast<double>(wq[i]) - lin.weight[i]) * (static_cast<double>(wq[i]) - lin.weight[i]);
     ww += static_cast<double>(lin.weight[i]) * lin.weight[i];
+  }
+  double crest = 0;
+  for (int n = 0; n < N; ++n) {
+    double mx = 0, ss = 0;
+    for (int k = 0; k < K; ++k) {
+      const double w = lin.weight[static_cast<size_t>(n) * K + k];
+      mx = std::max(mx, std::fabs(w));
+      ss += w * w;
+    }
+    crest += ss > 0 ? mx / std::sqrt(ss / K) : 0.0;
   }
   for (int64_t t = 0; t < rows; ++t) {
     const int g = (t % tokens) < prefix ? 0 : 1;
@@ -122,9 +134,10 @@ void PrintLinearErrors(const char* label, int block, bool reparam, const float* 
   }
   std::fprintf(stderr,
                "[search] block %d %s reparam %-3s: output rel. error all %.5f, prefix %.5f, patches "
-               "%.5f; weight %.5f; input prefix %.5f, patches %.5f\n",
-               block, label, reparam ? "on" : "off", (e[0] + e[1]) / (yy[0] + yy[1]), e[0] / yy[0],
-               e[1] / yy[1], we / ww, xe[0] / xx[0], xe[1] / xx[1]);
+               "%.5f; weight %.5f (row max/rms %.2f); input prefix %.5f, patches %.5f\n",
+               block, label, reparam ? "on" : "off", (e[0] + e[1]) / (yy[0] + yy[1]),
+               prefix > 0 ? e[0] / yy[0] : 0.0, e[1] / yy[1], we / ww, crest / N,
+               prefix > 0 ? xe[0] / xx[0] : 0.0, xe[1] / xx[1]);
 }
 
 }  // namespace

@@ -154,8 +154,8 @@ TEST(LnReparamSelect, DropsReparamWhereItClearlyHurtsDigitsW3A3) {
   sa.Run(x.data.data(), nt, la.data());
   const double acc_sel = Top1Accuracy(ls.data(), nt, m.num_classes(), labels.data());
   const double acc_all = Top1Accuracy(la.data(), nt, m.num_classes(), labels.data());
-  std::printf("[ info ] digits W3A3, 16 calib images: calibration logits SSE selected %.4g, reparam-all "
-              "%.4g; test top-1 selected %.4f, reparam-all %.4f\n", e_sel, e_all, acc_sel, acc_all);
+  std::printf("[ info ] digits W3A3, 16 calib images: calibration logits SSE selected %.4g, every LN "
+              "%.4g; test top-1 selected %.4f, every LN %.4f\n", e_sel, e_all, acc_sel, acc_all);
   EXPECT_FALSE(sel.plan.ln_reparam);
   EXPECT_TRUE(all.plan.ln_reparam);
   EXPECT_LT(e_sel, e_all);
