@@ -147,7 +147,10 @@ std::vector<CommandSpec> MakeCommands() {
              "FPCS variant: best (never returns worse than a candidate it evaluated; "
              "search/README.md) or official (docs/method.md 4.5, as published)",
              search::FpcsModeName(defaults.recipe.fpcs_mode)),
-      Flag("no-reparam", "skip LayerNorm / GELU-shift reparameterization"),
+      Flag("no-reparam", "no LayerNorm reparameterization (qkv and fc1 take the LayerNorm output as it is)"),
+      Flag("reparam-select",
+           "calibrate qkv / fc1 with and without the LayerNorm reparameterization and keep whichever gives "
+           "calibration logits closer to FP32 (default: every LayerNorm, as the official code; search/README.md)"),
       Flag("optimize",
            "after calibration, block reconstruction (the official --optimize): AdaRound weight rounding and "
            "learned activation step sizes for the patch embedding, every block and the head (docs/method.md 10)"),

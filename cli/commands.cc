@@ -97,6 +97,7 @@ struct QuantizeOptions {
   bool fpcs = true;
   search::FpcsMode fpcs_mode = search::FpcsMode::kBest;
   bool reparam = true;
+  bool reparam_select = false;  // --reparam-select: with or without, by the calibration logits
   int threads = 0;
   bool json = false;
   PreprocessRequest pre;  // folders: how to preprocess; .npy: how it was preprocessed (stored)
@@ -108,6 +109,12 @@ struct QuantizeOptions {
   int optimize_batch = 32;
   std::string optimize_data;  // "" = the --calib source
 };
+
+// The LN reparameterization mode of the summary: "all" (the default, every LayerNorm), "select"
+// (--reparam-select: with or without, whichever gives calibration logits closer to FP32), "off".
+const char* ReparamModeName(const QuantizeOptions& o) {
+  return !o.reparam ? "off" : o.reparam_select ? "select" : "all";
+}
 
 InspectOptions GetInspect(const ParsedArgs& a) { return {a.positional(0), a.Flag("json")}; }
 
@@ -189,6 +196,9 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
   if (!o.fpcs && a.Has("fpcs-mode"))
     throw UsageError(cmd + ": --fpcs-mode chooses the FPCS variant; --no-fpcs turns FPCS off");
   o.reparam = !a.Flag("no-reparam");
+  o.reparam_select = a.Flag("reparam-select");
+  if (!o.reparam && o.reparam_select)
+    throw UsageError(cmd + ": --reparam-select chooses whether to reparameterize; --no-reparam never does");
   o.threads = static_cast<int>(a.Int("threads", 0));
   o.json = a.Flag("json");
   o.pre = GetPreprocessRequest(a, cmd);  // also with an .npy: how it was preprocessed, stored
@@ -559,6 +569,7 @@ int RunQuantize(const ParsedArgs& args) {
   co.recipe.softmax = o.softmax;
   co.recipe.gelu = o.gelu;
   co.recipe.ln_reparam = o.reparam;
+  co.recipe.ln_reparam_select = o.reparam_select;
   search::ValidateRecipeOptions(co.recipe);
   co.num_images = o.calib_size;
   co.threads = o.threads;
@@ -567,7 +578,7 @@ int RunQuantize(const ParsedArgs& args) {
   const bool tty = isatty(fileno(stderr)) != 0;
   std::fprintf(stderr, "adalog: quantizing %s at W%dA%d (softmax %s, gelu %s%s%s) on %d of %lld calibration images\n",
                o.model.c_str(), o.weight_bits, o.act_bits, SoftmaxQuantizerName(o.softmax), GeluQuantizerName(o.gelu),
-               o.fpcs ? (o.fpcs_mode == search::FpcsMode::kBest ? "" : ", official FPCS") : ", no FPCS", o.reparam ? "" : ", no reparam", o.calib_size,
+               o.fpcs ? (o.fpcs_mode == search::FpcsMode::kBest ? "" : ", official FPCS") : ", no FPCS", o.reparam ? (o.reparam_select ? ", reparam select" : "") : ", no reparam", o.calib_size,
                static_cast<long long>(calib.available));
   ScopedSigint sigint;
   const auto search_t0 = std::chrono::steady_clock::now();
@@ -684,7 +695,8 @@ int RunQuantize(const ParsedArgs& args) {
            {"softmax", SoftmaxQuantizerName(o.softmax)},
            {"gelu", GeluQuantizerName(o.gelu)},
            {"fpcs", o.fpcs ? search::FpcsModeName(o.fpcs_mode) : "off"},
-           {"ln_reparam", o.reparam},
+           {"ln_reparam", qm.plan.ln_reparam},
+           {"ln_reparam_mode", ReparamModeName(o)},
            {"calib", o.calib},
            {"calib_images", o.calib_size},
            {"calib_available", calib.available},
@@ -706,9 +718,10 @@ int RunQuantize(const ParsedArgs& args) {
   std::printf("bits       W%dA%d: weights uniform per-channel %d-bit; q/k/v per-head %d-bit; "
               "linear inputs per-tensor %d-bit; image FP32\n",
               o.weight_bits, o.act_bits, o.weight_bits, o.act_bits, o.act_bits);
-  std::printf("quantizers post-softmax %s, post-GELU %s, FPCS %s, LN reparam %s\n",
+  std::printf("quantizers post-softmax %s, post-GELU %s, FPCS %s, LN reparam %s (%s)\n",
               SoftmaxQuantizerName(o.softmax), GeluQuantizerName(o.gelu),
-              o.fpcs ? search::FpcsModeName(o.fpcs_mode) : "off", o.reparam ? "on" : "off");
+              o.fpcs ? search::FpcsModeName(o.fpcs_mode) : "off", qm.plan.ln_reparam ? "on" : "off",
+              ReparamModeName(o));
   std::printf("calib      %d images of %lld from %s (seed %u%s)\n", o.calib_size,
               static_cast<long long>(calib.available), o.calib.c_str(), o.seed,
               calib.available == o.calib_size ? ", all used" : "");

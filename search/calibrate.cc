@@ -1,9 +1,16 @@
 // Calibration driver (method §4.2): streamed capture per block, recipes per op, plan assembly.
 #include "search/calibrate.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
 
 #include "quant/error.h"
+#include "quant/uniform.h"
+#include "runtime/executor_fp32.h"
+#include "runtime/executor_sim.h"
 #include "search/capture.h"
 
 namespace adalog::search {
@@ -32,6 +39,105 @@ void Validate(const VitModel& model, const float* images, int n, const CalibOpti
       ADALOG_CHECK(std::isfinite(v), "calibration: image ", i, " has a non-finite value (",
                    v, ") at element ", j);
     }
+}
+
+// One qkv / fc1 calibrated with the LN reparameterization, held beside the plain variant (which
+// goes into qm) until the whole-model choice of RecipeOptions::ln_reparam_select.
+struct ReparamVariant {
+  LayerNormParams ln;
+  LinearParams lin;
+  LinearQuant quant;
+};
+
+// Logits of `num` images [num][C][H][W] on the FP32 executor (qm == nullptr: `model`) or the
+// simulated one (qm), `batch` images per run. Deterministic for any thread count (both executors).
+std::vector<float> CalibrationLogits(const VitModel& model, const QuantizedModel* qm,
+                                     const float* images, int num, int batch, int threads) {
+  ExecutorOptions eo;
+  eo.max_batch = std::min(batch, num);
+  eo.num_threads = threads;
+  const int64_t per = static_cast<int64_t>(model.embed.in_channels) * model.embed.image_h *
+                      model.embed.image_w;
+  const int classes = model.num_classes();
+  std::vector<float> logits(static_cast<size_t>(num) * classes);
+  std::unique_ptr<ExecutorFp32> fp;
+  std::unique_ptr<ExecutorSim> sim;
+  if (qm != nullptr) {
+    sim = std::make_unique<ExecutorSim>(*qm, eo);
+  } else {
+    fp = std::make_unique<ExecutorFp32>(model, eo);
+  }
+  for (int i = 0; i < num; i += eo.max_batch) {
+    const int b = std::min(eo.max_batch, num - i);
+    float* out = logits.data() + static_cast<size_t>(i) * classes;
+    if (sim) {
+      sim->Run(images + i * per, b, out);
+    } else {
+      fp->Run(images + i * per, b, out);
+    }
+  }
+  return logits;
+}
+
+double SumSquaredDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double e = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    e += d * d;
+  }
+  return e;
+}
+
+// Diagnostics only (ADALOG_SEARCH_STATS): the relative output error ||Q(x) Q(W)^T + b - y||^2 /
+// ||y||^2 of a calibrated Linear over all rows, over the prefix-token rows (class / distillation
+// token, the rows the head reads in the last block; 0 without one) and over the patch rows; and the relative
+// error of its weight and input quantizers, and the mean over weight rows of max|w| / rms(w) (how
+// far the per-row grid's range stretches past the typical entry). x [images * tokens][in] in
+// lin's parameterization.
+void PrintLinearErrors(const char* label, int block, bool reparam, const float* x, const float* y,
+                       int64_t rows, int tokens, int prefix, const LinearParams& lin,
+                       const LinearQuant& q) {
+  const int K = lin.in, N = lin.out;
+  std::vector<float> wq(lin.weight.size()), xq(static_cast<size_t>(rows) * K);
+  FakeQuantize(q.weight, lin.weight.data(), {lin.out, lin.in}, wq.data());
+  std::copy(x, x + rows * K, xq.begin());
+  FakeQuantizeAct(q.input, xq.data(), rows * K);
+  double e[2] = {0, 0}, yy[2] = {0, 0}, xe[2] = {0, 0}, xx[2] = {0, 0}, we = 0, ww = 0;
+  for (size_t i = 0; i < wq.size(); ++i) {
+    we += (static_cast<double>(wq[i]) - lin.weight[i]) * (static_cast<double>(wq[i]) - lin.weight[i]);
+    ww += static_cast<double>(lin.weight[i]) * lin.weight[i];
+  }
+  double crest = 0;
+  for (int n = 0; n < N; ++n) {
+    double mx = 0, ss = 0;
+    for (int k = 0; k < K; ++k) {
+      const double w = lin.weight[static_cast<size_t>(n) * K + k];
+      mx = std::max(mx, std::fabs(w));
+      ss += w * w;
+    }
+    crest += ss > 0 ? mx / std::sqrt(ss / K) : 0.0;
+  }
+  for (int64_t t = 0; t < rows; ++t) {
+    const int g = (t % tokens) < prefix ? 0 : 1;
+    for (int k = 0; k < K; ++k) {
+      const double d = static_cast<double>(xq[t * K + k]) - x[t * K + k];
+      xe[g] += d * d;
+      xx[g] += static_cast<double>(x[t * K + k]) * x[t * K + k];
+    }
+    for (int n = 0; n < N; ++n) {
+      double acc = lin.bias.empty() ? 0.0 : lin.bias[static_cast<size_t>(n)];
+      for (int k = 0; k < K; ++k) acc += static_cast<double>(xq[t * K + k]) * wq[static_cast<size_t>(n) * K + k];
+      const double d = acc - y[t * N + n];
+      e[g] += d * d;
+      yy[g] += static_cast<double>(y[t * N + n]) * y[t * N + n];
+    }
+  }
+  std::fprintf(stderr,
+               "[search] block %d %s reparam %-3s: output rel. error all %.5f, prefix %.5f, patches "
+               "%.5f; weight %.5f (row max/rms %.2f); input prefix %.5f, patches %.5f\n",
+               block, label, reparam ? "on" : "off", (e[0] + e[1]) / (yy[0] + yy[1]),
+               prefix > 0 ? e[0] / yy[0] : 0.0, e[1] / yy[1], we / ww, crest / N,
+               prefix > 0 ? xe[0] / xx[0] : 0.0, xe[1] / xx[1]);
 }
 
 }  // namespace
@@ -64,6 +170,29 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
   // by block in the official order (patch embedding, blocks, head): one FP forward in total,
   // and only the current block's tensors are held.
   CaptureRunner cap(model, images, num, options.batch, options.threads);
+
+  // qkv / fc1 (recipe B). With ln_reparam_select, qm gets the plain variant and `variant` the
+  // reparameterized one (x is rewritten by the second call only); the choice comes at the end.
+  const bool select = o.ln_reparam && o.ln_reparam_select;
+  const bool stats = std::getenv("ADALOG_SEARCH_STATS") != nullptr;
+  RecipeOptions plain = o;
+  plain.ln_reparam = false;
+  std::vector<ReparamVariant> reparam_qkv(select ? model.blocks.size() : 0),
+      reparam_fc1(select ? model.blocks.size() : 0);
+  auto ln_linear = [&](int block, const char* label, float* x, const float* y, int tokens,
+                       LayerNormParams* ln, LinearParams* lin, ReparamVariant* variant) {
+    const int64_t rows = static_cast<int64_t>(num) * tokens;
+    if (!select) return CalibrateLnLinear(x, rows, y, ln, lin, o);
+    const LinearQuant q = CalibrateLnLinear(x, rows, y, ln, lin, plain);
+    if (stats) PrintLinearErrors(label, block, false, x, y, rows, tokens, model.num_prefix_tokens(), *lin, q);
+    variant->ln = *ln;
+    variant->lin = *lin;
+    variant->quant = CalibrateLnLinear(x, rows, y, &variant->ln, &variant->lin, o);
+    if (stats)
+      PrintLinearErrors(label, block, true, x, y, rows, tokens, model.num_prefix_tokens(),
+                        variant->lin, variant->quant);
+    return q;
+  };
   {
     EdgeCapture e;
     cap.CapturePatchEmbed(&e);
@@ -79,7 +208,8 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
     BlockQuant& bq = plan.blocks[b];
     const int64_t rows = c.rows();
     const std::string pre = "block " + std::to_string(b) + " ";
-    bq.qkv = CalibrateLnLinear(c.qkv_in.data(), rows, c.qkv_out.data(), &mb.ln1, &mb.qkv, o);
+    bq.qkv = ln_linear(static_cast<int>(b), "qkv", c.qkv_in.data(), c.qkv_out.data(), c.tokens,
+                       &mb.ln1, &mb.qkv, &reparam_qkv[b]);
     step(pre + "qkv");
     bq.proj = CalibrateUniformLinear(c.proj_in.data(), rows, c.proj_out.data(), mb.proj,
                                      o.act_bits, o);
@@ -89,7 +219,8 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
     CalibrateAvMatmul(c.probs.data(), c.v.data(), c.heads, c.images, c.tokens, c.head_dim, o,
                       &bq.attn);
     step(pre + "matmul2");
-    bq.fc1 = CalibrateLnLinear(c.fc1_in.data(), rows, c.fc1_out.data(), &mb.ln2, &mb.fc1, o);
+    bq.fc1 = ln_linear(static_cast<int>(b), "fc1", c.fc1_in.data(), c.fc1_out.data(), c.tokens,
+                       &mb.ln2, &mb.fc1, &reparam_fc1[b]);
     step(pre + "fc1");
     bq.fc2 = CalibratePostGeluLinear(c.gelu_out.data(), rows, c.fc2_out.data(), &mb.fc2, o);
     step(pre + "fc2");
@@ -106,6 +237,34 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
                                               model.head_dist, o.act_bits, o);
       step("head_dist");
     }
+  }
+  if (select) {
+    // The whole-model choice: both variants differ only in the LayerNorms, qkv and fc1 (every
+    // other recipe runs on FP inputs and FP targets, so it is the same for both).
+    QuantizedModel rep = qm;
+    rep.plan.ln_reparam = true;
+    for (size_t b = 0; b < model.blocks.size(); ++b) {
+      rep.model.blocks[b].ln1 = reparam_qkv[b].ln;
+      rep.model.blocks[b].qkv = reparam_qkv[b].lin;
+      rep.plan.blocks[b].qkv = reparam_qkv[b].quant;
+      rep.model.blocks[b].ln2 = reparam_fc1[b].ln;
+      rep.model.blocks[b].fc1 = reparam_fc1[b].lin;
+      rep.plan.blocks[b].fc1 = reparam_fc1[b].quant;
+    }
+    plan.ln_reparam = false;
+    const std::vector<float> fp =
+        CalibrationLogits(model, nullptr, images, num, options.batch, options.threads);
+    const double e_rep = SumSquaredDiff(
+        CalibrationLogits(model, &rep, images, num, options.batch, options.threads), fp);
+    const double e_plain = SumSquaredDiff(
+        CalibrationLogits(model, &qm, images, num, options.batch, options.threads), fp);
+    if (stats)
+      std::fprintf(stderr,
+                   "[search] LN reparam: calibration logits squared error %.6g with, %.6g without "
+                   "(FP32 logits energy %.6g) -> %s\n",
+                   e_rep, e_plain, SumSquaredDiff(fp, std::vector<float>(fp.size(), 0.0f)),
+                   e_rep <= e_plain ? "on" : "off");
+    if (e_rep <= e_plain) qm = std::move(rep);
   }
   // Provenance only, and nothing timing- or machine-dependent: the same inputs and seed give the
   // same file bytes (the CLI prints the search time instead of storing it).

@@ -64,6 +64,24 @@ expect_exit 2 "--no-fpcs turns FPCS off" --absent "$TMP/e8.adalog" -- \
 expect_exit 2 "option '--fpcs-mode' of 'adalog quantize': 'fast' is not one of official, best" --absent "$TMP/e9.adalog" -- \
   quantize "$M" --calib "$TMP/calib40.npy" --fpcs-mode fast -o "$TMP/e9.adalog"
 
+# LN reparameterization: --reparam-select keeps it or not for the whole model; the summary and
+# the file agree on what was kept, and the file is byte for byte the default (every LayerNorm)
+# or the --no-reparam one. With --no-reparam it is a usage error.
+"$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits W4A4 --reparam-select -o "$TMP/q_rsel.adalog" \
+  --calib-size 16 "${T1[@]}" >"$TMP/q.out" 2>"$TMP/q.err" &&
+  "$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits W4A4 -o "$TMP/q_rall.adalog" \
+  --calib-size 16 "${T1[@]}" >/dev/null 2>&1 &&
+  "$ADALOG" quantize "$M" --calib "$TMP/calib40.npy" --bits W4A4 --no-reparam -o "$TMP/q_rnone.adalog" \
+  --calib-size 16 "${T1[@]}" >/dev/null 2>&1 || bad "quantize --reparam-select: $(cat "$TMP/q.out" "$TMP/q.err")"
+if grep -q "LN reparam on (select)" "$TMP/q.out"; then kept=yes same="$TMP/q_rall.adalog"
+else kept=no same="$TMP/q_rnone.adalog"; fi
+grep -q "LN reparam $([[ $kept == yes ]] && echo on || echo off) (select)" "$TMP/q.out" &&
+  "$ADALOG" inspect "$TMP/q_rsel.adalog" 2>/dev/null | grep -q "LN reparam $kept" &&
+  cmp "$TMP/q_rsel.adalog" "$same" >/dev/null 2>&1 && ok ||
+  bad "quantize --reparam-select: summary, inspect and bytes disagree: $(cat "$TMP/q.out")"
+expect_exit 2 "--reparam-select chooses whether to reparameterize; --no-reparam never does" --absent "$TMP/e10.adalog" -- \
+  quantize "$M" --calib "$TMP/calib40.npy" --reparam-select --no-reparam -o "$TMP/e10.adalog"
+
 # --- golden: the W4A4 file's inspect (every quantizer, the plan header, meta) against the
 # committed text, unmasked: the file holds nothing timing-dependent.
 if "$ADALOG" inspect "$TMP/q_W4A4.adalog" >/dev/null 2>&1; then
@@ -107,7 +125,7 @@ lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
 assert len(lines) == 1, lines
 r = json.loads(lines[0])
 want = {"model": "tiny.onnx", "output": "q_json.adalog", "bytes": os.path.getsize(sys.argv[2]), "weight_bits": 4,
-        "act_bits": 4, "softmax": "adalog", "gelu": "adalog", "fpcs": "best", "ln_reparam": True,
+        "act_bits": 4, "softmax": "adalog", "gelu": "adalog", "fpcs": "best", "ln_reparam": True, "ln_reparam_mode": "all",
         "calib": "calib40.npy", "calib_images": 32, "calib_available": 40, "seed": 3}
 for k, v in want.items():
     assert r[k] == v, (k, r[k], v)
