@@ -534,6 +534,8 @@ int RunQuantize(const ParsedArgs& args) {
   ADALOG_CHECK(loaded->format == ModelFormat::kOnnx, o.model,
                " is already an adalog quantized model; quantize takes an FP32 ONNX model");
   const VitModel& m = loaded->model;
+  ADALOG_CHECK(!(o.optimize && m.is_swin()), "'adalog quantize': --optimize (block reconstruction) does not "
+               "support Swin models yet; calibrate without it");
   // The preprocessing to calibrate with, and to store in the output.
   const ResolvedPreprocess pre =
       ResolvePreprocess(o.pre, m, o.model, "'adalog quantize'", o.calib, /*folder=*/!IsNpyPath(o.calib));

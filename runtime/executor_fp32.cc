@@ -565,14 +565,22 @@ struct ExecutorFp32::Impl : exec::ModelDims {
 
   // Stepping API: the residual stream lives in the caller's buffer between calls.
   void StepEmbed(const float* images, int batch, float* xs) {
-    ADALOG_CHECK(!swin, "FP32 executor: the stepping API does not support Swin models yet");
+    if (swin) {
+      swin->SetHooks(observer, rewriter);
+      swin->RunEmbed(images, batch, xs);
+      return;
+    }
     assert(batch >= 1 && batch <= max_batch);
     ScopedOmpThreads scoped(threads);
     Walk(GetPlan(batch), sched.embed, images, batch, nullptr);
     std::memcpy(xs, B(Buf::kX), sizeof(float) * static_cast<size_t>(batch) * T * D);
   }
   void StepBlock(int bi, float* xs, int batch) {
-    ADALOG_CHECK(!swin, "FP32 executor: the stepping API does not support Swin models yet");
+    if (swin) {
+      swin->SetHooks(observer, rewriter);
+      swin->RunBlock(bi, xs, batch);
+      return;
+    }
     assert(batch >= 1 && batch <= max_batch);
     ScopedOmpThreads scoped(threads);
     Plan& plan = GetPlan(batch);
@@ -581,7 +589,11 @@ struct ExecutorFp32::Impl : exec::ModelDims {
     std::memcpy(xs, B(Buf::kX), sizeof(float) * static_cast<size_t>(batch) * T * D);
   }
   void StepHead(const float* xs, int batch, float* out) {
-    ADALOG_CHECK(!swin, "FP32 executor: the stepping API does not support Swin models yet");
+    if (swin) {
+      swin->SetHooks(observer, rewriter);
+      swin->RunHead(xs, batch, out);
+      return;
+    }
     assert(batch >= 1 && batch <= max_batch);
     ScopedOmpThreads scoped(threads);
     Plan& plan = GetPlan(batch);

@@ -78,6 +78,9 @@ class ExecutorFp32 {
   // residual stream x [batch * tokens][dim] lives in the caller's buffer between calls:
   //   RunEmbed(images, b, x); for each block i: RunBlock(i, x, b); RunHead(x, b, logits)
   // gives the same logits (bit for bit) as Run(images, b, logits).
+  // Swin: x is [batch * tokens][dim] at the stream's current stage (contiguous); a stage's last
+  // block includes the patch merge, so it leaves the next stage's (smaller) stream in x. Size x
+  // for the largest stage (executor_fp32_swin.h).
   void RunEmbed(const float* images, int batch, float* x);
   void RunBlock(int block, float* x, int batch);
   void RunHead(const float* x, int batch, float* logits);

@@ -497,10 +497,42 @@ void SwinFp32::RunStep(size_t i, int batch, const float* images, float* logits) 
 }
 
 void SwinFp32::Run(const float* images, int batch, float* logits) {
+  RunRange({0, static_cast<int>(s_.steps.size())}, batch, images, logits);
+}
+
+int64_t SwinFp32::StreamElems(size_t stage) const {
+  const SwinStage& st = m_.swin.stages[stage];
+  return int64_t{st.grid_h} * st.grid_w * st.dim;
+}
+
+void SwinFp32::RunEmbed(const float* images, int batch, float* x) {
+  RunRange(s_.embed, batch, images, nullptr);
+  std::memcpy(x, buf_[static_cast<int>(Buf::kX)], sizeof(float) * static_cast<size_t>(batch * StreamElems(0)));
+}
+
+void SwinFp32::RunBlock(int block, float* x, int batch) {
+  const size_t stage = static_cast<size_t>(sh_->block_stage[static_cast<size_t>(block)]);
+  // The stage's last block carries the merge (if any) in its range: its output is the next stage's.
+  const size_t next = static_cast<size_t>(block) + 1;
+  const bool merges = m_.swin.stages[stage].has_merge &&
+                      (next == sh_->block_stage.size() || sh_->block_stage[next] != static_cast<int>(stage));
+  float* xb = buf_[static_cast<int>(Buf::kX)];
+  std::memcpy(xb, x, sizeof(float) * static_cast<size_t>(batch * StreamElems(stage)));
+  RunRange(s_.blocks[static_cast<size_t>(block)], batch, nullptr, nullptr);
+  std::memcpy(x, xb, sizeof(float) * static_cast<size_t>(batch * StreamElems(merges ? stage + 1 : stage)));
+}
+
+void SwinFp32::RunHead(const float* x, int batch, float* logits) {
+  std::memcpy(buf_[static_cast<int>(Buf::kX)], x,
+              sizeof(float) * static_cast<size_t>(batch * StreamElems(m_.swin.stages.size() - 1)));
+  RunRange(s_.head, batch, nullptr, logits);
+}
+
+void SwinFp32::RunRange(StepRange r, int batch, const float* images, float* logits) {
   ADALOG_CHECK(batch >= 1 && batch <= max_batch_, "executor: batch ", batch, " out of range 1..",
                max_batch_);
   exec::ScopedOmpThreads scoped(threads_);
-  for (size_t i = 0; i < s_.steps.size(); ++i) {
+  for (size_t i = static_cast<size_t>(r.first); i < static_cast<size_t>(r.end); ++i) {
     RunStep(i, batch, images, logits);
     const Step& st = s_.steps[i];
     if ((observer_ || rewriter_) && st.has_tap) {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -38,6 +39,14 @@ class SwinFp32 {
 
   // images [batch][C][H][W] -> logits [batch][classes]; 1 <= batch <= max_batch.
   void Run(const float* images, int batch, float* logits);
+  // Stepping (ExecutorFp32::RunEmbed / RunBlock / RunHead): the steps of schedule range
+  // s.embed / s.blocks[block] / s.head, the residual stream x in the caller's buffer, contiguous
+  // [batch * tokens][dim] at the stage it is at: after RunEmbed stage 0's; RunBlock reads its
+  // block's stage and, for a stage's last block, writes the merged stream of the next stage (the
+  // merge belongs to that block's range). The same bytes as Run, step for step.
+  void RunEmbed(const float* images, int batch, float* x);
+  void RunBlock(int block, float* x, int batch);
+  void RunHead(const float* x, int batch, float* logits);
   void SetHooks(Fp32Observer* observer, Fp32Rewriter* rewriter) {
     observer_ = observer;
     rewriter_ = rewriter;
@@ -51,6 +60,9 @@ class SwinFp32 {
  private:
   void Allocate();
   void RunStep(size_t i, int batch, const float* images, float* logits);
+  void RunRange(StepRange r, int batch, const float* images, float* logits);
+  // Elements per image of the residual stream (Buf::kX) at stage `stage`.
+  int64_t StreamElems(size_t stage) const;
   void Linear(const float* x, int64_t rows, int64_t tokens, int wi, float* y);
   void WindowAttention(const Step& st, int batch);
   void Tap(TapPoint tap, int block, int batch, int tokens, float* data, int rows, int cols,

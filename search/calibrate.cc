@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <vector>
 
 #include "quant/error.h"
 #include "quant/uniform.h"
@@ -18,19 +19,12 @@ namespace {
 
 void Validate(const VitModel& model, const float* images, int n, const CalibOptions& o) {
   ValidateVitModel(model);
-  // docs/swin-import.md "Quantization (wt/swin3)" lists what the search lacks for Swin.
-  ADALOG_CHECK(!model.is_swin(), "calibration: Swin models are not supported yet (the search's "
-               "capture and q@k / attn@v objectives assume global attention; the simulated "
-               "executor runs hand-made Swin plans, the integer executor refuses Swin)");
   ValidateRecipeOptions(o.recipe);
   ADALOG_CHECK(o.num_images >= 1, "calibration: num_images must be >= 1, got ", o.num_images);
   ADALOG_CHECK(n >= o.num_images, "calibration: ", o.num_images, " calibration images asked, but only ",
                n, " given");
   ADALOG_CHECK(images != nullptr, "calibration: no image data");
   ADALOG_CHECK(o.batch >= 1, "calibration: batch must be >= 1, got ", o.batch);
-  for (size_t b = 0; b < model.blocks.size(); ++b)
-    ADALOG_CHECK(model.blocks[b].window_size == 0, "calibration: block ", b,
-                 " uses window attention (Swin), which calibration does not support yet");
   const int64_t per = static_cast<int64_t>(model.embed.in_channels) * model.embed.image_h *
                       model.embed.image_w;
   for (int i = 0; i < o.num_images; ++i)
@@ -157,9 +151,17 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
   plan.ln_reparam = o.ln_reparam;
   plan.fpcs = o.fpcs;
   plan.blocks.resize(model.blocks.size());
+  // Swin: one reduction Linear per patch merge, calibrated with the stage's last block (whose
+  // captures hold its FP input and output); stage index per merge, in order.
+  std::vector<size_t> merge_stages;
+  for (size_t s = 0; s < model.swin.stages.size(); ++s)
+    if (model.swin.stages[s].has_merge) merge_stages.push_back(s);
+  plan.merges.resize(merge_stages.size());
+  size_t next_merge = 0;
 
   const bool dist = model.pooling == Pooling::kClsDistAvg;
-  const int total = 1 + 6 * static_cast<int>(model.blocks.size()) + 1 + (dist ? 1 : 0);
+  const int total = 1 + 6 * static_cast<int>(model.blocks.size()) + static_cast<int>(merge_stages.size()) +
+                    1 + (dist ? 1 : 0);
   int done = 0;
   auto step = [&](const std::string& label) {
     ++done;
@@ -214,9 +216,12 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
     bq.proj = CalibrateUniformLinear(c.proj_in.data(), rows, c.proj_out.data(), mb.proj,
                                      o.act_bits, o);
     step(pre + "proj");
-    CalibrateQkMatmul(c.q.data(), c.k.data(), c.heads, c.images, c.tokens, c.head_dim, o, &bq.attn);
+    // Attention per group (a ViT image, a Swin window): q@k^T and attn@v never pair rows of two
+    // groups. Swin's bias and mask are added in FP32 after q@k^T, outside its quantizers.
+    CalibrateQkMatmul(c.q.data(), c.k.data(), c.heads, c.groups, c.group_rows, c.head_dim, o,
+                      &bq.attn);
     step(pre + "matmul1");
-    CalibrateAvMatmul(c.probs.data(), c.v.data(), c.heads, c.images, c.tokens, c.head_dim, o,
+    CalibrateAvMatmul(c.probs.data(), c.v.data(), c.heads, c.groups, c.group_rows, c.head_dim, o,
                       &bq.attn);
     step(pre + "matmul2");
     bq.fc1 = ln_linear(static_cast<int>(b), "fc1", c.fc1_in.data(), c.fc1_out.data(), c.tokens,
@@ -224,7 +229,20 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
     step(pre + "fc1");
     bq.fc2 = CalibratePostGeluLinear(c.gelu_out.data(), rows, c.fc2_out.data(), &mb.fc2, o);
     step(pre + "fc2");
+    if (!c.merge_in.empty()) {
+      // The merge's reduction: uniform input + FPCS, weight per output row, with the merge norm
+      // reparameterized into it as the official code does (its 'reduction' Linear takes the
+      // PatchMerging norm as prev_layer), like qkv / fc1 with ln1 / ln2.
+      ADALOG_CHECK(next_merge < merge_stages.size(), "calibration: more patch-merge captures than merges");
+      PatchMergeParams& mp = qm.model.swin.stages[merge_stages[next_merge]].merge;
+      plan.merges[next_merge] = CalibrateLnLinear(c.merge_in.data(), c.merge_rows(), c.merge_out.data(),
+                                                  &mp.norm, &mp.reduction, o);
+      step("merge " + std::to_string(next_merge) + " reduction");
+      ++next_merge;
+    }
   }
+  ADALOG_CHECK(next_merge == merge_stages.size(), "calibration: ", merge_stages.size() - next_merge,
+               " patch merges were not captured");
   {
     EdgeCapture e;
     cap.CaptureHead(&e);

@@ -31,7 +31,8 @@ using ProgressFn = std::function<void(int done, int total, const std::string& la
 // Calibrates `model` on images [n][C][H][W] (float32, normalized as the model expects).
 // Deterministic: the same inputs and options give a bit-identical result for any thread count.
 // Throws adalog::Error on: fewer than options.num_images images, NaN/inf in the images,
-// unsupported bit widths or quantizer names, an invalid model, Swin (windowed) blocks.
+// unsupported bit widths or quantizer names, an invalid model. Swin models are calibrated per
+// window (search/README.md, "Swin") with their patch merges' reductions in plan.merges.
 QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
                          const CalibOptions& options, const ProgressFn& progress = nullptr);
 

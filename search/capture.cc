@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "quant/error.h"
+#include "runtime/swin_model.h"
 
 namespace adalog::search {
 namespace {
@@ -35,6 +36,7 @@ class BlockObserver : public Fp32Observer {
       case TapPoint::kK: PerHead(&c.k, info, data, rows, cols); break;
       case TapPoint::kV: PerHead(&c.v, info, data, rows, cols); break;
       case TapPoint::kAttnProbs: PerHead(&c.probs, info, data, rows, cols); break;
+      case TapPoint::kMergeIn: Append(&c.merge_in, data, rows, cols); break;
       default: break;
     }
   }
@@ -97,13 +99,21 @@ void CaptureRunner::RunAll(Fp32Observer* obs) {
   exec_->SetObserver(nullptr);
 }
 
+int64_t CaptureRunner::StreamRow() const {
+  if (!model_.is_swin()) return static_cast<int64_t>(model_.num_tokens()) * model_.dim;
+  int64_t row = 0;
+  for (const SwinStage& st : model_.swin.stages)
+    row = std::max(row, static_cast<int64_t>(st.grid_h) * st.grid_w * st.dim);
+  return row;
+}
+
 int64_t CaptureRunner::ImageElems() const {
   return static_cast<int64_t>(model_.embed.in_channels) * model_.embed.image_h *
          model_.embed.image_w;
 }
 
 void CaptureRunner::StartStream(Fp32Observer* obs) {
-  const int64_t row = static_cast<int64_t>(model_.num_tokens()) * model_.dim;
+  const int64_t row = StreamRow();
   stream_.resize(static_cast<size_t>(n_ * row));
   exec_->SetObserver(obs);
   for (int b0 = 0; b0 < n_; b0 += batch_) {
@@ -116,7 +126,7 @@ void CaptureRunner::StartStream(Fp32Observer* obs) {
 
 void CaptureRunner::AdvanceTo(int block) {
   if (next_block_ < 0 || next_block_ > block) StartStream(nullptr);
-  const int64_t row = static_cast<int64_t>(model_.num_tokens()) * model_.dim;
+  const int64_t row = StreamRow();
   for (; next_block_ < block; ++next_block_) {
     for (int b0 = 0; b0 < n_; b0 += batch_) {
       const int nb = std::min(batch_, n_ - b0);
@@ -140,28 +150,56 @@ void CaptureRunner::CaptureBlock(int block, BlockCapture* out) {
   *out = BlockCapture{};
   out->images = n_;
   out->tokens = model_.num_tokens();
+  out->dim = model_.dim;
+  out->groups = n_;
+  out->group_rows = out->tokens;
+  const SwinStage* merge_stage = nullptr;
+  if (model_.is_swin()) {
+    const std::vector<int> stages = SwinBlockStages(model_);
+    const size_t si = static_cast<size_t>(stages[static_cast<size_t>(block)]);
+    const SwinStage& st = model_.swin.stages[si];
+    const int w = bp.window_size;
+    out->tokens = st.grid_h * st.grid_w;
+    out->dim = st.dim;
+    out->group_rows = w * w;
+    out->groups = n_ * (SwinPadded(st.grid_h, w) / w) * (SwinPadded(st.grid_w, w) / w);
+    const bool last = static_cast<size_t>(block) + 1 == stages.size() ||
+                      stages[static_cast<size_t>(block) + 1] != static_cast<int>(si);
+    if (last && st.has_merge) {
+      merge_stage = &st;
+      out->merge_tokens = ((st.grid_h + 1) / 2) * ((st.grid_w + 1) / 2);
+    }
+  }
   out->heads = bp.heads;
-  out->head_dim = model_.dim / bp.heads;
-  const int64_t per_head = static_cast<int64_t>(n_) * out->tokens;
+  out->head_dim = out->dim / bp.heads;
+  const int64_t per_head = static_cast<int64_t>(out->groups) * out->group_rows;
   out->q.resize(static_cast<size_t>(bp.heads * per_head * out->head_dim));
   out->k.resize(out->q.size());
   out->v.resize(out->q.size());
-  out->probs.resize(static_cast<size_t>(bp.heads * per_head * out->tokens));
+  out->probs.resize(static_cast<size_t>(bp.heads * per_head * out->group_rows));
   AdvanceTo(block);
   BlockObserver obs(block, out);
-  const int64_t row = static_cast<int64_t>(model_.num_tokens()) * model_.dim;
+  const int64_t row = StreamRow();
   exec_->SetObserver(&obs);
   for (int b0 = 0; b0 < n_; b0 += batch_) {
     obs.image_base = b0;
     const int nb = std::min(batch_, n_ - b0);
     exec_->RunBlock(block, stream_.data() + b0 * row, nb);
+    // The block's range ends with the merge: the stream now holds the reduction's output.
+    if (merge_stage != nullptr)
+      Append(&out->merge_out, stream_.data() + b0 * row, nb * out->merge_tokens,
+             merge_stage->merge.reduction.out);
   }
   exec_->SetObserver(nullptr);
   ++next_block_;
   const int64_t rows = out->rows();
-  ADALOG_CHECK(static_cast<int64_t>(out->qkv_in.size()) == rows * model_.dim &&
-                   static_cast<int64_t>(out->fc2_out.size()) == rows * model_.dim,
+  ADALOG_CHECK(static_cast<int64_t>(out->qkv_in.size()) == rows * out->dim &&
+                   static_cast<int64_t>(out->fc2_out.size()) == rows * out->dim,
                "capture: block ", block, " taps incomplete");
+  if (merge_stage != nullptr) {
+    ADALOG_CHECK(static_cast<int64_t>(out->merge_in.size()) == out->merge_rows() * 4 * out->dim,
+                 "capture: block ", block, " patch-merge taps incomplete");
+  }
 }
 
 void CaptureRunner::CaptureHead(EdgeCapture* out) {
@@ -171,7 +209,7 @@ void CaptureRunner::CaptureHead(EdgeCapture* out) {
   out->head_dist_out.clear();
   AdvanceTo(static_cast<int>(model_.blocks.size()));
   EdgeObserver obs(out);
-  const int64_t row = static_cast<int64_t>(model_.num_tokens()) * model_.dim;
+  const int64_t row = StreamRow();
   std::vector<float> logits(static_cast<size_t>(batch_) * model_.num_classes());
   exec_->SetObserver(&obs);
   for (int b0 = 0; b0 < n_; b0 += batch_) {

@@ -149,6 +149,7 @@ void ApplyLinearReconstruction(const LinearTrainParams<float>& p, const UniformP
 std::vector<OptimizeUnitStats> OptimizeModel(const VitModel& fp, const float* images, int n,
                                              const OptimizeOptions& o, QuantizedModel* qm,
                                              const OptimizeProgressFn& progress) {
+  ADALOG_CHECK(!fp.is_swin(), "optimize: block reconstruction does not support Swin models yet");
   CheckSameShapes(fp, qm->model);
   ADALOG_CHECK(o.recon.batch > 0 && n >= o.recon.batch, "optimize: ", n,
                " optimisation images for batch ", o.recon.batch);

@@ -5,8 +5,9 @@
 # its swin_stages); run's logits
 # match PyTorch's (max |diff| / max |logit| <= 1e-4; logits not constant); eval of shapes_swin on the
 # shapes test set gives info.json's fp32_top1 (0.79, 316/400); a quantized Swin file runs, on the
-# simulated executor only for its log-sqrt2 softmax; quantize refuses Swin with a clear error and writes nothing; the V2 export is
-# rejected naming its cosine attention.
+# simulated executor only for its log-sqrt2 softmax; quantize -> run -> eval on shapes_swin (a
+# version-3 file, run and eval on the integer executor); --optimize refuses Swin and writes
+# nothing; the V2 export is rejected naming its cosine attention.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cli_init swin.sh "$@"
 
@@ -80,9 +81,39 @@ else
   ok
 fi
 
-expect_exit 1 "calibration: Swin models are not supported yet" --absent "$TMP/q.adalog" -- \
-  quantize "$ROOT/models/shapes_swin/shapes_swin.onnx" --calib "$ROOT/models/shapes_swin/calib.npy" \
-  -o "$TMP/q.adalog"
+# quantize -> run -> eval on the trained Swin (2 calibration images: this checks the pipeline,
+# not accuracy; the accuracy table is docs/swin-import.md's): a version-3 file, logits of the
+# stored input's shape that are finite and not all equal, eval on the integer executor (the calibrated plan has only kinds it runs).
+sw=$ROOT/models/shapes_swin
+if ! "$ADALOG" quantize "$sw/shapes_swin.onnx" --calib "$sw/calib.npy" --calib-size 2 --bits W8A8 --threads 2 \
+       -o "$TMP/q.adalog" >"$TMP/qout" 2>&1 ||
+   ! "$ADALOG" inspect --json "$TMP/q.adalog" 2>"$TMP/err" |
+     "$PY" -c 'import json,sys; r=json.loads(sys.stdin.read()); assert r["file_version"] == 3, r["file_version"]'; then
+  bad "adalog quantize shapes_swin: $(cat "$TMP/qout" "$TMP/err")"
+elif ! "$ADALOG" run "$TMP/q.adalog" --input "$sw/shapes_swin.input.npy" --output "$TMP/q_logits.npy" --threads 2 \
+         2>"$TMP/err" ||
+     ! "$PY" - "$sw/shapes_swin.output.npy" "$TMP/q_logits.npy" <<'PYEOF'
+import sys
+import numpy as np
+ref, got = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert ref.shape == got.shape, f"shape {got.shape}, want {ref.shape}"
+assert np.isfinite(got).all(), "non-finite logits"
+assert got.std() > 0, "constant logits"
+assert not np.array_equal(ref, got), "quantized logits equal FP32's bit for bit"
+PYEOF
+then
+  bad "adalog run on the quantized shapes_swin: $(cat "$TMP/err")"
+else
+  out=$("$ADALOG" eval "$TMP/q.adalog" --data "$ROOT/models/shapes/test_x.npy" --labels "$ROOT/models/shapes/test_y.npy" \
+        --json --threads 2 2>"$TMP/err")
+  if ! echo "$out" | "$PY" -c 'import json,sys; r=json.loads(sys.stdin.read()); assert r["images"] == 400 and r["executor"] == "int" and 0 < r["top1_correct"] <= 400, r'; then
+    bad "adalog eval on the quantized shapes_swin: $out $(cat "$TMP/err")"
+  else
+    ok
+  fi
+fi
+expect_exit 1 "--optimize (block reconstruction) does not support Swin models yet" --absent "$TMP/o.adalog" -- \
+  quantize "$sw/shapes_swin.onnx" --calib "$sw/calib.npy" --optimize -o "$TMP/o.adalog"
 expect_exit 1 "Swin V2 cosine attention at node '/layers/layers.0/blocks.0/attn/MatMul_1'" -- \
   inspect "$ROOT/models/tiny/swin/tiny_swinv2_timm_op17_static.onnx"
 
