@@ -584,11 +584,22 @@ int RunQuantize(const ParsedArgs& args) {
                static_cast<long long>(calib.available));
   ScopedSigint sigint;
   const auto search_t0 = std::chrono::steady_clock::now();
+  double last_log = 0;  // seconds since search_t0 of the last non-tty progress line
   auto progress = [&](int done, int total, const std::string& label) {
     if (g_interrupted.load()) throw Interrupted("interrupted (SIGINT) during calibration; no output written");
-    if (!tty) return;
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - search_t0).count();
     const double eta = done > 0 ? el * (total - done) / done : 0.0;
+    if (!tty) {
+      // A log file or a pipe gets a plain line at most every kLogEvery seconds (a large model's
+      // calibration runs for minutes), never the bar's escape codes.
+      constexpr double kLogEvery = 30.0;
+      if (el - last_log >= kLogEvery && done < total) {
+        last_log = el;
+        std::fprintf(stderr, "adalog: calibration %d/%d steps (%s), %s elapsed, ETA %s\n", done, total,
+                     label.c_str(), FormatSeconds(el).c_str(), FormatSeconds(eta).c_str());
+      }
+      return;
+    }
     constexpr int kWidth = 30;
     const int fill = total > 0 ? kWidth * done / total : kWidth;
     std::fprintf(stderr, "\r\033[K[%s%s] %d/%d %-20s %s elapsed, ETA %s", std::string(fill, '#').c_str(),
