@@ -87,7 +87,7 @@ def op_counts(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(HERE, "tiny", "swin"))
-    ap.add_argument("--swin-t", action="store_true", help="also export models/generated/swin_t_op17_dyn.onnx")
+    ap.add_argument("--swin-t", action="store_true", help="also export models/generated/swin_t_op17_dyn.onnx and swin_t_op13_static.onnx")
     ap.add_argument("--swin-t-only", action="store_true", help="only the swin_t export")
     a = ap.parse_args()
     a.swin_t = a.swin_t or a.swin_t_only
@@ -135,11 +135,13 @@ def main():
         torch.manual_seed(0)
         m = swin_defs.make_torchvision_swin("swin_t")
         swin_defs.perturb_(m, 1)
-        path = os.path.join(gen, "swin_t_op17_dyn.onnx")
-        _, y = export_onnx(m, path, 224, 17, True, batch=2, seed=2, graph_name="swin_t_op17_dyn")
-        nodes, ops = op_counts(path)
-        print(f"swin_t_op17_dyn: {os.path.getsize(path)} B, {nodes} nodes, logits std {y.std():.3f}")
-        print(json.dumps(ops))
+        # The two opsets: 17 with a dynamic batch, 13 (LayerNorm decomposed) static.
+        for name, opset, dyn in (("swin_t_op17_dyn", 17, True), ("swin_t_op13_static", 13, False)):
+            path = os.path.join(gen, name + ".onnx")
+            _, y = export_onnx(m, path, 224, opset, dyn, batch=2, seed=2, graph_name=name)
+            nodes, ops = op_counts(path)
+            print(f"{name}: {os.path.getsize(path)} B, {nodes} nodes, logits std {y.std():.3f}")
+            print(json.dumps(ops))
 
 
 if __name__ == "__main__":
