@@ -311,7 +311,7 @@ void SwinFp32::WindowAttention(const Step& st, int batch) {
   float* merged = buf_[static_cast<int>(Buf::kMerged)];
   const float* qkv_bias = bp.qkv.bias.data();
   const size_t head_sz = static_cast<size_t>(R) * hd, probs_sz = static_cast<size_t>(R) * N;
-  exec::ParallelRows(int64_t{batch} * R, threads_, [&](int64_t b, int64_t e) {
+  exec::ParallelRowChunks(int64_t{batch} * R, kChunkRows, threads_, [&](int, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t img = r / R, wr = r % R;
       const int32_t t = rows[static_cast<size_t>(wr)];
@@ -398,14 +398,14 @@ void SwinFp32::RunStep(size_t i, int batch, const float* images, float* logits) 
   const BlockParams* bp = st.block >= 0 ? &m_.blocks[static_cast<size_t>(st.block)] : nullptr;
   const int lin0 = st.block >= 0 ? sh_->block_lin[static_cast<size_t>(st.block)] : -1;
   auto layer_norm = [&](const float* src, float* dst, int64_t n, const LayerNormParams& ln) {
-    exec::ParallelRows(n, threads_, [&](int64_t b, int64_t e) {
+    exec::ParallelRowChunks(n, kChunkRows, threads_, [&](int, int64_t b, int64_t e) {
       fk_.layer_norm(src + b * ln.dim, dst + b * ln.dim, e - b, ln.dim, ln.gamma.data(),
                      ln.beta.data(), ln.eps);
     });
   };
   switch (st.op) {
     case StepOp::kPatchEmbed:
-      exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
+      exec::ParallelRowChunks(rows, kChunkRows, threads_, [&](int, int64_t b, int64_t e) {
         exec::Im2colPatchRows(m_.embed, images, b, e, patches_);
       });
       if (observer_ || rewriter_) {
@@ -423,13 +423,13 @@ void SwinFp32::RunStep(size_t i, int batch, const float* images, float* logits) 
     case StepOp::kFc2: Linear(in, rows, st.tokens, lin0 + 3, out); break;
     case StepOp::kWindowAttention: WindowAttention(st, batch); break;
     case StepOp::kAddResidual:
-      exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
+      exec::ParallelRowChunks(rows, kChunkRows, threads_, [&](int, int64_t b, int64_t e) {
         fk_.add(out + b * st.cols, in + b * st.cols, out + b * st.cols, (e - b) * st.cols);
       });
       break;
     case StepOp::kGelu: {
       const EltwiseFn gelu = bp->gelu == GeluKind::kErf ? fk_.gelu_erf : fk_.gelu_tanh;
-      exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
+      exec::ParallelRowChunks(rows, kChunkRows, threads_, [&](int, int64_t b, int64_t e) {
         gelu(out + b * st.cols, out + b * st.cols, (e - b) * st.cols);
       });
       break;
@@ -439,7 +439,7 @@ void SwinFp32::RunStep(size_t i, int batch, const float* images, float* logits) 
       const SwinStage& sg = m_.swin.stages[si];
       const std::vector<int32_t>& mr = sh_->merge_rows[si];
       const int C = sg.dim, T = sg.grid_h * sg.grid_w;
-      exec::ParallelRows(rows, threads_, [&](int64_t b, int64_t e) {
+      exec::ParallelRowChunks(rows, kChunkRows, threads_, [&](int, int64_t b, int64_t e) {
         for (int64_t r = b; r < e; ++r) {
           const int64_t img = r / st.tokens, j = r % st.tokens;
           for (int q = 0; q < 4; ++q) {

@@ -1,8 +1,11 @@
 // The FP32 executor's Swin path (ExecutorFp32 delegates to it for m.is_swin()): one implementation
 // per Swin schedule step (vit_schedule.h, swin_schedule.cc), walked in schedule order over whole
 // tensors. Linears are oneDNN matmuls over chunks of at most 64 rows of one image, one thread
-// each, so an image's bytes depend on neither the thread count nor the batch; attention and the
-// float islands are row-parallel loops.
+// each, so an image's bytes depend on neither the thread count nor the batch; attention runs per
+// (image, head, 8 windows) and the float islands per 64 rows. Every parallel step runs on the
+// runtime's pool (thread_pool.h), none on OpenMP: OpenMP's spinning workers beside the pool's
+// took the second core (swin_t b1: 2 threads no faster than 1; with OMP_WAIT_POLICY=PASSIVE
+// 2.2x faster, under load).
 //
 // Taps as ExecutorFp32 fires them (observer: every tap; rewriter: the input-side ones, in place).
 // kWindowAttention's per-head taps are per (image, head) over the block's window rows, padding
