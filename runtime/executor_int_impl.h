@@ -86,6 +86,10 @@ intk::QLinear PrepareUniformLinear(const LinearParams& l, const LinearQuant& lq,
                                    const std::string& op,
                                    std::optional<intk::VectorUniformEncoder>* input, IsaLevel cap);
 
+// Grows every buffer of `dst` to at least the size the same buffer has in `src` (the log-code
+// kernels' scratch, sized for the largest op a thread runs).
+void MergeScratch(const intk::LogScratch& src, intk::LogScratch* dst);
+
 }  // namespace intexec
 
 struct ExecutorInt::Impl : exec::ModelDims {

@@ -154,7 +154,10 @@ AdaLogTables IntegerLogTables(const LogParams& p, const std::string& op) {
   return p.kind == LogKind::kLog2 ? MakeLog2Tables(p.bits) : MakeAdaLogTables(p.bits, p.q);
 }
 
-// Grows every buffer of `dst` to at least the size the same buffer has in `src`.
+}  // namespace
+
+namespace intexec {
+
 void MergeScratch(const intk::LogScratch& src, intk::LogScratch* dst) {
   auto grow = [](auto& d, const auto& s) {
     if (d.size() < s.size()) d.resize(s.size());
@@ -166,10 +169,6 @@ void MergeScratch(const intk::LogScratch& src, intk::LogScratch* dst) {
   grow(dst->lut64, src.lut64);
   grow(dst->acc64, src.acc64);
 }
-
-}  // namespace
-
-namespace intexec {
 intk::QLinear PrepareUniformLinear(const LinearParams& l, const LinearQuant& lq,
                                    const std::string& op,
                                    std::optional<intk::VectorUniformEncoder>* input, IsaLevel cap) {
@@ -569,11 +568,11 @@ void ExecutorInt::Impl::PrepareThreads() {
       if (b.probs_log) {
         a.av.push_back(intk::PrepareLogMatmul(io.attn_design, b.probs_tables, zeros.data(), T, hd,
                                               T, zu.data(), ones.data(), nullptr));
-        MergeScratch(intk::MakeLogScratch(a.av.back(), T), &a.av_scratch);
+        intexec::MergeScratch(intk::MakeLogScratch(a.av.back(), T), &a.av_scratch);
       } else {
         a.av.emplace_back();
       }
-      if (b.gelu_log) MergeScratch(intk::MakeLogScratch(b.fc2_log, max_chunk_rows), &row_scratch[t]);
+      if (b.gelu_log) intexec::MergeScratch(intk::MakeLogScratch(b.fc2_log, max_chunk_rows), &row_scratch[t]);
     }
   }
 }

@@ -34,19 +34,6 @@ namespace {
 
 size_t Align64(size_t bytes) { return (bytes + 63) & ~size_t{63}; }
 
-// Grows every buffer of `dst` to at least the size the same buffer has in `src`.
-void GrowScratch(const intk::LogScratch& src, intk::LogScratch* dst) {
-  auto grow = [](auto& d, const auto& s) {
-    if (d.size() < s.size()) d.resize(s.size());
-  };
-  grow(dst->row_exp, src.row_exp);
-  grow(dst->l8, src.l8);
-  grow(dst->l16, src.l16);
-  grow(dst->buckets, src.buckets);
-  grow(dst->lut64, src.lut64);
-  grow(dst->acc64, src.acc64);
-}
-
 }  // namespace
 
 namespace intexec {
@@ -200,11 +187,11 @@ void ExecutorInt::Impl::PrepareSwinThreads() {
       if (b.probs_log) {
         a.av.push_back(intk::PrepareLogMatmul(io.attn_design, b.probs_tables, zeros.data(), n, bhd,
                                               n, zu.data(), ones.data(), nullptr));
-        GrowScratch(intk::MakeLogScratch(a.av.back(), n), &a.av_scratch);
+        intexec::MergeScratch(intk::MakeLogScratch(a.av.back(), n), &a.av_scratch);
       } else {
         a.av.emplace_back();
       }
-      if (b.gelu_log) GrowScratch(intk::MakeLogScratch(b.fc2_log, max_chunk_rows), &row_scratch[t]);
+      if (b.gelu_log) intexec::MergeScratch(intk::MakeLogScratch(b.fc2_log, max_chunk_rows), &row_scratch[t]);
     }
   }
 }
