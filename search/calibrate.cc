@@ -175,6 +175,7 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
 
   // qkv / fc1 (recipe B). With ln_reparam_select, qm gets the plain variant and `variant` the
   // reparameterized one (x is rewritten by the second call only); the choice comes at the end.
+  // Without it the vectors stay empty and `variant` is null (never indexed: UBSan).
   const bool select = o.ln_reparam && o.ln_reparam_select;
   const bool stats = std::getenv("ADALOG_SEARCH_STATS") != nullptr;
   RecipeOptions plain = o;
@@ -211,7 +212,7 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
     const int64_t rows = c.rows();
     const std::string pre = "block " + std::to_string(b) + " ";
     bq.qkv = ln_linear(static_cast<int>(b), "qkv", c.qkv_in.data(), c.qkv_out.data(), c.tokens,
-                       &mb.ln1, &mb.qkv, &reparam_qkv[b]);
+                       &mb.ln1, &mb.qkv, select ? &reparam_qkv[b] : nullptr);
     step(pre + "qkv");
     bq.proj = CalibrateUniformLinear(c.proj_in.data(), rows, c.proj_out.data(), mb.proj,
                                      o.act_bits, o);
@@ -225,7 +226,7 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
                       &bq.attn);
     step(pre + "matmul2");
     bq.fc1 = ln_linear(static_cast<int>(b), "fc1", c.fc1_in.data(), c.fc1_out.data(), c.tokens,
-                       &mb.ln2, &mb.fc1, &reparam_fc1[b]);
+                       &mb.ln2, &mb.fc1, select ? &reparam_fc1[b] : nullptr);
     step(pre + "fc1");
     bq.fc2 = CalibratePostGeluLinear(c.gelu_out.data(), rows, c.fc2_out.data(), &mb.fc2, o);
     step(pre + "fc2");
