@@ -2,9 +2,11 @@
 #include "search/calibrate.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <vector>
 
@@ -163,8 +165,26 @@ QuantizedModel Calibrate(const VitModel& model, const float* images, int n,
   const int total = 1 + 6 * static_cast<int>(model.blocks.size()) + static_cast<int>(merge_stages.size()) +
                     1 + (dist ? 1 : 0);
   int done = 0;
+  // ADALOG_SEARCH_STATS also prints each step's wall time (capture included), to find where a
+  // long calibration goes.
+  const bool step_times = std::getenv("ADALOG_SEARCH_STATS") != nullptr;
+  auto process_cpu = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  };
+  auto last = std::chrono::steady_clock::now();
+  double last_cpu = process_cpu();
   auto step = [&](const std::string& label) {
     ++done;
+    if (step_times) {
+      const auto now = std::chrono::steady_clock::now();
+      const double cpu = process_cpu();
+      std::fprintf(stderr, "[search] step %d/%d %s: %.2f s wall, %.2f s CPU\n", done, total,
+                   label.c_str(), std::chrono::duration<double>(now - last).count(), cpu - last_cpu);
+      last = now;
+      last_cpu = cpu;
+    }
     if (progress) progress(done, total, label);
   };
 

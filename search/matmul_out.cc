@@ -68,11 +68,14 @@ void MatmulObjective::SetQuantizedB(std::vector<float> qb) {
 }
 
 void MatmulObjective::ResetChains(Operand* op) const {
-  const int64_t per = static_cast<int64_t>(images_) * op->res.xi * op->res.xj;
-  HeadChain zero;
-  zero.U.assign(static_cast<size_t>(per), 0);
-  zero.V.assign(static_cast<size_t>(per), 0.0);
-  op->chain.assign(static_cast<size_t>(heads_), zero);
+  const int64_t per_img = static_cast<int64_t>(op->res.xi) * op->res.xj;
+  op->chain.assign(static_cast<size_t>(heads_) * parts(), HeadChain{});
+  for (int h = 0; h < heads_; ++h)
+    for (int part = 0; part < parts(); ++part) {
+      HeadChain& ch = op->chain[static_cast<size_t>(h) * parts() + part];
+      ch.U.assign(static_cast<size_t>(per_img * part_images(part)), 0);
+      ch.V.assign(ch.U.size(), 0.0);
+    }
 }
 
 void MatmulObjective::PrepareResidual(bool for_a, Residual* res) const {
@@ -85,9 +88,9 @@ void MatmulObjective::PrepareResidual(bool for_a, Residual* res) const {
   res->rows = rows;
   res->R.resize(static_cast<size_t>(pairs) * rows * K);
   res->XH.resize(static_cast<size_t>(pairs) * rows * K);
-  res->RR.assign(static_cast<size_t>(heads_), 0.0);
-  res->XR.assign(static_cast<size_t>(heads_), 0.0);
-  res->XHX.assign(static_cast<size_t>(heads_), 0.0);
+  res->RR.assign(static_cast<size_t>(heads_) * parts(), 0.0);
+  res->XR.assign(res->RR.size(), 0.0);
+  res->XHX.assign(res->RR.size(), 0.0);
   res->H.resize(static_cast<size_t>(pairs) * K * K);
   res->rr.assign(static_cast<size_t>(pairs), 0.0);
   exec::ParallelForScratch(
@@ -124,17 +127,21 @@ void MatmulObjective::PrepareResidual(bool for_a, Residual* res) const {
 }
 
 void MatmulObjective::FinishResidual(const float* xs, Residual* res) const {
-  // Per head: RR = sum rr, XR = <X, R>, XHX = <X H, X> over the images (fixed order).
-  const int64_t per = static_cast<int64_t>(images_) * res->xi * res->xj;
-  for (int h = 0; h < heads_; ++h) {
-    double rrs = 0, xr = 0, xhx = 0;
-    for (int img = 0; img < images_; ++img) rrs += res->rr[static_cast<size_t>(h) * images_ + img];
-    SelectScanKernels().dot2(xs + h * per, res->R.data() + h * per, res->XH.data() + h * per, per,
-                             &xr, &xhx);
-    res->RR[static_cast<size_t>(h)] = rrs;
-    res->XR[static_cast<size_t>(h)] = xr;
-    res->XHX[static_cast<size_t>(h)] = xhx;
-  }
+  // Per (head, part): RR = sum rr, XR = <X, R>, XHX = <X H, X> over the part's images (fixed
+  // order).
+  const int64_t per_img = static_cast<int64_t>(res->xi) * res->xj;
+  for (int h = 0; h < heads_; ++h)
+    for (int part = 0; part < parts(); ++part) {
+      const int img0 = part * part_size(), n = part_images(part);
+      const int64_t at = (static_cast<int64_t>(h) * images_ + img0) * per_img;
+      double rrs = 0, xr = 0, xhx = 0;
+      for (int img = img0; img < img0 + n; ++img) rrs += res->rr[static_cast<size_t>(h) * images_ + img];
+      SelectScanKernels().dot2(xs + at, res->R.data() + at, res->XH.data() + at, per_img * n, &xr, &xhx);
+      const size_t hp = static_cast<size_t>(h) * parts() + part;
+      res->RR[hp] = rrs;
+      res->XR[hp] = xr;
+      res->XHX[hp] = xhx;
+    }
   res->ready = true;
 }
 
@@ -152,9 +159,9 @@ void MatmulObjective::PrepareResidualAvB(Residual* res) const {
   res->XH.resize(res->R.size());
   res->H.resize(static_cast<size_t>(pairs) * K * K);
   res->rr.assign(static_cast<size_t>(pairs), 0.0);
-  res->RR.assign(static_cast<size_t>(heads_), 0.0);
-  res->XR.assign(static_cast<size_t>(heads_), 0.0);
-  res->XHX.assign(static_cast<size_t>(heads_), 0.0);
+  res->RR.assign(static_cast<size_t>(heads_) * parts(), 0.0);
+  res->XR.assign(res->RR.size(), 0.0);
+  res->XHX.assign(res->RR.size(), 0.0);
   exec::ParallelForScratch(
       pairs, pairs * M * K * (N + K) > kMinParallelWork,
       [&] { return std::vector<float>(static_cast<size_t>(M) * N); },
@@ -202,23 +209,29 @@ void MatmulObjective::SortHeads(const float* x, int64_t per_head, Operand* op) c
   op->sorted_ok = per_head < (int64_t{1} << 32);
   for (int64_t i = 0; i < per_head * heads_ && op->sorted_ok; ++i) op->sorted_ok = !std::isnan(x[i]);
   if (!op->sorted_ok) return;
-  op->sorted.assign(static_cast<size_t>(heads_), {});
-  for (int h = 0; h < heads_; ++h) SortWithIndex(x + h * per_head, per_head, &op->sorted[static_cast<size_t>(h)]);
+  op->sorted.assign(static_cast<size_t>(heads_) * parts(), {});
+  const int64_t per_img = per_head / images_;
+  for (int h = 0; h < heads_; ++h)
+    for (int part = 0; part < parts(); ++part)
+      SortWithIndex(x + h * per_head + static_cast<int64_t>(part) * part_size() * per_img,
+                    per_img * part_images(part), &op->sorted[static_cast<size_t>(h) * parts() + part]);
 }
 
-void MatmulObjective::ChainHead(const Residual& res, const SortedValues& sorted, int h,
+void MatmulObjective::ChainHead(const Residual& res, const SortedValues& sorted, int h, int part,
                                 const UniformCandidates& c, HeadChain* ch, double* err) const {
   const int M = c.count, xj = res.xj;
   const int D = res.con_rows ? res.xi : res.xj;  // H is D x D
   const int64_t per_img = static_cast<int64_t>(res.xi) * res.xj;
-  const int64_t per = per_img * images_;
+  const int nimg = part_images(part);
+  const int64_t per = per_img * nimg;
+  const int64_t first = static_cast<int64_t>(h) * images_ + static_cast<int64_t>(part) * part_size();
   std::vector<int16_t>& U = ch->U;
   std::vector<double>& V = ch->V;
-  const double RR = res.RR[static_cast<size_t>(h)], XR = res.XR[static_cast<size_t>(h)],
-               XHX = res.XHX[static_cast<size_t>(h)];
-  const float* R = res.R.data() + h * per;
-  const float* XH = res.XH.data() + h * per;
-  const float* Hh = res.H.data() + static_cast<int64_t>(h) * images_ * D * D;
+  const size_t hp = static_cast<size_t>(h) * parts() + part;
+  const double RR = res.RR[hp], XR = res.XR[hp], XHX = res.XHX[hp];
+  const float* R = res.R.data() + first * per_img;
+  const float* XH = res.XH.data() + first * per_img;
+  const float* Hh = res.H.data() + first * D * D;
   const AxpyF32F64Fn axpy = SelectAxpyF32F64();
   const std::vector<int> order = ScaleOrder(c, h);
   // X of this head sorted (once per objective): u = code - z is monotone in x, so a candidate's
@@ -239,7 +252,7 @@ void MatmulObjective::ChainHead(const Residual& res, const SortedValues& sorted,
         for (int64_t p = a; p < b; ++p) U[sidx[static_cast<size_t>(p)]] = static_cast<int16_t>(u);
       });
       uf.resize(static_cast<size_t>(per_img));
-      for (int img = 0; img < images_; ++img) {
+      for (int img = 0; img < nimg; ++img) {
         const int16_t* ui = U.data() + img * per_img;
         const float* Hi = Hh + static_cast<int64_t>(img) * D * D;
         double* vi = V.data() + img * per_img;
@@ -259,7 +272,7 @@ void MatmulObjective::ChainHead(const Residual& res, const SortedValues& sorted,
         a1 += u * static_cast<double>(R[e]);
         a2 += u * static_cast<double>(XH[e]);
       }
-      for (int img = 0; img < images_; ++img) {
+      for (int img = 0; img < nimg; ++img) {
         const int16_t* ui = U.data() + img * per_img;
         const double* vi = V.data() + img * per_img;
         for (int ii = 0; ii < res.xi; ++ii)
@@ -320,11 +333,22 @@ void MatmulObjective::EvalPerHead(bool for_a, const UniformCandidates& c, std::v
   const float* x = for_a ? a_ : b_;
   const int64_t per = for_a ? a_per_head() : b_per_head();
   if (op.res.ready) SortHeads(x, per, &op);
-  if (op.res.ready && op.sorted_ok) {  // chain form: per head, one thread, fixed order
-#pragma omp parallel for schedule(dynamic, 1) if (heads_ > 1)
+  if (op.res.ready && op.sorted_ok) {
+    // Chain form: per (head, part), one thread each, fixed order within; a head's error is its
+    // parts' errors added in part order (the same sums for any thread count).
+    const int np = parts();
+    std::vector<double> part_err(static_cast<size_t>(heads_) * np * c.count);
+    const int items = heads_ * np;
+#pragma omp parallel for schedule(dynamic, 1) if (items > 1)
+    for (int it = 0; it < items; ++it)
+      ChainHead(op.res, op.sorted[static_cast<size_t>(it)], it / np, it % np, c,
+                &op.chain[static_cast<size_t>(it)], part_err.data() + static_cast<size_t>(it) * c.count);
     for (int h = 0; h < heads_; ++h)
-      ChainHead(op.res, op.sorted[static_cast<size_t>(h)], h, c, &op.chain[static_cast<size_t>(h)],
-                err->data() + static_cast<size_t>(h) * c.count);
+      for (int i = 0; i < c.count; ++i) {
+        double e = part_err[(static_cast<size_t>(h) * np) * c.count + i];
+        for (int part = 1; part < np; ++part) e += part_err[(static_cast<size_t>(h) * np + part) * c.count + i];
+        (*err)[static_cast<size_t>(h) * c.count + i] = e;
+      }
     return;
   }
   const int64_t pairs = static_cast<int64_t>(heads_) * c.count;

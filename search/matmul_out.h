@@ -9,6 +9,7 @@
 //   MM per tensor (the softmax side): directly, summed over heads.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -45,6 +46,12 @@ class MatmulObjective {
   // Chain form (q @ k^T A/B, attn @ v B): a candidate is moved by sparse updates when at most
   // this fraction of its codes changed, else recomputed from scratch. Tests set 0 or 1.
   void set_chain_fraction(double f) { chain_fraction_ = f; }
+  // Chain form: each head's images are split into parts of at most this many images (a fixed
+  // partition of the data, never of the thread count), each part its own chain; a head's error is
+  // its parts' errors added in part order. Parts give the threads work when there are fewer
+  // heads than threads (Swin stage 1: 3 heads of 2048 windows) and keep a part's state in cache.
+  // Set before the first Eval (tests use small parts).
+  void set_chain_part_images(int n) { part_images_ = std::max(1, n); }
   // Per-tensor candidates for A (softmax side), summed over heads.
   void EvalATensor(int count, const std::function<FakeQuantFn(int)>& make_fq,
                    std::vector<double>* err) const;
@@ -69,7 +76,7 @@ class MatmulObjective {
     bool con_rows = false;
     int xi = 0, xj = 0;                   // X per image: xi rows, xj columns
     std::vector<float> XH;                // [head][image][xi][xj]: H applied to X (same layout)
-    std::vector<double> RR, XR, XHX;      // per head
+    std::vector<double> RR, XR, XHX;      // per (head, part of the chain form)
   };
   // One head's chain position, what one Eval leaves for the next: U = codes - z as steps of X's
   // sorted order and per element ([image][xi][xj]), V = U H (double), and <U, R>, <U, X H>,
@@ -80,14 +87,18 @@ class MatmulObjective {
     std::vector<double> V;
     double ur = 0, uxh = 0, uhu = 0;
   };
-  // A searched operand: its residual form, its heads sorted once (for the chain form; sorted_ok
-  // false: X has a NaN, chain form off) and the heads' chain positions.
+  // A searched operand: its residual form, its (head, part)s sorted once (for the chain form;
+  // sorted_ok false: X has a NaN, chain form off) and their chain positions.
   struct Operand {
     Residual res;
     bool sorted_built = false, sorted_ok = false;
-    std::vector<SortedValues> sorted;  // per head
-    std::vector<HeadChain> chain;      // per head
+    std::vector<SortedValues> sorted;  // per (head, part)
+    std::vector<HeadChain> chain;      // per (head, part)
   };
+  // The chain form's parts: part p of a head holds images [p * part_size(), ...).
+  int parts() const { return (images_ + part_size() - 1) / part_size(); }
+  int part_size() const { return std::min(images_, part_images_); }
+  int part_images(int part) const { return std::min(part_size(), images_ - part * part_size()); }
   void EvalPerHead(bool for_a, const UniformCandidates& c, std::vector<double>* err);
   double HeadError(int h, const float* qa_h, const float* qb_h, float* scratch) const;
   void PrepareResidual(bool for_a, Residual* out) const;
@@ -99,9 +110,9 @@ class MatmulObjective {
   void ResetChains(Operand* op) const;
   double ResidualHeadError(const Residual& res, int h, const float* x_h, const float* qx_h,
                            float* e, float* eh) const;
-  // Chain form of one head's candidates (err[i] for candidate i of group h).
-  void ChainHead(const Residual& res, const SortedValues& sorted, int h, const UniformCandidates& c,
-                 HeadChain* chain, double* err) const;
+  // Chain form of one (head, part)'s candidates (err[i]: candidate i of group h on that part).
+  void ChainHead(const Residual& res, const SortedValues& sorted, int h, int part,
+                 const UniformCandidates& c, HeadChain* chain, double* err) const;
   void SortHeads(const float* x, int64_t per_head, Operand* op) const;
 
   const float* a_;
@@ -112,6 +123,7 @@ class MatmulObjective {
   std::vector<float> qa_, qb_;
   Operand op_a_, op_b_;
   double chain_fraction_ = 0.04;
+  int part_images_ = 256;
 };
 
 }  // namespace adalog::search

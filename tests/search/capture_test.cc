@@ -202,8 +202,8 @@ TEST(ScanKernels, RowUpdateGivesReferenceBits) {
 TEST(ScanKernels, GramExactProductsAnyImplementation) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (int M : {1, 6, 13, 40}) {
-    for (int N : {5, 32, 70}) {
+  for (int M : {1, 6, 13, 40, 49}) {
+    for (int N : {5, 32, 49, 70}) {
       const int64_t T = 57;
       std::vector<float> a(static_cast<size_t>(T) * M), b(static_cast<size_t>(T) * N);
       for (float& v : a) v = nd(rng);

@@ -526,6 +526,25 @@ TEST(Objectives, MatmulPerHeadEqualsPlain) {
     EXPECT_EQ(fa.scales, pa.scales);
     EXPECT_EQ(fa.zero_points, pa.zero_points);
   }
+  // Chains split into parts of one image (each part its own chain, a head's error the sum of its
+  // parts): the same errors and choices.
+  MatmulObjective split(a.data(), b.data(), H, I, M, K, N, /*b_transposed=*/true);
+  split.set_chain_part_images(1);
+  split.SetQuantizedA(qa);
+  split.SetQuantizedB(qb);
+  for (double frac : {0.0, 0.04, 1.0}) {
+    SCOPED_TRACE(frac);
+    split.set_chain_fraction(frac);
+    std::vector<double> sa, sb;
+    split.EvalAPerHead(ga.cands, &sa);
+    split.EvalBPerHead(gb.cands, &sb);
+    ExpectClose(sa, want_a, 1e-5);
+    ExpectClose(sb, want_b, 1e-5);
+    const UniformChoice fa = SearchUniform(
+        ga, [&](const UniformCandidates& c, std::vector<double>* e) { split.EvalAPerHead(c, e); }, {});
+    EXPECT_EQ(fa.scales, pa.scales);
+    EXPECT_EQ(fa.zero_points, pa.zero_points);
+  }
 }
 
 
@@ -563,6 +582,22 @@ TEST(Objectives, MatmulAvPerHeadBEqualsPlain) {
     ExpectClose(g2, want, 1e-5);
     const UniformChoice f = SearchUniform(
         gb, [&](const UniformCandidates& c, std::vector<double>* e) { obj.EvalBPerHead(c, e); }, {});
+    EXPECT_EQ(f.scales, p.scales);
+    EXPECT_EQ(f.zero_points, p.zero_points);
+  }
+  // Parts of 2 images (3 images: parts of 2 and 1), each part its own chain: the same errors
+  // and choices.
+  MatmulObjective split(a.data(), b.data(), H, I, M, K, N, /*b_transposed=*/false);
+  split.set_chain_part_images(2);
+  split.SetQuantizedA(qa);
+  for (double frac : {0.0, 0.04, 1.0}) {
+    SCOPED_TRACE(frac);
+    split.set_chain_fraction(frac);
+    std::vector<double> g2;
+    split.EvalBPerHead(gb.cands, &g2);
+    ExpectClose(g2, want, 1e-5);
+    const UniformChoice f = SearchUniform(
+        gb, [&](const UniformCandidates& c, std::vector<double>* e) { split.EvalBPerHead(c, e); }, {});
     EXPECT_EQ(f.scales, p.scales);
     EXPECT_EQ(f.zero_points, p.zero_points);
   }
