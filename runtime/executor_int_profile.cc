@@ -8,8 +8,9 @@ namespace adalog::intexec {
 void OpProfile::Print(int threads, int max_batch) const {
   if (runs == 0) return;
   const double r = static_cast<double>(runs);
-  std::fprintf(stderr, "adalog profile: %lld runs, %d threads (max batch %d), ms per run\n",
-               static_cast<long long>(runs), threads, max_batch);
+  std::fprintf(stderr, "adalog profile: %lld runs, %d threads (max batch %d), ms per run (%s)\n",
+               static_cast<long long>(runs), threads, max_batch,
+               cpu_time ? "ops: thread CPU time" : "ops: wall time per thread");
   std::fprintf(stderr, "  %-22s", "op");
   for (int t = 0; t < threads; ++t) std::fprintf(stderr, "   thread%-2d", t);
   std::fprintf(stderr, "\n");
