@@ -43,6 +43,21 @@ std::vector<uint8_t> LogCodes(std::mt19937_64& rng, int rows, int cols, int bits
   for (auto& e : v) e = static_cast<uint8_t>(std::min(top, geo(rng)));
   return v;
 }
+// As LogCodes, but each row's codes start at its own offset in [0, 7] (a row's largest
+// probability varies from row to row in real softmax rows, so its smallest code and exponent do).
+std::vector<uint8_t> LogCodesRowOffsets(std::mt19937_64& rng, int rows, int cols, int bits) {
+  std::vector<uint8_t> v = LogCodes(rng, rows, cols, bits);
+  const int top = bits == 8 ? 255 : (1 << bits);
+  std::uniform_int_distribution<int> off(0, 7);
+  for (int r = 0; r < rows; ++r) {
+    const int o = off(rng);
+    for (int c = 0; c < cols; ++c) {
+      uint8_t& e = v[static_cast<size_t>(r) * cols + c];
+      e = static_cast<uint8_t>(std::min(top, e + o));
+    }
+  }
+  return v;
+}
 
 void SetOps(benchmark::State& state, double ops) {
   state.counters["GOP/s"] =
@@ -175,16 +190,18 @@ void BM_Matmul1(benchmark::State& state) {
 BENCHMARK(BM_Matmul1);
 
 // ---- Log-code attn@V: 6 heads of P [197][197] (4-bit AdaLog, q = 30) x V [197][64]; V is
-// repacked per head (part of the cost at inference). Arg: design.
+// repacked per head (part of the cost at inference). Args: design, bits, and (optional third)
+// 1 = per-row code offsets (LogCodesRowOffsets: each row its own smallest code, as softmax rows).
 void BM_LogAttnV(benchmark::State& state) {
   const auto design = static_cast<LogDesign>(state.range(0));
   const int bits = static_cast<int>(state.range(1));
+  const bool row_offsets = state.range(2) != 0;
   const int t = 197, d = 64, heads = 6;
   auto rng = std::mt19937_64(3);
   const AdaLogTables tables = MakeAdaLogTables(bits, 30);
   std::vector<std::vector<uint8_t>> p_codes, v_codes;
   for (int h = 0; h < heads; ++h) {
-    p_codes.push_back(LogCodes(rng, t, t, bits));
+    p_codes.push_back(row_offsets ? LogCodesRowOffsets(rng, t, t, bits) : LogCodes(rng, t, t, bits));
     v_codes.push_back(Codes(rng, int64_t{t} * d, 8));
   }
   std::vector<int32_t> zu(d, 128);
@@ -201,9 +218,10 @@ void BM_LogAttnV(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   SetOps(state, 2.0 * heads * t * t * d);
-  state.SetLabel(LogDesignName(design));
+  state.SetLabel(std::string(LogDesignName(design)) + (row_offsets ? " row offsets" : ""));
 }
-BENCHMARK(BM_LogAttnV)->ArgsProduct({{0, 1, 2}, {4, 8}});
+BENCHMARK(BM_LogAttnV)->ArgsProduct({{0, 1, 2}, {4, 8}, {0}});
+BENCHMARK(BM_LogAttnV)->ArgsProduct({{1}, {4, 8}, {1}});
 
 // ---- Log-code fc2: 197 x 1536 -> 384 (post-GELU codes, 4-bit weights). Arg: design, bits.
 void BM_LogFc2(benchmark::State& state) {
