@@ -370,7 +370,7 @@ void ExecutorInt::Impl::StartProfile() {
   if (pe != nullptr && (std::string(pe) == "1" || std::string(pe) == "cpu")) {
     prof = std::make_unique<OpProfile>();
     prof->th.resize(static_cast<size_t>(threads));
-    prof->cpu_time = std::string(pe) == "cpu";
+    prof->SetCpuTime(std::string(pe) == "cpu");
   }
 }
 

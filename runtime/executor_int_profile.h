@@ -38,12 +38,14 @@ struct OpProfile {
   struct alignas(64) PerThread {
     int64_t last = 0;
     int64_t ns[kNumOps] = {};
+    int64_t marks[kNumOps] = {};  // marks charged to the op (each includes one clock read)
   };
   std::vector<PerThread> th;
   int64_t region_ns[kNumRegions] = {};
   int64_t region_calls[kNumRegions] = {};
   int64_t runs = 0;
   bool cpu_time = false;  // ADALOG_PROFILE=cpu: per-op times are thread CPU time
+  double clock_ns = 0;    // measured cost of one op clock read (SetCpuTime), printed
 
   static int64_t Now() {
     timespec ts;
@@ -61,8 +63,12 @@ struct OpProfile {
     PerThread& p = th[static_cast<size_t>(t)];
     const int64_t now = OpNow();
     p.ns[op] += now - p.last;
+    p.marks[op] += 1;
     p.last = now;
   }
+  // Selects the clock (cpu: thread CPU time) and measures one read's cost on that clock, so the
+  // printout can say how much of each op's time is the profile's own reads (marks x clock_ns).
+  void SetCpuTime(bool cpu);
   // Per-op ms per run per thread and per-region wall ms per run, to stderr (nothing if no run).
   void Print(int threads, int max_batch) const;
 
