@@ -170,24 +170,30 @@ BENCHMARK(BM_Qgemm)->Apply(QgemmArgs);
 // qkv / fc1 with 8-bit and 4-bit activation codes.
 BENCHMARK(BM_Qgemm)->ArgsProduct({{48}, {1152, 1536}, {384}, {2, 3}, {8, 4}});
 
-// ---- q @ k^T per head (197 x 197 x 64), 6 heads (k packed per call).
+// ---- q @ k^T per head (197 x 197 x 64), 6 heads (k packed per call). Arg 0: 8-bit codes with
+// zk = 130 (k stored k - 128 with the row-sum compensation); 1: the integer executor's W4A4 case,
+// 4-bit codes with zero points 8 (k stored k - zk, no compensation) read from one [197][3 x 384]
+// qkv code buffer as the executor does.
 void BM_Matmul1(benchmark::State& state) {
   const int t = 197, d = 64, heads = 6;
+  const bool w4a4 = state.range(0) != 0;
+  const int bits = w4a4 ? 4 : 8, zq = w4a4 ? 8 : 120, zk = w4a4 ? 8 : 130;
+  const int64_t ld = w4a4 ? 3 * heads * d : heads * d;
   auto rng = std::mt19937_64(2);
-  const auto q = Codes(rng, int64_t{t} * heads * d, 8);
-  const auto k = Codes(rng, int64_t{t} * heads * d, 8);
+  const auto q = Codes(rng, int64_t{t} * ld, bits);
+  const auto k = Codes(rng, int64_t{t} * ld, bits);
+  const uint8_t* kb = w4a4 ? q.data() + heads * d : k.data();  // k columns of the qkv rows
   std::vector<float> s(static_cast<size_t>(t) * t);
   Matmul1Workspace ws = MakeMatmul1Workspace(t, d);
   for (auto _ : state) {
     for (int h = 0; h < heads; ++h) {
-      Matmul1Head(q.data() + h * d, heads * d, k.data() + h * d, heads * d, t, t, d, 120, 130,
-                  0.01f, s.data(), t, &ws);
+      Matmul1Head(q.data() + h * d, ld, kb + h * d, ld, t, t, d, zq, zk, 0.01f, s.data(), t, &ws);
     }
     benchmark::ClobberMemory();
   }
   SetOps(state, 2.0 * heads * t * t * d);
 }
-BENCHMARK(BM_Matmul1);
+BENCHMARK(BM_Matmul1)->Arg(0)->Arg(1);
 
 // ---- Log-code attn@V: 6 heads of P [197][197] (4-bit AdaLog, q = 30) x V [197][64]; V is
 // repacked per head (part of the cost at inference). Args: design, bits, and (optional third)
