@@ -11,6 +11,8 @@
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 
+#include <algorithm>
+#include <ctime>
 #include <dnnl.hpp>
 #include <random>
 #include <string>
@@ -39,6 +41,21 @@ std::vector<uint8_t> LogCodes(std::mt19937_64& rng, int rows, int cols, int bits
   const int top = bits == 8 ? 255 : (1 << bits);
   std::vector<uint8_t> v(static_cast<size_t>(rows) * cols);
   for (auto& e : v) e = static_cast<uint8_t>(std::min(top, geo(rng)));
+  return v;
+}
+// As LogCodes, but each row's codes start at its own offset in [0, 7] (a row's largest
+// probability varies from row to row in real softmax rows, so its smallest code and exponent do).
+std::vector<uint8_t> LogCodesRowOffsets(std::mt19937_64& rng, int rows, int cols, int bits) {
+  std::vector<uint8_t> v = LogCodes(rng, rows, cols, bits);
+  const int top = bits == 8 ? 255 : (1 << bits);
+  std::uniform_int_distribution<int> off(0, 7);
+  for (int r = 0; r < rows; ++r) {
+    const int o = off(rng);
+    for (int c = 0; c < cols; ++c) {
+      uint8_t& e = v[static_cast<size_t>(r) * cols + c];
+      e = static_cast<uint8_t>(std::min(top, e + o));
+    }
+  }
   return v;
 }
 
@@ -153,36 +170,44 @@ BENCHMARK(BM_Qgemm)->Apply(QgemmArgs);
 // qkv / fc1 with 8-bit and 4-bit activation codes.
 BENCHMARK(BM_Qgemm)->ArgsProduct({{48}, {1152, 1536}, {384}, {2, 3}, {8, 4}});
 
-// ---- q @ k^T per head (197 x 197 x 64), 6 heads (k packed per call).
+// ---- q @ k^T per head (197 x 197 x 64), 6 heads (k packed per call). Arg 0: 8-bit codes with
+// zk = 130 (k stored k - 128 with the row-sum compensation); 1: the integer executor's W4A4 case,
+// 4-bit codes with zero points 8 (k stored k - zk, no compensation) read from one [197][3 x 384]
+// qkv code buffer as the executor does.
 void BM_Matmul1(benchmark::State& state) {
   const int t = 197, d = 64, heads = 6;
+  const bool w4a4 = state.range(0) != 0;
+  const int bits = w4a4 ? 4 : 8, zq = w4a4 ? 8 : 120, zk = w4a4 ? 8 : 130;
+  const int64_t ld = w4a4 ? 3 * heads * d : heads * d;
   auto rng = std::mt19937_64(2);
-  const auto q = Codes(rng, int64_t{t} * heads * d, 8);
-  const auto k = Codes(rng, int64_t{t} * heads * d, 8);
+  const auto q = Codes(rng, int64_t{t} * ld, bits);
+  const auto k = Codes(rng, int64_t{t} * ld, bits);
+  const uint8_t* kb = w4a4 ? q.data() + heads * d : k.data();  // k columns of the qkv rows
   std::vector<float> s(static_cast<size_t>(t) * t);
   Matmul1Workspace ws = MakeMatmul1Workspace(t, d);
   for (auto _ : state) {
     for (int h = 0; h < heads; ++h) {
-      Matmul1Head(q.data() + h * d, heads * d, k.data() + h * d, heads * d, t, t, d, 120, 130,
-                  0.01f, s.data(), t, &ws);
+      Matmul1Head(q.data() + h * d, ld, kb + h * d, ld, t, t, d, zq, zk, 0.01f, s.data(), t, &ws);
     }
     benchmark::ClobberMemory();
   }
   SetOps(state, 2.0 * heads * t * t * d);
 }
-BENCHMARK(BM_Matmul1);
+BENCHMARK(BM_Matmul1)->Arg(0)->Arg(1);
 
 // ---- Log-code attn@V: 6 heads of P [197][197] (4-bit AdaLog, q = 30) x V [197][64]; V is
-// repacked per head (part of the cost at inference). Arg: design.
+// repacked per head (part of the cost at inference). Args: design, bits, and (optional third)
+// 1 = per-row code offsets (LogCodesRowOffsets: each row its own smallest code, as softmax rows).
 void BM_LogAttnV(benchmark::State& state) {
   const auto design = static_cast<LogDesign>(state.range(0));
   const int bits = static_cast<int>(state.range(1));
+  const bool row_offsets = state.range(2) != 0;
   const int t = 197, d = 64, heads = 6;
   auto rng = std::mt19937_64(3);
   const AdaLogTables tables = MakeAdaLogTables(bits, 30);
   std::vector<std::vector<uint8_t>> p_codes, v_codes;
   for (int h = 0; h < heads; ++h) {
-    p_codes.push_back(LogCodes(rng, t, t, bits));
+    p_codes.push_back(row_offsets ? LogCodesRowOffsets(rng, t, t, bits) : LogCodes(rng, t, t, bits));
     v_codes.push_back(Codes(rng, int64_t{t} * d, 8));
   }
   std::vector<int32_t> zu(d, 128);
@@ -199,9 +224,10 @@ void BM_LogAttnV(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   SetOps(state, 2.0 * heads * t * t * d);
-  state.SetLabel(LogDesignName(design));
+  state.SetLabel(std::string(LogDesignName(design)) + (row_offsets ? " row offsets" : ""));
 }
-BENCHMARK(BM_LogAttnV)->ArgsProduct({{0, 1, 2}, {4, 8}});
+BENCHMARK(BM_LogAttnV)->ArgsProduct({{0, 1, 2}, {4, 8}, {0}});
+BENCHMARK(BM_LogAttnV)->ArgsProduct({{1}, {4, 8}, {1}});
 
 // ---- Log-code fc2: 197 x 1536 -> 384 (post-GELU codes, 4-bit weights). Arg: design, bits.
 void BM_LogFc2(benchmark::State& state) {
@@ -227,6 +253,99 @@ void BM_LogFc2(benchmark::State& state) {
 }
 BENCHMARK(BM_LogFc2)->ArgsProduct({{0, 1, 2}, {4, 8}, {197}});
 BENCHMARK(BM_LogFc2)->Args({1, 4, 48});  // one row chunk of the integer executor
+
+// ---- The integer executor's row-stage GEMMs (DeiT-S, batch 8: 1576 rows, 48-row chunks) in its
+// order per chunk (proj, fc1, fc2 log-code s16, qkv), to separate what the executor's setting
+// costs the GEMMs from the kernels themselves. Each op is timed by the thread's CPU time
+// (CLOCK_THREAD_CPUTIME_ID, one read per op per chunk, the same in every mode) and reported as
+// its own GOP/s counter. Arg mode:
+//   0: chunk-major (the executor's order), outputs into [1576][N] buffers (the executor's layout)
+//   1: chunk-major, outputs into one [48][N] buffer per op reused by every chunk (stays in cache)
+//   2: op-major (each GEMM over all chunks before the next: its weights stay in L2), outputs as 0
+//   3: op-major, reused outputs as 1
+//   4: as 3, but every chunk reads the A rows of chunk 0 (the single-shape microbenchmark)
+// Op-major modes read the clock once per op and pass (not per chunk).
+int64_t ThreadCpuNs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+void BM_RowStageGemms(benchmark::State& state) {
+  if (!IsaSupported(IsaLevel::kAvx512Vnni)) {
+    state.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  const int mode = static_cast<int>(state.range(0));
+  const bool chunk_major = mode == 0 || mode == 1, reuse_out = mode != 0 && mode != 2;
+  const bool hot_a = mode == 4;
+  const int rows = 1576, chunk = 48, d = 384, h = 1536;
+  auto rng = std::mt19937_64(8);
+  struct Op {
+    const char* name;
+    int n, k;
+  };
+  const Op ops[4] = {{"proj", d, d}, {"fc1", h, d}, {"fc2", d, h}, {"qkv", 3 * d, d}};
+  std::vector<QLinear> lin;
+  std::vector<std::vector<uint8_t>> a(4);
+  std::vector<std::vector<float>> c(4);
+  for (int i = 0; i < 4; ++i) {
+    const auto w = Codes(rng, int64_t{ops[i].n} * ops[i].k, 4);
+    std::vector<float> sw(ops[i].n, 0.01f), bias(ops[i].n, 0.5f);
+    std::vector<int32_t> zw(ops[i].n, 7);
+    lin.push_back(PrepareQLinear(w.data(), ops[i].n, ops[i].k, 4, sw.data(), zw.data(), 0.02f, 8,
+                                 bias.data()));
+    a[i] = i == 2 ? LogCodes(rng, rows, ops[i].k, 4) : Codes(rng, int64_t{rows} * ops[i].k, 4);
+    c[i].assign(static_cast<size_t>(reuse_out ? chunk : rows) * ops[i].n, 0.f);
+  }
+  const AdaLogTables tables = MakeAdaLogTables(4, 30);
+  const auto w2 = Codes(rng, int64_t{d} * h, 4);
+  std::vector<int32_t> zw2(d, 8);
+  std::vector<float> alpha(d, 0.001f), bias2(d, 0.1f);
+  const LogMatmul fc2 = PrepareLogMatmul(LogDesign::kS16, tables, w2.data(), h, d, h, zw2.data(),
+                                         alpha.data(), bias2.data());
+  LogScratch scratch = MakeLogScratch(fc2, chunk);
+  int64_t ns[4] = {0, 0, 0, 0};
+  auto run = [&](int i, int r0) {
+    const int r1 = std::min(rows, r0 + chunk);
+    float* out = c[i].data() + (reuse_out ? 0 : int64_t{r0} * ops[i].n);
+    const int64_t ra = hot_a ? 0 : r0;
+    if (i == 2) {
+      RunLogMatmul(fc2, a[i].data() + ra * h, h, 0, r1 - r0, out, d, &scratch);
+    } else {
+      RunQLinear(lin[static_cast<size_t>(i)], QgemmImpl::kAvx512Vnni,
+                 a[i].data() + ra * ops[i].k, ops[i].k, 0, r1 - r0, out, ops[i].n);
+    }
+  };
+  for (auto _ : state) {
+    if (chunk_major) {
+      for (int r0 = 0; r0 < rows; r0 += chunk) {
+        for (int i = 0; i < 4; ++i) {
+          const int64_t t0 = ThreadCpuNs();
+          run(i, r0);
+          ns[i] += ThreadCpuNs() - t0;
+        }
+      }
+    } else {
+      for (int i = 0; i < 4; ++i) {
+        const int64_t t0 = ThreadCpuNs();
+        for (int r0 = 0; r0 < rows; r0 += chunk) run(i, r0);
+        ns[i] += ThreadCpuNs() - t0;
+      }
+    }
+    benchmark::ClobberMemory();
+  }
+  for (int i = 0; i < 4; ++i) {
+    const double gop = 2.0 * rows * ops[i].n * ops[i].k * 1e-9 * double(state.iterations());
+    state.counters[std::string(ops[i].name) + " GOP/s"] = gop / (double(ns[i]) * 1e-9);
+  }
+  SetOps(state, 2.0 * rows * (3.0 * d * d + 2.0 * d * h + d * d) + 2.0 * rows * h * d);
+  static const char* const kLabels[] = {"chunk-major, [1576][N] out", "chunk-major, reused out",
+                                        "op-major, [1576][N] out", "op-major, reused out",
+                                        "op-major, reused out, A of chunk 0"};
+  state.SetLabel(kLabels[mode]);
+}
+BENCHMARK(BM_RowStageGemms)->DenseRange(0, 4);
 
 // Seeded N(0, sd) values.
 std::vector<float> NormalValues(size_t n, uint64_t seed, float sd) {

@@ -367,9 +367,10 @@ ExecutorInt::Impl::Impl(const Impl& src)
 
 void ExecutorInt::Impl::StartProfile() {
   const char* pe = std::getenv("ADALOG_PROFILE");
-  if (pe != nullptr && std::string(pe) == "1") {
+  if (pe != nullptr && (std::string(pe) == "1" || std::string(pe) == "cpu")) {
     prof = std::make_unique<OpProfile>();
     prof->th.resize(static_cast<size_t>(threads));
+    prof->SetCpuTime(std::string(pe) == "cpu");
   }
 }
 

@@ -195,6 +195,7 @@ TEST_P(LogCodeMatmulIsa, AttnVBitExactEveryDesign) {
     }
   }
   RunLogCaseAt({577, 64, 577, 4, 37, true}, seed++, cap);  // longest token count once
+  RunLogCaseAt({65, 64, 65, 8, 8, true}, seed++, cap);  // levels beyond the 64-code window
 }
 
 TEST_P(LogCodeMatmulIsa, AttnVHeadsLoop) {
@@ -229,6 +230,11 @@ TEST_P(LogCodeMatmulIsa, Fc2BitExactEveryDesign) {
   // More rows than one 96-row block of the s16 kernel (blocks 96, 96, 5).
   RunLogCaseAt({197, 70, 1536, 4, 30, false, 4}, seed++, cap);
   RunLogCaseAt({101, 19, 384, 8, 10, false}, seed++, cap);
+  // The smallest q of 7 and 8 bits: rows whose nonzero s16 levels span more than 64 codes above
+  // their smallest code (LogMatmul::window16_covers clear), so the decode must leave the window
+  // for the full table (no other case here reaches that branch at the AVX-512 level).
+  RunLogCaseAt({29, 24, 200, 8, 8, false}, seed++, cap);
+  RunLogCaseAt({29, 24, 130, 7, 4, false}, seed++, cap);
   for (int ubits : {2, 4, 6, 7}) {
     RunLogCaseAt({13, 33, 1536, 4, 30, false, ubits}, seed++, cap);
     RunLogCaseAt({7, 17, 4096, 4, 30, false, ubits, true}, seed++, cap);

@@ -225,6 +225,14 @@ struct LogMatmul {
   std::vector<float> col_scale;      // alpha[n]
   std::vector<float> col_bias;       // [N] (0 when none)
   std::vector<int32_t> zu;           // [N]
+  // kS16 decode windows, one per smallest code c of a row (a row's exponent E is a function of
+  // its smallest code: E(c) = 0 if mult[c] == 0, else T1[c] + H), made at prepare instead of per
+  // row at run time (real softmax rows change their smallest code from row to row):
+  //   window16[64 c + i] = int16(L_E(c)(c + i)) for c + i < 2^b + 1, else 0   (i < 64)
+  //   window16_covers[c] bit w (w = 0: 64 codes, 1: 32 codes) = every code >= c + 64 (resp. 32)
+  //                                                            has level 0 at E(c)
+  std::vector<int16_t> window16;        // [2^b + 1][64]
+  std::vector<uint8_t> window16_covers;  // [2^b + 1]
 };
 // u: [n][k] codes (ldu) with zu[n]; alpha[n]; bias or null. Throws on bad sizes / tables.
 LogMatmul PrepareLogMatmul(LogDesign design, const AdaLogTables& t, const uint8_t* u,

@@ -260,6 +260,28 @@ LogMatmul PrepareLogMatmul(LogDesign design, const AdaLogTables& t, const uint8_
     p.col_rowsum_mult.resize(static_cast<size_t>(n));
     p.packed8.data.assign(static_cast<size_t>(PackedS8Size(n, k)), 0);
   }
+  if (design == LogDesign::kS16) {
+    const int size = LogTableSize(t.bits);
+    p.window16.assign(static_cast<size_t>(size) * 64, 0);
+    p.window16_covers.assign(static_cast<size_t>(size), 0);
+    for (int c = 0; c < size; ++c) {
+      const int32_t e = t.mult[static_cast<size_t>(c)] == 0
+                            ? 0
+                            : t.shift[static_cast<size_t>(c)] + p.headroom;
+      for (int i = 0; i < 64 && c + i < size; ++i) {
+        // int16 like the decode LUT (static_cast of the level; s16 levels are < 2^15)
+        p.window16[static_cast<size_t>(c) * 64 + i] =
+            static_cast<int16_t>(LogLevelFixed(t, c + i, e));
+      }
+      for (int w = 0; w < 2; ++w) {
+        bool covers = true;
+        for (int cc = c + (w == 0 ? 64 : 32); cc < size && covers; ++cc) {
+          covers = LogLevelFixed(t, cc, e) == 0;
+        }
+        if (covers) p.window16_covers[static_cast<size_t>(c)] |= static_cast<uint8_t>(1 << w);
+      }
+    }
+  }
   FillB(&p, u, ldu, false);
   return p;
 }

@@ -121,10 +121,6 @@ void LogRowsAvx2Impl(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes,
   WindowU8 window;
   WindowS16 window16;
   bool window_ok = false;
-  int mult_bits = 0;  // bit length of the largest multiplier
-  for (int32_t v : p.tables.mult) {
-    while ((int64_t{1} << mult_bits) <= v) ++mult_bits;
-  }
   for (int m = m0; m < m1; ++m) {
     const uint8_t* c = codes + m * ld_codes;
     const int cmin = MinCodeAvx2(c, p.k);
@@ -138,25 +134,18 @@ void LogRowsAvx2Impl(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes,
     }
     if (p.design == LogDesign::kS16) {
       if (e != lut_e || cmin != lut_cmin) {
-        // The window [cmin, cmin + 32) suffices when every later code has level 0 (T1 is
-        // non-decreasing and m < 2^mult_bits, so T1[c] - e >= mult_bits at the first code out
-        // of the window holds for all later ones; else they are checked one by one).
+        // The window [cmin, cmin + 32): the first 32 entries of the prepare-time window
+        // (LogMatmul::window16), enough when every code from cmin + 32 on has level 0 at this
+        // row's exponent (window16_covers bit 1); otherwise the full table is built.
         lut_e = e;
         lut_cmin = cmin;
         const int span = table_size - cmin < 32 ? table_size - cmin : 32;
-        window_ok = true;
-        const int first_out = cmin + 32;
-        if (first_out < table_size &&
-            p.tables.shift[static_cast<size_t>(first_out)] - e < mult_bits) {
-          for (int cc = first_out; cc < table_size && window_ok; ++cc) {
-            window_ok = LogLevelFixed(p.tables, cc, e) == 0;
-          }
-        }
+        window_ok = (p.window16_covers[static_cast<size_t>(cmin)] & 2) != 0;
         if (window_ok) {
+          const int16_t* t64 = p.window16.data() + static_cast<int64_t>(cmin) * 64;
           alignas(16) uint8_t lo[32] = {}, hi[32] = {};
-          for (int i = 0; i < span; ++i) {
-            // int16 like the scalar LUT (static_cast of the int64 level; levels are < 2^15).
-            const uint16_t l = static_cast<uint16_t>(static_cast<int16_t>(LogLevelFixed(p.tables, cmin + i, e)));
+          for (int i = 0; i < 32; ++i) {
+            const uint16_t l = static_cast<uint16_t>(t64[i]);
             lo[i] = static_cast<uint8_t>(l & 0xFF);
             hi[i] = static_cast<uint8_t>(l >> 8);
           }

@@ -5,6 +5,8 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
+#include <cassert>
+
 #include "runtime/kernels/int/bytes__avx512.h"
 #include "runtime/kernels/int/int_kernels.h"
 #include "runtime/kernels/int/logcode_rows_impl.h"
@@ -69,29 +71,6 @@ void DecodeRowS16Window(const uint8_t* c, int k, int kp, const WindowLut16& w, i
   }
 }
 
-// t64[i] = int16(LogLevelFixed(t, cmin + i, e)) for i < span, 0 for span <= i < 64: the same
-// shifts in 32-bit lanes (sllv / srlv give 0 for counts >= 32, as the scalar form's 0 or
-// m << 32, whose low 16 bits are 0), truncated to int16 like the scalar static_cast.
-void WindowLevels16(const AdaLogTables& t, int cmin, int span, int32_t e, int16_t* t64) {
-  const __m512i ve = _mm512_set1_epi32(e);
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  for (int v = 0; v < 4; ++v) {
-    const __mmask16 valid =
-        _mm512_cmplt_epi32_mask(_mm512_add_epi32(lane, _mm512_set1_epi32(16 * v)),
-                                _mm512_set1_epi32(span));
-    const __m512i m = _mm512_maskz_loadu_epi32(valid, t.mult.data() + cmin + 16 * v);
-    const __m512i sh = _mm512_maskz_loadu_epi32(valid, t.shift.data() + cmin + 16 * v);
-    const __m512i s = _mm512_sub_epi32(ve, sh);
-    const __mmask16 left = _mm512_cmpge_epi32_mask(s, _mm512_setzero_si512());
-    __m512i r = _mm512_mask_blend_epi32(left, _mm512_srlv_epi32(m, _mm512_sub_epi32(_mm512_setzero_si512(), s)),
-                                        _mm512_sllv_epi32(m, s));
-    const __mmask16 zero = _mm512_cmpeq_epi32_mask(m, _mm512_setzero_si512()) |
-                           _mm512_cmpgt_epi32_mask(s, _mm512_set1_epi32(32));
-    r = _mm512_maskz_mov_epi32(static_cast<__mmask16>(valid & ~zero), r);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(t64 + 16 * v), _mm512_cvtepi32_epi16(r));
-  }
-}
-
 }  // namespace
 
 void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, int m0, int m1,
@@ -107,10 +86,9 @@ void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, i
   WindowLut window;
   WindowLut16 window16;
   bool window_ok = false;
-  int mult_bits = 0;  // bit length of the largest multiplier
-  for (int32_t v : p.tables.mult) {
-    while ((int64_t{1} << mult_bits) <= v) ++mult_bits;
-  }
+  assert((p.design != LogDesign::kS16 ||
+          p.window16_covers.size() == static_cast<size_t>(table_size)) &&
+         "kS16 LogMatmul without its prepare-time windows");
   for (int m = m0; m < m1; ++m) {
     const uint8_t* c = codes + m * ld_codes;
     const int cmin = MinCodeAvx512(c, p.k);
@@ -124,28 +102,17 @@ void LogRowsAvx512(const LogMatmul& p, const uint8_t* codes, int64_t ld_codes, i
     }
     if (p.design == LogDesign::kS16) {
       if (e != lut_e || cmin != lut_cmin) {
-        // Only the window [cmin, cmin + 64) is built (rows rarely share (e, cmin) at 8 bits,
-        // where a full 257-entry table per row cost more than the decode): it is enough when
-        // every code from cmin + 64 on has level 0. T1 is non-decreasing in c and m < 2^bits_m,
-        // so T1[c] - e >= bits_m (a shift that leaves 0) at the first such code holds for all
-        // later ones; otherwise they are checked one by one, and the full table is built only
-        // if one is nonzero.
+        // The window [cmin, cmin + 64) made at prepare (LogMatmul::window16) is enough when every
+        // code from cmin + 64 on has level 0 at this row's exponent (window16_covers bit 0);
+        // otherwise the full table is built.
         lut_e = e;
         lut_cmin = cmin;
-        const int span = table_size - cmin < 64 ? table_size - cmin : 64;
-        alignas(64) int16_t t64[64];
-        WindowLevels16(p.tables, cmin, span, e, t64);
-        window_ok = true;
-        const int first_out = cmin + 64;
-        if (first_out < table_size &&
-            p.tables.shift[static_cast<size_t>(first_out)] - e < mult_bits) {
-          for (int cc = first_out; cc < table_size && window_ok; ++cc) {
-            window_ok = LogLevelFixed(p.tables, cc, e) == 0;
-          }
-        }
+        window_ok = (p.window16_covers[static_cast<size_t>(cmin)] & 1) != 0;
         if (window_ok) {
-          window16.lo = _mm512_load_si512(t64);
-          window16.hi = _mm512_load_si512(t64 + 32);
+          const int16_t* t64 = p.window16.data() + static_cast<int64_t>(cmin) * 64;
+          const int span = table_size - cmin < 64 ? table_size - cmin : 64;
+          window16.lo = _mm512_loadu_si512(t64);
+          window16.hi = _mm512_loadu_si512(t64 + 32);
           window16.span = span < 1 ? 0 : span;
           window16.cmin = cmin;
         } else {

@@ -328,6 +328,21 @@ TileS16Fn PickS16(int mr, int nv) {
   }
 }
 
+// Rows-outer order, rows with gaps (lda > k): the next row tile's A lines (rows [m, min(m + kMr,
+// m1)), k bytes each), requested while the current tile runs. q@k^T reads q rows of 64 bytes 3 D
+// apart in the qkv code buffer, written by the previous row stage and by then in L3, and each
+// row tile began with kMr misses (BM_Matmul1 462 GOP/s with the buffer in L2, about 340 in the
+// executor; with this 353-362). Contiguous rows (the executor's row GEMMs, whose codes its
+// encoder just wrote) are left to the hardware: there the burst of 6 K / 64 prefetches per tile
+// cost 1-8% (DeiT-S W4A4 batch 8, ADALOG_PROFILE=cpu, 3 alternating rounds).
+inline void PrefetchRows(const uint8_t* a, int64_t lda, int m, int m1, int k) {
+  const int me = m1 - m < kMr ? m1 : m + kMr;
+  for (int r = m; r < me; ++r) {
+    const char* row = reinterpret_cast<const char*>(a + r * lda);
+    for (int t = 0; t < k; t += 64) _mm_prefetch(row + t, _MM_HINT_T0);
+  }
+}
+
 }  // namespace
 
 void QgemmU8S8Avx512Vnni(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b,
@@ -351,6 +366,7 @@ void QgemmU8S8Avx512Vnni(const uint8_t* a, int64_t lda, int m0, int m1, const Pa
   }
   for (int m = m0; m < m1; m += kMr) {
     const int mr = m1 - m < kMr ? m1 - m : kMr;
+    if (lda > b.k) PrefetchRows(a, lda, m + kMr, m1, b.k);
     int32_t rowsum[kMr] = {0, 0, 0, 0, 0, 0};
     if (ep.col_rowsum_mult) {
       for (int r = 0; r < mr; ++r) rowsum[r] = RowSumU8(a + (m + r) * lda, b.k);
