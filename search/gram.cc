@@ -10,8 +10,11 @@
 namespace adalog::search {
 
 void GramTileRef(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t T, int i0,
-                 int mi, int j0, int nj, double* out, int64_t ldo) {
+                 int mi, int j0, int nj, double* out, int64_t ldo, bool accumulate) {
   double acc[kGramTileM][kGramTileN] = {};
+  if (accumulate)
+    for (int i = 0; i < mi; ++i)
+      for (int j = 0; j < nj; ++j) acc[i][j] = out[(i0 + i) * ldo + j0 + j];
   for (int64_t t = 0; t < T; ++t) {
     const float* ar = a + t * lda + i0;
     const float* br = b + t * ldb + j0;
@@ -52,13 +55,20 @@ void GramAtB(const float* a, int64_t lda, int M, const float* b, int64_t ldb, in
   const GramTileFn tile = SelectGramTile();
   const int mb = (M + kGramTileM - 1) / kGramTileM, nb = (N + kGramTileN - 1) / kGramTileN;
   const int64_t tiles = static_cast<int64_t>(mb) * nb;
-#pragma omp parallel for schedule(dynamic, 4) if (tiles * T * kGramTileM * kGramTileN > (int64_t{1} << 22))
-  for (int64_t p = 0; p < tiles; ++p) {
-    const int ib = static_cast<int>(p / nb), jb = static_cast<int>(p % nb);
-    const int i0 = ib * kGramTileM, j0 = jb * kGramTileN;
-    const int mi = std::min(kGramTileM, M - i0), nj = std::min(kGramTileN, N - j0);
-    if (symmetric && j0 + nj <= i0) continue;  // strictly below the diagonal: mirrored below
-    tile(a, lda, b, ldb, T, i0, mi, j0, nj, out, ldo);
+  const bool parallel = tiles * T * kGramTileM * kGramTileN > (int64_t{1} << 22);
+  // Row blocks in ascending order, each tile's sums carried in out from block to block (the same
+  // bits as one pass); the tiles of one block in parallel.
+#pragma omp parallel if (parallel)
+  for (int64_t t0 = 0; t0 < std::max<int64_t>(T, 1); t0 += kGramBlockT) {
+    const int64_t bt = std::min(kGramBlockT, T - t0);
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t p = 0; p < tiles; ++p) {
+      const int ib = static_cast<int>(p / nb), jb = static_cast<int>(p % nb);
+      const int i0 = ib * kGramTileM, j0 = jb * kGramTileN;
+      const int mi = std::min(kGramTileM, M - i0), nj = std::min(kGramTileN, N - j0);
+      if (symmetric && j0 + nj <= i0) continue;  // strictly below the diagonal: mirrored below
+      tile(a + t0 * lda, lda, b + t0 * ldb, ldb, std::max<int64_t>(bt, 0), i0, mi, j0, nj, out, ldo, t0 > 0);
+    }
   }
   if (symmetric) {
     // Mirror: element (i, j) with j < i takes (j, i), which its tile computed (j's tile row

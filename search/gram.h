@@ -15,17 +15,23 @@ namespace adalog::search {
 void GramAtB(const float* a, int64_t lda, int M, const float* b, int64_t ldb, int N, int64_t T,
              double* out, int64_t ldo, bool symmetric);
 
-// One output tile [i0, i0 + mi) x [j0, j0 + nj) (reference / AVX-512; tests compare them).
+// One output tile [i0, i0 + mi) x [j0, j0 + nj) over rows t in [0, T) (reference / AVX-512;
+// tests compare them). accumulate: each element's sum continues from the value in out (a previous
+// block of rows), so blocks of rows in ascending order give the one-pass sums bit for bit.
 using GramTileFn = void (*)(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t T,
-                            int i0, int mi, int j0, int nj, double* out, int64_t ldo);
+                            int i0, int mi, int j0, int nj, double* out, int64_t ldo, bool accumulate);
 void GramTileRef(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t T, int i0,
-                 int mi, int j0, int nj, double* out, int64_t ldo);
+                 int mi, int j0, int nj, double* out, int64_t ldo, bool accumulate);
 void GramTileAvx512(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t T, int i0,
-                    int mi, int j0, int nj, double* out, int64_t ldo);
+                    int mi, int j0, int nj, double* out, int64_t ldo, bool accumulate);
 GramTileFn SelectGramTile();
 // Tile shape of GramAtB (mi <= kGramTileM, nj <= kGramTileN).
 constexpr int kGramTileM = 6;
 constexpr int kGramTileN = 32;
+// GramAtB walks the rows in blocks of this many (every tile of a block, then the next block), so
+// a block of A and B is read from memory once, not once per tile (T is 100,000 rows for Swin's
+// stage 1: the one-pass tiles were memory bound).
+constexpr int64_t kGramBlockT = 256;
 
 // v[0..n) += e * (int32(c[0..n)) - z): one row of an integer code-Gram update (exact, so every
 // implementation gives the same values). Used by the chain form of the uniform A-out.

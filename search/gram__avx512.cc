@@ -13,12 +13,16 @@ namespace {
 // ascending order, as the reference.
 template <int MI>
 void GramTileRows(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t T, int i0, int j0,
-                  int nj, double* out, int64_t ldo) {
+                  int nj, double* out, int64_t ldo, bool accumulate) {
   const __mmask16 m0 = static_cast<__mmask16>(nj >= 16 ? 0xFFFF : (1u << nj) - 1u);
   const __mmask16 m1 = static_cast<__mmask16>(nj >= 32 ? 0xFFFF : nj <= 16 ? 0 : (1u << (nj - 16)) - 1u);
   __m512d c[MI][4];
   for (int i = 0; i < MI; ++i)
-    for (int j = 0; j < 4; ++j) c[i][j] = _mm512_setzero_pd();
+    for (int j = 0; j < 4; ++j) {
+      const int left = nj - 8 * j;
+      const __mmask8 m = static_cast<__mmask8>(left >= 8 ? 0xFF : left <= 0 ? 0 : (1u << left) - 1u);
+      c[i][j] = accumulate ? _mm512_maskz_loadu_pd(m, out + (i0 + i) * ldo + j0 + 8 * j) : _mm512_setzero_pd();
+    }
   for (int64_t t = 0; t < T; ++t) {
     const float* br = b + t * ldb + j0;
     const float* ar = a + t * lda + i0;
@@ -45,16 +49,16 @@ void GramTileRows(const float* a, int64_t lda, const float* b, int64_t ldb, int6
 // Any tile shape (mi <= kGramTileM, nj <= kGramTileN): the masked lanes keep the edge tiles on the
 // vector path (Swin's 49-token windows make most tiles edge tiles).
 void GramTileAvx512(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t T, int i0,
-                    int mi, int j0, int nj, double* out, int64_t ldo) {
+                    int mi, int j0, int nj, double* out, int64_t ldo, bool accumulate) {
   static_assert(kGramTileM == 6 && kGramTileN == 32, "GramTileRows is written for 6 x 32 tiles");
   switch (mi) {
-    case 6: return GramTileRows<6>(a, lda, b, ldb, T, i0, j0, nj, out, ldo);
-    case 5: return GramTileRows<5>(a, lda, b, ldb, T, i0, j0, nj, out, ldo);
-    case 4: return GramTileRows<4>(a, lda, b, ldb, T, i0, j0, nj, out, ldo);
-    case 3: return GramTileRows<3>(a, lda, b, ldb, T, i0, j0, nj, out, ldo);
-    case 2: return GramTileRows<2>(a, lda, b, ldb, T, i0, j0, nj, out, ldo);
-    case 1: return GramTileRows<1>(a, lda, b, ldb, T, i0, j0, nj, out, ldo);
-    default: return GramTileRef(a, lda, b, ldb, T, i0, mi, j0, nj, out, ldo);
+    case 6: return GramTileRows<6>(a, lda, b, ldb, T, i0, j0, nj, out, ldo, accumulate);
+    case 5: return GramTileRows<5>(a, lda, b, ldb, T, i0, j0, nj, out, ldo, accumulate);
+    case 4: return GramTileRows<4>(a, lda, b, ldb, T, i0, j0, nj, out, ldo, accumulate);
+    case 3: return GramTileRows<3>(a, lda, b, ldb, T, i0, j0, nj, out, ldo, accumulate);
+    case 2: return GramTileRows<2>(a, lda, b, ldb, T, i0, j0, nj, out, ldo, accumulate);
+    case 1: return GramTileRows<1>(a, lda, b, ldb, T, i0, j0, nj, out, ldo, accumulate);
+    default: return GramTileRef(a, lda, b, ldb, T, i0, mi, j0, nj, out, ldo, accumulate);
   }
 }
 

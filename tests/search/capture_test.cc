@@ -204,7 +204,8 @@ TEST(ScanKernels, GramExactProductsAnyImplementation) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (int M : {1, 6, 13, 40, 49}) {
     for (int N : {5, 32, 49, 70}) {
-      const int64_t T = 57;
+      // Two row counts: one block of GramAtB's rows, and several blocks (the last one partial).
+      const int64_t T = N == 49 ? 2 * kGramBlockT + 57 : 57;
       std::vector<float> a(static_cast<size_t>(T) * M), b(static_cast<size_t>(T) * N);
       for (float& v : a) v = nd(rng);
       for (float& v : b) v = nd(rng) * 3.0f;
@@ -223,9 +224,15 @@ TEST(ScanKernels, GramExactProductsAnyImplementation) {
         for (int j = 0; j < N; j += kGramTileN) {
           const int mi = std::min(kGramTileM, M - i), nj = std::min(kGramTileN, N - j);
           std::vector<double> r(want.size(), -1.0), s(want.size(), -1.0);
-          GramTileRef(a.data(), M, b.data(), N, T, i, mi, j, nj, r.data(), N);
-          SelectGramTile()(a.data(), M, b.data(), N, T, i, mi, j, nj, s.data(), N);
+          GramTileRef(a.data(), M, b.data(), N, T, i, mi, j, nj, r.data(), N, false);
+          SelectGramTile()(a.data(), M, b.data(), N, T, i, mi, j, nj, s.data(), N, false);
           EXPECT_EQ(std::memcmp(r.data(), s.data(), sizeof(double) * r.size()), 0);
+          // Carried on from a first block of rows: the one-pass sums, bit for bit.
+          const int64_t t1 = T / 3;
+          std::vector<double> c(want.size(), -1.0);
+          SelectGramTile()(a.data(), M, b.data(), N, t1, i, mi, j, nj, c.data(), N, false);
+          SelectGramTile()(a.data() + t1 * M, M, b.data() + t1 * N, N, T - t1, i, mi, j, nj, c.data(), N, true);
+          EXPECT_EQ(std::memcmp(r.data(), c.data(), sizeof(double) * r.size()), 0);
         }
     }
     // Symmetric: the mirrored lower triangle equals the plain sums too.
