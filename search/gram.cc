@@ -54,20 +54,27 @@ void GramAtB(const float* a, int64_t lda, int M, const float* b, int64_t ldb, in
              double* out, int64_t ldo, bool symmetric) {
   const GramTileFn tile = SelectGramTile();
   const int mb = (M + kGramTileM - 1) / kGramTileM, nb = (N + kGramTileN - 1) / kGramTileN;
+  // Work items: a column block of tiles times a group of kGroup row blocks, each item walking
+  // every row block of T in ascending order and, per row block, its tiles (sums carried in out:
+  // the same bits as one pass). Items never share an output element, so the parallel loop needs
+  // no barrier inside (a per-row-block barrier stalled on a loaded machine); an item reads a row
+  // block's A and B columns once for all its tiles.
+  constexpr int kGroup = 8;
+  const int ng = (mb + kGroup - 1) / kGroup;
+  const int64_t items = static_cast<int64_t>(ng) * nb;
   const int64_t tiles = static_cast<int64_t>(mb) * nb;
-  const bool parallel = tiles * T * kGramTileM * kGramTileN > (int64_t{1} << 22);
-  // Row blocks in ascending order, each tile's sums carried in out from block to block (the same
-  // bits as one pass); the tiles of one block in parallel.
-#pragma omp parallel if (parallel)
-  for (int64_t t0 = 0; t0 < std::max<int64_t>(T, 1); t0 += kGramBlockT) {
-    const int64_t bt = std::min(kGramBlockT, T - t0);
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t p = 0; p < tiles; ++p) {
-      const int ib = static_cast<int>(p / nb), jb = static_cast<int>(p % nb);
-      const int i0 = ib * kGramTileM, j0 = jb * kGramTileN;
-      const int mi = std::min(kGramTileM, M - i0), nj = std::min(kGramTileN, N - j0);
-      if (symmetric && j0 + nj <= i0) continue;  // strictly below the diagonal: mirrored below
-      tile(a + t0 * lda, lda, b + t0 * ldb, ldb, std::max<int64_t>(bt, 0), i0, mi, j0, nj, out, ldo, t0 > 0);
+#pragma omp parallel for schedule(dynamic, 1) if (tiles * T * kGramTileM * kGramTileN > (int64_t{1} << 22))
+  for (int64_t it = 0; it < items; ++it) {
+    const int jb = static_cast<int>(it % nb), g = static_cast<int>(it / nb);
+    const int j0 = jb * kGramTileN, nj = std::min(kGramTileN, N - j0);
+    const int ib1 = std::min(mb, (g + 1) * kGroup);
+    for (int64_t t0 = 0; t0 < std::max<int64_t>(T, 1); t0 += kGramBlockT) {
+      const int64_t bt = std::max<int64_t>(0, std::min(kGramBlockT, T - t0));
+      for (int ib = g * kGroup; ib < ib1; ++ib) {
+        const int i0 = ib * kGramTileM, mi = std::min(kGramTileM, M - i0);
+        if (symmetric && j0 + nj <= i0) continue;  // strictly below the diagonal: mirrored below
+        tile(a + t0 * lda, lda, b + t0 * ldb, ldb, bt, i0, mi, j0, nj, out, ldo, t0 > 0);
+      }
     }
   }
   if (symmetric) {

@@ -28,9 +28,10 @@ GramTileFn SelectGramTile();
 // Tile shape of GramAtB (mi <= kGramTileM, nj <= kGramTileN).
 constexpr int kGramTileM = 6;
 constexpr int kGramTileN = 32;
-// GramAtB walks the rows in blocks of this many (every tile of a block, then the next block), so
-// a block of A and B is read from memory once, not once per tile (T is 100,000 rows for Swin's
-// stage 1: the one-pass tiles were memory bound).
+// GramAtB walks the rows in blocks of this many (per work item: a column block of tiles times a
+// group of row blocks, every tile of the item per row block), so a row block's A and B columns are
+// read from memory once per item, not once per tile (T is 100,000 rows for Swin's stage 1: the
+// one-pass tiles were memory bound).
 constexpr int64_t kGramBlockT = 256;
 
 // v[0..n) += e * (int32(c[0..n)) - z): one row of an integer code-Gram update (exact, so every
