@@ -22,6 +22,7 @@ using CMapD = Eigen::Map<const MatD>;
 // about this many float-GEMM multiply-adds per element (measured on Zen 4, K = 1536); the chain
 // form runs while it is the cheaper one.
 constexpr int64_t kWoutChainCost = 32;
+constexpr int64_t kWoutChainMinRows = 256;
 
 }  // namespace
 
@@ -151,11 +152,15 @@ void WeightOutObjective::Eval(const float* w, const UniformCandidates& c, std::v
       st.ugu = st.ugw = st.ug0 = 0;
     }
   }
-  const bool can_chain = xq_.empty() && quad_form_ != 1;
+  // T < K: the chain only for captures of many rows (Swin's last stage: T = 1568 against
+  // K = 3072); with a few rows (a ViT head's T = images) the GEMM is cheap and the budget below
+  // allows under one changed code per candidate.
+  const bool can_chain = quad_form_ == 2 || (quad_form_ == 0 && (xq_.empty() || T_ >= kWoutChainMinRows));
   // Chain budget per row: changed codes cost about kWoutChainCost GEMM multiply-adds per
-  // element each (a double axpy of a G row), the GEMM M K^2.
+  // element each (a double axpy of a G row), the GEMM M K^2 (M T K when T < K: ||Xq e||^2).
+  const int64_t gemm_k = xq_.empty() ? K : std::min<int64_t>(K, T_);
   const int64_t budget = quad_form_ == 2 ? std::numeric_limits<int64_t>::max()
-                                         : static_cast<int64_t>(M) * K / kWoutChainCost;
+                                         : static_cast<int64_t>(M) * gemm_k / kWoutChainCost;
 #pragma omp parallel if (static_cast<int64_t>(N_) * M * K * K > kMinParallelWork)
   {
     std::vector<double> ed;

@@ -26,8 +26,9 @@ class WeightOutObjective {
   // decides which exact form runs and, through rounding only, the values' last bits; it is a
   // function of the calls made so far, never of the thread count.
   void Eval(const float* w, const UniformCandidates& c, std::vector<double>* err);
-  // How e^T G e is evaluated (T >= K): 0 automatic (the cheaper form per row and call), 1 the
-  // float GEMM, 2 the exact double chain over sparse code changes. Tests force each one.
+  // How e^T G e is evaluated: 0 automatic (the cheaper form per row and call), 1 the float GEMM
+  // (e^T G e, or ||Xq e||^2 when T < K), 2 the exact double chain over sparse code changes.
+  // Tests force each one.
   void set_quad_form(int f) { quad_form_ = f; }
 
  private:

@@ -267,36 +267,39 @@ TEST(Objectives, WeightOutGramEqualsPlainAndSelectsSameCandidate) {
 // the plain errors and the same FPCS result.
 TEST(Objectives, WeightOutChainAndGemmFormsEqualPlain) {
   for (int bits : {3, 4, 6}) {
-    SCOPED_TRACE(bits);
-    const LinearCase lc(7, 80);
-    const UniformGrid ag = TensorActivationGrid(lc.x.data(), lc.T * lc.K, bits);
-    const std::vector<float> xq = plain::FqUniform(lc.x, bits, {ag.cands.scale(0, 90), ag.cands.zp(0, 90)});
-    const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, bits);
-    auto plain_obj = [&](const UniformCandidates& c, std::vector<double>* err) {
-      err->clear();
-      for (int o = 0; o < c.groups; ++o)
-        for (int i = 0; i < c.count; ++i) {
-          std::vector<float> wq = lc.w;
-          const UniformQuantizer q(UniformParams{c.bits, c.scale(o, i), c.zp(o, i)});
-          for (int k = 0; k < lc.K; ++k) wq[o * lc.K + k] = q.FakeQuant(lc.w[o * lc.K + k]);
-          err->push_back(plain::OutErr(xq, wq, lc.b, lc.y, lc.T, lc.K, lc.N, o));
-        }
-    };
-    std::vector<double> want;
-    plain_obj(wg.cands, &want);
-    const UniformChoice p = SearchUniform(wg, plain_obj, {});
-    for (int form : {1, 2}) {
-      SCOPED_TRACE(form);
-      WeightOutObjective obj(xq.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
-      obj.set_quad_form(form);
-      std::vector<double> got;
-      obj.Eval(lc.w.data(), wg.cands, &got);
-      ExpectClose(got, want, 1e-6);
-      EXPECT_EQ(Argmins(got, lc.N, 128), Argmins(want, lc.N, 128));
-      const UniformChoice a = SearchUniform(
-          wg, [&](const UniformCandidates& c, std::vector<double>* e) { obj.Eval(lc.w.data(), c, e); }, {});
-      EXPECT_EQ(a.scales, p.scales);
-      EXPECT_EQ(a.zero_points, p.zero_points);
+    for (int tokens : {80, 12}) {  // T >= K (the Gram GEMM), T < K (||Xq e||^2)
+      SCOPED_TRACE(bits);
+      SCOPED_TRACE(tokens);
+      const LinearCase lc(7, tokens);
+      const UniformGrid ag = TensorActivationGrid(lc.x.data(), lc.T * lc.K, bits);
+      const std::vector<float> xq = plain::FqUniform(lc.x, bits, {ag.cands.scale(0, 90), ag.cands.zp(0, 90)});
+      const UniformGrid wg = LinearWeightGrid(lc.w.data(), lc.N, lc.K, bits);
+      auto plain_obj = [&](const UniformCandidates& c, std::vector<double>* err) {
+        err->clear();
+        for (int o = 0; o < c.groups; ++o)
+          for (int i = 0; i < c.count; ++i) {
+            std::vector<float> wq = lc.w;
+            const UniformQuantizer q(UniformParams{c.bits, c.scale(o, i), c.zp(o, i)});
+            for (int k = 0; k < lc.K; ++k) wq[o * lc.K + k] = q.FakeQuant(lc.w[o * lc.K + k]);
+            err->push_back(plain::OutErr(xq, wq, lc.b, lc.y, lc.T, lc.K, lc.N, o));
+          }
+      };
+      std::vector<double> want;
+      plain_obj(wg.cands, &want);
+      const UniformChoice p = SearchUniform(wg, plain_obj, {});
+      for (int form : {1, 2}) {
+        SCOPED_TRACE(form);
+        WeightOutObjective obj(xq.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
+        obj.set_quad_form(form);
+        std::vector<double> got;
+        obj.Eval(lc.w.data(), wg.cands, &got);
+        ExpectClose(got, want, 1e-6);
+        EXPECT_EQ(Argmins(got, lc.N, 128), Argmins(want, lc.N, 128));
+        const UniformChoice a = SearchUniform(
+            wg, [&](const UniformCandidates& c, std::vector<double>* e) { obj.Eval(lc.w.data(), c, e); }, {});
+        EXPECT_EQ(a.scales, p.scales);
+        EXPECT_EQ(a.zero_points, p.zero_points);
+      }
     }
   }
 }
