@@ -12,6 +12,7 @@
 #include "quant/adaround.h"
 #include "quant/error.h"
 #include "runtime/thread_pool.h"
+#include "search/recon/recon_math_kernels.h"
 #include "search/recon/ste_batch.h"
 #include "search/recon/ste_batch_kernels.h"
 
@@ -90,13 +91,7 @@ constexpr int64_t kChannelBlock = 16;
 
 template <typename T>
 T Gelu(T v, GeluKind kind, T* deriv) {
-  if (kind == GeluKind::kErf) {
-    const T kInvSqrt2 = T(0.70710678118654752440);
-    const T kInvSqrt2Pi = T(0.39894228040143267794);
-    const T cdf = T(0.5) * (T(1) + std::erf(v * kInvSqrt2));
-    *deriv = cdf + v * kInvSqrt2Pi * std::exp(T(-0.5) * v * v);
-    return v * cdf;
-  }
+  if (kind == GeluKind::kErf) return GeluErf(v, deriv);
   const T k = T(0.79788456080286535588), c = T(0.044715);
   const T th = std::tanh(k * (v + c * v * v * v));
   *deriv = T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * k * (T(1) + T(3) * c * v * v);
@@ -447,20 +442,25 @@ void BlockRecon<T>::AttentionForward(const BlockTrainParams<T>& p, int64_t img) 
     T* P = probs_.data() + ph * TT;
     T* Pq = probs_q_.data() + ph * TT;
     Gemm(false, true, Tk, Tk, hd, q, hd, k, hd, T(0), P, Tk);
-    for (int i = 0; i < Tk; ++i) {
-      T* pr = P + static_cast<int64_t>(i) * Tk;
-      T mx = pr[0] * scale;
-      for (int j = 0; j < Tk; ++j) {
-        pr[j] *= scale;
-        mx = std::max(mx, pr[j]);
+    if constexpr (std::is_same_v<T, float>) {  // the run-time dispatched kernel
+      static const ScaledSoftmaxF32Fn kSoftmax = SelectScaledSoftmaxF32();
+      kSoftmax(P, Tk, Tk, scale);
+    } else {
+      for (int i = 0; i < Tk; ++i) {
+        T* pr = P + static_cast<int64_t>(i) * Tk;
+        T mx = pr[0] * scale;
+        for (int j = 0; j < Tk; ++j) {
+          pr[j] *= scale;
+          mx = std::max(mx, pr[j]);
+        }
+        T sum = T(0);
+        for (int j = 0; j < Tk; ++j) {
+          pr[j] = std::exp(pr[j] - mx);
+          sum += pr[j];
+        }
+        const T inv = T(1) / sum;
+        for (int j = 0; j < Tk; ++j) pr[j] *= inv;
       }
-      T sum = T(0);
-      for (int j = 0; j < Tk; ++j) {
-        pr[j] = std::exp(pr[j] - mx);
-        sum += pr[j];
-      }
-      const T inv = T(1) / sum;
-      for (int j = 0; j < Tk; ++j) pr[j] *= inv;
     }
     std::copy(P, P + TT, Pq);
     Quantize(kActProbs, p, 0, Pq, ph * TT, TT);
@@ -573,6 +573,14 @@ void BlockRecon<T>::RunStep(const Step& st, const BlockTrainParams<T>& p, int64_
       break;
     case StepOp::kGelu: {
       T* d = gelu_d_.data();  // the derivative, for the backward
+      if constexpr (std::is_same_v<T, float>) {
+        if (blk_.gelu == GeluKind::kErf) {  // the run-time dispatched kernel
+          static const GeluErfF32Fn kGelu = SelectGeluErfF32();
+          const int64_t i0 = r0 * hidden_;
+          kGelu(in + i0, out + i0, d + i0, (r1 - r0) * hidden_);
+          break;
+        }
+      }
       for (int64_t i = r0 * hidden_; i < r1 * hidden_; ++i) out[i] = Gelu(in[i], blk_.gelu, &d[i]);
       break;
     }
@@ -686,6 +694,13 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batc
     const LinearParams& lp = *lin_[l];
     for (int64_t o = wb.o0; o < wb.o1; ++o) {
       const UniformParams up = wq_[l].channel(o);
+      if constexpr (std::is_same_v<T, float>) {  // the run-time dispatched kernel
+        static const AdaRoundSoftRowF32Fn kSoft = SelectAdaRoundSoftRowF32();
+        const size_t k0 = Sz(o * lp.in);
+        kSoft(lp.weight.data() + k0, p.alpha[l].data() + k0, lp.in, up, w_soft_[l].data() + k0,
+              dw_dalpha_[l].data() + k0);
+        continue;
+      }
       for (int i = 0; i < lp.in; ++i) {
         const size_t k = Sz(o * lp.in + i);
         w_soft_[l][k] = AdaRoundSoftWeight<T>(lp.weight[k], up, p.alpha[l][k], &dw_dalpha_[l][k]);
