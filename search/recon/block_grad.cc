@@ -84,6 +84,21 @@ void Gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, in
   }
 }
 
+// Sums with 8 partial sums (element i goes to lane i % 8), added up as ((0 + 4) + (1 + 5)) + ((2 +
+// 6) + (3 + 7)): eight independent addition chains instead of one (the single chain was
+// latency-bound), the same bytes on every ISA and for every thread split, since each sum covers one
+// row / one (image, head) as before. term(i) gives element i's summand in the type Acc.
+template <typename Acc, typename Term>
+Acc SumLanes8(int64_t n, Term term) {
+  Acc a[8] = {Acc(0), Acc(0), Acc(0), Acc(0), Acc(0), Acc(0), Acc(0), Acc(0)};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) a[j] += term(i + j);
+  }
+  for (int j = 0; i < n; ++i, ++j) a[j] += term(i);
+  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
 // The fixed partition of the soft weights and of dW = gout^T in (independent of the thread
 // count): output channels of each Linear in blocks of kChannelBlock, each block summing over all
 // rows of the batch in one GEMM.
@@ -361,9 +376,7 @@ template <typename T>
 void BlockRecon<T>::ScaleGrad(int site, const T* g, int64_t offset, int64_t n,
                               double* partial) const {
   const T* dxds = save_[site].dxds.data() + offset;
-  double acc = 0.0;
-  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(g[i] * dxds[i]);
-  *partial = acc;
+  *partial = SumLanes8<double>(n, [&](int64_t i) { return static_cast<double>(g[i] * dxds[i]); });
 }
 
 // out = in W~^T + bias on the rows [r0, r1) of one image, in one GEMM; those rows of `in` are
@@ -504,8 +517,7 @@ void BlockRecon<T>::AttentionBackward(int64_t img, int slot) {
     for (int i = 0; i < Tk; ++i) {
       T* g = gP + static_cast<int64_t>(i) * Tk;
       const T* pr = P + static_cast<int64_t>(i) * Tk;
-      T dot = T(0);
-      for (int j = 0; j < Tk; ++j) dot += g[j] * pr[j];
+      const T dot = SumLanes8<T>(Tk, [&](int64_t j) { return g[j] * pr[j]; });
       for (int j = 0; j < Tk; ++j) g[j] = pr[j] * (g[j] - dot) * scale;
     }
     Gemm(false, false, Tk, hd, Tk, gP, Tk, k, hd, T(0), gq, hd);
@@ -549,11 +561,9 @@ void BlockRecon<T>::RunStep(const Step& st, const BlockTrainParams<T>& p, int64_
         const T* x = in + r * D;
         T* y = out + r * D;
         T* xh = ln_xhat_[j].data() + r * D;
-        T sum = T(0);
-        for (int i = 0; i < D; ++i) sum += x[i];
+        const T sum = SumLanes8<T>(D, [&](int64_t i) { return x[i]; });
         const T mean = sum / static_cast<T>(D);
-        T sq = T(0);
-        for (int i = 0; i < D; ++i) sq += (x[i] - mean) * (x[i] - mean);
+        const T sq = SumLanes8<T>(D, [&](int64_t i) { return (x[i] - mean) * (x[i] - mean); });
         const T rstd = T(1) / std::sqrt(sq / static_cast<T>(D) + static_cast<T>(ln.eps));
         ln_rstd_[j][Sz(r)] = rstd;
         for (int i = 0; i < D; ++i) {
@@ -628,14 +638,12 @@ void BlockRecon<T>::BackStep(const Step& st, int64_t img, int slot) {
         const T* gy = gout + r * D;
         const T* xh = ln_xhat_[j].data() + r * D;
         T* gx = gin + r * D;
-        T m1 = T(0), m2 = T(0);
-        for (int i = 0; i < D; ++i) {
-          const T gh = gy[i] * static_cast<T>(ln.gamma[Sz(i)]);
-          m1 += gh;
-          m2 += gh * xh[i];
-        }
-        m1 /= static_cast<T>(D);
-        m2 /= static_cast<T>(D);
+        const float* gam = ln.gamma.data();
+        const T m1 = SumLanes8<T>(D, [&](int64_t i) { return gy[i] * static_cast<T>(gam[i]); }) /
+                     static_cast<T>(D);
+        const T m2 =
+            SumLanes8<T>(D, [&](int64_t i) { return gy[i] * static_cast<T>(gam[i]) * xh[i]; }) /
+            static_cast<T>(D);
         const T rstd = ln_rstd_[j][Sz(r)];
         for (int i = 0; i < D; ++i) {
           const T gh = gy[i] * static_cast<T>(ln.gamma[Sz(i)]);
@@ -716,13 +724,10 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batc
     for (const Step& st : steps_) RunStep(st, p, img);
     if (out != nullptr) std::copy(xs + img * row_n, xs + (img + 1) * row_n, out + img * row_n);
     for (int64_t r = img * tokens_; r < (img + 1) * tokens_; ++r) {
-      double acc = 0.0;
-      for (int i = 0; i < D; ++i) {
-        const T d = target ? xs[r * D + i] - target[r * D + i] : T(0);
-        diff_[Sz(r * D + i)] = d;
-        acc += static_cast<double>(d) * static_cast<double>(d);
-      }
-      loss_part_[Sz(r)] = acc;
+      T* dr = diff_.data() + r * D;
+      for (int i = 0; i < D; ++i) dr[i] = target ? xs[r * D + i] - target[r * D + i] : T(0);
+      loss_part_[Sz(r)] = SumLanes8<double>(
+          D, [&](int64_t i) { return static_cast<double>(dr[i]) * static_cast<double>(dr[i]); });
     }
   });
   const int64_t rows = static_cast<int64_t>(batch) * tokens_;
