@@ -371,12 +371,18 @@ void BlockRecon<T>::Quantize(int site, const BlockTrainParams<T>& p, int scale_i
   }
 }
 
-// partial[0] = sum over the site's elements offset .. offset + n of g * dx^/ds (sequential).
+// partial[0] = sum over the site's elements offset .. offset + n of g * dx^/ds (SumLanes8), and
+// g *= dx^/dx, in one pass over g.
 template <typename T>
-void BlockRecon<T>::ScaleGrad(int site, const T* g, int64_t offset, int64_t n,
-                              double* partial) const {
+void BlockRecon<T>::ScaleGradMask(int site, T* g, int64_t offset, int64_t n,
+                                  double* partial) const {
   const T* dxds = save_[site].dxds.data() + offset;
-  *partial = SumLanes8<double>(n, [&](int64_t i) { return static_cast<double>(g[i] * dxds[i]); });
+  const T* dxdx = save_[site].dxdx.data() + offset;
+  *partial = SumLanes8<double>(n, [&](int64_t i) {
+    const double t = static_cast<double>(g[i] * dxds[i]);
+    g[i] *= dxdx[i];
+    return t;
+  });
 }
 
 // out = in W~^T + bias on the rows [r0, r1) of one image, in one GEMM; those rows of `in` are
@@ -510,9 +516,7 @@ void BlockRecon<T>::AttentionBackward(int64_t img, int slot) {
     Gemm(true, false, Tk, hd, Tk, Pq, Tk, go, D, T(0), gv, hd);
     // Through the probability quantizer, then the softmax and the score scale.
     if (act_[kActProbs].kind != ActQuant::Kind::kNone) {
-      ScaleGrad(kActProbs, gP, ph * TT, TT, &part[3 * max_pairs + ph]);
-      const T* dxdx = save_[kActProbs].dxdx.data() + ph * TT;
-      for (int64_t e = 0; e < TT; ++e) gP[e] *= dxdx[e];
+      ScaleGradMask(kActProbs, gP, ph * TT, TT, &part[3 * max_pairs + ph]);
     }
     for (int i = 0; i < Tk; ++i) {
       T* g = gP + static_cast<int64_t>(i) * Tk;
@@ -526,9 +530,7 @@ void BlockRecon<T>::AttentionBackward(int64_t img, int slot) {
     T* gs[3] = {gq, gk, gv};
     for (int s = 0; s < 3; ++s) {
       if (act_[sites[s]].kind == ActQuant::Kind::kNone) continue;
-      ScaleGrad(sites[s], gs[s], base, Thd, &part[s * max_pairs + ph]);
-      const T* dxdx = save_[sites[s]].dxdx.data() + base;
-      for (int64_t e = 0; e < Thd; ++e) gs[s][e] *= dxdx[e];
+      ScaleGradMask(sites[s], gs[s], base, Thd, &part[s * max_pairs + ph]);
     }
     for (int i = 0; i < Tk; ++i) {
       T* row = gqkv + (b * Tk + i) * 3 * D + static_cast<int64_t>(h) * hd;
@@ -614,11 +616,7 @@ void BlockRecon<T>::TapBackward(TapPoint tap, T* g, int64_t img) {
   const int64_t cols = static_cast<int64_t>(save_[site].dxdx.size()) / max_rows;
   double* part = tap_part_.data() + site * max_rows;
   const int64_t r0 = img * tokens_, r1 = r0 + tokens_;
-  for (int64_t r = r0; r < r1; ++r) {
-    ScaleGrad(site, g + r * cols, r * cols, cols, &part[r]);
-    const T* dxdx = save_[site].dxdx.data() + r * cols;
-    for (int64_t c = 0; c < cols; ++c) g[r * cols + c] *= dxdx[c];
-  }
+  for (int64_t r = r0; r < r1; ++r) ScaleGradMask(site, g + r * cols, r * cols, cols, &part[r]);
 }
 
 // One step's backward on the rows of image `img` (the Linears' dW waits for WeightGradients).
