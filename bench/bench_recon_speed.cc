@@ -27,6 +27,8 @@
 #include "search/calibrate.h"
 #include "search/calibration_set.h"
 #include "search/recon/block_grad.h"
+#include "search/recon/recon_math_kernels.h"
+#include "search/recon/reconstruct.h"
 #include "tests/util/exec_random_vit.h"
 
 namespace {
@@ -203,6 +205,39 @@ void BM_Gemm(benchmark::State& state) {
 BENCHMARK(BM_Gemm)
     ->ArgNames({"impl(0=sgemm,1=eigen,2=loop)", "dW"})
     ->ArgsProduct({{kSgemm, kEigen, kLoop}, {0, 1}})
+    ->Repetitions(5)
+    ->ReportAggregatesOnly(true)
+    ->Unit(benchmark::kMillisecond);
+
+// impl 0: AdaRoundRegTermsF32Ref, 1: the selected kernel; b = 11 (the middle of the 20 -> 2 decay).
+void BM_RegAdam(benchmark::State& state) {
+  Runner& r = GetRunner("digits", 1);
+  const adalog::search::AdaRoundRegTermsF32Fn reg =
+      state.range(0) == 0 ? adalog::search::AdaRoundRegTermsF32Ref
+                          : adalog::search::SelectAdaRoundRegTermsF32();
+  BlockTrainParams<float> p = r.p, g = r.g;
+  std::vector<adalog::search::AdamState> adam(p.alpha.size());
+  std::vector<std::vector<float>> terms(p.alpha.size());
+  for (size_t l = 0; l < p.alpha.size(); ++l) {
+    adam[l].m.assign(p.alpha[l].size(), 0.f);
+    adam[l].v.assign(p.alpha[l].size(), 0.f);
+    terms[l].assign(p.alpha[l].size(), 0.f);
+  }
+  int64_t t = 0;
+  for (auto _ : state) {
+    ++t;
+    for (size_t l = 0; l < p.alpha.size(); ++l) {
+      const int64_t n = static_cast<int64_t>(p.alpha[l].size());
+      reg(p.alpha[l].data(), n, 11.0, 0.01, g.alpha[l].data(), terms[l].data());
+      adalog::search::AdamStepRange(p.alpha[l].data(), g.alpha[l].data(), 0, n, 1e-3, t, &adam[l]);
+    }
+    benchmark::DoNotOptimize(p.alpha[0].data());
+  }
+}
+BENCHMARK(BM_RegAdam)
+    ->ArgNames({"impl(0=ref,1=selected)"})
+    ->Arg(0)
+    ->Arg(1)
     ->Repetitions(5)
     ->ReportAggregatesOnly(true)
     ->Unit(benchmark::kMillisecond);

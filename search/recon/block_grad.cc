@@ -12,6 +12,7 @@
 #include "quant/adaround.h"
 #include "quant/error.h"
 #include "runtime/thread_pool.h"
+#include "search/recon/recon_math_kernels.h"
 #include "search/recon/ste_batch.h"
 #include "search/recon/ste_batch_kernels.h"
 
@@ -83,6 +84,21 @@ void Gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, in
   }
 }
 
+// Sums with 8 partial sums (element i goes to lane i % 8), added up as ((0 + 4) + (1 + 5)) + ((2 +
+// 6) + (3 + 7)): eight independent addition chains instead of one (the single chain was
+// latency-bound), the same bytes on every ISA and for every thread split, since each sum covers one
+// row / one (image, head) as before. term(i) gives element i's summand in the type Acc.
+template <typename Acc, typename Term>
+Acc SumLanes8(int64_t n, Term term) {
+  Acc a[8] = {Acc(0), Acc(0), Acc(0), Acc(0), Acc(0), Acc(0), Acc(0), Acc(0)};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) a[j] += term(i + j);
+  }
+  for (int j = 0; i < n; ++i, ++j) a[j] += term(i);
+  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
 // The fixed partition of the soft weights and of dW = gout^T in (independent of the thread
 // count): output channels of each Linear in blocks of kChannelBlock, each block summing over all
 // rows of the batch in one GEMM.
@@ -90,13 +106,7 @@ constexpr int64_t kChannelBlock = 16;
 
 template <typename T>
 T Gelu(T v, GeluKind kind, T* deriv) {
-  if (kind == GeluKind::kErf) {
-    const T kInvSqrt2 = T(0.70710678118654752440);
-    const T kInvSqrt2Pi = T(0.39894228040143267794);
-    const T cdf = T(0.5) * (T(1) + std::erf(v * kInvSqrt2));
-    *deriv = cdf + v * kInvSqrt2Pi * std::exp(T(-0.5) * v * v);
-    return v * cdf;
-  }
+  if (kind == GeluKind::kErf) return GeluErf(v, deriv);
   const T k = T(0.79788456080286535588), c = T(0.044715);
   const T th = std::tanh(k * (v + c * v * v * v));
   *deriv = T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * k * (T(1) + T(3) * c * v * v);
@@ -361,14 +371,18 @@ void BlockRecon<T>::Quantize(int site, const BlockTrainParams<T>& p, int scale_i
   }
 }
 
-// partial[0] = sum over the site's elements offset .. offset + n of g * dx^/ds (sequential).
+// partial[0] = sum over the site's elements offset .. offset + n of g * dx^/ds (SumLanes8), and
+// g *= dx^/dx, in one pass over g.
 template <typename T>
-void BlockRecon<T>::ScaleGrad(int site, const T* g, int64_t offset, int64_t n,
-                              double* partial) const {
+void BlockRecon<T>::ScaleGradMask(int site, T* g, int64_t offset, int64_t n,
+                                  double* partial) const {
   const T* dxds = save_[site].dxds.data() + offset;
-  double acc = 0.0;
-  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(g[i] * dxds[i]);
-  *partial = acc;
+  const T* dxdx = save_[site].dxdx.data() + offset;
+  *partial = SumLanes8<double>(n, [&](int64_t i) {
+    const double t = static_cast<double>(g[i] * dxds[i]);
+    g[i] *= dxdx[i];
+    return t;
+  });
 }
 
 // out = in W~^T + bias on the rows [r0, r1) of one image, in one GEMM; those rows of `in` are
@@ -447,20 +461,25 @@ void BlockRecon<T>::AttentionForward(const BlockTrainParams<T>& p, int64_t img) 
     T* P = probs_.data() + ph * TT;
     T* Pq = probs_q_.data() + ph * TT;
     Gemm(false, true, Tk, Tk, hd, q, hd, k, hd, T(0), P, Tk);
-    for (int i = 0; i < Tk; ++i) {
-      T* pr = P + static_cast<int64_t>(i) * Tk;
-      T mx = pr[0] * scale;
-      for (int j = 0; j < Tk; ++j) {
-        pr[j] *= scale;
-        mx = std::max(mx, pr[j]);
+    if constexpr (std::is_same_v<T, float>) {  // the run-time dispatched kernel
+      static const ScaledSoftmaxF32Fn kSoftmax = SelectScaledSoftmaxF32();
+      kSoftmax(P, Tk, Tk, scale);
+    } else {
+      for (int i = 0; i < Tk; ++i) {
+        T* pr = P + static_cast<int64_t>(i) * Tk;
+        T mx = pr[0] * scale;
+        for (int j = 0; j < Tk; ++j) {
+          pr[j] *= scale;
+          mx = std::max(mx, pr[j]);
+        }
+        T sum = T(0);
+        for (int j = 0; j < Tk; ++j) {
+          pr[j] = std::exp(pr[j] - mx);
+          sum += pr[j];
+        }
+        const T inv = T(1) / sum;
+        for (int j = 0; j < Tk; ++j) pr[j] *= inv;
       }
-      T sum = T(0);
-      for (int j = 0; j < Tk; ++j) {
-        pr[j] = std::exp(pr[j] - mx);
-        sum += pr[j];
-      }
-      const T inv = T(1) / sum;
-      for (int j = 0; j < Tk; ++j) pr[j] *= inv;
     }
     std::copy(P, P + TT, Pq);
     Quantize(kActProbs, p, 0, Pq, ph * TT, TT);
@@ -497,15 +516,12 @@ void BlockRecon<T>::AttentionBackward(int64_t img, int slot) {
     Gemm(true, false, Tk, hd, Tk, Pq, Tk, go, D, T(0), gv, hd);
     // Through the probability quantizer, then the softmax and the score scale.
     if (act_[kActProbs].kind != ActQuant::Kind::kNone) {
-      ScaleGrad(kActProbs, gP, ph * TT, TT, &part[3 * max_pairs + ph]);
-      const T* dxdx = save_[kActProbs].dxdx.data() + ph * TT;
-      for (int64_t e = 0; e < TT; ++e) gP[e] *= dxdx[e];
+      ScaleGradMask(kActProbs, gP, ph * TT, TT, &part[3 * max_pairs + ph]);
     }
     for (int i = 0; i < Tk; ++i) {
       T* g = gP + static_cast<int64_t>(i) * Tk;
       const T* pr = P + static_cast<int64_t>(i) * Tk;
-      T dot = T(0);
-      for (int j = 0; j < Tk; ++j) dot += g[j] * pr[j];
+      const T dot = SumLanes8<T>(Tk, [&](int64_t j) { return g[j] * pr[j]; });
       for (int j = 0; j < Tk; ++j) g[j] = pr[j] * (g[j] - dot) * scale;
     }
     Gemm(false, false, Tk, hd, Tk, gP, Tk, k, hd, T(0), gq, hd);
@@ -514,9 +530,7 @@ void BlockRecon<T>::AttentionBackward(int64_t img, int slot) {
     T* gs[3] = {gq, gk, gv};
     for (int s = 0; s < 3; ++s) {
       if (act_[sites[s]].kind == ActQuant::Kind::kNone) continue;
-      ScaleGrad(sites[s], gs[s], base, Thd, &part[s * max_pairs + ph]);
-      const T* dxdx = save_[sites[s]].dxdx.data() + base;
-      for (int64_t e = 0; e < Thd; ++e) gs[s][e] *= dxdx[e];
+      ScaleGradMask(sites[s], gs[s], base, Thd, &part[s * max_pairs + ph]);
     }
     for (int i = 0; i < Tk; ++i) {
       T* row = gqkv + (b * Tk + i) * 3 * D + static_cast<int64_t>(h) * hd;
@@ -549,11 +563,9 @@ void BlockRecon<T>::RunStep(const Step& st, const BlockTrainParams<T>& p, int64_
         const T* x = in + r * D;
         T* y = out + r * D;
         T* xh = ln_xhat_[j].data() + r * D;
-        T sum = T(0);
-        for (int i = 0; i < D; ++i) sum += x[i];
+        const T sum = SumLanes8<T>(D, [&](int64_t i) { return x[i]; });
         const T mean = sum / static_cast<T>(D);
-        T sq = T(0);
-        for (int i = 0; i < D; ++i) sq += (x[i] - mean) * (x[i] - mean);
+        const T sq = SumLanes8<T>(D, [&](int64_t i) { return (x[i] - mean) * (x[i] - mean); });
         const T rstd = T(1) / std::sqrt(sq / static_cast<T>(D) + static_cast<T>(ln.eps));
         ln_rstd_[j][Sz(r)] = rstd;
         for (int i = 0; i < D; ++i) {
@@ -573,6 +585,14 @@ void BlockRecon<T>::RunStep(const Step& st, const BlockTrainParams<T>& p, int64_
       break;
     case StepOp::kGelu: {
       T* d = gelu_d_.data();  // the derivative, for the backward
+      if constexpr (std::is_same_v<T, float>) {
+        if (blk_.gelu == GeluKind::kErf) {  // the run-time dispatched kernel
+          static const GeluErfF32Fn kGelu = SelectGeluErfF32();
+          const int64_t i0 = r0 * hidden_;
+          kGelu(in + i0, out + i0, d + i0, (r1 - r0) * hidden_);
+          break;
+        }
+      }
       for (int64_t i = r0 * hidden_; i < r1 * hidden_; ++i) out[i] = Gelu(in[i], blk_.gelu, &d[i]);
       break;
     }
@@ -596,11 +616,7 @@ void BlockRecon<T>::TapBackward(TapPoint tap, T* g, int64_t img) {
   const int64_t cols = static_cast<int64_t>(save_[site].dxdx.size()) / max_rows;
   double* part = tap_part_.data() + site * max_rows;
   const int64_t r0 = img * tokens_, r1 = r0 + tokens_;
-  for (int64_t r = r0; r < r1; ++r) {
-    ScaleGrad(site, g + r * cols, r * cols, cols, &part[r]);
-    const T* dxdx = save_[site].dxdx.data() + r * cols;
-    for (int64_t c = 0; c < cols; ++c) g[r * cols + c] *= dxdx[c];
-  }
+  for (int64_t r = r0; r < r1; ++r) ScaleGradMask(site, g + r * cols, r * cols, cols, &part[r]);
 }
 
 // One step's backward on the rows of image `img` (the Linears' dW waits for WeightGradients).
@@ -620,14 +636,12 @@ void BlockRecon<T>::BackStep(const Step& st, int64_t img, int slot) {
         const T* gy = gout + r * D;
         const T* xh = ln_xhat_[j].data() + r * D;
         T* gx = gin + r * D;
-        T m1 = T(0), m2 = T(0);
-        for (int i = 0; i < D; ++i) {
-          const T gh = gy[i] * static_cast<T>(ln.gamma[Sz(i)]);
-          m1 += gh;
-          m2 += gh * xh[i];
-        }
-        m1 /= static_cast<T>(D);
-        m2 /= static_cast<T>(D);
+        const float* gam = ln.gamma.data();
+        const T m1 = SumLanes8<T>(D, [&](int64_t i) { return gy[i] * static_cast<T>(gam[i]); }) /
+                     static_cast<T>(D);
+        const T m2 =
+            SumLanes8<T>(D, [&](int64_t i) { return gy[i] * static_cast<T>(gam[i]) * xh[i]; }) /
+            static_cast<T>(D);
         const T rstd = ln_rstd_[j][Sz(r)];
         for (int i = 0; i < D; ++i) {
           const T gh = gy[i] * static_cast<T>(ln.gamma[Sz(i)]);
@@ -686,6 +700,13 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batc
     const LinearParams& lp = *lin_[l];
     for (int64_t o = wb.o0; o < wb.o1; ++o) {
       const UniformParams up = wq_[l].channel(o);
+      if constexpr (std::is_same_v<T, float>) {  // the run-time dispatched kernel
+        static const AdaRoundSoftRowF32Fn kSoft = SelectAdaRoundSoftRowF32();
+        const size_t k0 = Sz(o * lp.in);
+        kSoft(lp.weight.data() + k0, p.alpha[l].data() + k0, lp.in, up, w_soft_[l].data() + k0,
+              dw_dalpha_[l].data() + k0);
+        continue;
+      }
       for (int i = 0; i < lp.in; ++i) {
         const size_t k = Sz(o * lp.in + i);
         w_soft_[l][k] = AdaRoundSoftWeight<T>(lp.weight[k], up, p.alpha[l][k], &dw_dalpha_[l][k]);
@@ -701,13 +722,10 @@ double BlockRecon<T>::Forward(const BlockTrainParams<T>& p, const T* x, int batc
     for (const Step& st : steps_) RunStep(st, p, img);
     if (out != nullptr) std::copy(xs + img * row_n, xs + (img + 1) * row_n, out + img * row_n);
     for (int64_t r = img * tokens_; r < (img + 1) * tokens_; ++r) {
-      double acc = 0.0;
-      for (int i = 0; i < D; ++i) {
-        const T d = target ? xs[r * D + i] - target[r * D + i] : T(0);
-        diff_[Sz(r * D + i)] = d;
-        acc += static_cast<double>(d) * static_cast<double>(d);
-      }
-      loss_part_[Sz(r)] = acc;
+      T* dr = diff_.data() + r * D;
+      for (int i = 0; i < D; ++i) dr[i] = target ? xs[r * D + i] - target[r * D + i] : T(0);
+      loss_part_[Sz(r)] = SumLanes8<double>(
+          D, [&](int64_t i) { return static_cast<double>(dr[i]) * static_cast<double>(dr[i]); });
     }
   });
   const int64_t rows = static_cast<int64_t>(batch) * tokens_;

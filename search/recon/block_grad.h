@@ -118,7 +118,7 @@ class BlockRecon {
 
   void Quantize(int site, const BlockTrainParams<T>& p, int scale_index, T* data, int64_t offset,
                 int64_t n);
-  void ScaleGrad(int site, const T* g, int64_t offset, int64_t n, double* partial) const;
+  void ScaleGradMask(int site, T* g, int64_t offset, int64_t n, double* partial) const;
   // Per image `img` (its rows [img T, (img + 1) T)); `slot` indexes per-thread scratch.
   void RunStep(const Step& st, const BlockTrainParams<T>& p, int64_t img);
   void BackStep(const Step& st, int64_t img, int slot);

@@ -10,6 +10,7 @@
 #include "quant/log_quantizers.h"
 #include "quant/uniform.h"
 #include "runtime/thread_pool.h"
+#include "search/recon/recon_math_kernels.h"
 
 namespace adalog::search {
 
@@ -116,8 +117,9 @@ BlockTrainParams<float> ReconstructBlock(
       float* a = p.alpha[pc.l].data();
       float* ga = g.alpha[pc.l].data();
       if (reg_on) {
-        AdaRoundRegularizerTerms(a + pc.i0, pc.i1 - pc.i0, bexp, o.round_weight, ga + pc.i0,
-                                 reg_terms[pc.l].data() + pc.i0);
+        static const AdaRoundRegTermsF32Fn kReg = SelectAdaRoundRegTermsF32();
+        kReg(a + pc.i0, pc.i1 - pc.i0, bexp, o.round_weight, ga + pc.i0,
+             reg_terms[pc.l].data() + pc.i0);
       }
       AdamStepRange(a, ga, pc.i0, pc.i1, o.lr_alpha, it, &adam_w[pc.l]);
     });
