@@ -60,14 +60,30 @@ void SweepCombineRef(double l0, const double* cs, const double* a, const int32_t
   }
 }
 
+void SweepSubtractRef(const int64_t* g, const int32_t* item, int64_t nev, const int32_t* rk, int K,
+                      const float* wc, double* acc) {
+  constexpr int C = kSweepChunk;
+  double m[2][C] = {};
+  int r = 0;
+  for (int64_t e = 0; e < nev; ++e) {
+    while (r < K && r < g[e]) {
+      const float* w = wc + static_cast<int64_t>(rk[r]) * C;
+      for (int o = 0; o < C; ++o) m[r & 1][o] += static_cast<double>(w[o]);
+      ++r;
+    }
+    double* a = acc + static_cast<int64_t>(item[e]) * C;
+    for (int o = 0; o < C; ++o) a[o] -= m[0][o] + m[1][o];
+  }
+}
+
 const SweepKernels& RefSweepKernels() {
-  static const SweepKernels k{SweepSnapshotsRef, SweepCombineRef};
+  static const SweepKernels k{SweepSnapshotsRef, SweepCombineRef, SweepSubtractRef};
   return k;
 }
 
 // Ordered lists (runtime/kernel_registry.h), chosen once per process at ActiveIsaLevel().
 const SweepKernels& SelectSweepKernels() {
-  static const SweepKernels avx512{SweepSnapshotsAvx512, SweepCombineAvx512};
+  static const SweepKernels avx512{SweepSnapshotsAvx512, SweepCombineAvx512, SweepSubtractAvx512};
   static const std::vector<KernelImpl<const SweepKernels*>> list = {
       {"sweep__avx512", IsaLevel::kAvx512, {}, &avx512},
       {"sweep__ref", IsaLevel::kRef, {}, &RefSweepKernels()},

@@ -59,9 +59,21 @@ void SweepCombineRef(double l0, const double* cs, const double* a, const int32_t
                      const int32_t* sid, const double* S, double* out);
 void SweepCombineAvx512(double l0, const double* cs, const double* a, const int32_t* ev, int cnt,
                         const int32_t* sid, const double* S, double* out);
+// W-out's sweep (search/weight_out.h), one chunk of kSweepChunk source columns, fused: m = m0 +
+// m1 over the rows of the sorted order as in SweepSnapshots (rp = 0, 1, 2, ...: the rows r <
+// g[e] are added first, m_{r mod 2} += double(wc[rk[r]][.])); then acc[item[e]][.] -= m, events
+// in order. acc: [items][kSweepChunk]. The same bits as SweepSnapshots + SweepCombine with
+// coefficients -1 (whose per-item sums run in the same event order); no snapshot buffer.
+using SweepSubtractFn = void (*)(const int64_t* g, const int32_t* item, int64_t nev, const int32_t* rk,
+                                 int K, const float* wc, double* acc);
+void SweepSubtractRef(const int64_t* g, const int32_t* item, int64_t nev, const int32_t* rk, int K,
+                      const float* wc, double* acc);
+void SweepSubtractAvx512(const int64_t* g, const int32_t* item, int64_t nev, const int32_t* rk, int K,
+                         const float* wc, double* acc);
 struct SweepKernels {
   SweepSnapshotsFn snapshots;
   SweepCombineFn combine;
+  SweepSubtractFn subtract;
 };
 const SweepKernels& SelectSweepKernels();
 const SweepKernels& RefSweepKernels();

@@ -2,6 +2,8 @@
 // search/CMakeLists.txt).
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "search/axpy.h"
 
 namespace adalog::search {
@@ -90,6 +92,41 @@ int SweepSnapshotsAvx512(const int64_t* g, int64_t nev, const uint32_t* rp, cons
     sid[e] = ns - 1;
   }
   return ns;
+}
+
+void SweepSubtractAvx512(const int64_t* g, const int32_t* item, int64_t nev, const int32_t* rk, int K,
+                         const float* wc, double* acc) {
+  static_assert(kSweepChunk == 64, "8 registers of 8 doubles");
+  __m512d m0[8], m1[8];
+  for (int i = 0; i < 8; ++i) m0[i] = m1[i] = _mm512_setzero_pd();
+  // The source rows come in the row's sorted order (random in wc): fetched a few rows ahead.
+  constexpr int kAhead = 6;
+  for (int p = 0; p < kAhead && p < K; ++p) {
+    const char* w = reinterpret_cast<const char*>(wc + static_cast<int64_t>(rk[p]) * 64);
+    for (int b = 0; b < 256; b += 64) _mm_prefetch(w + b, _MM_HINT_T0);
+  }
+  auto add = [&](__m512d* m, int r) {
+    if (r + kAhead < K) {
+      const char* f = reinterpret_cast<const char*>(wc + static_cast<int64_t>(rk[r + kAhead]) * 64);
+      for (int b = 0; b < 256; b += 64) _mm_prefetch(f + b, _MM_HINT_T0);
+    }
+    const float* w = wc + static_cast<int64_t>(rk[r]) * 64;
+    for (int i = 0; i < 8; ++i) m[i] = _mm512_add_pd(m[i], _mm512_cvtps_pd(_mm256_loadu_ps(w + 8 * i)));
+  };
+  int r = 0;
+  for (int64_t e = 0; e < nev; ++e) {
+    const int64_t ge = std::min<int64_t>(g[e], K);
+    if ((r & 1) && r < ge) add(m1, r++);
+    while (r + 1 < ge) {
+      add(m0, r);
+      add(m1, r + 1);
+      r += 2;
+    }
+    if (r < ge) add(m0, r++);
+    double* a = acc + static_cast<int64_t>(item[e]) * 64;
+    for (int i = 0; i < 8; ++i)
+      _mm512_storeu_pd(a + 8 * i, _mm512_sub_pd(_mm512_loadu_pd(a + 8 * i), _mm512_add_pd(m0[i], m1[i])));
+  }
 }
 
 void SweepCombineAvx512(double l0, const double* cs, const double* a, const int32_t* ev, int cnt,

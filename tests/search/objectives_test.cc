@@ -263,8 +263,8 @@ TEST(Objectives, WeightOutGramEqualsPlainAndSelectsSameCandidate) {
   }
 }
 
-// Both evaluations of e^T G e (float GEMM; exact double chain over sparse code changes) give
-// the plain errors and the same FPCS result.
+// Every evaluation of e^T G e (the sweep, the float GEMM, the exact double chain over sparse
+// code changes) gives the plain errors and the same FPCS result.
 TEST(Objectives, WeightOutChainAndGemmFormsEqualPlain) {
   for (int bits : {3, 4, 6}) {
     for (int tokens : {80, 12}) {  // T >= K (the Gram GEMM), T < K (||Xq e||^2)
@@ -287,7 +287,7 @@ TEST(Objectives, WeightOutChainAndGemmFormsEqualPlain) {
       std::vector<double> want;
       plain_obj(wg.cands, &want);
       const UniformChoice p = SearchUniform(wg, plain_obj, {});
-      for (int form : {1, 2}) {
+      for (int form : {1, 2, 3}) {
         SCOPED_TRACE(form);
         WeightOutObjective obj(xq.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
         obj.set_quad_form(form);
@@ -300,6 +300,43 @@ TEST(Objectives, WeightOutChainAndGemmFormsEqualPlain) {
         EXPECT_EQ(a.scales, p.scales);
         EXPECT_EQ(a.zero_points, p.zero_points);
       }
+    }
+  }
+}
+
+// Candidates with the same integer codes u = code - z (one scale, zero points that clip nothing)
+// quantize a row to the same values, so the plain objective gives them the same error and its
+// top-k keeps the lower index. Every form must give them bit-identical errors too (the sweep
+// would not if it summed a bound at 0 or at K as a term), whatever else it rounds.
+TEST(Objectives, WeightOutEqualCodesGiveEqualErrors) {
+  for (int tokens : {40, 10}) {
+    SCOPED_TRACE(tokens);
+    const LinearCase lc(11, tokens);
+    const int bits = 6;
+    const UniformGrid ag = TensorActivationGrid(lc.x.data(), lc.T * lc.K, bits);
+    const std::vector<float> xq = plain::FqUniform(lc.x, bits, {ag.cands.scale(0, 90), ag.cands.zp(0, 90)});
+    // Per row: scale = max|w| / 20, zero points 30..33 (codes within 10..53 of 0..63: no clip).
+    UniformCandidates c;
+    c.bits = bits;
+    c.groups = lc.N;
+    c.count = 4;
+    for (int o = 0; o < lc.N; ++o) {
+      float amax = 0;
+      for (int k = 0; k < lc.K; ++k) amax = std::max(amax, std::abs(lc.w[static_cast<size_t>(o) * lc.K + k]));
+      for (int i = 0; i < 4; ++i) {
+        c.scales.push_back(amax / 20.0f);
+        c.zero_points.push_back(30 + i);
+      }
+    }
+    for (int form : {1, 2, 3}) {
+      SCOPED_TRACE(form);
+      WeightOutObjective obj(xq.data(), lc.T, lc.K, lc.y.data(), lc.b.data(), lc.N);
+      obj.set_quad_form(form);
+      std::vector<double> e;
+      obj.Eval(lc.w.data(), c, &e);
+      for (int o = 0; o < lc.N; ++o)
+        for (int i = 1; i < 4; ++i)
+          EXPECT_EQ(e[static_cast<size_t>(o) * 4 + i], e[static_cast<size_t>(o) * 4]) << "row " << o << " zp " << 30 + i;
     }
   }
 }
@@ -705,6 +742,66 @@ TEST(Objectives, SweepKernelsBitIdentical) {
     SweepCombineAvx512(0.81, csd.data(), a.data(), ev.data(), static_cast<int>(ev.size()), id_ref.data(),
                        s_ref.data(), o_got.data());
     EXPECT_EQ(o_got, o_ref) << K;
+  }
+}
+
+// W-out's fused sweep (SweepSubtract): the AVX-512 kernel gives the reference's bits, and both
+// give the bits of the snapshot + combine pair with coefficients -1 (the form log A-out uses),
+// on row counts around the two partial sums' parity and events at 0, in runs and past K.
+TEST(Objectives, SweepSubtractMatchesSnapshotsAndCombine) {
+  std::mt19937_64 rng(21);
+  constexpr int C = kSweepChunk;
+  for (int K : {1, 2, 3, 8, 65, 300}) {
+    SCOPED_TRACE(K);
+    std::vector<int32_t> rk(static_cast<size_t>(K));
+    std::iota(rk.begin(), rk.end(), 0);
+    std::shuffle(rk.begin(), rk.end(), rng);
+    const auto wc = plain::RandomVec(rng, static_cast<size_t>(K) * C, -2, 2);
+    const int items = 5;
+    std::uniform_int_distribution<int64_t> pos(0, K);
+    std::uniform_int_distribution<int32_t> it(0, items - 1);
+    std::vector<std::pair<int64_t, int32_t>> evs;
+    for (int e = 0; e < 2 * K + 6; ++e) evs.push_back({pos(rng), it(rng)});
+    evs.push_back({0, 1});
+    evs.push_back({K, 2});
+    evs.push_back({K, 2});
+    std::stable_sort(evs.begin(), evs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<int64_t> g;
+    std::vector<int32_t> item;
+    for (const auto& e : evs) {
+      g.push_back(e.first);
+      item.push_back(e.second);
+    }
+    const int64_t nev = static_cast<int64_t>(g.size());
+    const auto init = plain::RandomVec(rng, static_cast<size_t>(items) * C, -9, 9);
+    std::vector<double> ref(init.begin(), init.end());
+    RefSweepKernels().subtract(g.data(), item.data(), nev, rk.data(), K, wc.data(), ref.data());
+    if (IsaSupported(IsaLevel::kAvx512)) {
+      std::vector<double> got(init.begin(), init.end());
+      SweepSubtractAvx512(g.data(), item.data(), nev, rk.data(), K, wc.data(), got.data());
+      EXPECT_EQ(got, ref);
+    }
+    // The same sums by snapshots (rows at positions 0..K-1) and a combine per item (l0 = 1 on a
+    // cs holding the item's start values).
+    std::vector<uint32_t> rp(static_cast<size_t>(K));
+    std::iota(rp.begin(), rp.end(), 0u);
+    std::vector<double> snap(static_cast<size_t>(nev + 1) * C);
+    std::vector<int32_t> sid(static_cast<size_t>(nev));
+    RefSweepKernels().snapshots(g.data(), nev, rp.data(), rk.data(), K, wc.data(), snap.data(), sid.data());
+    bool moved = false;
+    for (int i = 0; i < items; ++i) {
+      std::vector<int32_t> ev;
+      for (int64_t e = 0; e < nev; ++e)
+        if (item[static_cast<size_t>(e)] == i) ev.push_back(static_cast<int32_t>(e));
+      const std::vector<double> a(ev.size(), -1.0);
+      const std::vector<double> cs(init.begin() + i * C, init.begin() + (i + 1) * C);
+      std::vector<double> out(C);
+      RefSweepKernels().combine(1.0, cs.data(), a.data(), ev.data(), static_cast<int>(ev.size()), sid.data(),
+                                snap.data(), out.data());
+      EXPECT_EQ(out, std::vector<double>(ref.begin() + i * C, ref.begin() + (i + 1) * C)) << "item " << i;
+      moved = moved || out != cs;
+    }
+    EXPECT_TRUE(moved);  // not vacuous: some item received rows
   }
 }
 
