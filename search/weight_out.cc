@@ -29,6 +29,18 @@ constexpr double kGemmNsPerUnit = 0.015;
 constexpr double kSweepNsPerUnit = 0.2;
 constexpr double kChainNsPerUnit = 1.4;
 
+// Every candidate's codes u = c - z by weight column ([candidates][K]) from its steps over the
+// row's sorted order (six: sorted position -> column).
+void CodesByColumn(const std::vector<CodeSteps>& cands, const int32_t* six, int K, std::vector<int16_t>* u16) {
+  u16->resize(cands.size() * static_cast<size_t>(K));
+  for (size_t i = 0; i < cands.size(); ++i) {
+    int16_t* ui = u16->data() + i * static_cast<size_t>(K);
+    ForEachRange(cands[i], K, [&](int64_t a, int64_t b, int u) {
+      for (int64_t p = a; p < b; ++p) ui[six[p]] = static_cast<int16_t>(u);
+    });
+  }
+}
+
 }  // namespace
 
 WeightOutObjective::WeightOutObjective(const float* xq, int64_t T, int K, const float* y,
@@ -209,15 +221,7 @@ void WeightOutObjective::SweepRow(int o, const float* row, const UniformCandidat
   for (int k = 0; k < K; ++k) wg0 += static_cast<double>(row[k]) * st.g0[static_cast<size_t>(k)];
   // T >= K: each candidate's codes by weight column (e over a chunk's columns).
   const bool by_rows = T_ < K;
-  if (!by_rows) {
-    sc->u16.resize(static_cast<size_t>(M) * K);
-    for (int i = 0; i < M; ++i) {
-      int16_t* ui = sc->u16.data() + static_cast<size_t>(i) * K;
-      ForEachRange(cands[static_cast<size_t>(i)], K, [&](int64_t a, int64_t b, int u) {
-        for (int64_t p = a; p < b; ++p) ui[six[p]] = static_cast<int16_t>(u);
-      });
-    }
-  }
+  if (!by_rows) CodesByColumn(cands, six, K, &sc->u16);
   sc->quad.assign(static_cast<size_t>(M), 0.0);
   const SweepKernels& kern = SelectSweepKernels();
   const ScanKernels& sk = SelectScanKernels();
@@ -269,13 +273,7 @@ void WeightOutObjective::GemmRow(int o, const float* row, const UniformCandidate
   const int K = K_, M = c.count;
   constexpr int C = kSweepChunk;
   const int32_t* six = st.sorted_idx.data();
-  sc->u16.resize(static_cast<size_t>(M) * K);
-  for (int i = 0; i < M; ++i) {
-    int16_t* ui = sc->u16.data() + static_cast<size_t>(i) * K;
-    ForEachRange(cands[static_cast<size_t>(i)], K, [&](int64_t a, int64_t b, int u) {
-      for (int64_t p = a; p < b; ++p) ui[six[p]] = static_cast<int16_t>(u);
-    });
-  }
+  CodesByColumn(cands, six, K, &sc->u16);
   sc->ef.resize(static_cast<size_t>(M) * K);
   sc->eg.resize(static_cast<size_t>(M) * C);
   sc->quad.assign(static_cast<size_t>(M), 0.0);
