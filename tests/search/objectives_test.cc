@@ -15,7 +15,6 @@
 #include "quant/uniform.h"
 #include "search/fpcs.h"
 #include "runtime/cpu_features.h"
-#include "search/axpy.h"
 #include "search/grids.h"
 #include "search/log_act_out.h"
 #include "search/objectives.h"
