@@ -23,6 +23,7 @@
 #include "runtime/cpu_features.h"
 #include "search/recon/ste_batch.h"
 #include "search/recon/ste_batch_kernels.h"
+#include "tests/search/block_setup.h"
 #include "tests/search/central_difference.h"
 #include "tests/util/exec_random_vit.h"
 #include "tests/util/sim_hand_plan.h"
@@ -30,61 +31,9 @@
 namespace adalog::search {
 namespace {
 
-using testing_util::MakeHandPlan;
-using testing_util::MakeRandomVit;
-using testing_util::RandomImages;
-using testing_util::RandomVitSpec;
-
-// A random model of depth 6 (block b takes the hand plan's quantizer choice b: AdaLog / log2 /
-// log-sqrt2 / uniform probabilities, shifted log or uniform post-GELU, folded or not), its W4A4
-// hand plan, and each block's FP32 input and output on `batch` images.
-struct BlockSetup {
-  QuantizedModel qm;
-  std::vector<std::vector<float>> in, out;
-  int batch = 0;
-};
-
-BlockSetup MakeSetup(int dim, int batch, GeluKind gelu, uint32_t seed) {
-  RandomVitSpec spec;
-  spec.Shape(dim, 2, 6, 4, 2, 3);  // 4 patches + cls = 5 tokens
-  spec.mlp_ratio = 2;
-  spec.gelu = gelu;
-  spec.seed = seed;
-  const VitModel m = MakeRandomVit(spec);
-  const std::vector<float> images = RandomImages(m, batch, seed + 100);
-  BlockSetup s;
-  s.batch = batch;
-  s.qm = MakeHandPlan(m, images, batch, 4, 4);
-  ExecutorOptions eo;
-  eo.max_batch = batch;
-  eo.num_threads = 1;
-  // Inputs and targets from the FP32 model itself, as OptimizeModel takes them
-  // (search/recon/optimize.cc): the plan's model may hold a folded post-GELU shift in fc2's bias.
-  ExecutorFp32 fp(m, eo);
-  std::vector<float> x(static_cast<size_t>(batch) * m.num_tokens() * m.dim);
-  fp.RunEmbed(images.data(), batch, x.data());
-  for (size_t b = 0; b < m.blocks.size(); ++b) {
-    s.in.push_back(x);
-    fp.RunBlock(static_cast<int>(b), x.data(), batch);
-    s.out.push_back(x);
-  }
-  return s;
-}
-
-// Moves the starting point off the calibrated one so that every gradient is generic: alphas
-// perturbed, step sizes shrunk so that some elements clamp (the log quantizers' scale gradient
-// comes only from elements above the scale).
-template <typename T>
-void Perturb(BlockTrainParams<T>* p, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(-1.0, 1.0);
-  for (auto& a : p->alpha)
-    for (T& v : a) v += static_cast<T>(u(rng));
-  for (int a = 0; a < kNumReconActs; ++a) {
-    const double f = a == kActProbs ? 0.4 : (a == kActFc2In ? 0.6 : 0.8);
-    for (T& s : p->act_scale[a]) s *= static_cast<T>(f);
-  }
-}
+using recon_test::BlockSetup;
+using recon_test::MakeSetup;
+using recon_test::Perturb;
 
 std::vector<double> ToDouble(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
