@@ -163,6 +163,10 @@ std::vector<CommandSpec> MakeCommands() {
       Int("optimize-batch", "B", "--optimize: images per iteration", 1, kMaxBatch,
           std::to_string(search::ReconOptions{}.batch)),
       Str("optimize-data", "X.npy|DIR", "--optimize: optimisation images (default: the --calib source)"),
+      Int("optimize-qdrop", "PCT",
+          "--optimize: QDrop, the percentage of activation-quantizer elements left unquantized in each "
+          "training forward, drawn anew every iteration (0: the official method; QDrop's paper uses 50)",
+          0, 100, "0"),
       Threads("all cores"),
       Flag("json", "print the summary as one JSON line instead of text (schema: cli/README.md)"),
   });

@@ -110,6 +110,7 @@ struct QuantizeOptions {
   bool optimize_size_given = false;
   int optimize_batch = 32;
   std::string optimize_data;  // "" = the --calib source
+  int optimize_qdrop = 0;     // percent
 };
 
 // The LN reparameterization mode of the summary: "all" (the default, every LayerNorm), "select"
@@ -211,8 +212,9 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
   o.optimize_size = static_cast<int>(a.Int("optimize-size", 1024));
   o.optimize_batch = static_cast<int>(a.Int("optimize-batch", recon_defaults.batch));
   o.optimize_data = a.String("optimize-data");
+  o.optimize_qdrop = static_cast<int>(a.Int("optimize-qdrop", 0));
   if (!o.optimize) {
-    for (const char* f : {"optimize-iters", "optimize-size", "optimize-batch", "optimize-data"}) {
+    for (const char* f : {"optimize-iters", "optimize-size", "optimize-batch", "optimize-data", "optimize-qdrop"}) {
       if (a.Has(f)) throw UsageError(cmd + ": --" + f + " needs --optimize");
     }
   }
@@ -641,6 +643,7 @@ int RunQuantize(const ParsedArgs& args) {
     oo.recon.iters = o.optimize_iters;
     oo.recon.batch = o.optimize_batch;
     oo.recon.seed = o.seed;
+    oo.recon.drop_prob = o.optimize_qdrop / 100.0;
     oo.recon.threads = o.threads > 0 ? o.threads : omp_get_max_threads();
     const int units = static_cast<int>(search::OptimizeUnitNames(m).size());
     // The total ETA weighs each unit's iterations by its forward's multiply-adds (the patch
@@ -696,6 +699,7 @@ int RunQuantize(const ParsedArgs& args) {
     qm.plan.meta.push_back({"optimize_batch", std::to_string(o.optimize_batch)});
     qm.plan.meta.push_back({"optimize_images", std::to_string(opt_set.count())});
     qm.plan.meta.push_back({"optimize_data", opt_src});
+    if (o.optimize_qdrop > 0) qm.plan.meta.push_back({"optimize_qdrop", std::to_string(o.optimize_qdrop)});
   }
   qm.model.preprocess = pre.preprocess;  // what eval/run apply to image folders by default
   qm.plan.meta.push_back({"source", o.model});
@@ -734,6 +738,7 @@ int RunQuantize(const ParsedArgs& args) {
       j["optimize_batch"] = o.optimize_batch;
       j["optimize_images"] = opt_set.count();
       j["optimize_data"] = opt_src;
+      j["optimize_qdrop"] = o.optimize_qdrop;
       j["optimization_seconds"] = Rounded(optimize_s, 1);
     }
     PrintJsonLine(j);
@@ -754,9 +759,10 @@ int RunQuantize(const ParsedArgs& args) {
   std::printf("preprocess %s%s (stored)\n", pre.preprocess.known ? "" : "unknown, default ",
               DescribePreprocess(pre.preprocess, m.embed.image_h).c_str());
   if (o.optimize) {
-    std::printf("optimize   %d units x %d iterations, batch %d, on %d of %lld images from %s (seed %u)\n",
+    std::printf("optimize   %d units x %d iterations, batch %d, on %d of %lld images from %s (seed %u)%s\n",
                 static_cast<int>(search::OptimizeUnitNames(m).size()), o.optimize_iters, o.optimize_batch,
-                opt_set.count(), static_cast<long long>(opt_set.available), opt_src.c_str(), o.seed);
+                opt_set.count(), static_cast<long long>(opt_set.available), opt_src.c_str(), o.seed,
+                o.optimize_qdrop > 0 ? (", QDrop " + std::to_string(o.optimize_qdrop) + "%").c_str() : "");
     std::printf("time       %.1f s calibration, %.1f s optimization, %.1f s total\n", calib_s, optimize_s, total_s);
   } else {
     std::printf("time       %.1f s calibration, %.1f s total\n", search_s, total_s);

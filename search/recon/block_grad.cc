@@ -320,11 +320,44 @@ int BlockRecon<T>::SiteOfTap(TapPoint tap) const {
   }
 }
 
-// Fake-quantizes data[0, n) in place with site `site`'s quantizer (scale p.act_scale[site]
-// [scale_index]); the elements are the site's elements offset .. offset + n.
+template <typename T>
+void BlockRecon<T>::SetDrop(const QDropMask& mask) {
+  drop_ = mask;
+  if (!drop_.active()) return;
+  for (int a = 0; a < kNumReconActs; ++a) {
+    if (act_[a].kind != ActQuant::Kind::kNone) drop_in_[a].resize(save_[a].dxdx.size());
+  }
+}
+
+// Fake-quantizes data[0, n) in place with site `site`'s quantizer, then restores the elements the
+// QDrop mask drops (value x, dx^/dx = 1, dx^/ds = 0).
 template <typename T>
 void BlockRecon<T>::Quantize(int site, const BlockTrainParams<T>& p, int scale_index, T* data,
                              int64_t offset, int64_t n) {
+  if (act_[site].kind == ActQuant::Kind::kNone) return;
+  if (!drop_.active()) {
+    QuantizeKinds(site, p, scale_index, data, offset, n);
+    return;
+  }
+  std::vector<T>& keep = drop_in_[site];  // sized by SetDrop
+  std::copy(data, data + n, keep.data() + offset);
+  QuantizeKinds(site, p, scale_index, data, offset, n);
+  T* dxdx = save_[site].dxdx.data() + offset;
+  T* dxds = save_[site].dxds.data() + offset;
+  for (int64_t i = 0; i < n; ++i) {
+    if (drop_.Dropped(site, offset + i)) {
+      data[i] = keep[Sz(offset + i)];
+      dxdx[i] = T(1);
+      dxds[i] = T(0);
+    }
+  }
+}
+
+// Fake-quantizes data[0, n) in place with site `site`'s quantizer (scale p.act_scale[site]
+// [scale_index]); the elements are the site's elements offset .. offset + n.
+template <typename T>
+void BlockRecon<T>::QuantizeKinds(int site, const BlockTrainParams<T>& p, int scale_index, T* data,
+                                  int64_t offset, int64_t n) {
   const ActSpec& s = act_[site];
   if (s.kind == ActQuant::Kind::kNone) return;
   ActSave& sv = save_[site];

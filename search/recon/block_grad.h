@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "quant/ste.h"
+#include "search/recon/qdrop.h"
 #include "runtime/quant_plan.h"
 #include "runtime/vit_model.h"
 #include "runtime/vit_schedule.h"
@@ -88,6 +89,10 @@ class BlockRecon {
   // null, w.r.t. the block input x ([batch*T][D]).
   void Backward(const BlockTrainParams<T>& p, BlockTrainParams<T>* grad, T* dx = nullptr);
 
+  // QDrop (search/recon/qdrop.h) for the following Forward calls: each activation quantizer's
+  // element keeps its unquantized value where `mask` says so. The default mask drops nothing.
+  void SetDrop(const QDropMask& mask);
+
   const std::vector<Step>& steps() const { return steps_; }
   int tokens() const { return tokens_; }
   int dim() const { return dim_; }
@@ -116,8 +121,12 @@ class BlockRecon {
     int64_t o0, o1;
   };
 
+  // The site's straight-through quantizer on data[0, n) (the site's elements offset .. offset +
+  // n), then the QDrop mask: QuantizeKinds does the first part.
   void Quantize(int site, const BlockTrainParams<T>& p, int scale_index, T* data, int64_t offset,
                 int64_t n);
+  void QuantizeKinds(int site, const BlockTrainParams<T>& p, int scale_index, T* data,
+                     int64_t offset, int64_t n);
   void ScaleGradMask(int site, T* g, int64_t offset, int64_t n, double* partial) const;
   // Per image `img` (its rows [img T, (img + 1) T)); `slot` indexes per-thread scratch.
   void RunStep(const Step& st, const BlockTrainParams<T>& p, int64_t img);
@@ -149,6 +158,8 @@ class BlockRecon {
   std::vector<T> qh_, kh_, vh_, probs_, probs_q_;  // per (image, head)
   std::vector<T> attn_scratch_;  // per thread: the attention backward's gP, gq, gk, gv
   std::array<ActSave, kNumReconActs> save_;
+  QDropMask drop_;
+  std::array<std::vector<T>, kNumReconActs> drop_in_;  // the unquantized values, while dropping
   std::array<std::vector<float>, kNumReconActs> init_scale_;  // the plan's scales
   std::vector<T> diff_;  // out - target of the last Forward
   // Partial sums, each written by one image's item and added up in a fixed order afterwards:

@@ -127,6 +127,11 @@ double LinearRecon<T>::Forward(const LinearTrainParams<T>& p, const T* x, int ba
           const size_t k = Sz(r * in + i);
           xr[i] = UniformSte(src[i], s, zp_, cmin_, cmax_, &dxdx_[k], &dxds_[k],
                              mode == SteMode::kNormal ? nullptr : &rec_[k], replay);
+          if (drop_.active() && drop_.Dropped(0, static_cast<int64_t>(k))) {
+            xr[i] = src[i];
+            dxdx_[k] = T(1);
+            dxds_[k] = T(0);
+          }
         }
       } else {
         std::copy(src, src + in, xr);

@@ -22,6 +22,7 @@
 #include "runtime/quant_plan.h"
 #include "runtime/vit_model.h"
 #include "search/recon/block_grad.h"  // SteMode
+#include "search/recon/qdrop.h"
 
 namespace adalog::search {
 
@@ -67,6 +68,9 @@ class LinearRecon {
   // null, w.r.t. x.
   void Backward(const LinearTrainParams<T>& p, LinearTrainParams<T>* grad, T* dx = nullptr);
 
+  // QDrop (search/recon/qdrop.h) on the input quantizer for the following Forward calls (site 0).
+  void SetDrop(const QDropMask& mask) { drop_ = mask; }
+
   int in() const { return lin_.in; }
   int out() const { return lin_.out; }
   int rows_per_image() const { return rows_per_image_; }
@@ -81,6 +85,7 @@ class LinearRecon {
   const LinearLoss loss_;
   const int max_batch_, threads_;
   int batch_ = 0;
+  QDropMask drop_;
 
   // Workspace (sized once for max_batch).
   std::vector<T> xq_, dxdx_, dxds_;   // quantized input and its derivatives

@@ -105,6 +105,7 @@ LinearTrainParams<float> ReconstructLinear(LinearRecon<float>* unit, const float
       std::copy(inputs + src * in_row, inputs + (src + 1) * in_row, xb.begin() + i * in_row);
       std::copy(targets + src * out_row, targets + (src + 1) * out_row, yb.begin() + i * out_row);
     }
+    if (o.drop_prob > 0.0) unit->SetDrop(QDropMask(o.drop_prob, QDropMask::KeyFor(o.seed, it)));
     const double rec = unit->Forward(p, xb.data(), o.batch, yb.data(), nullptr);
     unit->Backward(p, &g);
     if (AdaRoundRegularizerOn(it, o.iters, o.warmup)) {

@@ -104,6 +104,7 @@ BlockTrainParams<float> ReconstructBlock(
       std::copy(inputs + src * row, inputs + (src + 1) * row, xb.begin() + i * row);
       std::copy(targets + src * row, targets + (src + 1) * row, yb.begin() + i * row);
     }
+    if (o.drop_prob > 0.0) br.SetDrop(QDropMask(o.drop_prob, QDropMask::KeyFor(o.seed, it)));
     const double rec = br.Forward(p, xb.data(), o.batch, yb.data(), nullptr);
     br.Backward(p, &g);
     // The rounding regulariser and Adam on the alphas, element-wise on fixed pieces of every

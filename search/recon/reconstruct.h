@@ -33,6 +33,9 @@ struct ReconOptions {
   double warmup = 0.2;       // regulariser off, b held at b_start, for the first 20%
   double b_start = 20.0, b_end = 2.0;
   bool train_act = true;
+  // QDrop (search/recon/qdrop.h): the probability that an activation quantizer's element keeps
+  // its unquantized value in a training forward; 0 = the official method.
+  double drop_prob = 0.0;
   uint32_t seed = 0;         // batch sampling
   int threads = 1;
 };

@@ -64,6 +64,7 @@ import json, sys
 j = json.loads(open(sys.argv[1]).read())
 # Without --optimize-size, a source smaller than the default 1024 is used whole.
 assert (j["optimize_iters"], j["optimize_batch"], j["optimize_images"]) == (2, 8, 40), j
+assert j["optimize_qdrop"] == 0, j
 assert j["optimize_data"] == sys.argv[2] and j["optimization_seconds"] >= 0, j
 PYEOF
 
@@ -79,6 +80,10 @@ expect_exit 2 "'adalog quantize': --optimize-iters needs --optimize" --absent "$
   "${Q[@]}" --optimize-iters 5
 expect_exit 2 "'adalog quantize': --optimize-data needs --optimize" --absent "$TMP/e.adalog" -- \
   "${Q[@]}" --optimize-data "$TMP/opt24.npy"
+expect_exit 2 "'adalog quantize': --optimize-qdrop needs --optimize" --absent "$TMP/e.adalog" -- \
+  "${Q[@]}" --optimize-qdrop 50
+expect_exit 2 "option '--optimize-qdrop' of 'adalog quantize': 101 is out of range [0, 100]" --absent "$TMP/e.adalog" -- \
+  "${Q[@]}" --optimize --optimize-qdrop 101
 expect_exit 2 "'adalog quantize': --optimize-batch 16 is more than --optimize-size 8" --absent "$TMP/e.adalog" -- \
   "${Q[@]}" --optimize --optimize-size 8 --optimize-batch 16
 expect_exit 2 "is the same file as --optimize-data" --absent "$TMP/e.adalog" -- \

@@ -110,6 +110,86 @@ INSTANTIATE_TEST_SUITE_P(
              (i.param.gelu == GeluKind::kErf ? "_erf" : "_tanh");
     });
 
+// QDrop (search/recon/qdrop.h): with half of every activation quantizer's elements left
+// unquantized, the backward still matches central differences (the mask is a function of the
+// element index, so the record and replay passes drop the same elements).
+TEST(BlockGrad, QDropMatchesCentralDifferences) {
+  const BlockSetup s = MakeSetup(12, 2, GeluKind::kErf, 7);
+  for (int b : {0, 3}) {
+    BlockRecon<double> br(s.qm.model, b, s.qm.plan.blocks[static_cast<size_t>(b)], s.batch, 1);
+    br.SetDrop(QDropMask(0.5, QDropMask::KeyFor(4, 17)));
+    BlockTrainParams<double> p = br.InitialParams();
+    Perturb(&p, 5 + static_cast<uint32_t>(b));
+    std::vector<double> x = ToDouble(s.in[static_cast<size_t>(b)]);
+    const std::vector<double> y = ToDouble(s.out[static_cast<size_t>(b)]);
+    const double base = br.Forward(p, x.data(), s.batch, y.data(), nullptr, SteMode::kRecord);
+    BlockTrainParams<double> g;
+    br.Backward(p, &g);
+    auto loss = [&] { return br.Forward(p, x.data(), s.batch, y.data(), nullptr, SteMode::kReplay); };
+    EXPECT_EQ(loss(), base);
+    for (int l = 0; l < kNumReconLinears; ++l) {
+      const Err e = CheckTensor(&p.alpha[l], g.alpha[l], 0.0, 1e-6, loss);
+      EXPECT_LT(e.max_norm, kTol) << b << " " << ReconLinearName(l);
+      EXPECT_GT(e.nonzero, static_cast<int>(g.alpha[l].size()) / 4) << ReconLinearName(l);
+    }
+    for (int a = 0; a < kNumReconActs; ++a) {
+      if (p.act_scale[a].empty()) continue;
+      const Err e = CheckTensor(&p.act_scale[a], g.act_scale[a], 1e-6, 0.0, loss);
+      EXPECT_LT(e.max_norm, kTol) << b << " " << ReconActName(a);
+    }
+  }
+}
+
+// Dropping every element leaves the activations unquantized: the output does not depend on the
+// step sizes and their gradients are exactly 0; dropping none gives the same bytes as no mask.
+TEST(BlockGrad, QDropAllAndNone) {
+  const BlockSetup s = MakeSetup(12, 2, GeluKind::kErf, 7);
+  const int b = 0;
+  const std::vector<float>& x = s.in[b];
+  const std::vector<float>& y = s.out[b];
+  BlockRecon<float> br(s.qm.model, b, s.qm.plan.blocks[b], s.batch, 2);
+  BlockTrainParams<float> p = br.InitialParams();
+  Perturb(&p, 3);
+  std::vector<float> out0(x.size()), out1(x.size()), out2(x.size());
+  const double plain = br.Forward(p, x.data(), s.batch, y.data(), out0.data());
+  br.SetDrop(QDropMask(0.0, 99));
+  EXPECT_EQ(br.Forward(p, x.data(), s.batch, y.data(), out1.data()), plain);
+  EXPECT_EQ(out0, out1);
+  br.SetDrop(QDropMask(1.0, 99));
+  br.Forward(p, x.data(), s.batch, y.data(), out1.data());
+  BlockTrainParams<float> g;
+  br.Backward(p, &g);
+  for (int a = 0; a < kNumReconActs; ++a) {
+    for (float v : g.act_scale[a]) EXPECT_EQ(v, 0.f) << ReconActName(a);
+  }
+  BlockTrainParams<float> q = p;
+  for (auto& sc : q.act_scale)
+    for (float& v : sc) v *= 0.5f;
+  br.Forward(q, x.data(), s.batch, y.data(), out2.data());
+  EXPECT_EQ(out1, out2);
+  EXPECT_NE(out0, out1);
+}
+
+// The mask drops the requested fraction, independently per site and per key.
+TEST(BlockGrad, QDropMaskFraction) {
+  const QDropMask m(0.5, QDropMask::KeyFor(1, 1)), m2(0.5, QDropMask::KeyFor(1, 2));
+  const QDropMask m3(0.25, QDropMask::KeyFor(1, 1));
+  int n = 0, same_key = 0, same_site = 0, q = 0;
+  constexpr int kN = 200000;
+  for (int e = 0; e < kN; ++e) {
+    n += m.Dropped(0, e);
+    same_key += m.Dropped(0, e) == m2.Dropped(0, e);
+    same_site += m.Dropped(0, e) == m.Dropped(1, e);
+    q += m3.Dropped(3, e);
+  }
+  EXPECT_NEAR(n / double(kN), 0.5, 0.005);
+  EXPECT_NEAR(same_key / double(kN), 0.5, 0.005);   // another iteration: an independent mask
+  EXPECT_NEAR(same_site / double(kN), 0.5, 0.005);  // another site: an independent mask
+  EXPECT_NEAR(q / double(kN), 0.25, 0.005);
+  EXPECT_FALSE(QDropMask(0.0, 5).active());
+  EXPECT_TRUE(QDropMask(1.0, 5).Dropped(2, 12345));
+}
+
 TEST(BlockGrad, TwinPostGeluIsRefused) {
   const BlockSetup s = MakeSetup(12, 1, GeluKind::kErf, 7);
   EXPECT_THROW(BlockRecon<float>(s.qm.model, 2, s.qm.plan.blocks[2], 1, 1), Error);
@@ -117,13 +197,14 @@ TEST(BlockGrad, TwinPostGeluIsRefused) {
 
 // Forward output, loss and every gradient of blocks 0 and 3 of `s`: the same bytes on 1 ..
 // `threads` threads, and no alpha gradient all zero.
-void ExpectSameBytesForThreads(const BlockSetup& s, int threads) {
+void ExpectSameBytesForThreads(const BlockSetup& s, int threads, double drop = 0.0) {
   for (int b : {0, 3}) {
     std::vector<std::vector<float>> out(threads), dx(threads);
     std::vector<BlockTrainParams<float>> g(threads);
     std::vector<double> loss(threads);
     for (int t = 0; t < threads; ++t) {
       BlockRecon<float> br(s.qm.model, b, s.qm.plan.blocks[static_cast<size_t>(b)], s.batch, t + 1);
+      br.SetDrop(QDropMask(drop, 77));
       BlockTrainParams<float> p = br.InitialParams();
       Perturb(&p, 3);
       const std::vector<float>& x = s.in[static_cast<size_t>(b)];
@@ -151,6 +232,9 @@ void ExpectSameBytesForThreads(const BlockSetup& s, int threads) {
 // Forward output, loss and every gradient: the same bytes on 1 and 2 threads.
 TEST(BlockGrad, SameBytesForOneAndTwoThreads) {
   ExpectSameBytesForThreads(MakeSetup(16, 3, GeluKind::kErf, 9), 2);
+}
+TEST(BlockGrad, QDropSameBytesForOneTwoThreeThreads) {
+  ExpectSameBytesForThreads(MakeSetup(16, 3, GeluKind::kErf, 9), 3, 0.5);
 }
 
 }  // namespace

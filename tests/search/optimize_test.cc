@@ -324,6 +324,24 @@ TEST(Optimize, SameFileBytesForOneAndTwoThreadsAndEveryUnitLearns) {
   EXPECT_NE(s.qm.plan.head.input.uniform.params.scale, out[0].plan.head.input.uniform.params.scale);
 }
 
+// QDrop (--optimize-qdrop): the same file bytes for 1 and 2 threads, and a different file from
+// the official method's (the masks changed the training).
+TEST(Optimize, QDropSameFileBytesForOneAndTwoThreads) {
+  const ModelSetup s = MakeModel(20);
+  std::string bytes[2];
+  for (int t = 0; t < 2; ++t) {
+    QuantizedModel q = s.qm;
+    OptimizeOptions o = SmallOptions(t + 1);
+    o.recon.drop_prob = 0.5;
+    OptimizeModel(s.fp, s.images.data(), s.n, o, &q);
+    bytes[t] = SerializeQuantizedModel(q);
+  }
+  EXPECT_EQ(bytes[0], bytes[1]);
+  QuantizedModel plain = s.qm;
+  OptimizeModel(s.fp, s.images.data(), s.n, SmallOptions(1), &plain);
+  EXPECT_NE(bytes[0], SerializeQuantizedModel(plain));
+}
+
 // An optimised model file, loaded back, runs on the integer executor in agreement with the
 // simulated executor, as the calibrated plan does. Gates: the spec gates of the
 // shipped-model test (top-1 agreement >= 99.5%, mean cosine >= 0.9999), and max |int - sim| /
