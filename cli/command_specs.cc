@@ -167,6 +167,10 @@ std::vector<CommandSpec> MakeCommands() {
           "--optimize: QDrop, the percentage of activation-quantizer elements left unquantized in each "
           "training forward, drawn anew every iteration (0: the official method; QDrop's paper uses 50)",
           0, 100, "0"),
+      Choice("optimize-inputs", {"fp32", "quantized"},
+             "--optimize: each unit's training input, from the FP32 model (the official method) or from the "
+             "quantized model as optimised so far (BRECQ's setting; the targets stay the FP32 model's)",
+             "fp32"),
       Threads("all cores"),
       Flag("json", "print the summary as one JSON line instead of text (schema: cli/README.md)"),
   });

@@ -111,6 +111,7 @@ struct QuantizeOptions {
   int optimize_batch = 32;
   std::string optimize_data;  // "" = the --calib source
   int optimize_qdrop = 0;     // percent
+  bool optimize_quantized_inputs = false;
 };
 
 // The LN reparameterization mode of the summary: "all" (the default, every LayerNorm), "select"
@@ -213,8 +214,10 @@ QuantizeOptions GetQuantize(const ParsedArgs& a) {
   o.optimize_batch = static_cast<int>(a.Int("optimize-batch", recon_defaults.batch));
   o.optimize_data = a.String("optimize-data");
   o.optimize_qdrop = static_cast<int>(a.Int("optimize-qdrop", 0));
+  o.optimize_quantized_inputs = a.String("optimize-inputs") == "quantized";
   if (!o.optimize) {
-    for (const char* f : {"optimize-iters", "optimize-size", "optimize-batch", "optimize-data", "optimize-qdrop"}) {
+    for (const char* f : {"optimize-iters", "optimize-size", "optimize-batch", "optimize-data", "optimize-qdrop",
+                          "optimize-inputs"}) {
       if (a.Has(f)) throw UsageError(cmd + ": --" + f + " needs --optimize");
     }
   }
@@ -644,6 +647,7 @@ int RunQuantize(const ParsedArgs& args) {
     oo.recon.batch = o.optimize_batch;
     oo.recon.seed = o.seed;
     oo.recon.drop_prob = o.optimize_qdrop / 100.0;
+    oo.quantized_inputs = o.optimize_quantized_inputs;
     oo.recon.threads = o.threads > 0 ? o.threads : omp_get_max_threads();
     const int units = static_cast<int>(search::OptimizeUnitNames(m).size());
     // The total ETA weighs each unit's iterations by its forward's multiply-adds (the patch
@@ -700,6 +704,7 @@ int RunQuantize(const ParsedArgs& args) {
     qm.plan.meta.push_back({"optimize_images", std::to_string(opt_set.count())});
     qm.plan.meta.push_back({"optimize_data", opt_src});
     if (o.optimize_qdrop > 0) qm.plan.meta.push_back({"optimize_qdrop", std::to_string(o.optimize_qdrop)});
+    if (o.optimize_quantized_inputs) qm.plan.meta.push_back({"optimize_inputs", "quantized"});
   }
   qm.model.preprocess = pre.preprocess;  // what eval/run apply to image folders by default
   qm.plan.meta.push_back({"source", o.model});
@@ -739,6 +744,7 @@ int RunQuantize(const ParsedArgs& args) {
       j["optimize_images"] = opt_set.count();
       j["optimize_data"] = opt_src;
       j["optimize_qdrop"] = o.optimize_qdrop;
+      j["optimize_inputs"] = o.optimize_quantized_inputs ? "quantized" : "fp32";
       j["optimization_seconds"] = Rounded(optimize_s, 1);
     }
     PrintJsonLine(j);
@@ -762,7 +768,9 @@ int RunQuantize(const ParsedArgs& args) {
     std::printf("optimize   %d units x %d iterations, batch %d, on %d of %lld images from %s (seed %u)%s\n",
                 static_cast<int>(search::OptimizeUnitNames(m).size()), o.optimize_iters, o.optimize_batch,
                 opt_set.count(), static_cast<long long>(opt_set.available), opt_src.c_str(), o.seed,
-                o.optimize_qdrop > 0 ? (", QDrop " + std::to_string(o.optimize_qdrop) + "%").c_str() : "");
+                ((o.optimize_qdrop > 0 ? ", QDrop " + std::to_string(o.optimize_qdrop) + "%" : std::string()) +
+                 (o.optimize_quantized_inputs ? ", quantized inputs" : ""))
+                    .c_str());
     std::printf("time       %.1f s calibration, %.1f s optimization, %.1f s total\n", calib_s, optimize_s, total_s);
   } else {
     std::printf("time       %.1f s calibration, %.1f s total\n", search_s, total_s);

@@ -2,6 +2,7 @@
 #include "search/recon/optimize.h"
 
 #include <algorithm>
+#include <memory>
 #include <cmath>
 #include <random>
 #include <utility>
@@ -9,6 +10,7 @@
 #include "quant/adaround.h"
 #include "quant/error.h"
 #include "runtime/executor_fp32.h"
+#include "runtime/executor_sim.h"
 
 namespace adalog::search {
 
@@ -45,6 +47,21 @@ class TapPairCapture : public Fp32Observer {
   TapPoint in_tap_, out_tap_;
   std::vector<float>*in_, *out_;
   int64_t offset_rows_ = 0;
+};
+
+// The simulated executor of `qm` as it is now, stepped block by block (ExecutorFp32 over the
+// simulated model with the fake-quantizing rewriter; without it when `quantize_inputs` is false,
+// for capturing a unit's unquantized input).
+struct SimulatedStream {
+  SimulatedStream(const QuantizedModel& qm, const ExecutorOptions& eo, bool quantize_inputs)
+      : model(MakeSimulatedModel(qm)),
+        rewriter(MakeFakeQuantRewriter(qm.plan, model)),
+        ex(std::make_unique<ExecutorFp32>(model, eo)) {
+    if (quantize_inputs) ex->SetRewriter(rewriter.get());
+  }
+  const VitModel model;  // outlives ex (declared first)
+  std::unique_ptr<Fp32Rewriter> rewriter;
+  std::unique_ptr<ExecutorFp32> ex;
 };
 
 void CheckSameShapes(const VitModel& fp, const VitModel& q) {
@@ -211,8 +228,19 @@ std::vector<OptimizeUnitStats> OptimizeModel(const VitModel& fp, const float* im
     });
   }
 
-  // The transformer blocks, each on the FP32 model's input and output of that block: the FP32
-  // residual stream is advanced one block at a time (one FP32 pass over all blocks in total).
+  // With quantized_inputs, the quantized model's residual stream x_q, advanced by the simulated
+  // executor of the model as optimised so far (rebuilt after each unit: its weights changed).
+  std::vector<float> x_q;
+  if (o.quantized_inputs) {
+    x_q.resize(x_in.size());
+    SimulatedStream exq(*qm, eo, true);
+    for (int i0 = 0; i0 < n; i0 += chunk) {
+      exq.ex->RunEmbed(images + i0 * img, std::min(chunk, n - i0), x_q.data() + i0 * row);
+    }
+  }
+
+  // The transformer blocks, each on the FP32 model's input (or x_q) and output of that block: the
+  // FP32 residual stream is advanced one block at a time (one FP32 pass over all blocks in total).
   x_out.resize(x_in.size());
   for (size_t b = 0; b < fp.blocks.size(); ++b) {
     std::copy(x_in.begin(), x_in.end(), x_out.begin());
@@ -220,12 +248,19 @@ std::vector<OptimizeUnitStats> OptimizeModel(const VitModel& fp, const float* im
       ex.RunBlock(static_cast<int>(b), x_out.data() + i0 * row, std::min(chunk, n - i0));
     }
     const int u = 1 + static_cast<int>(b);
+    const float* unit_in = o.quantized_inputs ? x_q.data() : x_in.data();
     run_unit(u, [&](const ReconOptions& ro, ReconStats* st, const auto& cb) {
       const BlockTrainParams<float> p = ReconstructBlock(
-          *qm, static_cast<int>(b), x_in.data(), x_out.data(), n, ro, st,
+          *qm, static_cast<int>(b), unit_in, x_out.data(), n, ro, st,
           [&](int it, double rec, double) { cb(it, rec); }, 1);
       ApplyBlockReconstruction(p, static_cast<int>(b), qm);
     });
+    if (o.quantized_inputs) {
+      SimulatedStream exq(*qm, eo, true);
+      for (int i0 = 0; i0 < n; i0 += chunk) {
+        exq.ex->RunBlock(static_cast<int>(b), x_q.data() + i0 * row, std::min(chunk, n - i0));
+      }
+    }
     std::swap(x_in, x_out);
   }
   x_out.clear();
@@ -242,8 +277,22 @@ std::vector<OptimizeUnitStats> OptimizeModel(const VitModel& fp, const float* im
       ex.RunHead(x_in.data() + i0 * row, std::min(chunk, n - i0), logits.data());
     }
     ex.SetObserver(nullptr);
+    if (o.quantized_inputs) {
+      // The head's input from x_q: the simulated model's final norm and pooling, without the
+      // head input's quantizer (the unit applies it itself); its logits are not used.
+      std::vector<float> unused(head_out.size());
+      TapPairCapture qcap(TapPoint::kHeadIn, TapPoint::kHeadOut, &head_in, &unused);
+      SimulatedStream exq(*qm, eo, false);
+      exq.ex->SetObserver(&qcap);
+      for (int i0 = 0; i0 < n; i0 += chunk) {
+        qcap.set_offset_rows(i0);
+        exq.ex->RunHead(x_q.data() + i0 * row, std::min(chunk, n - i0), logits.data());
+      }
+    }
     x_in.clear();
     x_in.shrink_to_fit();
+    x_q.clear();
+    x_q.shrink_to_fit();
     LinearParams& head = qm->model.head;
     if (head.bias.empty()) head.bias.assign(Sz(head.out), 0.f);
     LinearRecon<float> unit(head, qm->plan.head.weight, qm->plan.head.input, 1, LinearLoss::kKl,

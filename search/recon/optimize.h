@@ -24,6 +24,11 @@ struct OptimizeOptions {
   // seeds the batch sampling; unit u samples with mt19937 seeded by seed_seq{seed, u}.
   ReconOptions recon;
   int capture_batch = 32;  // images per FP32 executor run while capturing unit inputs / targets
+  // The units' inputs: false (the official code) takes them from the FP32 model; true takes them
+  // from the quantized model as optimised so far (the simulated executor of the units before,
+  // BRECQ's setting), so that a unit learns to correct the error that reaches it. The targets
+  // are the FP32 model's outputs of the unit in both cases.
+  bool quantized_inputs = false;
 };
 
 // The units of `m` in the order OptimizeModel trains them: "patch_embed", "block0" ..

@@ -64,7 +64,7 @@ import json, sys
 j = json.loads(open(sys.argv[1]).read())
 # Without --optimize-size, a source smaller than the default 1024 is used whole.
 assert (j["optimize_iters"], j["optimize_batch"], j["optimize_images"]) == (2, 8, 40), j
-assert j["optimize_qdrop"] == 0, j
+assert j["optimize_qdrop"] == 0 and j["optimize_inputs"] == "fp32", j
 assert j["optimize_data"] == sys.argv[2] and j["optimization_seconds"] >= 0, j
 PYEOF
 
@@ -84,6 +84,10 @@ expect_exit 2 "'adalog quantize': --optimize-qdrop needs --optimize" --absent "$
   "${Q[@]}" --optimize-qdrop 50
 expect_exit 2 "option '--optimize-qdrop' of 'adalog quantize': 101 is out of range [0, 100]" --absent "$TMP/e.adalog" -- \
   "${Q[@]}" --optimize --optimize-qdrop 101
+expect_exit 2 "'adalog quantize': --optimize-inputs needs --optimize" --absent "$TMP/e.adalog" -- \
+  "${Q[@]}" --optimize-inputs quantized
+expect_exit 2 "--optimize-inputs" --absent "$TMP/e.adalog" -- \
+  "${Q[@]}" --optimize --optimize-inputs int8
 expect_exit 2 "'adalog quantize': --optimize-batch 16 is more than --optimize-size 8" --absent "$TMP/e.adalog" -- \
   "${Q[@]}" --optimize --optimize-size 8 --optimize-batch 16
 expect_exit 2 "is the same file as --optimize-data" --absent "$TMP/e.adalog" -- \

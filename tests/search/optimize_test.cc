@@ -342,6 +342,30 @@ TEST(Optimize, QDropSameFileBytesForOneAndTwoThreads) {
   EXPECT_NE(bytes[0], SerializeQuantizedModel(plain));
 }
 
+// Quantized inputs (BRECQ's setting): the same file bytes for 1 and 2 threads; the patch
+// embedding (unit 0, whose input is the image in both settings) learns the same weights as with
+// FP32 inputs, every later unit sees other inputs and learns something else.
+TEST(Optimize, QuantizedInputsSameFileBytesForOneAndTwoThreads) {
+  const ModelSetup s = MakeModel(20);
+  std::string bytes[2];
+  QuantizedModel q[2];
+  for (int t = 0; t < 2; ++t) {
+    q[t] = s.qm;
+    OptimizeOptions o = SmallOptions(t + 1);
+    o.quantized_inputs = true;
+    OptimizeModel(s.fp, s.images.data(), s.n, o, &q[t]);
+    bytes[t] = SerializeQuantizedModel(q[t]);
+  }
+  EXPECT_EQ(bytes[0], bytes[1]);
+  QuantizedModel plain = s.qm;
+  OptimizeModel(s.fp, s.images.data(), s.n, SmallOptions(1), &plain);
+  EXPECT_EQ(q[0].model.embed.weight, plain.model.embed.weight);
+  for (size_t b = 1; b < plain.model.blocks.size(); ++b) {
+    EXPECT_NE(q[0].model.blocks[b].fc1.weight, plain.model.blocks[b].fc1.weight) << b;
+  }
+  EXPECT_NE(q[0].model.head.weight, plain.model.head.weight);
+}
+
 // An optimised model file, loaded back, runs on the integer executor in agreement with the
 // simulated executor, as the calibrated plan does. Gates: the spec gates of the
 // shipped-model test (top-1 agreement >= 99.5%, mean cosine >= 0.9999), and max |int - sim| /
