@@ -7,6 +7,8 @@
 #
 #   scripts/accuracy_table.sh [--adalog BIN] [--out DIR] [--jobs N] [--set priority|full|FILE]
 # (FILE: one job per line, "model bits softmax gelu seed flags", e.g. "shapes W4A4 adalog adalog 1 -";
+#  flags: "-", "fpcs-MODE", or options joined by '+' with values after '=', e.g.
+#  "optimize+optimize-iters=1000+optimize-qdrop=50";
 #  --set summary only rebuilds DIR/table.md from the results present.)
 #
 # Calibration: 32 images drawn with --seed S from models/<m>/calib_pool.npy (256 training images,
@@ -72,7 +74,12 @@ run_job() {  # model bits softmax gelu seed flags
   case $fl in
     -) ;;
     fpcs-*) extra=(--fpcs-mode "${fl#fpcs-}") ;;  # fpcs-official | fpcs-best
-    *) extra=(--$fl) ;;
+    *)  # one or more options joined by '+', a value after '=': optimize+optimize-iters=1000
+      local f
+      IFS=+ read -ra parts <<<"$fl"
+      for f in "${parts[@]}"; do
+        if [[ $f == *=* ]]; then extra+=(--"${f%%=*}" "${f#*=}"); else extra+=(--"$f"); fi
+      done ;;
   esac
   local q="$OUT/models/$name.adalog" t0 t1
   t0=$(date +%s.%N)
