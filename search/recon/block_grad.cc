@@ -323,14 +323,11 @@ int BlockRecon<T>::SiteOfTap(TapPoint tap) const {
 template <typename T>
 void BlockRecon<T>::SetDrop(const QDropMask& mask) {
   drop_ = mask;
-  if (!drop_.active()) return;
-  for (int a = 0; a < kNumReconActs; ++a) {
-    if (act_[a].kind != ActQuant::Kind::kNone) drop_in_[a].resize(save_[a].dxdx.size());
-  }
 }
 
-// Fake-quantizes data[0, n) in place with site `site`'s quantizer, then restores the elements the
-// QDrop mask drops (value x, dx^/dx = 1, dx^/ds = 0).
+// Fake-quantizes data[0, n) in place with site `site`'s quantizer, except the elements the QDrop
+// mask drops (value x, dx^/dx = 1, dx^/ds = 0). With a mask, chunk by chunk through a small
+// buffer that stays in L1 (the quantizers are element-wise, so the chunking changes no value).
 template <typename T>
 void BlockRecon<T>::Quantize(int site, const BlockTrainParams<T>& p, int scale_index, T* data,
                              int64_t offset, int64_t n) {
@@ -339,16 +336,24 @@ void BlockRecon<T>::Quantize(int site, const BlockTrainParams<T>& p, int scale_i
     QuantizeKinds(site, p, scale_index, data, offset, n);
     return;
   }
-  std::vector<T>& keep = drop_in_[site];  // sized by SetDrop
-  std::copy(data, data + n, keep.data() + offset);
-  QuantizeKinds(site, p, scale_index, data, offset, n);
-  T* dxdx = save_[site].dxdx.data() + offset;
-  T* dxds = save_[site].dxds.data() + offset;
-  for (int64_t i = 0; i < n; ++i) {
-    if (drop_.Dropped(site, offset + i)) {
-      data[i] = keep[Sz(offset + i)];
-      dxdx[i] = T(1);
-      dxds[i] = T(0);
+  static const QDropBitsFn kBits = SelectQDropBits();
+  constexpr int64_t kChunk = 512;
+  T q[kChunk];
+  uint8_t bits[kChunk];
+  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+    const int64_t m = std::min(kChunk, n - i0);
+    T* dp = data + i0;
+    std::copy(dp, dp + m, q);
+    QuantizeKinds(site, p, scale_index, q, offset + i0, m);
+    kBits(drop_.key(), drop_.threshold(), site, offset + i0, m, bits);
+    T* xp = save_[site].dxdx.data() + offset + i0;
+    T* sp = save_[site].dxds.data() + offset + i0;
+    // Selects, not branches: the bits are random, a branch would mispredict half the time.
+    for (int64_t j = 0; j < m; ++j) {
+      const bool d = bits[j] != 0;
+      dp[j] = d ? dp[j] : q[j];
+      xp[j] = d ? T(1) : xp[j];
+      sp[j] = d ? T(0) : sp[j];
     }
   }
 }

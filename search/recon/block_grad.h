@@ -159,7 +159,6 @@ class BlockRecon {
   std::vector<T> attn_scratch_;  // per thread: the attention backward's gP, gq, gk, gv
   std::array<ActSave, kNumReconActs> save_;
   QDropMask drop_;
-  std::array<std::vector<T>, kNumReconActs> drop_in_;  // the unquantized values, while dropping
   std::array<std::vector<float>, kNumReconActs> init_scale_;  // the plan's scales
   std::vector<T> diff_;  // out - target of the last Forward
   // Partial sums, each written by one image's item and added up in a fixed order afterwards:

@@ -24,6 +24,12 @@ class QDropMask {
  public:
   QDropMask() = default;
   // `prob` in [0, 1]; `key` identifies the iteration (KeyFor).
+  static QDropMask FromRaw(uint64_t threshold, uint64_t key) {
+    QDropMask m;
+    m.threshold_ = threshold;
+    m.key_ = key;
+    return m;
+  }
   QDropMask(double prob, uint64_t key)
       : threshold_(prob <= 0.0 ? 0 : (prob >= 1.0 ? kOne : static_cast<uint64_t>(prob * kOne))),
         key_(key) {}
@@ -34,6 +40,8 @@ class QDropMask {
         SplitMix64(key_ ^ SplitMix64((static_cast<uint64_t>(site) << 48) ^ static_cast<uint64_t>(e)));
     return (h >> 11) < threshold_;
   }
+  uint64_t key() const { return key_; }
+  uint64_t threshold() const { return threshold_; }
   // The key of iteration `it` of a unit trained with batch-sampling seed `seed`.
   static uint64_t KeyFor(uint32_t seed, int64_t it) {
     return SplitMix64((static_cast<uint64_t>(seed) << 32) ^ static_cast<uint64_t>(it));
@@ -44,5 +52,17 @@ class QDropMask {
   uint64_t threshold_ = 0;  // dropped when the hash's top 53 bits are below it
   uint64_t key_ = 0;
 };
+
+// out[i] = QDropMask{with this key and threshold}.Dropped(site, e0 + i) ? 1 : 0, i in [0, n):
+// the per-element hashes of a whole run at once. The reference loops over Dropped; the AVX-512 one
+// (ste_batch__avx512.cc) does the same 64-bit integer operations on 8 lanes (vpmullq), so the same
+// bits (BlockGrad.QDropBitsKernelsAgree). Selected like the other recon kernels
+// (ste_batch_kernels.cc).
+using QDropBitsFn = void (*)(uint64_t key, uint64_t threshold, int site, int64_t e0, int64_t n,
+                             uint8_t* out);
+void QDropBitsRef(uint64_t key, uint64_t threshold, int site, int64_t e0, int64_t n, uint8_t* out);
+void QDropBitsAvx512(uint64_t key, uint64_t threshold, int site, int64_t e0, int64_t n,
+                     uint8_t* out);
+QDropBitsFn SelectQDropBits();
 
 }  // namespace adalog::search

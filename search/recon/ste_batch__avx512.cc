@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "search/recon/ste_batch.h"
+#include "search/recon/qdrop.h"
 #include "search/recon/ste_batch_kernels.h"
 
 namespace adalog::search {
@@ -89,6 +90,39 @@ void LogSteBatchF32Avx512(float* x, int64_t n, float s, int bits, int num, int d
     LogSteBatchF32Ref(x + i, n - i, s, bits, num, den, shift, shift_folded, levels, th, dx + i,
                       ds + i);
   }
+}
+
+namespace {
+
+// SplitMix64 (qdrop.h) on 8 64-bit lanes: the same additions, shifts, xors and low-64-bit
+// products.
+inline __m512i SplitMix64x8(__m512i x) {
+  x = _mm512_add_epi64(x, _mm512_set1_epi64(static_cast<int64_t>(0x9E3779B97F4A7C15ull)));
+  x = _mm512_mullo_epi64(_mm512_xor_si512(x, _mm512_srli_epi64(x, 30)),
+                         _mm512_set1_epi64(static_cast<int64_t>(0xBF58476D1CE4E5B9ull)));
+  x = _mm512_mullo_epi64(_mm512_xor_si512(x, _mm512_srli_epi64(x, 27)),
+                         _mm512_set1_epi64(static_cast<int64_t>(0x94D049BB133111EBull)));
+  return _mm512_xor_si512(x, _mm512_srli_epi64(x, 31));
+}
+
+}  // namespace
+
+void QDropBitsAvx512(uint64_t key, uint64_t threshold, int site, int64_t e0, int64_t n,
+                     uint8_t* out) {
+  const __m512i vsite = _mm512_set1_epi64(static_cast<int64_t>(static_cast<uint64_t>(site) << 48));
+  const __m512i vkey = _mm512_set1_epi64(static_cast<int64_t>(key));
+  const __m512i vthr = _mm512_set1_epi64(static_cast<int64_t>(threshold));
+  const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512i e = _mm512_add_epi64(_mm512_set1_epi64(e0 + i), lane);
+    const __m512i h = SplitMix64x8(_mm512_xor_si512(vkey, SplitMix64x8(_mm512_xor_si512(vsite, e))));
+    const __mmask8 d = _mm512_cmplt_epu64_mask(_mm512_srli_epi64(h, 11), vthr);
+    // One byte per lane: 0 or 1.
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i),
+                     _mm_maskz_set1_epi8(static_cast<__mmask16>(d), 1));
+  }
+  if (i < n) QDropBitsRef(key, threshold, site, e0 + i, n - i, out + i);
 }
 
 }  // namespace adalog::search

@@ -7,6 +7,7 @@
 
 #include "runtime/cpu_features.h"
 #include "runtime/kernel_registry.h"
+#include "search/recon/qdrop.h"
 #include "search/recon/ste_batch.h"
 
 namespace adalog::search {
@@ -85,6 +86,20 @@ LogSteBatchF32Fn SelectLogSteBatchF32() {
       {"log_ste_batch_f32__ref", IsaLevel::kRef, {}, LogSteBatchF32Ref},
   };
   static const LogSteBatchF32Fn f = SelectKernel("log_ste_batch_f32", list, ActiveIsaLevel()).fn;
+  return f;
+}
+
+void QDropBitsRef(uint64_t key, uint64_t threshold, int site, int64_t e0, int64_t n, uint8_t* out) {
+  const QDropMask m = QDropMask::FromRaw(threshold, key);
+  for (int64_t i = 0; i < n; ++i) out[i] = m.Dropped(site, e0 + i) ? 1 : 0;
+}
+
+QDropBitsFn SelectQDropBits() {
+  static const std::vector<KernelImpl<QDropBitsFn>> list = {
+      {"qdrop_bits__avx512", IsaLevel::kAvx512, {}, QDropBitsAvx512},
+      {"qdrop_bits__ref", IsaLevel::kRef, {}, QDropBitsRef},
+  };
+  static const QDropBitsFn f = SelectKernel("qdrop_bits", list, ActiveIsaLevel()).fn;
   return f;
 }
 

@@ -190,6 +190,29 @@ TEST(BlockGrad, QDropMaskFraction) {
   EXPECT_TRUE(QDropMask(1.0, 5).Dropped(2, 12345));
 }
 
+// The dispatched mask kernels give QDropMask::Dropped's bits, tails and large indices included.
+TEST(BlockGrad, QDropBitsKernelsAgree) {
+  const bool avx512 = ActiveIsaLevel() >= IsaLevel::kAvx512;
+  for (double prob : {0.0, 0.1, 0.5, 0.9, 1.0}) {
+    const QDropMask m(prob, QDropMask::KeyFor(7, 1234));
+    for (int site : {0, 3, 7}) {
+      for (int64_t e0 : {int64_t{0}, int64_t{5}, int64_t{1} << 40}) {
+        for (int64_t n : {1, 7, 8, 9, 63, 1000}) {
+          std::vector<uint8_t> want(static_cast<size_t>(n)), got(want.size(), 9);
+          for (int64_t i = 0; i < n; ++i) want[static_cast<size_t>(i)] = m.Dropped(site, e0 + i);
+          QDropBitsRef(m.key(), m.threshold(), site, e0, n, got.data());
+          EXPECT_EQ(got, want) << prob << " " << site << " " << e0 << " " << n;
+          if (avx512) {
+            std::fill(got.begin(), got.end(), 9);
+            QDropBitsAvx512(m.key(), m.threshold(), site, e0, n, got.data());
+            EXPECT_EQ(got, want) << "avx512 " << prob << " " << site << " " << e0 << " " << n;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(BlockGrad, TwinPostGeluIsRefused) {
   const BlockSetup s = MakeSetup(12, 1, GeluKind::kErf, 7);
   EXPECT_THROW(BlockRecon<float>(s.qm.model, 2, s.qm.plan.blocks[2], 1, 1), Error);
