@@ -91,7 +91,7 @@ class BlockRecon {
 
   // QDrop (search/recon/qdrop.h) for the following Forward calls: each activation quantizer's
   // element keeps its unquantized value where `mask` says so. The default mask drops nothing.
-  void SetDrop(const QDropMask& mask);
+  void SetDrop(const QDropMask& mask) { drop_ = mask; }
 
   const std::vector<Step>& steps() const { return steps_; }
   int tokens() const { return tokens_; }
