@@ -592,7 +592,9 @@ void ExecutorInt::Impl::Describe(const QuantPlan& plan) {
   if (b0.probs_log) {
     d << "  softmax: softmax -> " << LogKindName(plan.blocks[0].attn.probs.log.kind) << " codes ("
       << (b0.softmax_writer ? std::string("logcode writer ") + intk::SoftmaxToLogCodesImplName(cap)
-                            : std::string("fp32 softmax ") + fk.name + " + threshold encoder, " + IsaLevelName(b0.probs_encoder->isa()))
+                            : std::string("fp32 softmax ") + fk.name + " + threshold encoder (" +
+                                  b0.probs_encoder->path() + "), " +
+                                  IsaLevelName(b0.probs_encoder->isa()))
       << ")\n";
     d << "  attn@v: " << intk::LogMatmulImplName(io.attn_design, cap) << "\n";
   } else {
@@ -604,7 +606,9 @@ void ExecutorInt::Impl::Describe(const QuantPlan& plan) {
   if (b0.gelu_log) {
     d << "  gelu: gelu -> shift-" << LogKindName(plan.blocks[0].fc2.input.log.kind) << " codes ("
       << (b0.gelu_writer ? std::string("logcode writer ") + intk::GeluToLogCodesImplName(cap)
-                         : std::string("fp32 gelu ") + fk.name + " + threshold encoder, " + IsaLevelName(b0.gelu_encoder->isa()))
+                         : std::string("fp32 gelu ") + fk.name + " + threshold encoder (" +
+                               b0.gelu_encoder->path() + "), " +
+                               IsaLevelName(b0.gelu_encoder->isa()))
       << ")\n";
     d << "  fc2: " << intk::LogMatmulImplName(io.fc2_design, cap) << "\n";
   } else {

@@ -1,6 +1,7 @@
 // Threshold tables and dispatch for the vector code encoders (code_encoders.h).
 #include "runtime/kernels/int/code_encoders.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -110,16 +111,107 @@ ThresholdLogEncoder::ThresholdLogEncoder(std::function<int32_t(float)> code, Isa
 
 ThresholdLogEncoder::ThresholdLogEncoder(const LogQuantizer& q, IsaLevel cap)
     : ThresholdLogEncoder([q](float x) { return static_cast<int32_t>(q.Encode(x)); }, cap) {
-  if (log2_padded_ > kMaxPermuteLog2 && q.params().kind != LogKind::kLogSqrt2) {
-    BuildLargeTablePaths(q, false, 0.f);
+  if (log2_padded_ > kMaxPermuteLog2) {
+    if (q.params().kind != LogKind::kLogSqrt2) BuildLargeTablePaths(q, false, 0.f);
+  } else {
+    BuildKeyBucketPath(q, false, 0.f);
   }
 }
 
 ThresholdLogEncoder::ThresholdLogEncoder(const ShiftLogQuantizer& q, IsaLevel cap)
     : ThresholdLogEncoder([q](float x) { return static_cast<int32_t>(q.Encode(x)); }, cap) {
-  if (log2_padded_ > kMaxPermuteLog2 && q.base().params().kind != LogKind::kLogSqrt2) {
-    BuildLargeTablePaths(q.base(), true, q.shift());
+  if (log2_padded_ > kMaxPermuteLog2) {
+    if (q.base().params().kind != LogKind::kLogSqrt2) BuildLargeTablePaths(q.base(), true, q.shift());
+  } else {
+    BuildKeyBucketPath(q.base(), true, q.shift());
   }
+}
+
+// KeyBucketTable (code_encoders.h): the thresholds of the base code over y, bucketed by the top
+// bits of their float representation. Leaves key_table_ empty where the shape does not fit.
+void ThresholdLogEncoder::BuildKeyBucketPath(const LogQuantizer& base, bool add_shift,
+                                             float shift) {
+  if (isa_ == IsaLevel::kRef) return;
+  const ThresholdLogEncoder g([base](float y) { return static_cast<int32_t>(base.Encode(y)); },
+                              IsaLevel::kRef);
+  std::vector<float> pos;  // descending (t_0 is the largest)
+  for (int c = 0; c < g.max_code(); ++c) {
+    const float t = g.thresholds()[static_cast<size_t>(c)];
+    if (!(t > 0.0f) || !std::isfinite(t)) return;  // not the expected shape: keep the search
+    pos.push_back(t);
+  }
+  if (pos.empty() || g.Scalar(-FLT_MAX) != g.max_code() || g.Scalar(0.0f) != g.max_code()) return;
+  auto bits = [](float f) {
+    int32_t b;
+    std::memcpy(&b, &f, sizeof b);
+    return b;
+  };
+  constexpr int kB = KeyBucketTable::kBuckets;
+  int chosen = -1, per_bucket = 0;
+  for (int m = 0; m <= 7 && per_bucket != 1; ++m) {
+    const int s = 23 - m;
+    const int32_t kmin = bits(pos.back()) >> s, kmax = bits(pos.front()) >> s;
+    if (kmax - kmin >= kB) break;  // a finer key only spans more buckets
+    int most = 0, run = 0;
+    for (size_t j = 0; j < pos.size(); ++j) {
+      run = (j > 0 && (bits(pos[j]) >> s) == (bits(pos[j - 1]) >> s)) ? run + 1 : 1;
+      most = std::max(most, run);
+    }
+    if (most <= 1 || (most <= KeyBucketTable::kMaxPerBucket && chosen < 0)) {
+      chosen = m;
+      per_bucket = most;
+    }
+  }
+  if (chosen < 0) return;
+  KeyBucketTable t;
+  t.key_shift = 23 - chosen;
+  t.k0 = bits(pos.back()) >> t.key_shift;
+  t.per_bucket = per_bucket;
+  t.code_nonpos = g.max_code();
+  t.shift = shift;
+  t.add_shift = add_shift;
+  for (int i = 0; i < kB; ++i) {
+    int k = 0;
+    t.base[i] = 0;
+    for (auto it = pos.rbegin(); it != pos.rend(); ++it) {  // ascending
+      const int32_t key = bits(*it) >> t.key_shift;
+      if (key >= t.k0 + i) ++t.base[i];
+      if (key == t.k0 + i) t.thr[k++][i] = *it;
+    }
+    for (; k < KeyBucketTable::kMaxPerBucket; ++k) {
+      t.thr[k][i] = std::numeric_limits<float>::infinity();
+    }
+  }
+  // Re-check against quant around every threshold, at every bucket edge and on samples.
+  auto check = [&](float y) {
+    if (!std::isfinite(y)) return;
+    ADALOG_CHECK(KeyBucketCode(t, y) == g.Scalar(y), "key-bucket code table: code ",
+                 KeyBucketCode(t, y), " for y = ", y, ", quant's Encode ", g.Scalar(y),
+                 " (internal error)");
+  };
+  for (float th : pos) {
+    float y = th;
+    for (int d = 0; d < 3; ++d) y = std::nextafter(y, 0.0f);
+    for (int d = 0; d < 6; ++d, y = std::nextafter(y, FLT_MAX)) check(y);
+  }
+  for (int i = -1; i <= kB + 1; ++i) {
+    const int64_t key = int64_t{t.k0} + i;
+    if (key <= 0 || (key << t.key_shift) >= 0x7f800000) continue;
+    float y;
+    const int32_t b = static_cast<int32_t>(key << t.key_shift);
+    std::memcpy(&y, &b, sizeof y);
+    check(y);
+    check(std::nextafter(y, 0.0f));
+  }
+  uint32_t r = 0x2545f491u;
+  for (int i = 0; i < 1024; ++i) {
+    r = r * 1664525u + 1013904223u;
+    check(std::ldexp(static_cast<float>(r >> 8) / 16777216.0f, static_cast<int>(r % 64) - 40));
+  }
+  for (float y : {0.0f, -0.0f, -1.0f, FLT_MIN, 1e-45f, FLT_MAX, -FLT_MAX}) check(y);
+  add_shift_ = add_shift;
+  shift_ = shift;
+  key_table_ = t;
 }
 
 void ThresholdLogEncoder::BuildLargeTablePaths(const LogQuantizer& base, bool add_shift,
@@ -196,6 +288,7 @@ void ThresholdLogEncoder::BuildLargeTablePaths(const LogQuantizer& base, bool ad
 }
 
 const char* ThresholdLogEncoder::path() const {
+  if (key_table_) return "key-bucket";
   if (exp_table_) return "exponent";
   if (isa_ == IsaLevel::kRef) return "scalar";
   if (table_) return "bucket-gather";
@@ -205,6 +298,17 @@ const char* ThresholdLogEncoder::path() const {
 
 void ThresholdLogEncoder::Encode(const float* x, int64_t n, uint8_t* codes) const {
   bool nonfinite = false;
+  if (key_table_) {
+    const bool any = isa_ == IsaLevel::kAvx2 ? EncodeLogKeyBucketsAvx2(*key_table_, x, n, codes)
+                                             : EncodeLogKeyBucketsAvx512(*key_table_, x, n, codes);
+    if (any) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float y = add_shift_ ? x[i] + shift_ : x[i];
+        if (!std::isfinite(y)) codes[i] = static_cast<uint8_t>(code_(x[i]));
+      }
+    }
+    return;
+  }
   if (exp_table_) {
     if (EncodeLogExponentAvx512(*exp_table_, x, n, codes)) {
       for (int64_t i = 0; i < n; ++i) {

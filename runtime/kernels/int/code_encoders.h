@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <vector>
@@ -55,6 +56,29 @@ struct ExponentCodeTable {
   alignas(64) float thr[kPerBucket][kBuckets] = {};
 };
 
+// Small tables (at most 64 codes: every bit width below 7), AVX2 and AVX-512: the idea of
+// ExponentCodeTable with finer buckets, so that one compare finishes the code. y = x (+ shift) as
+// quant computes it; for y > 0 the bucket is the float's exponent and its top M mantissa bits,
+//   i = clamp((bits(y) >> (23 - M)) - k0, 0, 31),   code(y) = base[i] - #{k : thr[k][i] <= y}
+//   base[i] = #{c : t_c >= lower edge of bucket i},  thr[.][i] = the thresholds inside bucket i
+// (ascending, +inf padded); every y <= 0 has the code of 0. The builder takes the smallest M
+// (0..7) for which the thresholds span at most 32 buckets and no bucket holds more than one
+// threshold, else the smallest with at most two; otherwise the table is not built. Lookups are
+// register permutes (AVX2: 4 vpermps + 3 blends per table, AVX-512: one vpermi2ps). Built from
+// the exact thresholds and re-checked at every threshold's neighbourhood and bucket edge.
+struct KeyBucketTable {
+  static constexpr int kBuckets = 32;
+  static constexpr int kMaxPerBucket = 2;
+  int32_t k0 = 0;
+  int32_t key_shift = 23;  // 23 - M
+  int per_bucket = 1;      // 1 or 2 threshold lookups
+  int32_t code_nonpos = 0;
+  float shift = 0.f;
+  bool add_shift = false;
+  alignas(64) int32_t base[kBuckets] = {};
+  alignas(64) float thr[kMaxPerBucket][kBuckets] = {};
+};
+
 class ThresholdLogEncoder {
  public:
   // From quant's scalar code function (must be monotone non-increasing in x over the finite
@@ -72,16 +96,21 @@ class ThresholdLogEncoder {
   int padded() const { return padded_; }
   int32_t Scalar(float x) const { return code_(x); }  // quant's code (reference)
   IsaLevel isa() const { return isa_; }
-  // The path Encode takes: "scalar", "permute", "threshold-gather", "exponent", "bucket-gather".
+  // The path Encode takes: "scalar", "permute", "threshold-gather", "key-bucket", "exponent",
+  // "bucket-gather".
   const char* path() const;
+  // The small-table path's table where built (tests, DescribeKernels), else nullptr.
+  const KeyBucketTable* key_table() const { return key_table_ ? &*key_table_ : nullptr; }
 
  private:
   std::function<int32_t(float)> code_;
   std::optional<LogCodeWriter> table_;  // large tables: quant's bucket table instead
   std::optional<ExponentCodeTable> exp_table_;  // large tables, AVX-512 (preferred)
+  std::optional<KeyBucketTable> key_table_;     // small tables (preferred where built)
   bool add_shift_ = false;
   float shift_ = 0.f;
   void BuildLargeTablePaths(const LogQuantizer& base, bool add_shift, float shift);
+  void BuildKeyBucketPath(const LogQuantizer& base, bool add_shift, float shift);
   std::vector<float> thr_;
   int max_code_ = 0;
   int padded_ = 1;
@@ -142,6 +171,19 @@ bool EncodeLogExponentAvx512(const ExponentCodeTable& t, const float* x, int64_t
                              uint8_t* codes);
 bool EncodeLogThresholdsAvx2(const float* thr, int log2_padded, const float* x, int64_t n,
                              uint8_t* codes);
+bool EncodeLogKeyBucketsAvx512(const KeyBucketTable& t, const float* x, int64_t n, uint8_t* codes);
+bool EncodeLogKeyBucketsAvx2(const KeyBucketTable& t, const float* x, int64_t n, uint8_t* codes);
+// KeyBucketTable's equation for one finite y = x (+ shift): the kernels' tails and the builder's check.
+inline int32_t KeyBucketCode(const KeyBucketTable& t, float y) {
+  if (!(y > 0.0f)) return t.code_nonpos;
+  int32_t b;
+  std::memcpy(&b, &y, sizeof b);
+  int32_t i = (b >> t.key_shift) - t.k0;
+  i = i < 0 ? 0 : (i > KeyBucketTable::kBuckets - 1 ? KeyBucketTable::kBuckets - 1 : i);
+  int32_t c = t.base[i];
+  for (int k = 0; k < t.per_bucket; ++k) c -= static_cast<int32_t>(t.thr[k][i] <= y);
+  return c;
+}
 // The same binary search, one element (finite x only): the tails of the vector kernels.
 inline int32_t ThresholdCount(const float* thr, int log2_padded, float x) {
   int32_t pos = 0;

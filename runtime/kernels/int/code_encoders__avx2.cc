@@ -89,7 +89,65 @@ bool EncodeImpl2(const float* thr, const float* x, int64_t n, uint8_t* codes) {
   return nonfinite;
 }
 
+// KeyBucketTable lookups: 32 entries in 4 registers, vpermps + blends on index bits 3 and 4.
+inline __m256 Look32(const __m256* r, __m256i idx, __m256 bit3, __m256 bit4) {
+  const __m256 lo = _mm256_blendv_ps(_mm256_permutevar8x32_ps(r[0], idx),
+                                     _mm256_permutevar8x32_ps(r[1], idx), bit3);
+  const __m256 hi = _mm256_blendv_ps(_mm256_permutevar8x32_ps(r[2], idx),
+                                     _mm256_permutevar8x32_ps(r[3], idx), bit3);
+  return _mm256_blendv_ps(lo, hi, bit4);
+}
+
+template <int K>
+bool KeyBucketsImpl2(const KeyBucketTable& t, const float* x, int64_t n, uint8_t* codes) {
+  __m256 base[4], th[K][4];
+  for (int j = 0; j < 4; ++j) {
+    base[j] = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(t.base + 8 * j)));
+    for (int k = 0; k < K; ++k) th[k][j] = _mm256_load_ps(t.thr[k] + 8 * j);
+  }
+  const __m256 shift = _mm256_set1_ps(t.shift), zero = _mm256_setzero_ps();
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 inf = _mm256_set1_ps(__builtin_inff());
+  const __m256 nonpos = _mm256_castsi256_ps(_mm256_set1_epi32(t.code_nonpos));
+  const __m128i count = _mm_cvtsi32_si128(t.key_shift);
+  const __m256i k0 = _mm256_set1_epi32(t.k0), top = _mm256_set1_epi32(KeyBucketTable::kBuckets - 1);
+  int finite = 0xff;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 y = _mm256_loadu_ps(x + i);
+    if (t.add_shift) y = _mm256_add_ps(y, shift);
+    finite &= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(y, absmask), inf, _CMP_LT_OQ));
+    __m256i b = _mm256_sub_epi32(_mm256_srl_epi32(_mm256_castps_si256(y), count), k0);
+    b = _mm256_min_epi32(_mm256_max_epi32(b, _mm256_setzero_si256()), top);
+    const __m256 bit3 = _mm256_castsi256_ps(_mm256_slli_epi32(b, 28));
+    const __m256 bit4 = _mm256_castsi256_ps(_mm256_slli_epi32(b, 27));
+    __m256i c = _mm256_castps_si256(Look32(base, b, bit3, bit4));
+    for (int k = 0; k < K; ++k) {  // a true compare is -1: c - #{thr <= y}
+      c = _mm256_add_epi32(
+          c, _mm256_castps_si256(_mm256_cmp_ps(Look32(th[k], b, bit3, bit4), y, _CMP_LE_OQ)));
+    }
+    const __m256 code = _mm256_blendv_ps(nonpos, _mm256_castsi256_ps(c),
+                                         _mm256_cmp_ps(y, zero, _CMP_GT_OQ));
+    StoreLowBytes(_mm256_castps_si256(code), codes + i);
+  }
+  bool nonfinite = finite != 0xff;
+  for (; i < n; ++i) {
+    const float y = t.add_shift ? x[i] + t.shift : x[i];
+    if (!std::isfinite(y)) {
+      nonfinite = true;
+      codes[i] = 0;
+    } else {
+      codes[i] = static_cast<uint8_t>(KeyBucketCode(t, y));
+    }
+  }
+  return nonfinite;
+}
+
 }  // namespace
+
+bool EncodeLogKeyBucketsAvx2(const KeyBucketTable& t, const float* x, int64_t n, uint8_t* codes) {
+  return t.per_bucket == 1 ? KeyBucketsImpl2<1>(t, x, n, codes) : KeyBucketsImpl2<2>(t, x, n, codes);
+}
 
 bool EncodeLogThresholdsAvx2(const float* thr, int log2_padded, const float* x, int64_t n,
                              uint8_t* codes) {
