@@ -15,9 +15,11 @@
 // adalog::Error (internal error) if quant's code were not monotone. Non-finite inputs take
 // quant's scalar Encode (no threshold can express NaN, and +-inf are not finite).
 //
-// Lookups per 16 lanes: P <= 16 one vpermps, P <= 64 vpermi2ps (+ a blend for 64); AVX2 (8
-// lanes): vpermps over 8-entry registers + blends up to P = 32, gathers above; log2(P) + 1
-// steps. Larger tables (7 and 8 bits) would need a gather per step (measured 41% of a W8A8
+// Quantizers built from a LogQuantizer / ShiftLogQuantizer with at most 64 codes take the
+// key-bucket table below where it fits (one or two compares instead of the search; every bit
+// width 2-6 of the tests does). The search: lookups per 16 lanes: P <= 16 one vpermps, P <= 64
+// vpermi2ps (+ a blend for 64); AVX2 (8 lanes): vpermps over 8-entry registers + blends up to
+// P = 32, gathers above; log2(P) + 1 steps. Larger tables (7 and 8 bits) would need a gather per step (measured 41% of a W8A8
 // DeiT-S run), so quantizers of the Log2 / AdaLog kinds there take the exponent table below
 // (AVX-512) or quant's bucket table (AVX2: LogCodesFromFloats*, two gathers per vector, the
 // fused writers' exact encode). Speeds: bench_int_kernels BM_LogEncode, bench/RESULTS.md.
