@@ -49,6 +49,20 @@ IsaLevel UniformEncoderLevel(IsaLevel cap) {
   return SelectKernel("code_encode_u8", list, cap).fn;
 }
 
+// The thresholds of a base log code g over y, descending (t_0 the largest), when each is a finite
+// positive float and every y <= 0 has the largest code: the shape the exponent and key-bucket
+// tables need. Empty otherwise.
+std::vector<float> PositiveThresholds(const ThresholdLogEncoder& g) {
+  std::vector<float> pos;
+  for (int c = 0; c < g.max_code(); ++c) {
+    const float t = g.thresholds()[static_cast<size_t>(c)];
+    if (!(t > 0.0f) || !std::isfinite(t)) return {};
+    pos.push_back(t);
+  }
+  if (g.Scalar(-FLT_MAX) != g.max_code() || g.Scalar(0.0f) != g.max_code()) return {};
+  return pos;
+}
+
 }  // namespace
 
 ThresholdLogEncoder::ThresholdLogEncoder(std::function<int32_t(float)> code, IsaLevel cap)
@@ -134,13 +148,8 @@ void ThresholdLogEncoder::BuildKeyBucketPath(const LogQuantizer& base, bool add_
   if (isa_ == IsaLevel::kRef) return;
   const ThresholdLogEncoder g([base](float y) { return static_cast<int32_t>(base.Encode(y)); },
                               IsaLevel::kRef);
-  std::vector<float> pos;  // descending (t_0 is the largest)
-  for (int c = 0; c < g.max_code(); ++c) {
-    const float t = g.thresholds()[static_cast<size_t>(c)];
-    if (!(t > 0.0f) || !std::isfinite(t)) return;  // not the expected shape: keep the search
-    pos.push_back(t);
-  }
-  if (pos.empty() || g.Scalar(-FLT_MAX) != g.max_code() || g.Scalar(0.0f) != g.max_code()) return;
+  const std::vector<float> pos = PositiveThresholds(g);  // descending (t_0 is the largest)
+  if (pos.empty()) return;  // not the expected shape: keep the search
   auto bits = [](float f) {
     int32_t b;
     std::memcpy(&b, &f, sizeof b);
@@ -223,13 +232,8 @@ void ThresholdLogEncoder::BuildLargeTablePaths(const LogQuantizer& base, bool ad
   // Thresholds of the base code over y (exact, checked), then per-exponent buckets.
   const ThresholdLogEncoder g([base](float y) { return static_cast<int32_t>(base.Encode(y)); },
                               IsaLevel::kRef);
-  std::vector<float> pos;
-  for (int c = 0; c < g.max_code(); ++c) {
-    const float t = g.thresholds()[static_cast<size_t>(c)];
-    if (!(t > 0.0f) || !std::isfinite(t)) return;  // not the expected shape: keep the gathers
-    pos.push_back(t);
-  }
-  if (pos.empty() || g.Scalar(-FLT_MAX) != g.max_code() || g.Scalar(0.0f) != g.max_code()) return;
+  const std::vector<float> pos = PositiveThresholds(g);
+  if (pos.empty()) return;  // not the expected shape: keep the gathers
   auto exponent = [](float f) {
     uint32_t b;
     std::memcpy(&b, &f, sizeof b);

@@ -137,6 +137,31 @@ void EncodeUniformU8VectorsAvx512(const float* scale, const float* lo, const flo
 }
 
 namespace {
+// codes[i] = code(y) for y = x[i] (+ shift if add_shift), 16 lanes, a masked tail; returns true
+// if any y was not finite (the caller re-encodes those with quant's scalar Encode).
+template <class Code>
+bool EncodeShiftedY(bool add_shift, float shift_value, const float* x, int64_t n, uint8_t* codes,
+                    const Code& code) {
+  const __m512 shift = _mm512_set1_ps(shift_value);
+  const __m512 inf = _mm512_set1_ps(__builtin_inff());
+  __mmask16 all_finite = 0xffff;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 y = _mm512_loadu_ps(x + i);
+    if (add_shift) y = _mm512_add_ps(y, shift);
+    all_finite &= _mm512_cmp_ps_mask(_mm512_abs_ps(y), inf, _CMP_LT_OQ);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm512_cvtepi32_epi8(code(y)));
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 y = _mm512_maskz_loadu_ps(m, x + i);
+    if (add_shift) y = _mm512_add_ps(y, shift);
+    all_finite &= static_cast<__mmask16>(_mm512_cmp_ps_mask(_mm512_abs_ps(y), inf, _CMP_LT_OQ) | ~m);
+    _mm_mask_storeu_epi8(codes + i, m, _mm512_cvtepi32_epi8(code(y)));
+  }
+  return all_finite != 0xffff;
+}
+
 template <int K>
 bool KeyBucketsImpl512(const KeyBucketTable& t, const float* x, int64_t n, uint8_t* codes) {
   const __m512i b0 = _mm512_load_si512(t.base), b1 = _mm512_load_si512(t.base + 16);
@@ -145,12 +170,10 @@ bool KeyBucketsImpl512(const KeyBucketTable& t, const float* x, int64_t n, uint8
     th[k][0] = _mm512_load_ps(t.thr[k]);
     th[k][1] = _mm512_load_ps(t.thr[k] + 16);
   }
-  const __m512 shift = _mm512_set1_ps(t.shift), zero = _mm512_setzero_ps();
-  const __m512 inf = _mm512_set1_ps(__builtin_inff());
+  const __m512 zero = _mm512_setzero_ps();
   const __m128i count = _mm_cvtsi32_si128(t.key_shift);
   const __m512i k0 = _mm512_set1_epi32(t.k0), top = _mm512_set1_epi32(KeyBucketTable::kBuckets - 1),
                 nonpos = _mm512_set1_epi32(t.code_nonpos), one = _mm512_set1_epi32(1);
-  __mmask16 all_finite = 0xffff;
   auto code = [&](__m512 y) {
     __m512i b = _mm512_sub_epi32(_mm512_srl_epi32(_mm512_castps_si512(y), count), k0);
     b = _mm512_min_epi32(_mm512_max_epi32(b, _mm512_setzero_si512()), top);
@@ -161,21 +184,7 @@ bool KeyBucketsImpl512(const KeyBucketTable& t, const float* x, int64_t n, uint8
     }
     return _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ), nonpos, c);
   };
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m512 y = _mm512_loadu_ps(x + i);
-    if (t.add_shift) y = _mm512_add_ps(y, shift);
-    all_finite &= _mm512_cmp_ps_mask(_mm512_abs_ps(y), inf, _CMP_LT_OQ);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm512_cvtepi32_epi8(code(y)));
-  }
-  if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
-    __m512 y = _mm512_maskz_loadu_ps(m, x + i);
-    if (t.add_shift) y = _mm512_add_ps(y, shift);
-    all_finite &= static_cast<__mmask16>(_mm512_cmp_ps_mask(_mm512_abs_ps(y), inf, _CMP_LT_OQ) | ~m);
-    _mm_mask_storeu_epi8(codes + i, m, _mm512_cvtepi32_epi8(code(y)));
-  }
-  return all_finite != 0xffff;
+  return EncodeShiftedY(t.add_shift, t.shift, x, n, codes, code);
 }
 }  // namespace
 
@@ -193,12 +202,10 @@ bool EncodeLogExponentAvx512(const ExponentCodeTable& t, const float* x, int64_t
   for (int k = 0; k < ExponentCodeTable::kPerBucket; ++k) {
     for (int j = 0; j < 4; ++j) th[k][j] = _mm512_loadu_ps(t.thr[k] + 16 * j);
   }
-  const __m512 shift = _mm512_set1_ps(t.shift), zero = _mm512_setzero_ps();
-  const __m512 inf = _mm512_set1_ps(__builtin_inff());
+  const __m512 zero = _mm512_setzero_ps();
   const __m512i e0 = _mm512_set1_epi32(t.e0), top = _mm512_set1_epi32(63),
                 nonpos = _mm512_set1_epi32(t.code_nonpos), bit5 = _mm512_set1_epi32(32),
                 one = _mm512_set1_epi32(1);
-  __mmask16 all_finite = 0xffff;
   auto code = [&](__m512 y) {
     const __mmask16 pos = _mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ);
     __m512i i = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(y), 23), e0);
@@ -213,21 +220,7 @@ bool EncodeLogExponentAvx512(const ExponentCodeTable& t, const float* x, int64_t
     }
     return _mm512_mask_blend_epi32(pos, nonpos, c);
   };
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m512 y = _mm512_loadu_ps(x + i);
-    if (t.add_shift) y = _mm512_add_ps(y, shift);
-    all_finite &= _mm512_cmp_ps_mask(_mm512_abs_ps(y), inf, _CMP_LT_OQ);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm512_cvtepi32_epi8(code(y)));
-  }
-  if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
-    __m512 y = _mm512_maskz_loadu_ps(m, x + i);
-    if (t.add_shift) y = _mm512_add_ps(y, shift);
-    all_finite &= static_cast<__mmask16>(_mm512_cmp_ps_mask(_mm512_abs_ps(y), inf, _CMP_LT_OQ) | ~m);
-    _mm_mask_storeu_epi8(codes + i, m, _mm512_cvtepi32_epi8(code(y)));
-  }
-  return all_finite != 0xffff;
+  return EncodeShiftedY(t.add_shift, t.shift, x, n, codes, code);
 }
 
 }  // namespace adalog::intk
