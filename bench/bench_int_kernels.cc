@@ -114,6 +114,130 @@ void BM_VnniPeak(benchmark::State& state) {
 }
 BENCHMARK(BM_VnniPeak);
 
+// ---- AVX2 ceilings, for the integer path on CPUs without VNNI: 12 independent accumulator
+// chains on registers, each step the pair a kernel issues per multiply (vpmaddwd + vpaddd: the
+// s16 log-code kernels; vpmaddubsw + vpaddw: the u8 GEMMs' int16 sums) or one FMA (the FP32
+// executor's oneDNN sgemm). Arg: 0 vpmaddwd pair (16 MACs), 1 vpmaddubsw pair (32 MACs), 2
+// vfmadd231ps (8 MACs). GOP/s = 2 x MACs.
+__attribute__((target("avx2"), noinline)) void Avx2MaddPeakLoop(int64_t iters) {
+  __asm__ volatile(
+      "vpcmpeqd %%ymm14, %%ymm14, %%ymm14\n"
+      "vpsrlw $15, %%ymm14, %%ymm14\n"
+      "vmovdqa %%ymm14, %%ymm15\n"
+      "1:\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm0, %%ymm0\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm1, %%ymm1\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm2, %%ymm2\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm3, %%ymm3\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm4, %%ymm4\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm5, %%ymm5\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm6, %%ymm6\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm7, %%ymm7\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm8, %%ymm8\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm9, %%ymm9\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm10, %%ymm10\n"
+      "vpmaddwd %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddd %%ymm13, %%ymm11, %%ymm11\n"
+      "dec %0\n"
+      "jnz 1b\n"
+      : "+r"(iters)
+      :
+      : "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9", "ymm10", "ymm11", "ymm12", "ymm13", "ymm14", "ymm15", "cc");
+}
+__attribute__((target("avx2"), noinline)) void Avx2MaddubsPeakLoop(int64_t iters) {
+  __asm__ volatile(
+      "vpcmpeqd %%ymm14, %%ymm14, %%ymm14\n"
+      "vpsrlw $15, %%ymm14, %%ymm14\n"
+      "vmovdqa %%ymm14, %%ymm15\n"
+      "1:\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm0, %%ymm0\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm1, %%ymm1\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm2, %%ymm2\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm3, %%ymm3\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm4, %%ymm4\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm5, %%ymm5\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm6, %%ymm6\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm7, %%ymm7\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm8, %%ymm8\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm9, %%ymm9\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm10, %%ymm10\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm13\n"
+      "vpaddw %%ymm13, %%ymm11, %%ymm11\n"
+      "dec %0\n"
+      "jnz 1b\n"
+      : "+r"(iters)
+      :
+      : "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9", "ymm10", "ymm11", "ymm12", "ymm13", "ymm14", "ymm15", "cc");
+}
+__attribute__((target("avx2,fma"), noinline)) void Avx2FmaPeakLoop(int64_t iters) {
+  __asm__ volatile(
+      "vpcmpeqd %%ymm14, %%ymm14, %%ymm14\n"
+      "vpsrlw $15, %%ymm14, %%ymm14\n"
+      "vmovdqa %%ymm14, %%ymm15\n"
+      "1:\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm0\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm1\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm2\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm3\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm4\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm5\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm6\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm7\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm8\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm9\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm10\n"
+      "vfmadd231ps %%ymm15, %%ymm14, %%ymm11\n"
+      "dec %0\n"
+      "jnz 1b\n"
+      : "+r"(iters)
+      :
+      : "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9", "ymm10", "ymm11", "ymm12", "ymm13", "ymm14", "ymm15", "cc");
+}
+
+void BM_Avx2Peak(benchmark::State& state) {
+  if (!IsaSupported(IsaLevel::kAvx2)) {
+    state.SkipWithError("no AVX2");
+    return;
+  }
+  const int kind = static_cast<int>(state.range(0));
+  const int64_t iters = 1 << 16;
+  for (auto _ : state) {
+    if (kind == 0) {
+      Avx2MaddPeakLoop(iters);
+    } else if (kind == 1) {
+      Avx2MaddubsPeakLoop(iters);
+    } else {
+      Avx2FmaPeakLoop(iters);
+    }
+  }
+  const double macs = kind == 0 ? 16 : kind == 1 ? 32 : 8;
+  SetOps(state, double(iters) * 12 * macs * 2);
+  state.SetLabel(kind == 0 ? "vpmaddwd+vpaddd" : kind == 1 ? "vpmaddubsw+vpaddw" : "vfmadd231ps");
+}
+BENCHMARK(BM_Avx2Peak)->Arg(0)->Arg(1)->Arg(2);
+
 // ---- Uniform int8 GEMM. Args: M, N, K, impl (0 = VNNI microkernel, 1 = oneDNN, 2 = the AVX2
 // family (vpmaddubsw for these 4-bit weights), 3 = AVX-VNNI), activation bits (A codes < 2^bits;
 // the AVX2 kernel's int16 sums grow with 1 / max a).

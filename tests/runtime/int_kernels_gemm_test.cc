@@ -373,6 +373,29 @@ void Matmul1Cases(IsaLevel cap) {
       }
     }
   }
+  // Low-bit q and k (the integer executor's W4A4 / W3A3 attention): at plain AVX2 the whole head
+  // dim fits one int16 chunk (2 * 15 * 15 * d / 4 <= 32767 for d <= 288), so these take
+  // Matmul1ShortKAvx2; tile edges in both directions (tq around 6, tk around 16).
+  for (int bits : {3, 4}) {
+    const int cmax = (1 << bits) - 1;
+    for (int d : {4, 32, 64, 128}) {
+      for (int tq : {1, 5, 6, 7, 13, 197}) {
+        const int tk = tq == 197 ? 197 : 1 + (tq * 5 + d) % 34;  // 1..34: around 16 and 32
+        auto rng = test::SeededRng(seed++);
+        const auto q = RandomCodes(rng, int64_t{tq} * d, bits);
+        auto k = RandomCodes(rng, int64_t{tk} * d, bits);
+        k[0] = static_cast<uint8_t>(cmax);
+        const int zq = (tq * 3 + d) % (cmax + 1), zk = (tk + d) % (cmax + 1);
+        Matmul1Workspace ws = MakeMatmul1Workspace(197, 128);
+        std::vector<float> ref(static_cast<size_t>(tq) * tk);
+        ref::Matmul1Ref(q.data(), d, k.data(), d, tq, tk, d, zq, zk, 0.02f, ref.data(), tk);
+        std::vector<float> s(static_cast<size_t>(tq) * (tk + 3), kFloatSentinel);
+        Matmul1Head(q.data(), d, k.data(), d, tq, tk, d, zq, zk, 0.02f, s.data(), tk + 3, &ws, cap);
+        ExpectSame(s, ref, tq, 0, tq, tk, tk + 3,
+                   Repro("low bits", bits, "d", d, "tq", tq, "tk", tk, "cap", IsaLevelName(cap)));
+      }
+    }
+  }
   // The longest token count once (ViT 384: 577 tokens).
   auto rng = test::SeededRng(seed);
   const auto q = RandomCodes(rng, 577 * 64, 8);

@@ -25,6 +25,83 @@ void QgemmS16S16Avx2(const int16_t* a, int64_t lda, int m0, int m1, const Packed
   avx2::GemmS16S16<false>(a, lda, m0, m1, b, ep, c, ldc);
 }
 
+namespace {
+
+// One MR x 16 tile of Matmul1ShortKAvx2: `steps` dwords of K, int16 sums in registers (the caller
+// checked the bound), then the epilogue; `cols` (1..16) columns of the panel are stored.
+template <int MR>
+__attribute__((noinline)) void ShortKTile(const uint8_t* q, int64_t ldq, int m, const int8_t* panel,
+                                          int steps, const int32_t* bias, float alpha, float* s,
+                                          int64_t lds, int cols) {
+  __m256i acc[2 * MR];
+#pragma GCC unroll 12
+  for (int i = 0; i < 2 * MR; ++i) acc[i] = _mm256_setzero_si256();
+  const uint8_t* rows[MR];
+  for (int r = 0; r < MR; ++r) rows[r] = q + (m + r) * ldq;
+  for (int t = 0; t < steps; ++t) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * t));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * t + 32));
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256i a = avx2::Bcast(rows[r] + 4 * t);
+      acc[2 * r] = avx2::AddInPlace16(acc[2 * r], _mm256_maddubs_epi16(a, b0));
+      acc[2 * r + 1] = avx2::AddInPlace16(acc[2 * r + 1], _mm256_maddubs_epi16(a, b1));
+    }
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256 va = _mm256_set1_ps(alpha), zero = _mm256_setzero_ps();
+  alignas(32) int32_t bias16[16] = {};
+  std::memcpy(bias16, bias, sizeof(int32_t) * static_cast<size_t>(cols));
+  const __m256i bias0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(bias16));
+  const __m256i bias1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(bias16 + 8));
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    const __m256i v0 = _mm256_add_epi32(_mm256_madd_epi16(acc[2 * r], ones), bias0);
+    const __m256i v1 = _mm256_add_epi32(_mm256_madd_epi16(acc[2 * r + 1], ones), bias1);
+    const __m256 y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), va, zero);
+    const __m256 y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), va, zero);
+    float* out = s + (m + r) * lds;
+    if (cols == 16) {
+      _mm256_storeu_ps(out, y0);
+      _mm256_storeu_ps(out + 8, y1);
+    } else {
+      alignas(32) float tmp[16];
+      _mm256_store_ps(tmp, y0);
+      _mm256_store_ps(tmp + 8, y1);
+      std::memcpy(out, tmp, sizeof(float) * static_cast<size_t>(cols));
+    }
+  }
+}
+
+}  // namespace
+
+bool Matmul1ShortKAvx2(const uint8_t* q, int64_t ldq, int tq, const PackedS8& b,
+                       const int32_t* col_acc_bias, float alpha, float* s, int64_t lds) {
+  if (b.k % 4 != 0 || tq <= 0) return false;
+  const int steps = b.k / 4;
+  const int qmax = avx2::MaxRowsU8(q, ldq, 0, tq, b.k);
+  if (avx2::MaddChunk(qmax, b.max_abs) < steps) return false;
+  constexpr int kMr = 6;
+  const int64_t panel_bytes = int64_t{b.kp} * 16;
+  for (int v = 0; v < (b.n + 15) / 16; ++v) {
+    const int8_t* panel = b.data.data() + v * panel_bytes;
+    const int cols = b.n - 16 * v < 16 ? b.n - 16 * v : 16;
+    const int32_t* bias = col_acc_bias + 16 * v;
+    float* sv = s + 16 * v;
+    int m = 0;
+    for (; m + kMr <= tq; m += kMr) ShortKTile<kMr>(q, ldq, m, panel, steps, bias, alpha, sv, lds, cols);
+    switch (tq - m) {
+      case 1: ShortKTile<1>(q, ldq, m, panel, steps, bias, alpha, sv, lds, cols); break;
+      case 2: ShortKTile<2>(q, ldq, m, panel, steps, bias, alpha, sv, lds, cols); break;
+      case 3: ShortKTile<3>(q, ldq, m, panel, steps, bias, alpha, sv, lds, cols); break;
+      case 4: ShortKTile<4>(q, ldq, m, panel, steps, bias, alpha, sv, lds, cols); break;
+      case 5: ShortKTile<5>(q, ldq, m, panel, steps, bias, alpha, sv, lds, cols); break;
+      default: break;
+    }
+  }
+  return true;
+}
+
 void MinMaxU8RowsAvx2(const uint8_t* b, int64_t ldb, int n, int k, int32_t* mn, int32_t* mx) {
   __m256i vmin = _mm256_set1_epi8(static_cast<char>(0xFF)), vmax = _mm256_setzero_si256();
   int smin = 255, smax = 0;
