@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,7 @@ using test::Repro;
 
 struct Case {
   int m, n, k, bits, za;
+  int abits = 8;  // activation code width
 };
 
 // Checks c against ref over [m0, m1) x [0, n) and that the rest of the ldc-wide buffer kept the
@@ -114,9 +116,9 @@ std::vector<std::pair<const char*, GemmU8S8Fn>> Avx2U8Kernels() {
 
 void RunCase(const Case& cs, uint64_t seed, QgemmImpl impl, bool with_onednn) {
   auto rng = test::SeededRng(seed);
-  const std::string repro =
-      Repro("seed", seed, "m", cs.m, "n", cs.n, "k", cs.k, "bits", cs.bits, "za", cs.za);
-  const auto a = RandomCodes(rng, int64_t{cs.m} * cs.k, 8);
+  const std::string repro = Repro("seed", seed, "m", cs.m, "n", cs.n, "k", cs.k, "bits", cs.bits,
+                                  "za", cs.za, "abits", cs.abits);
+  const auto a = RandomCodes(rng, int64_t{cs.m} * cs.k, cs.abits);
   const auto w = RandomCodes(rng, int64_t{cs.n} * cs.k, cs.bits);
   std::uniform_int_distribution<int> zd(0, (1 << cs.bits) - 1);
   std::vector<int32_t> zw(static_cast<size_t>(cs.n));
@@ -194,6 +196,28 @@ TEST_P(IntGemmIsa, QgemmBitExactTileEdgesAndOddK) {
       const int za = static_cast<int>((seed * 37) % 256);
       RunCase({ms[i], ns[(i * 3 + k) % 8], k, bits, za}, seed++, Impl(), false);
       RunCase({ms[(i * 5 + k) % 8], ns[i], k, bits, 255 - za}, seed++, Impl(), false);
+    }
+  }
+}
+
+// Low-bit activation codes (the integer executor's W4A4 / W3A3 Linears): at plain AVX2 with <= 6-bit
+// weights the whole K of a tile fits one int16 chunk (TileMaddOneChunk) up to K = 4 * 32767 /
+// (2 * 15 * max |w - zw|); tile edges in M (around 6 and 48) and N (around 16), K a multiple of 4
+// or not (the latter takes the chunked tiles), K past the one-chunk bound.
+TEST_P(IntGemmIsa, QgemmLowBitActivations) {
+  // At the AVX2 level the plain vpmaddubsw kernels, also on CPUs with AVX-VNNI.
+  std::optional<NoAvxVnni> off;
+  if (GetParam() == IsaLevel::kAvx2) off.emplace();
+  uint64_t seed = 2700;
+  for (int abits : {3, 4}) {
+    for (int bits : {3, 4, 6}) {
+      for (int k : {4, 64, 383, 384, 1536}) {
+        for (int m : {1, 5, 6, 7, 47, 49}) {
+          const int n = 1 + (m * 7 + k) % 40;
+          const int za = static_cast<int>(seed % (1u << abits));
+          RunCase({m, n, k, bits, za, abits}, seed++, Impl(), false);
+        }
+      }
     }
   }
 }
@@ -374,8 +398,8 @@ void Matmul1Cases(IsaLevel cap) {
     }
   }
   // Low-bit q and k (the integer executor's W4A4 / W3A3 attention): at plain AVX2 the whole head
-  // dim fits one int16 chunk (2 * 15 * 15 * d / 4 <= 32767 for d <= 288), so these take
-  // Matmul1ShortKAvx2; tile edges in both directions (tq around 6, tk around 16).
+  // dim fits one int16 chunk (2 * 15 * 15 * d / 4 <= 32767 for d <= 288), so these run
+  // the one-chunk vpmaddubsw tiles (TileMaddOneChunk); tile edges both ways (tq ~6, tk ~16).
   for (int bits : {3, 4}) {
     const int cmax = (1 << bits) - 1;
     for (int d : {4, 32, 64, 128}) {

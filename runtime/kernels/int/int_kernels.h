@@ -115,13 +115,6 @@ const char* AvxVnniDecline();
 void MinMaxU8RowsAvx2(const uint8_t* b, int64_t ldb, int n, int k, int32_t* mn, int32_t* mx);
 void PackU8MinusAvx2(const uint8_t* b, int64_t ldb, int n, int k, int32_t sub, int32_t max_abs,
                      PackedS8* p, int32_t* row_sum);
-// q@k^T at the plain AVX2 level for a short K (q@k^T's head dim): s[i][j] = fmaf(float(
-// sum_t q[i][t] b[j][t] + col_acc_bias[j]), alpha, 0), the same numbers as QgemmU8S8MaddAvx2
-// with Matmul1Head's epilogue (no row-sum term), in 6 x 16 tiles whose int16 vpmaddubsw sums stay
-// in registers down to the epilogue. Returns false, writing nothing, unless b.k % 4 == 0 and the
-// whole K fits the int16 bound (2 max(q) b.max_abs K / 4 <= 32767).
-bool Matmul1ShortKAvx2(const uint8_t* q, int64_t ldq, int tq, const PackedS8& b,
-                       const int32_t* col_acc_bias, float alpha, float* s, int64_t lds);
 // Scalar fallbacks on the packed operands (any x86-64), same results.
 void QgemmU8S8Packed(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b,
                      const Epilogue& ep, float* c, int64_t ldc);

@@ -333,12 +333,6 @@ void Matmul1Head(const uint8_t* q, int64_t ldq, const uint8_t* k, int64_t ldk, i
     const int32_t max_abs = std::max(std::abs(kmin - sub), std::abs(kmax - sub));
     PackU8MinusAvx2(k, ldk, tk, d, sub, max_abs, &ws->packed, ws->col_acc_bias.data());
     const Epilogue ep = Matmul1Epilogue(tk, d, zq, ez, alpha, direct, ws);
-    // Plain AVX2, keys stored directly (no row-sum term), the head dim within one int16 chunk:
-    // the short-K kernel (the same numbers without the generic tile framework).
-    if (impl == QgemmImpl::kAvx2 && direct &&
-        Matmul1ShortKAvx2(q, ldq, tq, ws->packed, ws->col_acc_bias.data(), alpha, s, lds)) {
-      return;
-    }
     const GemmU8S8Fn fn = impl == QgemmImpl::kAvxVnni ? QgemmU8S8AvxVnni : SelectQgemmU8S8Avx2(max_abs);
     fn(q, ldq, 0, tq, ws->packed, ep, s, lds);
     return;

@@ -397,6 +397,53 @@ void TileU8(const uint8_t* a, int64_t lda, int m, const PackedS8& b, int v, int 
   Epilogue16<MR>(acc, rowsum, ep, m, v * 16, b.n, c, ldc);
 }
 
+// The vpmaddubsw tile when the whole K is one int16 chunk (b.k a multiple of 4, chunk >= b.k / 4)
+// and the epilogue has no row-sum or row-exponent term: the int16 sums stay in registers down to
+// the epilogue (no Steps / int32 tile round trip). accb16 / scale16 / bias16: the panel's 16
+// columns (0 beyond b.n). Same numbers as TileU8 + Epilogue16: acc + acc_bias in int32, one
+// conversion, fmaf(f, scale, bias); only the panel's valid `cols` are stored.
+template <int MR>
+__attribute__((noinline)) void TileMaddOneChunk(const uint8_t* a, int64_t lda, int m,
+                                                const int8_t* panel, int steps,
+                                                const int32_t* accb16, const float* scale16,
+                                                const float* bias16, float* c, int64_t ldc,
+                                                int cols) {
+  __m256i acc[2 * MR];
+#pragma GCC unroll 12
+  for (int i = 0; i < 2 * MR; ++i) acc[i] = _mm256_setzero_si256();
+  const uint8_t* rows[MR];
+  for (int r = 0; r < MR; ++r) rows[r] = a + (m + r) * lda;
+  for (int s = 0; s < steps; ++s) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s + 32));
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256i av = Bcast(rows[r] + 4 * s);
+      acc[2 * r] = AddInPlace16(acc[2 * r], _mm256_maddubs_epi16(av, b0));
+      acc[2 * r + 1] = AddInPlace16(acc[2 * r + 1], _mm256_maddubs_epi16(av, b1));
+    }
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    float* out = c + (m + r) * ldc;
+    alignas(32) float tmp[16];
+    for (int j = 0; j < 2; ++j) {
+      const __m256i v = _mm256_add_epi32(
+          _mm256_madd_epi16(acc[2 * r + j], ones),
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(accb16 + 8 * j)));
+      const __m256 y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_load_ps(scale16 + 8 * j),
+                                       _mm256_load_ps(bias16 + 8 * j));
+      if (cols == 16) {
+        _mm256_storeu_ps(out + 8 * j, y);
+      } else {
+        _mm256_store_ps(tmp + 8 * j, y);
+      }
+    }
+    if (cols != 16) std::memcpy(out, tmp, sizeof(float) * static_cast<size_t>(cols));
+  }
+}
+
 inline int S16FlushSteps(const PackedS16& b) {
   if (b.max_abs <= 0) return 1 << 30;
   const int64_t steps = ((int64_t{1} << 31) - 1) / (int64_t{65536} * b.max_abs);
@@ -448,7 +495,34 @@ void GemmU8S8(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b, 
       chunk[(m - mb) / kMr] =
           kKind == U8Kind::kMadd ? MaddChunk(MaxRowsU8(a, lda, m, mr, b.k), b.max_abs) : 0;
     }
+    // One-chunk tiles (TileMaddOneChunk) where every tile of the block sums all of K in int16
+    // and the epilogue is per column only.
+    bool one_chunk = kKind == U8Kind::kMadd && b.k % 4 == 0 && !ep.col_rowsum_mult && !ep.row_exp;
+    for (int m = mb; m < me && one_chunk; m += kMr) one_chunk = chunk[(m - mb) / kMr] >= b.k / 4;
     for (int v = 0; v < npanels; ++v) {
+      if (one_chunk) {
+        alignas(32) int32_t accb16[16] = {};
+        alignas(32) float scale16[16] = {}, bias16[16] = {};
+        const int n0 = 16 * v, cols = b.n - n0 < 16 ? b.n - n0 : 16;
+        for (int j = 0; j < cols; ++j) {
+          accb16[j] = ep.col_acc_bias ? ep.col_acc_bias[n0 + j] : 0;
+          scale16[j] = ep.col_scale[n0 + j];
+          bias16[j] = ep.col_bias ? ep.col_bias[n0 + j] : 0.f;
+        }
+        const int8_t* panel = b.data.data() + int64_t{v} * b.kp * 16;
+        float* cv = c + n0;
+        for (int m = mb; m < me; m += kMr) {
+          switch (me - m < kMr ? me - m : kMr) {
+            case 1: TileMaddOneChunk<1>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+            case 2: TileMaddOneChunk<2>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+            case 3: TileMaddOneChunk<3>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+            case 4: TileMaddOneChunk<4>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+            case 5: TileMaddOneChunk<(kMr >= 5 ? 5 : 1)>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+            default: TileMaddOneChunk<(kMr >= 6 ? 6 : 1)>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+          }
+        }
+        continue;
+      }
       for (int m = mb; m < me; m += kMr) {
         const int mr = me - m < kMr ? me - m : kMr;
         const int ch = chunk[(m - mb) / kMr];
