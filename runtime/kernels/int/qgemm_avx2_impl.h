@@ -444,6 +444,78 @@ __attribute__((noinline)) void TileMaddOneChunk(const uint8_t* a, int64_t lda, i
   }
 }
 
+// The s16 tile when its int32 sums need no int64 flush (b.k even, b.k / 2 steps within
+// S16FlushSteps): the sums stay in registers down to the epilogue. Same numbers as TileS16 +
+// Epilogue16 (acc + acc_bias, one conversion, the row's power of two, fmaf(f, scale, bias)).
+template <int MR, bool kVnni>
+__attribute__((noinline)) void TileS16OneChunk(const int16_t* a, int64_t lda, int m,
+                                               const int8_t* panel, int steps,
+                                               const int32_t* accb16, const float* scale16,
+                                               const float* bias16, const int32_t* row_exp,
+                                               float* c, int64_t ldc, int cols) {
+  __m256i acc[2 * MR];
+#pragma GCC unroll 12
+  for (int i = 0; i < 2 * MR; ++i) acc[i] = _mm256_setzero_si256();
+  const uint8_t* rows[MR];
+  for (int r = 0; r < MR; ++r) rows[r] = reinterpret_cast<const uint8_t*>(a + (m + r) * lda);
+  for (int s = 0; s < steps; ++s) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s + 32));
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256i av = Bcast(rows[r] + 4 * s);
+      if constexpr (kVnni) {
+#ifdef ADALOG_AVXVNNI
+        acc[2 * r] = DpInPlace<true>(acc[2 * r], av, b0);
+        acc[2 * r + 1] = DpInPlace<true>(acc[2 * r + 1], av, b1);
+#endif
+      } else {
+        acc[2 * r] = AddInPlace32(acc[2 * r], _mm256_madd_epi16(av, b0));
+        acc[2 * r + 1] = AddInPlace32(acc[2 * r + 1], _mm256_madd_epi16(av, b1));
+      }
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    const Pow2 pw = row_exp ? MakePow2(row_exp[m + r]) : Pow2{};
+    float* out = c + (m + r) * ldc;
+    alignas(32) float tmp[16];
+    for (int j = 0; j < 2; ++j) {
+      const __m256i v = _mm256_add_epi32(
+          acc[2 * r + j], _mm256_load_si256(reinterpret_cast<const __m256i*>(accb16 + 8 * j)));
+      __m256 f = _mm256_cvtepi32_ps(v);
+      if (row_exp) {
+        f = _mm256_mul_ps(f, _mm256_set1_ps(pw.f1));
+        if (pw.two) f = _mm256_mul_ps(f, _mm256_set1_ps(pw.f2));
+      }
+      const __m256 y =
+          _mm256_fmadd_ps(f, _mm256_load_ps(scale16 + 8 * j), _mm256_load_ps(bias16 + 8 * j));
+      if (cols == 16) {
+        _mm256_storeu_ps(out + 8 * j, y);
+      } else {
+        _mm256_store_ps(tmp + 8 * j, y);
+      }
+    }
+    if (cols != 16) std::memcpy(out, tmp, sizeof(float) * static_cast<size_t>(cols));
+  }
+}
+
+// The panel's 16 columns of the epilogue's per-column terms, 0 beyond n (one-chunk tiles).
+struct PanelTerms {
+  alignas(32) int32_t accb[16] = {};
+  alignas(32) float scale[16] = {};
+  alignas(32) float bias[16] = {};
+  int cols = 0;
+  PanelTerms(const Epilogue& ep, int n0, int n) {
+    cols = n - n0 < 16 ? n - n0 : 16;
+    for (int j = 0; j < cols; ++j) {
+      accb[j] = ep.col_acc_bias ? ep.col_acc_bias[n0 + j] : 0;
+      scale[j] = ep.col_scale[n0 + j];
+      bias[j] = ep.col_bias ? ep.col_bias[n0 + j] : 0.f;
+    }
+  }
+};
+
 inline int S16FlushSteps(const PackedS16& b) {
   if (b.max_abs <= 0) return 1 << 30;
   const int64_t steps = ((int64_t{1} << 31) - 1) / (int64_t{65536} * b.max_abs);
@@ -501,16 +573,13 @@ void GemmU8S8(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b, 
     for (int m = mb; m < me && one_chunk; m += kMr) one_chunk = chunk[(m - mb) / kMr] >= b.k / 4;
     for (int v = 0; v < npanels; ++v) {
       if (one_chunk) {
-        alignas(32) int32_t accb16[16] = {};
-        alignas(32) float scale16[16] = {}, bias16[16] = {};
-        const int n0 = 16 * v, cols = b.n - n0 < 16 ? b.n - n0 : 16;
-        for (int j = 0; j < cols; ++j) {
-          accb16[j] = ep.col_acc_bias ? ep.col_acc_bias[n0 + j] : 0;
-          scale16[j] = ep.col_scale[n0 + j];
-          bias16[j] = ep.col_bias ? ep.col_bias[n0 + j] : 0.f;
-        }
+        const PanelTerms pt(ep, 16 * v, b.n);
+        const int32_t* accb16 = pt.accb;
+        const float* scale16 = pt.scale;
+        const float* bias16 = pt.bias;
+        const int cols = pt.cols;
         const int8_t* panel = b.data.data() + int64_t{v} * b.kp * 16;
-        float* cv = c + n0;
+        float* cv = c + 16 * v;
         for (int m = mb; m < me; m += kMr) {
           switch (me - m < kMr ? me - m : kMr) {
             case 1: TileMaddOneChunk<1>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
@@ -546,9 +615,28 @@ void GemmS16S16(const int16_t* a, int64_t lda, int m0, int m1, const PackedS16& 
   constexpr int kMr = 6;  // 4 -> 6 rows: BM_LogFc2 148 -> 187 GOP/s (vpmaddwd), no spill
   constexpr int kRowBlock = 96;  // rows per block, panels inner (as the AVX-512 s16 kernel)
   const int npanels = (b.n + 15) / 16;
+  // One-chunk tiles (TileS16OneChunk) when no int64 flush is needed (TileS16's `wide`).
+  const bool one_chunk = b.k % 2 == 0 && b.k / 2 <= S16FlushSteps(b) && !ep.col_rowsum_mult;
   for (int mb = m0; mb < m1; mb += kRowBlock) {
     const int me = m1 - mb < kRowBlock ? m1 : mb + kRowBlock;
     for (int v = 0; v < npanels; ++v) {
+      if (one_chunk) {
+        const PanelTerms pt(ep, 16 * v, b.n);
+        const int8_t* panel = reinterpret_cast<const int8_t*>(b.data.data() + int64_t{v} * b.kp * 16);
+        float* cv = c + 16 * v;
+        const int st = b.k / 2;
+        for (int m = mb; m < me; m += kMr) {
+          switch (me - m < kMr ? me - m : kMr) {
+            case 1: TileS16OneChunk<1, kVnni>(a, lda, m, panel, st, pt.accb, pt.scale, pt.bias, ep.row_exp, cv, ldc, pt.cols); break;
+            case 2: TileS16OneChunk<2, kVnni>(a, lda, m, panel, st, pt.accb, pt.scale, pt.bias, ep.row_exp, cv, ldc, pt.cols); break;
+            case 3: TileS16OneChunk<3, kVnni>(a, lda, m, panel, st, pt.accb, pt.scale, pt.bias, ep.row_exp, cv, ldc, pt.cols); break;
+            case 4: TileS16OneChunk<4, kVnni>(a, lda, m, panel, st, pt.accb, pt.scale, pt.bias, ep.row_exp, cv, ldc, pt.cols); break;
+            case 5: TileS16OneChunk<(kMr >= 5 ? 5 : 1), kVnni>(a, lda, m, panel, st, pt.accb, pt.scale, pt.bias, ep.row_exp, cv, ldc, pt.cols); break;
+            default: TileS16OneChunk<(kMr >= 6 ? 6 : 1), kVnni>(a, lda, m, panel, st, pt.accb, pt.scale, pt.bias, ep.row_exp, cv, ldc, pt.cols); break;
+          }
+        }
+        continue;
+      }
       for (int m = mb; m < me; m += kMr) {
         switch (me - m < kMr ? me - m : kMr) {
           case 1: TileS16<1, kVnni>(a, lda, m, b, v, ep, c, ldc); break;
