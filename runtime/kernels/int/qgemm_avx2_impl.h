@@ -402,7 +402,7 @@ void TileU8(const uint8_t* a, int64_t lda, int m, const PackedS8& b, int v, int 
 // the epilogue (no Steps / int32 tile round trip). accb16 / scale16 / bias16: the panel's 16
 // columns (0 beyond b.n). Same numbers as TileU8 + Epilogue16: acc + acc_bias in int32, one
 // conversion, fmaf(f, scale, bias); only the panel's valid `cols` are stored.
-template <int MR>
+template <int MR, bool kVnni = false>
 __attribute__((noinline)) void TileMaddOneChunk(const uint8_t* a, int64_t lda, int m,
                                                 const int8_t* panel, int steps,
                                                 const int32_t* accb16, const float* scale16,
@@ -419,8 +419,15 @@ __attribute__((noinline)) void TileMaddOneChunk(const uint8_t* a, int64_t lda, i
 #pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
       const __m256i av = Bcast(rows[r] + 4 * s);
-      acc[2 * r] = AddInPlace16(acc[2 * r], _mm256_maddubs_epi16(av, b0));
-      acc[2 * r + 1] = AddInPlace16(acc[2 * r + 1], _mm256_maddubs_epi16(av, b1));
+      if constexpr (kVnni) {  // int32 sums (VEX vpdpbusd): exact for any K here
+#ifdef ADALOG_AVXVNNI
+        acc[2 * r] = DpInPlace<false>(acc[2 * r], av, b0);
+        acc[2 * r + 1] = DpInPlace<false>(acc[2 * r + 1], av, b1);
+#endif
+      } else {
+        acc[2 * r] = AddInPlace16(acc[2 * r], _mm256_maddubs_epi16(av, b0));
+        acc[2 * r + 1] = AddInPlace16(acc[2 * r + 1], _mm256_maddubs_epi16(av, b1));
+      }
     }
   }
   const __m256i ones = _mm256_set1_epi16(1);
@@ -429,9 +436,9 @@ __attribute__((noinline)) void TileMaddOneChunk(const uint8_t* a, int64_t lda, i
     float* out = c + (m + r) * ldc;
     alignas(32) float tmp[16];
     for (int j = 0; j < 2; ++j) {
-      const __m256i v = _mm256_add_epi32(
-          _mm256_madd_epi16(acc[2 * r + j], ones),
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(accb16 + 8 * j)));
+      const __m256i sums = kVnni ? acc[2 * r + j] : _mm256_madd_epi16(acc[2 * r + j], ones);
+      const __m256i v =
+          _mm256_add_epi32(sums, _mm256_load_si256(reinterpret_cast<const __m256i*>(accb16 + 8 * j)));
       const __m256 y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_load_ps(scale16 + 8 * j),
                                        _mm256_load_ps(bias16 + 8 * j));
       if (cols == 16) {
@@ -569,8 +576,13 @@ void GemmU8S8(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b, 
     }
     // One-chunk tiles (TileMaddOneChunk) where every tile of the block sums all of K in int16
     // and the epilogue is per column only.
-    bool one_chunk = kKind == U8Kind::kMadd && b.k % 4 == 0 && !ep.col_rowsum_mult && !ep.row_exp;
-    for (int m = mb; m < me && one_chunk; m += kMr) one_chunk = chunk[(m - mb) / kMr] >= b.k / 4;
+    // (AVX-VNNI: int32 sums, always one chunk.)
+    constexpr bool kOneVnni = kKind == U8Kind::kVnni;
+    bool one_chunk = (kKind == U8Kind::kMadd || kOneVnni) && b.k % 4 == 0 && !ep.col_rowsum_mult &&
+                     !ep.row_exp;
+    for (int m = mb; m < me && one_chunk && !kOneVnni; m += kMr) {
+      one_chunk = chunk[(m - mb) / kMr] >= b.k / 4;
+    }
     for (int v = 0; v < npanels; ++v) {
       if (one_chunk) {
         const PanelTerms pt(ep, 16 * v, b.n);
@@ -582,12 +594,12 @@ void GemmU8S8(const uint8_t* a, int64_t lda, int m0, int m1, const PackedS8& b, 
         float* cv = c + 16 * v;
         for (int m = mb; m < me; m += kMr) {
           switch (me - m < kMr ? me - m : kMr) {
-            case 1: TileMaddOneChunk<1>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
-            case 2: TileMaddOneChunk<2>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
-            case 3: TileMaddOneChunk<3>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
-            case 4: TileMaddOneChunk<4>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
-            case 5: TileMaddOneChunk<(kMr >= 5 ? 5 : 1)>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
-            default: TileMaddOneChunk<(kMr >= 6 ? 6 : 1)>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+            case 1: TileMaddOneChunk<1, kOneVnni>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+            case 2: TileMaddOneChunk<2, kOneVnni>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+            case 3: TileMaddOneChunk<3, kOneVnni>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+            case 4: TileMaddOneChunk<4, kOneVnni>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+            case 5: TileMaddOneChunk<(kMr >= 5 ? 5 : 1), kOneVnni>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
+            default: TileMaddOneChunk<(kMr >= 6 ? 6 : 1), kOneVnni>(a, lda, m, panel, b.k / 4, accb16, scale16, bias16, cv, ldc, cols); break;
           }
         }
         continue;
