@@ -102,8 +102,8 @@ template <int K>
 bool KeyBucketsImpl2(const KeyBucketTable& t, const float* x, int64_t n, uint8_t* codes) {
   __m256 base[4], th[K][4];
   for (int j = 0; j < 4; ++j) {
-    base[j] = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(t.base + 8 * j)));
-    for (int k = 0; k < K; ++k) th[k][j] = _mm256_load_ps(t.thr[k] + 8 * j);
+    base[j] = _mm256_castsi256_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.base + 8 * j)));
+    for (int k = 0; k < K; ++k) th[k][j] = _mm256_loadu_ps(t.thr[k] + 8 * j);
   }
   const __m256 shift = _mm256_set1_ps(t.shift), zero = _mm256_setzero_ps();
   const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));

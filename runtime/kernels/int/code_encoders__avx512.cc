@@ -164,11 +164,11 @@ bool EncodeShiftedY(bool add_shift, float shift_value, const float* x, int64_t n
 
 template <int K>
 bool KeyBucketsImpl512(const KeyBucketTable& t, const float* x, int64_t n, uint8_t* codes) {
-  const __m512i b0 = _mm512_load_si512(t.base), b1 = _mm512_load_si512(t.base + 16);
+  const __m512i b0 = _mm512_loadu_si512(t.base), b1 = _mm512_loadu_si512(t.base + 16);
   __m512 th[K][2];
   for (int k = 0; k < K; ++k) {
-    th[k][0] = _mm512_load_ps(t.thr[k]);
-    th[k][1] = _mm512_load_ps(t.thr[k] + 16);
+    th[k][0] = _mm512_loadu_ps(t.thr[k]);
+    th[k][1] = _mm512_loadu_ps(t.thr[k] + 16);
   }
   const __m512 zero = _mm512_setzero_ps();
   const __m128i count = _mm_cvtsi32_si128(t.key_shift);
