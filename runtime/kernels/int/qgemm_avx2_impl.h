@@ -122,6 +122,39 @@ inline __m256i DpInPlace(__m256i acc, __m256i a, __m256i b) {
 // else is live in these loops, so the accumulators stay in registers.
 enum class U8Op { kMadd16, kMadd32, kVnni };
 
+// The accumulation loop every AVX2 tile shares: `steps` dword steps of A (rows[r] + 4 s) against
+// the panel's 64-byte lines, into acc[MR][2]. kS16: vpmaddwd (+ vpaddd) or vpdpwssd on int16
+// pairs; else the u8 forms of U8Op (int16 sums for kMadd16).
+template <int MR, bool kS16, U8Op kOp>
+__attribute__((always_inline)) inline void AccLoop(__m256i* acc, const uint8_t* const* rows,
+                                                   const int8_t* panel, int steps) {
+  for (int s = 0; s < steps; ++s) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s + 32));
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256i a = Bcast(rows[r] + 4 * s);
+      if constexpr (kOp == U8Op::kVnni) {
+#ifdef ADALOG_AVXVNNI
+        acc[2 * r] = DpInPlace<kS16>(acc[2 * r], a, b0);
+        acc[2 * r + 1] = DpInPlace<kS16>(acc[2 * r + 1], a, b1);
+#endif
+      } else if constexpr (kS16) {
+        acc[2 * r] = AddInPlace32(acc[2 * r], _mm256_madd_epi16(a, b0));
+        acc[2 * r + 1] = AddInPlace32(acc[2 * r + 1], _mm256_madd_epi16(a, b1));
+      } else if constexpr (kOp == U8Op::kMadd16) {
+        acc[2 * r] = AddInPlace16(acc[2 * r], _mm256_maddubs_epi16(a, b0));
+        acc[2 * r + 1] = AddInPlace16(acc[2 * r + 1], _mm256_maddubs_epi16(a, b1));
+      } else {
+        const __m256i ones = _mm256_set1_epi16(1);
+        acc[2 * r] = AddInPlace32(acc[2 * r], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b0), ones));
+        acc[2 * r + 1] =
+            AddInPlace32(acc[2 * r + 1], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b1), ones));
+      }
+    }
+  }
+}
+
 template <int MR, U8Op kOp>
 __attribute__((noinline)) void AccU8(const uint8_t* const* rows, const int8_t* panel, int steps,
                                      int32_t* out) {
@@ -129,27 +162,7 @@ __attribute__((noinline)) void AccU8(const uint8_t* const* rows, const int8_t* p
 #pragma GCC unroll 12
   for (int i = 0; i < 2 * MR; ++i) acc[i] = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
-  for (int s = 0; s < steps; ++s) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s + 32));
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; ++r) {
-      const __m256i a = Bcast(rows[r] + 4 * s);
-      if constexpr (kOp == U8Op::kMadd16) {
-        acc[2 * r] = AddInPlace16(acc[2 * r], _mm256_maddubs_epi16(a, b0));
-        acc[2 * r + 1] = AddInPlace16(acc[2 * r + 1], _mm256_maddubs_epi16(a, b1));
-      } else if constexpr (kOp == U8Op::kMadd32) {
-        acc[2 * r] = AddInPlace32(acc[2 * r], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b0), ones));
-        acc[2 * r + 1] =
-            AddInPlace32(acc[2 * r + 1], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b1), ones));
-      } else {
-#ifdef ADALOG_AVXVNNI
-        acc[2 * r] = DpInPlace<false>(acc[2 * r], a, b0);
-        acc[2 * r + 1] = DpInPlace<false>(acc[2 * r + 1], a, b1);
-#endif
-      }
-    }
-  }
+  AccLoop<MR, false, kOp>(acc, rows, panel, steps);
 #pragma GCC unroll 12
   for (int i = 0; i < 2 * MR; ++i) {
     __m256i v = acc[i];
@@ -165,23 +178,7 @@ __attribute__((noinline)) void AccS16(const uint8_t* const* rows, const int8_t* 
   __m256i acc[2 * MR];
 #pragma GCC unroll 12
   for (int i = 0; i < 2 * MR; ++i) acc[i] = _mm256_setzero_si256();
-  for (int s = 0; s < steps; ++s) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s + 32));
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; ++r) {
-      const __m256i a = Bcast(rows[r] + 4 * s);
-      if constexpr (kVnni) {
-#ifdef ADALOG_AVXVNNI
-        acc[2 * r] = DpInPlace<true>(acc[2 * r], a, b0);
-        acc[2 * r + 1] = DpInPlace<true>(acc[2 * r + 1], a, b1);
-#endif
-      } else {
-        acc[2 * r] = AddInPlace32(acc[2 * r], _mm256_madd_epi16(a, b0));
-        acc[2 * r + 1] = AddInPlace32(acc[2 * r + 1], _mm256_madd_epi16(a, b1));
-      }
-    }
-  }
+  AccLoop<MR, true, kVnni ? U8Op::kVnni : U8Op::kMadd32>(acc, rows, panel, steps);
 #pragma GCC unroll 12
   for (int i = 0; i < 2 * MR; ++i) {
     __m256i* o = reinterpret_cast<__m256i*>(out + 8 * i);
@@ -413,23 +410,7 @@ __attribute__((noinline)) void TileMaddOneChunk(const uint8_t* a, int64_t lda, i
   for (int i = 0; i < 2 * MR; ++i) acc[i] = _mm256_setzero_si256();
   const uint8_t* rows[MR];
   for (int r = 0; r < MR; ++r) rows[r] = a + (m + r) * lda;
-  for (int s = 0; s < steps; ++s) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s + 32));
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; ++r) {
-      const __m256i av = Bcast(rows[r] + 4 * s);
-      if constexpr (kVnni) {  // int32 sums (VEX vpdpbusd): exact for any K here
-#ifdef ADALOG_AVXVNNI
-        acc[2 * r] = DpInPlace<false>(acc[2 * r], av, b0);
-        acc[2 * r + 1] = DpInPlace<false>(acc[2 * r + 1], av, b1);
-#endif
-      } else {
-        acc[2 * r] = AddInPlace16(acc[2 * r], _mm256_maddubs_epi16(av, b0));
-        acc[2 * r + 1] = AddInPlace16(acc[2 * r + 1], _mm256_maddubs_epi16(av, b1));
-      }
-    }
-  }
+  AccLoop<MR, false, kVnni ? U8Op::kVnni : U8Op::kMadd16>(acc, rows, panel, steps);
   const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 6
   for (int r = 0; r < MR; ++r) {
@@ -465,23 +446,7 @@ __attribute__((noinline)) void TileS16OneChunk(const int16_t* a, int64_t lda, in
   for (int i = 0; i < 2 * MR; ++i) acc[i] = _mm256_setzero_si256();
   const uint8_t* rows[MR];
   for (int r = 0; r < MR; ++r) rows[r] = reinterpret_cast<const uint8_t*>(a + (m + r) * lda);
-  for (int s = 0; s < steps; ++s) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + 64 * s + 32));
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; ++r) {
-      const __m256i av = Bcast(rows[r] + 4 * s);
-      if constexpr (kVnni) {
-#ifdef ADALOG_AVXVNNI
-        acc[2 * r] = DpInPlace<true>(acc[2 * r], av, b0);
-        acc[2 * r + 1] = DpInPlace<true>(acc[2 * r + 1], av, b1);
-#endif
-      } else {
-        acc[2 * r] = AddInPlace32(acc[2 * r], _mm256_madd_epi16(av, b0));
-        acc[2 * r + 1] = AddInPlace32(acc[2 * r + 1], _mm256_madd_epi16(av, b1));
-      }
-    }
-  }
+  AccLoop<MR, true, kVnni ? U8Op::kVnni : U8Op::kMadd32>(acc, rows, panel, steps);
 #pragma GCC unroll 6
   for (int r = 0; r < MR; ++r) {
     const Pow2 pw = row_exp ? MakePow2(row_exp[m + r]) : Pow2{};
