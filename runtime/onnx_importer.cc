@@ -164,7 +164,9 @@ graph::Attr ConvertAttr(const onnx::AttributeProto& a, const std::string& what) 
   return r;
 }
 
-graph::Graph ConvertModel(const onnx::ModelProto& mp, const std::string& source) {
+// Frees each initializer's protobuf data once converted, so the proto and the graph never hold
+// the weights at the same time (peak memory of a large import).
+graph::Graph ConvertModel(onnx::ModelProto& mp, const std::string& source) {
   graph::Graph g;
   g.ir_version = mp.ir_version();
   g.producer = mp.producer_name();
@@ -178,11 +180,14 @@ graph::Graph ConvertModel(const onnx::ModelProto& mp, const std::string& source)
                " is not supported (supported: 11-18, tested 13-17)");
   const onnx::GraphProto& gp = mp.graph();
   g.name = gp.name();
-  for (const auto& tp : gp.initializer()) {
+  for (onnx::TensorProto& tp : *mp.mutable_graph()->mutable_initializer()) {
     ADALOG_CHECK(!tp.name().empty(), source, ": initializer without a name");
     ADALOG_CHECK(!g.initializers.count(tp.name()), source, ": initializer '", tp.name(),
                  "' defined twice");
     g.initializers[tp.name()] = ConvertTensor(tp, "initializer '" + tp.name() + "'");
+    // release_ hands over the heap string (clear_ would keep its capacity).
+    if (tp.has_raw_data()) delete tp.release_raw_data();
+    google::protobuf::RepeatedField<float>().Swap(tp.mutable_float_data());
   }
   ADALOG_CHECK(gp.sparse_initializer_size() == 0, source, ": sparse initializers unsupported");
   for (const auto& vi : gp.input()) {
@@ -231,27 +236,31 @@ std::unique_ptr<onnx::ModelProto> ParseModel(const std::string& bytes, const std
   return mp;
 }
 
-// Takes the parsed model and frees it once converted, so the protobuf copy of the weights is gone
-// before the folding and the recognizer make theirs (peak memory of a large import).
+// Takes the parsed model and frees it once converted (each initializer's protobuf data as soon as
+// it is converted), and folding moves the weights out of the graph, so at most two copies of the
+// weights live at once: the folded graph's and the recognized model's (peak memory of a large
+// import).
 VitModel ImportImpl(std::unique_ptr<onnx::ModelProto> mp, ImportReport* report,
                     const std::string& source_name) {
-  const graph::Graph g = ConvertModel(*mp, source_name);
+  graph::Graph g = ConvertModel(*mp, source_name);
   std::vector<std::pair<std::string, std::string>> props;
   for (const auto& kv : mp->metadata_props()) props.emplace_back(kv.key(), kv.value());
   mp.reset();
   graph::RejectUnsupportedSwin(g);  // before folding: V2's Clip/ReduceL2 would fail there first
-  const graph::Folded f = graph::FoldAndInferShapes(g, /*batch=*/2);
   ImportReport rep;
   rep.ir_version = g.ir_version;
   rep.opset = g.opset;
   rep.producer = g.producer;
   rep.nodes_total = static_cast<int>(g.nodes.size());
+  const std::string graph_name = g.name;
+  // Folding takes the weights over from `g` (moved, not copied); `g` is not used after this.
+  const graph::Folded f = graph::FoldAndInferShapes(std::move(g), /*batch=*/2);
   rep.nodes_after_folding = static_cast<int>(f.compute.size());
   rep.dynamic_batch = f.dynamic_batch;
   rep.input_name = f.input;
   VitModel m = graph::LooksLikeSwin(f) ? graph::RecognizeSwin(f, &rep.notes)
                                         : graph::RecognizeVit(f, &rep.notes);
-  m.name = g.name;
+  m.name = graph_name;
   // Preprocessing declared by the exporter (runtime/preprocess.h); else the default, unknown.
   if (ReadPreprocessMetadata(props, source_name, &m.preprocess)) {
     ADALOG_CHECK(m.preprocess.resize_shorter == 0 || m.preprocess.resize_shorter >= m.embed.image_h, source_name,
@@ -293,19 +302,18 @@ VitModel ImportOnnxVit(const std::string& path, ImportReport* report) {
   std::ifstream in(path, std::ios::binary);
   ADALOG_CHECK(in.good(), "cannot open ONNX file '", path, "'");
   return Guarded(path, [&] {
-    // One copy of the file (read in place, not through a stringstream), freed once parsed.
-    std::string bytes;
+    // Parsed straight from the stream (protobuf reads it in blocks), so the file's bytes and the
+    // parsed model are never both in memory.
     in.seekg(0, std::ios::end);
     const std::streamoff size = in.tellg();
     ADALOG_CHECK(size >= 0 && !std::filesystem::is_directory(path), "cannot read ONNX file '", path,
                  "' (a directory or not a regular file)");
+    ADALOG_CHECK(size > 0, path, ": empty file, not an ONNX model");
     ADALOG_CHECK(size < (std::streamoff{1} << 31), path, ": file larger than 2 GiB");
     in.seekg(0, std::ios::beg);
-    bytes.resize(static_cast<size_t>(size));
-    in.read(bytes.data(), size);
-    ADALOG_CHECK(in.gcount() == size, "cannot read ONNX file '", path, "' (short read)");
-    std::unique_ptr<onnx::ModelProto> mp = ParseModel(bytes, path);
-    std::string().swap(bytes);
+    auto mp = std::make_unique<onnx::ModelProto>();
+    ADALOG_CHECK(mp->ParseFromIstream(&in), path,
+                 ": not a valid ONNX model (protobuf parse failed; truncated or not ONNX?)");
     return ImportImpl(std::move(mp), report, path);
   });
 }

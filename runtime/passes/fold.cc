@@ -136,6 +136,11 @@ const Node* Folded::Producer(const std::string& name) const {
 }
 
 Folded FoldAndInferShapes(const Graph& g, int64_t batch) {
+  Graph copy = g;
+  return FoldAndInferShapes(std::move(copy), batch);
+}
+
+Folded FoldAndInferShapes(Graph&& g, int64_t batch) {
   Folded f;
   f.opset = g.opset;
   ADALOG_CHECK(g.inputs.size() == 1, "expected exactly one graph input (the image), found ",
@@ -157,8 +162,8 @@ Folded FoldAndInferShapes(const Graph& g, int64_t batch) {
   x.dims = {f.batch, vi.dims[1], vi.dims[2], vi.dims[3]};
   CheckedNumel(x.dims, "model input '" + vi.name + "'");
   f.values[vi.name] = x;
-  for (const auto& [name, t] : g.initializers) {
-    if (name != vi.name) f.values[name] = t;
+  for (auto& [name, t] : g.initializers) {
+    if (name != vi.name) f.values[name] = std::move(t);
   }
 
   // Topological order (Kahn). Producers of every tensor, with duplicate detection.

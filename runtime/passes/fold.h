@@ -33,6 +33,8 @@ struct Folded {
 // Folds `g` for the given batch size (used when the input's batch dimension is symbolic).
 // Throws adalog::Error on cycles, undefined inputs, unsupported ops, bad shapes.
 Folded FoldAndInferShapes(const Graph& g, int64_t batch);
+// The same, taking over `g`'s initializers instead of copying them (one copy of the weights).
+Folded FoldAndInferShapes(Graph&& g, int64_t batch);
 
 // Evaluates one node. If every input has data the outputs have data; otherwise only their shapes
 // (and dtypes) are computed. Throws adalog::Error for unsupported ops or inconsistent shapes.
