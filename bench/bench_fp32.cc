@@ -26,6 +26,59 @@ std::vector<float> RandomVec(size_t n, uint32_t seed) {
   return v;
 }
 
+// The fp32 FMA ceiling of one core, measured: 24 independent zmm FMA chains (the quoted
+// kPeakGflopsPerCore is a Zen 4 figure; Zen 5 has full-width 512-bit FMA units). GFLOP/s =
+// 2 x 16 lanes per vfmadd231ps.
+__attribute__((target("avx512f"), noinline)) void Avx512FmaPeakLoop(int64_t iters) {
+  __asm__ volatile(
+      "vpternlogd $0xff, %%zmm31, %%zmm31, %%zmm31\n"
+      "vpsrld $30, %%zmm31, %%zmm31\n"
+      "vcvtdq2ps %%zmm31, %%zmm31\n"
+      "vmovaps %%zmm31, %%zmm30\n"
+      "1:\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm0\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm1\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm2\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm3\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm4\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm5\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm6\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm7\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm8\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm9\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm10\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm11\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm12\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm13\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm14\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm15\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm16\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm17\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm18\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm19\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm20\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm21\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm22\n"
+      "vfmadd231ps %%zmm31, %%zmm30, %%zmm23\n"
+      "dec %0\n"
+      "jnz 1b\n"
+      : "+r"(iters)
+      :
+      : "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12", "zmm13", "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", "zmm20", "zmm21", "zmm22", "zmm23", "zmm30", "zmm31", "cc");
+}
+
+void BM_Avx512FmaPeak(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512f")) {
+    state.SkipWithError("no AVX-512");
+    return;
+  }
+  const int64_t iters = 1 << 16;
+  for (auto _ : state) Avx512FmaPeakLoop(iters);
+  const double flops = double(iters) * 24 * 16 * 2;
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() * 1e-9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Avx512FmaPeak);
+
 // y[M][N] = x[M][K] W^T + b, weights packed once (format_tag::any + reorder), as in the executor.
 void BM_OnednnMatmulF32(benchmark::State& state) {
   const int M = static_cast<int>(state.range(0)), N = static_cast<int>(state.range(1)),
