@@ -155,34 +155,21 @@ __attribute__((always_inline)) inline void AccLoop(__m256i* acc, const uint8_t* 
   }
 }
 
-template <int MR, U8Op kOp>
-__attribute__((noinline)) void AccU8(const uint8_t* const* rows, const int8_t* panel, int steps,
-                                     int32_t* out) {
+// One Steps callback for every AVX2 family: AccLoop into registers, then added to the int32 tile
+// `out` (int16 sums of kMadd16 widened by vpmaddwd with ones first).
+template <int MR, bool kS16, U8Op kOp>
+__attribute__((noinline)) void Acc(const uint8_t* const* rows, const int8_t* panel, int steps,
+                                   int32_t* out) {
   __m256i acc[2 * MR];
 #pragma GCC unroll 12
   for (int i = 0; i < 2 * MR; ++i) acc[i] = _mm256_setzero_si256();
-  const __m256i ones = _mm256_set1_epi16(1);
-  AccLoop<MR, false, kOp>(acc, rows, panel, steps);
+  AccLoop<MR, kS16, kOp>(acc, rows, panel, steps);
 #pragma GCC unroll 12
   for (int i = 0; i < 2 * MR; ++i) {
     __m256i v = acc[i];
-    if constexpr (kOp == U8Op::kMadd16) v = _mm256_madd_epi16(v, ones);
+    if constexpr (!kS16 && kOp == U8Op::kMadd16) v = _mm256_madd_epi16(v, _mm256_set1_epi16(1));
     __m256i* o = reinterpret_cast<__m256i*>(out + 8 * i);
     _mm256_store_si256(o, _mm256_add_epi32(_mm256_load_si256(o), v));
-  }
-}
-
-template <int MR, bool kVnni>
-__attribute__((noinline)) void AccS16(const uint8_t* const* rows, const int8_t* panel, int steps,
-                                      int32_t* out) {
-  __m256i acc[2 * MR];
-#pragma GCC unroll 12
-  for (int i = 0; i < 2 * MR; ++i) acc[i] = _mm256_setzero_si256();
-  AccLoop<MR, true, kVnni ? U8Op::kVnni : U8Op::kMadd32>(acc, rows, panel, steps);
-#pragma GCC unroll 12
-  for (int i = 0; i < 2 * MR; ++i) {
-    __m256i* o = reinterpret_cast<__m256i*>(out + 8 * i);
-    _mm256_store_si256(o, _mm256_add_epi32(_mm256_load_si256(o), acc[i]));
   }
 }
 
@@ -328,9 +315,9 @@ inline int MaddChunk(int amax, int bmax) {
 template <int MR>
 void TileMadd(const uint8_t* const* rows, int k, const int8_t* panel, int chunk, int32_t* acc) {
   if (chunk >= 4) {
-    Steps<MR>(rows, k, panel, chunk, AccU8<MR, U8Op::kMadd16>, acc, nullptr);
+    Steps<MR>(rows, k, panel, chunk, Acc<MR, false, U8Op::kMadd16>, acc, nullptr);
   } else {
-    Steps<MR>(rows, k, panel, 1 << 30, AccU8<MR, U8Op::kMadd32>, acc, nullptr);
+    Steps<MR>(rows, k, panel, 1 << 30, Acc<MR, false, U8Op::kMadd32>, acc, nullptr);
   }
 }
 
@@ -381,7 +368,7 @@ void TileU8(const uint8_t* a, int64_t lda, int m, const PackedS8& b, int v, int 
   for (int r = 0; r < MR; ++r) rows[r] = a + (m + r) * lda;
   const int8_t* panel = b.data.data() + int64_t{v} * b.kp * 16;
   if constexpr (kKind == U8Kind::kVnni) {
-    Steps<MR>(rows, b.k, panel, 1 << 30, AccU8<MR, U8Op::kVnni>, acc, nullptr);
+    Steps<MR>(rows, b.k, panel, 1 << 30, Acc<MR, false, U8Op::kVnni>, acc, nullptr);
   } else if constexpr (kKind == U8Kind::kMadd) {
     if (chunk >= 1) {
       TileMadd<MR>(rows, b.k, panel, chunk, acc);
@@ -504,7 +491,7 @@ void TileS16(const int16_t* a, int64_t lda, int m, const PackedS16& b, int v, co
   const int8_t* panel = reinterpret_cast<const int8_t*>(b.data.data() + int64_t{v} * b.kp * 16);
   const int chunk = S16FlushSteps(b);
   const bool wide = (b.k + 1) / 2 > chunk;
-  Steps<MR>(rows, 2 * b.k, panel, chunk, AccS16<MR, kVnni>, acc, wide ? acc64 : nullptr);
+  Steps<MR>(rows, 2 * b.k, panel, chunk, Acc<MR, true, kVnni ? U8Op::kVnni : U8Op::kMadd32>, acc, wide ? acc64 : nullptr);
   if (wide) {
     Epilogue16Wide<MR>(acc64, ep, m, v * 16, b.n, c, ldc);
   } else {
