@@ -227,11 +227,14 @@ graph::Graph ConvertModel(onnx::ModelProto& mp, const std::string& source) {
 
 namespace {
 
-std::unique_ptr<onnx::ModelProto> ParseModel(const std::string& bytes, const std::string& source_name) {
-  ADALOG_CHECK(!bytes.empty(), source_name, ": empty file, not an ONNX model");
-  ADALOG_CHECK(bytes.size() < (size_t{1} << 31), source_name, ": file larger than 2 GiB");
+// The size checks, then `parse(model)` (from bytes in memory, or straight from a file stream).
+template <typename Parse>
+std::unique_ptr<onnx::ModelProto> ParseModel(uint64_t size, const std::string& source_name,
+                                             const Parse& parse) {
+  ADALOG_CHECK(size > 0, source_name, ": empty file, not an ONNX model");
+  ADALOG_CHECK(size < (uint64_t{1} << 31), source_name, ": file larger than 2 GiB");
   auto mp = std::make_unique<onnx::ModelProto>();
-  ADALOG_CHECK(mp->ParseFromString(bytes), source_name,
+  ADALOG_CHECK(parse(*mp), source_name,
                ": not a valid ONNX model (protobuf parse failed; truncated or not ONNX?)");
   return mp;
 }
@@ -295,7 +298,9 @@ VitModel Guarded(const std::string& source_name, const F& f) {
 
 VitModel ImportOnnxVitFromBytes(const std::string& bytes, ImportReport* report,
                                 const std::string& source_name) {
-  return Guarded(source_name, [&] { return ImportImpl(ParseModel(bytes, source_name), report, source_name); });
+  return Guarded(source_name, [&] { return ImportImpl(ParseModel(bytes.size(), source_name,
+                                        [&](onnx::ModelProto& mp) { return mp.ParseFromString(bytes); }),
+                             report, source_name); });
 }
 
 VitModel ImportOnnxVit(const std::string& path, ImportReport* report) {
@@ -308,13 +313,10 @@ VitModel ImportOnnxVit(const std::string& path, ImportReport* report) {
     const std::streamoff size = in.tellg();
     ADALOG_CHECK(size >= 0 && !std::filesystem::is_directory(path), "cannot read ONNX file '", path,
                  "' (a directory or not a regular file)");
-    ADALOG_CHECK(size > 0, path, ": empty file, not an ONNX model");
-    ADALOG_CHECK(size < (std::streamoff{1} << 31), path, ": file larger than 2 GiB");
     in.seekg(0, std::ios::beg);
-    auto mp = std::make_unique<onnx::ModelProto>();
-    ADALOG_CHECK(mp->ParseFromIstream(&in), path,
-                 ": not a valid ONNX model (protobuf parse failed; truncated or not ONNX?)");
-    return ImportImpl(std::move(mp), report, path);
+    return ImportImpl(ParseModel(static_cast<uint64_t>(size), path,
+                                 [&](onnx::ModelProto& mp) { return mp.ParseFromIstream(&in); }),
+                      report, path);
   });
 }
 
